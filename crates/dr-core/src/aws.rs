@@ -1,0 +1,86 @@
+//! The one place SDK clients are built.
+//!
+//! Configuration (credentials, retry, `AWS_ENDPOINT_URL`) is loaded from the environment once;
+//! each region's clients are derived from it. When an endpoint override is set (the emulator),
+//! S3 uses path-style addressing, since `bucket.127.0.0.1` does not resolve.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+use crate::plan::Plan;
+
+/// Route53's control plane (records, health checks) and its health-check metrics live here.
+pub const ROUTE53_CONTROL_REGION: &str = "us-east-1";
+
+/// Clients for one region.
+#[derive(Debug, Clone)]
+pub struct RegionClients {
+    pub region: String,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+/// Everything a plan's steps talk to: the primary region, the DR region and Route53.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub primary: RegionClients,
+    pub dr: RegionClients,
+    /// Route53 is global; its API is served from us-east-1.
+    pub route53: aws_sdk_route53::Client,
+    /// CloudWatch in us-east-1, where Route53 publishes `AWS/Route53 HealthCheckStatus`.
+    pub route53_metrics: aws_sdk_cloudwatch::Client,
+    endpoint_url: Option<String>,
+}
+
+impl AwsClients {
+    /// Loads the shared configuration from the environment and builds the clients of a plan.
+    pub async fn for_plan(plan: &Plan) -> AwsClients {
+        AwsClients::for_regions(&plan.primary_region, &plan.dr_region).await
+    }
+
+    pub async fn for_regions(primary_region: &str, dr_region: &str) -> AwsClients {
+        // Each client gets its region from the plan: no region lookup (env, profile, IMDS) needed.
+        let shared =
+            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(dr_region.to_string())).load().await;
+        AwsClients::from_config(&shared, primary_region, dr_region)
+    }
+
+    /// Builds the clients from an already loaded configuration (a Lambda loads it once at start).
+    pub fn from_config(shared: &SdkConfig, primary_region: &str, dr_region: &str) -> AwsClients {
+        let control = in_region(shared, ROUTE53_CONTROL_REGION);
+        AwsClients {
+            primary: RegionClients::new(shared, primary_region),
+            dr: RegionClients::new(shared, dr_region),
+            route53: aws_sdk_route53::Client::new(&control),
+            route53_metrics: aws_sdk_cloudwatch::Client::new(&control),
+            endpoint_url: shared.endpoint_url().map(str::to_string),
+        }
+    }
+
+    /// The endpoint override in force (`AWS_ENDPOINT_URL`), if any.
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.endpoint_url.as_deref()
+    }
+}
+
+impl RegionClients {
+    fn new(shared: &SdkConfig, region: &str) -> RegionClients {
+        let config = in_region(shared, region);
+        let s3_config =
+            aws_sdk_s3::config::Builder::from(&config).force_path_style(config.endpoint_url().is_some()).build();
+        RegionClients {
+            region: region.to_string(),
+            autoscaling: aws_sdk_autoscaling::Client::new(&config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
+            rds: aws_sdk_rds::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+        }
+    }
+}
+
+fn in_region(shared: &SdkConfig, region: &str) -> SdkConfig {
+    shared.to_builder().region(Region::new(region.to_string())).build()
+}

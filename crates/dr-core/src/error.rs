@@ -1,0 +1,150 @@
+//! The one error type of the project.
+//!
+//! Every variant has a stable name ([`DrError::name`]): Step Functions `Retry` and `Catch`
+//! blocks match on it (the Lambda runtime reports it as the `errorType`), operators grep logs
+//! for it, and reports print it. Renaming a variant's name is a breaking change of the runbook.
+//! [`DrError::is_retryable`] says whether trying the same call again later can succeed.
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::plan::PlanProblem;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DrError {
+    /// The plan file could not be read.
+    #[error("plan {path}: cannot be read: {message}")]
+    PlanNotFound { path: String, message: String },
+
+    /// The plan file is not a well-formed plan document (syntax, unknown or missing field).
+    #[error("plan {path}: cannot be parsed: {message}")]
+    PlanParse { path: String, message: String },
+
+    /// The plan parsed but breaks one or more rules; every problem is listed.
+    #[error("plan {plan}: {} problem(s): {}", problems.len(), PlanProblem::summary(problems))]
+    InvalidPlan { plan: String, problems: Vec<PlanProblem> },
+
+    /// A resource the plan names does not exist.
+    #[error("{kind} {id} not found in {region}")]
+    ResourceNotFound { kind: &'static str, id: String, region: String },
+
+    /// The replica is further behind than the plan's RPO allows.
+    #[error("replica {replica} lags {lag_seconds:.0} s, over the RPO of {rpo_seconds} s")]
+    RpoExceeded { replica: String, lag_seconds: f64, rpo_seconds: u64 },
+
+    /// The replica is not replicating: ReplicaLag is -1, missing, or older than the freshness window.
+    #[error("replica {replica} is not replicating: {reason}")]
+    ReplicaNotReplicating { replica: String, reason: String },
+
+    /// The estate builder was pointed at something other than a local emulator.
+    #[error("refusing to build an emulated estate against {endpoint}: only a loopback AWS_ENDPOINT_URL is allowed")]
+    EmulatorOnly { endpoint: String },
+
+    /// An AWS call failed in a way that may succeed if tried again (throttling, 5xx, timeout, network).
+    #[error("{service}:{operation} failed, retryable: {message}")]
+    AwsTransient { service: &'static str, operation: &'static str, message: String },
+
+    /// An AWS call was rejected (permissions, validation, conflict); trying again will not help.
+    #[error("{service}:{operation} failed: {message}")]
+    AwsCallFailed { service: &'static str, operation: &'static str, message: String },
+}
+
+impl DrError {
+    /// The stable name Step Functions `Retry`/`Catch` and the reports use.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DrError::PlanNotFound { .. } => "PlanNotFound",
+            DrError::PlanParse { .. } => "PlanParseError",
+            DrError::InvalidPlan { .. } => "InvalidPlan",
+            DrError::ResourceNotFound { .. } => "ResourceNotFound",
+            DrError::RpoExceeded { .. } => "RpoExceeded",
+            DrError::ReplicaNotReplicating { .. } => "ReplicaNotReplicating",
+            DrError::EmulatorOnly { .. } => "EmulatorOnly",
+            DrError::AwsTransient { .. } => "AwsTransient",
+            DrError::AwsCallFailed { .. } => "AwsCallFailed",
+        }
+    }
+
+    /// Whether the same call may succeed later without anyone changing anything.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DrError::AwsTransient { .. })
+    }
+
+    /// Classifies an SDK error of any service into [`DrError::AwsTransient`] or
+    /// [`DrError::AwsCallFailed`].
+    pub fn from_sdk<E>(service: &'static str, operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let transient = match &err {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(service_err) => {
+                service_err.raw().status().is_server_error()
+                    || service_err.err().code().is_some_and(|code| TRANSIENT_CODES.contains(&code))
+            }
+            _ => false,
+        };
+        let message = describe_sdk_error(&err);
+        if transient {
+            DrError::AwsTransient { service, operation, message }
+        } else {
+            DrError::AwsCallFailed { service, operation, message }
+        }
+    }
+}
+
+impl DrError {
+    /// A request the SDK refused to build (a required field missing): a bug, never retryable.
+    pub fn request_build(service: &'static str, operation: &'static str, err: impl std::fmt::Display) -> Self {
+        DrError::AwsCallFailed { service, operation, message: format!("request could not be built: {err}") }
+    }
+}
+
+/// AWS error codes that mean "slow down or try again", across the services we call.
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "PriorRequestNotComplete",
+    "SlowDown",
+    "ServiceUnavailable",
+    "InternalError",
+    "InternalFailure",
+];
+
+/// "Code: message" of an SDK error, or its display chain when the service said nothing.
+pub fn describe_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if let SdkError::ServiceError(service_err) = err {
+        let inner = service_err.err();
+        if let Some(code) = inner.code() {
+            return format!("{code}: {}", inner.message().unwrap_or(""));
+        }
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The code of a service error, e.g. `DBInstanceNotFound`, to branch on "does not exist".
+pub fn sdk_error_code<E>(err: &SdkError<E, HttpResponse>) -> Option<&str>
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(service_err) => service_err.err().code(),
+        _ => None,
+    }
+}

@@ -1,0 +1,19 @@
+//! dr-core: everything the Lambdas and `drctl` share, testable without Lambda.
+//!
+//! - [`plan`]: the DR plan document and its validation;
+//! - [`aws`]: the per-region SDK clients, built once;
+//! - [`readiness`]: `plan check`, the read-only standby-state checks;
+//! - [`rpo`]: replica lag, the one implementation of the RPO reading;
+//! - [`error`]: the error enum with stable names;
+//! - [`estate`] (feature `emulator`): builds the emulated Paris/Ireland estate from a plan.
+
+pub mod aws;
+pub mod error;
+#[cfg(feature = "emulator")]
+pub mod estate;
+pub mod plan;
+pub mod readiness;
+pub mod rpo;
+
+pub use error::DrError;
+pub use plan::Plan;

@@ -1,0 +1,596 @@
+//! The DR plan: one TOML document naming everything a failover touches.
+//!
+//! Every field is documented in `docs/plan.md`. Parsing rejects unknown fields (a typo in a
+//! plan must not silently disable a safety rule); [`Plan::validate`] then reports **every**
+//! broken rule at once, each with a stable [`ProblemCode`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::DrError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Identifies the plan in state, execution names, reports and metrics.
+    pub name: String,
+    pub environment: Environment,
+    /// Business tier: 1 (RTO 4 h / RPO 1 h), 2 (8 h / 4 h) or 3 (24 h / 24 h).
+    pub tier: u8,
+    pub primary_region: String,
+    pub dr_region: String,
+    pub targets: Targets,
+    pub database: Database,
+    pub standby_instances: InstanceSelector,
+    pub auto_scaling: AutoScaling,
+    pub dns: Dns,
+    #[serde(default)]
+    pub s3_replication: Vec<BucketPair>,
+    pub reports: Reports,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Environment {
+    /// Real customer traffic: drills need explicit confirmation.
+    Production,
+    /// A rehearsal estate.
+    Drill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    pub rto_minutes: u32,
+    pub rpo_minutes: u32,
+}
+
+impl Targets {
+    pub fn rto(&self) -> Duration {
+        Duration::from_secs(u64::from(self.rto_minutes) * 60)
+    }
+    pub fn rpo(&self) -> Duration {
+        Duration::from_secs(u64::from(self.rpo_minutes) * 60)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// RDS instance identifier of the primary, in `primary_region`.
+    pub primary_instance: String,
+    /// RDS instance identifier of its cross-region read replica, in `dr_region`.
+    pub replica_instance: String,
+    /// A ReplicaLag datapoint older than this means "not replicating", never "lag 0".
+    #[serde(default = "Database::default_lag_freshness_seconds")]
+    pub lag_freshness_seconds: u32,
+}
+
+impl Database {
+    fn default_lag_freshness_seconds() -> u32 {
+        300
+    }
+    pub fn lag_freshness(&self) -> Duration {
+        Duration::from_secs(u64::from(self.lag_freshness_seconds))
+    }
+}
+
+/// The standby EC2 instances in the DR region: exactly one of `ids` or `tag`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSelector {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<TagFilter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagFilter {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoScaling {
+    /// Auto Scaling group name in `dr_region`.
+    pub group: String,
+    /// The size it keeps while Paris serves (usually all zero).
+    pub standby: Capacity,
+    /// The size a failover raises it to (never lowering a higher current value).
+    pub failover: Capacity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    pub min: u16,
+    pub desired: u16,
+    pub max: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    pub strategy: DnsStrategy,
+    /// Public hosted zone name, e.g. `platform.example.com.`.
+    pub hosted_zone: String,
+    /// The failover record, inside `hosted_zone`.
+    pub record: String,
+    #[serde(default = "Dns::default_record_type")]
+    pub record_type: String,
+    pub ttl_seconds: u32,
+    /// The PRIMARY failover record: Paris.
+    pub primary: RecordTarget,
+    /// The SECONDARY failover record: Ireland.
+    pub secondary: RecordTarget,
+    /// `Name` tag of the Route53 health check attached to the PRIMARY record.
+    pub health_check: String,
+    /// Required by the `health-check-metric` strategy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_metric: Option<FailoverMetric>,
+}
+
+impl Dns {
+    fn default_record_type() -> String {
+        "CNAME".to_string()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsStrategy {
+    /// UPSERT the PRIMARY record to Ireland: a Route53 control-plane call (us-east-1).
+    RecordUpsert,
+    /// The PRIMARY record's health check follows a CloudWatch alarm in the DR region; the flip
+    /// publishes a metric there. No Route53 API call on the failover path.
+    HealthCheckMetric,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordTarget {
+    pub set_identifier: String,
+    pub value: String,
+}
+
+/// The metric and alarm (in `dr_region`) behind a CLOUDWATCH_METRIC health check.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverMetric {
+    pub namespace: String,
+    pub metric: String,
+    pub alarm: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketPair {
+    /// Replicated bucket in `primary_region`.
+    pub source_bucket: String,
+    /// Its replication target in `dr_region`.
+    pub replica_bucket: String,
+    /// Whether S3 Replication Time Control metrics are enabled on the rule.
+    #[serde(default)]
+    pub replication_metrics: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reports {
+    /// Bucket in `dr_region` that receives run reports.
+    pub bucket: String,
+    #[serde(default = "Reports::default_prefix")]
+    pub prefix: String,
+}
+
+impl Reports {
+    fn default_prefix() -> String {
+        "runs/".to_string()
+    }
+}
+
+/// Stable names of the rules a plan can break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ProblemCode {
+    InvalidPlanName,
+    UnknownTier,
+    UnknownRegion,
+    ReplicaInPrimaryRegion,
+    InvalidTarget,
+    TargetExceedsTier,
+    InvalidIdentifier,
+    InvalidFreshnessWindow,
+    EmptyInstanceSelector,
+    AmbiguousInstanceSelector,
+    CapacityMinAboveMax,
+    DesiredOutsideMinMax,
+    FailoverCapacityZero,
+    TtlTooHighForTier,
+    RecordOutsideZone,
+    UnsupportedRecordType,
+    SameDnsTarget,
+    DuplicateSetIdentifier,
+    MissingFailoverMetric,
+    BucketPairSameBucket,
+    DuplicateBucketPair,
+}
+
+impl ProblemCode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProblemCode::InvalidPlanName => "InvalidPlanName",
+            ProblemCode::UnknownTier => "UnknownTier",
+            ProblemCode::UnknownRegion => "UnknownRegion",
+            ProblemCode::ReplicaInPrimaryRegion => "ReplicaInPrimaryRegion",
+            ProblemCode::InvalidTarget => "InvalidTarget",
+            ProblemCode::TargetExceedsTier => "TargetExceedsTier",
+            ProblemCode::InvalidIdentifier => "InvalidIdentifier",
+            ProblemCode::InvalidFreshnessWindow => "InvalidFreshnessWindow",
+            ProblemCode::EmptyInstanceSelector => "EmptyInstanceSelector",
+            ProblemCode::AmbiguousInstanceSelector => "AmbiguousInstanceSelector",
+            ProblemCode::CapacityMinAboveMax => "CapacityMinAboveMax",
+            ProblemCode::DesiredOutsideMinMax => "DesiredOutsideMinMax",
+            ProblemCode::FailoverCapacityZero => "FailoverCapacityZero",
+            ProblemCode::TtlTooHighForTier => "TtlTooHighForTier",
+            ProblemCode::RecordOutsideZone => "RecordOutsideZone",
+            ProblemCode::UnsupportedRecordType => "UnsupportedRecordType",
+            ProblemCode::SameDnsTarget => "SameDnsTarget",
+            ProblemCode::DuplicateSetIdentifier => "DuplicateSetIdentifier",
+            ProblemCode::MissingFailoverMetric => "MissingFailoverMetric",
+            ProblemCode::BucketPairSameBucket => "BucketPairSameBucket",
+            ProblemCode::DuplicateBucketPair => "DuplicateBucketPair",
+        }
+    }
+}
+
+/// One broken rule: which, where in the plan, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanProblem {
+    pub code: ProblemCode,
+    /// Dotted path of the offending field, e.g. `auto_scaling.failover.desired`.
+    pub field: String,
+    pub message: String,
+}
+
+impl PlanProblem {
+    /// "Code (field); Code (field)" for one-line error messages.
+    pub fn summary(problems: &[PlanProblem]) -> String {
+        problems.iter().map(|p| format!("{} ({})", p.code.name(), p.field)).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// Regions a plan may name (commercial partition).
+pub const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// Maximum RTO and RPO, in minutes, that each tier allows.
+fn tier_limits(tier: u8) -> Option<(u32, u32)> {
+    match tier {
+        1 => Some((4 * 60, 60)),
+        2 => Some((8 * 60, 4 * 60)),
+        3 => Some((24 * 60, 24 * 60)),
+        _ => None,
+    }
+}
+
+/// Tier-1 records must move within a minute of the flip.
+const TIER1_MAX_TTL_SECONDS: u32 = 60;
+
+impl Plan {
+    /// Reads, parses and validates a plan file.
+    pub fn load(path: &Path) -> Result<Plan, DrError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DrError::PlanNotFound { path: origin.clone(), message: e.to_string() })?;
+        let plan = Plan::parse(&text, &origin)?;
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// Parses a plan document without validating it; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Plan, DrError> {
+        toml::from_str(text).map_err(|e| DrError::PlanParse { path: origin.to_string(), message: e.to_string() })
+    }
+
+    /// Checks every rule and reports all broken ones together.
+    pub fn validate(&self) -> Result<(), DrError> {
+        let problems = self.problems();
+        if problems.is_empty() { Ok(()) } else { Err(DrError::InvalidPlan { plan: self.name.clone(), problems }) }
+    }
+
+    /// Every broken rule, in document order.
+    pub fn problems(&self) -> Vec<PlanProblem> {
+        let mut found = Problems::default();
+        self.check_identity(&mut found);
+        self.check_targets(&mut found);
+        self.check_database(&mut found);
+        self.check_standby_instances(&mut found);
+        self.check_auto_scaling(&mut found);
+        self.check_dns(&mut found);
+        self.check_buckets(&mut found);
+        found.0
+    }
+
+    fn check_identity(&self, found: &mut Problems) {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 40
+            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !name_ok {
+            found.add(
+                ProblemCode::InvalidPlanName,
+                "name",
+                format!("{:?}: use 1 to 40 letters, digits or '-' (it is part of execution names)", self.name),
+            );
+        }
+        if tier_limits(self.tier).is_none() {
+            found.add(ProblemCode::UnknownTier, "tier", format!("{}: tiers are 1, 2 and 3", self.tier));
+        }
+        for (field, region) in [("primary_region", &self.primary_region), ("dr_region", &self.dr_region)] {
+            if !KNOWN_REGIONS.contains(&region.as_str()) {
+                found.add(ProblemCode::UnknownRegion, field, format!("{region:?} is not an AWS region"));
+            }
+        }
+        if self.primary_region == self.dr_region {
+            found.add(
+                ProblemCode::ReplicaInPrimaryRegion,
+                "dr_region",
+                format!("the replica and the DR stack must live outside the primary region {}", self.primary_region),
+            );
+        }
+    }
+
+    fn check_targets(&self, found: &mut Problems) {
+        let Targets { rto_minutes, rpo_minutes } = self.targets;
+        for (field, value) in [("targets.rto_minutes", rto_minutes), ("targets.rpo_minutes", rpo_minutes)] {
+            if value == 0 {
+                found.add(ProblemCode::InvalidTarget, field, "must be greater than zero".to_string());
+            }
+        }
+        if let Some((max_rto, max_rpo)) = tier_limits(self.tier) {
+            for (field, value, max) in
+                [("targets.rto_minutes", rto_minutes, max_rto), ("targets.rpo_minutes", rpo_minutes, max_rpo)]
+            {
+                if value > max {
+                    found.add(
+                        ProblemCode::TargetExceedsTier,
+                        field,
+                        format!("{value} min is above the {max} min a tier-{} plan allows", self.tier),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_database(&self, found: &mut Problems) {
+        let db = &self.database;
+        found.identifier("database.primary_instance", &db.primary_instance, is_rds_identifier);
+        found.identifier("database.replica_instance", &db.replica_instance, is_rds_identifier);
+        let rpo_seconds = u64::from(self.targets.rpo_minutes) * 60;
+        if db.lag_freshness_seconds == 0 || u64::from(db.lag_freshness_seconds) > rpo_seconds {
+            found.add(
+                ProblemCode::InvalidFreshnessWindow,
+                "database.lag_freshness_seconds",
+                format!("{} s: must be between 1 s and the RPO ({rpo_seconds} s)", db.lag_freshness_seconds),
+            );
+        }
+    }
+
+    fn check_standby_instances(&self, found: &mut Problems) {
+        let selector = &self.standby_instances;
+        match (&selector.ids, &selector.tag) {
+            (Some(_), Some(_)) => found.add(
+                ProblemCode::AmbiguousInstanceSelector,
+                "standby_instances",
+                "give either ids or tag, not both".to_string(),
+            ),
+            (None, None) => found.add(
+                ProblemCode::EmptyInstanceSelector,
+                "standby_instances",
+                "give the instance ids or a tag that selects them".to_string(),
+            ),
+            (Some(ids), None) => {
+                if ids.is_empty() {
+                    found.add(
+                        ProblemCode::EmptyInstanceSelector,
+                        "standby_instances.ids",
+                        "the list is empty".to_string(),
+                    );
+                }
+                for id in ids {
+                    found.identifier("standby_instances.ids", id, is_instance_id);
+                }
+            }
+            (None, Some(tag)) => {
+                if tag.key.trim().is_empty() || tag.value.trim().is_empty() {
+                    found.add(
+                        ProblemCode::EmptyInstanceSelector,
+                        "standby_instances.tag",
+                        "tag key and value must not be empty".to_string(),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_auto_scaling(&self, found: &mut Problems) {
+        let asg = &self.auto_scaling;
+        found.identifier("auto_scaling.group", &asg.group, |s| !s.trim().is_empty() && s.len() <= 255);
+        for (field, capacity) in [("auto_scaling.standby", asg.standby), ("auto_scaling.failover", asg.failover)] {
+            if capacity.min > capacity.max {
+                found.add(
+                    ProblemCode::CapacityMinAboveMax,
+                    format!("{field}.min"),
+                    format!("min {} is above max {}", capacity.min, capacity.max),
+                );
+            } else if !(capacity.min..=capacity.max).contains(&capacity.desired) {
+                found.add(
+                    ProblemCode::DesiredOutsideMinMax,
+                    format!("{field}.desired"),
+                    format!("desired {} is outside {}..={}", capacity.desired, capacity.min, capacity.max),
+                );
+            }
+        }
+        if asg.failover.desired == 0 {
+            found.add(
+                ProblemCode::FailoverCapacityZero,
+                "auto_scaling.failover.desired",
+                "a failover must bring up at least one instance".to_string(),
+            );
+        }
+    }
+
+    fn check_dns(&self, found: &mut Problems) {
+        let dns = &self.dns;
+        if self.tier == 1 && dns.ttl_seconds > TIER1_MAX_TTL_SECONDS {
+            found.add(
+                ProblemCode::TtlTooHighForTier,
+                "dns.ttl_seconds",
+                format!("{} s: a tier-1 record must have a TTL of at most {TIER1_MAX_TTL_SECONDS} s", dns.ttl_seconds),
+            );
+        }
+        let zone = fqdn(&dns.hosted_zone);
+        let record = fqdn(&dns.record);
+        if dns.hosted_zone.trim().is_empty() || !(record == zone || record.ends_with(&format!(".{zone}"))) {
+            found.add(
+                ProblemCode::RecordOutsideZone,
+                "dns.record",
+                format!("{record} is not inside the hosted zone {zone}"),
+            );
+        }
+        if !["A", "AAAA", "CNAME"].contains(&dns.record_type.as_str()) {
+            found.add(
+                ProblemCode::UnsupportedRecordType,
+                "dns.record_type",
+                format!("{:?}: use A, AAAA or CNAME", dns.record_type),
+            );
+        }
+        for (field, target) in [("dns.primary", &dns.primary), ("dns.secondary", &dns.secondary)] {
+            found.identifier(&format!("{field}.set_identifier"), &target.set_identifier, |s| !s.trim().is_empty());
+            found.identifier(&format!("{field}.value"), &target.value, |s| !s.trim().is_empty());
+        }
+        if dns.primary.value == dns.secondary.value {
+            found.add(
+                ProblemCode::SameDnsTarget,
+                "dns.secondary.value",
+                "the secondary must answer something other than the primary".to_string(),
+            );
+        }
+        if dns.primary.set_identifier == dns.secondary.set_identifier {
+            found.add(
+                ProblemCode::DuplicateSetIdentifier,
+                "dns.secondary.set_identifier",
+                "PRIMARY and SECONDARY records need different set identifiers".to_string(),
+            );
+        }
+        found.identifier("dns.health_check", &dns.health_check, |s| !s.trim().is_empty());
+        if dns.strategy == DnsStrategy::HealthCheckMetric && dns.failover_metric.is_none() {
+            found.add(
+                ProblemCode::MissingFailoverMetric,
+                "dns.failover_metric",
+                "the health-check-metric strategy needs the namespace, metric and alarm it flips".to_string(),
+            );
+        }
+    }
+
+    fn check_buckets(&self, found: &mut Problems) {
+        for (index, pair) in self.s3_replication.iter().enumerate() {
+            let field = format!("s3_replication[{index}]");
+            found.identifier(&format!("{field}.source_bucket"), &pair.source_bucket, is_bucket_name);
+            found.identifier(&format!("{field}.replica_bucket"), &pair.replica_bucket, is_bucket_name);
+            if pair.source_bucket == pair.replica_bucket {
+                found.add(
+                    ProblemCode::BucketPairSameBucket,
+                    field.clone(),
+                    format!("{} cannot replicate to itself", pair.source_bucket),
+                );
+            }
+            let seen_before =
+                self.s3_replication[..index].iter().any(|earlier| earlier.source_bucket == pair.source_bucket);
+            if seen_before {
+                found.add(
+                    ProblemCode::DuplicateBucketPair,
+                    field,
+                    format!("{} is listed more than once", pair.source_bucket),
+                );
+            }
+        }
+        found.identifier("reports.bucket", &self.reports.bucket, is_bucket_name);
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<PlanProblem>);
+
+impl Problems {
+    fn add(&mut self, code: ProblemCode, field: impl Into<String>, message: String) {
+        self.0.push(PlanProblem { code, field: field.into(), message });
+    }
+
+    fn identifier(&mut self, field: &str, value: &str, is_valid: impl Fn(&str) -> bool) {
+        if !is_valid(value) {
+            self.add(ProblemCode::InvalidIdentifier, field, format!("{value:?} is not a valid name here"));
+        }
+    }
+}
+
+/// A DNS name with exactly one trailing dot, lower-cased, as Route53 returns names.
+pub fn fqdn(name: &str) -> String {
+    format!("{}.", name.trim().trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// RDS: 1-63 letters, digits or hyphens, starting with a letter, no trailing or double hyphen.
+fn is_rds_identifier(id: &str) -> bool {
+    (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !id.ends_with('-')
+        && !id.contains("--")
+}
+
+fn is_instance_id(id: &str) -> bool {
+    id.strip_prefix("i-").is_some_and(|hex| !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// S3: 3-63 lower-case letters, digits, dots or hyphens, starting and ending with a letter or digit.
+fn is_bucket_name(name: &str) -> bool {
+    let edge_ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (3..=63).contains(&name.len())
+        && name.starts_with(edge_ok)
+        && name.ends_with(edge_ok)
+        && name.chars().all(|c| edge_ok(c) || c == '-' || c == '.')
+        && !name.contains("..")
+}

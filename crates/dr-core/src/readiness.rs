@@ -1,0 +1,652 @@
+//! `plan check`: is every resource of the plan there and in its standby state?
+//!
+//! Read-only. Each check yields rows (one per resource); a row that is not ready carries a
+//! [`Finding`] with a stable name and a reason an SRE can act on. An AWS error inside one check
+//! becomes a `CheckFailed` row instead of hiding the other checks.
+
+use std::time::SystemTime;
+
+use aws_sdk_ec2::types::{Filter, InstanceStateName};
+use aws_sdk_route53::types::{ResourceRecordSet, ResourceRecordSetFailover, RrType};
+use aws_sdk_s3::types::{MetricsStatus, ReplicationRuleStatus};
+use serde::Serialize;
+
+use crate::aws::{AwsClients, RegionClients};
+use crate::error::{DrError, sdk_error_code};
+use crate::plan::{BucketPair, DnsStrategy, Plan, fqdn};
+use crate::rpo::{LagReading, LagVerdict, read_replica_lags};
+
+/// Why a resource is not ready. The names are stable: tests, runbooks and dashboards use them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Finding {
+    PrimaryMissing,
+    PrimaryNotAvailable,
+    ReplicaMissing,
+    NotAReplica,
+    ReplicaOfAnotherSource,
+    ReplicaNotAvailable,
+    ReplicaNotReplicating,
+    RpoExceeded,
+    StandbyInstanceMissing,
+    StandbyInstanceRunning,
+    StandbyInstanceNotStopped,
+    AsgMissing,
+    AsgNotAtStandbySize,
+    HostedZoneMissing,
+    HealthCheckMissing,
+    RecordMissing,
+    RecordMisconfigured,
+    DnsNotOnPrimary,
+    FailoverAlarmMissing,
+    BucketMissing,
+    ReplicationNotConfigured,
+    ReplicationMetricsDisabled,
+    ReportBucketMissing,
+    CheckFailed,
+}
+
+impl Finding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Finding::PrimaryMissing => "PrimaryMissing",
+            Finding::PrimaryNotAvailable => "PrimaryNotAvailable",
+            Finding::ReplicaMissing => "ReplicaMissing",
+            Finding::NotAReplica => "NotAReplica",
+            Finding::ReplicaOfAnotherSource => "ReplicaOfAnotherSource",
+            Finding::ReplicaNotAvailable => "ReplicaNotAvailable",
+            Finding::ReplicaNotReplicating => "ReplicaNotReplicating",
+            Finding::RpoExceeded => "RpoExceeded",
+            Finding::StandbyInstanceMissing => "StandbyInstanceMissing",
+            Finding::StandbyInstanceRunning => "StandbyInstanceRunning",
+            Finding::StandbyInstanceNotStopped => "StandbyInstanceNotStopped",
+            Finding::AsgMissing => "AsgMissing",
+            Finding::AsgNotAtStandbySize => "AsgNotAtStandbySize",
+            Finding::HostedZoneMissing => "HostedZoneMissing",
+            Finding::HealthCheckMissing => "HealthCheckMissing",
+            Finding::RecordMissing => "RecordMissing",
+            Finding::RecordMisconfigured => "RecordMisconfigured",
+            Finding::DnsNotOnPrimary => "DnsNotOnPrimary",
+            Finding::FailoverAlarmMissing => "FailoverAlarmMissing",
+            Finding::BucketMissing => "BucketMissing",
+            Finding::ReplicationNotConfigured => "ReplicationNotConfigured",
+            Finding::ReplicationMetricsDisabled => "ReplicationMetricsDisabled",
+            Finding::ReportBucketMissing => "ReportBucketMissing",
+            Finding::CheckFailed => "CheckFailed",
+        }
+    }
+}
+
+/// One line of the readiness table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckRow {
+    /// What is checked, e.g. "replica lag".
+    pub check: &'static str,
+    /// The resource, as the plan names it, with its region.
+    pub resource: String,
+    /// `None` when ready.
+    pub finding: Option<Finding>,
+    /// What was observed: the reason when not ready, the evidence when ready.
+    pub detail: String,
+}
+
+impl CheckRow {
+    fn ready(check: &'static str, resource: impl Into<String>, detail: impl Into<String>) -> CheckRow {
+        CheckRow { check, resource: resource.into(), finding: None, detail: detail.into() }
+    }
+
+    fn not_ready(
+        check: &'static str,
+        resource: impl Into<String>,
+        finding: Finding,
+        detail: impl Into<String>,
+    ) -> CheckRow {
+        CheckRow { check, resource: resource.into(), finding: Some(finding), detail: detail.into() }
+    }
+
+    fn failed(check: &'static str, resource: impl Into<String>, err: &DrError) -> CheckRow {
+        CheckRow::not_ready(check, resource, Finding::CheckFailed, format!("{}: {err}", err.name()))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.finding.is_none()
+    }
+}
+
+/// The whole table for one plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Readiness {
+    pub plan: String,
+    pub rows: Vec<CheckRow>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.rows.iter().all(CheckRow::is_ready)
+    }
+
+    /// The findings of the rows that are not ready, in table order.
+    pub fn findings(&self) -> Vec<Finding> {
+        self.rows.iter().filter_map(|row| row.finding).collect()
+    }
+}
+
+/// Runs every readiness check of a (valid) plan, concurrently.
+pub async fn check_plan(clients: &AwsClients, plan: &Plan) -> Readiness {
+    let now = SystemTime::now();
+    let (primary, replica, lag, instances, asg, dns, buckets, reports) = tokio::join!(
+        check_primary(&clients.primary, plan),
+        check_replica(&clients.dr, plan),
+        check_replica_lag(&clients.dr, plan, now),
+        check_standby_instances(&clients.dr, plan),
+        check_auto_scaling(&clients.dr, plan),
+        check_dns(clients, plan),
+        check_bucket_pairs(clients, plan),
+        check_report_bucket(&clients.dr, plan),
+    );
+    let mut rows = vec![primary, replica, lag];
+    rows.extend(instances);
+    rows.push(asg);
+    rows.extend(dns);
+    rows.extend(buckets);
+    rows.push(reports);
+    Readiness { plan: plan.name.clone(), rows }
+}
+
+fn at(id: &str, region: &str) -> String {
+    format!("{id} ({region})")
+}
+
+/// The instance, or `None` when RDS says it does not exist.
+pub async fn describe_db_instance(
+    rds: &aws_sdk_rds::Client,
+    id: &str,
+) -> Result<Option<aws_sdk_rds::types::DbInstance>, DrError> {
+    match rds.describe_db_instances().db_instance_identifier(id).send().await {
+        Ok(out) => Ok(out.db_instances().first().cloned()),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_db_instance_not_found_fault()) => Ok(None),
+        Err(err) => Err(DrError::from_sdk("rds", "DescribeDBInstances", err)),
+    }
+}
+
+async fn check_primary(primary: &RegionClients, plan: &Plan) -> CheckRow {
+    const CHECK: &str = "primary database";
+    let resource = at(&plan.database.primary_instance, &primary.region);
+    match describe_db_instance(&primary.rds, &plan.database.primary_instance).await {
+        Err(err) => CheckRow::failed(CHECK, resource, &err),
+        Ok(None) => CheckRow::not_ready(CHECK, resource, Finding::PrimaryMissing, "no such RDS instance"),
+        Ok(Some(db)) => match db.db_instance_status() {
+            Some("available") => CheckRow::ready(CHECK, resource, "available"),
+            status => CheckRow::not_ready(
+                CHECK,
+                resource,
+                Finding::PrimaryNotAvailable,
+                format!("status is {}", status.unwrap_or("unknown")),
+            ),
+        },
+    }
+}
+
+/// Whether `source` (a replica's ReadReplicaSourceDBInstanceIdentifier) names the plan's primary.
+/// Cross-region replicas name their source by ARN: `arn:aws:rds:REGION:ACCOUNT:db:ID`.
+pub fn is_plan_primary(plan: &Plan, source: &str) -> bool {
+    let parts: Vec<&str> = source.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _partition, "rds", region, _account, "db", id] => {
+            *region == plan.primary_region && *id == plan.database.primary_instance
+        }
+        _ => false,
+    }
+}
+
+async fn check_replica(dr: &RegionClients, plan: &Plan) -> CheckRow {
+    const CHECK: &str = "read replica";
+    let resource = at(&plan.database.replica_instance, &dr.region);
+    let db = match describe_db_instance(&dr.rds, &plan.database.replica_instance).await {
+        Err(err) => return CheckRow::failed(CHECK, resource, &err),
+        Ok(None) => return CheckRow::not_ready(CHECK, resource, Finding::ReplicaMissing, "no such RDS instance"),
+        Ok(Some(db)) => db,
+    };
+    let source = db.read_replica_source_db_instance_identifier().unwrap_or_default();
+    let status = db.db_instance_status().unwrap_or("unknown");
+    if source.is_empty() {
+        CheckRow::not_ready(CHECK, resource, Finding::NotAReplica, "standalone instance: it has no replication source")
+    } else if !is_plan_primary(plan, source) {
+        CheckRow::not_ready(CHECK, resource, Finding::ReplicaOfAnotherSource, format!("replicates from {source}"))
+    } else if status != "available" {
+        CheckRow::not_ready(CHECK, resource, Finding::ReplicaNotAvailable, format!("status is {status}"))
+    } else {
+        CheckRow::ready(CHECK, resource, format!("replica of {source}, available"))
+    }
+}
+
+async fn check_replica_lag(dr: &RegionClients, plan: &Plan, now: SystemTime) -> CheckRow {
+    const CHECK: &str = "replica lag";
+    let replica = plan.database.replica_instance.clone();
+    let resource = at(&replica, &dr.region);
+    let rpo = plan.targets.rpo();
+    let reading = match read_replica_lags(&dr.cloudwatch, &[replica], plan.database.lag_freshness(), now).await {
+        Err(err) => return CheckRow::failed(CHECK, resource, &err),
+        Ok(readings) => readings.into_iter().next(),
+    };
+    let Some(reading) = reading else {
+        return CheckRow::not_ready(CHECK, resource, Finding::CheckFailed, "no reading returned");
+    };
+    match (&reading, reading.verdict(rpo)) {
+        (LagReading::Lag { seconds, .. }, LagVerdict::WithinRpo) => {
+            CheckRow::ready(CHECK, resource, format!("{seconds:.0} s, RPO {} s", rpo.as_secs()))
+        }
+        (LagReading::Lag { seconds, .. }, _) => CheckRow::not_ready(
+            CHECK,
+            resource,
+            Finding::RpoExceeded,
+            format!("{seconds:.0} s behind, over the RPO of {} s", rpo.as_secs()),
+        ),
+        (LagReading::NotReplicating { reason }, _) => {
+            CheckRow::not_ready(CHECK, resource, Finding::ReplicaNotReplicating, reason.clone())
+        }
+    }
+}
+
+async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
+    const CHECK: &str = "standby instance";
+    let selector = &plan.standby_instances;
+    let selector_text = match (&selector.ids, &selector.tag) {
+        (_, Some(tag)) => format!("tag {}={}", tag.key, tag.value),
+        (Some(ids), None) => ids.join(", "),
+        (None, None) => String::new(),
+    };
+    let found = match describe_standby_instances(&dr.ec2, plan).await {
+        Ok(found) => found,
+        Err(err) => return vec![CheckRow::failed(CHECK, at(&selector_text, &dr.region), &err)],
+    };
+    let mut rows: Vec<CheckRow> = found
+        .iter()
+        .map(|(id, state)| {
+            let resource = at(id, &dr.region);
+            match state {
+                InstanceStateName::Stopped => CheckRow::ready(CHECK, resource, "stopped"),
+                InstanceStateName::Running | InstanceStateName::Pending => CheckRow::not_ready(
+                    CHECK,
+                    resource,
+                    Finding::StandbyInstanceRunning,
+                    format!("{state}: a standby instance must be stopped"),
+                ),
+                other => CheckRow::not_ready(
+                    CHECK,
+                    resource,
+                    Finding::StandbyInstanceNotStopped,
+                    format!("{other}: a standby instance must be stopped"),
+                ),
+            }
+        })
+        .collect();
+    if let Some(ids) = &selector.ids {
+        for missing in ids.iter().filter(|id| !found.iter().any(|(seen, _)| seen == *id)) {
+            rows.push(CheckRow::not_ready(
+                CHECK,
+                at(missing, &dr.region),
+                Finding::StandbyInstanceMissing,
+                "no such instance",
+            ));
+        }
+    }
+    if rows.is_empty() {
+        rows.push(CheckRow::not_ready(
+            CHECK,
+            at(&selector_text, &dr.region),
+            Finding::StandbyInstanceMissing,
+            "the selector matches no instance",
+        ));
+    }
+    rows
+}
+
+/// The (id, state) of every non-terminated instance the plan's selector names, sorted by id.
+pub async fn describe_standby_instances(
+    ec2: &aws_sdk_ec2::Client,
+    plan: &Plan,
+) -> Result<Vec<(String, InstanceStateName)>, DrError> {
+    let selector = &plan.standby_instances;
+    let mut request = ec2.describe_instances().filters(
+        Filter::builder()
+            .name("instance-state-name")
+            .values("pending")
+            .values("running")
+            .values("stopping")
+            .values("stopped")
+            .build(),
+    );
+    if let Some(ids) = &selector.ids {
+        // By filter rather than InstanceIds, so that a missing id is reported, not an error.
+        request = request.filters(Filter::builder().name("instance-id").set_values(Some(ids.clone())).build());
+    }
+    if let Some(tag) = &selector.tag {
+        request = request.filters(Filter::builder().name(format!("tag:{}", tag.key)).values(&tag.value).build());
+    }
+    let mut found = Vec::new();
+    let mut pages = request.into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| DrError::from_sdk("ec2", "DescribeInstances", e))?;
+        for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+            if let (Some(id), Some(state)) = (instance.instance_id(), instance.state().and_then(|s| s.name())) {
+                found.push((id.to_string(), state.clone()));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+async fn check_auto_scaling(dr: &RegionClients, plan: &Plan) -> CheckRow {
+    const CHECK: &str = "auto scaling group";
+    let asg = &plan.auto_scaling;
+    let resource = at(&asg.group, &dr.region);
+    let group = match dr.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(&asg.group).send().await {
+        Err(err) => {
+            return CheckRow::failed(
+                CHECK,
+                resource,
+                &DrError::from_sdk("autoscaling", "DescribeAutoScalingGroups", err),
+            );
+        }
+        Ok(out) => out.auto_scaling_groups().first().cloned(),
+    };
+    let Some(group) = group else {
+        return CheckRow::not_ready(CHECK, resource, Finding::AsgMissing, "no such Auto Scaling group");
+    };
+    let actual = (group.min_size(), group.desired_capacity(), group.max_size());
+    let expected =
+        (Some(i32::from(asg.standby.min)), Some(i32::from(asg.standby.desired)), Some(i32::from(asg.standby.max)));
+    let shown = |(min, desired, max): (Option<i32>, Option<i32>, Option<i32>)| {
+        let n = |v: Option<i32>| v.map_or("?".to_string(), |v| v.to_string());
+        format!("min {} / desired {} / max {}", n(min), n(desired), n(max))
+    };
+    if actual == expected {
+        CheckRow::ready(CHECK, resource, shown(actual))
+    } else {
+        CheckRow::not_ready(
+            CHECK,
+            resource,
+            Finding::AsgNotAtStandbySize,
+            format!("{}, standby size is {}", shown(actual), shown(expected)),
+        )
+    }
+}
+
+/// The id of the public hosted zone with this name, if any.
+pub async fn find_hosted_zone(route53: &aws_sdk_route53::Client, zone_name: &str) -> Result<Option<String>, DrError> {
+    let zone_name = fqdn(zone_name);
+    let out = route53
+        .list_hosted_zones_by_name()
+        .dns_name(&zone_name)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("route53", "ListHostedZonesByName", e))?;
+    let zone = out
+        .hosted_zones()
+        .iter()
+        .find(|zone| fqdn(zone.name()) == zone_name && !zone.config().is_some_and(|config| config.private_zone()));
+    Ok(zone.map(|zone| zone.id().trim_start_matches("/hostedzone/").to_string()))
+}
+
+/// The id of the health check whose `Name` tag is `name`, if any.
+pub async fn find_health_check(route53: &aws_sdk_route53::Client, name: &str) -> Result<Option<String>, DrError> {
+    let mut ids = Vec::new();
+    let mut pages = route53.list_health_checks().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| DrError::from_sdk("route53", "ListHealthChecks", e))?;
+        ids.extend(page.health_checks().iter().map(|hc| hc.id().to_string()));
+    }
+    // ListTagsForResources takes at most 10 ids per call.
+    for batch in ids.chunks(10) {
+        let tags = route53
+            .list_tags_for_resources()
+            .resource_type(aws_sdk_route53::types::TagResourceType::Healthcheck)
+            .set_resource_ids(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("route53", "ListTagsForResources", e))?;
+        for set in tags.resource_tag_sets() {
+            let named = set.tags().iter().any(|tag| tag.key() == Some("Name") && tag.value() == Some(name));
+            if named && let Some(id) = set.resource_id() {
+                return Ok(Some(id.to_string()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The failover record sets of the plan's record name and type.
+pub async fn failover_records(
+    route53: &aws_sdk_route53::Client,
+    zone_id: &str,
+    plan: &Plan,
+) -> Result<Vec<ResourceRecordSet>, DrError> {
+    let record = fqdn(&plan.dns.record);
+    let record_type = RrType::from(plan.dns.record_type.as_str());
+    let out = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .start_record_name(&record)
+        .start_record_type(record_type.clone())
+        .max_items(10)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("route53", "ListResourceRecordSets", e))?;
+    Ok(out
+        .resource_record_sets()
+        .iter()
+        .filter(|set| fqdn(set.name()) == record && *set.r#type() == record_type && set.failover().is_some())
+        .cloned()
+        .collect())
+}
+
+async fn check_dns(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow> {
+    let dns = &plan.dns;
+    let (zone, health_check) = tokio::join!(
+        find_hosted_zone(&clients.route53, &dns.hosted_zone),
+        find_health_check(&clients.route53, &dns.health_check)
+    );
+    let mut rows = Vec::new();
+    let health_check_id = match health_check {
+        Err(err) => {
+            rows.push(CheckRow::failed("health check", dns.health_check.clone(), &err));
+            None
+        }
+        Ok(None) => {
+            rows.push(CheckRow::not_ready(
+                "health check",
+                dns.health_check.clone(),
+                Finding::HealthCheckMissing,
+                "no Route53 health check has this Name tag",
+            ));
+            None
+        }
+        Ok(Some(id)) => {
+            rows.push(CheckRow::ready("health check", dns.health_check.clone(), format!("id {id}")));
+            Some(id)
+        }
+    };
+    let zone_id = match zone {
+        Err(err) => {
+            rows.push(CheckRow::failed("hosted zone", dns.hosted_zone.clone(), &err));
+            return rows;
+        }
+        Ok(None) => {
+            rows.push(CheckRow::not_ready(
+                "hosted zone",
+                dns.hosted_zone.clone(),
+                Finding::HostedZoneMissing,
+                "no public hosted zone with this name",
+            ));
+            return rows;
+        }
+        Ok(Some(id)) => id,
+    };
+    let records = match failover_records(&clients.route53, &zone_id, plan).await {
+        Err(err) => {
+            rows.push(CheckRow::failed("dns record", dns.record.clone(), &err));
+            return rows;
+        }
+        Ok(records) => records,
+    };
+    for (role, target) in
+        [(ResourceRecordSetFailover::Primary, &dns.primary), (ResourceRecordSetFailover::Secondary, &dns.secondary)]
+    {
+        let resource = format!("{} {} {}", fqdn(&dns.record), role, target.set_identifier);
+        let check =
+            if role == ResourceRecordSetFailover::Primary { "dns primary record" } else { "dns secondary record" };
+        let Some(set) = records.iter().find(|set| set.failover() == Some(&role)) else {
+            rows.push(CheckRow::not_ready(
+                check,
+                resource,
+                Finding::RecordMissing,
+                format!("no {role} failover record"),
+            ));
+            continue;
+        };
+        let values: Vec<&str> = set.resource_records().iter().map(|r| r.value()).collect();
+        let expects_health_check = role == ResourceRecordSetFailover::Primary;
+        if values != [target.value.as_str()] {
+            let finding = if expects_health_check { Finding::DnsNotOnPrimary } else { Finding::RecordMisconfigured };
+            rows.push(CheckRow::not_ready(
+                check,
+                resource,
+                finding,
+                format!("answers {} instead of {}", values.join(", "), target.value),
+            ));
+        } else if set.set_identifier() != Some(target.set_identifier.as_str()) {
+            rows.push(CheckRow::not_ready(
+                check,
+                resource,
+                Finding::RecordMisconfigured,
+                format!("set identifier is {}", set.set_identifier().unwrap_or("none")),
+            ));
+        } else if set.ttl() != Some(i64::from(dns.ttl_seconds)) {
+            rows.push(CheckRow::not_ready(
+                check,
+                resource,
+                Finding::RecordMisconfigured,
+                format!("TTL is {:?} s, the plan says {} s", set.ttl(), dns.ttl_seconds),
+            ));
+        } else if expects_health_check
+            && health_check_id.is_some()
+            && set.health_check_id() != health_check_id.as_deref()
+        {
+            rows.push(CheckRow::not_ready(
+                check,
+                resource,
+                Finding::RecordMisconfigured,
+                format!("health check is {}, not {}", set.health_check_id().unwrap_or("none"), dns.health_check),
+            ));
+        } else {
+            rows.push(CheckRow::ready(check, resource, format!("answers {}", target.value)));
+        }
+    }
+    if let (DnsStrategy::HealthCheckMetric, Some(metric)) = (dns.strategy, &dns.failover_metric) {
+        rows.push(check_failover_alarm(&clients.dr, &metric.alarm).await);
+    }
+    rows
+}
+
+/// For the health-check-metric strategy: the alarm behind the PRIMARY health check exists and
+/// is not in ALARM (an ALARM means DNS already answers Ireland).
+async fn check_failover_alarm(dr: &RegionClients, alarm: &str) -> CheckRow {
+    const CHECK: &str = "failover alarm";
+    let resource = at(alarm, &dr.region);
+    match dr.cloudwatch.describe_alarms().alarm_names(alarm).send().await {
+        Err(err) => CheckRow::failed(CHECK, resource, &DrError::from_sdk("cloudwatch", "DescribeAlarms", err)),
+        Ok(out) => match out.metric_alarms().first().and_then(|a| a.state_value()) {
+            None => CheckRow::not_ready(CHECK, resource, Finding::FailoverAlarmMissing, "no such CloudWatch alarm"),
+            Some(aws_sdk_cloudwatch::types::StateValue::Alarm) => CheckRow::not_ready(
+                CHECK,
+                resource,
+                Finding::DnsNotOnPrimary,
+                "in ALARM: the PRIMARY health check fails, DNS answers Ireland",
+            ),
+            Some(state) => CheckRow::ready(CHECK, resource, format!("{state}")),
+        },
+    }
+}
+
+async fn check_bucket_pairs(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow> {
+    let mut rows = Vec::new();
+    for pair in &plan.s3_replication {
+        rows.push(check_bucket_pair(clients, pair).await);
+    }
+    rows
+}
+
+/// Whether a bucket exists (HeadBucket in the bucket's own region).
+pub async fn bucket_exists(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<bool, DrError> {
+    match s3.head_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(true),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
+        Err(err) => Err(DrError::from_sdk("s3", "HeadBucket", err)),
+    }
+}
+
+/// A pair replicates when both buckets exist and the source has an enabled rule to the replica.
+///
+/// Versioning is not read: S3 refuses a replication configuration on an unversioned source, and
+/// the emulator's GetBucketVersioning answer has an XML root the Rust SDK rejects (moto 5.2).
+async fn check_bucket_pair(clients: &AwsClients, pair: &BucketPair) -> CheckRow {
+    const CHECK: &str = "s3 replication";
+    let resource = format!("{} -> {}", pair.source_bucket, pair.replica_bucket);
+    for (bucket, region) in [(&pair.source_bucket, &clients.primary), (&pair.replica_bucket, &clients.dr)] {
+        match bucket_exists(&region.s3, bucket).await {
+            Err(err) => return CheckRow::failed(CHECK, resource, &err),
+            Ok(false) => {
+                return CheckRow::not_ready(
+                    CHECK,
+                    resource,
+                    Finding::BucketMissing,
+                    format!("bucket {bucket} does not exist in {}", region.region),
+                );
+            }
+            Ok(true) => {}
+        }
+    }
+    let config = match clients.primary.s3.get_bucket_replication().bucket(&pair.source_bucket).send().await {
+        Ok(out) => out.replication_configuration().cloned(),
+        Err(err) if sdk_error_code(&err) == Some("ReplicationConfigurationNotFoundError") => None,
+        Err(err) => return CheckRow::failed(CHECK, resource, &DrError::from_sdk("s3", "GetBucketReplication", err)),
+    };
+    let destination = format!("arn:aws:s3:::{}", pair.replica_bucket);
+    let rule = config.as_ref().and_then(|config| {
+        config.rules().iter().find(|rule| {
+            rule.status() == &ReplicationRuleStatus::Enabled
+                && rule.destination().is_some_and(|d| d.bucket() == destination)
+        })
+    });
+    let Some(rule) = rule else {
+        return CheckRow::not_ready(
+            CHECK,
+            resource,
+            Finding::ReplicationNotConfigured,
+            format!("no enabled replication rule to {destination}"),
+        );
+    };
+    let metrics_on =
+        rule.destination().and_then(|d| d.metrics()).is_some_and(|m| m.status() == &MetricsStatus::Enabled);
+    if pair.replication_metrics && !metrics_on {
+        CheckRow::not_ready(
+            CHECK,
+            resource,
+            Finding::ReplicationMetricsDisabled,
+            "the plan expects replication metrics, the rule has none",
+        )
+    } else {
+        CheckRow::ready(CHECK, resource, format!("rule {} enabled", rule.id().unwrap_or("(unnamed)")))
+    }
+}
+
+async fn check_report_bucket(dr: &RegionClients, plan: &Plan) -> CheckRow {
+    const CHECK: &str = "report bucket";
+    let resource = at(&plan.reports.bucket, &dr.region);
+    match bucket_exists(&dr.s3, &plan.reports.bucket).await {
+        Ok(true) => CheckRow::ready(CHECK, resource, "exists"),
+        Ok(false) => CheckRow::not_ready(CHECK, resource, Finding::ReportBucketMissing, "bucket does not exist"),
+        Err(err) => CheckRow::failed(CHECK, resource, &err),
+    }
+}

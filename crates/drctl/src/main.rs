@@ -1,0 +1,153 @@
+//! drctl: the operator CLI of dr-orchestrator.
+//!
+//! Exit status: 0 when the command succeeded (and, for `plan check`, everything is ready),
+//! 1 when `plan check` found something not ready, 2 on an error (bad plan, AWS failure).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use comfy_table::{Cell, Color, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use dr_core::aws::AwsClients;
+use dr_core::estate::{SeedOptions, seed};
+use dr_core::readiness::{Readiness, check_plan};
+use dr_core::{DrError, Plan};
+
+#[derive(Parser)]
+#[command(name = "drctl", version, about = "Operate dr-orchestrator disaster-recovery plans")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a plan, or check that its estate is ready for a failover.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// The emulated estate (only against a local emulator: AWS_ENDPOINT_URL on loopback).
+    #[command(subcommand)]
+    Estate(EstateCommand),
+}
+
+#[derive(Subcommand)]
+enum PlanCommand {
+    /// Parse and validate a plan file; lists every problem.
+    Validate(PlanArg),
+    /// Readiness: every resource exists and sits in its standby state. Read-only.
+    Check {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// Print the table as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum EstateCommand {
+    /// Create (or bring back to standby) the plan's estate in the emulator.
+    Seed {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// The ReplicaLag datapoint to publish for the replica, in seconds.
+        #[arg(long, default_value_t = SeedOptions::default().replica_lag_seconds)]
+        replica_lag_seconds: f64,
+    },
+}
+
+#[derive(Args)]
+struct PlanArg {
+    /// Path of the plan file (TOML), e.g. plans/paris-ireland.toml.
+    plan: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse().command).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error {}: {err}", err.name());
+            if let DrError::InvalidPlan { problems, .. } = &err {
+                for problem in problems {
+                    eprintln!("  {:<26} {:<34} {}", problem.code.name(), problem.field, problem.message);
+                }
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<ExitCode, DrError> {
+    match command {
+        Command::Plan(PlanCommand::Validate(arg)) => {
+            let plan = Plan::load(&arg.plan)?;
+            println!("plan {} is valid ({} -> {}, tier {})", plan.name, plan.primary_region, plan.dr_region, plan.tier);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan(PlanCommand::Check { plan, json }) => {
+            let plan = Plan::load(&plan.plan)?;
+            let clients = AwsClients::for_plan(&plan).await;
+            let readiness = check_plan(&clients, &plan).await;
+            if json {
+                match serde_json::to_string_pretty(&readiness) {
+                    Ok(text) => println!("{text}"),
+                    Err(err) => {
+                        eprintln!("cannot print the table as JSON: {err}");
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            } else {
+                print_readiness(&plan, &readiness);
+            }
+            Ok(if readiness.is_ready() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Estate(EstateCommand::Seed { plan, replica_lag_seconds }) => {
+            let plan = Plan::load(&plan.plan)?;
+            let clients = AwsClients::for_plan(&plan).await;
+            seed(&clients, &plan, SeedOptions { replica_lag_seconds, ..SeedOptions::default() }).await?;
+            println!(
+                "seeded the emulated estate of {} ({} primary, {} DR) at {}",
+                plan.name,
+                plan.primary_region,
+                plan.dr_region,
+                clients.endpoint_url().unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_readiness(plan: &Plan, readiness: &Readiness) {
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    if table.width().is_none() {
+        table.set_width(150);
+    }
+    table.set_header(["check", "resource", "status", "detail"]);
+    for row in &readiness.rows {
+        let status = match row.finding {
+            None => Cell::new("READY").fg(Color::Green),
+            Some(finding) => Cell::new(finding.name()).fg(Color::Red),
+        };
+        table.add_row(vec![Cell::new(row.check), Cell::new(&row.resource), status, Cell::new(&row.detail)]);
+    }
+    println!(
+        "plan {}: {} -> {} (RTO {} min, RPO {} min)",
+        plan.name, plan.primary_region, plan.dr_region, plan.targets.rto_minutes, plan.targets.rpo_minutes
+    );
+    println!("{table}");
+    let not_ready = readiness.rows.iter().filter(|row| !row.is_ready()).count();
+    if not_ready == 0 {
+        println!("READY: {} checks passed", readiness.rows.len());
+    } else {
+        println!("NOT READY: {not_ready} of {} checks failed", readiness.rows.len());
+    }
+}
