@@ -22,3 +22,14 @@ emulator_is_up() {
 }
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+CFN_LINT_VERSION="1.51.0"
+
+# Linters for the SAM template, into the same venv as the emulator.
+install_linters() {
+  if [[ -x "${VENV}/bin/cfn-lint" ]] && [[ "$("${VENV}/bin/cfn-lint" --version 2>/dev/null)" == *"${CFN_LINT_VERSION}"* ]]; then
+    return 0
+  fi
+  log "installing cfn-lint==${CFN_LINT_VERSION} into ${VENV}"
+  "${VENV}/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==${CFN_LINT_VERSION}"
+}

@@ -481,3 +481,27 @@ async fn ensure_replication(
         .map_err(|e| DrError::from_sdk("s3", "PutBucketReplication", e))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clients_at(endpoint: Option<&str>) -> AwsClients {
+        let mut shared = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest());
+        if let Some(endpoint) = endpoint {
+            shared = shared.endpoint_url(endpoint);
+        }
+        AwsClients::from_config(&shared.build(), "eu-west-3", "eu-west-1")
+    }
+
+    #[test]
+    fn only_a_loopback_emulator_may_be_seeded() {
+        for allowed in ["http://127.0.0.1:5000", "http://localhost:5000", "http://[::1]:5000"] {
+            assert!(require_emulator(&clients_at(Some(allowed))).is_ok(), "{allowed}");
+        }
+        for refused in [None, Some("https://rds.eu-west-1.amazonaws.com"), Some("http://10.0.0.5:5000")] {
+            let err = require_emulator(&clients_at(refused)).expect_err("refused");
+            assert_eq!(err.name(), "EmulatorOnly");
+        }
+    }
+}

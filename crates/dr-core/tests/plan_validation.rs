@@ -1,0 +1,170 @@
+//! The plan document: the shipped example is valid, and each broken rule has its named error.
+
+// Test code: a failed step is a failed test, so helpers panic with a message.
+#![allow(clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use dr_core::plan::{DnsStrategy, InstanceSelector, Plan, ProblemCode};
+use dr_core::{DrError, aws::AwsClients};
+
+fn example_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plans/paris-ireland.toml")
+}
+
+fn example() -> Plan {
+    Plan::load(&example_path()).expect("the shipped example plan is valid")
+}
+
+/// The codes of every problem of `plan`, in report order.
+fn codes(plan: &Plan) -> Vec<ProblemCode> {
+    plan.problems().iter().map(|p| p.code).collect()
+}
+
+#[test]
+fn the_example_plan_describes_the_paris_ireland_tier1_estate() {
+    let plan = example();
+    assert_eq!(plan.name, "paris-ireland-prod");
+    assert_eq!((plan.primary_region.as_str(), plan.dr_region.as_str()), ("eu-west-3", "eu-west-1"));
+    assert_eq!(plan.tier, 1);
+    assert_eq!(plan.targets.rto().as_secs(), 4 * 3600);
+    assert_eq!(plan.targets.rpo().as_secs(), 3600);
+    assert_eq!(plan.dns.ttl_seconds, 60);
+    assert_eq!((plan.auto_scaling.failover.min, plan.auto_scaling.failover.max), (2, 6));
+    assert_eq!(plan.dns.strategy, DnsStrategy::RecordUpsert);
+    assert!(plan.problems().is_empty());
+}
+
+#[test]
+fn each_broken_rule_has_its_named_problem() {
+    type Breakage = fn(&mut Plan);
+    let cases: Vec<(Breakage, ProblemCode, &str)> = vec![
+        (|p| p.primary_region = "eu-west-9".into(), ProblemCode::UnknownRegion, "primary_region"),
+        (|p| p.dr_region = "eu-west-3".into(), ProblemCode::ReplicaInPrimaryRegion, "dr_region"),
+        (|p| p.auto_scaling.failover.desired = 7, ProblemCode::DesiredOutsideMinMax, "auto_scaling.failover.desired"),
+        (|p| p.auto_scaling.failover.min = 9, ProblemCode::CapacityMinAboveMax, "auto_scaling.failover.min"),
+        (
+            |p| p.auto_scaling.failover = dr_core::plan::Capacity { min: 0, desired: 0, max: 6 },
+            ProblemCode::FailoverCapacityZero,
+            "auto_scaling.failover.desired",
+        ),
+        (|p| p.dns.ttl_seconds = 300, ProblemCode::TtlTooHighForTier, "dns.ttl_seconds"),
+        (
+            |p| p.standby_instances = InstanceSelector::default(),
+            ProblemCode::EmptyInstanceSelector,
+            "standby_instances",
+        ),
+        (
+            |p| p.standby_instances = InstanceSelector { ids: Some(vec![]), tag: None },
+            ProblemCode::EmptyInstanceSelector,
+            "standby_instances.ids",
+        ),
+        (
+            |p| p.standby_instances.ids = Some(vec!["i-0abc".into()]),
+            ProblemCode::AmbiguousInstanceSelector,
+            "standby_instances",
+        ),
+        (|p| p.tier = 4, ProblemCode::UnknownTier, "tier"),
+        (|p| p.name = "paris ireland!".into(), ProblemCode::InvalidPlanName, "name"),
+        (|p| p.targets.rto_minutes = 0, ProblemCode::InvalidTarget, "targets.rto_minutes"),
+        (|p| p.targets.rto_minutes = 300, ProblemCode::TargetExceedsTier, "targets.rto_minutes"),
+        (|p| p.database.replica_instance = "1-bad".into(), ProblemCode::InvalidIdentifier, "database.replica_instance"),
+        (
+            |p| p.database.lag_freshness_seconds = 7200,
+            ProblemCode::InvalidFreshnessWindow,
+            "database.lag_freshness_seconds",
+        ),
+        (|p| p.dns.record = "app.elsewhere.com.".into(), ProblemCode::RecordOutsideZone, "dns.record"),
+        (|p| p.dns.record_type = "MX".into(), ProblemCode::UnsupportedRecordType, "dns.record_type"),
+        (|p| p.dns.secondary.value = p.dns.primary.value.clone(), ProblemCode::SameDnsTarget, "dns.secondary.value"),
+        (
+            |p| p.dns.secondary.set_identifier = p.dns.primary.set_identifier.clone(),
+            ProblemCode::DuplicateSetIdentifier,
+            "dns.secondary.set_identifier",
+        ),
+        (
+            |p| p.dns.strategy = DnsStrategy::HealthCheckMetric,
+            ProblemCode::MissingFailoverMetric,
+            "dns.failover_metric",
+        ),
+        (
+            |p| p.s3_replication[0].replica_bucket = p.s3_replication[0].source_bucket.clone(),
+            ProblemCode::BucketPairSameBucket,
+            "s3_replication[0]",
+        ),
+        (|p| p.s3_replication.push(p.s3_replication[0].clone()), ProblemCode::DuplicateBucketPair, "s3_replication[1]"),
+        (|p| p.reports.bucket = "Reports_Bucket".into(), ProblemCode::InvalidIdentifier, "reports.bucket"),
+    ];
+    for (break_it, expected, field) in cases {
+        let mut plan = example();
+        break_it(&mut plan);
+        let problems = plan.problems();
+        assert_eq!(problems.len(), 1, "{expected:?}: exactly one problem expected, got {problems:#?}");
+        assert_eq!((problems[0].code, problems[0].field.as_str()), (expected, field), "{problems:#?}");
+        let err = plan.validate().expect_err("an invalid plan is refused");
+        assert_eq!(err.name(), "InvalidPlan");
+    }
+}
+
+#[test]
+fn several_problems_are_reported_together() {
+    let mut plan = example();
+    plan.dr_region = plan.primary_region.clone();
+    plan.dns.ttl_seconds = 120;
+    plan.auto_scaling.failover.desired = 10;
+    plan.standby_instances = InstanceSelector::default();
+    assert_eq!(
+        codes(&plan),
+        vec![
+            ProblemCode::ReplicaInPrimaryRegion,
+            ProblemCode::EmptyInstanceSelector,
+            ProblemCode::DesiredOutsideMinMax,
+            ProblemCode::TtlTooHighForTier,
+        ]
+    );
+    let message = plan.validate().expect_err("invalid").to_string();
+    for name in ["ReplicaInPrimaryRegion", "EmptyInstanceSelector", "DesiredOutsideMinMax", "TtlTooHighForTier"] {
+        assert!(message.contains(name), "{name} missing from {message}");
+    }
+}
+
+#[test]
+fn a_tier2_plan_may_keep_a_longer_ttl() {
+    let mut plan = example();
+    plan.tier = 2;
+    plan.dns.ttl_seconds = 300;
+    assert!(plan.problems().is_empty(), "{:#?}", plan.problems());
+}
+
+#[test]
+fn unknown_fields_and_missing_sections_are_parse_errors() {
+    let text = std::fs::read_to_string(example_path()).expect("example readable");
+    let typo = text.replace("ttl_seconds = 60", "tll_seconds = 60");
+    let err = Plan::parse(&typo, "typo.toml").expect_err("unknown field refused");
+    assert_eq!(err.name(), "PlanParseError");
+    assert!(err.to_string().contains("tll_seconds"), "{err}");
+
+    let without_dns = text.split("[dns]").next().unwrap_or_default().to_string();
+    let err = Plan::parse(&without_dns, "short.toml").expect_err("missing section refused");
+    assert_eq!(err.name(), "PlanParseError");
+}
+
+#[test]
+fn a_missing_plan_file_is_named() {
+    let err = Plan::load(&PathBuf::from("plans/does-not-exist.toml")).expect_err("no such file");
+    assert!(matches!(err, DrError::PlanNotFound { .. }));
+    assert_eq!(err.name(), "PlanNotFound");
+}
+
+#[test]
+fn endpoint_override_reaches_every_client() {
+    let shared = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:5999")
+        .build();
+    let clients = AwsClients::from_config(&shared, "eu-west-3", "eu-west-1");
+    assert_eq!(clients.endpoint_url(), Some("http://127.0.0.1:5999"));
+    assert_eq!(clients.primary.s3.config().region().map(|r| r.as_ref()), Some("eu-west-3"));
+    assert_eq!(clients.dr.rds.config().region().map(|r| r.as_ref()), Some("eu-west-1"));
+    assert_eq!(clients.route53.config().region().map(|r| r.as_ref()), Some("us-east-1"));
+}
