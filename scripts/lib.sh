@@ -33,3 +33,29 @@ install_linters() {
   log "installing cfn-lint==${CFN_LINT_VERSION} into ${VENV}"
   "${VENV}/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==${CFN_LINT_VERSION}"
 }
+
+CARGO_LAMBDA_VERSION="1.9.2"
+LAMBDA_PORT="${LAMBDA_PORT:-9000}"
+LAMBDA_URL="http://127.0.0.1:${LAMBDA_PORT}"
+
+# cargo-lambda (from PyPI) into the venv; `cargo lambda watch` serves the real Lambda binaries.
+install_cargo_lambda() {
+  if [[ -x "${VENV}/bin/cargo-lambda" ]] && [[ "$("${VENV}/bin/cargo-lambda" lambda --version 2>/dev/null)" == *"${CARGO_LAMBDA_VERSION}"* ]]; then
+    return 0
+  fi
+  log "installing cargo-lambda==${CARGO_LAMBDA_VERSION} into ${VENV}"
+  "${VENV}/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==${CARGO_LAMBDA_VERSION}"
+}
+
+# The ASL engine (aws-local-stepfunctions) and asl-validator, pinned in tests/sfn/package-lock.json.
+install_sfn_runner() {
+  if [[ -d "${REPO_ROOT}/tests/sfn/node_modules/aws-local-stepfunctions" ]]; then
+    return 0
+  fi
+  log "installing aws-local-stepfunctions and asl-validator (npm ci in tests/sfn)"
+  (cd "${REPO_ROOT}/tests/sfn" && npm ci --no-audit --no-fund --silent)
+}
+
+lambdas_are_up() {
+  curl -s -o /dev/null --max-time 2 "${LAMBDA_URL}/" 2>/dev/null
+}

@@ -19,7 +19,7 @@ fn findings_of(readiness: &Readiness, check: &str) -> Vec<Option<Finding>> {
 
 fn assert_only_finding(readiness: &Readiness, check: &str, finding: Finding) {
     let not_ready: Vec<(&str, Finding)> =
-        readiness.rows.iter().filter_map(|row| row.finding.map(|f| (row.check, f))).collect();
+        readiness.rows.iter().filter_map(|row| row.finding.map(|f| (row.check.as_str(), f))).collect();
     assert!(not_ready.contains(&(check, finding)), "{check} should report {finding:?}; table: {readiness:#?}");
     assert!(not_ready.iter().all(|(c, _)| *c == check), "only {check} should be not ready, got {not_ready:?}");
 }
@@ -54,7 +54,7 @@ async fn the_seeded_estate_is_ready() {
     let (plan, clients) = seeded_estate().await;
     let readiness = check_plan(&clients, &plan).await;
     assert!(readiness.is_ready(), "{readiness:#?}");
-    let checks: Vec<&str> = readiness.rows.iter().map(|row| row.check).collect();
+    let checks: Vec<&str> = readiness.rows.iter().map(|row| row.check.as_str()).collect();
     for expected in [
         "primary database",
         "read replica",

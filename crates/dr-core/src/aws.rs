@@ -4,7 +4,16 @@
 //! each region's clients are derived from it. When an endpoint override is set (the emulator),
 //! S3 uses path-style addressing, since `bucket.127.0.0.1` does not resolve.
 
+use std::sync::{Arc, Mutex};
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
 
@@ -32,6 +41,8 @@ pub struct AwsClients {
     /// CloudWatch in us-east-1, where Route53 publishes `AWS/Route53 HealthCheckStatus`.
     pub route53_metrics: aws_sdk_cloudwatch::Client,
     endpoint_url: Option<String>,
+    /// Every request any of these clients sent, in order.
+    pub calls: ApiCallLog,
 }
 
 impl AwsClients {
@@ -49,13 +60,19 @@ impl AwsClients {
 
     /// Builds the clients from an already loaded configuration (a Lambda loads it once at start).
     pub fn from_config(shared: &SdkConfig, primary_region: &str, dr_region: &str) -> AwsClients {
+        let calls = ApiCallLog::default();
         let control = in_region(shared, ROUTE53_CONTROL_REGION);
         AwsClients {
-            primary: RegionClients::new(shared, primary_region),
-            dr: RegionClients::new(shared, dr_region),
-            route53: aws_sdk_route53::Client::new(&control),
-            route53_metrics: aws_sdk_cloudwatch::Client::new(&control),
+            primary: RegionClients::new(shared, primary_region, &calls),
+            dr: RegionClients::new(shared, dr_region, &calls),
+            route53: aws_sdk_route53::Client::from_conf(
+                aws_sdk_route53::config::Builder::from(&control).interceptor(calls.clone()).build(),
+            ),
+            route53_metrics: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(&control).interceptor(calls.clone()).build(),
+            ),
             endpoint_url: shared.endpoint_url().map(str::to_string),
+            calls,
         }
     }
 
@@ -66,16 +83,26 @@ impl AwsClients {
 }
 
 impl RegionClients {
-    fn new(shared: &SdkConfig, region: &str) -> RegionClients {
+    fn new(shared: &SdkConfig, region: &str, calls: &ApiCallLog) -> RegionClients {
         let config = in_region(shared, region);
-        let s3_config =
-            aws_sdk_s3::config::Builder::from(&config).force_path_style(config.endpoint_url().is_some()).build();
+        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(config.endpoint_url().is_some())
+            .interceptor(calls.clone())
+            .build();
         RegionClients {
             region: region.to_string(),
-            autoscaling: aws_sdk_autoscaling::Client::new(&config),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
-            ec2: aws_sdk_ec2::Client::new(&config),
-            rds: aws_sdk_rds::Client::new(&config),
+            autoscaling: aws_sdk_autoscaling::Client::from_conf(
+                aws_sdk_autoscaling::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+            rds: aws_sdk_rds::Client::from_conf(
+                aws_sdk_rds::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
         }
     }
@@ -83,4 +110,68 @@ impl RegionClients {
 
 fn in_region(shared: &SdkConfig, region: &str) -> SdkConfig {
     shared.to_builder().region(Region::new(region.to_string())).build()
+}
+
+/// One request sent to AWS.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ApiCall {
+    pub service: String,
+    pub operation: String,
+    pub region: String,
+}
+
+impl ApiCall {
+    /// Whether the call can change the estate. Reads are Describe*, List*, Get* and Head*;
+    /// everything else (Create, Start, Promote, Update, Put, Change, ...) counts as mutating.
+    pub fn is_mutating(&self) -> bool {
+        !["Describe", "List", "Get", "Head"].iter().any(|read| self.operation.starts_with(read))
+    }
+}
+
+/// Records every request the clients send (an SDK interceptor), so that each step can report
+/// exactly which AWS calls it made and tests can prove that a path made no mutating call.
+#[derive(Debug, Clone, Default)]
+pub struct ApiCallLog {
+    calls: Arc<Mutex<Vec<ApiCall>>>,
+}
+
+impl ApiCallLog {
+    /// Everything recorded so far.
+    pub fn all(&self) -> Vec<ApiCall> {
+        self.calls.lock().map(|calls| calls.clone()).unwrap_or_default()
+    }
+
+    /// Position to pass to [`ApiCallLog::since`] later.
+    pub fn mark(&self) -> usize {
+        self.calls.lock().map(|calls| calls.len()).unwrap_or_default()
+    }
+
+    /// The calls recorded after `mark`.
+    pub fn since(&self, mark: usize) -> Vec<ApiCall> {
+        self.calls
+            .lock()
+            .map(|calls| calls.get(mark..).map(<[ApiCall]>::to_vec).unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Intercept for ApiCallLog {
+    fn name(&self) -> &'static str {
+        "ApiCallLog"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let (service, operation) =
+            cfg.load::<Metadata>().map(|m| (m.service().to_string(), m.name().to_string())).unwrap_or_default();
+        let region = cfg.load::<Region>().map(|r| r.to_string()).unwrap_or_default();
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.push(ApiCall { service, operation, region });
+        }
+        Ok(())
+    }
 }

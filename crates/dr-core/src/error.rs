@@ -37,6 +37,26 @@ pub enum DrError {
     #[error("replica {replica} is not replicating: {reason}")]
     ReplicaNotReplicating { replica: String, reason: String },
 
+    /// A task or event input is malformed (empty run id, bad time, approval without a name).
+    #[error("invalid input: {message}")]
+    InvalidInput { message: String },
+
+    /// Preflight found a resource that is neither in standby nor already failed over.
+    #[error("preflight: {} resource(s) not ready: {}", findings.len(), findings.join("; "))]
+    PreflightFailed { findings: Vec<String> },
+
+    /// The replica is in a state that cannot be promoted yet (e.g. modifying, backing-up).
+    #[error("replica {replica} cannot be promoted while {status}")]
+    ReplicaNotPromotable { replica: String, status: String },
+
+    /// A standby instance is between states (stopping, shutting down) and cannot be started yet.
+    #[error("instance {instance} cannot be started while {state}")]
+    InstanceBusy { instance: String, state: String },
+
+    /// A status check ran out of attempts: the change did not take effect within its RTO share.
+    #[error("{step} not ready after {attempts} checks: {last_state}")]
+    StepTimedOut { step: String, attempts: u32, last_state: String },
+
     /// The estate builder was pointed at something other than a local emulator.
     #[error("refusing to build an emulated estate against {endpoint}: only a loopback AWS_ENDPOINT_URL is allowed")]
     EmulatorOnly { endpoint: String },
@@ -60,6 +80,11 @@ impl DrError {
             DrError::ResourceNotFound { .. } => "ResourceNotFound",
             DrError::RpoExceeded { .. } => "RpoExceeded",
             DrError::ReplicaNotReplicating { .. } => "ReplicaNotReplicating",
+            DrError::InvalidInput { .. } => "InvalidInput",
+            DrError::PreflightFailed { .. } => "PreflightFailed",
+            DrError::ReplicaNotPromotable { .. } => "ReplicaNotPromotable",
+            DrError::InstanceBusy { .. } => "InstanceBusy",
+            DrError::StepTimedOut { .. } => "StepTimedOut",
             DrError::EmulatorOnly { .. } => "EmulatorOnly",
             DrError::AwsTransient { .. } => "AwsTransient",
             DrError::AwsCallFailed { .. } => "AwsCallFailed",
@@ -68,7 +93,10 @@ impl DrError {
 
     /// Whether the same call may succeed later without anyone changing anything.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, DrError::AwsTransient { .. })
+        matches!(
+            self,
+            DrError::AwsTransient { .. } | DrError::ReplicaNotPromotable { .. } | DrError::InstanceBusy { .. }
+        )
     }
 
     /// Classifies an SDK error of any service into [`DrError::AwsTransient`] or

@@ -11,9 +11,12 @@ pub mod aws;
 pub mod error;
 #[cfg(feature = "emulator")]
 pub mod estate;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod plan;
 pub mod readiness;
 pub mod rpo;
+pub mod runbook;
 
 pub use error::DrError;
 pub use plan::Plan;

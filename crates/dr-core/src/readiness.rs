@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 use aws_sdk_route53::types::{ResourceRecordSet, ResourceRecordSetFailover, RrType};
 use aws_sdk_s3::types::{MetricsStatus, ReplicationRuleStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::aws::{AwsClients, RegionClients};
 use crate::error::{DrError, sdk_error_code};
@@ -17,7 +17,7 @@ use crate::plan::{BucketPair, DnsStrategy, Plan, fqdn};
 use crate::rpo::{LagReading, LagVerdict, read_replica_lags};
 
 /// Why a resource is not ready. The names are stable: tests, runbooks and dashboards use them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum Finding {
     PrimaryMissing,
     PrimaryNotAvailable,
@@ -77,10 +77,10 @@ impl Finding {
 }
 
 /// One line of the readiness table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct CheckRow {
     /// What is checked, e.g. "replica lag".
-    pub check: &'static str,
+    pub check: String,
     /// The resource, as the plan names it, with its region.
     pub resource: String,
     /// `None` when ready.
@@ -91,7 +91,7 @@ pub struct CheckRow {
 
 impl CheckRow {
     fn ready(check: &'static str, resource: impl Into<String>, detail: impl Into<String>) -> CheckRow {
-        CheckRow { check, resource: resource.into(), finding: None, detail: detail.into() }
+        CheckRow { check: check.to_string(), resource: resource.into(), finding: None, detail: detail.into() }
     }
 
     fn not_ready(
@@ -100,7 +100,7 @@ impl CheckRow {
         finding: Finding,
         detail: impl Into<String>,
     ) -> CheckRow {
-        CheckRow { check, resource: resource.into(), finding: Some(finding), detail: detail.into() }
+        CheckRow { check: check.to_string(), resource: resource.into(), finding: Some(finding), detail: detail.into() }
     }
 
     fn failed(check: &'static str, resource: impl Into<String>, err: &DrError) -> CheckRow {

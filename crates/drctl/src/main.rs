@@ -137,7 +137,7 @@ fn print_readiness(plan: &Plan, readiness: &Readiness) {
             None => Cell::new("READY").fg(Color::Green),
             Some(finding) => Cell::new(finding.name()).fg(Color::Red),
         };
-        table.add_row(vec![Cell::new(row.check), Cell::new(&row.resource), status, Cell::new(&row.detail)]);
+        table.add_row(vec![Cell::new(&row.check), Cell::new(&row.resource), status, Cell::new(&row.detail)]);
     }
     println!(
         "plan {}: {} -> {} (RTO {} min, RPO {} min)",

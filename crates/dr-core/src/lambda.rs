@@ -1,0 +1,75 @@
+//! What every Lambda of the project shares (feature `lambda`): configuration and clients built
+//! once per container, JSON logs, and errors reported to the runtime under their stable name
+//! (the `errorType` Step Functions Retry/Catch match on).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+
+use crate::aws::AwsClients;
+use crate::error::DrError;
+use crate::plan::Plan;
+use crate::runbook::{FailoverStep, StepRequest, run_step};
+
+impl From<DrError> for Diagnostic {
+    fn from(err: DrError) -> Self {
+        Diagnostic { error_type: err.name().to_string(), error_message: err.to_string() }
+    }
+}
+
+/// JSON logs to stdout (CloudWatch Logs), level from `RUST_LOG` (default info).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .with_ansi(false)
+        .without_time()
+        .init();
+}
+
+/// The SDK configuration loaded once, and the clients of each (primary, DR) region pair.
+pub struct ClientCache {
+    shared: SdkConfig,
+    by_regions: Mutex<HashMap<(String, String), AwsClients>>,
+}
+
+impl ClientCache {
+    pub async fn load() -> ClientCache {
+        ClientCache {
+            shared: aws_config::load_defaults(BehaviorVersion::latest()).await,
+            by_regions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn for_plan(&self, plan: &Plan) -> AwsClients {
+        let key = (plan.primary_region.clone(), plan.dr_region.clone());
+        let build = || AwsClients::from_config(&self.shared, &plan.primary_region, &plan.dr_region);
+        match self.by_regions.lock() {
+            Ok(mut cache) => cache.entry(key).or_insert_with(build).clone(),
+            Err(_) => build(),
+        }
+    }
+}
+
+/// Serves one runbook step: the whole `main` of a step Lambda.
+pub async fn serve_step(step: FailoverStep) -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let clients = ClientCache::load().await;
+    let clients = &clients;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<StepRequest>| async move {
+        let request = event.payload;
+        let aws = clients.for_plan(&request.state.plan);
+        let result = run_step(step, request.action, &aws, &request.state).await;
+        if let Err(err) = &result {
+            tracing::warn!(plan = %request.state.plan.name, step = ?step, error = err.name(), retryable = err.is_retryable(), "{err}");
+        }
+        result
+    }))
+    .await
+}

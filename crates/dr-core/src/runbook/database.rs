@@ -1,0 +1,93 @@
+//! Promote the Ireland read replica to a standalone primary, and tell when it is.
+
+use aws_sdk_rds::types::Tag;
+
+use super::preflight::{LAG_AT_PROMOTION_TAG, PROMOTED_BY_RUN_TAG};
+use super::{Outcome, ResourceState, RunbookState, StepRecord, StepTimer, status_record};
+use crate::aws::AwsClients;
+use crate::error::DrError;
+use crate::readiness::describe_db_instance;
+
+/// Share of the RTO the promotion may take before the run stops with `StepTimedOut`.
+pub const PROMOTION_SHARE_OF_RTO: f64 = 0.5;
+
+async fn replica(clients: &AwsClients, state: &RunbookState) -> Result<aws_sdk_rds::types::DbInstance, DrError> {
+    let id = &state.plan.database.replica_instance;
+    describe_db_instance(&clients.dr.rds, id).await?.ok_or_else(|| DrError::ResourceNotFound {
+        kind: "RDS instance",
+        id: id.clone(),
+        region: state.plan.dr_region.clone(),
+    })
+}
+
+fn observed(db: &aws_sdk_rds::types::DbInstance) -> ResourceState {
+    let source = db.read_replica_source_db_instance_identifier().unwrap_or_default();
+    ResourceState {
+        resource: db.db_instance_identifier().unwrap_or_default().to_string(),
+        state: format!(
+            "{}, {}",
+            db.db_instance_status().unwrap_or("unknown"),
+            if source.is_empty() { "standalone".to_string() } else { format!("replica of {source}") }
+        ),
+    }
+}
+
+/// Promotes the replica. Already standalone: no call. Not `available`: `ReplicaNotPromotable`
+/// (retryable). Before promoting, tags the instance with the lag the gate accepted, so that a
+/// later attempt still knows the achieved RPO.
+pub async fn promote_replica(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
+    state.validate()?;
+    let timer = StepTimer::start("promote-replica", clients);
+    let db = replica(clients, state).await?;
+    let id = state.plan.database.replica_instance.clone();
+    if db.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty() {
+        return Ok(timer.finish(
+            Outcome::AlreadyDone,
+            true,
+            format!("{id} is already standalone"),
+            vec![observed(&db)],
+        ));
+    }
+    let status = db.db_instance_status().unwrap_or("unknown");
+    if status != "available" {
+        return Err(DrError::ReplicaNotPromotable { replica: id, status: status.to_string() });
+    }
+    let lag = state.steps.get("preflight").and_then(|p| p.gate.as_ref()).and_then(|g| g.lag_seconds);
+    if let Some(arn) = db.db_instance_arn() {
+        let mut tags = vec![Tag::builder().key(PROMOTED_BY_RUN_TAG).value(&state.run.id).build()];
+        if let Some(lag) = lag {
+            tags.push(Tag::builder().key(LAG_AT_PROMOTION_TAG).value(format!("{lag:.0}")).build());
+        }
+        clients
+            .dr
+            .rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("rds", "AddTagsToResource", e))?;
+    }
+    let promoted = clients
+        .dr
+        .rds
+        .promote_read_replica()
+        .db_instance_identifier(&id)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("rds", "PromoteReadReplica", e))?;
+    let resources = promoted.db_instance().map(observed).into_iter().collect();
+    tracing::info!(plan = %state.plan.name, step = "promote-replica", resource = %id, "promotion requested");
+    Ok(timer.finish(Outcome::Changed, true, format!("promotion of {id} requested"), resources))
+}
+
+/// Ready when the instance is standalone (no replication source) and `available`.
+pub async fn replica_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
+    state.validate()?;
+    let timer = StepTimer::start("promote-replica-status", clients);
+    let db = replica(clients, state).await?;
+    let standalone = db.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty();
+    let ready = standalone && db.db_instance_status() == Some("available");
+    let resource = observed(&db);
+    status_record(timer, state, "promote_status", PROMOTION_SHARE_OF_RTO, ready, resource.state.clone(), vec![resource])
+}

@@ -1,0 +1,302 @@
+//! The run report: timeline, achieved RTO and RPO against the targets, the decisions taken and
+//! the final state of each resource. Written to the report bucket as JSON, as Markdown and as an
+//! SVG timeline, and returned as the execution's output.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+
+use super::preflight::GateDecision;
+use super::{CaughtError, Outcome, RunInfo, RunbookState, StepRecord, format_time, parse_time};
+use crate::aws::AwsClients;
+use crate::error::DrError;
+use crate::readiness::{CheckRow, check_plan};
+
+/// The phases of the timeline: the act step and the status step that closes it.
+const PHASES: &[(&str, &str, Option<&str>)] = &[
+    ("preflight and RPO gate", "preflight", None),
+    ("promote replica", "promote", Some("promote_status")),
+    ("start standby EC2", "standby", Some("standby_status")),
+    ("scale Auto Scaling group", "asg", Some("asg_status")),
+    ("flip DNS", "flip_dns", Some("dns_status")),
+];
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct TimelineEntry {
+    pub phase: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub seconds: f64,
+    pub outcome: Outcome,
+    pub api_calls: usize,
+    pub mutating_calls: usize,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Achieved {
+    pub rto_target_seconds: u64,
+    /// Trigger to DNS answering Ireland; `None` when DNS was not flipped.
+    pub rto_seconds: Option<f64>,
+    pub rto_met: Option<bool>,
+    pub rpo_target_seconds: u64,
+    /// The replica lag at promotion.
+    pub rpo_seconds: Option<f64>,
+    pub rpo_met: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct RunReport {
+    pub plan: String,
+    pub run: RunInfo,
+    /// "succeeded" or "failed".
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CaughtError>,
+    pub achieved: Achieved,
+    pub gate: Option<GateDecision>,
+    pub timeline: Vec<TimelineEntry>,
+    /// Every step record, as the state machine passed them.
+    pub steps: Vec<StepRecord>,
+    pub final_state: Vec<CheckRow>,
+    pub mutating_calls: usize,
+    pub generated_at: String,
+    /// Where the report was written: JSON, Markdown, SVG.
+    pub locations: Vec<String>,
+}
+
+fn seconds_between(start: &str, end: &str) -> Option<f64> {
+    let (start, end) = (parse_time(start).ok()?, parse_time(end).ok()?);
+    Some(end.duration_since(start).map(|d| d.as_secs_f64()).unwrap_or(0.0))
+}
+
+/// Builds the report from the execution state and the estate as it is now (no S3 write).
+pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunReport {
+    let plan = &state.plan;
+    let steps = &state.steps;
+    let timeline: Vec<TimelineEntry> = PHASES
+        .iter()
+        .filter_map(|(phase, act_key, status_key)| {
+            let act = steps.get(*act_key)?;
+            let status = status_key.and_then(|key| steps.get(key));
+            let last = status.unwrap_or(act);
+            let records: Vec<&StepRecord> = [Some(act), status].into_iter().flatten().collect();
+            Some(TimelineEntry {
+                phase: phase.to_string(),
+                started_at: act.started_at.clone(),
+                finished_at: last.finished_at.clone(),
+                seconds: seconds_between(&act.started_at, &last.finished_at).unwrap_or(0.0),
+                outcome: act.outcome,
+                api_calls: records.iter().map(|r| r.calls.len()).sum(),
+                mutating_calls: records.iter().map(|r| r.mutating_calls()).sum(),
+                detail: format!(
+                    "{}{}",
+                    act.detail,
+                    status.map(|s| format!("; {} (check {})", s.detail, s.attempt)).unwrap_or_default()
+                ),
+            })
+        })
+        .collect();
+    let gate = steps.get("preflight").and_then(|p| p.gate.clone());
+    let dns_done = steps.get("dns_status").filter(|s| s.ready);
+    let rto_seconds = dns_done.and_then(|s| seconds_between(&state.run.triggered_at, &s.finished_at));
+    let rto_target = plan.targets.rto().as_secs();
+    let rpo_target = plan.targets.rpo().as_secs();
+    let rpo_seconds = gate.as_ref().and_then(|g| g.lag_seconds);
+    let achieved = Achieved {
+        rto_target_seconds: rto_target,
+        rto_seconds,
+        rto_met: rto_seconds.map(|s| s <= rto_target as f64),
+        rpo_target_seconds: rpo_target,
+        rpo_seconds,
+        rpo_met: rpo_seconds.map(|s| s <= rpo_target as f64),
+    };
+    let succeeded = state.error.is_none() && dns_done.is_some();
+    RunReport {
+        plan: plan.name.clone(),
+        run: state.run.clone(),
+        status: if succeeded { "succeeded" } else { "failed" }.to_string(),
+        error: state.error.clone(),
+        achieved,
+        gate,
+        mutating_calls: steps.values().map(StepRecord::mutating_calls).sum(),
+        timeline,
+        steps: steps.values().cloned().collect(),
+        final_state,
+        generated_at: format_time(SystemTime::now()),
+        locations: Vec::new(),
+    }
+}
+
+fn optional_seconds(value: Option<f64>) -> String {
+    value.map_or("n/a".to_string(), |s| format!("{s:.0} s"))
+}
+
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "not measured",
+    }
+}
+
+/// The human-readable report.
+pub fn render_markdown(report: &RunReport) -> String {
+    let mut md = String::new();
+    let a = &report.achieved;
+    let _ = writeln!(md, "# Failover report: {} / run {}\n", report.plan, report.run.id);
+    let _ = writeln!(md, "- **Status:** {}", report.status.to_uppercase());
+    if let Some(error) = &report.error {
+        let _ = writeln!(md, "- **Stopped by:** `{}`: {}", error.error, error.cause);
+    }
+    let _ = writeln!(md, "- **Trigger:** {} at {}", report.run.trigger, report.run.triggered_at);
+    let _ = writeln!(md, "- **Report generated:** {}\n", report.generated_at);
+    let _ = writeln!(md, "| objective | target | achieved | verdict |\n|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| RTO (trigger to DNS on Ireland) | {} s | {} | {} |",
+        a.rto_target_seconds,
+        optional_seconds(a.rto_seconds),
+        verdict(a.rto_met)
+    );
+    let _ = writeln!(
+        md,
+        "| RPO (replica lag at promotion) | {} s | {} | {} |\n",
+        a.rpo_target_seconds,
+        optional_seconds(a.rpo_seconds),
+        verdict(a.rpo_met)
+    );
+    let _ = writeln!(md, "## Decisions\n");
+    match &report.gate {
+        Some(gate) => {
+            let _ = writeln!(md, "- RPO gate: **{:?}**: {}", gate.verdict, gate.reason);
+            if let Some(approval) = &gate.approval {
+                let _ = writeln!(md, "- **Human approval recorded:** by {}, reason: {}", approval.by, approval.reason);
+            }
+        }
+        None => {
+            let _ = writeln!(md, "- RPO gate: not reached");
+        }
+    }
+    let _ = writeln!(md, "- Mutating AWS calls in this run: {}\n", report.mutating_calls);
+    let _ = writeln!(md, "## Timeline\n\n![timeline](timeline.svg)\n");
+    let _ = writeln!(
+        md,
+        "| phase | start | end | seconds | outcome | AWS calls (mutating) | detail |\n|---|---|---|---|---|---|---|"
+    );
+    for entry in &report.timeline {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.1} | {:?} | {} ({}) | {} |",
+            entry.phase,
+            entry.started_at,
+            entry.finished_at,
+            entry.seconds,
+            entry.outcome,
+            entry.api_calls,
+            entry.mutating_calls,
+            entry.detail.replace('|', "/")
+        );
+    }
+    let _ = writeln!(md, "\n## Final state\n\n| check | resource | state | detail |\n|---|---|---|---|");
+    for row in &report.final_state {
+        let state = row.finding.map_or("standby".to_string(), |f| f.name().to_string());
+        let _ = writeln!(md, "| {} | {} | {} | {} |", row.check, row.resource, state, row.detail.replace('|', "/"));
+    }
+    md
+}
+
+/// A Gantt-style picture of the timeline, from the trigger to the last step.
+pub fn render_svg(report: &RunReport) -> String {
+    let origin = parse_time(&report.run.triggered_at).ok();
+    let offset = |at: &str| -> f64 {
+        match (origin, parse_time(at).ok()) {
+            (Some(origin), Some(at)) => at.duration_since(origin).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            _ => 0.0,
+        }
+    };
+    let end = report.timeline.iter().map(|e| offset(&e.finished_at)).fold(1.0_f64, f64::max);
+    let (label_width, chart_width, row_height) = (220.0, 560.0, 28.0);
+    let height = 60.0 + row_height * report.timeline.len() as f64;
+    let scale = chart_width / end;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n",
+        label_width + chart_width + 100.0
+    );
+    let _ = writeln!(
+        svg,
+        "<text x=\"10\" y=\"18\" font-weight=\"bold\">{} run {}: {} (RTO {})</text>",
+        xml(&report.plan),
+        xml(&report.run.id),
+        report.status,
+        optional_seconds(report.achieved.rto_seconds)
+    );
+    for (row, entry) in report.timeline.iter().enumerate() {
+        let y = 36.0 + row_height * row as f64;
+        let x = label_width + offset(&entry.started_at) * scale;
+        let width = ((offset(&entry.finished_at) - offset(&entry.started_at)) * scale).max(2.0);
+        let colour = match entry.outcome {
+            Outcome::AlreadyDone => "#9e9e9e",
+            Outcome::Checked => "#1976d2",
+            _ => "#2e7d32",
+        };
+        let _ = writeln!(svg, "<text x=\"10\" y=\"{}\">{}</text>", y + 14.0, xml(&entry.phase));
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{x:.1}\" y=\"{y}\" width=\"{width:.1}\" height=\"18\" fill=\"{colour}\"><title>{} - {}</title></rect>",
+            entry.started_at, entry.finished_at
+        );
+        let _ = writeln!(svg, "<text x=\"{:.1}\" y=\"{}\">{:.1} s</text>", x + width + 4.0, y + 14.0, entry.seconds);
+    }
+    let _ = writeln!(
+        svg,
+        "<text x=\"{label_width}\" y=\"{}\" fill=\"#555\">0 s = trigger at {}; axis {:.0} s</text>",
+        height - 8.0,
+        report.run.triggered_at,
+        end
+    );
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Builds the report from the state and the estate as it is now, writes it to the report
+/// bucket (JSON, Markdown, SVG) and returns it.
+pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<RunReport, DrError> {
+    state.validate()?;
+    let readiness = check_plan(clients, &state.plan).await;
+    let mut report = build_report(state, readiness.rows);
+    let reports = &state.plan.reports;
+    let base = format!("{}{}/{}/", reports.prefix, state.plan.name, state.run.id);
+    let json_key = format!("{base}report.json");
+    let md_key = format!("{base}report.md");
+    let svg_key = format!("{base}timeline.svg");
+    report.locations =
+        [&json_key, &md_key, &svg_key].iter().map(|key| format!("s3://{}/{key}", reports.bucket)).collect();
+    let json = serde_json::to_vec_pretty(&report)
+        .map_err(|e| DrError::InvalidInput { message: format!("report not serialisable: {e}") })?;
+    for (key, body, content_type) in [
+        (&json_key, json, "application/json"),
+        (&md_key, render_markdown(&report).into_bytes(), "text/markdown; charset=utf-8"),
+        (&svg_key, render_svg(&report).into_bytes(), "image/svg+xml"),
+    ] {
+        clients
+            .dr
+            .s3
+            .put_object()
+            .bucket(&reports.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("s3", "PutObject", e))?;
+    }
+    tracing::info!(plan = %state.plan.name, step = "report", status = %report.status, location = %report.locations.join(" "), "report written");
+    Ok(report)
+}
