@@ -21,6 +21,40 @@ if (!Promise.withResolvers) {
 }
 
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+
+// Real Lambda answers a function error with HTTP 200, `X-Amz-Function-Error: Unhandled` and the
+// {errorType, errorMessage} payload, which is how Step Functions learns the error's name.
+// `cargo lambda watch` answers HTTP 500 with the same payload instead, so the SDK would only see
+// "Unknown". This loopback proxy restores the real answer; the function's payload is untouched.
+const lambdaServer = new URL(process.env.AWS_ENDPOINT_URL_LAMBDA ?? 'http://127.0.0.1:9000');
+const proxy = http.createServer((request, response) => {
+  const upstream = http.request(
+    { host: lambdaServer.hostname, port: lambdaServer.port, path: request.url, method: request.method, headers: request.headers },
+    (answer) => {
+      const chunks = [];
+      answer.on('data', (chunk) => chunks.push(chunk));
+      answer.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const headers = { ...answer.headers };
+        let status = answer.statusCode ?? 502;
+        if (status >= 500 && body.includes('"errorType"')) {
+          status = 200;
+          headers['x-amz-function-error'] = 'Unhandled';
+        }
+        response.writeHead(status, headers);
+        response.end(body);
+      });
+    },
+  );
+  upstream.on('error', (err) => {
+    response.writeHead(502);
+    response.end(String(err));
+  });
+  request.pipe(upstream);
+});
+await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+process.env.AWS_ENDPOINT_URL_LAMBDA = `http://127.0.0.1:${proxy.address().port}`;
 
 const { StateMachine } = await import('aws-local-stepfunctions');
 
@@ -62,6 +96,7 @@ const logging = (async () => {
       state: event.state?.name ?? null,
       timestamp: event.timestamp,
       error: event.Error ?? null,
+      cause: event.Cause ?? null,
     });
   }
 })();
@@ -74,6 +109,14 @@ try {
   result = { status: 'FAILED', error: err.name ?? 'Error', cause: err.cause ?? err.message ?? String(err) };
 }
 await logging.catch(() => {});
+// The execution's own error and cause (the Fail state's ErrorPath/CausePath), as Step Functions
+// reports them, rather than the engine's exception wrapper.
+const failed = events.findLast((event) => event.type === 'ExecutionFailed');
+if (failed) {
+  result.error = failed.error ?? result.error;
+  result.cause = failed.cause ?? result.cause;
+}
 result.wall_ms = Date.now() - started;
 result.events = events;
 process.stdout.write(`${JSON.stringify(result)}\n`);
+proxy.close();

@@ -1,5 +1,5 @@
 // Test support: a failed setup step is a failed test, so it panics with a message.
-#![allow(clippy::expect_used)]
+#![allow(clippy::expect_used, clippy::panic)]
 
 //! Shared setup of the workspace tests: emulator clients and isolated copies of the example plan.
 //!
@@ -69,4 +69,93 @@ pub async fn seeded_estate() -> (Plan, AwsClients) {
     let clients = emulator_clients(&plan).await;
     seed(&clients, &plan, SeedOptions::default()).await.expect("seeding the emulated estate");
     (plan, clients)
+}
+
+/// One execution of a state machine in aws-local-stepfunctions, as `tests/sfn/run.mjs` prints it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Execution {
+    pub status: String,
+    #[serde(default)]
+    pub output: serde_json::Value,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub cause: Option<serde_json::Value>,
+    pub wall_ms: f64,
+    pub events: Vec<ExecutionEvent>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ExecutionEvent {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub state: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: f64,
+}
+
+/// The DefinitionSubstitutions of failover.asl.json: the function names `cargo lambda watch`
+/// serves (SAM fills in the function ARNs).
+pub fn failover_substitutions() -> serde_json::Value {
+    serde_json::json!({
+        "PreflightFunctionArn": "preflight",
+        "PromoteReplicaFunctionArn": "promote-replica",
+        "StartStandbyFunctionArn": "start-standby",
+        "ScaleAsgFunctionArn": "scale-asg",
+        "FlipDnsFunctionArn": "flip-dns",
+        "ReportFunctionArn": "failover-report",
+    })
+}
+
+/// The failover's execution input for `plan`, triggered now.
+pub fn failover_input(plan: &Plan, run_id: &str, approval: Option<dr_core::runbook::Approval>) -> serde_json::Value {
+    serde_json::json!({
+        "plan": plan,
+        "run": {
+            "id": run_id,
+            "triggered_at": dr_core::runbook::format_time(SystemTime::now()),
+            "trigger": "test: simulated Paris outage",
+        },
+        "approval": approval,
+    })
+}
+
+/// Executes a state machine of `statemachines/` with the real Lambdas (AWS_ENDPOINT_URL_LAMBDA).
+pub fn run_state_machine(definition: &str, substitutions: &serde_json::Value, input: &serde_json::Value) -> Execution {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL_LAMBDA").is_ok(),
+        "AWS_ENDPOINT_URL_LAMBDA is not set: run the suite with scripts/test, which starts cargo lambda watch"
+    );
+    let substitutions_file = std::env::temp_dir().join(format!("sfn-substitutions-{}.json", unique_suffix()));
+    std::fs::write(&substitutions_file, substitutions.to_string()).expect("substitutions written");
+    let mut child = Command::new("node")
+        .arg("--no-warnings")
+        .arg(repo_root().join("tests/sfn/run.mjs"))
+        .arg(repo_root().join("statemachines").join(definition))
+        .arg(&substitutions_file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs tests/sfn/run.mjs");
+    child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("input written");
+    let out = child.wait_with_output().expect("runner finished");
+    let _ = std::fs::remove_file(&substitutions_file);
+    assert!(out.status.success(), "runner failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("runner output is not an execution ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Runs the failover runbook on `input`.
+pub fn run_failover(input: &serde_json::Value) -> Execution {
+    run_state_machine("failover.asl.json", &failover_substitutions(), input)
+}
+
+/// A report the runbook wrote to S3, read back.
+pub async fn read_report(clients: &AwsClients, plan: &Plan, run_id: &str, file: &str) -> Vec<u8> {
+    let key = format!("{}{}/{run_id}/{file}", plan.reports.prefix, plan.name);
+    let object = clients.dr.s3.get_object().bucket(&plan.reports.bucket).key(&key).send().await.expect("report object");
+    object.body.collect().await.expect("report body").into_bytes().to_vec()
 }

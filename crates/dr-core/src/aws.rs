@@ -5,14 +5,17 @@
 //! S3 uses path-style addressing, since `bucket.127.0.0.1` does not resolve.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
@@ -113,11 +116,14 @@ fn in_region(shared: &SdkConfig, region: &str) -> SdkConfig {
 }
 
 /// One request sent to AWS.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ApiCall {
     pub service: String,
     pub operation: String,
     pub region: String,
+    /// Time on the wire and in AWS, request sent to response received (the last attempt).
+    #[serde(default)]
+    pub millis: f64,
 }
 
 impl ApiCall {
@@ -155,6 +161,17 @@ impl ApiCallLog {
     }
 }
 
+/// The request being transmitted: its place in the log and when it was sent.
+#[derive(Debug, Clone)]
+struct InFlight {
+    index: usize,
+    sent: Instant,
+}
+
+impl Storable for InFlight {
+    type Storer = StoreReplace<Self>;
+}
+
 impl Intercept for ApiCallLog {
     fn name(&self) -> &'static str {
         "ApiCallLog"
@@ -170,7 +187,22 @@ impl Intercept for ApiCallLog {
             cfg.load::<Metadata>().map(|m| (m.service().to_string(), m.name().to_string())).unwrap_or_default();
         let region = cfg.load::<Region>().map(|r| r.to_string()).unwrap_or_default();
         if let Ok(mut calls) = self.calls.lock() {
-            calls.push(ApiCall { service, operation, region });
+            cfg.interceptor_state().store_put(InFlight { index: calls.len(), sent: Instant::now() });
+            calls.push(ApiCall { service, operation, region, millis: 0.0 });
+        }
+        Ok(())
+    }
+
+    fn read_before_deserialization(
+        &self,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let (Some(in_flight), Ok(mut calls)) = (cfg.load::<InFlight>(), self.calls.lock())
+            && let Some(call) = calls.get_mut(in_flight.index)
+        {
+            call.millis = in_flight.sent.elapsed().as_secs_f64() * 1000.0;
         }
         Ok(())
     }

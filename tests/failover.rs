@@ -1,0 +1,284 @@
+//! The failover runbook end to end: the real `statemachines/failover.asl.json` executed by
+//! aws-local-stepfunctions, the real Lambda binaries behind its Tasks (cargo lambda watch), the
+//! emulated estate (moto) behind them. Waits and retry intervals are compressed.
+//!
+//! moto does not evaluate Route53 failover routing: what the record "answers" is computed as
+//! Route53 does (`failover_answer`: PRIMARY while healthy, else SECONDARY).
+
+// Test code: a failed step is a failed test, so helpers panic with a message.
+#![allow(clippy::expect_used)]
+
+use aws_sdk_ec2::types::InstanceStateName;
+use aws_sdk_route53::types::ResourceRecordSetFailover;
+use dr_core::Plan;
+use dr_core::aws::AwsClients;
+use dr_core::estate::{SeedOptions, publish_replica_lag, seed};
+use dr_core::plan::{DnsStrategy, FailoverMetric};
+use dr_core::readiness::{
+    Readiness, check_plan, describe_db_instance, describe_standby_instances, failover_records, find_hosted_zone,
+};
+use dr_core::runbook::Approval;
+use dr_core::runbook::preflight::GateVerdict;
+use dr_core::runbook::report::RunReport;
+use dr_tests::{
+    Execution, emulator_clients, failover_input, isolated_plan, read_report, run_failover, seeded_estate, unique_suffix,
+};
+
+fn report_of(execution: &Execution) -> RunReport {
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    serde_json::from_value(execution.output.clone()).expect("the execution output is the run report")
+}
+
+/// The estate as the runbook leaves it, checked resource by resource.
+async fn assert_failed_over(plan: &Plan, clients: &AwsClients) {
+    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+        .await
+        .expect("describe")
+        .expect("replica");
+    assert_eq!(replica.read_replica_source_db_instance_identifier().unwrap_or_default(), "", "replica is standalone");
+    assert_eq!(replica.db_instance_status(), Some("available"));
+
+    let instances = describe_standby_instances(&clients.dr.ec2, plan).await.expect("instances");
+    assert_eq!(instances.len(), 2);
+    assert!(instances.iter().all(|(_, state)| *state == InstanceStateName::Running), "{instances:?}");
+
+    let group = clients
+        .dr
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&plan.auto_scaling.group)
+        .send()
+        .await
+        .expect("group")
+        .auto_scaling_groups()[0]
+        .clone();
+    assert_eq!((group.min_size(), group.desired_capacity(), group.max_size()), (Some(2), Some(2), Some(6)));
+    let in_service = group
+        .instances()
+        .iter()
+        .filter(|i| i.lifecycle_state() == Some(&aws_sdk_autoscaling::types::LifecycleState::InService))
+        .count();
+    assert!(in_service >= 2, "{in_service} InService");
+
+    let zone = find_hosted_zone(&clients.route53, &plan.dns.hosted_zone).await.expect("zone").expect("zone");
+    let records = failover_records(&clients.route53, &zone, plan).await.expect("records");
+    let value = |role: ResourceRecordSetFailover| {
+        records
+            .iter()
+            .find(|r| r.failover() == Some(&role))
+            .map(|r| r.resource_records()[0].value().to_string())
+            .expect("record")
+    };
+    let primary_healthy = true; // moto's health checks always pass: the worst case for the flip.
+    let answer = dr_core::runbook::dns::failover_answer(
+        &value(ResourceRecordSetFailover::Primary),
+        &value(ResourceRecordSetFailover::Secondary),
+        primary_healthy,
+    )
+    .to_string();
+    assert_eq!(answer, plan.dns.secondary.value, "DNS answers Ireland");
+}
+
+/// Stable view of the estate for before/after comparisons: each row's finding.
+fn findings(readiness: &Readiness) -> Vec<(String, String, Option<&'static str>)> {
+    readiness.rows.iter().map(|r| (r.check.clone(), r.resource.clone(), r.finding.map(|f| f.name()))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_run_fails_paris_over_to_ireland_and_reports_every_step() {
+    let (plan, clients) = seeded_estate().await;
+    let run_id = format!("full-{}", unique_suffix());
+    let execution = run_failover(&failover_input(&plan, &run_id, None));
+    let report = report_of(&execution);
+
+    assert_failed_over(&plan, &clients).await;
+    assert_eq!(report.status, "succeeded");
+    let phases: Vec<&str> = report.timeline.iter().map(|e| e.phase.as_str()).collect();
+    assert_eq!(
+        phases,
+        ["preflight and RPO gate", "promote replica", "start standby EC2", "scale Auto Scaling group", "flip DNS"]
+    );
+    let steps: Vec<&str> = report.steps.iter().map(|s| s.step.as_str()).collect();
+    for step in [
+        "preflight",
+        "promote-replica",
+        "promote-replica-status",
+        "start-standby",
+        "start-standby-status",
+        "scale-asg",
+        "scale-asg-status",
+        "flip-dns",
+        "flip-dns-status",
+    ] {
+        assert!(steps.contains(&step), "{step} missing from {steps:?}");
+    }
+    let gate = report.gate.as_ref().expect("gate decision");
+    assert_eq!(gate.verdict, GateVerdict::WithinRpo);
+    assert_eq!(report.achieved.rpo_seconds, Some(4.0));
+    assert_eq!(report.achieved.rto_met, Some(true));
+    assert_eq!(report.achieved.rpo_met, Some(true));
+    // promote, start, scale, flip: and the two tags recording who promoted and the lag then.
+    let mutating: Vec<String> = report
+        .steps
+        .iter()
+        .flat_map(|s| s.calls.iter().filter(|c| c.is_mutating()).map(|c| c.operation.clone()))
+        .collect();
+    for operation in ["PromoteReadReplica", "StartInstances", "UpdateAutoScalingGroup", "ChangeResourceRecordSets"] {
+        assert_eq!(mutating.iter().filter(|m| *m == operation).count(), 1, "{operation} once: {mutating:?}");
+    }
+
+    let stored: RunReport =
+        serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("JSON report");
+    assert_eq!(stored.timeline, report.timeline);
+    let markdown = String::from_utf8(read_report(&clients, &plan, &run_id, "report.md").await).expect("utf-8");
+    assert!(
+        markdown.contains("# Failover report") && markdown.contains("| flip DNS |") && markdown.contains("met"),
+        "{markdown}"
+    );
+    let svg = String::from_utf8(read_report(&clients, &plan, &run_id, "timeline.svg").await).expect("utf-8");
+    assert!(svg.starts_with("<svg") && svg.matches("<rect").count() == 5, "{svg}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_the_runbook_again_after_success_changes_nothing() {
+    let (plan, clients) = seeded_estate().await;
+    report_of(&run_failover(&failover_input(&plan, &format!("first-{}", unique_suffix()), None)));
+    let before = findings(&check_plan(&clients, &plan).await);
+
+    let again = report_of(&run_failover(&failover_input(&plan, &format!("again-{}", unique_suffix()), None)));
+    assert_eq!(again.mutating_calls, 0, "{:#?}", again.steps);
+    assert!(
+        again.timeline[1..].iter().all(|e| e.outcome == dr_core::runbook::Outcome::AlreadyDone),
+        "{:#?}",
+        again.timeline
+    );
+    let gate = again.gate.expect("gate");
+    assert_eq!(gate.verdict, GateVerdict::AlreadyPromoted);
+    assert_eq!(gate.lag_seconds, Some(4.0), "the lag recorded at promotion stands");
+    assert_eq!(findings(&check_plan(&clients, &plan).await), before);
+    assert_failed_over(&plan, &clients).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lag_over_the_rpo_stops_in_preflight_unless_a_human_approves() {
+    let (plan, clients) = seeded_estate().await;
+    let two_hours = 2.0 * plan.targets.rpo().as_secs_f64();
+    publish_replica_lag(&clients.dr, &plan.database.replica_instance, two_hours).await.expect("lag published");
+    let before = findings(&check_plan(&clients, &plan).await);
+
+    let run_id = format!("gate-{}", unique_suffix());
+    let mark = clients.calls.mark();
+    let stopped = run_failover(&failover_input(&plan, &run_id, None));
+    assert_eq!(stopped.status, "FAILED", "{stopped:#?}");
+    assert_eq!(stopped.error.as_deref(), Some("RpoExceeded"), "{stopped:#?}");
+    let entered: Vec<&str> =
+        stopped.events.iter().filter(|e| e.kind == "StateEntered").filter_map(|e| e.state.as_deref()).collect();
+    assert_eq!(entered, ["Preflight", "FailureReport", "RunFailed"]);
+    assert_eq!(findings(&check_plan(&clients, &plan).await), before, "no resource changed");
+    assert!(clients.calls.since(mark).iter().all(|c| !c.is_mutating()));
+    let failure: RunReport =
+        serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("failure report");
+    assert_eq!(failure.status, "failed");
+    assert_eq!(failure.error.as_ref().map(|e| e.error.as_str()), Some("RpoExceeded"));
+    assert_eq!(failure.mutating_calls, 0);
+
+    let approval =
+        Approval { by: "oncall-sre@example.com".into(), reason: "Paris down for 2 h; accepting the data loss".into() };
+    let approved = report_of(&run_failover(&failover_input(
+        &plan,
+        &format!("approved-{}", unique_suffix()),
+        Some(approval.clone()),
+    )));
+    let gate = approved.gate.expect("gate");
+    assert_eq!(gate.verdict, GateVerdict::Approved);
+    assert_eq!(gate.approval, Some(approval));
+    assert_eq!(approved.achieved.rpo_seconds, Some(two_hours));
+    assert_eq!(approved.achieved.rpo_met, Some(false));
+    let markdown = String::from_utf8(read_report(&clients, &plan, &approved.run.id, "report.md").await).expect("utf-8");
+    assert!(markdown.contains("Human approval recorded:** by oncall-sre@example.com"), "{markdown}");
+    assert_failed_over(&plan, &clients).await;
+}
+
+/// The plan with the data-plane DNS strategy: the flip publishes a metric in Ireland whose alarm
+/// fails the PRIMARY record's CLOUDWATCH_METRIC health check.
+fn metric_strategy(mut plan: Plan) -> Plan {
+    plan.dns.strategy = DnsStrategy::HealthCheckMetric;
+    plan.dns.failover_metric = Some(FailoverMetric {
+        namespace: "DrOrchestrator".into(),
+        metric: "FailoverRequested".into(),
+        alarm: format!("{}-failover-requested", plan.name),
+    });
+    // A shorter RTO keeps the number of DNS status checks (its share of the RTO) small.
+    plan.targets.rto_minutes = 30;
+    plan
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_step_ends_in_a_named_failure_and_a_rerun_finishes_without_repeating_mutations() {
+    let plan = metric_strategy(isolated_plan());
+    let clients = emulator_clients(&plan).await;
+    seed(&clients, &plan, SeedOptions::default()).await.expect("seeding");
+    assert!(check_plan(&clients, &plan).await.is_ready());
+    let alarm = plan.dns.failover_metric.as_ref().map(|m| m.alarm.clone()).expect("metric strategy");
+
+    // The fault: moto never evaluates alarms, so the published metric never turns the alarm to
+    // ALARM, and the DNS status check keeps answering "not yet" until it runs out of attempts.
+    let run_id = format!("fault-{}", unique_suffix());
+    let failed = run_failover(&failover_input(&plan, &run_id, None));
+    assert_eq!(failed.status, "FAILED", "{failed:#?}");
+    assert_eq!(failed.error.as_deref(), Some("StepTimedOut"), "{failed:#?}");
+    let failure: RunReport =
+        serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("failure report");
+    assert_eq!(failure.status, "failed");
+    assert_eq!(failure.error.as_ref().map(|e| e.error.as_str()), Some("StepTimedOut"));
+    assert!(failure.error.as_ref().is_some_and(|e| e.cause.contains("dns_status")), "{:?}", failure.error);
+    let moved: Vec<_> = failure.timeline.iter().map(|e| (e.phase.as_str(), e.outcome)).collect();
+    use dr_core::runbook::Outcome::{AlreadyDone, Changed, Checked};
+    assert_eq!(
+        moved[..4],
+        [
+            ("preflight and RPO gate", Checked),
+            ("promote replica", Changed),
+            ("start standby EC2", Changed),
+            ("scale Auto Scaling group", Changed)
+        ]
+    );
+
+    // The fault clears: the alarm evaluates the published metric, as CloudWatch does.
+    clients
+        .dr
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("FailoverRequested >= 1 (modelled evaluation)")
+        .send()
+        .await
+        .expect("SetAlarmState");
+    let rerun = report_of(&run_failover(&failover_input(&plan, &format!("rerun-{}", unique_suffix()), None)));
+    let outcomes: Vec<_> = rerun.timeline.iter().map(|e| (e.phase.as_str(), e.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("preflight and RPO gate", Checked),
+            ("promote replica", AlreadyDone),
+            ("start standby EC2", AlreadyDone),
+            ("scale Auto Scaling group", AlreadyDone),
+            ("flip DNS", AlreadyDone)
+        ]
+    );
+    assert_eq!(rerun.mutating_calls, 0, "{:#?}", rerun.steps);
+    assert_eq!(rerun.gate.map(|g| g.verdict), Some(GateVerdict::AlreadyPromoted));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_plan_is_refused_before_any_aws_call() {
+    let (mut plan, clients) = seeded_estate().await;
+    let before = findings(&check_plan(&clients, &plan).await);
+    plan.dns.ttl_seconds = 300;
+    let execution = run_failover(&failover_input(&plan, &format!("invalid-{}", unique_suffix()), None));
+    assert_eq!(execution.status, "FAILED");
+    assert_eq!(execution.error.as_deref(), Some("InvalidPlan"), "{execution:#?}");
+    plan.dns.ttl_seconds = 60;
+    assert_eq!(findings(&check_plan(&clients, &plan).await), before);
+}
