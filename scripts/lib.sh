@@ -1,12 +1,14 @@
 # Shared by the scripts in this folder: where the emulator lives and how to talk to it.
 # Sourced, not run.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-MOTO_VERSION="5.2.1"
 EMULATOR_HOST="127.0.0.1"
 EMULATOR_PORT="${MOTO_PORT:-5000}"
 EMULATOR_URL="http://${EMULATOR_HOST}:${EMULATOR_PORT}"
 EMULATOR_STATE_DIR="${REPO_ROOT}/.emulator"
 VENV="${REPO_ROOT}/.venv"
+LAMBDA_PORT="${LAMBDA_PORT:-9000}"
+LAMBDA_URL="http://127.0.0.1:${LAMBDA_PORT}"
+LAMBDA_TARGET_DIR="${REPO_ROOT}/target/lambda"
 
 # Point every AWS client (Rust SDK, boto3, the CLI) at the emulator with throwaway credentials.
 use_emulator_env() {
@@ -15,6 +17,8 @@ use_emulator_env() {
   export AWS_SECRET_ACCESS_KEY="testing"
   export AWS_REGION="eu-west-1"
   export MOTO_PORT="${EMULATOR_PORT}"
+  # Where the ASL engine invokes the Lambdas: cargo lambda watch (scripts/lambdas).
+  export AWS_ENDPOINT_URL_LAMBDA="${LAMBDA_URL}"
 }
 
 emulator_is_up() {
@@ -23,29 +27,21 @@ emulator_is_up() {
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-CFN_LINT_VERSION="1.51.0"
-
-# Linters for the SAM template, into the same venv as the emulator.
-install_linters() {
-  if [[ -x "${VENV}/bin/cfn-lint" ]] && [[ "$("${VENV}/bin/cfn-lint" --version 2>/dev/null)" == *"${CFN_LINT_VERSION}"* ]]; then
+# Every Python tool (scripts/requirements.txt) into .venv, once per change of that file.
+install_tools() {
+  local requirements="${REPO_ROOT}/scripts/requirements.txt"
+  local stamp="${VENV}/.requirements.sha256"
+  local wanted
+  wanted="$(sha256sum "${requirements}" | cut -d' ' -f1)"
+  if [[ -f "${stamp}" && "$(cat "${stamp}")" == "${wanted}" ]]; then
     return 0
   fi
-  log "installing cfn-lint==${CFN_LINT_VERSION} into ${VENV}"
-  "${VENV}/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==${CFN_LINT_VERSION}"
+  log "installing the Python tools (scripts/requirements.txt) into ${VENV}"
+  python3 -m venv "${VENV}"
+  "${VENV}/bin/pip" install --quiet --disable-pip-version-check -r "${requirements}"
+  echo "${wanted}" > "${stamp}"
 }
 
-CARGO_LAMBDA_VERSION="1.9.2"
-LAMBDA_PORT="${LAMBDA_PORT:-9000}"
-LAMBDA_URL="http://127.0.0.1:${LAMBDA_PORT}"
-
-# cargo-lambda (from PyPI) into the venv; `cargo lambda watch` serves the real Lambda binaries.
-install_cargo_lambda() {
-  if [[ -x "${VENV}/bin/cargo-lambda" ]] && [[ "$("${VENV}/bin/cargo-lambda" lambda --version 2>/dev/null)" == *"${CARGO_LAMBDA_VERSION}"* ]]; then
-    return 0
-  fi
-  log "installing cargo-lambda==${CARGO_LAMBDA_VERSION} into ${VENV}"
-  "${VENV}/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==${CARGO_LAMBDA_VERSION}"
-}
 
 # The ASL engine (aws-local-stepfunctions) and asl-validator, pinned in tests/sfn/package-lock.json.
 install_sfn_runner() {

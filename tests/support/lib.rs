@@ -94,17 +94,11 @@ pub struct ExecutionEvent {
     pub timestamp: f64,
 }
 
-/// The DefinitionSubstitutions of failover.asl.json: the function names `cargo lambda watch`
-/// serves (SAM fills in the function ARNs).
+/// The DefinitionSubstitutions of failover.asl.json for local runs (`tests/sfn/failover.local.json`):
+/// the function names `cargo lambda watch` serves, where SAM fills in the function ARNs.
 pub fn failover_substitutions() -> serde_json::Value {
-    serde_json::json!({
-        "PreflightFunctionArn": "preflight",
-        "PromoteReplicaFunctionArn": "promote-replica",
-        "StartStandbyFunctionArn": "start-standby",
-        "ScaleAsgFunctionArn": "scale-asg",
-        "FlipDnsFunctionArn": "flip-dns",
-        "ReportFunctionArn": "failover-report",
-    })
+    let text = std::fs::read_to_string(repo_root().join("tests/sfn/failover.local.json")).expect("substitutions file");
+    serde_json::from_str(&text).expect("substitutions are JSON")
 }
 
 /// The failover's execution input for `plan`, triggered now.

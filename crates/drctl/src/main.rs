@@ -11,6 +11,8 @@ use comfy_table::{Cell, Color, ContentArrangement, Table, presets::UTF8_FULL_CON
 use dr_core::aws::AwsClients;
 use dr_core::estate::{SeedOptions, seed};
 use dr_core::readiness::{Readiness, check_plan};
+use dr_core::runbook::report::{RunReport, render_markdown};
+use dr_core::runbook::{Approval, RunInfo, RunbookState, format_time};
 use dr_core::{DrError, Plan};
 
 #[derive(Parser)]
@@ -28,6 +30,40 @@ enum Command {
     /// The emulated estate (only against a local emulator: AWS_ENDPOINT_URL on loopback).
     #[command(subcommand)]
     Estate(EstateCommand),
+    /// The failover runbook's execution input.
+    #[command(subcommand)]
+    Failover(FailoverCommand),
+    /// Run reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Subcommand)]
+enum FailoverCommand {
+    /// Print the execution input of a failover of PLAN (for `aws stepfunctions start-execution
+    /// --input`), with an optional approval to pass a failed RPO gate.
+    Input {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// Run id (default: manual-<unix seconds>).
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Who approves failing over although the RPO gate fails (recorded in the report).
+        #[arg(long, requires = "approval_reason")]
+        approve_by: Option<String>,
+        /// Why they approve.
+        #[arg(long, requires = "approve_by")]
+        approval_reason: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Print a run report (report.json, or the failover execution's output) as Markdown.
+    Show {
+        /// Path of the JSON report.
+        report: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -97,17 +133,37 @@ async fn run(command: Command) -> Result<ExitCode, DrError> {
             let clients = AwsClients::for_plan(&plan).await;
             let readiness = check_plan(&clients, &plan).await;
             if json {
-                match serde_json::to_string_pretty(&readiness) {
-                    Ok(text) => println!("{text}"),
-                    Err(err) => {
-                        eprintln!("cannot print the table as JSON: {err}");
-                        return Ok(ExitCode::from(2));
-                    }
-                }
+                print_json(&readiness)?;
             } else {
                 print_readiness(&plan, &readiness);
             }
             Ok(if readiness.is_ready() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Failover(FailoverCommand::Input { plan, run_id, approve_by, approval_reason }) => {
+            let plan = Plan::load(&plan.plan)?;
+            let now = std::time::SystemTime::now();
+            let run_id = run_id.unwrap_or_else(|| {
+                format!("manual-{}", now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default())
+            });
+            let approval = approve_by.zip(approval_reason).map(|(by, reason)| Approval { by, reason });
+            let state = RunbookState {
+                plan,
+                run: RunInfo { id: run_id, triggered_at: format_time(now), trigger: "manual: drctl".to_string() },
+                approval,
+                steps: Default::default(),
+                error: None,
+            };
+            state.validate()?;
+            print_json(&state)
+        }
+        Command::Report(ReportCommand::Show { report }) => {
+            let text = std::fs::read_to_string(&report)
+                .map_err(|e| DrError::InvalidInput { message: format!("{}: {e}", report.display()) })?;
+            let report: RunReport = serde_json::from_str(&text).map_err(|e| DrError::InvalidInput {
+                message: format!("{}: not a run report: {e}", report.display()),
+            })?;
+            println!("{}", render_markdown(&report));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Estate(EstateCommand::Seed { plan, replica_lag_seconds }) => {
             let plan = Plan::load(&plan.plan)?;
@@ -123,6 +179,13 @@ async fn run(command: Command) -> Result<ExitCode, DrError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<ExitCode, DrError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| DrError::InvalidInput { message: format!("cannot print as JSON: {e}") })?;
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_readiness(plan: &Plan, readiness: &Readiness) {
