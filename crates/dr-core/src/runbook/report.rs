@@ -300,3 +300,92 @@ pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<
     tracing::info!(plan = %state.plan.name, step = "report", status = %report.status, location = %report.locations.join(" "), "report written");
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runbook::preflight::GateVerdict;
+    use crate::runbook::{Approval, RunbookState};
+
+    fn record(step: &str, start: &str, end: &str, outcome: Outcome) -> StepRecord {
+        StepRecord {
+            step: step.to_string(),
+            started_at: start.to_string(),
+            finished_at: end.to_string(),
+            outcome,
+            ready: true,
+            attempt: 1,
+            detail: format!("{step} done"),
+            resources: Vec::new(),
+            calls: Vec::new(),
+            facts: Default::default(),
+            gate: None,
+        }
+    }
+
+    fn state() -> RunbookState {
+        let text = include_str!("../../../../plans/paris-ireland.toml");
+        let plan = crate::plan::Plan::parse(text, "example").expect("example plan");
+        let mut preflight = record("preflight", "2026-11-23T10:00:10Z", "2026-11-23T10:00:12Z", Outcome::Checked);
+        preflight.gate = Some(GateDecision {
+            verdict: GateVerdict::Approved,
+            lag_seconds: Some(5400.0),
+            rpo_seconds: 3600,
+            reason: "RpoExceeded overridden".to_string(),
+            approval: Some(Approval { by: "sre@example.com".into(), reason: "Paris is gone".into() }),
+        });
+        let steps = [
+            ("preflight", preflight),
+            ("promote", record("promote-replica", "2026-11-23T10:00:13Z", "2026-11-23T10:00:14Z", Outcome::Changed)),
+            (
+                "promote_status",
+                record("promote-replica-status", "2026-11-23T10:09:00Z", "2026-11-23T10:10:00Z", Outcome::Ready),
+            ),
+            ("flip_dns", record("flip-dns", "2026-11-23T10:10:05Z", "2026-11-23T10:10:06Z", Outcome::Changed)),
+            ("dns_status", record("flip-dns-status", "2026-11-23T10:11:00Z", "2026-11-23T10:12:00Z", Outcome::Ready)),
+        ]
+        .into_iter()
+        .map(|(key, record)| (key.to_string(), record))
+        .collect();
+        RunbookState {
+            plan,
+            run: RunInfo { id: "r1".into(), triggered_at: "2026-11-23T10:00:00Z".into(), trigger: "test".into() },
+            approval: None,
+            steps,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn rto_runs_from_the_trigger_to_dns_ready_and_rpo_is_the_lag_at_promotion() {
+        let report = build_report(&state(), Vec::new());
+        assert_eq!(report.status, "succeeded");
+        assert_eq!(report.achieved.rto_seconds, Some(720.0));
+        assert_eq!(report.achieved.rto_met, Some(true));
+        assert_eq!(report.achieved.rpo_seconds, Some(5400.0));
+        assert_eq!(report.achieved.rpo_met, Some(false));
+        let promote = &report.timeline[1];
+        assert_eq!((promote.phase.as_str(), promote.seconds), ("promote replica", 587.0));
+    }
+
+    #[test]
+    fn markdown_and_svg_show_the_decisions_and_every_phase() {
+        let report = build_report(&state(), Vec::new());
+        let markdown = render_markdown(&report);
+        assert!(markdown.contains("Human approval recorded:** by sre@example.com, reason: Paris is gone"));
+        assert!(markdown.contains("| RPO (replica lag at promotion) | 3600 s | 5400 s | MISSED |"), "{markdown}");
+        let svg = render_svg(&report);
+        assert_eq!(svg.matches("<rect").count(), report.timeline.len());
+    }
+
+    #[test]
+    fn a_run_stopped_by_an_error_reports_failed_without_an_rto() {
+        let mut state = state();
+        state.steps.remove("dns_status");
+        state.error = Some(CaughtError { error: "StepTimedOut".into(), cause: "dns_status not ready".into() });
+        let report = build_report(&state, Vec::new());
+        assert_eq!(report.status, "failed");
+        assert_eq!(report.achieved.rto_seconds, None);
+        assert!(render_markdown(&report).contains("**Stopped by:** `StepTimedOut`"));
+    }
+}
