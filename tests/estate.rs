@@ -8,7 +8,9 @@ use aws_sdk_route53::types::{
 };
 use dr_core::estate::{SeedOptions, publish_replica_lag, seed};
 use dr_core::plan::{BucketPair, fqdn};
-use dr_core::readiness::{Finding, Readiness, check_plan, describe_standby_instances, find_hosted_zone};
+use dr_core::readiness::{
+    Finding, Readiness, check_plan, describe_auto_scaling_group, describe_standby_instances, find_hosted_zone,
+};
 use dr_tests::{emulator_clients, isolated_plan, seeded_estate};
 use serde_json::json;
 
@@ -93,15 +95,9 @@ async fn estate_snapshot(plan: &dr_core::Plan, clients: &dr_core::aws::AwsClient
         .into_iter()
         .map(|(id, state)| json!([id, state.as_str()]))
         .collect();
-    let groups: Vec<_> = clients
-        .dr
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&plan.auto_scaling.group)
-        .send()
+    let groups: Vec<_> = describe_auto_scaling_group(&clients.dr.autoscaling, &plan.auto_scaling.group)
         .await
         .expect("DescribeAutoScalingGroups")
-        .auto_scaling_groups()
         .iter()
         .map(|g| json!([g.min_size(), g.desired_capacity(), g.max_size(), g.instances().len()]))
         .collect();

@@ -15,7 +15,8 @@ use dr_core::aws::AwsClients;
 use dr_core::estate::{SeedOptions, publish_replica_lag, seed};
 use dr_core::plan::{DnsStrategy, FailoverMetric};
 use dr_core::readiness::{
-    Readiness, check_plan, describe_db_instance, describe_standby_instances, failover_records, find_hosted_zone,
+    Readiness, check_plan, describe_auto_scaling_group, describe_db_instance, describe_standby_instances,
+    failover_records, find_hosted_zone,
 };
 use dr_core::runbook::Approval;
 use dr_core::runbook::preflight::GateVerdict;
@@ -42,16 +43,10 @@ async fn assert_failed_over(plan: &Plan, clients: &AwsClients) {
     assert_eq!(instances.len(), 2);
     assert!(instances.iter().all(|(_, state)| *state == InstanceStateName::Running), "{instances:?}");
 
-    let group = clients
-        .dr
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&plan.auto_scaling.group)
-        .send()
+    let group = describe_auto_scaling_group(&clients.dr.autoscaling, &plan.auto_scaling.group)
         .await
-        .expect("group")
-        .auto_scaling_groups()[0]
-        .clone();
+        .expect("DescribeAutoScalingGroups")
+        .expect("the DR group exists");
     assert_eq!((group.min_size(), group.desired_capacity(), group.max_size()), (Some(2), Some(2), Some(6)));
     let in_service = group
         .instances()

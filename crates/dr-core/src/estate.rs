@@ -29,7 +29,9 @@ use aws_smithy_types::DateTime;
 use crate::aws::{AwsClients, RegionClients};
 use crate::error::{DrError, sdk_error_code};
 use crate::plan::{DnsStrategy, Plan, fqdn};
-use crate::readiness::{describe_db_instance, describe_standby_instances, find_health_check, find_hosted_zone};
+use crate::readiness::{
+    describe_auto_scaling_group, describe_db_instance, describe_standby_instances, find_health_check, find_hosted_zone,
+};
 
 /// What the seeded estate looks like beyond what the plan says.
 #[derive(Debug, Clone, Copy)]
@@ -222,16 +224,7 @@ async fn emulator_image(ec2: &aws_sdk_ec2::Client) -> Result<String, DrError> {
 async fn seed_auto_scaling_group(dr: &RegionClients, plan: &Plan) -> Result<(), DrError> {
     let asg = &plan.auto_scaling;
     let (min, desired, max) = (i32::from(asg.standby.min), i32::from(asg.standby.desired), i32::from(asg.standby.max));
-    let exists = !dr
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&asg.group)
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("autoscaling", "DescribeAutoScalingGroups", e))?
-        .auto_scaling_groups()
-        .is_empty();
-    if exists {
+    if describe_auto_scaling_group(&dr.autoscaling, &asg.group).await?.is_some() {
         dr.autoscaling
             .update_auto_scaling_group()
             .auto_scaling_group_name(&asg.group)

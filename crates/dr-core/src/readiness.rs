@@ -337,19 +337,27 @@ pub async fn describe_standby_instances(
     Ok(found)
 }
 
+/// The Auto Scaling group, or `None` when it does not exist.
+pub async fn describe_auto_scaling_group(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    name: &str,
+) -> Result<Option<aws_sdk_autoscaling::types::AutoScalingGroup>, DrError> {
+    let out = autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("autoscaling", "DescribeAutoScalingGroups", e))?;
+    Ok(out.auto_scaling_groups().first().cloned())
+}
+
 async fn check_auto_scaling(dr: &RegionClients, plan: &Plan) -> CheckRow {
     const CHECK: &str = "auto scaling group";
     let asg = &plan.auto_scaling;
     let resource = at(&asg.group, &dr.region);
-    let group = match dr.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(&asg.group).send().await {
-        Err(err) => {
-            return CheckRow::failed(
-                CHECK,
-                resource,
-                &DrError::from_sdk("autoscaling", "DescribeAutoScalingGroups", err),
-            );
-        }
-        Ok(out) => out.auto_scaling_groups().first().cloned(),
+    let group = match describe_auto_scaling_group(&dr.autoscaling, &asg.group).await {
+        Err(err) => return CheckRow::failed(CHECK, resource, &err),
+        Ok(group) => group,
     };
     let Some(group) = group else {
         return CheckRow::not_ready(CHECK, resource, Finding::AsgMissing, "no such Auto Scaling group");

@@ -7,7 +7,7 @@ use super::{Outcome, ResourceState, RunbookState, StepRecord, StepTimer, status_
 use crate::aws::AwsClients;
 use crate::error::DrError;
 use crate::plan::Capacity;
-use crate::readiness::describe_standby_instances;
+use crate::readiness::{describe_auto_scaling_group, describe_standby_instances};
 
 /// Share of the RTO the compute branch may take before `StepTimedOut`.
 pub const COMPUTE_SHARE_OF_RTO: f64 = 0.5;
@@ -31,18 +31,23 @@ async fn standby_instances(
     Ok(found)
 }
 
-/// Starts the stopped standby instances; running or pending ones are left alone.
-pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
-    let timer = StepTimer::start("start-standby", clients);
-    let found = standby_instances(clients, state).await?;
+/// The stopped instances, to start; `InstanceBusy` (retryable) while one is stopping or
+/// shutting down, since it cannot be started until it has stopped.
+pub fn instances_to_start(found: &[(String, InstanceStateName)]) -> Result<Vec<String>, DrError> {
     if let Some((id, busy)) =
         found.iter().find(|(_, s)| matches!(s, InstanceStateName::Stopping | InstanceStateName::ShuttingDown))
     {
         return Err(DrError::InstanceBusy { instance: id.clone(), state: busy.to_string() });
     }
-    let stopped: Vec<String> =
-        found.iter().filter(|(_, s)| *s == InstanceStateName::Stopped).map(|(id, _)| id.clone()).collect();
+    Ok(found.iter().filter(|(_, s)| *s == InstanceStateName::Stopped).map(|(id, _)| id.clone()).collect())
+}
+
+/// Starts the stopped standby instances; running or pending ones are left alone.
+pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
+    state.validate()?;
+    let timer = StepTimer::start("start-standby", clients);
+    let found = standby_instances(clients, state).await?;
+    let stopped = instances_to_start(&found)?;
     if stopped.is_empty() {
         return Ok(timer.finish(
             Outcome::AlreadyDone,
@@ -103,22 +108,11 @@ pub async fn standby_status(clients: &AwsClients, state: &RunbookState) -> Resul
 
 async fn group(clients: &AwsClients, state: &RunbookState) -> Result<AutoScalingGroup, DrError> {
     let name = &state.plan.auto_scaling.group;
-    clients
-        .dr
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(name)
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("autoscaling", "DescribeAutoScalingGroups", e))?
-        .auto_scaling_groups()
-        .first()
-        .cloned()
-        .ok_or_else(|| DrError::ResourceNotFound {
-            kind: "Auto Scaling group",
-            id: name.clone(),
-            region: state.plan.dr_region.clone(),
-        })
+    describe_auto_scaling_group(&clients.dr.autoscaling, name).await?.ok_or_else(|| DrError::ResourceNotFound {
+        kind: "Auto Scaling group",
+        id: name.clone(),
+        region: state.plan.dr_region.clone(),
+    })
 }
 
 /// The size to set: the plan's failover capacity, never lowering a higher current value.
@@ -198,6 +192,20 @@ pub async fn asg_status(clients: &AwsClients, state: &RunbookState) -> Result<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_stopped_instances_are_started_and_a_stopping_one_waits() {
+        let found = |states: &[InstanceStateName]| -> Vec<(String, InstanceStateName)> {
+            states.iter().enumerate().map(|(i, s)| (format!("i-{i}"), s.clone())).collect()
+        };
+        let mixed = found(&[InstanceStateName::Stopped, InstanceStateName::Running, InstanceStateName::Pending]);
+        assert_eq!(instances_to_start(&mixed).ok(), Some(vec!["i-0".to_string()]));
+        assert_eq!(instances_to_start(&found(&[InstanceStateName::Running])).ok(), Some(vec![]));
+        // moto stops instances at once; AWS passes through `stopping`, which must wait.
+        let err =
+            instances_to_start(&found(&[InstanceStateName::Stopped, InstanceStateName::Stopping])).expect_err("busy");
+        assert_eq!((err.name(), err.is_retryable()), ("InstanceBusy", true));
+    }
 
     #[test]
     fn raising_never_lowers_a_higher_current_value() {

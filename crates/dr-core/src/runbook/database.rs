@@ -32,6 +32,21 @@ fn observed(db: &aws_sdk_rds::types::DbInstance) -> ResourceState {
     }
 }
 
+/// Whether the instance must be promoted: `false` when already standalone,
+/// `ReplicaNotPromotable` (retryable) when it is a replica in any state but `available`.
+pub fn needs_promotion(db: &aws_sdk_rds::types::DbInstance) -> Result<bool, DrError> {
+    if db.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty() {
+        return Ok(false);
+    }
+    match db.db_instance_status() {
+        Some("available") => Ok(true),
+        status => Err(DrError::ReplicaNotPromotable {
+            replica: db.db_instance_identifier().unwrap_or_default().to_string(),
+            status: status.unwrap_or("unknown").to_string(),
+        }),
+    }
+}
+
 /// Promotes the replica. Already standalone: no call. Not `available`: `ReplicaNotPromotable`
 /// (retryable). Before promoting, tags the instance with the lag the gate accepted, so that a
 /// later attempt still knows the achieved RPO.
@@ -90,4 +105,31 @@ pub async fn replica_status(clients: &AwsClients, state: &RunbookState) -> Resul
     let ready = standalone && db.db_instance_status() == Some("available");
     let resource = observed(&db);
     status_record(timer, state, "promote_status", PROMOTION_SHARE_OF_RTO, ready, resource.state.clone(), vec![resource])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_rds::types::DbInstance;
+
+    fn instance(status: &str, source: Option<&str>) -> DbInstance {
+        DbInstance::builder()
+            .db_instance_identifier("platform-db-ireland")
+            .db_instance_status(status)
+            .set_read_replica_source_db_instance_identifier(source.map(str::to_string))
+            .build()
+    }
+
+    #[test]
+    fn only_an_available_replica_is_promoted() {
+        let source = Some("arn:aws:rds:eu-west-3:123456789012:db:platform-db-paris");
+        assert!(matches!(needs_promotion(&instance("available", source)), Ok(true)));
+        assert!(matches!(needs_promotion(&instance("available", None)), Ok(false)));
+        // moto keeps every instance `available`; AWS has these states, which must wait.
+        for busy in ["modifying", "backing-up", "storage-optimization", "rebooting"] {
+            let err = needs_promotion(&instance(busy, source)).expect_err("not promotable now");
+            assert_eq!(err.name(), "ReplicaNotPromotable");
+            assert!(err.is_retryable());
+        }
+    }
 }
