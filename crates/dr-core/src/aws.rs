@@ -5,7 +5,7 @@
 //! S3 uses path-style addressing, since `bucket.127.0.0.1` does not resolve.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -121,6 +121,9 @@ pub struct ApiCall {
     pub service: String,
     pub operation: String,
     pub region: String,
+    /// When the request was sent, in milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub sent_at_ms: f64,
     /// Time on the wire and in AWS, request sent to response received (the last attempt).
     #[serde(default)]
     pub millis: f64,
@@ -188,7 +191,9 @@ impl Intercept for ApiCallLog {
         let region = cfg.load::<Region>().map(|r| r.to_string()).unwrap_or_default();
         if let Ok(mut calls) = self.calls.lock() {
             cfg.interceptor_state().store_put(InFlight { index: calls.len(), sent: Instant::now() });
-            calls.push(ApiCall { service, operation, region, millis: 0.0 });
+            let sent_at_ms =
+                SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or_default();
+            calls.push(ApiCall { service, operation, region, sent_at_ms, millis: 0.0 });
         }
         Ok(())
     }
