@@ -5,7 +5,8 @@
 
 use std::time::SystemTime;
 
-use dr_core::runbook::{FailoverStep, RunInfo, RunbookState, StepAction, format_time, run_step};
+use dr_core::runbook::preflight::{GateVerdict, preflight};
+use dr_core::runbook::{Approval, FailoverStep, RunInfo, RunbookState, StepAction, format_time, run_step};
 use dr_tests::{seeded_estate, unique_suffix};
 
 fn state_for(plan: dr_core::Plan) -> RunbookState {
@@ -47,5 +48,43 @@ async fn every_step_refuses_bad_input_before_any_aws_call() {
                 assert!(clients.calls.since(mark).is_empty(), "{step:?} {action:?} called AWS");
             }
         }
+    }
+}
+
+#[tokio::test]
+async fn a_replica_promoted_outside_the_runbook_needs_a_human_approval() {
+    let (plan, clients) = seeded_estate().await;
+    // Someone promoted the replica by hand, days ago: its data age is unknown to the runbook.
+    clients
+        .dr
+        .rds
+        .promote_read_replica()
+        .db_instance_identifier(&plan.database.replica_instance)
+        .send()
+        .await
+        .expect("PromoteReadReplica");
+    let state = state_for(plan);
+    let err = preflight(&clients, &state).await.expect_err("no approval, no failover");
+    assert_eq!(err.name(), "ReplicaNotReplicating", "{err}");
+
+    let mut approved = state;
+    approved.approval = Some(Approval { by: "dba@example.com".into(), reason: "checked the data by hand".into() });
+    let record = preflight(&clients, &approved).await.expect("approved preflight");
+    let gate = record.gate.expect("gate decision");
+    assert_eq!(gate.verdict, GateVerdict::Approved);
+    assert_eq!(gate.approval, approved.approval);
+}
+
+#[tokio::test]
+async fn a_malformed_task_input_gets_invalid_input_from_the_lambda() {
+    let lambda = std::env::var("AWS_ENDPOINT_URL_LAMBDA").expect("set by scripts/test");
+    for function in ["preflight", "promote-replica", "flip-dns"] {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-X", "POST", "--data", r#"{"action":"act","state":{"plan":{"name":"x"}}}"#])
+            .arg(format!("{lambda}/2015-03-31/functions/{function}/invocations"))
+            .output()
+            .expect("curl runs");
+        let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error payload");
+        assert_eq!(answer["errorType"], "InvalidInput", "{function}: {answer}");
     }
 }

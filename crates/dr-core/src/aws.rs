@@ -5,8 +5,9 @@
 //! S3 uses path-style addressing, since `bucket.127.0.0.1` does not resolve.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -111,8 +112,18 @@ impl RegionClients {
     }
 }
 
+/// Every call gives up after this long, each attempt sooner: a region that accepts connections
+/// and never answers (Paris, during the outage) must not hold a step until the Lambda times out.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(6);
+
 fn in_region(shared: &SdkConfig, region: &str) -> SdkConfig {
-    shared.to_builder().region(Region::new(region.to_string())).build()
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_timeout(OPERATION_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .build();
+    shared.to_builder().region(Region::new(region.to_string())).timeout_config(timeouts).build()
 }
 
 /// One request sent to AWS.

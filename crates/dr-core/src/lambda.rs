@@ -62,8 +62,9 @@ pub async fn serve_step(step: FailoverStep) -> Result<(), lambda_runtime::Error>
     init_tracing();
     let clients = ClientCache::load().await;
     let clients = &clients;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<StepRequest>| async move {
-        let request = event.payload;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let request: StepRequest = serde_json::from_value(event.payload)
+            .map_err(|e| DrError::InvalidInput { message: format!("not a runbook task input: {e}") })?;
         let aws = clients.for_plan(&request.state.plan);
         let result = run_step(step, request.action, &aws, &request.state).await;
         if let Err(err) = &result {

@@ -515,7 +515,14 @@ async fn check_dns(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow> {
         };
         let values: Vec<&str> = set.resource_records().iter().map(|r| r.value()).collect();
         let expects_health_check = role == ResourceRecordSetFailover::Primary;
-        if values != [target.value.as_str()] {
+        if set.alias_target().is_some() {
+            rows.push(CheckRow::not_ready(
+                check,
+                resource,
+                Finding::RecordMisconfigured,
+                "an alias record: the runbook moves plain records only (use a CNAME to the load balancer)",
+            ));
+        } else if values != [target.value.as_str()] {
             let finding = if expects_health_check { Finding::DnsNotOnPrimary } else { Finding::RecordMisconfigured };
             rows.push(CheckRow::not_ready(
                 check,

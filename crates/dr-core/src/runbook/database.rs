@@ -2,7 +2,7 @@
 
 use aws_sdk_rds::types::Tag;
 
-use super::preflight::{LAG_AT_PROMOTION_TAG, PROMOTED_BY_RUN_TAG};
+use super::preflight::{LAG_AT_PROMOTION_TAG, PROMOTED_BY_RUN_TAG, promotion_tags};
 use super::{Outcome, ResourceState, RunbookState, StepRecord, StepTimer, status_record};
 use crate::aws::AwsClients;
 use crate::error::DrError;
@@ -55,17 +55,25 @@ pub async fn promote_replica(clients: &AwsClients, state: &RunbookState) -> Resu
     let timer = StepTimer::start("promote-replica", clients);
     let db = replica(clients, state).await?;
     let id = state.plan.database.replica_instance.clone();
-    if db.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty() {
+    let needed = match needs_promotion(&db) {
+        Ok(needed) => needed,
+        // Modifying or rebooting because an earlier attempt of this runbook asked for the promotion
+        // (a retried Task): it is under way, and the status check waits for it.
+        Err(not_now) => match promotion_tags(clients, db.db_instance_arn()).await? {
+            Some(tags) => {
+                let detail = format!("promotion requested by run {} is under way", tags.run);
+                return Ok(timer.finish(Outcome::AlreadyDone, true, detail, vec![observed(&db)]));
+            }
+            None => return Err(not_now),
+        },
+    };
+    if !needed {
         return Ok(timer.finish(
             Outcome::AlreadyDone,
             true,
             format!("{id} is already standalone"),
             vec![observed(&db)],
         ));
-    }
-    let status = db.db_instance_status().unwrap_or("unknown");
-    if status != "available" {
-        return Err(DrError::ReplicaNotPromotable { replica: id, status: status.to_string() });
     }
     let lag = state.steps.get("preflight").and_then(|p| p.gate.as_ref()).and_then(|g| g.lag_seconds);
     if let Some(arn) = db.db_instance_arn() {
@@ -96,13 +104,14 @@ pub async fn promote_replica(clients: &AwsClients, state: &RunbookState) -> Resu
     Ok(timer.finish(Outcome::Changed, true, format!("promotion of {id} requested"), resources))
 }
 
-/// Ready when the instance is standalone (no replication source) and `available`.
+/// Ready when the instance is standalone (no replication source) and accepts writes: `available`,
+/// or `backing-up` (a promoted replica takes its first automated backup while already writable).
 pub async fn replica_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("promote-replica-status", clients);
     let db = replica(clients, state).await?;
     let standalone = db.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty();
-    let ready = standalone && db.db_instance_status() == Some("available");
+    let ready = standalone && matches!(db.db_instance_status(), Some("available" | "backing-up"));
     let resource = observed(&db);
     status_record(timer, state, "promote_status", PROMOTION_SHARE_OF_RTO, ready, resource.state.clone(), vec![resource])
 }

@@ -72,6 +72,9 @@ pub async fn preflight(clients: &AwsClients, state: &RunbookState) -> Result<Ste
             state: format!("{observed}; {}", row.detail),
         });
     }
+    if let Some(retryable) = retryable_blocker(&readiness.rows) {
+        return Err(retryable);
+    }
     if !blocking.is_empty() {
         return Err(DrError::PreflightFailed { findings: blocking });
     }
@@ -80,6 +83,26 @@ pub async fn preflight(clients: &AwsClients, state: &RunbookState) -> Result<Ste
     let mut record = timer.finish(Outcome::Checked, true, detail, resources);
     record.gate = Some(gate);
     Ok(record)
+}
+
+/// A blocking row that will likely clear by itself becomes its retryable error, so that the
+/// state machine retries the preflight: a throttled or failed read, a replica in its backup
+/// window or being modified, an instance still stopping.
+fn retryable_blocker(rows: &[crate::readiness::CheckRow]) -> Option<DrError> {
+    rows.iter().filter(|row| !PRIMARY_SIDE_CHECKS.contains(&row.check.as_str())).find_map(|row| match row.finding {
+        Some(Finding::CheckFailed) if row.detail.starts_with("AwsTransient") => Some(DrError::AwsTransient {
+            service: "plan check",
+            operation: "preflight",
+            message: format!("{} {}: {}", row.check, row.resource, row.detail),
+        }),
+        Some(Finding::ReplicaNotAvailable) => {
+            Some(DrError::ReplicaNotPromotable { replica: row.resource.clone(), status: row.detail.clone() })
+        }
+        Some(Finding::StandbyInstanceNotStopped) => {
+            Some(DrError::InstanceBusy { instance: row.resource.clone(), state: row.detail.clone() })
+        }
+        _ => None,
+    })
 }
 
 /// The RPO gate, applied while the replica is still a replica.
@@ -92,19 +115,33 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
     })?;
 
     if replica.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty() {
-        let lag = promotion_lag(clients, replica.db_instance_arn()).await?;
-        return Ok(GateDecision {
-            verdict: GateVerdict::AlreadyPromoted,
-            lag_seconds: lag,
-            rpo_seconds: rpo.as_secs(),
-            reason: match lag {
-                Some(lag) => format!("replica already promoted; lag at promotion {lag:.0} s stands"),
-                None => {
-                    "replica already standalone, promoted outside this runbook: lag at promotion unknown".to_string()
-                }
-            },
-            approval: None,
-        });
+        let promotion = promotion_tags(clients, replica.db_instance_arn()).await?;
+        return match (promotion, &state.approval) {
+            (Some(PromotionTags { run, lag_seconds }), _) => Ok(GateDecision {
+                verdict: GateVerdict::AlreadyPromoted,
+                lag_seconds,
+                rpo_seconds: rpo.as_secs(),
+                reason: match lag_seconds {
+                    Some(lag) => format!("replica already promoted by run {run}; lag at promotion {lag:.0} s stands"),
+                    None => format!("replica already promoted by run {run}, which was approved past the gate"),
+                },
+                approval: None,
+            }),
+            // Promoted outside this runbook: its data may be arbitrarily old. Only a human may
+            // decide to serve it.
+            (None, Some(approval)) => Ok(GateDecision {
+                verdict: GateVerdict::Approved,
+                lag_seconds: None,
+                rpo_seconds: rpo.as_secs(),
+                reason: format!("standalone instance promoted outside this runbook, accepted by {}", approval.by),
+                approval: Some(approval.clone()),
+            }),
+            (None, None) => Err(DrError::ReplicaNotReplicating {
+                replica: replica_id.clone(),
+                reason: "it is a standalone instance that this runbook did not promote: its data age is unknown"
+                    .to_string(),
+            }),
+        };
     }
 
     let readings = read_replica_lags(
@@ -141,8 +178,14 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
     }
 }
 
-/// The lag the promote step recorded on the instance, if it was this runbook that promoted it.
-async fn promotion_lag(clients: &AwsClients, arn: Option<&str>) -> Result<Option<f64>, DrError> {
+/// What the promote step recorded on the instance when it promoted it.
+pub struct PromotionTags {
+    pub run: String,
+    pub lag_seconds: Option<f64>,
+}
+
+/// The promote step's tags on the instance, or `None` if this runbook did not promote it.
+pub async fn promotion_tags(clients: &AwsClients, arn: Option<&str>) -> Result<Option<PromotionTags>, DrError> {
     let Some(arn) = arn else { return Ok(None) };
     let tags = clients
         .dr
@@ -152,10 +195,9 @@ async fn promotion_lag(clients: &AwsClients, arn: Option<&str>) -> Result<Option
         .send()
         .await
         .map_err(|e| DrError::from_sdk("rds", "ListTagsForResource", e))?;
-    Ok(tags
-        .tag_list()
-        .iter()
-        .find(|tag| tag.key() == Some(LAG_AT_PROMOTION_TAG))
-        .and_then(|tag| tag.value())
-        .and_then(|value| value.parse().ok()))
+    let value = |key: &str| tags.tag_list().iter().find(|tag| tag.key() == Some(key)).and_then(|tag| tag.value());
+    Ok(value(PROMOTED_BY_RUN_TAG).map(|run| PromotionTags {
+        run: run.to_string(),
+        lag_seconds: value(LAG_AT_PROMOTION_TAG).and_then(|lag| lag.parse().ok()),
+    }))
 }
