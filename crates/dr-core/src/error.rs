@@ -143,6 +143,9 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailable",
     "InternalError",
     "InternalFailure",
+    // EC2 out of capacity in an Availability Zone: likely while a whole region fails over, and it
+    // clears as capacity frees up.
+    "InsufficientInstanceCapacity",
 ];
 
 /// "Code: message" of an SDK error, or its display chain when the service said nothing.
