@@ -32,6 +32,7 @@ use crate::plan::{DnsStrategy, Plan, fqdn};
 use crate::readiness::{
     describe_auto_scaling_group, describe_db_instance, describe_standby_instances, find_health_check, find_hosted_zone,
 };
+use crate::runbook::compute::set_capacity;
 
 /// What the seeded estate looks like beyond what the plan says.
 #[derive(Debug, Clone, Copy)]
@@ -225,16 +226,7 @@ async fn seed_auto_scaling_group(dr: &RegionClients, plan: &Plan) -> Result<(), 
     let asg = &plan.auto_scaling;
     let (min, desired, max) = (i32::from(asg.standby.min), i32::from(asg.standby.desired), i32::from(asg.standby.max));
     if describe_auto_scaling_group(&dr.autoscaling, &asg.group).await?.is_some() {
-        dr.autoscaling
-            .update_auto_scaling_group()
-            .auto_scaling_group_name(&asg.group)
-            .min_size(min)
-            .desired_capacity(desired)
-            .max_size(max)
-            .send()
-            .await
-            .map_err(|e| DrError::from_sdk("autoscaling", "UpdateAutoScalingGroup", e))?;
-        return Ok(());
+        return set_capacity(&dr.autoscaling, &asg.group, (min, desired, max)).await;
     }
     let template_name = format!("{}-template", asg.group);
     let template_exists = dr

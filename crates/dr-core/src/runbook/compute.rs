@@ -132,6 +132,24 @@ fn capacity_text((min, desired, max): (i32, i32, i32)) -> String {
     format!("min {min} / desired {desired} / max {max}")
 }
 
+/// Sets a group's (min, desired, max).
+pub async fn set_capacity(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    group: &str,
+    (min, desired, max): (i32, i32, i32),
+) -> Result<(), DrError> {
+    autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(group)
+        .min_size(min)
+        .desired_capacity(desired)
+        .max_size(max)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("autoscaling", "UpdateAutoScalingGroup", e))?;
+    Ok(())
+}
+
 /// Raises min/desired/max to the failover capacity; already there or above: no call.
 pub async fn scale_asg(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
@@ -148,18 +166,8 @@ pub async fn scale_asg(clients: &AwsClients, state: &RunbookState) -> Result<Ste
             resources,
         ));
     }
+    set_capacity(&clients.dr.autoscaling, &name, target).await?;
     let (min, desired, max) = target;
-    clients
-        .dr
-        .autoscaling
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(&name)
-        .min_size(min)
-        .desired_capacity(desired)
-        .max_size(max)
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("autoscaling", "UpdateAutoScalingGroup", e))?;
     tracing::info!(plan = %state.plan.name, step = "scale-asg", resource = %name, min, desired, max, "group raised");
     let resources = vec![ResourceState { resource: name.clone(), state: capacity_text(target) }];
     Ok(timer.finish(
