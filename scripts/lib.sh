@@ -9,6 +9,11 @@ VENV="${REPO_ROOT}/.venv"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
 LAMBDA_URL="http://127.0.0.1:${LAMBDA_PORT}"
 LAMBDA_TARGET_DIR="${REPO_ROOT}/target/lambda"
+# The local triggers' configuration (template.yaml sets it in AWS): the demo's plan store, its
+# plan, and the failover state machine `drctl estate triggers` registers in the emulator.
+DEMO_PLAN_NAME="paris-ireland-prod"
+DEMO_PLAN_STATE_BUCKET="platform-dr-plans-ireland"
+DEMO_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-failover"
 
 # Point every AWS client (Rust SDK, boto3, the CLI) at the emulator with throwaway credentials.
 use_emulator_env() {

@@ -6,17 +6,13 @@
 use std::time::SystemTime;
 
 use dr_core::runbook::preflight::{GateVerdict, preflight};
-use dr_core::runbook::{Approval, FailoverStep, RunInfo, RunbookState, StepAction, format_time, run_step};
+use dr_core::runbook::{Approval, FailoverStep, RunInfo, RunbookState, StepAction, run_step};
 use dr_tests::{seeded_estate, unique_suffix};
 
 fn state_for(plan: dr_core::Plan) -> RunbookState {
     RunbookState {
         plan,
-        run: RunInfo {
-            id: format!("steps-{}", unique_suffix()),
-            triggered_at: format_time(SystemTime::now()),
-            trigger: "test".to_string(),
-        },
+        run: RunInfo::new(format!("steps-{}", unique_suffix()), SystemTime::now(), "test"),
         approval: None,
         steps: Default::default(),
         error: None,

@@ -8,12 +8,14 @@
 //! so tests run in parallel without resetting the emulator.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
-use dr_core::estate::{SeedOptions, seed};
+use dr_core::estate::{SeedOptions, TriggerSeed, seed, seed_triggers};
+use dr_core::trigger::{PlanStore, Starter, TriggerContext};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -50,6 +52,9 @@ pub fn isolated_plan() -> Plan {
         pair.replica_bucket = format!("assets{index}-ireland-{s}");
     }
     plan.reports.bucket = format!("reports-{s}");
+    if let Some(trigger) = plan.trigger.as_mut() {
+        trigger.alarms = vec![format!("paris-down-{s}")];
+    }
     plan.validate().expect("isolated plan stays valid");
     plan
 }
@@ -152,4 +157,55 @@ pub async fn read_report(clients: &AwsClients, plan: &Plan, run_id: &str, file: 
     let key = format!("{}{}/{run_id}/{file}", plan.reports.prefix, plan.name);
     let object = clients.dr.s3.get_object().bucket(&plan.reports.bucket).key(&key).send().await.expect("report object");
     object.body.collect().await.expect("report body").into_bytes().to_vec()
+}
+
+/// The triggers of a seeded isolated plan: the plan published to its own plan store (left
+/// disarmed), the failover state machine registered in the emulator's Step Functions under the
+/// plan's name, and a context that hands out `clients`, so that their call log holds every call
+/// the trigger makes.
+pub async fn trigger_context(plan: &Plan, clients: &AwsClients) -> TriggerContext {
+    let bucket = format!("plans-{}", plan.name);
+    let definition =
+        std::fs::read_to_string(repo_root().join("statemachines/failover.asl.json")).expect("failover definition");
+    let seed = TriggerSeed {
+        plan_state_bucket: bucket.clone(),
+        state_machine_name: plan.name.clone(),
+        state_machine_definition: definition,
+    };
+    let arn = seed_triggers(clients, plan, &seed).await.expect("plan published, state machine registered");
+    let for_plan = clients.clone();
+    TriggerContext {
+        store: PlanStore::new(clients.dr.s3.clone(), bucket),
+        starter: Starter::new(clients.dr.sfn.clone(), arn),
+        plan_names: vec![plan.name.clone()],
+        clients_for: Arc::new(move |_| for_plan.clone()),
+        confirmation_poll: Duration::from_millis(200),
+    }
+}
+
+/// The executions the emulator's Step Functions recorded for the plan's state machine
+/// (moto records them and runs nothing): (name, input).
+pub async fn recorded_executions(clients: &AwsClients, plan: &Plan) -> Vec<(String, serde_json::Value)> {
+    let machines = clients.dr.sfn.list_state_machines().send().await.expect("ListStateMachines");
+    let arn = machines
+        .state_machines()
+        .iter()
+        .find(|m| m.name() == plan.name)
+        .map(|m| m.state_machine_arn().to_string())
+        .expect("the plan's state machine is registered");
+    let listed = clients.dr.sfn.list_executions().state_machine_arn(arn).send().await.expect("ListExecutions");
+    let mut executions = Vec::new();
+    for execution in listed.executions() {
+        let described = clients
+            .dr
+            .sfn
+            .describe_execution()
+            .execution_arn(execution.execution_arn())
+            .send()
+            .await
+            .expect("DescribeExecution");
+        let input = serde_json::from_str(described.input().unwrap_or("{}")).expect("execution input is JSON");
+        executions.push((execution.name().to_string(), input));
+    }
+    executions
 }

@@ -33,6 +33,7 @@ pub struct RegionClients {
     pub ec2: aws_sdk_ec2::Client,
     pub rds: aws_sdk_rds::Client,
     pub s3: aws_sdk_s3::Client,
+    pub sfn: aws_sdk_sfn::Client,
 }
 
 /// Everything a plan's steps talk to: the primary region, the DR region and Route53.
@@ -87,7 +88,7 @@ impl AwsClients {
 }
 
 impl RegionClients {
-    fn new(shared: &SdkConfig, region: &str, calls: &ApiCallLog) -> RegionClients {
+    pub fn new(shared: &SdkConfig, region: &str, calls: &ApiCallLog) -> RegionClients {
         let config = in_region(shared, region);
         let s3_config = aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(config.endpoint_url().is_some())
@@ -108,6 +109,9 @@ impl RegionClients {
                 aws_sdk_rds::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
+            sfn: aws_sdk_sfn::Client::from_conf(
+                aws_sdk_sfn::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
         }
     }
 }

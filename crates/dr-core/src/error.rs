@@ -57,6 +57,14 @@ pub enum DrError {
     #[error("{step} not ready after {attempts} checks: {last_state}")]
     StepTimedOut { step: String, attempts: u32, last_state: String },
 
+    /// A live drill of a production plan without `confirm` equal to the plan's name.
+    #[error("a live drill of production plan {plan} needs confirm = {plan:?}")]
+    DrillNotConfirmed { plan: String },
+
+    /// The plan is failing over or failed over: a new run needs an operator to re-arm it first.
+    #[error("plan {plan} is {status}: re-arm it (drctl trigger arm) before another run")]
+    PlanBusy { plan: String, status: String },
+
     /// The estate builder was pointed at something other than a local emulator.
     #[error("refusing to build an emulated estate against {endpoint}: only a loopback AWS_ENDPOINT_URL is allowed")]
     EmulatorOnly { endpoint: String },
@@ -85,6 +93,8 @@ impl DrError {
             DrError::ReplicaNotPromotable { .. } => "ReplicaNotPromotable",
             DrError::InstanceBusy { .. } => "InstanceBusy",
             DrError::StepTimedOut { .. } => "StepTimedOut",
+            DrError::DrillNotConfirmed { .. } => "DrillNotConfirmed",
+            DrError::PlanBusy { .. } => "PlanBusy",
             DrError::EmulatorOnly { .. } => "EmulatorOnly",
             DrError::AwsTransient { .. } => "AwsTransient",
             DrError::AwsCallFailed { .. } => "AwsCallFailed",

@@ -8,7 +8,7 @@
 //! Where the emulator cannot produce what AWS would (RDS publishing ReplicaLag, an IAM role for
 //! S3 replication), the estate models it: see the comments at each place.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricDatum, StandardUnit, Statistic};
 use aws_sdk_ec2::types::{
@@ -33,6 +33,9 @@ use crate::readiness::{
     describe_auto_scaling_group, describe_db_instance, describe_standby_instances, find_health_check, find_hosted_zone,
 };
 use crate::runbook::compute::set_capacity;
+use crate::runbook::format_time;
+use crate::trigger::PlanStore;
+use crate::trigger::confirm::window_minutes;
 
 /// What the seeded estate looks like beyond what the plan says.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +73,7 @@ pub async fn seed(clients: &AwsClients, plan: &Plan, options: SeedOptions) -> Re
     seed_standby_instances(&clients.dr, plan, options.standby_instance_count).await?;
     seed_auto_scaling_group(&clients.dr, plan).await?;
     seed_dns(clients, plan).await?;
+    seed_health_alarms(clients, plan).await?;
     for pair in &plan.s3_replication {
         ensure_bucket(&clients.primary, &pair.source_bucket).await?;
         ensure_bucket(&clients.dr, &pair.replica_bucket).await?;
@@ -393,6 +397,178 @@ async fn create_health_check(clients: &AwsClients, plan: &Plan) -> Result<String
         .await
         .map_err(|e| DrError::from_sdk("route53", "ChangeTagsForResource", e))?;
     Ok(id)
+}
+
+/// The trigger's alarms, in us-east-1 on the PRIMARY health check's `HealthCheckStatus`, as the
+/// production account has them: unhealthy (Minimum < 1) in 3 consecutive minutes.
+async fn seed_health_alarms(clients: &AwsClients, plan: &Plan) -> Result<(), DrError> {
+    let Some(trigger) = &plan.trigger else { return Ok(()) };
+    let health_check_id = find_health_check(&clients.route53, &plan.dns.health_check)
+        .await?
+        .ok_or_else(|| missing("health check", &plan.dns.health_check, "global"))?;
+    for alarm in &trigger.alarms {
+        clients
+            .route53_metrics
+            .put_metric_alarm()
+            .alarm_name(alarm)
+            .alarm_description(format!("Paris primary of {} unhealthy: starts the DR trigger", plan.name))
+            .namespace("AWS/Route53")
+            .metric_name("HealthCheckStatus")
+            .dimensions(Dimension::builder().name("HealthCheckId").value(&health_check_id).build())
+            .statistic(Statistic::Minimum)
+            .period(60)
+            .evaluation_periods(3)
+            .threshold(1.0)
+            .comparison_operator(ComparisonOperator::LessThanThreshold)
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("cloudwatch", "PutMetricAlarm", e))?;
+    }
+    Ok(())
+}
+
+/// Where the emulated triggers find their plan and start their runs.
+#[derive(Debug, Clone)]
+pub struct TriggerSeed {
+    /// The plan store bucket (DR region): the plan is published there and left disarmed.
+    pub plan_state_bucket: String,
+    /// The failover state machine registered in the emulator's Step Functions.
+    pub state_machine_name: String,
+    pub state_machine_definition: String,
+}
+
+/// Publishes the plan to the plan store and registers the failover state machine; returns the
+/// state machine's ARN. The emulator's Step Functions records executions and does not run them:
+/// a started execution is run by the ASL engine (see `scripts/demo` and the tests).
+pub async fn seed_triggers(clients: &AwsClients, plan: &Plan, seed: &TriggerSeed) -> Result<String, DrError> {
+    require_emulator(clients)?;
+    ensure_bucket(&clients.dr, &seed.plan_state_bucket).await?;
+    PlanStore::new(clients.dr.s3.clone(), &seed.plan_state_bucket).publish_plan(plan).await?;
+    let sfn = &clients.dr.sfn;
+    let mut pages = sfn.list_state_machines().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| DrError::from_sdk("sfn", "ListStateMachines", e))?;
+        if let Some(found) = page.state_machines().iter().find(|m| m.name() == seed.state_machine_name) {
+            return Ok(found.state_machine_arn().to_string());
+        }
+    }
+    let created = sfn
+        .create_state_machine()
+        .name(&seed.state_machine_name)
+        .definition(&seed.state_machine_definition)
+        .role_arn(format!("arn:aws:iam::{EMULATOR_ACCOUNT}:role/{}-failover", plan.name))
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("sfn", "CreateStateMachine", e))?;
+    Ok(created.state_machine_arn().to_string())
+}
+
+/// How the simulated outage ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// Paris stays unhealthy.
+    Sustained,
+    /// Paris answers again inside the confirmation window.
+    Flap,
+}
+
+/// Simulates a Paris outage that began `confirmation window + 3 min` ago: publishes the
+/// `HealthCheckStatus` minutes Route53 would have (0 = unhealthy; one 1 in the window for a
+/// flap), moves the trigger's first alarm to ALARM, and returns the EventBridge event CloudWatch
+/// sends for that move. Modelled: moto neither runs health checkers nor evaluates alarms nor
+/// emits alarm events, so the estate does what they would, back-dated so that the window has
+/// already elapsed.
+pub async fn simulate_outage(clients: &AwsClients, plan: &Plan, outage: Outage) -> Result<serde_json::Value, DrError> {
+    require_emulator(clients)?;
+    let trigger = plan.trigger.as_ref().ok_or_else(|| DrError::InvalidInput {
+        message: format!("plan {} has no [trigger]: nothing to simulate", plan.name),
+    })?;
+    let alarm = trigger.alarms.first().cloned().unwrap_or_default();
+    let health_check_id = find_health_check(&clients.route53, &plan.dns.health_check)
+        .await?
+        .ok_or_else(|| missing("health check", &plan.dns.health_check, "global"))?;
+    let now = SystemTime::now();
+    let alarm_at = now - trigger.confirmation_window() - Duration::from_secs(180);
+    let minutes = window_minutes(alarm_at, trigger.confirmation_window());
+    let first = minutes.first().copied().unwrap_or_default();
+    // From three minutes before the alarm (what made it fire) to now.
+    let datapoints: Vec<MetricDatum> = (0..)
+        .map(|i| first.saturating_sub(180) + i * 60)
+        .take_while(|minute| UNIX_EPOCH + Duration::from_secs(*minute) <= now)
+        .map(|minute| {
+            let healthy = outage == Outage::Flap && minutes.get(1) == Some(&minute);
+            MetricDatum::builder()
+                .metric_name("HealthCheckStatus")
+                .dimensions(Dimension::builder().name("HealthCheckId").value(&health_check_id).build())
+                .timestamp(DateTime::from(UNIX_EPOCH + Duration::from_secs(minute)))
+                .value(if healthy { 1.0 } else { 0.0 })
+                .build()
+        })
+        .collect();
+    clients
+        .route53_metrics
+        .put_metric_data()
+        .namespace("AWS/Route53")
+        .set_metric_data(Some(datapoints))
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("cloudwatch", "PutMetricData", e))?;
+    let reason = "Threshold Crossed: 3 out of the last 3 datapoints were less than the threshold (1.0)";
+    clients
+        .route53_metrics
+        .set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason(reason)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("cloudwatch", "SetAlarmState", e))?;
+    Ok(alarm_state_change_event(&alarm, &health_check_id, "ALARM", "OK", alarm_at, reason))
+}
+
+/// The EventBridge event CloudWatch sends when `alarm` moves from `previous` to `value` at `at`.
+pub fn alarm_state_change_event(
+    alarm: &str,
+    health_check_id: &str,
+    value: &str,
+    previous: &str,
+    at: SystemTime,
+    reason: &str,
+) -> serde_json::Value {
+    // CloudWatch writes alarm times as 2026-11-23T15:04:05.123+0000.
+    let cloudwatch_time = format_time(at).trim_end_matches('Z').to_string() + "+0000";
+    let region = crate::aws::ROUTE53_CONTROL_REGION;
+    serde_json::json!({
+        "version": "0",
+        "id": format!("{:x}", at.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()),
+        "detail-type": crate::trigger::ALARM_DETAIL_TYPE,
+        "source": crate::trigger::ALARM_SOURCE,
+        "account": EMULATOR_ACCOUNT,
+        "time": format_time(at),
+        "region": region,
+        "resources": [format!("arn:aws:cloudwatch:{region}:{EMULATOR_ACCOUNT}:alarm:{alarm}")],
+        "detail": {
+            "alarmName": alarm,
+            "state": { "value": value, "reason": reason, "timestamp": cloudwatch_time },
+            "previousState": { "value": previous, "reason": "Threshold Crossed", "timestamp": cloudwatch_time },
+            "configuration": {
+                "description": "Paris primary unhealthy",
+                "metrics": [{
+                    "id": "health",
+                    "metricStat": {
+                        "metric": {
+                            "namespace": "AWS/Route53",
+                            "name": "HealthCheckStatus",
+                            "dimensions": { "HealthCheckId": health_check_id }
+                        },
+                        "period": 60,
+                        "stat": "Minimum"
+                    },
+                    "returnData": true
+                }]
+            }
+        }
+    })
 }
 
 /// A creation reference that never repeats (Route53 requires one per create call).

@@ -3,15 +3,18 @@
 //! (the `errorType` Step Functions Retry/Catch match on).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
-use crate::aws::AwsClients;
+use crate::aws::{ApiCallLog, AwsClients, RegionClients};
 use crate::error::DrError;
 use crate::plan::Plan;
 use crate::runbook::{FailoverStep, StepRequest, run_step};
+use crate::trigger::game_day::handle_game_day;
+use crate::trigger::{PlanStore, Starter, TriggerContext, handle_alarm_event};
 
 impl From<DrError> for Diagnostic {
     fn from(err: DrError) -> Self {
@@ -71,6 +74,61 @@ pub async fn serve_step(step: FailoverStep) -> Result<(), lambda_runtime::Error>
             tracing::warn!(plan = %request.state.plan.name, step = ?step, error = err.name(), retryable = err.is_retryable(), "{err}");
         }
         result
+    }))
+    .await
+}
+
+/// The triggers' configuration, from the function's environment (set by template.yaml):
+/// `PLAN_STATE_BUCKET` (published plans and their states, in this region), `STATE_MACHINE_ARN`
+/// (the failover runbook) and `PLAN_NAMES` (comma-separated published plans).
+async fn trigger_context() -> Result<TriggerContext, lambda_runtime::Error> {
+    let setting = |name: &str| {
+        std::env::var(name)
+            .map_err(|_| DrError::InvalidInput { message: format!("environment variable {name} is not set") })
+    };
+    let bucket = setting("PLAN_STATE_BUCKET")?;
+    let state_machine_arn = setting("STATE_MACHINE_ARN")?;
+    let plan_names =
+        setting("PLAN_NAMES")?.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect();
+    let cache = Arc::new(ClientCache::load().await);
+    let region = cache.shared.region().map(ToString::to_string).unwrap_or_default();
+    let home = RegionClients::new(&cache.shared, &region, &ApiCallLog::default());
+    Ok(TriggerContext {
+        store: PlanStore::new(home.s3.clone(), bucket),
+        starter: Starter::new(home.sfn.clone(), state_machine_arn),
+        plan_names,
+        clients_for: Arc::new(move |plan: &Plan| cache.for_plan(plan)),
+        confirmation_poll: Duration::from_secs(30),
+    })
+}
+
+fn log_failure<T>(function: &str, result: Result<T, DrError>) -> Result<T, DrError> {
+    if let Err(err) = &result {
+        tracing::warn!(function, error = err.name(), retryable = err.is_retryable(), "{err}");
+    }
+    result
+}
+
+/// The whole `main` of the alarm-trigger Lambda (EventBridge: CloudWatch Alarm State Change).
+pub async fn serve_alarm_trigger() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let ctx = trigger_context().await?;
+    let ctx = &ctx;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let outcome = log_failure("alarm-trigger", handle_alarm_event(ctx, event.payload).await)?;
+        tracing::info!(alarm = %outcome.alarm, plan = ?outcome.plan, decision = ?outcome.decision, "{}", outcome.detail);
+        Ok::<_, DrError>(outcome)
+    }))
+    .await
+}
+
+/// The whole `main` of the game-day Lambda (invoked by hand, IAM only).
+pub async fn serve_game_day() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let ctx = trigger_context().await?;
+    let ctx = &ctx;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        log_failure("game-day", handle_game_day(ctx, event.payload).await)
     }))
     .await
 }

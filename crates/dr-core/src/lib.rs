@@ -4,6 +4,8 @@
 //! - [`aws`]: the per-region SDK clients, built once;
 //! - [`readiness`]: `plan check`, the read-only standby-state checks;
 //! - [`rpo`]: replica lag, the one implementation of the RPO reading;
+//! - [`runbook`]: the failover steps and the report;
+//! - [`trigger`]: the alarm trigger (confirmation, single-flight) and game days;
 //! - [`error`]: the error enum with stable names;
 //! - [`estate`] (feature `emulator`): builds the emulated Paris/Ireland estate from a plan.
 
@@ -17,6 +19,7 @@ pub mod plan;
 pub mod readiness;
 pub mod rpo;
 pub mod runbook;
+pub mod trigger;
 
 pub use error::DrError;
 pub use plan::Plan;

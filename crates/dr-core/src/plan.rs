@@ -29,6 +29,9 @@ pub struct Plan {
     #[serde(default)]
     pub s3_replication: Vec<BucketPair>,
     pub reports: Reports,
+    /// Automatic failover from health-check alarms. Absent: the plan is only failed over by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -194,6 +197,45 @@ impl Reports {
     }
 }
 
+/// When an alarm may start a failover on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// CloudWatch alarms (in us-east-1, on the PRIMARY health check's `HealthCheckStatus`) whose
+    /// move to ALARM starts a failover, once confirmed.
+    pub alarms: Vec<String>,
+    /// After the alarm, the health check must stay unhealthy this long before anything starts.
+    #[serde(default = "Trigger::default_confirmation_window")]
+    pub confirmation_window_seconds: u32,
+    /// Two automatic failovers of the plan are at least this far apart.
+    #[serde(default = "Trigger::default_min_between_runs")]
+    pub min_seconds_between_runs: u32,
+    /// Optional independent probe of the primary endpoint, sent from the DR region: an answer
+    /// below 500 means Paris still serves, and nothing starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_url: Option<String>,
+}
+
+impl Trigger {
+    /// Route53 health checkers report every 10 or 30 s; the metric has one-minute datapoints.
+    pub const MIN_CONFIRMATION_WINDOW_SECONDS: u32 = 60;
+    /// The trigger waits out the window inside one Lambda invocation (at most 15 minutes).
+    pub const MAX_CONFIRMATION_WINDOW_SECONDS: u32 = 600;
+
+    fn default_confirmation_window() -> u32 {
+        180
+    }
+    fn default_min_between_runs() -> u32 {
+        3600
+    }
+    pub fn confirmation_window(&self) -> Duration {
+        Duration::from_secs(u64::from(self.confirmation_window_seconds))
+    }
+    pub fn min_between_runs(&self) -> Duration {
+        Duration::from_secs(u64::from(self.min_seconds_between_runs))
+    }
+}
+
 /// Stable names of the rules a plan can break.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ProblemCode {
@@ -218,6 +260,9 @@ pub enum ProblemCode {
     MissingFailoverMetric,
     BucketPairSameBucket,
     DuplicateBucketPair,
+    MissingTriggerAlarm,
+    InvalidConfirmationWindow,
+    InvalidProbeUrl,
 }
 
 impl ProblemCode {
@@ -244,6 +289,9 @@ impl ProblemCode {
             ProblemCode::MissingFailoverMetric => "MissingFailoverMetric",
             ProblemCode::BucketPairSameBucket => "BucketPairSameBucket",
             ProblemCode::DuplicateBucketPair => "DuplicateBucketPair",
+            ProblemCode::MissingTriggerAlarm => "MissingTriggerAlarm",
+            ProblemCode::InvalidConfirmationWindow => "InvalidConfirmationWindow",
+            ProblemCode::InvalidProbeUrl => "InvalidProbeUrl",
         }
     }
 }
@@ -342,6 +390,7 @@ impl Plan {
         self.check_auto_scaling(&mut found);
         self.check_dns(&mut found);
         self.check_buckets(&mut found);
+        self.check_trigger(&mut found);
         found.0
     }
 
@@ -549,6 +598,39 @@ impl Plan {
             }
         }
         found.identifier("reports.bucket", &self.reports.bucket, is_bucket_name);
+    }
+
+    fn check_trigger(&self, found: &mut Problems) {
+        let Some(trigger) = &self.trigger else { return };
+        if trigger.alarms.is_empty() {
+            found.add(
+                ProblemCode::MissingTriggerAlarm,
+                "trigger.alarms",
+                "name at least one alarm, or remove [trigger] to fail over by hand only".to_string(),
+            );
+        }
+        for alarm in &trigger.alarms {
+            found.identifier("trigger.alarms", alarm, |s| !s.trim().is_empty() && s.len() <= 255);
+        }
+        let window = Trigger::MIN_CONFIRMATION_WINDOW_SECONDS..=Trigger::MAX_CONFIRMATION_WINDOW_SECONDS;
+        if !window.contains(&trigger.confirmation_window_seconds) {
+            found.add(
+                ProblemCode::InvalidConfirmationWindow,
+                "trigger.confirmation_window_seconds",
+                format!(
+                    "{} s: must be between {} s and {} s",
+                    trigger.confirmation_window_seconds,
+                    window.start(),
+                    window.end()
+                ),
+            );
+        }
+        if let Some(url) = &trigger.probe_url {
+            let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).unwrap_or_default();
+            if host.is_empty() || host.starts_with('/') {
+                found.add(ProblemCode::InvalidProbeUrl, "trigger.probe_url", format!("{url:?}: use an http(s) URL"));
+            }
+        }
     }
 }
 

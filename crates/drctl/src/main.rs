@@ -9,10 +9,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use dr_core::aws::AwsClients;
-use dr_core::estate::{SeedOptions, seed};
+use dr_core::estate::{Outage, SeedOptions, TriggerSeed, require_emulator, seed, seed_triggers, simulate_outage};
 use dr_core::readiness::{Readiness, check_plan};
 use dr_core::runbook::report::{RunReport, render_markdown};
-use dr_core::runbook::{Approval, RunInfo, RunbookState, format_time};
+use dr_core::runbook::{Approval, RunInfo, RunbookState};
+use dr_core::trigger::PlanStore;
 use dr_core::{DrError, Plan};
 
 #[derive(Parser)]
@@ -36,6 +37,58 @@ enum Command {
     /// Run reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// The plan's automatic-failover state: armed, failing-over, failed-over or disarmed.
+    #[command(subcommand)]
+    Trigger(TriggerCommand),
+}
+
+#[derive(Args)]
+struct StoreArg {
+    /// The plan store bucket (plans and their states), in the plan's DR region.
+    #[arg(long, env = "DR_PLAN_STATE_BUCKET")]
+    bucket: String,
+}
+
+#[derive(Args)]
+struct OperatorArg {
+    /// Who makes the change (recorded in the plan state).
+    #[arg(long)]
+    by: String,
+    /// Why.
+    #[arg(long)]
+    reason: String,
+    /// Change a plan a run still holds (failing-over): only when that run is known to be over.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Subcommand)]
+enum TriggerCommand {
+    /// Print the plan's state as JSON.
+    Status {
+        #[command(flatten)]
+        plan: PlanArg,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Let an alarm fail the plan over (after a failover: once Paris serves again).
+    Arm {
+        #[command(flatten)]
+        plan: PlanArg,
+        #[command(flatten)]
+        store: StoreArg,
+        #[command(flatten)]
+        operator: OperatorArg,
+    },
+    /// Switch automatic failover off (maintenance, a planned Paris outage).
+    Disarm {
+        #[command(flatten)]
+        plan: PlanArg,
+        #[command(flatten)]
+        store: StoreArg,
+        #[command(flatten)]
+        operator: OperatorArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,6 +123,13 @@ enum ReportCommand {
 enum PlanCommand {
     /// Parse and validate a plan file; lists every problem.
     Validate(PlanArg),
+    /// Validate a plan and publish it to the plan store, where the trigger Lambdas read it.
+    Publish {
+        #[command(flatten)]
+        plan: PlanArg,
+        #[command(flatten)]
+        store: StoreArg,
+    },
     /// Readiness: every resource exists and sits in its standby state. Read-only.
     Check {
         #[command(flatten)]
@@ -89,6 +149,33 @@ enum EstateCommand {
         /// The ReplicaLag datapoint to publish for the replica, in seconds.
         #[arg(long, default_value_t = SeedOptions::default().replica_lag_seconds)]
         replica_lag_seconds: f64,
+    },
+    /// Publish the plan to a plan store bucket and register the failover state machine in the
+    /// emulator's Step Functions; prints the state machine ARN.
+    Triggers {
+        #[command(flatten)]
+        plan: PlanArg,
+        #[command(flatten)]
+        store: StoreArg,
+        /// The state machine definition to register.
+        #[arg(long, default_value = "statemachines/failover.asl.json")]
+        definition: PathBuf,
+        #[arg(long, default_value = "dr-failover")]
+        state_machine_name: String,
+    },
+    /// Simulate a Paris outage: the health metric goes unhealthy, the trigger's alarm moves to
+    /// ALARM; prints the EventBridge event CloudWatch sends.
+    Outage {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// Paris answers again inside the confirmation window.
+        #[arg(long)]
+        flap: bool,
+    },
+    /// Print the input of an execution recorded by the emulator's Step Functions.
+    ExecutionInput {
+        /// The execution ARN (the alarm trigger's or the game day's answer).
+        execution_arn: String,
     },
 }
 
@@ -148,7 +235,7 @@ async fn run(command: Command) -> Result<ExitCode, DrError> {
             let approval = approve_by.zip(approval_reason).map(|(by, reason)| Approval { by, reason });
             let state = RunbookState {
                 plan,
-                run: RunInfo { id: run_id, triggered_at: format_time(now), trigger: "manual: drctl".to_string() },
+                run: RunInfo::new(run_id, now, "manual: drctl"),
                 approval,
                 steps: Default::default(),
                 error: None,
@@ -163,6 +250,58 @@ async fn run(command: Command) -> Result<ExitCode, DrError> {
                 message: format!("{}: not a run report: {e}", report.display()),
             })?;
             println!("{}", render_markdown(&report));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan(PlanCommand::Publish { plan, store }) => {
+            let plan = Plan::load(&plan.plan)?;
+            let clients = AwsClients::for_plan(&plan).await;
+            PlanStore::new(clients.dr.s3.clone(), &store.bucket).publish_plan(&plan).await?;
+            println!("published plan {} to s3://{}/plans/{}.toml", plan.name, store.bucket, plan.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Trigger(command) => {
+            let (plan, store, change) = match command {
+                TriggerCommand::Status { plan, store } => (plan, store, None),
+                TriggerCommand::Arm { plan, store, operator } => (plan, store, Some((true, operator))),
+                TriggerCommand::Disarm { plan, store, operator } => (plan, store, Some((false, operator))),
+            };
+            let plan = Plan::load(&plan.plan)?;
+            let clients = AwsClients::for_plan(&plan).await;
+            let store = PlanStore::new(clients.dr.s3.clone(), &store.bucket);
+            let state = match change {
+                None => store.read_state(&plan.name).await?.state,
+                Some((armed, op)) => store.set_armed(&plan.name, armed, &op.by, &op.reason, op.force).await?,
+            };
+            print_json(&state)
+        }
+        Command::Estate(EstateCommand::Triggers { plan, store, definition, state_machine_name }) => {
+            let plan = Plan::load(&plan.plan)?;
+            let clients = AwsClients::for_plan(&plan).await;
+            let state_machine_definition = std::fs::read_to_string(&definition)
+                .map_err(|e| DrError::InvalidInput { message: format!("{}: {e}", definition.display()) })?;
+            let seed = TriggerSeed { plan_state_bucket: store.bucket, state_machine_name, state_machine_definition };
+            println!("{}", seed_triggers(&clients, &plan, &seed).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Estate(EstateCommand::Outage { plan, flap }) => {
+            let plan = Plan::load(&plan.plan)?;
+            let clients = AwsClients::for_plan(&plan).await;
+            let event = simulate_outage(&clients, &plan, if flap { Outage::Flap } else { Outage::Sustained }).await?;
+            print_json(&event)
+        }
+        Command::Estate(EstateCommand::ExecutionInput { execution_arn }) => {
+            let region = execution_arn.split(':').nth(3).unwrap_or_default().to_string();
+            let clients = AwsClients::for_regions(&region, &region).await;
+            require_emulator(&clients)?;
+            let execution = clients
+                .dr
+                .sfn
+                .describe_execution()
+                .execution_arn(&execution_arn)
+                .send()
+                .await
+                .map_err(|e| DrError::from_sdk("sfn", "DescribeExecution", e))?;
+            println!("{}", execution.input().unwrap_or("{}"));
             Ok(ExitCode::SUCCESS)
         }
         Command::Estate(EstateCommand::Seed { plan, replica_lag_seconds }) => {

@@ -56,6 +56,9 @@ pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result
             instance_states(&found),
         ));
     }
+    if state.is_dry_run() {
+        return Ok(timer.would(format!("start {}", stopped.join(", ")), instance_states(&found)));
+    }
     clients
         .dr
         .ec2
@@ -165,6 +168,12 @@ pub async fn scale_asg(clients: &AwsClients, state: &RunbookState) -> Result<Ste
             format!("{name} already at {}", capacity_text(current)),
             resources,
         ));
+    }
+    if state.is_dry_run() {
+        let resources = vec![ResourceState { resource: name.clone(), state: capacity_text(current) }];
+        return Ok(
+            timer.would(format!("raise {name}: {} -> {}", capacity_text(current), capacity_text(target)), resources)
+        );
     }
     set_capacity(&clients.dr.autoscaling, &name, target).await?;
     let (min, desired, max) = target;

@@ -75,6 +75,11 @@ pub async fn promote_replica(clients: &AwsClients, state: &RunbookState) -> Resu
             vec![observed(&db)],
         ));
     }
+    if state.is_dry_run() {
+        let lag = state.steps.get("preflight").and_then(|p| p.gate.as_ref()).and_then(|g| g.lag_seconds);
+        let lag = lag.map_or(String::new(), |lag| format!(" (lag {lag:.0} s)"));
+        return Ok(timer.would(format!("promote {id} to a standalone primary{lag}"), vec![observed(&db)]));
+    }
     let lag = state.steps.get("preflight").and_then(|p| p.gate.as_ref()).and_then(|g| g.lag_seconds);
     if let Some(arn) = db.db_instance_arn() {
         let mut tags = vec![Tag::builder().key(PROMOTED_BY_RUN_TAG).value(&state.run.id).build()];

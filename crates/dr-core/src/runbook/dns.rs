@@ -95,6 +95,11 @@ async fn flip_by_upsert(
             answers(&pair, true),
         ));
     }
+    if state.is_dry_run() {
+        let now = format!("PRIMARY answers {}", value_of(&pair.primary));
+        let resources = vec![ResourceState { resource: pair.primary.name().to_string(), state: now }];
+        return Ok(timer.would(format!("UPSERT the PRIMARY record {} to {ireland}", pair.primary.name()), resources));
+    }
     let moved = ResourceRecordSet::builder()
         .name(pair.primary.name())
         .r#type(pair.primary.r#type().clone())
@@ -179,7 +184,17 @@ async fn flip_by_metric(
                 resources,
             ));
         }
-        Some(_) => {}
+        Some(current) => {
+            if state.is_dry_run() {
+                let resources =
+                    vec![ResourceState { resource: metric.alarm.clone(), state: current.as_str().to_string() }];
+                let change = format!(
+                    "publish {}/{} = 1 in {} to move {} to ALARM",
+                    metric.namespace, metric.metric, plan.dr_region, metric.alarm
+                );
+                return Ok(timer.would(change, resources));
+            }
+        }
     }
     let datum = MetricDatum::builder()
         .metric_name(&metric.metric)

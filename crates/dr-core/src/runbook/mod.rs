@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::{ApiCall, AwsClients};
 use crate::error::DrError;
 use crate::plan::Plan;
+use crate::trigger::{Incident, PlanStateRef};
 
 /// The execution state every Task receives.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -49,6 +50,40 @@ pub struct RunInfo {
     pub triggered_at: String,
     /// Who or what started the run, e.g. "manual: game day" or "alarm: paris-primary-health".
     pub trigger: String,
+    /// `dry-run`: every step checks and says what it would do, and changes nothing.
+    #[serde(default)]
+    pub mode: RunMode,
+    /// The confirmed incident an automatic run answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
+    /// Who asked for a game-day run, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<Approval>,
+    /// The plan's single-flight state this run holds; the report marks it failed-over on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_state: Option<PlanStateRef>,
+}
+
+impl RunInfo {
+    pub fn new(id: impl Into<String>, triggered_at: SystemTime, trigger: impl Into<String>) -> RunInfo {
+        RunInfo {
+            id: id.into(),
+            triggered_at: format_time(triggered_at),
+            trigger: trigger.into(),
+            mode: RunMode::Live,
+            incident: None,
+            requested_by: None,
+            plan_state: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunMode {
+    #[default]
+    Live,
+    DryRun,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -98,6 +133,8 @@ pub enum Outcome {
     Ready,
     /// Status: not yet; the state machine waits and asks again.
     NotReady,
+    /// Dry run: the change the step would make; nothing was changed.
+    WouldChange,
 }
 
 /// One resource as a step saw it.
@@ -171,6 +208,10 @@ impl RunbookState {
         (budget / POLL_INTERVAL.as_secs_f64()).ceil().max(1.0) as u32
     }
 
+    pub fn is_dry_run(&self) -> bool {
+        self.run.mode == RunMode::DryRun
+    }
+
     /// The attempt number of the next status check of `key`.
     pub fn next_attempt(&self, key: &str) -> u32 {
         self.steps.get(key).map_or(0, |record| record.attempt) + 1
@@ -213,6 +254,13 @@ impl<'a> StepTimer<'a> {
     }
 }
 
+impl StepTimer<'_> {
+    /// Dry run: the record of the change the step would make, having made none.
+    pub fn would(self, change: String, resources: Vec<ResourceState>) -> StepRecord {
+        self.finish(Outcome::WouldChange, true, format!("dry run: would {change}"), resources)
+    }
+}
+
 /// Finishes a status check: ready, not ready yet, or out of attempts (`StepTimedOut`).
 pub fn status_record(
     timer: StepTimer<'_>,
@@ -252,6 +300,23 @@ pub async fn run_step(
     clients: &AwsClients,
     state: &RunbookState,
 ) -> Result<serde_json::Value, DrError> {
+    let status_name = match step {
+        FailoverStep::PromoteReplica => Some("promote-replica-status"),
+        FailoverStep::StartStandby => Some("start-standby-status"),
+        FailoverStep::ScaleAsg => Some("scale-asg-status"),
+        FailoverStep::FlipDns => Some("flip-dns-status"),
+        FailoverStep::Preflight | FailoverStep::Report => None,
+    };
+    if let Some(name) = status_name
+        && action == StepAction::Status
+        && state.is_dry_run()
+    {
+        // Nothing was changed, so there is nothing to wait for: the dry run goes straight on.
+        state.validate()?;
+        let timer = StepTimer::start(name, clients);
+        let record = timer.finish(Outcome::Ready, true, "dry run: no change was made, nothing to wait for", Vec::new());
+        return to_json(&record);
+    }
     let record = match (step, action) {
         (FailoverStep::Preflight, _) => Box::pin(preflight::preflight(clients, state)).await?,
         (FailoverStep::PromoteReplica, StepAction::Act) => Box::pin(database::promote_replica(clients, state)).await?,

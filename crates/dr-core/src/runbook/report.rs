@@ -9,10 +9,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
 use super::preflight::GateDecision;
-use super::{CaughtError, Outcome, RunInfo, RunbookState, StepRecord, format_time, parse_time};
+use super::{CaughtError, Outcome, RunInfo, RunMode, RunbookState, StepRecord, format_time, parse_time};
 use crate::aws::AwsClients;
 use crate::error::DrError;
 use crate::readiness::{CheckRow, check_plan};
+use crate::trigger::{PlanStatus, PlanStore, WriteOutcome};
 
 /// The phases of the timeline: the act step and the status step that closes it.
 const PHASES: &[(&str, &str, Option<&str>)] = &[
@@ -51,8 +52,11 @@ pub struct Achieved {
 pub struct RunReport {
     pub plan: String,
     pub run: RunInfo,
-    /// "succeeded" or "failed".
+    /// "succeeded" or "failed"; a dry run: "dry run completed" or "dry run failed".
     pub status: String,
+    /// The plan's single-flight state after the run, when the run held it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<CaughtError>,
     pub achieved: Achieved,
@@ -101,10 +105,13 @@ pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunRepo
         .collect();
     let gate = steps.get("preflight").and_then(|p| p.gate.clone());
     let dns_done = steps.get("dns_status").filter(|s| s.ready);
-    let rto_seconds = dns_done.and_then(|s| seconds_between(&state.run.triggered_at, &s.finished_at));
+    let dry_run = state.is_dry_run();
+    // A dry run changes nothing: there is no recovery time to measure.
+    let rto_seconds =
+        dns_done.filter(|_| !dry_run).and_then(|s| seconds_between(&state.run.triggered_at, &s.finished_at));
     let rto_target = plan.targets.rto().as_secs();
     let rpo_target = plan.targets.rpo().as_secs();
-    let rpo_seconds = gate.as_ref().and_then(|g| g.lag_seconds);
+    let rpo_seconds = gate.as_ref().and_then(|g| g.lag_seconds).filter(|_| !dry_run);
     let achieved = Achieved {
         rto_target_seconds: rto_target,
         rto_seconds,
@@ -117,7 +124,14 @@ pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunRepo
     RunReport {
         plan: plan.name.clone(),
         run: state.run.clone(),
-        status: if succeeded { "succeeded" } else { "failed" }.to_string(),
+        status: match (dry_run, succeeded) {
+            (false, true) => "succeeded",
+            (false, false) => "failed",
+            (true, true) => "dry run completed",
+            (true, false) => "dry run failed",
+        }
+        .to_string(),
+        plan_state: None,
         error: state.error.clone(),
         achieved,
         gate,
@@ -146,12 +160,33 @@ fn verdict(met: Option<bool>) -> &'static str {
 pub fn render_markdown(report: &RunReport) -> String {
     let mut md = String::new();
     let a = &report.achieved;
-    let _ = writeln!(md, "# Failover report: {} / run {}\n", report.plan, report.run.id);
+    let kind = if report.run.mode == RunMode::DryRun { "Failover DRY RUN report" } else { "Failover report" };
+    let _ = writeln!(md, "# {kind}: {} / run {}\n", report.plan, report.run.id);
     let _ = writeln!(md, "- **Status:** {}", report.status.to_uppercase());
+    if report.run.mode == RunMode::DryRun {
+        let _ = writeln!(
+            md,
+            "- **Mode:** dry run: every step checked its preconditions and reports what it would do; nothing was changed"
+        );
+    }
     if let Some(error) = &report.error {
         let _ = writeln!(md, "- **Stopped by:** `{}`: {}", error.error, error.cause);
     }
     let _ = writeln!(md, "- **Trigger:** {} at {}", report.run.trigger, report.run.triggered_at);
+    if let Some(requested) = &report.run.requested_by {
+        let _ = writeln!(md, "- **Requested by:** {}, reason: {}", requested.by, requested.reason);
+    }
+    if let Some(incident) = &report.run.incident {
+        let _ = writeln!(
+            md,
+            "- **Incident:** alarm `{}` in ALARM at {} ({})",
+            incident.alarm, incident.alarm_at, incident.alarm_reason
+        );
+        let _ = writeln!(md, "- **Confirmed at:** {}: {}", incident.confirmed_at, incident.evidence.join("; "));
+    }
+    if let Some(plan_state) = &report.plan_state {
+        let _ = writeln!(md, "- **Plan state after the run:** {plan_state}");
+    }
     let _ = writeln!(md, "- **Report generated:** {}\n", report.generated_at);
     let _ = writeln!(md, "| objective | target | achieved | verdict |\n|---|---|---|---|");
     let _ = writeln!(
@@ -240,6 +275,7 @@ pub fn render_svg(report: &RunReport) -> String {
         let colour = match entry.outcome {
             Outcome::AlreadyDone => "#9e9e9e",
             Outcome::Checked => "#1976d2",
+            Outcome::WouldChange => "#f9a825",
             _ => "#2e7d32",
         };
         let _ = writeln!(svg, "<text x=\"10\" y=\"{}\">{}</text>", y + 14.0, xml(&entry.phase));
@@ -271,6 +307,7 @@ pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<
     state.validate()?;
     let readiness = check_plan(clients, &state.plan).await;
     let mut report = build_report(state, readiness.rows);
+    report.plan_state = record_plan_state(clients, state, &report).await?;
     let reports = &state.plan.reports;
     let base = format!("{}{}/{}/", reports.prefix, state.plan.name, state.run.id);
     let json_key = format!("{base}report.json");
@@ -299,6 +336,34 @@ pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<
     }
     tracing::info!(plan = %state.plan.name, step = "report", status = %report.status, location = %report.locations.join(" "), "report written");
     Ok(report)
+}
+
+/// A live run holding the plan's single-flight state: on success the plan becomes failed-over
+/// (until an operator re-arms it); on failure it stays failing-over, for a human to look at.
+async fn record_plan_state(
+    clients: &AwsClients,
+    state: &RunbookState,
+    report: &RunReport,
+) -> Result<Option<String>, DrError> {
+    let Some(location) = &state.run.plan_state else { return Ok(None) };
+    let store = PlanStore::new(clients.dr.s3.clone(), &location.bucket);
+    let read = store.read_state(&state.plan.name).await?;
+    let held = read.state.status == PlanStatus::FailingOver && read.state.run_id.as_deref() == Some(&state.run.id);
+    if !held {
+        return Ok(Some(format!(
+            "{} (held by {})",
+            read.state.status.name(),
+            read.state.run_id.as_deref().unwrap_or("nobody")
+        )));
+    }
+    if report.status != "succeeded" {
+        return Ok(Some(format!("{}: the run failed; re-arm after review", PlanStatus::FailingOver.name())));
+    }
+    let done = read.state.moved(PlanStatus::FailedOver, "report", format!("run {} succeeded", state.run.id));
+    match store.write_state(&read, &done).await? {
+        WriteOutcome::Won => Ok(Some(format!("{}: re-arm after failing back", PlanStatus::FailedOver.name()))),
+        WriteOutcome::Lost => Ok(Some("changed by someone else while the report was written".to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -349,7 +414,7 @@ mod tests {
         .collect();
         RunbookState {
             plan,
-            run: RunInfo { id: "r1".into(), triggered_at: "2026-11-23T10:00:00Z".into(), trigger: "test".into() },
+            run: RunInfo::new("r1", parse_time("2026-11-23T10:00:00Z").expect("time"), "test"),
             approval: None,
             steps,
             error: None,

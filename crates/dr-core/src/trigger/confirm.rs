@@ -1,0 +1,159 @@
+//! Confirming an outage before acting on an alarm: a false failover is an outage of its own.
+//!
+//! The Route53 `HealthCheckStatus` metric (namespace `AWS/Route53`, published in us-east-1, one
+//! datapoint a minute, 1 healthy / 0 unhealthy) must be unhealthy in **every** minute of the
+//! confirmation window that follows the alarm, with no minute missing. Healthy again inside the
+//! window is a flap. Optionally, an HTTP probe of the primary endpoint from the DR region must
+//! fail too.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+use aws_smithy_types::DateTime;
+
+use crate::error::DrError;
+use crate::runbook::format_time;
+
+/// A minute's datapoint lands this long after the minute ends, at most.
+pub const METRIC_SETTLE: Duration = Duration::from_secs(60);
+
+/// What the health-check metric says about the window after an alarm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Unhealthy in every minute of the window.
+    Confirmed { evidence: String },
+    /// Healthy again inside the window: a flap.
+    Recovered { evidence: String },
+    /// The window (and the time its last datapoint needs to land) has not elapsed yet.
+    Pending,
+    /// The window elapsed with minutes missing: the outage cannot be confirmed.
+    Unconfirmed { evidence: String },
+}
+
+/// The minutes (their start times) the window covers: whole minutes after the alarm, so that
+/// healthy samples from before the failure, in the alarm's own minute, do not count.
+pub fn window_minutes(alarm_at: SystemTime, window: Duration) -> Vec<u64> {
+    let alarm_secs = alarm_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let first = alarm_secs.div_ceil(60) * 60;
+    (0..window.as_secs().div_ceil(60)).map(|i| first + i * 60).collect()
+}
+
+/// Judges the datapoints (minute start, Maximum of HealthCheckStatus) seen so far.
+pub fn judge(alarm_at: SystemTime, window: Duration, datapoints: &[(u64, f64)], now: SystemTime) -> Confirmation {
+    let minutes = window_minutes(alarm_at, window);
+    let in_window = |minute: &u64| minutes.contains(minute);
+    if let Some((minute, _)) = datapoints.iter().filter(|(m, _)| in_window(m)).find(|(_, max)| *max >= 1.0) {
+        return Confirmation::Recovered {
+            evidence: format!("health check healthy again in the minute of {}", format_time(at(*minute))),
+        };
+    }
+    let window_end = minutes.last().map_or(alarm_at, |last| at(*last + 60));
+    if now < window_end + METRIC_SETTLE {
+        return Confirmation::Pending;
+    }
+    let seen = minutes.iter().filter(|minute| datapoints.iter().any(|(m, _)| m == *minute)).count();
+    let span = format!("{} to {}", format_time(at(minutes.first().copied().unwrap_or(0))), format_time(window_end));
+    if seen < minutes.len() {
+        Confirmation::Unconfirmed {
+            evidence: format!("HealthCheckStatus has {seen} of {} minutes from {span}", minutes.len()),
+        }
+    } else {
+        Confirmation::Confirmed { evidence: format!("HealthCheckStatus unhealthy in all {seen} minutes from {span}") }
+    }
+}
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// Reads the health check's `HealthCheckStatus` (Maximum per minute) from the alarm's minute on,
+/// and judges it.
+pub async fn check_health_metric(
+    route53_metrics: &aws_sdk_cloudwatch::Client,
+    health_check_id: &str,
+    alarm_at: SystemTime,
+    window: Duration,
+    now: SystemTime,
+) -> Result<Confirmation, DrError> {
+    let metric = Metric::builder()
+        .namespace("AWS/Route53")
+        .metric_name("HealthCheckStatus")
+        .dimensions(Dimension::builder().name("HealthCheckId").value(health_check_id).build())
+        .build();
+    let query = MetricDataQuery::builder()
+        .id("health")
+        .metric_stat(MetricStat::builder().metric(metric).period(60).stat("Maximum").build())
+        .return_data(true)
+        .build();
+    // From the alarm's minute, on a whole minute: datapoints are one per minute, at its start.
+    let alarm_secs = alarm_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let start = UNIX_EPOCH + Duration::from_secs(alarm_secs - alarm_secs % 60);
+    let mut pages = route53_metrics
+        .get_metric_data()
+        .metric_data_queries(query)
+        .start_time(DateTime::from(start))
+        .end_time(DateTime::from(now + Duration::from_secs(60)))
+        .scan_by(ScanBy::TimestampAscending)
+        .into_paginator()
+        .send();
+    let mut datapoints = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| DrError::from_sdk("cloudwatch", "GetMetricData", e))?;
+        for result in page.metric_data_results() {
+            for (timestamp, value) in result.timestamps().iter().zip(result.values()) {
+                if let Ok(secs) = u64::try_from(timestamp.secs()) {
+                    datapoints.push((secs - secs % 60, *value));
+                }
+            }
+        }
+    }
+    Ok(judge(alarm_at, window, &datapoints, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_secs(180);
+
+    fn alarm_at() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_000_020)
+    }
+
+    #[test]
+    fn the_window_starts_at_the_first_whole_minute_after_the_alarm() {
+        assert_eq!(window_minutes(alarm_at(), WINDOW), vec![1_000_020, 1_000_080, 1_000_140]);
+        let on_the_minute = UNIX_EPOCH + Duration::from_secs(1_000_080);
+        assert_eq!(window_minutes(on_the_minute, Duration::from_secs(150)), vec![1_000_080, 1_000_140, 1_000_200]);
+    }
+
+    #[test]
+    fn every_minute_unhealthy_confirms_once_the_window_has_settled() {
+        let points = [(1_000_020, 0.0), (1_000_080, 0.0), (1_000_140, 0.0)];
+        let early = UNIX_EPOCH + Duration::from_secs(1_000_200);
+        assert_eq!(judge(alarm_at(), WINDOW, &points, early), Confirmation::Pending);
+        let settled = UNIX_EPOCH + Duration::from_secs(1_000_260);
+        assert!(matches!(judge(alarm_at(), WINDOW, &points, settled), Confirmation::Confirmed { .. }));
+    }
+
+    #[test]
+    fn healthy_again_inside_the_window_is_a_flap_at_once() {
+        let points = [(1_000_020, 0.0), (1_000_080, 1.0)];
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_150);
+        assert!(matches!(judge(alarm_at(), WINDOW, &points, now), Confirmation::Recovered { .. }));
+    }
+
+    #[test]
+    fn healthy_before_the_alarm_does_not_count() {
+        let points = [(999_960, 1.0), (1_000_020, 0.0), (1_000_080, 0.0), (1_000_140, 0.0)];
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_300);
+        assert!(matches!(judge(alarm_at(), WINDOW, &points, now), Confirmation::Confirmed { .. }));
+    }
+
+    #[test]
+    fn a_missing_minute_leaves_the_outage_unconfirmed() {
+        let points = [(1_000_020, 0.0), (1_000_140, 0.0)];
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_300);
+        assert!(matches!(judge(alarm_at(), WINDOW, &points, now), Confirmation::Unconfirmed { .. }));
+    }
+}

@@ -1,0 +1,100 @@
+//! Manual game days: a dry run (every step checks and says what it would do, nothing changes)
+//! or a live drill (a real failover, which for a production plan needs `confirm` = the plan's
+//! name). Invoked through the Lambda API only (IAM), never a public endpoint.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::{PlanStatus, TriggerContext, WriteOutcome, compact_time};
+use crate::error::DrError;
+use crate::plan::Environment;
+use crate::runbook::{Approval, RunInfo, RunMode, RunbookState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GameDayMode {
+    DryRun,
+    Drill,
+}
+
+/// The game-day Lambda's input.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GameDayRequest {
+    pub plan: String,
+    pub mode: GameDayMode,
+    pub requested_by: String,
+    pub reason: String,
+    /// For a drill of a production plan: the plan's name, typed by the operator.
+    #[serde(default)]
+    pub confirm: Option<String>,
+    /// An approval to pass a failed RPO gate, recorded in the report.
+    #[serde(default)]
+    pub approval: Option<Approval>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct GameDayOutcome {
+    pub plan: String,
+    pub mode: GameDayMode,
+    pub run_id: String,
+    pub execution_arn: String,
+}
+
+/// Validates a game-day request and starts its run.
+pub async fn handle_game_day(ctx: &TriggerContext, input: serde_json::Value) -> Result<GameDayOutcome, DrError> {
+    let request: GameDayRequest = serde_json::from_value(input).map_err(|e| DrError::InvalidInput {
+        message: format!("a game day needs {{plan, mode: dry-run|drill, requested_by, reason, confirm?}}: {e}"),
+    })?;
+    if request.requested_by.trim().is_empty() || request.reason.trim().is_empty() {
+        return Err(DrError::InvalidInput {
+            message: "a game day needs who asks (requested_by) and why (reason)".into(),
+        });
+    }
+    let plan = ctx.store.load_plan(&request.plan).await?;
+    if request.mode == GameDayMode::Drill
+        && plan.environment == Environment::Production
+        && request.confirm.as_deref() != Some(plan.name.as_str())
+    {
+        return Err(DrError::DrillNotConfirmed { plan: plan.name });
+    }
+
+    let now = SystemTime::now();
+    let (label, mode) = match request.mode {
+        GameDayMode::DryRun => ("dryrun", RunMode::DryRun),
+        GameDayMode::Drill => ("drill", RunMode::Live),
+    };
+    let run_id = format!("{}-{label}-{}", plan.name, compact_time(now));
+    let mut run = RunInfo::new(&run_id, now, format!("game day ({label}) by {}", request.requested_by));
+    run.mode = mode;
+    run.requested_by = Some(Approval { by: request.requested_by.clone(), reason: request.reason.clone() });
+    let mut input =
+        RunbookState { plan: plan.clone(), run, approval: request.approval, steps: Default::default(), error: None };
+    input.validate()?;
+
+    if request.mode == GameDayMode::Drill {
+        // A drill is a real failover: it takes the plan like an incident does, so that an alarm
+        // during the drill starts nothing, and the plan stays failed-over until re-armed.
+        let read = ctx.store.read_state(&plan.name).await?;
+        if matches!(read.state.status, PlanStatus::FailingOver | PlanStatus::FailedOver) {
+            return Err(DrError::PlanBusy { plan: plan.name, status: read.state.status.name().to_string() });
+        }
+        let mut holding = read.state.moved(
+            PlanStatus::FailingOver,
+            format!("game-day: {}", request.requested_by),
+            format!("drill: {}", request.reason),
+        );
+        holding.incident = None;
+        holding.run_id = Some(run_id.clone());
+        if ctx.store.write_state(&read, &holding).await? == WriteOutcome::Lost {
+            let now = ctx.store.read_state(&plan.name).await?;
+            return Err(DrError::PlanBusy { plan: plan.name, status: now.state.status.name().to_string() });
+        }
+        input.run.plan_state = Some(ctx.store.reference());
+    }
+
+    let execution_arn = ctx.starter.start(&input).await?;
+    tracing::info!(plan = %plan.name, mode = ?request.mode, execution = %execution_arn, by = %request.requested_by, "game day started");
+    Ok(GameDayOutcome { plan: plan.name, mode: request.mode, run_id, execution_arn })
+}

@@ -1,0 +1,508 @@
+//! How the runbook is started: automatically from a health-check alarm, or by hand on a game day.
+//!
+//! The alarm trigger acts only on a move **to ALARM** of an alarm a published plan names, only
+//! when the plan is **armed**, only after the outage is **confirmed** (see [`confirm`]), and only
+//! once per incident: the plan's state moves from armed to failing-over by a conditional write
+//! (see [`state`]) and the execution name is derived from the alarm's transition time, so that
+//! duplicate and concurrent deliveries of the event start exactly one execution. The plan then
+//! stays failing-over / failed-over until an operator re-arms it: no ping-pong.
+
+pub mod confirm;
+pub mod game_day;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarmData, CloudWatchAlarmStateValue};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format;
+use serde::{Deserialize, Serialize};
+
+pub use state::{PlanState, PlanStateRef, PlanStatus, PlanStore, Versioned, WriteOutcome};
+
+use self::confirm::{Confirmation, check_health_metric};
+use crate::aws::AwsClients;
+use crate::error::DrError;
+use crate::plan::{Plan, Trigger};
+use crate::readiness::find_health_check;
+use crate::runbook::{RunInfo, RunbookState, format_time, parse_time};
+
+/// The EventBridge event CloudWatch sends when an alarm changes state.
+pub type AlarmStateChange = EventBridgeEvent<CloudWatchAlarmData>;
+
+pub const ALARM_SOURCE: &str = "aws.cloudwatch";
+pub const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
+
+/// A confirmed outage, as the run's input and its report carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Incident {
+    /// `<alarm>@<time of the move to ALARM>`: the same for every delivery of the same event.
+    pub id: String,
+    pub alarm: String,
+    /// When the alarm moved to ALARM: the detection time, where the RTO clock starts.
+    pub alarm_at: String,
+    pub alarm_reason: String,
+    /// When the trigger confirmed the outage.
+    pub confirmed_at: String,
+    /// What confirmed it (metric minutes, probe answers).
+    pub evidence: Vec<String>,
+}
+
+/// Starts executions of the failover state machine.
+#[derive(Debug, Clone)]
+pub struct Starter {
+    sfn: aws_sdk_sfn::Client,
+    state_machine_arn: String,
+}
+
+impl Starter {
+    pub fn new(sfn: aws_sdk_sfn::Client, state_machine_arn: impl Into<String>) -> Starter {
+        Starter { sfn, state_machine_arn: state_machine_arn.into() }
+    }
+
+    /// Starts the run named `input.run.id`. Starting it again with the same input is a no-op
+    /// (Step Functions answers with the running execution); a finished execution of that name
+    /// counts as started. Returns the execution ARN.
+    pub async fn start(&self, input: &RunbookState) -> Result<String, DrError> {
+        let body = serde_json::to_string(input)
+            .map_err(|e| DrError::InvalidInput { message: format!("execution input not serialisable: {e}") })?;
+        let result = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(&input.run.id)
+            .input(body)
+            .send()
+            .await;
+        match result {
+            Ok(started) => Ok(started.execution_arn().to_string()),
+            Err(err) if err.as_service_error().is_some_and(|se| se.is_execution_already_exists()) => {
+                Ok(self.execution_arn(&input.run.id))
+            }
+            Err(err) => Err(DrError::from_sdk("sfn", "StartExecution", err)),
+        }
+    }
+
+    /// `arn:...:stateMachine:<name>` -> `arn:...:execution:<name>:<run id>`.
+    pub fn execution_arn(&self, run_id: &str) -> String {
+        format!("{}:{run_id}", self.state_machine_arn.replacen(":stateMachine:", ":execution:", 1))
+    }
+}
+
+/// Builds the AWS clients of a plan (a Lambda caches them; tests hand out the emulator's).
+pub type ClientsForPlan = Arc<dyn Fn(&Plan) -> AwsClients + Send + Sync>;
+
+/// Everything the triggers need, built once per Lambda container.
+#[derive(Clone)]
+pub struct TriggerContext {
+    pub store: PlanStore,
+    pub starter: Starter,
+    /// The published plans the alarm trigger considers.
+    pub plan_names: Vec<String>,
+    pub clients_for: ClientsForPlan,
+    /// How often the alarm trigger looks at the metric again while the window runs.
+    pub confirmation_poll: Duration,
+}
+
+/// What the alarm trigger decided. Stable names: logs, tests and the Lambda's answer use them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// Not a move to ALARM (OK, INSUFFICIENT_DATA).
+    Ignored,
+    /// No published plan names the alarm.
+    UnknownAlarm,
+    /// The plan is disarmed, failing over or failed over.
+    NotArmed,
+    /// The last automatic run started less than `min_seconds_between_runs` ago.
+    TooSoon,
+    /// Healthy again inside the confirmation window.
+    Flap,
+    /// The window elapsed with minutes missing, or the probe reached the primary.
+    Unconfirmed,
+    /// Another delivery of the same incident already started (or is starting) the run.
+    AlreadyHandled,
+    /// This delivery started the run.
+    Started,
+}
+
+/// The alarm trigger's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct TriggerOutcome {
+    pub decision: Decision,
+    pub alarm: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
+}
+
+impl TriggerOutcome {
+    fn new(decision: Decision, alarm: &str, plan: Option<&Plan>, detail: impl Into<String>) -> TriggerOutcome {
+        TriggerOutcome {
+            decision,
+            alarm: alarm.to_string(),
+            plan: plan.map(|p| p.name.clone()),
+            detail: detail.into(),
+            execution_arn: None,
+        }
+    }
+}
+
+/// The parsed parts of an alarm event the trigger uses.
+struct AlarmMove {
+    alarm: String,
+    to_alarm: bool,
+    new_state: String,
+    at: SystemTime,
+    reason: String,
+}
+
+fn parse_alarm_event(event: serde_json::Value) -> Result<AlarmMove, DrError> {
+    let event: AlarmStateChange = serde_json::from_value(event)
+        .map_err(|e| DrError::InvalidInput { message: format!("not a CloudWatch alarm state change event: {e}") })?;
+    if event.source != ALARM_SOURCE || event.detail_type != ALARM_DETAIL_TYPE {
+        return Err(DrError::InvalidInput {
+            message: format!(
+                "expected {ALARM_SOURCE} / {ALARM_DETAIL_TYPE:?}, got {} / {:?}",
+                event.source, event.detail_type
+            ),
+        });
+    }
+    let Some(state) = event.detail.state else {
+        return Err(DrError::InvalidInput { message: "alarm event without a state".to_string() });
+    };
+    let alarm = event.detail.alarm_name;
+    if alarm.trim().is_empty() {
+        return Err(DrError::InvalidInput { message: "alarm event without an alarm name".to_string() });
+    }
+    let new_state = match state.value {
+        CloudWatchAlarmStateValue::Ok => "OK",
+        CloudWatchAlarmStateValue::Alarm => "ALARM",
+        CloudWatchAlarmStateValue::InsufficientData => "INSUFFICIENT_DATA",
+        _ => "an unknown state",
+    };
+    Ok(AlarmMove {
+        alarm,
+        to_alarm: state.value == CloudWatchAlarmStateValue::Alarm,
+        new_state: new_state.to_string(),
+        at: state.timestamp.into(),
+        reason: state.reason,
+    })
+}
+
+/// The run id (= execution name) of an incident: the plan and the second the alarm fired.
+pub fn incident_run_id(plan: &Plan, alarm_at: SystemTime) -> String {
+    format!("{}-{}", plan.name, compact_time(alarm_at))
+}
+
+/// `20261123T150405Z`: a time usable in execution names.
+pub fn compact_time(at: SystemTime) -> String {
+    DateTime::from(at)
+        .fmt(Format::DateTime)
+        .unwrap_or_default()
+        .replace(['-', ':'], "")
+        .chars()
+        .take(15)
+        .collect::<String>()
+        + "Z"
+}
+
+/// The execution input of an automatic run, derived only from the stored state, so that every
+/// delivery of the incident builds the same input (Step Functions then treats a second
+/// StartExecution of the same name as the same execution).
+fn incident_input(plan: &Plan, incident: &Incident, run_id: &str, store: &PlanStore) -> Result<RunbookState, DrError> {
+    let alarm_at = parse_time(&incident.alarm_at)?;
+    let mut run = RunInfo::new(run_id, alarm_at, format!("alarm: {}", incident.alarm));
+    run.incident = Some(incident.clone());
+    run.plan_state = Some(store.reference());
+    Ok(RunbookState { plan: plan.clone(), run, approval: None, steps: Default::default(), error: None })
+}
+
+/// Handles one "CloudWatch Alarm State Change" event.
+pub async fn handle_alarm_event(ctx: &TriggerContext, event: serde_json::Value) -> Result<TriggerOutcome, DrError> {
+    let change = parse_alarm_event(event)?;
+    if !change.to_alarm {
+        return Ok(TriggerOutcome::new(
+            Decision::Ignored,
+            &change.alarm,
+            None,
+            format!("moved to {}: only a move to ALARM can start a failover", change.new_state),
+        ));
+    }
+    let Some(plan) = plan_for_alarm(ctx, &change.alarm).await? else {
+        tracing::warn!(alarm = %change.alarm, "no published plan names this alarm; ignored");
+        return Ok(TriggerOutcome::new(
+            Decision::UnknownAlarm,
+            &change.alarm,
+            None,
+            "no published plan names this alarm",
+        ));
+    };
+    let Some(trigger) = plan.trigger.clone() else {
+        return Ok(TriggerOutcome::new(
+            Decision::UnknownAlarm,
+            &change.alarm,
+            Some(&plan),
+            "the plan has no [trigger]",
+        ));
+    };
+    let run_id = incident_run_id(&plan, change.at);
+    let incident_id = format!("{}@{}", change.alarm, format_time(change.at));
+
+    let read = ctx.store.read_state(&plan.name).await?;
+    if let Some(outcome) = already_handled(ctx, &plan, &read, &incident_id, &change.alarm).await? {
+        return Ok(outcome);
+    }
+    if read.state.status != PlanStatus::Armed {
+        return Ok(TriggerOutcome::new(
+            Decision::NotArmed,
+            &change.alarm,
+            Some(&plan),
+            format!("plan is {} ({}): automatic failover needs it armed", read.state.status.name(), read.state.reason),
+        ));
+    }
+    if let Some(last) = read.state.last_automatic_run_at.as_deref().and_then(|t| parse_time(t).ok())
+        && SystemTime::now() < last + trigger.min_between_runs()
+    {
+        return Ok(TriggerOutcome::new(
+            Decision::TooSoon,
+            &change.alarm,
+            Some(&plan),
+            format!(
+                "the last automatic failover started at {}; the plan allows one every {} s",
+                format_time(last),
+                trigger.min_seconds_between_runs
+            ),
+        ));
+    }
+
+    let clients = (ctx.clients_for)(&plan);
+    let evidence = match confirm_outage(ctx, &clients, &plan, &trigger, change.at).await? {
+        Ok(evidence) => evidence,
+        Err(rejected) => return Ok(TriggerOutcome { alarm: change.alarm.clone(), ..rejected }),
+    };
+
+    let incident = Incident {
+        id: incident_id.clone(),
+        alarm: change.alarm.clone(),
+        alarm_at: format_time(change.at),
+        alarm_reason: change.reason.clone(),
+        confirmed_at: format_time(SystemTime::now()),
+        evidence,
+    };
+    let mut holding = read.state.moved(PlanStatus::FailingOver, "alarm-trigger", format!("incident {incident_id}"));
+    holding.incident = Some(incident.clone());
+    holding.run_id = Some(run_id.clone());
+    holding.last_automatic_run_at = Some(incident.confirmed_at.clone());
+    match ctx.store.write_state(&read, &holding).await? {
+        WriteOutcome::Won => {
+            let input = incident_input(&plan, &incident, &run_id, &ctx.store)?;
+            let arn = ctx.starter.start(&input).await?;
+            tracing::info!(plan = %plan.name, alarm = %change.alarm, execution = %arn, "failover started");
+            let mut outcome =
+                TriggerOutcome::new(Decision::Started, &change.alarm, Some(&plan), format!("incident {incident_id}"));
+            outcome.execution_arn = Some(arn);
+            Ok(outcome)
+        }
+        WriteOutcome::Lost => {
+            let now = ctx.store.read_state(&plan.name).await?;
+            let detail = match now.state.run_id {
+                Some(run) => {
+                    format!("another delivery took the plan first: it is {} by run {run}", now.state.status.name())
+                }
+                None => format!("the plan changed meanwhile: it is {}", now.state.status.name()),
+            };
+            Ok(TriggerOutcome::new(Decision::AlreadyHandled, &change.alarm, Some(&plan), detail))
+        }
+    }
+}
+
+/// When the plan already holds this incident (a repeated delivery), makes sure its run is
+/// started (the first delivery may have stopped between the state write and the start).
+async fn already_handled(
+    ctx: &TriggerContext,
+    plan: &Plan,
+    read: &Versioned,
+    incident_id: &str,
+    alarm: &str,
+) -> Result<Option<TriggerOutcome>, DrError> {
+    let Some(incident) = read.state.incident.as_ref().filter(|incident| incident.id == incident_id) else {
+        return Ok(None);
+    };
+    if read.state.status == PlanStatus::FailingOver
+        && let Some(run_id) = &read.state.run_id
+    {
+        let arn = ctx.starter.start(&incident_input(plan, incident, run_id, &ctx.store)?).await?;
+        let mut outcome = TriggerOutcome::new(
+            Decision::AlreadyHandled,
+            alarm,
+            Some(plan),
+            format!("incident {incident_id} is being handled by run {run_id}"),
+        );
+        outcome.execution_arn = Some(arn);
+        return Ok(Some(outcome));
+    }
+    Ok(Some(TriggerOutcome::new(
+        Decision::AlreadyHandled,
+        alarm,
+        Some(plan),
+        format!("incident {incident_id} was handled; the plan is {}", read.state.status.name()),
+    )))
+}
+
+async fn plan_for_alarm(ctx: &TriggerContext, alarm: &str) -> Result<Option<Plan>, DrError> {
+    for name in &ctx.plan_names {
+        let plan = ctx.store.load_plan(name).await?;
+        if plan.trigger.as_ref().is_some_and(|t| t.alarms.iter().any(|a| a == alarm)) {
+            return Ok(Some(plan));
+        }
+    }
+    Ok(None)
+}
+
+/// Waits out the confirmation window. `Ok(Ok(evidence))`: confirmed; `Ok(Err(outcome))`: not.
+async fn confirm_outage(
+    ctx: &TriggerContext,
+    clients: &AwsClients,
+    plan: &Plan,
+    trigger: &Trigger,
+    alarm_at: SystemTime,
+) -> Result<Result<Vec<String>, TriggerOutcome>, DrError> {
+    let Some(health_check_id) = find_health_check(&clients.route53, &plan.dns.health_check).await? else {
+        return Err(DrError::ResourceNotFound {
+            kind: "Route53 health check",
+            id: plan.dns.health_check.clone(),
+            region: crate::aws::ROUTE53_CONTROL_REGION.to_string(),
+        });
+    };
+    let window = trigger.confirmation_window();
+    let mut evidence = loop {
+        let now = SystemTime::now();
+        match check_health_metric(&clients.route53_metrics, &health_check_id, alarm_at, window, now).await? {
+            Confirmation::Confirmed { evidence } => break vec![evidence],
+            Confirmation::Recovered { evidence } => {
+                return Ok(Err(TriggerOutcome::new(Decision::Flap, "", Some(plan), evidence)));
+            }
+            Confirmation::Unconfirmed { evidence } => {
+                tracing::error!(plan = %plan.name, "{evidence}: not failing over automatically");
+                return Ok(Err(TriggerOutcome::new(Decision::Unconfirmed, "", Some(plan), evidence)));
+            }
+            Confirmation::Pending => tokio::time::sleep(ctx.confirmation_poll).await,
+        }
+    };
+    if let Some(url) = &trigger.probe_url {
+        match probe(url).await {
+            ProbeResult::Answered(status) => {
+                let detail =
+                    format!("probe of {url} from {} answered HTTP {status}: the primary serves", plan.dr_region);
+                return Ok(Err(TriggerOutcome::new(Decision::Unconfirmed, "", Some(plan), detail)));
+            }
+            ProbeResult::Failed(why) => evidence.push(format!("probe of {url} from {} failed: {why}", plan.dr_region)),
+        }
+    }
+    Ok(Ok(evidence))
+}
+
+enum ProbeResult {
+    /// The primary answered below 500: it serves.
+    Answered(u16),
+    /// Every attempt failed (no connection, timeout, 5xx).
+    Failed(String),
+}
+
+const PROBE_ATTEMPTS: u32 = 3;
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn probe(url: &str) -> ProbeResult {
+    let client = match reqwest::Client::builder().timeout(PROBE_TIMEOUT).build() {
+        Ok(client) => client,
+        Err(e) => return ProbeResult::Failed(format!("no HTTP client: {e}")),
+    };
+    let mut last = String::new();
+    for attempt in 1..=PROBE_ATTEMPTS {
+        match client.get(url).send().await {
+            Ok(response) if response.status().as_u16() < 500 => {
+                return ProbeResult::Answered(response.status().as_u16());
+            }
+            Ok(response) => last = format!("HTTP {}", response.status().as_u16()),
+            Err(e) => last = e.to_string(),
+        }
+        if attempt < PROBE_ATTEMPTS {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+    ProbeResult::Failed(format!("{PROBE_ATTEMPTS} attempts, last: {last}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(value: &str, timestamp: &str) -> serde_json::Value {
+        serde_json::json!({
+            "version": "0",
+            "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+            "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch",
+            "account": "123456789012",
+            "time": "2026-11-23T15:04:05Z",
+            "region": "us-east-1",
+            "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:paris-down"],
+            "detail": {
+                "alarmName": "paris-down",
+                "state": { "value": value, "reason": "Threshold Crossed", "timestamp": timestamp },
+                "previousState": { "value": "OK", "reason": "ok", "timestamp": "2026-11-23T15:00:00.000+0000" },
+                "configuration": { "metrics": [] }
+            }
+        })
+    }
+
+    #[test]
+    fn a_real_alarm_event_parses_with_its_offset_format() {
+        let change = parse_alarm_event(event("ALARM", "2026-11-23T15:04:05.123+0000")).expect("parses");
+        assert!(change.to_alarm);
+        assert_eq!(change.alarm, "paris-down");
+        assert_eq!(format_time(change.at), "2026-11-23T15:04:05.123Z");
+        let ok = parse_alarm_event(event("OK", "2026-11-23T15:04:05.123+0000")).expect("parses");
+        assert_eq!((ok.to_alarm, ok.new_state.as_str()), (false, "OK"));
+    }
+
+    #[test]
+    fn malformed_events_are_invalid_input() {
+        let mut wrong_source = event("ALARM", "2026-11-23T15:04:05Z");
+        wrong_source["source"] = "aws.ec2".into();
+        for bad in [serde_json::json!({"hello": "world"}), wrong_source, event("PANIC", "2026-11-23T15:04:05Z")] {
+            assert_eq!(parse_alarm_event(bad).err().map(|e| e.name()), Some("InvalidInput"));
+        }
+    }
+
+    #[test]
+    fn the_sample_events_parse_as_the_trigger_expects() {
+        let sample = |text: &str| serde_json::from_str::<serde_json::Value>(text).expect("JSON");
+        let to_alarm = parse_alarm_event(sample(include_str!("../../../../events/alarm-to-alarm.json"))).expect("ok");
+        assert!(to_alarm.to_alarm);
+        let to_ok = parse_alarm_event(sample(include_str!("../../../../events/alarm-to-ok.json"))).expect("ok");
+        assert!(!to_ok.to_alarm);
+        let unknown = parse_alarm_event(sample(include_str!("../../../../events/alarm-unknown.json"))).expect("ok");
+        assert_eq!(unknown.alarm, "billing-estimated-charges-high");
+        let malformed = parse_alarm_event(sample(include_str!("../../../../events/alarm-malformed.json")));
+        assert_eq!(malformed.err().map(|e| e.name()), Some("InvalidInput"));
+        for game_day in [
+            include_str!("../../../../events/game-day-dry-run.json"),
+            include_str!("../../../../events/game-day-drill.json"),
+            include_str!("../../../../events/game-day-drill-without-confirm.json"),
+        ] {
+            serde_json::from_str::<game_day::GameDayRequest>(game_day).expect("a game-day request");
+        }
+    }
+
+    #[test]
+    fn run_ids_are_compact_and_deterministic() {
+        let at = parse_time("2026-11-23T15:04:05.123Z").expect("time");
+        assert_eq!(compact_time(at), "20261123T150405Z");
+    }
+}

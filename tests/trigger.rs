@@ -1,0 +1,228 @@
+//! The triggers against the emulated estate: the alarm trigger (confirmation, single-flight,
+//! arming) and game days (dry run, drill). Executions are started in the emulator's Step
+//! Functions, which records them and runs nothing; where a test needs the run itself, it hands
+//! the recorded input to the ASL engine with the real Lambdas (as `scripts/demo` does).
+//!
+//! Modelled (moto lacks it): Route53 health checkers and alarm evaluation. `simulate_outage`
+//! publishes the `HealthCheckStatus` minutes Route53 would, sets the alarm to ALARM and builds
+//! the event CloudWatch would send to EventBridge.
+
+// Test code: a failed step is a failed test, so helpers panic with a message.
+#![allow(clippy::expect_used)]
+
+use std::time::{Duration, SystemTime};
+
+use dr_core::estate::{Outage, alarm_state_change_event, simulate_outage};
+use dr_core::readiness::check_plan;
+use dr_core::runbook::Outcome;
+use dr_core::runbook::report::RunReport;
+use dr_core::trigger::game_day::handle_game_day;
+use dr_core::trigger::{Decision, PlanStatus, TriggerContext, TriggerOutcome, handle_alarm_event};
+use dr_core::{DrError, Plan};
+use dr_tests::{recorded_executions, run_failover, seeded_estate, trigger_context};
+
+async fn arm(ctx: &TriggerContext, plan: &Plan) {
+    ctx.store.set_armed(&plan.name, true, "test", "armed for the test", false).await.expect("armed");
+}
+
+async fn status(ctx: &TriggerContext, plan: &Plan) -> PlanStatus {
+    ctx.store.read_state(&plan.name).await.expect("plan state").state.status
+}
+
+async fn deliver(ctx: &TriggerContext, event: &serde_json::Value) -> TriggerOutcome {
+    handle_alarm_event(ctx, event.clone()).await.expect("the trigger handles the event")
+}
+
+/// An event for the same alarm, about a later move to ALARM (a new incident).
+fn later_incident(event: &serde_json::Value, later_by: Duration) -> serde_json::Value {
+    let alarm = event["detail"]["alarmName"].as_str().expect("alarm name");
+    let at = SystemTime::now() - Duration::from_secs(400) + later_by;
+    alarm_state_change_event(alarm, "hc", "ALARM", "OK", at, "Threshold Crossed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_incident_starts_exactly_one_failover_even_when_delivered_50_times_at_once() {
+    let (plan, clients) = seeded_estate().await;
+    let ctx = trigger_context(&plan, &clients).await;
+    arm(&ctx, &plan).await;
+    let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
+
+    let mut deliveries = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (ctx, event) = (ctx.clone(), event.clone());
+        deliveries.spawn(async move { handle_alarm_event(&ctx, event).await });
+    }
+    let mut decisions = Vec::new();
+    while let Some(joined) = deliveries.join_next().await {
+        decisions.push(joined.expect("delivery task").expect("delivery handled").decision);
+    }
+    let started = decisions.iter().filter(|d| **d == Decision::Started).count();
+    assert_eq!(started, 1, "{decisions:?}");
+    assert!(decisions.iter().all(|d| matches!(d, Decision::Started | Decision::AlreadyHandled)), "{decisions:?}");
+    let executions = recorded_executions(&clients, &plan).await;
+    assert_eq!(executions.len(), 1, "{executions:?}");
+    assert_eq!(status(&ctx, &plan).await, PlanStatus::FailingOver);
+
+    // A later delivery of the same event: the run is already there, nothing new starts.
+    assert_eq!(deliver(&ctx, &event).await.decision, Decision::AlreadyHandled);
+    // A second incident while the plan is failing over starts nothing.
+    let second = later_incident(&event, Duration::from_secs(60));
+    assert_eq!(deliver(&ctx, &second).await.decision, Decision::NotArmed);
+    assert_eq!(recorded_executions(&clients, &plan).await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_triggered_run_fails_over_reports_the_incident_and_leaves_the_plan_failed_over() {
+    let (plan, clients) = seeded_estate().await;
+    let ctx = trigger_context(&plan, &clients).await;
+    arm(&ctx, &plan).await;
+    let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
+    let outcome = deliver(&ctx, &event).await;
+    assert_eq!(outcome.decision, Decision::Started, "{outcome:?}");
+
+    let executions = recorded_executions(&clients, &plan).await;
+    let (name, input) = executions.first().expect("one execution");
+    let execution = run_failover(input);
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let report: RunReport = serde_json::from_value(execution.output).expect("report");
+    assert_eq!(&report.run.id, name);
+    let incident = report.run.incident.as_ref().expect("the report carries the incident");
+    assert_eq!(Some(incident.alarm.as_str()), event["detail"]["alarmName"].as_str());
+    assert!(incident.evidence.iter().any(|e| e.contains("unhealthy in all 3 minutes")), "{incident:?}");
+    assert_eq!(report.run.triggered_at, incident.alarm_at, "the RTO clock starts at detection");
+    assert_eq!(status(&ctx, &plan).await, PlanStatus::FailedOver);
+
+    // Failed over: a new incident starts nothing until an operator re-arms (no ping-pong) ...
+    let second = later_incident(&event, Duration::from_secs(60));
+    assert_eq!(deliver(&ctx, &second).await.decision, Decision::NotArmed);
+    // ... and re-armed, the next automatic run still waits for min_seconds_between_runs.
+    arm(&ctx, &plan).await;
+    let third = later_incident(&event, Duration::from_secs(120));
+    assert_eq!(deliver(&ctx, &third).await.decision, Decision::TooSoon);
+    assert_eq!(recorded_executions(&clients, &plan).await.len(), 1);
+}
+
+#[tokio::test]
+async fn flaps_ok_unknown_and_malformed_events_start_nothing_and_change_nothing() {
+    let (plan, clients) = seeded_estate().await;
+    let ctx = trigger_context(&plan, &clients).await;
+    arm(&ctx, &plan).await;
+    let flap = simulate_outage(&clients, &plan, Outage::Flap).await.expect("flap simulated");
+    let alarm = flap["detail"]["alarmName"].as_str().expect("alarm").to_string();
+    let at = SystemTime::now() - Duration::from_secs(600);
+    let ok = alarm_state_change_event(&alarm, "hc", "OK", "ALARM", at, "Threshold Crossed");
+    let insufficient = alarm_state_change_event(&alarm, "hc", "INSUFFICIENT_DATA", "OK", at, "no data");
+    let unknown = alarm_state_change_event("someone-elses-alarm", "hc", "ALARM", "OK", at, "Threshold Crossed");
+    let mark = clients.calls.mark();
+
+    assert_eq!(deliver(&ctx, &flap).await.decision, Decision::Flap);
+    assert_eq!(deliver(&ctx, &ok).await.decision, Decision::Ignored);
+    assert_eq!(deliver(&ctx, &insufficient).await.decision, Decision::Ignored);
+    assert_eq!(deliver(&ctx, &unknown).await.decision, Decision::UnknownAlarm);
+    for malformed in [serde_json::json!({"detail-type": "CloudWatch Alarm State Change"}), serde_json::json!([1, 2])] {
+        let err = handle_alarm_event(&ctx, malformed).await.expect_err("malformed");
+        assert_eq!(err.name(), "InvalidInput");
+    }
+
+    let mutating: Vec<_> = clients.calls.since(mark).into_iter().filter(|c| c.is_mutating()).collect();
+    assert!(mutating.is_empty(), "{mutating:?}");
+    assert!(recorded_executions(&clients, &plan).await.is_empty());
+    assert_eq!(status(&ctx, &plan).await, PlanStatus::Armed);
+}
+
+#[tokio::test]
+async fn a_plan_that_is_not_armed_is_never_failed_over_automatically_and_re_arming_works() {
+    let (plan, clients) = seeded_estate().await;
+    let ctx = trigger_context(&plan, &clients).await;
+    let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
+    let mark = clients.calls.mark();
+
+    // Never armed: published plans start disarmed.
+    assert_eq!(deliver(&ctx, &event).await.decision, Decision::NotArmed);
+    arm(&ctx, &plan).await;
+    ctx.store.set_armed(&plan.name, false, "test", "maintenance", false).await.expect("disarmed");
+    assert_eq!(deliver(&ctx, &event).await.decision, Decision::NotArmed);
+    let writes: Vec<_> = clients.calls.since(mark).into_iter().filter(|c| c.is_mutating()).collect();
+    assert!(writes.iter().all(|c| c.operation == "PutObject"), "only the operator's state writes: {writes:?}");
+    assert!(recorded_executions(&clients, &plan).await.is_empty());
+
+    arm(&ctx, &plan).await;
+    let outcome = deliver(&ctx, &event).await;
+    assert_eq!(outcome.decision, Decision::Started, "{outcome:?}");
+    assert_eq!(recorded_executions(&clients, &plan).await.len(), 1);
+    // An operator cannot re-arm a plan a run holds without --force.
+    let busy = ctx.store.set_armed(&plan.name, true, "test", "oops", false).await;
+    assert!(matches!(busy, Err(DrError::PlanBusy { .. })), "{busy:?}");
+}
+
+#[tokio::test]
+async fn a_dry_run_makes_no_mutating_call_and_reports_what_it_would_do() {
+    let (plan, clients) = seeded_estate().await;
+    let ctx = trigger_context(&plan, &clients).await;
+    let before = check_plan(&clients, &plan).await;
+    assert!(before.is_ready(), "{before:#?}");
+
+    let request = serde_json::json!({
+        "plan": plan.name, "mode": "dry-run", "requested_by": "alice", "reason": "quarterly game day",
+    });
+    let started = handle_game_day(&ctx, request).await.expect("dry run started");
+    let executions = recorded_executions(&clients, &plan).await;
+    let (_, input) = executions.iter().find(|(name, _)| *name == started.run_id).expect("recorded");
+    let execution = run_failover(input);
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let report: RunReport = serde_json::from_value(execution.output).expect("report");
+
+    assert_eq!(report.status, "dry run completed");
+    assert_eq!(report.mutating_calls, 0, "{:#?}", report.steps);
+    let would: Vec<&str> =
+        report.timeline.iter().filter(|e| e.outcome == Outcome::WouldChange).map(|e| e.phase.as_str()).collect();
+    assert_eq!(
+        would,
+        ["promote replica", "start standby EC2", "scale Auto Scaling group", "flip DNS"],
+        "{:#?}",
+        report.timeline
+    );
+    assert!(
+        report.timeline.iter().all(|e| e.detail.contains("would") || e.outcome == Outcome::Checked),
+        "{:#?}",
+        report.timeline
+    );
+    assert_eq!(report.achieved.rto_seconds, None, "a dry run measures no recovery");
+    assert_eq!(report.run.requested_by.as_ref().map(|r| r.by.as_str()), Some("alice"));
+    // The estate is exactly as it was: every check still passes, with the same details.
+    let after = check_plan(&clients, &plan).await;
+    assert_eq!(before.rows, after.rows);
+    assert_eq!(status(&ctx, &plan).await, PlanStatus::Disarmed, "a dry run does not take the plan");
+}
+
+#[tokio::test]
+async fn a_drill_of_a_production_plan_needs_its_name_as_confirmation() {
+    let (plan, clients) = seeded_estate().await;
+    let ctx = trigger_context(&plan, &clients).await;
+    let mark = clients.calls.mark();
+    let drill = |confirm: Option<&str>| {
+        serde_json::json!({
+            "plan": plan.name, "mode": "drill", "requested_by": "bob", "reason": "annual drill", "confirm": confirm,
+        })
+    };
+    for confirm in [None, Some("yes"), Some("paris-ireland-prod")] {
+        let err = handle_game_day(&ctx, drill(confirm)).await.expect_err("refused");
+        assert_eq!(err.name(), "DrillNotConfirmed", "{err}");
+    }
+    let missing_reason =
+        serde_json::json!({ "plan": plan.name, "mode": "drill", "requested_by": "bob", "reason": " " });
+    assert_eq!(handle_game_day(&ctx, missing_reason).await.map_err(|e| e.name()).err(), Some("InvalidInput"));
+    let mutating: Vec<_> = clients.calls.since(mark).into_iter().filter(|c| c.is_mutating()).collect();
+    assert!(mutating.is_empty(), "{mutating:?}");
+    assert!(recorded_executions(&clients, &plan).await.is_empty());
+
+    let started = handle_game_day(&ctx, drill(Some(&plan.name))).await.expect("confirmed drill starts");
+    assert_eq!(recorded_executions(&clients, &plan).await.len(), 1);
+    assert_eq!(status(&ctx, &plan).await, PlanStatus::FailingOver);
+    // The drill holds the plan: neither another drill nor an alarm starts anything.
+    let again = handle_game_day(&ctx, drill(Some(&plan.name))).await.expect_err("busy");
+    assert_eq!(again.name(), "PlanBusy");
+    let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
+    assert_eq!(deliver(&ctx, &event).await.decision, Decision::NotArmed);
+    assert_eq!(recorded_executions(&clients, &plan).await.len(), 1, "only the drill {}", started.run_id);
+}
