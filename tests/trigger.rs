@@ -88,7 +88,7 @@ async fn the_triggered_run_fails_over_reports_the_incident_and_leaves_the_plan_f
     assert_eq!(&report.run.id, name);
     let incident = report.run.incident.as_ref().expect("the report carries the incident");
     assert_eq!(Some(incident.alarm.as_str()), event["detail"]["alarmName"].as_str());
-    assert!(incident.evidence.iter().any(|e| e.contains("unhealthy in all 3 minutes")), "{incident:?}");
+    assert!(incident.evidence.iter().any(|e| e.contains("HealthCheckStatus unhealthy in all")), "{incident:?}");
     assert_eq!(report.run.triggered_at, incident.alarm_at, "the RTO clock starts at detection");
     assert_eq!(status(&ctx, &plan).await, PlanStatus::FailedOver);
 

@@ -94,6 +94,26 @@ fn each_broken_rule_has_its_named_problem() {
         ),
         (|p| p.s3_replication.push(p.s3_replication[0].clone()), ProblemCode::DuplicateBucketPair, "s3_replication[1]"),
         (|p| p.reports.bucket = "Reports_Bucket".into(), ProblemCode::InvalidIdentifier, "reports.bucket"),
+        (
+            |p| p.trigger.as_mut().expect("example has a trigger").alarms.clear(),
+            ProblemCode::MissingTriggerAlarm,
+            "trigger.alarms",
+        ),
+        (
+            |p| p.trigger.as_mut().expect("example has a trigger").confirmation_window_seconds = 30,
+            ProblemCode::InvalidConfirmationWindow,
+            "trigger.confirmation_window_seconds",
+        ),
+        (
+            |p| p.trigger.as_mut().expect("example has a trigger").confirmation_window_seconds = 1200,
+            ProblemCode::InvalidConfirmationWindow,
+            "trigger.confirmation_window_seconds",
+        ),
+        (
+            |p| p.trigger.as_mut().expect("example has a trigger").probe_url = Some("paris.example.com".into()),
+            ProblemCode::InvalidProbeUrl,
+            "trigger.probe_url",
+        ),
     ];
     for (break_it, expected, field) in cases {
         let mut plan = example();

@@ -3,7 +3,8 @@
 //! The Route53 `HealthCheckStatus` metric (namespace `AWS/Route53`, published in us-east-1, one
 //! datapoint a minute, 1 healthy / 0 unhealthy) must be unhealthy in **every** minute of the
 //! confirmation window that follows the alarm, with no minute missing. Healthy again inside the
-//! window is a flap. Optionally, an HTTP probe of the primary endpoint from the DR region must
+//! window is a flap. An event handled late (EventBridge retries for up to an hour) stretches the
+//! window to the newest settled minute: Paris must still be down now, not only back then. Optionally, an HTTP probe of the primary endpoint from the DR region must
 //! fail too.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -40,7 +41,10 @@ pub fn window_minutes(alarm_at: SystemTime, window: Duration) -> Vec<u64> {
 
 /// Judges the datapoints (minute start, Maximum of HealthCheckStatus) seen so far.
 pub fn judge(alarm_at: SystemTime, window: Duration, datapoints: &[(u64, f64)], now: SystemTime) -> Confirmation {
-    let minutes = window_minutes(alarm_at, window);
+    let first = window_minutes(alarm_at, window).first().map_or(alarm_at, |m| at(*m));
+    // Late: every minute from the alarm to the newest one whose datapoint has landed.
+    let settled = now.checked_sub(METRIC_SETTLE).and_then(|t| t.duration_since(first).ok()).unwrap_or_default();
+    let minutes = window_minutes(alarm_at, window.max(Duration::from_secs(settled.as_secs() / 60 * 60)));
     let in_window = |minute: &u64| minutes.contains(minute);
     if let Some((minute, _)) = datapoints.iter().filter(|(m, _)| in_window(m)).find(|(_, max)| *max >= 1.0) {
         return Confirmation::Recovered {
@@ -148,6 +152,15 @@ mod tests {
         let points = [(999_960, 1.0), (1_000_020, 0.0), (1_000_080, 0.0), (1_000_140, 0.0)];
         let now = UNIX_EPOCH + Duration::from_secs(1_000_300);
         assert!(matches!(judge(alarm_at(), WINDOW, &points, now), Confirmation::Confirmed { .. }));
+    }
+
+    #[test]
+    fn handled_late_the_primary_must_still_be_down_now() {
+        let late = UNIX_EPOCH + Duration::from_secs(1_000_020 + 600);
+        let mut points: Vec<(u64, f64)> = (0..9).map(|i| (1_000_020 + i * 60, 0.0)).collect();
+        assert!(matches!(judge(alarm_at(), WINDOW, &points, late), Confirmation::Confirmed { .. }));
+        points[7].1 = 1.0;
+        assert!(matches!(judge(alarm_at(), WINDOW, &points, late), Confirmation::Recovered { .. }));
     }
 
     #[test]

@@ -52,6 +52,12 @@ pub async fn handle_game_day(ctx: &TriggerContext, input: serde_json::Value) -> 
             message: "a game day needs who asks (requested_by) and why (reason)".into(),
         });
     }
+    if !ctx.plan_names.contains(&request.plan) {
+        return Err(DrError::PlanNotFound {
+            path: request.plan,
+            message: format!("this deployment serves {}", ctx.plan_names.join(", ")),
+        });
+    }
     let plan = ctx.store.load_plan(&request.plan).await?;
     if request.mode == GameDayMode::Drill
         && plan.environment == Environment::Production

@@ -250,6 +250,11 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: serde_json::Value) 
             "the plan has no [trigger]",
         ));
     };
+    if change.at > SystemTime::now() + Duration::from_secs(60) {
+        return Err(DrError::InvalidInput {
+            message: format!("alarm {} moved to ALARM in the future ({})", change.alarm, format_time(change.at)),
+        });
+    }
     let run_id = incident_run_id(&plan, change.at);
     let incident_id = format!("{}@{}", change.alarm, format_time(change.at));
 
