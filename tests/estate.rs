@@ -316,6 +316,7 @@ async fn a_missing_bucket_is_reported() {
         source_bucket: format!("{}-nowhere", plan.s3_replication[0].source_bucket),
         replica_bucket: format!("{}-nowhere", plan.s3_replication[0].replica_bucket),
         replication_metrics: false,
+        replication_rule: None,
     });
     let readiness = check_plan(&clients, &plan).await;
     assert_eq!(findings_of(&readiness, "s3 replication"), vec![None, Some(Finding::BucketMissing)]);

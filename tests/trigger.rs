@@ -103,7 +103,7 @@ async fn the_triggered_run_fails_over_reports_the_incident_and_leaves_the_plan_f
 }
 
 #[tokio::test]
-async fn flaps_ok_unknown_and_malformed_events_start_nothing_and_change_nothing() {
+async fn flaps_ok_unknown_stale_and_malformed_events_start_nothing_and_change_nothing() {
     let (plan, clients) = seeded_estate().await;
     let ctx = trigger_context(&plan, &clients).await;
     arm(&ctx, &plan).await;
@@ -113,12 +113,18 @@ async fn flaps_ok_unknown_and_malformed_events_start_nothing_and_change_nothing(
     let ok = alarm_state_change_event(&alarm, "hc", "OK", "ALARM", at, "Threshold Crossed");
     let insufficient = alarm_state_change_event(&alarm, "hc", "INSUFFICIENT_DATA", "OK", at, "no data");
     let unknown = alarm_state_change_event("someone-elses-alarm", "hc", "ALARM", "OK", at, "Threshold Crossed");
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+    let stale = alarm_state_change_event(&alarm, "hc", "ALARM", "OK", two_hours_ago, "Threshold Crossed");
+    let mut other_region = alarm_state_change_event(&alarm, "hc", "ALARM", "OK", at, "Threshold Crossed");
+    other_region["region"] = "eu-west-1".into();
     let mark = clients.calls.mark();
 
     assert_eq!(deliver(&ctx, &flap).await.decision, Decision::Flap);
     assert_eq!(deliver(&ctx, &ok).await.decision, Decision::Ignored);
     assert_eq!(deliver(&ctx, &insufficient).await.decision, Decision::Ignored);
     assert_eq!(deliver(&ctx, &unknown).await.decision, Decision::UnknownAlarm);
+    assert_eq!(deliver(&ctx, &stale).await.decision, Decision::Stale);
+    assert_eq!(deliver(&ctx, &other_region).await.decision, Decision::UnknownAlarm);
     for malformed in [serde_json::json!({"detail-type": "CloudWatch Alarm State Change"}), serde_json::json!([1, 2])] {
         let err = handle_alarm_event(&ctx, malformed).await.expect_err("malformed");
         assert_eq!(err.name(), "InvalidInput");
@@ -225,4 +231,53 @@ async fn a_drill_of_a_production_plan_needs_its_name_as_confirmation() {
     let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
     assert_eq!(deliver(&ctx, &event).await.decision, Decision::NotArmed);
     assert_eq!(recorded_executions(&clients, &plan).await.len(), 1, "only the drill {}", started.run_id);
+}
+
+/// A primary endpoint that still answers: one HTTP 200 per connection, on loopback.
+async fn answering_primary() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listener");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0_u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+        }
+    });
+    format!("http://{address}/health")
+}
+
+#[tokio::test]
+async fn the_probe_must_agree_a_primary_that_still_answers_starts_nothing() {
+    let (mut plan, clients) = seeded_estate().await;
+    if let Some(trigger) = plan.trigger.as_mut() {
+        trigger.probe_url = Some(answering_primary().await);
+    }
+    let ctx = trigger_context(&plan, &clients).await;
+    arm(&ctx, &plan).await;
+    let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
+    let outcome = deliver(&ctx, &event).await;
+    assert_eq!(outcome.decision, Decision::Unconfirmed, "{outcome:?}");
+    assert!(outcome.detail.contains("answered HTTP 200"), "{outcome:?}");
+    assert!(recorded_executions(&clients, &plan).await.is_empty());
+    assert_eq!(status(&ctx, &plan).await, PlanStatus::Armed);
+}
+
+#[tokio::test]
+async fn a_probe_that_cannot_reach_the_primary_adds_to_the_evidence() {
+    let (mut plan, clients) = seeded_estate().await;
+    // A port nobody listens on: connection refused, as from Ireland to a Paris that is down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("address");
+    if let Some(trigger) = plan.trigger.as_mut() {
+        trigger.probe_url = Some(format!("http://{closed}/health"));
+    }
+    let ctx = trigger_context(&plan, &clients).await;
+    arm(&ctx, &plan).await;
+    let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
+    let outcome = deliver(&ctx, &event).await;
+    assert_eq!(outcome.decision, Decision::Started, "{outcome:?}");
+    let executions = recorded_executions(&clients, &plan).await;
+    let evidence = &executions[0].1["run"]["incident"]["evidence"];
+    assert!(evidence.to_string().contains("failed"), "{evidence}");
 }

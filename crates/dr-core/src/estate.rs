@@ -83,6 +83,7 @@ pub async fn seed(clients: &AwsClients, plan: &Plan, options: SeedOptions) -> Re
             &pair.source_bucket,
             &pair.replica_bucket,
             pair.replication_metrics,
+            pair.replication_rule.as_deref(),
         )
         .await?;
     }
@@ -463,6 +464,38 @@ pub async fn seed_triggers(clients: &AwsClients, plan: &Plan, seed: &TriggerSeed
     Ok(created.state_machine_arn().to_string())
 }
 
+/// Does what S3 replication would: copies each pair's RPO heartbeat from the Paris bucket to the
+/// Ireland bucket (moto keeps replication rules but copies nothing). Returns how many it copied.
+pub async fn replicate_heartbeats(clients: &AwsClients, plan: &Plan) -> Result<usize, DrError> {
+    require_emulator(clients)?;
+    let key = crate::rpo::check::heartbeat_key(&plan.name);
+    let mut copied = 0;
+    for pair in &plan.s3_replication {
+        let object = match clients.primary.s3.get_object().bucket(&pair.source_bucket).key(&key).send().await {
+            Ok(object) => object,
+            Err(err) if sdk_error_code(&err) == Some("NoSuchKey") => continue,
+            Err(err) => return Err(DrError::from_sdk("s3", "GetObject", err)),
+        };
+        let body = object.body.collect().await.map_err(|e| DrError::AwsTransient {
+            service: "s3",
+            operation: "GetObject",
+            message: e.to_string(),
+        })?;
+        clients
+            .dr
+            .s3
+            .put_object()
+            .bucket(&pair.replica_bucket)
+            .key(&key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.into_bytes()))
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("s3", "PutObject", e))?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
 /// How the simulated outage ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outage {
@@ -610,6 +643,7 @@ async fn ensure_replication(
     source: &str,
     replica: &str,
     with_metrics: bool,
+    rule_id: Option<&str>,
 ) -> Result<(), DrError> {
     let build_error = |e| DrError::request_build("s3", "PutBucketReplication", e);
     let mut destination = Destination::builder().bucket(format!("arn:aws:s3:::{replica}"));
@@ -618,7 +652,7 @@ async fn ensure_replication(
             destination.metrics(Metrics::builder().status(MetricsStatus::Enabled).build().map_err(build_error)?);
     }
     let rule = ReplicationRule::builder()
-        .id(format!("{}-to-{}", plan.name, plan.dr_region))
+        .id(rule_id.unwrap_or(&format!("{}-to-{}", plan.name, plan.dr_region)))
         .priority(1)
         .status(ReplicationRuleStatus::Enabled)
         .filter(ReplicationRuleFilter::builder().prefix("").build())

@@ -2,16 +2,18 @@
 //! once per container, JSON logs, and errors reported to the runtime under their stable name
 //! (the `errorType` Step Functions Retry/Catch match on).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
 use crate::aws::{ApiCallLog, AwsClients, RegionClients};
 use crate::error::DrError;
 use crate::plan::Plan;
+use crate::rpo;
 use crate::runbook::{FailoverStep, StepRequest, run_step};
 use crate::trigger::game_day::handle_game_day;
 use crate::trigger::{PlanStore, Starter, TriggerContext, handle_alarm_event};
@@ -78,25 +80,39 @@ pub async fn serve_step(step: FailoverStep) -> Result<(), lambda_runtime::Error>
     .await
 }
 
-/// The triggers' configuration, from the function's environment (set by template.yaml):
-/// `PLAN_STATE_BUCKET` (published plans and their states, in this region), `STATE_MACHINE_ARN`
-/// (the failover runbook) and `PLAN_NAMES` (comma-separated published plans).
-async fn trigger_context() -> Result<TriggerContext, lambda_runtime::Error> {
-    let setting = |name: &str| {
-        std::env::var(name)
-            .map_err(|_| DrError::InvalidInput { message: format!("environment variable {name} is not set") })
-    };
+fn setting(name: &str) -> Result<String, DrError> {
+    std::env::var(name)
+        .map_err(|_| DrError::InvalidInput { message: format!("environment variable {name} is not set") })
+}
+
+/// The published plans a function serves, from its environment (set by template.yaml):
+/// `PLAN_STATE_BUCKET` (the plan store, in the function's region) and `PLAN_NAMES`
+/// (comma-separated); with the client cache.
+struct Served {
+    store: PlanStore,
+    home: RegionClients,
+    plan_names: Vec<String>,
+    cache: Arc<ClientCache>,
+}
+
+async fn served_plans() -> Result<Served, DrError> {
     let bucket = setting("PLAN_STATE_BUCKET")?;
-    let state_machine_arn = setting("STATE_MACHINE_ARN")?;
     let plan_names =
         setting("PLAN_NAMES")?.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect();
     let cache = Arc::new(ClientCache::load().await);
     let region = cache.shared.region().map(ToString::to_string).unwrap_or_default();
     let home = RegionClients::new(&cache.shared, &region, &ApiCallLog::default());
+    Ok(Served { store: PlanStore::new(home.s3.clone(), bucket), home, plan_names, cache })
+}
+
+/// The triggers' configuration: the served plans and `STATE_MACHINE_ARN` (the failover runbook).
+async fn trigger_context() -> Result<TriggerContext, lambda_runtime::Error> {
+    let served = served_plans().await?;
+    let cache = served.cache;
     Ok(TriggerContext {
-        store: PlanStore::new(home.s3.clone(), bucket),
-        starter: Starter::new(home.sfn.clone(), state_machine_arn),
-        plan_names,
+        store: served.store,
+        starter: Starter::new(served.home.sfn.clone(), setting("STATE_MACHINE_ARN")?),
+        plan_names: served.plan_names,
         clients_for: Arc::new(move |plan: &Plan| cache.for_plan(plan)),
         confirmation_poll: Duration::from_secs(30),
     })
@@ -129,6 +145,43 @@ pub async fn serve_game_day() -> Result<(), lambda_runtime::Error> {
     let ctx = &ctx;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         log_failure("game-day", handle_game_day(ctx, event.payload).await)
+    }))
+    .await
+}
+
+/// The whole `main` of the rpo-check Lambda (EventBridge schedule): checks every pair of the
+/// served plans, publishes the metrics to `RPO_METRIC_NAMESPACE` and writes the snapshots.
+pub async fn serve_rpo_check() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let served = served_plans().await?;
+    let namespace = std::env::var("RPO_METRIC_NAMESPACE").unwrap_or_else(|_| rpo::check::DEFAULT_NAMESPACE.into());
+    let (served, namespace) = (&served, namespace.as_str());
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| async move {
+        tracing::debug!(detail_type = %event.payload.detail_type, "scheduled RPO check");
+        let mut plans = Vec::new();
+        for name in &served.plan_names {
+            plans.push(log_failure("rpo-check", served.store.load_plan(name).await)?);
+        }
+        // Plans of the same region pair share clients and one batched check.
+        let mut by_regions: BTreeMap<(String, String), Vec<Plan>> = BTreeMap::new();
+        for plan in plans {
+            by_regions.entry((plan.primary_region.clone(), plan.dr_region.clone())).or_default().push(plan);
+        }
+        let mut runs = Vec::new();
+        for group in by_regions.values() {
+            let Some(first) = group.first() else { continue };
+            let clients = served.cache.for_plan(first);
+            let run = log_failure("rpo-check", rpo::check::run_check(&clients, group, namespace).await)?;
+            tracing::info!(
+                pairs = run.pairs,
+                within_rpo = run.within_rpo,
+                rpo_exceeded = run.rpo_exceeded,
+                not_replicating = run.not_replicating,
+                "RPO check done"
+            );
+            runs.push(run);
+        }
+        Ok::<_, DrError>(runs)
     }))
     .await
 }

@@ -177,9 +177,12 @@ pub struct BucketPair {
     pub source_bucket: String,
     /// Its replication target in `dr_region`.
     pub replica_bucket: String,
-    /// Whether S3 Replication Time Control metrics are enabled on the rule.
+    /// Whether S3 Replication metrics are enabled on the rule.
     #[serde(default)]
     pub replication_metrics: bool,
+    /// Id of the replication rule: the `RuleId` dimension of its replication metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_rule: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -263,6 +266,7 @@ pub enum ProblemCode {
     MissingTriggerAlarm,
     InvalidConfirmationWindow,
     InvalidProbeUrl,
+    MissingReplicationRule,
 }
 
 impl ProblemCode {
@@ -292,6 +296,7 @@ impl ProblemCode {
             ProblemCode::MissingTriggerAlarm => "MissingTriggerAlarm",
             ProblemCode::InvalidConfirmationWindow => "InvalidConfirmationWindow",
             ProblemCode::InvalidProbeUrl => "InvalidProbeUrl",
+            ProblemCode::MissingReplicationRule => "MissingReplicationRule",
         }
     }
 }
@@ -587,6 +592,13 @@ impl Plan {
                     format!("{} cannot replicate to itself", pair.source_bucket),
                 );
             }
+            if pair.replication_metrics && pair.replication_rule.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                found.add(
+                    ProblemCode::MissingReplicationRule,
+                    format!("{field}.replication_rule"),
+                    "replication metrics are read per rule: name the rule's id".to_string(),
+                );
+            }
             let seen_before =
                 self.s3_replication[..index].iter().any(|earlier| earlier.source_bucket == pair.source_bucket);
             if seen_before {
@@ -627,8 +639,16 @@ impl Plan {
         }
         if let Some(url) = &trigger.probe_url {
             let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).unwrap_or_default();
-            if host.is_empty() || host.starts_with('/') {
+            let host_name = host.split(['/', ':', '?']).next().unwrap_or_default();
+            if host_name.is_empty() {
                 found.add(ProblemCode::InvalidProbeUrl, "trigger.probe_url", format!("{url:?}: use an http(s) URL"));
+            } else if fqdn(host_name) == fqdn(&self.dns.record) {
+                // During the outage the failover record answers Ireland, which would answer the probe.
+                found.add(
+                    ProblemCode::InvalidProbeUrl,
+                    "trigger.probe_url",
+                    format!("{url:?} goes through the failover record {}: probe Paris itself", self.dns.record),
+                );
             }
         }
     }

@@ -95,6 +95,11 @@ fn each_broken_rule_has_its_named_problem() {
         (|p| p.s3_replication.push(p.s3_replication[0].clone()), ProblemCode::DuplicateBucketPair, "s3_replication[1]"),
         (|p| p.reports.bucket = "Reports_Bucket".into(), ProblemCode::InvalidIdentifier, "reports.bucket"),
         (
+            |p| p.s3_replication[0].replication_rule = None,
+            ProblemCode::MissingReplicationRule,
+            "s3_replication[0].replication_rule",
+        ),
+        (
             |p| p.trigger.as_mut().expect("example has a trigger").alarms.clear(),
             ProblemCode::MissingTriggerAlarm,
             "trigger.alarms",
@@ -111,6 +116,14 @@ fn each_broken_rule_has_its_named_problem() {
         ),
         (
             |p| p.trigger.as_mut().expect("example has a trigger").probe_url = Some("paris.example.com".into()),
+            ProblemCode::InvalidProbeUrl,
+            "trigger.probe_url",
+        ),
+        (
+            |p| {
+                p.trigger.as_mut().expect("example has a trigger").probe_url =
+                    Some("https://app.platform.example.com/health".into())
+            },
             ProblemCode::InvalidProbeUrl,
             "trigger.probe_url",
         ),

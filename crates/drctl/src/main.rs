@@ -5,12 +5,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use clap::{Args, Parser, Subcommand};
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use dr_core::aws::AwsClients;
-use dr_core::estate::{Outage, SeedOptions, TriggerSeed, require_emulator, seed, seed_triggers, simulate_outage};
+use dr_core::estate::{
+    Outage, SeedOptions, TriggerSeed, replicate_heartbeats, require_emulator, seed, seed_triggers, simulate_outage,
+};
 use dr_core::readiness::{Readiness, check_plan};
+use dr_core::rpo::LagVerdict;
+use dr_core::rpo::check::{Heartbeat, PairKind, PairStatus, check_pairs, pairs_of};
 use dr_core::runbook::report::{RunReport, render_markdown};
 use dr_core::runbook::{Approval, RunInfo, RunbookState};
 use dr_core::trigger::PlanStore;
@@ -40,6 +45,23 @@ enum Command {
     /// The plan's automatic-failover state: armed, failing-over, failed-over or disarmed.
     #[command(subcommand)]
     Trigger(TriggerCommand),
+    /// Replication lag against the RPO.
+    #[command(subcommand)]
+    Rpo(RpoCommand),
+}
+
+#[derive(Subcommand)]
+enum RpoCommand {
+    /// Every replicated pair of PLAN (database, buckets): lag, share of the RPO used, verdict.
+    /// Read-only: reads the newest replicated heartbeat, writes none. Exit 1 if any pair is
+    /// over the RPO or not replicating.
+    Status {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// Print the statuses as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -172,6 +194,12 @@ enum EstateCommand {
         #[arg(long)]
         flap: bool,
     },
+    /// Copy the plan's RPO heartbeats from the Paris to the Ireland buckets, as S3 replication
+    /// would (the emulator does not replicate).
+    Replicate {
+        #[command(flatten)]
+        plan: PlanArg,
+    },
     /// Print the input of an execution recorded by the emulator's Step Functions.
     ExecutionInput {
         /// The execution ARN (the alarm trigger's or the game day's answer).
@@ -289,6 +317,13 @@ async fn run(command: Command) -> Result<ExitCode, DrError> {
             let event = simulate_outage(&clients, &plan, if flap { Outage::Flap } else { Outage::Sustained }).await?;
             print_json(&event)
         }
+        Command::Estate(EstateCommand::Replicate { plan }) => {
+            let plan = Plan::load(&plan.plan)?;
+            let clients = AwsClients::for_plan(&plan).await;
+            let copied = replicate_heartbeats(&clients, &plan).await?;
+            println!("replicated {copied} heartbeat(s) of {} to Ireland", plan.name);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Estate(EstateCommand::ExecutionInput { execution_arn }) => {
             let region = execution_arn.split(':').nth(3).unwrap_or_default().to_string();
             let clients = AwsClients::for_regions(&region, &region).await;
@@ -303,6 +338,18 @@ async fn run(command: Command) -> Result<ExitCode, DrError> {
                 .map_err(|e| DrError::from_sdk("sfn", "DescribeExecution", e))?;
             println!("{}", execution.input().unwrap_or("{}"));
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Rpo(RpoCommand::Status { plan, json }) => {
+            let plan = Plan::load(&plan.plan)?;
+            let clients = AwsClients::for_plan(&plan).await;
+            let statuses = check_pairs(&clients, &pairs_of(&plan), Heartbeat::ReadOnly, SystemTime::now()).await?;
+            if json {
+                print_json(&statuses)?;
+            } else {
+                print_rpo(&plan, &statuses);
+            }
+            let all_within = statuses.iter().all(|s| s.verdict == LagVerdict::WithinRpo);
+            Ok(if all_within { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Estate(EstateCommand::Seed { plan, replica_lag_seconds }) => {
             let plan = Plan::load(&plan.plan)?;
@@ -325,6 +372,41 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<ExitCode, DrError> {
         .map_err(|e| DrError::InvalidInput { message: format!("cannot print as JSON: {e}") })?;
     println!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_rpo(plan: &Plan, statuses: &[PairStatus]) {
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    if table.width().is_none() {
+        table.set_width(150);
+    }
+    table.set_header(["pair", "kind", "lag", "RPO budget used", "verdict", "detail"]);
+    for status in statuses {
+        let verdict = match status.verdict {
+            LagVerdict::WithinRpo => Cell::new("WITHIN RPO").fg(Color::Green),
+            LagVerdict::RpoExceeded => Cell::new("RPO EXCEEDED").fg(Color::Red),
+            LagVerdict::NotReplicating => Cell::new("NOT REPLICATING").fg(Color::Red),
+        };
+        let kind = match status.kind {
+            PairKind::Rds => "rds",
+            PairKind::S3 => "s3",
+        };
+        let detail = match (&status.error, status.replication_latency_seconds) {
+            (Some(error), _) => format!("{error}: {}", status.detail),
+            (None, Some(latency)) => format!("{}; ReplicationLatency {latency:.0} s", status.detail),
+            (None, None) => status.detail.clone(),
+        };
+        table.add_row(vec![
+            Cell::new(&status.pair),
+            Cell::new(kind),
+            Cell::new(status.lag_seconds.map_or("-".to_string(), |lag| format!("{lag:.0} s"))),
+            Cell::new(status.budget_used_percent.map_or("-".to_string(), |used| format!("{used:.1} %"))),
+            verdict,
+            Cell::new(detail),
+        ]);
+    }
+    println!("plan {}: RPO {} min", plan.name, plan.targets.rpo_minutes);
+    println!("{table}");
 }
 
 fn print_readiness(plan: &Plan, readiness: &Readiness) {

@@ -13,7 +13,7 @@ use super::{CaughtError, Outcome, RunInfo, RunMode, RunbookState, StepRecord, fo
 use crate::aws::AwsClients;
 use crate::error::DrError;
 use crate::readiness::{CheckRow, check_plan};
-use crate::trigger::{PlanStatus, PlanStore, WriteOutcome};
+use crate::trigger::{PlanState, PlanStatus, PlanStore, Versioned, WriteOutcome};
 
 /// The phases of the timeline: the act step and the status step that closes it.
 const PHASES: &[(&str, &str, Option<&str>)] = &[
@@ -307,7 +307,8 @@ pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<
     state.validate()?;
     let readiness = check_plan(clients, &state.plan).await;
     let mut report = build_report(state, readiness.rows);
-    report.plan_state = record_plan_state(clients, state, &report).await?;
+    let plan_state = next_plan_state(clients, state, &report).await?;
+    report.plan_state = plan_state.as_ref().map(|next| next.summary.clone());
     let reports = &state.plan.reports;
     let base = format!("{}{}/{}/", reports.prefix, state.plan.name, state.run.id);
     let json_key = format!("{base}report.json");
@@ -335,35 +336,47 @@ pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<
             .map_err(|e| DrError::from_sdk("s3", "PutObject", e))?;
     }
     tracing::info!(plan = %state.plan.name, step = "report", status = %report.status, location = %report.locations.join(" "), "report written");
+    // Last, once the report is safely written: a failed write above fails the run, and a plan
+    // marked failed-over must not have a failed run behind it.
+    if let Some(NextPlanState { store, read, new: Some(new), .. }) = plan_state
+        && store.write_state(&read, &new).await? == WriteOutcome::Lost
+    {
+        tracing::warn!(plan = %state.plan.name, step = "report", "plan state changed by someone else; not marked failed-over");
+        report.plan_state = Some("changed by someone else while the report was written; not marked failed-over".into());
+    }
     Ok(report)
+}
+
+/// The plan state a run leaves behind, and the write that records it.
+struct NextPlanState {
+    store: PlanStore,
+    read: Versioned,
+    /// `Some`: the state to write (failed-over); `None`: nothing changes.
+    new: Option<PlanState>,
+    summary: String,
 }
 
 /// A live run holding the plan's single-flight state: on success the plan becomes failed-over
 /// (until an operator re-arms it); on failure it stays failing-over, for a human to look at.
-async fn record_plan_state(
+async fn next_plan_state(
     clients: &AwsClients,
     state: &RunbookState,
     report: &RunReport,
-) -> Result<Option<String>, DrError> {
+) -> Result<Option<NextPlanState>, DrError> {
     let Some(location) = &state.run.plan_state else { return Ok(None) };
     let store = PlanStore::new(clients.dr.s3.clone(), &location.bucket);
     let read = store.read_state(&state.plan.name).await?;
     let held = read.state.status == PlanStatus::FailingOver && read.state.run_id.as_deref() == Some(&state.run.id);
-    if !held {
-        return Ok(Some(format!(
-            "{} (held by {})",
-            read.state.status.name(),
-            read.state.run_id.as_deref().unwrap_or("nobody")
-        )));
-    }
-    if report.status != "succeeded" {
-        return Ok(Some(format!("{}: the run failed; re-arm after review", PlanStatus::FailingOver.name())));
-    }
-    let done = read.state.moved(PlanStatus::FailedOver, "report", format!("run {} succeeded", state.run.id));
-    match store.write_state(&read, &done).await? {
-        WriteOutcome::Won => Ok(Some(format!("{}: re-arm after failing back", PlanStatus::FailedOver.name()))),
-        WriteOutcome::Lost => Ok(Some("changed by someone else while the report was written".to_string())),
-    }
+    let (new, summary) = if !held {
+        let holder = read.state.run_id.as_deref().unwrap_or("nobody");
+        (None, format!("{} (held by {holder})", read.state.status.name()))
+    } else if report.status != "succeeded" {
+        (None, format!("{}: the run failed; re-arm after review", PlanStatus::FailingOver.name()))
+    } else {
+        let done = read.state.moved(PlanStatus::FailedOver, "report", format!("run {} succeeded", state.run.id));
+        (Some(done), format!("{}: re-arm after failing back", PlanStatus::FailedOver.name()))
+    };
+    Ok(Some(NextPlanState { store, read, new, summary }))
 }
 
 #[cfg(test)]

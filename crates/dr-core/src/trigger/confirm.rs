@@ -3,10 +3,12 @@
 //! The Route53 `HealthCheckStatus` metric (namespace `AWS/Route53`, published in us-east-1, one
 //! datapoint a minute, 1 healthy / 0 unhealthy) must be unhealthy in **every** minute of the
 //! confirmation window that follows the alarm, with no minute missing. Healthy again inside the
-//! window is a flap. An event handled late (EventBridge retries for up to an hour) stretches the
-//! window to the newest settled minute: Paris must still be down now, not only back then. Optionally, an HTTP probe of the primary endpoint from the DR region must
+//! window is a flap. An event handled late (retried deliveries, up to an hour) stretches the
+//! window to the newest minute that must have landed: Paris must still be down now, not only
+//! back then. Optionally, an HTTP probe of the primary endpoint from the DR region must
 //! fail too.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
@@ -15,8 +17,10 @@ use aws_smithy_types::DateTime;
 use crate::error::DrError;
 use crate::runbook::format_time;
 
-/// A minute's datapoint lands this long after the minute ends, at most.
+/// A minute's datapoint usually lands within this long after the minute ends ...
 pub const METRIC_SETTLE: Duration = Duration::from_secs(60);
+/// ... and sometimes this much later: missing last minutes are waited for, not held against.
+pub const LATE_DATA_GRACE: Duration = Duration::from_secs(180);
 
 /// What the health-check metric says about the window after an alarm.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,28 +45,47 @@ pub fn window_minutes(alarm_at: SystemTime, window: Duration) -> Vec<u64> {
 
 /// Judges the datapoints (minute start, Maximum of HealthCheckStatus) seen so far.
 pub fn judge(alarm_at: SystemTime, window: Duration, datapoints: &[(u64, f64)], now: SystemTime) -> Confirmation {
-    let first = window_minutes(alarm_at, window).first().map_or(alarm_at, |m| at(*m));
-    // Late: every minute from the alarm to the newest one whose datapoint has landed.
-    let settled = now.checked_sub(METRIC_SETTLE).and_then(|t| t.duration_since(first).ok()).unwrap_or_default();
-    let minutes = window_minutes(alarm_at, window.max(Duration::from_secs(settled.as_secs() / 60 * 60)));
-    let in_window = |minute: &u64| minutes.contains(minute);
-    if let Some((minute, _)) = datapoints.iter().filter(|(m, _)| in_window(m)).find(|(_, max)| *max >= 1.0) {
+    let base = window_minutes(alarm_at, window);
+    let (Some(&first), Some(&last)) = (base.first(), base.last()) else {
+        return Confirmation::Unconfirmed { evidence: "empty confirmation window".to_string() };
+    };
+    let seen: HashMap<u64, f64> = datapoints.iter().copied().collect();
+    if let Some((minute, _)) =
+        seen.iter().filter(|(minute, max)| **minute >= first && **max >= 1.0).min_by_key(|(m, _)| **m)
+    {
         return Confirmation::Recovered {
             evidence: format!("health check healthy again in the minute of {}", format_time(at(*minute))),
         };
     }
-    let window_end = minutes.last().map_or(alarm_at, |last| at(*last + 60));
+    let window_end = at(last + 60);
     if now < window_end + METRIC_SETTLE {
         return Confirmation::Pending;
     }
-    let seen = minutes.iter().filter(|minute| datapoints.iter().any(|(m, _)| m == *minute)).count();
-    let span = format!("{} to {}", format_time(at(minutes.first().copied().unwrap_or(0))), format_time(window_end));
-    if seen < minutes.len() {
-        Confirmation::Unconfirmed {
-            evidence: format!("HealthCheckStatus has {seen} of {} minutes from {span}", minutes.len()),
+    // Handled late: every minute up to the newest one that must have landed by now.
+    let landed_until = now.checked_sub(METRIC_SETTLE + LATE_DATA_GRACE).and_then(|t| t.duration_since(at(first)).ok());
+    let late_span = Duration::from_secs(landed_until.map_or(0, |d| d.as_secs() / 60 * 60));
+    let minutes = window_minutes(alarm_at, window.max(late_span));
+    let missing: Vec<u64> = minutes.iter().copied().filter(|minute| !seen.contains_key(minute)).collect();
+    let newest_seen = seen.keys().copied().filter(|m| *m >= first).max();
+    let only_trailing_missing = missing.iter().all(|m| newest_seen.is_none_or(|newest| *m > newest));
+    if !missing.is_empty() && only_trailing_missing && now < window_end + METRIC_SETTLE + LATE_DATA_GRACE {
+        // Route53's datapoints sometimes land a few minutes late: wait for the last ones.
+        return Confirmation::Pending;
+    }
+    let span =
+        format!("{} to {}", format_time(at(first)), format_time(at(minutes.last().copied().unwrap_or(last) + 60)));
+    if missing.is_empty() {
+        Confirmation::Confirmed {
+            evidence: format!("HealthCheckStatus unhealthy in all {} minutes from {span}", minutes.len()),
         }
     } else {
-        Confirmation::Confirmed { evidence: format!("HealthCheckStatus unhealthy in all {seen} minutes from {span}") }
+        Confirmation::Unconfirmed {
+            evidence: format!(
+                "HealthCheckStatus has {} of {} minutes from {span}",
+                minutes.len() - missing.len(),
+                minutes.len()
+            ),
+        }
     }
 }
 
@@ -156,11 +179,16 @@ mod tests {
 
     #[test]
     fn handled_late_the_primary_must_still_be_down_now() {
-        let late = UNIX_EPOCH + Duration::from_secs(1_000_020 + 600);
-        let mut points: Vec<(u64, f64)> = (0..9).map(|i| (1_000_020 + i * 60, 0.0)).collect();
-        assert!(matches!(judge(alarm_at(), WINDOW, &points, late), Confirmation::Confirmed { .. }));
-        points[7].1 = 1.0;
+        let late = UNIX_EPOCH + Duration::from_secs(1_000_020 + 900);
+        let mut points: Vec<(u64, f64)> = (0..11).map(|i| (1_000_020 + i * 60, 0.0)).collect();
+        let Confirmation::Confirmed { evidence } = judge(alarm_at(), WINDOW, &points, late) else {
+            panic!("confirmed expected");
+        };
+        assert!(evidence.contains("all 11 minutes"), "{evidence}");
+        points[9].1 = 1.0;
         assert!(matches!(judge(alarm_at(), WINDOW, &points, late), Confirmation::Recovered { .. }));
+        points.truncate(8);
+        assert!(matches!(judge(alarm_at(), WINDOW, &points, late), Confirmation::Unconfirmed { .. }));
     }
 
     #[test]
@@ -168,5 +196,14 @@ mod tests {
         let points = [(1_000_020, 0.0), (1_000_140, 0.0)];
         let now = UNIX_EPOCH + Duration::from_secs(1_000_300);
         assert!(matches!(judge(alarm_at(), WINDOW, &points, now), Confirmation::Unconfirmed { .. }));
+    }
+
+    #[test]
+    fn missing_last_minutes_are_waited_for_within_the_grace() {
+        let points = [(1_000_020, 0.0), (1_000_080, 0.0)];
+        let settled = UNIX_EPOCH + Duration::from_secs(1_000_260);
+        assert_eq!(judge(alarm_at(), WINDOW, &points, settled), Confirmation::Pending);
+        let after_grace = UNIX_EPOCH + Duration::from_secs(1_000_260 + 180);
+        assert!(matches!(judge(alarm_at(), WINDOW, &points, after_grace), Confirmation::Unconfirmed { .. }));
     }
 }

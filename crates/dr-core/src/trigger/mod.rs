@@ -122,6 +122,8 @@ pub enum Decision {
     Flap,
     /// The window elapsed with minutes missing, or the probe reached the primary.
     Unconfirmed,
+    /// The move to ALARM is older than [`MAX_EVENT_AGE`]: a human decides.
+    Stale,
     /// Another delivery of the same incident already started (or is starting) the run.
     AlreadyHandled,
     /// This delivery started the run.
@@ -155,6 +157,7 @@ impl TriggerOutcome {
 /// The parsed parts of an alarm event the trigger uses.
 struct AlarmMove {
     alarm: String,
+    region: Option<String>,
     to_alarm: bool,
     new_state: String,
     at: SystemTime,
@@ -187,6 +190,7 @@ fn parse_alarm_event(event: serde_json::Value) -> Result<AlarmMove, DrError> {
     };
     Ok(AlarmMove {
         alarm,
+        region: event.region,
         to_alarm: state.value == CloudWatchAlarmStateValue::Alarm,
         new_state: new_state.to_string(),
         at: state.timestamp.into(),
@@ -222,6 +226,13 @@ fn incident_input(plan: &Plan, incident: &Incident, run_id: &str, store: &PlanSt
     Ok(RunbookState { plan: plan.clone(), run, approval: None, steps: Default::default(), error: None })
 }
 
+/// Events older than this are not acted on: EventBridge and the function's asynchronous retries
+/// are both capped at an hour (template.yaml); an older alarm is for a human to judge.
+pub const MAX_EVENT_AGE: Duration = Duration::from_secs(3600);
+
+/// How many times the trigger re-reads and re-decides after losing a conditional write.
+const TAKE_ATTEMPTS: u32 = 5;
+
 /// Handles one "CloudWatch Alarm State Change" event.
 pub async fn handle_alarm_event(ctx: &TriggerContext, event: serde_json::Value) -> Result<TriggerOutcome, DrError> {
     let change = parse_alarm_event(event)?;
@@ -231,6 +242,37 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: serde_json::Value) 
             &change.alarm,
             None,
             format!("moved to {}: only a move to ALARM can start a failover", change.new_state),
+        ));
+    }
+    let now = SystemTime::now();
+    if change.at > now + Duration::from_secs(60) {
+        return Err(DrError::InvalidInput {
+            message: format!("alarm {} moved to ALARM in the future ({})", change.alarm, format_time(change.at)),
+        });
+    }
+    if now.duration_since(change.at).unwrap_or_default() > MAX_EVENT_AGE {
+        tracing::error!(alarm = %change.alarm, at = %format_time(change.at), "alarm event too old to act on");
+        return Ok(TriggerOutcome::new(
+            Decision::Stale,
+            &change.alarm,
+            None,
+            format!(
+                "moved to ALARM at {}, more than {} s ago: not failing over automatically",
+                format_time(change.at),
+                MAX_EVENT_AGE.as_secs()
+            ),
+        ));
+    }
+    if change.region.as_deref().is_some_and(|region| region != crate::aws::ROUTE53_CONTROL_REGION) {
+        return Ok(TriggerOutcome::new(
+            Decision::UnknownAlarm,
+            &change.alarm,
+            None,
+            format!(
+                "alarm in {}: health-check alarms live in {}",
+                change.region.as_deref().unwrap_or_default(),
+                crate::aws::ROUTE53_CONTROL_REGION
+            ),
         ));
     }
     let Some(plan) = plan_for_alarm(ctx, &change.alarm).await? else {
@@ -250,39 +292,13 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: serde_json::Value) 
             "the plan has no [trigger]",
         ));
     };
-    if change.at > SystemTime::now() + Duration::from_secs(60) {
-        return Err(DrError::InvalidInput {
-            message: format!("alarm {} moved to ALARM in the future ({})", change.alarm, format_time(change.at)),
-        });
-    }
     let run_id = incident_run_id(&plan, change.at);
     let incident_id = format!("{}@{}", change.alarm, format_time(change.at));
 
+    // Before the (minutes-long) confirmation: most events stop here.
     let read = ctx.store.read_state(&plan.name).await?;
-    if let Some(outcome) = already_handled(ctx, &plan, &read, &incident_id, &change.alarm).await? {
+    if let Some(outcome) = refusal(ctx, &plan, &trigger, &read, &incident_id, &change.alarm).await? {
         return Ok(outcome);
-    }
-    if read.state.status != PlanStatus::Armed {
-        return Ok(TriggerOutcome::new(
-            Decision::NotArmed,
-            &change.alarm,
-            Some(&plan),
-            format!("plan is {} ({}): automatic failover needs it armed", read.state.status.name(), read.state.reason),
-        ));
-    }
-    if let Some(last) = read.state.last_automatic_run_at.as_deref().and_then(|t| parse_time(t).ok())
-        && SystemTime::now() < last + trigger.min_between_runs()
-    {
-        return Ok(TriggerOutcome::new(
-            Decision::TooSoon,
-            &change.alarm,
-            Some(&plan),
-            format!(
-                "the last automatic failover started at {}; the plan allows one every {} s",
-                format_time(last),
-                trigger.min_seconds_between_runs
-            ),
-        ));
     }
 
     let clients = (ctx.clients_for)(&plan);
@@ -290,7 +306,6 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: serde_json::Value) 
         Ok(evidence) => evidence,
         Err(rejected) => return Ok(TriggerOutcome { alarm: change.alarm.clone(), ..rejected }),
     };
-
     let incident = Incident {
         id: incident_id.clone(),
         alarm: change.alarm.clone(),
@@ -299,31 +314,71 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: serde_json::Value) 
         confirmed_at: format_time(SystemTime::now()),
         evidence,
     };
-    let mut holding = read.state.moved(PlanStatus::FailingOver, "alarm-trigger", format!("incident {incident_id}"));
-    holding.incident = Some(incident.clone());
-    holding.run_id = Some(run_id.clone());
-    holding.last_automatic_run_at = Some(incident.confirmed_at.clone());
-    match ctx.store.write_state(&read, &holding).await? {
-        WriteOutcome::Won => {
+
+    // Take the plan. The state may have changed while the outage was being confirmed (another
+    // delivery, an operator): every attempt reads it again and decides again.
+    for _ in 0..TAKE_ATTEMPTS {
+        let read = ctx.store.read_state(&plan.name).await?;
+        if let Some(outcome) = refusal(ctx, &plan, &trigger, &read, &incident_id, &change.alarm).await? {
+            return Ok(outcome);
+        }
+        let mut holding = read.state.moved(PlanStatus::FailingOver, "alarm-trigger", format!("incident {incident_id}"));
+        holding.incident = Some(incident.clone());
+        holding.run_id = Some(run_id.clone());
+        holding.last_automatic_run_at = Some(incident.confirmed_at.clone());
+        if ctx.store.write_state(&read, &holding).await? == WriteOutcome::Won {
             let input = incident_input(&plan, &incident, &run_id, &ctx.store)?;
             let arn = ctx.starter.start(&input).await?;
             tracing::info!(plan = %plan.name, alarm = %change.alarm, execution = %arn, "failover started");
             let mut outcome =
                 TriggerOutcome::new(Decision::Started, &change.alarm, Some(&plan), format!("incident {incident_id}"));
             outcome.execution_arn = Some(arn);
-            Ok(outcome)
-        }
-        WriteOutcome::Lost => {
-            let now = ctx.store.read_state(&plan.name).await?;
-            let detail = match now.state.run_id {
-                Some(run) => {
-                    format!("another delivery took the plan first: it is {} by run {run}", now.state.status.name())
-                }
-                None => format!("the plan changed meanwhile: it is {}", now.state.status.name()),
-            };
-            Ok(TriggerOutcome::new(Decision::AlreadyHandled, &change.alarm, Some(&plan), detail))
+            return Ok(outcome);
         }
     }
+    Err(DrError::AwsTransient {
+        service: "s3",
+        operation: "PutObject",
+        message: format!("the plan state of {} kept changing: {TAKE_ATTEMPTS} attempts to take it lost", plan.name),
+    })
+}
+
+/// Why the plan cannot be taken for this incident, if it cannot: already handled, not armed,
+/// or too soon after the last automatic run.
+async fn refusal(
+    ctx: &TriggerContext,
+    plan: &Plan,
+    trigger: &Trigger,
+    read: &Versioned,
+    incident_id: &str,
+    alarm: &str,
+) -> Result<Option<TriggerOutcome>, DrError> {
+    if let Some(outcome) = already_handled(ctx, plan, read, incident_id, alarm).await? {
+        return Ok(Some(outcome));
+    }
+    if read.state.status != PlanStatus::Armed {
+        return Ok(Some(TriggerOutcome::new(
+            Decision::NotArmed,
+            alarm,
+            Some(plan),
+            format!("plan is {} ({}): automatic failover needs it armed", read.state.status.name(), read.state.reason),
+        )));
+    }
+    if let Some(last) = read.state.last_automatic_run_at.as_deref().and_then(|t| parse_time(t).ok())
+        && SystemTime::now() < last + trigger.min_between_runs()
+    {
+        return Ok(Some(TriggerOutcome::new(
+            Decision::TooSoon,
+            alarm,
+            Some(plan),
+            format!(
+                "the last automatic failover started at {}; the plan allows one every {} s",
+                format_time(last),
+                trigger.min_seconds_between_runs
+            ),
+        )));
+    }
+    Ok(None)
 }
 
 /// When the plan already holds this incident (a repeated delivery), makes sure its run is
@@ -423,10 +478,12 @@ const PROBE_ATTEMPTS: u32 = 3;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn probe(url: &str) -> ProbeResult {
-    let client = match reqwest::Client::builder().timeout(PROBE_TIMEOUT).build() {
-        Ok(client) => client,
-        Err(e) => return ProbeResult::Failed(format!("no HTTP client: {e}")),
-    };
+    // No redirects: a redirect could lead the probe to Ireland, which answers during the outage.
+    let client =
+        match reqwest::Client::builder().timeout(PROBE_TIMEOUT).redirect(reqwest::redirect::Policy::none()).build() {
+            Ok(client) => client,
+            Err(e) => return ProbeResult::Failed(format!("no HTTP client: {e}")),
+        };
     let mut last = String::new();
     for attempt in 1..=PROBE_ATTEMPTS {
         match client.get(url).send().await {

@@ -6,7 +6,7 @@
 //! on the ETag read, or `If-None-Match: *` when there is none yet), so that of any number of
 //! concurrent writers exactly one wins; the others re-read and see what the winner did.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -110,6 +110,14 @@ pub enum WriteOutcome {
     Lost,
 }
 
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// 50, 100, 150, ... ms, plus up to 50 ms of jitter so that concurrent writers spread out.
+fn conflict_backoff(attempt: u32) -> Duration {
+    let jitter = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() % 50);
+    Duration::from_millis(u64::from(50 * attempt + jitter))
+}
+
 /// The bucket holding the published plans and their states.
 #[derive(Debug, Clone)]
 pub struct PlanStore {
@@ -186,33 +194,43 @@ impl PlanStore {
     pub async fn write_state(&self, read: &Versioned, new: &PlanState) -> Result<WriteOutcome, DrError> {
         let body = serde_json::to_vec_pretty(new)
             .map_err(|e| DrError::InvalidInput { message: format!("plan state not serialisable: {e}") })?;
-        let request = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(Self::state_key(&new.plan))
-            .content_type("application/json")
-            .body(ByteStream::from(body));
-        let request = match &read.etag {
-            Some(etag) => request.if_match(etag),
-            None => request.if_none_match("*"),
-        };
-        match request.send().await {
-            Ok(_) => Ok(WriteOutcome::Won),
-            Err(err) => {
-                let status = err.raw_response().map(|raw| raw.status().as_u16());
-                // 412: the ETag no longer matches (or the object now exists); 409: a concurrent
-                // conditional write to the same key is in progress. Either way another writer won.
-                if matches!(status, Some(412 | 409)) {
-                    return Ok(WriteOutcome::Lost);
+        for attempt in 1..=CONFLICT_ATTEMPTS {
+            let request = self
+                .s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(Self::state_key(&new.plan))
+                .content_type("application/json")
+                .body(ByteStream::from(body.clone()));
+            let request = match &read.etag {
+                Some(etag) => request.if_match(etag),
+                None => request.if_none_match("*"),
+            };
+            let err = match request.send().await {
+                Ok(_) => return Ok(WriteOutcome::Won),
+                Err(err) => err,
+            };
+            match err.raw_response().map(|raw| raw.status().as_u16()) {
+                // The ETag no longer matches, or the object now exists: another writer won.
+                Some(412) => return Ok(WriteOutcome::Lost),
+                // ConditionalRequestConflict: a concurrent conditional write to the key is in
+                // progress; nobody has won yet. Try again: the answer becomes 200 or 412.
+                Some(409) if attempt < CONFLICT_ATTEMPTS => {
+                    tokio::time::sleep(conflict_backoff(attempt)).await;
+                    continue;
                 }
-                let code = err.as_service_error().and_then(|se| se.code()).map(str::to_string);
-                if code.as_deref() == Some("NoSuchBucket") {
-                    return Err(self.bucket_missing());
-                }
-                Err(DrError::from_sdk("s3", "PutObject", err))
+                _ => {}
             }
+            if err.as_service_error().and_then(|se| se.code()) == Some("NoSuchBucket") {
+                return Err(self.bucket_missing());
+            }
+            return Err(DrError::from_sdk("s3", "PutObject", err));
         }
+        Err(DrError::AwsTransient {
+            service: "s3",
+            operation: "PutObject",
+            message: format!("{CONFLICT_ATTEMPTS} conditional writes of the plan state met concurrent writes"),
+        })
     }
 
     /// An operator arms or disarms the plan. A plan held by a run (failing-over) is only changed

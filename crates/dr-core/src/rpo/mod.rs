@@ -1,16 +1,18 @@
-//! Replica lag: how far behind Paris the Ireland replica is, read from CloudWatch.
+//! Replica lag: how far behind Paris the Ireland replica is, read from CloudWatch; and the
+//! periodic RPO check of every replicated pair ([`check`]).
 //!
 //! The one implementation behind `drctl plan check`, the runbook's RPO gate and the periodic
 //! RPO checks. A missing datapoint, a stale one, or ReplicaLag -1 means **not replicating**,
 //! never "lag 0".
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_smithy_types::DateTime;
 
 use crate::error::DrError;
+
+pub mod check;
 
 /// GetMetricData accepts at most this many queries per call.
 pub const MAX_QUERIES_PER_CALL: usize = 500;
@@ -25,7 +27,8 @@ pub enum LagReading {
 }
 
 /// A reading judged against the RPO.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum LagVerdict {
     WithinRpo,
     RpoExceeded,
@@ -68,19 +71,50 @@ pub async fn read_replica_lags(
     freshness: Duration,
     now: SystemTime,
 ) -> Result<Vec<LagReading>, DrError> {
-    let lookback = freshness.saturating_mul(3);
+    let metrics: Vec<MetricStat> = replicas
+        .iter()
+        .map(|replica| maximum_per_minute("AWS/RDS", "ReplicaLag", &[("DBInstanceIdentifier", replica)]))
+        .collect();
+    let newest = newest_datapoints(cloudwatch, metrics, freshness.saturating_mul(3), now).await?;
+    Ok(newest.into_iter().map(|datapoint| judge(datapoint, freshness, now)).collect())
+}
+
+/// A one-minute Maximum of a metric.
+pub fn maximum_per_minute(namespace: &str, metric: &str, dimensions: &[(&str, &str)]) -> MetricStat {
+    let metric = Metric::builder()
+        .namespace(namespace)
+        .metric_name(metric)
+        .set_dimensions(Some(
+            dimensions.iter().map(|(name, value)| Dimension::builder().name(*name).value(*value).build()).collect(),
+        ))
+        .build();
+    MetricStat::builder().metric(metric).period(60).stat("Maximum").build()
+}
+
+/// The newest datapoint (time, value) of each metric over the last `lookback`: the one
+/// implementation of batched metric reads. Up to [`MAX_QUERIES_PER_CALL`] metrics per
+/// GetMetricData call, every page read: the calls grow with the metrics divided by 500.
+pub async fn newest_datapoints(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    metrics: Vec<MetricStat>,
+    lookback: Duration,
+    now: SystemTime,
+) -> Result<Vec<Option<(DateTime, f64)>>, DrError> {
     let start = DateTime::from(now.checked_sub(lookback).unwrap_or(SystemTime::UNIX_EPOCH));
     // Datapoints carry the start of their period: end a period later to include the newest one.
     let end = DateTime::from(now + Duration::from_secs(60));
-    let mut newest: HashMap<usize, (DateTime, f64)> = HashMap::new();
-
-    for (batch_index, batch) in replicas.chunks(MAX_QUERIES_PER_CALL).enumerate() {
-        let offset = batch_index * MAX_QUERIES_PER_CALL;
-        let queries: Vec<MetricDataQuery> =
-            batch.iter().enumerate().map(|(i, replica)| replica_lag_query(offset + i, replica)).collect();
+    let mut newest: Vec<Option<(DateTime, f64)>> = vec![None; metrics.len()];
+    let queries: Vec<MetricDataQuery> = metrics
+        .into_iter()
+        .enumerate()
+        .map(|(index, stat)| {
+            MetricDataQuery::builder().id(format!("m{index}")).metric_stat(stat).return_data(true).build()
+        })
+        .collect();
+    for batch in queries.chunks(MAX_QUERIES_PER_CALL) {
         let mut pages = cloudwatch
             .get_metric_data()
-            .set_metric_data_queries(Some(queries))
+            .set_metric_data_queries(Some(batch.to_vec()))
             .start_time(start)
             .end_time(end)
             .scan_by(ScanBy::TimestampDescending)
@@ -89,18 +123,18 @@ pub async fn read_replica_lags(
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| DrError::from_sdk("cloudwatch", "GetMetricData", e))?;
             for result in page.metric_data_results() {
-                let Some(index) = result.id().and_then(query_index) else { continue };
+                let Some(slot) = result.id().and_then(query_index).and_then(|index| newest.get_mut(index)) else {
+                    continue;
+                };
                 for (timestamp, value) in result.timestamps().iter().zip(result.values()) {
-                    let is_newer = newest.get(&index).is_none_or(|(seen, _)| timestamp.secs() > seen.secs());
-                    if is_newer {
-                        newest.insert(index, (*timestamp, *value));
+                    if slot.is_none_or(|(seen, _)| timestamp.secs() > seen.secs()) {
+                        *slot = Some((*timestamp, *value));
                     }
                 }
             }
         }
     }
-
-    Ok((0..replicas.len()).map(|index| judge(newest.get(&index).copied(), freshness, now)).collect())
+    Ok(newest)
 }
 
 fn judge(newest: Option<(DateTime, f64)>, freshness: Duration, now: SystemTime) -> LagReading {
@@ -125,21 +159,8 @@ fn judge(newest: Option<(DateTime, f64)>, freshness: Duration, now: SystemTime) 
     }
 }
 
-fn replica_lag_query(index: usize, replica: &str) -> MetricDataQuery {
-    let metric = Metric::builder()
-        .namespace("AWS/RDS")
-        .metric_name("ReplicaLag")
-        .dimensions(Dimension::builder().name("DBInstanceIdentifier").value(replica).build())
-        .build();
-    MetricDataQuery::builder()
-        .id(format!("r{index}"))
-        .metric_stat(MetricStat::builder().metric(metric).period(60).stat("Maximum").build())
-        .return_data(true)
-        .build()
-}
-
 fn query_index(id: &str) -> Option<usize> {
-    id.strip_prefix('r')?.parse().ok()
+    id.strip_prefix('m')?.parse().ok()
 }
 
 #[cfg(test)]

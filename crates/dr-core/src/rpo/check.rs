@@ -1,0 +1,478 @@
+//! The periodic RPO check: would a failover now meet the RPO, pair by replicated pair?
+//!
+//! - **RDS**: the Ireland replica's ReplicaLag (the same reading as the runbook's RPO gate and
+//!   `plan check`: [`super::read_replica_lags`]); -1, no datapoint or a stale one means not
+//!   replicating, never "lag 0".
+//! - **S3**: a heartbeat object (`dr-orchestrator/heartbeat/<plan>.json`, holding the time it was
+//!   written) is written to the Paris bucket on each run; the copy replication brought to the
+//!   Ireland bucket says how old the newest replicated write is: now minus its time. Read before
+//!   the new one is written, it is an upper bound of the data a failover would lose. With
+//!   replication metrics on, the rule's `ReplicationLatency` is read too.
+//!
+//! Metric reads are batched (500 queries per GetMetricData), metric writes too (1,000 datums per
+//! PutMetricData); heartbeats are two S3 calls per bucket pair, at most [`HEARTBEAT_CONCURRENCY`]
+//! in flight.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_types::DateTime;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::{LagReading, LagVerdict, maximum_per_minute, newest_datapoints, read_replica_lags};
+use crate::aws::AwsClients;
+use crate::error::{DrError, sdk_error_code};
+use crate::plan::Plan;
+use crate::runbook::{format_time, parse_time};
+
+/// Where a plan's heartbeat lives in both buckets of a pair.
+pub fn heartbeat_key(plan: &str) -> String {
+    format!("dr-orchestrator/heartbeat/{plan}.json")
+}
+
+/// Heartbeat reads and writes in flight at once.
+pub const HEARTBEAT_CONCURRENCY: usize = 32;
+
+/// PutMetricData accepts at most this many datums per call.
+pub const MAX_DATUMS_PER_CALL: usize = 1000;
+
+/// The default namespace of the RPO metrics (template.yaml's `RpoMetricNamespace`).
+pub const DEFAULT_NAMESPACE: &str = "DrOrchestrator/Rpo";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PairKind {
+    Rds,
+    S3,
+}
+
+/// One replicated pair of one plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicatedPair {
+    pub plan: String,
+    pub kind: PairKind,
+    /// RDS: the primary instance; S3: the Paris bucket.
+    pub source: String,
+    /// RDS: the replica instance; S3: the Ireland bucket.
+    pub replica: String,
+    pub rpo: Duration,
+    /// RDS: a ReplicaLag datapoint older than this means not replicating.
+    pub freshness: Duration,
+    /// S3: the replication rule whose `ReplicationLatency` to read, when metrics are on.
+    pub metrics_rule: Option<String>,
+}
+
+impl ReplicatedPair {
+    /// The pair's name in metrics, snapshots and tables.
+    pub fn name(&self) -> String {
+        format!("{} -> {}", self.source, self.replica)
+    }
+}
+
+/// Every replicated pair of a plan: its database, then its buckets.
+pub fn pairs_of(plan: &Plan) -> Vec<ReplicatedPair> {
+    let rpo = plan.targets.rpo();
+    let mut pairs = vec![ReplicatedPair {
+        plan: plan.name.clone(),
+        kind: PairKind::Rds,
+        source: plan.database.primary_instance.clone(),
+        replica: plan.database.replica_instance.clone(),
+        rpo,
+        freshness: plan.database.lag_freshness(),
+        metrics_rule: None,
+    }];
+    pairs.extend(plan.s3_replication.iter().map(|bucket| ReplicatedPair {
+        plan: plan.name.clone(),
+        kind: PairKind::S3,
+        source: bucket.source_bucket.clone(),
+        replica: bucket.replica_bucket.clone(),
+        rpo,
+        freshness: plan.database.lag_freshness(),
+        metrics_rule: bucket.replication_metrics.then(|| bucket.replication_rule.clone()).flatten(),
+    }));
+    pairs
+}
+
+/// One pair, judged.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct PairStatus {
+    pub plan: String,
+    pub kind: PairKind,
+    pub pair: String,
+    /// How far behind the replica is, when known.
+    pub lag_seconds: Option<f64>,
+    pub rpo_seconds: u64,
+    /// Lag as a share of the RPO, in percent.
+    pub budget_used_percent: Option<f64>,
+    pub verdict: LagVerdict,
+    pub detail: String,
+    /// S3 with replication metrics: the rule's newest `ReplicationLatency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_latency_seconds: Option<f64>,
+    /// The named error that kept the pair from being read (e.g. `ResourceNotFound`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl PairStatus {
+    fn judged(pair: &ReplicatedPair, reading: &LagReading) -> PairStatus {
+        let rpo_seconds = pair.rpo.as_secs();
+        let (lag_seconds, detail) = match reading {
+            LagReading::Lag { seconds, .. } => (Some(*seconds), format!("lag {seconds:.0} s")),
+            LagReading::NotReplicating { reason } => (None, reason.clone()),
+        };
+        PairStatus {
+            plan: pair.plan.clone(),
+            kind: pair.kind,
+            pair: pair.name(),
+            lag_seconds,
+            rpo_seconds,
+            budget_used_percent: lag_seconds.map(|lag| lag * 100.0 / rpo_seconds.max(1) as f64),
+            verdict: reading.verdict(pair.rpo),
+            detail,
+            replication_latency_seconds: None,
+            error: None,
+        }
+    }
+
+    fn failed(pair: &ReplicatedPair, err: &DrError) -> PairStatus {
+        let mut status = PairStatus::judged(pair, &LagReading::NotReplicating { reason: err.to_string() });
+        status.error = Some(err.name().to_string());
+        status
+    }
+}
+
+/// Whether the check writes a new heartbeat (the scheduled Lambda) or only reads (`drctl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heartbeat {
+    Write,
+    ReadOnly,
+}
+
+/// The heartbeat object's body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct HeartbeatBody {
+    pub plan: String,
+    pub written_at: String,
+}
+
+/// Checks every pair; `clients` must serve the pairs' primary and DR regions. A pair that cannot
+/// be read (a missing bucket, Paris unreachable) is reported with its named error, not dropped.
+pub async fn check_pairs(
+    clients: &AwsClients,
+    pairs: &[ReplicatedPair],
+    heartbeat: Heartbeat,
+    now: SystemTime,
+) -> Result<Vec<PairStatus>, DrError> {
+    let mut statuses: Vec<Option<PairStatus>> = vec![None; pairs.len()];
+
+    // RDS: one batched read per freshness window (plans usually share one).
+    let mut by_freshness: BTreeMap<Duration, Vec<usize>> = BTreeMap::new();
+    for (index, pair) in pairs.iter().enumerate().filter(|(_, p)| p.kind == PairKind::Rds) {
+        by_freshness.entry(pair.freshness).or_default().push(index);
+    }
+    for (freshness, indexes) in by_freshness {
+        let replicas: Vec<String> = indexes.iter().map(|i| pairs[*i].replica.clone()).collect();
+        let readings = read_replica_lags(&clients.dr.cloudwatch, &replicas, freshness, now).await?;
+        for (index, reading) in indexes.into_iter().zip(readings) {
+            statuses[index] = Some(PairStatus::judged(&pairs[index], &reading));
+        }
+    }
+
+    // S3: heartbeats, bounded concurrency.
+    let permits = Arc::new(Semaphore::new(HEARTBEAT_CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    for (index, pair) in pairs.iter().enumerate().filter(|(_, p)| p.kind == PairKind::S3) {
+        let (pair, clients, permits) = (pair.clone(), clients.clone(), Arc::clone(&permits));
+        tasks.spawn(async move {
+            let _permit = permits.acquire().await;
+            let status = match heartbeat_lag(&clients, &pair, heartbeat, now).await {
+                Ok(reading) => PairStatus::judged(&pair, &reading),
+                Err(err) => PairStatus::failed(&pair, &err),
+            };
+            (index, status)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (index, status) = done.map_err(|e| DrError::AwsTransient {
+            service: "s3",
+            operation: "heartbeat",
+            message: format!("heartbeat task failed: {e}"),
+        })?;
+        statuses[index] = Some(status);
+    }
+
+    // S3 replication metrics, in the source region where S3 publishes them: one batched read.
+    let with_metrics: Vec<usize> =
+        (0..pairs.len()).filter(|i| pairs[*i].kind == PairKind::S3 && pairs[*i].metrics_rule.is_some()).collect();
+    if !with_metrics.is_empty() {
+        let metrics = with_metrics
+            .iter()
+            .map(|i| {
+                let pair = &pairs[*i];
+                let rule = pair.metrics_rule.as_deref().unwrap_or_default();
+                maximum_per_minute(
+                    "AWS/S3",
+                    "ReplicationLatency",
+                    &[("SourceBucket", &pair.source), ("DestinationBucket", &pair.replica), ("RuleId", rule)],
+                )
+            })
+            .collect();
+        let newest = newest_datapoints(&clients.primary.cloudwatch, metrics, Duration::from_secs(900), now).await?;
+        for (index, datapoint) in with_metrics.into_iter().zip(newest) {
+            if let (Some(status), Some((_, latency))) = (statuses[index].as_mut(), datapoint) {
+                status.replication_latency_seconds = Some(latency);
+            }
+        }
+    }
+
+    Ok(statuses.into_iter().zip(pairs).map(|(status, pair)| status.unwrap_or_else(|| unread(pair))).collect())
+}
+
+fn unread(pair: &ReplicatedPair) -> PairStatus {
+    PairStatus::judged(pair, &LagReading::NotReplicating { reason: "not read".to_string() })
+}
+
+/// Reads the replicated heartbeat in Ireland, then (when writing) writes the next one in Paris.
+async fn heartbeat_lag(
+    clients: &AwsClients,
+    pair: &ReplicatedPair,
+    heartbeat: Heartbeat,
+    now: SystemTime,
+) -> Result<LagReading, DrError> {
+    let key = heartbeat_key(&pair.plan);
+    let replicated = match clients.dr.s3.get_object().bucket(&pair.replica).key(&key).send().await {
+        Ok(object) => {
+            let body = object.body.collect().await.map_err(|e| DrError::AwsTransient {
+                service: "s3",
+                operation: "GetObject",
+                message: e.to_string(),
+            })?;
+            let written = serde_json::from_slice::<HeartbeatBody>(&body.into_bytes())
+                .ok()
+                .and_then(|beat| parse_time(&beat.written_at).ok());
+            Some(written.ok_or_else(|| DrError::InvalidInput {
+                message: format!("s3://{}/{key} is not a heartbeat", pair.replica),
+            })?)
+        }
+        Err(err) => match sdk_error_code(&err) {
+            Some("NoSuchKey") => None,
+            Some("NoSuchBucket") => return Err(bucket_missing(&pair.replica, &clients.dr.region)),
+            _ => return Err(DrError::from_sdk("s3", "GetObject", err)),
+        },
+    };
+    if heartbeat == Heartbeat::Write {
+        let body = serde_json::to_vec(&HeartbeatBody { plan: pair.plan.clone(), written_at: format_time(now) })
+            .map_err(|e| DrError::InvalidInput { message: format!("heartbeat not serialisable: {e}") })?;
+        let written = clients
+            .primary
+            .s3
+            .put_object()
+            .bucket(&pair.source)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        if let Err(err) = written {
+            return Err(match sdk_error_code(&err) {
+                Some("NoSuchBucket") => bucket_missing(&pair.source, &clients.primary.region),
+                _ => DrError::from_sdk("s3", "PutObject", err),
+            });
+        }
+    }
+    Ok(match replicated {
+        None => LagReading::NotReplicating { reason: format!("no heartbeat has reached {} yet", pair.replica) },
+        Some(written_at) => {
+            let age = now.duration_since(written_at).unwrap_or_default();
+            LagReading::Lag { seconds: age.as_secs_f64(), age }
+        }
+    })
+}
+
+fn bucket_missing(bucket: &str, region: &str) -> DrError {
+    DrError::ResourceNotFound { kind: "S3 bucket", id: bucket.to_string(), region: region.to_string() }
+}
+
+/// The metrics of a check: per pair (dimensions Plan, Pair) `ReplicationLagSeconds`,
+/// `RpoBudgetUsedPercent` and `NotReplicating` (0/1); per plan (dimension Plan)
+/// `MaxRpoBudgetUsedPercent` and `NotReplicatingPairs`, which template.yaml's alarms watch.
+pub fn rpo_metrics(statuses: &[PairStatus], now: SystemTime) -> Vec<MetricDatum> {
+    let at = DateTime::from(now);
+    let datum = |name: &str, value: f64, unit: StandardUnit, dimensions: Vec<Dimension>| {
+        MetricDatum::builder()
+            .metric_name(name)
+            .set_dimensions(Some(dimensions))
+            .timestamp(at)
+            .value(value)
+            .unit(unit)
+            .build()
+    };
+    let mut data = Vec::new();
+    let mut per_plan: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    for status in statuses {
+        let dims = vec![
+            Dimension::builder().name("Plan").value(&status.plan).build(),
+            Dimension::builder().name("Pair").value(&status.pair).build(),
+        ];
+        let not_replicating = status.verdict == LagVerdict::NotReplicating;
+        if let (Some(lag), Some(used)) = (status.lag_seconds, status.budget_used_percent) {
+            data.push(datum("ReplicationLagSeconds", lag, StandardUnit::Seconds, dims.clone()));
+            data.push(datum("RpoBudgetUsedPercent", used, StandardUnit::Percent, dims.clone()));
+        }
+        data.push(datum("NotReplicating", f64::from(u8::from(not_replicating)), StandardUnit::Count, dims));
+        let plan = per_plan.entry(&status.plan).or_default();
+        plan.0 = plan.0.max(status.budget_used_percent.unwrap_or(0.0));
+        plan.1 += f64::from(u8::from(not_replicating));
+    }
+    for (plan, (max_used, not_replicating)) in per_plan {
+        let dims = vec![Dimension::builder().name("Plan").value(plan).build()];
+        data.push(datum("MaxRpoBudgetUsedPercent", max_used, StandardUnit::Percent, dims.clone()));
+        data.push(datum("NotReplicatingPairs", not_replicating, StandardUnit::Count, dims));
+    }
+    data
+}
+
+/// Publishes the metrics, [`MAX_DATUMS_PER_CALL`] per PutMetricData call.
+pub async fn publish_metrics(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    data: Vec<MetricDatum>,
+) -> Result<(), DrError> {
+    for batch in data.chunks(MAX_DATUMS_PER_CALL) {
+        cloudwatch
+            .put_metric_data()
+            .namespace(namespace)
+            .set_metric_data(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("cloudwatch", "PutMetricData", e))?;
+    }
+    Ok(())
+}
+
+/// A plan's status snapshot, as written to `s3://<reports.bucket>/rpo/<plan>/latest.json`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct RpoSnapshot {
+    pub plan: String,
+    pub checked_at: String,
+    pub rpo_seconds: u64,
+    pub pairs: Vec<PairStatus>,
+}
+
+pub fn snapshot_key(plan: &str) -> String {
+    format!("rpo/{plan}/latest.json")
+}
+
+/// Writes the plan's snapshot to its report bucket (DR region).
+pub async fn write_snapshot(clients: &AwsClients, plan: &Plan, snapshot: &RpoSnapshot) -> Result<String, DrError> {
+    let body = serde_json::to_vec_pretty(snapshot)
+        .map_err(|e| DrError::InvalidInput { message: format!("snapshot not serialisable: {e}") })?;
+    let key = snapshot_key(&plan.name);
+    clients
+        .dr
+        .s3
+        .put_object()
+        .bucket(&plan.reports.bucket)
+        .key(&key)
+        .content_type("application/json")
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| match sdk_error_code(&e) {
+            Some("NoSuchBucket") => bucket_missing(&plan.reports.bucket, &clients.dr.region),
+            _ => DrError::from_sdk("s3", "PutObject", e),
+        })?;
+    Ok(format!("s3://{}/{key}", plan.reports.bucket))
+}
+
+/// What one scheduled run did.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct RpoRun {
+    pub checked_at: String,
+    pub pairs: usize,
+    pub within_rpo: usize,
+    pub rpo_exceeded: usize,
+    pub not_replicating: usize,
+    pub snapshots: Vec<String>,
+}
+
+/// The scheduled run: checks every pair of `plans` (sharing `clients`' regions), writes the
+/// heartbeats, publishes the metrics in the DR region, and one snapshot per plan.
+pub async fn run_check(clients: &AwsClients, plans: &[Plan], namespace: &str) -> Result<RpoRun, DrError> {
+    let now = SystemTime::now();
+    let pairs: Vec<ReplicatedPair> = plans.iter().flat_map(pairs_of).collect();
+    let statuses = check_pairs(clients, &pairs, Heartbeat::Write, now).await?;
+    publish_metrics(&clients.dr.cloudwatch, namespace, rpo_metrics(&statuses, now)).await?;
+    let mut snapshots = Vec::new();
+    for plan in plans {
+        let snapshot = RpoSnapshot {
+            plan: plan.name.clone(),
+            checked_at: format_time(now),
+            rpo_seconds: plan.targets.rpo().as_secs(),
+            pairs: statuses.iter().filter(|s| s.plan == plan.name).cloned().collect(),
+        };
+        snapshots.push(write_snapshot(clients, plan, &snapshot).await?);
+    }
+    let count = |verdict: LagVerdict| statuses.iter().filter(|s| s.verdict == verdict).count();
+    for status in statuses.iter().filter(|s| s.verdict != LagVerdict::WithinRpo) {
+        tracing::warn!(plan = %status.plan, pair = %status.pair, verdict = ?status.verdict, error = ?status.error, "{}", status.detail);
+    }
+    Ok(RpoRun {
+        checked_at: format_time(now),
+        pairs: statuses.len(),
+        within_rpo: count(LagVerdict::WithinRpo),
+        rpo_exceeded: count(LagVerdict::RpoExceeded),
+        not_replicating: count(LagVerdict::NotReplicating),
+        snapshots,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(plan: &str, lag: Option<f64>, verdict: LagVerdict) -> PairStatus {
+        PairStatus {
+            plan: plan.to_string(),
+            kind: PairKind::S3,
+            pair: "a -> b".to_string(),
+            lag_seconds: lag,
+            rpo_seconds: 3600,
+            budget_used_percent: lag.map(|l| l * 100.0 / 3600.0),
+            verdict,
+            detail: String::new(),
+            replication_latency_seconds: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn metrics_carry_each_pair_and_each_plans_worst() {
+        let statuses = [
+            status("p", Some(1800.0), LagVerdict::WithinRpo),
+            status("p", None, LagVerdict::NotReplicating),
+            status("q", Some(36.0), LagVerdict::WithinRpo),
+        ];
+        let data = rpo_metrics(&statuses, SystemTime::UNIX_EPOCH);
+        let value = |name: &str, plan: &str| {
+            data.iter()
+                .find(|d| {
+                    d.metric_name() == Some(name)
+                        && d.dimensions().len() == 1
+                        && d.dimensions()[0].value() == Some(plan)
+                })
+                .and_then(|d| d.value())
+        };
+        assert_eq!(value("MaxRpoBudgetUsedPercent", "p"), Some(50.0));
+        assert_eq!(value("NotReplicatingPairs", "p"), Some(1.0));
+        assert_eq!(value("MaxRpoBudgetUsedPercent", "q"), Some(1.0));
+        // A pair not replicating has no lag to publish, only its NotReplicating = 1.
+        assert_eq!(data.iter().filter(|d| d.metric_name() == Some("ReplicationLagSeconds")).count(), 2);
+    }
+}
