@@ -102,7 +102,12 @@ pub struct ExecutionEvent {
 /// The DefinitionSubstitutions of failover.asl.json for local runs (`tests/sfn/failover.local.json`):
 /// the function names `cargo lambda watch` serves, where SAM fills in the function ARNs.
 pub fn failover_substitutions() -> serde_json::Value {
-    let text = std::fs::read_to_string(repo_root().join("tests/sfn/failover.local.json")).expect("substitutions file");
+    local_substitutions("failover.local.json")
+}
+
+/// The DefinitionSubstitutions of a state machine for local runs, from `tests/sfn/<file>`.
+pub fn local_substitutions(file: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(repo_root().join("tests/sfn").join(file)).expect("substitutions file");
     serde_json::from_str(&text).expect("substitutions are JSON")
 }
 

@@ -65,6 +65,22 @@ pub enum DrError {
     #[error("plan {plan} is {status}: re-arm it (drctl trigger arm) before another run")]
     PlanBusy { plan: String, status: String },
 
+    /// The restore test found no available snapshot of the protected database.
+    #[error("no available {origin} snapshot of {database} in {region}")]
+    NoSnapshot { database: String, origin: String, region: String },
+
+    /// The newest snapshot is older than the plan allows: restoring it would prove little.
+    #[error("newest snapshot {snapshot} is {age_hours:.1} h old, over the {max_hours} h the plan allows")]
+    SnapshotTooOld { snapshot: String, age_hours: f64, max_hours: u32 },
+
+    /// The restored instance is not what the plan expects (status, engine, version, encryption, endpoint).
+    #[error("restored instance {instance} failed validation: {}", failures.join("; "))]
+    RestoreValidationFailed { instance: String, failures: Vec<String> },
+
+    /// A delete was asked for an instance that is not a restore-test instance: refused.
+    #[error("{instance} is not a restore-test instance (name prefix and tag): refusing to delete it")]
+    NotARestoreTestInstance { instance: String },
+
     /// The estate builder was pointed at something other than a local emulator.
     #[error("refusing to build an emulated estate against {endpoint}: only a loopback AWS_ENDPOINT_URL is allowed")]
     EmulatorOnly { endpoint: String },
@@ -95,6 +111,10 @@ impl DrError {
             DrError::StepTimedOut { .. } => "StepTimedOut",
             DrError::DrillNotConfirmed { .. } => "DrillNotConfirmed",
             DrError::PlanBusy { .. } => "PlanBusy",
+            DrError::NoSnapshot { .. } => "NoSnapshot",
+            DrError::SnapshotTooOld { .. } => "SnapshotTooOld",
+            DrError::RestoreValidationFailed { .. } => "RestoreValidationFailed",
+            DrError::NotARestoreTestInstance { .. } => "NotARestoreTestInstance",
             DrError::EmulatorOnly { .. } => "EmulatorOnly",
             DrError::AwsTransient { .. } => "AwsTransient",
             DrError::AwsCallFailed { .. } => "AwsCallFailed",

@@ -74,6 +74,7 @@ pub async fn seed(clients: &AwsClients, plan: &Plan, options: SeedOptions) -> Re
     seed_auto_scaling_group(&clients.dr, plan).await?;
     seed_dns(clients, plan).await?;
     seed_health_alarms(clients, plan).await?;
+    seed_restore_test(clients, plan).await?;
     for pair in &plan.s3_replication {
         ensure_bucket(&clients.primary, &pair.source_bucket).await?;
         ensure_bucket(&clients.dr, &pair.replica_bucket).await?;
@@ -425,6 +426,73 @@ async fn seed_health_alarms(clients: &AwsClients, plan: &Plan) -> Result<(), DrE
             .await
             .map_err(|e| DrError::from_sdk("cloudwatch", "PutMetricAlarm", e))?;
     }
+    Ok(())
+}
+
+/// What the restore test needs in Ireland: the plan's DB subnet group, and for the
+/// `cross-region-copy` source a snapshot of the Paris primary copied to Ireland (AWS Backup or
+/// a copy job does that in production). moto makes no automated snapshot of a replica, so a plan
+/// with the `automated` source finds none here.
+async fn seed_restore_test(clients: &AwsClients, plan: &Plan) -> Result<(), DrError> {
+    let Some(test) = &plan.restore_test else { return Ok(()) };
+    let groups = clients.dr.rds.describe_db_subnet_groups().db_subnet_group_name(&test.subnet_group).send().await;
+    if groups.is_err() {
+        let subnets = clients
+            .dr
+            .ec2
+            .describe_subnets()
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("ec2", "DescribeSubnets", e))?;
+        let ids: Vec<String> =
+            subnets.subnets().iter().filter_map(|s| s.subnet_id().map(str::to_string)).take(2).collect();
+        clients
+            .dr
+            .rds
+            .create_db_subnet_group()
+            .db_subnet_group_name(&test.subnet_group)
+            .db_subnet_group_description(format!("{} restore tests", plan.name))
+            .set_subnet_ids(Some(ids))
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("rds", "CreateDBSubnetGroup", e))?;
+    }
+    if test.snapshot_source != crate::plan::SnapshotSource::CrossRegionCopy {
+        return Ok(());
+    }
+    let primary = &plan.database.primary_instance;
+    let copy_id = format!("{primary}-copy");
+    let copies = clients.dr.rds.describe_db_snapshots().db_snapshot_identifier(&copy_id).send().await;
+    if copies.is_ok_and(|c| !c.db_snapshots().is_empty()) {
+        return Ok(());
+    }
+    let source_id = format!("{primary}-for-ireland");
+    let existing = clients.primary.rds.describe_db_snapshots().db_snapshot_identifier(&source_id).send().await;
+    let source = match existing.ok().and_then(|out| out.db_snapshots().first().cloned()) {
+        Some(snapshot) => snapshot,
+        None => clients
+            .primary
+            .rds
+            .create_db_snapshot()
+            .db_instance_identifier(primary)
+            .db_snapshot_identifier(&source_id)
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("rds", "CreateDBSnapshot", e))?
+            .db_snapshot
+            .ok_or_else(|| missing("DB snapshot", &source_id, &clients.primary.region))?,
+    };
+    let source_arn =
+        source.db_snapshot_arn().ok_or_else(|| missing("DB snapshot ARN", &source_id, &clients.primary.region))?;
+    clients
+        .dr
+        .rds
+        .copy_db_snapshot()
+        .source_db_snapshot_identifier(source_arn)
+        .target_db_snapshot_identifier(&copy_id)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("rds", "CopyDBSnapshot", e))?;
     Ok(())
 }
 

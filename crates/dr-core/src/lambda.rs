@@ -13,8 +13,9 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use crate::aws::{ApiCallLog, AwsClients, RegionClients};
 use crate::error::DrError;
 use crate::plan::Plan;
+use crate::restore::{RestoreStep, janitor, run_restore_step, start_restore_tests};
 use crate::rpo;
-use crate::runbook::{FailoverStep, StepRequest, run_step};
+use crate::runbook::{FailoverStep, RunbookState, StepAction, StepRequest, run_step};
 use crate::trigger::game_day::handle_game_day;
 use crate::trigger::{PlanStore, Starter, TriggerContext, handle_alarm_event};
 
@@ -62,20 +63,73 @@ impl ClientCache {
     }
 }
 
-/// Serves one runbook step: the whole `main` of a step Lambda.
+/// Serves one runbook step: the whole `main` of a failover step Lambda.
 pub async fn serve_step(step: FailoverStep) -> Result<(), lambda_runtime::Error> {
+    serve_task(format!("{step:?}"), move |action, clients, state| async move {
+        run_step(step, action, &clients, &state).await
+    })
+    .await
+}
+
+/// Serves one restore-test step: the whole `main` of a restore-test step Lambda.
+pub async fn serve_restore_step(step: RestoreStep) -> Result<(), lambda_runtime::Error> {
+    serve_task(format!("{step:?}"), move |action, clients, state| async move {
+        run_restore_step(step, action, &clients, &state).await
+    })
+    .await
+}
+
+/// A Task Lambda of a state machine: parses the [`StepRequest`], hands it the plan's clients,
+/// logs a failure with its stable name.
+async fn serve_task<F, Fut>(step: String, handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(StepAction, AwsClients, RunbookState) -> Fut,
+    Fut: Future<Output = Result<serde_json::Value, DrError>>,
+{
     init_tracing();
     let clients = ClientCache::load().await;
-    let clients = &clients;
+    let (clients, handler, step) = (&clients, &handler, step.as_str());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let request: StepRequest = serde_json::from_value(event.payload)
             .map_err(|e| DrError::InvalidInput { message: format!("not a runbook task input: {e}") })?;
         let aws = clients.for_plan(&request.state.plan);
-        let result = run_step(step, request.action, &aws, &request.state).await;
+        let plan = request.state.plan.name.clone();
+        let result = handler(request.action, aws, request.state).await;
         if let Err(err) = &result {
-            tracing::warn!(plan = %request.state.plan.name, step = ?step, error = err.name(), retryable = err.is_retryable(), "{err}");
+            tracing::warn!(plan = %plan, step, error = err.name(), retryable = err.is_retryable(), "{err}");
         }
         result
+    }))
+    .await
+}
+
+/// The whole `main` of the restore-test-start Lambda (monthly schedule, or by hand): starts a
+/// restore test of every served plan with a `[restore_test]` on `RESTORE_STATE_MACHINE_ARN`.
+pub async fn serve_restore_test_start() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let served = served_plans().await?;
+    let starter = Starter::new(served.home.sfn.clone(), setting("RESTORE_STATE_MACHINE_ARN")?);
+    let (served, starter) = (&served, &starter);
+    lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| async move {
+        let now = std::time::SystemTime::now();
+        log_failure("restore-test-start", start_restore_tests(&served.store, starter, &served.plan_names, now).await)
+    }))
+    .await
+}
+
+/// The whole `main` of the restore-janitor Lambda (EventBridge schedule): deletes expired
+/// restore-test instances in the function's region.
+pub async fn serve_restore_janitor() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let cache = ClientCache::load().await;
+    let region = cache.shared.region().map(ToString::to_string).unwrap_or_default();
+    // The janitor only talks to the DR region (its own): both sides of the clients are it.
+    let clients = AwsClients::from_config(&cache.shared, &region, &region);
+    let clients = &clients;
+    lambda_runtime::run(service_fn(move |_event: LambdaEvent<EventBridgeEvent>| async move {
+        let run = log_failure("restore-janitor", janitor(clients, std::time::SystemTime::now()).await)?;
+        tracing::info!(deleted = ?run.deleted, kept = ?run.kept, "janitor done");
+        Ok::<_, DrError>(run)
     }))
     .await
 }

@@ -5,6 +5,7 @@
 //! - [`readiness`]: `plan check`, the read-only standby-state checks;
 //! - [`rpo`]: replica lag, the one implementation of the RPO reading;
 //! - [`runbook`]: the failover steps and the report;
+//! - [`restore`]: the monthly restore test and its janitor;
 //! - [`trigger`]: the alarm trigger (confirmation, single-flight) and game days;
 //! - [`error`]: the error enum with stable names;
 //! - [`estate`] (feature `emulator`): builds the emulated Paris/Ireland estate from a plan.
@@ -17,6 +18,7 @@ pub mod estate;
 pub mod lambda;
 pub mod plan;
 pub mod readiness;
+pub mod restore;
 pub mod rpo;
 pub mod runbook;
 pub mod trigger;

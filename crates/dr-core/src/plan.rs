@@ -32,6 +32,47 @@ pub struct Plan {
     /// Automatic failover from health-check alarms. Absent: the plan is only failed over by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
+    /// The monthly restore test of the database's snapshots in the DR region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_test: Option<RestoreTest>,
+}
+
+/// Where the restore test finds its snapshots, in `dr_region`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotSource {
+    /// Automated snapshots of the Ireland replica.
+    Automated,
+    /// Snapshots of the Paris primary copied to Ireland (any type; they keep the primary's id).
+    CrossRegionCopy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreTest {
+    pub snapshot_source: SnapshotSource,
+    /// The newest snapshot must be at most this old, or nothing is restored.
+    pub max_snapshot_age_hours: u32,
+    /// Class and DB subnet group (in `dr_region`) of the temporary instance.
+    pub instance_class: String,
+    pub subnet_group: String,
+    /// The restored instance must run this engine ...
+    #[serde(default = "RestoreTest::default_engine")]
+    pub engine: String,
+    /// ... at a version starting with this, e.g. "15".
+    pub engine_version: String,
+    /// The janitor deletes a restore-test instance this long after it was created.
+    #[serde(default = "RestoreTest::default_expiry_hours")]
+    pub expiry_hours: u32,
+}
+
+impl RestoreTest {
+    fn default_engine() -> String {
+        "postgres".to_string()
+    }
+    fn default_expiry_hours() -> u32 {
+        6
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -267,6 +308,7 @@ pub enum ProblemCode {
     InvalidConfirmationWindow,
     InvalidProbeUrl,
     MissingReplicationRule,
+    InvalidRestoreTest,
 }
 
 impl ProblemCode {
@@ -297,6 +339,7 @@ impl ProblemCode {
             ProblemCode::InvalidConfirmationWindow => "InvalidConfirmationWindow",
             ProblemCode::InvalidProbeUrl => "InvalidProbeUrl",
             ProblemCode::MissingReplicationRule => "MissingReplicationRule",
+            ProblemCode::InvalidRestoreTest => "InvalidRestoreTest",
         }
     }
 }
@@ -396,6 +439,7 @@ impl Plan {
         self.check_dns(&mut found);
         self.check_buckets(&mut found);
         self.check_trigger(&mut found);
+        self.check_restore_test(&mut found);
         found.0
     }
 
@@ -610,6 +654,29 @@ impl Plan {
             }
         }
         found.identifier("reports.bucket", &self.reports.bucket, is_bucket_name);
+    }
+
+    fn check_restore_test(&self, found: &mut Problems) {
+        let Some(test) = &self.restore_test else { return };
+        let mut rule = |ok: bool, field: &str, message: String| {
+            if !ok {
+                found.add(ProblemCode::InvalidRestoreTest, format!("restore_test.{field}"), message);
+            }
+        };
+        rule(
+            (1..=744).contains(&test.max_snapshot_age_hours),
+            "max_snapshot_age_hours",
+            format!("{}: between 1 and 744 (a month)", test.max_snapshot_age_hours),
+        );
+        rule(
+            test.instance_class.starts_with("db.") && test.instance_class.len() > 3,
+            "instance_class",
+            format!("{:?}: an RDS class, e.g. db.t4g.medium", test.instance_class),
+        );
+        rule(!test.subnet_group.trim().is_empty(), "subnet_group", "name the DB subnet group".to_string());
+        rule(!test.engine.trim().is_empty(), "engine", "name the engine".to_string());
+        rule(!test.engine_version.trim().is_empty(), "engine_version", "name the version, e.g. \"15\"".to_string());
+        rule((1..=48).contains(&test.expiry_hours), "expiry_hours", format!("{}: between 1 and 48", test.expiry_hours));
     }
 
     fn check_trigger(&self, found: &mut Problems) {

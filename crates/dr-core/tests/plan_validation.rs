@@ -95,6 +95,16 @@ fn each_broken_rule_has_its_named_problem() {
         (|p| p.s3_replication.push(p.s3_replication[0].clone()), ProblemCode::DuplicateBucketPair, "s3_replication[1]"),
         (|p| p.reports.bucket = "Reports_Bucket".into(), ProblemCode::InvalidIdentifier, "reports.bucket"),
         (
+            |p| p.restore_test.as_mut().expect("example has a restore test").instance_class = "m6i".into(),
+            ProblemCode::InvalidRestoreTest,
+            "restore_test.instance_class",
+        ),
+        (
+            |p| p.restore_test.as_mut().expect("example has a restore test").expiry_hours = 0,
+            ProblemCode::InvalidRestoreTest,
+            "restore_test.expiry_hours",
+        ),
+        (
             |p| p.s3_replication[0].replication_rule = None,
             ProblemCode::MissingReplicationRule,
             "s3_replication[0].replication_rule",

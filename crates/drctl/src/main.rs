@@ -14,6 +14,7 @@ use dr_core::estate::{
     Outage, SeedOptions, TriggerSeed, replicate_heartbeats, require_emulator, seed, seed_triggers, simulate_outage,
 };
 use dr_core::readiness::{Readiness, check_plan};
+use dr_core::restore::restore_test_input;
 use dr_core::rpo::LagVerdict;
 use dr_core::rpo::check::{Heartbeat, PairKind, PairStatus, check_pairs, pairs_of};
 use dr_core::runbook::report::{RunReport, render_markdown};
@@ -48,6 +49,19 @@ enum Command {
     /// Replication lag against the RPO.
     #[command(subcommand)]
     Rpo(RpoCommand),
+    /// The monthly restore test.
+    #[command(subcommand)]
+    RestoreTest(RestoreTestCommand),
+}
+
+#[derive(Subcommand)]
+enum RestoreTestCommand {
+    /// Print the execution input of a restore test of PLAN (for `aws stepfunctions
+    /// start-execution --input` on the restore-test state machine).
+    Input {
+        #[command(flatten)]
+        plan: PlanArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -338,6 +352,10 @@ async fn run(command: Command) -> Result<ExitCode, DrError> {
                 .map_err(|e| DrError::from_sdk("sfn", "DescribeExecution", e))?;
             println!("{}", execution.input().unwrap_or("{}"));
             Ok(ExitCode::SUCCESS)
+        }
+        Command::RestoreTest(RestoreTestCommand::Input { plan }) => {
+            let plan = Plan::load(&plan.plan)?;
+            print_json(&restore_test_input(&plan, SystemTime::now(), "manual: drctl")?)
         }
         Command::Rpo(RpoCommand::Status { plan, json }) => {
             let plan = Plan::load(&plan.plan)?;

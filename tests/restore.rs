@@ -1,0 +1,174 @@
+//! The monthly restore test end to end: the real `statemachines/restore-test.asl.json` executed by
+//! aws-local-stepfunctions, the real Lambda binaries behind its Tasks, the emulated estate behind
+//! them (a snapshot of the Paris primary copied to Ireland, as the estate seeds it). And the
+//! janitor.
+//!
+//! moto makes every instance `available` at once and stamps every snapshot with the time it is
+//! made: the restore's waiting and a too-old snapshot are covered by unit tests of the guards.
+
+// Test code: a failed step is a failed test, so helpers panic with a message.
+#![allow(clippy::expect_used)]
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_rds::types::Tag;
+use dr_core::Plan;
+use dr_core::aws::AwsClients;
+use dr_core::plan::SnapshotSource;
+use dr_core::readiness::describe_db_instance;
+use dr_core::restore::{EXPIRES_AT_TAG, RESTORE_TEST_TAG, RestoreReport, instance_id, janitor, start_restore_tests};
+use dr_core::runbook::{RunInfo, RunbookState, format_time};
+use dr_tests::{
+    Execution, local_substitutions, recorded_executions, run_state_machine, seeded_estate, trigger_context,
+    unique_suffix,
+};
+
+fn restore_input(plan: &Plan) -> RunbookState {
+    RunbookState {
+        plan: plan.clone(),
+        run: RunInfo::new(format!("restore-{}", unique_suffix()), SystemTime::now(), "test: monthly restore test"),
+        approval: None,
+        steps: Default::default(),
+        error: None,
+    }
+}
+
+fn run_restore_test(input: &RunbookState) -> Execution {
+    let input = serde_json::to_value(input).expect("input");
+    run_state_machine("restore-test.asl.json", &local_substitutions("restore-test.local.json"), &input)
+}
+
+async fn stored_report(clients: &AwsClients, plan: &Plan, run_id: &str) -> RestoreReport {
+    let key = format!("{}{}/restore-tests/{run_id}/report.json", plan.reports.prefix, plan.name);
+    let object = clients.dr.s3.get_object().bucket(&plan.reports.bucket).key(&key).send().await.expect("report");
+    serde_json::from_slice(&object.body.collect().await.expect("body").into_bytes()).expect("a restore report")
+}
+
+async fn gone(clients: &AwsClients, run_id: &str) -> bool {
+    let db = describe_db_instance(&clients.dr.rds, &instance_id(run_id)).await.expect("describe");
+    db.is_none_or(|db| db.db_instance_status() == Some("deleting"))
+}
+
+#[tokio::test]
+async fn a_full_run_restores_validates_deletes_and_reports_the_duration() {
+    let (plan, clients) = seeded_estate().await;
+    let input = restore_input(&plan);
+    let execution = run_restore_test(&input);
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let report: RestoreReport = serde_json::from_value(execution.output).expect("the output is the report");
+    assert_eq!(report.status, "succeeded");
+    assert_eq!(report.snapshot.as_deref(), Some(format!("{}-copy", plan.database.primary_instance).as_str()));
+    assert!(report.restore_seconds.is_some() && report.rto_met == Some(true), "{report:#?}");
+    assert_eq!(report.rpo_met, Some(true), "a fresh snapshot is within the RPO");
+    assert!(report.validation.as_deref().is_some_and(|v| v.contains("encrypted")), "{report:#?}");
+    assert!(report.cleaned_up);
+    assert!(gone(&clients, &input.run.id).await, "the temporary instance is deleted");
+    assert_eq!(stored_report(&clients, &plan, &input.run.id).await.status, "succeeded");
+    // Only the restore-test instance was touched: the replica is still there.
+    assert!(describe_db_instance(&clients.dr.rds, &plan.database.replica_instance).await.expect("describe").is_some());
+}
+
+#[tokio::test]
+async fn a_failure_after_the_restore_still_deletes_the_instance_and_reports_it() {
+    let (mut plan, clients) = seeded_estate().await;
+    // Injected: the plan expects a version the restored instance does not run.
+    if let Some(test) = plan.restore_test.as_mut() {
+        test.engine_version = "99".to_string();
+    }
+    let input = restore_input(&plan);
+    let execution = run_restore_test(&input);
+    assert_eq!(execution.status, "FAILED", "{execution:#?}");
+    assert_eq!(execution.error.as_deref(), Some("RestoreValidationFailed"));
+    assert!(gone(&clients, &input.run.id).await, "the temporary instance is deleted on the failure path");
+    let report = stored_report(&clients, &plan, &input.run.id).await;
+    assert_eq!((report.status.as_str(), report.cleaned_up), ("failed", true), "{report:#?}");
+    assert_eq!(report.error.map(|e| e.error).as_deref(), Some("RestoreValidationFailed"));
+    assert!(report.restore_seconds.is_some(), "the restore itself was measured");
+}
+
+#[tokio::test]
+async fn no_snapshot_is_a_named_error_and_nothing_is_restored() {
+    let (mut plan, clients) = seeded_estate().await;
+    // moto makes no automated snapshot of the replica: there is none to restore.
+    if let Some(test) = plan.restore_test.as_mut() {
+        test.snapshot_source = SnapshotSource::Automated;
+    }
+    let input = restore_input(&plan);
+    let execution = run_restore_test(&input);
+    assert_eq!(execution.error.as_deref(), Some("NoSnapshot"), "{execution:#?}");
+    let report = stored_report(&clients, &plan, &input.run.id).await;
+    assert_eq!(report.snapshot, None);
+    let restores: Vec<_> = report
+        .steps
+        .iter()
+        .flat_map(|step| &step.calls)
+        .filter(|call| call.operation.starts_with("Restore") || call.operation.starts_with("Delete"))
+        .collect();
+    assert!(restores.is_empty(), "{restores:?}");
+    assert!(describe_db_instance(&clients.dr.rds, &instance_id(&input.run.id)).await.expect("describe").is_none());
+}
+
+#[tokio::test]
+async fn the_janitor_removes_expired_leftovers_and_nothing_else() {
+    let (plan, clients) = seeded_estate().await;
+    let snapshot = format!("{}-copy", plan.database.primary_instance);
+    let s = unique_suffix();
+    let restore = |id: String, tags: Vec<Tag>| {
+        let clients = clients.clone();
+        let snapshot = snapshot.clone();
+        async move {
+            clients
+                .dr
+                .rds
+                .restore_db_instance_from_db_snapshot()
+                .db_instance_identifier(id)
+                .db_snapshot_identifier(snapshot)
+                .db_instance_class("db.t4g.medium")
+                .db_subnet_group_name("platform-db-ireland")
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .expect("leftover restored");
+        }
+    };
+    let tag = |key: &str, value: &str| Tag::builder().key(key).value(value).build();
+    let hour = Duration::from_secs(3600);
+    let expired = format!("dr-restore-test-leak-{s}");
+    let unexpired = format!("dr-restore-test-running-{s}");
+    let untagged = format!("dr-restore-test-lookalike-{s}");
+    restore(
+        expired.clone(),
+        vec![tag(RESTORE_TEST_TAG, "true"), tag(EXPIRES_AT_TAG, &format_time(SystemTime::now() - hour))],
+    )
+    .await;
+    restore(
+        unexpired.clone(),
+        vec![tag(RESTORE_TEST_TAG, "true"), tag(EXPIRES_AT_TAG, &format_time(SystemTime::now() + hour))],
+    )
+    .await;
+    restore(untagged.clone(), vec![tag(EXPIRES_AT_TAG, &format_time(SystemTime::now() - hour))]).await;
+
+    let run = janitor(&clients, SystemTime::now()).await.expect("janitor");
+    assert!(run.deleted.contains(&expired), "{run:?}");
+    assert!(run.kept.contains(&unexpired), "{run:?}");
+    for kept in [&unexpired, &untagged, &plan.database.replica_instance] {
+        assert!(!run.deleted.contains(kept), "{run:?}");
+        assert!(describe_db_instance(&clients.dr.rds, kept).await.expect("describe").is_some(), "{kept} kept");
+    }
+    assert!(describe_db_instance(&clients.dr.rds, &expired).await.expect("describe").is_none());
+}
+
+#[tokio::test]
+async fn the_monthly_start_runs_a_restore_test_of_each_published_plan() {
+    let (plan, clients) = seeded_estate().await;
+    let ctx = trigger_context(&plan, &clients).await;
+    let started =
+        start_restore_tests(&ctx.store, &ctx.starter, &ctx.plan_names, SystemTime::now()).await.expect("started");
+    assert_eq!(started.len(), 1, "{started:?}");
+    let executions = recorded_executions(&clients, &plan).await;
+    let (_, input) = executions.iter().find(|(name, _)| *name == started[0].run_id).expect("recorded");
+    let input: RunbookState = serde_json::from_value(input.clone()).expect("a restore-test input");
+    assert!(input.run.id.starts_with("restore-") && input.plan.restore_test.is_some(), "{input:?}");
+    // The recorded input runs as is.
+    assert_eq!(run_restore_test(&input).status, "SUCCEEDED");
+}
