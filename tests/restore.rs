@@ -168,7 +168,33 @@ async fn the_monthly_start_runs_a_restore_test_of_each_published_plan() {
     let executions = recorded_executions(&clients, &plan).await;
     let (_, input) = executions.iter().find(|(name, _)| *name == started[0].run_id).expect("recorded");
     let input: RunbookState = serde_json::from_value(input.clone()).expect("a restore-test input");
-    assert!(input.run.id.starts_with("restore-") && input.plan.restore_test.is_some(), "{input:?}");
+    assert!(input.run.id.starts_with(&format!("{}-restore-", plan.name)) && input.plan.restore_test.is_some());
     // The recorded input runs as is.
     assert_eq!(run_restore_test(&input).status, "SUCCEEDED");
+}
+
+#[tokio::test]
+async fn a_run_never_deletes_another_runs_instance_even_under_its_own_name() {
+    let (plan, clients) = seeded_estate().await;
+    let state = restore_input(&plan);
+    let name = instance_id(&state.run.id);
+    let tag = |key: &str, value: &str| Tag::builder().key(key).value(value).build();
+    clients
+        .dr
+        .rds
+        .restore_db_instance_from_db_snapshot()
+        .db_instance_identifier(&name)
+        .db_snapshot_identifier(format!("{}-copy", plan.database.primary_instance))
+        .db_instance_class("db.t4g.medium")
+        .db_subnet_group_name("platform-db-ireland")
+        .tags(tag(RESTORE_TEST_TAG, "true"))
+        .tags(tag("dr-run", "another-run"))
+        .send()
+        .await
+        .expect("another run's instance");
+    let mark = clients.calls.mark();
+    let refused = dr_core::restore::cleanup(&clients, &state).await.expect_err("not ours");
+    assert_eq!(refused.name(), "NotARestoreTestInstance");
+    assert!(clients.calls.since(mark).iter().all(|c| !c.is_mutating()));
+    assert!(describe_db_instance(&clients.dr.rds, &name).await.expect("describe").is_some());
 }

@@ -73,6 +73,10 @@ pub enum DrError {
     #[error("newest snapshot {snapshot} is {age_hours:.1} h old, over the {max_hours} h the plan allows")]
     SnapshotTooOld { snapshot: String, age_hours: f64, max_hours: u32 },
 
+    /// The restore ended in a state it never leaves for available (incompatible-*, failed, ...).
+    #[error("restore into {instance} failed: {status}")]
+    RestoreFailed { instance: String, status: String },
+
     /// The restored instance is not what the plan expects (status, engine, version, encryption, endpoint).
     #[error("restored instance {instance} failed validation: {}", failures.join("; "))]
     RestoreValidationFailed { instance: String, failures: Vec<String> },
@@ -113,6 +117,7 @@ impl DrError {
             DrError::PlanBusy { .. } => "PlanBusy",
             DrError::NoSnapshot { .. } => "NoSnapshot",
             DrError::SnapshotTooOld { .. } => "SnapshotTooOld",
+            DrError::RestoreFailed { .. } => "RestoreFailed",
             DrError::RestoreValidationFailed { .. } => "RestoreValidationFailed",
             DrError::NotARestoreTestInstance { .. } => "NotARestoreTestInstance",
             DrError::EmulatorOnly { .. } => "EmulatorOnly",

@@ -15,7 +15,7 @@ use crate::error::DrError;
 use crate::plan::Plan;
 use crate::restore::{RestoreStep, janitor, run_restore_step, start_restore_tests};
 use crate::rpo;
-use crate::runbook::{FailoverStep, RunbookState, StepAction, StepRequest, run_step};
+use crate::runbook::{FailoverStep, RunbookState, StepAction, StepRequest, parse_time, run_step};
 use crate::trigger::game_day::handle_game_day;
 use crate::trigger::{PlanStore, Starter, TriggerContext, handle_alarm_event};
 
@@ -110,8 +110,11 @@ pub async fn serve_restore_test_start() -> Result<(), lambda_runtime::Error> {
     let served = served_plans().await?;
     let starter = Starter::new(served.home.sfn.clone(), setting("RESTORE_STATE_MACHINE_ARN")?);
     let (served, starter) = (&served, &starter);
-    lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| async move {
-        let now = std::time::SystemTime::now();
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        // The schedule's time, not the clock: a retried invocation names the same runs, and
+        // Step Functions starts each once.
+        let scheduled = event.payload.get("time").and_then(|t| t.as_str()).and_then(|t| parse_time(t).ok());
+        let now = scheduled.unwrap_or_else(std::time::SystemTime::now);
         log_failure("restore-test-start", start_restore_tests(&served.store, starter, &served.plan_names, now).await)
     }))
     .await
@@ -128,7 +131,15 @@ pub async fn serve_restore_janitor() -> Result<(), lambda_runtime::Error> {
     let clients = &clients;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<EventBridgeEvent>| async move {
         let run = log_failure("restore-janitor", janitor(clients, std::time::SystemTime::now()).await)?;
-        tracing::info!(deleted = ?run.deleted, kept = ?run.kept, "janitor done");
+        tracing::info!(deleted = ?run.deleted, kept = ?run.kept, failed = ?run.failed, "janitor done");
+        if !run.failed.is_empty() {
+            // An error, so that the janitor's Errors alarm tells a human about the leftovers.
+            return Err(DrError::AwsCallFailed {
+                service: "rds",
+                operation: "DeleteDBInstance",
+                message: format!("expired restore-test instances not deleted: {}", run.failed.join(", ")),
+            });
+        }
         Ok::<_, DrError>(run)
     }))
     .await

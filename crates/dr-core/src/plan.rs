@@ -676,7 +676,21 @@ impl Plan {
         rule(!test.subnet_group.trim().is_empty(), "subnet_group", "name the DB subnet group".to_string());
         rule(!test.engine.trim().is_empty(), "engine", "name the engine".to_string());
         rule(!test.engine_version.trim().is_empty(), "engine_version", "name the version, e.g. \"15\"".to_string());
-        rule((1..=48).contains(&test.expiry_hours), "expiry_hours", format!("{}: between 1 and 48", test.expiry_hours));
+        // The janitor must not delete the instance of a run still within its RTO.
+        let needed_hours = self.targets.rto_minutes.div_ceil(60) + 2;
+        let expiry_problem = if !(1..=48).contains(&test.expiry_hours) {
+            Some(format!("{}: between 1 and 48", test.expiry_hours))
+        } else if test.expiry_hours < needed_hours {
+            Some(format!(
+                "{} h: at least the RTO plus 2 h ({needed_hours} h), or the janitor races the test",
+                test.expiry_hours
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = expiry_problem {
+            rule(false, "expiry_hours", message);
+        }
     }
 
     fn check_trigger(&self, found: &mut Problems) {

@@ -21,16 +21,14 @@ use crate::plan::{Plan, RestoreTest, SnapshotSource};
 use crate::readiness::describe_db_instance;
 use crate::runbook::{
     CaughtError, Outcome, ResourceState, RunInfo, RunbookState, StepAction, StepRecord, StepTimer, format_time,
-    parse_time, status_record,
+    parse_time,
 };
 use crate::trigger::{PlanStore, Starter, compact_time};
 
 pub const INSTANCE_PREFIX: &str = "dr-restore-test-";
 pub const RESTORE_TEST_TAG: &str = "dr-restore-test";
 pub const EXPIRES_AT_TAG: &str = "dr-restore-test-expires-at";
-
-/// The restore may take up to the whole RTO before the run stops with `StepTimedOut`.
-pub const RESTORE_SHARE_OF_RTO: f64 = 1.0;
+pub const RUN_TAG: &str = "dr-run";
 
 const SNAPSHOT_FACT: &str = "snapshot";
 const SNAPSHOT_CREATED_FACT: &str = "snapshot_created_at";
@@ -66,7 +64,21 @@ pub fn instance_id(run_id: &str) -> String {
 
 fn is_restore_test_instance(db: &DbInstance) -> bool {
     db.db_instance_identifier().is_some_and(|id| id.starts_with(INSTANCE_PREFIX))
-        && db.tag_list().iter().any(|tag| tag.key() == Some(RESTORE_TEST_TAG) && tag.value() == Some("true"))
+        && has_tag(db, RESTORE_TEST_TAG, "true")
+}
+
+fn has_tag(db: &DbInstance, key: &str, value: &str) -> bool {
+    db.tag_list().iter().any(|tag| tag.key() == Some(key) && tag.value() == Some(value))
+}
+
+/// A restore-test instance of this very run (its `dr-run` tag): a run never adopts, validates or
+/// deletes another run's instance, even one whose name it shares.
+fn owned_by_run(db: &DbInstance, state: &RunbookState) -> Result<(), DrError> {
+    if is_restore_test_instance(db) && has_tag(db, RUN_TAG, &state.run.id) {
+        Ok(())
+    } else {
+        Err(DrError::NotARestoreTestInstance { instance: db.db_instance_identifier().unwrap_or_default().to_string() })
+    }
 }
 
 fn observed(db: &DbInstance) -> ResourceState {
@@ -84,7 +96,10 @@ pub fn newest_usable<'a>(
     region: &str,
     now: SystemTime,
 ) -> Result<(&'a DbSnapshot, Duration), DrError> {
-    let created = |s: &DbSnapshot| s.snapshot_create_time().and_then(|t| SystemTime::try_from(*t).ok());
+    // A copy's SnapshotCreateTime is when it was copied; the data is as old as the original.
+    let created = |s: &DbSnapshot| {
+        s.original_snapshot_create_time().or(s.snapshot_create_time()).and_then(|t| SystemTime::try_from(*t).ok())
+    };
     let newest = snapshots
         .iter()
         .filter(|s| s.status() == Some("available"))
@@ -118,26 +133,32 @@ pub async fn find_snapshot(clients: &AwsClients, state: &RunbookState) -> Result
     state.validate()?;
     let test = settings(state)?;
     let timer = StepTimer::start("find-snapshot", clients);
-    let (database, kind) = match test.snapshot_source {
-        SnapshotSource::Automated => (&state.plan.database.replica_instance, Some("automated")),
-        SnapshotSource::CrossRegionCopy => (&state.plan.database.primary_instance, None),
+    // Copies are manual snapshots, or AWS Backup's (which DescribeDBSnapshots lists only when asked).
+    let (database, kinds) = match test.snapshot_source {
+        SnapshotSource::Automated => (&state.plan.database.replica_instance, &["automated"][..]),
+        SnapshotSource::CrossRegionCopy => (&state.plan.database.primary_instance, &["manual", "awsbackup"][..]),
     };
     let mut snapshots = Vec::new();
-    let mut pages = clients
-        .dr
-        .rds
-        .describe_db_snapshots()
-        .db_instance_identifier(database)
-        .set_snapshot_type(kind.map(str::to_string))
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| DrError::from_sdk("rds", "DescribeDBSnapshots", e))?;
-        snapshots.extend(page.db_snapshots().iter().cloned());
+    for kind in kinds {
+        let mut pages = clients
+            .dr
+            .rds
+            .describe_db_snapshots()
+            .db_instance_identifier(database)
+            .snapshot_type(*kind)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| DrError::from_sdk("rds", "DescribeDBSnapshots", e))?;
+            snapshots.extend(page.db_snapshots().iter().cloned());
+        }
     }
     let (snapshot, age) = newest_usable(&snapshots, database, test, &state.plan.dr_region, SystemTime::now())?;
     let id = snapshot.db_snapshot_identifier().unwrap_or_default().to_string();
-    let created = snapshot.snapshot_create_time().and_then(|t| SystemTime::try_from(*t).ok());
+    let created = snapshot
+        .original_snapshot_create_time()
+        .or(snapshot.snapshot_create_time())
+        .and_then(|t| SystemTime::try_from(*t).ok());
     let resources = vec![ResourceState { resource: id.clone(), state: format!("available, {} s old", age.as_secs()) }];
     let mut record = timer.finish(
         Outcome::Checked,
@@ -169,9 +190,7 @@ pub async fn restore_instance(clients: &AwsClients, state: &RunbookState) -> Res
     let timer = StepTimer::start("restore-instance", clients);
     let id = instance_id(&state.run.id);
     if let Some(existing) = describe_db_instance(&clients.dr.rds, &id).await? {
-        if !is_restore_test_instance(&existing) {
-            return Err(DrError::NotARestoreTestInstance { instance: id });
-        }
+        owned_by_run(&existing, state)?;
         return Ok(timer.finish(
             Outcome::AlreadyDone,
             true,
@@ -195,7 +214,7 @@ pub async fn restore_instance(clients: &AwsClients, state: &RunbookState) -> Res
         .tags(tag(RESTORE_TEST_TAG, "true"))
         .tags(tag(EXPIRES_AT_TAG, &format_time(expires)))
         .tags(tag("dr-plan", &state.plan.name))
-        .tags(tag("dr-run", &state.run.id))
+        .tags(tag(RUN_TAG, &state.run.id))
         .send()
         .await
         .map_err(|e| DrError::from_sdk("rds", "RestoreDBInstanceFromDBSnapshot", e))?;
@@ -204,7 +223,18 @@ pub async fn restore_instance(clients: &AwsClients, state: &RunbookState) -> Res
     Ok(timer.finish(Outcome::Changed, true, format!("restoring {snapshot} into {id}"), resources))
 }
 
-/// Ready when the temporary instance is available.
+/// RDS states from which a restore never becomes available.
+const FAILED_RESTORE_STATES: &[&str] = &[
+    "failed",
+    "incompatible-restore",
+    "incompatible-parameters",
+    "incompatible-network",
+    "storage-full",
+    "inaccessible-encryption-credentials",
+];
+
+/// Ready when the temporary instance is available; a failed restore is `RestoreFailed` at once;
+/// not available within the RTO of the restore request is `StepTimedOut`.
 pub async fn restore_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("restore-instance-status", clients);
@@ -214,9 +244,22 @@ pub async fn restore_status(clients: &AwsClients, state: &RunbookState) -> Resul
         id: id.clone(),
         region: state.plan.dr_region.clone(),
     })?;
-    let ready = db.db_instance_status() == Some("available");
-    let resource = observed(&db);
-    status_record(timer, state, "restore_status", RESTORE_SHARE_OF_RTO, ready, resource.state.clone(), vec![resource])
+    let status = db.db_instance_status().unwrap_or("unknown").to_string();
+    if FAILED_RESTORE_STATES.contains(&status.as_str()) {
+        return Err(DrError::RestoreFailed { instance: id, status });
+    }
+    let ready = status == "available";
+    let attempt = state.next_attempt("restore_status");
+    let requested = state.steps.get("restore").and_then(|r| parse_time(&r.started_at).ok());
+    let elapsed = requested.and_then(|at| SystemTime::now().duration_since(at).ok()).unwrap_or_default();
+    if !ready && elapsed > state.plan.targets.rto() {
+        return Err(DrError::StepTimedOut { step: "restore_status".into(), attempts: attempt, last_state: status });
+    }
+    let outcome = if ready { Outcome::Ready } else { Outcome::NotReady };
+    let mut record =
+        timer.finish(outcome, ready, format!("{status} after {} s", elapsed.as_secs()), vec![observed(&db)]);
+    record.attempt = attempt;
+    Ok(record)
 }
 
 /// What is wrong with the restored instance, if anything.
@@ -288,6 +331,7 @@ pub async fn cleanup(clients: &AwsClients, state: &RunbookState) -> Result<StepR
             Vec::new(),
         ));
     };
+    owned_by_run(&db, state)?;
     delete_restore_test_instance(clients, &db).await?;
     tracing::info!(plan = %state.plan.name, step = "cleanup", resource = %id, "restore-test instance deleted");
     let outcome = if db.db_instance_status() == Some("deleting") { Outcome::AlreadyDone } else { Outcome::Changed };
@@ -511,7 +555,9 @@ pub fn restore_test_input(plan: &Plan, now: SystemTime, trigger: &str) -> Result
     if plan.restore_test.is_none() {
         return Err(DrError::InvalidInput { message: format!("plan {} has no [restore_test]", plan.name) });
     }
-    let run = RunInfo::new(format!("restore-{}", compact_time(now)), now, trigger);
+    // `<plan>-restore-<time to the second>`: at most 64 characters, unique per plan and second.
+    let run_id = format!("{}-restore-{}", plan.name, compact_time(now).trim_end_matches('Z'));
+    let run = RunInfo::new(run_id, now, trigger);
     let state = RunbookState { plan: plan.clone(), run, approval: None, steps: Default::default(), error: None };
     state.validate()?;
     Ok(state)
@@ -553,6 +599,9 @@ pub struct JanitorRun {
     pub deleted: Vec<String>,
     /// Restore-test instances not expired yet.
     pub kept: Vec<String>,
+    /// Expired ones the delete failed for (named error), tried again next run.
+    #[serde(default)]
+    pub failed: Vec<String>,
 }
 
 /// Deletes the restore-test instances (prefix and tag) of the DR region whose expiry has passed,
@@ -575,11 +624,17 @@ pub async fn janitor(clients: &AwsClients, now: SystemTime) -> Result<JanitorRun
             .and_then(|tag| tag.value())
             .and_then(|value| parse_time(value).ok());
         match expires {
-            Some(at) if at <= now => {
-                delete_restore_test_instance(clients, &db).await?;
-                tracing::info!(resource = %id, expired_at = %format_time(at), "expired restore-test instance deleted");
-                run.deleted.push(id);
-            }
+            Some(at) if at <= now => match delete_restore_test_instance(clients, &db).await {
+                Ok(()) => {
+                    tracing::info!(resource = %id, expired_at = %format_time(at), "expired restore-test instance deleted");
+                    run.deleted.push(id);
+                }
+                // One stuck instance must not keep the janitor from the others.
+                Err(err) => {
+                    tracing::error!(resource = %id, error = err.name(), "{err}");
+                    run.failed.push(format!("{id}: {}", err.name()));
+                }
+            },
             Some(_) => run.kept.push(id),
             None => {
                 tracing::warn!(resource = %id, "restore-test instance without a readable expiry: kept");

@@ -67,7 +67,7 @@ fn each_broken_rule_has_its_named_problem() {
         (|p| p.tier = 4, ProblemCode::UnknownTier, "tier"),
         (|p| p.name = "paris ireland!".into(), ProblemCode::InvalidPlanName, "name"),
         (|p| p.targets.rto_minutes = 0, ProblemCode::InvalidTarget, "targets.rto_minutes"),
-        (|p| p.targets.rto_minutes = 300, ProblemCode::TargetExceedsTier, "targets.rto_minutes"),
+        (|p| p.targets.rpo_minutes = 300, ProblemCode::TargetExceedsTier, "targets.rpo_minutes"),
         (|p| p.database.replica_instance = "1-bad".into(), ProblemCode::InvalidIdentifier, "database.replica_instance"),
         (
             |p| p.database.lag_freshness_seconds = 7200,
@@ -101,6 +101,12 @@ fn each_broken_rule_has_its_named_problem() {
         ),
         (
             |p| p.restore_test.as_mut().expect("example has a restore test").expiry_hours = 0,
+            ProblemCode::InvalidRestoreTest,
+            "restore_test.expiry_hours",
+        ),
+        (
+            // The janitor would delete the instance of a test still within its 4 h RTO.
+            |p| p.restore_test.as_mut().expect("example has a restore test").expiry_hours = 5,
             ProblemCode::InvalidRestoreTest,
             "restore_test.expiry_hours",
         ),

@@ -192,7 +192,16 @@ pub async fn check_pairs(
         tasks.spawn(async move {
             let _permit = permits.acquire().await;
             let status = match heartbeat_lag(&clients, &pair, heartbeat, now).await {
-                Ok(reading) => PairStatus::judged(&pair, &reading),
+                Ok((reading, None)) => PairStatus::judged(&pair, &reading),
+                // The reading stands (it is what a failover would lose); the write error is named.
+                Ok((reading, Some(write_error))) => {
+                    let judged = PairStatus::judged(&pair, &reading);
+                    PairStatus {
+                        error: Some(write_error.name().to_string()),
+                        detail: format!("{}; next heartbeat not written: {write_error}", judged.detail),
+                        ..judged
+                    }
+                }
                 Err(err) => PairStatus::failed(&pair, &err),
             };
             (index, status)
@@ -223,7 +232,15 @@ pub async fn check_pairs(
                 )
             })
             .collect();
-        let newest = newest_datapoints(&clients.primary.cloudwatch, metrics, Duration::from_secs(900), now).await?;
+        // Best effort: Paris's CloudWatch is down with Paris, exactly when the lags matter most.
+        let newest = match newest_datapoints(&clients.primary.cloudwatch, metrics, Duration::from_secs(900), now).await
+        {
+            Ok(newest) => newest,
+            Err(err) => {
+                tracing::warn!(error = err.name(), "S3 ReplicationLatency not read: {err}");
+                Vec::new()
+            }
+        };
         for (index, datapoint) in with_metrics.into_iter().zip(newest) {
             if let (Some(status), Some((_, latency))) = (statuses[index].as_mut(), datapoint) {
                 status.replication_latency_seconds = Some(latency);
@@ -239,12 +256,13 @@ fn unread(pair: &ReplicatedPair) -> PairStatus {
 }
 
 /// Reads the replicated heartbeat in Ireland, then (when writing) writes the next one in Paris.
+/// A failed write does not void the reading: it comes back beside it.
 async fn heartbeat_lag(
     clients: &AwsClients,
     pair: &ReplicatedPair,
     heartbeat: Heartbeat,
     now: SystemTime,
-) -> Result<LagReading, DrError> {
+) -> Result<(LagReading, Option<DrError>), DrError> {
     let key = heartbeat_key(&pair.plan);
     let replicated = match clients.dr.s3.get_object().bucket(&pair.replica).key(&key).send().await {
         Ok(object) => {
@@ -266,6 +284,7 @@ async fn heartbeat_lag(
             _ => return Err(DrError::from_sdk("s3", "GetObject", err)),
         },
     };
+    let mut write_error = None;
     if heartbeat == Heartbeat::Write {
         let body = serde_json::to_vec(&HeartbeatBody { plan: pair.plan.clone(), written_at: format_time(now) })
             .map_err(|e| DrError::InvalidInput { message: format!("heartbeat not serialisable: {e}") })?;
@@ -280,19 +299,20 @@ async fn heartbeat_lag(
             .send()
             .await;
         if let Err(err) = written {
-            return Err(match sdk_error_code(&err) {
+            write_error = Some(match sdk_error_code(&err) {
                 Some("NoSuchBucket") => bucket_missing(&pair.source, &clients.primary.region),
                 _ => DrError::from_sdk("s3", "PutObject", err),
             });
         }
     }
-    Ok(match replicated {
+    let reading = match replicated {
         None => LagReading::NotReplicating { reason: format!("no heartbeat has reached {} yet", pair.replica) },
         Some(written_at) => {
             let age = now.duration_since(written_at).unwrap_or_default();
             LagReading::Lag { seconds: age.as_secs_f64(), age }
         }
-    })
+    };
+    Ok((reading, write_error))
 }
 
 fn bucket_missing(bucket: &str, region: &str) -> DrError {
@@ -314,7 +334,9 @@ pub fn rpo_metrics(statuses: &[PairStatus], now: SystemTime) -> Vec<MetricDatum>
             .build()
     };
     let mut data = Vec::new();
-    let mut per_plan: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    // Per plan: the worst budget use among pairs with a lag (none: no datum, never "0 %"), and
+    // how many pairs are not replicating.
+    let mut per_plan: BTreeMap<&str, (Option<f64>, f64)> = BTreeMap::new();
     for status in statuses {
         let dims = vec![
             Dimension::builder().name("Plan").value(&status.plan).build(),
@@ -327,12 +349,16 @@ pub fn rpo_metrics(statuses: &[PairStatus], now: SystemTime) -> Vec<MetricDatum>
         }
         data.push(datum("NotReplicating", f64::from(u8::from(not_replicating)), StandardUnit::Count, dims));
         let plan = per_plan.entry(&status.plan).or_default();
-        plan.0 = plan.0.max(status.budget_used_percent.unwrap_or(0.0));
+        if let Some(used) = status.budget_used_percent {
+            plan.0 = Some(plan.0.map_or(used, |worst: f64| worst.max(used)));
+        }
         plan.1 += f64::from(u8::from(not_replicating));
     }
     for (plan, (max_used, not_replicating)) in per_plan {
         let dims = vec![Dimension::builder().name("Plan").value(plan).build()];
-        data.push(datum("MaxRpoBudgetUsedPercent", max_used, StandardUnit::Percent, dims.clone()));
+        if let Some(max_used) = max_used {
+            data.push(datum("MaxRpoBudgetUsedPercent", max_used, StandardUnit::Percent, dims.clone()));
+        }
         data.push(datum("NotReplicatingPairs", not_replicating, StandardUnit::Count, dims));
     }
     data
@@ -474,5 +500,8 @@ mod tests {
         assert_eq!(value("MaxRpoBudgetUsedPercent", "q"), Some(1.0));
         // A pair not replicating has no lag to publish, only its NotReplicating = 1.
         assert_eq!(data.iter().filter(|d| d.metric_name() == Some("ReplicationLagSeconds")).count(), 2);
+        // A plan with no lag at all publishes no budget use (never "0 %").
+        let silent = rpo_metrics(&[status("r", None, LagVerdict::NotReplicating)], SystemTime::UNIX_EPOCH);
+        assert!(silent.iter().all(|d| d.metric_name() != Some("MaxRpoBudgetUsedPercent")));
     }
 }
