@@ -14,6 +14,7 @@ LAMBDA_TARGET_DIR="${REPO_ROOT}/target/lambda"
 DEMO_PLAN_NAME="paris-ireland-prod"
 DEMO_PLAN_STATE_BUCKET="platform-dr-plans-ireland"
 DEMO_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-failover"
+DEMO_RESTORE_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-restore-test"
 
 # Point every AWS client (Rust SDK, boto3, the CLI) at the emulator with throwaway credentials.
 use_emulator_env() {
