@@ -198,3 +198,21 @@ async fn a_run_never_deletes_another_runs_instance_even_under_its_own_name() {
     assert!(clients.calls.since(mark).iter().all(|c| !c.is_mutating()));
     assert!(describe_db_instance(&clients.dr.rds, &name).await.expect("describe").is_some());
 }
+
+#[tokio::test]
+async fn the_sql_probe_hook_the_plan_names_can_fail_the_validation_and_the_instance_is_still_deleted() {
+    let (mut plan, clients) = seeded_estate().await;
+    // The shipped probe (a Lambda served next to the steps) connects to the restored endpoint:
+    // moto's endpoints do not exist, so it answers ok: false, as it would for an unreachable one.
+    if let Some(test) = plan.restore_test.as_mut() {
+        test.sql_probe_function = Some("restore-sql-probe".to_string());
+    }
+    let input = restore_input(&plan);
+    let execution = run_restore_test(&input);
+    assert_eq!(execution.error.as_deref(), Some("RestoreValidationFailed"), "{execution:#?}");
+    let cause = execution.cause.map(|c| c.to_string()).unwrap_or_default();
+    assert!(cause.contains("SQL probe restore-sql-probe"), "{cause}");
+    assert!(gone(&clients, &input.run.id).await);
+    let report = stored_report(&clients, &plan, &input.run.id).await;
+    assert_eq!((report.status.as_str(), report.cleaned_up), ("failed", true));
+}

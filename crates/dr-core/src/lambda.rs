@@ -13,7 +13,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use crate::aws::{ApiCallLog, AwsClients, RegionClients};
 use crate::error::DrError;
 use crate::plan::Plan;
-use crate::restore::{RestoreStep, janitor, run_restore_step, start_restore_tests};
+use crate::restore::{RestoreStep, SqlProbeRequest, connect_probe, janitor, run_restore_step, start_restore_tests};
 use crate::rpo;
 use crate::runbook::{FailoverStep, RunbookState, StepAction, StepRequest, parse_time, run_step};
 use crate::trigger::game_day::handle_game_day;
@@ -116,6 +116,19 @@ pub async fn serve_restore_test_start() -> Result<(), lambda_runtime::Error> {
         let scheduled = event.payload.get("time").and_then(|t| t.as_str()).and_then(|t| parse_time(t).ok());
         let now = scheduled.unwrap_or_else(std::time::SystemTime::now);
         log_failure("restore-test-start", start_restore_tests(&served.store, starter, &served.plan_names, now).await)
+    }))
+    .await
+}
+
+/// The whole `main` of the restore-sql-probe Lambda: the shipped SQL probe hook.
+pub async fn serve_restore_sql_probe() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let request: SqlProbeRequest = serde_json::from_value(event.payload)
+            .map_err(|e| DrError::InvalidInput { message: format!("not a SQL probe request: {e}") })?;
+        let answer = connect_probe(&request).await;
+        tracing::info!(plan = %request.plan, resource = %request.instance, ok = answer.ok, "{}", answer.detail);
+        Ok::<_, DrError>(answer)
     }))
     .await
 }

@@ -64,6 +64,11 @@ pub struct RestoreTest {
     /// The janitor deletes a restore-test instance this long after it was created.
     #[serde(default = "RestoreTest::default_expiry_hours")]
     pub expiry_hours: u32,
+    /// Optional hook: a Lambda function the validation invokes with the restored instance's
+    /// endpoint (`SqlProbeRequest`); it answers `{ok, detail}`. `restore-sql-probe` is the
+    /// shipped one (the endpoint accepts connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_probe_function: Option<String>,
 }
 
 impl RestoreTest {
@@ -676,6 +681,12 @@ impl Plan {
         rule(!test.subnet_group.trim().is_empty(), "subnet_group", "name the DB subnet group".to_string());
         rule(!test.engine.trim().is_empty(), "engine", "name the engine".to_string());
         rule(!test.engine_version.trim().is_empty(), "engine_version", "name the version, e.g. \"15\"".to_string());
+        if let Some(hook) = &test.sql_probe_function {
+            let name_ok = !hook.is_empty()
+                && hook.len() <= 170
+                && hook.chars().all(|c| c.is_ascii_alphanumeric() || "-_:.".contains(c));
+            rule(name_ok, "sql_probe_function", format!("{hook:?}: a Lambda function name or ARN"));
+        }
         // The janitor must not delete the instance of a run still within its RTO.
         let needed_hours = self.targets.rto_minutes.div_ceil(60) + 2;
         let expiry_problem = if !(1..=48).contains(&test.expiry_hours) {

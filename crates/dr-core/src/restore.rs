@@ -307,13 +307,86 @@ pub async fn validate_restore(clients: &AwsClients, state: &RunbookState) -> Res
     }
     let endpoint =
         db.endpoint().map(|e| format!("{}:{}", e.address().unwrap_or_default(), e.port().unwrap_or_default()));
-    let detail = format!(
+    let mut detail = format!(
         "{id}: available, {} {}, encrypted, private, endpoint {}",
         db.engine().unwrap_or_default(),
         db.engine_version().unwrap_or_default(),
         endpoint.unwrap_or_default()
     );
+    if let Some(hook) = &test.sql_probe_function {
+        let request = SqlProbeRequest {
+            plan: state.plan.name.clone(),
+            run_id: state.run.id.clone(),
+            instance: id.clone(),
+            address: db.endpoint().and_then(|e| e.address()).unwrap_or_default().to_string(),
+            port: db.endpoint().and_then(|e| e.port()).unwrap_or_default(),
+            engine: db.engine().unwrap_or_default().to_string(),
+            engine_version: db.engine_version().unwrap_or_default().to_string(),
+        };
+        let answer = invoke_probe(clients, hook, &request).await?;
+        if !answer.ok {
+            return Err(DrError::RestoreValidationFailed {
+                instance: id,
+                failures: vec![format!("SQL probe {hook}: {}", answer.detail)],
+            });
+        }
+        detail.push_str(&format!("; SQL probe {hook}: {}", answer.detail));
+    }
     Ok(timer.finish(Outcome::Checked, true, detail, vec![observed(&db)]))
+}
+
+/// What the SQL probe hook receives.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SqlProbeRequest {
+    pub plan: String,
+    pub run_id: String,
+    pub instance: String,
+    pub address: String,
+    pub port: i32,
+    pub engine: String,
+    pub engine_version: String,
+}
+
+/// What the SQL probe hook answers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SqlProbeAnswer {
+    pub ok: bool,
+    pub detail: String,
+}
+
+async fn invoke_probe(clients: &AwsClients, hook: &str, request: &SqlProbeRequest) -> Result<SqlProbeAnswer, DrError> {
+    let payload = serde_json::to_vec(request)
+        .map_err(|e| DrError::InvalidInput { message: format!("probe request not serialisable: {e}") })?;
+    let invoked = clients
+        .dr
+        .lambda
+        .invoke()
+        .function_name(hook)
+        .payload(aws_smithy_types::Blob::new(payload))
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("lambda", "Invoke", e))?;
+    let body = invoked.payload().map(|p| p.as_ref().to_vec()).unwrap_or_default();
+    if let Some(error) = invoked.function_error() {
+        return Ok(SqlProbeAnswer {
+            ok: false,
+            detail: format!("the probe failed ({error}): {}", String::from_utf8_lossy(&body)),
+        });
+    }
+    serde_json::from_slice(&body).map_err(|e| DrError::InvalidInput {
+        message: format!("the SQL probe {hook} answered something other than {{ok, detail}}: {e}"),
+    })
+}
+
+/// The shipped SQL probe hook: the restored endpoint accepts a connection within 5 s. (Running a
+/// query needs the database's credentials and a driver: a plan that wants one names its own hook.)
+pub async fn connect_probe(request: &SqlProbeRequest) -> SqlProbeAnswer {
+    let target = format!("{}:{}", request.address, request.port);
+    match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(&target)).await {
+        Ok(Ok(_)) => SqlProbeAnswer { ok: true, detail: format!("{target} accepts connections") },
+        Ok(Err(e)) => SqlProbeAnswer { ok: false, detail: format!("{target}: {e}") },
+        Err(_) => SqlProbeAnswer { ok: false, detail: format!("{target}: no answer within 5 s") },
+    }
 }
 
 /// Deletes the run's temporary instance, without a final snapshot. Runs on every path, failures
@@ -659,6 +732,7 @@ mod tests {
             engine: "postgres".into(),
             engine_version: "15".into(),
             expiry_hours: 6,
+            sql_probe_function: None,
         }
     }
 
@@ -685,6 +759,24 @@ mod tests {
         assert_eq!(too_old.map(|_| ()).map_err(|e| e.name()), Err("SnapshotTooOld"));
         let none = newest_usable(&snapshots[2..], "db", &test_settings(), "eu-west-1", now);
         assert_eq!(none.map(|_| ()).map_err(|e| e.name()), Err("NoSnapshot"));
+    }
+
+    #[tokio::test]
+    async fn the_connect_probe_tells_an_open_endpoint_from_a_closed_one() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listener");
+        let open = listener.local_addr().expect("address");
+        let request = |port: u16| SqlProbeRequest {
+            plan: "p".into(),
+            run_id: "r".into(),
+            instance: "i".into(),
+            address: "127.0.0.1".into(),
+            port: i32::from(port),
+            engine: "postgres".into(),
+            engine_version: "15.7".into(),
+        };
+        assert!(connect_probe(&request(open.port())).await.ok);
+        drop(listener);
+        assert!(!connect_probe(&request(open.port())).await.ok);
     }
 
     #[test]
