@@ -99,6 +99,11 @@ pub enum DrError {
 }
 
 impl DrError {
+    /// `ResourceNotFound` for an S3 bucket (S3 answered NoSuchBucket).
+    pub fn bucket_not_found(bucket: &str, region: &str) -> DrError {
+        DrError::ResourceNotFound { kind: "S3 bucket", id: bucket.to_string(), region: region.to_string() }
+    }
+
     /// The stable name Step Functions `Retry`/`Catch` and the reports use.
     pub fn name(&self) -> &'static str {
         match self {

@@ -280,7 +280,7 @@ async fn heartbeat_lag(
         }
         Err(err) => match sdk_error_code(&err) {
             Some("NoSuchKey") => None,
-            Some("NoSuchBucket") => return Err(bucket_missing(&pair.replica, &clients.dr.region)),
+            Some("NoSuchBucket") => return Err(DrError::bucket_not_found(&pair.replica, &clients.dr.region)),
             _ => return Err(DrError::from_sdk("s3", "GetObject", err)),
         },
     };
@@ -300,7 +300,7 @@ async fn heartbeat_lag(
             .await;
         if let Err(err) = written {
             write_error = Some(match sdk_error_code(&err) {
-                Some("NoSuchBucket") => bucket_missing(&pair.source, &clients.primary.region),
+                Some("NoSuchBucket") => DrError::bucket_not_found(&pair.source, &clients.primary.region),
                 _ => DrError::from_sdk("s3", "PutObject", err),
             });
         }
@@ -313,10 +313,6 @@ async fn heartbeat_lag(
         }
     };
     Ok((reading, write_error))
-}
-
-fn bucket_missing(bucket: &str, region: &str) -> DrError {
-    DrError::ResourceNotFound { kind: "S3 bucket", id: bucket.to_string(), region: region.to_string() }
 }
 
 /// The metrics of a check: per pair (dimensions Plan, Pair) `ReplicationLagSeconds`,
@@ -411,7 +407,7 @@ pub async fn write_snapshot(clients: &AwsClients, plan: &Plan, snapshot: &RpoSna
         .send()
         .await
         .map_err(|e| match sdk_error_code(&e) {
-            Some("NoSuchBucket") => bucket_missing(&plan.reports.bucket, &clients.dr.region),
+            Some("NoSuchBucket") => DrError::bucket_not_found(&plan.reports.bucket, &clients.dr.region),
             _ => DrError::from_sdk("s3", "PutObject", e),
         })?;
     Ok(format!("s3://{}/{key}", plan.reports.bucket))

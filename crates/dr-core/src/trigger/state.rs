@@ -9,11 +9,10 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
 
 use super::Incident;
-use crate::error::DrError;
+use crate::error::{DrError, sdk_error_code};
 use crate::plan::Plan;
 use crate::runbook::format_time;
 
@@ -155,7 +154,7 @@ impl PlanStore {
             .body(ByteStream::from(text.into_bytes()))
             .send()
             .await
-            .map_err(|e| match e.as_service_error().and_then(|se| se.code()) {
+            .map_err(|e| match sdk_error_code(&e) {
                 Some("NoSuchBucket") => self.bucket_missing(),
                 _ => DrError::from_sdk("s3", "PutObject", e),
             })?;
@@ -221,7 +220,7 @@ impl PlanStore {
                 }
                 _ => {}
             }
-            if err.as_service_error().and_then(|se| se.code()) == Some("NoSuchBucket") {
+            if sdk_error_code(&err) == Some("NoSuchBucket") {
                 return Err(self.bucket_missing());
             }
             return Err(DrError::from_sdk("s3", "PutObject", err));
@@ -264,11 +263,8 @@ impl PlanStore {
     }
 
     fn bucket_missing(&self) -> DrError {
-        DrError::ResourceNotFound {
-            kind: "S3 bucket",
-            id: self.bucket.clone(),
-            region: self.s3.config().region().map(ToString::to_string).unwrap_or_default(),
-        }
+        let region = self.s3.config().region().map(ToString::to_string).unwrap_or_default();
+        DrError::bucket_not_found(&self.bucket, &region)
     }
 
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Option<String>)>, DrError> {
@@ -283,7 +279,7 @@ impl PlanStore {
                 Ok(Some((body.to_vec(), etag)))
             }
             Err(err) => {
-                let code = err.as_service_error().and_then(|se| se.code()).map(str::to_string);
+                let code = sdk_error_code(&err).map(str::to_string);
                 match code.as_deref() {
                     Some("NoSuchKey") => Ok(None),
                     Some("NoSuchBucket") => Err(self.bucket_missing()),
