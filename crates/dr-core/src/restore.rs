@@ -11,7 +11,6 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_rds::types::{DbInstance, DbSnapshot, Tag};
-use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -19,6 +18,7 @@ use crate::aws::AwsClients;
 use crate::error::{DrError, sdk_error_code};
 use crate::plan::{Plan, RestoreTest, SnapshotSource};
 use crate::readiness::describe_db_instance;
+use crate::runbook::report::put_report_files;
 use crate::runbook::{
     CaughtError, Outcome, ResourceState, RunInfo, RunbookState, StepAction, StepRecord, StepTimer, format_time,
     parse_time,
@@ -223,6 +223,17 @@ pub async fn restore_instance(clients: &AwsClients, state: &RunbookState) -> Res
     Ok(timer.finish(Outcome::Changed, true, format!("restoring {snapshot} into {id}"), resources))
 }
 
+/// The run's temporary instance, which must exist (`ResourceNotFound` otherwise).
+async fn restored_instance(clients: &AwsClients, state: &RunbookState) -> Result<(String, DbInstance), DrError> {
+    let id = instance_id(&state.run.id);
+    let db = describe_db_instance(&clients.dr.rds, &id).await?.ok_or_else(|| DrError::ResourceNotFound {
+        kind: "RDS instance",
+        id: id.clone(),
+        region: state.plan.dr_region.clone(),
+    })?;
+    Ok((id, db))
+}
+
 /// RDS states from which a restore never becomes available.
 const FAILED_RESTORE_STATES: &[&str] = &[
     "failed",
@@ -238,12 +249,7 @@ const FAILED_RESTORE_STATES: &[&str] = &[
 pub async fn restore_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("restore-instance-status", clients);
-    let id = instance_id(&state.run.id);
-    let db = describe_db_instance(&clients.dr.rds, &id).await?.ok_or_else(|| DrError::ResourceNotFound {
-        kind: "RDS instance",
-        id: id.clone(),
-        region: state.plan.dr_region.clone(),
-    })?;
+    let (id, db) = restored_instance(clients, state).await?;
     let status = db.db_instance_status().unwrap_or("unknown").to_string();
     if FAILED_RESTORE_STATES.contains(&status.as_str()) {
         return Err(DrError::RestoreFailed { instance: id, status });
@@ -295,12 +301,7 @@ pub async fn validate_restore(clients: &AwsClients, state: &RunbookState) -> Res
     state.validate()?;
     let test = settings(state)?;
     let timer = StepTimer::start("validate-restore", clients);
-    let id = instance_id(&state.run.id);
-    let db = describe_db_instance(&clients.dr.rds, &id).await?.ok_or_else(|| DrError::ResourceNotFound {
-        kind: "RDS instance",
-        id: id.clone(),
-        region: state.plan.dr_region.clone(),
-    })?;
+    let (id, db) = restored_instance(clients, state).await?;
     let failures = validation_failures(&db, test);
     if !failures.is_empty() {
         return Err(DrError::RestoreValidationFailed { instance: id, failures });
@@ -581,22 +582,11 @@ pub async fn write_restore_report(clients: &AwsClients, state: &RunbookState) ->
     report.locations = [&json_key, &md_key].iter().map(|key| format!("s3://{}/{key}", reports.bucket)).collect();
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| DrError::InvalidInput { message: format!("report not serialisable: {e}") })?;
-    for (key, body, content_type) in [
-        (&json_key, json, "application/json"),
-        (&md_key, render_restore_markdown(&report).into_bytes(), "text/markdown; charset=utf-8"),
-    ] {
-        clients
-            .dr
-            .s3
-            .put_object()
-            .bucket(&reports.bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| DrError::from_sdk("s3", "PutObject", e))?;
-    }
+    let files = [
+        (json_key.as_str(), json, "application/json"),
+        (md_key.as_str(), render_restore_markdown(&report).into_bytes(), "text/markdown; charset=utf-8"),
+    ];
+    put_report_files(clients, &reports.bucket, files).await?;
     tracing::info!(plan = %state.plan.name, step = "restore-report", status = %report.status, "restore test report written");
     Ok(report)
 }

@@ -318,23 +318,12 @@ pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<
         [&json_key, &md_key, &svg_key].iter().map(|key| format!("s3://{}/{key}", reports.bucket)).collect();
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| DrError::InvalidInput { message: format!("report not serialisable: {e}") })?;
-    for (key, body, content_type) in [
-        (&json_key, json, "application/json"),
-        (&md_key, render_markdown(&report).into_bytes(), "text/markdown; charset=utf-8"),
-        (&svg_key, render_svg(&report).into_bytes(), "image/svg+xml"),
-    ] {
-        clients
-            .dr
-            .s3
-            .put_object()
-            .bucket(&reports.bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| DrError::from_sdk("s3", "PutObject", e))?;
-    }
+    let files = [
+        (json_key.as_str(), json, "application/json"),
+        (md_key.as_str(), render_markdown(&report).into_bytes(), "text/markdown; charset=utf-8"),
+        (svg_key.as_str(), render_svg(&report).into_bytes(), "image/svg+xml"),
+    ];
+    put_report_files(clients, &reports.bucket, files).await?;
     tracing::info!(plan = %state.plan.name, step = "report", status = %report.status, location = %report.locations.join(" "), "report written");
     // Last, once the report is safely written: a failed write above fails the run, and a plan
     // marked failed-over must not have a failed run behind it.
@@ -345,6 +334,28 @@ pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<
         report.plan_state = Some("changed by someone else while the report was written; not marked failed-over".into());
     }
     Ok(report)
+}
+
+/// Writes a report's files (key, body, content type) to the report bucket, in the DR region.
+pub async fn put_report_files(
+    clients: &AwsClients,
+    bucket: &str,
+    files: impl IntoIterator<Item = (&str, Vec<u8>, &str)>,
+) -> Result<(), DrError> {
+    for (key, body, content_type) in files {
+        clients
+            .dr
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("s3", "PutObject", e))?;
+    }
+    Ok(())
 }
 
 /// The plan state a run leaves behind, and the write that records it.
