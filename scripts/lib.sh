@@ -1,5 +1,5 @@
-# Shared by the scripts in this folder: where the emulator lives and how to talk to it.
-# Sourced, not run.
+# Shared by the scripts in this folder: where the local stack lives, how to start and stop it,
+# how to talk to it. Sourced, not run.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EMULATOR_HOST="127.0.0.1"
 EMULATOR_PORT="${MOTO_PORT:-5000}"
@@ -8,9 +8,10 @@ EMULATOR_STATE_DIR="${REPO_ROOT}/.emulator"
 VENV="${REPO_ROOT}/.venv"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
 LAMBDA_URL="http://127.0.0.1:${LAMBDA_PORT}"
-LAMBDA_TARGET_DIR="${REPO_ROOT}/target/lambda"
+# One build for everything: the local Lambdas, drctl, dr-emulator and the tests share target/.
+BIN_DIR="${REPO_ROOT}/target/debug"
 # The local triggers' configuration (template.yaml sets it in AWS): the demo's plan store, its
-# plan, and the failover state machine `drctl estate triggers` registers in the emulator.
+# plan, and the state machines `dr-emulator triggers` registers in the emulator.
 DEMO_PLAN_NAME="paris-ireland-prod"
 DEMO_PLAN_STATE_BUCKET="platform-dr-plans-ireland"
 DEMO_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-failover"
@@ -23,15 +24,19 @@ use_emulator_env() {
   export AWS_SECRET_ACCESS_KEY="testing"
   export AWS_REGION="eu-west-1"
   export MOTO_PORT="${EMULATOR_PORT}"
-  # Where the ASL engine invokes the Lambdas: cargo lambda watch (scripts/lambdas).
+  # Where the ASL engine and the restore test's probe hook invoke the Lambdas.
   export AWS_ENDPOINT_URL_LAMBDA="${LAMBDA_URL}"
 }
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 emulator_is_up() {
   curl -fsS -o /dev/null --max-time 2 "${EMULATOR_URL}/moto-api/" 2>/dev/null
 }
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+lambdas_are_up() {
+  curl -fsS -o /dev/null --max-time 2 "${LAMBDA_URL}/" 2>/dev/null
+}
 
 # Every Python tool (scripts/requirements.txt) into .venv, once per change of that file.
 install_tools() {
@@ -48,7 +53,6 @@ install_tools() {
   echo "${wanted}" > "${stamp}"
 }
 
-
 # The ASL engine (aws-local-stepfunctions) and asl-validator, pinned in tests/sfn/package-lock.json.
 install_sfn_runner() {
   if [[ -d "${REPO_ROOT}/tests/sfn/node_modules/aws-local-stepfunctions" ]]; then
@@ -58,6 +62,82 @@ install_sfn_runner() {
   (cd "${REPO_ROOT}/tests/sfn" && npm ci --no-audit --no-fund --silent)
 }
 
-lambdas_are_up() {
-  curl -s -o /dev/null --max-time 2 "${LAMBDA_URL}/" 2>/dev/null
+# Every binary of the workspace (functions, drctl, dr-emulator, benches) in target/debug: the same
+# package selection as `cargo test --workspace`, so that the two share every compiled dependency.
+build_binaries() {
+  log "building the workspace binaries (functions, drctl, dr-emulator) into ${BIN_DIR}"
+  (cd "${REPO_ROOT}" && cargo build --quiet --workspace --bins)
+}
+
+# Starts a background process of the local stack, records its pid, and waits for `is_up`.
+#   start_background NAME IS_UP_FUNCTION COMMAND...
+start_background() {
+  local name="$1" is_up="$2"
+  shift 2
+  mkdir -p "${EMULATOR_STATE_DIR}"
+  # setsid: the process outlives the script that started it and is stopped by `stop_background`.
+  setsid "$@" > "${EMULATOR_STATE_DIR}/${name}.log" 2>&1 < /dev/null &
+  echo $! > "${EMULATOR_STATE_DIR}/${name}.pid"
+  for _ in $(seq 1 150); do
+    if "${is_up}"; then
+      echo "started"
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "${name} did not start; see ${EMULATOR_STATE_DIR}/${name}.log" >&2
+  return 1
+}
+
+# Stops what start_background started, only if the recorded pid still runs that program (a
+# stale pid file must never kill an unrelated process that reused the pid).
+#   stop_background NAME PATTERN      PATTERN: a string the process's command line contains
+stop_background() {
+  local name="$1" pattern="$2"
+  local pidfile="${EMULATOR_STATE_DIR}/${name}.pid"
+  [[ -f "${pidfile}" ]] || return 0
+  local pid
+  pid="$(cat "${pidfile}")"
+  rm -f "${pidfile}"
+  if [[ "${pid}" =~ ^[0-9]+$ ]] && tr '\0' ' ' < "/proc/${pid}/cmdline" 2>/dev/null | grep -qF -- "${pattern}"; then
+    # The whole session: the Lambda service runs the function binaries as its children.
+    kill -- "-${pid}" 2>/dev/null || kill "${pid}" 2>/dev/null || true
+    log "${name} stopped"
+  fi
+}
+
+# The services a script starts itself are stopped when it exits; ones that already ran are left.
+#   start_services emulator lambdas
+STARTED_SERVICES=()
+start_services() {
+  local service
+  for service in "$@"; do
+    if [[ "$("${REPO_ROOT}/scripts/${service}" start | tail -n 1)" == "started" ]]; then
+      STARTED_SERVICES+=("${service}")
+    fi
+  done
+}
+
+stop_started_services() {
+  local service
+  for service in ${STARTED_SERVICES[@]+"${STARTED_SERVICES[@]}"}; do
+    "${REPO_ROOT}/scripts/${service}" stop || true
+  done
+  STARTED_SERVICES=()
+}
+
+# Invokes a local function as `aws lambda invoke` would: prints its answer; a function error (the
+# `X-Amz-Function-Error` header) prints the error payload and fails.
+#   invoke_lambda FUNCTION PAYLOAD_FILE
+invoke_lambda() {
+  local headers status
+  headers="$(mktemp)"
+  status=0
+  curl -fsS -D "${headers}" --data-binary "@$2" "${LAMBDA_URL}/2015-03-31/functions/$1/invocations" || status=$?
+  echo
+  if grep -qi '^x-amz-function-error' "${headers}"; then
+    status=1
+  fi
+  rm -f "${headers}"
+  return "${status}"
 }

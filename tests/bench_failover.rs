@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use dr_core::runbook::StepRecord;
+use dr_core::run::StepRecord;
 use dr_core::runbook::report::RunReport;
 use dr_tests::{Execution, failover_input, run_failover, seeded_estate, unique_suffix};
 

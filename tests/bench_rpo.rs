@@ -8,17 +8,16 @@
 #![allow(clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
-use aws_smithy_types::DateTime;
 use dr_core::aws::AwsClients;
 use dr_core::rpo::check::{
     Heartbeat, HeartbeatBody, PairKind, ReplicatedPair, check_pairs, heartbeat_key, publish_metrics, rpo_metrics,
 };
-use dr_core::runbook::format_time;
+use dr_core::time;
 use dr_tests::{isolated_plan, unique_suffix};
 
 const NAMESPACE: &str = "DrOrchestrator/RpoBench";
@@ -48,7 +47,7 @@ async fn estate(clients: &AwsClients, count: usize) -> Vec<ReplicatedPair> {
                 MetricDatum::builder()
                     .metric_name("ReplicaLag")
                     .dimensions(Dimension::builder().name("DBInstanceIdentifier").value(&replica).build())
-                    .timestamp(DateTime::from(SystemTime::now()))
+                    .timestamp(time::to_smithy(time::now()))
                     .value(5.0)
                     .build(),
             );
@@ -63,7 +62,7 @@ async fn estate(clients: &AwsClients, count: usize) -> Vec<ReplicatedPair> {
             let (source, replica) = (format!("{plan}-paris-{index}"), format!("{plan}-ireland-{index}"));
             create_bucket(&clients.primary.s3, &clients.primary.region, &source).await;
             create_bucket(&clients.dr.s3, &clients.dr.region, &replica).await;
-            let beat = HeartbeatBody { plan: plan.clone(), written_at: format_time(SystemTime::now()) };
+            let beat = HeartbeatBody { plan: plan.clone(), written_at: time::now() };
             clients
                 .dr
                 .s3
@@ -111,7 +110,7 @@ async fn main() {
         let pairs = estate(&clients, count).await;
         let mark = clients.calls.mark();
         let started = Instant::now();
-        let now = SystemTime::now();
+        let now = time::now();
         let statuses = check_pairs(&clients, &pairs, Heartbeat::Write, now).await.expect("checked");
         publish_metrics(&clients.dr.cloudwatch, NAMESPACE, rpo_metrics(&statuses, now)).await.expect("published");
         let wall = started.elapsed().as_secs_f64() * 1000.0;

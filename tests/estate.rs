@@ -6,22 +6,21 @@
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, ResourceRecordSetFailover, RrType,
 };
-use dr_core::estate::{SeedOptions, publish_replica_lag, seed};
+use dr_core::aws::lookup::{bucket_exists, describe_auto_scaling_group, describe_standby_instances, find_hosted_zone};
 use dr_core::plan::{BucketPair, fqdn};
-use dr_core::readiness::{
-    Finding, Readiness, check_plan, describe_auto_scaling_group, describe_standby_instances, find_hosted_zone,
-};
+use dr_core::readiness::{Finding, Readiness, check_plan};
+use dr_emulator::estate::{SeedOptions, publish_replica_lag, seed};
 use dr_tests::{emulator_clients, isolated_plan, seeded_estate};
 use serde_json::json;
 
 /// The findings of the rows of one check, in table order (`None` = ready).
 fn findings_of(readiness: &Readiness, check: &str) -> Vec<Option<Finding>> {
-    readiness.rows.iter().filter(|row| row.check == check).map(|row| row.finding).collect()
+    readiness.rows.iter().filter(|row| row.check.label() == check).map(|row| row.finding).collect()
 }
 
 fn assert_only_finding(readiness: &Readiness, check: &str, finding: Finding) {
     let not_ready: Vec<(&str, Finding)> =
-        readiness.rows.iter().filter_map(|row| row.finding.map(|f| (row.check.as_str(), f))).collect();
+        readiness.rows.iter().filter_map(|row| row.finding.map(|f| (row.check.label(), f))).collect();
     assert!(not_ready.contains(&(check, finding)), "{check} should report {finding:?}; table: {readiness:#?}");
     assert!(not_ready.iter().all(|(c, _)| *c == check), "only {check} should be not ready, got {not_ready:?}");
 }
@@ -48,7 +47,7 @@ async fn clients_honour_the_endpoint_override_with_path_style_s3() {
         .send()
         .await
         .expect("create bucket on the emulator");
-    assert!(dr_core::readiness::bucket_exists(&clients.dr.s3, bucket).await.expect("HeadBucket"));
+    assert!(bucket_exists(&clients.dr.s3, bucket).await.expect("HeadBucket"));
 }
 
 #[tokio::test]
@@ -56,7 +55,7 @@ async fn the_seeded_estate_is_ready() {
     let (plan, clients) = seeded_estate().await;
     let readiness = check_plan(&clients, &plan).await;
     assert!(readiness.is_ready(), "{readiness:#?}");
-    let checks: Vec<&str> = readiness.rows.iter().map(|row| row.check.as_str()).collect();
+    let checks: Vec<&str> = readiness.rows.iter().map(|row| row.check.label()).collect();
     for expected in [
         "primary database",
         "read replica",

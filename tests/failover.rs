@@ -12,15 +12,15 @@ use aws_sdk_ec2::types::InstanceStateName;
 use aws_sdk_route53::types::ResourceRecordSetFailover;
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
-use dr_core::estate::{SeedOptions, publish_replica_lag, seed};
-use dr_core::plan::{DnsStrategy, FailoverMetric};
-use dr_core::readiness::{
-    Readiness, check_plan, describe_auto_scaling_group, describe_db_instance, describe_standby_instances,
-    failover_records, find_hosted_zone,
+use dr_core::aws::lookup::{
+    describe_auto_scaling_group, describe_db_instance, describe_standby_instances, failover_records, find_hosted_zone,
 };
-use dr_core::runbook::Approval;
-use dr_core::runbook::preflight::GateVerdict;
+use dr_core::plan::{DnsStrategy, FailoverMetric};
+use dr_core::readiness::{Readiness, check_plan};
+use dr_core::run::GateVerdict;
+use dr_core::run::{Approval, RunStatus};
 use dr_core::runbook::report::RunReport;
+use dr_emulator::estate::{SeedOptions, publish_replica_lag, seed};
 use dr_tests::{
     Execution, emulator_clients, failover_input, isolated_plan, read_report, run_failover, seeded_estate, unique_suffix,
 };
@@ -75,8 +75,8 @@ async fn assert_failed_over(plan: &Plan, clients: &AwsClients) {
 }
 
 /// Stable view of the estate for before/after comparisons: each row's finding.
-fn findings(readiness: &Readiness) -> Vec<(String, String, Option<&'static str>)> {
-    readiness.rows.iter().map(|r| (r.check.clone(), r.resource.clone(), r.finding.map(|f| f.name()))).collect()
+fn findings(readiness: &Readiness) -> Vec<(&'static str, String, Option<&'static str>)> {
+    readiness.rows.iter().map(|r| (r.check.label(), r.resource.clone(), r.finding.map(|f| f.name()))).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -87,7 +87,7 @@ async fn a_full_run_fails_paris_over_to_ireland_and_reports_every_step() {
     let report = report_of(&execution);
 
     assert_failed_over(&plan, &clients).await;
-    assert_eq!(report.status, "succeeded");
+    assert_eq!(report.status, RunStatus::Succeeded);
     let phases: Vec<&str> = report.timeline.iter().map(|e| e.phase.as_str()).collect();
     assert_eq!(
         phases,
@@ -143,7 +143,7 @@ async fn running_the_runbook_again_after_success_changes_nothing() {
     let again = report_of(&run_failover(&failover_input(&plan, &format!("again-{}", unique_suffix()), None)));
     assert_eq!(again.mutating_calls, 0, "{:#?}", again.steps);
     assert!(
-        again.timeline[1..].iter().all(|e| e.outcome == dr_core::runbook::Outcome::AlreadyDone),
+        again.timeline[1..].iter().all(|e| e.outcome == dr_core::run::Outcome::AlreadyDone),
         "{:#?}",
         again.timeline
     );
@@ -173,7 +173,7 @@ async fn lag_over_the_rpo_stops_in_preflight_unless_a_human_approves() {
     assert!(clients.calls.since(mark).iter().all(|c| !c.is_mutating()));
     let failure: RunReport =
         serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("failure report");
-    assert_eq!(failure.status, "failed");
+    assert_eq!(failure.status, RunStatus::Failed);
     assert_eq!(failure.error.as_ref().map(|e| e.error.as_str()), Some("RpoExceeded"));
     assert_eq!(failure.mutating_calls, 0);
 
@@ -224,11 +224,11 @@ async fn a_failing_step_ends_in_a_named_failure_and_a_rerun_finishes_without_rep
     assert_eq!(failed.error.as_deref(), Some("StepTimedOut"), "{failed:#?}");
     let failure: RunReport =
         serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("failure report");
-    assert_eq!(failure.status, "failed");
+    assert_eq!(failure.status, RunStatus::Failed);
     assert_eq!(failure.error.as_ref().map(|e| e.error.as_str()), Some("StepTimedOut"));
     assert!(failure.error.as_ref().is_some_and(|e| e.cause.contains("dns_status")), "{:?}", failure.error);
     let moved: Vec<_> = failure.timeline.iter().map(|e| (e.phase.as_str(), e.outcome)).collect();
-    use dr_core::runbook::Outcome::{AlreadyDone, Changed, Checked};
+    use dr_core::run::Outcome::{AlreadyDone, Changed, Checked};
     assert_eq!(
         moved[..4],
         [

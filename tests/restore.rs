@@ -9,15 +9,16 @@
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used)]
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_rds::types::Tag;
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
+use dr_core::aws::lookup::describe_db_instance;
 use dr_core::plan::SnapshotSource;
-use dr_core::readiness::describe_db_instance;
 use dr_core::restore::{EXPIRES_AT_TAG, RESTORE_TEST_TAG, RestoreReport, instance_id, janitor, start_restore_tests};
-use dr_core::runbook::{RunInfo, RunbookState, format_time};
+use dr_core::run::{RunInfo, RunStatus, RunbookState};
+use dr_core::time;
 use dr_tests::{
     Execution, local_substitutions, recorded_executions, run_state_machine, seeded_estate, trigger_context,
     unique_suffix,
@@ -26,7 +27,7 @@ use dr_tests::{
 fn restore_input(plan: &Plan) -> RunbookState {
     RunbookState {
         plan: plan.clone(),
-        run: RunInfo::new(format!("restore-{}", unique_suffix()), SystemTime::now(), "test: monthly restore test"),
+        run: RunInfo::new(format!("restore-{}", unique_suffix()), time::now(), "test: monthly restore test"),
         approval: None,
         steps: Default::default(),
         error: None,
@@ -56,14 +57,14 @@ async fn a_full_run_restores_validates_deletes_and_reports_the_duration() {
     let execution = run_restore_test(&input);
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RestoreReport = serde_json::from_value(execution.output).expect("the output is the report");
-    assert_eq!(report.status, "succeeded");
+    assert_eq!(report.status, RunStatus::Succeeded);
     assert_eq!(report.snapshot.as_deref(), Some(format!("{}-copy", plan.database.primary_instance).as_str()));
     assert!(report.restore_seconds.is_some() && report.rto_met == Some(true), "{report:#?}");
     assert_eq!(report.rpo_met, Some(true), "a fresh snapshot is within the RPO");
     assert!(report.validation.as_deref().is_some_and(|v| v.contains("encrypted")), "{report:#?}");
     assert!(report.cleaned_up);
     assert!(gone(&clients, &input.run.id).await, "the temporary instance is deleted");
-    assert_eq!(stored_report(&clients, &plan, &input.run.id).await.status, "succeeded");
+    assert_eq!(stored_report(&clients, &plan, &input.run.id).await.status, RunStatus::Succeeded);
     // Only the restore-test instance was touched: the replica is still there.
     assert!(describe_db_instance(&clients.dr.rds, &plan.database.replica_instance).await.expect("describe").is_some());
 }
@@ -81,7 +82,7 @@ async fn a_failure_after_the_restore_still_deletes_the_instance_and_reports_it()
     assert_eq!(execution.error.as_deref(), Some("RestoreValidationFailed"));
     assert!(gone(&clients, &input.run.id).await, "the temporary instance is deleted on the failure path");
     let report = stored_report(&clients, &plan, &input.run.id).await;
-    assert_eq!((report.status.as_str(), report.cleaned_up), ("failed", true), "{report:#?}");
+    assert_eq!((report.status, report.cleaned_up), (RunStatus::Failed, true), "{report:#?}");
     assert_eq!(report.error.map(|e| e.error).as_deref(), Some("RestoreValidationFailed"));
     assert!(report.restore_seconds.is_some(), "the restore itself was measured");
 }
@@ -138,17 +139,17 @@ async fn the_janitor_removes_expired_leftovers_and_nothing_else() {
     let untagged = format!("dr-restore-test-lookalike-{s}");
     restore(
         expired.clone(),
-        vec![tag(RESTORE_TEST_TAG, "true"), tag(EXPIRES_AT_TAG, &format_time(SystemTime::now() - hour))],
+        vec![tag(RESTORE_TEST_TAG, "true"), tag(EXPIRES_AT_TAG, &time::rfc3339(time::before(time::now(), hour)))],
     )
     .await;
     restore(
         unexpired.clone(),
-        vec![tag(RESTORE_TEST_TAG, "true"), tag(EXPIRES_AT_TAG, &format_time(SystemTime::now() + hour))],
+        vec![tag(RESTORE_TEST_TAG, "true"), tag(EXPIRES_AT_TAG, &time::rfc3339(time::after(time::now(), hour)))],
     )
     .await;
-    restore(untagged.clone(), vec![tag(EXPIRES_AT_TAG, &format_time(SystemTime::now() - hour))]).await;
+    restore(untagged.clone(), vec![tag(EXPIRES_AT_TAG, &time::rfc3339(time::before(time::now(), hour)))]).await;
 
-    let run = janitor(&clients, SystemTime::now()).await.expect("janitor");
+    let run = janitor(&clients, time::now()).await.expect("janitor");
     assert!(run.deleted.contains(&expired), "{run:?}");
     assert!(run.kept.contains(&unexpired), "{run:?}");
     for kept in [&unexpired, &untagged, &plan.database.replica_instance] {
@@ -162,8 +163,7 @@ async fn the_janitor_removes_expired_leftovers_and_nothing_else() {
 async fn the_monthly_start_runs_a_restore_test_of_each_published_plan() {
     let (plan, clients) = seeded_estate().await;
     let ctx = trigger_context(&plan, &clients).await;
-    let started =
-        start_restore_tests(&ctx.store, &ctx.starter, &ctx.plan_names, SystemTime::now()).await.expect("started");
+    let started = start_restore_tests(&ctx.store, &ctx.starter, &ctx.plan_names, time::now()).await.expect("started");
     assert_eq!(started.len(), 1, "{started:?}");
     let executions = recorded_executions(&clients, &plan).await;
     let (_, input) = executions.iter().find(|(name, _)| *name == started[0].run_id).expect("recorded");
@@ -214,5 +214,5 @@ async fn the_sql_probe_hook_the_plan_names_can_fail_the_validation_and_the_insta
     assert!(cause.contains("SQL probe restore-sql-probe"), "{cause}");
     assert!(gone(&clients, &input.run.id).await);
     let report = stored_report(&clients, &plan, &input.run.id).await;
-    assert_eq!((report.status.as_str(), report.cleaned_up), ("failed", true));
+    assert_eq!((report.status, report.cleaned_up), (RunStatus::Failed, true));
 }

@@ -8,20 +8,19 @@
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used)]
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_smithy_types::DateTime;
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
-use dr_core::estate::replicate_heartbeats;
 use dr_core::rpo::LagVerdict;
 use dr_core::rpo::check::{
     Heartbeat, HeartbeatBody, PairKind, PairStatus, ReplicatedPair, RpoSnapshot, check_pairs, heartbeat_key, pairs_of,
     run_check, snapshot_key,
 };
-use dr_core::runbook::format_time;
+use dr_core::time;
+use dr_emulator::replication::replicate_heartbeats;
 use dr_tests::{seeded_estate, unique_suffix};
 
 const NAMESPACE: &str = "DrOrchestrator/RpoTest";
@@ -34,7 +33,7 @@ async fn publish_lag(clients: &AwsClients, replica: &str, value: f64, age: Durat
     let datum = MetricDatum::builder()
         .metric_name("ReplicaLag")
         .dimensions(Dimension::builder().name("DBInstanceIdentifier").value(replica).build())
-        .timestamp(DateTime::from(SystemTime::now() - age))
+        .timestamp(time::to_smithy(time::before(time::now(), age)))
         .value(value)
         .build();
     clients
@@ -73,7 +72,7 @@ async fn rds_lag_under_and_over_the_rpo_minus_one_missing_and_stale() {
         }
         pairs.push(rds_pair(&plan, &replica));
     }
-    let statuses = check_pairs(&clients, &pairs, Heartbeat::ReadOnly, SystemTime::now()).await.expect("checked");
+    let statuses = check_pairs(&clients, &pairs, Heartbeat::ReadOnly, time::now()).await.expect("checked");
     let verdicts: Vec<LagVerdict> = statuses.iter().map(|s| s.verdict).collect();
     assert_eq!(verdicts, cases.iter().map(|(_, _, v)| *v).collect::<Vec<_>>(), "{statuses:#?}");
     assert_eq!(statuses[0].budget_used_percent, Some(120.0 * 100.0 / 3600.0));
@@ -114,12 +113,13 @@ async fn s3_heartbeats_give_the_replication_lag_and_feed_metrics_and_the_snapsho
     assert_eq!(by_kind(&snapshot.pairs, PairKind::Rds).lag_seconds, Some(4.0));
 
     // The plan's worst budget use was published for the alarms.
-    let metric = dr_core::rpo::maximum_per_minute(NAMESPACE, "MaxRpoBudgetUsedPercent", &[("Plan", &plan.name)]);
-    let newest = dr_core::rpo::newest_datapoints(
+    let metric =
+        dr_core::aws::metrics::maximum_per_minute(NAMESPACE, "MaxRpoBudgetUsedPercent", &[("Plan", &plan.name)]);
+    let newest = dr_core::aws::metrics::newest_datapoints(
         &clients.dr.cloudwatch,
         vec![metric],
         Duration::from_secs(600),
-        SystemTime::now(),
+        time::now(),
     )
     .await
     .expect("metric read");
@@ -130,10 +130,8 @@ async fn s3_heartbeats_give_the_replication_lag_and_feed_metrics_and_the_snapsho
 async fn a_stale_heartbeat_is_over_the_rpo_and_a_missing_bucket_is_named() {
     let (mut plan, clients) = seeded_estate().await;
     // Replication stopped two hours ago: the newest heartbeat in Ireland is that old.
-    let old = HeartbeatBody {
-        plan: plan.name.clone(),
-        written_at: format_time(SystemTime::now() - Duration::from_secs(7200)),
-    };
+    let old =
+        HeartbeatBody { plan: plan.name.clone(), written_at: time::before(time::now(), Duration::from_secs(7200)) };
     clients
         .dr
         .s3
@@ -149,8 +147,7 @@ async fn a_stale_heartbeat_is_over_the_rpo_and_a_missing_bucket_is_named() {
     missing.source_bucket = format!("nowhere-paris-{}", unique_suffix());
     plan.s3_replication.push(missing);
 
-    let statuses =
-        check_pairs(&clients, &pairs_of(&plan), Heartbeat::ReadOnly, SystemTime::now()).await.expect("checked");
+    let statuses = check_pairs(&clients, &pairs_of(&plan), Heartbeat::ReadOnly, time::now()).await.expect("checked");
     let stale = &statuses[1];
     assert_eq!(stale.verdict, LagVerdict::RpoExceeded, "{stale:?}");
     assert!(stale.lag_seconds.is_some_and(|lag| (7200.0..7300.0).contains(&lag)), "{stale:?}");
@@ -166,12 +163,12 @@ async fn a_stale_heartbeat_is_over_the_rpo_and_a_missing_bucket_is_named() {
 async fn read_only_checks_and_empty_plans_make_no_mutating_call() {
     let (plan, clients) = seeded_estate().await;
     let mark = clients.calls.mark();
-    check_pairs(&clients, &pairs_of(&plan), Heartbeat::ReadOnly, SystemTime::now()).await.expect("checked");
+    check_pairs(&clients, &pairs_of(&plan), Heartbeat::ReadOnly, time::now()).await.expect("checked");
     assert!(clients.calls.since(mark).iter().all(|c| !c.is_mutating()), "{:?}", clients.calls.since(mark));
 
     // No pairs at all: nothing to read, nothing to publish.
     let mark = clients.calls.mark();
-    let none = check_pairs(&clients, &[], Heartbeat::Write, SystemTime::now()).await.expect("checked");
+    let none = check_pairs(&clients, &[], Heartbeat::Write, time::now()).await.expect("checked");
     assert!(none.is_empty());
     let run = run_check(&clients, &[], NAMESPACE).await.expect("empty run");
     assert_eq!((run.pairs, run.snapshots.len()), (0, 0));

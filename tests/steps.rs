@@ -3,16 +3,15 @@
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used)]
 
-use std::time::SystemTime;
-
-use dr_core::runbook::preflight::{GateVerdict, preflight};
-use dr_core::runbook::{Approval, FailoverStep, RunInfo, RunbookState, StepAction, run_step};
+use dr_core::run::{Approval, GateVerdict, RunInfo, RunbookState, StepAction};
+use dr_core::runbook::preflight::preflight;
+use dr_core::runbook::{FailoverStep, run_step};
 use dr_tests::{seeded_estate, unique_suffix};
 
 fn state_for(plan: dr_core::Plan) -> RunbookState {
     RunbookState {
         plan,
-        run: RunInfo::new(format!("steps-{}", unique_suffix()), SystemTime::now(), "test"),
+        run: RunInfo::new(format!("steps-{}", unique_suffix()), dr_core::time::now(), "test"),
         approval: None,
         steps: Default::default(),
         error: None,
@@ -24,11 +23,9 @@ async fn every_step_refuses_bad_input_before_any_aws_call() {
     let (plan, clients) = seeded_estate().await;
     let mut bad_run_id = state_for(plan.clone());
     bad_run_id.run.id = "not a run id!".to_string();
-    let mut bad_time = state_for(plan.clone());
-    bad_time.run.triggered_at = "yesterday".to_string();
     let mut bad_plan = state_for(plan);
     bad_plan.plan.auto_scaling.failover.desired = 0;
-    for (state, expected) in [(bad_run_id, "InvalidInput"), (bad_time, "InvalidInput"), (bad_plan, "InvalidPlan")] {
+    for (state, expected) in [(bad_run_id, "InvalidInput"), (bad_plan, "InvalidPlan")] {
         for step in [
             FailoverStep::Preflight,
             FailoverStep::PromoteReplica,
@@ -71,16 +68,19 @@ async fn a_replica_promoted_outside_the_runbook_needs_a_human_approval() {
     assert_eq!(gate.approval, approved.approval);
 }
 
+/// A task input the Lambda cannot parse (a half plan, a time that is not RFC 3339) is refused
+/// with `InvalidInput` before the handler runs, so before any AWS call.
 #[tokio::test]
 async fn a_malformed_task_input_gets_invalid_input_from_the_lambda() {
-    let lambda = std::env::var("AWS_ENDPOINT_URL_LAMBDA").expect("set by scripts/test");
-    for function in ["preflight", "promote-replica", "flip-dns"] {
-        let out = std::process::Command::new("curl")
-            .args(["-s", "-X", "POST", "--data", r#"{"action":"act","state":{"plan":{"name":"x"}}}"#])
-            .arg(format!("{lambda}/2015-03-31/functions/{function}/invocations"))
-            .output()
-            .expect("curl runs");
-        let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error payload");
-        assert_eq!(answer["errorType"], "InvalidInput", "{function}: {answer}");
+    let (plan, _) = seeded_estate().await;
+    let mut bad_time = serde_json::json!({ "action": "act", "state": state_for(plan) });
+    bad_time["state"]["run"]["triggered_at"] = "yesterday".into();
+    let half_plan = serde_json::json!({"action": "act", "state": {"plan": {"name": "x"}}});
+    for payload in [half_plan, bad_time] {
+        for function in ["preflight", "promote-replica", "start-standby", "scale-asg", "flip-dns", "failover-report"] {
+            let (answer, function_error) = dr_tests::invoke_lambda(function, &payload);
+            assert_eq!(function_error.as_deref(), Some("Unhandled"), "{function}: {answer}");
+            assert_eq!(answer["errorType"], "InvalidInput", "{function}: {answer}");
+        }
     }
 }

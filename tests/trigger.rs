@@ -10,15 +10,19 @@
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used)]
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use dr_core::estate::{Outage, alarm_state_change_event, simulate_outage};
+use dr_core::time;
+
+use dr_core::error::parse_input;
 use dr_core::readiness::check_plan;
-use dr_core::runbook::Outcome;
+use dr_core::run::{Outcome, RunStatus};
 use dr_core::runbook::report::RunReport;
-use dr_core::trigger::game_day::handle_game_day;
-use dr_core::trigger::{Decision, PlanStatus, TriggerContext, TriggerOutcome, handle_alarm_event};
+use dr_core::store::PlanStatus;
+use dr_core::trigger::game_day::{GameDayOutcome, handle_game_day};
+use dr_core::trigger::{AlarmStateChange, Decision, TriggerContext, TriggerOutcome, handle_alarm_event};
 use dr_core::{DrError, Plan};
+use dr_emulator::outage::{Outage, alarm_state_change_event, simulate_outage};
 use dr_tests::{recorded_executions, run_failover, seeded_estate, trigger_context};
 
 async fn arm(ctx: &TriggerContext, plan: &Plan) {
@@ -29,14 +33,24 @@ async fn status(ctx: &TriggerContext, plan: &Plan) -> PlanStatus {
     ctx.store.read_state(&plan.name).await.expect("plan state").state.status
 }
 
+/// The event as the alarm-trigger Lambda parses it.
+fn alarm_event(event: &serde_json::Value) -> AlarmStateChange {
+    parse_input(event.clone(), "alarm event").expect("a well-formed alarm event")
+}
+
 async fn deliver(ctx: &TriggerContext, event: &serde_json::Value) -> TriggerOutcome {
-    handle_alarm_event(ctx, event.clone()).await.expect("the trigger handles the event")
+    handle_alarm_event(ctx, alarm_event(event)).await.expect("the trigger handles the event")
+}
+
+/// A game-day request as the game-day Lambda handles it: parsed, then started.
+async fn game_day(ctx: &TriggerContext, request: serde_json::Value) -> Result<GameDayOutcome, DrError> {
+    handle_game_day(ctx, parse_input(request, "game-day request")?).await
 }
 
 /// An event for the same alarm, about a later move to ALARM (a new incident).
 fn later_incident(event: &serde_json::Value, later_by: Duration) -> serde_json::Value {
     let alarm = event["detail"]["alarmName"].as_str().expect("alarm name");
-    let at = SystemTime::now() - Duration::from_secs(400) + later_by;
+    let at = time::after(time::before(time::now(), Duration::from_secs(400)), later_by);
     alarm_state_change_event(alarm, "hc", "ALARM", "OK", at, "Threshold Crossed")
 }
 
@@ -49,7 +63,7 @@ async fn one_incident_starts_exactly_one_failover_even_when_delivered_50_times_a
 
     let mut deliveries = tokio::task::JoinSet::new();
     for _ in 0..50 {
-        let (ctx, event) = (ctx.clone(), event.clone());
+        let (ctx, event) = (ctx.clone(), alarm_event(&event));
         deliveries.spawn(async move { handle_alarm_event(&ctx, event).await });
     }
     let mut decisions = Vec::new();
@@ -109,11 +123,11 @@ async fn flaps_ok_unknown_stale_and_malformed_events_start_nothing_and_change_no
     arm(&ctx, &plan).await;
     let flap = simulate_outage(&clients, &plan, Outage::Flap).await.expect("flap simulated");
     let alarm = flap["detail"]["alarmName"].as_str().expect("alarm").to_string();
-    let at = SystemTime::now() - Duration::from_secs(600);
+    let at = time::before(time::now(), Duration::from_secs(600));
     let ok = alarm_state_change_event(&alarm, "hc", "OK", "ALARM", at, "Threshold Crossed");
     let insufficient = alarm_state_change_event(&alarm, "hc", "INSUFFICIENT_DATA", "OK", at, "no data");
     let unknown = alarm_state_change_event("someone-elses-alarm", "hc", "ALARM", "OK", at, "Threshold Crossed");
-    let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+    let two_hours_ago = time::before(time::now(), Duration::from_secs(7200));
     let stale = alarm_state_change_event(&alarm, "hc", "ALARM", "OK", two_hours_ago, "Threshold Crossed");
     let mut other_region = alarm_state_change_event(&alarm, "hc", "ALARM", "OK", at, "Threshold Crossed");
     other_region["region"] = "eu-west-1".into();
@@ -126,7 +140,10 @@ async fn flaps_ok_unknown_stale_and_malformed_events_start_nothing_and_change_no
     assert_eq!(deliver(&ctx, &stale).await.decision, Decision::Stale);
     assert_eq!(deliver(&ctx, &other_region).await.decision, Decision::UnknownAlarm);
     for malformed in [serde_json::json!({"detail-type": "CloudWatch Alarm State Change"}), serde_json::json!([1, 2])] {
-        let err = handle_alarm_event(&ctx, malformed).await.expect_err("malformed");
+        let err = match parse_input::<AlarmStateChange>(malformed, "alarm event") {
+            Err(err) => err,
+            Ok(event) => handle_alarm_event(&ctx, event).await.expect_err("malformed"),
+        };
         assert_eq!(err.name(), "InvalidInput");
     }
 
@@ -171,14 +188,14 @@ async fn a_dry_run_makes_no_mutating_call_and_reports_what_it_would_do() {
     let request = serde_json::json!({
         "plan": plan.name, "mode": "dry-run", "requested_by": "alice", "reason": "quarterly game day",
     });
-    let started = handle_game_day(&ctx, request).await.expect("dry run started");
+    let started = game_day(&ctx, request).await.expect("dry run started");
     let executions = recorded_executions(&clients, &plan).await;
     let (_, input) = executions.iter().find(|(name, _)| *name == started.run_id).expect("recorded");
     let execution = run_failover(input);
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RunReport = serde_json::from_value(execution.output).expect("report");
 
-    assert_eq!(report.status, "dry run completed");
+    assert_eq!(report.status, RunStatus::DryRunCompleted);
     assert_eq!(report.mutating_calls, 0, "{:#?}", report.steps);
     let would: Vec<&str> =
         report.timeline.iter().filter(|e| e.outcome == Outcome::WouldChange).map(|e| e.phase.as_str()).collect();
@@ -212,21 +229,21 @@ async fn a_drill_of_a_production_plan_needs_its_name_as_confirmation() {
         })
     };
     for confirm in [None, Some("yes"), Some("paris-ireland-prod")] {
-        let err = handle_game_day(&ctx, drill(confirm)).await.expect_err("refused");
+        let err = game_day(&ctx, drill(confirm)).await.expect_err("refused");
         assert_eq!(err.name(), "DrillNotConfirmed", "{err}");
     }
     let missing_reason =
         serde_json::json!({ "plan": plan.name, "mode": "drill", "requested_by": "bob", "reason": " " });
-    assert_eq!(handle_game_day(&ctx, missing_reason).await.map_err(|e| e.name()).err(), Some("InvalidInput"));
+    assert_eq!(game_day(&ctx, missing_reason).await.map_err(|e| e.name()).err(), Some("InvalidInput"));
     let mutating: Vec<_> = clients.calls.since(mark).into_iter().filter(|c| c.is_mutating()).collect();
     assert!(mutating.is_empty(), "{mutating:?}");
     assert!(recorded_executions(&clients, &plan).await.is_empty());
 
-    let started = handle_game_day(&ctx, drill(Some(&plan.name))).await.expect("confirmed drill starts");
+    let started = game_day(&ctx, drill(Some(&plan.name))).await.expect("confirmed drill starts");
     assert_eq!(recorded_executions(&clients, &plan).await.len(), 1);
     assert_eq!(status(&ctx, &plan).await, PlanStatus::FailingOver);
     // The drill holds the plan: neither another drill nor an alarm starts anything.
-    let again = handle_game_day(&ctx, drill(Some(&plan.name))).await.expect_err("busy");
+    let again = game_day(&ctx, drill(Some(&plan.name))).await.expect_err("busy");
     assert_eq!(again.name(), "PlanBusy");
     let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
     assert_eq!(deliver(&ctx, &event).await.decision, Decision::NotArmed);

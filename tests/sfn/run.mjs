@@ -4,7 +4,9 @@
 //   node tests/sfn/run.mjs DEFINITION.asl.json SUBSTITUTIONS.json < INPUT.json
 //
 // SUBSTITUTIONS fills the ${...} DefinitionSubstitutions as SAM would, here with the bare function
-// names that `cargo lambda watch` serves (local-sfn calls Lambda at AWS_ENDPOINT_URL_LAMBDA).
+// names the local Lambda service (scripts/lambdas) serves; local-sfn calls Lambda at
+// AWS_ENDPOINT_URL_LAMBDA, which answers a function error as Lambda does (HTTP 200,
+// X-Amz-Function-Error), so the error's name reaches Retry/Catch.
 // SFN_WAIT_MS compresses every Wait state and SFN_RETRY_MS every Retry interval (default 0 ms).
 
 // aws-local-stepfunctions 3 needs Node >= 22; Node 20 lacks only Promise.withResolvers.
@@ -21,40 +23,6 @@ if (!Promise.withResolvers) {
 }
 
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
-
-// Real Lambda answers a function error with HTTP 200, `X-Amz-Function-Error: Unhandled` and the
-// {errorType, errorMessage} payload, which is how Step Functions learns the error's name.
-// `cargo lambda watch` answers HTTP 500 with the same payload instead, so the SDK would only see
-// "Unknown". This loopback proxy restores the real answer; the function's payload is untouched.
-const lambdaServer = new URL(process.env.AWS_ENDPOINT_URL_LAMBDA ?? 'http://127.0.0.1:9000');
-const proxy = http.createServer((request, response) => {
-  const upstream = http.request(
-    { host: lambdaServer.hostname, port: lambdaServer.port, path: request.url, method: request.method, headers: request.headers },
-    (answer) => {
-      const chunks = [];
-      answer.on('data', (chunk) => chunks.push(chunk));
-      answer.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const headers = { ...answer.headers };
-        let status = answer.statusCode ?? 502;
-        if (status >= 500 && body.includes('"errorType"')) {
-          status = 200;
-          headers['x-amz-function-error'] = 'Unhandled';
-        }
-        response.writeHead(status, headers);
-        response.end(body);
-      });
-    },
-  );
-  upstream.on('error', (err) => {
-    response.writeHead(502);
-    response.end(String(err));
-  });
-  request.pipe(upstream);
-});
-await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-process.env.AWS_ENDPOINT_URL_LAMBDA = `http://127.0.0.1:${proxy.address().port}`;
 
 const { StateMachine } = await import('aws-local-stepfunctions');
 
@@ -119,4 +87,3 @@ if (failed) {
 result.wall_ms = Date.now() - started;
 result.events = events;
 process.stdout.write(`${JSON.stringify(result)}\n`);
-proxy.close();

@@ -14,11 +14,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
-use dr_core::estate::{SeedOptions, TriggerSeed, seed, seed_triggers};
-use dr_core::trigger::{PlanStore, Starter, TriggerContext};
+use dr_core::run::{Approval, RunInfo, RunbookState, Starter};
+use dr_core::store::PlanStore;
+use dr_core::time;
+use dr_core::trigger::TriggerContext;
+use dr_emulator::estate::{SeedOptions, seed};
+use dr_emulator::executions::{TriggerSeed, seed_triggers};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A binary of the workspace's build (`target/debug/<name>`, or under `CARGO_TARGET_DIR`).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| repo_root().join("target"), PathBuf::from);
+    let path = target.join("debug").join(name);
+    assert!(path.exists(), "{} is not built: scripts/test builds it (cargo build --workspace --bins)", path.display());
+    path
 }
 
 pub fn example_plan_path() -> PathBuf {
@@ -112,25 +124,20 @@ pub fn local_substitutions(file: &str) -> serde_json::Value {
 }
 
 /// The failover's execution input for `plan`, triggered now.
-pub fn failover_input(plan: &Plan, run_id: &str, approval: Option<dr_core::runbook::Approval>) -> serde_json::Value {
-    serde_json::json!({
-        "plan": plan,
-        "run": {
-            "id": run_id,
-            "triggered_at": dr_core::runbook::format_time(SystemTime::now()),
-            "trigger": "test: simulated Paris outage",
-        },
-        "approval": approval,
-    })
+pub fn failover_input(plan: &Plan, run_id: &str, approval: Option<Approval>) -> serde_json::Value {
+    let run = RunInfo::new(run_id, time::now(), "test: simulated Paris outage");
+    let state = RunbookState { approval, ..RunbookState::new(plan.clone(), run) };
+    serde_json::to_value(&state).expect("the input serialises")
 }
 
-/// Executes a state machine of `statemachines/` with the real Lambdas (AWS_ENDPOINT_URL_LAMBDA).
+/// Executes a state machine of `statemachines/` with the real Lambdas (AWS_ENDPOINT_URL_LAMBDA:
+/// the local Lambda service).
 pub fn run_state_machine(definition: &str, substitutions: &serde_json::Value, input: &serde_json::Value) -> Execution {
     use std::io::Write;
     use std::process::{Command, Stdio};
     assert!(
         std::env::var("AWS_ENDPOINT_URL_LAMBDA").is_ok(),
-        "AWS_ENDPOINT_URL_LAMBDA is not set: run the suite with scripts/test, which starts cargo lambda watch"
+        "AWS_ENDPOINT_URL_LAMBDA is not set: run the suite with scripts/test, which starts the local Lambda service"
     );
     let substitutions_file = std::env::temp_dir().join(format!("sfn-substitutions-{}.json", unique_suffix()));
     std::fs::write(&substitutions_file, substitutions.to_string()).expect("substitutions written");
@@ -213,4 +220,29 @@ pub async fn recorded_executions(clients: &AwsClients, plan: &Plan) -> Vec<(Stri
         executions.push((execution.name().to_string(), input));
     }
     executions
+}
+
+/// Invokes a local function through the Invoke API, as `aws lambda invoke` does: its answer, and
+/// the `X-Amz-Function-Error` header when it failed.
+pub fn invoke_lambda(function: &str, payload: &serde_json::Value) -> (serde_json::Value, Option<String>) {
+    use std::process::Command;
+    let lambda = std::env::var("AWS_ENDPOINT_URL_LAMBDA").expect("AWS_ENDPOINT_URL_LAMBDA is set by scripts/test");
+    let headers = std::env::temp_dir().join(format!("invoke-{}.headers", unique_suffix()));
+    let out = Command::new("curl")
+        .args(["-sS", "-X", "POST", "-D"])
+        .arg(&headers)
+        .args(["--data-binary", &payload.to_string()])
+        .arg(format!("{lambda}/2015-03-31/functions/{function}/invocations"))
+        .output()
+        .expect("curl runs");
+    let header_text = std::fs::read_to_string(&headers).unwrap_or_default();
+    let _ = std::fs::remove_file(&headers);
+    let function_error = header_text.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("x-amz-function-error").then(|| value.trim().to_string())
+    });
+    let answer = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{function} answered something other than JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    });
+    (answer, function_error)
 }

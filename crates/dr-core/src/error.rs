@@ -1,15 +1,68 @@
-//! The one error type of the project.
+//! The one error type of the project, and the named problems a plan can have.
 //!
-//! Every variant has a stable name ([`DrError::name`]): Step Functions `Retry` and `Catch`
-//! blocks match on it (the Lambda runtime reports it as the `errorType`), operators grep logs
-//! for it, and reports print it. Renaming a variant's name is a breaking change of the runbook.
-//! [`DrError::is_retryable`] says whether trying the same call again later can succeed.
+//! Every variant has a stable name ([`DrError::name`], from [`ErrorName`]): Step Functions `Retry`
+//! and `Catch` blocks match on it (the Lambda runtime reports it as the `errorType`), operators
+//! grep logs for it, and reports print it. Renaming is a breaking change of the state machines;
+//! `tests/contract.rs` checks every `statemachines/*.asl.json` against [`ErrorName::iter`].
+//! [`ErrorName::is_retryable`] says whether trying the same call again later can succeed.
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde::{Deserialize, Serialize};
+use strum::{EnumIter, IntoEnumIterator, IntoStaticStr};
 
-use crate::plan::PlanProblem;
+/// The stable names of [`DrError`]'s variants, without their details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, IntoStaticStr, Serialize, Deserialize)]
+pub enum ErrorName {
+    PlanNotFound,
+    #[strum(serialize = "PlanParseError")]
+    #[serde(rename = "PlanParseError")]
+    PlanParse,
+    InvalidPlan,
+    ResourceNotFound,
+    RpoExceeded,
+    ReplicaNotReplicating,
+    InvalidInput,
+    PreflightFailed,
+    ReplicaNotPromotable,
+    InstanceBusy,
+    StepTimedOut,
+    DrillNotConfirmed,
+    PlanBusy,
+    NoSnapshot,
+    SnapshotTooOld,
+    RestoreFailed,
+    RestoreValidationFailed,
+    NotARestoreTestInstance,
+    EmulatorOnly,
+    AwsTransient,
+    AwsCallFailed,
+    Internal,
+}
+
+impl ErrorName {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Whether the same call may succeed later without anyone changing anything: the state
+    /// machines retry exactly these (checked by `tests/contract.rs`).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorName::AwsTransient | ErrorName::ReplicaNotPromotable | ErrorName::InstanceBusy)
+    }
+
+    /// Every name, in declaration order.
+    pub fn all() -> impl Iterator<Item = ErrorName> {
+        ErrorName::iter()
+    }
+}
+
+impl std::fmt::Display for ErrorName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DrError {
@@ -29,7 +82,7 @@ pub enum DrError {
     #[error("{kind} {id} not found in {region}")]
     ResourceNotFound { kind: &'static str, id: String, region: String },
 
-    /// The replica is further behind than the plan's RPO allows.
+    /// The data a failover would lose is more than the plan's RPO allows.
     #[error("replica {replica} lags {lag_seconds:.0} s, over the RPO of {rpo_seconds} s")]
     RpoExceeded { replica: String, lag_seconds: f64, rpo_seconds: u64 },
 
@@ -85,8 +138,8 @@ pub enum DrError {
     #[error("{instance} is not a restore-test instance (name prefix and tag): refusing to delete it")]
     NotARestoreTestInstance { instance: String },
 
-    /// The estate builder was pointed at something other than a local emulator.
-    #[error("refusing to build an emulated estate against {endpoint}: only a loopback AWS_ENDPOINT_URL is allowed")]
+    /// The local stack was pointed at something other than a loopback emulator.
+    #[error("refusing to act on {endpoint}: only a loopback AWS_ENDPOINT_URL is allowed")]
     EmulatorOnly { endpoint: String },
 
     /// An AWS call failed in a way that may succeed if tried again (throttling, 5xx, timeout, network).
@@ -96,47 +149,63 @@ pub enum DrError {
     /// An AWS call was rejected (permissions, validation, conflict); trying again will not help.
     #[error("{service}:{operation} failed: {message}")]
     AwsCallFailed { service: &'static str, operation: &'static str, message: String },
+
+    /// A bug of ours, not of the input or of AWS (an output that cannot be serialised).
+    #[error("internal error: {message}")]
+    Internal { message: String },
 }
 
 impl DrError {
+    /// The stable name Step Functions `Retry`/`Catch` and the reports use.
+    pub fn kind(&self) -> ErrorName {
+        match self {
+            DrError::PlanNotFound { .. } => ErrorName::PlanNotFound,
+            DrError::PlanParse { .. } => ErrorName::PlanParse,
+            DrError::InvalidPlan { .. } => ErrorName::InvalidPlan,
+            DrError::ResourceNotFound { .. } => ErrorName::ResourceNotFound,
+            DrError::RpoExceeded { .. } => ErrorName::RpoExceeded,
+            DrError::ReplicaNotReplicating { .. } => ErrorName::ReplicaNotReplicating,
+            DrError::InvalidInput { .. } => ErrorName::InvalidInput,
+            DrError::PreflightFailed { .. } => ErrorName::PreflightFailed,
+            DrError::ReplicaNotPromotable { .. } => ErrorName::ReplicaNotPromotable,
+            DrError::InstanceBusy { .. } => ErrorName::InstanceBusy,
+            DrError::StepTimedOut { .. } => ErrorName::StepTimedOut,
+            DrError::DrillNotConfirmed { .. } => ErrorName::DrillNotConfirmed,
+            DrError::PlanBusy { .. } => ErrorName::PlanBusy,
+            DrError::NoSnapshot { .. } => ErrorName::NoSnapshot,
+            DrError::SnapshotTooOld { .. } => ErrorName::SnapshotTooOld,
+            DrError::RestoreFailed { .. } => ErrorName::RestoreFailed,
+            DrError::RestoreValidationFailed { .. } => ErrorName::RestoreValidationFailed,
+            DrError::NotARestoreTestInstance { .. } => ErrorName::NotARestoreTestInstance,
+            DrError::EmulatorOnly { .. } => ErrorName::EmulatorOnly,
+            DrError::AwsTransient { .. } => ErrorName::AwsTransient,
+            DrError::AwsCallFailed { .. } => ErrorName::AwsCallFailed,
+            DrError::Internal { .. } => ErrorName::Internal,
+        }
+    }
+
+    /// The stable name, as a string.
+    pub fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.kind().is_retryable()
+    }
+
     /// `ResourceNotFound` for an S3 bucket (S3 answered NoSuchBucket).
     pub fn bucket_not_found(bucket: &str, region: &str) -> DrError {
         DrError::ResourceNotFound { kind: "S3 bucket", id: bucket.to_string(), region: region.to_string() }
     }
 
-    /// The stable name Step Functions `Retry`/`Catch` and the reports use.
-    pub fn name(&self) -> &'static str {
-        match self {
-            DrError::PlanNotFound { .. } => "PlanNotFound",
-            DrError::PlanParse { .. } => "PlanParseError",
-            DrError::InvalidPlan { .. } => "InvalidPlan",
-            DrError::ResourceNotFound { .. } => "ResourceNotFound",
-            DrError::RpoExceeded { .. } => "RpoExceeded",
-            DrError::ReplicaNotReplicating { .. } => "ReplicaNotReplicating",
-            DrError::InvalidInput { .. } => "InvalidInput",
-            DrError::PreflightFailed { .. } => "PreflightFailed",
-            DrError::ReplicaNotPromotable { .. } => "ReplicaNotPromotable",
-            DrError::InstanceBusy { .. } => "InstanceBusy",
-            DrError::StepTimedOut { .. } => "StepTimedOut",
-            DrError::DrillNotConfirmed { .. } => "DrillNotConfirmed",
-            DrError::PlanBusy { .. } => "PlanBusy",
-            DrError::NoSnapshot { .. } => "NoSnapshot",
-            DrError::SnapshotTooOld { .. } => "SnapshotTooOld",
-            DrError::RestoreFailed { .. } => "RestoreFailed",
-            DrError::RestoreValidationFailed { .. } => "RestoreValidationFailed",
-            DrError::NotARestoreTestInstance { .. } => "NotARestoreTestInstance",
-            DrError::EmulatorOnly { .. } => "EmulatorOnly",
-            DrError::AwsTransient { .. } => "AwsTransient",
-            DrError::AwsCallFailed { .. } => "AwsCallFailed",
-        }
+    /// A value of ours that could not be serialised: a bug, reported as `Internal`.
+    pub fn serialisation(what: &str, err: impl std::fmt::Display) -> DrError {
+        DrError::Internal { message: format!("{what} not serialisable: {err}") }
     }
 
-    /// Whether the same call may succeed later without anyone changing anything.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            DrError::AwsTransient { .. } | DrError::ReplicaNotPromotable { .. } | DrError::InstanceBusy { .. }
-        )
+    /// A request the SDK refused to build (a required field missing): a bug, never retryable.
+    pub fn request_build(service: &'static str, operation: &'static str, err: impl std::fmt::Display) -> Self {
+        DrError::AwsCallFailed { service, operation, message: format!("request could not be built: {err}") }
     }
 
     /// Classifies an SDK error of any service into [`DrError::AwsTransient`] or
@@ -162,11 +231,10 @@ impl DrError {
     }
 }
 
-impl DrError {
-    /// A request the SDK refused to build (a required field missing): a bug, never retryable.
-    pub fn request_build(service: &'static str, operation: &'static str, err: impl std::fmt::Display) -> Self {
-        DrError::AwsCallFailed { service, operation, message: format!("request could not be built: {err}") }
-    }
+/// Parses a Lambda's JSON input into its typed request; anything else is `InvalidInput`, named
+/// with what was expected.
+pub fn parse_input<T: serde::de::DeserializeOwned>(input: serde_json::Value, what: &str) -> Result<T, DrError> {
+    serde_json::from_value(input).map_err(|e| DrError::InvalidInput { message: format!("not a {what}: {e}") })
 }
 
 /// AWS error codes that mean "slow down or try again", across the services we call.
@@ -217,5 +285,82 @@ where
     match err {
         SdkError::ServiceError(service_err) => service_err.err().code(),
         _ => None,
+    }
+}
+
+/// Stable names of the rules a plan can break (`docs/plan.md` lists each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumIter)]
+pub enum ProblemCode {
+    InvalidPlanName,
+    UnknownTier,
+    UnknownRegion,
+    ReplicaInPrimaryRegion,
+    InvalidTarget,
+    TargetExceedsTier,
+    InvalidIdentifier,
+    InvalidFreshnessWindow,
+    EmptyInstanceSelector,
+    AmbiguousInstanceSelector,
+    CapacityMinAboveMax,
+    DesiredOutsideMinMax,
+    FailoverCapacityZero,
+    TtlTooHighForTier,
+    RecordOutsideZone,
+    UnsupportedRecordType,
+    SameDnsTarget,
+    DuplicateSetIdentifier,
+    MissingFailoverMetric,
+    BucketPairSameBucket,
+    DuplicateBucketPair,
+    MissingTriggerAlarm,
+    InvalidConfirmationWindow,
+    InvalidProbeUrl,
+    MissingReplicationRule,
+    InvalidRestoreTest,
+}
+
+impl ProblemCode {
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// One broken rule: which, where in the plan, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanProblem {
+    pub code: ProblemCode,
+    /// Dotted path of the offending field, e.g. `auto_scaling.failover.desired`.
+    pub field: String,
+    pub message: String,
+}
+
+impl PlanProblem {
+    /// "Code (field); Code (field)" for one-line error messages.
+    pub fn summary(problems: &[PlanProblem]) -> String {
+        problems.iter().map(|p| format!("{} ({})", p.code.name(), p.field)).collect::<Vec<_>>().join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_retryable_ones_are_the_transient_three() {
+        let names: Vec<&str> = ErrorName::all().map(ErrorName::as_str).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+        assert!(names.contains(&"PlanParseError"), "the parse error keeps its published name");
+        let retryable: Vec<&str> = ErrorName::all().filter(|n| n.is_retryable()).map(ErrorName::as_str).collect();
+        assert_eq!(retryable, ["ReplicaNotPromotable", "InstanceBusy", "AwsTransient"]);
+    }
+
+    #[test]
+    fn a_variant_reports_its_kind() {
+        let err = DrError::InstanceBusy { instance: "i-1".into(), state: "stopping".into() };
+        assert_eq!((err.name(), err.is_retryable()), ("InstanceBusy", true));
+        assert_eq!(DrError::serialisation("report", "boom").name(), "Internal");
     }
 }

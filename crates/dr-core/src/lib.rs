@@ -1,25 +1,36 @@
 //! dr-core: everything the Lambdas and `drctl` share, testable without Lambda.
 //!
-//! - [`plan`]: the DR plan document and its validation;
-//! - [`aws`]: the per-region SDK clients, built once;
-//! - [`readiness`]: `plan check`, the read-only standby-state checks;
-//! - [`rpo`]: replica lag, the one implementation of the RPO reading;
-//! - [`runbook`]: the failover steps and the report;
-//! - [`restore`]: the monthly restore test and its janitor;
-//! - [`trigger`]: the alarm trigger (confirmation, single-flight) and game days;
-//! - [`error`]: the error enum with stable names;
-//! - [`estate`] (feature `emulator`): builds the emulated Paris/Ireland estate from a plan.
+//! The modules are layers; each imports only from the ones listed before it
+//! (`docs/architecture.md`):
+//!
+//! 1. [`error`], [`time`], [`plan`]: the error enum with stable names, one time type, the plan
+//!    and its rules;
+//! 2. [`aws`]: the SDK clients and call log, lookups, S3 objects, metric reads;
+//! 3. [`run`]: a run's own types (execution state, step records, step keys, the starter);
+//! 4. [`store`]: the published plans and each plan's single-flight state;
+//! 5. [`rpo`], [`readiness`]: replica lag and the RPO check; `plan check`;
+//! 6. [`report`]: what both run reports share;
+//! 7. [`runbook`], [`restore`], [`trigger`]: the failover steps, the restore test, the triggers.
+//!
+//! The Lambda entry points (`functions/`) and the operator CLI (`crates/drctl`) sit on top; the
+//! emulator (`crates/dr-emulator`) is not part of the product.
+
+pub mod error;
+pub mod plan;
+pub mod time;
 
 pub mod aws;
-pub mod error;
-#[cfg(feature = "emulator")]
-pub mod estate;
-#[cfg(feature = "lambda")]
-pub mod lambda;
-pub mod plan;
+
+pub mod run;
+
+pub mod store;
+
 pub mod readiness;
-pub mod restore;
 pub mod rpo;
+
+pub mod report;
+
+pub mod restore;
 pub mod runbook;
 pub mod trigger;
 

@@ -2,22 +2,70 @@
 //!
 //! Read-only. Each check yields rows (one per resource); a row that is not ready carries a
 //! [`Finding`] with a stable name and a reason an SRE can act on. An AWS error inside one check
-//! becomes a `CheckFailed` row instead of hiding the other checks.
+//! becomes a `CheckFailed` row, with the error's stable name, instead of hiding the other checks.
 
-use std::time::SystemTime;
-
-use aws_sdk_ec2::types::{Filter, InstanceStateName};
-use aws_sdk_route53::types::{ResourceRecordSet, ResourceRecordSetFailover, RrType};
+use aws_sdk_ec2::types::InstanceStateName;
+use aws_sdk_route53::types::ResourceRecordSetFailover;
 use aws_sdk_s3::types::{MetricsStatus, ReplicationRuleStatus};
 use serde::{Deserialize, Serialize};
 
+use crate::aws::lookup::{
+    bucket_exists, describe_auto_scaling_group, describe_db_instance, describe_standby_instances, failover_records,
+    find_health_check, find_hosted_zone, is_plan_primary,
+};
 use crate::aws::{AwsClients, RegionClients};
-use crate::error::{DrError, sdk_error_code};
+use crate::error::{DrError, ErrorName, sdk_error_code};
 use crate::plan::{BucketPair, DnsStrategy, Plan, fqdn};
 use crate::rpo::{LagReading, LagVerdict, read_replica_lags};
+use crate::time;
+
+/// What a row checks. Preflight tells rows apart by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    PrimaryDatabase,
+    ReadReplica,
+    ReplicaLag,
+    StandbyInstance,
+    AutoScalingGroup,
+    HealthCheck,
+    HostedZone,
+    DnsRecord,
+    DnsPrimaryRecord,
+    DnsSecondaryRecord,
+    FailoverAlarm,
+    S3Replication,
+    ReportBucket,
+}
+
+impl Check {
+    /// How the table shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Check::PrimaryDatabase => "primary database",
+            Check::ReadReplica => "read replica",
+            Check::ReplicaLag => "replica lag",
+            Check::StandbyInstance => "standby instance",
+            Check::AutoScalingGroup => "auto scaling group",
+            Check::HealthCheck => "health check",
+            Check::HostedZone => "hosted zone",
+            Check::DnsRecord => "dns record",
+            Check::DnsPrimaryRecord => "dns primary record",
+            Check::DnsSecondaryRecord => "dns secondary record",
+            Check::FailoverAlarm => "failover alarm",
+            Check::S3Replication => "s3 replication",
+            Check::ReportBucket => "report bucket",
+        }
+    }
+
+    /// Checks of the primary region, which may well be down during a failover.
+    pub fn is_primary_side(self) -> bool {
+        matches!(self, Check::PrimaryDatabase | Check::S3Replication)
+    }
+}
 
 /// Why a resource is not ready. The names are stable: tests, runbooks and dashboards use them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, strum::IntoStaticStr)]
 pub enum Finding {
     PrimaryMissing,
     PrimaryNotAvailable,
@@ -47,64 +95,39 @@ pub enum Finding {
 
 impl Finding {
     pub fn name(self) -> &'static str {
-        match self {
-            Finding::PrimaryMissing => "PrimaryMissing",
-            Finding::PrimaryNotAvailable => "PrimaryNotAvailable",
-            Finding::ReplicaMissing => "ReplicaMissing",
-            Finding::NotAReplica => "NotAReplica",
-            Finding::ReplicaOfAnotherSource => "ReplicaOfAnotherSource",
-            Finding::ReplicaNotAvailable => "ReplicaNotAvailable",
-            Finding::ReplicaNotReplicating => "ReplicaNotReplicating",
-            Finding::RpoExceeded => "RpoExceeded",
-            Finding::StandbyInstanceMissing => "StandbyInstanceMissing",
-            Finding::StandbyInstanceRunning => "StandbyInstanceRunning",
-            Finding::StandbyInstanceNotStopped => "StandbyInstanceNotStopped",
-            Finding::AsgMissing => "AsgMissing",
-            Finding::AsgNotAtStandbySize => "AsgNotAtStandbySize",
-            Finding::HostedZoneMissing => "HostedZoneMissing",
-            Finding::HealthCheckMissing => "HealthCheckMissing",
-            Finding::RecordMissing => "RecordMissing",
-            Finding::RecordMisconfigured => "RecordMisconfigured",
-            Finding::DnsNotOnPrimary => "DnsNotOnPrimary",
-            Finding::FailoverAlarmMissing => "FailoverAlarmMissing",
-            Finding::BucketMissing => "BucketMissing",
-            Finding::ReplicationNotConfigured => "ReplicationNotConfigured",
-            Finding::ReplicationMetricsDisabled => "ReplicationMetricsDisabled",
-            Finding::ReportBucketMissing => "ReportBucketMissing",
-            Finding::CheckFailed => "CheckFailed",
-        }
+        self.into()
     }
 }
 
 /// One line of the readiness table.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct CheckRow {
-    /// What is checked, e.g. "replica lag".
-    pub check: String,
+    pub check: Check,
     /// The resource, as the plan names it, with its region.
     pub resource: String,
     /// `None` when ready.
     pub finding: Option<Finding>,
+    /// `CheckFailed` rows: the stable name of the error that kept the check from answering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorName>,
     /// What was observed: the reason when not ready, the evidence when ready.
     pub detail: String,
 }
 
 impl CheckRow {
-    fn ready(check: &'static str, resource: impl Into<String>, detail: impl Into<String>) -> CheckRow {
-        CheckRow { check: check.to_string(), resource: resource.into(), finding: None, detail: detail.into() }
+    fn ready(check: Check, resource: impl Into<String>, detail: impl Into<String>) -> CheckRow {
+        CheckRow { check, resource: resource.into(), finding: None, error: None, detail: detail.into() }
     }
 
-    fn not_ready(
-        check: &'static str,
-        resource: impl Into<String>,
-        finding: Finding,
-        detail: impl Into<String>,
-    ) -> CheckRow {
-        CheckRow { check: check.to_string(), resource: resource.into(), finding: Some(finding), detail: detail.into() }
+    fn not_ready(check: Check, resource: impl Into<String>, finding: Finding, detail: impl Into<String>) -> CheckRow {
+        CheckRow { check, resource: resource.into(), finding: Some(finding), error: None, detail: detail.into() }
     }
 
-    fn failed(check: &'static str, resource: impl Into<String>, err: &DrError) -> CheckRow {
-        CheckRow::not_ready(check, resource, Finding::CheckFailed, format!("{}: {err}", err.name()))
+    fn failed(check: Check, resource: impl Into<String>, err: &DrError) -> CheckRow {
+        CheckRow {
+            error: Some(err.kind()),
+            ..CheckRow::not_ready(check, resource, Finding::CheckFailed, format!("{}: {err}", err.name()))
+        }
     }
 
     pub fn is_ready(&self) -> bool {
@@ -132,7 +155,7 @@ impl Readiness {
 
 /// Runs every readiness check of a (valid) plan, concurrently.
 pub async fn check_plan(clients: &AwsClients, plan: &Plan) -> Readiness {
-    let now = SystemTime::now();
+    let now = time::now();
     let (primary, replica, lag, instances, asg, dns, buckets, reports) = tokio::join!(
         check_primary(&clients.primary, plan),
         check_replica(&clients.dr, plan),
@@ -156,20 +179,8 @@ fn at(id: &str, region: &str) -> String {
     format!("{id} ({region})")
 }
 
-/// The instance, or `None` when RDS says it does not exist.
-pub async fn describe_db_instance(
-    rds: &aws_sdk_rds::Client,
-    id: &str,
-) -> Result<Option<aws_sdk_rds::types::DbInstance>, DrError> {
-    match rds.describe_db_instances().db_instance_identifier(id).send().await {
-        Ok(out) => Ok(out.db_instances().first().cloned()),
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_db_instance_not_found_fault()) => Ok(None),
-        Err(err) => Err(DrError::from_sdk("rds", "DescribeDBInstances", err)),
-    }
-}
-
 async fn check_primary(primary: &RegionClients, plan: &Plan) -> CheckRow {
-    const CHECK: &str = "primary database";
+    const CHECK: Check = Check::PrimaryDatabase;
     let resource = at(&plan.database.primary_instance, &primary.region);
     match describe_db_instance(&primary.rds, &plan.database.primary_instance).await {
         Err(err) => CheckRow::failed(CHECK, resource, &err),
@@ -186,20 +197,8 @@ async fn check_primary(primary: &RegionClients, plan: &Plan) -> CheckRow {
     }
 }
 
-/// Whether `source` (a replica's ReadReplicaSourceDBInstanceIdentifier) names the plan's primary.
-/// Cross-region replicas name their source by ARN: `arn:aws:rds:REGION:ACCOUNT:db:ID`.
-pub fn is_plan_primary(plan: &Plan, source: &str) -> bool {
-    let parts: Vec<&str> = source.split(':').collect();
-    match parts.as_slice() {
-        ["arn", _partition, "rds", region, _account, "db", id] => {
-            *region == plan.primary_region && *id == plan.database.primary_instance
-        }
-        _ => false,
-    }
-}
-
 async fn check_replica(dr: &RegionClients, plan: &Plan) -> CheckRow {
-    const CHECK: &str = "read replica";
+    const CHECK: Check = Check::ReadReplica;
     let resource = at(&plan.database.replica_instance, &dr.region);
     let db = match describe_db_instance(&dr.rds, &plan.database.replica_instance).await {
         Err(err) => return CheckRow::failed(CHECK, resource, &err),
@@ -219,8 +218,8 @@ async fn check_replica(dr: &RegionClients, plan: &Plan) -> CheckRow {
     }
 }
 
-async fn check_replica_lag(dr: &RegionClients, plan: &Plan, now: SystemTime) -> CheckRow {
-    const CHECK: &str = "replica lag";
+async fn check_replica_lag(dr: &RegionClients, plan: &Plan, now: time::Timestamp) -> CheckRow {
+    const CHECK: Check = Check::ReplicaLag;
     let replica = plan.database.replica_instance.clone();
     let resource = at(&replica, &dr.region);
     let rpo = plan.targets.rpo();
@@ -248,7 +247,7 @@ async fn check_replica_lag(dr: &RegionClients, plan: &Plan, now: SystemTime) -> 
 }
 
 async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
-    const CHECK: &str = "standby instance";
+    const CHECK: Check = Check::StandbyInstance;
     let selector = &plan.standby_instances;
     let selector_text = match (&selector.ids, &selector.tag) {
         (_, Some(tag)) => format!("tag {}={}", tag.key, tag.value),
@@ -301,58 +300,8 @@ async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRo
     rows
 }
 
-/// The (id, state) of every non-terminated instance the plan's selector names, sorted by id.
-pub async fn describe_standby_instances(
-    ec2: &aws_sdk_ec2::Client,
-    plan: &Plan,
-) -> Result<Vec<(String, InstanceStateName)>, DrError> {
-    let selector = &plan.standby_instances;
-    let mut request = ec2.describe_instances().filters(
-        Filter::builder()
-            .name("instance-state-name")
-            .values("pending")
-            .values("running")
-            .values("stopping")
-            .values("stopped")
-            .build(),
-    );
-    if let Some(ids) = &selector.ids {
-        // By filter rather than InstanceIds, so that a missing id is reported, not an error.
-        request = request.filters(Filter::builder().name("instance-id").set_values(Some(ids.clone())).build());
-    }
-    if let Some(tag) = &selector.tag {
-        request = request.filters(Filter::builder().name(format!("tag:{}", tag.key)).values(&tag.value).build());
-    }
-    let mut found = Vec::new();
-    let mut pages = request.into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| DrError::from_sdk("ec2", "DescribeInstances", e))?;
-        for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-            if let (Some(id), Some(state)) = (instance.instance_id(), instance.state().and_then(|s| s.name())) {
-                found.push((id.to_string(), state.clone()));
-            }
-        }
-    }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(found)
-}
-
-/// The Auto Scaling group, or `None` when it does not exist.
-pub async fn describe_auto_scaling_group(
-    autoscaling: &aws_sdk_autoscaling::Client,
-    name: &str,
-) -> Result<Option<aws_sdk_autoscaling::types::AutoScalingGroup>, DrError> {
-    let out = autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(name)
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("autoscaling", "DescribeAutoScalingGroups", e))?;
-    Ok(out.auto_scaling_groups().first().cloned())
-}
-
 async fn check_auto_scaling(dr: &RegionClients, plan: &Plan) -> CheckRow {
-    const CHECK: &str = "auto scaling group";
+    const CHECK: Check = Check::AutoScalingGroup;
     let asg = &plan.auto_scaling;
     let resource = at(&asg.group, &dr.region);
     let group = match describe_auto_scaling_group(&dr.autoscaling, &asg.group).await {
@@ -381,74 +330,6 @@ async fn check_auto_scaling(dr: &RegionClients, plan: &Plan) -> CheckRow {
     }
 }
 
-/// The id of the public hosted zone with this name, if any.
-pub async fn find_hosted_zone(route53: &aws_sdk_route53::Client, zone_name: &str) -> Result<Option<String>, DrError> {
-    let zone_name = fqdn(zone_name);
-    let out = route53
-        .list_hosted_zones_by_name()
-        .dns_name(&zone_name)
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("route53", "ListHostedZonesByName", e))?;
-    let zone = out
-        .hosted_zones()
-        .iter()
-        .find(|zone| fqdn(zone.name()) == zone_name && !zone.config().is_some_and(|config| config.private_zone()));
-    Ok(zone.map(|zone| zone.id().trim_start_matches("/hostedzone/").to_string()))
-}
-
-/// The id of the health check whose `Name` tag is `name`, if any.
-pub async fn find_health_check(route53: &aws_sdk_route53::Client, name: &str) -> Result<Option<String>, DrError> {
-    let mut ids = Vec::new();
-    let mut pages = route53.list_health_checks().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| DrError::from_sdk("route53", "ListHealthChecks", e))?;
-        ids.extend(page.health_checks().iter().map(|hc| hc.id().to_string()));
-    }
-    // ListTagsForResources takes at most 10 ids per call.
-    for batch in ids.chunks(10) {
-        let tags = route53
-            .list_tags_for_resources()
-            .resource_type(aws_sdk_route53::types::TagResourceType::Healthcheck)
-            .set_resource_ids(Some(batch.to_vec()))
-            .send()
-            .await
-            .map_err(|e| DrError::from_sdk("route53", "ListTagsForResources", e))?;
-        for set in tags.resource_tag_sets() {
-            let named = set.tags().iter().any(|tag| tag.key() == Some("Name") && tag.value() == Some(name));
-            if named && let Some(id) = set.resource_id() {
-                return Ok(Some(id.to_string()));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// The failover record sets of the plan's record name and type.
-pub async fn failover_records(
-    route53: &aws_sdk_route53::Client,
-    zone_id: &str,
-    plan: &Plan,
-) -> Result<Vec<ResourceRecordSet>, DrError> {
-    let record = fqdn(&plan.dns.record);
-    let record_type = RrType::from(plan.dns.record_type.as_str());
-    let out = route53
-        .list_resource_record_sets()
-        .hosted_zone_id(zone_id)
-        .start_record_name(&record)
-        .start_record_type(record_type.clone())
-        .max_items(10)
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("route53", "ListResourceRecordSets", e))?;
-    Ok(out
-        .resource_record_sets()
-        .iter()
-        .filter(|set| fqdn(set.name()) == record && *set.r#type() == record_type && set.failover().is_some())
-        .cloned()
-        .collect())
-}
-
 async fn check_dns(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow> {
     let dns = &plan.dns;
     let (zone, health_check) = tokio::join!(
@@ -458,12 +339,12 @@ async fn check_dns(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow> {
     let mut rows = Vec::new();
     let health_check_id = match health_check {
         Err(err) => {
-            rows.push(CheckRow::failed("health check", dns.health_check.clone(), &err));
+            rows.push(CheckRow::failed(Check::HealthCheck, dns.health_check.clone(), &err));
             None
         }
         Ok(None) => {
             rows.push(CheckRow::not_ready(
-                "health check",
+                Check::HealthCheck,
                 dns.health_check.clone(),
                 Finding::HealthCheckMissing,
                 "no Route53 health check has this Name tag",
@@ -471,18 +352,18 @@ async fn check_dns(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow> {
             None
         }
         Ok(Some(id)) => {
-            rows.push(CheckRow::ready("health check", dns.health_check.clone(), format!("id {id}")));
+            rows.push(CheckRow::ready(Check::HealthCheck, dns.health_check.clone(), format!("id {id}")));
             Some(id)
         }
     };
     let zone_id = match zone {
         Err(err) => {
-            rows.push(CheckRow::failed("hosted zone", dns.hosted_zone.clone(), &err));
+            rows.push(CheckRow::failed(Check::HostedZone, dns.hosted_zone.clone(), &err));
             return rows;
         }
         Ok(None) => {
             rows.push(CheckRow::not_ready(
-                "hosted zone",
+                Check::HostedZone,
                 dns.hosted_zone.clone(),
                 Finding::HostedZoneMissing,
                 "no public hosted zone with this name",
@@ -493,7 +374,7 @@ async fn check_dns(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow> {
     };
     let records = match failover_records(&clients.route53, &zone_id, plan).await {
         Err(err) => {
-            rows.push(CheckRow::failed("dns record", dns.record.clone(), &err));
+            rows.push(CheckRow::failed(Check::DnsRecord, dns.record.clone(), &err));
             return rows;
         }
         Ok(records) => records,
@@ -502,8 +383,11 @@ async fn check_dns(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow> {
         [(ResourceRecordSetFailover::Primary, &dns.primary), (ResourceRecordSetFailover::Secondary, &dns.secondary)]
     {
         let resource = format!("{} {} {}", fqdn(&dns.record), role, target.set_identifier);
-        let check =
-            if role == ResourceRecordSetFailover::Primary { "dns primary record" } else { "dns secondary record" };
+        let check = if role == ResourceRecordSetFailover::Primary {
+            Check::DnsPrimaryRecord
+        } else {
+            Check::DnsSecondaryRecord
+        };
         let Some(set) = records.iter().find(|set| set.failover() == Some(&role)) else {
             rows.push(CheckRow::not_ready(
                 check,
@@ -567,7 +451,7 @@ async fn check_dns(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow> {
 /// For the health-check-metric strategy: the alarm behind the PRIMARY health check exists and
 /// is not in ALARM (an ALARM means DNS already answers Ireland).
 async fn check_failover_alarm(dr: &RegionClients, alarm: &str) -> CheckRow {
-    const CHECK: &str = "failover alarm";
+    const CHECK: Check = Check::FailoverAlarm;
     let resource = at(alarm, &dr.region);
     match dr.cloudwatch.describe_alarms().alarm_names(alarm).send().await {
         Err(err) => CheckRow::failed(CHECK, resource, &DrError::from_sdk("cloudwatch", "DescribeAlarms", err)),
@@ -592,21 +476,12 @@ async fn check_bucket_pairs(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow> 
     rows
 }
 
-/// Whether a bucket exists (HeadBucket in the bucket's own region).
-pub async fn bucket_exists(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<bool, DrError> {
-    match s3.head_bucket().bucket(bucket).send().await {
-        Ok(_) => Ok(true),
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
-        Err(err) => Err(DrError::from_sdk("s3", "HeadBucket", err)),
-    }
-}
-
 /// A pair replicates when both buckets exist and the source has an enabled rule to the replica.
 ///
 /// Versioning is not read: S3 refuses a replication configuration on an unversioned source, and
 /// the emulator's GetBucketVersioning answer has an XML root the Rust SDK rejects (moto 5.2).
 async fn check_bucket_pair(clients: &AwsClients, pair: &BucketPair) -> CheckRow {
-    const CHECK: &str = "s3 replication";
+    const CHECK: Check = Check::S3Replication;
     let resource = format!("{} -> {}", pair.source_bucket, pair.replica_bucket);
     for (bucket, region) in [(&pair.source_bucket, &clients.primary), (&pair.replica_bucket, &clients.dr)] {
         match bucket_exists(&region.s3, bucket).await {
@@ -657,7 +532,7 @@ async fn check_bucket_pair(clients: &AwsClients, pair: &BucketPair) -> CheckRow 
 }
 
 async fn check_report_bucket(dr: &RegionClients, plan: &Plan) -> CheckRow {
-    const CHECK: &str = "report bucket";
+    const CHECK: Check = Check::ReportBucket;
     let resource = at(&plan.reports.bucket, &dr.region);
     match bucket_exists(&dr.s3, &plan.reports.bucket).await {
         Ok(true) => CheckRow::ready(CHECK, resource, "exists"),

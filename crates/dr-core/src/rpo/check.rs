@@ -15,20 +15,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-use aws_sdk_s3::primitives::ByteStream;
-use aws_smithy_types::DateTime;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{LagReading, LagVerdict, maximum_per_minute, newest_datapoints, read_replica_lags};
+use super::{LagReading, LagVerdict, read_replica_lags};
 use crate::aws::AwsClients;
-use crate::error::{DrError, sdk_error_code};
+use crate::aws::metrics::{maximum_per_minute, newest_datapoints};
+use crate::aws::objects;
+use crate::error::DrError;
 use crate::plan::Plan;
-use crate::runbook::{format_time, parse_time};
+use crate::time::{self, Timestamp};
 
 /// Where a plan's heartbeat lives in both buckets of a pair.
 pub fn heartbeat_key(plan: &str) -> String {
@@ -158,7 +158,7 @@ pub enum Heartbeat {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct HeartbeatBody {
     pub plan: String,
-    pub written_at: String,
+    pub written_at: Timestamp,
 }
 
 /// Checks every pair; `clients` must serve the pairs' primary and DR regions. A pair that cannot
@@ -167,7 +167,7 @@ pub async fn check_pairs(
     clients: &AwsClients,
     pairs: &[ReplicatedPair],
     heartbeat: Heartbeat,
-    now: SystemTime,
+    now: Timestamp,
 ) -> Result<Vec<PairStatus>, DrError> {
     let mut statuses: Vec<Option<PairStatus>> = vec![None; pairs.len()];
 
@@ -208,11 +208,7 @@ pub async fn check_pairs(
         });
     }
     while let Some(done) = tasks.join_next().await {
-        let (index, status) = done.map_err(|e| DrError::AwsTransient {
-            service: "s3",
-            operation: "heartbeat",
-            message: format!("heartbeat task failed: {e}"),
-        })?;
+        let (index, status) = done.map_err(|e| DrError::Internal { message: format!("heartbeat task failed: {e}") })?;
         statuses[index] = Some(status);
     }
 
@@ -261,54 +257,21 @@ async fn heartbeat_lag(
     clients: &AwsClients,
     pair: &ReplicatedPair,
     heartbeat: Heartbeat,
-    now: SystemTime,
+    now: Timestamp,
 ) -> Result<(LagReading, Option<DrError>), DrError> {
     let key = heartbeat_key(&pair.plan);
-    let replicated = match clients.dr.s3.get_object().bucket(&pair.replica).key(&key).send().await {
-        Ok(object) => {
-            let body = object.body.collect().await.map_err(|e| DrError::AwsTransient {
-                service: "s3",
-                operation: "GetObject",
-                message: e.to_string(),
-            })?;
-            let written = serde_json::from_slice::<HeartbeatBody>(&body.into_bytes())
-                .ok()
-                .and_then(|beat| parse_time(&beat.written_at).ok());
-            Some(written.ok_or_else(|| DrError::InvalidInput {
-                message: format!("s3://{}/{key} is not a heartbeat", pair.replica),
-            })?)
-        }
-        Err(err) => match sdk_error_code(&err) {
-            Some("NoSuchKey") => None,
-            Some("NoSuchBucket") => return Err(DrError::bucket_not_found(&pair.replica, &clients.dr.region)),
-            _ => return Err(DrError::from_sdk("s3", "GetObject", err)),
-        },
-    };
+    let replicated = objects::get_json::<HeartbeatBody>(&clients.dr.s3, &pair.replica, &key, "heartbeat")
+        .await?
+        .map(|(beat, _)| beat.written_at);
     let mut write_error = None;
     if heartbeat == Heartbeat::Write {
-        let body = serde_json::to_vec(&HeartbeatBody { plan: pair.plan.clone(), written_at: format_time(now) })
-            .map_err(|e| DrError::InvalidInput { message: format!("heartbeat not serialisable: {e}") })?;
-        let written = clients
-            .primary
-            .s3
-            .put_object()
-            .bucket(&pair.source)
-            .key(&key)
-            .content_type("application/json")
-            .body(ByteStream::from(body))
-            .send()
-            .await;
-        if let Err(err) = written {
-            write_error = Some(match sdk_error_code(&err) {
-                Some("NoSuchBucket") => DrError::bucket_not_found(&pair.source, &clients.primary.region),
-                _ => DrError::from_sdk("s3", "PutObject", err),
-            });
-        }
+        let beat = HeartbeatBody { plan: pair.plan.clone(), written_at: now };
+        write_error = objects::put_json(&clients.primary.s3, &pair.source, &key, &beat).await.err();
     }
     let reading = match replicated {
         None => LagReading::NotReplicating { reason: format!("no heartbeat has reached {} yet", pair.replica) },
         Some(written_at) => {
-            let age = now.duration_since(written_at).unwrap_or_default();
+            let age = time::elapsed(written_at, now);
             LagReading::Lag { seconds: age.as_secs_f64(), age }
         }
     };
@@ -318,8 +281,8 @@ async fn heartbeat_lag(
 /// The metrics of a check: per pair (dimensions Plan, Pair) `ReplicationLagSeconds`,
 /// `RpoBudgetUsedPercent` and `NotReplicating` (0/1); per plan (dimension Plan)
 /// `MaxRpoBudgetUsedPercent` and `NotReplicatingPairs`, which template.yaml's alarms watch.
-pub fn rpo_metrics(statuses: &[PairStatus], now: SystemTime) -> Vec<MetricDatum> {
-    let at = DateTime::from(now);
+pub fn rpo_metrics(statuses: &[PairStatus], now: Timestamp) -> Vec<MetricDatum> {
+    let at = time::to_smithy(now);
     let datum = |name: &str, value: f64, unit: StandardUnit, dimensions: Vec<Dimension>| {
         MetricDatum::builder()
             .metric_name(name)
@@ -382,7 +345,7 @@ pub async fn publish_metrics(
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RpoSnapshot {
     pub plan: String,
-    pub checked_at: String,
+    pub checked_at: Timestamp,
     pub rpo_seconds: u64,
     pub pairs: Vec<PairStatus>,
 }
@@ -393,30 +356,15 @@ pub fn snapshot_key(plan: &str) -> String {
 
 /// Writes the plan's snapshot to its report bucket (DR region).
 pub async fn write_snapshot(clients: &AwsClients, plan: &Plan, snapshot: &RpoSnapshot) -> Result<String, DrError> {
-    let body = serde_json::to_vec_pretty(snapshot)
-        .map_err(|e| DrError::InvalidInput { message: format!("snapshot not serialisable: {e}") })?;
     let key = snapshot_key(&plan.name);
-    clients
-        .dr
-        .s3
-        .put_object()
-        .bucket(&plan.reports.bucket)
-        .key(&key)
-        .content_type("application/json")
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .map_err(|e| match sdk_error_code(&e) {
-            Some("NoSuchBucket") => DrError::bucket_not_found(&plan.reports.bucket, &clients.dr.region),
-            _ => DrError::from_sdk("s3", "PutObject", e),
-        })?;
+    objects::put_json(&clients.dr.s3, &plan.reports.bucket, &key, snapshot).await?;
     Ok(format!("s3://{}/{key}", plan.reports.bucket))
 }
 
 /// What one scheduled run did.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RpoRun {
-    pub checked_at: String,
+    pub checked_at: Timestamp,
     pub pairs: usize,
     pub within_rpo: usize,
     pub rpo_exceeded: usize,
@@ -427,7 +375,7 @@ pub struct RpoRun {
 /// The scheduled run: checks every pair of `plans` (sharing `clients`' regions), writes the
 /// heartbeats, publishes the metrics in the DR region, and one snapshot per plan.
 pub async fn run_check(clients: &AwsClients, plans: &[Plan], namespace: &str) -> Result<RpoRun, DrError> {
-    let now = SystemTime::now();
+    let now = time::now();
     let pairs: Vec<ReplicatedPair> = plans.iter().flat_map(pairs_of).collect();
     let statuses = check_pairs(clients, &pairs, Heartbeat::Write, now).await?;
     publish_metrics(&clients.dr.cloudwatch, namespace, rpo_metrics(&statuses, now)).await?;
@@ -435,7 +383,7 @@ pub async fn run_check(clients: &AwsClients, plans: &[Plan], namespace: &str) ->
     for plan in plans {
         let snapshot = RpoSnapshot {
             plan: plan.name.clone(),
-            checked_at: format_time(now),
+            checked_at: now,
             rpo_seconds: plan.targets.rpo().as_secs(),
             pairs: statuses.iter().filter(|s| s.plan == plan.name).cloned().collect(),
         };
@@ -446,13 +394,40 @@ pub async fn run_check(clients: &AwsClients, plans: &[Plan], namespace: &str) ->
         tracing::warn!(plan = %status.plan, pair = %status.pair, verdict = ?status.verdict, error = ?status.error, "{}", status.detail);
     }
     Ok(RpoRun {
-        checked_at: format_time(now),
+        checked_at: now,
         pairs: statuses.len(),
         within_rpo: count(LagVerdict::WithinRpo),
         rpo_exceeded: count(LagVerdict::RpoExceeded),
         not_replicating: count(LagVerdict::NotReplicating),
         snapshots,
     })
+}
+
+/// The scheduled Lambda's run over every served plan: plans of the same region pair share
+/// clients and one batched check.
+pub async fn run_scheduled(
+    clients_for: impl Fn(&Plan) -> AwsClients,
+    plans: &[Plan],
+    namespace: &str,
+) -> Result<Vec<RpoRun>, DrError> {
+    let mut by_regions: BTreeMap<(&str, &str), Vec<Plan>> = BTreeMap::new();
+    for plan in plans {
+        by_regions.entry((&plan.primary_region, &plan.dr_region)).or_default().push(plan.clone());
+    }
+    let mut runs = Vec::new();
+    for group in by_regions.values() {
+        let Some(first) = group.first() else { continue };
+        let run = run_check(&clients_for(first), group, namespace).await?;
+        tracing::info!(
+            pairs = run.pairs,
+            within_rpo = run.within_rpo,
+            rpo_exceeded = run.rpo_exceeded,
+            not_replicating = run.not_replicating,
+            "RPO check done"
+        );
+        runs.push(run);
+    }
+    Ok(runs)
 }
 
 #[cfg(test)]
@@ -481,7 +456,7 @@ mod tests {
             status("p", None, LagVerdict::NotReplicating),
             status("q", Some(36.0), LagVerdict::WithinRpo),
         ];
-        let data = rpo_metrics(&statuses, SystemTime::UNIX_EPOCH);
+        let data = rpo_metrics(&statuses, time::from_epoch_seconds(0));
         let value = |name: &str, plan: &str| {
             data.iter()
                 .find(|d| {
@@ -497,7 +472,7 @@ mod tests {
         // A pair not replicating has no lag to publish, only its NotReplicating = 1.
         assert_eq!(data.iter().filter(|d| d.metric_name() == Some("ReplicationLagSeconds")).count(), 2);
         // A plan with no lag at all publishes no budget use (never "0 %").
-        let silent = rpo_metrics(&[status("r", None, LagVerdict::NotReplicating)], SystemTime::UNIX_EPOCH);
+        let silent = rpo_metrics(&[status("r", None, LagVerdict::NotReplicating)], time::from_epoch_seconds(0));
         assert!(silent.iter().all(|d| d.metric_name() != Some("MaxRpoBudgetUsedPercent")));
     }
 }

@@ -5,17 +5,13 @@
 //! RPO checks. A missing datapoint, a stale one, or ReplicaLag -1 means **not replicating**,
 //! never "lag 0".
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
-use aws_smithy_types::DateTime;
-
+use crate::aws::metrics::{maximum_per_minute, newest_datapoints};
 use crate::error::DrError;
+use crate::time::{self, Timestamp};
 
 pub mod check;
-
-/// GetMetricData accepts at most this many queries per call.
-pub const MAX_QUERIES_PER_CALL: usize = 500;
 
 /// What the newest ReplicaLag datapoint says about one replica.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +57,7 @@ impl LagReading {
 }
 
 /// Reads the newest ReplicaLag of each replica (RDS instance identifiers in the client's
-/// region), batching up to [`MAX_QUERIES_PER_CALL`] replicas per GetMetricData call.
+/// region), batched.
 ///
 /// A datapoint older than `freshness` counts as stale. The lookback is three freshness windows
 /// so that a stale replica is reported with the age of its last datapoint.
@@ -69,9 +65,9 @@ pub async fn read_replica_lags(
     cloudwatch: &aws_sdk_cloudwatch::Client,
     replicas: &[String],
     freshness: Duration,
-    now: SystemTime,
+    now: Timestamp,
 ) -> Result<Vec<LagReading>, DrError> {
-    let metrics: Vec<MetricStat> = replicas
+    let metrics = replicas
         .iter()
         .map(|replica| maximum_per_minute("AWS/RDS", "ReplicaLag", &[("DBInstanceIdentifier", replica)]))
         .collect();
@@ -79,71 +75,13 @@ pub async fn read_replica_lags(
     Ok(newest.into_iter().map(|datapoint| judge(datapoint, freshness, now)).collect())
 }
 
-/// A one-minute Maximum of a metric.
-pub fn maximum_per_minute(namespace: &str, metric: &str, dimensions: &[(&str, &str)]) -> MetricStat {
-    let metric = Metric::builder()
-        .namespace(namespace)
-        .metric_name(metric)
-        .set_dimensions(Some(
-            dimensions.iter().map(|(name, value)| Dimension::builder().name(*name).value(*value).build()).collect(),
-        ))
-        .build();
-    MetricStat::builder().metric(metric).period(60).stat("Maximum").build()
-}
-
-/// The newest datapoint (time, value) of each metric over the last `lookback`: the one
-/// implementation of batched metric reads. Up to [`MAX_QUERIES_PER_CALL`] metrics per
-/// GetMetricData call, every page read: the calls grow with the metrics divided by 500.
-pub async fn newest_datapoints(
-    cloudwatch: &aws_sdk_cloudwatch::Client,
-    metrics: Vec<MetricStat>,
-    lookback: Duration,
-    now: SystemTime,
-) -> Result<Vec<Option<(DateTime, f64)>>, DrError> {
-    let start = DateTime::from(now.checked_sub(lookback).unwrap_or(SystemTime::UNIX_EPOCH));
-    // Datapoints carry the start of their period: end a period later to include the newest one.
-    let end = DateTime::from(now + Duration::from_secs(60));
-    let mut newest: Vec<Option<(DateTime, f64)>> = vec![None; metrics.len()];
-    let queries: Vec<MetricDataQuery> = metrics
-        .into_iter()
-        .enumerate()
-        .map(|(index, stat)| {
-            MetricDataQuery::builder().id(format!("m{index}")).metric_stat(stat).return_data(true).build()
-        })
-        .collect();
-    for batch in queries.chunks(MAX_QUERIES_PER_CALL) {
-        let mut pages = cloudwatch
-            .get_metric_data()
-            .set_metric_data_queries(Some(batch.to_vec()))
-            .start_time(start)
-            .end_time(end)
-            .scan_by(ScanBy::TimestampDescending)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| DrError::from_sdk("cloudwatch", "GetMetricData", e))?;
-            for result in page.metric_data_results() {
-                let Some(slot) = result.id().and_then(query_index).and_then(|index| newest.get_mut(index)) else {
-                    continue;
-                };
-                for (timestamp, value) in result.timestamps().iter().zip(result.values()) {
-                    if slot.is_none_or(|(seen, _)| timestamp.secs() > seen.secs()) {
-                        *slot = Some((*timestamp, *value));
-                    }
-                }
-            }
-        }
-    }
-    Ok(newest)
-}
-
-fn judge(newest: Option<(DateTime, f64)>, freshness: Duration, now: SystemTime) -> LagReading {
-    let Some((timestamp, value)) = newest else {
+fn judge(newest: Option<(Timestamp, f64)>, freshness: Duration, now: Timestamp) -> LagReading {
+    let Some((at, value)) = newest else {
         return LagReading::NotReplicating {
             reason: format!("no ReplicaLag datapoint in the last {} s", freshness.saturating_mul(3).as_secs()),
         };
     };
-    let age = SystemTime::try_from(timestamp).ok().and_then(|at| now.duration_since(at).ok()).unwrap_or(Duration::ZERO);
+    let age = time::elapsed(at, now);
     if age > freshness {
         LagReading::NotReplicating {
             reason: format!(
@@ -159,10 +97,6 @@ fn judge(newest: Option<(DateTime, f64)>, freshness: Duration, now: SystemTime) 
     }
 }
 
-fn query_index(id: &str) -> Option<usize> {
-    id.strip_prefix('m')?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,9 +104,8 @@ mod tests {
     const FRESHNESS: Duration = Duration::from_secs(300);
 
     fn reading_at(age_secs: u64, value: f64) -> LagReading {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let at = DateTime::from(now - Duration::from_secs(age_secs));
-        judge(Some((at, value)), FRESHNESS, now)
+        let now = time::from_epoch_seconds(1_000_000);
+        judge(Some((time::before(now, Duration::from_secs(age_secs)), value)), FRESHNESS, now)
     }
 
     #[test]
@@ -188,7 +121,7 @@ mod tests {
         let rpo = Duration::from_secs(3600);
         assert_eq!(reading_at(60, -1.0).verdict(rpo), LagVerdict::NotReplicating);
         assert_eq!(reading_at(301, 0.0).verdict(rpo), LagVerdict::NotReplicating);
-        assert_eq!(judge(None, FRESHNESS, SystemTime::now()).verdict(rpo), LagVerdict::NotReplicating);
+        assert_eq!(judge(None, FRESHNESS, time::now()).verdict(rpo), LagVerdict::NotReplicating);
     }
 
     #[test]

@@ -3,11 +3,12 @@
 use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::{InstanceStateName, SummaryStatus};
 
-use super::{Outcome, ResourceState, RunbookState, StepRecord, StepTimer, status_record};
+use super::status_record;
 use crate::aws::AwsClients;
+use crate::aws::lookup::{describe_auto_scaling_group, describe_standby_instances};
 use crate::error::DrError;
 use crate::plan::Capacity;
-use crate::readiness::{describe_auto_scaling_group, describe_standby_instances};
+use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 
 /// Share of the RTO the compute branch may take before `StepTimedOut`.
 pub const COMPUTE_SHARE_OF_RTO: f64 = 0.5;
@@ -106,7 +107,7 @@ pub async fn standby_status(clients: &AwsClients, state: &RunbookState) -> Resul
         resources.iter().filter(|r| r.state.ends_with("checks ok")).count(),
         resources.len()
     );
-    status_record(timer, state, "standby_status", COMPUTE_SHARE_OF_RTO, ready, detail, resources)
+    status_record(timer, state, StepKey::StandbyStatus, COMPUTE_SHARE_OF_RTO, ready, detail, resources)
 }
 
 async fn group(clients: &AwsClients, state: &RunbookState) -> Result<AutoScalingGroup, DrError> {
@@ -203,7 +204,7 @@ pub async fn asg_status(clients: &AwsClients, state: &RunbookState) -> Result<St
     let wanted = usize::from(state.plan.auto_scaling.failover.desired);
     let detail = format!("{in_service} of {wanted} instances InService and Healthy");
     let resources = vec![ResourceState { resource: state.plan.auto_scaling.group.clone(), state: detail.clone() }];
-    status_record(timer, state, "asg_status", COMPUTE_SHARE_OF_RTO, in_service >= wanted, detail, resources)
+    status_record(timer, state, StepKey::AsgStatus, COMPUTE_SHARE_OF_RTO, in_service >= wanted, detail, resources)
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 use aws_sdk_rds::types::Tag;
 
 use super::preflight::{LAG_AT_PROMOTION_TAG, PROMOTED_BY_RUN_TAG, promotion_tags};
-use super::{Outcome, ResourceState, RunbookState, StepRecord, StepTimer, status_record};
+use super::status_record;
 use crate::aws::AwsClients;
+use crate::aws::lookup::describe_db_instance;
 use crate::error::DrError;
-use crate::readiness::describe_db_instance;
+use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 
 /// Share of the RTO the promotion may take before the run stops with `StepTimedOut`.
 pub const PROMOTION_SHARE_OF_RTO: f64 = 0.5;
@@ -76,11 +77,11 @@ pub async fn promote_replica(clients: &AwsClients, state: &RunbookState) -> Resu
         ));
     }
     if state.is_dry_run() {
-        let lag = state.steps.get("preflight").and_then(|p| p.gate.as_ref()).and_then(|g| g.lag_seconds);
+        let lag = state.gate().and_then(|g| g.lag_seconds);
         let lag = lag.map_or(String::new(), |lag| format!(" (lag {lag:.0} s)"));
         return Ok(timer.would(format!("promote {id} to a standalone primary{lag}"), vec![observed(&db)]));
     }
-    let lag = state.steps.get("preflight").and_then(|p| p.gate.as_ref()).and_then(|g| g.lag_seconds);
+    let lag = state.gate().and_then(|g| g.lag_seconds);
     if let Some(arn) = db.db_instance_arn() {
         let mut tags = vec![Tag::builder().key(PROMOTED_BY_RUN_TAG).value(&state.run.id).build()];
         if let Some(lag) = lag {
@@ -118,7 +119,15 @@ pub async fn replica_status(clients: &AwsClients, state: &RunbookState) -> Resul
     let standalone = db.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty();
     let ready = standalone && matches!(db.db_instance_status(), Some("available" | "backing-up"));
     let resource = observed(&db);
-    status_record(timer, state, "promote_status", PROMOTION_SHARE_OF_RTO, ready, resource.state.clone(), vec![resource])
+    status_record(
+        timer,
+        state,
+        StepKey::PromoteStatus,
+        PROMOTION_SHARE_OF_RTO,
+        ready,
+        resource.state.clone(),
+        vec![resource],
+    )
 }
 
 #[cfg(test)]

@@ -7,19 +7,18 @@
 //!   PRIMARY record's CLOUDWATCH_METRIC health check unhealthy and Route53's data plane answers
 //!   the SECONDARY. No Route53 API call.
 
-use std::time::SystemTime;
-
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StateValue};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, ResourceRecordSetFailover,
 };
-use aws_smithy_types::DateTime;
 
-use super::{Outcome, ResourceState, RunbookState, StepRecord, StepTimer, status_record};
+use super::status_record;
 use crate::aws::AwsClients;
+use crate::aws::lookup::{failover_records, find_hosted_zone};
 use crate::error::DrError;
 use crate::plan::{DnsStrategy, FailoverMetric, Plan};
-use crate::readiness::{failover_records, find_hosted_zone};
+use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::time;
 
 /// Share of the RTO the DNS change may take to be in sync before `StepTimedOut`.
 pub const DNS_SHARE_OF_RTO: f64 = 0.125;
@@ -199,7 +198,7 @@ async fn flip_by_metric(
     let datum = MetricDatum::builder()
         .metric_name(&metric.metric)
         .dimensions(Dimension::builder().name("Plan").value(&plan.name).build())
-        .timestamp(DateTime::from(SystemTime::now()))
+        .timestamp(time::to_smithy(time::now()))
         .value(1.0)
         .build();
     clients
@@ -243,7 +242,7 @@ pub async fn dns_status(clients: &AwsClients, state: &RunbookState) -> Result<St
         }
         _ => {
             let change_id =
-                state.steps.get("flip_dns").and_then(|r| r.facts.get(CHANGE_ID_FACT)).filter(|id| !id.is_empty());
+                state.step(StepKey::FlipDns).and_then(|r| r.facts.get(CHANGE_ID_FACT)).filter(|id| !id.is_empty());
             let in_sync = match change_id {
                 None => true,
                 Some(id) => {
@@ -269,7 +268,7 @@ pub async fn dns_status(clients: &AwsClients, state: &RunbookState) -> Result<St
     status_record(
         timer,
         state,
-        "dns_status",
+        StepKey::DnsStatus,
         DNS_SHARE_OF_RTO,
         in_sync && on_ireland,
         detail,

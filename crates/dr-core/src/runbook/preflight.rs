@@ -1,48 +1,21 @@
 //! Preflight and the RPO gate: nothing is changed before both pass.
 
-use std::time::SystemTime;
-
-use serde::{Deserialize, Serialize};
-
-use super::{Approval, Outcome, ResourceState, RunbookState, StepRecord, StepTimer};
 use crate::aws::AwsClients;
+use crate::aws::lookup::describe_db_instance;
 use crate::error::DrError;
-use crate::readiness::{Finding, check_plan, describe_db_instance};
-use crate::rpo::read_replica_lags;
+use crate::readiness::{Check, CheckRow, Finding, check_plan};
+use crate::rpo::{LagReading, read_replica_lags};
+use crate::run::{GateDecision, GateVerdict, Outcome, ResourceState, RunbookState, StepRecord, StepTimer};
+use crate::time;
 
 /// Tag the promote step puts on the replica: the lag accepted at promotion, in seconds.
 pub const LAG_AT_PROMOTION_TAG: &str = "dr-lag-at-promotion-seconds";
 /// Tag the promote step puts on the replica: the run that promoted it.
 pub const PROMOTED_BY_RUN_TAG: &str = "dr-promoted-by-run";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum GateVerdict {
-    /// Fresh lag within the RPO.
-    WithinRpo,
-    /// Lag over the RPO or not replicating, and a human approved going on.
-    Approved,
-    /// The replica was promoted by an earlier attempt: the lag recorded then stands.
-    AlreadyPromoted,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-pub struct GateDecision {
-    pub verdict: GateVerdict,
-    /// The replica lag the failover accepts (its achieved RPO), when known.
-    pub lag_seconds: Option<f64>,
-    pub rpo_seconds: u64,
-    pub reason: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval: Option<Approval>,
-}
-
 /// Findings that mean "an earlier attempt of this failover already moved this resource".
 const ALREADY_MOVED: &[Finding] =
     &[Finding::NotAReplica, Finding::StandbyInstanceRunning, Finding::AsgNotAtStandbySize, Finding::DnsNotOnPrimary];
-
-/// Checks about the primary region, which may well be down: recorded, never blocking.
-const PRIMARY_SIDE_CHECKS: &[&str] = &["primary database", "s3 replication"];
 
 /// Runs the plan check, records the state of every resource, and applies the RPO gate.
 pub async fn preflight(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
@@ -53,22 +26,22 @@ pub async fn preflight(clients: &AwsClients, state: &RunbookState) -> Result<Ste
     let mut blocking = Vec::new();
     for row in &readiness.rows {
         // The lag row is the gate's business, below.
-        if row.check == "replica lag" {
+        if row.check == Check::ReplicaLag {
             continue;
         }
         let observed = match row.finding {
             None => "standby".to_string(),
             Some(finding) if ALREADY_MOVED.contains(&finding) => format!("already failed over ({})", finding.name()),
-            Some(finding) if PRIMARY_SIDE_CHECKS.contains(&row.check.as_str()) => {
+            Some(finding) if row.check.is_primary_side() => {
                 format!("primary side: {}", finding.name())
             }
             Some(finding) => {
-                blocking.push(format!("{} {}: {} ({})", row.check, row.resource, finding.name(), row.detail));
+                blocking.push(format!("{} {}: {} ({})", row.check.label(), row.resource, finding.name(), row.detail));
                 format!("not ready: {}", finding.name())
             }
         };
         resources.push(ResourceState {
-            resource: format!("{}: {}", row.check, row.resource),
+            resource: format!("{}: {}", row.check.label(), row.resource),
             state: format!("{observed}; {}", row.detail),
         });
     }
@@ -88,13 +61,15 @@ pub async fn preflight(clients: &AwsClients, state: &RunbookState) -> Result<Ste
 /// A blocking row that will likely clear by itself becomes its retryable error, so that the
 /// state machine retries the preflight: a throttled or failed read, a replica in its backup
 /// window or being modified, an instance still stopping.
-fn retryable_blocker(rows: &[crate::readiness::CheckRow]) -> Option<DrError> {
-    rows.iter().filter(|row| !PRIMARY_SIDE_CHECKS.contains(&row.check.as_str())).find_map(|row| match row.finding {
-        Some(Finding::CheckFailed) if row.detail.starts_with("AwsTransient") => Some(DrError::AwsTransient {
-            service: "plan check",
-            operation: "preflight",
-            message: format!("{} {}: {}", row.check, row.resource, row.detail),
-        }),
+fn retryable_blocker(rows: &[CheckRow]) -> Option<DrError> {
+    rows.iter().filter(|row| !row.check.is_primary_side()).find_map(|row| match row.finding {
+        Some(Finding::CheckFailed) if row.error.is_some_and(|name| name.is_retryable()) => {
+            Some(DrError::AwsTransient {
+                service: "plan check",
+                operation: "preflight",
+                message: format!("{} {}: {}", row.check.label(), row.resource, row.detail),
+            })
+        }
         Some(Finding::ReplicaNotAvailable) => {
             Some(DrError::ReplicaNotPromotable { replica: row.resource.clone(), status: row.detail.clone() })
         }
@@ -148,7 +123,7 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
         &clients.dr.cloudwatch,
         std::slice::from_ref(replica_id),
         plan.database.lag_freshness(),
-        SystemTime::now(),
+        time::now(),
     )
     .await?;
     let reading = readings.into_iter().next().ok_or_else(|| DrError::ReplicaNotReplicating {
@@ -156,8 +131,8 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
         reason: "no reading".to_string(),
     })?;
     let lag_seconds = match &reading {
-        crate::rpo::LagReading::Lag { seconds, .. } => Some(*seconds),
-        crate::rpo::LagReading::NotReplicating { .. } => None,
+        LagReading::Lag { seconds, .. } => Some(*seconds),
+        LagReading::NotReplicating { .. } => None,
     };
     match (reading.require_within(replica_id, rpo), &state.approval) {
         (Ok(lag), _) => Ok(GateDecision {

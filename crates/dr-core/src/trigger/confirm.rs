@@ -9,13 +9,11 @@
 //! fail too.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
-use aws_smithy_types::DateTime;
-
+use crate::aws::metrics::{datapoints, per_minute};
 use crate::error::DrError;
-use crate::runbook::format_time;
+use crate::time::{self, Timestamp};
 
 /// A minute's datapoint usually lands within this long after the minute ends ...
 pub const METRIC_SETTLE: Duration = Duration::from_secs(60);
@@ -35,45 +33,47 @@ pub enum Confirmation {
     Unconfirmed { evidence: String },
 }
 
-/// The minutes (their start times) the window covers: whole minutes after the alarm, so that
-/// healthy samples from before the failure, in the alarm's own minute, do not count.
-pub fn window_minutes(alarm_at: SystemTime, window: Duration) -> Vec<u64> {
-    let alarm_secs = alarm_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let first = alarm_secs.div_ceil(60) * 60;
-    (0..window.as_secs().div_ceil(60)).map(|i| first + i * 60).collect()
+/// The minutes (their start, in seconds since the epoch) the window covers: whole minutes after
+/// the alarm, so that healthy samples from before the failure, in the alarm's own minute, do not
+/// count.
+pub fn window_minutes(alarm_at: Timestamp, window: Duration) -> Vec<i64> {
+    let alarm_secs = time::epoch_seconds(alarm_at);
+    let first = alarm_secs.div_euclid(60) * 60 + if alarm_secs.rem_euclid(60) > 0 { 60 } else { 0 };
+    let count = i64::try_from(window.as_secs().div_ceil(60)).unwrap_or(i64::MAX);
+    (0..count).map(|i| first + i * 60).collect()
 }
 
 /// Judges the datapoints (minute start, Maximum of HealthCheckStatus) seen so far.
-pub fn judge(alarm_at: SystemTime, window: Duration, datapoints: &[(u64, f64)], now: SystemTime) -> Confirmation {
+pub fn judge(alarm_at: Timestamp, window: Duration, datapoints: &[(i64, f64)], now: Timestamp) -> Confirmation {
     let base = window_minutes(alarm_at, window);
     let (Some(&first), Some(&last)) = (base.first(), base.last()) else {
         return Confirmation::Unconfirmed { evidence: "empty confirmation window".to_string() };
     };
-    let seen: HashMap<u64, f64> = datapoints.iter().copied().collect();
+    let seen: HashMap<i64, f64> = datapoints.iter().copied().collect();
     if let Some((minute, _)) =
         seen.iter().filter(|(minute, max)| **minute >= first && **max >= 1.0).min_by_key(|(m, _)| **m)
     {
         return Confirmation::Recovered {
-            evidence: format!("health check healthy again in the minute of {}", format_time(at(*minute))),
+            evidence: format!("health check healthy again in the minute of {}", minute_text(*minute)),
         };
     }
-    let window_end = at(last + 60);
-    if now < window_end + METRIC_SETTLE {
+    let window_end = time::from_epoch_seconds(last + 60);
+    if now < time::after(window_end, METRIC_SETTLE) {
         return Confirmation::Pending;
     }
     // Handled late: every minute up to the newest one that must have landed by now.
-    let landed_until = now.checked_sub(METRIC_SETTLE + LATE_DATA_GRACE).and_then(|t| t.duration_since(at(first)).ok());
-    let late_span = Duration::from_secs(landed_until.map_or(0, |d| d.as_secs() / 60 * 60));
+    let landed_until = time::before(now, METRIC_SETTLE + LATE_DATA_GRACE);
+    let late_span =
+        Duration::from_secs(time::elapsed(time::from_epoch_seconds(first), landed_until).as_secs() / 60 * 60);
     let minutes = window_minutes(alarm_at, window.max(late_span));
-    let missing: Vec<u64> = minutes.iter().copied().filter(|minute| !seen.contains_key(minute)).collect();
+    let missing: Vec<i64> = minutes.iter().copied().filter(|minute| !seen.contains_key(minute)).collect();
     let newest_seen = seen.keys().copied().filter(|m| *m >= first).max();
     let only_trailing_missing = missing.iter().all(|m| newest_seen.is_none_or(|newest| *m > newest));
-    if !missing.is_empty() && only_trailing_missing && now < window_end + METRIC_SETTLE + LATE_DATA_GRACE {
+    if !missing.is_empty() && only_trailing_missing && now < time::after(window_end, METRIC_SETTLE + LATE_DATA_GRACE) {
         // Route53's datapoints sometimes land a few minutes late: wait for the last ones.
         return Confirmation::Pending;
     }
-    let span =
-        format!("{} to {}", format_time(at(first)), format_time(at(minutes.last().copied().unwrap_or(last) + 60)));
+    let span = format!("{} to {}", minute_text(first), minute_text(minutes.last().copied().unwrap_or(last) + 60));
     if missing.is_empty() {
         Confirmation::Confirmed {
             evidence: format!("HealthCheckStatus unhealthy in all {} minutes from {span}", minutes.len()),
@@ -89,8 +89,8 @@ pub fn judge(alarm_at: SystemTime, window: Duration, datapoints: &[(u64, f64)], 
     }
 }
 
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
+fn minute_text(minute: i64) -> String {
+    time::rfc3339(time::from_epoch_seconds(minute))
 }
 
 /// Reads the health check's `HealthCheckStatus` (Maximum per minute) from the alarm's minute on,
@@ -98,43 +98,23 @@ fn at(secs: u64) -> SystemTime {
 pub async fn check_health_metric(
     route53_metrics: &aws_sdk_cloudwatch::Client,
     health_check_id: &str,
-    alarm_at: SystemTime,
+    alarm_at: Timestamp,
     window: Duration,
-    now: SystemTime,
+    now: Timestamp,
 ) -> Result<Confirmation, DrError> {
-    let metric = Metric::builder()
-        .namespace("AWS/Route53")
-        .metric_name("HealthCheckStatus")
-        .dimensions(Dimension::builder().name("HealthCheckId").value(health_check_id).build())
-        .build();
-    let query = MetricDataQuery::builder()
-        .id("health")
-        .metric_stat(MetricStat::builder().metric(metric).period(60).stat("Maximum").build())
-        .return_data(true)
-        .build();
+    let metric = per_minute("AWS/Route53", "HealthCheckStatus", &[("HealthCheckId", health_check_id)], "Maximum");
     // From the alarm's minute, on a whole minute: datapoints are one per minute, at its start.
-    let alarm_secs = alarm_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let start = UNIX_EPOCH + Duration::from_secs(alarm_secs - alarm_secs % 60);
-    let mut pages = route53_metrics
-        .get_metric_data()
-        .metric_data_queries(query)
-        .start_time(DateTime::from(start))
-        .end_time(DateTime::from(now + Duration::from_secs(60)))
-        .scan_by(ScanBy::TimestampAscending)
-        .into_paginator()
-        .send();
-    let mut datapoints = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| DrError::from_sdk("cloudwatch", "GetMetricData", e))?;
-        for result in page.metric_data_results() {
-            for (timestamp, value) in result.timestamps().iter().zip(result.values()) {
-                if let Ok(secs) = u64::try_from(timestamp.secs()) {
-                    datapoints.push((secs - secs % 60, *value));
-                }
-            }
-        }
-    }
-    Ok(judge(alarm_at, window, &datapoints, now))
+    let alarm_secs = time::epoch_seconds(alarm_at);
+    let start = time::from_epoch_seconds(alarm_secs - alarm_secs.rem_euclid(60));
+    let points = datapoints(route53_metrics, metric, start, time::after(now, Duration::from_secs(60))).await?;
+    let minutes: Vec<(i64, f64)> = points
+        .into_iter()
+        .map(|(at, value)| {
+            let secs = time::epoch_seconds(at);
+            (secs - secs.rem_euclid(60), value)
+        })
+        .collect();
+    Ok(judge(alarm_at, window, &minutes, now))
 }
 
 #[cfg(test)]
@@ -143,44 +123,44 @@ mod tests {
 
     const WINDOW: Duration = Duration::from_secs(180);
 
-    fn alarm_at() -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_000_020)
+    fn at(seconds: i64) -> Timestamp {
+        time::from_epoch_seconds(seconds)
+    }
+
+    fn alarm_at() -> Timestamp {
+        at(1_000_020)
     }
 
     #[test]
     fn the_window_starts_at_the_first_whole_minute_after_the_alarm() {
         assert_eq!(window_minutes(alarm_at(), WINDOW), vec![1_000_020, 1_000_080, 1_000_140]);
-        let on_the_minute = UNIX_EPOCH + Duration::from_secs(1_000_080);
-        assert_eq!(window_minutes(on_the_minute, Duration::from_secs(150)), vec![1_000_080, 1_000_140, 1_000_200]);
+        assert_eq!(window_minutes(at(1_000_080), Duration::from_secs(150)), vec![1_000_080, 1_000_140, 1_000_200]);
+        assert_eq!(window_minutes(at(1_000_050), Duration::from_secs(60)), vec![1_000_080]);
     }
 
     #[test]
     fn every_minute_unhealthy_confirms_once_the_window_has_settled() {
         let points = [(1_000_020, 0.0), (1_000_080, 0.0), (1_000_140, 0.0)];
-        let early = UNIX_EPOCH + Duration::from_secs(1_000_200);
-        assert_eq!(judge(alarm_at(), WINDOW, &points, early), Confirmation::Pending);
-        let settled = UNIX_EPOCH + Duration::from_secs(1_000_260);
-        assert!(matches!(judge(alarm_at(), WINDOW, &points, settled), Confirmation::Confirmed { .. }));
+        assert_eq!(judge(alarm_at(), WINDOW, &points, at(1_000_200)), Confirmation::Pending);
+        assert!(matches!(judge(alarm_at(), WINDOW, &points, at(1_000_260)), Confirmation::Confirmed { .. }));
     }
 
     #[test]
     fn healthy_again_inside_the_window_is_a_flap_at_once() {
         let points = [(1_000_020, 0.0), (1_000_080, 1.0)];
-        let now = UNIX_EPOCH + Duration::from_secs(1_000_150);
-        assert!(matches!(judge(alarm_at(), WINDOW, &points, now), Confirmation::Recovered { .. }));
+        assert!(matches!(judge(alarm_at(), WINDOW, &points, at(1_000_150)), Confirmation::Recovered { .. }));
     }
 
     #[test]
     fn healthy_before_the_alarm_does_not_count() {
         let points = [(999_960, 1.0), (1_000_020, 0.0), (1_000_080, 0.0), (1_000_140, 0.0)];
-        let now = UNIX_EPOCH + Duration::from_secs(1_000_300);
-        assert!(matches!(judge(alarm_at(), WINDOW, &points, now), Confirmation::Confirmed { .. }));
+        assert!(matches!(judge(alarm_at(), WINDOW, &points, at(1_000_300)), Confirmation::Confirmed { .. }));
     }
 
     #[test]
     fn handled_late_the_primary_must_still_be_down_now() {
-        let late = UNIX_EPOCH + Duration::from_secs(1_000_020 + 900);
-        let mut points: Vec<(u64, f64)> = (0..11).map(|i| (1_000_020 + i * 60, 0.0)).collect();
+        let late = at(1_000_020 + 900);
+        let mut points: Vec<(i64, f64)> = (0..11).map(|i| (1_000_020 + i * 60, 0.0)).collect();
         let Confirmation::Confirmed { evidence } = judge(alarm_at(), WINDOW, &points, late) else {
             panic!("confirmed expected");
         };
@@ -194,16 +174,13 @@ mod tests {
     #[test]
     fn a_missing_minute_leaves_the_outage_unconfirmed() {
         let points = [(1_000_020, 0.0), (1_000_140, 0.0)];
-        let now = UNIX_EPOCH + Duration::from_secs(1_000_300);
-        assert!(matches!(judge(alarm_at(), WINDOW, &points, now), Confirmation::Unconfirmed { .. }));
+        assert!(matches!(judge(alarm_at(), WINDOW, &points, at(1_000_300)), Confirmation::Unconfirmed { .. }));
     }
 
     #[test]
     fn missing_last_minutes_are_waited_for_within_the_grace() {
         let points = [(1_000_020, 0.0), (1_000_080, 0.0)];
-        let settled = UNIX_EPOCH + Duration::from_secs(1_000_260);
-        assert_eq!(judge(alarm_at(), WINDOW, &points, settled), Confirmation::Pending);
-        let after_grace = UNIX_EPOCH + Duration::from_secs(1_000_260 + 180);
-        assert!(matches!(judge(alarm_at(), WINDOW, &points, after_grace), Confirmation::Unconfirmed { .. }));
+        assert_eq!(judge(alarm_at(), WINDOW, &points, at(1_000_260)), Confirmation::Pending);
+        assert!(matches!(judge(alarm_at(), WINDOW, &points, at(1_000_260 + 180)), Confirmation::Unconfirmed { .. }));
     }
 }

@@ -2,14 +2,14 @@
 //! or a live drill (a real failover, which for a production plan needs `confirm` = the plan's
 //! name). Invoked through the Lambda API only (IAM), never a public endpoint.
 
-use std::time::SystemTime;
-
 use serde::{Deserialize, Serialize};
 
-use super::{PlanStatus, TriggerContext, WriteOutcome, compact_time};
+use super::TriggerContext;
 use crate::error::DrError;
 use crate::plan::Environment;
-use crate::runbook::{Approval, RunInfo, RunMode, RunbookState};
+use crate::run::{Approval, RunInfo, RunMode, RunbookState};
+use crate::store::{PlanStatus, WriteOutcome};
+use crate::time;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -43,10 +43,7 @@ pub struct GameDayOutcome {
 }
 
 /// Validates a game-day request and starts its run.
-pub async fn handle_game_day(ctx: &TriggerContext, input: serde_json::Value) -> Result<GameDayOutcome, DrError> {
-    let request: GameDayRequest = serde_json::from_value(input).map_err(|e| DrError::InvalidInput {
-        message: format!("a game day needs {{plan, mode: dry-run|drill, requested_by, reason, confirm?}}: {e}"),
-    })?;
+pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> Result<GameDayOutcome, DrError> {
     if request.requested_by.trim().is_empty() || request.reason.trim().is_empty() {
         return Err(DrError::InvalidInput {
             message: "a game day needs who asks (requested_by) and why (reason)".into(),
@@ -66,17 +63,16 @@ pub async fn handle_game_day(ctx: &TriggerContext, input: serde_json::Value) -> 
         return Err(DrError::DrillNotConfirmed { plan: plan.name });
     }
 
-    let now = SystemTime::now();
+    let now = time::now();
     let (label, mode) = match request.mode {
         GameDayMode::DryRun => ("dryrun", RunMode::DryRun),
         GameDayMode::Drill => ("drill", RunMode::Live),
     };
-    let run_id = format!("{}-{label}-{}", plan.name, compact_time(now));
+    let run_id = format!("{}-{label}-{}", plan.name, time::compact(now));
     let mut run = RunInfo::new(&run_id, now, format!("game day ({label}) by {}", request.requested_by));
     run.mode = mode;
     run.requested_by = Some(Approval { by: request.requested_by.clone(), reason: request.reason.clone() });
-    let mut input =
-        RunbookState { plan: plan.clone(), run, approval: request.approval, steps: Default::default(), error: None };
+    let mut input = RunbookState { approval: request.approval, ..RunbookState::new(plan.clone(), run) };
     input.validate()?;
 
     if request.mode == GameDayMode::Drill {

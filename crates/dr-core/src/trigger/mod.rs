@@ -9,87 +9,28 @@
 
 pub mod confirm;
 pub mod game_day;
-pub mod state;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarmData, CloudWatchAlarmStateValue};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use aws_smithy_types::DateTime;
-use aws_smithy_types::date_time::Format;
 use serde::{Deserialize, Serialize};
 
-pub use state::{PlanState, PlanStateRef, PlanStatus, PlanStore, Versioned, WriteOutcome};
-
 use self::confirm::{Confirmation, check_health_metric};
-use crate::aws::AwsClients;
+use crate::aws::lookup::find_health_check;
+use crate::aws::{AwsClients, ROUTE53_CONTROL_REGION};
 use crate::error::DrError;
 use crate::plan::{Plan, Trigger};
-use crate::readiness::find_health_check;
-use crate::runbook::{RunInfo, RunbookState, format_time, parse_time};
+use crate::run::{Incident, RunInfo, RunbookState, Starter};
+use crate::store::{PlanStatus, PlanStore, Versioned, WriteOutcome};
+use crate::time::{self, Timestamp};
 
 /// The EventBridge event CloudWatch sends when an alarm changes state.
 pub type AlarmStateChange = EventBridgeEvent<CloudWatchAlarmData>;
 
 pub const ALARM_SOURCE: &str = "aws.cloudwatch";
 pub const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
-
-/// A confirmed outage, as the run's input and its report carry it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct Incident {
-    /// `<alarm>@<time of the move to ALARM>`: the same for every delivery of the same event.
-    pub id: String,
-    pub alarm: String,
-    /// When the alarm moved to ALARM: the detection time, where the RTO clock starts.
-    pub alarm_at: String,
-    pub alarm_reason: String,
-    /// When the trigger confirmed the outage.
-    pub confirmed_at: String,
-    /// What confirmed it (metric minutes, probe answers).
-    pub evidence: Vec<String>,
-}
-
-/// Starts executions of the failover state machine.
-#[derive(Debug, Clone)]
-pub struct Starter {
-    sfn: aws_sdk_sfn::Client,
-    state_machine_arn: String,
-}
-
-impl Starter {
-    pub fn new(sfn: aws_sdk_sfn::Client, state_machine_arn: impl Into<String>) -> Starter {
-        Starter { sfn, state_machine_arn: state_machine_arn.into() }
-    }
-
-    /// Starts the run named `input.run.id`. Starting it again with the same input is a no-op
-    /// (Step Functions answers with the running execution); a finished execution of that name
-    /// counts as started. Returns the execution ARN.
-    pub async fn start(&self, input: &RunbookState) -> Result<String, DrError> {
-        let body = serde_json::to_string(input)
-            .map_err(|e| DrError::InvalidInput { message: format!("execution input not serialisable: {e}") })?;
-        let result = self
-            .sfn
-            .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
-            .name(&input.run.id)
-            .input(body)
-            .send()
-            .await;
-        match result {
-            Ok(started) => Ok(started.execution_arn().to_string()),
-            Err(err) if err.as_service_error().is_some_and(|se| se.is_execution_already_exists()) => {
-                Ok(self.execution_arn(&input.run.id))
-            }
-            Err(err) => Err(DrError::from_sdk("sfn", "StartExecution", err)),
-        }
-    }
-
-    /// `arn:...:stateMachine:<name>` -> `arn:...:execution:<name>:<run id>`.
-    pub fn execution_arn(&self, run_id: &str) -> String {
-        format!("{}:{run_id}", self.state_machine_arn.replacen(":stateMachine:", ":execution:", 1))
-    }
-}
 
 /// Builds the AWS clients of a plan (a Lambda caches them; tests hand out the emulator's).
 pub type ClientsForPlan = Arc<dyn Fn(&Plan) -> AwsClients + Send + Sync>;
@@ -160,13 +101,12 @@ struct AlarmMove {
     region: Option<String>,
     to_alarm: bool,
     new_state: String,
-    at: SystemTime,
+    at: Timestamp,
     reason: String,
 }
 
-fn parse_alarm_event(event: serde_json::Value) -> Result<AlarmMove, DrError> {
-    let event: AlarmStateChange = serde_json::from_value(event)
-        .map_err(|e| DrError::InvalidInput { message: format!("not a CloudWatch alarm state change event: {e}") })?;
+/// Checks that the event is an alarm state change and takes what the trigger needs.
+fn alarm_move(event: AlarmStateChange) -> Result<AlarmMove, DrError> {
     if event.source != ALARM_SOURCE || event.detail_type != ALARM_DETAIL_TYPE {
         return Err(DrError::InvalidInput {
             message: format!(
@@ -193,37 +133,24 @@ fn parse_alarm_event(event: serde_json::Value) -> Result<AlarmMove, DrError> {
         region: event.region,
         to_alarm: state.value == CloudWatchAlarmStateValue::Alarm,
         new_state: new_state.to_string(),
-        at: state.timestamp.into(),
+        at: state.timestamp,
         reason: state.reason,
     })
 }
 
 /// The run id (= execution name) of an incident: the plan and the second the alarm fired.
-pub fn incident_run_id(plan: &Plan, alarm_at: SystemTime) -> String {
-    format!("{}-{}", plan.name, compact_time(alarm_at))
-}
-
-/// `20261123T150405Z`: a time usable in execution names.
-pub fn compact_time(at: SystemTime) -> String {
-    DateTime::from(at)
-        .fmt(Format::DateTime)
-        .unwrap_or_default()
-        .replace(['-', ':'], "")
-        .chars()
-        .take(15)
-        .collect::<String>()
-        + "Z"
+pub fn incident_run_id(plan: &Plan, alarm_at: Timestamp) -> String {
+    format!("{}-{}", plan.name, time::compact(alarm_at))
 }
 
 /// The execution input of an automatic run, derived only from the stored state, so that every
 /// delivery of the incident builds the same input (Step Functions then treats a second
 /// StartExecution of the same name as the same execution).
 fn incident_input(plan: &Plan, incident: &Incident, run_id: &str, store: &PlanStore) -> Result<RunbookState, DrError> {
-    let alarm_at = parse_time(&incident.alarm_at)?;
-    let mut run = RunInfo::new(run_id, alarm_at, format!("alarm: {}", incident.alarm));
+    let mut run = RunInfo::new(run_id, incident.alarm_at, format!("alarm: {}", incident.alarm));
     run.incident = Some(incident.clone());
     run.plan_state = Some(store.reference());
-    Ok(RunbookState { plan: plan.clone(), run, approval: None, steps: Default::default(), error: None })
+    Ok(RunbookState::new(plan.clone(), run))
 }
 
 /// Events older than this are not acted on: EventBridge and the function's asynchronous retries
@@ -234,8 +161,8 @@ pub const MAX_EVENT_AGE: Duration = Duration::from_secs(3600);
 const TAKE_ATTEMPTS: u32 = 5;
 
 /// Handles one "CloudWatch Alarm State Change" event.
-pub async fn handle_alarm_event(ctx: &TriggerContext, event: serde_json::Value) -> Result<TriggerOutcome, DrError> {
-    let change = parse_alarm_event(event)?;
+pub async fn handle_alarm_event(ctx: &TriggerContext, event: AlarmStateChange) -> Result<TriggerOutcome, DrError> {
+    let change = alarm_move(event)?;
     if !change.to_alarm {
         return Ok(TriggerOutcome::new(
             Decision::Ignored,
@@ -244,26 +171,26 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: serde_json::Value) 
             format!("moved to {}: only a move to ALARM can start a failover", change.new_state),
         ));
     }
-    let now = SystemTime::now();
-    if change.at > now + Duration::from_secs(60) {
+    let now = time::now();
+    if change.at > time::after(now, Duration::from_secs(60)) {
         return Err(DrError::InvalidInput {
-            message: format!("alarm {} moved to ALARM in the future ({})", change.alarm, format_time(change.at)),
+            message: format!("alarm {} moved to ALARM in the future ({})", change.alarm, time::rfc3339(change.at)),
         });
     }
-    if now.duration_since(change.at).unwrap_or_default() > MAX_EVENT_AGE {
-        tracing::error!(alarm = %change.alarm, at = %format_time(change.at), "alarm event too old to act on");
+    if time::elapsed(change.at, now) > MAX_EVENT_AGE {
+        tracing::error!(alarm = %change.alarm, at = %time::rfc3339(change.at), "alarm event too old to act on");
         return Ok(TriggerOutcome::new(
             Decision::Stale,
             &change.alarm,
             None,
             format!(
                 "moved to ALARM at {}, more than {} s ago: not failing over automatically",
-                format_time(change.at),
+                time::rfc3339(change.at),
                 MAX_EVENT_AGE.as_secs()
             ),
         ));
     }
-    if change.region.as_deref().is_some_and(|region| region != crate::aws::ROUTE53_CONTROL_REGION) {
+    if change.region.as_deref().is_some_and(|region| region != ROUTE53_CONTROL_REGION) {
         return Ok(TriggerOutcome::new(
             Decision::UnknownAlarm,
             &change.alarm,
@@ -271,7 +198,7 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: serde_json::Value) 
             format!(
                 "alarm in {}: health-check alarms live in {}",
                 change.region.as_deref().unwrap_or_default(),
-                crate::aws::ROUTE53_CONTROL_REGION
+                ROUTE53_CONTROL_REGION
             ),
         ));
     }
@@ -293,7 +220,7 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: serde_json::Value) 
         ));
     };
     let run_id = incident_run_id(&plan, change.at);
-    let incident_id = format!("{}@{}", change.alarm, format_time(change.at));
+    let incident_id = format!("{}@{}", change.alarm, time::rfc3339(change.at));
 
     // Before the (minutes-long) confirmation: most events stop here.
     let read = ctx.store.read_state(&plan.name).await?;
@@ -309,9 +236,9 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: serde_json::Value) 
     let incident = Incident {
         id: incident_id.clone(),
         alarm: change.alarm.clone(),
-        alarm_at: format_time(change.at),
+        alarm_at: change.at,
         alarm_reason: change.reason.clone(),
-        confirmed_at: format_time(SystemTime::now()),
+        confirmed_at: time::now(),
         evidence,
     };
 
@@ -325,7 +252,7 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: serde_json::Value) 
         let mut holding = read.state.moved(PlanStatus::FailingOver, "alarm-trigger", format!("incident {incident_id}"));
         holding.incident = Some(incident.clone());
         holding.run_id = Some(run_id.clone());
-        holding.last_automatic_run_at = Some(incident.confirmed_at.clone());
+        holding.last_automatic_run_at = Some(incident.confirmed_at);
         if ctx.store.write_state(&read, &holding).await? == WriteOutcome::Won {
             let input = incident_input(&plan, &incident, &run_id, &ctx.store)?;
             let arn = ctx.starter.start(&input).await?;
@@ -364,8 +291,8 @@ async fn refusal(
             format!("plan is {} ({}): automatic failover needs it armed", read.state.status.name(), read.state.reason),
         )));
     }
-    if let Some(last) = read.state.last_automatic_run_at.as_deref().and_then(|t| parse_time(t).ok())
-        && SystemTime::now() < last + trigger.min_between_runs()
+    if let Some(last) = read.state.last_automatic_run_at
+        && time::now() < time::after(last, trigger.min_between_runs())
     {
         return Ok(Some(TriggerOutcome::new(
             Decision::TooSoon,
@@ -373,7 +300,7 @@ async fn refusal(
             Some(plan),
             format!(
                 "the last automatic failover started at {}; the plan allows one every {} s",
-                format_time(last),
+                time::rfc3339(last),
                 trigger.min_seconds_between_runs
             ),
         )));
@@ -430,18 +357,18 @@ async fn confirm_outage(
     clients: &AwsClients,
     plan: &Plan,
     trigger: &Trigger,
-    alarm_at: SystemTime,
+    alarm_at: Timestamp,
 ) -> Result<Result<Vec<String>, TriggerOutcome>, DrError> {
     let Some(health_check_id) = find_health_check(&clients.route53, &plan.dns.health_check).await? else {
         return Err(DrError::ResourceNotFound {
             kind: "Route53 health check",
             id: plan.dns.health_check.clone(),
-            region: crate::aws::ROUTE53_CONTROL_REGION.to_string(),
+            region: ROUTE53_CONTROL_REGION.to_string(),
         });
     };
     let window = trigger.confirmation_window();
     let mut evidence = loop {
-        let now = SystemTime::now();
+        let now = time::now();
         match check_health_metric(&clients.route53_metrics, &health_check_id, alarm_at, window, now).await? {
             Confirmation::Confirmed { evidence } => break vec![evidence],
             Confirmation::Recovered { evidence } => {
@@ -523,12 +450,16 @@ mod tests {
         })
     }
 
+    fn parse_alarm_event(event: serde_json::Value) -> Result<AlarmMove, DrError> {
+        alarm_move(crate::error::parse_input(event, "CloudWatch alarm state change event")?)
+    }
+
     #[test]
     fn a_real_alarm_event_parses_with_its_offset_format() {
         let change = parse_alarm_event(event("ALARM", "2026-11-23T15:04:05.123+0000")).expect("parses");
         assert!(change.to_alarm);
         assert_eq!(change.alarm, "paris-down");
-        assert_eq!(format_time(change.at), "2026-11-23T15:04:05.123Z");
+        assert_eq!(time::rfc3339(change.at), "2026-11-23T15:04:05.123Z");
         let ok = parse_alarm_event(event("OK", "2026-11-23T15:04:05.123+0000")).expect("parses");
         assert_eq!((ok.to_alarm, ok.new_state.as_str()), (false, "OK"));
     }
@@ -564,7 +495,7 @@ mod tests {
 
     #[test]
     fn run_ids_are_compact_and_deterministic() {
-        let at = parse_time("2026-11-23T15:04:05.123Z").expect("time");
-        assert_eq!(compact_time(at), "20261123T150405Z");
+        let at = time::parse("2026-11-23T15:04:05.123Z").expect("time");
+        assert_eq!(time::compact(at), "20261123T150405Z");
     }
 }

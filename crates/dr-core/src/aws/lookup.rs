@@ -1,0 +1,162 @@
+//! Lookups every layer above shares: "describe this, or tell me it is not there".
+//!
+//! Each answers `Ok(None)` (or an empty list) when AWS says the resource does not exist, so that
+//! callers decide what a missing resource means (a readiness finding, a named error, a step to
+//! skip); every other failure is the call's classified [`DrError`].
+
+use aws_sdk_ec2::types::{Filter, InstanceStateName};
+use aws_sdk_route53::types::{ResourceRecordSet, RrType};
+
+use crate::error::DrError;
+use crate::plan::{Plan, fqdn};
+
+/// The instance, or `None` when RDS says it does not exist.
+pub async fn describe_db_instance(
+    rds: &aws_sdk_rds::Client,
+    id: &str,
+) -> Result<Option<aws_sdk_rds::types::DbInstance>, DrError> {
+    match rds.describe_db_instances().db_instance_identifier(id).send().await {
+        Ok(out) => Ok(out.db_instances().first().cloned()),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_db_instance_not_found_fault()) => Ok(None),
+        Err(err) => Err(DrError::from_sdk("rds", "DescribeDBInstances", err)),
+    }
+}
+
+/// Whether `source` (a replica's ReadReplicaSourceDBInstanceIdentifier) names the plan's primary.
+/// Cross-region replicas name their source by ARN: `arn:aws:rds:REGION:ACCOUNT:db:ID`.
+pub fn is_plan_primary(plan: &Plan, source: &str) -> bool {
+    let parts: Vec<&str> = source.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _partition, "rds", region, _account, "db", id] => {
+            *region == plan.primary_region && *id == plan.database.primary_instance
+        }
+        _ => false,
+    }
+}
+
+/// The (id, state) of every non-terminated instance the plan's selector names, sorted by id.
+pub async fn describe_standby_instances(
+    ec2: &aws_sdk_ec2::Client,
+    plan: &Plan,
+) -> Result<Vec<(String, InstanceStateName)>, DrError> {
+    let selector = &plan.standby_instances;
+    let mut request = ec2.describe_instances().filters(
+        Filter::builder()
+            .name("instance-state-name")
+            .values("pending")
+            .values("running")
+            .values("stopping")
+            .values("stopped")
+            .build(),
+    );
+    if let Some(ids) = &selector.ids {
+        // By filter rather than InstanceIds, so that a missing id is reported, not an error.
+        request = request.filters(Filter::builder().name("instance-id").set_values(Some(ids.clone())).build());
+    }
+    if let Some(tag) = &selector.tag {
+        request = request.filters(Filter::builder().name(format!("tag:{}", tag.key)).values(&tag.value).build());
+    }
+    let mut found = Vec::new();
+    let mut pages = request.into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| DrError::from_sdk("ec2", "DescribeInstances", e))?;
+        for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+            if let (Some(id), Some(state)) = (instance.instance_id(), instance.state().and_then(|s| s.name())) {
+                found.push((id.to_string(), state.clone()));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+/// The Auto Scaling group, or `None` when it does not exist.
+pub async fn describe_auto_scaling_group(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    name: &str,
+) -> Result<Option<aws_sdk_autoscaling::types::AutoScalingGroup>, DrError> {
+    let out = autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("autoscaling", "DescribeAutoScalingGroups", e))?;
+    Ok(out.auto_scaling_groups().first().cloned())
+}
+
+/// The id of the public hosted zone with this name, if any.
+pub async fn find_hosted_zone(route53: &aws_sdk_route53::Client, zone_name: &str) -> Result<Option<String>, DrError> {
+    let zone_name = fqdn(zone_name);
+    let out = route53
+        .list_hosted_zones_by_name()
+        .dns_name(&zone_name)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("route53", "ListHostedZonesByName", e))?;
+    let zone = out
+        .hosted_zones()
+        .iter()
+        .find(|zone| fqdn(zone.name()) == zone_name && !zone.config().is_some_and(|config| config.private_zone()));
+    Ok(zone.map(|zone| zone.id().trim_start_matches("/hostedzone/").to_string()))
+}
+
+/// The id of the health check whose `Name` tag is `name`, if any.
+pub async fn find_health_check(route53: &aws_sdk_route53::Client, name: &str) -> Result<Option<String>, DrError> {
+    let mut ids = Vec::new();
+    let mut pages = route53.list_health_checks().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| DrError::from_sdk("route53", "ListHealthChecks", e))?;
+        ids.extend(page.health_checks().iter().map(|hc| hc.id().to_string()));
+    }
+    // ListTagsForResources takes at most 10 ids per call.
+    for batch in ids.chunks(10) {
+        let tags = route53
+            .list_tags_for_resources()
+            .resource_type(aws_sdk_route53::types::TagResourceType::Healthcheck)
+            .set_resource_ids(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("route53", "ListTagsForResources", e))?;
+        for set in tags.resource_tag_sets() {
+            let named = set.tags().iter().any(|tag| tag.key() == Some("Name") && tag.value() == Some(name));
+            if named && let Some(id) = set.resource_id() {
+                return Ok(Some(id.to_string()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The failover record sets of the plan's record name and type.
+pub async fn failover_records(
+    route53: &aws_sdk_route53::Client,
+    zone_id: &str,
+    plan: &Plan,
+) -> Result<Vec<ResourceRecordSet>, DrError> {
+    let record = fqdn(&plan.dns.record);
+    let record_type = RrType::from(plan.dns.record_type.as_str());
+    let out = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .start_record_name(&record)
+        .start_record_type(record_type.clone())
+        .max_items(10)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("route53", "ListResourceRecordSets", e))?;
+    Ok(out
+        .resource_record_sets()
+        .iter()
+        .filter(|set| fqdn(set.name()) == record && *set.r#type() == record_type && set.failover().is_some())
+        .cloned()
+        .collect())
+}
+
+/// Whether a bucket exists (HeadBucket in the bucket's own region).
+pub async fn bucket_exists(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<bool, DrError> {
+    match s3.head_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(true),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
+        Err(err) => Err(DrError::from_sdk("s3", "HeadBucket", err)),
+    }
+}

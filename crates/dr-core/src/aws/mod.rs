@@ -1,0 +1,135 @@
+//! The AWS layer: the one place SDK clients are built ([`AwsClients`]), the call log every client
+//! carries ([`calls`]), the lookups every layer above shares ([`lookup`]), S3 objects ([`objects`])
+//! and batched metric reads ([`metrics`]).
+//!
+//! Configuration (credentials, retry, `AWS_ENDPOINT_URL`) is loaded from the environment once;
+//! each region's clients are derived from it. When an endpoint override is set (the emulator),
+//! S3 uses path-style addressing, since `bucket.127.0.0.1` does not resolve.
+
+pub mod calls;
+pub mod lookup;
+pub mod metrics;
+pub mod objects;
+
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+pub use calls::{ApiCall, ApiCallLog};
+
+use crate::plan::Plan;
+
+/// Route53's control plane (records, health checks) and its health-check metrics live here.
+pub const ROUTE53_CONTROL_REGION: &str = "us-east-1";
+
+/// Clients for one region.
+#[derive(Debug, Clone)]
+pub struct RegionClients {
+    pub region: String,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    /// Invokes hooks a plan names (the restore test's SQL probe).
+    pub lambda: aws_sdk_lambda::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sfn: aws_sdk_sfn::Client,
+}
+
+/// Everything a plan's steps talk to: the primary region, the DR region and Route53.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub primary: RegionClients,
+    pub dr: RegionClients,
+    /// Route53 is global; its API is served from us-east-1.
+    pub route53: aws_sdk_route53::Client,
+    /// CloudWatch in us-east-1, where Route53 publishes `AWS/Route53 HealthCheckStatus`.
+    pub route53_metrics: aws_sdk_cloudwatch::Client,
+    endpoint_url: Option<String>,
+    /// Every request any of these clients sent, in order.
+    pub calls: ApiCallLog,
+}
+
+impl AwsClients {
+    /// Loads the shared configuration from the environment and builds the clients of a plan.
+    pub async fn for_plan(plan: &Plan) -> AwsClients {
+        AwsClients::for_regions(&plan.primary_region, &plan.dr_region).await
+    }
+
+    pub async fn for_regions(primary_region: &str, dr_region: &str) -> AwsClients {
+        // Each client gets its region from the plan: no region lookup (env, profile, IMDS) needed.
+        let shared =
+            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(dr_region.to_string())).load().await;
+        AwsClients::from_config(&shared, primary_region, dr_region)
+    }
+
+    /// Builds the clients from an already loaded configuration (a Lambda loads it once at start).
+    pub fn from_config(shared: &SdkConfig, primary_region: &str, dr_region: &str) -> AwsClients {
+        let calls = ApiCallLog::default();
+        let control = in_region(shared, ROUTE53_CONTROL_REGION);
+        AwsClients {
+            primary: RegionClients::new(shared, primary_region, &calls),
+            dr: RegionClients::new(shared, dr_region, &calls),
+            route53: aws_sdk_route53::Client::from_conf(
+                aws_sdk_route53::config::Builder::from(&control).interceptor(calls.clone()).build(),
+            ),
+            route53_metrics: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(&control).interceptor(calls.clone()).build(),
+            ),
+            endpoint_url: shared.endpoint_url().map(str::to_string),
+            calls,
+        }
+    }
+
+    /// The endpoint override in force (`AWS_ENDPOINT_URL`), if any.
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.endpoint_url.as_deref()
+    }
+}
+
+impl RegionClients {
+    pub fn new(shared: &SdkConfig, region: &str, calls: &ApiCallLog) -> RegionClients {
+        let config = in_region(shared, region);
+        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(config.endpoint_url().is_some())
+            .interceptor(calls.clone())
+            .build();
+        RegionClients {
+            region: region.to_string(),
+            autoscaling: aws_sdk_autoscaling::Client::from_conf(
+                aws_sdk_autoscaling::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+            lambda: aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+            rds: aws_sdk_rds::Client::from_conf(
+                aws_sdk_rds::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            sfn: aws_sdk_sfn::Client::from_conf(
+                aws_sdk_sfn::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+        }
+    }
+}
+
+/// Every call gives up after this long, each attempt sooner: a region that accepts connections
+/// and never answers (Paris, during the outage) must not hold a step until the Lambda times out.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(6);
+
+fn in_region(shared: &SdkConfig, region: &str) -> SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_timeout(OPERATION_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .build();
+    shared.to_builder().region(Region::new(region.to_string())).timeout_config(timeouts).build()
+}

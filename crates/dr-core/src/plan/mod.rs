@@ -1,0 +1,318 @@
+//! The DR plan: one TOML document naming everything a failover touches.
+//!
+//! Every field is documented in `docs/plan.md`. Parsing rejects unknown fields (a typo in a
+//! plan must not silently disable a safety rule); [`Plan::validate`] then reports **every**
+//! broken rule at once, each with a stable [`ProblemCode`] (the rules are in [`rules`]).
+
+mod rules;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::DrError;
+pub use crate::error::{PlanProblem, ProblemCode};
+pub use rules::KNOWN_REGIONS;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Identifies the plan in state, execution names, reports and metrics.
+    pub name: String,
+    pub environment: Environment,
+    /// Business tier: 1 (RTO 4 h / RPO 1 h), 2 (8 h / 4 h) or 3 (24 h / 24 h).
+    pub tier: u8,
+    pub primary_region: String,
+    pub dr_region: String,
+    pub targets: Targets,
+    pub database: Database,
+    pub standby_instances: InstanceSelector,
+    pub auto_scaling: AutoScaling,
+    pub dns: Dns,
+    #[serde(default)]
+    pub s3_replication: Vec<BucketPair>,
+    pub reports: Reports,
+    /// Automatic failover from health-check alarms. Absent: the plan is only failed over by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    /// The monthly restore test of the database's snapshots in the DR region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_test: Option<RestoreTest>,
+}
+
+/// Where the restore test finds its snapshots, in `dr_region`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotSource {
+    /// Automated snapshots of the Ireland replica.
+    Automated,
+    /// Snapshots of the Paris primary copied to Ireland (any type; they keep the primary's id).
+    CrossRegionCopy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreTest {
+    pub snapshot_source: SnapshotSource,
+    /// The newest snapshot must be at most this old, or nothing is restored.
+    pub max_snapshot_age_hours: u32,
+    /// Class and DB subnet group (in `dr_region`) of the temporary instance.
+    pub instance_class: String,
+    pub subnet_group: String,
+    /// The restored instance must run this engine ...
+    #[serde(default = "RestoreTest::default_engine")]
+    pub engine: String,
+    /// ... at a version starting with this, e.g. "15".
+    pub engine_version: String,
+    /// The janitor deletes a restore-test instance this long after it was created.
+    #[serde(default = "RestoreTest::default_expiry_hours")]
+    pub expiry_hours: u32,
+    /// Optional hook: a Lambda function the validation invokes with the restored instance's
+    /// endpoint (`SqlProbeRequest`); it answers `{ok, detail}`. `restore-sql-probe` is the
+    /// shipped one (the endpoint accepts connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_probe_function: Option<String>,
+}
+
+impl RestoreTest {
+    fn default_engine() -> String {
+        "postgres".to_string()
+    }
+    fn default_expiry_hours() -> u32 {
+        6
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Environment {
+    /// Real customer traffic: drills need explicit confirmation.
+    Production,
+    /// A rehearsal estate.
+    Drill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    pub rto_minutes: u32,
+    pub rpo_minutes: u32,
+}
+
+impl Targets {
+    pub fn rto(&self) -> Duration {
+        Duration::from_secs(u64::from(self.rto_minutes) * 60)
+    }
+    pub fn rpo(&self) -> Duration {
+        Duration::from_secs(u64::from(self.rpo_minutes) * 60)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// RDS instance identifier of the primary, in `primary_region`.
+    pub primary_instance: String,
+    /// RDS instance identifier of its cross-region read replica, in `dr_region`.
+    pub replica_instance: String,
+    /// A ReplicaLag datapoint older than this means "not replicating", never "lag 0".
+    #[serde(default = "Database::default_lag_freshness_seconds")]
+    pub lag_freshness_seconds: u32,
+}
+
+impl Database {
+    fn default_lag_freshness_seconds() -> u32 {
+        300
+    }
+    pub fn lag_freshness(&self) -> Duration {
+        Duration::from_secs(u64::from(self.lag_freshness_seconds))
+    }
+}
+
+/// The standby EC2 instances in the DR region: exactly one of `ids` or `tag`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSelector {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<TagFilter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagFilter {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoScaling {
+    /// Auto Scaling group name in `dr_region`.
+    pub group: String,
+    /// The size it keeps while Paris serves (usually all zero).
+    pub standby: Capacity,
+    /// The size a failover raises it to (never lowering a higher current value).
+    pub failover: Capacity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    pub min: u16,
+    pub desired: u16,
+    pub max: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    pub strategy: DnsStrategy,
+    /// Public hosted zone name, e.g. `platform.example.com.`.
+    pub hosted_zone: String,
+    /// The failover record, inside `hosted_zone`.
+    pub record: String,
+    #[serde(default = "Dns::default_record_type")]
+    pub record_type: String,
+    pub ttl_seconds: u32,
+    /// The PRIMARY failover record: Paris.
+    pub primary: RecordTarget,
+    /// The SECONDARY failover record: Ireland.
+    pub secondary: RecordTarget,
+    /// `Name` tag of the Route53 health check attached to the PRIMARY record.
+    pub health_check: String,
+    /// Required by the `health-check-metric` strategy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_metric: Option<FailoverMetric>,
+}
+
+impl Dns {
+    fn default_record_type() -> String {
+        "CNAME".to_string()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsStrategy {
+    /// UPSERT the PRIMARY record to Ireland: a Route53 control-plane call (us-east-1).
+    RecordUpsert,
+    /// The PRIMARY record's health check follows a CloudWatch alarm in the DR region; the flip
+    /// publishes a metric there. No Route53 API call on the failover path.
+    HealthCheckMetric,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordTarget {
+    pub set_identifier: String,
+    pub value: String,
+}
+
+/// The metric and alarm (in `dr_region`) behind a CLOUDWATCH_METRIC health check.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverMetric {
+    pub namespace: String,
+    pub metric: String,
+    pub alarm: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketPair {
+    /// Replicated bucket in `primary_region`.
+    pub source_bucket: String,
+    /// Its replication target in `dr_region`.
+    pub replica_bucket: String,
+    /// Whether S3 Replication metrics are enabled on the rule.
+    #[serde(default)]
+    pub replication_metrics: bool,
+    /// Id of the replication rule: the `RuleId` dimension of its replication metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_rule: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reports {
+    /// Bucket in `dr_region` that receives run reports.
+    pub bucket: String,
+    #[serde(default = "Reports::default_prefix")]
+    pub prefix: String,
+}
+
+impl Reports {
+    fn default_prefix() -> String {
+        "runs/".to_string()
+    }
+}
+
+/// When an alarm may start a failover on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// CloudWatch alarms (in us-east-1, on the PRIMARY health check's `HealthCheckStatus`) whose
+    /// move to ALARM starts a failover, once confirmed.
+    pub alarms: Vec<String>,
+    /// After the alarm, the health check must stay unhealthy this long before anything starts.
+    #[serde(default = "Trigger::default_confirmation_window")]
+    pub confirmation_window_seconds: u32,
+    /// Two automatic failovers of the plan are at least this far apart.
+    #[serde(default = "Trigger::default_min_between_runs")]
+    pub min_seconds_between_runs: u32,
+    /// Optional independent probe of the primary endpoint, sent from the DR region: an answer
+    /// below 500 means Paris still serves, and nothing starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_url: Option<String>,
+}
+
+impl Trigger {
+    /// Route53 health checkers report every 10 or 30 s; the metric has one-minute datapoints.
+    pub const MIN_CONFIRMATION_WINDOW_SECONDS: u32 = 60;
+    /// The trigger waits out the window inside one Lambda invocation (at most 15 minutes).
+    pub const MAX_CONFIRMATION_WINDOW_SECONDS: u32 = 600;
+
+    fn default_confirmation_window() -> u32 {
+        180
+    }
+    fn default_min_between_runs() -> u32 {
+        3600
+    }
+    pub fn confirmation_window(&self) -> Duration {
+        Duration::from_secs(u64::from(self.confirmation_window_seconds))
+    }
+    pub fn min_between_runs(&self) -> Duration {
+        Duration::from_secs(u64::from(self.min_seconds_between_runs))
+    }
+}
+
+impl Plan {
+    /// Reads, parses and validates a plan file.
+    pub fn load(path: &Path) -> Result<Plan, DrError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DrError::PlanNotFound { path: origin.clone(), message: e.to_string() })?;
+        let plan = Plan::parse(&text, &origin)?;
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// Parses a plan document without validating it; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Plan, DrError> {
+        toml::from_str(text).map_err(|e| DrError::PlanParse { path: origin.to_string(), message: e.to_string() })
+    }
+
+    /// Checks every rule and reports all broken ones together.
+    pub fn validate(&self) -> Result<(), DrError> {
+        let problems = self.problems();
+        if problems.is_empty() { Ok(()) } else { Err(DrError::InvalidPlan { plan: self.name.clone(), problems }) }
+    }
+}
+
+/// A DNS name with exactly one trailing dot, lower-cased, as Route53 returns names.
+pub fn fqdn(name: &str) -> String {
+    format!("{}.", name.trim().trim_end_matches('.').to_ascii_lowercase())
+}

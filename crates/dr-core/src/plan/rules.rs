@@ -1,0 +1,402 @@
+//! The plan's rules: [`Plan::problems`] lists every broken one with its stable [`ProblemCode`].
+
+use super::{DnsStrategy, Plan, Targets, Trigger, fqdn};
+use crate::error::{PlanProblem, ProblemCode};
+
+/// Regions a plan may name (commercial partition).
+pub const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// Maximum RTO and RPO, in minutes, that each tier allows.
+fn tier_limits(tier: u8) -> Option<(u32, u32)> {
+    match tier {
+        1 => Some((4 * 60, 60)),
+        2 => Some((8 * 60, 4 * 60)),
+        3 => Some((24 * 60, 24 * 60)),
+        _ => None,
+    }
+}
+
+/// Tier-1 records must move within a minute of the flip.
+const TIER1_MAX_TTL_SECONDS: u32 = 60;
+
+impl Plan {
+    /// Every broken rule, in document order.
+    pub fn problems(&self) -> Vec<PlanProblem> {
+        let mut found = Problems::default();
+        self.check_identity(&mut found);
+        self.check_targets(&mut found);
+        self.check_database(&mut found);
+        self.check_standby_instances(&mut found);
+        self.check_auto_scaling(&mut found);
+        self.check_dns(&mut found);
+        self.check_buckets(&mut found);
+        self.check_trigger(&mut found);
+        self.check_restore_test(&mut found);
+        found.0
+    }
+
+    fn check_identity(&self, found: &mut Problems) {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 40
+            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !name_ok {
+            found.add(
+                ProblemCode::InvalidPlanName,
+                "name",
+                format!("{:?}: use 1 to 40 letters, digits or '-' (it is part of execution names)", self.name),
+            );
+        }
+        if tier_limits(self.tier).is_none() {
+            found.add(ProblemCode::UnknownTier, "tier", format!("{}: tiers are 1, 2 and 3", self.tier));
+        }
+        for (field, region) in [("primary_region", &self.primary_region), ("dr_region", &self.dr_region)] {
+            if !KNOWN_REGIONS.contains(&region.as_str()) {
+                found.add(ProblemCode::UnknownRegion, field, format!("{region:?} is not an AWS region"));
+            }
+        }
+        if self.primary_region == self.dr_region {
+            found.add(
+                ProblemCode::ReplicaInPrimaryRegion,
+                "dr_region",
+                format!("the replica and the DR stack must live outside the primary region {}", self.primary_region),
+            );
+        }
+    }
+
+    fn check_targets(&self, found: &mut Problems) {
+        let Targets { rto_minutes, rpo_minutes } = self.targets;
+        for (field, value) in [("targets.rto_minutes", rto_minutes), ("targets.rpo_minutes", rpo_minutes)] {
+            if value == 0 {
+                found.add(ProblemCode::InvalidTarget, field, "must be greater than zero".to_string());
+            }
+        }
+        if let Some((max_rto, max_rpo)) = tier_limits(self.tier) {
+            for (field, value, max) in
+                [("targets.rto_minutes", rto_minutes, max_rto), ("targets.rpo_minutes", rpo_minutes, max_rpo)]
+            {
+                if value > max {
+                    found.add(
+                        ProblemCode::TargetExceedsTier,
+                        field,
+                        format!("{value} min is above the {max} min a tier-{} plan allows", self.tier),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_database(&self, found: &mut Problems) {
+        let db = &self.database;
+        found.identifier("database.primary_instance", &db.primary_instance, is_rds_identifier);
+        found.identifier("database.replica_instance", &db.replica_instance, is_rds_identifier);
+        let rpo_seconds = u64::from(self.targets.rpo_minutes) * 60;
+        if db.lag_freshness_seconds == 0 || u64::from(db.lag_freshness_seconds) > rpo_seconds {
+            found.add(
+                ProblemCode::InvalidFreshnessWindow,
+                "database.lag_freshness_seconds",
+                format!("{} s: must be between 1 s and the RPO ({rpo_seconds} s)", db.lag_freshness_seconds),
+            );
+        }
+    }
+
+    fn check_standby_instances(&self, found: &mut Problems) {
+        let selector = &self.standby_instances;
+        match (&selector.ids, &selector.tag) {
+            (Some(_), Some(_)) => found.add(
+                ProblemCode::AmbiguousInstanceSelector,
+                "standby_instances",
+                "give either ids or tag, not both".to_string(),
+            ),
+            (None, None) => found.add(
+                ProblemCode::EmptyInstanceSelector,
+                "standby_instances",
+                "give the instance ids or a tag that selects them".to_string(),
+            ),
+            (Some(ids), None) => {
+                if ids.is_empty() {
+                    found.add(
+                        ProblemCode::EmptyInstanceSelector,
+                        "standby_instances.ids",
+                        "the list is empty".to_string(),
+                    );
+                }
+                for id in ids {
+                    found.identifier("standby_instances.ids", id, is_instance_id);
+                }
+            }
+            (None, Some(tag)) => {
+                if tag.key.trim().is_empty() || tag.value.trim().is_empty() {
+                    found.add(
+                        ProblemCode::EmptyInstanceSelector,
+                        "standby_instances.tag",
+                        "tag key and value must not be empty".to_string(),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_auto_scaling(&self, found: &mut Problems) {
+        let asg = &self.auto_scaling;
+        found.identifier("auto_scaling.group", &asg.group, |s| !s.trim().is_empty() && s.len() <= 255);
+        for (field, capacity) in [("auto_scaling.standby", asg.standby), ("auto_scaling.failover", asg.failover)] {
+            if capacity.min > capacity.max {
+                found.add(
+                    ProblemCode::CapacityMinAboveMax,
+                    format!("{field}.min"),
+                    format!("min {} is above max {}", capacity.min, capacity.max),
+                );
+            } else if !(capacity.min..=capacity.max).contains(&capacity.desired) {
+                found.add(
+                    ProblemCode::DesiredOutsideMinMax,
+                    format!("{field}.desired"),
+                    format!("desired {} is outside {}..={}", capacity.desired, capacity.min, capacity.max),
+                );
+            }
+        }
+        if asg.failover.desired == 0 {
+            found.add(
+                ProblemCode::FailoverCapacityZero,
+                "auto_scaling.failover.desired",
+                "a failover must bring up at least one instance".to_string(),
+            );
+        }
+    }
+
+    fn check_dns(&self, found: &mut Problems) {
+        let dns = &self.dns;
+        if self.tier == 1 && dns.ttl_seconds > TIER1_MAX_TTL_SECONDS {
+            found.add(
+                ProblemCode::TtlTooHighForTier,
+                "dns.ttl_seconds",
+                format!("{} s: a tier-1 record must have a TTL of at most {TIER1_MAX_TTL_SECONDS} s", dns.ttl_seconds),
+            );
+        }
+        let zone = fqdn(&dns.hosted_zone);
+        let record = fqdn(&dns.record);
+        if dns.hosted_zone.trim().is_empty() || !(record == zone || record.ends_with(&format!(".{zone}"))) {
+            found.add(
+                ProblemCode::RecordOutsideZone,
+                "dns.record",
+                format!("{record} is not inside the hosted zone {zone}"),
+            );
+        }
+        if !["A", "AAAA", "CNAME"].contains(&dns.record_type.as_str()) {
+            found.add(
+                ProblemCode::UnsupportedRecordType,
+                "dns.record_type",
+                format!("{:?}: use A, AAAA or CNAME", dns.record_type),
+            );
+        }
+        for (field, target) in [("dns.primary", &dns.primary), ("dns.secondary", &dns.secondary)] {
+            found.identifier(&format!("{field}.set_identifier"), &target.set_identifier, |s| !s.trim().is_empty());
+            found.identifier(&format!("{field}.value"), &target.value, |s| !s.trim().is_empty());
+        }
+        if dns.primary.value == dns.secondary.value {
+            found.add(
+                ProblemCode::SameDnsTarget,
+                "dns.secondary.value",
+                "the secondary must answer something other than the primary".to_string(),
+            );
+        }
+        if dns.primary.set_identifier == dns.secondary.set_identifier {
+            found.add(
+                ProblemCode::DuplicateSetIdentifier,
+                "dns.secondary.set_identifier",
+                "PRIMARY and SECONDARY records need different set identifiers".to_string(),
+            );
+        }
+        found.identifier("dns.health_check", &dns.health_check, |s| !s.trim().is_empty());
+        if dns.strategy == DnsStrategy::HealthCheckMetric && dns.failover_metric.is_none() {
+            found.add(
+                ProblemCode::MissingFailoverMetric,
+                "dns.failover_metric",
+                "the health-check-metric strategy needs the namespace, metric and alarm it flips".to_string(),
+            );
+        }
+    }
+
+    fn check_buckets(&self, found: &mut Problems) {
+        for (index, pair) in self.s3_replication.iter().enumerate() {
+            let field = format!("s3_replication[{index}]");
+            found.identifier(&format!("{field}.source_bucket"), &pair.source_bucket, is_bucket_name);
+            found.identifier(&format!("{field}.replica_bucket"), &pair.replica_bucket, is_bucket_name);
+            if pair.source_bucket == pair.replica_bucket {
+                found.add(
+                    ProblemCode::BucketPairSameBucket,
+                    field.clone(),
+                    format!("{} cannot replicate to itself", pair.source_bucket),
+                );
+            }
+            if pair.replication_metrics && pair.replication_rule.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                found.add(
+                    ProblemCode::MissingReplicationRule,
+                    format!("{field}.replication_rule"),
+                    "replication metrics are read per rule: name the rule's id".to_string(),
+                );
+            }
+            let seen_before =
+                self.s3_replication[..index].iter().any(|earlier| earlier.source_bucket == pair.source_bucket);
+            if seen_before {
+                found.add(
+                    ProblemCode::DuplicateBucketPair,
+                    field,
+                    format!("{} is listed more than once", pair.source_bucket),
+                );
+            }
+        }
+        found.identifier("reports.bucket", &self.reports.bucket, is_bucket_name);
+    }
+
+    fn check_restore_test(&self, found: &mut Problems) {
+        let Some(test) = &self.restore_test else { return };
+        let mut rule = |ok: bool, field: &str, message: String| {
+            if !ok {
+                found.add(ProblemCode::InvalidRestoreTest, format!("restore_test.{field}"), message);
+            }
+        };
+        rule(
+            (1..=744).contains(&test.max_snapshot_age_hours),
+            "max_snapshot_age_hours",
+            format!("{}: between 1 and 744 (a month)", test.max_snapshot_age_hours),
+        );
+        rule(
+            test.instance_class.starts_with("db.") && test.instance_class.len() > 3,
+            "instance_class",
+            format!("{:?}: an RDS class, e.g. db.t4g.medium", test.instance_class),
+        );
+        rule(!test.subnet_group.trim().is_empty(), "subnet_group", "name the DB subnet group".to_string());
+        rule(!test.engine.trim().is_empty(), "engine", "name the engine".to_string());
+        rule(!test.engine_version.trim().is_empty(), "engine_version", "name the version, e.g. \"15\"".to_string());
+        if let Some(hook) = &test.sql_probe_function {
+            let name_ok = !hook.is_empty()
+                && hook.len() <= 170
+                && hook.chars().all(|c| c.is_ascii_alphanumeric() || "-_:.".contains(c));
+            rule(name_ok, "sql_probe_function", format!("{hook:?}: a Lambda function name or ARN"));
+        }
+        // The janitor must not delete the instance of a run still within its RTO.
+        let needed_hours = self.targets.rto_minutes.div_ceil(60) + 2;
+        let expiry_problem = if !(1..=48).contains(&test.expiry_hours) {
+            Some(format!("{}: between 1 and 48", test.expiry_hours))
+        } else if test.expiry_hours < needed_hours {
+            Some(format!(
+                "{} h: at least the RTO plus 2 h ({needed_hours} h), or the janitor races the test",
+                test.expiry_hours
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = expiry_problem {
+            rule(false, "expiry_hours", message);
+        }
+    }
+
+    fn check_trigger(&self, found: &mut Problems) {
+        let Some(trigger) = &self.trigger else { return };
+        if trigger.alarms.is_empty() {
+            found.add(
+                ProblemCode::MissingTriggerAlarm,
+                "trigger.alarms",
+                "name at least one alarm, or remove [trigger] to fail over by hand only".to_string(),
+            );
+        }
+        for alarm in &trigger.alarms {
+            found.identifier("trigger.alarms", alarm, |s| !s.trim().is_empty() && s.len() <= 255);
+        }
+        let window = Trigger::MIN_CONFIRMATION_WINDOW_SECONDS..=Trigger::MAX_CONFIRMATION_WINDOW_SECONDS;
+        if !window.contains(&trigger.confirmation_window_seconds) {
+            found.add(
+                ProblemCode::InvalidConfirmationWindow,
+                "trigger.confirmation_window_seconds",
+                format!(
+                    "{} s: must be between {} s and {} s",
+                    trigger.confirmation_window_seconds,
+                    window.start(),
+                    window.end()
+                ),
+            );
+        }
+        if let Some(url) = &trigger.probe_url {
+            let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).unwrap_or_default();
+            let host_name = host.split(['/', ':', '?']).next().unwrap_or_default();
+            if host_name.is_empty() {
+                found.add(ProblemCode::InvalidProbeUrl, "trigger.probe_url", format!("{url:?}: use an http(s) URL"));
+            } else if fqdn(host_name) == fqdn(&self.dns.record) {
+                // During the outage the failover record answers Ireland, which would answer the probe.
+                found.add(
+                    ProblemCode::InvalidProbeUrl,
+                    "trigger.probe_url",
+                    format!("{url:?} goes through the failover record {}: probe Paris itself", self.dns.record),
+                );
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<PlanProblem>);
+
+impl Problems {
+    fn add(&mut self, code: ProblemCode, field: impl Into<String>, message: String) {
+        self.0.push(PlanProblem { code, field: field.into(), message });
+    }
+
+    fn identifier(&mut self, field: &str, value: &str, is_valid: impl Fn(&str) -> bool) {
+        if !is_valid(value) {
+            self.add(ProblemCode::InvalidIdentifier, field, format!("{value:?} is not a valid name here"));
+        }
+    }
+}
+
+/// RDS: 1-63 letters, digits or hyphens, starting with a letter, no trailing or double hyphen.
+fn is_rds_identifier(id: &str) -> bool {
+    (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !id.ends_with('-')
+        && !id.contains("--")
+}
+
+fn is_instance_id(id: &str) -> bool {
+    id.strip_prefix("i-").is_some_and(|hex| !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// S3: 3-63 lower-case letters, digits, dots or hyphens, starting and ending with a letter or digit.
+fn is_bucket_name(name: &str) -> bool {
+    let edge_ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (3..=63).contains(&name.len())
+        && name.starts_with(edge_ok)
+        && name.ends_with(edge_ok)
+        && name.chars().all(|c| edge_ok(c) || c == '-' || c == '.')
+        && !name.contains("..")
+}

@@ -1,0 +1,135 @@
+//! What every run report shares: the header (status, what stopped the run, who or what started it,
+//! the incident), the objectives table with one verdict rule, Markdown cells, and the write of
+//! the report's files to the report bucket. The failover report (`runbook::report`) and the
+//! restore-test report (`restore::report`) are built from these.
+
+use std::fmt::{self, Write as _};
+
+use crate::aws::{AwsClients, objects};
+use crate::error::DrError;
+use crate::run::{CaughtError, RunInfo, RunMode, RunStatus};
+use crate::time::{self, Timestamp};
+
+/// The verdict of an objective: met, MISSED, or not measured.
+pub fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "not measured",
+    }
+}
+
+/// "123 s", or "n/a" when not measured.
+pub fn seconds(value: Option<f64>) -> String {
+    value.map_or("n/a".to_string(), |s| format!("{s:.0} s"))
+}
+
+/// Text made safe for a Markdown table cell.
+pub fn cell(text: &str) -> String {
+    text.replace('|', "/").replace('\n', " ")
+}
+
+/// The first lines of a report.
+pub struct Header<'a> {
+    /// e.g. "Failover report", "Restore test report".
+    pub title: &'a str,
+    pub plan: &'a str,
+    pub run: &'a RunInfo,
+    pub status: RunStatus,
+    pub error: Option<&'a CaughtError>,
+    pub generated_at: Timestamp,
+}
+
+impl Header<'_> {
+    /// Title and the run's facts, as a bullet list. `extra` bullets go before "Report generated".
+    pub fn write(&self, out: &mut String, extra: &[String]) -> fmt::Result {
+        let dry_run = self.run.mode == RunMode::DryRun;
+        let title = if dry_run { format!("{} (DRY RUN)", self.title) } else { self.title.to_string() };
+        writeln!(out, "# {title}: {} / run {}\n", self.plan, self.run.id)?;
+        writeln!(out, "- **Status:** {}", self.status.label().to_uppercase())?;
+        if dry_run {
+            writeln!(
+                out,
+                "- **Mode:** dry run: every step checked its preconditions and reports what it would do; nothing was changed"
+            )?;
+        }
+        if let Some(error) = self.error {
+            writeln!(out, "- **Stopped by:** `{}`: {}", error.error, error.cause)?;
+        }
+        writeln!(out, "- **Trigger:** {} at {}", self.run.trigger, time::rfc3339(self.run.triggered_at))?;
+        if let Some(requested) = &self.run.requested_by {
+            writeln!(out, "- **Requested by:** {}, reason: {}", requested.by, requested.reason)?;
+        }
+        if let Some(incident) = &self.run.incident {
+            writeln!(
+                out,
+                "- **Incident:** alarm `{}` in ALARM at {} ({})",
+                incident.alarm,
+                time::rfc3339(incident.alarm_at),
+                incident.alarm_reason
+            )?;
+            writeln!(
+                out,
+                "- **Confirmed at:** {}: {}",
+                time::rfc3339(incident.confirmed_at),
+                incident.evidence.join("; ")
+            )?;
+        }
+        for line in extra {
+            writeln!(out, "- {line}")?;
+        }
+        writeln!(out, "- **Report generated:** {}\n", time::rfc3339(self.generated_at))
+    }
+}
+
+/// One row of the objectives table.
+pub struct Objective<'a> {
+    pub name: &'a str,
+    pub target_seconds: u64,
+    pub achieved_seconds: Option<f64>,
+    pub met: Option<bool>,
+}
+
+/// The objectives table: target, achieved, verdict.
+pub fn write_objectives(out: &mut String, objectives: &[Objective<'_>]) -> fmt::Result {
+    writeln!(out, "| objective | target | achieved | verdict |\n|---|---|---|---|")?;
+    for objective in objectives {
+        writeln!(
+            out,
+            "| {} | {} s | {} | {} |",
+            objective.name,
+            objective.target_seconds,
+            seconds(objective.achieved_seconds),
+            verdict(objective.met)
+        )?;
+    }
+    writeln!(out)
+}
+
+/// Runs a renderer into a fresh string. Writing to a `String` only fails if a `Display`
+/// implementation does: a bug, reported as `Internal`.
+pub fn render(write: impl FnOnce(&mut String) -> fmt::Result) -> Result<String, DrError> {
+    let mut out = String::new();
+    write(&mut out).map_err(|e| DrError::Internal { message: format!("report rendering failed: {e}") })?;
+    Ok(out)
+}
+
+/// A report file: key, body, content type.
+pub struct ReportFile {
+    pub key: String,
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+}
+
+/// Where a report file lives.
+pub fn location(bucket: &str, key: &str) -> String {
+    format!("s3://{bucket}/{key}")
+}
+
+/// Writes a report's files to the report bucket (DR region).
+pub async fn put_report_files(clients: &AwsClients, bucket: &str, files: Vec<ReportFile>) -> Result<(), DrError> {
+    for file in files {
+        objects::put(&clients.dr.s3, bucket, &file.key, file.body, file.content_type).await?;
+    }
+    Ok(())
+}

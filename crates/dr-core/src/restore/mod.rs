@@ -1,0 +1,206 @@
+//! The monthly restore test: restore the newest snapshot of the protected database in Ireland
+//! into a temporary instance, validate it, measure it against the RTO and RPO, always delete
+//! it, and report. The logic behind every Task of `statemachines/restore-test.asl.json`, and the
+//! janitor that deletes leaked restore-test instances.
+//!
+//! The steps share the failover runbook's machinery: the execution state is a [`RunbookState`],
+//! each Task returns a [`StepRecord`], status checks are bounded by a share of the RTO. The
+//! temporary instance is named after the run (`dr-restore-test-<run id>`) and tagged
+//! `dr-restore-test=true` with its expiry; the cleanup and the janitor delete nothing else.
+
+pub mod janitor;
+pub mod probe;
+pub mod report;
+pub mod steps;
+
+use aws_sdk_rds::types::DbInstance;
+use serde::{Deserialize, Serialize};
+
+pub use janitor::{JanitorRun, janitor};
+pub use probe::{SqlProbeAnswer, SqlProbeRequest, connect_probe};
+pub use report::RestoreReport;
+pub use steps::cleanup;
+
+use crate::aws::AwsClients;
+use crate::error::{DrError, sdk_error_code};
+use crate::plan::{Plan, RestoreTest};
+use crate::run::{ResourceState, RunInfo, RunbookState, Starter, StepAction, StepRecord};
+use crate::store::PlanStore;
+use crate::time::{self, Timestamp};
+
+pub const INSTANCE_PREFIX: &str = "dr-restore-test-";
+pub const RESTORE_TEST_TAG: &str = "dr-restore-test";
+pub const EXPIRES_AT_TAG: &str = "dr-restore-test-expires-at";
+pub const RUN_TAG: &str = "dr-run";
+
+pub(crate) const SNAPSHOT_FACT: &str = "snapshot";
+pub(crate) const SNAPSHOT_CREATED_FACT: &str = "snapshot_created_at";
+pub(crate) const SNAPSHOT_AGE_FACT: &str = "snapshot_age_seconds";
+
+/// The Lambdas of the restore test, one per step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreStep {
+    FindSnapshot,
+    RestoreInstance,
+    Validate,
+    Cleanup,
+    Report,
+}
+
+pub(crate) fn settings(state: &RunbookState) -> Result<&RestoreTest, DrError> {
+    state
+        .plan
+        .restore_test
+        .as_ref()
+        .ok_or_else(|| DrError::InvalidInput { message: format!("plan {} has no [restore_test]", state.plan.name) })
+}
+
+/// The temporary instance of a run: `dr-restore-test-<run id>`, a valid RDS identifier.
+pub fn instance_id(run_id: &str) -> String {
+    let mut id = format!("{INSTANCE_PREFIX}{}", run_id.to_ascii_lowercase().replace('_', "-"));
+    while id.contains("--") {
+        id = id.replace("--", "-");
+    }
+    id.truncate(63);
+    id.trim_end_matches('-').to_string()
+}
+
+pub(crate) fn is_restore_test_instance(db: &DbInstance) -> bool {
+    db.db_instance_identifier().is_some_and(|id| id.starts_with(INSTANCE_PREFIX))
+        && has_tag(db, RESTORE_TEST_TAG, "true")
+}
+
+fn has_tag(db: &DbInstance, key: &str, value: &str) -> bool {
+    db.tag_list().iter().any(|tag| tag.key() == Some(key) && tag.value() == Some(value))
+}
+
+/// A restore-test instance of this very run (its `dr-run` tag): a run never adopts, validates or
+/// deletes another run's instance, even one whose name it shares.
+pub(crate) fn owned_by_run(db: &DbInstance, state: &RunbookState) -> Result<(), DrError> {
+    if is_restore_test_instance(db) && has_tag(db, RUN_TAG, &state.run.id) {
+        Ok(())
+    } else {
+        Err(DrError::NotARestoreTestInstance { instance: db.db_instance_identifier().unwrap_or_default().to_string() })
+    }
+}
+
+pub(crate) fn observed(db: &DbInstance) -> ResourceState {
+    ResourceState {
+        resource: db.db_instance_identifier().unwrap_or_default().to_string(),
+        state: db.db_instance_status().unwrap_or("unknown").to_string(),
+    }
+}
+
+/// The one delete of a restore-test instance: guarded by the prefix and the tag.
+pub(crate) async fn delete_restore_test_instance(clients: &AwsClients, db: &DbInstance) -> Result<(), DrError> {
+    let id = db.db_instance_identifier().unwrap_or_default().to_string();
+    if !is_restore_test_instance(db) {
+        return Err(DrError::NotARestoreTestInstance { instance: id });
+    }
+    if db.db_instance_status() == Some("deleting") {
+        return Ok(());
+    }
+    let deleted = clients
+        .dr
+        .rds
+        .delete_db_instance()
+        .db_instance_identifier(&id)
+        .skip_final_snapshot(true)
+        .delete_automated_backups(true)
+        .send()
+        .await;
+    match deleted {
+        Ok(_) => Ok(()),
+        Err(err) => match sdk_error_code(&err) {
+            Some("DBInstanceNotFound" | "DBInstanceNotFoundFault") => Ok(()),
+            Some("InvalidDBInstanceState" | "InvalidDBInstanceStateFault") => Err(DrError::InstanceBusy {
+                instance: id,
+                state: db.db_instance_status().unwrap_or("unknown").to_string(),
+            }),
+            _ => Err(DrError::from_sdk("rds", "DeleteDBInstance", err)),
+        },
+    }
+}
+
+/// What a restore-test Task answers: a step's record, or the report (the Report task).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum RestoreOutput {
+    Step(Box<StepRecord>),
+    Report(Box<RestoreReport>),
+}
+
+/// Runs one restore-test step and returns the Task output.
+pub async fn run_restore_step(
+    step: RestoreStep,
+    action: StepAction,
+    clients: &AwsClients,
+    state: &RunbookState,
+) -> Result<RestoreOutput, DrError> {
+    // Boxed: the steps' futures are large.
+    let record = match (step, action) {
+        (RestoreStep::FindSnapshot, _) => Box::pin(steps::find_snapshot(clients, state)).await?,
+        (RestoreStep::RestoreInstance, StepAction::Act) => Box::pin(steps::restore_instance(clients, state)).await?,
+        (RestoreStep::RestoreInstance, StepAction::Status) => Box::pin(steps::restore_status(clients, state)).await?,
+        (RestoreStep::Validate, _) => Box::pin(steps::validate_restore(clients, state)).await?,
+        (RestoreStep::Cleanup, _) => Box::pin(steps::cleanup(clients, state)).await?,
+        (RestoreStep::Report, _) => {
+            let report = Box::pin(report::write_restore_report(clients, state)).await?;
+            return Ok(RestoreOutput::Report(Box::new(report)));
+        }
+    };
+    Ok(RestoreOutput::Step(Box::new(record)))
+}
+
+/// The execution input of a restore test of `plan`, started now: run id `restore-<time>`.
+pub fn restore_test_input(plan: &Plan, now: Timestamp, trigger: &str) -> Result<RunbookState, DrError> {
+    if plan.restore_test.is_none() {
+        return Err(DrError::InvalidInput { message: format!("plan {} has no [restore_test]", plan.name) });
+    }
+    // `<plan>-restore-<time to the second>`: at most 64 characters, unique per plan and second.
+    let run_id = format!("{}-restore-{}", plan.name, time::compact(now).trim_end_matches('Z'));
+    let state = RunbookState::new(plan.clone(), RunInfo::new(run_id, now, trigger));
+    state.validate()?;
+    Ok(state)
+}
+
+/// A restore test the scheduled start began.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct StartedRestoreTest {
+    pub plan: String,
+    pub run_id: String,
+    pub execution_arn: String,
+}
+
+/// The monthly start: a restore test of every served plan that has a `[restore_test]`.
+pub async fn start_restore_tests(
+    store: &PlanStore,
+    starter: &Starter,
+    plan_names: &[String],
+    now: Timestamp,
+) -> Result<Vec<StartedRestoreTest>, DrError> {
+    let mut started = Vec::new();
+    for name in plan_names {
+        let plan = store.load_plan(name).await?;
+        if plan.restore_test.is_none() {
+            tracing::info!(plan = %plan.name, "no [restore_test]: skipped");
+            continue;
+        }
+        let input = restore_test_input(&plan, now, "schedule: monthly restore test")?;
+        let execution_arn = starter.start(&input).await?;
+        started.push(StartedRestoreTest { plan: plan.name, run_id: input.run.id, execution_arn });
+    }
+    Ok(started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_are_valid_rds_identifiers_with_the_prefix() {
+        assert_eq!(instance_id("restore-20261123T150405Z"), "dr-restore-test-restore-20261123t150405z");
+        let long = instance_id(&format!("{}__x-", "a".repeat(60)));
+        assert!(long.len() <= 63 && long.starts_with(INSTANCE_PREFIX) && !long.ends_with('-') && !long.contains("--"));
+    }
+}

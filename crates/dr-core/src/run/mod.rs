@@ -1,0 +1,207 @@
+//! A run's own types: the execution state every Task of a state machine receives
+//! ([`RunbookState`]), who started the run and why ([`RunInfo`], [`Incident`], [`Approval`]), the
+//! record each step returns ([`step`]) and the start of an execution ([`starter`]).
+//!
+//! These are the contract with `statemachines/*.asl.json`: a step's record lands at
+//! `$.steps.<key>` where `<key>` is a [`StepKey`]; a Catch puts the [`CaughtError`] at `$.error`.
+//! `tests/contract.rs` checks the definitions against them.
+
+pub mod starter;
+pub mod step;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use starter::Starter;
+pub use step::{
+    GateDecision, GateVerdict, Outcome, ResourceState, StepAction, StepKey, StepRecord, StepRequest, StepTimer,
+};
+
+use crate::error::DrError;
+use crate::plan::Plan;
+use crate::time::Timestamp;
+
+/// The execution state every Task receives.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct RunbookState {
+    pub plan: Plan,
+    pub run: RunInfo,
+    /// A human's explicit approval to proceed past a failed RPO gate.
+    #[serde(default)]
+    pub approval: Option<Approval>,
+    /// The records of the steps so far.
+    #[serde(default)]
+    pub steps: BTreeMap<StepKey, StepRecord>,
+    /// Set by the state machine's Catch: the error that stopped the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CaughtError>,
+}
+
+/// The top-level paths of the execution state that the state machines write besides
+/// `$.steps.<key>`: the caught error, the report outputs and the Parallel state's branches.
+pub const STATE_RESULT_PATHS: &[&str] =
+    &["error", "report", "failure_report", "failure_report_error", "cleanup_error", "branches"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RunInfo {
+    /// Unique per run; the execution name and part of the report's key. Letters, digits, '-', '_'.
+    pub id: String,
+    /// When the failure was detected or the operator started the run: the RTO starts here.
+    pub triggered_at: Timestamp,
+    /// Who or what started the run, e.g. "manual: game day" or "alarm: paris-primary-health".
+    pub trigger: String,
+    /// `dry-run`: every step checks and says what it would do, and changes nothing.
+    #[serde(default)]
+    pub mode: RunMode,
+    /// The confirmed incident an automatic run answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
+    /// Who asked for a game-day run, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<Approval>,
+    /// The plan's single-flight state this run holds; the report marks it failed-over on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_state: Option<PlanStateRef>,
+}
+
+impl RunInfo {
+    pub fn new(id: impl Into<String>, triggered_at: Timestamp, trigger: impl Into<String>) -> RunInfo {
+        RunInfo {
+            id: id.into(),
+            triggered_at,
+            trigger: trigger.into(),
+            mode: RunMode::Live,
+            incident: None,
+            requested_by: None,
+            plan_state: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunMode {
+    #[default]
+    Live,
+    DryRun,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Approval {
+    pub by: String,
+    pub reason: String,
+}
+
+/// A confirmed outage, as the run's input and its report carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Incident {
+    /// `<alarm>@<time of the move to ALARM>`: the same for every delivery of the same event.
+    pub id: String,
+    pub alarm: String,
+    /// When the alarm moved to ALARM: the detection time, where the RTO clock starts.
+    pub alarm_at: Timestamp,
+    pub alarm_reason: String,
+    /// When the trigger confirmed the outage.
+    pub confirmed_at: Timestamp,
+    /// What confirmed it (metric minutes, probe answers).
+    pub evidence: Vec<String>,
+}
+
+/// Where a run's plan state lives; carried in the execution input so that the report can record
+/// the end of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PlanStateRef {
+    pub bucket: String,
+}
+
+/// What Step Functions puts at `ResultPath` when a Catch fires.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct CaughtError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+/// How a run ended, as its report says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+    DryRunCompleted,
+    DryRunFailed,
+}
+
+impl RunStatus {
+    pub fn of(dry_run: bool, succeeded: bool) -> RunStatus {
+        match (dry_run, succeeded) {
+            (false, true) => RunStatus::Succeeded,
+            (false, false) => RunStatus::Failed,
+            (true, true) => RunStatus::DryRunCompleted,
+            (true, false) => RunStatus::DryRunFailed,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::DryRunCompleted => "dry run completed",
+            RunStatus::DryRunFailed => "dry run failed",
+        }
+    }
+
+    pub fn is_success(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::DryRunCompleted)
+    }
+}
+
+impl RunbookState {
+    /// A new run of `plan`: no step yet.
+    pub fn new(plan: Plan, run: RunInfo) -> RunbookState {
+        RunbookState { plan, run, approval: None, steps: BTreeMap::new(), error: None }
+    }
+
+    /// Refuses bad input before any AWS call.
+    pub fn validate(&self) -> Result<(), DrError> {
+        self.plan.validate()?;
+        let id_ok = !self.run.id.is_empty()
+            && self.run.id.len() <= 64
+            && self.run.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !id_ok {
+            return Err(DrError::InvalidInput {
+                message: format!("run id {:?}: 1 to 64 letters, digits, '-' or '_'", self.run.id),
+            });
+        }
+        if let Some(approval) = &self.approval
+            && (approval.by.trim().is_empty() || approval.reason.trim().is_empty())
+        {
+            return Err(DrError::InvalidInput { message: "an approval needs who (by) and why (reason)".to_string() });
+        }
+        Ok(())
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.run.mode == RunMode::DryRun
+    }
+
+    pub fn step(&self, key: StepKey) -> Option<&StepRecord> {
+        self.steps.get(&key)
+    }
+
+    /// The attempt number of the next status check of `key`.
+    pub fn next_attempt(&self, key: StepKey) -> u32 {
+        self.step(key).map_or(0, |record| record.attempt) + 1
+    }
+
+    /// The RPO gate's decision, once preflight has run.
+    pub fn gate(&self) -> Option<&GateDecision> {
+        self.step(StepKey::Preflight).and_then(|record| record.gate.as_ref())
+    }
+
+    pub fn to_json(&self) -> Result<String, DrError> {
+        serde_json::to_string(self).map_err(|e| DrError::serialisation("execution input", e))
+    }
+}

@@ -1,0 +1,219 @@
+//! What a Task is asked ([`StepRequest`]) and what it answers ([`StepRecord`]), kept by the
+//! state machine at `$.steps.<`[`StepKey`]`>`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use strum::{EnumIter, IntoEnumIterator, IntoStaticStr};
+
+use super::{Approval, RunbookState};
+use crate::aws::{ApiCall, AwsClients};
+use crate::time::{self, Timestamp};
+
+/// Where a step's record lives in the execution state: `$.steps.<key>`. The serialised names are
+/// the state machines' `ResultPath`s (checked by `tests/contract.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, EnumIter, IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum StepKey {
+    // The failover runbook.
+    Preflight,
+    Promote,
+    PromoteStatus,
+    Standby,
+    StandbyStatus,
+    Asg,
+    AsgStatus,
+    FlipDns,
+    DnsStatus,
+    // The restore test.
+    Snapshot,
+    Restore,
+    RestoreStatus,
+    Validate,
+    Cleanup,
+}
+
+impl StepKey {
+    /// The name in the execution state (`$.steps.<name>`).
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    pub fn all() -> impl Iterator<Item = StepKey> {
+        StepKey::iter()
+    }
+}
+
+impl std::fmt::Display for StepKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Task's request: which half of the step (act, or check status) and the execution state.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct StepRequest {
+    #[serde(default)]
+    pub action: StepAction,
+    pub state: RunbookState,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepAction {
+    /// Make the change (idempotent).
+    #[default]
+    Act,
+    /// Report whether the change has taken effect.
+    Status,
+}
+
+/// What a step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The step made its change.
+    Changed,
+    /// An earlier attempt already made it: nothing was called.
+    AlreadyDone,
+    /// Checks only (preflight, report).
+    Checked,
+    /// Status: the change has taken effect.
+    Ready,
+    /// Status: not yet; the state machine waits and asks again.
+    NotReady,
+    /// Dry run: the change the step would make; nothing was changed.
+    WouldChange,
+}
+
+/// One resource as a step saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ResourceState {
+    pub resource: String,
+    pub state: String,
+}
+
+impl ResourceState {
+    pub fn new(resource: impl Into<String>, state: impl Into<String>) -> ResourceState {
+        ResourceState { resource: resource.into(), state: state.into() }
+    }
+}
+
+/// The output of every Task.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct StepRecord {
+    /// The function that acted, e.g. `promote-replica-status`.
+    pub step: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub outcome: Outcome,
+    /// Whether the state machine may go on (status steps); always true for act steps.
+    pub ready: bool,
+    /// Status steps: how many times the status was asked, this one included.
+    #[serde(default)]
+    pub attempt: u32,
+    pub detail: String,
+    #[serde(default)]
+    pub resources: Vec<ResourceState>,
+    /// Every AWS call the step made.
+    #[serde(default)]
+    pub calls: Vec<ApiCall>,
+    /// Values later steps or the report need (a Route53 change id, the chosen snapshot, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub facts: BTreeMap<String, String>,
+    /// Preflight only: the RPO gate's decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateDecision>,
+}
+
+impl StepRecord {
+    pub fn mutating_calls(&self) -> usize {
+        self.calls.iter().filter(|call| call.is_mutating()).count()
+    }
+
+    pub fn seconds(&self) -> f64 {
+        time::seconds_between(self.started_at, self.finished_at)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GateVerdict {
+    /// Fresh lag within the RPO.
+    WithinRpo,
+    /// Lag over the RPO or not replicating, and a human approved going on.
+    Approved,
+    /// The replica was promoted by an earlier attempt: the lag recorded then stands.
+    AlreadyPromoted,
+}
+
+/// The RPO gate's decision, recorded by preflight.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct GateDecision {
+    pub verdict: GateVerdict,
+    /// The replica lag the failover accepts (its achieved RPO), when known.
+    pub lag_seconds: Option<f64>,
+    pub rpo_seconds: u64,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// Times a step and collects its AWS calls into its record.
+pub struct StepTimer<'a> {
+    step: &'static str,
+    started: Timestamp,
+    clients: &'a AwsClients,
+    mark: usize,
+}
+
+impl<'a> StepTimer<'a> {
+    pub fn start(step: &'static str, clients: &'a AwsClients) -> StepTimer<'a> {
+        StepTimer { step, started: time::now(), clients, mark: clients.calls.mark() }
+    }
+
+    pub fn started(&self) -> Timestamp {
+        self.started
+    }
+
+    pub fn finish(
+        self,
+        outcome: Outcome,
+        ready: bool,
+        detail: impl Into<String>,
+        resources: Vec<ResourceState>,
+    ) -> StepRecord {
+        StepRecord {
+            step: self.step.to_string(),
+            started_at: self.started,
+            finished_at: time::now(),
+            outcome,
+            ready,
+            attempt: 0,
+            detail: detail.into(),
+            resources,
+            calls: self.clients.calls.since(self.mark),
+            facts: BTreeMap::new(),
+            gate: None,
+        }
+    }
+
+    /// Dry run: the record of the change the step would make, having made none.
+    pub fn would(self, change: String, resources: Vec<ResourceState>) -> StepRecord {
+        self.finish(Outcome::WouldChange, true, format!("dry run: would {change}"), resources)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_keys_serialise_as_their_result_paths() {
+        assert_eq!(serde_json::to_string(&StepKey::PromoteStatus).expect("json"), "\"promote_status\"");
+        assert_eq!(StepKey::FlipDns.as_str(), "flip_dns");
+        let keys: BTreeMap<StepKey, u8> = serde_json::from_str(r#"{"dns_status": 1, "preflight": 2}"#).expect("map");
+        assert_eq!(keys.keys().copied().collect::<Vec<_>>(), [StepKey::Preflight, StepKey::DnsStatus]);
+    }
+}

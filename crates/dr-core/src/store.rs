@@ -1,0 +1,225 @@
+//! The plan store: the published plans and each plan's single-flight state, in one S3 bucket
+//! of the DR region.
+//!
+//! `plans/<name>.toml` is the plan the Lambdas act on (`drctl plan publish`); `state/<name>.json`
+//! is the plan's [`PlanState`]. The state only changes through conditional writes (`If-Match`
+//! on the ETag read, or `If-None-Match: *` when there is none yet), so that of any number of
+//! concurrent writers exactly one wins; the others re-read and see what the winner did.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::aws::objects::{self, Conditional, Precondition};
+use crate::error::DrError;
+use crate::plan::Plan;
+use crate::run::{Incident, PlanStateRef};
+use crate::time::{self, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlanStatus {
+    /// An alarm may start a failover.
+    Armed,
+    /// A failover (automatic or drill) holds the plan; nothing else may start.
+    FailingOver,
+    /// The last run succeeded; Ireland serves. Stays so until an operator re-arms (no ping-pong).
+    FailedOver,
+    /// Automatic failover is off (never armed, or switched off by an operator).
+    Disarmed,
+}
+
+impl PlanStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanStatus::Armed => "armed",
+            PlanStatus::FailingOver => "failing-over",
+            PlanStatus::FailedOver => "failed-over",
+            PlanStatus::Disarmed => "disarmed",
+        }
+    }
+}
+
+/// The durable state of one plan.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PlanState {
+    pub plan: String,
+    pub status: PlanStatus,
+    /// When the state last changed; `None` for a plan never armed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<Timestamp>,
+    /// Who made the last change: `operator: <name>`, `alarm-trigger`, `game-day: <name>`, `report`.
+    pub changed_by: String,
+    pub reason: String,
+    /// The incident the current or last automatic run answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
+    /// The run (execution name) holding or last holding the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// When the last automatic failover started: the next waits `min_seconds_between_runs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_automatic_run_at: Option<Timestamp>,
+}
+
+impl PlanState {
+    /// A plan that has no state object yet: never armed.
+    pub fn never_armed(plan: &str) -> PlanState {
+        PlanState {
+            plan: plan.to_string(),
+            status: PlanStatus::Disarmed,
+            changed_at: None,
+            changed_by: String::new(),
+            reason: "never armed".to_string(),
+            incident: None,
+            run_id: None,
+            last_automatic_run_at: None,
+        }
+    }
+
+    /// The same state moved to `status` by `by`, for `reason`, now.
+    pub fn moved(&self, status: PlanStatus, by: impl Into<String>, reason: impl Into<String>) -> PlanState {
+        PlanState {
+            status,
+            changed_at: Some(time::now()),
+            changed_by: by.into(),
+            reason: reason.into(),
+            ..self.clone()
+        }
+    }
+}
+
+/// A state as read, with the ETag a conditional write must match (`None`: no object yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub state: PlanState,
+    pub etag: Option<String>,
+}
+
+/// The result of a conditional write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Won,
+    /// Someone else changed the state since it was read: re-read it.
+    Lost,
+}
+
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// 50, 100, 150, ... ms, plus up to 50 ms of jitter so that concurrent writers spread out.
+fn conflict_backoff(attempt: u32) -> Duration {
+    let jitter = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() % 50);
+    Duration::from_millis(u64::from(50 * attempt + jitter))
+}
+
+/// The bucket holding the published plans and their states.
+#[derive(Debug, Clone)]
+pub struct PlanStore {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl PlanStore {
+    pub fn new(s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> PlanStore {
+        PlanStore { s3, bucket: bucket.into() }
+    }
+
+    pub fn reference(&self) -> PlanStateRef {
+        PlanStateRef { bucket: self.bucket.clone() }
+    }
+
+    fn plan_key(name: &str) -> String {
+        format!("plans/{name}.toml")
+    }
+
+    fn state_key(name: &str) -> String {
+        format!("state/{name}.json")
+    }
+
+    /// Validates a plan and stores it where the Lambdas read it.
+    pub async fn publish_plan(&self, plan: &Plan) -> Result<(), DrError> {
+        plan.validate()?;
+        let text = toml::to_string(plan).map_err(|e| DrError::serialisation(&format!("plan {}", plan.name), e))?;
+        objects::put(&self.s3, &self.bucket, &Self::plan_key(&plan.name), text.into_bytes(), "application/toml").await
+    }
+
+    /// The published plan `name`, parsed and validated.
+    pub async fn load_plan(&self, name: &str) -> Result<Plan, DrError> {
+        let key = Self::plan_key(name);
+        let origin = format!("s3://{}/{key}", self.bucket);
+        let Some(object) = objects::get(&self.s3, &self.bucket, &key).await? else {
+            return Err(DrError::PlanNotFound { path: origin, message: "not published (drctl plan publish)".into() });
+        };
+        let text = String::from_utf8(object.body)
+            .map_err(|e| DrError::PlanParse { path: origin.clone(), message: e.to_string() })?;
+        let plan = Plan::parse(&text, &origin)?;
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// The plan's state; a plan without one has never been armed.
+    pub async fn read_state(&self, plan: &str) -> Result<Versioned, DrError> {
+        match objects::get_json(&self.s3, &self.bucket, &Self::state_key(plan), "plan state").await? {
+            None => Ok(Versioned { state: PlanState::never_armed(plan), etag: None }),
+            Some((state, object)) => Ok(Versioned { state, etag: object.etag }),
+        }
+    }
+
+    /// Replaces the state read as `read` with `new`, only if nobody changed it in between.
+    pub async fn write_state(&self, read: &Versioned, new: &PlanState) -> Result<WriteOutcome, DrError> {
+        let body = serde_json::to_vec_pretty(new).map_err(|e| DrError::serialisation("plan state", e))?;
+        let condition = match &read.etag {
+            Some(etag) => Precondition::Matches(etag.clone()),
+            None => Precondition::Absent,
+        };
+        let key = Self::state_key(&new.plan);
+        for attempt in 1..=CONFLICT_ATTEMPTS {
+            match objects::put_if(&self.s3, &self.bucket, &key, body.clone(), "application/json", &condition).await? {
+                Conditional::Written => return Ok(WriteOutcome::Won),
+                // The ETag no longer matches, or the object now exists: another writer won.
+                Conditional::PreconditionFailed => return Ok(WriteOutcome::Lost),
+                // A concurrent conditional write is in progress; nobody has won yet. Try again:
+                // the answer becomes 200 or 412.
+                Conditional::Conflict if attempt < CONFLICT_ATTEMPTS => {
+                    tokio::time::sleep(conflict_backoff(attempt)).await;
+                }
+                Conditional::Conflict => {}
+            }
+        }
+        Err(DrError::AwsTransient {
+            service: "s3",
+            operation: "PutObject",
+            message: format!("{CONFLICT_ATTEMPTS} conditional writes of the plan state met concurrent writes"),
+        })
+    }
+
+    /// An operator arms or disarms the plan. A plan held by a run (failing-over) is only changed
+    /// with `force`: that run may still be changing the estate.
+    pub async fn set_armed(
+        &self,
+        plan: &str,
+        armed: bool,
+        by: &str,
+        reason: &str,
+        force: bool,
+    ) -> Result<PlanState, DrError> {
+        if by.trim().is_empty() || reason.trim().is_empty() {
+            return Err(DrError::InvalidInput {
+                message: "arming or disarming needs who (by) and why (reason)".into(),
+            });
+        }
+        let read = self.read_state(plan).await?;
+        if read.state.status == PlanStatus::FailingOver && !force {
+            return Err(DrError::PlanBusy { plan: plan.to_string(), status: read.state.status.name().to_string() });
+        }
+        let status = if armed { PlanStatus::Armed } else { PlanStatus::Disarmed };
+        let new = read.state.moved(status, format!("operator: {by}"), reason);
+        match self.write_state(&read, &new).await? {
+            WriteOutcome::Won => Ok(new),
+            WriteOutcome::Lost => {
+                let now = self.read_state(plan).await?;
+                Err(DrError::PlanBusy { plan: plan.to_string(), status: now.state.status.name().to_string() })
+            }
+        }
+    }
+}

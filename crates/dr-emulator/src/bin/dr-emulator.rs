@@ -1,0 +1,182 @@
+//! dr-emulator: the developer tool of the local stack (never pointed at AWS: every command refuses
+//! an endpoint that is not on loopback). The demo and the README's by-hand examples use it.
+//!
+//! Exit status: 0 on success, 2 on an error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use dr_core::aws::AwsClients;
+use dr_core::{DrError, Plan};
+use dr_emulator::estate::{SeedOptions, seed};
+use dr_emulator::executions::{TriggerSeed, execution_input, seed_triggers};
+use dr_emulator::lambdas;
+use dr_emulator::outage::{Outage, simulate_outage};
+use dr_emulator::replication::replicate_heartbeats;
+
+#[derive(Parser)]
+#[command(name = "dr-emulator", version, about = "The local stack of dr-orchestrator (loopback emulator only)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct PlanArg {
+    /// Path of the plan file (TOML), e.g. plans/paris-ireland.toml.
+    plan: PathBuf,
+}
+
+impl PlanArg {
+    async fn load(&self) -> Result<(Plan, AwsClients), DrError> {
+        let plan = Plan::load(&self.plan)?;
+        let clients = AwsClients::for_plan(&plan).await;
+        Ok((plan, clients))
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create (or bring back to standby) the plan's estate in the emulator.
+    Seed {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// The ReplicaLag datapoint to publish for the replica, in seconds.
+        #[arg(long, default_value_t = SeedOptions::default().replica_lag_seconds)]
+        replica_lag_seconds: f64,
+    },
+    /// Publish the plan to a plan store bucket and register a state machine in the emulator's Step
+    /// Functions; prints the state machine ARN.
+    Triggers {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// The plan store bucket (DR region).
+        #[arg(long, env = "DR_PLAN_STATE_BUCKET")]
+        bucket: String,
+        /// The state machine definition to register.
+        #[arg(long, default_value = "statemachines/failover.asl.json")]
+        definition: PathBuf,
+        #[arg(long, default_value = "dr-failover")]
+        state_machine_name: String,
+    },
+    /// Simulate a Paris outage: the health metric goes unhealthy, the trigger's alarm moves to
+    /// ALARM; prints the EventBridge event CloudWatch sends.
+    Outage {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// Paris answers again inside the confirmation window.
+        #[arg(long)]
+        flap: bool,
+    },
+    /// Copy the plan's RPO heartbeats from the Paris to the Ireland buckets, as S3 replication
+    /// would (the emulator does not replicate).
+    Replicate {
+        #[command(flatten)]
+        plan: PlanArg,
+    },
+    /// Print the input of an execution recorded by the emulator's Step Functions.
+    ExecutionInput {
+        /// The execution ARN (the alarm trigger's or the game day's answer).
+        execution_arn: String,
+    },
+    /// Serve the Lambda Invoke API with the real function binaries (until stopped).
+    Lambdas {
+        /// The functions (JSON: name -> {binary, timeout_seconds, memory_mb, environment}),
+        /// written from template.yaml by scripts/local_functions.py.
+        #[arg(long)]
+        functions: PathBuf,
+        /// Where the binaries are.
+        #[arg(long, default_value = "target/debug")]
+        binaries: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// A variable every function gets, NAME=VALUE (repeatable).
+        #[arg(long = "env", value_parser = parse_variable)]
+        environment: Vec<(String, String)>,
+        #[arg(long, default_value = "eu-west-1")]
+        region: String,
+    },
+}
+
+fn parse_variable(text: &str) -> Result<(String, String), String> {
+    text.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{text:?}: NAME=VALUE"))
+}
+
+impl Command {
+    async fn run(self) -> Result<(), DrError> {
+        match self {
+            Command::Seed { plan, replica_lag_seconds } => {
+                let (plan, clients) = plan.load().await?;
+                seed(&clients, &plan, SeedOptions { replica_lag_seconds, ..SeedOptions::default() }).await?;
+                println!(
+                    "seeded the emulated estate of {} ({} primary, {} DR) at {}",
+                    plan.name,
+                    plan.primary_region,
+                    plan.dr_region,
+                    clients.endpoint_url().unwrap_or_default()
+                );
+            }
+            Command::Triggers { plan, bucket, definition, state_machine_name } => {
+                let (plan, clients) = plan.load().await?;
+                let state_machine_definition = std::fs::read_to_string(&definition)
+                    .map_err(|e| DrError::InvalidInput { message: format!("{}: {e}", definition.display()) })?;
+                let seed = TriggerSeed { plan_state_bucket: bucket, state_machine_name, state_machine_definition };
+                println!("{}", seed_triggers(&clients, &plan, &seed).await?);
+            }
+            Command::Outage { plan, flap } => {
+                let (plan, clients) = plan.load().await?;
+                let outage = if flap { Outage::Flap } else { Outage::Sustained };
+                let event = simulate_outage(&clients, &plan, outage).await?;
+                let text = serde_json::to_string_pretty(&event).map_err(|e| DrError::serialisation("event", e))?;
+                println!("{text}");
+            }
+            Command::Replicate { plan } => {
+                let (plan, clients) = plan.load().await?;
+                let copied = replicate_heartbeats(&clients, &plan).await?;
+                println!("replicated {copied} heartbeat(s) of {} to Ireland", plan.name);
+            }
+            Command::Lambdas { functions, binaries, listen, environment, region } => {
+                let text = std::fs::read_to_string(&functions)
+                    .map_err(|e| DrError::InvalidInput { message: format!("{}: {e}", functions.display()) })?;
+                let functions = serde_json::from_str(&text).map_err(|e| DrError::InvalidInput {
+                    message: format!("{}: not a function table: {e}", functions.display()),
+                })?;
+                let config = lambdas::Config {
+                    functions,
+                    binaries,
+                    environment: environment.into_iter().collect(),
+                    region,
+                    account: dr_emulator::estate::EMULATOR_ACCOUNT.to_string(),
+                };
+                lambdas::serve(config, listen)
+                    .await
+                    .map_err(|e| DrError::InvalidInput { message: format!("cannot serve on {listen}: {e}") })?;
+            }
+            Command::ExecutionInput { execution_arn } => {
+                let region = execution_arn.split(':').nth(3).unwrap_or_default().to_string();
+                let clients = AwsClients::for_regions(&region, &region).await;
+                println!("{}", execution_input(&clients, &execution_arn).await?);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command.run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error {}: {err}", err.name());
+            ExitCode::from(2)
+        }
+    }
+}

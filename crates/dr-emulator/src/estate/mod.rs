@@ -1,0 +1,401 @@
+//! The emulated Paris/Ireland estate, built from a plan.
+//!
+//! [`seed`] converges the emulator to the plan's standby state: whatever is missing is created,
+//! what exists is brought back to standby (instances stopped, ASG at standby size, records on
+//! Paris), so seeding twice leaves the same estate. It refuses any endpoint but loopback: it
+//! creates databases and instances and must never run against a real account.
+//!
+//! Where the emulator cannot produce what AWS would (RDS publishing ReplicaLag, an IAM role for
+//! S3 replication), the estate models it: see the comments at each place.
+
+mod dns;
+
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use aws_sdk_ec2::types::{
+    Filter, InstanceStateName, InstanceType, RequestLaunchTemplateData, ResourceType, Tag as Ec2Tag, TagSpecification,
+};
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, DeleteMarkerReplication,
+    DeleteMarkerReplicationStatus, Destination, Metrics, MetricsStatus, ReplicationConfiguration, ReplicationRule,
+    ReplicationRuleFilter, ReplicationRuleStatus, VersioningConfiguration,
+};
+use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
+use dr_core::aws::{AwsClients, RegionClients};
+use dr_core::error::{DrError, sdk_error_code};
+use dr_core::plan::Plan;
+use dr_core::runbook::compute::set_capacity;
+use dr_core::time;
+
+use crate::guard::require_emulator;
+
+/// What the seeded estate looks like beyond what the plan says.
+#[derive(Debug, Clone, Copy)]
+pub struct SeedOptions {
+    /// The ReplicaLag datapoint published for the replica.
+    pub replica_lag_seconds: f64,
+    /// How many standby instances a tag selector gets.
+    pub standby_instance_count: usize,
+}
+
+impl Default for SeedOptions {
+    fn default() -> Self {
+        SeedOptions { replica_lag_seconds: 4.0, standby_instance_count: 2 }
+    }
+}
+
+/// Account id the emulator reports for every resource.
+pub const EMULATOR_ACCOUNT: &str = "123456789012";
+
+/// Builds (or converges) the plan's standby estate in the emulator.
+pub async fn seed(clients: &AwsClients, plan: &Plan, options: SeedOptions) -> Result<(), DrError> {
+    require_emulator(clients)?;
+    plan.validate()?;
+    seed_database(clients, plan).await?;
+    publish_replica_lag(&clients.dr, &plan.database.replica_instance, options.replica_lag_seconds).await?;
+    seed_standby_instances(&clients.dr, plan, options.standby_instance_count).await?;
+    seed_auto_scaling_group(&clients.dr, plan).await?;
+    dns::seed_dns(clients, plan).await?;
+    dns::seed_health_alarms(clients, plan).await?;
+    seed_restore_test(clients, plan).await?;
+    for pair in &plan.s3_replication {
+        ensure_bucket(&clients.primary, &pair.source_bucket).await?;
+        ensure_bucket(&clients.dr, &pair.replica_bucket).await?;
+        ensure_replication(
+            &clients.primary.s3,
+            plan,
+            &pair.source_bucket,
+            &pair.replica_bucket,
+            pair.replication_metrics,
+            pair.replication_rule.as_deref(),
+        )
+        .await?;
+    }
+    ensure_bucket(&clients.dr, &plan.reports.bucket).await?;
+    Ok(())
+}
+
+async fn seed_database(clients: &AwsClients, plan: &Plan) -> Result<(), DrError> {
+    let db = &plan.database;
+    let primary = match describe_db_instance(&clients.primary.rds, &db.primary_instance).await? {
+        Some(primary) => primary,
+        None => clients
+            .primary
+            .rds
+            .create_db_instance()
+            .db_instance_identifier(&db.primary_instance)
+            .engine("postgres")
+            .engine_version("15.7")
+            .db_instance_class("db.m6i.large")
+            .allocated_storage(100)
+            .multi_az(true)
+            .storage_encrypted(true)
+            .backup_retention_period(35)
+            .master_username("platform")
+            .master_user_password("emulated-only-password")
+            .tags(rds_tag("dr-plan", &plan.name))
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("rds", "CreateDBInstance", e))?
+            .db_instance
+            .ok_or_else(|| missing("RDS instance", &db.primary_instance, &clients.primary.region))?,
+    };
+    if describe_db_instance(&clients.dr.rds, &db.replica_instance).await?.is_none() {
+        let source_arn = primary
+            .db_instance_arn()
+            .ok_or_else(|| missing("RDS instance ARN", &db.primary_instance, &clients.primary.region))?;
+        clients
+            .dr
+            .rds
+            .create_db_instance_read_replica()
+            .db_instance_identifier(&db.replica_instance)
+            .source_db_instance_identifier(source_arn)
+            .db_instance_class("db.m6i.large")
+            .tags(rds_tag("dr-plan", &plan.name))
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("rds", "CreateDBInstanceReadReplica", e))?;
+    }
+    Ok(())
+}
+
+fn rds_tag(key: &str, value: &str) -> aws_sdk_rds::types::Tag {
+    aws_sdk_rds::types::Tag::builder().key(key).value(value).build()
+}
+
+pub(crate) fn missing(kind: &'static str, id: &str, region: &str) -> DrError {
+    DrError::ResourceNotFound { kind, id: id.to_string(), region: region.to_string() }
+}
+
+/// Publishes a ReplicaLag datapoint for `replica`, stamped now.
+///
+/// Models AWS: RDS publishes `AWS/RDS ReplicaLag` every minute for a replica; the emulator
+/// publishes nothing, so the estate (and tests that need another lag) put the datapoint.
+pub async fn publish_replica_lag(dr: &RegionClients, replica: &str, lag_seconds: f64) -> Result<(), DrError> {
+    let datum = MetricDatum::builder()
+        .metric_name("ReplicaLag")
+        .dimensions(Dimension::builder().name("DBInstanceIdentifier").value(replica).build())
+        .timestamp(time::to_smithy(time::now()))
+        .value(lag_seconds)
+        .unit(StandardUnit::Seconds)
+        .build();
+    dr.cloudwatch
+        .put_metric_data()
+        .namespace("AWS/RDS")
+        .metric_data(datum)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("cloudwatch", "PutMetricData", e))?;
+    Ok(())
+}
+
+async fn seed_standby_instances(dr: &RegionClients, plan: &Plan, count: usize) -> Result<(), DrError> {
+    let existing = describe_standby_instances(&dr.ec2, plan).await?;
+    match (&plan.standby_instances.tag, &plan.standby_instances.ids) {
+        (Some(tag), _) if existing.len() < count => {
+            let wanted = i32::try_from(count - existing.len()).unwrap_or(i32::MAX);
+            let tags = TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Ec2Tag::builder().key(&tag.key).value(&tag.value).build())
+                .tags(Ec2Tag::builder().key("dr-plan").value(&plan.name).build())
+                .build();
+            dr.ec2
+                .run_instances()
+                .image_id(emulator_image(&dr.ec2).await?)
+                .instance_type(InstanceType::M6i2xlarge)
+                .min_count(wanted)
+                .max_count(wanted)
+                .tag_specifications(tags)
+                .send()
+                .await
+                .map_err(|e| DrError::from_sdk("ec2", "RunInstances", e))?;
+        }
+        (None, Some(ids)) => {
+            // Instance ids are chosen by EC2: an id selector can be checked, not created.
+            if let Some(absent) = ids.iter().find(|id| !existing.iter().any(|(seen, _)| seen == *id)) {
+                return Err(missing("EC2 instance", absent, &dr.region));
+            }
+        }
+        _ => {}
+    }
+    let running: Vec<String> = describe_standby_instances(&dr.ec2, plan)
+        .await?
+        .into_iter()
+        .filter(|(_, state)| matches!(state, InstanceStateName::Running | InstanceStateName::Pending))
+        .map(|(id, _)| id)
+        .collect();
+    if !running.is_empty() {
+        dr.ec2
+            .stop_instances()
+            .set_instance_ids(Some(running))
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("ec2", "StopInstances", e))?;
+    }
+    Ok(())
+}
+
+/// Any machine image the emulator knows in this region.
+async fn emulator_image(ec2: &aws_sdk_ec2::Client) -> Result<String, DrError> {
+    let images = ec2
+        .describe_images()
+        .owners("amazon")
+        .filters(Filter::builder().name("architecture").values("x86_64").build())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("ec2", "DescribeImages", e))?;
+    images
+        .images()
+        .iter()
+        .find_map(|image| image.image_id().map(str::to_string))
+        .ok_or_else(|| missing("machine image", "any x86_64 image", "emulator"))
+}
+
+async fn seed_auto_scaling_group(dr: &RegionClients, plan: &Plan) -> Result<(), DrError> {
+    let asg = &plan.auto_scaling;
+    let (min, desired, max) = (i32::from(asg.standby.min), i32::from(asg.standby.desired), i32::from(asg.standby.max));
+    if describe_auto_scaling_group(&dr.autoscaling, &asg.group).await?.is_some() {
+        return set_capacity(&dr.autoscaling, &asg.group, (min, desired, max)).await;
+    }
+    let template_name = format!("{}-template", asg.group);
+    let template_exists = dr
+        .ec2
+        .describe_launch_templates()
+        .filters(Filter::builder().name("launch-template-name").values(&template_name).build())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("ec2", "DescribeLaunchTemplates", e))?
+        .launch_templates()
+        .iter()
+        .any(|t| t.launch_template_name() == Some(template_name.as_str()));
+    if !template_exists {
+        let data = RequestLaunchTemplateData::builder()
+            .image_id(emulator_image(&dr.ec2).await?)
+            .instance_type(InstanceType::M6i2xlarge)
+            .build();
+        dr.ec2
+            .create_launch_template()
+            .launch_template_name(&template_name)
+            .launch_template_data(data)
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("ec2", "CreateLaunchTemplate", e))?;
+    }
+    dr.autoscaling
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(&asg.group)
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name(&template_name)
+                .version("$Latest")
+                .build(),
+        )
+        .min_size(min)
+        .desired_capacity(desired)
+        .max_size(max)
+        .availability_zones(format!("{}a", dr.region))
+        .availability_zones(format!("{}b", dr.region))
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("autoscaling", "CreateAutoScalingGroup", e))?;
+    Ok(())
+}
+
+/// What the restore test needs in Ireland: the plan's DB subnet group, and for the
+/// `cross-region-copy` source a snapshot of the Paris primary copied to Ireland (AWS Backup or
+/// a copy job does that in production). moto makes no automated snapshot of a replica, so a plan
+/// with the `automated` source finds none here.
+async fn seed_restore_test(clients: &AwsClients, plan: &Plan) -> Result<(), DrError> {
+    let Some(test) = &plan.restore_test else { return Ok(()) };
+    let groups = clients.dr.rds.describe_db_subnet_groups().db_subnet_group_name(&test.subnet_group).send().await;
+    if groups.is_err() {
+        let subnets = clients
+            .dr
+            .ec2
+            .describe_subnets()
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("ec2", "DescribeSubnets", e))?;
+        let ids: Vec<String> =
+            subnets.subnets().iter().filter_map(|s| s.subnet_id().map(str::to_string)).take(2).collect();
+        clients
+            .dr
+            .rds
+            .create_db_subnet_group()
+            .db_subnet_group_name(&test.subnet_group)
+            .db_subnet_group_description(format!("{} restore tests", plan.name))
+            .set_subnet_ids(Some(ids))
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("rds", "CreateDBSubnetGroup", e))?;
+    }
+    if test.snapshot_source != dr_core::plan::SnapshotSource::CrossRegionCopy {
+        return Ok(());
+    }
+    let primary = &plan.database.primary_instance;
+    let copy_id = format!("{primary}-copy");
+    let copies = clients.dr.rds.describe_db_snapshots().db_snapshot_identifier(&copy_id).send().await;
+    if copies.is_ok_and(|c| !c.db_snapshots().is_empty()) {
+        return Ok(());
+    }
+    let source_id = format!("{primary}-for-ireland");
+    let existing = clients.primary.rds.describe_db_snapshots().db_snapshot_identifier(&source_id).send().await;
+    let source = match existing.ok().and_then(|out| out.db_snapshots().first().cloned()) {
+        Some(snapshot) => snapshot,
+        None => clients
+            .primary
+            .rds
+            .create_db_snapshot()
+            .db_instance_identifier(primary)
+            .db_snapshot_identifier(&source_id)
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("rds", "CreateDBSnapshot", e))?
+            .db_snapshot
+            .ok_or_else(|| missing("DB snapshot", &source_id, &clients.primary.region))?,
+    };
+    let source_arn =
+        source.db_snapshot_arn().ok_or_else(|| missing("DB snapshot ARN", &source_id, &clients.primary.region))?;
+    clients
+        .dr
+        .rds
+        .copy_db_snapshot()
+        .source_db_snapshot_identifier(source_arn)
+        .target_db_snapshot_identifier(&copy_id)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("rds", "CopyDBSnapshot", e))?;
+    Ok(())
+}
+
+/// A creation reference that never repeats (Route53 requires one per create call).
+pub(crate) fn unique_suffix() -> i64 {
+    time::now().timestamp_nanos_opt().unwrap_or_default()
+}
+
+pub(crate) async fn ensure_bucket(region: &RegionClients, bucket: &str) -> Result<(), DrError> {
+    let created = region
+        .s3
+        .create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region.region.as_str()))
+                .build(),
+        )
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(err) if sdk_error_code(&err) == Some("BucketAlreadyOwnedByYou") => {}
+        Err(err) => return Err(DrError::from_sdk("s3", "CreateBucket", err)),
+    }
+    region
+        .s3
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("s3", "PutBucketVersioning", e))?;
+    Ok(())
+}
+
+async fn ensure_replication(
+    s3: &aws_sdk_s3::Client,
+    plan: &Plan,
+    source: &str,
+    replica: &str,
+    with_metrics: bool,
+    rule_id: Option<&str>,
+) -> Result<(), DrError> {
+    let build_error = |e| DrError::request_build("s3", "PutBucketReplication", e);
+    let mut destination = Destination::builder().bucket(format!("arn:aws:s3:::{replica}"));
+    if with_metrics {
+        destination =
+            destination.metrics(Metrics::builder().status(MetricsStatus::Enabled).build().map_err(build_error)?);
+    }
+    let rule = ReplicationRule::builder()
+        .id(rule_id.unwrap_or(&format!("{}-to-{}", plan.name, plan.dr_region)))
+        .priority(1)
+        .status(ReplicationRuleStatus::Enabled)
+        .filter(ReplicationRuleFilter::builder().prefix("").build())
+        .delete_marker_replication(
+            DeleteMarkerReplication::builder().status(DeleteMarkerReplicationStatus::Disabled).build(),
+        )
+        .destination(destination.build().map_err(build_error)?)
+        .build()
+        .map_err(build_error)?;
+    // The emulator does not check the role; in AWS it is the replication role of the stack.
+    let config = ReplicationConfiguration::builder()
+        .role(format!("arn:aws:iam::{EMULATOR_ACCOUNT}:role/{}-s3-replication", plan.name))
+        .rules(rule)
+        .build()
+        .map_err(build_error)?;
+    s3.put_bucket_replication()
+        .bucket(source)
+        .replication_configuration(config)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("s3", "PutBucketReplication", e))?;
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! dr-emulator: the local stack's own code. Not part of the product: neither `drctl` nor any
+//! Lambda links it. The tests and the demo use it (and its `dr-emulator` binary) to
+//!
+//! - build the plan's Paris/Ireland estate in the emulator ([`estate`]),
+//! - do what AWS does and moto does not: Route 53 health checkers and alarm events
+//!   ([`outage`]), S3 replication ([`replication`]),
+//! - register the state machines and read back what executions were started with
+//!   ([`executions`]),
+//! - run the real Lambda binaries behind the Invoke API, with Lambda's timeouts ([`lambdas`]).
+//!
+//! Everything here refuses to act on anything but a loopback endpoint ([`guard`]).
+
+pub mod estate;
+pub mod executions;
+pub mod guard;
+pub mod lambdas;
+pub mod outage;
+pub mod replication;

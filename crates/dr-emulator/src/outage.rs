@@ -1,0 +1,124 @@
+//! A Paris outage as Route 53 and CloudWatch would show it: moto neither runs health checkers,
+//! nor evaluates alarms, nor emits alarm events, so this module does what they would.
+
+use std::time::Duration;
+
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+use dr_core::aws::lookup::find_health_check;
+use dr_core::aws::{AwsClients, ROUTE53_CONTROL_REGION};
+use dr_core::error::DrError;
+use dr_core::plan::Plan;
+use dr_core::time::{self, Timestamp};
+use dr_core::trigger::confirm::window_minutes;
+use dr_core::trigger::{ALARM_DETAIL_TYPE, ALARM_SOURCE};
+
+use crate::estate::{EMULATOR_ACCOUNT, missing};
+use crate::guard::require_emulator;
+
+/// How the simulated outage ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// Paris stays unhealthy.
+    Sustained,
+    /// Paris answers again inside the confirmation window.
+    Flap,
+}
+
+/// Simulates a Paris outage that began `confirmation window + 3 min` ago: publishes the
+/// `HealthCheckStatus` minutes Route53 would have (0 = unhealthy; one 1 in the window for a
+/// flap), moves the trigger's first alarm to ALARM, and returns the EventBridge event CloudWatch
+/// sends for that move. Modelled: moto neither runs health checkers nor evaluates alarms nor
+/// emits alarm events, so the estate does what they would, back-dated so that the window has
+/// already elapsed.
+pub async fn simulate_outage(clients: &AwsClients, plan: &Plan, outage: Outage) -> Result<serde_json::Value, DrError> {
+    require_emulator(clients)?;
+    let trigger = plan.trigger.as_ref().ok_or_else(|| DrError::InvalidInput {
+        message: format!("plan {} has no [trigger]: nothing to simulate", plan.name),
+    })?;
+    let alarm = trigger.alarms.first().cloned().unwrap_or_default();
+    let health_check_id = find_health_check(&clients.route53, &plan.dns.health_check)
+        .await?
+        .ok_or_else(|| missing("health check", &plan.dns.health_check, "global"))?;
+    let now = time::now();
+    let alarm_at = time::before(now, trigger.confirmation_window() + Duration::from_secs(180));
+    let minutes = window_minutes(alarm_at, trigger.confirmation_window());
+    let first = minutes.first().copied().unwrap_or_default();
+    // From three minutes before the alarm (what made it fire) to now.
+    let datapoints: Vec<MetricDatum> = (0..)
+        .map(|i| first - 180 + i * 60)
+        .take_while(|minute| time::from_epoch_seconds(*minute) <= now)
+        .map(|minute| {
+            let healthy = outage == Outage::Flap && minutes.get(1) == Some(&minute);
+            MetricDatum::builder()
+                .metric_name("HealthCheckStatus")
+                .dimensions(Dimension::builder().name("HealthCheckId").value(&health_check_id).build())
+                .timestamp(time::to_smithy(time::from_epoch_seconds(minute)))
+                .value(if healthy { 1.0 } else { 0.0 })
+                .build()
+        })
+        .collect();
+    clients
+        .route53_metrics
+        .put_metric_data()
+        .namespace("AWS/Route53")
+        .set_metric_data(Some(datapoints))
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("cloudwatch", "PutMetricData", e))?;
+    let reason = "Threshold Crossed: 3 out of the last 3 datapoints were less than the threshold (1.0)";
+    clients
+        .route53_metrics
+        .set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason(reason)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("cloudwatch", "SetAlarmState", e))?;
+    Ok(alarm_state_change_event(&alarm, &health_check_id, "ALARM", "OK", alarm_at, reason))
+}
+
+/// The EventBridge event CloudWatch sends when `alarm` moves from `previous` to `value` at `at`.
+pub fn alarm_state_change_event(
+    alarm: &str,
+    health_check_id: &str,
+    value: &str,
+    previous: &str,
+    at: Timestamp,
+    reason: &str,
+) -> serde_json::Value {
+    // CloudWatch writes alarm times as 2026-11-23T15:04:05.123+0000.
+    let cloudwatch_time = at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+    let region = ROUTE53_CONTROL_REGION;
+    serde_json::json!({
+        "version": "0",
+        "id": format!("{:x}", at.timestamp_nanos_opt().unwrap_or_default()),
+        "detail-type": ALARM_DETAIL_TYPE,
+        "source": ALARM_SOURCE,
+        "account": EMULATOR_ACCOUNT,
+        "time": time::rfc3339(at),
+        "region": region,
+        "resources": [format!("arn:aws:cloudwatch:{region}:{EMULATOR_ACCOUNT}:alarm:{alarm}")],
+        "detail": {
+            "alarmName": alarm,
+            "state": { "value": value, "reason": reason, "timestamp": cloudwatch_time },
+            "previousState": { "value": previous, "reason": "Threshold Crossed", "timestamp": cloudwatch_time },
+            "configuration": {
+                "description": "Paris primary unhealthy",
+                "metrics": [{
+                    "id": "health",
+                    "metricStat": {
+                        "metric": {
+                            "namespace": "AWS/Route53",
+                            "name": "HealthCheckStatus",
+                            "dimensions": { "HealthCheckId": health_check_id }
+                        },
+                        "period": 60,
+                        "stat": "Minimum"
+                    },
+                    "returnData": true
+                }]
+            }
+        }
+    })
+}

@@ -1,0 +1,17 @@
+//! Lambda `game-day`: a dry run or a confirmed live drill, invoked by hand (`dr_core::trigger::game_day`).
+
+use dr_core::trigger::game_day::{GameDayRequest, handle_game_day};
+use dr_functions::{Served, init_logging, serve};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let ctx = Served::load().await?.trigger_context()?;
+    let ctx = &ctx;
+    serve(
+        "game-day",
+        "game-day request {plan, mode: dry-run|drill, requested_by, reason, confirm?, approval?}",
+        move |request: GameDayRequest| handle_game_day(ctx, request),
+    )
+    .await
+}

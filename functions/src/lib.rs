@@ -1,0 +1,189 @@
+//! The Lambda layer: what every function's `main` shares. Configuration and clients are built once
+//! per execution environment; [`serve`] turns the JSON payload into the function's typed request
+//! (anything else is `InvalidInput`), runs the handler, and reports a failure to the runtime under
+//! its stable name (the `errorType` Step Functions' Retry/Catch match on), logged with that name.
+//! Logs go through the runtime's own subscriber, which honours `AWS_LAMBDA_LOG_FORMAT` (JSON in
+//! AWS, see template.yaml) and `AWS_LAMBDA_LOG_LEVEL`.
+//!
+//! The logic is in `dr-core`; nothing here decides anything.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use dr_core::aws::{ApiCallLog, AwsClients, RegionClients};
+use dr_core::error::parse_input;
+use dr_core::store::PlanStore;
+use dr_core::trigger::TriggerContext;
+use dr_core::{DrError, Plan};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A handler's failure as the runtime reports it: `errorType` is the stable name.
+#[derive(Debug)]
+pub struct FunctionError(pub DrError);
+
+impl From<DrError> for FunctionError {
+    fn from(err: DrError) -> Self {
+        FunctionError(err)
+    }
+}
+
+impl From<FunctionError> for Diagnostic {
+    fn from(FunctionError(err): FunctionError) -> Self {
+        Diagnostic { error_type: err.name().to_string(), error_message: err.to_string() }
+    }
+}
+
+/// Sets up logging: the runtime's subscriber (JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`).
+pub fn init_logging() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
+
+/// Serves a JSON-in/JSON-out handler of a typed request. `function` names the function in logs;
+/// `what` describes the request in the `InvalidInput` message of a payload that is not one.
+pub async fn serve<Req, Resp, Handler, Fut>(
+    function: &'static str,
+    what: &'static str,
+    handler: Handler,
+) -> Result<(), lambda_runtime::Error>
+where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+    Handler: Fn(Req) -> Fut,
+    Fut: Future<Output = Result<Resp, DrError>>,
+{
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let result = match parse_input::<Req>(event.payload, what) {
+            // Boxed: the handlers' futures are large and deeply nested.
+            Ok(request) => Box::pin(handler(request)).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = &result {
+            tracing::warn!(function, error = err.name(), retryable = err.is_retryable(), "{err}");
+        }
+        result.map_err(FunctionError)
+    }))
+    .await
+}
+
+/// The SDK configuration, loaded once, and the clients of each (primary, DR) region pair.
+pub struct ClientCache {
+    shared: SdkConfig,
+    by_regions: Mutex<HashMap<(String, String), AwsClients>>,
+}
+
+impl ClientCache {
+    pub async fn load() -> ClientCache {
+        ClientCache {
+            shared: aws_config::load_defaults(BehaviorVersion::latest()).await,
+            by_regions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The function's own region (`AWS_REGION`).
+    pub fn home_region(&self) -> String {
+        self.shared.region().map(ToString::to_string).unwrap_or_default()
+    }
+
+    /// The clients of a plan's two regions, built on first use.
+    pub fn for_plan(&self, plan: &Plan) -> AwsClients {
+        self.for_regions(&plan.primary_region, &plan.dr_region)
+    }
+
+    pub fn for_regions(&self, primary: &str, dr: &str) -> AwsClients {
+        let key = (primary.to_string(), dr.to_string());
+        let build = || AwsClients::from_config(&self.shared, primary, dr);
+        match self.by_regions.lock() {
+            Ok(mut cache) => cache.entry(key).or_insert_with(build).clone(),
+            Err(_) => build(),
+        }
+    }
+
+    /// Clients of the function's own region only.
+    pub fn home(&self) -> RegionClients {
+        RegionClients::new(&self.shared, &self.home_region(), &ApiCallLog::default())
+    }
+}
+
+/// A setting from the function's environment (template.yaml sets it).
+pub fn setting(name: &str) -> Result<String, DrError> {
+    std::env::var(name)
+        .map_err(|_| DrError::InvalidInput { message: format!("environment variable {name} is not set") })
+}
+
+/// The published plans a function serves: `PLAN_STATE_BUCKET` (the plan store, in the
+/// function's region) and `PLAN_NAMES` (comma-separated).
+pub struct Served {
+    pub store: PlanStore,
+    pub plan_names: Vec<String>,
+    pub cache: Arc<ClientCache>,
+}
+
+impl Served {
+    pub async fn load() -> Result<Served, DrError> {
+        let bucket = setting("PLAN_STATE_BUCKET")?;
+        let plan_names =
+            setting("PLAN_NAMES")?.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect();
+        let cache = Arc::new(ClientCache::load().await);
+        let store = PlanStore::new(cache.home().s3, bucket);
+        Ok(Served { store, plan_names, cache })
+    }
+
+    /// The triggers' configuration, with `STATE_MACHINE_ARN` (the failover runbook).
+    pub fn trigger_context(&self) -> Result<TriggerContext, DrError> {
+        let cache = Arc::clone(&self.cache);
+        Ok(TriggerContext {
+            store: self.store.clone(),
+            starter: dr_core::run::Starter::new(self.cache.home().sfn, setting("STATE_MACHINE_ARN")?),
+            plan_names: self.plan_names.clone(),
+            clients_for: Arc::new(move |plan: &Plan| cache.for_plan(plan)),
+            confirmation_poll: Duration::from_secs(30),
+        })
+    }
+
+    /// Every served plan, loaded from the plan store.
+    pub async fn plans(&self) -> Result<Vec<Plan>, DrError> {
+        let mut plans = Vec::new();
+        for name in &self.plan_names {
+            plans.push(self.store.load_plan(name).await?);
+        }
+        Ok(plans)
+    }
+}
+
+/// The whole `main` of a failover runbook step: clients once, then each Task's request.
+pub async fn serve_failover_step(
+    function: &'static str,
+    step: dr_core::runbook::FailoverStep,
+) -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let cache = ClientCache::load().await;
+    let cache = &cache;
+    serve(function, TASK_INPUT, move |request: dr_core::run::StepRequest| async move {
+        let clients = cache.for_plan(&request.state.plan);
+        dr_core::runbook::run_step(step, request.action, &clients, &request.state).await
+    })
+    .await
+}
+
+/// The whole `main` of a restore-test step: clients once, then each Task's request.
+pub async fn serve_restore_step(
+    function: &'static str,
+    step: dr_core::restore::RestoreStep,
+) -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let cache = ClientCache::load().await;
+    let cache = &cache;
+    serve(function, TASK_INPUT, move |request: dr_core::run::StepRequest| async move {
+        let clients = cache.for_plan(&request.state.plan);
+        dr_core::restore::run_restore_step(step, request.action, &clients, &request.state).await
+    })
+    .await
+}
+
+/// What a state machine's Task sends.
+const TASK_INPUT: &str = "state-machine task input {action, state: {plan, run, steps, ...}}";
