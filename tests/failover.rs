@@ -87,7 +87,7 @@ async fn a_full_run_fails_paris_over_to_ireland_and_reports_every_step() {
     let report = report_of(&execution);
 
     assert_failed_over(&plan, &clients).await;
-    assert_eq!(report.status, RunStatus::Succeeded);
+    assert_eq!(report.head.status, RunStatus::Succeeded);
     let phases: Vec<&str> = report.timeline.iter().map(|e| e.phase.as_str()).collect();
     assert_eq!(
         phases,
@@ -173,8 +173,8 @@ async fn lag_over_the_rpo_stops_in_preflight_unless_a_human_approves() {
     assert!(clients.calls.since(mark).iter().all(|c| !c.is_mutating()));
     let failure: RunReport =
         serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("failure report");
-    assert_eq!(failure.status, RunStatus::Failed);
-    assert_eq!(failure.error.as_ref().map(|e| e.error.as_str()), Some("RpoExceeded"));
+    assert_eq!(failure.head.status, RunStatus::Failed);
+    assert_eq!(failure.head.error.as_ref().map(|e| e.error.as_str()), Some("RpoExceeded"));
     assert_eq!(failure.mutating_calls, 0);
 
     let approval =
@@ -189,7 +189,8 @@ async fn lag_over_the_rpo_stops_in_preflight_unless_a_human_approves() {
     assert_eq!(gate.approval, Some(approval));
     assert_eq!(approved.achieved.rpo_seconds, Some(two_hours));
     assert_eq!(approved.achieved.rpo_met, Some(false));
-    let markdown = String::from_utf8(read_report(&clients, &plan, &approved.run.id, "report.md").await).expect("utf-8");
+    let markdown =
+        String::from_utf8(read_report(&clients, &plan, &approved.head.run.id, "report.md").await).expect("utf-8");
     assert!(markdown.contains("Human approval recorded:** by oncall-sre@example.com"), "{markdown}");
     assert_failed_over(&plan, &clients).await;
 }
@@ -224,9 +225,9 @@ async fn a_failing_step_ends_in_a_named_failure_and_a_rerun_finishes_without_rep
     assert_eq!(failed.error.as_deref(), Some("StepTimedOut"), "{failed:#?}");
     let failure: RunReport =
         serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("failure report");
-    assert_eq!(failure.status, RunStatus::Failed);
-    assert_eq!(failure.error.as_ref().map(|e| e.error.as_str()), Some("StepTimedOut"));
-    assert!(failure.error.as_ref().is_some_and(|e| e.cause.contains("dns_status")), "{:?}", failure.error);
+    assert_eq!(failure.head.status, RunStatus::Failed);
+    assert_eq!(failure.head.error.as_ref().map(|e| e.error.as_str()), Some("StepTimedOut"));
+    assert!(failure.head.error.as_ref().is_some_and(|e| e.cause.contains("dns_status")), "{:?}", failure.head.error);
     let moved: Vec<_> = failure.timeline.iter().map(|e| (e.phase.as_str(), e.outcome)).collect();
     use dr_core::run::Outcome::{AlreadyDone, Changed, Checked};
     assert_eq!(

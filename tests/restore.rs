@@ -57,14 +57,14 @@ async fn a_full_run_restores_validates_deletes_and_reports_the_duration() {
     let execution = run_restore_test(&input);
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RestoreReport = serde_json::from_value(execution.output).expect("the output is the report");
-    assert_eq!(report.status, RunStatus::Succeeded);
+    assert_eq!(report.head.status, RunStatus::Succeeded);
     assert_eq!(report.snapshot.as_deref(), Some(format!("{}-copy", plan.database.primary_instance).as_str()));
     assert!(report.restore_seconds.is_some() && report.rto_met == Some(true), "{report:#?}");
     assert_eq!(report.rpo_met, Some(true), "a fresh snapshot is within the RPO");
     assert!(report.validation.as_deref().is_some_and(|v| v.contains("encrypted")), "{report:#?}");
     assert!(report.cleaned_up);
     assert!(gone(&clients, &input.run.id).await, "the temporary instance is deleted");
-    assert_eq!(stored_report(&clients, &plan, &input.run.id).await.status, RunStatus::Succeeded);
+    assert_eq!(stored_report(&clients, &plan, &input.run.id).await.head.status, RunStatus::Succeeded);
     // Only the restore-test instance was touched: the replica is still there.
     assert!(describe_db_instance(&clients.dr.rds, &plan.database.replica_instance).await.expect("describe").is_some());
 }
@@ -82,8 +82,8 @@ async fn a_failure_after_the_restore_still_deletes_the_instance_and_reports_it()
     assert_eq!(execution.error.as_deref(), Some("RestoreValidationFailed"));
     assert!(gone(&clients, &input.run.id).await, "the temporary instance is deleted on the failure path");
     let report = stored_report(&clients, &plan, &input.run.id).await;
-    assert_eq!((report.status, report.cleaned_up), (RunStatus::Failed, true), "{report:#?}");
-    assert_eq!(report.error.map(|e| e.error).as_deref(), Some("RestoreValidationFailed"));
+    assert_eq!((report.head.status, report.cleaned_up), (RunStatus::Failed, true), "{report:#?}");
+    assert_eq!(report.head.error.map(|e| e.error).as_deref(), Some("RestoreValidationFailed"));
     assert!(report.restore_seconds.is_some(), "the restore itself was measured");
 }
 
@@ -214,5 +214,5 @@ async fn the_sql_probe_hook_the_plan_names_can_fail_the_validation_and_the_insta
     assert!(cause.contains("SQL probe restore-sql-probe"), "{cause}");
     assert!(gone(&clients, &input.run.id).await);
     let report = stored_report(&clients, &plan, &input.run.id).await;
-    assert_eq!((report.status, report.cleaned_up), (RunStatus::Failed, true));
+    assert_eq!((report.head.status, report.cleaned_up), (RunStatus::Failed, true));
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use dr_core::time;
 
+use dr_core::aws::AwsClients;
 use dr_core::error::parse_input;
 use dr_core::readiness::check_plan;
 use dr_core::run::{Outcome, RunStatus};
@@ -24,6 +25,21 @@ use dr_core::trigger::{AlarmStateChange, Decision, TriggerContext, TriggerOutcom
 use dr_core::{DrError, Plan};
 use dr_emulator::outage::{Outage, alarm_state_change_event, simulate_outage};
 use dr_tests::{recorded_executions, run_failover, seeded_estate, trigger_context};
+
+/// A seeded estate with its plan armed, and the alarm event of a simulated outage.
+async fn armed_outage(
+    outage: Outage,
+    probe_url: Option<String>,
+) -> (Plan, AwsClients, TriggerContext, serde_json::Value) {
+    let (mut plan, clients) = seeded_estate().await;
+    if let Some(trigger) = plan.trigger.as_mut() {
+        trigger.probe_url = probe_url;
+    }
+    let ctx = trigger_context(&plan, &clients).await;
+    arm(&ctx, &plan).await;
+    let event = simulate_outage(&clients, &plan, outage).await.expect("outage simulated");
+    (plan, clients, ctx, event)
+}
 
 async fn arm(ctx: &TriggerContext, plan: &Plan) {
     ctx.store.set_armed(&plan.name, true, "test", "armed for the test", false).await.expect("armed");
@@ -56,10 +72,7 @@ fn later_incident(event: &serde_json::Value, later_by: Duration) -> serde_json::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_incident_starts_exactly_one_failover_even_when_delivered_50_times_at_once() {
-    let (plan, clients) = seeded_estate().await;
-    let ctx = trigger_context(&plan, &clients).await;
-    arm(&ctx, &plan).await;
-    let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
+    let (plan, clients, ctx, event) = armed_outage(Outage::Sustained, None).await;
 
     let mut deliveries = tokio::task::JoinSet::new();
     for _ in 0..50 {
@@ -87,10 +100,7 @@ async fn one_incident_starts_exactly_one_failover_even_when_delivered_50_times_a
 
 #[tokio::test]
 async fn the_triggered_run_fails_over_reports_the_incident_and_leaves_the_plan_failed_over() {
-    let (plan, clients) = seeded_estate().await;
-    let ctx = trigger_context(&plan, &clients).await;
-    arm(&ctx, &plan).await;
-    let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
+    let (plan, clients, ctx, event) = armed_outage(Outage::Sustained, None).await;
     let outcome = deliver(&ctx, &event).await;
     assert_eq!(outcome.decision, Decision::Started, "{outcome:?}");
 
@@ -99,11 +109,11 @@ async fn the_triggered_run_fails_over_reports_the_incident_and_leaves_the_plan_f
     let execution = run_failover(input);
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RunReport = serde_json::from_value(execution.output).expect("report");
-    assert_eq!(&report.run.id, name);
-    let incident = report.run.incident.as_ref().expect("the report carries the incident");
+    assert_eq!(&report.head.run.id, name);
+    let incident = report.head.run.incident.as_ref().expect("the report carries the incident");
     assert_eq!(Some(incident.alarm.as_str()), event["detail"]["alarmName"].as_str());
     assert!(incident.evidence.iter().any(|e| e.contains("HealthCheckStatus unhealthy in all")), "{incident:?}");
-    assert_eq!(report.run.triggered_at, incident.alarm_at, "the RTO clock starts at detection");
+    assert_eq!(report.head.run.triggered_at, incident.alarm_at, "the RTO clock starts at detection");
     assert_eq!(status(&ctx, &plan).await, PlanStatus::FailedOver);
 
     // Failed over: a new incident starts nothing until an operator re-arms (no ping-pong) ...
@@ -118,10 +128,7 @@ async fn the_triggered_run_fails_over_reports_the_incident_and_leaves_the_plan_f
 
 #[tokio::test]
 async fn flaps_ok_unknown_stale_and_malformed_events_start_nothing_and_change_nothing() {
-    let (plan, clients) = seeded_estate().await;
-    let ctx = trigger_context(&plan, &clients).await;
-    arm(&ctx, &plan).await;
-    let flap = simulate_outage(&clients, &plan, Outage::Flap).await.expect("flap simulated");
+    let (plan, clients, ctx, flap) = armed_outage(Outage::Flap, None).await;
     let alarm = flap["detail"]["alarmName"].as_str().expect("alarm").to_string();
     let at = time::before(time::now(), Duration::from_secs(600));
     let ok = alarm_state_change_event(&alarm, "hc", "OK", "ALARM", at, "Threshold Crossed");
@@ -195,7 +202,7 @@ async fn a_dry_run_makes_no_mutating_call_and_reports_what_it_would_do() {
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RunReport = serde_json::from_value(execution.output).expect("report");
 
-    assert_eq!(report.status, RunStatus::DryRunCompleted);
+    assert_eq!(report.head.status, RunStatus::DryRunCompleted);
     assert_eq!(report.mutating_calls, 0, "{:#?}", report.steps);
     let would: Vec<&str> =
         report.timeline.iter().filter(|e| e.outcome == Outcome::WouldChange).map(|e| e.phase.as_str()).collect();
@@ -211,7 +218,7 @@ async fn a_dry_run_makes_no_mutating_call_and_reports_what_it_would_do() {
         report.timeline
     );
     assert_eq!(report.achieved.rto_seconds, None, "a dry run measures no recovery");
-    assert_eq!(report.run.requested_by.as_ref().map(|r| r.by.as_str()), Some("alice"));
+    assert_eq!(report.head.run.requested_by.as_ref().map(|r| r.by.as_str()), Some("alice"));
     // The estate is exactly as it was: every check still passes, with the same details.
     let after = check_plan(&clients, &plan).await;
     assert_eq!(before.rows, after.rows);
@@ -267,13 +274,7 @@ async fn answering_primary() -> String {
 
 #[tokio::test]
 async fn the_probe_must_agree_a_primary_that_still_answers_starts_nothing() {
-    let (mut plan, clients) = seeded_estate().await;
-    if let Some(trigger) = plan.trigger.as_mut() {
-        trigger.probe_url = Some(answering_primary().await);
-    }
-    let ctx = trigger_context(&plan, &clients).await;
-    arm(&ctx, &plan).await;
-    let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
+    let (plan, clients, ctx, event) = armed_outage(Outage::Sustained, Some(answering_primary().await)).await;
     let outcome = deliver(&ctx, &event).await;
     assert_eq!(outcome.decision, Decision::Unconfirmed, "{outcome:?}");
     assert!(outcome.detail.contains("answered HTTP 200"), "{outcome:?}");
@@ -283,15 +284,9 @@ async fn the_probe_must_agree_a_primary_that_still_answers_starts_nothing() {
 
 #[tokio::test]
 async fn a_probe_that_cannot_reach_the_primary_adds_to_the_evidence() {
-    let (mut plan, clients) = seeded_estate().await;
     // A port nobody listens on: connection refused, as from Ireland to a Paris that is down.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("address");
-    if let Some(trigger) = plan.trigger.as_mut() {
-        trigger.probe_url = Some(format!("http://{closed}/health"));
-    }
-    let ctx = trigger_context(&plan, &clients).await;
-    arm(&ctx, &plan).await;
-    let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
+    let (plan, clients, ctx, event) = armed_outage(Outage::Sustained, Some(format!("http://{closed}/health"))).await;
     let outcome = deliver(&ctx, &event).await;
     assert_eq!(outcome.decision, Decision::Started, "{outcome:?}");
     let executions = recorded_executions(&clients, &plan).await;

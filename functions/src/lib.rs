@@ -155,32 +155,45 @@ impl Served {
     }
 }
 
-/// The whole `main` of a failover runbook step: clients once, then each Task's request.
-pub async fn serve_failover_step(
+/// The whole `main` of a state machine's Task Lambda: clients once, then each Task's request
+/// (`{action, state}`), handled with the plan's clients.
+pub async fn serve_task<Out, Handler, Fut>(
     function: &'static str,
-    step: dr_core::runbook::FailoverStep,
-) -> Result<(), lambda_runtime::Error> {
+    handler: Handler,
+) -> Result<(), lambda_runtime::Error>
+where
+    Out: Serialize,
+    Handler: Fn(dr_core::run::StepAction, AwsClients, dr_core::run::RunbookState) -> Fut,
+    Fut: Future<Output = Result<Out, DrError>>,
+{
     init_logging();
     let cache = ClientCache::load().await;
-    let cache = &cache;
+    let (cache, handler) = (&cache, &handler);
     serve(function, TASK_INPUT, move |request: dr_core::run::StepRequest| async move {
         let clients = cache.for_plan(&request.state.plan);
-        dr_core::runbook::run_step(step, request.action, &clients, &request.state).await
+        handler(request.action, clients, request.state).await
     })
     .await
 }
 
-/// The whole `main` of a restore-test step: clients once, then each Task's request.
+/// A failover runbook step's `main`.
+pub async fn serve_failover_step(
+    function: &'static str,
+    step: dr_core::runbook::FailoverStep,
+) -> Result<(), lambda_runtime::Error> {
+    serve_task(function, move |action, clients, state| async move {
+        dr_core::runbook::run_step(step, action, &clients, &state).await
+    })
+    .await
+}
+
+/// A restore-test step's `main`.
 pub async fn serve_restore_step(
     function: &'static str,
     step: dr_core::restore::RestoreStep,
 ) -> Result<(), lambda_runtime::Error> {
-    init_logging();
-    let cache = ClientCache::load().await;
-    let cache = &cache;
-    serve(function, TASK_INPUT, move |request: dr_core::run::StepRequest| async move {
-        let clients = cache.for_plan(&request.state.plan);
-        dr_core::restore::run_restore_step(step, request.action, &clients, &request.state).await
+    serve_task(function, move |action, clients, state| async move {
+        dr_core::restore::run_restore_step(step, action, &clients, &state).await
     })
     .await
 }

@@ -5,9 +5,11 @@
 
 use std::fmt::{self, Write as _};
 
+use serde::{Deserialize, Serialize};
+
 use crate::aws::{AwsClients, objects};
 use crate::error::DrError;
-use crate::run::{CaughtError, RunInfo, RunMode, RunStatus};
+use crate::run::{CaughtError, RunInfo, RunMode, RunStatus, RunbookState};
 use crate::time::{self, Timestamp};
 
 /// The verdict of an objective: met, MISSED, or not measured.
@@ -29,22 +31,38 @@ pub fn cell(text: &str) -> String {
     text.replace('|', "/").replace('\n', " ")
 }
 
-/// The first lines of a report.
-pub struct Header<'a> {
-    /// e.g. "Failover report", "Restore test report".
-    pub title: &'a str,
-    pub plan: &'a str,
-    pub run: &'a RunInfo,
+/// What every report starts with: the run, how it ended, and where the report was written.
+/// Flattened into each report's JSON.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Head {
+    pub plan: String,
+    pub run: RunInfo,
     pub status: RunStatus,
-    pub error: Option<&'a CaughtError>,
+    /// The error that stopped the run, as the state machine's Catch recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CaughtError>,
     pub generated_at: Timestamp,
+    /// Where the report was written (`s3://...`).
+    pub locations: Vec<String>,
 }
 
-impl Header<'_> {
+impl Head {
+    /// The head of a report on `state`, generated now.
+    pub fn of(state: &RunbookState, status: RunStatus) -> Head {
+        Head {
+            plan: state.plan.name.clone(),
+            run: state.run.clone(),
+            status,
+            error: state.error.clone(),
+            generated_at: time::now(),
+            locations: Vec::new(),
+        }
+    }
+
     /// Title and the run's facts, as a bullet list. `extra` bullets go before "Report generated".
-    pub fn write(&self, out: &mut String, extra: &[String]) -> fmt::Result {
+    pub fn write(&self, out: &mut String, title: &str, extra: &[String]) -> fmt::Result {
         let dry_run = self.run.mode == RunMode::DryRun;
-        let title = if dry_run { format!("{} (DRY RUN)", self.title) } else { self.title.to_string() };
+        let title = if dry_run { format!("{title} (DRY RUN)") } else { title.to_string() };
         writeln!(out, "# {title}: {} / run {}\n", self.plan, self.run.id)?;
         writeln!(out, "- **Status:** {}", self.status.label().to_uppercase())?;
         if dry_run {
@@ -53,7 +71,7 @@ impl Header<'_> {
                 "- **Mode:** dry run: every step checked its preconditions and reports what it would do; nothing was changed"
             )?;
         }
-        if let Some(error) = self.error {
+        if let Some(error) = &self.error {
             writeln!(out, "- **Stopped by:** `{}`: {}", error.error, error.cause)?;
         }
         writeln!(out, "- **Trigger:** {} at {}", self.run.trigger, time::rfc3339(self.run.triggered_at))?;

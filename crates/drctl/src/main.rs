@@ -219,6 +219,17 @@ struct OperatorArg {
     force: bool,
 }
 
+/// A change of the plan's state by an operator.
+#[derive(Args)]
+struct StateChange {
+    #[command(flatten)]
+    plan: PlanArg,
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    operator: OperatorArg,
+}
+
 #[derive(Subcommand)]
 enum TriggerCommand {
     /// Print the plan's state as JSON.
@@ -229,31 +240,17 @@ enum TriggerCommand {
         store: StoreArg,
     },
     /// Let an alarm fail the plan over (after a failover: once Paris serves again).
-    Arm {
-        #[command(flatten)]
-        plan: PlanArg,
-        #[command(flatten)]
-        store: StoreArg,
-        #[command(flatten)]
-        operator: OperatorArg,
-    },
+    Arm(StateChange),
     /// Switch automatic failover off (maintenance, a planned Paris outage).
-    Disarm {
-        #[command(flatten)]
-        plan: PlanArg,
-        #[command(flatten)]
-        store: StoreArg,
-        #[command(flatten)]
-        operator: OperatorArg,
-    },
+    Disarm(StateChange),
 }
 
 impl TriggerCommand {
     async fn run(self) -> Result<ExitCode, DrError> {
         let (plan, store, change) = match self {
             TriggerCommand::Status { plan, store } => (plan, store, None),
-            TriggerCommand::Arm { plan, store, operator } => (plan, store, Some((true, operator))),
-            TriggerCommand::Disarm { plan, store, operator } => (plan, store, Some((false, operator))),
+            TriggerCommand::Arm(StateChange { plan, store, operator }) => (plan, store, Some((true, operator))),
+            TriggerCommand::Disarm(StateChange { plan, store, operator }) => (plan, store, Some((false, operator))),
         };
         let (plan, clients) = plan.load_with_clients().await?;
         let store = store.open(&clients);

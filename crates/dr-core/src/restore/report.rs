@@ -7,19 +7,16 @@ use serde::{Deserialize, Serialize};
 use super::{SNAPSHOT_AGE_FACT, SNAPSHOT_CREATED_FACT, SNAPSHOT_FACT, instance_id};
 use crate::aws::AwsClients;
 use crate::error::DrError;
-use crate::report::{self, Header, Objective, ReportFile, cell};
-use crate::run::{CaughtError, RunInfo, RunStatus, RunbookState, StepKey, StepRecord};
+use crate::report::{self, Head, Objective, ReportFile, cell};
+use crate::run::{RunStatus, RunbookState, StepKey, StepRecord};
 use crate::time::{self, Timestamp};
 
 /// The restore test's report: what was restored, how long it took against the RTO, how old the
 /// data was against the RPO, what validation found and whether the instance is gone.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RestoreReport {
-    pub plan: String,
-    pub run: RunInfo,
-    pub status: RunStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<CaughtError>,
+    #[serde(flatten)]
+    pub head: Head,
     pub instance: String,
     pub snapshot: Option<String>,
     pub snapshot_created_at: Option<Timestamp>,
@@ -35,8 +32,6 @@ pub struct RestoreReport {
     /// Whether the temporary instance was deleted.
     pub cleaned_up: bool,
     pub steps: Vec<StepRecord>,
-    pub generated_at: Timestamp,
-    pub locations: Vec<String>,
 }
 
 pub fn build_restore_report(state: &RunbookState) -> RestoreReport {
@@ -52,10 +47,7 @@ pub fn build_restore_report(state: &RunbookState) -> RestoreReport {
     let cleaned_up = state.step(StepKey::Cleanup).is_some();
     let succeeded = state.error.is_none() && validation.is_some() && cleaned_up;
     RestoreReport {
-        plan: state.plan.name.clone(),
-        run: state.run.clone(),
-        status: RunStatus::of(false, succeeded),
-        error: state.error.clone(),
+        head: Head::of(state, RunStatus::of(false, succeeded)),
         instance: instance_id(&state.run.id),
         snapshot: fact(SNAPSHOT_FACT),
         snapshot_created_at: fact(SNAPSHOT_CREATED_FACT).and_then(|at| time::parse(&at).ok()),
@@ -68,8 +60,6 @@ pub fn build_restore_report(state: &RunbookState) -> RestoreReport {
         validation,
         cleaned_up,
         steps: state.steps.values().cloned().collect(),
-        generated_at: time::now(),
-        locations: Vec::new(),
     }
 }
 
@@ -89,15 +79,7 @@ fn write_markdown(md: &mut String, report: &RestoreReport) -> fmt::Result {
         ),
         format!("**Validation:** {}", report.validation.as_deref().unwrap_or("not reached")),
     ];
-    let header = Header {
-        title: "Restore test report",
-        plan: &report.plan,
-        run: &report.run,
-        status: report.status,
-        error: report.error.as_ref(),
-        generated_at: report.generated_at,
-    };
-    header.write(md, &extra)?;
+    report.head.write(md, "Restore test report", &extra)?;
     report::write_objectives(
         md,
         &[
@@ -142,7 +124,7 @@ pub async fn write_restore_report(clients: &AwsClients, state: &RunbookState) ->
     let reports = &state.plan.reports;
     let base = format!("{}{}/restore-tests/{}/", reports.prefix, state.plan.name, state.run.id);
     let (json_key, md_key) = (format!("{base}report.json"), format!("{base}report.md"));
-    report.locations = [&json_key, &md_key].iter().map(|key| report::location(&reports.bucket, key)).collect();
+    report.head.locations = [&json_key, &md_key].iter().map(|key| report::location(&reports.bucket, key)).collect();
     let json = serde_json::to_vec_pretty(&report).map_err(|e| DrError::serialisation("restore report", e))?;
     let markdown = render_restore_markdown(&report)?.into_bytes();
     let files = vec![
@@ -150,6 +132,6 @@ pub async fn write_restore_report(clients: &AwsClients, state: &RunbookState) ->
         ReportFile { key: md_key, body: markdown, content_type: "text/markdown; charset=utf-8" },
     ];
     report::put_report_files(clients, &reports.bucket, files).await?;
-    tracing::info!(plan = %state.plan.name, step = "restore-report", status = ?report.status, "restore test report written");
+    tracing::info!(plan = %state.plan.name, step = "restore-report", status = ?report.head.status, "restore test report written");
     Ok(report)
 }

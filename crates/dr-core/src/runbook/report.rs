@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::aws::AwsClients;
 use crate::error::DrError;
 use crate::readiness::{CheckRow, check_plan};
-use crate::report::{self, Header, Objective, ReportFile, cell};
-use crate::run::{CaughtError, GateDecision, Outcome, RunInfo, RunStatus, RunbookState, StepKey, StepRecord};
+use crate::report::{self, Head, Objective, ReportFile, cell};
+use crate::run::{GateDecision, Outcome, RunStatus, RunbookState, StepKey, StepRecord};
 use crate::store::{PlanState, PlanStatus, PlanStore, Versioned, WriteOutcome};
 use crate::time::{self, Timestamp};
 
@@ -49,14 +49,11 @@ pub struct Achieved {
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RunReport {
-    pub plan: String,
-    pub run: RunInfo,
-    pub status: RunStatus,
+    #[serde(flatten)]
+    pub head: Head,
     /// The plan's single-flight state after the run, when the run held it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_state: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<CaughtError>,
     pub achieved: Achieved,
     pub gate: Option<GateDecision>,
     pub timeline: Vec<TimelineEntry>,
@@ -64,9 +61,6 @@ pub struct RunReport {
     pub steps: Vec<StepRecord>,
     pub final_state: Vec<CheckRow>,
     pub mutating_calls: usize,
-    pub generated_at: Timestamp,
-    /// Where the report was written: JSON, Markdown, SVG.
-    pub locations: Vec<String>,
 }
 
 /// Builds the report from the execution state and the estate as it is now (no S3 write).
@@ -114,19 +108,14 @@ pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunRepo
     };
     let succeeded = state.error.is_none() && dns_done.is_some();
     RunReport {
-        plan: plan.name.clone(),
-        run: state.run.clone(),
-        status: RunStatus::of(dry_run, succeeded),
+        head: Head::of(state, RunStatus::of(dry_run, succeeded)),
         plan_state: None,
-        error: state.error.clone(),
         achieved,
         gate,
         mutating_calls: state.steps.values().map(StepRecord::mutating_calls).sum(),
         timeline,
         steps: state.steps.values().cloned().collect(),
         final_state,
-        generated_at: time::now(),
-        locations: Vec::new(),
     }
 }
 
@@ -141,15 +130,7 @@ fn write_markdown(md: &mut String, report: &RunReport) -> fmt::Result {
     if let Some(plan_state) = &report.plan_state {
         extra.push(format!("**Plan state after the run:** {plan_state}"));
     }
-    let header = Header {
-        title: "Failover report",
-        plan: &report.plan,
-        run: &report.run,
-        status: report.status,
-        error: report.error.as_ref(),
-        generated_at: report.generated_at,
-    };
-    header.write(md, &extra)?;
+    report.head.write(md, "Failover report", &extra)?;
     report::write_objectives(
         md,
         &[
@@ -211,7 +192,7 @@ pub fn render_svg(report: &RunReport) -> Result<String, DrError> {
 }
 
 fn write_svg(svg: &mut String, report: &RunReport) -> fmt::Result {
-    let origin = report.run.triggered_at;
+    let origin = report.head.run.triggered_at;
     let offset = |at: Timestamp| time::seconds_between(origin, at).max(0.0);
     let end = report.timeline.iter().map(|e| offset(e.finished_at)).fold(1.0_f64, f64::max);
     let (label_width, chart_width, row_height) = (220.0, 560.0, 28.0);
@@ -225,9 +206,9 @@ fn write_svg(svg: &mut String, report: &RunReport) -> fmt::Result {
     writeln!(
         svg,
         "<text x=\"10\" y=\"18\" font-weight=\"bold\">{} run {}: {} (RTO {})</text>",
-        xml(&report.plan),
-        xml(&report.run.id),
-        report.status.label(),
+        xml(&report.head.plan),
+        xml(&report.head.run.id),
+        report.head.status.label(),
         report::seconds(report.achieved.rto_seconds)
     )?;
     for (row, entry) in report.timeline.iter().enumerate() {
@@ -253,7 +234,7 @@ fn write_svg(svg: &mut String, report: &RunReport) -> fmt::Result {
         svg,
         "<text x=\"{label_width}\" y=\"{}\" fill=\"#555\">0 s = trigger at {}; axis {:.0} s</text>",
         height - 8.0,
-        time::rfc3339(report.run.triggered_at),
+        time::rfc3339(report.head.run.triggered_at),
         end
     )?;
     writeln!(svg, "</svg>")
@@ -274,7 +255,7 @@ pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<
     let reports = &state.plan.reports;
     let base = format!("{}{}/{}/", reports.prefix, state.plan.name, state.run.id);
     let keys = [format!("{base}report.json"), format!("{base}report.md"), format!("{base}timeline.svg")];
-    report.locations = keys.iter().map(|key| report::location(&reports.bucket, key)).collect();
+    report.head.locations = keys.iter().map(|key| report::location(&reports.bucket, key)).collect();
     let json = serde_json::to_vec_pretty(&report).map_err(|e| DrError::serialisation("report", e))?;
     let [json_key, md_key, svg_key] = keys;
     let files = vec![
@@ -287,7 +268,7 @@ pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<
         ReportFile { key: svg_key, body: render_svg(&report)?.into_bytes(), content_type: "image/svg+xml" },
     ];
     report::put_report_files(clients, &reports.bucket, files).await?;
-    tracing::info!(plan = %state.plan.name, step = "report", status = ?report.status, location = %report.locations.join(" "), "report written");
+    tracing::info!(plan = %state.plan.name, step = "report", status = ?report.head.status, location = %report.head.locations.join(" "), "report written");
     // Last, once the report is safely written: a failed write above fails the run, and a plan
     // marked failed-over must not have a failed run behind it.
     if let Some(NextPlanState { store, read, new: Some(new), .. }) = plan_state
@@ -322,7 +303,7 @@ async fn next_plan_state(
     let (new, summary) = if !held {
         let holder = read.state.run_id.as_deref().unwrap_or("nobody");
         (None, format!("{} (held by {holder})", read.state.status.name()))
-    } else if report.status != RunStatus::Succeeded {
+    } else if report.head.status != RunStatus::Succeeded {
         (None, format!("{}: the run failed; re-arm after review", PlanStatus::FailingOver.name()))
     } else {
         let done = read.state.moved(PlanStatus::FailedOver, "report", format!("run {} succeeded", state.run.id));
@@ -334,7 +315,7 @@ async fn next_plan_state(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::{Approval, GateVerdict};
+    use crate::run::{Approval, CaughtError, GateVerdict, RunInfo};
 
     fn at(text: &str) -> Timestamp {
         time::parse(text).expect("time")
@@ -397,7 +378,7 @@ mod tests {
     #[test]
     fn rto_runs_from_the_trigger_to_dns_ready_and_rpo_is_the_lag_at_promotion() {
         let report = build_report(&state(), Vec::new());
-        assert_eq!(report.status, RunStatus::Succeeded);
+        assert_eq!(report.head.status, RunStatus::Succeeded);
         assert_eq!(report.achieved.rto_seconds, Some(720.0));
         assert_eq!(report.achieved.rto_met, Some(true));
         assert_eq!(report.achieved.rpo_seconds, Some(5400.0));
@@ -422,7 +403,7 @@ mod tests {
         state.steps.remove(&StepKey::DnsStatus);
         state.error = Some(CaughtError { error: "StepTimedOut".into(), cause: "dns_status not ready".into() });
         let report = build_report(&state, Vec::new());
-        assert_eq!(report.status, RunStatus::Failed);
+        assert_eq!(report.head.status, RunStatus::Failed);
         assert_eq!(report.achieved.rto_seconds, None);
         assert!(render_markdown(&report).expect("markdown").contains("**Stopped by:** `StepTimedOut`"));
     }

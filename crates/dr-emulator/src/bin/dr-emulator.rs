@@ -165,18 +165,15 @@ impl Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command.run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
+    // `RUST_LOG=info` shows the local Lambda service's invocations.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = Cli::parse().command.run().await;
+    result.map_or_else(
+        |err| {
             eprintln!("error {}: {err}", err.name());
             ExitCode::from(2)
-        }
-    }
+        },
+        |()| ExitCode::SUCCESS,
+    )
 }

@@ -5,17 +5,17 @@
 //! becomes a `CheckFailed` row, with the error's stable name, instead of hiding the other checks.
 
 use aws_sdk_ec2::types::InstanceStateName;
-use aws_sdk_route53::types::ResourceRecordSetFailover;
 use aws_sdk_s3::types::{MetricsStatus, ReplicationRuleStatus};
 use serde::{Deserialize, Serialize};
 
+mod dns;
+
 use crate::aws::lookup::{
-    bucket_exists, describe_auto_scaling_group, describe_db_instance, describe_standby_instances, failover_records,
-    find_health_check, find_hosted_zone, is_plan_primary,
+    bucket_exists, describe_auto_scaling_group, describe_db_instance, describe_standby_instances, is_plan_primary,
 };
 use crate::aws::{AwsClients, RegionClients};
 use crate::error::{DrError, ErrorName, sdk_error_code};
-use crate::plan::{BucketPair, DnsStrategy, Plan, fqdn};
+use crate::plan::{BucketPair, Plan};
 use crate::rpo::{LagReading, LagVerdict, read_replica_lags};
 use crate::time;
 
@@ -115,15 +115,20 @@ pub struct CheckRow {
 }
 
 impl CheckRow {
-    fn ready(check: Check, resource: impl Into<String>, detail: impl Into<String>) -> CheckRow {
+    pub(crate) fn ready(check: Check, resource: impl Into<String>, detail: impl Into<String>) -> CheckRow {
         CheckRow { check, resource: resource.into(), finding: None, error: None, detail: detail.into() }
     }
 
-    fn not_ready(check: Check, resource: impl Into<String>, finding: Finding, detail: impl Into<String>) -> CheckRow {
+    pub(crate) fn not_ready(
+        check: Check,
+        resource: impl Into<String>,
+        finding: Finding,
+        detail: impl Into<String>,
+    ) -> CheckRow {
         CheckRow { check, resource: resource.into(), finding: Some(finding), error: None, detail: detail.into() }
     }
 
-    fn failed(check: Check, resource: impl Into<String>, err: &DrError) -> CheckRow {
+    pub(crate) fn failed(check: Check, resource: impl Into<String>, err: &DrError) -> CheckRow {
         CheckRow {
             error: Some(err.kind()),
             ..CheckRow::not_ready(check, resource, Finding::CheckFailed, format!("{}: {err}", err.name()))
@@ -162,7 +167,7 @@ pub async fn check_plan(clients: &AwsClients, plan: &Plan) -> Readiness {
         check_replica_lag(&clients.dr, plan, now),
         check_standby_instances(&clients.dr, plan),
         check_auto_scaling(&clients.dr, plan),
-        check_dns(clients, plan),
+        dns::check_dns(clients, plan),
         check_bucket_pairs(clients, plan),
         check_report_bucket(&clients.dr, plan),
     );
@@ -175,7 +180,7 @@ pub async fn check_plan(clients: &AwsClients, plan: &Plan) -> Readiness {
     Readiness { plan: plan.name.clone(), rows }
 }
 
-fn at(id: &str, region: &str) -> String {
+pub(crate) fn at(id: &str, region: &str) -> String {
     format!("{id} ({region})")
 }
 
@@ -327,144 +332,6 @@ async fn check_auto_scaling(dr: &RegionClients, plan: &Plan) -> CheckRow {
             Finding::AsgNotAtStandbySize,
             format!("{}, standby size is {}", shown(actual), shown(expected)),
         )
-    }
-}
-
-async fn check_dns(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow> {
-    let dns = &plan.dns;
-    let (zone, health_check) = tokio::join!(
-        find_hosted_zone(&clients.route53, &dns.hosted_zone),
-        find_health_check(&clients.route53, &dns.health_check)
-    );
-    let mut rows = Vec::new();
-    let health_check_id = match health_check {
-        Err(err) => {
-            rows.push(CheckRow::failed(Check::HealthCheck, dns.health_check.clone(), &err));
-            None
-        }
-        Ok(None) => {
-            rows.push(CheckRow::not_ready(
-                Check::HealthCheck,
-                dns.health_check.clone(),
-                Finding::HealthCheckMissing,
-                "no Route53 health check has this Name tag",
-            ));
-            None
-        }
-        Ok(Some(id)) => {
-            rows.push(CheckRow::ready(Check::HealthCheck, dns.health_check.clone(), format!("id {id}")));
-            Some(id)
-        }
-    };
-    let zone_id = match zone {
-        Err(err) => {
-            rows.push(CheckRow::failed(Check::HostedZone, dns.hosted_zone.clone(), &err));
-            return rows;
-        }
-        Ok(None) => {
-            rows.push(CheckRow::not_ready(
-                Check::HostedZone,
-                dns.hosted_zone.clone(),
-                Finding::HostedZoneMissing,
-                "no public hosted zone with this name",
-            ));
-            return rows;
-        }
-        Ok(Some(id)) => id,
-    };
-    let records = match failover_records(&clients.route53, &zone_id, plan).await {
-        Err(err) => {
-            rows.push(CheckRow::failed(Check::DnsRecord, dns.record.clone(), &err));
-            return rows;
-        }
-        Ok(records) => records,
-    };
-    for (role, target) in
-        [(ResourceRecordSetFailover::Primary, &dns.primary), (ResourceRecordSetFailover::Secondary, &dns.secondary)]
-    {
-        let resource = format!("{} {} {}", fqdn(&dns.record), role, target.set_identifier);
-        let check = if role == ResourceRecordSetFailover::Primary {
-            Check::DnsPrimaryRecord
-        } else {
-            Check::DnsSecondaryRecord
-        };
-        let Some(set) = records.iter().find(|set| set.failover() == Some(&role)) else {
-            rows.push(CheckRow::not_ready(
-                check,
-                resource,
-                Finding::RecordMissing,
-                format!("no {role} failover record"),
-            ));
-            continue;
-        };
-        let values: Vec<&str> = set.resource_records().iter().map(|r| r.value()).collect();
-        let expects_health_check = role == ResourceRecordSetFailover::Primary;
-        if set.alias_target().is_some() {
-            rows.push(CheckRow::not_ready(
-                check,
-                resource,
-                Finding::RecordMisconfigured,
-                "an alias record: the runbook moves plain records only (use a CNAME to the load balancer)",
-            ));
-        } else if values != [target.value.as_str()] {
-            let finding = if expects_health_check { Finding::DnsNotOnPrimary } else { Finding::RecordMisconfigured };
-            rows.push(CheckRow::not_ready(
-                check,
-                resource,
-                finding,
-                format!("answers {} instead of {}", values.join(", "), target.value),
-            ));
-        } else if set.set_identifier() != Some(target.set_identifier.as_str()) {
-            rows.push(CheckRow::not_ready(
-                check,
-                resource,
-                Finding::RecordMisconfigured,
-                format!("set identifier is {}", set.set_identifier().unwrap_or("none")),
-            ));
-        } else if set.ttl() != Some(i64::from(dns.ttl_seconds)) {
-            rows.push(CheckRow::not_ready(
-                check,
-                resource,
-                Finding::RecordMisconfigured,
-                format!("TTL is {:?} s, the plan says {} s", set.ttl(), dns.ttl_seconds),
-            ));
-        } else if expects_health_check
-            && health_check_id.is_some()
-            && set.health_check_id() != health_check_id.as_deref()
-        {
-            rows.push(CheckRow::not_ready(
-                check,
-                resource,
-                Finding::RecordMisconfigured,
-                format!("health check is {}, not {}", set.health_check_id().unwrap_or("none"), dns.health_check),
-            ));
-        } else {
-            rows.push(CheckRow::ready(check, resource, format!("answers {}", target.value)));
-        }
-    }
-    if let (DnsStrategy::HealthCheckMetric, Some(metric)) = (dns.strategy, &dns.failover_metric) {
-        rows.push(check_failover_alarm(&clients.dr, &metric.alarm).await);
-    }
-    rows
-}
-
-/// For the health-check-metric strategy: the alarm behind the PRIMARY health check exists and
-/// is not in ALARM (an ALARM means DNS already answers Ireland).
-async fn check_failover_alarm(dr: &RegionClients, alarm: &str) -> CheckRow {
-    const CHECK: Check = Check::FailoverAlarm;
-    let resource = at(alarm, &dr.region);
-    match dr.cloudwatch.describe_alarms().alarm_names(alarm).send().await {
-        Err(err) => CheckRow::failed(CHECK, resource, &DrError::from_sdk("cloudwatch", "DescribeAlarms", err)),
-        Ok(out) => match out.metric_alarms().first().and_then(|a| a.state_value()) {
-            None => CheckRow::not_ready(CHECK, resource, Finding::FailoverAlarmMissing, "no such CloudWatch alarm"),
-            Some(aws_sdk_cloudwatch::types::StateValue::Alarm) => CheckRow::not_ready(
-                CHECK,
-                resource,
-                Finding::DnsNotOnPrimary,
-                "in ALARM: the PRIMARY health check fails, DNS answers Ireland",
-            ),
-            Some(state) => CheckRow::ready(CHECK, resource, format!("{state}")),
-        },
     }
 }
 
