@@ -4,6 +4,9 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EMULATOR_HOST="127.0.0.1"
 EMULATOR_PORT="${MOTO_PORT:-5000}"
 EMULATOR_URL="http://${EMULATOR_HOST}:${EMULATOR_PORT}"
+# The emulator's DNS server: Route 53's answers for its hosted zones (crates/dr-emulator/moto/dns.py).
+DNS_PORT="${DNS_PORT:-5053}"
+DNS_RESOLVER="${EMULATOR_HOST}:${DNS_PORT}"
 EMULATOR_STATE_DIR="${REPO_ROOT}/.emulator"
 VENV="${REPO_ROOT}/.venv"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
@@ -26,6 +29,8 @@ use_emulator_env() {
   export MOTO_PORT="${EMULATOR_PORT}"
   # Where the ASL engine and the restore test's probe hook invoke the Lambdas.
   export AWS_ENDPOINT_URL_LAMBDA="${LAMBDA_URL}"
+  # Where DNS questions go (the product's DNS verification, the tests).
+  export DR_DNS_RESOLVER="${DNS_RESOLVER}"
 }
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -8,7 +8,7 @@ use aws_sdk_route53::types::{
 };
 use dr_core::aws::lookup::{bucket_exists, describe_auto_scaling_group, describe_standby_instances, find_hosted_zone};
 use dr_core::plan::{BucketPair, fqdn};
-use dr_core::readiness::{Finding, Readiness, check_plan};
+use dr_core::readiness::{Finding, Readiness, Scope, check_plan};
 use dr_emulator::estate::{SeedOptions, publish_replica_lag, seed};
 use dr_tests::{emulator_clients, isolated_plan, seeded_estate};
 use serde_json::json;
@@ -19,10 +19,20 @@ fn findings_of(readiness: &Readiness, check: &str) -> Vec<Option<Finding>> {
 }
 
 fn assert_only_finding(readiness: &Readiness, check: &str, finding: Finding) {
+    assert_only_findings(readiness, &[(check, finding)]);
+}
+
+/// Exactly these rows are not ready, with these findings.
+fn assert_only_findings(readiness: &Readiness, expected: &[(&str, Finding)]) {
     let not_ready: Vec<(&str, Finding)> =
         readiness.rows.iter().filter_map(|row| row.finding.map(|f| (row.check.label(), f))).collect();
-    assert!(not_ready.contains(&(check, finding)), "{check} should report {finding:?}; table: {readiness:#?}");
-    assert!(not_ready.iter().all(|(c, _)| *c == check), "only {check} should be not ready, got {not_ready:?}");
+    for wanted in expected {
+        assert!(not_ready.contains(wanted), "{wanted:?} expected; table: {readiness:#?}");
+    }
+    assert!(
+        not_ready.iter().all(|row| expected.contains(row)),
+        "only {expected:?} should be not ready, got {not_ready:?}"
+    );
 }
 
 #[tokio::test]
@@ -53,7 +63,7 @@ async fn clients_honour_the_endpoint_override_with_path_style_s3() {
 #[tokio::test]
 async fn the_seeded_estate_is_ready() {
     let (plan, clients) = seeded_estate().await;
-    let readiness = check_plan(&clients, &plan).await;
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
     assert!(readiness.is_ready(), "{readiness:#?}");
     let checks: Vec<&str> = readiness.rows.iter().map(|row| row.check.label()).collect();
     for expected in [
@@ -62,9 +72,12 @@ async fn the_seeded_estate_is_ready() {
         "replica lag",
         "standby instance",
         "auto scaling group",
-        "health check",
+        "routing alarm",
+        "routing health check",
+        "detection health check",
         "dns primary record",
         "dns secondary record",
+        "dns answer",
         "s3 replication",
         "report bucket",
     ] {
@@ -136,6 +149,9 @@ async fn estate_snapshot(plan: &dr_core::Plan, clients: &dr_core::aws::AwsClient
         .iter()
         .map(|hc| hc.id().to_string())
         .collect();
+    let routing = plan.dns.routing.as_ref().map(|r| r.health_check.as_str());
+    let detection = plan.trigger.as_ref().map(|t| t.detection_health_check.as_str());
+    let names: Vec<&str> = [routing, detection].into_iter().flatten().collect();
     let mut named_health_checks = 0;
     for batch in health_check_ids.chunks(10) {
         let tags = clients
@@ -149,7 +165,7 @@ async fn estate_snapshot(plan: &dr_core::Plan, clients: &dr_core::aws::AwsClient
         named_health_checks += tags
             .resource_tag_sets()
             .iter()
-            .filter(|set| set.tags().iter().any(|t| t.value() == Some(plan.dns.health_check.as_str())))
+            .filter(|set| set.tags().iter().any(|t| t.value().is_some_and(|name| names.contains(&name))))
             .count();
     }
     let buckets: Vec<String> = clients
@@ -192,9 +208,9 @@ async fn seeding_twice_leaves_the_same_estate() {
     let second = estate_snapshot(&plan, &clients).await;
     assert_eq!(first, second);
     assert_eq!(first["instances"].as_array().map(Vec::len), Some(2));
-    assert_eq!(first["named_health_checks"], json!(1));
+    assert_eq!(first["named_health_checks"], json!(2), "the routing and the detection health checks");
     assert_eq!(first["zones"], json!(1));
-    assert!(check_plan(&clients, &plan).await.is_ready());
+    assert!(check_plan(&clients, &plan, Scope::Full).await.is_ready());
 }
 
 #[tokio::test]
@@ -202,9 +218,9 @@ async fn seeding_brings_a_disturbed_estate_back_to_standby() {
     let (plan, clients) = seeded_estate().await;
     let (first_id, _) = describe_standby_instances(&clients.dr.ec2, &plan).await.expect("instances")[0].clone();
     clients.dr.ec2.start_instances().instance_ids(&first_id).send().await.expect("StartInstances");
-    assert!(!check_plan(&clients, &plan).await.is_ready());
+    assert!(!check_plan(&clients, &plan, Scope::Full).await.is_ready());
     seed(&clients, &plan, SeedOptions::default()).await.expect("re-seeding");
-    assert!(check_plan(&clients, &plan).await.is_ready());
+    assert!(check_plan(&clients, &plan, Scope::Full).await.is_ready());
 }
 
 #[tokio::test]
@@ -223,7 +239,7 @@ async fn a_missing_replica_is_reported() {
     if let Err(err) = deleted {
         assert_eq!(dr_core::error::sdk_error_code(&err), Some("DBInstanceNotFound"), "{err:?}");
     }
-    let readiness = check_plan(&clients, &plan).await;
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
     assert_eq!(findings_of(&readiness, "read replica"), vec![Some(Finding::ReplicaMissing)]);
 }
 
@@ -232,7 +248,7 @@ async fn a_running_standby_instance_is_reported() {
     let (plan, clients) = seeded_estate().await;
     let instances = describe_standby_instances(&clients.dr.ec2, &plan).await.expect("instances");
     clients.dr.ec2.start_instances().instance_ids(&instances[1].0).send().await.expect("StartInstances");
-    let readiness = check_plan(&clients, &plan).await;
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
     assert_eq!(findings_of(&readiness, "standby instance"), vec![None, Some(Finding::StandbyInstanceRunning)]);
     assert_only_finding(&readiness, "standby instance", Finding::StandbyInstanceRunning);
 }
@@ -242,7 +258,7 @@ async fn lag_over_the_rpo_is_reported() {
     let (plan, clients) = seeded_estate().await;
     let two_hours = 2.0 * plan.targets.rpo().as_secs_f64();
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, two_hours).await.expect("PutMetricData");
-    let readiness = check_plan(&clients, &plan).await;
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
     assert_only_finding(&readiness, "replica lag", Finding::RpoExceeded);
 }
 
@@ -251,7 +267,7 @@ async fn a_replica_reporting_minus_one_is_not_replicating() {
     let plan = isolated_plan();
     let clients = emulator_clients(&plan).await;
     seed(&clients, &plan, SeedOptions { replica_lag_seconds: -1.0, ..SeedOptions::default() }).await.expect("seeding");
-    let readiness = check_plan(&clients, &plan).await;
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
     assert_only_finding(&readiness, "replica lag", Finding::ReplicaNotReplicating);
 }
 
@@ -269,7 +285,7 @@ async fn an_asg_not_at_standby_size_is_reported() {
         .send()
         .await
         .expect("UpdateAutoScalingGroup");
-    let readiness = check_plan(&clients, &plan).await;
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
     assert_only_finding(&readiness, "auto scaling group", Finding::AsgNotAtStandbySize);
 }
 
@@ -304,8 +320,12 @@ async fn dns_answering_ireland_is_reported() {
         .send()
         .await
         .expect("ChangeResourceRecordSets");
-    let readiness = check_plan(&clients, &plan).await;
-    assert_only_finding(&readiness, "dns primary record", Finding::DnsNotOnPrimary);
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
+    // Moved by hand: the record answers Ireland, and it lost its routing health check.
+    assert_only_findings(
+        &readiness,
+        &[("dns primary record", Finding::DnsNotOnPrimary), ("dns answer", Finding::DnsNotOnPrimary)],
+    );
 }
 
 #[tokio::test]
@@ -317,7 +337,7 @@ async fn a_missing_bucket_is_reported() {
         replication_metrics: false,
         replication_rule: None,
     });
-    let readiness = check_plan(&clients, &plan).await;
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
     assert_eq!(findings_of(&readiness, "s3 replication"), vec![None, Some(Finding::BucketMissing)]);
 }
 
@@ -325,7 +345,7 @@ async fn a_missing_bucket_is_reported() {
 async fn an_unseeded_estate_reports_every_missing_resource() {
     let plan = isolated_plan();
     let clients = emulator_clients(&plan).await;
-    let readiness = check_plan(&clients, &plan).await;
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
     let findings = readiness.findings();
     for expected in [
         Finding::PrimaryMissing,
@@ -333,7 +353,9 @@ async fn an_unseeded_estate_reports_every_missing_resource() {
         Finding::ReplicaNotReplicating,
         Finding::StandbyInstanceMissing,
         Finding::AsgMissing,
-        Finding::HealthCheckMissing,
+        Finding::RoutingAlarmMissing,
+        Finding::RoutingHealthCheckMissing,
+        Finding::DetectionHealthCheckMissing,
         Finding::HostedZoneMissing,
         Finding::BucketMissing,
         Finding::ReportBucketMissing,

@@ -2,24 +2,21 @@
 //! aws-local-stepfunctions, the real Lambda binaries behind its Tasks (cargo lambda watch), the
 //! emulated estate (moto) behind them. Waits and retry intervals are compressed.
 //!
-//! moto does not evaluate Route53 failover routing: what the record "answers" is computed as
-//! Route53 does (`failover_answer`: PRIMARY while healthy, else SECONDARY).
+//! What DNS answers is asked of DNS: the emulator's DNS server answers as Route 53 would, from the
+//! health checks' states (moto evaluates neither; the local stack models both).
 
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used)]
 
 use aws_sdk_ec2::types::InstanceStateName;
-use aws_sdk_route53::types::ResourceRecordSetFailover;
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
-use dr_core::aws::lookup::{
-    describe_auto_scaling_group, describe_db_instance, describe_standby_instances, failover_records, find_hosted_zone,
-};
-use dr_core::plan::{DnsStrategy, FailoverMetric};
-use dr_core::readiness::{Readiness, check_plan};
+use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
+use dr_core::readiness::{Readiness, Scope, check_plan};
 use dr_core::run::GateVerdict;
 use dr_core::run::{Approval, RunStatus};
 use dr_core::runbook::report::RunReport;
+use dr_emulator::control::hold_alarm;
 use dr_emulator::estate::{SeedOptions, publish_replica_lag, seed};
 use dr_tests::{
     Execution, emulator_clients, failover_input, isolated_plan, read_report, run_failover, seeded_estate, unique_suffix,
@@ -55,23 +52,8 @@ async fn assert_failed_over(plan: &Plan, clients: &AwsClients) {
         .count();
     assert!(in_service >= 2, "{in_service} InService");
 
-    let zone = find_hosted_zone(&clients.route53, &plan.dns.hosted_zone).await.expect("zone").expect("zone");
-    let records = failover_records(&clients.route53, &zone, plan).await.expect("records");
-    let value = |role: ResourceRecordSetFailover| {
-        records
-            .iter()
-            .find(|r| r.failover() == Some(&role))
-            .map(|r| r.resource_records()[0].value().to_string())
-            .expect("record")
-    };
-    let primary_healthy = true; // moto's health checks always pass: the worst case for the flip.
-    let answer = dr_core::runbook::dns::failover_answer(
-        &value(ResourceRecordSetFailover::Primary),
-        &value(ResourceRecordSetFailover::Secondary),
-        primary_healthy,
-    )
-    .to_string();
-    assert_eq!(answer, plan.dns.secondary.value, "DNS answers Ireland");
+    let answer = clients.dns.answer(&plan.dns.record, &plan.dns.record_type).await.expect("DNS answer");
+    assert_eq!(answer, std::slice::from_ref(&plan.dns.secondary.value), "DNS answers Ireland");
 }
 
 /// Stable view of the estate for before/after comparisons: each row's finding.
@@ -112,13 +94,14 @@ async fn a_full_run_fails_paris_over_to_ireland_and_reports_every_step() {
     assert_eq!(report.achieved.rpo_seconds, Some(4.0));
     assert_eq!(report.achieved.rto_met, Some(true));
     assert_eq!(report.achieved.rpo_met, Some(true));
-    // promote, start, scale, flip: and the two tags recording who promoted and the lag then.
+    // promote, start, scale, flip (the routing metric): and the tags recording who promoted and
+    // the lag then.
     let mutating: Vec<String> = report
         .steps
         .iter()
         .flat_map(|s| s.calls.iter().filter(|c| c.is_mutating()).map(|c| c.operation.clone()))
         .collect();
-    for operation in ["PromoteReadReplica", "StartInstances", "UpdateAutoScalingGroup", "ChangeResourceRecordSets"] {
+    for operation in ["PromoteReadReplica", "StartInstances", "UpdateAutoScalingGroup", "PutMetricData"] {
         assert_eq!(mutating.iter().filter(|m| *m == operation).count(), 1, "{operation} once: {mutating:?}");
     }
 
@@ -138,7 +121,7 @@ async fn a_full_run_fails_paris_over_to_ireland_and_reports_every_step() {
 async fn running_the_runbook_again_after_success_changes_nothing() {
     let (plan, clients) = seeded_estate().await;
     report_of(&run_failover(&failover_input(&plan, &format!("first-{}", unique_suffix()), None)));
-    let before = findings(&check_plan(&clients, &plan).await);
+    let before = findings(&check_plan(&clients, &plan, Scope::Full).await);
 
     let again = report_of(&run_failover(&failover_input(&plan, &format!("again-{}", unique_suffix()), None)));
     assert_eq!(again.mutating_calls, 0, "{:#?}", again.steps);
@@ -150,7 +133,7 @@ async fn running_the_runbook_again_after_success_changes_nothing() {
     let gate = again.gate.expect("gate");
     assert_eq!(gate.verdict, GateVerdict::AlreadyPromoted);
     assert_eq!(gate.lag_seconds, Some(4.0), "the lag recorded at promotion stands");
-    assert_eq!(findings(&check_plan(&clients, &plan).await), before);
+    assert_eq!(findings(&check_plan(&clients, &plan, Scope::Full).await), before);
     assert_failed_over(&plan, &clients).await;
 }
 
@@ -159,7 +142,7 @@ async fn lag_over_the_rpo_stops_in_preflight_unless_a_human_approves() {
     let (plan, clients) = seeded_estate().await;
     let two_hours = 2.0 * plan.targets.rpo().as_secs_f64();
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, two_hours).await.expect("lag published");
-    let before = findings(&check_plan(&clients, &plan).await);
+    let before = findings(&check_plan(&clients, &plan, Scope::Full).await);
 
     let run_id = format!("gate-{}", unique_suffix());
     let mark = clients.calls.mark();
@@ -169,7 +152,7 @@ async fn lag_over_the_rpo_stops_in_preflight_unless_a_human_approves() {
     let entered: Vec<&str> =
         stopped.events.iter().filter(|e| e.kind == "StateEntered").filter_map(|e| e.state.as_deref()).collect();
     assert_eq!(entered, ["Preflight", "FailureReport", "RunFailed"]);
-    assert_eq!(findings(&check_plan(&clients, &plan).await), before, "no resource changed");
+    assert_eq!(findings(&check_plan(&clients, &plan, Scope::Full).await), before, "no resource changed");
     assert!(clients.calls.since(mark).iter().all(|c| !c.is_mutating()));
     let failure: RunReport =
         serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("failure report");
@@ -195,30 +178,20 @@ async fn lag_over_the_rpo_stops_in_preflight_unless_a_human_approves() {
     assert_failed_over(&plan, &clients).await;
 }
 
-/// The plan with the data-plane DNS strategy: the flip publishes a metric in Ireland whose alarm
-/// fails the PRIMARY record's CLOUDWATCH_METRIC health check.
-fn metric_strategy(mut plan: Plan) -> Plan {
-    plan.dns.strategy = DnsStrategy::HealthCheckMetric;
-    plan.dns.failover_metric = Some(FailoverMetric {
-        namespace: "DrOrchestrator".into(),
-        metric: "FailoverRequested".into(),
-        alarm: format!("{}-failover-requested", plan.name),
-    });
-    // A shorter RTO keeps the number of DNS status checks (its share of the RTO) small.
-    plan.targets.rto_minutes = 30;
-    plan
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_step_ends_in_a_named_failure_and_a_rerun_finishes_without_repeating_mutations() {
-    let plan = metric_strategy(isolated_plan());
+    let mut plan = isolated_plan();
+    // A shorter RTO keeps the number of DNS status checks (its share of the RTO) small.
+    plan.targets.rto_minutes = 30;
     let clients = emulator_clients(&plan).await;
     seed(&clients, &plan, SeedOptions::default()).await.expect("seeding");
-    assert!(check_plan(&clients, &plan).await.is_ready());
-    let alarm = plan.dns.failover_metric.as_ref().map(|m| m.alarm.clone()).expect("metric strategy");
+    assert!(check_plan(&clients, &plan, Scope::Full).await.is_ready());
+    let alarm = plan.dns.routing.as_ref().map(|m| m.alarm.clone()).expect("routing strategy");
 
-    // The fault: moto never evaluates alarms, so the published metric never turns the alarm to
-    // ALARM, and the DNS status check keeps answering "not yet" until it runs out of attempts.
+    // The fault: CloudWatch does not evaluate the routing alarm (held by the emulator), so the
+    // published metric never turns it to ALARM, DNS keeps answering Paris, and the DNS status
+    // check keeps answering "not yet" until it runs out of attempts.
+    hold_alarm(&clients, &plan.dr_region, &alarm, true).await.expect("alarm held");
     let run_id = format!("fault-{}", unique_suffix());
     let failed = run_failover(&failover_input(&plan, &run_id, None));
     assert_eq!(failed.status, "FAILED", "{failed:#?}");
@@ -240,17 +213,8 @@ async fn a_failing_step_ends_in_a_named_failure_and_a_rerun_finishes_without_rep
         ]
     );
 
-    // The fault clears: the alarm evaluates the published metric, as CloudWatch does.
-    clients
-        .dr
-        .cloudwatch
-        .set_alarm_state()
-        .alarm_name(&alarm)
-        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-        .state_reason("FailoverRequested >= 1 (modelled evaluation)")
-        .send()
-        .await
-        .expect("SetAlarmState");
+    // The fault clears: CloudWatch evaluates the published metric; the alarm moves to ALARM.
+    hold_alarm(&clients, &plan.dr_region, &alarm, false).await.expect("alarm released");
     let rerun = report_of(&run_failover(&failover_input(&plan, &format!("rerun-{}", unique_suffix()), None)));
     let outcomes: Vec<_> = rerun.timeline.iter().map(|e| (e.phase.as_str(), e.outcome)).collect();
     assert_eq!(
@@ -270,11 +234,11 @@ async fn a_failing_step_ends_in_a_named_failure_and_a_rerun_finishes_without_rep
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_plan_is_refused_before_any_aws_call() {
     let (mut plan, clients) = seeded_estate().await;
-    let before = findings(&check_plan(&clients, &plan).await);
+    let before = findings(&check_plan(&clients, &plan, Scope::Full).await);
     plan.dns.ttl_seconds = 300;
     let execution = run_failover(&failover_input(&plan, &format!("invalid-{}", unique_suffix()), None));
     assert_eq!(execution.status, "FAILED");
     assert_eq!(execution.error.as_deref(), Some("InvalidPlan"), "{execution:#?}");
     plan.dns.ttl_seconds = 60;
-    assert_eq!(findings(&check_plan(&clients, &plan).await), before);
+    assert_eq!(findings(&check_plan(&clients, &plan, Scope::Full).await), before);
 }

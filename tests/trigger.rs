@@ -16,7 +16,7 @@ use dr_core::time;
 
 use dr_core::aws::AwsClients;
 use dr_core::error::parse_input;
-use dr_core::readiness::check_plan;
+use dr_core::readiness::{Scope, check_plan};
 use dr_core::run::{Outcome, RunStatus};
 use dr_core::runbook::report::RunReport;
 use dr_core::store::PlanStatus;
@@ -189,7 +189,7 @@ async fn a_plan_that_is_not_armed_is_never_failed_over_automatically_and_re_armi
 async fn a_dry_run_makes_no_mutating_call_and_reports_what_it_would_do() {
     let (plan, clients) = seeded_estate().await;
     let ctx = trigger_context(&plan, &clients).await;
-    let before = check_plan(&clients, &plan).await;
+    let before = check_plan(&clients, &plan, Scope::Full).await;
     assert!(before.is_ready(), "{before:#?}");
 
     let request = serde_json::json!({
@@ -220,7 +220,7 @@ async fn a_dry_run_makes_no_mutating_call_and_reports_what_it_would_do() {
     assert_eq!(report.achieved.rto_seconds, None, "a dry run measures no recovery");
     assert_eq!(report.head.run.requested_by.as_ref().map(|r| r.by.as_str()), Some("alice"));
     // The estate is exactly as it was: every check still passes, with the same details.
-    let after = check_plan(&clients, &plan).await;
+    let after = check_plan(&clients, &plan, Scope::Full).await;
     assert_eq!(before.rows, after.rows);
     assert_eq!(status(&ctx, &plan).await, PlanStatus::Disarmed, "a dry run does not take the plan");
 }

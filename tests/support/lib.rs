@@ -58,7 +58,10 @@ pub fn isolated_plan() -> Plan {
     plan.auto_scaling.group = format!("web-ireland-{s}");
     plan.dns.hosted_zone = format!("t{s}.example.com.");
     plan.dns.record = format!("app.t{s}.example.com.");
-    plan.dns.health_check = format!("paris-primary-{s}");
+    if let Some(routing) = plan.dns.routing.as_mut() {
+        routing.health_check = format!("route-to-ireland-{s}");
+        routing.alarm = format!("route-to-ireland-{s}");
+    }
     for (index, pair) in plan.s3_replication.iter_mut().enumerate() {
         pair.source_bucket = format!("assets{index}-paris-{s}");
         pair.replica_bucket = format!("assets{index}-ireland-{s}");
@@ -66,6 +69,7 @@ pub fn isolated_plan() -> Plan {
     plan.reports.bucket = format!("reports-{s}");
     if let Some(trigger) = plan.trigger.as_mut() {
         trigger.alarms = vec![format!("paris-down-{s}")];
+        trigger.detection_health_check = format!("paris-primary-{s}");
     }
     plan.validate().expect("isolated plan stays valid");
     plan
@@ -245,4 +249,10 @@ pub fn invoke_lambda(function: &str, payload: &serde_json::Value) -> (serde_json
         panic!("{function} answered something other than JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
     });
     (answer, function_error)
+}
+
+/// Whether a recorded call went to Route 53's API (the SDK names the service "Route 53").
+/// `tests/routing.rs` proves it matches by finding the record-upsert flip with it.
+pub fn is_route53_api(call: &dr_core::aws::ApiCall) -> bool {
+    call.service == "Route 53"
 }

@@ -31,7 +31,14 @@ fn the_example_plan_describes_the_paris_ireland_tier1_estate() {
     assert_eq!(plan.targets.rpo().as_secs(), 3600);
     assert_eq!(plan.dns.ttl_seconds, 60);
     assert_eq!((plan.auto_scaling.failover.min, plan.auto_scaling.failover.max), (2, 6));
-    assert_eq!(plan.dns.strategy, DnsStrategy::RecordUpsert);
+    assert_eq!(plan.dns.strategy, DnsStrategy::RoutingHealthCheck, "the production default: the runbook moves traffic");
+    assert!(
+        plan.trigger.as_ref().is_some_and(|t| plan
+            .dns
+            .routing
+            .as_ref()
+            .is_some_and(|r| r.health_check != t.detection_health_check))
+    );
     assert!(plan.problems().is_empty());
 }
 
@@ -82,10 +89,20 @@ fn each_broken_rule_has_its_named_problem() {
             ProblemCode::DuplicateSetIdentifier,
             "dns.secondary.set_identifier",
         ),
+        (|p| p.dns.routing = None, ProblemCode::MissingRouting, "dns.routing"),
+        (|p| p.dns.strategy = DnsStrategy::RecordUpsert, ProblemCode::UnusedRouting, "dns.routing"),
         (
-            |p| p.dns.strategy = DnsStrategy::HealthCheckMetric,
-            ProblemCode::MissingFailoverMetric,
-            "dns.failover_metric",
+            |p| {
+                let detection = p.trigger.as_ref().expect("example has a trigger").detection_health_check.clone();
+                p.dns.routing.as_mut().expect("example routes").health_check = detection;
+            },
+            ProblemCode::DetectionCheckOnRecord,
+            "dns.routing.health_check",
+        ),
+        (
+            |p| p.dns.routing.as_mut().expect("example routes").namespace = "AWS/Route53".into(),
+            ProblemCode::InvalidIdentifier,
+            "dns.routing.namespace",
         ),
         (
             |p| p.s3_replication[0].replica_bucket = p.s3_replication[0].source_bucket.clone(),

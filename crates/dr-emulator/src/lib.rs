@@ -6,10 +6,15 @@
 //!   ([`outage`]), S3 replication ([`replication`]),
 //! - register the state machines and read back what executions were started with
 //!   ([`executions`]),
-//! - run the real Lambda binaries behind the Invoke API, with Lambda's timeouts ([`lambdas`]).
+//! - run the real Lambda binaries behind the Invoke API, with Lambda's timeouts ([`lambdas`]),
+//! - ask the emulator what Route 53 answers and why, hold an alarm's evaluation ([`control`]).
+//!
+//! The modelled AWS behaviour inside the emulator itself (alarm evaluation, Route 53 answers,
+//! the local DNS server, atomic conditional writes) is Python, next to moto, in `moto/`.
 //!
 //! Everything here refuses to act on anything but a loopback endpoint ([`guard`]).
 
+pub mod control;
 pub mod estate;
 pub mod executions;
 pub mod guard;

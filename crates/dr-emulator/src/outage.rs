@@ -36,35 +36,18 @@ pub async fn simulate_outage(clients: &AwsClients, plan: &Plan, outage: Outage) 
         message: format!("plan {} has no [trigger]: nothing to simulate", plan.name),
     })?;
     let alarm = trigger.alarms.first().cloned().unwrap_or_default();
-    let health_check_id = find_health_check(&clients.route53, &plan.dns.health_check)
-        .await?
-        .ok_or_else(|| missing("health check", &plan.dns.health_check, "global"))?;
+    let health_check_id = detection_check(clients, &trigger.detection_health_check).await?;
     let now = time::now();
     let alarm_at = time::before(now, trigger.confirmation_window() + Duration::from_secs(180));
     let minutes = window_minutes(alarm_at, trigger.confirmation_window());
     let first = minutes.first().copied().unwrap_or_default();
     // From three minutes before the alarm (what made it fire) to now.
-    let datapoints: Vec<MetricDatum> = (0..)
+    let status: Vec<(i64, bool)> = (0..)
         .map(|i| first - 180 + i * 60)
         .take_while(|minute| time::from_epoch_seconds(*minute) <= now)
-        .map(|minute| {
-            let healthy = outage == Outage::Flap && minutes.get(1) == Some(&minute);
-            MetricDatum::builder()
-                .metric_name("HealthCheckStatus")
-                .dimensions(Dimension::builder().name("HealthCheckId").value(&health_check_id).build())
-                .timestamp(time::to_smithy(time::from_epoch_seconds(minute)))
-                .value(if healthy { 1.0 } else { 0.0 })
-                .build()
-        })
+        .map(|minute| (minute, outage == Outage::Flap && minutes.get(1) == Some(&minute)))
         .collect();
-    clients
-        .route53_metrics
-        .put_metric_data()
-        .namespace("AWS/Route53")
-        .set_metric_data(Some(datapoints))
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("cloudwatch", "PutMetricData", e))?;
+    publish_health_status(clients, &health_check_id, &status).await?;
     let reason = "Threshold Crossed: 3 out of the last 3 datapoints were less than the threshold (1.0)";
     clients
         .route53_metrics
@@ -76,6 +59,68 @@ pub async fn simulate_outage(clients: &AwsClients, plan: &Plan, outage: Outage) 
         .await
         .map_err(|e| DrError::from_sdk("cloudwatch", "SetAlarmState", e))?;
     Ok(alarm_state_change_event(&alarm, &health_check_id, "ALARM", "OK", alarm_at, reason))
+}
+
+/// Publishes a health check's `HealthCheckStatus` minutes (minute start, healthy), as Route 53
+/// does in us-east-1: 1 healthy, 0 unhealthy.
+async fn publish_health_status(
+    clients: &AwsClients,
+    health_check_id: &str,
+    minutes: &[(i64, bool)],
+) -> Result<(), DrError> {
+    let datapoints: Vec<MetricDatum> = minutes
+        .iter()
+        .map(|(minute, healthy)| {
+            MetricDatum::builder()
+                .metric_name("HealthCheckStatus")
+                .dimensions(Dimension::builder().name("HealthCheckId").value(health_check_id).build())
+                .timestamp(time::to_smithy(time::from_epoch_seconds(*minute)))
+                .value(if *healthy { 1.0 } else { 0.0 })
+                .build()
+        })
+        .collect();
+    clients
+        .route53_metrics
+        .put_metric_data()
+        .namespace("AWS/Route53")
+        .set_metric_data(Some(datapoints))
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("cloudwatch", "PutMetricData", e))?;
+    Ok(())
+}
+
+async fn detection_check(clients: &AwsClients, name: &str) -> Result<String, DrError> {
+    find_health_check(&clients.route53, name).await?.ok_or_else(|| missing("health check", name, "global"))
+}
+
+/// Paris answers again: the detection health check's `HealthCheckStatus` is healthy from now on
+/// (the last minutes included, as the checkers would publish) and the trigger's alarms move to OK;
+/// returns the event of the first alarm's move. Modelled, like [`simulate_outage`].
+pub async fn simulate_recovery(clients: &AwsClients, plan: &Plan) -> Result<serde_json::Value, DrError> {
+    require_emulator(clients)?;
+    let trigger = plan.trigger.as_ref().ok_or_else(|| DrError::InvalidInput {
+        message: format!("plan {} has no [trigger]: nothing to simulate", plan.name),
+    })?;
+    let health_check_id = detection_check(clients, &trigger.detection_health_check).await?;
+    let now = time::now();
+    let current = time::epoch_seconds(now) / 60 * 60;
+    let healthy: Vec<(i64, bool)> = (0..3).map(|i| (current - i * 60, true)).collect();
+    publish_health_status(clients, &health_check_id, &healthy).await?;
+    let reason = "Threshold Crossed: 1 datapoint was not less than the threshold (1.0)";
+    for alarm in &trigger.alarms {
+        clients
+            .route53_metrics
+            .set_alarm_state()
+            .alarm_name(alarm)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+            .state_reason(reason)
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("cloudwatch", "SetAlarmState", e))?;
+    }
+    let alarm = trigger.alarms.first().cloned().unwrap_or_default();
+    Ok(alarm_state_change_event(&alarm, &health_check_id, "OK", "ALARM", now, reason))
 }
 
 /// The EventBridge event CloudWatch sends when `alarm` moves from `previous` to `value` at `at`.

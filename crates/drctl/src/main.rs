@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use dr_core::aws::AwsClients;
-use dr_core::readiness::check_plan;
+use dr_core::readiness::{Scope, check_plan};
 use dr_core::restore::restore_test_input;
 use dr_core::rpo::LagVerdict;
 use dr_core::rpo::check::{Heartbeat, check_pairs, pairs_of};
@@ -141,7 +141,7 @@ impl PlanCommand {
             }
             PlanCommand::Check { plan, format } => {
                 let (plan, clients) = plan.load_with_clients().await?;
-                let readiness = check_plan(&clients, &plan).await;
+                let readiness = check_plan(&clients, &plan, Scope::Full).await;
                 if format.json {
                     output::print_json(&readiness)?;
                 } else {

@@ -160,3 +160,17 @@ pub async fn bucket_exists(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<bool
         Err(err) => Err(DrError::from_sdk("s3", "HeadBucket", err)),
     }
 }
+
+/// The metric alarm with this name, or `None`.
+pub async fn describe_alarm(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    name: &str,
+) -> Result<Option<aws_sdk_cloudwatch::types::MetricAlarm>, DrError> {
+    let out = cloudwatch
+        .describe_alarms()
+        .alarm_names(name)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("cloudwatch", "DescribeAlarms", e))?;
+    Ok(out.metric_alarms().iter().find(|alarm| alarm.alarm_name() == Some(name)).cloned())
+}

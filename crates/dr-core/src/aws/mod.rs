@@ -7,6 +7,7 @@
 //! S3 uses path-style addressing, since `bucket.127.0.0.1` does not resolve.
 
 pub mod calls;
+pub mod dns;
 pub mod lookup;
 pub mod metrics;
 pub mod objects;
@@ -46,6 +47,8 @@ pub struct AwsClients {
     pub route53: aws_sdk_route53::Client,
     /// CloudWatch in us-east-1, where Route53 publishes `AWS/Route53 HealthCheckStatus`.
     pub route53_metrics: aws_sdk_cloudwatch::Client,
+    /// DNS answers (Route 53's data plane), as a resolver gives them.
+    pub dns: dns::Dns,
     endpoint_url: Option<String>,
     /// Every request any of these clients sent, in order.
     pub calls: ApiCallLog,
@@ -77,6 +80,7 @@ impl AwsClients {
             route53_metrics: aws_sdk_cloudwatch::Client::from_conf(
                 aws_sdk_cloudwatch::config::Builder::from(&control).interceptor(calls.clone()).build(),
             ),
+            dns: dns::Dns::from_env(),
             endpoint_url: shared.endpoint_url().map(str::to_string),
             calls,
         }

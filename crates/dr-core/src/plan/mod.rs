@@ -169,6 +169,8 @@ pub struct Capacity {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dns {
+    /// How the runbook moves traffic (docs/plan.md compares them).
+    #[serde(default)]
     pub strategy: DnsStrategy,
     /// Public hosted zone name, e.g. `platform.example.com.`.
     pub hosted_zone: String,
@@ -179,13 +181,11 @@ pub struct Dns {
     pub ttl_seconds: u32,
     /// The PRIMARY failover record: Paris.
     pub primary: RecordTarget,
-    /// The SECONDARY failover record: Ireland.
+    /// The SECONDARY failover record: Ireland. It carries no health check.
     pub secondary: RecordTarget,
-    /// `Name` tag of the Route53 health check attached to the PRIMARY record.
-    pub health_check: String,
-    /// Required by the `health-check-metric` strategy.
+    /// The routing health check the PRIMARY record carries (the `routing-health-check` strategy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failover_metric: Option<FailoverMetric>,
+    pub routing: Option<Routing>,
 }
 
 impl Dns {
@@ -194,14 +194,18 @@ impl Dns {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DnsStrategy {
-    /// UPSERT the PRIMARY record to Ireland: a Route53 control-plane call (us-east-1).
+    /// The PRIMARY record carries a routing health check that follows an alarm in the DR region
+    /// over a metric only the runbook publishes: traffic moves when the runbook says so, and
+    /// neither a sick Paris nor a recovering one moves it. No Route 53 API call on the failover
+    /// path. The default.
+    #[default]
+    RoutingHealthCheck,
+    /// UPSERT the PRIMARY record to Ireland's value: a Route 53 control-plane call (us-east-1).
+    /// The records carry no health check. For simple setups.
     RecordUpsert,
-    /// The PRIMARY record's health check follows a CloudWatch alarm in the DR region; the flip
-    /// publishes a metric there. No Route53 API call on the failover path.
-    HealthCheckMetric,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -211,13 +215,38 @@ pub struct RecordTarget {
     pub value: String,
 }
 
-/// The metric and alarm (in `dr_region`) behind a CLOUDWATCH_METRIC health check.
+/// The routing health check: a CLOUDWATCH_METRIC health check on the PRIMARY record that follows
+/// `alarm` (in `dr_region`, `TreatMissingData = ignore`) over `namespace`/`metric` (dimension
+/// `Plan`), which only the runbook publishes: 1 sends traffic to the DR region, 0 back to the
+/// primary. The health check has `InsufficientDataHealthStatus = LastKnownStatus`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FailoverMetric {
+pub struct Routing {
+    /// `Name` tag of the routing health check.
+    pub health_check: String,
+    pub alarm: String,
     pub namespace: String,
     pub metric: String,
-    pub alarm: String,
+}
+
+/// Where the runbook sends traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// The primary region serves (routing metric 0).
+    ToPrimary,
+    /// The DR region serves (routing metric 1).
+    ToDr,
+}
+
+impl Direction {
+    /// The value of the routing metric that sends traffic this way.
+    pub fn metric_value(self) -> f64 {
+        match self {
+            Direction::ToPrimary => 0.0,
+            Direction::ToDr => 1.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -254,8 +283,12 @@ impl Reports {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
-    /// CloudWatch alarms (in us-east-1, on the PRIMARY health check's `HealthCheckStatus`) whose
-    /// move to ALARM starts a failover, once confirmed.
+    /// `Name` tag of the detection health check: the Route 53 health check on the primary
+    /// endpoint whose `HealthCheckStatus` the alarms watch. It is attached to no record, so that
+    /// it never moves traffic by itself.
+    pub detection_health_check: String,
+    /// CloudWatch alarms (in us-east-1, on the detection health check's `HealthCheckStatus`)
+    /// whose move to ALARM starts a failover, once confirmed.
     pub alarms: Vec<String>,
     /// After the alarm, the health check must stay unhealthy this long before anything starts.
     #[serde(default = "Trigger::default_confirmation_window")]

@@ -236,13 +236,48 @@ impl Plan {
                 "PRIMARY and SECONDARY records need different set identifiers".to_string(),
             );
         }
-        found.identifier("dns.health_check", &dns.health_check, |s| !s.trim().is_empty());
-        if dns.strategy == DnsStrategy::HealthCheckMetric && dns.failover_metric.is_none() {
-            found.add(
-                ProblemCode::MissingFailoverMetric,
-                "dns.failover_metric",
-                "the health-check-metric strategy needs the namespace, metric and alarm it flips".to_string(),
-            );
+        match (dns.strategy, &dns.routing) {
+            (DnsStrategy::RoutingHealthCheck, None) => found.add(
+                ProblemCode::MissingRouting,
+                "dns.routing",
+                "the routing-health-check strategy needs the routing health check, its alarm and metric".to_string(),
+            ),
+            (DnsStrategy::RoutingHealthCheck, Some(routing)) => {
+                for (field, value) in [
+                    ("dns.routing.health_check", &routing.health_check),
+                    ("dns.routing.alarm", &routing.alarm),
+                    ("dns.routing.namespace", &routing.namespace),
+                    ("dns.routing.metric", &routing.metric),
+                ] {
+                    found.identifier(field, value, |s| !s.trim().is_empty() && s.len() <= 255);
+                }
+                if routing.namespace.starts_with("AWS/") {
+                    found.add(
+                        ProblemCode::InvalidIdentifier,
+                        "dns.routing.namespace",
+                        format!("{:?}: AWS/ namespaces are AWS's own; the runbook publishes here", routing.namespace),
+                    );
+                }
+                let detection = self.trigger.as_ref().map(|t| t.detection_health_check.as_str());
+                if detection == Some(routing.health_check.as_str()) {
+                    found.add(
+                        ProblemCode::DetectionCheckOnRecord,
+                        "dns.routing.health_check",
+                        format!(
+                            "{:?} is the trigger's detection health check: on the PRIMARY record it would move traffic \
+                             as soon as Paris looks unhealthy, and back when it recovers",
+                            routing.health_check
+                        ),
+                    );
+                }
+            }
+            (DnsStrategy::RecordUpsert, Some(_)) => found.add(
+                ProblemCode::UnusedRouting,
+                "dns.routing",
+                "the record-upsert strategy moves the record itself: remove [dns.routing], or use routing-health-check"
+                    .to_string(),
+            ),
+            (DnsStrategy::RecordUpsert, None) => {}
         }
     }
 
@@ -323,6 +358,9 @@ impl Plan {
 
     fn check_trigger(&self, found: &mut Problems) {
         let Some(trigger) = &self.trigger else { return };
+        found.identifier("trigger.detection_health_check", &trigger.detection_health_check, |s| {
+            !s.trim().is_empty() && s.len() <= 255
+        });
         if trigger.alarms.is_empty() {
             found.add(
                 ProblemCode::MissingTriggerAlarm,

@@ -1,41 +1,167 @@
-//! `plan check`'s Route 53 rows: the hosted zone, the health check, the failover records and, for
-//! the health-check-metric strategy, the alarm behind the PRIMARY's health check.
+//! `plan check`'s traffic rows: where DNS sends users, and whether only the runbook can move it.
+//!
+//! Always (data plane, also on the failover path): the routing alarm in the DR region (exists,
+//! `TreatMissingData = ignore`, not in ALARM) and the DNS answer for the record (a real query).
+//! With [`Scope::Full`] (Route 53's control plane, us-east-1): the hosted zone, the failover
+//! records (the PRIMARY carries the routing health check and nothing else, the SECONDARY none),
+//! the routing health check (CLOUDWATCH_METRIC on the routing alarm, `InsufficientDataHealthStatus
+//! = LastKnownStatus`) and the detection health check (exists, on no record). The record-upsert
+//! strategy moves the record itself, so its record rows are read in both scopes.
 
-use aws_sdk_route53::types::ResourceRecordSetFailover;
+use aws_sdk_cloudwatch::types::{MetricAlarm, StateValue};
+use aws_sdk_route53::types::{
+    HealthCheckType, InsufficientDataHealthStatus, ResourceRecordSet, ResourceRecordSetFailover,
+};
 
-use super::{Check, CheckRow, Finding, at};
-use crate::aws::lookup::{failover_records, find_health_check, find_hosted_zone};
+use super::{Check, CheckRow, Finding, Scope, at};
+use crate::aws::lookup::{describe_alarm, failover_records, find_health_check, find_hosted_zone};
 use crate::aws::{AwsClients, RegionClients};
 use crate::error::DrError;
-use crate::plan::{DnsStrategy, Plan, fqdn};
+use crate::plan::{DnsStrategy, Plan, Routing, fqdn};
 
-pub(super) async fn check_dns(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow> {
-    let dns = &plan.dns;
-    let (zone, health_check) = tokio::join!(
-        find_hosted_zone(&clients.route53, &dns.hosted_zone),
-        find_health_check(&clients.route53, &dns.health_check)
-    );
+pub(super) async fn check_dns(clients: &AwsClients, plan: &Plan, scope: Scope) -> Vec<CheckRow> {
     let mut rows = Vec::new();
-    let health_check_id = match health_check {
-        Err(err) => {
-            rows.push(CheckRow::failed(Check::HealthCheck, dns.health_check.clone(), &err));
-            None
-        }
+    let routing = plan.dns.routing.as_ref().filter(|_| plan.dns.strategy == DnsStrategy::RoutingHealthCheck);
+    if let Some(routing) = routing {
+        rows.push(check_routing_alarm(&clients.dr, plan, routing).await);
+    }
+    if scope == Scope::Full || plan.dns.strategy == DnsStrategy::RecordUpsert {
+        rows.extend(check_records(clients, plan, routing, scope).await);
+    }
+    rows.push(check_answer(clients, plan).await);
+    rows
+}
+
+/// The routing alarm: exists, watches the routing metric of this plan, keeps its state when data
+/// stops (`TreatMissingData = ignore`), and is not in ALARM (which sends traffic to the DR region).
+async fn check_routing_alarm(dr: &RegionClients, plan: &Plan, routing: &Routing) -> CheckRow {
+    const CHECK: Check = Check::RoutingAlarm;
+    let resource = at(&routing.alarm, &dr.region);
+    let alarm = match describe_alarm(&dr.cloudwatch, &routing.alarm).await {
+        Err(err) => return CheckRow::failed(CHECK, resource, &err),
         Ok(None) => {
-            rows.push(CheckRow::not_ready(
-                Check::HealthCheck,
-                dns.health_check.clone(),
-                Finding::HealthCheckMissing,
-                "no Route53 health check has this Name tag",
-            ));
-            None
+            return CheckRow::not_ready(CHECK, resource, Finding::RoutingAlarmMissing, "no such CloudWatch alarm");
         }
-        Ok(Some(id)) => {
-            rows.push(CheckRow::ready(Check::HealthCheck, dns.health_check.clone(), format!("id {id}")));
-            Some(id)
-        }
+        Ok(Some(alarm)) => alarm,
     };
-    let zone_id = match zone {
+    if let Some(problem) = routing_alarm_problem(&alarm, plan, routing) {
+        return CheckRow::not_ready(CHECK, resource, Finding::RoutingAlarmMisconfigured, problem);
+    }
+    match alarm.state_value() {
+        Some(StateValue::Alarm) => CheckRow::not_ready(
+            CHECK,
+            resource,
+            Finding::DnsNotOnPrimary,
+            "in ALARM: the routing health check fails and DNS sends traffic to the DR region",
+        ),
+        state => CheckRow::ready(
+            CHECK,
+            resource,
+            format!("{}: traffic stays on the primary", state.map_or("unknown", |s| s.as_str())),
+        ),
+    }
+}
+
+/// What is wrong with the routing alarm's definition, if anything.
+pub fn routing_alarm_problem(alarm: &MetricAlarm, plan: &Plan, routing: &Routing) -> Option<String> {
+    let dimension_ok = alarm.dimensions().iter().any(|d| d.name() == Some("Plan") && d.value() == Some(&plan.name));
+    if alarm.namespace() != Some(routing.namespace.as_str())
+        || alarm.metric_name() != Some(routing.metric.as_str())
+        || !dimension_ok
+    {
+        return Some(format!(
+            "watches {}/{} {:?}, not {}/{} Plan={}",
+            alarm.namespace().unwrap_or("?"),
+            alarm.metric_name().unwrap_or("?"),
+            alarm
+                .dimensions()
+                .iter()
+                .map(|d| format!("{}={}", d.name().unwrap_or("?"), d.value().unwrap_or("?")))
+                .collect::<Vec<_>>(),
+            routing.namespace,
+            routing.metric,
+            plan.name
+        ));
+    }
+    match alarm.treat_missing_data() {
+        Some("ignore") => None,
+        other => Some(format!(
+            "TreatMissingData is {}: when the runbook's datapoint ages out the alarm leaves ALARM and traffic \
+             can go back to the primary by itself; set it to ignore",
+            other.unwrap_or("missing (the default)")
+        )),
+    }
+}
+
+async fn check_answer(clients: &AwsClients, plan: &Plan) -> CheckRow {
+    const CHECK: Check = Check::DnsAnswer;
+    let dns = &plan.dns;
+    let resource = format!("{} {}", fqdn(&dns.record), dns.record_type);
+    let values = match clients.dns.answer(&dns.record, &dns.record_type).await {
+        Err(err) => return CheckRow::failed(CHECK, resource, &err),
+        Ok(values) => values,
+    };
+    let answers = |target: &str| values.iter().any(|v| fqdn(v) == fqdn(target));
+    if answers(&dns.primary.value) {
+        CheckRow::ready(CHECK, resource, format!("answers {} (the primary)", dns.primary.value))
+    } else if answers(&dns.secondary.value) {
+        CheckRow::not_ready(
+            CHECK,
+            resource,
+            Finding::DnsNotOnPrimary,
+            format!("answers {} (the DR region)", dns.secondary.value),
+        )
+    } else if values.is_empty() {
+        CheckRow::not_ready(CHECK, resource, Finding::RecordMissing, "DNS has no answer")
+    } else {
+        CheckRow::not_ready(
+            CHECK,
+            resource,
+            Finding::RecordMisconfigured,
+            format!("answers {}, neither the primary nor the DR value", values.join(", ")),
+        )
+    }
+}
+
+/// A health check found by its `Name` tag: its id, or the row saying why there is none.
+async fn health_check_id(clients: &AwsClients, check: Check, name: &str, missing: Finding) -> Result<String, CheckRow> {
+    match find_health_check(&clients.route53, name).await {
+        Err(err) => Err(CheckRow::failed(check, name, &err)),
+        Ok(None) => Err(CheckRow::not_ready(check, name, missing, "no Route 53 health check has this Name tag")),
+        Ok(Some(id)) => Ok(id),
+    }
+}
+
+/// The control-plane rows: zone, health checks, records.
+async fn check_records(clients: &AwsClients, plan: &Plan, routing: Option<&Routing>, scope: Scope) -> Vec<CheckRow> {
+    let dns = &plan.dns;
+    let mut rows = Vec::new();
+    let mut routing_id = None;
+    if let Some(routing) = routing {
+        match health_check_id(
+            clients,
+            Check::RoutingHealthCheck,
+            &routing.health_check,
+            Finding::RoutingHealthCheckMissing,
+        )
+        .await
+        {
+            Err(row) => rows.push(row),
+            Ok(id) => {
+                rows.push(check_routing_health_check(clients, plan, routing, &id).await);
+                routing_id = Some(id);
+            }
+        }
+    }
+    let mut detection_id = None;
+    if let (Scope::Full, Some(trigger)) = (scope, &plan.trigger) {
+        let name = &trigger.detection_health_check;
+        match health_check_id(clients, Check::DetectionHealthCheck, name, Finding::DetectionHealthCheckMissing).await {
+            Err(row) => rows.push(row),
+            Ok(id) => detection_id = Some(id),
+        }
+    }
+    let zone_id = match find_hosted_zone(&clients.route53, &dns.hosted_zone).await {
         Err(err) => {
             rows.push(CheckRow::failed(Check::HostedZone, dns.hosted_zone.clone(), &err));
             return rows;
@@ -58,91 +184,131 @@ pub(super) async fn check_dns(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow
         }
         Ok(records) => records,
     };
-    for (role, target) in
-        [(ResourceRecordSetFailover::Primary, &dns.primary), (ResourceRecordSetFailover::Secondary, &dns.secondary)]
-    {
-        let resource = format!("{} {} {}", fqdn(&dns.record), role, target.set_identifier);
-        let check = if role == ResourceRecordSetFailover::Primary {
-            Check::DnsPrimaryRecord
+    if let Some(detection_id) = &detection_id {
+        let carried_by: Vec<String> = records
+            .iter()
+            .filter(|set| set.health_check_id() == Some(detection_id.as_str()))
+            .map(|set| format!("{} {}", set.failover().map_or("", |f| f.as_str()), set.set_identifier().unwrap_or("")))
+            .collect();
+        let name = plan.trigger.as_ref().map(|t| t.detection_health_check.clone()).unwrap_or_default();
+        rows.push(if carried_by.is_empty() {
+            CheckRow::ready(Check::DetectionHealthCheck, name, format!("id {detection_id}, on no record"))
         } else {
-            Check::DnsSecondaryRecord
-        };
-        let Some(set) = records.iter().find(|set| set.failover() == Some(&role)) else {
-            rows.push(CheckRow::not_ready(
-                check,
-                resource,
-                Finding::RecordMissing,
-                format!("no {role} failover record"),
-            ));
-            continue;
-        };
-        let values: Vec<&str> = set.resource_records().iter().map(|r| r.value()).collect();
-        let expects_health_check = role == ResourceRecordSetFailover::Primary;
-        if set.alias_target().is_some() {
-            rows.push(CheckRow::not_ready(
-                check,
-                resource,
-                Finding::RecordMisconfigured,
-                "an alias record: the runbook moves plain records only (use a CNAME to the load balancer)",
-            ));
-        } else if values != [target.value.as_str()] {
-            let finding = if expects_health_check { Finding::DnsNotOnPrimary } else { Finding::RecordMisconfigured };
-            rows.push(CheckRow::not_ready(
-                check,
-                resource,
-                finding,
-                format!("answers {} instead of {}", values.join(", "), target.value),
-            ));
-        } else if set.set_identifier() != Some(target.set_identifier.as_str()) {
-            rows.push(CheckRow::not_ready(
-                check,
-                resource,
-                Finding::RecordMisconfigured,
-                format!("set identifier is {}", set.set_identifier().unwrap_or("none")),
-            ));
-        } else if set.ttl() != Some(i64::from(dns.ttl_seconds)) {
-            rows.push(CheckRow::not_ready(
-                check,
-                resource,
-                Finding::RecordMisconfigured,
-                format!("TTL is {:?} s, the plan says {} s", set.ttl(), dns.ttl_seconds),
-            ));
-        } else if expects_health_check
-            && health_check_id.is_some()
-            && set.health_check_id() != health_check_id.as_deref()
-        {
-            rows.push(CheckRow::not_ready(
-                check,
-                resource,
-                Finding::RecordMisconfigured,
-                format!("health check is {}, not {}", set.health_check_id().unwrap_or("none"), dns.health_check),
-            ));
-        } else {
-            rows.push(CheckRow::ready(check, resource, format!("answers {}", target.value)));
-        }
+            CheckRow::not_ready(
+                Check::DetectionHealthCheck,
+                name,
+                Finding::DetectionCheckOnRecord,
+                format!(
+                    "id {detection_id} is on the {} record: Route 53 moves traffic as soon as it fails, before the \
+                     runbook, and back when it recovers",
+                    carried_by.join(", ")
+                ),
+            )
+        });
     }
-    if let (DnsStrategy::HealthCheckMetric, Some(metric)) = (dns.strategy, &dns.failover_metric) {
-        rows.push(check_failover_alarm(&clients.dr, &metric.alarm).await);
+    for role in [ResourceRecordSetFailover::Primary, ResourceRecordSetFailover::Secondary] {
+        let expected_check = if role == ResourceRecordSetFailover::Primary { routing_id.as_deref() } else { None };
+        rows.push(check_record(plan, &records, role, expected_check, detection_id.as_deref()));
     }
     rows
 }
 
-/// For the health-check-metric strategy: the alarm behind the PRIMARY health check exists and
-/// is not in ALARM (an ALARM means DNS already answers Ireland).
-async fn check_failover_alarm(dr: &RegionClients, alarm: &str) -> CheckRow {
-    const CHECK: Check = Check::FailoverAlarm;
-    let resource = at(alarm, &dr.region);
-    match dr.cloudwatch.describe_alarms().alarm_names(alarm).send().await {
-        Err(err) => CheckRow::failed(CHECK, resource, &DrError::from_sdk("cloudwatch", "DescribeAlarms", err)),
-        Ok(out) => match out.metric_alarms().first().and_then(|a| a.state_value()) {
-            None => CheckRow::not_ready(CHECK, resource, Finding::FailoverAlarmMissing, "no such CloudWatch alarm"),
-            Some(aws_sdk_cloudwatch::types::StateValue::Alarm) => CheckRow::not_ready(
-                CHECK,
-                resource,
-                Finding::DnsNotOnPrimary,
-                "in ALARM: the PRIMARY health check fails, DNS answers Ireland",
-            ),
-            Some(state) => CheckRow::ready(CHECK, resource, format!("{state}")),
-        },
+fn check_record(
+    plan: &Plan,
+    records: &[ResourceRecordSet],
+    role: ResourceRecordSetFailover,
+    expected_check: Option<&str>,
+    detection_id: Option<&str>,
+) -> CheckRow {
+    let dns = &plan.dns;
+    let (check, target) = match role {
+        ResourceRecordSetFailover::Primary => (Check::DnsPrimaryRecord, &dns.primary),
+        _ => (Check::DnsSecondaryRecord, &dns.secondary),
+    };
+    let resource = format!("{} {} {}", fqdn(&dns.record), role, target.set_identifier);
+    let Some(set) = records.iter().find(|set| set.failover() == Some(&role)) else {
+        return CheckRow::not_ready(check, resource, Finding::RecordMissing, format!("no {role} failover record"));
+    };
+    let values: Vec<&str> = set.resource_records().iter().map(|r| r.value()).collect();
+    let misconfigured =
+        |detail: String| CheckRow::not_ready(check, resource.clone(), Finding::RecordMisconfigured, detail);
+    if set.alias_target().is_some() {
+        return misconfigured(
+            "an alias record: the runbook works with plain records (a CNAME to the load balancer)".into(),
+        );
+    }
+    if values != [target.value.as_str()] {
+        // The PRIMARY with the DR value: an earlier record-upsert failover moved it.
+        let finding = if role == ResourceRecordSetFailover::Primary && values == [dns.secondary.value.as_str()] {
+            Finding::DnsNotOnPrimary
+        } else {
+            Finding::RecordMisconfigured
+        };
+        return CheckRow::not_ready(
+            check,
+            resource,
+            finding,
+            format!("answers {} instead of {}", values.join(", "), target.value),
+        );
+    }
+    if set.set_identifier() != Some(target.set_identifier.as_str()) {
+        return misconfigured(format!("set identifier is {}", set.set_identifier().unwrap_or("none")));
+    }
+    if set.ttl() != Some(i64::from(dns.ttl_seconds)) {
+        return misconfigured(format!("TTL is {:?} s, the plan says {} s", set.ttl(), dns.ttl_seconds));
+    }
+    let carried = set.health_check_id();
+    if detection_id.is_some() && carried == detection_id {
+        return CheckRow::not_ready(
+            check,
+            resource,
+            Finding::DetectionCheckOnRecord,
+            "carries the detection health check: Route 53 would move traffic before the runbook",
+        );
+    }
+    if carried != expected_check {
+        let wanted =
+            expected_check.map_or("no health check".to_string(), |id| format!("the routing health check {id}"));
+        return misconfigured(format!("health check is {}, it must carry {wanted}", carried.unwrap_or("none")));
+    }
+    CheckRow::ready(check, resource, format!("answers {}", target.value))
+}
+
+/// The routing health check: CLOUDWATCH_METRIC on the routing alarm in the DR region, keeping its
+/// last known status when the alarm has no data.
+async fn check_routing_health_check(clients: &AwsClients, plan: &Plan, routing: &Routing, id: &str) -> CheckRow {
+    const CHECK: Check = Check::RoutingHealthCheck;
+    let resource = format!("{} ({id})", routing.health_check);
+    let found = clients.route53.get_health_check().health_check_id(id).send().await;
+    let config = match found {
+        Err(err) => return CheckRow::failed(CHECK, resource, &DrError::from_sdk("route53", "GetHealthCheck", err)),
+        Ok(out) => out.health_check().and_then(|hc| hc.health_check_config()).cloned(),
+    };
+    let Some(config) = config else {
+        return CheckRow::not_ready(CHECK, resource, Finding::RoutingHealthCheckMissing, "no configuration");
+    };
+    let misconfigured =
+        |detail: String| CheckRow::not_ready(CHECK, resource.clone(), Finding::RoutingHealthCheckMisconfigured, detail);
+    if config.r#type() != &HealthCheckType::CloudwatchMetric {
+        return misconfigured(format!("type {}: a routing health check is CLOUDWATCH_METRIC", config.r#type()));
+    }
+    let alarm = config.alarm_identifier();
+    if alarm.map(|a| (a.region().as_str(), a.name())) != Some((plan.dr_region.as_str(), routing.alarm.as_str())) {
+        return misconfigured(format!(
+            "follows {}, not the routing alarm {} in {}",
+            alarm.map_or("no alarm".to_string(), |a| format!("{} in {}", a.name(), a.region())),
+            routing.alarm,
+            plan.dr_region
+        ));
+    }
+    match config.insufficient_data_health_status() {
+        Some(InsufficientDataHealthStatus::LastKnownStatus) => {
+            CheckRow::ready(CHECK, resource, format!("CLOUDWATCH_METRIC on {}, LastKnownStatus", routing.alarm))
+        }
+        other => misconfigured(format!(
+            "InsufficientDataHealthStatus is {}: when the alarm has no data Route 53 would decide the record's health \
+             by itself; set LastKnownStatus",
+            other.map_or("not set", |s| s.as_str())
+        )),
     }
 }

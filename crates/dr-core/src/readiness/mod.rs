@@ -28,12 +28,14 @@ pub enum Check {
     ReplicaLag,
     StandbyInstance,
     AutoScalingGroup,
-    HealthCheck,
+    RoutingAlarm,
+    RoutingHealthCheck,
+    DetectionHealthCheck,
     HostedZone,
     DnsRecord,
     DnsPrimaryRecord,
     DnsSecondaryRecord,
-    FailoverAlarm,
+    DnsAnswer,
     S3Replication,
     ReportBucket,
 }
@@ -47,12 +49,14 @@ impl Check {
             Check::ReplicaLag => "replica lag",
             Check::StandbyInstance => "standby instance",
             Check::AutoScalingGroup => "auto scaling group",
-            Check::HealthCheck => "health check",
+            Check::RoutingAlarm => "routing alarm",
+            Check::RoutingHealthCheck => "routing health check",
+            Check::DetectionHealthCheck => "detection health check",
             Check::HostedZone => "hosted zone",
             Check::DnsRecord => "dns record",
             Check::DnsPrimaryRecord => "dns primary record",
             Check::DnsSecondaryRecord => "dns secondary record",
-            Check::FailoverAlarm => "failover alarm",
+            Check::DnsAnswer => "dns answer",
             Check::S3Replication => "s3 replication",
             Check::ReportBucket => "report bucket",
         }
@@ -81,11 +85,15 @@ pub enum Finding {
     AsgMissing,
     AsgNotAtStandbySize,
     HostedZoneMissing,
-    HealthCheckMissing,
     RecordMissing,
     RecordMisconfigured,
     DnsNotOnPrimary,
-    FailoverAlarmMissing,
+    RoutingAlarmMissing,
+    RoutingAlarmMisconfigured,
+    RoutingHealthCheckMissing,
+    RoutingHealthCheckMisconfigured,
+    DetectionHealthCheckMissing,
+    DetectionCheckOnRecord,
     BucketMissing,
     ReplicationNotConfigured,
     ReplicationMetricsDisabled,
@@ -158,8 +166,18 @@ impl Readiness {
     }
 }
 
+/// How much a readiness check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything, Route 53's control plane (us-east-1) included: `drctl plan check`.
+    Full,
+    /// No Route 53 API call: the failover path (preflight, the report's final state), which must
+    /// not depend on us-east-1. DNS is judged by the routing alarm and a DNS answer.
+    DataPlane,
+}
+
 /// Runs every readiness check of a (valid) plan, concurrently.
-pub async fn check_plan(clients: &AwsClients, plan: &Plan) -> Readiness {
+pub async fn check_plan(clients: &AwsClients, plan: &Plan, scope: Scope) -> Readiness {
     let now = time::now();
     let (primary, replica, lag, instances, asg, dns, buckets, reports) = tokio::join!(
         check_primary(&clients.primary, plan),
@@ -167,7 +185,7 @@ pub async fn check_plan(clients: &AwsClients, plan: &Plan) -> Readiness {
         check_replica_lag(&clients.dr, plan, now),
         check_standby_instances(&clients.dr, plan),
         check_auto_scaling(&clients.dr, plan),
-        dns::check_dns(clients, plan),
+        dns::check_dns(clients, plan, scope),
         check_bucket_pairs(clients, plan),
         check_report_bucket(&clients.dr, plan),
     );

@@ -210,6 +210,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_sample_task_inputs_are_valid_requests() {
+        for text in [
+            include_str!("../../../../events/failover-step-act.json"),
+            include_str!("../../../../events/failover-step-status.json"),
+        ] {
+            let request: StepRequest = serde_json::from_str(text).expect("a task input");
+            request.state.validate().expect("a valid plan and run");
+        }
+    }
+
+    #[test]
     fn step_keys_serialise_as_their_result_paths() {
         assert_eq!(serde_json::to_string(&StepKey::PromoteStatus).expect("json"), "\"promote_status\"");
         assert_eq!(StepKey::FlipDns.as_str(), "flip_dns");

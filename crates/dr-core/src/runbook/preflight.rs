@@ -3,7 +3,7 @@
 use crate::aws::AwsClients;
 use crate::aws::lookup::describe_db_instance;
 use crate::error::DrError;
-use crate::readiness::{Check, CheckRow, Finding, check_plan};
+use crate::readiness::{Check, CheckRow, Finding, Scope, check_plan};
 use crate::rpo::{LagReading, read_replica_lags};
 use crate::run::{GateDecision, GateVerdict, Outcome, ResourceState, RunbookState, StepRecord, StepTimer};
 use crate::time;
@@ -21,7 +21,7 @@ const ALREADY_MOVED: &[Finding] =
 pub async fn preflight(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("preflight", clients);
-    let readiness = check_plan(clients, &state.plan).await;
+    let readiness = check_plan(clients, &state.plan, Scope::DataPlane).await;
     let mut resources = Vec::new();
     let mut blocking = Vec::new();
     for row in &readiness.rows {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::AwsClients;
 use crate::error::DrError;
-use crate::readiness::{CheckRow, check_plan};
+use crate::readiness::{CheckRow, Scope, check_plan};
 use crate::report::{self, Head, Objective, ReportFile, cell};
 use crate::run::{GateDecision, Outcome, RunStatus, RunbookState, StepKey, StepRecord};
 use crate::store::{PlanState, PlanStatus, PlanStore, Versioned, WriteOutcome};
@@ -248,7 +248,7 @@ fn xml(text: &str) -> String {
 /// bucket (JSON, Markdown, SVG) and returns it.
 pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<RunReport, DrError> {
     state.validate()?;
-    let readiness = check_plan(clients, &state.plan).await;
+    let readiness = check_plan(clients, &state.plan, Scope::DataPlane).await;
     let mut report = build_report(state, readiness.rows);
     let plan_state = next_plan_state(clients, state, &report).await?;
     report.plan_state = plan_state.as_ref().map(|next| next.summary.clone());

@@ -13,12 +13,13 @@ pub mod game_day;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarmData, CloudWatchAlarmStateValue};
+use aws_lambda_events::event::cloudwatch_alarms::{
+    CloudWatchAlarmData, CloudWatchAlarmStateValue, CloudWatchMetricAlarmConfiguration,
+};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 
 use self::confirm::{Confirmation, check_health_metric};
-use crate::aws::lookup::find_health_check;
 use crate::aws::{AwsClients, ROUTE53_CONTROL_REGION};
 use crate::error::DrError;
 use crate::plan::{Plan, Trigger};
@@ -26,8 +27,8 @@ use crate::run::{Incident, RunInfo, RunbookState, Starter};
 use crate::store::{PlanStatus, PlanStore, Versioned, WriteOutcome};
 use crate::time::{self, Timestamp};
 
-/// The EventBridge event CloudWatch sends when an alarm changes state.
-pub type AlarmStateChange = EventBridgeEvent<CloudWatchAlarmData>;
+/// The EventBridge event CloudWatch sends when a metric alarm changes state.
+pub type AlarmStateChange = EventBridgeEvent<CloudWatchAlarmData<CloudWatchMetricAlarmConfiguration>>;
 
 pub const ALARM_SOURCE: &str = "aws.cloudwatch";
 pub const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
@@ -103,6 +104,9 @@ struct AlarmMove {
     new_state: String,
     at: Timestamp,
     reason: String,
+    /// The Route 53 health check whose `HealthCheckStatus` the alarm watches, from the alarm's own
+    /// metric dimensions: the trigger never asks Route 53's API (us-east-1) on its path.
+    health_check_id: Option<String>,
 }
 
 /// Checks that the event is an alarm state change and takes what the trigger needs.
@@ -122,6 +126,12 @@ fn alarm_move(event: AlarmStateChange) -> Result<AlarmMove, DrError> {
     if alarm.trim().is_empty() {
         return Err(DrError::InvalidInput { message: "alarm event without an alarm name".to_string() });
     }
+    let health_check_id = event.detail.configuration.metrics.iter().find_map(|metric| {
+        let watched = &metric.metric_stat.metric;
+        (watched.namespace.as_deref() == Some("AWS/Route53") && watched.name == "HealthCheckStatus")
+            .then(|| watched.dimensions.get("HealthCheckId").cloned())
+            .flatten()
+    });
     let new_state = match state.value {
         CloudWatchAlarmStateValue::Ok => "OK",
         CloudWatchAlarmStateValue::Alarm => "ALARM",
@@ -135,6 +145,7 @@ fn alarm_move(event: AlarmStateChange) -> Result<AlarmMove, DrError> {
         new_state: new_state.to_string(),
         at: state.timestamp,
         reason: state.reason,
+        health_check_id,
     })
 }
 
@@ -228,8 +239,17 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: AlarmStateChange) -
         return Ok(outcome);
     }
 
+    let Some(health_check_id) = change.health_check_id.clone() else {
+        return Err(DrError::InvalidInput {
+            message: format!(
+                "alarm {} watches no AWS/Route53 HealthCheckStatus with a HealthCheckId: the trigger's alarms \
+                 must watch the detection health check {}",
+                change.alarm, trigger.detection_health_check
+            ),
+        });
+    };
     let clients = (ctx.clients_for)(&plan);
-    let evidence = match confirm_outage(ctx, &clients, &plan, &trigger, change.at).await? {
+    let evidence = match confirm_outage(ctx, &clients, &plan, &trigger, &health_check_id, change.at).await? {
         Ok(evidence) => evidence,
         Err(rejected) => return Ok(TriggerOutcome { alarm: change.alarm.clone(), ..rejected }),
     };
@@ -357,19 +377,13 @@ async fn confirm_outage(
     clients: &AwsClients,
     plan: &Plan,
     trigger: &Trigger,
+    health_check_id: &str,
     alarm_at: Timestamp,
 ) -> Result<Result<Vec<String>, TriggerOutcome>, DrError> {
-    let Some(health_check_id) = find_health_check(&clients.route53, &plan.dns.health_check).await? else {
-        return Err(DrError::ResourceNotFound {
-            kind: "Route53 health check",
-            id: plan.dns.health_check.clone(),
-            region: ROUTE53_CONTROL_REGION.to_string(),
-        });
-    };
     let window = trigger.confirmation_window();
     let mut evidence = loop {
         let now = time::now();
-        match check_health_metric(&clients.route53_metrics, &health_check_id, alarm_at, window, now).await? {
+        match check_health_metric(&clients.route53_metrics, health_check_id, alarm_at, window, now).await? {
             Confirmation::Confirmed { evidence } => break vec![evidence],
             Confirmation::Recovered { evidence } => {
                 return Ok(Err(TriggerOutcome::new(Decision::Flap, "", Some(plan), evidence)));
@@ -445,7 +459,15 @@ mod tests {
                 "alarmName": "paris-down",
                 "state": { "value": value, "reason": "Threshold Crossed", "timestamp": timestamp },
                 "previousState": { "value": "OK", "reason": "ok", "timestamp": "2026-11-23T15:00:00.000+0000" },
-                "configuration": { "metrics": [] }
+                "configuration": { "metrics": [{
+                    "id": "health",
+                    "metricStat": {
+                        "metric": { "namespace": "AWS/Route53", "name": "HealthCheckStatus", "dimensions": { "HealthCheckId": "hc-paris" } },
+                        "period": 60,
+                        "stat": "Minimum"
+                    },
+                    "returnData": true
+                }] }
             }
         })
     }
@@ -459,6 +481,7 @@ mod tests {
         let change = parse_alarm_event(event("ALARM", "2026-11-23T15:04:05.123+0000")).expect("parses");
         assert!(change.to_alarm);
         assert_eq!(change.alarm, "paris-down");
+        assert_eq!(change.health_check_id.as_deref(), Some("hc-paris"));
         assert_eq!(time::rfc3339(change.at), "2026-11-23T15:04:05.123Z");
         let ok = parse_alarm_event(event("OK", "2026-11-23T15:04:05.123+0000")).expect("parses");
         assert_eq!((ok.to_alarm, ok.new_state.as_str()), (false, "OK"));

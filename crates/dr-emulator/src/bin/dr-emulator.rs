@@ -12,7 +12,7 @@ use dr_core::{DrError, Plan};
 use dr_emulator::estate::{SeedOptions, seed};
 use dr_emulator::executions::{TriggerSeed, execution_input, seed_triggers};
 use dr_emulator::lambdas;
-use dr_emulator::outage::{Outage, simulate_outage};
+use dr_emulator::outage::{Outage, simulate_outage, simulate_recovery};
 use dr_emulator::replication::replicate_heartbeats;
 
 #[derive(Parser)]
@@ -69,9 +69,21 @@ enum Command {
         #[arg(long)]
         flap: bool,
     },
+    /// Paris answers again: the detection health check turns healthy, the trigger's alarms move to
+    /// OK; prints the EventBridge event CloudWatch sends.
+    Recover {
+        #[command(flatten)]
+        plan: PlanArg,
+    },
     /// Copy the plan's RPO heartbeats from the Paris to the Ireland buckets, as S3 replication
     /// would (the emulator does not replicate).
     Replicate {
+        #[command(flatten)]
+        plan: PlanArg,
+    },
+    /// What DNS answers for the plan's record now (asked of DNS), and why (the emulator's Route 53
+    /// model: which record answered, the health checks' states).
+    Dns {
         #[command(flatten)]
         plan: PlanArg,
     },
@@ -131,6 +143,12 @@ impl Command {
                 let text = serde_json::to_string_pretty(&event).map_err(|e| DrError::serialisation("event", e))?;
                 println!("{text}");
             }
+            Command::Recover { plan } => {
+                let (plan, clients) = plan.load().await?;
+                let event = simulate_recovery(&clients, &plan).await?;
+                let text = serde_json::to_string_pretty(&event).map_err(|e| DrError::serialisation("event", e))?;
+                println!("{text}");
+            }
             Command::Replicate { plan } => {
                 let (plan, clients) = plan.load().await?;
                 let copied = replicate_heartbeats(&clients, &plan).await?;
@@ -152,6 +170,21 @@ impl Command {
                 lambdas::serve(config, listen)
                     .await
                     .map_err(|e| DrError::InvalidInput { message: format!("cannot serve on {listen}: {e}") })?;
+            }
+            Command::Dns { plan } => {
+                let (plan, clients) = plan.load().await?;
+                let values = clients.dns.answer(&plan.dns.record, &plan.dns.record_type).await?;
+                let why = dr_emulator::control::route53_answer(&clients, &plan.dns.record, &plan.dns.record_type, None)
+                    .await?
+                    .why;
+                let side = if values.contains(&plan.dns.primary.value) {
+                    "Paris"
+                } else if values.contains(&plan.dns.secondary.value) {
+                    "Ireland"
+                } else {
+                    "neither region"
+                };
+                println!("{} {} -> {} ({side}): {why}", plan.dns.record, plan.dns.record_type, values.join(", "));
             }
             Command::ExecutionInput { execution_arn } => {
                 let region = execution_arn.split(':').nth(3).unwrap_or_default().to_string();

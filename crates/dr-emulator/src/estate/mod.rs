@@ -10,6 +10,8 @@
 
 mod dns;
 
+pub use dns::{create_routing_health_check, put_routing_alarm};
+
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use aws_sdk_ec2::types::{
     Filter, InstanceStateName, InstanceType, RequestLaunchTemplateData, ResourceType, Tag as Ec2Tag, TagSpecification,

@@ -1,0 +1,145 @@
+"""CloudWatch alarm evaluation, modelled: moto stores alarms and metric data but never evaluates
+an alarm, so its state only changes by SetAlarmState. CloudWatch evaluates every metric alarm
+continuously; here an alarm is evaluated when something looks at it (DescribeAlarms, a Route 53
+answer), as of that moment, which is what CloudWatch's state would be then.
+
+The rules (CloudWatch User Guide, "Evaluating an alarm" and "Configuring how CloudWatch alarms
+treat missing data"):
+- the metric's datapoints are aggregated by the alarm's statistic into periods aligned on the
+  period; the most recent EvaluationPeriods periods, the current one included, are evaluated;
+- a period breaches when its value compares to the threshold as ComparisonOperator says; the
+  alarm is in ALARM when at least DatapointsToAlarm (default: EvaluationPeriods) periods breach;
+- a period without data is treated as TreatMissingData says: `breaching`, `notBreaching`,
+  `ignore` (the current state is kept when every period is missing) or `missing` (the default:
+  every period missing makes the alarm INSUFFICIENT_DATA);
+- a new alarm starts in INSUFFICIENT_DATA (moto starts it in OK).
+
+An alarm can be held ("frozen") by the local stack's control API: CloudWatch has not evaluated it
+yet, as happens for a minute or more after new data. Tests use it to make a status never ready.
+"""
+
+import threading
+from datetime import datetime, timezone
+
+from moto.cloudwatch.models import Alarm, MetricDatum
+
+_frozen = set()
+_lock = threading.Lock()
+
+
+def freeze(region, name, frozen):
+    with _lock:
+        if frozen:
+            _frozen.add((region, name))
+        else:
+            _frozen.discard((region, name))
+
+
+def _is_frozen(alarm):
+    with _lock:
+        return (alarm.region_name, alarm.name) in _frozen
+
+
+def _dimensions(items):
+    return sorted((d.name, d.value) for d in items)
+
+
+def _statistic(name, values):
+    if name == "Maximum":
+        return max(values)
+    if name == "Minimum":
+        return min(values)
+    if name == "Sum":
+        return sum(values)
+    if name == "SampleCount":
+        return float(len(values))
+    return sum(values) / len(values)  # Average
+
+
+def _breaches(alarm, value):
+    threshold = alarm.threshold
+    return {
+        "GreaterThanOrEqualToThreshold": value >= threshold,
+        "GreaterThanThreshold": value > threshold,
+        "LessThanThreshold": value < threshold,
+        "LessThanOrEqualToThreshold": value <= threshold,
+    }.get(alarm.comparison_operator, False)
+
+
+def evaluate(alarm, metric_data, at=None):
+    """The alarm's state now (updating moto's alarm when it changed), or what it would be at `at`
+    with the data there is now (nothing is updated). Metric-math and composite alarms keep the
+    state moto gives them."""
+    if alarm.rule is not None or not alarm.metric_name or _is_frozen(alarm):
+        return alarm.state_value
+    now = at or datetime.now(timezone.utc)
+    period = int(alarm.period or 60)
+    evaluation_periods = int(alarm.evaluation_periods or 1)
+    to_alarm = int(alarm.datapoints_to_alarm or evaluation_periods)
+    wanted = _dimensions(alarm.dimensions)
+    current = int(now.timestamp()) // period * period
+    starts = [current - i * period for i in range(evaluation_periods)]
+    buckets = {start: [] for start in starts}
+    for datum in metric_data:
+        if not isinstance(datum, MetricDatum):
+            continue
+        if datum.namespace != alarm.namespace or datum.name != alarm.metric_name:
+            continue
+        if _dimensions(datum.dimensions) != wanted:
+            continue
+        stamp = datum.timestamp
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=timezone.utc)
+        start = int(stamp.timestamp()) // period * period
+        if start in buckets:
+            buckets[start].append(float(datum.value))
+    treat = alarm.treat_missing_data or "missing"
+    verdicts = []
+    for start in starts:
+        values = buckets[start]
+        if values:
+            verdicts.append(_breaches(alarm, _statistic(alarm.statistic or "Average", values)))
+        elif treat == "breaching":
+            verdicts.append(True)
+        elif treat == "notBreaching":
+            verdicts.append(False)
+    if all(not buckets[start] for start in starts) and treat in ("missing", "ignore"):
+        state = "INSUFFICIENT_DATA" if treat == "missing" else alarm.state_value
+    else:
+        state = "ALARM" if sum(verdicts) >= to_alarm else "OK"
+    if state != alarm.state_value and at is None:
+        alarm.update_state(
+            f"Modelled evaluation: {sum(verdicts)} of {evaluation_periods} periods breaching ({treat} data: {treat})",
+            "{}",
+            state,
+        )
+    return state
+
+
+_alarm_init = Alarm.__init__
+
+
+def _init_insufficient_data(self, *args, **kwargs):
+    _alarm_init(self, *args, **kwargs)
+    # CloudWatch: a new alarm is INSUFFICIENT_DATA until its first evaluation (moto: OK).
+    self.state_value = "INSUFFICIENT_DATA"
+    self.state_reason = "Unchecked: Initial alarm creation"
+
+
+def install():
+    Alarm.__init__ = _init_insufficient_data
+
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.cloudwatch.responses import CloudWatchResponse
+
+    describe_alarms = CloudWatchResponse.describe_alarms
+
+    def describe_alarms_evaluated(self):
+        backend = self.cloudwatch_backend
+        data = backend.get_all_metrics()
+        for alarm in list(backend.alarms.values()):
+            evaluate(alarm, data)
+        return describe_alarms(self)
+
+    CloudWatchResponse.describe_alarms = describe_alarms_evaluated
+    return cloudwatch_backends

@@ -1,0 +1,177 @@
+"""Route 53, modelled where moto is not Route 53:
+
+- CreateHealthCheck keeps AlarmIdentifier and InsufficientDataHealthStatus, and GetHealthCheck /
+  ListHealthChecks return them (moto 5.2 drops both), so that `plan check` can verify them;
+- the health checkers: an endpoint check (HTTP/HTTPS/TCP) is as healthy as the newest
+  `AWS/Route53 HealthCheckStatus` datapoint for it in us-east-1 says (the outage simulation
+  publishes what the checkers would; no datapoint yet: healthy); a CLOUDWATCH_METRIC check follows
+  its alarm, evaluated as CloudWatch would (alarms.py): OK healthy, ALARM unhealthy,
+  INSUFFICIENT_DATA as InsufficientDataHealthStatus says (LastKnownStatus, the documented default:
+  the status from the last time the alarm had data; never known: healthy);
+- answering DNS questions (moto answers none): failover records answer the PRIMARY while its
+  health check is healthy (a record without a health check is healthy), else the SECONDARY; a
+  plain record answers its values.
+
+`answer(name, type)` is what the local DNS server (dns.py) and the control API's `/dr-local/dns`
+return.
+"""
+
+import threading
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.route53.models import HealthCheck, route53_backends
+from moto.route53.responses import Route53
+
+import alarms
+
+_last_known = {}
+_lock = threading.Lock()
+
+
+def _backend():
+    return route53_backends[DEFAULT_ACCOUNT_ID]["aws"]
+
+
+def _cloudwatch(region):
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    return cloudwatch_backends[DEFAULT_ACCOUNT_ID][region]
+
+
+def _endpoint_health(check):
+    data = _cloudwatch("us-east-1").get_all_metrics()
+    newest = None
+    for datum in data:
+        if datum.namespace != "AWS/Route53" or datum.name != "HealthCheckStatus":
+            continue
+        if not any(d.name == "HealthCheckId" and d.value == check.id for d in datum.dimensions):
+            continue
+        if newest is None or datum.timestamp > newest.timestamp:
+            newest = datum
+    if newest is None:
+        return True, "no HealthCheckStatus yet: healthy"
+    healthy = float(newest.value) >= 1.0
+    return healthy, f"HealthCheckStatus {newest.value:g} at {newest.timestamp.isoformat()}"
+
+
+def _metric_health(check, at):
+    identifier = getattr(check, "alarm_identifier", None) or {}
+    region, name = identifier.get("Region"), identifier.get("Name")
+    backend = _cloudwatch(region) if region else None
+    alarm = backend.alarms.get(name) if backend else None
+    if alarm is None:
+        # Route 53: a health check whose alarm does not exist has insufficient data.
+        state = "INSUFFICIENT_DATA"
+    else:
+        state = alarms.evaluate(alarm, backend.get_all_metrics(), at)
+    if state == "OK":
+        healthy = True
+    elif state == "ALARM":
+        healthy = False
+    else:
+        setting = getattr(check, "insufficient_data_health_status", None) or "LastKnownStatus"
+        if setting == "Healthy":
+            healthy = True
+        elif setting == "Unhealthy":
+            healthy = False
+        else:
+            with _lock:
+                healthy = _last_known.get(check.id, True)
+        return healthy, f"alarm {name} ({region}) {state}: {setting} -> {'healthy' if healthy else 'unhealthy'}"
+    if at is None:
+        with _lock:
+            _last_known[check.id] = healthy
+    return healthy, f"alarm {name} ({region}) {state}"
+
+
+def health(check_id, at=None):
+    """Whether the health check is healthy now (or at `at`, with the data there is now), and why."""
+    check = _backend().health_checks.get(check_id)
+    if check is None:
+        # Route 53 treats a record whose health check was deleted as healthy.
+        return True, f"health check {check_id} does not exist: healthy"
+    if check.type_ == "CLOUDWATCH_METRIC":
+        return _metric_health(check, at)
+    if check.type_ == "CALCULATED":
+        return True, "calculated health checks are not modelled: healthy"
+    return _endpoint_health(check)
+
+
+def _fqdn(name):
+    return name.rstrip(".").lower() + "."
+
+
+def answer(name, rtype, at=None):
+    """(values, explanation, ttl) of Route 53's answer for `name` and `rtype` now (or at `at`, with
+    the data there is now: what it will answer if nothing new arrives); ([], why, 0) when the name
+    has no such record."""
+    name = _fqdn(name)
+    for zone in _backend().zones.values():
+        if zone.private_zone:
+            continue
+        sets = [s for s in zone.rrsets if _fqdn(s.name) == name and s.type == rtype]
+        if not sets:
+            continue
+        failover = {s.failover: s for s in sets if s.failover}
+        if not failover:
+            return list(sets[0].records), "plain record", int(sets[0].ttl or 0)
+        primary, secondary = failover.get("PRIMARY"), failover.get("SECONDARY")
+        if primary is not None:
+            healthy, why = (True, "no health check") if not primary.health_check_id else health(primary.health_check_id, at)
+            if healthy or secondary is None:
+                return list(primary.records), f"PRIMARY healthy ({why})", int(primary.ttl or 0)
+            return list(secondary.records), f"PRIMARY unhealthy ({why}): SECONDARY", int(secondary.ttl or 0)
+        return list(secondary.records), "only a SECONDARY record", int(secondary.ttl or 0)
+    return [], f"no {rtype} record {name}", 0
+
+
+_health_check_init = HealthCheck.__init__
+
+
+def _init_with_alarm(self, health_check_id, caller_reference, health_check_args):
+    _health_check_init(self, health_check_id, caller_reference, health_check_args)
+    self.alarm_identifier = health_check_args.get("alarm_identifier")
+    self.insufficient_data_health_status = health_check_args.get("insufficient_data_health_status")
+
+
+_health_check_config = HealthCheck.health_check_config
+
+
+def _config_with_alarm(self):
+    config = _health_check_config.fget(self)
+    if getattr(self, "alarm_identifier", None):
+        config["AlarmIdentifier"] = self.alarm_identifier
+    if getattr(self, "insufficient_data_health_status", None):
+        config["InsufficientDataHealthStatus"] = self.insufficient_data_health_status
+    return config
+
+
+_create_health_check = Route53.create_health_check
+_create_lock = threading.Lock()
+
+
+def _create_keeping_alarm(self):
+    config = self._get_param("HealthCheckConfig")
+    backend = self.backend
+    # The response handler builds the backend's arguments without the two fields: hand them over
+    # by wrapping the backend's create for this one call (serialised: the server is threaded).
+    with _create_lock:
+        original = backend.create_health_check
+
+        def create(caller_reference, health_check_args):
+            health_check_args = dict(health_check_args)
+            health_check_args["alarm_identifier"] = config.get("AlarmIdentifier")
+            health_check_args["insufficient_data_health_status"] = config.get("InsufficientDataHealthStatus")
+            return original(caller_reference, health_check_args)
+
+        backend.create_health_check = create
+        try:
+            return _create_health_check(self)
+        finally:
+            del backend.create_health_check
+
+
+def install():
+    HealthCheck.__init__ = _init_with_alarm
+    HealthCheck.health_check_config = property(_config_with_alarm)
+    Route53.create_health_check = _create_keeping_alarm

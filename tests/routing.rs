@@ -1,0 +1,246 @@
+//! Traffic moves to Ireland once, last, and never back by itself.
+//!
+//! The DNS answers here are asked of DNS (the emulator's DNS server answers as Route 53 would,
+//! from the current state of every health check involved: moto evaluates neither health checks
+//! nor alarms, so the local stack does). The detection health check that feeds the trigger is on
+//! no record; the PRIMARY record carries the routing health check, which only the runbook moves.
+
+// Test code: a failed step is a failed test, so helpers panic with a message.
+#![allow(clippy::expect_used)]
+
+use std::time::Duration;
+
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, InsufficientDataHealthStatus, ResourceRecord, ResourceRecordSet,
+    ResourceRecordSetFailover, RrType,
+};
+use dr_core::aws::ApiCall;
+use dr_core::aws::AwsClients;
+use dr_core::aws::lookup::{find_health_check, find_hosted_zone};
+use dr_core::error::parse_input;
+use dr_core::plan::{DnsStrategy, Plan, fqdn};
+use dr_core::readiness::{Finding, Readiness, Scope, check_plan};
+use dr_core::run::{RunStatus, StepKey};
+use dr_core::runbook::report::RunReport;
+use dr_core::store::PlanStatus;
+use dr_core::time;
+use dr_core::trigger::{Decision, handle_alarm_event};
+use dr_emulator::control::route53_answer;
+use dr_emulator::estate::{SeedOptions, create_routing_health_check, put_routing_alarm, seed};
+use dr_emulator::outage::{Outage, simulate_outage, simulate_recovery};
+use dr_tests::{
+    emulator_clients, failover_input, is_route53_api, isolated_plan, recorded_executions, run_failover, seeded_estate,
+    trigger_context, unique_suffix,
+};
+
+/// What DNS answers for the plan's record now.
+async fn dns(clients: &AwsClients, plan: &Plan) -> String {
+    let values = clients.dns.answer(&plan.dns.record, &plan.dns.record_type).await.expect("a DNS answer");
+    assert_eq!(values.len(), 1, "{values:?}");
+    values[0].clone()
+}
+
+fn finding_of(readiness: &Readiness, check: &str) -> Option<Finding> {
+    readiness.rows.iter().find(|row| row.check.label() == check).and_then(|row| row.finding)
+}
+
+fn report(execution: &dr_tests::Execution) -> RunReport {
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    serde_json::from_value(execution.output.clone()).expect("the execution output is the run report")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paris_unhealthy_moves_nothing_until_the_runbook_flips_and_a_recovered_paris_gets_nothing_back() {
+    let (plan, clients) = seeded_estate().await;
+    let (paris, ireland) = (plan.dns.primary.value.clone(), plan.dns.secondary.value.clone());
+    let ctx = trigger_context(&plan, &clients).await;
+    ctx.store.set_armed(&plan.name, true, "test", "armed", false).await.expect("armed");
+    assert_eq!(dns(&clients, &plan).await, paris);
+
+    // Paris stops answering: its detection health check is unhealthy, the trigger's alarm is in
+    // ALARM. The detection check is on no record: DNS still answers Paris.
+    let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
+    assert_eq!(dns(&clients, &plan).await, paris, "an unhealthy Paris moves no traffic by itself");
+
+    // The trigger confirms and starts the runbook; from the trigger to the report, no Route 53 API.
+    let mark = clients.calls.mark();
+    let outcome = handle_alarm_event(&ctx, parse_input(event, "alarm event").expect("event")).await.expect("handled");
+    assert_eq!(outcome.decision, Decision::Started, "{outcome:?}");
+    let executions = recorded_executions(&clients, &plan).await;
+    let report = report(&run_failover(&executions[0].1));
+    assert_eq!(report.head.status, RunStatus::Succeeded);
+    let trigger_calls = clients.calls.since(mark);
+    let step_calls: Vec<ApiCall> = report.steps.iter().flat_map(|s| s.calls.clone()).collect();
+    assert!(!trigger_calls.is_empty() && !step_calls.is_empty());
+    let route53: Vec<&ApiCall> = trigger_calls.iter().chain(&step_calls).filter(|c| is_route53_api(c)).collect();
+    assert!(route53.is_empty(), "Route 53 API calls on the failover path: {route53:?}");
+    assert!(
+        step_calls.iter().any(|c| c.service == "CloudWatch" && c.operation == "PutMetricData"),
+        "the flip publishes the routing metric: {step_calls:?}"
+    );
+
+    // DNS answered Paris until the flip (preflight's answer, the flip's "before"), Ireland after.
+    let record = |key: StepKey| report.steps.iter().find(|s| report_key(s) == Some(key)).cloned();
+    let preflight = record(StepKey::Preflight).expect("preflight");
+    assert!(
+        preflight.resources.iter().any(|r| r.resource.starts_with("dns answer") && r.state.contains(&paris)),
+        "{:#?}",
+        preflight.resources
+    );
+    let flip = record(StepKey::FlipDns).expect("flip");
+    assert!(flip.resources.iter().any(|r| r.state.contains(&format!("before the flip: answers {paris}"))), "{flip:#?}");
+    let status = record(StepKey::DnsStatus).expect("dns status");
+    assert!(status.detail.contains(&format!("answers {ireland}")), "{status:#?}");
+    assert_eq!(dns(&clients, &plan).await, ireland);
+    assert_eq!(ctx.store.read_state(&plan.name).await.expect("state").state.status, PlanStatus::FailedOver);
+
+    // Paris answers again: its detection check is healthy, the alarm OK. Traffic stays in Ireland.
+    simulate_recovery(&clients, &plan).await.expect("Paris recovers");
+    assert_eq!(dns(&clients, &plan).await, ireland, "a recovered Paris gets no traffic back by itself");
+    // ... and when the runbook's datapoint has long aged out (ten minutes on, no new data), the
+    // routing alarm keeps ALARM (TreatMissingData = ignore) and the health check its status.
+    let later = time::after(time::now(), Duration::from_secs(600));
+    let answer = route53_answer(&clients, &plan.dns.record, &plan.dns.record_type, Some(later)).await.expect("answer");
+    assert_eq!(answer.values, std::slice::from_ref(&ireland), "{answer:?}");
+}
+
+/// The step key of a report's step record (the report keeps records in key order, by name).
+fn report_key(record: &dr_core::run::StepRecord) -> Option<StepKey> {
+    match record.step.as_str() {
+        "preflight" => Some(StepKey::Preflight),
+        "flip-dns" => Some(StepKey::FlipDns),
+        "flip-dns-status" => Some(StepKey::DnsStatus),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_flap_leaves_traffic_on_paris_throughout() {
+    let (plan, clients) = seeded_estate().await;
+    let ctx = trigger_context(&plan, &clients).await;
+    ctx.store.set_armed(&plan.name, true, "test", "armed", false).await.expect("armed");
+    let event = simulate_outage(&clients, &plan, Outage::Flap).await.expect("flap simulated");
+    assert_eq!(dns(&clients, &plan).await, plan.dns.primary.value);
+    let outcome = handle_alarm_event(&ctx, parse_input(event, "alarm event").expect("event")).await.expect("handled");
+    assert_eq!(outcome.decision, Decision::Flap, "{outcome:?}");
+    assert_eq!(dns(&clients, &plan).await, plan.dns.primary.value);
+    simulate_recovery(&clients, &plan).await.expect("Paris answers");
+    assert_eq!(dns(&clients, &plan).await, plan.dns.primary.value);
+}
+
+/// Without `TreatMissingData = ignore` and `LastKnownStatus`, one published datapoint is not
+/// enough: when it ages out, Route 53 sends traffic back to Paris by itself. This is what the
+/// plan check's findings are for.
+#[tokio::test]
+async fn without_the_two_settings_traffic_goes_back_when_the_datapoint_ages_out() {
+    let (plan, clients) = seeded_estate().await;
+    let routing = plan.dns.routing.clone().expect("routing strategy");
+    put_routing_alarm(&clients, &plan, &routing, "missing").await.expect("alarm");
+    let weak = format!("weak-routing-{}", unique_suffix());
+    let weak_id = create_routing_health_check(&clients, &plan, &weak, InsufficientDataHealthStatus::Healthy)
+        .await
+        .expect("check");
+    set_primary_health_check(&clients, &plan, Some(&weak_id)).await;
+    dr_core::runbook::dns::publish_routing(&clients, &plan, &routing, dr_core::plan::Direction::ToDr)
+        .await
+        .expect("routing metric");
+    assert_eq!(dns(&clients, &plan).await, plan.dns.secondary.value);
+    let later = time::after(time::now(), Duration::from_secs(600));
+    let answer = route53_answer(&clients, &plan.dns.record, &plan.dns.record_type, Some(later)).await.expect("answer");
+    assert_eq!(answer.values, std::slice::from_ref(&plan.dns.primary.value), "back to Paris by itself: {answer:?}");
+}
+
+/// Points the PRIMARY record at another health check (or none), as an operator could by hand.
+async fn set_primary_health_check(clients: &AwsClients, plan: &Plan, health_check: Option<&str>) {
+    let zone = find_hosted_zone(&clients.route53, &plan.dns.hosted_zone).await.expect("zone").expect("zone");
+    let set = ResourceRecordSet::builder()
+        .name(fqdn(&plan.dns.record))
+        .r#type(RrType::Cname)
+        .set_identifier(&plan.dns.primary.set_identifier)
+        .failover(ResourceRecordSetFailover::Primary)
+        .ttl(i64::from(plan.dns.ttl_seconds))
+        .resource_records(ResourceRecord::builder().value(&plan.dns.primary.value).build().expect("record"))
+        .set_health_check_id(health_check.map(str::to_string))
+        .build()
+        .expect("record set");
+    let batch = ChangeBatch::builder()
+        .changes(Change::builder().action(ChangeAction::Upsert).resource_record_set(set).build().expect("change"))
+        .build()
+        .expect("batch");
+    clients
+        .route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(batch)
+        .send()
+        .await
+        .expect("ChangeResourceRecordSets");
+}
+
+#[tokio::test]
+async fn plan_check_names_a_routing_alarm_that_does_not_ignore_missing_data() {
+    let (plan, clients) = seeded_estate().await;
+    let routing = plan.dns.routing.clone().expect("routing strategy");
+    put_routing_alarm(&clients, &plan, &routing, "missing").await.expect("alarm");
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
+    assert_eq!(finding_of(&readiness, "routing alarm"), Some(Finding::RoutingAlarmMisconfigured), "{readiness:#?}");
+    let row = readiness.rows.iter().find(|r| r.check.label() == "routing alarm").expect("row");
+    assert!(row.detail.contains("TreatMissingData"), "{row:?}");
+}
+
+#[tokio::test]
+async fn plan_check_names_a_routing_health_check_without_last_known_status() {
+    let (mut plan, clients) = seeded_estate().await;
+    let name = format!("healthy-when-unsure-{}", unique_suffix());
+    let id = create_routing_health_check(&clients, &plan, &name, InsufficientDataHealthStatus::Healthy)
+        .await
+        .expect("check");
+    set_primary_health_check(&clients, &plan, Some(&id)).await;
+    if let Some(routing) = plan.dns.routing.as_mut() {
+        routing.health_check = name;
+    }
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
+    assert_eq!(finding_of(&readiness, "routing health check"), Some(Finding::RoutingHealthCheckMisconfigured));
+    let row = readiness.rows.iter().find(|r| r.check.label() == "routing health check").expect("row");
+    assert!(row.detail.contains("LastKnownStatus"), "{row:?}");
+}
+
+#[tokio::test]
+async fn the_detection_check_on_the_primary_record_is_refused_in_the_plan_and_named_in_the_estate() {
+    let (plan, clients) = seeded_estate().await;
+    let detection = plan.trigger.as_ref().map(|t| t.detection_health_check.clone()).expect("trigger");
+    // In the plan: refused with its named problem.
+    let mut wrong = plan.clone();
+    if let Some(routing) = wrong.dns.routing.as_mut() {
+        routing.health_check = detection.clone();
+    }
+    let refused = wrong.validate().expect_err("refused");
+    assert!(refused.to_string().contains("DetectionCheckOnRecord"), "{refused}");
+    // In the estate (someone attached it by hand): a named finding.
+    let detection_id = find_health_check(&clients.route53, &detection).await.expect("lookup").expect("detection check");
+    set_primary_health_check(&clients, &plan, Some(&detection_id)).await;
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
+    assert_eq!(finding_of(&readiness, "detection health check"), Some(Finding::DetectionCheckOnRecord));
+    assert_eq!(finding_of(&readiness, "dns primary record"), Some(Finding::DetectionCheckOnRecord));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn record_upsert_moves_the_record_itself_and_dns_follows() {
+    let mut plan = isolated_plan();
+    plan.dns.strategy = DnsStrategy::RecordUpsert;
+    plan.dns.routing = None;
+    let clients = emulator_clients(&plan).await;
+    seed(&clients, &plan, SeedOptions::default()).await.expect("seeding");
+    assert!(check_plan(&clients, &plan, Scope::Full).await.is_ready());
+    assert_eq!(dns(&clients, &plan).await, plan.dns.primary.value);
+    let report = report(&run_failover(&failover_input(&plan, &format!("upsert-{}", unique_suffix()), None)));
+    let flips: Vec<&str> = report
+        .steps
+        .iter()
+        .flat_map(|s| s.calls.iter())
+        .filter(|c| c.is_mutating() && is_route53_api(c))
+        .map(|c| c.operation.as_str())
+        .collect();
+    assert_eq!(flips, ["ChangeResourceRecordSets"]);
+    assert_eq!(dns(&clients, &plan).await, plan.dns.secondary.value);
+}
