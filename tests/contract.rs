@@ -1,7 +1,10 @@
 //! The contract between `statemachines/*.asl.json` and the Rust side, checked on every definition:
 //!
 //! - every `ResultPath` is `$.steps.<StepKey>` or one of the state's other known paths;
-//! - every Choice reads `$.steps.<StepKey>.ready`, a field every step record has;
+//! - every Choice reads `$.steps.<StepKey>.ready` or `.redo`, fields every step record has;
+//! - every Wait waits `$.run.poll_seconds`, which grows with the RTO;
+//! - the worst-case execution history of each state machine, at the longest RTO a plan accepts,
+//!   stays under Step Functions' 25,000 events, and the execution timeout outlasts every phase;
 //! - every name in a `Retry` or `Catch` is one the Rust side produces (a `DrError` name) or one
 //!   Step Functions or Lambda produces (`States.*`, `Lambda.*`, `Sandbox.Timedout`,
 //!   `Runtime.ExitError`);
@@ -15,8 +18,14 @@
 
 use std::collections::BTreeSet;
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use dr_core::error::ErrorName;
+use dr_core::plan::{LONGEST_RTO_MINUTES, MAX_STANDBY_INSTANCES};
+use dr_core::run::budget::{FAILOVER_EVENTS_PER_RTO_SECOND, HISTORY_QUOTA, poll_seconds};
 use dr_core::run::{STATE_RESULT_PATHS, StepKey};
+use dr_core::runbook::compute::MAX_STARTS;
 use serde_json::Value;
 
 /// Names Step Functions and Lambda produce themselves.
@@ -91,8 +100,9 @@ fn result_paths_and_choices_name_what_the_rust_side_produces() {
                 for rule in rules {
                     let variable = rule["Variable"].as_str().expect("a Variable");
                     let parts: Vec<&str> = variable.split('.').collect();
-                    let ok = matches!(parts.as_slice(), ["$", "steps", key, "ready"] if step_key(key).is_some());
-                    assert!(ok, "{file} {name}: a Choice reads {variable}; steps answer `$.steps.<key>.ready`");
+                    let ok =
+                        matches!(parts.as_slice(), ["$", "steps", key, "ready" | "redo"] if step_key(key).is_some());
+                    assert!(ok, "{file} {name}: a Choice reads {variable}; steps answer `$.steps.<key>.ready|redo`");
                 }
             }
         }
@@ -136,5 +146,132 @@ fn every_task_retries_exactly_the_retryable_errors_and_lambda_crashes() {
                 assert!(retried.contains(*crash), "{file} {name}: a Lambda {crash} is not retried");
             }
         }
+    }
+}
+
+#[test]
+fn every_wait_waits_the_runs_poll_interval() {
+    for (file, definition) in definitions() {
+        for (name, state) in states(&definition) {
+            if state["Type"] == "Wait" {
+                assert_eq!(state["SecondsPath"], "$.run.poll_seconds", "{file} {name}");
+                assert!(state["Seconds"].is_null(), "{file} {name}: a fixed wait does not grow with the RTO");
+            }
+        }
+    }
+}
+
+/// History events one pass through a state adds: a Task is entered, scheduled, started, succeeded
+/// and exited; a Parallel entered, started, succeeded and exited; anything else entered and exited.
+fn events_of(state: &Value) -> u64 {
+    match state["Type"].as_str() {
+        Some("Task") => 5,
+        Some("Parallel") => 4,
+        _ => 2,
+    }
+}
+
+/// The step key a Task answers into (`$.steps.<key>`), if any.
+fn task_key(state: &Value) -> Option<StepKey> {
+    state["ResultPath"].as_str().and_then(|p| p.strip_prefix("$.steps.")).and_then(step_key)
+}
+
+/// Where a pass goes next, staying in the loop: a Choice's Default, anything else's Next.
+fn next_of(state: &Value) -> Option<&str> {
+    if state["Type"] == "Choice" { state["Default"].as_str() } else { state["Next"].as_str() }
+}
+
+/// The worst-case history of one (sub)machine's loops, by phase: each Wait starts a loop whose
+/// turn (Wait -> ... -> the Choice whose Default is the Wait) takes at least the poll interval,
+/// so a phase polls at most `budget / poll` turns of its costliest loop. A Choice rule on `redo`
+/// adds the states it passes (each one ready) before reaching a Wait, at most `MAX_STARTS` times
+/// per standby instance. Returns (events per turn by phase, events of all redo turns).
+fn loop_events(machine: &Value, file: &str) -> (BTreeMap<StepKey, u64>, u64) {
+    let states = machine["States"].as_object().expect("States");
+    let mut per_turn: BTreeMap<StepKey, u64> = BTreeMap::new();
+    let mut redo = 0;
+    for (wait_name, wait) in states.iter().filter(|(_, s)| s["Type"] == "Wait") {
+        let (mut events, mut phases) = (events_of(wait), BTreeSet::new());
+        let mut current = next_of(wait).expect("a Wait has a Next");
+        for _ in 0..=states.len() {
+            if current == wait_name {
+                break;
+            }
+            let state = &states[current];
+            events += events_of(state);
+            phases.extend(task_key(state).map(|k| k.phase().first));
+            for rule in state["Choices"].as_array().into_iter().flatten() {
+                if rule["Variable"].as_str().is_some_and(|v| v.ends_with(".redo")) {
+                    let mut extra = 0;
+                    let mut at = rule["Next"].as_str().expect("a rule has a Next");
+                    // The restart's path goes on when each step is ready: a Choice's first rule.
+                    while states[at]["Type"] != "Wait" {
+                        let state = &states[at];
+                        extra += events_of(state);
+                        let ready = state["Choices"][0]["Next"].as_str();
+                        at = ready.or_else(|| state["Next"].as_str()).expect("a redo path reaches a Wait");
+                    }
+                    redo += extra * u64::from(MAX_STARTS) * MAX_STANDBY_INSTANCES as u64;
+                }
+            }
+            current = next_of(state).unwrap_or_else(|| panic!("{file}: the loop of {wait_name} ends at {current}"));
+        }
+        assert_eq!(current, wait_name, "{file}: the loop of {wait_name} does not come back to it");
+        assert_eq!(phases.len(), 1, "{file}: the loop of {wait_name} spans phases {phases:?}");
+        let phase = phases.into_iter().next().expect("one phase");
+        let worst = per_turn.entry(phase).or_default();
+        *worst = (*worst).max(events);
+    }
+    (per_turn, redo)
+}
+
+#[test]
+fn the_worst_case_history_fits_the_quota_at_the_longest_rto() {
+    let rto = Duration::from_secs(u64::from(LONGEST_RTO_MINUTES) * 60);
+    let poll = poll_seconds(rto);
+    for (file, definition) in definitions() {
+        let mut machines = vec![definition.clone()];
+        machines.extend(
+            states(&definition).into_iter().flat_map(|(_, s)| s["Branches"].as_array().cloned().unwrap_or_default()),
+        );
+        let (mut per_turn, mut redo) = (BTreeMap::new(), 0);
+        for machine in &machines {
+            let (turns, extra) = loop_events(machine, &file);
+            for (phase, events) in turns {
+                let worst: &mut u64 = per_turn.entry(phase).or_default();
+                *worst = (*worst).max(events);
+            }
+            redo += extra;
+        }
+        let mut polling = 0;
+        let mut per_rto_second = 0.0;
+        let mut phases_seconds = 0.0;
+        for (phase, events) in &per_turn {
+            let share = phase.phase().share_of_rto;
+            let budget = rto.as_secs_f64() * share;
+            polling += (budget / poll as f64).ceil() as u64 * events + events;
+            per_rto_second += share * *events as f64;
+            phases_seconds += budget;
+        }
+        // Every state once, and every Task's Retry used up once (scheduled, started, failed).
+        let all = states(&definition);
+        let straight: u64 = 2 + all.iter().map(|(_, s)| events_of(s)).sum::<u64>();
+        let retries: u64 = all
+            .iter()
+            .flat_map(|(_, s)| s["Retry"].as_array().cloned().unwrap_or_default())
+            .map(|r| 3 * r["MaxAttempts"].as_u64().unwrap_or(3))
+            .sum();
+        let total = polling + redo + straight + retries;
+        eprintln!(
+            "{file}: RTO {} h, poll {poll} s: polling {polling} + restarts {redo} + states {straight} + retries {retries} = {total} events (quota {HISTORY_QUOTA})",
+            rto.as_secs() / 3600
+        );
+        assert!(total <= HISTORY_QUOTA, "{file}: {total} events in the worst case");
+        assert!(
+            per_rto_second <= FAILOVER_EVENTS_PER_RTO_SECOND,
+            "{file}: {per_rto_second} events per RTO second per poll second; poll_seconds assumes {FAILOVER_EVENTS_PER_RTO_SECOND}"
+        );
+        let timeout = definition["TimeoutSeconds"].as_f64().expect("an execution timeout");
+        assert!(timeout >= phases_seconds, "{file}: TimeoutSeconds {timeout} < the phases' {phases_seconds} s");
     }
 }

@@ -105,7 +105,7 @@ async fn estate_snapshot(plan: &dr_core::Plan, clients: &dr_core::aws::AwsClient
         .await
         .expect("DescribeInstances")
         .into_iter()
-        .map(|(id, state)| json!([id, state.as_str()]))
+        .map(|i| json!([i.id, i.state.as_str()]))
         .collect();
     let groups: Vec<_> = describe_auto_scaling_group(&clients.dr.autoscaling, &plan.auto_scaling.group)
         .await
@@ -216,7 +216,7 @@ async fn seeding_twice_leaves_the_same_estate() {
 #[tokio::test]
 async fn seeding_brings_a_disturbed_estate_back_to_standby() {
     let (plan, clients) = seeded_estate().await;
-    let (first_id, _) = describe_standby_instances(&clients.dr.ec2, &plan).await.expect("instances")[0].clone();
+    let first_id = describe_standby_instances(&clients.dr.ec2, &plan).await.expect("instances")[0].id.clone();
     clients.dr.ec2.start_instances().instance_ids(&first_id).send().await.expect("StartInstances");
     assert!(!check_plan(&clients, &plan, Scope::Full).await.is_ready());
     seed(&clients, &plan, SeedOptions::default()).await.expect("re-seeding");
@@ -247,7 +247,7 @@ async fn a_missing_replica_is_reported() {
 async fn a_running_standby_instance_is_reported() {
     let (plan, clients) = seeded_estate().await;
     let instances = describe_standby_instances(&clients.dr.ec2, &plan).await.expect("instances");
-    clients.dr.ec2.start_instances().instance_ids(&instances[1].0).send().await.expect("StartInstances");
+    clients.dr.ec2.start_instances().instance_ids(&instances[1].id).send().await.expect("StartInstances");
     let readiness = check_plan(&clients, &plan, Scope::Full).await;
     assert_eq!(findings_of(&readiness, "standby instance"), vec![None, Some(Finding::StandbyInstanceRunning)]);
     assert_only_finding(&readiness, "standby instance", Finding::StandbyInstanceRunning);
@@ -266,7 +266,7 @@ async fn lag_over_the_rpo_is_reported() {
 async fn a_replica_reporting_minus_one_is_not_replicating() {
     let plan = isolated_plan();
     let clients = emulator_clients(&plan).await;
-    seed(&clients, &plan, SeedOptions { replica_lag_seconds: -1.0, ..SeedOptions::default() }).await.expect("seeding");
+    seed(&clients, &plan, SeedOptions { replica_lag_seconds: -1.0 }).await.expect("seeding");
     let readiness = check_plan(&clients, &plan, Scope::Full).await;
     assert_only_finding(&readiness, "replica lag", Finding::ReplicaNotReplicating);
 }

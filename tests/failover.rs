@@ -38,7 +38,7 @@ async fn assert_failed_over(plan: &Plan, clients: &AwsClients) {
 
     let instances = describe_standby_instances(&clients.dr.ec2, plan).await.expect("instances");
     assert_eq!(instances.len(), 2);
-    assert!(instances.iter().all(|(_, state)| *state == InstanceStateName::Running), "{instances:?}");
+    assert!(instances.iter().all(|i| i.state == InstanceStateName::Running), "{instances:?}");
 
     let group = describe_auto_scaling_group(&clients.dr.autoscaling, &plan.auto_scaling.group)
         .await

@@ -17,27 +17,9 @@ use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::describe_db_instance;
 use dr_core::plan::SnapshotSource;
 use dr_core::restore::{EXPIRES_AT_TAG, RESTORE_TEST_TAG, RestoreReport, instance_id, janitor, start_restore_tests};
-use dr_core::run::{RunInfo, RunStatus, RunbookState};
+use dr_core::run::{RunStatus, RunbookState};
 use dr_core::time;
-use dr_tests::{
-    Execution, local_substitutions, recorded_executions, run_state_machine, seeded_estate, trigger_context,
-    unique_suffix,
-};
-
-fn restore_input(plan: &Plan) -> RunbookState {
-    RunbookState {
-        plan: plan.clone(),
-        run: RunInfo::new(format!("restore-{}", unique_suffix()), time::now(), "test: monthly restore test"),
-        approval: None,
-        steps: Default::default(),
-        error: None,
-    }
-}
-
-fn run_restore_test(input: &RunbookState) -> Execution {
-    let input = serde_json::to_value(input).expect("input");
-    run_state_machine("restore-test.asl.json", &local_substitutions("restore-test.local.json"), &input)
-}
+use dr_tests::{recorded_executions, restore_input, run_restore_test, seeded_estate, trigger_context, unique_suffix};
 
 async fn stored_report(clients: &AwsClients, plan: &Plan, run_id: &str) -> RestoreReport {
     let key = format!("{}{}/restore-tests/{run_id}/report.json", plan.reports.prefix, plan.name);

@@ -14,17 +14,22 @@ use std::time::Duration;
 
 use dr_core::time;
 
-use dr_core::aws::AwsClients;
+use dr_core::aws::metrics::{datapoints, per_minute};
+use dr_core::aws::{AwsClients, ROUTE53_CONTROL_REGION};
 use dr_core::error::parse_input;
 use dr_core::readiness::{Scope, check_plan};
 use dr_core::run::{Outcome, RunStatus};
 use dr_core::runbook::report::RunReport;
 use dr_core::store::PlanStatus;
 use dr_core::trigger::game_day::{GameDayOutcome, handle_game_day};
-use dr_core::trigger::{AlarmStateChange, Decision, TriggerContext, TriggerOutcome, handle_alarm_event};
+use dr_core::trigger::{
+    AlarmStateChange, DECISION_METRIC, DECISION_NAMESPACE, Decision, TriggerContext, TriggerOutcome,
+    handle_alarm_event, incident_run_id, reevaluate,
+};
 use dr_core::{DrError, Plan};
-use dr_emulator::outage::{Outage, alarm_state_change_event, simulate_outage};
-use dr_tests::{recorded_executions, run_failover, seeded_estate, trigger_context};
+use dr_emulator::control::hold_alarm;
+use dr_emulator::outage::{Outage, alarm_state_change_event, simulate_outage, simulate_recovery};
+use dr_tests::{recorded_executions, run_failover, seeded_estate, trigger_context, workspace_binary};
 
 /// A seeded estate with its plan armed, and the alarm event of a simulated outage.
 async fn armed_outage(
@@ -154,8 +159,9 @@ async fn flaps_ok_unknown_stale_and_malformed_events_start_nothing_and_change_no
         assert_eq!(err.name(), "InvalidInput");
     }
 
+    // Nothing changed: the only writes count the decisions (the flap's).
     let mutating: Vec<_> = clients.calls.since(mark).into_iter().filter(|c| c.is_mutating()).collect();
-    assert!(mutating.is_empty(), "{mutating:?}");
+    assert!(mutating.iter().all(|c| c.operation == "PutMetricData"), "{mutating:?}");
     assert!(recorded_executions(&clients, &plan).await.is_empty());
     assert_eq!(status(&ctx, &plan).await, PlanStatus::Armed);
 }
@@ -173,7 +179,10 @@ async fn a_plan_that_is_not_armed_is_never_failed_over_automatically_and_re_armi
     ctx.store.set_armed(&plan.name, false, "test", "maintenance", false).await.expect("disarmed");
     assert_eq!(deliver(&ctx, &event).await.decision, Decision::NotArmed);
     let writes: Vec<_> = clients.calls.since(mark).into_iter().filter(|c| c.is_mutating()).collect();
-    assert!(writes.iter().all(|c| c.operation == "PutObject"), "only the operator's state writes: {writes:?}");
+    assert!(
+        writes.iter().all(|c| ["PutObject", "PutMetricData"].contains(&c.operation.as_str())),
+        "only the operator's state writes and the decisions' count: {writes:?}"
+    );
     assert!(recorded_executions(&clients, &plan).await.is_empty());
 
     arm(&ctx, &plan).await;
@@ -292,4 +301,125 @@ async fn a_probe_that_cannot_reach_the_primary_adds_to_the_evidence() {
     let executions = recorded_executions(&clients, &plan).await;
     let evidence = &executions[0].1["run"]["incident"]["evidence"];
     assert!(evidence.to_string().contains("failed"), "{evidence}");
+}
+
+/// How many decisions of this kind the trigger counted for the plan (its metric).
+async fn decisions_counted(clients: &AwsClients, plan: &Plan, decision: Decision) -> f64 {
+    let metric = per_minute(
+        DECISION_NAMESPACE,
+        DECISION_METRIC,
+        &[("Plan", plan.name.as_str()), ("Decision", decision.name())],
+        "Sum",
+    );
+    let since = time::before(time::now(), Duration::from_secs(600));
+    let points = datapoints(&clients.dr.cloudwatch, metric, since, time::after(time::now(), Duration::from_secs(60)))
+        .await
+        .expect("GetMetricData");
+    points.iter().map(|(_, count)| count).sum()
+}
+
+#[tokio::test]
+async fn a_brownout_judged_a_flap_is_confirmed_by_the_schedule_and_started_once() {
+    let (plan, clients, ctx, event) = armed_outage(Outage::Brownout, None).await;
+    // The event's window holds the one healthy minute: a flap. The alarm stays in ALARM.
+    assert_eq!(deliver(&ctx, &event).await.decision, Decision::Flap);
+    assert!(recorded_executions(&clients, &plan).await.is_empty());
+
+    // The schedule judges the last whole window: unhealthy throughout.
+    let outcomes = reevaluate(&ctx).await.expect("re-evaluated");
+    assert_eq!(outcomes.iter().map(|o| o.decision).collect::<Vec<_>>(), [Decision::Started], "{outcomes:#?}");
+    let executions = recorded_executions(&clients, &plan).await;
+    assert_eq!(executions.len(), 1);
+    // The same incident as the event's: the run is named after the alarm's move to ALARM.
+    let alarm_at = alarm_event(&event).detail.state.map(|s| s.timestamp).expect("state");
+    assert_eq!(executions[0].0, incident_run_id(&plan, alarm_at));
+    assert_eq!(status(&ctx, &plan).await, PlanStatus::FailingOver);
+
+    // Every later tick sees the incident handled: nothing starts twice.
+    let again = reevaluate(&ctx).await.expect("re-evaluated");
+    assert_eq!(again.iter().map(|o| o.decision).collect::<Vec<_>>(), [Decision::AlreadyHandled]);
+    assert_eq!(recorded_executions(&clients, &plan).await.len(), 1);
+    assert!(decisions_counted(&clients, &plan, Decision::Flap).await >= 1.0);
+    assert!(decisions_counted(&clients, &plan, Decision::Started).await >= 1.0);
+}
+
+#[tokio::test]
+async fn the_schedule_judges_a_flapping_alarm_again_and_leaves_a_cleared_one_alone() {
+    let (plan, clients, ctx, event) = armed_outage(Outage::Flap, None).await;
+    assert_eq!(deliver(&ctx, &event).await.decision, Decision::Flap);
+    // Still in ALARM, and the last whole window still has the healthy minute: a flap again.
+    let outcomes = reevaluate(&ctx).await.expect("re-evaluated");
+    assert_eq!(outcomes.iter().map(|o| o.decision).collect::<Vec<_>>(), [Decision::Flap], "{outcomes:#?}");
+    assert!(decisions_counted(&clients, &plan, Decision::Flap).await >= 2.0);
+
+    // Paris answers again: the alarm clears, and the schedule has nothing to judge. (CloudWatch
+    // moves it to OK once the healthy minutes fill its evaluation periods, a few minutes later;
+    // the alarm is held in the OK state the recovery set, as it will be then.)
+    simulate_recovery(&clients, &plan).await.expect("recovered");
+    for alarm in &plan.trigger.as_ref().expect("trigger").alarms {
+        hold_alarm(&clients, ROUTE53_CONTROL_REGION, alarm, true).await.expect("held");
+    }
+    assert!(reevaluate(&ctx).await.expect("re-evaluated").is_empty());
+    assert!(recorded_executions(&clients, &plan).await.is_empty());
+    assert_eq!(status(&ctx, &plan).await, PlanStatus::Armed);
+}
+
+#[tokio::test]
+async fn a_window_not_settled_within_the_invocations_wait_is_left_pending_for_the_schedule() {
+    let (plan, clients, mut ctx, event) = armed_outage(Outage::Sustained, None).await;
+    ctx.confirmation_wait = Duration::from_secs(1);
+    // The alarm moved just now: its window's data cannot have landed within a second.
+    let now = later_incident(&event, Duration::from_secs(400));
+    let outcome = deliver(&ctx, &now).await;
+    assert_eq!(outcome.decision, Decision::Pending, "{outcome:?}");
+    assert!(recorded_executions(&clients, &plan).await.is_empty());
+    assert_eq!(status(&ctx, &plan).await, PlanStatus::Armed);
+    assert!(decisions_counted(&clients, &plan, Decision::Pending).await >= 1.0);
+}
+
+/// The plan written where drctl reads plans from.
+fn plan_file(plan: &Plan) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.toml", plan.name));
+    std::fs::write(&path, toml::to_string(plan).expect("plan as TOML")).expect("plan file written");
+    path
+}
+
+fn drctl_failover_start(plan: &std::path::Path, ctx: &TriggerContext, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(workspace_binary("drctl"))
+        .args(["failover", "start"])
+        .arg(plan)
+        .args(["--bucket", &ctx.store.reference().bucket, "--state-machine", ctx.starter.state_machine_arn()])
+        .args(["--by", "sre@example.com", "--reason", "Paris database unreachable, alarm not confirmed"])
+        .args(extra)
+        .output()
+        .expect("drctl runs")
+}
+
+#[tokio::test]
+async fn a_manual_start_with_drctl_takes_the_plan_so_an_alarm_meanwhile_starts_nothing() {
+    let (plan, clients, ctx, event) = armed_outage(Outage::Sustained, None).await;
+    let file = plan_file(&plan);
+
+    let started = drctl_failover_start(&file, &ctx, &[]);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&started.stdout).expect("JSON answer");
+    let run_id = answer["run_id"].as_str().expect("run id").to_string();
+    let state = ctx.store.read_state(&plan.name).await.expect("state").state;
+    assert_eq!((state.status, state.run_id.as_deref()), (PlanStatus::FailingOver, Some(run_id.as_str())));
+    let executions = recorded_executions(&clients, &plan).await;
+    assert_eq!(executions.len(), 1);
+    assert_eq!(executions[0].1["run"]["requested_by"]["by"], "sre@example.com");
+    assert_eq!(executions[0].1["run"]["plan_state"]["bucket"], ctx.store.reference().bucket);
+
+    // The alarm now: the plan is held, nothing else starts.
+    assert_eq!(deliver(&ctx, &event).await.decision, Decision::NotArmed);
+    // A second operator (another run): refused by name, exit 2.
+    let second = drctl_failover_start(&file, &ctx, &["--run-id", "another-operators-run"]);
+    assert_eq!(second.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("PlanBusy"), "{second:?}");
+    // The same start again (its answer was lost): the same run, not a second one.
+    let retried = drctl_failover_start(&file, &ctx, &["--run-id", &run_id]);
+    assert!(retried.status.success(), "{}", String::from_utf8_lossy(&retried.stderr));
+    assert_eq!(recorded_executions(&clients, &plan).await.len(), 1);
+    let _ = std::fs::remove_file(file);
 }

@@ -142,6 +142,7 @@ impl Served {
             plan_names: self.plan_names.clone(),
             clients_for: Arc::new(move |plan: &Plan| cache.for_plan(plan)),
             confirmation_poll: Duration::from_secs(30),
+            confirmation_wait: dr_core::trigger::MAX_CONFIRMATION_WAIT,
         })
     }
 

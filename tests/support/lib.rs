@@ -20,6 +20,7 @@ use dr_core::time;
 use dr_core::trigger::TriggerContext;
 use dr_emulator::estate::{SeedOptions, seed};
 use dr_emulator::executions::{TriggerSeed, seed_triggers};
+use dr_emulator::lambdas::LAMBDA_ACCESS_KEY;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -84,6 +85,18 @@ pub async fn emulator_clients(plan: &Plan) -> AwsClients {
     AwsClients::for_plan(plan).await
 }
 
+/// Clients that sign as the local functions do ([`LAMBDA_ACCESS_KEY`]): the emulator's fault layer
+/// treats their calls as the functions' own, for code a test runs in-process.
+pub async fn clients_as_the_lambdas(plan: &Plan) -> AwsClients {
+    let credentials = aws_sdk_s3::config::Credentials::new(LAMBDA_ACCESS_KEY, "testing", None, None, "dr-tests");
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(plan.dr_region.clone()))
+        .credentials_provider(credentials)
+        .load()
+        .await;
+    AwsClients::from_config(&shared, &plan.primary_region, &plan.dr_region)
+}
+
 /// An isolated plan, its clients, and its estate seeded in standby.
 pub async fn seeded_estate() -> (Plan, AwsClients) {
     let plan = isolated_plan();
@@ -113,6 +126,9 @@ pub struct ExecutionEvent {
     pub state: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub timestamp: f64,
+    /// The error name of a `StateFailed` or `ExecutionFailed` event.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// The DefinitionSubstitutions of failover.asl.json for local runs (`tests/sfn/failover.local.json`):
@@ -137,6 +153,17 @@ pub fn failover_input(plan: &Plan, run_id: &str, approval: Option<Approval>) -> 
 /// Executes a state machine of `statemachines/` with the real Lambdas (AWS_ENDPOINT_URL_LAMBDA:
 /// the local Lambda service).
 pub fn run_state_machine(definition: &str, substitutions: &serde_json::Value, input: &serde_json::Value) -> Execution {
+    run_state_machine_waiting(definition, substitutions, input, std::time::Duration::ZERO)
+}
+
+/// As [`run_state_machine`], with every Wait state lasting `wait` (instead of none): for runs
+/// that wait out something that takes real time in the emulator.
+pub fn run_state_machine_waiting(
+    definition: &str,
+    substitutions: &serde_json::Value,
+    input: &serde_json::Value,
+    wait: std::time::Duration,
+) -> Execution {
     use std::io::Write;
     use std::process::{Command, Stdio};
     assert!(
@@ -150,6 +177,7 @@ pub fn run_state_machine(definition: &str, substitutions: &serde_json::Value, in
         .arg(repo_root().join("tests/sfn/run.mjs"))
         .arg(repo_root().join("statemachines").join(definition))
         .arg(&substitutions_file)
+        .env("SFN_WAIT_MS", wait.as_millis().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -161,6 +189,20 @@ pub fn run_state_machine(definition: &str, substitutions: &serde_json::Value, in
     assert!(out.status.success(), "runner failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("runner output is not an execution ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The restore test's execution input for `plan`, started now.
+pub fn restore_input(plan: &Plan) -> RunbookState {
+    RunbookState::new(
+        plan.clone(),
+        RunInfo::new(format!("restore-{}", unique_suffix()), time::now(), "test: monthly restore test"),
+    )
+}
+
+/// Runs the monthly restore test (`statemachines/restore-test.asl.json`) on `input`.
+pub fn run_restore_test(input: &RunbookState) -> Execution {
+    let input = serde_json::to_value(input).expect("the input serialises");
+    run_state_machine("restore-test.asl.json", &local_substitutions("restore-test.local.json"), &input)
 }
 
 /// Runs the failover runbook on `input`.
@@ -196,6 +238,7 @@ pub async fn trigger_context(plan: &Plan, clients: &AwsClients) -> TriggerContex
         plan_names: vec![plan.name.clone()],
         clients_for: Arc::new(move |_| for_plan.clone()),
         confirmation_poll: Duration::from_millis(200),
+        confirmation_wait: dr_core::trigger::MAX_CONFIRMATION_WAIT,
     }
 }
 

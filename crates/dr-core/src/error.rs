@@ -26,8 +26,10 @@ pub enum ErrorName {
     InvalidInput,
     PreflightFailed,
     ReplicaNotPromotable,
+    ReplicaFailed,
     InstanceBusy,
     StepTimedOut,
+    InstanceWontStart,
     DrillNotConfirmed,
     PlanBusy,
     NoSnapshot,
@@ -102,13 +104,24 @@ pub enum DrError {
     #[error("replica {replica} cannot be promoted while {status}")]
     ReplicaNotPromotable { replica: String, status: String },
 
+    /// The replica is in a state it does not leave by itself (failed, incompatible-*, storage-full,
+    /// inaccessible-encryption-credentials): it cannot be promoted.
+    #[error("replica {replica} is {status}: it will not become available by itself")]
+    ReplicaFailed { replica: String, status: String },
+
     /// A standby instance is between states (stopping, shutting down) and cannot be started yet.
     #[error("instance {instance} cannot be started while {state}")]
     InstanceBusy { instance: String, state: String },
 
-    /// A status check ran out of attempts: the change did not take effect within its RTO share.
-    #[error("{step} not ready after {attempts} checks: {last_state}")]
-    StepTimedOut { step: String, attempts: u32, last_state: String },
+    /// A step's change did not take effect within its time budget (its phase's share of the RTO,
+    /// counted from the phase's first attempt).
+    #[error("{step} not done after {waited_seconds} s (budget {budget_seconds} s): {last_state}")]
+    StepTimedOut { step: String, waited_seconds: u64, budget_seconds: u64, last_state: String },
+
+    /// A standby instance keeps falling back to stopped after being started (capacity, an EBS key
+    /// the role cannot use): the bounded number of starts is spent.
+    #[error("instance {instance} fell back to stopped after {starts} starts: {reason}")]
+    InstanceWontStart { instance: String, starts: u32, reason: String },
 
     /// A live drill of a production plan without `confirm` equal to the plan's name.
     #[error("a live drill of production plan {plan} needs confirm = {plan:?}")]
@@ -168,8 +181,10 @@ impl DrError {
             DrError::InvalidInput { .. } => ErrorName::InvalidInput,
             DrError::PreflightFailed { .. } => ErrorName::PreflightFailed,
             DrError::ReplicaNotPromotable { .. } => ErrorName::ReplicaNotPromotable,
+            DrError::ReplicaFailed { .. } => ErrorName::ReplicaFailed,
             DrError::InstanceBusy { .. } => ErrorName::InstanceBusy,
             DrError::StepTimedOut { .. } => ErrorName::StepTimedOut,
+            DrError::InstanceWontStart { .. } => ErrorName::InstanceWontStart,
             DrError::DrillNotConfirmed { .. } => ErrorName::DrillNotConfirmed,
             DrError::PlanBusy { .. } => ErrorName::PlanBusy,
             DrError::NoSnapshot { .. } => ErrorName::NoSnapshot,
@@ -301,6 +316,8 @@ pub enum ProblemCode {
     InvalidFreshnessWindow,
     EmptyInstanceSelector,
     AmbiguousInstanceSelector,
+    MissingStandbyCount,
+    TooManyStandbyInstances,
     CapacityMinAboveMax,
     DesiredOutsideMinMax,
     FailoverCapacityZero,

@@ -222,4 +222,25 @@ impl PlanStore {
             }
         }
     }
+
+    /// Takes the plan for a run started by hand (a drill, `drctl failover start`), as an incident
+    /// takes it: failing-over, held by `run_id`, so that an alarm meanwhile starts nothing and
+    /// the plan stays failed-over until re-armed. `PlanBusy` when a run holds it or it is failed
+    /// over, or when another writer won the race.
+    pub async fn take_for_run(&self, plan: &str, run_id: &str, by: &str, reason: &str) -> Result<PlanState, DrError> {
+        let read = self.read_state(plan).await?;
+        if matches!(read.state.status, PlanStatus::FailingOver | PlanStatus::FailedOver) {
+            return Err(DrError::PlanBusy { plan: plan.to_string(), status: read.state.status.name().to_string() });
+        }
+        let mut holding = read.state.moved(PlanStatus::FailingOver, by, reason);
+        holding.incident = None;
+        holding.run_id = Some(run_id.to_string());
+        match self.write_state(&read, &holding).await? {
+            WriteOutcome::Won => Ok(holding),
+            WriteOutcome::Lost => {
+                let now = self.read_state(plan).await?;
+                Err(DrError::PlanBusy { plan: plan.to_string(), status: now.state.status.name().to_string() })
+            }
+        }
+    }
 }

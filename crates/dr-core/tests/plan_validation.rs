@@ -62,9 +62,25 @@ fn each_broken_rule_has_its_named_problem() {
             "standby_instances",
         ),
         (
-            |p| p.standby_instances = InstanceSelector { ids: Some(vec![]), tag: None },
+            |p| p.standby_instances = InstanceSelector { ids: Some(vec![]), ..InstanceSelector::default() },
             ProblemCode::EmptyInstanceSelector,
             "standby_instances.ids",
+        ),
+        (
+            |p| {
+                p.standby_instances.tag = None;
+                p.standby_instances.ids = Some(vec!["i-0abc".into()]);
+            },
+            ProblemCode::AmbiguousInstanceSelector,
+            "standby_instances.count",
+        ),
+        (|p| p.standby_instances.count = None, ProblemCode::MissingStandbyCount, "standby_instances.count"),
+        (|p| p.standby_instances.count = Some(0), ProblemCode::MissingStandbyCount, "standby_instances.count"),
+        (|p| p.standby_instances.count = Some(51), ProblemCode::TooManyStandbyInstances, "standby_instances"),
+        (
+            |p| p.standby_instances.ebs_kms_key = Some("alias/standby".into()),
+            ProblemCode::InvalidIdentifier,
+            "standby_instances.ebs_kms_key",
         ),
         (
             |p| p.standby_instances.ids = Some(vec!["i-0abc".into()]),

@@ -16,28 +16,71 @@ treat missing data"):
 
 An alarm can be held ("frozen") by the local stack's control API: CloudWatch has not evaluated it
 yet, as happens for a minute or more after new data. Tests use it to make a status never ready.
+On release the alarm catches up with the evaluations the hold hid, as CloudWatch made them.
 """
 
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from moto.cloudwatch.models import Alarm, MetricDatum
 
-_frozen = set()
+# (region, name) -> when the hold began
+_frozen = {}
 _lock = threading.Lock()
 
 
 def freeze(region, name, frozen):
     with _lock:
         if frozen:
-            _frozen.add((region, name))
-        else:
-            _frozen.discard((region, name))
+            _frozen.setdefault((region, name), datetime.now(timezone.utc))
+            return
+        since = _frozen.pop((region, name), None)
+    if since is not None:
+        _catch_up(region, name, since)
 
 
 def _is_frozen(alarm):
     with _lock:
         return (alarm.region_name, alarm.name) in _frozen
+
+
+def _catch_up(region, name, since):
+    """CloudWatch kept evaluating while the hold hid it: on release, the alarm goes through each
+    evaluation it missed, one per period, in order (with `ignore`, a datapoint seen during the
+    hold moves the alarm even when it has aged out of the periods evaluated now)."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    for backend in cloudwatch_backends.values():
+        regional = backend[region] if region in backend else None
+        alarm = regional.alarms.get(name) if regional is not None else None
+        if alarm is None:
+            continue
+        data = regional.get_all_metrics()
+        period = int(alarm.period or 60)
+        at = since
+        now = datetime.now(timezone.utc)
+        while at <= now:
+            state = evaluate(alarm, data, at)
+            if state != alarm.state_value:
+                alarm.update_state(f"Modelled evaluation at {at.isoformat()} (after a hold)", "{}", state)
+            at += timedelta(seconds=period)
+        return
+
+
+def moved_at(region, name, at):
+    """Stamps the alarm's move to its current state (StateTransitionedTimestamp and
+    StateUpdatedTimestamp): a simulated outage is back-dated, SetAlarmState stamps the call's time."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    for backend in cloudwatch_backends.values():
+        alarm = backend[region].alarms.get(name) if region in backend else None
+        if alarm is not None:
+            # moto keeps naive UTC times.
+            stamp = at.astimezone(timezone.utc).replace(tzinfo=None)
+            alarm.state_updated_timestamp = stamp
+            alarm.state_transitioned_timestamp = stamp
+            return
+    raise KeyError(f"no alarm {name} in {region}")
 
 
 def _dimensions(items):
@@ -117,6 +160,7 @@ def evaluate(alarm, metric_data, at=None):
 
 
 _alarm_init = Alarm.__init__
+_update_state = Alarm.update_state
 
 
 def _init_insufficient_data(self, *args, **kwargs):
@@ -124,10 +168,21 @@ def _init_insufficient_data(self, *args, **kwargs):
     # CloudWatch: a new alarm is INSUFFICIENT_DATA until its first evaluation (moto: OK).
     self.state_value = "INSUFFICIENT_DATA"
     self.state_reason = "Unchecked: Initial alarm creation"
+    self.state_transitioned_timestamp = self.state_updated_timestamp
+
+
+def _update_state_transitioned(self, reason, reason_data, state_value):
+    # CloudWatch: StateTransitionedTimestamp moves only when the state value changes (moto has no
+    # such field; StateUpdatedTimestamp also moves on a new reason).
+    changed = state_value != self.state_value
+    _update_state(self, reason, reason_data, state_value)
+    if changed:
+        self.state_transitioned_timestamp = self.state_updated_timestamp
 
 
 def install():
     Alarm.__init__ = _init_insufficient_data
+    Alarm.update_state = _update_state_transitioned
 
     from moto.cloudwatch.models import cloudwatch_backends
     from moto.cloudwatch.responses import CloudWatchResponse

@@ -6,6 +6,16 @@
     POST /dr-local/alarms/hold   {"region", "alarm", "held": true|false}
                                  CloudWatch has not evaluated the alarm yet: its state stays
                                  where it is (alarms.freeze)
+    POST /dr-local/alarms/moved  {"region", "alarm", "at": RFC3339}: the alarm moved to its state
+                                 at `at` (a back-dated simulated outage; moto stamps SetAlarmState
+                                 with the call's time)
+    POST /dr-local/rds/status    {"region", "instance", "status", "seconds"}: the instance shows
+                                 this status for that long (rds.hold_status)
+    POST /dr-local/ec2/start-fallback {"instance", "times", "code", "message"}: its next starts
+                                 fall back to stopped with this state reason (ec2.fall_back)
+    POST   /dr-local/faults      inject faults into the functions' requests (faults.py)
+    GET    /dr-local/faults      what was injected, and every mutating call that took effect
+    DELETE /dr-local/faults      stop injecting
 
 Everything else goes to moto.
 """
@@ -15,6 +25,9 @@ from datetime import datetime
 from urllib.parse import parse_qs
 
 import alarms
+import ec2
+import faults
+import rds
 import route53
 
 
@@ -34,6 +47,11 @@ class Control:
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         return [payload]
 
+    @staticmethod
+    def json_body(environ):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        return json.loads(environ["wsgi.input"].read(length) or b"{}")
+
     def handle(self, environ, path):
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/dr-local/dns" and method == "GET":
@@ -43,8 +61,28 @@ class Control:
             values, why, ttl = route53.answer(name, rtype, at)
             return "200 OK", {"name": name, "type": rtype, "values": values, "ttl": ttl, "why": why}
         if path == "/dr-local/alarms/hold" and method == "POST":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            request = self.json_body(environ)
             alarms.freeze(request["region"], request["alarm"], bool(request.get("held", True)))
             return "200 OK", {"held": bool(request.get("held", True))}
+        if path == "/dr-local/alarms/moved" and method == "POST":
+            request = self.json_body(environ)
+            at = datetime.fromisoformat(request["at"].replace("Z", "+00:00"))
+            alarms.moved_at(request["region"], request["alarm"], at)
+            return "200 OK", {"moved_at": request["at"]}
+        if path == "/dr-local/rds/status" and method == "POST":
+            request = self.json_body(environ)
+            rds.hold_status(request["region"], request["instance"], request["status"], request["seconds"])
+            return "200 OK", {"held": request["status"]}
+        if path == "/dr-local/ec2/start-fallback" and method == "POST":
+            request = self.json_body(environ)
+            ec2.fall_back(request["instance"], request.get("times", 1), request["code"], request["message"])
+            return "200 OK", {"instance": request["instance"]}
+        if path == "/dr-local/faults":
+            if method == "POST":
+                faults.configure(self.json_body(environ))
+                return "200 OK", faults.report()
+            if method == "DELETE":
+                faults.clear()
+                return "200 OK", faults.report()
+            return "200 OK", faults.report()
         return "404 Not Found", {"error": f"no {method} {path}"}

@@ -1,16 +1,69 @@
-"""RDS, modelled: PromoteReadReplica turns the replica into a standalone instance, so
-ReadReplicaSourceDBInstanceIdentifier disappears from DescribeDBInstances. moto 5.2 keeps it."""
+"""RDS, modelled where moto is not RDS:
 
+- PromoteReadReplica turns the replica into a standalone instance, so
+  ReadReplicaSourceDBInstanceIdentifier disappears from DescribeDBInstances (moto 5.2 keeps it);
+- an instance can be in a transient state for a while (`backing-up` during its daily backup
+  window, `modifying`, ...): moto makes every instance `available` at once. The control API sets a
+  status for some seconds (`POST /dr-local/rds/status`); while it holds, DescribeDBInstances shows
+  it and PromoteReadReplica is refused with InvalidDBInstanceState, as RDS refuses it.
+"""
+
+import threading
+import time
+
+from moto.rds.exceptions import RDSClientError
 from moto.rds.models import RDSBackend
 
+_lock = threading.Lock()
+# (region, instance) -> (status, until monotonic time)
+_held = {}
+
+
+def hold_status(region, instance, status, seconds):
+    with _lock:
+        _held[(region, instance)] = (status, time.monotonic() + float(seconds))
+
+
+def _apply(backend):
+    """Puts the held statuses on the backend's instances, and releases the expired ones."""
+    now = time.monotonic()
+    with _lock:
+        for (region, instance), (status, until) in list(_held.items()):
+            if region != backend.region_name:
+                continue
+            database = backend.databases.get(instance)
+            if database is None:
+                continue
+            if now < until:
+                database.status = status
+            else:
+                database.status = "available"
+                del _held[(region, instance)]
+
+
 _promote_read_replica = RDSBackend.promote_read_replica
+_describe_db_instances = RDSBackend.describe_db_instances
 
 
 def _promote(self, db_kwargs):
+    _apply(self)
+    identifier = db_kwargs.get("db_instance_identifier")
+    database = self.databases.get(identifier)
+    if database is not None and database.status != "available":
+        raise RDSClientError(
+            "InvalidDBInstanceState",
+            f"Database instance {identifier} is {database.status}: it can be promoted only when available.",
+        )
     database = _promote_read_replica(self, db_kwargs)
     database.source_db_instance_identifier = None
     return database
 
 
+def _describe(self, *args, **kwargs):
+    _apply(self)
+    return _describe_db_instances(self, *args, **kwargs)
+
+
 def install():
     RDSBackend.promote_read_replica = _promote
+    RDSBackend.describe_db_instances = _describe

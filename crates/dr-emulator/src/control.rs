@@ -1,5 +1,6 @@
 //! The local stack's control API (crates/dr-emulator/moto/control.py), on the emulator's endpoint:
-//! what Route 53 answers and why, and holding an alarm's evaluation.
+//! what Route 53 answers and why, holding an alarm's evaluation, the faults of a regional event,
+//! and the transient states moto skips (a replica backing up, an instance falling back to stopped).
 
 use dr_core::aws::AwsClients;
 use dr_core::error::DrError;
@@ -7,6 +8,7 @@ use dr_core::time::{self, Timestamp};
 use serde::Deserialize;
 
 use crate::guard::require_emulator;
+use crate::lambdas::LAMBDA_ACCESS_KEY;
 
 /// Route 53's answer for a name, as the emulator models it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -44,9 +46,120 @@ pub async fn route53_answer(
 /// Holds (or releases) an alarm's evaluation: CloudWatch has not evaluated it yet, so its state
 /// stays where it is whatever the metric says.
 pub async fn hold_alarm(clients: &AwsClients, region: &str, alarm: &str, held: bool) -> Result<(), DrError> {
-    let url = format!("{}/dr-local/alarms/hold", endpoint(clients)?);
-    let body = serde_json::json!({ "region": region, "alarm": alarm, "held": held });
-    let response =
-        reqwest::Client::new().post(url).body(body.to_string()).send().await.map_err(|e| failed("hold alarm", e))?;
-    response.error_for_status().map(|_| ()).map_err(|e| failed("hold alarm", e))
+    post(clients, "/dr-local/alarms/hold", serde_json::json!({ "region": region, "alarm": alarm, "held": held })).await
+}
+
+/// Stamps when the alarm moved to its current state (StateTransitionedTimestamp): a simulated
+/// outage is back-dated, and SetAlarmState stamps the call's own time.
+pub async fn alarm_moved_at(clients: &AwsClients, region: &str, alarm: &str, at: Timestamp) -> Result<(), DrError> {
+    post(
+        clients,
+        "/dr-local/alarms/moved",
+        serde_json::json!({ "region": region, "alarm": alarm, "at": time::rfc3339(at) }),
+    )
+    .await
+}
+
+/// Faults the emulator injects into the requests signed with `access_key` (the local Lambdas'
+/// is [`LAMBDA_ACCESS_KEY`]): see crates/dr-emulator/moto/faults.py.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Faults {
+    pub access_key: String,
+    /// Every call to these regions gets no answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hang_regions: Vec<String>,
+    /// Share of calls answered with the service's throttling error.
+    pub throttle_share: f64,
+    /// Share of calls answered 503.
+    pub server_error_share: f64,
+    /// Share of mutating calls that take effect and whose answer is then lost.
+    pub lose_share: f64,
+    pub seed: u64,
+}
+
+impl Faults {
+    /// No fault yet, on the local functions' calls: the fault layer still counts every change
+    /// that takes effect.
+    pub fn for_the_lambdas() -> Faults {
+        Faults { access_key: LAMBDA_ACCESS_KEY.to_string(), ..Faults::default() }
+    }
+}
+
+/// What the fault layer did.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct FaultReport {
+    /// Faults injected, by kind: hung, throttled, server_errors, lost.
+    pub injected: std::collections::BTreeMap<String, u64>,
+    /// Every mutating call that took effect, with how many times.
+    pub applied: Vec<AppliedCall>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AppliedCall {
+    pub service: String,
+    pub operation: String,
+    pub target: String,
+    pub times: u32,
+}
+
+async fn faults_request(
+    clients: &AwsClients,
+    method: reqwest::Method,
+    body: Option<String>,
+) -> Result<FaultReport, DrError> {
+    let url = format!("{}/dr-local/faults", endpoint(clients)?);
+    let mut request = reqwest::Client::new().request(method, url);
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    let response = request.send().await.map_err(|e| failed("faults", e))?;
+    response.json().await.map_err(|e| failed("faults", e))
+}
+
+/// Starts injecting `faults` (and forgets what was injected before).
+pub async fn inject_faults(clients: &AwsClients, faults: &Faults) -> Result<(), DrError> {
+    let body = serde_json::to_string(faults).map_err(|e| DrError::serialisation("faults", e))?;
+    faults_request(clients, reqwest::Method::POST, Some(body)).await.map(|_| ())
+}
+
+/// Stops injecting faults (hung calls are answered 504); returns what was injected.
+pub async fn clear_faults(clients: &AwsClients) -> Result<FaultReport, DrError> {
+    faults_request(clients, reqwest::Method::DELETE, None).await
+}
+
+/// What was injected so far, and the mutating calls that took effect.
+pub async fn fault_report(clients: &AwsClients) -> Result<FaultReport, DrError> {
+    faults_request(clients, reqwest::Method::GET, None).await
+}
+
+async fn post(clients: &AwsClients, path: &str, body: serde_json::Value) -> Result<(), DrError> {
+    let url = format!("{}{path}", endpoint(clients)?);
+    let response = reqwest::Client::new().post(url).body(body.to_string()).send().await.map_err(|e| failed(path, e))?;
+    response.error_for_status().map(|_| ()).map_err(|e| failed(path, e))
+}
+
+/// The RDS instance shows `status` (e.g. `backing-up`) for `seconds`, and refuses a promotion
+/// meanwhile, as RDS does during its backup window.
+pub async fn hold_rds_status(
+    clients: &AwsClients,
+    region: &str,
+    instance: &str,
+    status: &str,
+    seconds: u64,
+) -> Result<(), DrError> {
+    let body = serde_json::json!({ "region": region, "instance": instance, "status": status, "seconds": seconds });
+    post(clients, "/dr-local/rds/status", body).await
+}
+
+/// The next `times` starts of the EC2 instance fall back to stopped with this state reason, as
+/// EC2 does when capacity runs out or the EBS key cannot be used.
+pub async fn start_falls_back(
+    clients: &AwsClients,
+    instance: &str,
+    times: u32,
+    code: &str,
+    message: &str,
+) -> Result<(), DrError> {
+    let body = serde_json::json!({ "instance": instance, "times": times, "code": code, "message": message });
+    post(clients, "/dr-local/ec2/start-fallback", body).await
 }

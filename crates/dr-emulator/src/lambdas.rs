@@ -13,6 +13,10 @@
 //! - the environment Lambda sets (`AWS_LAMBDA_FUNCTION_NAME`, `AWS_LAMBDA_RUNTIME_API`,
 //!   `AWS_LAMBDA_LOG_FORMAT`, `_HANDLER`, ...), plus the function's own variables.
 //!
+//! The functions sign their calls with their own access key, [`LAMBDA_ACCESS_KEY`] (as each
+//! Lambda has its role's credentials): the emulator's fault layer touches only their calls, not
+//! a test's own setup and checks.
+//!
 //! Each instance's time from process start to its first poll of `/runtime/invocation/next` (its
 //! init) is recorded; `GET /dr-local/stats` returns them.
 
@@ -34,6 +38,9 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
+
+/// The access key the local functions sign with (`Faults::for_the_lambdas` targets it).
+pub const LAMBDA_ACCESS_KEY: &str = "local-lambda";
 
 /// One function as template.yaml declares it.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -298,6 +305,8 @@ impl Service {
         command
             .env_clear()
             .envs(std::env::vars().filter(|(key, _)| key == "PATH" || key == "HOME"))
+            .env("AWS_ACCESS_KEY_ID", LAMBDA_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
             .envs(&self.config.environment)
             .envs(&spec.environment)
             .env("AWS_LAMBDA_RUNTIME_API", runtime_address.to_string())

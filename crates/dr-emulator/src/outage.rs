@@ -12,6 +12,7 @@ use dr_core::time::{self, Timestamp};
 use dr_core::trigger::confirm::window_minutes;
 use dr_core::trigger::{ALARM_DETAIL_TYPE, ALARM_SOURCE};
 
+use crate::control::alarm_moved_at;
 use crate::estate::{EMULATOR_ACCOUNT, missing};
 use crate::guard::require_emulator;
 
@@ -22,12 +23,15 @@ pub enum Outage {
     Sustained,
     /// Paris answers again inside the confirmation window.
     Flap,
+    /// Paris answers once, early (the alarm's event is judged a flap), and is down in every
+    /// minute since, for longer than a window: the alarm stays in ALARM and no new event comes.
+    Brownout,
 }
 
-/// Simulates a Paris outage that began `confirmation window + 3 min` ago: publishes the
-/// `HealthCheckStatus` minutes Route53 would have (0 = unhealthy; one 1 in the window for a
-/// flap), moves the trigger's first alarm to ALARM, and returns the EventBridge event CloudWatch
-/// sends for that move. Modelled: moto neither runs health checkers nor evaluates alarms nor
+/// Simulates a Paris outage that began `confirmation window + 3 min` ago (a brownout: twice the
+/// window + 4 min): publishes the `HealthCheckStatus` minutes Route53 would have (0 = unhealthy;
+/// a 1 in the second minute of the window for a flap or a brownout), moves the trigger's first
+/// alarm to ALARM, and returns the EventBridge event CloudWatch sends for that move. Modelled: moto neither runs health checkers nor evaluates alarms nor
 /// emits alarm events, so the estate does what they would, back-dated so that the window has
 /// already elapsed.
 pub async fn simulate_outage(clients: &AwsClients, plan: &Plan, outage: Outage) -> Result<serde_json::Value, DrError> {
@@ -38,14 +42,18 @@ pub async fn simulate_outage(clients: &AwsClients, plan: &Plan, outage: Outage) 
     let alarm = trigger.alarms.first().cloned().unwrap_or_default();
     let health_check_id = detection_check(clients, &trigger.detection_health_check).await?;
     let now = time::now();
-    let alarm_at = time::before(now, trigger.confirmation_window() + Duration::from_secs(180));
+    let lasted = match outage {
+        Outage::Brownout => trigger.confirmation_window() * 2 + Duration::from_secs(240),
+        Outage::Sustained | Outage::Flap => trigger.confirmation_window() + Duration::from_secs(180),
+    };
+    let alarm_at = time::before(now, lasted);
     let minutes = window_minutes(alarm_at, trigger.confirmation_window());
     let first = minutes.first().copied().unwrap_or_default();
     // From three minutes before the alarm (what made it fire) to now.
     let status: Vec<(i64, bool)> = (0..)
         .map(|i| first - 180 + i * 60)
         .take_while(|minute| time::from_epoch_seconds(*minute) <= now)
-        .map(|minute| (minute, outage == Outage::Flap && minutes.get(1) == Some(&minute)))
+        .map(|minute| (minute, outage != Outage::Sustained && minutes.get(1) == Some(&minute)))
         .collect();
     publish_health_status(clients, &health_check_id, &status).await?;
     let reason = "Threshold Crossed: 3 out of the last 3 datapoints were less than the threshold (1.0)";
@@ -58,6 +66,7 @@ pub async fn simulate_outage(clients: &AwsClients, plan: &Plan, outage: Outage) 
         .send()
         .await
         .map_err(|e| DrError::from_sdk("cloudwatch", "SetAlarmState", e))?;
+    alarm_moved_at(clients, ROUTE53_CONTROL_REGION, &alarm, alarm_at).await?;
     Ok(alarm_state_change_event(&alarm, &health_check_id, "ALARM", "OK", alarm_at, reason))
 }
 

@@ -14,9 +14,9 @@ use dr_core::readiness::{Scope, check_plan};
 use dr_core::restore::restore_test_input;
 use dr_core::rpo::LagVerdict;
 use dr_core::rpo::check::{Heartbeat, check_pairs, pairs_of};
-use dr_core::run::{Approval, RunInfo, RunbookState};
+use dr_core::run::{Approval, RunInfo, RunMode, RunbookState, Starter};
 use dr_core::runbook::report::{RunReport, render_markdown};
-use dr_core::store::PlanStore;
+use dr_core::store::{PlanStatus, PlanStore};
 use dr_core::{DrError, Plan, time};
 
 #[derive(Parser)]
@@ -31,7 +31,7 @@ enum Command {
     /// Validate a plan, publish it, or check that its estate is ready for a failover.
     #[command(subcommand)]
     Plan(PlanCommand),
-    /// The failover runbook's execution input.
+    /// Start a failover by hand, or print its execution input.
     #[command(subcommand)]
     Failover(FailoverCommand),
     /// Run reports.
@@ -52,7 +52,7 @@ impl Command {
     async fn run(self) -> Result<ExitCode, DrError> {
         match self {
             Command::Plan(command) => command.run().await,
-            Command::Failover(command) => command.run(),
+            Command::Failover(command) => command.run().await,
             Command::Report(command) => command.run(),
             Command::Trigger(command) => command.run().await,
             Command::Rpo(command) => command.run().await,
@@ -153,35 +153,124 @@ impl PlanCommand {
     }
 }
 
+/// An approval to pass a failed RPO gate, recorded in the report.
+#[derive(Args)]
+struct ApprovalArg {
+    /// Who approves failing over although the RPO gate fails.
+    #[arg(long, requires = "approval_reason")]
+    approve_by: Option<String>,
+    /// Why they approve.
+    #[arg(long, requires = "approve_by")]
+    approval_reason: Option<String>,
+}
+
+impl ApprovalArg {
+    fn approval(self) -> Option<Approval> {
+        self.approve_by.zip(self.approval_reason).map(|(by, reason)| Approval { by, reason })
+    }
+}
+
 #[derive(Subcommand)]
 enum FailoverCommand {
-    /// Print the execution input of a failover of PLAN (for `aws stepfunctions start-execution
-    /// --input`), with an optional approval to pass a failed RPO gate.
+    /// Fail PLAN over now: take the plan in the plan store (as an alarm would: an alarm meanwhile
+    /// starts nothing, and the plan stays failed-over until re-armed), then start the failover
+    /// state machine. Prints the run id and the execution ARN. Re-run with the same --run-id if
+    /// the start failed: the plan it holds is not taken twice.
+    Start {
+        #[command(flatten)]
+        plan: PlanArg,
+        #[command(flatten)]
+        store: StoreArg,
+        /// ARN of the failover state machine (the stack's FailoverStateMachine).
+        #[arg(long, env = "DR_FAILOVER_STATE_MACHINE")]
+        state_machine: String,
+        /// Who starts the failover (recorded in the plan state and the report).
+        #[arg(long)]
+        by: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Run id (default: <plan>-manual-<time to the millisecond>).
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Check everything and report what would change; change nothing, take nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        approval: ApprovalArg,
+    },
+    /// Print the execution input of a failover of PLAN, with an optional approval to pass a
+    /// failed RPO gate. It does not take the plan: for the local runner; on AWS use `start`.
     Input {
         #[command(flatten)]
         plan: PlanArg,
         /// Run id (default: manual-<time>).
         #[arg(long)]
         run_id: Option<String>,
-        /// Who approves failing over although the RPO gate fails (recorded in the report).
-        #[arg(long, requires = "approval_reason")]
-        approve_by: Option<String>,
-        /// Why they approve.
-        #[arg(long, requires = "approve_by")]
-        approval_reason: Option<String>,
+        #[command(flatten)]
+        approval: ApprovalArg,
     },
 }
 
+/// What `drctl failover start` started.
+#[derive(serde::Serialize)]
+struct Started {
+    plan: String,
+    run_id: String,
+    mode: RunMode,
+    execution_arn: String,
+}
+
 impl FailoverCommand {
-    fn run(self) -> Result<ExitCode, DrError> {
-        let FailoverCommand::Input { plan, run_id, approve_by, approval_reason } = self;
-        let plan = plan.load()?;
-        let now = time::now();
-        let run_id = run_id.unwrap_or_else(|| format!("manual-{}", time::compact(now)));
-        let mut state = RunbookState::new(plan, RunInfo::new(run_id, now, "manual: drctl"));
-        state.approval = approve_by.zip(approval_reason).map(|(by, reason)| Approval { by, reason });
-        state.validate()?;
-        output::print_json(&state)
+    async fn run(self) -> Result<ExitCode, DrError> {
+        match self {
+            FailoverCommand::Input { plan, run_id, approval } => {
+                let plan = plan.load()?;
+                let now = time::now();
+                let run_id = run_id.unwrap_or_else(|| format!("manual-{}", time::compact(now)));
+                let mut state = RunbookState::new(plan, RunInfo::new(run_id, now, "manual: drctl"));
+                state.approval = approval.approval();
+                state.validate()?;
+                output::print_json(&state)
+            }
+            FailoverCommand::Start { plan, store, state_machine, by, reason, run_id, dry_run, approval } => {
+                if by.trim().is_empty() || reason.trim().is_empty() {
+                    return Err(DrError::InvalidInput {
+                        message: "a failover needs who (--by) and why (--reason)".into(),
+                    });
+                }
+                let (plan, clients) = plan.load_with_clients().await?;
+                let now = time::now();
+                let label = if dry_run { "dryrun" } else { "manual" };
+                // To the millisecond: two operators starting in the same second get two run ids (and
+                // the second one is refused: the plan is taken).
+                let run_id = run_id.unwrap_or_else(|| {
+                    format!("{}-{label}-{}{:03}", plan.name, time::compact(now), now.timestamp_subsec_millis())
+                });
+                let mut run = RunInfo::new(&run_id, now, format!("manual ({label}) by {by}: drctl"));
+                run.mode = if dry_run { RunMode::DryRun } else { RunMode::Live };
+                run.requested_by = Some(Approval { by: by.clone(), reason: reason.clone() });
+                let mut state = RunbookState { approval: approval.approval(), ..RunbookState::new(plan, run) };
+                state.validate()?;
+                if !dry_run {
+                    let store = store.open(&clients);
+                    // Re-run with the same --run-id after a start that failed: the plan is already
+                    // this run's.
+                    let held = store.read_state(&state.plan.name).await?.state;
+                    if !(held.status == PlanStatus::FailingOver && held.run_id.as_deref() == Some(run_id.as_str())) {
+                        store.take_for_run(&state.plan.name, &run_id, &format!("operator: {by}"), &reason).await?;
+                    }
+                    state.run.plan_state = Some(store.reference());
+                }
+                let execution_arn = Starter::new(clients.dr.sfn.clone(), state_machine).start(&state).await?;
+                output::print_json(&Started {
+                    plan: state.plan.name.clone(),
+                    run_id,
+                    mode: state.run.mode,
+                    execution_arn,
+                })
+            }
+        }
     }
 }
 

@@ -10,6 +10,25 @@ use aws_sdk_route53::types::{ResourceRecordSet, RrType};
 use crate::error::DrError;
 use crate::plan::{Plan, fqdn};
 
+/// RDS states an instance does not leave by itself: waiting is pointless.
+pub const RDS_TERMINAL_STATES: &[&str] = &[
+    "failed",
+    "incompatible-restore",
+    "incompatible-parameters",
+    "incompatible-network",
+    "incompatible-option-group",
+    "incompatible-credentials",
+    "storage-full",
+    "inaccessible-encryption-credentials",
+    "inaccessible-encryption-credentials-recoverable",
+    "restore-error",
+];
+
+/// Whether an RDS status is one the instance leaves by itself (backing-up, modifying, ...).
+pub fn is_transient_rds_status(status: &str) -> bool {
+    status != "available" && !RDS_TERMINAL_STATES.contains(&status) && status != "deleting" && status != "stopped"
+}
+
 /// The instance, or `None` when RDS says it does not exist.
 pub async fn describe_db_instance(
     rds: &aws_sdk_rds::Client,
@@ -34,21 +53,31 @@ pub fn is_plan_primary(plan: &Plan, source: &str) -> bool {
     }
 }
 
-/// The (id, state) of every non-terminated instance the plan's selector names, sorted by id.
+/// A standby EC2 instance as EC2 describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandbyInstance {
+    pub id: String,
+    pub state: InstanceStateName,
+    /// Why it is in its state, when EC2 says (`Server.InsufficientInstanceCapacity: ...`,
+    /// `Client.InternalError: ...` for an EBS key the caller may not use).
+    pub reason: Option<String>,
+}
+
+impl StandbyInstance {
+    /// Terminated or being terminated: it will never start again.
+    pub fn is_gone(&self) -> bool {
+        matches!(self.state, InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
+    }
+}
+
+/// Every instance the plan's selector names, terminated ones included (a plan check must name
+/// them), sorted by id.
 pub async fn describe_standby_instances(
     ec2: &aws_sdk_ec2::Client,
     plan: &Plan,
-) -> Result<Vec<(String, InstanceStateName)>, DrError> {
+) -> Result<Vec<StandbyInstance>, DrError> {
     let selector = &plan.standby_instances;
-    let mut request = ec2.describe_instances().filters(
-        Filter::builder()
-            .name("instance-state-name")
-            .values("pending")
-            .values("running")
-            .values("stopping")
-            .values("stopped")
-            .build(),
-    );
+    let mut request = ec2.describe_instances();
     if let Some(ids) = &selector.ids {
         // By filter rather than InstanceIds, so that a missing id is reported, not an error.
         request = request.filters(Filter::builder().name("instance-id").set_values(Some(ids.clone())).build());
@@ -62,11 +91,13 @@ pub async fn describe_standby_instances(
         let page = page.map_err(|e| DrError::from_sdk("ec2", "DescribeInstances", e))?;
         for instance in page.reservations().iter().flat_map(|r| r.instances()) {
             if let (Some(id), Some(state)) = (instance.instance_id(), instance.state().and_then(|s| s.name())) {
-                found.push((id.to_string(), state.clone()));
+                let reason =
+                    instance.state_reason().and_then(|r| r.message()).filter(|m| !m.is_empty()).map(str::to_string);
+                found.push(StandbyInstance { id: id.to_string(), state: state.clone(), reason });
             }
         }
     }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(found)
 }
 

@@ -11,6 +11,7 @@ pub mod dns;
 pub mod lookup;
 pub mod metrics;
 pub mod objects;
+pub mod once;
 
 use std::time::Duration;
 
@@ -121,6 +122,28 @@ impl RegionClients {
                 aws_sdk_sfn::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
         }
+    }
+}
+
+/// The calls of one step to the primary region share this budget, whatever their number: during
+/// a regional event Paris may accept connections and never answer, and a step must still finish
+/// well within its function's timeout (60 s). What did not answer in time is reported as such.
+pub const PRIMARY_REGION_BUDGET: Duration = Duration::from_secs(8);
+
+/// Runs a call to the primary region within the step's shared deadline (`PRIMARY_REGION_BUDGET`
+/// from the step's start): `AwsTransient` when the region did not answer in time.
+pub async fn within_primary_budget<T>(
+    deadline: tokio::time::Instant,
+    region: &str,
+    call: impl Future<Output = Result<T, crate::error::DrError>>,
+) -> Result<T, crate::error::DrError> {
+    match tokio::time::timeout_at(deadline, call).await {
+        Ok(result) => result,
+        Err(_) => Err(crate::error::DrError::AwsTransient {
+            service: "primary region",
+            operation: "budget",
+            message: format!("{region} did not answer within {} s", PRIMARY_REGION_BUDGET.as_secs()),
+        }),
     }
 }
 

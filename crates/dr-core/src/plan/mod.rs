@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::DrError;
 pub use crate::error::{PlanProblem, ProblemCode};
-pub use rules::KNOWN_REGIONS;
+pub use rules::{KNOWN_REGIONS, LONGEST_RTO_MINUTES, MAX_STANDBY_INSTANCES};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +138,26 @@ pub struct InstanceSelector {
     pub ids: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<TagFilter>,
+    /// With `tag`: how many standby instances the tag must select. A terminated or missing one is
+    /// named by `plan check` and preflight instead of a failover that runs short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u16>,
+    /// ARN of the customer-managed KMS key of the instances' EBS volumes, if any: the start step's
+    /// role may then create grants on it for EC2 (template.yaml's `StandbyEbsKmsKeyArn`), without
+    /// which a start falls back to stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ebs_kms_key: Option<String>,
+}
+
+impl InstanceSelector {
+    /// How many standby instances the plan expects.
+    pub fn expected(&self) -> usize {
+        match (&self.ids, self.count) {
+            (Some(ids), _) => ids.len(),
+            (None, Some(count)) => usize::from(count),
+            (None, None) => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

@@ -36,15 +36,23 @@ pub const KNOWN_REGIONS: &[&str] = &[
     "us-west-2",
 ];
 
+/// The longest RTO any tier allows (tier 3): the state machines' execution history must hold a
+/// run this long (`tests/contract.rs`).
+pub const LONGEST_RTO_MINUTES: u32 = 24 * 60;
+
 /// Maximum RTO and RPO, in minutes, that each tier allows.
 fn tier_limits(tier: u8) -> Option<(u32, u32)> {
     match tier {
         1 => Some((4 * 60, 60)),
         2 => Some((8 * 60, 4 * 60)),
-        3 => Some((24 * 60, 24 * 60)),
+        3 => Some((LONGEST_RTO_MINUTES, 24 * 60)),
         _ => None,
     }
 }
+
+/// The most standby instances a plan may name: each restart of a fallen-back instance is a turn
+/// of the compute loop, and the execution history must hold them all (`tests/contract.rs`).
+pub const MAX_STANDBY_INSTANCES: usize = 50;
 
 /// Tier-1 records must move within a minute of the flip.
 const TIER1_MAX_TTL_SECONDS: u32 = 60;
@@ -162,7 +170,38 @@ impl Plan {
                         "tag key and value must not be empty".to_string(),
                     );
                 }
+                if selector.count.is_none_or(|count| count == 0) {
+                    found.add(
+                        ProblemCode::MissingStandbyCount,
+                        "standby_instances.count",
+                        "say how many instances the tag selects: a terminated one must be noticed, not skipped"
+                            .to_string(),
+                    );
+                }
             }
+        }
+        if selector.ids.is_some() && selector.tag.is_none() && selector.count.is_some() {
+            found.add(
+                ProblemCode::AmbiguousInstanceSelector,
+                "standby_instances.count",
+                "the ids say how many: no count with ids".to_string(),
+            );
+        }
+        if selector.expected() > MAX_STANDBY_INSTANCES {
+            found.add(
+                ProblemCode::TooManyStandbyInstances,
+                "standby_instances",
+                format!("{}: at most {MAX_STANDBY_INSTANCES} standby instances", selector.expected()),
+            );
+        }
+        if let Some(key) = &selector.ebs_kms_key
+            && !(key.starts_with("arn:") && key.contains(":kms:") && key.contains(":key/"))
+        {
+            found.add(
+                ProblemCode::InvalidIdentifier,
+                "standby_instances.ebs_kms_key",
+                format!("{key:?}: the ARN of a KMS key (arn:aws:kms:REGION:ACCOUNT:key/ID)"),
+            );
         }
     }
 

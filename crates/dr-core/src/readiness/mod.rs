@@ -12,8 +12,9 @@ mod dns;
 
 use crate::aws::lookup::{
     bucket_exists, describe_auto_scaling_group, describe_db_instance, describe_standby_instances, is_plan_primary,
+    is_transient_rds_status,
 };
-use crate::aws::{AwsClients, RegionClients};
+use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, RegionClients, within_primary_budget};
 use crate::error::{DrError, ErrorName, sdk_error_code};
 use crate::plan::{BucketPair, Plan};
 use crate::rpo::{LagReading, LagVerdict, read_replica_lags};
@@ -77,9 +78,12 @@ pub enum Finding {
     NotAReplica,
     ReplicaOfAnotherSource,
     ReplicaNotAvailable,
+    ReplicaBusy,
     ReplicaNotReplicating,
     RpoExceeded,
     StandbyInstanceMissing,
+    StandbyInstanceTerminated,
+    StandbyInstanceUnexpected,
     StandbyInstanceRunning,
     StandbyInstanceNotStopped,
     AsgMissing,
@@ -179,14 +183,16 @@ pub enum Scope {
 /// Runs every readiness check of a (valid) plan, concurrently.
 pub async fn check_plan(clients: &AwsClients, plan: &Plan, scope: Scope) -> Readiness {
     let now = time::now();
+    // Paris may hang: its checks share one short deadline, whatever their number.
+    let deadline = tokio::time::Instant::now() + PRIMARY_REGION_BUDGET;
     let (primary, replica, lag, instances, asg, dns, buckets, reports) = tokio::join!(
-        check_primary(&clients.primary, plan),
+        check_primary(&clients.primary, plan, deadline),
         check_replica(&clients.dr, plan),
         check_replica_lag(&clients.dr, plan, now),
         check_standby_instances(&clients.dr, plan),
         check_auto_scaling(&clients.dr, plan),
         dns::check_dns(clients, plan, scope),
-        check_bucket_pairs(clients, plan),
+        check_bucket_pairs(clients, plan, deadline),
         check_report_bucket(&clients.dr, plan),
     );
     let mut rows = vec![primary, replica, lag];
@@ -202,10 +208,11 @@ pub(crate) fn at(id: &str, region: &str) -> String {
     format!("{id} ({region})")
 }
 
-async fn check_primary(primary: &RegionClients, plan: &Plan) -> CheckRow {
+async fn check_primary(primary: &RegionClients, plan: &Plan, deadline: tokio::time::Instant) -> CheckRow {
     const CHECK: Check = Check::PrimaryDatabase;
     let resource = at(&plan.database.primary_instance, &primary.region);
-    match describe_db_instance(&primary.rds, &plan.database.primary_instance).await {
+    let described = describe_db_instance(&primary.rds, &plan.database.primary_instance);
+    match within_primary_budget(deadline, &primary.region, described).await {
         Err(err) => CheckRow::failed(CHECK, resource, &err),
         Ok(None) => CheckRow::not_ready(CHECK, resource, Finding::PrimaryMissing, "no such RDS instance"),
         Ok(Some(db)) => match db.db_instance_status() {
@@ -234,6 +241,13 @@ async fn check_replica(dr: &RegionClients, plan: &Plan) -> CheckRow {
         CheckRow::not_ready(CHECK, resource, Finding::NotAReplica, "standalone instance: it has no replication source")
     } else if !is_plan_primary(plan, source) {
         CheckRow::not_ready(CHECK, resource, Finding::ReplicaOfAnotherSource, format!("replicates from {source}"))
+    } else if is_transient_rds_status(status) {
+        CheckRow::not_ready(
+            CHECK,
+            resource,
+            Finding::ReplicaBusy,
+            format!("status is {status}: it becomes available by itself (a failover waits for it)"),
+        )
     } else if status != "available" {
         CheckRow::not_ready(CHECK, resource, Finding::ReplicaNotAvailable, format!("status is {status}"))
     } else {
@@ -283,8 +297,10 @@ async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRo
     };
     let mut rows: Vec<CheckRow> = found
         .iter()
-        .map(|(id, state)| {
-            let resource = at(id, &dr.region);
+        .map(|instance| {
+            let resource = at(&instance.id, &dr.region);
+            let state = &instance.state;
+            let reason = instance.reason.as_deref().map_or(String::new(), |r| format!(" ({r})"));
             match state {
                 InstanceStateName::Stopped => CheckRow::ready(CHECK, resource, "stopped"),
                 InstanceStateName::Running | InstanceStateName::Pending => CheckRow::not_ready(
@@ -292,6 +308,12 @@ async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRo
                     resource,
                     Finding::StandbyInstanceRunning,
                     format!("{state}: a standby instance must be stopped"),
+                ),
+                _ if instance.is_gone() => CheckRow::not_ready(
+                    CHECK,
+                    resource,
+                    Finding::StandbyInstanceTerminated,
+                    format!("{state}{reason}: it will never start; replace it"),
                 ),
                 other => CheckRow::not_ready(
                     CHECK,
@@ -303,7 +325,7 @@ async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRo
         })
         .collect();
     if let Some(ids) = &selector.ids {
-        for missing in ids.iter().filter(|id| !found.iter().any(|(seen, _)| seen == *id)) {
+        for missing in ids.iter().filter(|id| !found.iter().any(|seen| seen.id == **id)) {
             rows.push(CheckRow::not_ready(
                 CHECK,
                 at(missing, &dr.region),
@@ -311,14 +333,24 @@ async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRo
                 "no such instance",
             ));
         }
-    }
-    if rows.is_empty() {
-        rows.push(CheckRow::not_ready(
-            CHECK,
-            at(&selector_text, &dr.region),
-            Finding::StandbyInstanceMissing,
-            "the selector matches no instance",
-        ));
+    } else {
+        let usable = found.iter().filter(|instance| !instance.is_gone()).count();
+        let expected = selector.expected();
+        if usable < expected {
+            rows.push(CheckRow::not_ready(
+                CHECK,
+                at(&selector_text, &dr.region),
+                Finding::StandbyInstanceMissing,
+                format!("{usable} of the {expected} standby instances the plan expects"),
+            ));
+        } else if usable > expected {
+            rows.push(CheckRow::not_ready(
+                CHECK,
+                at(&selector_text, &dr.region),
+                Finding::StandbyInstanceUnexpected,
+                format!("{usable} instances carry the tag, the plan expects {expected}: which ones would be started?"),
+            ));
+        }
     }
     rows
 }
@@ -353,12 +385,17 @@ async fn check_auto_scaling(dr: &RegionClients, plan: &Plan) -> CheckRow {
     }
 }
 
-async fn check_bucket_pairs(clients: &AwsClients, plan: &Plan) -> Vec<CheckRow> {
-    let mut rows = Vec::new();
-    for pair in &plan.s3_replication {
-        rows.push(check_bucket_pair(clients, pair).await);
-    }
-    rows
+/// Every pair at once: each reads the primary region, within the shared deadline.
+async fn check_bucket_pairs(clients: &AwsClients, plan: &Plan, deadline: tokio::time::Instant) -> Vec<CheckRow> {
+    let checks = plan.s3_replication.iter().map(|pair| async move {
+        let resource = format!("{} -> {}", pair.source_bucket, pair.replica_bucket);
+        let checked = within_primary_budget(deadline, &clients.primary.region, async {
+            Ok::<_, DrError>(check_bucket_pair(clients, pair).await)
+        })
+        .await;
+        checked.unwrap_or_else(|err| CheckRow::failed(Check::S3Replication, resource, &err))
+    });
+    futures_util::future::join_all(checks).await
 }
 
 /// A pair replicates when both buckets exist and the source has an enabled rule to the replica.

@@ -21,10 +21,11 @@ pub use probe::{SqlProbeAnswer, SqlProbeRequest, connect_probe};
 pub use report::RestoreReport;
 pub use steps::cleanup;
 
-use crate::aws::AwsClients;
+use crate::aws::{AwsClients, once};
 use crate::error::{DrError, sdk_error_code};
 use crate::plan::{Plan, RestoreTest};
-use crate::run::{ResourceState, RunInfo, RunbookState, Starter, StepAction, StepRecord};
+use crate::run::budget::settle;
+use crate::run::{ResourceState, RunInfo, RunbookState, Starter, StepAction, StepKey, StepRecord};
 use crate::store::PlanStore;
 use crate::time::{self, Timestamp};
 
@@ -45,6 +46,22 @@ pub enum RestoreStep {
     Validate,
     Cleanup,
     Report,
+}
+
+impl RestoreStep {
+    /// Where the step's answer goes (`$.steps.<key>`) and the name it records; the report is not
+    /// a step record.
+    pub fn key(self, action: StepAction) -> Option<(StepKey, &'static str)> {
+        let key = match (self, action) {
+            (RestoreStep::FindSnapshot, _) => (StepKey::Snapshot, "find-snapshot"),
+            (RestoreStep::RestoreInstance, StepAction::Act) => (StepKey::Restore, "restore-instance"),
+            (RestoreStep::RestoreInstance, StepAction::Status) => (StepKey::RestoreStatus, "restore-instance-status"),
+            (RestoreStep::Validate, _) => (StepKey::Validate, "validate-restore"),
+            (RestoreStep::Cleanup, _) => (StepKey::Cleanup, "cleanup"),
+            (RestoreStep::Report, _) => return None,
+        };
+        Some(key)
+    }
 }
 
 pub(crate) fn settings(state: &RunbookState) -> Result<&RestoreTest, DrError> {
@@ -107,6 +124,8 @@ pub(crate) async fn delete_restore_test_instance(clients: &AwsClients, db: &DbIn
         .db_instance_identifier(&id)
         .skip_final_snapshot(true)
         .delete_automated_backups(true)
+        .customize()
+        .config_override(once::rds())
         .send()
         .await;
     match deleted {
@@ -137,18 +156,21 @@ pub async fn run_restore_step(
     clients: &AwsClients,
     state: &RunbookState,
 ) -> Result<RestoreOutput, DrError> {
-    // Boxed: the steps' futures are large.
-    let record = match (step, action) {
-        (RestoreStep::FindSnapshot, _) => Box::pin(steps::find_snapshot(clients, state)).await?,
-        (RestoreStep::RestoreInstance, StepAction::Act) => Box::pin(steps::restore_instance(clients, state)).await?,
-        (RestoreStep::RestoreInstance, StepAction::Status) => Box::pin(steps::restore_status(clients, state)).await?,
-        (RestoreStep::Validate, _) => Box::pin(steps::validate_restore(clients, state)).await?,
-        (RestoreStep::Cleanup, _) => Box::pin(steps::cleanup(clients, state)).await?,
-        (RestoreStep::Report, _) => {
-            let report = Box::pin(report::write_restore_report(clients, state)).await?;
-            return Ok(RestoreOutput::Report(Box::new(report)));
-        }
+    let Some((key, name)) = step.key(action) else {
+        let report = Box::pin(report::write_restore_report(clients, state)).await?;
+        return Ok(RestoreOutput::Report(Box::new(report)));
     };
+    let (mark, started) = (clients.calls.mark(), time::now());
+    // Boxed: the steps' futures are large.
+    let result = match (step, action) {
+        (RestoreStep::FindSnapshot, _) => Box::pin(steps::find_snapshot(clients, state)).await,
+        (RestoreStep::RestoreInstance, StepAction::Act) => Box::pin(steps::restore_instance(clients, state)).await,
+        (RestoreStep::RestoreInstance, StepAction::Status) => Box::pin(steps::restore_status(clients, state)).await,
+        (RestoreStep::Validate, _) => Box::pin(steps::validate_restore(clients, state)).await,
+        (RestoreStep::Cleanup, _) => Box::pin(steps::cleanup(clients, state)).await,
+        (RestoreStep::Report, _) => return Err(DrError::InvalidInput { message: "the report is not a step".into() }),
+    };
+    let record = settle(result, state, key, name, clients, mark, started)?;
     Ok(RestoreOutput::Step(Box::new(record)))
 }
 

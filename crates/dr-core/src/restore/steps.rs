@@ -9,10 +9,11 @@ use super::{
     EXPIRES_AT_TAG, RESTORE_TEST_TAG, RUN_TAG, SNAPSHOT_AGE_FACT, SNAPSHOT_CREATED_FACT, SNAPSHOT_FACT,
     delete_restore_test_instance, instance_id, observed, owned_by_run, settings,
 };
-use crate::aws::AwsClients;
-use crate::aws::lookup::describe_db_instance;
+use crate::aws::lookup::{RDS_TERMINAL_STATES, describe_db_instance};
+use crate::aws::{AwsClients, once};
 use crate::error::DrError;
 use crate::plan::{RestoreTest, SnapshotSource};
+use crate::run::budget::{Budget, status_record};
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 use crate::time::{self, Timestamp};
 
@@ -139,6 +140,8 @@ pub async fn restore_instance(clients: &AwsClients, state: &RunbookState) -> Res
         .tags(tag(EXPIRES_AT_TAG, &time::rfc3339(expires)))
         .tags(tag("dr-plan", &state.plan.name))
         .tags(tag(RUN_TAG, &state.run.id))
+        .customize()
+        .config_override(once::rds())
         .send()
         .await
         .map_err(|e| DrError::from_sdk("rds", "RestoreDBInstanceFromDBSnapshot", e))?;
@@ -158,42 +161,20 @@ async fn restored_instance(clients: &AwsClients, state: &RunbookState) -> Result
     Ok((id, db))
 }
 
-/// RDS states from which a restore never becomes available.
-const FAILED_RESTORE_STATES: &[&str] = &[
-    "failed",
-    "incompatible-restore",
-    "incompatible-parameters",
-    "incompatible-network",
-    "storage-full",
-    "inaccessible-encryption-credentials",
-];
-
-/// Ready when the temporary instance is available; a failed restore is `RestoreFailed` at once;
-/// not available within the RTO of the restore request is `StepTimedOut`.
+/// Ready when the temporary instance is available; a failed restore (a state RDS does not leave
+/// by itself) is `RestoreFailed` at once; not available within the RTO of the restore request is
+/// `StepTimedOut`.
 pub async fn restore_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("restore-instance-status", clients);
     let (id, db) = restored_instance(clients, state).await?;
     let status = db.db_instance_status().unwrap_or("unknown").to_string();
-    if FAILED_RESTORE_STATES.contains(&status.as_str()) {
+    if RDS_TERMINAL_STATES.contains(&status.as_str()) {
         return Err(DrError::RestoreFailed { instance: id, status });
     }
-    let ready = status == "available";
-    let attempt = state.next_attempt(StepKey::RestoreStatus);
-    let requested = state.step(StepKey::Restore).map(|r| r.started_at);
-    let elapsed = requested.map(|at| time::elapsed(at, time::now())).unwrap_or_default();
-    if !ready && elapsed > state.plan.targets.rto() {
-        return Err(DrError::StepTimedOut {
-            step: StepKey::RestoreStatus.to_string(),
-            attempts: attempt,
-            last_state: status,
-        });
-    }
-    let outcome = if ready { Outcome::Ready } else { Outcome::NotReady };
-    let mut record =
-        timer.finish(outcome, ready, format!("{status} after {} s", elapsed.as_secs()), vec![observed(&db)]);
-    record.attempt = attempt;
-    Ok(record)
+    let elapsed = Budget::of(state, StepKey::RestoreStatus, time::now()).elapsed(time::now());
+    let detail = format!("{status} after {} s", elapsed.as_secs());
+    status_record(timer, state, StepKey::RestoreStatus, status == "available", detail, vec![observed(&db)])
 }
 
 /// What is wrong with the restored instance, if anything.

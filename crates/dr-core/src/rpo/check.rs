@@ -23,9 +23,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{LagReading, LagVerdict, read_replica_lags};
-use crate::aws::AwsClients;
 use crate::aws::metrics::{maximum_per_minute, newest_datapoints};
 use crate::aws::objects;
+use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, within_primary_budget};
 use crate::error::DrError;
 use crate::plan::Plan;
 use crate::time::{self, Timestamp};
@@ -170,6 +170,9 @@ pub async fn check_pairs(
     now: Timestamp,
 ) -> Result<Vec<PairStatus>, DrError> {
     let mut statuses: Vec<Option<PairStatus>> = vec![None; pairs.len()];
+    // Every call to the primary region (heartbeat writes, S3's metrics) shares one short budget:
+    // when Paris hangs, the check still reports Ireland's side within the function's timeout.
+    let primary_deadline = tokio::time::Instant::now() + PRIMARY_REGION_BUDGET;
 
     // RDS: one batched read per freshness window (plans usually share one).
     let mut by_freshness: BTreeMap<Duration, Vec<usize>> = BTreeMap::new();
@@ -191,7 +194,7 @@ pub async fn check_pairs(
         let (pair, clients, permits) = (pair.clone(), clients.clone(), Arc::clone(&permits));
         tasks.spawn(async move {
             let _permit = permits.acquire().await;
-            let status = match heartbeat_lag(&clients, &pair, heartbeat, now).await {
+            let status = match heartbeat_lag(&clients, &pair, heartbeat, now, primary_deadline).await {
                 Ok((reading, None)) => PairStatus::judged(&pair, &reading),
                 // The reading stands (it is what a failover would lose); the write error is named.
                 Ok((reading, Some(write_error))) => {
@@ -229,8 +232,8 @@ pub async fn check_pairs(
             })
             .collect();
         // Best effort: Paris's CloudWatch is down with Paris, exactly when the lags matter most.
-        let newest = match newest_datapoints(&clients.primary.cloudwatch, metrics, Duration::from_secs(900), now).await
-        {
+        let read = newest_datapoints(&clients.primary.cloudwatch, metrics, Duration::from_secs(900), now);
+        let newest = match within_primary_budget(primary_deadline, &clients.primary.region, read).await {
             Ok(newest) => newest,
             Err(err) => {
                 tracing::warn!(error = err.name(), "S3 ReplicationLatency not read: {err}");
@@ -258,6 +261,7 @@ async fn heartbeat_lag(
     pair: &ReplicatedPair,
     heartbeat: Heartbeat,
     now: Timestamp,
+    primary_deadline: tokio::time::Instant,
 ) -> Result<(LagReading, Option<DrError>), DrError> {
     let key = heartbeat_key(&pair.plan);
     let replicated = objects::get_json::<HeartbeatBody>(&clients.dr.s3, &pair.replica, &key, "heartbeat")
@@ -266,7 +270,8 @@ async fn heartbeat_lag(
     let mut write_error = None;
     if heartbeat == Heartbeat::Write {
         let beat = HeartbeatBody { plan: pair.plan.clone(), written_at: now };
-        write_error = objects::put_json(&clients.primary.s3, &pair.source, &key, &beat).await.err();
+        let write = objects::put_json(&clients.primary.s3, &pair.source, &key, &beat);
+        write_error = within_primary_budget(primary_deadline, &clients.primary.region, write).await.err();
     }
     let reading = match replicated {
         None => LagReading::NotReplicating { reason: format!("no heartbeat has reached {} yet", pair.replica) },

@@ -6,6 +6,7 @@
 //! `$.steps.<key>` where `<key>` is a [`StepKey`]; a Catch puts the [`CaughtError`] at `$.error`.
 //! `tests/contract.rs` checks the definitions against them.
 
+pub mod budget;
 pub mod starter;
 pub mod step;
 
@@ -63,6 +64,10 @@ pub struct RunInfo {
     /// The plan's single-flight state this run holds; the report marks it failed-over on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_state: Option<PlanStateRef>,
+    /// How long the state machine waits before asking a step again (its Wait states'
+    /// `SecondsPath`); set from the plan's RTO by [`RunbookState::new`] ([`budget::poll_seconds`]).
+    #[serde(default)]
+    pub poll_seconds: u64,
 }
 
 impl RunInfo {
@@ -75,6 +80,7 @@ impl RunInfo {
             incident: None,
             requested_by: None,
             plan_state: None,
+            poll_seconds: 0,
         }
     }
 }
@@ -159,8 +165,9 @@ impl RunStatus {
 }
 
 impl RunbookState {
-    /// A new run of `plan`: no step yet.
-    pub fn new(plan: Plan, run: RunInfo) -> RunbookState {
+    /// A new run of `plan`: no step yet; the poll interval set from the plan's RTO.
+    pub fn new(plan: Plan, mut run: RunInfo) -> RunbookState {
+        run.poll_seconds = budget::poll_seconds(plan.targets.rto());
         RunbookState { plan, run, approval: None, steps: BTreeMap::new(), error: None }
     }
 
@@ -173,6 +180,16 @@ impl RunbookState {
         if !id_ok {
             return Err(DrError::InvalidInput {
                 message: format!("run id {:?}: 1 to 64 letters, digits, '-' or '_'", self.run.id),
+            });
+        }
+        if !(budget::MIN_POLL_SECONDS..=budget::MAX_POLL_SECONDS).contains(&self.run.poll_seconds) {
+            return Err(DrError::InvalidInput {
+                message: format!(
+                    "run poll_seconds {}: between {} and {} (RunbookState::new sets it from the plan's RTO)",
+                    self.run.poll_seconds,
+                    budget::MIN_POLL_SECONDS,
+                    budget::MAX_POLL_SECONDS
+                ),
             });
         }
         if let Some(approval) = &self.approval

@@ -83,6 +83,9 @@ pub enum Outcome {
     Ready,
     /// Status: not yet; the state machine waits and asks again.
     NotReady,
+    /// A transient state that clears by itself (a replica backing up, an instance stopping,
+    /// throttling): nothing done yet; the state machine waits and asks again, within the budget.
+    Waiting,
     /// Dry run: the change the step would make; nothing was changed.
     WouldChange,
 }
@@ -108,8 +111,12 @@ pub struct StepRecord {
     pub started_at: Timestamp,
     pub finished_at: Timestamp,
     pub outcome: Outcome,
-    /// Whether the state machine may go on (status steps); always true for act steps.
+    /// Whether the state machine may go on; false while `NotReady` or `Waiting`.
     pub ready: bool,
+    /// Status steps: the change fell back (an instance stopped again after its start), and the
+    /// state machine runs the act step again.
+    #[serde(default)]
+    pub redo: bool,
     /// Status steps: how many times the status was asked, this one included.
     #[serde(default)]
     pub attempt: u32,
@@ -190,6 +197,7 @@ impl<'a> StepTimer<'a> {
             finished_at: time::now(),
             outcome,
             ready,
+            redo: false,
             attempt: 0,
             detail: detail.into(),
             resources,

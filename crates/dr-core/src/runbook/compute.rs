@@ -1,27 +1,43 @@
 //! The compute branch: start the standby EC2 instances, raise the DR Auto Scaling group.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::{InstanceStateName, SummaryStatus};
 
 use super::status_record;
-use crate::aws::AwsClients;
-use crate::aws::lookup::{describe_auto_scaling_group, describe_standby_instances};
+use crate::aws::lookup::{StandbyInstance, describe_auto_scaling_group, describe_standby_instances};
+use crate::aws::{AwsClients, once};
 use crate::error::DrError;
 use crate::plan::Capacity;
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 
-/// Share of the RTO the compute branch may take before `StepTimedOut`.
-pub const COMPUTE_SHARE_OF_RTO: f64 = 0.5;
+/// How many times the start step starts one instance before it gives up (`InstanceWontStart`):
+/// an instance that falls back to stopped once (capacity) usually starts on the next try; three
+/// fallbacks mean a cause a human must fix (an EBS key the role may not use).
+pub const MAX_STARTS: u32 = 3;
 
-fn instance_states(found: &[(String, InstanceStateName)]) -> Vec<ResourceState> {
-    found.iter().map(|(id, state)| ResourceState { resource: id.clone(), state: state.to_string() }).collect()
+fn instance_states(found: &[StandbyInstance]) -> Vec<ResourceState> {
+    found
+        .iter()
+        .map(|i| {
+            let reason = i.reason.as_deref().map_or(String::new(), |r| format!(" ({r})"));
+            ResourceState::new(&i.id, format!("{}{reason}", i.state))
+        })
+        .collect()
 }
 
-async fn standby_instances(
-    clients: &AwsClients,
-    state: &RunbookState,
-) -> Result<Vec<(String, InstanceStateName)>, DrError> {
+/// The standby instances that can still serve: a terminated (or terminating) one never will, and
+/// stops the step by name (preflight names it before any change).
+async fn standby_instances(clients: &AwsClients, state: &RunbookState) -> Result<Vec<StandbyInstance>, DrError> {
     let found = describe_standby_instances(&clients.dr.ec2, &state.plan).await?;
+    if let Some(gone) = found.iter().find(|i| i.is_gone()) {
+        return Err(DrError::InstanceWontStart {
+            instance: gone.id.clone(),
+            starts: starts_of(state, &gone.id),
+            reason: format!("{}{}", gone.state, gone.reason.as_deref().map_or(String::new(), |r| format!(": {r}"))),
+        });
+    }
     if found.is_empty() {
         return Err(DrError::ResourceNotFound {
             kind: "standby EC2 instances",
@@ -32,30 +48,61 @@ async fn standby_instances(
     Ok(found)
 }
 
-/// The stopped instances, to start; `InstanceBusy` (retryable) while one is stopping or
-/// shutting down, since it cannot be started until it has stopped.
-pub fn instances_to_start(found: &[(String, InstanceStateName)]) -> Result<Vec<String>, DrError> {
-    if let Some((id, busy)) =
-        found.iter().find(|(_, s)| matches!(s, InstanceStateName::Stopping | InstanceStateName::ShuttingDown))
-    {
-        return Err(DrError::InstanceBusy { instance: id.clone(), state: busy.to_string() });
-    }
-    Ok(found.iter().filter(|(_, s)| *s == InstanceStateName::Stopped).map(|(id, _)| id.clone()).collect())
+/// How many times this run started the instance (the start step's facts: `starts.<id>`).
+fn starts_of(state: &RunbookState, id: &str) -> u32 {
+    state
+        .step(StepKey::Standby)
+        .and_then(|record| record.facts.get(&format!("starts.{id}")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
-/// Starts the stopped standby instances; running or pending ones are left alone.
+/// The stopped instances, to start; `InstanceBusy` (retryable) while one is stopping, since it
+/// cannot be started until it has stopped.
+pub fn instances_to_start(found: &[StandbyInstance]) -> Result<Vec<String>, DrError> {
+    if let Some(busy) = found.iter().find(|i| i.state == InstanceStateName::Stopping) {
+        return Err(DrError::InstanceBusy { instance: busy.id.clone(), state: busy.state.to_string() });
+    }
+    Ok(found.iter().filter(|i| i.state == InstanceStateName::Stopped).map(|i| i.id.clone()).collect())
+}
+
+/// Starts the stopped standby instances; running or pending ones are left alone. An instance this
+/// run started that fell back to stopped (EC2 gives the reason) is started again, at most
+/// [`MAX_STARTS`] times in all; then `InstanceWontStart` names it and its reason.
 pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("start-standby", clients);
     let found = standby_instances(clients, state).await?;
     let stopped = instances_to_start(&found)?;
+    let mut facts: BTreeMap<String, String> = state.step(StepKey::Standby).map(|r| r.facts.clone()).unwrap_or_default();
     if stopped.is_empty() {
-        return Ok(timer.finish(
+        let mut record = timer.finish(
             Outcome::AlreadyDone,
             true,
             "every standby instance is already started",
             instance_states(&found),
-        ));
+        );
+        record.facts = facts;
+        return Ok(record);
+    }
+    let mut restarts = Vec::new();
+    for id in &stopped {
+        let starts = starts_of(state, id);
+        let reason = found.iter().find(|i| i.id == *id).and_then(|i| i.reason.clone());
+        if starts >= MAX_STARTS {
+            return Err(DrError::InstanceWontStart {
+                instance: id.clone(),
+                starts,
+                reason: reason.unwrap_or_else(|| "stopped again, no reason given".to_string()),
+            });
+        }
+        if starts > 0 {
+            restarts.push(format!(
+                "{id} fell back to stopped ({}): start {} of {MAX_STARTS}",
+                reason.as_deref().unwrap_or("no reason given"),
+                starts + 1
+            ));
+        }
     }
     if state.is_dry_run() {
         return Ok(timer.would(format!("start {}", stopped.join(", ")), instance_states(&found)));
@@ -65,19 +112,39 @@ pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result
         .ec2
         .start_instances()
         .set_instance_ids(Some(stopped.clone()))
+        .customize()
+        .config_override(once::ec2())
         .send()
         .await
         .map_err(|e| DrError::from_sdk("ec2", "StartInstances", e))?;
-    tracing::info!(plan = %state.plan.name, step = "start-standby", resource = ?stopped, "instances started");
-    Ok(timer.finish(Outcome::Changed, true, format!("started {}", stopped.join(", ")), instance_states(&found)))
+    for id in &stopped {
+        facts.insert(format!("starts.{id}"), (starts_of(state, id) + 1).to_string());
+    }
+    tracing::info!(plan = %state.plan.name, step = "start-standby", resource = ?stopped, restarts = ?restarts, "instances started");
+    let mut detail = format!("started {}", stopped.join(", "));
+    if !restarts.is_empty() {
+        detail = format!("{detail}; {}", restarts.join("; "));
+    }
+    let mut record = timer.finish(Outcome::Changed, true, detail, instance_states(&found));
+    // A restart keeps the first start's time (the compute phase's budget counts from it) and its
+    // calls: the report counts every mutation of the phase.
+    if let Some(previous) = state.step(StepKey::Standby) {
+        record.started_at = previous.started_at;
+        let earlier: Vec<_> = previous.calls.iter().filter(|c| c.is_mutating()).cloned().collect();
+        record.calls.splice(0..0, earlier);
+    }
+    record.facts = facts;
+    Ok(record)
 }
 
-/// Ready when every standby instance is running with instance and system status checks ok.
+/// Ready when every standby instance is running with instance and system status checks ok. An
+/// instance that this run started and that is stopped again fell back (capacity, an EBS key):
+/// `redo` asks the state machine to run the start step again.
 pub async fn standby_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("start-standby-status", clients);
     let found = standby_instances(clients, state).await?;
-    let ids: Vec<String> = found.iter().map(|(id, _)| id.clone()).collect();
+    let ids: Vec<String> = found.iter().map(|i| i.id.clone()).collect();
     let statuses = clients
         .dr
         .ec2
@@ -89,25 +156,37 @@ pub async fn standby_status(clients: &AwsClients, state: &RunbookState) -> Resul
         .map_err(|e| DrError::from_sdk("ec2", "DescribeInstanceStatus", e))?;
     let mut resources = Vec::new();
     let mut ready = true;
-    for (id, instance_state) in &found {
-        let status = statuses.instance_statuses().iter().find(|s| s.instance_id() == Some(id.as_str()));
+    let mut fell_back = Vec::new();
+    for instance in &found {
+        let status = statuses.instance_statuses().iter().find(|s| s.instance_id() == Some(instance.id.as_str()));
         let checks_ok = status.is_some_and(|s| {
             s.instance_status().and_then(|c| c.status()) == Some(&SummaryStatus::Ok)
                 && s.system_status().and_then(|c| c.status()) == Some(&SummaryStatus::Ok)
         });
-        let instance_ready = *instance_state == InstanceStateName::Running && checks_ok;
-        ready &= instance_ready;
-        resources.push(ResourceState {
-            resource: id.clone(),
-            state: format!("{instance_state}, status checks {}", if checks_ok { "ok" } else { "not ok yet" }),
-        });
+        ready &= instance.state == InstanceStateName::Running && checks_ok;
+        if instance.state == InstanceStateName::Stopped && starts_of(state, &instance.id) > 0 {
+            fell_back.push(format!(
+                "{} fell back to stopped ({})",
+                instance.id,
+                instance.reason.as_deref().unwrap_or("no reason given")
+            ));
+        }
+        resources.push(ResourceState::new(
+            &instance.id,
+            format!("{}, status checks {}", instance.state, if checks_ok { "ok" } else { "not ok yet" }),
+        ));
     }
-    let detail = format!(
+    let mut detail = format!(
         "{} of {} instances running with checks ok",
         resources.iter().filter(|r| r.state.ends_with("checks ok")).count(),
         resources.len()
     );
-    status_record(timer, state, StepKey::StandbyStatus, COMPUTE_SHARE_OF_RTO, ready, detail, resources)
+    if !fell_back.is_empty() {
+        detail = format!("{detail}; {}: starting again", fell_back.join("; "));
+    }
+    let mut record = status_record(timer, state, StepKey::StandbyStatus, ready, detail, resources)?;
+    record.redo = !fell_back.is_empty();
+    Ok(record)
 }
 
 async fn group(clients: &AwsClients, state: &RunbookState) -> Result<AutoScalingGroup, DrError> {
@@ -148,6 +227,8 @@ pub async fn set_capacity(
         .min_size(min)
         .desired_capacity(desired)
         .max_size(max)
+        .customize()
+        .config_override(once::autoscaling())
         .send()
         .await
         .map_err(|e| DrError::from_sdk("autoscaling", "UpdateAutoScalingGroup", e))?;
@@ -204,7 +285,7 @@ pub async fn asg_status(clients: &AwsClients, state: &RunbookState) -> Result<St
     let wanted = usize::from(state.plan.auto_scaling.failover.desired);
     let detail = format!("{in_service} of {wanted} instances InService and Healthy");
     let resources = vec![ResourceState { resource: state.plan.auto_scaling.group.clone(), state: detail.clone() }];
-    status_record(timer, state, StepKey::AsgStatus, COMPUTE_SHARE_OF_RTO, in_service >= wanted, detail, resources)
+    status_record(timer, state, StepKey::AsgStatus, in_service >= wanted, detail, resources)
 }
 
 #[cfg(test)]
@@ -213,8 +294,12 @@ mod tests {
 
     #[test]
     fn only_stopped_instances_are_started_and_a_stopping_one_waits() {
-        let found = |states: &[InstanceStateName]| -> Vec<(String, InstanceStateName)> {
-            states.iter().enumerate().map(|(i, s)| (format!("i-{i}"), s.clone())).collect()
+        let found = |states: &[InstanceStateName]| -> Vec<StandbyInstance> {
+            states
+                .iter()
+                .enumerate()
+                .map(|(i, s)| StandbyInstance { id: format!("i-{i}"), state: s.clone(), reason: None })
+                .collect()
         };
         let mixed = found(&[InstanceStateName::Stopped, InstanceStateName::Running, InstanceStateName::Pending]);
         assert_eq!(instances_to_start(&mixed).ok(), Some(vec!["i-0".to_string()]));

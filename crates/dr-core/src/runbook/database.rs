@@ -4,13 +4,10 @@ use aws_sdk_rds::types::Tag;
 
 use super::preflight::{LAG_AT_PROMOTION_TAG, PROMOTED_BY_RUN_TAG, promotion_tags};
 use super::status_record;
-use crate::aws::AwsClients;
-use crate::aws::lookup::describe_db_instance;
-use crate::error::DrError;
+use crate::aws::lookup::{describe_db_instance, is_transient_rds_status};
+use crate::aws::{AwsClients, once};
+use crate::error::{DrError, describe_sdk_error, sdk_error_code};
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
-
-/// Share of the RTO the promotion may take before the run stops with `StepTimedOut`.
-pub const PROMOTION_SHARE_OF_RTO: f64 = 0.5;
 
 async fn replica(clients: &AwsClients, state: &RunbookState) -> Result<aws_sdk_rds::types::DbInstance, DrError> {
     let id = &state.plan.database.replica_instance;
@@ -33,42 +30,35 @@ fn observed(db: &aws_sdk_rds::types::DbInstance) -> ResourceState {
     }
 }
 
-/// Whether the instance must be promoted: `false` when already standalone,
-/// `ReplicaNotPromotable` (retryable) when it is a replica in any state but `available`.
+/// Whether the instance must be promoted: `false` when already standalone, `ReplicaNotPromotable`
+/// (retryable: waited out) while a replica is in a transient state, `ReplicaFailed` in a state it
+/// does not leave by itself.
 pub fn needs_promotion(db: &aws_sdk_rds::types::DbInstance) -> Result<bool, DrError> {
     if db.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty() {
         return Ok(false);
     }
-    match db.db_instance_status() {
-        Some("available") => Ok(true),
-        status => Err(DrError::ReplicaNotPromotable {
-            replica: db.db_instance_identifier().unwrap_or_default().to_string(),
-            status: status.unwrap_or("unknown").to_string(),
-        }),
+    let replica = db.db_instance_identifier().unwrap_or_default().to_string();
+    match db.db_instance_status().unwrap_or("unknown") {
+        "available" => Ok(true),
+        status if is_transient_rds_status(status) => {
+            Err(DrError::ReplicaNotPromotable { replica, status: status.to_string() })
+        }
+        status => Err(DrError::ReplicaFailed { replica, status: status.to_string() }),
     }
 }
 
-/// Promotes the replica. Already standalone: no call. Not `available`: `ReplicaNotPromotable`
-/// (retryable). Before promoting, tags the instance with the lag the gate accepted, so that a
-/// later attempt still knows the achieved RPO.
+/// Promotes the replica. Already standalone: no call. A replica in any state but `available`
+/// (backing up, modifying: RDS refuses the promotion) is `ReplicaNotPromotable`, which the step
+/// waits out within the database phase's budget. Before promoting, tags the instance with this run
+/// and the lag the gate accepted, so that a later attempt that finds it standalone knows the
+/// achieved RPO; the tags count only on a standalone instance, and a refused promotion removes them
+/// (the replica is gated and promoted again by the next attempt or run).
 pub async fn promote_replica(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("promote-replica", clients);
     let db = replica(clients, state).await?;
     let id = state.plan.database.replica_instance.clone();
-    let needed = match needs_promotion(&db) {
-        Ok(needed) => needed,
-        // Modifying or rebooting because an earlier attempt of this runbook asked for the promotion
-        // (a retried Task): it is under way, and the status check waits for it.
-        Err(not_now) => match promotion_tags(clients, db.db_instance_arn()).await? {
-            Some(tags) => {
-                let detail = format!("promotion requested by run {} is under way", tags.run);
-                return Ok(timer.finish(Outcome::AlreadyDone, true, detail, vec![observed(&db)]));
-            }
-            None => return Err(not_now),
-        },
-    };
-    if !needed {
+    if !needs_promotion(&db)? {
         return Ok(timer.finish(
             Outcome::AlreadyDone,
             true,
@@ -76,38 +66,75 @@ pub async fn promote_replica(clients: &AwsClients, state: &RunbookState) -> Resu
             vec![observed(&db)],
         ));
     }
+    let lag = state.gate().and_then(|g| g.lag_seconds);
     if state.is_dry_run() {
-        let lag = state.gate().and_then(|g| g.lag_seconds);
         let lag = lag.map_or(String::new(), |lag| format!(" (lag {lag:.0} s)"));
         return Ok(timer.would(format!("promote {id} to a standalone primary{lag}"), vec![observed(&db)]));
     }
-    let lag = state.gate().and_then(|g| g.lag_seconds);
-    if let Some(arn) = db.db_instance_arn() {
-        let mut tags = vec![Tag::builder().key(PROMOTED_BY_RUN_TAG).value(&state.run.id).build()];
-        if let Some(lag) = lag {
-            tags.push(Tag::builder().key(LAG_AT_PROMOTION_TAG).value(format!("{lag:.0}")).build());
+    let arn = db.db_instance_arn().map(str::to_string);
+    if let Some(arn) = &arn {
+        let tagged = promotion_tags(clients, Some(arn)).await?;
+        if tagged.as_ref().is_none_or(|t| t.run != state.run.id) {
+            let mut tags = vec![Tag::builder().key(PROMOTED_BY_RUN_TAG).value(&state.run.id).build()];
+            if let Some(lag) = lag {
+                tags.push(Tag::builder().key(LAG_AT_PROMOTION_TAG).value(format!("{lag:.0}")).build());
+            }
+            clients
+                .dr
+                .rds
+                .add_tags_to_resource()
+                .resource_name(arn)
+                .set_tags(Some(tags))
+                .customize()
+                .config_override(once::rds())
+                .send()
+                .await
+                .map_err(|e| DrError::from_sdk("rds", "AddTagsToResource", e))?;
         }
-        clients
-            .dr
-            .rds
-            .add_tags_to_resource()
-            .resource_name(arn)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| DrError::from_sdk("rds", "AddTagsToResource", e))?;
     }
     let promoted = clients
         .dr
         .rds
         .promote_read_replica()
         .db_instance_identifier(&id)
+        .customize()
+        .config_override(once::rds())
         .send()
-        .await
-        .map_err(|e| DrError::from_sdk("rds", "PromoteReadReplica", e))?;
+        .await;
+    let promoted = match promoted {
+        Ok(promoted) => promoted,
+        // Refused because of its state: a transient state the step waits out. The tags go: they
+        // count only with a promotion that happened (a later promotion by hand must not pass
+        // for this run's).
+        Err(e) if matches!(sdk_error_code(&e), Some("InvalidDBInstanceState" | "InvalidDBInstanceStateFault")) => {
+            if let Some(arn) = &arn {
+                remove_promotion_tags(clients, arn).await;
+            }
+            return Err(DrError::ReplicaNotPromotable { replica: id.clone(), status: describe_sdk_error(&e) });
+        }
+        Err(e) => return Err(DrError::from_sdk("rds", "PromoteReadReplica", e)),
+    };
     let resources = promoted.db_instance().map(observed).into_iter().collect();
     tracing::info!(plan = %state.plan.name, step = "promote-replica", resource = %id, "promotion requested");
     Ok(timer.finish(Outcome::Changed, true, format!("promotion of {id} requested"), resources))
+}
+
+/// Best effort: a tag left behind is overwritten by the next attempt's and counts only on a
+/// standalone instance.
+async fn remove_promotion_tags(clients: &AwsClients, arn: &str) {
+    let removed = clients
+        .dr
+        .rds
+        .remove_tags_from_resource()
+        .resource_name(arn)
+        .tag_keys(PROMOTED_BY_RUN_TAG)
+        .tag_keys(LAG_AT_PROMOTION_TAG)
+        .send()
+        .await;
+    if let Err(err) = removed {
+        let err = DrError::from_sdk("rds", "RemoveTagsFromResource", err);
+        tracing::warn!(resource = arn, error = err.name(), "promotion tags not removed: {err}");
+    }
 }
 
 /// Ready when the instance is standalone (no replication source) and accepts writes: `available`,
@@ -119,15 +146,7 @@ pub async fn replica_status(clients: &AwsClients, state: &RunbookState) -> Resul
     let standalone = db.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty();
     let ready = standalone && matches!(db.db_instance_status(), Some("available" | "backing-up"));
     let resource = observed(&db);
-    status_record(
-        timer,
-        state,
-        StepKey::PromoteStatus,
-        PROMOTION_SHARE_OF_RTO,
-        ready,
-        resource.state.clone(),
-        vec![resource],
-    )
+    status_record(timer, state, StepKey::PromoteStatus, ready, resource.state.clone(), vec![resource])
 }
 
 #[cfg(test)]

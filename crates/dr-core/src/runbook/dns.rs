@@ -15,15 +15,13 @@ use aws_sdk_route53::types::{
 };
 
 use super::status_record;
-use crate::aws::AwsClients;
 use crate::aws::lookup::{describe_alarm, failover_records, find_hosted_zone};
+use crate::aws::metrics::{datapoints, per_minute};
+use crate::aws::{AwsClients, once};
 use crate::error::DrError;
 use crate::plan::{Direction, DnsStrategy, Plan, Routing, fqdn};
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
-use crate::time;
-
-/// Share of the RTO the DNS change may take to be seen before `StepTimedOut`.
-pub const DNS_SHARE_OF_RTO: f64 = 0.125;
+use crate::time::{self, Timestamp};
 
 /// Fact key of the Route53 change id in the flip's record (record-upsert).
 pub const CHANGE_ID_FACT: &str = "route53_change_id";
@@ -82,10 +80,31 @@ pub async fn publish_routing(
         .put_metric_data()
         .namespace(&routing.namespace)
         .metric_data(datum)
+        .customize()
+        .config_override(once::cloudwatch())
         .send()
         .await
         .map_err(|e| DrError::from_sdk("cloudwatch", "PutMetricData", e))?;
     Ok(())
+}
+
+/// Whether the routing metric was published towards `to` since `since`: a publication whose
+/// answer was lost took effect all the same, and is not sent twice. CloudWatch makes a datapoint
+/// readable within seconds, occasionally minutes; one not readable yet is published again: the
+/// same value, so the alarm sees the same maximum.
+pub async fn routing_published_since(
+    clients: &AwsClients,
+    plan: &Plan,
+    routing: &Routing,
+    to: Direction,
+    since: Timestamp,
+) -> Result<bool, DrError> {
+    // Per minute, the extreme in the direction of `to`: one publication in the minute shows.
+    let stat = if to == Direction::ToDr { "Maximum" } else { "Minimum" };
+    let metric = per_minute(&routing.namespace, &routing.metric, &[("Plan", &plan.name)], stat);
+    let start = since - chrono::Duration::seconds(60);
+    let points = datapoints(&clients.dr.cloudwatch, metric, start, time::now() + chrono::Duration::seconds(60)).await?;
+    Ok(points.iter().any(|(at, value)| *at + chrono::Duration::seconds(60) > since && *value == to.metric_value()))
 }
 
 async fn flip_by_routing(
@@ -113,6 +132,14 @@ async fn flip_by_routing(
         format!("publish {}/{} = 1 (Plan={}) in {}", routing.namespace, routing.metric, plan.name, plan.dr_region);
     if state.is_dry_run() {
         return Ok(timer.would(change, vec![alarm_state, before]));
+    }
+    if routing_published_since(clients, plan, routing, Direction::ToDr, state.run.triggered_at).await? {
+        return Ok(timer.finish(
+            Outcome::AlreadyDone,
+            true,
+            format!("routing metric already published by this run; alarm {} not evaluated yet", routing.alarm),
+            vec![alarm_state, before],
+        ));
     }
     publish_routing(clients, plan, routing, Direction::ToDr).await?;
     tracing::info!(plan = %plan.name, step = "flip-dns", resource = %routing.alarm, "routing metric published: traffic to Ireland");
@@ -187,6 +214,8 @@ async fn flip_by_upsert(
         .change_resource_record_sets()
         .hosted_zone_id(&pair.zone_id)
         .change_batch(batch)
+        .customize()
+        .config_override(once::route53())
         .send()
         .await
         .map_err(|e| DrError::from_sdk("route53", "ChangeResourceRecordSets", e))?;
@@ -236,5 +265,5 @@ pub async fn dns_status(clients: &AwsClients, state: &RunbookState) -> Result<St
     let (values, seen) = answered(clients, plan, "now").await?;
     let on_ireland = answers(&values, &plan.dns.secondary.value);
     let detail = format!("{how}; {}", seen.state);
-    status_record(timer, state, StepKey::DnsStatus, DNS_SHARE_OF_RTO, settled && on_ireland, detail, vec![seen])
+    status_record(timer, state, StepKey::DnsStatus, settled && on_ireland, detail, vec![seen])
 }

@@ -6,6 +6,7 @@ use crate::error::DrError;
 use crate::readiness::{Check, CheckRow, Finding, Scope, check_plan};
 use crate::rpo::{LagReading, read_replica_lags};
 use crate::run::{GateDecision, GateVerdict, Outcome, ResourceState, RunbookState, StepRecord, StepTimer};
+use crate::store::{PlanStatus, PlanStore};
 use crate::time;
 
 /// Tag the promote step puts on the replica: the lag accepted at promotion, in seconds.
@@ -17,10 +18,15 @@ pub const PROMOTED_BY_RUN_TAG: &str = "dr-promoted-by-run";
 const ALREADY_MOVED: &[Finding] =
     &[Finding::NotAReplica, Finding::StandbyInstanceRunning, Finding::AsgNotAtStandbySize, Finding::DnsNotOnPrimary];
 
+/// Findings of states that clear by themselves (a replica backing up, an instance stopping): not
+/// blocking; the step that needs the resource waits for it within its budget.
+const TRANSIENT: &[Finding] = &[Finding::ReplicaBusy, Finding::StandbyInstanceNotStopped];
+
 /// Runs the plan check, records the state of every resource, and applies the RPO gate.
 pub async fn preflight(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("preflight", clients);
+    require_plan_held(clients, state).await?;
     let readiness = check_plan(clients, &state.plan, Scope::DataPlane).await;
     let mut resources = Vec::new();
     let mut blocking = Vec::new();
@@ -32,6 +38,7 @@ pub async fn preflight(clients: &AwsClients, state: &RunbookState) -> Result<Ste
         let observed = match row.finding {
             None => "standby".to_string(),
             Some(finding) if ALREADY_MOVED.contains(&finding) => format!("already failed over ({})", finding.name()),
+            Some(finding) if TRANSIENT.contains(&finding) => format!("transient: {} (waited for)", finding.name()),
             Some(finding) if row.check.is_primary_side() => {
                 format!("primary side: {}", finding.name())
             }
@@ -58,9 +65,8 @@ pub async fn preflight(clients: &AwsClients, state: &RunbookState) -> Result<Ste
     Ok(record)
 }
 
-/// A blocking row that will likely clear by itself becomes its retryable error, so that the
-/// state machine retries the preflight: a throttled or failed read, a replica in its backup
-/// window or being modified, an instance still stopping.
+/// A read that failed in a way that may succeed later (throttling, a timeout) makes the whole
+/// preflight wait and try again, rather than judge the estate on a partial view.
 fn retryable_blocker(rows: &[CheckRow]) -> Option<DrError> {
     rows.iter().filter(|row| !row.check.is_primary_side()).find_map(|row| match row.finding {
         Some(Finding::CheckFailed) if row.error.is_some_and(|name| name.is_retryable()) => {
@@ -70,13 +76,29 @@ fn retryable_blocker(rows: &[CheckRow]) -> Option<DrError> {
                 message: format!("{} {}: {}", row.check.label(), row.resource, row.detail),
             })
         }
-        Some(Finding::ReplicaNotAvailable) => {
-            Some(DrError::ReplicaNotPromotable { replica: row.resource.clone(), status: row.detail.clone() })
-        }
-        Some(Finding::StandbyInstanceNotStopped) => {
-            Some(DrError::InstanceBusy { instance: row.resource.clone(), state: row.detail.clone() })
-        }
         _ => None,
+    })
+}
+
+/// A run started with the plan's single-flight state (the trigger, a game day, `drctl failover
+/// start`) goes on only while it still holds it: an operator may have disarmed the plan with
+/// `--force`, or another run taken it.
+async fn require_plan_held(clients: &AwsClients, state: &RunbookState) -> Result<(), DrError> {
+    let Some(location) = &state.run.plan_state else { return Ok(()) };
+    let store = PlanStore::new(clients.dr.s3.clone(), &location.bucket);
+    let read = store.read_state(&state.plan.name).await?;
+    let held = read.state.status == PlanStatus::FailingOver && read.state.run_id.as_deref() == Some(&state.run.id);
+    if held {
+        return Ok(());
+    }
+    Err(DrError::PlanBusy {
+        plan: state.plan.name.clone(),
+        status: format!(
+            "{} (held by {}, not by this run {})",
+            read.state.status.name(),
+            read.state.run_id.as_deref().unwrap_or("nobody"),
+            state.run.id
+        ),
     })
 }
 

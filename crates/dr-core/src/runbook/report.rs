@@ -334,6 +334,7 @@ mod tests {
             calls: Vec::new(),
             facts: Default::default(),
             gate: None,
+            redo: false,
         }
     }
 

@@ -8,7 +8,6 @@ use super::TriggerContext;
 use crate::error::DrError;
 use crate::plan::Environment;
 use crate::run::{Approval, RunInfo, RunMode, RunbookState};
-use crate::store::{PlanStatus, WriteOutcome};
 use crate::time;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -78,21 +77,8 @@ pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> R
     if request.mode == GameDayMode::Drill {
         // A drill is a real failover: it takes the plan like an incident does, so that an alarm
         // during the drill starts nothing, and the plan stays failed-over until re-armed.
-        let read = ctx.store.read_state(&plan.name).await?;
-        if matches!(read.state.status, PlanStatus::FailingOver | PlanStatus::FailedOver) {
-            return Err(DrError::PlanBusy { plan: plan.name, status: read.state.status.name().to_string() });
-        }
-        let mut holding = read.state.moved(
-            PlanStatus::FailingOver,
-            format!("game-day: {}", request.requested_by),
-            format!("drill: {}", request.reason),
-        );
-        holding.incident = None;
-        holding.run_id = Some(run_id.clone());
-        if ctx.store.write_state(&read, &holding).await? == WriteOutcome::Lost {
-            let now = ctx.store.read_state(&plan.name).await?;
-            return Err(DrError::PlanBusy { plan: plan.name, status: now.state.status.name().to_string() });
-        }
+        let by = format!("game-day: {}", request.requested_by);
+        ctx.store.take_for_run(&plan.name, &run_id, &by, &format!("drill: {}", request.reason)).await?;
         input.run.plan_state = Some(ctx.store.reference());
     }
 

@@ -6,6 +6,18 @@
 //! (see [`state`]) and the execution name is derived from the alarm's transition time, so that
 //! duplicate and concurrent deliveries of the event start exactly one execution. The plan then
 //! stays failing-over / failed-over until an operator re-arms it: no ping-pong.
+//!
+//! A brownout (Paris failing on and off, the alarm staying in ALARM) gives one event, judged a
+//! flap; no event follows while the alarm stays in ALARM. So the trigger also runs on a schedule
+//! ([`reevaluate`]): every alarm a plan names that is still in ALARM is judged again on the last
+//! confirmation window, until the alarm clears or the outage is confirmed. Every decision about a
+//! plan is a metric (`DrOrchestrator/Trigger Decisions`, dimensions Plan and Decision) that
+//! template.yaml alarms on.
+//!
+//! An invocation waits for the confirmation window's data at most [`MAX_CONFIRMATION_WAIT`]; what
+//! is not decided by then is `pending`, and the schedule decides it. Its longest run is that wait,
+//! the probe ([`PROBE_BUDGET`]) and a few plan-store and Step Functions calls (each gives up after
+//! 20 s): well within the function's 900 s.
 
 pub mod confirm;
 pub mod game_day;
@@ -19,7 +31,10 @@ use aws_lambda_events::event::cloudwatch_alarms::{
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 
-use self::confirm::{Confirmation, check_health_metric};
+use aws_sdk_cloudwatch::types::{Dimension, MetricAlarm, MetricDatum, StandardUnit, StateValue};
+
+use self::confirm::{Confirmation, METRIC_SETTLE, check_health_metric};
+use crate::aws::lookup::describe_alarm;
 use crate::aws::{AwsClients, ROUTE53_CONTROL_REGION};
 use crate::error::DrError;
 use crate::plan::{Plan, Trigger};
@@ -46,7 +61,19 @@ pub struct TriggerContext {
     pub clients_for: ClientsForPlan,
     /// How often the alarm trigger looks at the metric again while the window runs.
     pub confirmation_poll: Duration,
+    /// How long one invocation waits for the window's data ([`MAX_CONFIRMATION_WAIT`] in Lambda).
+    pub confirmation_wait: Duration,
 }
+
+/// The longest an invocation waits for the confirmation window's data (the window, at most
+/// 600 s, plus the minutes Route 53's datapoints take to land, up to 240 s more): then the
+/// decision is `pending` and the schedule takes it over. With the probe and the plan-store and
+/// Step Functions calls, the invocation stays well within its 900 s timeout.
+pub const MAX_CONFIRMATION_WAIT: Duration = Duration::from_secs(660);
+
+/// Namespace of the trigger's decision metric (`Decisions`, dimensions Plan and Decision).
+pub const DECISION_NAMESPACE: &str = "DrOrchestrator/Trigger";
+pub const DECISION_METRIC: &str = "Decisions";
 
 /// What the alarm trigger decided. Stable names: logs, tests and the Lambda's answer use them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -64,12 +91,32 @@ pub enum Decision {
     Flap,
     /// The window elapsed with minutes missing, or the probe reached the primary.
     Unconfirmed,
+    /// The window's data did not land within this invocation's wait: the schedule decides.
+    Pending,
     /// The move to ALARM is older than [`MAX_EVENT_AGE`]: a human decides.
     Stale,
     /// Another delivery of the same incident already started (or is starting) the run.
     AlreadyHandled,
     /// This delivery started the run.
     Started,
+}
+
+impl Decision {
+    /// The stable name (the metric's Decision dimension, the Lambda's answer).
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Ignored => "ignored",
+            Decision::UnknownAlarm => "unknown-alarm",
+            Decision::NotArmed => "not-armed",
+            Decision::TooSoon => "too-soon",
+            Decision::Flap => "flap",
+            Decision::Unconfirmed => "unconfirmed",
+            Decision::Pending => "pending",
+            Decision::Stale => "stale",
+            Decision::AlreadyHandled => "already-handled",
+            Decision::Started => "started",
+        }
+    }
 }
 
 /// The alarm trigger's answer.
@@ -92,6 +139,55 @@ impl TriggerOutcome {
             plan: plan.map(|p| p.name.clone()),
             detail: detail.into(),
             execution_arn: None,
+        }
+    }
+}
+
+/// What the alarm trigger is invoked with: an alarm's state change (the EventBridge rule), or
+/// its schedule (EventBridge Scheduler's default notification, detail-type `Scheduled Event`).
+#[derive(Debug, Clone)]
+pub enum TriggerInvocation {
+    AlarmStateChange(Box<AlarmStateChange>),
+    Schedule(Box<EventBridgeEvent>),
+}
+
+impl<'de> Deserialize<'de> for TriggerInvocation {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if value.get("detail-type").and_then(|v| v.as_str()) == Some(SCHEDULE_DETAIL_TYPE) {
+            serde_json::from_value(value).map(|e| TriggerInvocation::Schedule(Box::new(e))).map_err(D::Error::custom)
+        } else {
+            serde_json::from_value(value)
+                .map(|e| TriggerInvocation::AlarmStateChange(Box::new(e)))
+                .map_err(D::Error::custom)
+        }
+    }
+}
+
+pub const SCHEDULE_DETAIL_TYPE: &str = "Scheduled Event";
+
+/// The alarm trigger's answer to an invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum TriggerAnswer {
+    Event(TriggerOutcome),
+    Schedule { reevaluated: Vec<TriggerOutcome> },
+}
+
+/// Handles one invocation of the alarm trigger.
+pub async fn handle_invocation(ctx: &TriggerContext, invocation: TriggerInvocation) -> Result<TriggerAnswer, DrError> {
+    match invocation {
+        TriggerInvocation::AlarmStateChange(event) => {
+            let outcome = handle_alarm_event(ctx, *event).await?;
+            if outcome.plan.is_none() {
+                // Decisions about a plan are logged (and counted) with it.
+                tracing::info!(alarm = %outcome.alarm, decision = outcome.decision.name(), "{}", outcome.detail);
+            }
+            Ok(TriggerAnswer::Event(outcome))
+        }
+        TriggerInvocation::Schedule(_) => {
+            reevaluate(ctx).await.map(|reevaluated| TriggerAnswer::Schedule { reevaluated })
         }
     }
 }
@@ -171,8 +267,18 @@ pub const MAX_EVENT_AGE: Duration = Duration::from_secs(3600);
 /// How many times the trigger re-reads and re-decides after losing a conditional write.
 const TAKE_ATTEMPTS: u32 = 5;
 
+/// How the trigger came to judge an alarm.
+#[derive(Debug, Clone, Copy)]
+enum Judged {
+    /// Its move to ALARM arrived: the window after the move is waited for until `deadline`.
+    OnEvent { deadline: tokio::time::Instant },
+    /// The schedule found it still in ALARM: the last whole window is judged, without waiting.
+    OnSchedule,
+}
+
 /// Handles one "CloudWatch Alarm State Change" event.
 pub async fn handle_alarm_event(ctx: &TriggerContext, event: AlarmStateChange) -> Result<TriggerOutcome, DrError> {
+    let deadline = tokio::time::Instant::now() + ctx.confirmation_wait;
     let change = alarm_move(event)?;
     if !change.to_alarm {
         return Ok(TriggerOutcome::new(
@@ -222,20 +328,83 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: AlarmStateChange) -
             "no published plan names this alarm",
         ));
     };
+    let outcome = decide(ctx, &plan, &change, Judged::OnEvent { deadline }).await?;
+    record_decisions(&(ctx.clients_for)(&plan), &plan, std::slice::from_ref(&outcome)).await;
+    Ok(outcome)
+}
+
+/// The scheduled re-evaluation: every alarm a published plan names that is still in ALARM is
+/// judged again on the last whole confirmation window (a brownout that a flap decision left
+/// alone, a decision left pending). An alarm that cleared is left alone. One outcome per alarm
+/// in ALARM.
+pub async fn reevaluate(ctx: &TriggerContext) -> Result<Vec<TriggerOutcome>, DrError> {
+    let mut outcomes = Vec::new();
+    for name in &ctx.plan_names {
+        let plan = ctx.store.load_plan(name).await?;
+        let Some(trigger) = plan.trigger.clone() else { continue };
+        let clients = (ctx.clients_for)(&plan);
+        let mut decided = Vec::new();
+        for alarm in &trigger.alarms {
+            let Some(described) = describe_alarm(&clients.route53_metrics, alarm).await? else {
+                tracing::warn!(plan = %plan.name, alarm, "a trigger alarm of the plan does not exist in {ROUTE53_CONTROL_REGION}");
+                continue;
+            };
+            if described.state_value() != Some(&StateValue::Alarm) {
+                continue;
+            }
+            let change = alarm_in_alarm(&described)?;
+            decided.push(decide(ctx, &plan, &change, Judged::OnSchedule).await?);
+        }
+        record_decisions(&clients, &plan, &decided).await;
+        outcomes.extend(decided);
+    }
+    Ok(outcomes)
+}
+
+/// An alarm found in ALARM, as the event of its move would have described it.
+fn alarm_in_alarm(alarm: &MetricAlarm) -> Result<AlarmMove, DrError> {
+    let name = alarm.alarm_name().unwrap_or_default().to_string();
+    // When it moved to ALARM (the incident), not when its state was last refreshed.
+    let moved = alarm
+        .state_transitioned_timestamp()
+        .or(alarm.state_updated_timestamp())
+        .ok_or_else(|| DrError::InvalidInput { message: format!("alarm {name} in ALARM without a state timestamp") })?;
+    let at = time::from_smithy(moved).ok_or_else(|| DrError::InvalidInput {
+        message: format!("alarm {name} in ALARM: its state timestamp is out of range"),
+    })?;
+    let health_check_id = (alarm.namespace() == Some("AWS/Route53")
+        && alarm.metric_name() == Some("HealthCheckStatus"))
+    .then(|| alarm.dimensions().iter().find(|d| d.name() == Some("HealthCheckId")).and_then(|d| d.value()))
+    .flatten()
+    .map(str::to_string);
+    Ok(AlarmMove {
+        alarm: name,
+        region: Some(ROUTE53_CONTROL_REGION.to_string()),
+        to_alarm: true,
+        new_state: "ALARM".to_string(),
+        at,
+        reason: alarm.state_reason().unwrap_or_default().to_string(),
+        health_check_id,
+    })
+}
+
+/// Decides on a move to ALARM of one of the plan's alarms: refuses, or confirms the outage and
+/// takes the plan.
+async fn decide(
+    ctx: &TriggerContext,
+    plan: &Plan,
+    change: &AlarmMove,
+    judged: Judged,
+) -> Result<TriggerOutcome, DrError> {
     let Some(trigger) = plan.trigger.clone() else {
-        return Ok(TriggerOutcome::new(
-            Decision::UnknownAlarm,
-            &change.alarm,
-            Some(&plan),
-            "the plan has no [trigger]",
-        ));
+        return Ok(TriggerOutcome::new(Decision::UnknownAlarm, &change.alarm, Some(plan), "the plan has no [trigger]"));
     };
-    let run_id = incident_run_id(&plan, change.at);
+    let run_id = incident_run_id(plan, change.at);
     let incident_id = format!("{}@{}", change.alarm, time::rfc3339(change.at));
 
     // Before the (minutes-long) confirmation: most events stop here.
     let read = ctx.store.read_state(&plan.name).await?;
-    if let Some(outcome) = refusal(ctx, &plan, &trigger, &read, &incident_id, &change.alarm).await? {
+    if let Some(outcome) = refusal(ctx, plan, &trigger, &read, &incident_id, &change.alarm).await? {
         return Ok(outcome);
     }
 
@@ -248,8 +417,8 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: AlarmStateChange) -
             ),
         });
     };
-    let clients = (ctx.clients_for)(&plan);
-    let evidence = match confirm_outage(ctx, &clients, &plan, &trigger, &health_check_id, change.at).await? {
+    let clients = (ctx.clients_for)(plan);
+    let evidence = match confirm_outage(ctx, &clients, plan, &trigger, &health_check_id, change.at, judged).await? {
         Ok(evidence) => evidence,
         Err(rejected) => return Ok(TriggerOutcome { alarm: change.alarm.clone(), ..rejected }),
     };
@@ -266,7 +435,7 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: AlarmStateChange) -
     // delivery, an operator): every attempt reads it again and decides again.
     for _ in 0..TAKE_ATTEMPTS {
         let read = ctx.store.read_state(&plan.name).await?;
-        if let Some(outcome) = refusal(ctx, &plan, &trigger, &read, &incident_id, &change.alarm).await? {
+        if let Some(outcome) = refusal(ctx, plan, &trigger, &read, &incident_id, &change.alarm).await? {
             return Ok(outcome);
         }
         let mut holding = read.state.moved(PlanStatus::FailingOver, "alarm-trigger", format!("incident {incident_id}"));
@@ -274,11 +443,11 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: AlarmStateChange) -
         holding.run_id = Some(run_id.clone());
         holding.last_automatic_run_at = Some(incident.confirmed_at);
         if ctx.store.write_state(&read, &holding).await? == WriteOutcome::Won {
-            let input = incident_input(&plan, &incident, &run_id, &ctx.store)?;
+            let input = incident_input(plan, &incident, &run_id, &ctx.store)?;
             let arn = ctx.starter.start(&input).await?;
             tracing::info!(plan = %plan.name, alarm = %change.alarm, execution = %arn, "failover started");
             let mut outcome =
-                TriggerOutcome::new(Decision::Started, &change.alarm, Some(&plan), format!("incident {incident_id}"));
+                TriggerOutcome::new(Decision::Started, &change.alarm, Some(plan), format!("incident {incident_id}"));
             outcome.execution_arn = Some(arn);
             return Ok(outcome);
         }
@@ -288,6 +457,37 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: AlarmStateChange) -
         operation: "PutObject",
         message: format!("the plan state of {} kept changing: {TAKE_ATTEMPTS} attempts to take it lost", plan.name),
     })
+}
+
+/// Publishes one `Decisions` datum per outcome (Plan, Decision), best effort: a decision stands
+/// whether or not its metric was written, and the log has it too.
+async fn record_decisions(clients: &AwsClients, plan: &Plan, outcomes: &[TriggerOutcome]) {
+    for outcome in outcomes {
+        tracing::info!(plan = %plan.name, alarm = %outcome.alarm, decision = outcome.decision.name(), "{}", outcome.detail);
+    }
+    if outcomes.is_empty() {
+        return;
+    }
+    let at = time::to_smithy(time::now());
+    let data: Vec<MetricDatum> = outcomes
+        .iter()
+        .map(|outcome| {
+            MetricDatum::builder()
+                .metric_name(DECISION_METRIC)
+                .dimensions(Dimension::builder().name("Plan").value(&plan.name).build())
+                .dimensions(Dimension::builder().name("Decision").value(outcome.decision.name()).build())
+                .timestamp(at)
+                .value(1.0)
+                .unit(StandardUnit::Count)
+                .build()
+        })
+        .collect();
+    let sent =
+        clients.dr.cloudwatch.put_metric_data().namespace(DECISION_NAMESPACE).set_metric_data(Some(data)).send().await;
+    if let Err(err) = sent {
+        let err = DrError::from_sdk("cloudwatch", "PutMetricData", err);
+        tracing::warn!(plan = %plan.name, error = err.name(), "decision metric not published: {err}");
+    }
 }
 
 /// Why the plan cannot be taken for this incident, if it cannot: already handled, not armed,
@@ -371,7 +571,10 @@ async fn plan_for_alarm(ctx: &TriggerContext, alarm: &str) -> Result<Option<Plan
     Ok(None)
 }
 
-/// Waits out the confirmation window. `Ok(Ok(evidence))`: confirmed; `Ok(Err(outcome))`: not.
+/// Confirms the outage: on an event, waits out the window after the move to ALARM (at most
+/// until the invocation's deadline: then `Pending`); on the schedule, judges the last whole
+/// window whose data has landed, without waiting. `Ok(Ok(evidence))`: confirmed; `Ok(Err(outcome))`:
+/// not.
 async fn confirm_outage(
     ctx: &TriggerContext,
     clients: &AwsClients,
@@ -379,21 +582,49 @@ async fn confirm_outage(
     trigger: &Trigger,
     health_check_id: &str,
     alarm_at: Timestamp,
+    judged: Judged,
 ) -> Result<Result<Vec<String>, TriggerOutcome>, DrError> {
     let window = trigger.confirmation_window();
-    let mut evidence = loop {
-        let now = time::now();
-        match check_health_metric(&clients.route53_metrics, health_check_id, alarm_at, window, now).await? {
-            Confirmation::Confirmed { evidence } => break vec![evidence],
-            Confirmation::Recovered { evidence } => {
-                return Ok(Err(TriggerOutcome::new(Decision::Flap, "", Some(plan), evidence)));
+    let pending = |why: String| Ok(Err(TriggerOutcome::new(Decision::Pending, "", Some(plan), why)));
+    let confirmation = match judged {
+        Judged::OnEvent { deadline } => {
+            let waited = tokio::time::timeout_at(deadline, async {
+                loop {
+                    let now = time::now();
+                    match check_health_metric(&clients.route53_metrics, health_check_id, alarm_at, window, now).await? {
+                        Confirmation::Pending => tokio::time::sleep(ctx.confirmation_poll).await,
+                        decided => return Ok::<_, DrError>(decided),
+                    }
+                }
+            })
+            .await;
+            match waited {
+                Ok(decided) => decided?,
+                Err(_) => {
+                    return pending(format!(
+                        "the confirmation window's data had not landed after {} s: the scheduled re-evaluation decides",
+                        ctx.confirmation_wait.as_secs()
+                    ));
+                }
             }
-            Confirmation::Unconfirmed { evidence } => {
-                tracing::error!(plan = %plan.name, "{evidence}: not failing over automatically");
-                return Ok(Err(TriggerOutcome::new(Decision::Unconfirmed, "", Some(plan), evidence)));
-            }
-            Confirmation::Pending => tokio::time::sleep(ctx.confirmation_poll).await,
         }
+        Judged::OnSchedule => {
+            // The last whole window whose datapoints must have landed, not before the move.
+            let now = time::now();
+            let anchor = time::before(now, window + METRIC_SETTLE + Duration::from_secs(60)).max(alarm_at);
+            check_health_metric(&clients.route53_metrics, health_check_id, anchor, window, now).await?
+        }
+    };
+    let mut evidence = match confirmation {
+        Confirmation::Confirmed { evidence } => vec![evidence],
+        Confirmation::Recovered { evidence } => {
+            return Ok(Err(TriggerOutcome::new(Decision::Flap, "", Some(plan), evidence)));
+        }
+        Confirmation::Unconfirmed { evidence } => {
+            tracing::error!(plan = %plan.name, "{evidence}: not failing over automatically");
+            return Ok(Err(TriggerOutcome::new(Decision::Unconfirmed, "", Some(plan), evidence)));
+        }
+        Confirmation::Pending => return pending("the last window's data has not landed yet".to_string()),
     };
     if let Some(url) = &trigger.probe_url {
         match probe(url).await {
@@ -417,6 +648,11 @@ enum ProbeResult {
 
 const PROBE_ATTEMPTS: u32 = 3;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+const PROBE_PAUSE: Duration = Duration::from_secs(2);
+/// The longest the probe takes: every attempt times out, with a pause between attempts.
+pub const PROBE_BUDGET: Duration = Duration::from_secs(
+    PROBE_TIMEOUT.as_secs() * PROBE_ATTEMPTS as u64 + PROBE_PAUSE.as_secs() * (PROBE_ATTEMPTS as u64 - 1),
+);
 
 async fn probe(url: &str) -> ProbeResult {
     // No redirects: a redirect could lead the probe to Ireland, which answers during the outage.
@@ -435,7 +671,7 @@ async fn probe(url: &str) -> ProbeResult {
             Err(e) => last = e.to_string(),
         }
         if attempt < PROBE_ATTEMPTS {
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            tokio::time::sleep(PROBE_PAUSE).await;
         }
     }
     ProbeResult::Failed(format!("{PROBE_ATTEMPTS} attempts, last: {last}"))
@@ -506,6 +742,17 @@ mod tests {
         let unknown = parse_alarm_event(sample(include_str!("../../../../events/alarm-unknown.json"))).expect("ok");
         assert_eq!(unknown.alarm, "billing-estimated-charges-high");
         let malformed = parse_alarm_event(sample(include_str!("../../../../events/alarm-malformed.json")));
+        assert_eq!(malformed.err().map(|e| e.name()), Some("InvalidInput"));
+        let invocation = |text: &str| crate::error::parse_input::<TriggerInvocation>(sample(text), "invocation");
+        assert!(matches!(
+            invocation(include_str!("../../../../events/alarm-trigger-schedule.json")),
+            Ok(TriggerInvocation::Schedule(_))
+        ));
+        assert!(matches!(
+            invocation(include_str!("../../../../events/alarm-to-alarm.json")),
+            Ok(TriggerInvocation::AlarmStateChange(_))
+        ));
+        let malformed = invocation(include_str!("../../../../events/alarm-malformed.json"));
         assert_eq!(malformed.err().map(|e| e.name()), Some("InvalidInput"));
         for game_day in [
             include_str!("../../../../events/game-day-dry-run.json"),

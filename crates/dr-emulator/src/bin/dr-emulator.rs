@@ -120,7 +120,7 @@ impl Command {
         match self {
             Command::Seed { plan, replica_lag_seconds } => {
                 let (plan, clients) = plan.load().await?;
-                seed(&clients, &plan, SeedOptions { replica_lag_seconds, ..SeedOptions::default() }).await?;
+                seed(&clients, &plan, SeedOptions { replica_lag_seconds }).await?;
                 println!(
                     "seeded the emulated estate of {} ({} primary, {} DR) at {}",
                     plan.name,

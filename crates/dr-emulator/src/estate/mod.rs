@@ -35,13 +35,11 @@ use crate::guard::require_emulator;
 pub struct SeedOptions {
     /// The ReplicaLag datapoint published for the replica.
     pub replica_lag_seconds: f64,
-    /// How many standby instances a tag selector gets.
-    pub standby_instance_count: usize,
 }
 
 impl Default for SeedOptions {
     fn default() -> Self {
-        SeedOptions { replica_lag_seconds: 4.0, standby_instance_count: 2 }
+        SeedOptions { replica_lag_seconds: 4.0 }
     }
 }
 
@@ -54,7 +52,7 @@ pub async fn seed(clients: &AwsClients, plan: &Plan, options: SeedOptions) -> Re
     plan.validate()?;
     seed_database(clients, plan).await?;
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, options.replica_lag_seconds).await?;
-    seed_standby_instances(&clients.dr, plan, options.standby_instance_count).await?;
+    seed_standby_instances(&clients.dr, plan).await?;
     seed_auto_scaling_group(&clients.dr, plan).await?;
     dns::seed_dns(clients, plan).await?;
     dns::seed_health_alarms(clients, plan).await?;
@@ -150,8 +148,11 @@ pub async fn publish_replica_lag(dr: &RegionClients, replica: &str, lag_seconds:
     Ok(())
 }
 
-async fn seed_standby_instances(dr: &RegionClients, plan: &Plan, count: usize) -> Result<(), DrError> {
-    let existing = describe_standby_instances(&dr.ec2, plan).await?;
+/// As many instances as the plan expects (`count`), stopped; terminated ones are not counted.
+async fn seed_standby_instances(dr: &RegionClients, plan: &Plan) -> Result<(), DrError> {
+    let count = plan.standby_instances.expected();
+    let existing: Vec<_> =
+        describe_standby_instances(&dr.ec2, plan).await?.into_iter().filter(|i| !i.is_gone()).collect();
     match (&plan.standby_instances.tag, &plan.standby_instances.ids) {
         (Some(tag), _) if existing.len() < count => {
             let wanted = i32::try_from(count - existing.len()).unwrap_or(i32::MAX);
@@ -173,7 +174,7 @@ async fn seed_standby_instances(dr: &RegionClients, plan: &Plan, count: usize) -
         }
         (None, Some(ids)) => {
             // Instance ids are chosen by EC2: an id selector can be checked, not created.
-            if let Some(absent) = ids.iter().find(|id| !existing.iter().any(|(seen, _)| seen == *id)) {
+            if let Some(absent) = ids.iter().find(|id| !existing.iter().any(|seen| seen.id == **id)) {
                 return Err(missing("EC2 instance", absent, &dr.region));
             }
         }
@@ -182,8 +183,8 @@ async fn seed_standby_instances(dr: &RegionClients, plan: &Plan, count: usize) -
     let running: Vec<String> = describe_standby_instances(&dr.ec2, plan)
         .await?
         .into_iter()
-        .filter(|(_, state)| matches!(state, InstanceStateName::Running | InstanceStateName::Pending))
-        .map(|(id, _)| id)
+        .filter(|i| matches!(i.state, InstanceStateName::Running | InstanceStateName::Pending))
+        .map(|i| i.id)
         .collect();
     if !running.is_empty() {
         dr.ec2

@@ -1,0 +1,228 @@
+//! Time budgets and polling: how long each phase of a run may take, and how often the state
+//! machine asks again.
+//!
+//! A phase (the database, the compute, DNS, ...) may use a share of the RTO, counted in elapsed
+//! time from its first attempt: a step that is not done when its phase's budget is spent fails
+//! with `StepTimedOut`. Until then, transient states that clear by themselves (a replica backing
+//! up, an instance stopping, throttling) are waited out: the step answers `Waiting` and the state
+//! machine asks again after `poll_seconds`.
+//!
+//! The poll interval grows with the RTO so that the worst-case execution history stays under
+//! Step Functions' 25,000 events (`tests/contract.rs` computes it from the definitions for the
+//! longest RTO a plan accepts).
+
+use std::time::Duration;
+
+use super::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::aws::AwsClients;
+use crate::error::DrError;
+use crate::time::{self, Timestamp};
+
+/// Step Functions' execution history quota.
+pub const HISTORY_QUOTA: u64 = 25_000;
+/// What the polling may use of it: the rest is for the steps that do not loop, retries and margin.
+pub const POLLING_EVENTS: u64 = 20_000;
+/// The shortest poll interval (the Wait states').
+pub const MIN_POLL_SECONDS: u64 = 15;
+/// The longest: a change is seen at most this late.
+pub const MAX_POLL_SECONDS: u64 = 300;
+
+/// History events per second of RTO, per second of poll interval, of the failover runbook in the
+/// worst case: every loop polls for its phase's whole budget. Each phase's share of the RTO times
+/// the events of one turn of its loop (a Task is 5 events, a Wait or a Choice 2): preflight
+/// 0.125 x 9, database 0.5 x 9, compute 0.5 x 14, DNS 0.125 x 9. `tests/contract.rs` checks the
+/// definitions against it.
+pub const FAILOVER_EVENTS_PER_RTO_SECOND: f64 = 13.75;
+
+/// How often the state machines ask again, for a plan with this RTO.
+pub fn poll_seconds(rto: Duration) -> u64 {
+    let needed = (FAILOVER_EVENTS_PER_RTO_SECOND * rto.as_secs_f64() / POLLING_EVENTS as f64).ceil() as u64;
+    needed.clamp(MIN_POLL_SECONDS, MAX_POLL_SECONDS)
+}
+
+/// A phase of a run: the steps that share one budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Phase {
+    /// The phase's first step: its first attempt starts the phase's clock.
+    pub first: StepKey,
+    /// The share of the RTO the phase may take.
+    pub share_of_rto: f64,
+}
+
+impl StepKey {
+    /// The phase a step belongs to.
+    pub fn phase(self) -> Phase {
+        let (first, share_of_rto) = match self {
+            StepKey::Preflight => (StepKey::Preflight, 0.125),
+            StepKey::Promote | StepKey::PromoteStatus => (StepKey::Promote, 0.5),
+            StepKey::Standby | StepKey::StandbyStatus | StepKey::Asg | StepKey::AsgStatus => (StepKey::Standby, 0.5),
+            StepKey::FlipDns | StepKey::DnsStatus => (StepKey::FlipDns, 0.125),
+            StepKey::Snapshot => (StepKey::Snapshot, 0.125),
+            // The restore itself is measured against the whole RTO.
+            StepKey::Restore | StepKey::RestoreStatus => (StepKey::Restore, 1.0),
+            StepKey::Validate => (StepKey::Validate, 0.125),
+            // An instance still being created is deleted once it is available.
+            StepKey::Cleanup => (StepKey::Cleanup, 0.25),
+        };
+        Phase { first, share_of_rto }
+    }
+}
+
+/// The budget of a step's phase: when it started and how long it may take.
+pub struct Budget {
+    pub started: Timestamp,
+    pub allowed: Duration,
+}
+
+impl Budget {
+    /// The budget of `key`'s phase in this run; a phase not started yet starts `now`.
+    pub fn of(state: &RunbookState, key: StepKey, now: Timestamp) -> Budget {
+        let phase = key.phase();
+        let started = state.step(phase.first).map_or(now, |first| first.started_at);
+        let allowed = Duration::from_secs_f64(state.plan.targets.rto().as_secs_f64() * phase.share_of_rto);
+        Budget { started, allowed }
+    }
+
+    pub fn elapsed(&self, now: Timestamp) -> Duration {
+        time::elapsed(self.started, now)
+    }
+
+    /// `StepTimedOut` when the budget is spent at `now`.
+    pub fn check(&self, key: StepKey, now: Timestamp, last_state: &str) -> Result<(), DrError> {
+        let elapsed = self.elapsed(now);
+        if elapsed > self.allowed {
+            return Err(DrError::StepTimedOut {
+                step: key.to_string(),
+                waited_seconds: elapsed.as_secs(),
+                budget_seconds: self.allowed.as_secs(),
+                last_state: last_state.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Finishes a status check: ready, not ready yet, or out of its phase's time budget
+/// (`StepTimedOut`).
+pub fn status_record(
+    timer: StepTimer<'_>,
+    state: &RunbookState,
+    key: StepKey,
+    ready: bool,
+    detail: String,
+    resources: Vec<ResourceState>,
+) -> Result<StepRecord, DrError> {
+    if !ready {
+        Budget::of(state, key, time::now()).check(key, time::now(), &detail)?;
+    }
+    let outcome = if ready { Outcome::Ready } else { Outcome::NotReady };
+    let mut record = timer.finish(outcome, ready, detail, resources);
+    record.attempt = state.next_attempt(key);
+    Ok(record)
+}
+
+/// What every step's answer goes through: a transient failure (a retryable error: throttling,
+/// a replica backing up, an instance stopping) becomes `Waiting` within the phase's budget, and
+/// an act step that waited keeps the start of its first attempt and counts its attempts.
+pub fn settle(
+    result: Result<StepRecord, DrError>,
+    state: &RunbookState,
+    key: StepKey,
+    name: &'static str,
+    clients: &AwsClients,
+    mark: usize,
+    started: Timestamp,
+) -> Result<StepRecord, DrError> {
+    let previous = state.step(key).filter(|record| record.outcome == Outcome::Waiting);
+    let mut record = match result {
+        Ok(record) => record,
+        Err(err) if err.is_retryable() => {
+            let now = time::now();
+            let detail = format!("waiting: {} ({err})", err.name());
+            Budget::of(state, key, now).check(key, now, &detail)?;
+            let mut waiting = StepTimer::start(name, clients).finish(Outcome::Waiting, false, detail, Vec::new());
+            waiting.started_at = started;
+            waiting.calls = clients.calls.since(mark);
+            tracing::info!(plan = %state.plan.name, step = name, error = err.name(), "waiting: {err}");
+            waiting
+        }
+        Err(err) => return Err(err),
+    };
+    if let Some(previous) = previous {
+        record.started_at = previous.started_at;
+        // Status steps count their own checks; an act step counts its attempts here.
+        if record.attempt == 0 || record.outcome == Outcome::Waiting {
+            record.attempt = previous.attempt.max(1) + 1;
+        }
+    } else if record.outcome == Outcome::Waiting {
+        record.attempt = 1;
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Plan;
+    use crate::run::RunInfo;
+
+    fn at(text: &str) -> Timestamp {
+        time::parse(text).expect("time")
+    }
+
+    /// The example plan (RTO 4 h), its promotion first tried at 10:00.
+    fn promoting() -> RunbookState {
+        let plan = Plan::parse(include_str!("../../../../plans/paris-ireland.toml"), "example").expect("example plan");
+        let mut state = RunbookState::new(plan, RunInfo::new("r1", at("2026-11-23T09:59:00Z"), "test"));
+        let record = StepRecord {
+            step: "promote-replica".into(),
+            started_at: at("2026-11-23T10:00:00Z"),
+            finished_at: at("2026-11-23T10:00:01Z"),
+            outcome: Outcome::Waiting,
+            ready: false,
+            attempt: 1,
+            detail: "waiting: ReplicaNotPromotable".into(),
+            resources: Vec::new(),
+            calls: Vec::new(),
+            facts: Default::default(),
+            gate: None,
+            redo: false,
+        };
+        state.steps.insert(StepKey::Promote, record);
+        state
+    }
+
+    #[test]
+    fn a_phase_is_timed_from_its_first_attempt_not_counted_in_attempts() {
+        let state = promoting();
+        // The database phase may take half the RTO (2 h), whoever asks: the act or the status step.
+        let budget = Budget::of(&state, StepKey::PromoteStatus, at("2026-11-23T10:10:00Z"));
+        assert_eq!(budget.started, at("2026-11-23T10:00:00Z"));
+        assert_eq!(budget.allowed, Duration::from_secs(2 * 3600));
+        // A replica backing up for 40 minutes is waited out...
+        assert!(budget.check(StepKey::Promote, at("2026-11-23T10:40:00Z"), "backing-up").is_ok());
+        // ...and past the budget the step is out of time, with what it waited for.
+        let err = budget.check(StepKey::Promote, at("2026-11-23T12:00:01Z"), "backing-up").expect_err("spent");
+        assert_eq!(err.name(), "StepTimedOut");
+        assert!(
+            matches!(&err, DrError::StepTimedOut { waited_seconds: 7201, budget_seconds: 7200, last_state, .. } if last_state == "backing-up"),
+            "{err:?}"
+        );
+        // A phase not started yet starts now.
+        let fresh = Budget::of(&state, StepKey::FlipDns, at("2026-11-23T13:00:00Z"));
+        assert_eq!(fresh.started, at("2026-11-23T13:00:00Z"));
+    }
+
+    #[test]
+    fn the_run_carries_its_poll_interval() {
+        assert_eq!(promoting().run.poll_seconds, MIN_POLL_SECONDS);
+    }
+
+    #[test]
+    fn the_poll_interval_grows_with_the_rto_within_bounds() {
+        assert_eq!(poll_seconds(Duration::from_secs(30 * 60)), MIN_POLL_SECONDS);
+        assert_eq!(poll_seconds(Duration::from_secs(4 * 3600)), MIN_POLL_SECONDS);
+        assert_eq!(poll_seconds(Duration::from_secs(8 * 3600)), 20);
+        assert_eq!(poll_seconds(Duration::from_secs(24 * 3600)), 60);
+    }
+}
