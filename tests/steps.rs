@@ -9,13 +9,7 @@ use dr_core::runbook::{FailoverStep, run_step};
 use dr_tests::{seeded_estate, unique_suffix};
 
 fn state_for(plan: dr_core::Plan) -> RunbookState {
-    RunbookState {
-        plan,
-        run: RunInfo::new(format!("steps-{}", unique_suffix()), dr_core::time::now(), "test"),
-        approval: None,
-        steps: Default::default(),
-        error: None,
-    }
+    RunbookState::new(plan, RunInfo::new(format!("steps-{}", unique_suffix()), dr_core::time::now(), "test"))
 }
 
 #[tokio::test]
