@@ -67,6 +67,19 @@ install_sfn_runner() {
   (cd "${REPO_ROOT}/tests/sfn" && npm ci --no-audit --no-fund --silent)
 }
 
+# Debian's PostgreSQL server programs, for the real primary/standby pair of the database tests
+# (crates/dr-emulator/src/postgres.rs starts the servers itself). Installs as root with apt-get.
+install_postgres() {
+  if compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
+    return 0
+  fi
+  log "installing PostgreSQL (Debian's postgresql package)"
+  local sudo=""
+  [[ "$(id -u)" == "0" ]] || sudo="sudo"
+  ${sudo} apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -qq postgresql > /dev/null
+}
+
 # Every binary of the workspace (functions, drctl, dr-emulator, benches) in target/debug: the same
 # package selection as `cargo test --workspace`, so that the two share every compiled dependency.
 build_binaries() {

@@ -35,6 +35,9 @@ async fn assert_failed_over(plan: &Plan, clients: &AwsClients) {
         .expect("replica");
     assert_eq!(replica.read_replica_source_db_instance_identifier().unwrap_or_default(), "", "replica is standalone");
     assert_eq!(replica.db_instance_status(), Some("available"));
+    // The promotion request carried the plan's backups (RDS alone would keep 1 day).
+    assert_eq!(replica.backup_retention_period(), i32::try_from(plan.database.backup_retention_days).ok());
+    assert_eq!(replica.preferred_backup_window(), Some(plan.database.backup_window.as_str()));
 
     let instances = describe_standby_instances(&clients.dr.ec2, plan).await.expect("instances");
     assert_eq!(instances.len(), 2);
@@ -181,8 +184,8 @@ async fn lag_over_the_rpo_stops_in_preflight_unless_a_human_approves() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_step_ends_in_a_named_failure_and_a_rerun_finishes_without_repeating_mutations() {
     let mut plan = isolated_plan();
-    // A shorter RTO keeps the number of DNS status checks (its share of the RTO) small.
-    plan.targets.rto_minutes = 30;
+    // A short RTO keeps the DNS phase's budget (12.5 % of it: 60 s) short: the run really waits it.
+    plan.targets.rto_minutes = 8;
     let clients = emulator_clients(&plan).await;
     seed(&clients, &plan, SeedOptions::default()).await.expect("seeding");
     assert!(check_plan(&clients, &plan, Scope::Full).await.is_ready());

@@ -97,6 +97,32 @@ fn each_broken_rule_has_its_named_problem() {
             ProblemCode::InvalidFreshnessWindow,
             "database.lag_freshness_seconds",
         ),
+        (
+            |p| p.database.backup_retention_days = 0,
+            ProblemCode::BackupRetentionOutOfRange,
+            "database.backup_retention_days",
+        ),
+        (
+            |p| p.database.backup_retention_days = 36,
+            ProblemCode::BackupRetentionOutOfRange,
+            "database.backup_retention_days",
+        ),
+        (
+            |p| p.database.backup_retention_days = 14,
+            ProblemCode::BackupRetentionBelowTier,
+            "database.backup_retention_days",
+        ),
+        (|p| p.database.backup_window = "1:00-1:30".into(), ProblemCode::InvalidBackupWindow, "database.backup_window"),
+        (
+            |p| p.database.backup_window = "01:00-01:15".into(),
+            ProblemCode::InvalidBackupWindow,
+            "database.backup_window",
+        ),
+        (
+            |p| p.database.backup_window = "25:00-01:00".into(),
+            ProblemCode::InvalidBackupWindow,
+            "database.backup_window",
+        ),
         (|p| p.dns.record = "app.elsewhere.com.".into(), ProblemCode::RecordOutsideZone, "dns.record"),
         (|p| p.dns.record_type = "MX".into(), ProblemCode::UnsupportedRecordType, "dns.record_type"),
         (|p| p.dns.secondary.value = p.dns.primary.value.clone(), ProblemCode::SameDnsTarget, "dns.secondary.value"),
@@ -186,6 +212,18 @@ fn each_broken_rule_has_its_named_problem() {
         let err = plan.validate().expect_err("an invalid plan is refused");
         assert_eq!(err.name(), "InvalidPlan");
     }
+}
+
+#[test]
+fn a_backup_window_may_span_midnight_and_lower_tiers_keep_a_week() {
+    let mut plan = example();
+    plan.database.backup_window = "23:45-00:15".into();
+    assert_eq!(codes(&plan), []);
+    plan.tier = 2;
+    plan.database.backup_retention_days = 7;
+    assert_eq!(codes(&plan), []);
+    plan.database.backup_retention_days = 6;
+    assert_eq!(codes(&plan), [ProblemCode::BackupRetentionBelowTier]);
 }
 
 #[test]

@@ -11,6 +11,8 @@
                                  with the call's time)
     POST /dr-local/rds/status    {"region", "instance", "status", "seconds"}: the instance shows
                                  this status for that long (rds.hold_status)
+    POST /dr-local/rds/backing   {"region", "instance", "host", "port"}: a real PostgreSQL standby
+                                 backs the replica; promoting it promotes the standby (rds.back_with)
     POST /dr-local/ec2/start-fallback {"instance", "times", "code", "message"}: its next starts
                                  fall back to stopped with this state reason (ec2.fall_back)
     POST   /dr-local/faults      inject faults into the functions' requests (faults.py)
@@ -73,6 +75,10 @@ class Control:
             request = self.json_body(environ)
             rds.hold_status(request["region"], request["instance"], request["status"], request["seconds"])
             return "200 OK", {"held": request["status"]}
+        if path == "/dr-local/rds/backing" and method == "POST":
+            request = self.json_body(environ)
+            rds.back_with(request["region"], request["instance"], request["host"], request["port"])
+            return "200 OK", {"backed_by": f"{request['host']}:{request['port']}"}
         if path == "/dr-local/ec2/start-fallback" and method == "POST":
             request = self.json_body(environ)
             ec2.fall_back(request["instance"], request.get("times", 1), request["code"], request["message"])

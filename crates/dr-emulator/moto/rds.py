@@ -5,9 +5,16 @@
 - an instance can be in a transient state for a while (`backing-up` during its daily backup
   window, `modifying`, ...): moto makes every instance `available` at once. The control API sets a
   status for some seconds (`POST /dr-local/rds/status`); while it holds, DescribeDBInstances shows
-  it and PromoteReadReplica is refused with InvalidDBInstanceState, as RDS refuses it.
+  it and PromoteReadReplica is refused with InvalidDBInstanceState, as RDS refuses it;
+- a promoted replica keeps the BackupRetentionPeriod and PreferredBackupWindow the request gives,
+  and without them keeps backups for 1 day, as RDS does (moto keeps the source's settings);
+- moto has no data: an emulated replica can be backed by a real PostgreSQL standby
+  (`POST /dr-local/rds/backing`, crates/dr-emulator/src/postgres.rs); promoting the replica then
+  promotes the standby (`pg_promote()`, which waits until it accepts writes), so rows written on
+  the primary before the promotion can be counted on the new primary.
 """
 
+import subprocess
 import threading
 import time
 
@@ -17,6 +24,30 @@ from moto.rds.models import RDSBackend
 _lock = threading.Lock()
 # (region, instance) -> (status, until monotonic time)
 _held = {}
+# (region, instance) -> (host, port) of the PostgreSQL standby behind it
+_backing = {}
+
+
+def back_with(region, instance, host, port):
+    with _lock:
+        _backing[(region, instance)] = (host, int(port))
+
+
+def _promote_standby(region, instance):
+    with _lock:
+        server = _backing.get((region, instance))
+    if server is None:
+        return
+    host, port = server
+    result = subprocess.run(
+        ["psql", "-h", host, "-p", str(port), "-U", "postgres", "-d", "postgres", "-X", "-q", "-t", "-A",
+         "-v", "ON_ERROR_STOP=1", "-c", "SELECT pg_promote(true, 60)"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    if result.returncode != 0 or result.stdout.strip() != "t":
+        raise RDSClientError("InternalFailure", f"the PostgreSQL standby behind {instance} was not promoted: {result.stderr}")
 
 
 def hold_status(region, instance, status, seconds):
@@ -54,8 +85,13 @@ def _promote(self, db_kwargs):
             "InvalidDBInstanceState",
             f"Database instance {identifier} is {database.status}: it can be promoted only when available.",
         )
+    was_replica = database is not None and database.is_replica
+    if was_replica:
+        _promote_standby(self.region_name, identifier)
     database = _promote_read_replica(self, db_kwargs)
     database.source_db_instance_identifier = None
+    if was_replica and db_kwargs.get("backup_retention_period") is None:
+        database.backup_retention_period = 1
     return database
 
 

@@ -151,6 +151,18 @@ pub async fn hold_rds_status(
     post(clients, "/dr-local/rds/status", body).await
 }
 
+/// The emulated RDS `instance` in `region` is backed by the real PostgreSQL `standby`: promoting
+/// the instance promotes the standby (moto/rds.py).
+pub async fn back_replica_with(
+    clients: &AwsClients,
+    region: &str,
+    instance: &str,
+    standby: &crate::postgres::Server,
+) -> Result<(), DrError> {
+    let body = serde_json::json!({ "region": region, "instance": instance, "host": "127.0.0.1", "port": standby.port });
+    post(clients, "/dr-local/rds/backing", body).await
+}
+
 /// The next `times` starts of the EC2 instance fall back to stopped with this state reason, as
 /// EC2 does when capacity runs out or the EBS key cannot be used.
 pub async fn start_falls_back(

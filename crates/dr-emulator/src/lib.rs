@@ -20,4 +20,5 @@ pub mod executions;
 pub mod guard;
 pub mod lambdas;
 pub mod outage;
+pub mod postgres;
 pub mod replication;

@@ -119,6 +119,12 @@ pub struct Database {
     /// A ReplicaLag datapoint older than this means "not replicating", never "lag 0".
     #[serde(default = "Database::default_lag_freshness_seconds")]
     pub lag_freshness_seconds: u32,
+    /// Days of automated backups the promoted instance keeps (RDS allows 1 to 35). The promotion
+    /// request carries it: without it, RDS keeps 1 day.
+    pub backup_retention_days: u32,
+    /// The promoted instance's daily backup window, UTC `hh24:mi-hh24:mi`, at least 30 minutes
+    /// (RDS's rule), carried by the promotion request with the retention.
+    pub backup_window: String,
 }
 
 impl Database {

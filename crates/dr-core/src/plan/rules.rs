@@ -54,6 +54,34 @@ fn tier_limits(tier: u8) -> Option<(u32, u32)> {
 /// of the compute loop, and the execution history must hold them all (`tests/contract.rs`).
 pub const MAX_STANDBY_INSTANCES: usize = 50;
 
+/// The fewest days of backups a promoted instance of each tier keeps: the platform keeps 30 to 35
+/// days for tier 1; every tier keeps a week, never RDS's 1-day fallback.
+fn tier_min_backup_retention_days(tier: u8) -> u32 {
+    if tier == 1 { 30 } else { 7 }
+}
+
+/// RDS's range for `BackupRetentionPeriod` of an instance that keeps backups.
+const MAX_BACKUP_RETENTION_DAYS: u32 = 35;
+
+/// Minutes since midnight of `hh:mm`, when it is a valid time.
+fn minutes_of_day(text: &str) -> Option<u32> {
+    let (hours, minutes) = text.split_once(':')?;
+    if hours.len() != 2 || minutes.len() != 2 {
+        return None;
+    }
+    let (hours, minutes): (u32, u32) = (hours.parse().ok()?, minutes.parse().ok()?);
+    (hours < 24 && minutes < 60).then_some(hours * 60 + minutes)
+}
+
+/// A backup window as RDS accepts it: `hh24:mi-hh24:mi` UTC, at least 30 minutes (it may span
+/// midnight).
+pub fn is_backup_window(window: &str) -> bool {
+    let Some((start, end)) = window.split_once('-') else { return false };
+    let (Some(start), Some(end)) = (minutes_of_day(start), minutes_of_day(end)) else { return false };
+    let length = (end + 24 * 60 - start) % (24 * 60);
+    length >= 30
+}
+
 /// Tier-1 records must move within a minute of the flip.
 const TIER1_MAX_TTL_SECONDS: u32 = 60;
 
@@ -133,6 +161,31 @@ impl Plan {
                 ProblemCode::InvalidFreshnessWindow,
                 "database.lag_freshness_seconds",
                 format!("{} s: must be between 1 s and the RPO ({rpo_seconds} s)", db.lag_freshness_seconds),
+            );
+        }
+        let retention = db.backup_retention_days;
+        if !(1..=MAX_BACKUP_RETENTION_DAYS).contains(&retention) {
+            found.add(
+                ProblemCode::BackupRetentionOutOfRange,
+                "database.backup_retention_days",
+                format!("{retention} days: RDS keeps 1 to {MAX_BACKUP_RETENTION_DAYS} days"),
+            );
+        } else if retention < tier_min_backup_retention_days(self.tier) {
+            found.add(
+                ProblemCode::BackupRetentionBelowTier,
+                "database.backup_retention_days",
+                format!(
+                    "{retention} days: a tier-{} plan keeps at least {} days",
+                    self.tier,
+                    tier_min_backup_retention_days(self.tier)
+                ),
+            );
+        }
+        if !is_backup_window(&db.backup_window) {
+            found.add(
+                ProblemCode::InvalidBackupWindow,
+                "database.backup_window",
+                format!("{:?}: use hh24:mi-hh24:mi in UTC, at least 30 minutes", db.backup_window),
             );
         }
     }

@@ -55,6 +55,7 @@ pub fn needs_promotion(db: &aws_sdk_rds::types::DbInstance) -> Result<bool, DrEr
 /// (the replica is gated and promoted again by the next attempt or run).
 pub async fn promote_replica(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
+    let backups = Backups::of(&state.plan)?;
     let timer = StepTimer::start("promote-replica", clients);
     let db = replica(clients, state).await?;
     let id = state.plan.database.replica_instance.clone();
@@ -69,7 +70,8 @@ pub async fn promote_replica(clients: &AwsClients, state: &RunbookState) -> Resu
     let lag = state.gate().and_then(|g| g.lag_seconds);
     if state.is_dry_run() {
         let lag = lag.map_or(String::new(), |lag| format!(" (lag {lag:.0} s)"));
-        return Ok(timer.would(format!("promote {id} to a standalone primary{lag}"), vec![observed(&db)]));
+        let change = format!("promote {id} to a standalone primary{lag}, keeping {backups}");
+        return Ok(timer.would(change, vec![observed(&db)]));
     }
     let arn = db.db_instance_arn().map(str::to_string);
     if let Some(arn) = &arn {
@@ -97,6 +99,9 @@ pub async fn promote_replica(clients: &AwsClients, state: &RunbookState) -> Resu
         .rds
         .promote_read_replica()
         .db_instance_identifier(&id)
+        // Without them the new primary keeps 1 day of backups.
+        .backup_retention_period(backups.retention_days)
+        .preferred_backup_window(&backups.window)
         .customize()
         .config_override(once::rds())
         .send()
@@ -116,7 +121,33 @@ pub async fn promote_replica(clients: &AwsClients, state: &RunbookState) -> Resu
     };
     let resources = promoted.db_instance().map(observed).into_iter().collect();
     tracing::info!(plan = %state.plan.name, step = "promote-replica", resource = %id, "promotion requested");
-    Ok(timer.finish(Outcome::Changed, true, format!("promotion of {id} requested"), resources))
+    let mut record =
+        timer.finish(Outcome::Changed, true, format!("promotion of {id} requested, keeping {backups}"), resources);
+    record.facts.insert("backup_retention_days".into(), backups.retention_days.to_string());
+    record.facts.insert("backup_window".into(), backups.window.clone());
+    Ok(record)
+}
+
+/// The backups the promoted instance keeps, from the plan.
+struct Backups {
+    retention_days: i32,
+    window: String,
+}
+
+impl Backups {
+    fn of(plan: &crate::plan::Plan) -> Result<Backups, DrError> {
+        let days = plan.database.backup_retention_days;
+        let retention_days = i32::try_from(days).map_err(|_| DrError::InvalidInput {
+            message: format!("database.backup_retention_days {days} is out of range"),
+        })?;
+        Ok(Backups { retention_days, window: plan.database.backup_window.clone() })
+    }
+}
+
+impl std::fmt::Display for Backups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} days of backups, window {} UTC", self.retention_days, self.window)
+    }
 }
 
 /// Best effort: a tag left behind is overwritten by the next attempt's and counts only on a

@@ -1,0 +1,185 @@
+//! Two real PostgreSQL servers in streaming replication, standing for the RDS primary in Paris and
+//! its cross-region read replica in Ireland: moto has no data, no replication and no lag, so the
+//! database path (promotion, rows written before it) is shown on real PostgreSQL while every RDS
+//! API call still goes to the emulator. `rds.py` promotes the standby when the emulated replica it
+//! backs is promoted (`control::back_replica_with`).
+//!
+//! Debian's PostgreSQL (`apt-get install postgresql`, which `scripts/test` runs when it is
+//! missing). The servers listen on loopback only, trust local connections, and keep their data in
+//! a temporary directory removed on drop. PostgreSQL refuses to run as root: as root, the
+//! servers run as the `postgres` user the package creates.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// One server of the pair.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub port: u16,
+    data: PathBuf,
+}
+
+impl Server {
+    /// `postgresql://postgres@127.0.0.1:<port>/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+/// A primary and its streaming standby, stopped and removed on drop.
+#[derive(Debug)]
+pub struct Pair {
+    pub primary: Server,
+    pub standby: Server,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+/// What went wrong starting or asking a server: the command and what it printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{command}: {output}")]
+pub struct PostgresError {
+    pub command: String,
+    pub output: String,
+}
+
+fn failed(command: &str, output: impl ToString) -> PostgresError {
+    PostgresError { command: command.to_string(), output: output.to_string() }
+}
+
+/// The directory of Debian's PostgreSQL server programs (the newest installed).
+pub fn server_bin_dir() -> Result<PathBuf, PostgresError> {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+        .map_err(|e| failed("ls /usr/lib/postgresql", format!("{e}: install Debian's postgresql package")))?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).ok_or_else(|| failed("initdb", "no PostgreSQL server installed"))
+}
+
+fn running_as_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+fn free_port() -> Result<u16, PostgresError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| failed("bind", e))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| failed("bind", e))
+}
+
+impl Pair {
+    /// Starts a primary and a standby that streams from it, in a new directory under the system's
+    /// temporary directory.
+    pub fn start(name: &str) -> Result<Pair, PostgresError> {
+        let bin = server_bin_dir()?;
+        let dir = std::env::temp_dir().join(format!("dr-pg-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| failed("mkdir", e))?;
+        let pair = Pair {
+            primary: Server { port: free_port()?, data: dir.join("primary") },
+            standby: Server { port: free_port()?, data: dir.join("standby") },
+            dir,
+            bin,
+        };
+        if running_as_root() {
+            let chown = Command::new("chown").arg("postgres:postgres").arg(&pair.dir).output();
+            check("chown", chown)?;
+        }
+        pair.run(
+            "initdb",
+            &["-D", path(&pair.primary.data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"],
+        )?;
+        // Replication as RDS runs it: WAL streamed to a hot standby that serves reads.
+        let settings = format!(
+            "listen_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = replica\n\
+             max_wal_senders = 4\nhot_standby = on\nfsync = off\nsynchronous_commit = on\n",
+            pair.dir.display()
+        );
+        pair.append(&pair.primary.data.join("postgresql.conf"), &settings)?;
+        pair.start_server(&pair.primary)?;
+        let port = pair.primary.port.to_string();
+        pair.run(
+            "pg_basebackup",
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-D", path(&pair.standby.data), "-R", "-X", "stream"],
+        )?;
+        pair.start_server(&pair.standby)?;
+        Ok(pair)
+    }
+
+    fn start_server(&self, server: &Server) -> Result<(), PostgresError> {
+        let log = self.dir.join(format!("{}.log", server.port));
+        let options = format!("-p {}", server.port);
+        self.run("pg_ctl", &["-D", path(&server.data), "-l", path(&log), "-o", &options, "-w", "start"]).map(|_| ())
+    }
+
+    /// Runs a server program (as `postgres` when root).
+    fn run(&self, program: &str, args: &[&str]) -> Result<String, PostgresError> {
+        let binary = self.bin.join(program);
+        let output = if running_as_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&binary)
+                .args(args)
+                .current_dir(&self.dir)
+                .output()
+        } else {
+            Command::new(&binary).args(args).output()
+        };
+        check(program, output)
+    }
+
+    fn append(&self, file: &Path, text: &str) -> Result<(), PostgresError> {
+        use std::io::Write;
+        let mut handle =
+            std::fs::OpenOptions::new().append(true).open(file).map_err(|e| failed("postgresql.conf", e))?;
+        handle.write_all(text.as_bytes()).map_err(|e| failed("postgresql.conf", e))
+    }
+
+    /// Runs one SQL statement on `server` with psql; its output, unaligned, without headers.
+    pub fn sql(&self, server: &Server, statement: &str) -> Result<String, PostgresError> {
+        psql(server.port, statement)
+    }
+
+    /// Pauses or resumes the standby's replay of WAL (WAL still arrives; nothing new is visible).
+    pub fn pause_replay(&self, paused: bool) -> Result<(), PostgresError> {
+        let call = if paused { "pg_wal_replay_pause()" } else { "pg_wal_replay_resume()" };
+        self.sql(&self.standby, &format!("SELECT {call}")).map(|_| ())
+    }
+}
+
+/// Runs one statement on the server at `port` of loopback (psql, as the `postgres` role).
+pub fn psql(port: u16, statement: &str) -> Result<String, PostgresError> {
+    let output = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres"])
+        .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", statement])
+        .output();
+    check("psql", output).map(|out| out.trim().to_string())
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+fn check(command: &str, output: std::io::Result<Output>) -> Result<String, PostgresError> {
+    let output = output.map_err(|e| failed(command, e))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(failed(command, String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for server in [&self.standby, &self.primary] {
+            let _ = self.run("pg_ctl", &["-D", path(&server.data), "-m", "immediate", "stop"]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
