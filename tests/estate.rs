@@ -254,6 +254,29 @@ async fn a_running_standby_instance_is_reported() {
 }
 
 #[tokio::test]
+async fn a_terminated_standby_instance_is_named_until_it_is_replaced() {
+    let (plan, clients) = seeded_estate().await;
+    let instances = describe_standby_instances(&clients.dr.ec2, &plan).await.expect("instances");
+    let gone = instances[0].id.clone();
+    clients.dr.ec2.terminate_instances().instance_ids(&gone).send().await.expect("TerminateInstances");
+    let short = check_plan(&clients, &plan, Scope::Full).await;
+    assert_only_findings(
+        &short,
+        &[
+            ("standby instance", Finding::StandbyInstanceTerminated),
+            ("standby instance", Finding::StandbyInstanceMissing),
+        ],
+    );
+
+    // A replacement carries the tag; EC2 still lists the terminated one for about an hour.
+    seed(&clients, &plan, SeedOptions::default()).await.expect("replacement launched");
+    let replaced = check_plan(&clients, &plan, Scope::Full).await;
+    assert!(replaced.is_ready(), "{replaced:#?}");
+    let row = replaced.rows.iter().find(|r| r.resource.starts_with(&gone)).expect("the terminated instance's row");
+    assert!(row.detail.contains("replaced, not counted"), "{row:?}");
+}
+
+#[tokio::test]
 async fn lag_over_the_rpo_is_reported() {
     let (plan, clients) = seeded_estate().await;
     let two_hours = 2.0 * plan.targets.rpo().as_secs_f64();

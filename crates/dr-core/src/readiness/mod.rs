@@ -295,6 +295,10 @@ async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRo
         Ok(found) => found,
         Err(err) => return vec![CheckRow::failed(CHECK, at(&selector_text, &dr.region), &err)],
     };
+    // With a tag selector, a terminated instance that has been replaced (EC2 lists terminated
+    // instances for about an hour) is not counted; one that leaves the plan short is named.
+    let usable = found.iter().filter(|instance| !instance.is_gone()).count();
+    let replaced = selector.ids.is_none() && usable >= selector.expected();
     let mut rows: Vec<CheckRow> = found
         .iter()
         .map(|instance| {
@@ -309,6 +313,9 @@ async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRo
                     Finding::StandbyInstanceRunning,
                     format!("{state}: a standby instance must be stopped"),
                 ),
+                _ if instance.is_gone() && replaced => {
+                    CheckRow::ready(CHECK, resource, format!("{state}{reason}: replaced, not counted"))
+                }
                 _ if instance.is_gone() => CheckRow::not_ready(
                     CHECK,
                     resource,
@@ -334,7 +341,6 @@ async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRo
             ));
         }
     } else {
-        let usable = found.iter().filter(|instance| !instance.is_gone()).count();
         let expected = selector.expected();
         if usable < expected {
             rows.push(CheckRow::not_ready(

@@ -133,7 +133,10 @@ pub fn settle(
     mark: usize,
     started: Timestamp,
 ) -> Result<StepRecord, DrError> {
-    let previous = state.step(key).filter(|record| record.outcome == Outcome::Waiting);
+    // Any earlier record of this act step (waiting, or a start whose instance fell back): this is
+    // another attempt of it.
+    let earlier = state.step(key).filter(|_| !key.is_status());
+    let previous = earlier.filter(|record| record.outcome == Outcome::Waiting);
     let mut record = match result {
         Ok(record) => record,
         Err(err) if err.is_retryable() => {
@@ -148,8 +151,10 @@ pub fn settle(
         }
         Err(err) => return Err(err),
     };
+    if let Some(earlier) = earlier {
+        record.carry_over(earlier);
+    }
     if let Some(previous) = previous {
-        record.started_at = previous.started_at;
         // Status steps count their own checks; an act step counts its attempts here.
         if record.attempt == 0 || record.outcome == Outcome::Waiting {
             record.attempt = previous.attempt.max(1) + 1;

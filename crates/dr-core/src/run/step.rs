@@ -40,6 +40,18 @@ impl StepKey {
         self.into()
     }
 
+    /// The status half of a step (it asks whether the change has taken effect).
+    pub fn is_status(self) -> bool {
+        matches!(
+            self,
+            StepKey::PromoteStatus
+                | StepKey::StandbyStatus
+                | StepKey::AsgStatus
+                | StepKey::DnsStatus
+                | StepKey::RestoreStatus
+        )
+    }
+
     pub fn all() -> impl Iterator<Item = StepKey> {
         StepKey::iter()
     }
@@ -142,6 +154,18 @@ impl StepRecord {
     pub fn seconds(&self) -> f64 {
         time::seconds_between(self.started_at, self.finished_at)
     }
+
+    /// Another attempt of the same act step: it keeps the first attempt's start (the phase's
+    /// budget counts from it), the mutating calls made so far (the report counts every change,
+    /// including one whose answer was lost) and the facts recorded so far (its own win).
+    pub fn carry_over(&mut self, previous: &StepRecord) {
+        self.started_at = previous.started_at;
+        let earlier: Vec<ApiCall> = previous.calls.iter().filter(|c| c.is_mutating()).cloned().collect();
+        self.calls.splice(0..0, earlier);
+        let mut facts = previous.facts.clone();
+        facts.append(&mut self.facts);
+        self.facts = facts;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -234,5 +258,46 @@ mod tests {
         assert_eq!(StepKey::FlipDns.as_str(), "flip_dns");
         let keys: BTreeMap<StepKey, u8> = serde_json::from_str(r#"{"dns_status": 1, "preflight": 2}"#).expect("map");
         assert_eq!(keys.keys().copied().collect::<Vec<_>>(), [StepKey::Preflight, StepKey::DnsStatus]);
+    }
+
+    fn record(step: &str, started_at: &str, outcome: Outcome, operations: &[&str]) -> StepRecord {
+        let at = |t: &str| time::parse(t).expect("time");
+        StepRecord {
+            step: step.into(),
+            started_at: at(started_at),
+            finished_at: at(started_at),
+            outcome,
+            ready: false,
+            redo: false,
+            attempt: 1,
+            detail: String::new(),
+            resources: Vec::new(),
+            calls: operations
+                .iter()
+                .map(|op| ApiCall {
+                    service: "EC2".into(),
+                    operation: op.to_string(),
+                    region: "eu-west-1".into(),
+                    sent_at_ms: 0.0,
+                    millis: 0.0,
+                })
+                .collect(),
+            facts: BTreeMap::new(),
+            gate: None,
+        }
+    }
+
+    #[test]
+    fn another_attempt_keeps_the_first_start_the_changes_and_the_facts() {
+        // A start whose instance fell back, then a throttled restart whose answer was lost.
+        let mut first =
+            record("start-standby", "2026-11-23T10:00:00Z", Outcome::Changed, &["DescribeInstances", "StartInstances"]);
+        first.facts.insert("starts.i-1".into(), "1".into());
+        let mut waiting = record("start-standby", "2026-11-23T10:30:00Z", Outcome::Waiting, &["StartInstances"]);
+        waiting.carry_over(&first);
+        assert_eq!(waiting.started_at, first.started_at, "the compute phase's clock does not restart");
+        assert_eq!(waiting.facts.get("starts.i-1").map(String::as_str), Some("1"), "starts are still counted");
+        let operations: Vec<&str> = waiting.calls.iter().map(|c| c.operation.as_str()).collect();
+        assert_eq!(operations, ["StartInstances", "StartInstances"], "every change is in the report");
     }
 }

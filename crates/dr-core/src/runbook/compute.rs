@@ -28,9 +28,15 @@ fn instance_states(found: &[StandbyInstance]) -> Vec<ResourceState> {
 }
 
 /// The standby instances that can still serve: a terminated (or terminating) one never will, and
-/// stops the step by name (preflight names it before any change).
+/// stops the step by name (preflight names it before any change), unless the plan selects by tag
+/// and enough others carry the tag (it was replaced: EC2 lists it for about an hour).
 async fn standby_instances(clients: &AwsClients, state: &RunbookState) -> Result<Vec<StandbyInstance>, DrError> {
-    let found = describe_standby_instances(&clients.dr.ec2, &state.plan).await?;
+    let mut found = describe_standby_instances(&clients.dr.ec2, &state.plan).await?;
+    let selector = &state.plan.standby_instances;
+    let usable = found.iter().filter(|i| !i.is_gone()).count();
+    if selector.ids.is_none() && usable >= selector.expected() {
+        found.retain(|i| !i.is_gone());
+    }
     if let Some(gone) = found.iter().find(|i| i.is_gone()) {
         return Err(DrError::InstanceWontStart {
             instance: gone.id.clone(),
@@ -126,13 +132,6 @@ pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result
         detail = format!("{detail}; {}", restarts.join("; "));
     }
     let mut record = timer.finish(Outcome::Changed, true, detail, instance_states(&found));
-    // A restart keeps the first start's time (the compute phase's budget counts from it) and its
-    // calls: the report counts every mutation of the phase.
-    if let Some(previous) = state.step(StepKey::Standby) {
-        record.started_at = previous.started_at;
-        let earlier: Vec<_> = previous.calls.iter().filter(|c| c.is_mutating()).cloned().collect();
-        record.calls.splice(0..0, earlier);
-    }
     record.facts = facts;
     Ok(record)
 }

@@ -112,7 +112,16 @@ pub async fn promote_replica(clients: &AwsClients, state: &RunbookState) -> Resu
         // count only with a promotion that happened (a later promotion by hand must not pass
         // for this run's).
         Err(e) if matches!(sdk_error_code(&e), Some("InvalidDBInstanceState" | "InvalidDBInstanceStateFault")) => {
-            if let Some(arn) = &arn {
+            // Unless the refusal is an earlier attempt's promotion in progress (its answer lost):
+            // then the tags are that promotion's and stay.
+            let promoting = match replica(clients, state).await {
+                Ok(now) => {
+                    now.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty()
+                        || now.db_instance_status() == Some("modifying")
+                }
+                Err(_) => true,
+            };
+            if let (Some(arn), false) = (&arn, promoting) {
                 remove_promotion_tags(clients, arn).await;
             }
             return Err(DrError::ReplicaNotPromotable { replica: id.clone(), status: describe_sdk_error(&e) });
@@ -160,6 +169,8 @@ async fn remove_promotion_tags(clients: &AwsClients, arn: &str) {
         .resource_name(arn)
         .tag_keys(PROMOTED_BY_RUN_TAG)
         .tag_keys(LAG_AT_PROMOTION_TAG)
+        .customize()
+        .config_override(once::rds())
         .send()
         .await;
     if let Err(err) = removed {

@@ -294,19 +294,6 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: AlarmStateChange) -
             message: format!("alarm {} moved to ALARM in the future ({})", change.alarm, time::rfc3339(change.at)),
         });
     }
-    if time::elapsed(change.at, now) > MAX_EVENT_AGE {
-        tracing::error!(alarm = %change.alarm, at = %time::rfc3339(change.at), "alarm event too old to act on");
-        return Ok(TriggerOutcome::new(
-            Decision::Stale,
-            &change.alarm,
-            None,
-            format!(
-                "moved to ALARM at {}, more than {} s ago: not failing over automatically",
-                time::rfc3339(change.at),
-                MAX_EVENT_AGE.as_secs()
-            ),
-        ));
-    }
     if change.region.as_deref().is_some_and(|region| region != ROUTE53_CONTROL_REGION) {
         return Ok(TriggerOutcome::new(
             Decision::UnknownAlarm,
@@ -328,9 +315,31 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: AlarmStateChange) -
             "no published plan names this alarm",
         ));
     };
-    let outcome = decide(ctx, &plan, &change, Judged::OnEvent { deadline }).await?;
+    let outcome = match stale(&plan, &change, now) {
+        Some(stale) => stale,
+        None => decide(ctx, &plan, &change, Judged::OnEvent { deadline }).await?,
+    };
     record_decisions(&(ctx.clients_for)(&plan), &plan, std::slice::from_ref(&outcome)).await;
     Ok(outcome)
+}
+
+/// A move to ALARM older than [`MAX_EVENT_AGE`] is not acted on: a human decides (the decision is
+/// counted, and the template alarms on it).
+fn stale(plan: &Plan, change: &AlarmMove, now: Timestamp) -> Option<TriggerOutcome> {
+    if time::elapsed(change.at, now) <= MAX_EVENT_AGE {
+        return None;
+    }
+    tracing::error!(plan = %plan.name, alarm = %change.alarm, at = %time::rfc3339(change.at), "alarm moved to ALARM too long ago to act on");
+    Some(TriggerOutcome::new(
+        Decision::Stale,
+        &change.alarm,
+        Some(plan),
+        format!(
+            "moved to ALARM at {}, more than {} s ago: not failing over automatically",
+            time::rfc3339(change.at),
+            MAX_EVENT_AGE.as_secs()
+        ),
+    ))
 }
 
 /// The scheduled re-evaluation: every alarm a published plan names that is still in ALARM is
@@ -345,20 +354,41 @@ pub async fn reevaluate(ctx: &TriggerContext) -> Result<Vec<TriggerOutcome>, DrE
         let clients = (ctx.clients_for)(&plan);
         let mut decided = Vec::new();
         for alarm in &trigger.alarms {
-            let Some(described) = describe_alarm(&clients.route53_metrics, alarm).await? else {
-                tracing::warn!(plan = %plan.name, alarm, "a trigger alarm of the plan does not exist in {ROUTE53_CONTROL_REGION}");
-                continue;
-            };
-            if described.state_value() != Some(&StateValue::Alarm) {
-                continue;
+            // One alarm that cannot be judged (us-east-1 slow, a misconfigured alarm) does not
+            // keep the others from being judged; the next run tries it again.
+            match reevaluate_alarm(ctx, &plan, &clients, alarm).await {
+                Ok(Some(outcome)) => decided.push(outcome),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::error!(plan = %plan.name, alarm, error = err.name(), "alarm not re-evaluated: {err}");
+                }
             }
-            let change = alarm_in_alarm(&described)?;
-            decided.push(decide(ctx, &plan, &change, Judged::OnSchedule).await?);
         }
         record_decisions(&clients, &plan, &decided).await;
         outcomes.extend(decided);
     }
     Ok(outcomes)
+}
+
+/// Judges one of a plan's alarms again if it is still in ALARM.
+async fn reevaluate_alarm(
+    ctx: &TriggerContext,
+    plan: &Plan,
+    clients: &AwsClients,
+    alarm: &str,
+) -> Result<Option<TriggerOutcome>, DrError> {
+    let Some(described) = describe_alarm(&clients.route53_metrics, alarm).await? else {
+        tracing::warn!(plan = %plan.name, alarm, "a trigger alarm of the plan does not exist in {ROUTE53_CONTROL_REGION}");
+        return Ok(None);
+    };
+    if described.state_value() != Some(&StateValue::Alarm) {
+        return Ok(None);
+    }
+    let change = alarm_in_alarm(&described)?;
+    if let Some(stale) = stale(plan, &change, time::now()) {
+        return Ok(Some(stale));
+    }
+    decide(ctx, plan, &change, Judged::OnSchedule).await.map(Some)
 }
 
 /// An alarm found in ALARM, as the event of its move would have described it.
