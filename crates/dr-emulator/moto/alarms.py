@@ -44,43 +44,46 @@ def _is_frozen(alarm):
         return (alarm.region_name, alarm.name) in _frozen
 
 
-def _catch_up(region, name, since):
-    """CloudWatch kept evaluating while the hold hid it: on release, the alarm goes through each
-    evaluation it missed, one per period, in order (with `ignore`, a datapoint seen during the
-    hold moves the alarm even when it has aged out of the periods evaluated now)."""
+def _find(region, name):
+    """The region's CloudWatch backend and the alarm, in whichever account holds it."""
     from moto.cloudwatch.models import cloudwatch_backends
 
     for backend in cloudwatch_backends.values():
         regional = backend[region] if region in backend else None
         alarm = regional.alarms.get(name) if regional is not None else None
-        if alarm is None:
-            continue
-        data = regional.get_all_metrics()
-        period = int(alarm.period or 60)
-        at = since
-        now = datetime.now(timezone.utc)
-        while at <= now:
-            state = evaluate(alarm, data, at)
-            if state != alarm.state_value:
-                alarm.update_state(f"Modelled evaluation at {at.isoformat()} (after a hold)", "{}", state)
-            at += timedelta(seconds=period)
+        if alarm is not None:
+            return regional, alarm
+    return None, None
+
+
+def _catch_up(region, name, since):
+    """CloudWatch kept evaluating while the hold hid it: on release, the alarm goes through each
+    evaluation it missed, one per period, in order (with `ignore`, a datapoint seen during the
+    hold moves the alarm even when it has aged out of the periods evaluated now)."""
+    regional, alarm = _find(region, name)
+    if alarm is None:
         return
+    data = regional.get_all_metrics()
+    period = int(alarm.period or 60)
+    at = since
+    now = datetime.now(timezone.utc)
+    while at <= now:
+        state = evaluate(alarm, data, at)
+        if state != alarm.state_value:
+            alarm.update_state(f"Modelled evaluation at {at.isoformat()} (after a hold)", "{}", state)
+        at += timedelta(seconds=period)
 
 
 def moved_at(region, name, at):
     """Stamps the alarm's move to its current state (StateTransitionedTimestamp and
     StateUpdatedTimestamp): a simulated outage is back-dated, SetAlarmState stamps the call's time."""
-    from moto.cloudwatch.models import cloudwatch_backends
-
-    for backend in cloudwatch_backends.values():
-        alarm = backend[region].alarms.get(name) if region in backend else None
-        if alarm is not None:
-            # moto keeps naive UTC times.
-            stamp = at.astimezone(timezone.utc).replace(tzinfo=None)
-            alarm.state_updated_timestamp = stamp
-            alarm.state_transitioned_timestamp = stamp
-            return
-    raise KeyError(f"no alarm {name} in {region}")
+    _, alarm = _find(region, name)
+    if alarm is None:
+        raise KeyError(f"no alarm {name} in {region}")
+    # moto keeps naive UTC times.
+    stamp = at.astimezone(timezone.utc).replace(tzinfo=None)
+    alarm.state_updated_timestamp = stamp
+    alarm.state_transitioned_timestamp = stamp
 
 
 def _dimensions(items):

@@ -397,6 +397,59 @@ async fn init_error(State(runtime): State<Arc<Runtime>>, body: Bytes) -> Respons
 mod tests {
     use super::*;
 
+    /// A function whose binary is this shell script, with a one-second timeout.
+    fn script_function(dir: &std::path::Path, name: &str, script: &str) -> (String, FunctionSpec) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("script written");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("executable");
+        let spec =
+            FunctionSpec { binary: name.to_string(), timeout_seconds: 1, memory_mb: 128, environment: BTreeMap::new() };
+        (name.to_string(), spec)
+    }
+
+    /// Invokes `function` as Step Functions does: the error name Lambda gives, if any.
+    async fn invoke_error(address: SocketAddr, function: &str) -> Option<String> {
+        let url = format!("http://{address}/2015-03-31/functions/{function}/invocations");
+        let response = reqwest::Client::new().post(url).body("{}").send().await.expect("invoke answered");
+        assert_eq!(response.status(), 200, "a function error is HTTP 200, as in Lambda");
+        let flagged = response.headers().get("x-amz-function-error").is_some();
+        let body: serde_json::Value = response.json().await.expect("a JSON payload");
+        flagged.then(|| body["errorType"].as_str().unwrap_or_default().to_string())
+    }
+
+    #[tokio::test]
+    async fn a_function_past_its_timeout_is_killed_and_answers_sandbox_timedout_and_a_crash_runtime_exit_error() {
+        let dir = std::env::temp_dir().join(format!("dr-lambdas-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let functions = BTreeMap::from([
+            // Never polls the Runtime API: runs past its timeout, as a step stuck on a hung region.
+            script_function(&dir, "hangs", "sleep 30"),
+            script_function(&dir, "crashes", "exit 3"),
+        ]);
+        let config = Config {
+            functions,
+            binaries: dir.clone(),
+            environment: BTreeMap::new(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+        };
+        let address = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+        tokio::spawn(serve(config, address));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        assert_eq!(invoke_error(address, "hangs").await.as_deref(), Some("Sandbox.Timedout"));
+        assert_eq!(invoke_error(address, "crashes").await.as_deref(), Some("Runtime.ExitError"));
+        let stats: serde_json::Value = reqwest::get(format!("http://{address}/dr-local/stats"))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("JSON stats");
+        assert_eq!(stats["timeouts"], 1, "the hung instance was killed at its timeout: {stats}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn functions_are_found_by_name_or_arn() {
         assert_eq!(function_name("preflight"), "preflight");

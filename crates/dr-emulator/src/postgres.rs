@@ -34,6 +34,8 @@ pub struct Pair {
     pub standby: Server,
     dir: PathBuf,
     bin: PathBuf,
+    /// As root, the servers run as the `postgres` user.
+    as_postgres: bool,
 }
 
 /// What went wrong starting or asking a server: the command and what it printed.
@@ -86,8 +88,9 @@ impl Pair {
             standby: Server { port: free_port()?, data: dir.join("standby") },
             dir,
             bin,
+            as_postgres: running_as_root(),
         };
-        if running_as_root() {
+        if pair.as_postgres {
             let chown = Command::new("chown").arg("postgres:postgres").arg(&pair.dir).output();
             check("chown", chown)?;
         }
@@ -121,7 +124,7 @@ impl Pair {
     /// Runs a server program (as `postgres` when root).
     fn run(&self, program: &str, args: &[&str]) -> Result<String, PostgresError> {
         let binary = self.bin.join(program);
-        let output = if running_as_root() {
+        let output = if self.as_postgres {
             Command::new("runuser")
                 .args(["-u", "postgres", "--"])
                 .arg(&binary)

@@ -70,6 +70,14 @@ impl StandbyInstance {
     }
 }
 
+/// Whether the terminated instances among `found` have been replaced: the plan selects by tag and
+/// as many others carry it as it expects (EC2 lists terminated instances for about an hour). A
+/// replaced one is not counted; one that leaves the plan short is named.
+pub fn gone_ones_replaced(selector: &crate::plan::InstanceSelector, found: &[StandbyInstance]) -> bool {
+    let usable = found.iter().filter(|instance| !instance.is_gone()).count();
+    selector.ids.is_none() && usable >= selector.expected()
+}
+
 /// Every instance the plan's selector names, terminated ones included (a plan check must name
 /// them), sorted by id.
 pub async fn describe_standby_instances(

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 mod dns;
 
 use crate::aws::lookup::{
-    bucket_exists, describe_auto_scaling_group, describe_db_instance, describe_standby_instances, is_plan_primary,
-    is_transient_rds_status,
+    bucket_exists, describe_auto_scaling_group, describe_db_instance, describe_standby_instances, gone_ones_replaced,
+    is_plan_primary, is_transient_rds_status,
 };
 use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, RegionClients, within_primary_budget};
 use crate::error::{DrError, ErrorName, sdk_error_code};
@@ -295,10 +295,7 @@ async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRo
         Ok(found) => found,
         Err(err) => return vec![CheckRow::failed(CHECK, at(&selector_text, &dr.region), &err)],
     };
-    // With a tag selector, a terminated instance that has been replaced (EC2 lists terminated
-    // instances for about an hour) is not counted; one that leaves the plan short is named.
-    let usable = found.iter().filter(|instance| !instance.is_gone()).count();
-    let replaced = selector.ids.is_none() && usable >= selector.expected();
+    let replaced = gone_ones_replaced(selector, &found);
     let mut rows: Vec<CheckRow> = found
         .iter()
         .map(|instance| {
@@ -341,6 +338,7 @@ async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRo
             ));
         }
     } else {
+        let usable = found.iter().filter(|instance| !instance.is_gone()).count();
         let expected = selector.expected();
         if usable < expected {
             rows.push(CheckRow::not_ready(

@@ -6,7 +6,9 @@ use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::{InstanceStateName, SummaryStatus};
 
 use super::status_record;
-use crate::aws::lookup::{StandbyInstance, describe_auto_scaling_group, describe_standby_instances};
+use crate::aws::lookup::{
+    StandbyInstance, describe_auto_scaling_group, describe_standby_instances, gone_ones_replaced,
+};
 use crate::aws::{AwsClients, once};
 use crate::error::DrError;
 use crate::plan::Capacity;
@@ -32,9 +34,7 @@ fn instance_states(found: &[StandbyInstance]) -> Vec<ResourceState> {
 /// and enough others carry the tag (it was replaced: EC2 lists it for about an hour).
 async fn standby_instances(clients: &AwsClients, state: &RunbookState) -> Result<Vec<StandbyInstance>, DrError> {
     let mut found = describe_standby_instances(&clients.dr.ec2, &state.plan).await?;
-    let selector = &state.plan.standby_instances;
-    let usable = found.iter().filter(|i| !i.is_gone()).count();
-    if selector.ids.is_none() && usable >= selector.expected() {
+    if gone_ones_replaced(&state.plan.standby_instances, &found) {
         found.retain(|i| !i.is_gone());
     }
     if let Some(gone) = found.iter().find(|i| i.is_gone()) {
@@ -80,16 +80,13 @@ pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result
     let timer = StepTimer::start("start-standby", clients);
     let found = standby_instances(clients, state).await?;
     let stopped = instances_to_start(&found)?;
-    let mut facts: BTreeMap<String, String> = state.step(StepKey::Standby).map(|r| r.facts.clone()).unwrap_or_default();
     if stopped.is_empty() {
-        let mut record = timer.finish(
+        return Ok(timer.finish(
             Outcome::AlreadyDone,
             true,
             "every standby instance is already started",
             instance_states(&found),
-        );
-        record.facts = facts;
-        return Ok(record);
+        ));
     }
     let mut restarts = Vec::new();
     for id in &stopped {
@@ -123,6 +120,8 @@ pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result
         .send()
         .await
         .map_err(|e| DrError::from_sdk("ec2", "StartInstances", e))?;
+    // The earlier attempts' facts are carried over by `settle` (`StepRecord::carry_over`).
+    let mut facts = BTreeMap::new();
     for id in &stopped {
         facts.insert(format!("starts.{id}"), (starts_of(state, id) + 1).to_string());
     }
