@@ -36,14 +36,19 @@ use tokio::sync::{Mutex, MutexGuard};
 /// One test at a time drives the emulator's fault layer.
 static FAULTS: Mutex<()> = Mutex::const_new(());
 
+/// Waits for this test's turn at the fault layer. A test takes its turn before it seeds its
+/// estate: the runbook accepts a ReplicaLag datapoint up to 900 s old, and on a slow machine the
+/// tests ahead in the queue take longer than that.
+async fn take_turn() -> MutexGuard<'static, ()> {
+    FAULTS.lock().await
+}
+
 /// The template's `Timeout` of every step function.
 const FUNCTION_TIMEOUT_MS: f64 = 60_000.0;
 
-/// Takes the fault layer, starts counting the functions' changes, with `faults` injected.
-async fn faults_on(clients: &AwsClients, faults: Faults) -> MutexGuard<'static, ()> {
-    let turn = FAULTS.lock().await;
+/// Starts counting the functions' changes, with `faults` injected.
+async fn faults_on(clients: &AwsClients, faults: Faults) {
     inject_faults(clients, &faults).await.expect("faults injected");
-    turn
 }
 
 /// Stops the faults: what was injected and which changes took effect.
@@ -134,11 +139,12 @@ fn plan_with_bucket_pairs(count: usize) -> Plan {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn paris_unreachable_with_four_bucket_pairs_fails_over_and_no_step_outlasts_its_timeout() {
+    let _turn = take_turn().await;
     let plan = plan_with_bucket_pairs(4);
     let clients = emulator_clients(&plan).await;
     seed(&clients, &plan, SeedOptions::default()).await.expect("seeding");
     let faults = Faults { hang_regions: vec![plan.primary_region.clone()], ..Faults::for_the_lambdas() };
-    let _turn = faults_on(&clients, faults).await;
+    faults_on(&clients, faults).await;
 
     let run_id = format!("paris-hangs-{}", unique_suffix());
     let execution = run_failover(&failover_input(&plan, &run_id, None));
@@ -166,8 +172,9 @@ async fn paris_unreachable_with_four_bucket_pairs_fails_over_and_no_step_outlast
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_in_its_backup_window_for_minutes_is_waited_out_then_promoted() {
+    let _turn = take_turn().await;
     let (plan, clients) = seeded_estate().await;
-    let _turn = faults_on(&clients, Faults::for_the_lambdas()).await;
+    faults_on(&clients, Faults::for_the_lambdas()).await;
     // RDS refuses PromoteReadReplica while the replica is `backing-up`.
     let backup = Duration::from_secs(150);
     hold_rds_status(&clients, &plan.dr_region, &plan.database.replica_instance, "backing-up", backup.as_secs())
@@ -201,8 +208,9 @@ async fn first_standby_instance(clients: &AwsClients, plan: &Plan) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_instance_that_falls_back_to_stopped_is_started_again() {
+    let _turn = take_turn().await;
     let (plan, clients) = seeded_estate().await;
-    let _turn = faults_on(&clients, Faults::for_the_lambdas()).await;
+    faults_on(&clients, Faults::for_the_lambdas()).await;
     let instance = first_standby_instance(&clients, &plan).await;
     start_falls_back(&clients, &instance, 1, "Server.InsufficientInstanceCapacity", "Insufficient capacity.")
         .await
@@ -224,8 +232,9 @@ async fn a_standby_instance_that_falls_back_to_stopped_is_started_again() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_instance_that_keeps_falling_back_stops_the_run_by_name() {
+    let _turn = take_turn().await;
     let (plan, clients) = seeded_estate().await;
-    let _turn = faults_on(&clients, Faults::for_the_lambdas()).await;
+    faults_on(&clients, Faults::for_the_lambdas()).await;
     let instance = first_standby_instance(&clients, &plan).await;
     // What EC2 says when the instance's EBS key is one the caller may not use.
     start_falls_back(&clients, &instance, 3, "Client.InternalError", "Client.InternalError: Client error on launch")
@@ -246,10 +255,11 @@ async fn a_standby_instance_that_keeps_falling_back_stops_the_run_by_name() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_terminated_standby_instance_is_named_in_preflight_and_nothing_changes() {
+    let _turn = take_turn().await;
     let (plan, clients) = seeded_estate().await;
     let instance = first_standby_instance(&clients, &plan).await;
     clients.dr.ec2.terminate_instances().instance_ids(&instance).send().await.expect("terminated");
-    let _turn = faults_on(&clients, Faults::for_the_lambdas()).await;
+    faults_on(&clients, Faults::for_the_lambdas()).await;
 
     let run_id = format!("terminated-{}", unique_suffix());
     let execution = run_failover(&failover_input(&plan, &run_id, None));
@@ -285,8 +295,9 @@ fn until_complete(attempts: usize, mut run: impl FnMut() -> Execution) -> (Execu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn under_throttling_5xx_and_lost_answers_the_failover_completes_and_each_change_reaches_aws_once() {
+    let _turn = take_turn().await;
     let (plan, clients) = seeded_estate().await;
-    let _turn = faults_on(&clients, stormy()).await;
+    faults_on(&clients, stormy()).await;
     let (execution, stopped) =
         until_complete(3, || run_failover(&failover_input(&plan, &format!("storm-{}", unique_suffix()), None)));
     let faults = faults_off(&clients).await;
@@ -304,8 +315,9 @@ async fn under_throttling_5xx_and_lost_answers_the_failover_completes_and_each_c
 
 #[tokio::test(flavor = "multi_thread")]
 async fn under_throttling_5xx_and_lost_answers_the_restore_test_completes_and_each_change_reaches_aws_once() {
+    let _turn = take_turn().await;
     let (plan, clients) = seeded_estate().await;
-    let _turn = faults_on(&clients, stormy()).await;
+    faults_on(&clients, stormy()).await;
     let (execution, stopped) = until_complete(3, || run_restore_test(&restore_input(&plan)));
     let faults = faults_off(&clients).await;
 
@@ -319,11 +331,12 @@ async fn under_throttling_5xx_and_lost_answers_the_restore_test_completes_and_ea
 
 #[tokio::test(flavor = "multi_thread")]
 async fn under_throttling_5xx_and_lost_answers_the_rpo_check_completes() {
+    let _turn = take_turn().await;
     let plan = plan_with_bucket_pairs(3);
     let clients = emulator_clients(&plan).await;
     seed(&clients, &plan, SeedOptions::default()).await.expect("seeding");
     let as_the_lambda = clients_as_the_lambdas(&plan).await;
-    let _turn = faults_on(&clients, stormy()).await;
+    faults_on(&clients, stormy()).await;
 
     // The scheduled check runs again at its next schedule: a stopped one is retried here.
     let mut stopped = Vec::new();

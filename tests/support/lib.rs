@@ -187,8 +187,18 @@ pub fn run_state_machine_waiting(
     let out = child.wait_with_output().expect("runner finished");
     let _ = std::fs::remove_file(&substitutions_file);
     assert!(out.status.success(), "runner failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("runner output is not an execution ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    let execution: Execution = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("runner output is not an execution ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    });
+    // Shown with a failing test's output: how long each run of it took.
+    eprintln!(
+        "{definition}: {} after {:.1} s, {} events, {} Task retries",
+        execution.status,
+        execution.wall_ms / 1000.0,
+        execution.events.len(),
+        execution.events.iter().filter(|e| e.kind == "StateRetried").count()
+    );
+    execution
 }
 
 /// The restore test's execution input for `plan`, started now.
