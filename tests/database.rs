@@ -4,17 +4,33 @@
 //! the emulator, as every RDS call) promotes the real standby.
 //!
 //! And what RDS does that moto does not: a promotion without a backup retention keeps 1 day.
+//!
+//! Planned and unplanned moves (issue 12): a planned drill fences the writer in Paris and proves
+//! by a barrier replayed in Ireland that nothing acknowledged is lost; a barrier that never
+//! arrives (replay paused) promotes nothing and undoes the fence; an unplanned run measures the
+//! data lost at the incident's start from the newest replayed heartbeat, not the outage's length.
 
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used, clippy::panic)]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use dr_core::aws::lookup::describe_db_instance;
+use dr_core::Plan;
+use dr_core::aws::AwsClients;
+use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance};
+use dr_core::run::{FailoverKind, RunbookState};
+use dr_core::runbook::fence::FENCE_CAPACITY_TAG;
 use dr_core::runbook::report::RunReport;
-use dr_emulator::control::back_replica_with;
+use dr_core::time;
+use dr_emulator::control::back_instance_with;
+use dr_emulator::estate::publish_replica_lag;
 use dr_emulator::postgres::Pair;
-use dr_tests::{failover_input, run_failover, seeded_estate, unique_suffix};
+use dr_tests::{
+    failover_input, failover_substitutions, read_report, run_failover, run_state_machine_waiting, seeded_estate,
+    unique_suffix,
+};
 
 /// Waits until the standby has replayed `rows` rows of `orders`.
 fn wait_for_replay(pair: &Pair, rows: u64) {
@@ -37,7 +53,7 @@ fn wait_for_replay(pair: &Pair, rows: u64) {
 async fn the_runbooks_promotion_promotes_the_real_standby_with_every_replicated_row() {
     let (plan, clients) = seeded_estate().await;
     let pair = Pair::start(&format!("promote-{}", unique_suffix())).expect("a PostgreSQL primary and standby");
-    back_replica_with(&clients, &plan.dr_region, &plan.database.replica_instance, &pair.standby)
+    back_instance_with(&clients, &plan.dr_region, &plan.database.replica_instance, &pair.standby)
         .await
         .expect("replica backed by the standby");
 
@@ -75,4 +91,207 @@ async fn a_promotion_without_a_retention_keeps_one_day_of_backups_as_rds_does() 
         .expect("describe")
         .expect("the promoted instance");
     assert_eq!(promoted.backup_retention_period(), Some(1));
+}
+
+/// A seeded estate whose primary and replica are backed by a real PostgreSQL pair.
+async fn backed_estate(name: &str) -> (Plan, AwsClients, Pair) {
+    let (plan, clients) = seeded_estate().await;
+    let pair = Pair::start(&format!("{name}-{}", unique_suffix())).expect("a PostgreSQL primary and standby");
+    back_instance_with(&clients, &plan.primary_region, &plan.database.primary_instance, &pair.primary)
+        .await
+        .expect("primary backed");
+    back_instance_with(&clients, &plan.dr_region, &plan.database.replica_instance, &pair.standby)
+        .await
+        .expect("replica backed");
+    (plan, clients, pair)
+}
+
+/// The failover input of a run of `kind`.
+fn input_of(plan: &Plan, run_id: &str, kind: FailoverKind) -> serde_json::Value {
+    let mut state: RunbookState = serde_json::from_value(failover_input(plan, run_id, None)).expect("state");
+    state.run.kind = kind;
+    serde_json::to_value(&state).expect("input")
+}
+
+/// The application in Paris: inserts rows, one session each, until told to stop; the numbers of
+/// the rows Paris acknowledged (committed), and how many inserts it refused.
+fn start_writer(pair: &Pair, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(Vec<u64>, u64)> {
+    let port = pair.primary.port;
+    std::thread::spawn(move || {
+        let (mut acknowledged, mut refused) = (Vec::new(), 0);
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            match dr_emulator::postgres::psql(port, &format!("INSERT INTO writes (n) VALUES ({n})")) {
+                Ok(_) => acknowledged.push(n),
+                Err(_) => refused += 1,
+            }
+        }
+        (acknowledged, refused)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_planned_drill_with_a_writer_throughout_loses_no_acknowledged_row() {
+    let (plan, clients, pair) = backed_estate("planned").await;
+    pair.sql(&pair.primary, "CREATE TABLE writes (n bigint PRIMARY KEY)").expect("table");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = start_writer(&pair, Arc::clone(&stop));
+    std::thread::sleep(Duration::from_secs(1));
+
+    let run_id = format!("planned-{}", unique_suffix());
+    let execution = run_state_machine_waiting(
+        "failover.asl.json",
+        &failover_substitutions(),
+        &input_of(&plan, &run_id, FailoverKind::Planned),
+        Duration::from_millis(500),
+    );
+    // The writer keeps trying a moment after the move: Paris must refuse it.
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let (acknowledged, refused) = writer.join().expect("writer");
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let report: RunReport = serde_json::from_value(execution.output).expect("report");
+
+    assert!(acknowledged.len() > 5, "the writer wrote throughout: {} rows", acknowledged.len());
+    assert!(refused > 0, "Paris refused writes once fenced");
+    assert_eq!(pair.sql(&pair.standby, "SELECT pg_is_in_recovery()").expect("recovery"), "f", "promoted");
+    let in_ireland: Vec<u64> = pair
+        .sql(&pair.standby, "SELECT n FROM writes ORDER BY n")
+        .expect("rows in Ireland")
+        .lines()
+        .filter_map(|line| line.parse().ok())
+        .collect();
+    let lost: Vec<&u64> = acknowledged.iter().filter(|n| !in_ireland.contains(n)).collect();
+    eprintln!(
+        "planned drill: {} rows acknowledged in Paris, {} in Ireland, {} lost, {refused} refused after the fence",
+        acknowledged.len(),
+        in_ireland.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "acknowledged in Paris, missing in Ireland: {lost:?}");
+    let loss = report.data_loss.as_ref().expect("data loss");
+    assert_eq!(loss.summary, "data lost: none (proven by the barrier)");
+    assert!(loss.fenced_at.is_some() && loss.barrier_confirmed_at.is_some(), "{loss:?}");
+    assert_eq!(report.achieved.rpo_seconds, Some(0.0));
+    let markdown = String::from_utf8(read_report(&clients, &plan, &run_id, "report.md").await).expect("markdown");
+    assert!(markdown.contains("data lost: none (proven by the barrier)"), "{markdown}");
+    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()).expect("fenced group");
+    let paris = describe_auto_scaling_group(&clients.primary.autoscaling, &group).await.expect("group").expect("group");
+    assert_eq!(paris.desired_capacity(), Some(0), "the Paris application stays fenced after the move");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_barrier_that_never_arrives_promotes_nothing_and_undoes_the_fence() {
+    let (mut plan, clients, pair) = backed_estate("barrier").await;
+    if let Some(fence) = plan.fence.as_mut() {
+        fence.barrier_timeout_seconds = 5;
+    }
+    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()).expect("fenced group");
+    let before =
+        describe_auto_scaling_group(&clients.primary.autoscaling, &group).await.expect("group").expect("group");
+    pair.pause_replay(true).expect("replay paused");
+
+    let run_id = format!("no-barrier-{}", unique_suffix());
+    let execution = run_state_machine_waiting(
+        "failover.asl.json",
+        &failover_substitutions(),
+        &input_of(&plan, &run_id, FailoverKind::Planned),
+        Duration::from_secs(1),
+    );
+    assert_eq!(execution.status, "FAILED", "{execution:#?}");
+    assert_eq!(execution.error.as_deref(), Some("BarrierNotReached"), "{execution:#?}");
+
+    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+        .await
+        .expect("describe")
+        .expect("replica");
+    assert!(replica.read_replica_source_db_instance_identifier().is_some(), "still a replica: nothing promoted");
+    assert_eq!(pair.sql(&pair.standby, "SELECT pg_is_in_recovery()").expect("recovery"), "t");
+    let after = describe_auto_scaling_group(&clients.primary.autoscaling, &group).await.expect("group").expect("group");
+    assert_eq!(
+        (after.min_size(), after.desired_capacity(), after.max_size()),
+        (before.min_size(), before.desired_capacity(), before.max_size()),
+        "the Paris group is back at its size"
+    );
+    assert!(after.tags().iter().all(|t| t.key() != Some(FENCE_CAPACITY_TAG)), "{:?}", after.tags());
+    pair.sql(&pair.primary, "CREATE TABLE after_the_run (n int)").expect("Paris takes writes again");
+    let failure: RunReport =
+        serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("failure report");
+    let loss = failure.data_loss.as_ref().expect("data loss");
+    assert_eq!(loss.primary, "fence undone: Paris serves again");
+    assert_eq!(failure.head.error.as_ref().map(|e| e.error.as_str()), Some("BarrierNotReached"));
+    pair.pause_replay(false).expect("replay resumed");
+}
+
+/// Writes heartbeat `source` on the primary as written `minutes_ago`, and waits until the standby
+/// replayed it.
+fn heartbeat_written(pair: &Pair, source: &str, minutes_ago: u64) {
+    pair.sql(
+        &pair.primary,
+        "CREATE SCHEMA IF NOT EXISTS dr_orchestrator; \
+         CREATE TABLE IF NOT EXISTS dr_orchestrator.heartbeat (source text PRIMARY KEY, written_at timestamptz NOT NULL)",
+    )
+    .expect("table");
+    pair.sql(
+        &pair.primary,
+        &format!(
+            "INSERT INTO dr_orchestrator.heartbeat VALUES ('{source}', now() - interval '{minutes_ago} minutes') \
+             ON CONFLICT (source) DO UPDATE SET written_at = excluded.written_at"
+        ),
+    )
+    .expect("heartbeat");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pair
+        .sql(&pair.standby, &format!("SELECT 1 FROM dr_orchestrator.heartbeat WHERE source = '{source}'"))
+        .map_or(true, |found| found.is_empty())
+    {
+        assert!(Instant::now() < deadline, "the standby never replayed the heartbeat");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An unplanned run started 90 minutes into an outage (ReplicaLag has grown to 5,400 s, over the
+/// 1 h RPO), whose last replicated write was `last_write_minutes_ago`.
+async fn late_unplanned_run(last_write_minutes_ago: u64) -> (serde_json::Value, Option<String>, Plan, AwsClients) {
+    let (plan, clients, pair) = backed_estate("unplanned").await;
+    heartbeat_written(&pair, "rpo-check", last_write_minutes_ago);
+    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 5400.0).await.expect("lag published");
+    let run_id = format!("late-{}", unique_suffix());
+    let mut state: RunbookState =
+        serde_json::from_value(input_of(&plan, &run_id, FailoverKind::Unplanned)).expect("state");
+    state.run.triggered_at = time::before(time::now(), Duration::from_secs(90 * 60));
+    let execution = run_failover(&serde_json::to_value(&state).expect("input"));
+    drop(pair);
+    let error = execution.error.clone();
+    let output = if execution.status == "SUCCEEDED" {
+        execution.output
+    } else {
+        serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("failure report")
+    };
+    (output, error, plan, clients)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unplanned_run_long_after_the_outage_reports_the_last_writes_age_not_the_outages_length() {
+    // The last write replicated 2 minutes before the incident started, 90 minutes ago.
+    let (output, error, _, _) = late_unplanned_run(92).await;
+    assert_eq!(error, None, "the loss (120 s) is within the RPO: no approval needed");
+    let report: RunReport = serde_json::from_value(output).expect("report");
+    let lost = report.achieved.rpo_seconds.expect("data loss measured");
+    eprintln!("unplanned run 90 min into the outage: data lost {lost:.0} s (ReplicaLag now 5400 s)");
+    assert!((115.0..=130.0).contains(&lost), "the last write's age at the incident's start: {lost}");
+    let loss = report.data_loss.as_ref().expect("data loss");
+    assert!(loss.summary.contains("newest heartbeat replayed in Ireland"), "{loss:?}");
+    assert_eq!(loss.primary, "not fenced: fence Paris (or keep it down) before it serves again");
+
+    // The same outage whose last replicated write came 80 minutes before it: the gate refuses.
+    let (output, error, _, _) = late_unplanned_run(170).await;
+    assert_eq!(error.as_deref(), Some("RpoExceeded"));
+    let failure: RunReport = serde_json::from_value(output).expect("failure report");
+    let cause = failure.head.error.as_ref().map(|e| e.cause.clone()).unwrap_or_default();
+    assert!(
+        cause.contains("lags 480") && !cause.contains("5400"),
+        "80 minutes lost, not the 90-minute outage: {cause}"
+    );
 }

@@ -57,6 +57,10 @@ pub fn isolated_plan() -> Plan {
         tag.value = format!("standby-{s}");
     }
     plan.auto_scaling.group = format!("web-ireland-{s}");
+    if let Some(fence) = plan.fence.as_mut() {
+        fence.auto_scaling_group = Some(format!("web-paris-{s}"));
+    }
+    plan.database.credentials_secret = Some(format!("db-credentials-{s}"));
     plan.dns.hosted_zone = format!("t{s}.example.com.");
     plan.dns.record = format!("app.t{s}.example.com.");
     if let Some(routing) = plan.dns.routing.as_mut() {

@@ -30,6 +30,8 @@ pub enum ErrorName {
     InstanceBusy,
     StepTimedOut,
     InstanceWontStart,
+    FenceFailed,
+    BarrierNotReached,
     DrillNotConfirmed,
     PlanBusy,
     NoSnapshot,
@@ -123,6 +125,17 @@ pub enum DrError {
     #[error("instance {instance} fell back to stopped after {starts} starts: {reason}")]
     InstanceWontStart { instance: String, starts: u32, reason: String },
 
+    /// A planned move could not fence the writer (no `[fence]`, the fencing Lambda failed, the
+    /// primary refused): nothing was promoted; the fence is undone.
+    #[error("the writer in {region} was not fenced: {reason}")]
+    FenceFailed { region: String, reason: String },
+
+    /// The barrier marker written in Paris after the fence did not reach the Ireland replica within
+    /// the plan's `fence.barrier_timeout_seconds`: the replica may lack acknowledged writes, so
+    /// nothing is promoted and the fence is undone.
+    #[error("barrier {marker} not replayed on {replica} after {waited_seconds} s (timeout {timeout_seconds} s)")]
+    BarrierNotReached { replica: String, marker: String, waited_seconds: u64, timeout_seconds: u64 },
+
     /// A live drill of a production plan without `confirm` equal to the plan's name.
     #[error("a live drill of production plan {plan} needs confirm = {plan:?}")]
     DrillNotConfirmed { plan: String },
@@ -185,6 +198,8 @@ impl DrError {
             DrError::InstanceBusy { .. } => ErrorName::InstanceBusy,
             DrError::StepTimedOut { .. } => ErrorName::StepTimedOut,
             DrError::InstanceWontStart { .. } => ErrorName::InstanceWontStart,
+            DrError::FenceFailed { .. } => ErrorName::FenceFailed,
+            DrError::BarrierNotReached { .. } => ErrorName::BarrierNotReached,
             DrError::DrillNotConfirmed { .. } => ErrorName::DrillNotConfirmed,
             DrError::PlanBusy { .. } => ErrorName::PlanBusy,
             DrError::NoSnapshot { .. } => ErrorName::NoSnapshot,
@@ -317,6 +332,9 @@ pub enum ProblemCode {
     BackupRetentionOutOfRange,
     BackupRetentionBelowTier,
     InvalidBackupWindow,
+    FenceWithoutMethod,
+    FenceWithoutCredentials,
+    InvalidBarrierTimeout,
     EmptyInstanceSelector,
     AmbiguousInstanceSelector,
     MissingStandbyCount,

@@ -8,10 +8,13 @@
   it and PromoteReadReplica is refused with InvalidDBInstanceState, as RDS refuses it;
 - a promoted replica keeps the BackupRetentionPeriod and PreferredBackupWindow the request gives,
   and without them keeps backups for 1 day, as RDS does (moto keeps the source's settings);
-- moto has no data: an emulated replica can be backed by a real PostgreSQL standby
+- moto has no data: an emulated instance can be backed by a real PostgreSQL server
   (`POST /dr-local/rds/backing`, crates/dr-emulator/src/postgres.rs); promoting the replica then
   promotes the standby (`pg_promote()`, which waits until it accepts writes), so rows written on
-  the primary before the promotion can be counted on the new primary.
+  the primary before the promotion can be counted on the new primary. A backed instance's
+  Endpoint is its server's address and port. An instance with no server behind it answers with an
+  endpoint that refuses connections (loopback, port 9), as a database nobody can reach: moto's
+  made-up host name would leave each connection to the machine's resolver.
 """
 
 import subprocess
@@ -19,7 +22,7 @@ import threading
 import time
 
 from moto.rds.exceptions import RDSClientError
-from moto.rds.models import RDSBackend
+from moto.rds.models import DBInstance, RDSBackend
 
 _lock = threading.Lock()
 # (region, instance) -> (status, until monotonic time)
@@ -95,11 +98,19 @@ def _promote(self, db_kwargs):
     return database
 
 
+def _endpoint(self):
+    with _lock:
+        server = _backing.get((self.region, self.db_instance_identifier))
+    host, port = server if server is not None else ("127.0.0.1", 9)
+    return {"Address": host, "Port": port}
+
+
 def _describe(self, *args, **kwargs):
     _apply(self)
     return _describe_db_instances(self, *args, **kwargs)
 
 
 def install():
+    DBInstance.endpoint = property(_endpoint)
     RDSBackend.promote_read_replica = _promote
     RDSBackend.describe_db_instances = _describe

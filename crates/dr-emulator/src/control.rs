@@ -151,15 +151,16 @@ pub async fn hold_rds_status(
     post(clients, "/dr-local/rds/status", body).await
 }
 
-/// The emulated RDS `instance` in `region` is backed by the real PostgreSQL `standby`: promoting
-/// the instance promotes the standby (moto/rds.py).
-pub async fn back_replica_with(
+/// The emulated RDS `instance` in `region` is backed by the real PostgreSQL `server`: its
+/// endpoint is the server's, and promoting the instance (a replica) promotes the server, a
+/// standby (moto/rds.py).
+pub async fn back_instance_with(
     clients: &AwsClients,
     region: &str,
     instance: &str,
-    standby: &crate::postgres::Server,
+    server: &crate::postgres::Server,
 ) -> Result<(), DrError> {
-    let body = serde_json::json!({ "region": region, "instance": instance, "host": "127.0.0.1", "port": standby.port });
+    let body = serde_json::json!({ "region": region, "instance": instance, "host": "127.0.0.1", "port": server.port });
     post(clients, "/dr-local/rds/backing", body).await
 }
 

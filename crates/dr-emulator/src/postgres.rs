@@ -2,7 +2,7 @@
 //! its cross-region read replica in Ireland: moto has no data, no replication and no lag, so the
 //! database path (promotion, rows written before it) is shown on real PostgreSQL while every RDS
 //! API call still goes to the emulator. `rds.py` promotes the standby when the emulated replica it
-//! backs is promoted (`control::back_replica_with`).
+//! backs is promoted (`control::back_instance_with`).
 //!
 //! Debian's PostgreSQL (`apt-get install postgresql`, which `scripts/test` runs when it is
 //! missing). The servers listen on loopback only, trust local connections, and keep their data in
@@ -98,10 +98,30 @@ impl Pair {
             "initdb",
             &["-D", path(&pair.primary.data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"],
         )?;
+        // TLS, as RDS serves it (the product requires it): a self-signed certificate, which the
+        // standby's base backup copies.
+        let (key, certificate) = (pair.primary.data.join("server.key"), pair.primary.data.join("server.crt"));
+        pair.run_program(
+            Path::new("/usr/bin/openssl"),
+            &[
+                "req",
+                "-new",
+                "-x509",
+                "-days",
+                "2",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                path(&key),
+                "-out",
+                path(&certificate),
+            ],
+        )?;
         // Replication as RDS runs it: WAL streamed to a hot standby that serves reads.
         let settings = format!(
             "listen_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = replica\n\
-             max_wal_senders = 4\nhot_standby = on\nfsync = off\nsynchronous_commit = on\n",
+             max_wal_senders = 4\nhot_standby = on\nfsync = off\nsynchronous_commit = on\nssl = on\n",
             pair.dir.display()
         );
         pair.append(&pair.primary.data.join("postgresql.conf"), &settings)?;
@@ -123,18 +143,23 @@ impl Pair {
 
     /// Runs a server program (as `postgres` when root).
     fn run(&self, program: &str, args: &[&str]) -> Result<String, PostgresError> {
-        let binary = self.bin.join(program);
+        self.run_program(&self.bin.join(program), args)
+    }
+
+    /// Runs `binary` (as `postgres` when root), in the pair's directory.
+    fn run_program(&self, binary: &Path, args: &[&str]) -> Result<String, PostgresError> {
+        let program = binary.file_name().and_then(|n| n.to_str()).unwrap_or("program").to_string();
         let output = if self.as_postgres {
             Command::new("runuser")
                 .args(["-u", "postgres", "--"])
-                .arg(&binary)
+                .arg(binary)
                 .args(args)
                 .current_dir(&self.dir)
                 .output()
         } else {
-            Command::new(&binary).args(args).output()
+            Command::new(binary).args(args).current_dir(&self.dir).output()
         };
-        check(program, output)
+        check(&program, output)
     }
 
     fn append(&self, file: &Path, text: &str) -> Result<(), PostgresError> {

@@ -14,7 +14,7 @@ use dr_core::readiness::{Scope, check_plan};
 use dr_core::restore::restore_test_input;
 use dr_core::rpo::LagVerdict;
 use dr_core::rpo::check::{Heartbeat, check_pairs, pairs_of};
-use dr_core::run::{Approval, RunInfo, RunMode, RunbookState, Starter};
+use dr_core::run::{Approval, FailoverKind, RunInfo, RunMode, RunbookState, Starter};
 use dr_core::runbook::report::{RunReport, render_markdown};
 use dr_core::store::{PlanStatus, PlanStore};
 use dr_core::{DrError, Plan, time};
@@ -196,6 +196,11 @@ enum FailoverCommand {
         /// Check everything and report what would change; change nothing, take nothing.
         #[arg(long)]
         dry_run: bool,
+        /// A planned move (Paris answers): fence the writer in Paris and prove by a barrier that
+        /// Ireland holds every acknowledged write before promoting. Without it: unplanned (an
+        /// incident; the data loss is measured at its start and Paris is not fenced).
+        #[arg(long)]
+        planned: bool,
         #[command(flatten)]
         approval: ApprovalArg,
     },
@@ -207,9 +212,16 @@ enum FailoverCommand {
         /// Run id (default: manual-<time>).
         #[arg(long)]
         run_id: Option<String>,
+        /// A planned move (see `start --planned`).
+        #[arg(long)]
+        planned: bool,
         #[command(flatten)]
         approval: ApprovalArg,
     },
+}
+
+fn failover_kind(planned: bool) -> FailoverKind {
+    if planned { FailoverKind::Planned } else { FailoverKind::Unplanned }
 }
 
 /// What `drctl failover start` started.
@@ -224,16 +236,17 @@ struct Started {
 impl FailoverCommand {
     async fn run(self) -> Result<ExitCode, DrError> {
         match self {
-            FailoverCommand::Input { plan, run_id, approval } => {
+            FailoverCommand::Input { plan, run_id, planned, approval } => {
                 let plan = plan.load()?;
                 let now = time::now();
                 let run_id = run_id.unwrap_or_else(|| format!("manual-{}", time::compact(now)));
                 let mut state = RunbookState::new(plan, RunInfo::new(run_id, now, "manual: drctl"));
+                state.run.kind = failover_kind(planned);
                 state.approval = approval.approval();
                 state.validate()?;
                 output::print_json(&state)
             }
-            FailoverCommand::Start { plan, store, state_machine, by, reason, run_id, dry_run, approval } => {
+            FailoverCommand::Start { plan, store, state_machine, by, reason, run_id, dry_run, planned, approval } => {
                 if by.trim().is_empty() || reason.trim().is_empty() {
                     return Err(DrError::InvalidInput {
                         message: "a failover needs who (--by) and why (--reason)".into(),
@@ -249,6 +262,7 @@ impl FailoverCommand {
                 });
                 let mut run = RunInfo::new(&run_id, now, format!("manual ({label}) by {by}: drctl"));
                 run.mode = if dry_run { RunMode::DryRun } else { RunMode::Live };
+                run.kind = failover_kind(planned);
                 run.requested_by = Some(Approval { by: by.clone(), reason: reason.clone() });
                 let mut state = RunbookState { approval: approval.approval(), ..RunbookState::new(plan, run) };
                 state.validate()?;

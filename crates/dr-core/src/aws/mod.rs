@@ -12,6 +12,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod objects;
 pub mod once;
+pub mod postgres;
 
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ pub struct RegionClients {
     pub lambda: aws_sdk_lambda::Client,
     pub rds: aws_sdk_rds::Client,
     pub s3: aws_sdk_s3::Client,
+    /// The database's credentials (`database.credentials_secret`).
+    pub secrets: aws_sdk_secretsmanager::Client,
     pub sfn: aws_sdk_sfn::Client,
 }
 
@@ -118,6 +121,9 @@ impl RegionClients {
                 aws_sdk_rds::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
             sfn: aws_sdk_sfn::Client::from_conf(
                 aws_sdk_sfn::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),

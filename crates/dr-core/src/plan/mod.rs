@@ -39,6 +39,43 @@ pub struct Plan {
     /// The monthly restore test of the database's snapshots in the DR region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_test: Option<RestoreTest>,
+    /// How a planned move stops the writer in Paris before promoting. Absent: only unplanned
+    /// failovers (incidents) are possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<Fence>,
+}
+
+/// How a planned move fences the writer in the primary region, and how long its barrier may take.
+/// Every method named is applied, and undone in reverse when the barrier is not reached.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fence {
+    /// The primary region's Auto Scaling group of the application: scaled to zero, its capacity
+    /// kept in a tag on the group so that the undo restores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling_group: Option<String>,
+    /// A Lambda (name or ARN, in `dr_region`) that switches the application to maintenance:
+    /// invoked with `{"action": "fence" | "unfence", "plan", "run_id"}`; a function error means
+    /// the fence did not hold. It must be idempotent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<String>,
+    /// Makes the primary database refuse writes (`default_transaction_read_only` on the database,
+    /// other sessions ended), with `database.credentials_secret`.
+    #[serde(default)]
+    pub database_read_only: bool,
+    /// How long the barrier (a marker written in Paris after the fence, read back on the Ireland
+    /// replica) may take before the move stops and the fence is undone.
+    #[serde(default = "Fence::default_barrier_timeout_seconds")]
+    pub barrier_timeout_seconds: u32,
+}
+
+impl Fence {
+    fn default_barrier_timeout_seconds() -> u32 {
+        300
+    }
+    pub fn barrier_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.barrier_timeout_seconds))
+    }
 }
 
 /// Where the restore test finds its snapshots, in `dr_region`.
@@ -125,6 +162,13 @@ pub struct Database {
     /// The promoted instance's daily backup window, UTC `hh24:mi-hh24:mi`, at least 30 minutes
     /// (RDS's rule), carried by the promotion request with the retention.
     pub backup_window: String,
+    /// Secrets Manager secret (name or ARN, in `dr_region`) with the credentials the runbook uses
+    /// to speak SQL to both instances: `{"username", "password"}` and optionally `"dbname"`
+    /// (default `postgres`), as RDS's managed master-user secrets hold them. With it, the RPO
+    /// check writes database heartbeats, a planned move proves its barrier, and an unplanned one
+    /// measures its data loss from the newest heartbeat replayed in Ireland.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
 }
 
 impl Database {

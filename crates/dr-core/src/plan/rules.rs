@@ -98,6 +98,7 @@ impl Plan {
         self.check_buckets(&mut found);
         self.check_trigger(&mut found);
         self.check_restore_test(&mut found);
+        self.check_fence(&mut found);
         found.0
     }
 
@@ -186,6 +187,36 @@ impl Plan {
                 ProblemCode::InvalidBackupWindow,
                 "database.backup_window",
                 format!("{:?}: use hh24:mi-hh24:mi in UTC, at least 30 minutes", db.backup_window),
+            );
+        }
+    }
+
+    fn check_fence(&self, found: &mut Problems) {
+        let Some(fence) = &self.fence else { return };
+        if fence.auto_scaling_group.is_none() && fence.lambda.is_none() && !fence.database_read_only {
+            found.add(
+                ProblemCode::FenceWithoutMethod,
+                "fence",
+                "name auto_scaling_group, lambda or database_read_only = true: a planned move must stop the writer"
+                    .to_string(),
+            );
+        }
+        // The barrier (and a read-only fence) speak SQL to both instances.
+        if self.database.credentials_secret.is_none() {
+            found.add(
+                ProblemCode::FenceWithoutCredentials,
+                "database.credentials_secret",
+                "a plan with [fence] proves its barrier in SQL: name the secret of the database's credentials"
+                    .to_string(),
+            );
+        }
+        let rto_seconds = u64::from(self.targets.rto_minutes) * 60;
+        let timeout = u64::from(fence.barrier_timeout_seconds);
+        if timeout == 0 || timeout > rto_seconds / 8 {
+            found.add(
+                ProblemCode::InvalidBarrierTimeout,
+                "fence.barrier_timeout_seconds",
+                format!("{timeout} s: must be between 1 s and an eighth of the RTO ({} s)", rto_seconds / 8),
             );
         }
     }

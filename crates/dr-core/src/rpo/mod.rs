@@ -75,6 +75,33 @@ pub async fn read_replica_lags(
     Ok(newest.into_iter().map(|datapoint| judge(datapoint, freshness, now)).collect())
 }
 
+/// ReplicaLag at `at` (an incident's start), read later: the newest datapoint at or before `at`
+/// within `freshness`, or else the first one after it, an upper bound (once the primary is gone,
+/// RDS PostgreSQL's ReplicaLag grows with wall time). Never the lag at the time of reading.
+pub async fn replica_lag_at(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    replica: &str,
+    freshness: Duration,
+    at: Timestamp,
+    now: Timestamp,
+) -> Result<LagReading, DrError> {
+    let metric = maximum_per_minute("AWS/RDS", "ReplicaLag", &[("DBInstanceIdentifier", replica)]);
+    let start = time::before(at, freshness);
+    let end = time::after(now.max(at), Duration::from_secs(60));
+    let points = crate::aws::metrics::datapoints(cloudwatch, metric, start, end).await?;
+    let before = points.iter().rev().find(|(when, _)| *when <= at);
+    let chosen = before.or_else(|| points.iter().find(|(when, _)| *when > at)).copied();
+    Ok(match chosen {
+        None => LagReading::NotReplicating {
+            reason: format!("no ReplicaLag datapoint from {} s before the incident's start on", freshness.as_secs()),
+        },
+        Some((_, value)) if value < 0.0 => {
+            LagReading::NotReplicating { reason: "ReplicaLag is -1: replication is stopped or broken".to_string() }
+        }
+        Some((when, value)) => LagReading::Lag { seconds: value, age: time::elapsed(when, now) },
+    })
+}
+
 fn judge(newest: Option<(Timestamp, f64)>, freshness: Duration, now: Timestamp) -> LagReading {
     let Some((at, value)) = newest else {
         return LagReading::NotReplicating {

@@ -57,6 +57,9 @@ impl StepKey {
             StepKey::Promote | StepKey::PromoteStatus => (StepKey::Promote, 0.5),
             StepKey::Standby | StepKey::StandbyStatus | StepKey::Asg | StepKey::AsgStatus => (StepKey::Standby, 0.5),
             StepKey::FlipDns | StepKey::DnsStatus => (StepKey::FlipDns, 0.125),
+            // The barrier has its own, shorter timeout (`fence.barrier_timeout_seconds`).
+            StepKey::Fence | StepKey::Barrier => (StepKey::Fence, 0.125),
+            StepKey::Unfence => (StepKey::Unfence, 0.125),
             StepKey::Snapshot => (StepKey::Snapshot, 0.125),
             // The restore itself is measured against the whole RTO.
             StepKey::Restore | StepKey::RestoreStatus => (StepKey::Restore, 1.0),

@@ -42,7 +42,7 @@ pub struct RunbookState {
 /// The top-level paths of the execution state that the state machines write besides
 /// `$.steps.<key>`: the caught error, the report outputs and the Parallel state's branches.
 pub const STATE_RESULT_PATHS: &[&str] =
-    &["error", "report", "failure_report", "failure_report_error", "cleanup_error", "branches"];
+    &["error", "report", "failure_report", "failure_report_error", "cleanup_error", "unfence_error", "branches"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct RunInfo {
@@ -55,6 +55,11 @@ pub struct RunInfo {
     /// `dry-run`: every step checks and says what it would do, and changes nothing.
     #[serde(default)]
     pub mode: RunMode,
+    /// `planned` (a drill, a failback: Paris answers, so the writer is fenced and a barrier
+    /// proves nothing is lost) or `unplanned` (an incident: the data loss is measured at its
+    /// start). Chosen at start; absent in an older input: unplanned.
+    #[serde(default)]
+    pub kind: FailoverKind,
     /// The confirmed incident an automatic run answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<Incident>,
@@ -77,10 +82,39 @@ impl RunInfo {
             triggered_at,
             trigger: trigger.into(),
             mode: RunMode::Live,
+            kind: FailoverKind::Unplanned,
             incident: None,
             requested_by: None,
             plan_state: None,
             poll_seconds: 0,
+        }
+    }
+}
+
+impl RunInfo {
+    /// When the incident started: the alarm's move to ALARM, or the start of the run without one.
+    /// An unplanned run's data loss is measured here, never at the time of the run.
+    pub fn incident_start(&self) -> Timestamp {
+        self.incident.as_ref().map_or(self.triggered_at, |incident| incident.alarm_at)
+    }
+}
+
+/// Whether the primary region answers when the move starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailoverKind {
+    /// Decided while Paris answers: fence the writer, prove the barrier, lose nothing.
+    Planned,
+    /// An incident: Paris may be gone and is not fenced.
+    #[default]
+    Unplanned,
+}
+
+impl FailoverKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailoverKind::Planned => "planned",
+            FailoverKind::Unplanned => "unplanned",
         }
     }
 }
@@ -190,6 +224,12 @@ impl RunbookState {
                     budget::MIN_POLL_SECONDS,
                     budget::MAX_POLL_SECONDS
                 ),
+            });
+        }
+        if self.run.kind == FailoverKind::Planned && self.plan.fence.is_none() {
+            return Err(DrError::FenceFailed {
+                region: self.plan.primary_region.clone(),
+                reason: format!("plan {} has no [fence]: a planned move cannot stop the writer", self.plan.name),
             });
         }
         if let Some(approval) = &self.approval

@@ -26,6 +26,10 @@ pub enum StepKey {
     AsgStatus,
     FlipDns,
     DnsStatus,
+    // A planned move's fence, barrier and the fence's undo.
+    Fence,
+    Barrier,
+    Unfence,
     // The restore test.
     Snapshot,
     Restore,
@@ -45,6 +49,7 @@ impl StepKey {
         matches!(
             self,
             StepKey::PromoteStatus
+                | StepKey::Barrier
                 | StepKey::StandbyStatus
                 | StepKey::AsgStatus
                 | StepKey::DnsStatus
@@ -79,6 +84,8 @@ pub enum StepAction {
     Act,
     /// Report whether the change has taken effect.
     Status,
+    /// Undo the change (the fence of a planned move that stops before promoting).
+    Undo,
 }
 
 /// What a step did.

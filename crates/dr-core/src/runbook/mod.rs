@@ -12,6 +12,7 @@
 pub mod compute;
 pub mod database;
 pub mod dns;
+pub mod fence;
 pub mod preflight;
 pub mod report;
 
@@ -25,6 +26,8 @@ use crate::time;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailoverStep {
     Preflight,
+    /// A planned move's fence (act), barrier (status) and the fence's undo.
+    Fence,
     PromoteReplica,
     StartStandby,
     ScaleAsg,
@@ -38,6 +41,10 @@ impl FailoverStep {
     pub fn key(self, action: StepAction) -> Option<(StepKey, &'static str)> {
         let key = match (self, action) {
             (FailoverStep::Preflight, _) => (StepKey::Preflight, "preflight"),
+            (FailoverStep::Fence, StepAction::Act) => (StepKey::Fence, "fence"),
+            (FailoverStep::Fence, StepAction::Status) => (StepKey::Barrier, "barrier"),
+            (FailoverStep::Fence, StepAction::Undo) => (StepKey::Unfence, "unfence"),
+            (_, StepAction::Undo) => return None,
             (FailoverStep::PromoteReplica, StepAction::Act) => (StepKey::Promote, "promote-replica"),
             (FailoverStep::PromoteReplica, StepAction::Status) => (StepKey::PromoteStatus, "promote-replica-status"),
             (FailoverStep::StartStandby, StepAction::Act) => (StepKey::Standby, "start-standby"),
@@ -67,6 +74,9 @@ pub async fn run_step(
     clients: &AwsClients,
     state: &RunbookState,
 ) -> Result<FailoverOutput, DrError> {
+    if action == StepAction::Undo && step != FailoverStep::Fence {
+        return Err(DrError::InvalidInput { message: format!("{step:?} has nothing to undo") });
+    }
     let Some((key, name)) = step.key(action) else {
         let report = Box::pin(report::write_report(clients, state)).await?;
         return Ok(FailoverOutput::Report(Box::new(report)));
@@ -82,6 +92,9 @@ pub async fn run_step(
     // Boxed: the steps' futures are large and deeply nested.
     let result = match (step, action) {
         (FailoverStep::Preflight, _) => Box::pin(preflight::preflight(clients, state)).await,
+        (FailoverStep::Fence, StepAction::Act) => Box::pin(fence::fence(clients, state)).await,
+        (FailoverStep::Fence, StepAction::Status) => Box::pin(fence::barrier(clients, state)).await,
+        (FailoverStep::Fence, StepAction::Undo) => Box::pin(fence::unfence(clients, state)).await,
         (FailoverStep::PromoteReplica, StepAction::Act) => Box::pin(database::promote_replica(clients, state)).await,
         (FailoverStep::PromoteReplica, StepAction::Status) => Box::pin(database::replica_status(clients, state)).await,
         (FailoverStep::StartStandby, StepAction::Act) => Box::pin(compute::start_standby(clients, state)).await,
@@ -90,7 +103,9 @@ pub async fn run_step(
         (FailoverStep::ScaleAsg, StepAction::Status) => Box::pin(compute::asg_status(clients, state)).await,
         (FailoverStep::FlipDns, StepAction::Act) => Box::pin(dns::flip_dns(clients, state)).await,
         (FailoverStep::FlipDns, StepAction::Status) => Box::pin(dns::dns_status(clients, state)).await,
-        (FailoverStep::Report, _) => return Err(DrError::InvalidInput { message: "the report is not a step".into() }),
+        (_, StepAction::Undo) | (FailoverStep::Report, _) => {
+            return Err(DrError::InvalidInput { message: "the report is not a step".into() });
+        }
     };
     let record = settle(result, state, key, name, clients, mark, started)?;
     Ok(FailoverOutput::Step(Box::new(record)))

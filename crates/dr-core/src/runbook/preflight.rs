@@ -1,11 +1,14 @@
 //! Preflight and the RPO gate: nothing is changed before both pass.
 
+use super::fence;
 use crate::aws::AwsClients;
 use crate::aws::lookup::describe_db_instance;
 use crate::error::DrError;
 use crate::readiness::{Check, CheckRow, Finding, Scope, check_plan};
-use crate::rpo::{LagReading, read_replica_lags};
-use crate::run::{GateDecision, GateVerdict, Outcome, ResourceState, RunbookState, StepRecord, StepTimer};
+use crate::rpo::{LagReading, read_replica_lags, replica_lag_at};
+use crate::run::{
+    FailoverKind, GateDecision, GateVerdict, Outcome, ResourceState, RunbookState, StepRecord, StepTimer,
+};
 use crate::store::{PlanStatus, PlanStore};
 use crate::time;
 
@@ -141,17 +144,24 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
         };
     }
 
-    let readings = read_replica_lags(
-        &clients.dr.cloudwatch,
-        std::slice::from_ref(replica_id),
-        plan.database.lag_freshness(),
-        time::now(),
-    )
-    .await?;
-    let reading = readings.into_iter().next().ok_or_else(|| DrError::ReplicaNotReplicating {
-        replica: replica_id.clone(),
-        reason: "no reading".to_string(),
-    })?;
+    let (reading, basis) = match state.run.kind {
+        // The barrier proves the rest: the gate asks that the replica replicates, now.
+        FailoverKind::Planned => {
+            let readings = read_replica_lags(
+                &clients.dr.cloudwatch,
+                std::slice::from_ref(replica_id),
+                plan.database.lag_freshness(),
+                time::now(),
+            )
+            .await?;
+            let reading = readings.into_iter().next().ok_or_else(|| DrError::ReplicaNotReplicating {
+                replica: replica_id.clone(),
+                reason: "no reading".to_string(),
+            })?;
+            (reading, "ReplicaLag now; the barrier proves the rest".to_string())
+        }
+        FailoverKind::Unplanned => loss_at_incident_start(clients, state).await?,
+    };
     let lag_seconds = match &reading {
         LagReading::Lag { seconds, .. } => Some(*seconds),
         LagReading::NotReplicating { .. } => None,
@@ -161,18 +171,52 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
             verdict: GateVerdict::WithinRpo,
             lag_seconds: Some(lag),
             rpo_seconds: rpo.as_secs(),
-            reason: format!("lag {lag:.0} s within the RPO of {} s", rpo.as_secs()),
+            reason: format!("lag {lag:.0} s within the RPO of {} s ({basis})", rpo.as_secs()),
             approval: None,
         }),
         (Err(refused), Some(approval)) => Ok(GateDecision {
             verdict: GateVerdict::Approved,
             lag_seconds,
             rpo_seconds: rpo.as_secs(),
-            reason: format!("{} overridden by {}: {}", refused.name(), approval.by, refused),
+            reason: format!("{} overridden by {}: {} ({basis})", refused.name(), approval.by, refused),
             approval: Some(approval.clone()),
         }),
         (Err(refused), None) => Err(refused),
     }
+}
+
+/// An unplanned run's data loss, measured at the incident's start, never at the time of the run:
+/// the newest heartbeat replayed in Ireland against the incident's start, where the plan writes
+/// heartbeats and the replica answers; else ReplicaLag at the incident's start. With the reading,
+/// how it was measured.
+async fn loss_at_incident_start(clients: &AwsClients, state: &RunbookState) -> Result<(LagReading, String), DrError> {
+    let plan = &state.plan;
+    let at = state.run.incident_start();
+    let now = time::now();
+    let mut why_not_heartbeat = "the plan writes no database heartbeat".to_string();
+    if plan.database.credentials_secret.is_some() {
+        let newest = match fence::replica_session(clients, plan).await {
+            Ok(replica) => replica.newest_heartbeat().await,
+            Err(err) => Err(err),
+        };
+        match newest {
+            Ok(Some(newest)) => {
+                let loss = if newest >= at { 0.0 } else { time::seconds_between(newest, at) };
+                let basis = format!(
+                    "newest heartbeat replayed in Ireland written at {}, the incident started at {}",
+                    time::rfc3339(newest),
+                    time::rfc3339(at)
+                );
+                return Ok((LagReading::Lag { seconds: loss, age: time::elapsed(at, now) }, basis));
+            }
+            Ok(None) => why_not_heartbeat = "no heartbeat has reached Ireland".to_string(),
+            Err(err) => why_not_heartbeat = format!("heartbeat not read: {}", err.name()),
+        }
+    }
+    let reading =
+        replica_lag_at(&clients.dr.cloudwatch, &plan.database.replica_instance, plan.database.lag_freshness(), at, now)
+            .await?;
+    Ok((reading, format!("ReplicaLag at the incident's start {} ({why_not_heartbeat})", time::rfc3339(at))))
 }
 
 /// What the promote step recorded on the instance when it promoted it.

@@ -6,17 +6,20 @@ use std::fmt::{self, Write as _};
 
 use serde::{Deserialize, Serialize};
 
+use super::fence;
 use crate::aws::AwsClients;
 use crate::error::DrError;
 use crate::readiness::{CheckRow, Scope, check_plan};
 use crate::report::{self, Head, Objective, ReportFile, cell};
-use crate::run::{GateDecision, Outcome, RunStatus, RunbookState, StepKey, StepRecord};
+use crate::run::{FailoverKind, GateDecision, Outcome, RunStatus, RunbookState, StepKey, StepRecord};
 use crate::store::{PlanState, PlanStatus, PlanStore, Versioned, WriteOutcome};
 use crate::time::{self, Timestamp};
 
 /// The phases of the timeline: the act step and the status step that closes it.
 const PHASES: &[(&str, StepKey, Option<StepKey>)] = &[
     ("preflight and RPO gate", StepKey::Preflight, None),
+    ("fence the writer and barrier", StepKey::Fence, Some(StepKey::Barrier)),
+    ("undo the fence", StepKey::Unfence, None),
     ("promote replica", StepKey::Promote, Some(StepKey::PromoteStatus)),
     ("start standby EC2", StepKey::Standby, Some(StepKey::StandbyStatus)),
     ("scale Auto Scaling group", StepKey::Asg, Some(StepKey::AsgStatus)),
@@ -42,7 +45,8 @@ pub struct Achieved {
     pub rto_seconds: Option<f64>,
     pub rto_met: Option<bool>,
     pub rpo_target_seconds: u64,
-    /// The replica lag at promotion.
+    /// The data lost: 0 for a planned move whose barrier was replayed; for an unplanned one, the
+    /// loss measured at the incident's start (the gate's reading).
     pub rpo_seconds: Option<f64>,
     pub rpo_met: Option<bool>,
 }
@@ -61,6 +65,63 @@ pub struct RunReport {
     pub steps: Vec<StepRecord>,
     pub final_state: Vec<CheckRow>,
     pub mutating_calls: usize,
+    /// What the move lost, and how it is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_loss: Option<DataLoss>,
+}
+
+/// What a run says of its data loss and of the old primary.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct DataLoss {
+    pub kind: FailoverKind,
+    /// When the fence held (planned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fenced_at: Option<String>,
+    /// When the barrier was seen replayed in Ireland (planned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barrier_confirmed_at: Option<String>,
+    /// "data lost: none (proven by the barrier)", or the loss measured at the incident's start.
+    pub summary: String,
+    /// What the operator must do about Paris.
+    pub primary: String,
+}
+
+fn data_loss(state: &RunbookState, gate: Option<&GateDecision>) -> DataLoss {
+    let fact = |key: StepKey, fact: &str| state.step(key).and_then(|r| r.facts.get(fact)).cloned();
+    let barrier = state.step(StepKey::Barrier).filter(|r| r.ready && r.outcome == Outcome::Ready);
+    let unfenced = state.step(StepKey::Unfence).is_some();
+    let kind = state.run.kind;
+    let (summary, primary) = match kind {
+        FailoverKind::Planned if barrier.is_some() => (
+            "data lost: none (proven by the barrier)".to_string(),
+            "fenced: Paris takes no writes until it is failed back".to_string(),
+        ),
+        FailoverKind::Planned if unfenced => (
+            "nothing promoted: the barrier was not reached".to_string(),
+            "fence undone: Paris serves again".to_string(),
+        ),
+        FailoverKind::Planned => (
+            "not proven: the barrier was not reached".to_string(),
+            "fenced: undo the fence by hand if the run stopped before promoting".to_string(),
+        ),
+        FailoverKind::Unplanned => (
+            match gate {
+                Some(gate) => match gate.lag_seconds {
+                    Some(lag) => format!("data lost: up to {lag:.0} s of writes ({})", gate.reason),
+                    None => format!("data lost: unknown ({})", gate.reason),
+                },
+                None => "data lost: not measured (the gate was not reached)".to_string(),
+            },
+            "not fenced: fence Paris (or keep it down) before it serves again".to_string(),
+        ),
+    };
+    DataLoss {
+        kind,
+        fenced_at: fact(StepKey::Fence, fence::FENCED_FACT),
+        barrier_confirmed_at: fact(StepKey::Barrier, fence::BARRIER_CONFIRMED_FACT),
+        summary,
+        primary,
+    }
 }
 
 /// Builds the report from the execution state and the estate as it is now (no S3 write).
@@ -97,7 +158,9 @@ pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunRepo
         dns_done.filter(|_| !dry_run).map(|s| time::seconds_between(state.run.triggered_at, s.finished_at).max(0.0));
     let rto_target = plan.targets.rto().as_secs();
     let rpo_target = plan.targets.rpo().as_secs();
-    let rpo_seconds = gate.as_ref().and_then(|g| g.lag_seconds).filter(|_| !dry_run);
+    let barrier_replayed = state.step(StepKey::Barrier).is_some_and(|r| r.ready && r.outcome == Outcome::Ready);
+    let rpo_seconds =
+        if barrier_replayed { Some(0.0) } else { gate.as_ref().and_then(|g| g.lag_seconds) }.filter(|_| !dry_run);
     let achieved = Achieved {
         rto_target_seconds: rto_target,
         rto_seconds,
@@ -116,6 +179,7 @@ pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunRepo
         timeline,
         steps: state.steps.values().cloned().collect(),
         final_state,
+        data_loss: Some(data_loss(state, state.gate())),
     }
 }
 
@@ -130,6 +194,17 @@ fn write_markdown(md: &mut String, report: &RunReport) -> fmt::Result {
     if let Some(plan_state) = &report.plan_state {
         extra.push(format!("**Plan state after the run:** {plan_state}"));
     }
+    if let Some(loss) = &report.data_loss {
+        extra.push(format!("**Failover:** {}", loss.kind.name()));
+        if let Some(at) = &loss.fenced_at {
+            extra.push(format!("**Fenced at:** {at}"));
+        }
+        if let Some(at) = &loss.barrier_confirmed_at {
+            extra.push(format!("**Barrier confirmed at:** {at}"));
+        }
+        extra.push(format!("**Data loss:** {}", loss.summary));
+        extra.push(format!("**Paris:** {}", loss.primary));
+    }
     report.head.write(md, "Failover report", &extra)?;
     report::write_objectives(
         md,
@@ -141,7 +216,7 @@ fn write_markdown(md: &mut String, report: &RunReport) -> fmt::Result {
                 met: a.rto_met,
             },
             Objective {
-                name: "RPO (replica lag at promotion)",
+                name: "RPO (data lost)",
                 target_seconds: a.rpo_target_seconds,
                 achieved_seconds: a.rpo_seconds,
                 met: a.rpo_met,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::TriggerContext;
 use crate::error::DrError;
 use crate::plan::Environment;
-use crate::run::{Approval, RunInfo, RunMode, RunbookState};
+use crate::run::{Approval, FailoverKind, RunInfo, RunMode, RunbookState};
 use crate::time;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -70,6 +70,9 @@ pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> R
     let run_id = format!("{}-{label}-{}", plan.name, time::compact(now));
     let mut run = RunInfo::new(&run_id, now, format!("game day ({label}) by {}", request.requested_by));
     run.mode = mode;
+    // Paris answers during a game day: the drill fences the writer and proves the barrier (its
+    // dry run says how it would).
+    run.kind = FailoverKind::Planned;
     run.requested_by = Some(Approval { by: request.requested_by.clone(), reason: request.reason.clone() });
     let mut input = RunbookState { approval: request.approval, ..RunbookState::new(plan.clone(), run) };
     input.validate()?;

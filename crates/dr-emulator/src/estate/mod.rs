@@ -54,6 +54,8 @@ pub async fn seed(clients: &AwsClients, plan: &Plan, options: SeedOptions) -> Re
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, options.replica_lag_seconds).await?;
     seed_standby_instances(&clients.dr, plan).await?;
     seed_auto_scaling_group(&clients.dr, plan).await?;
+    seed_primary_group(&clients.primary, plan).await?;
+    seed_credentials(&clients.dr, plan).await?;
     dns::seed_dns(clients, plan).await?;
     dns::seed_health_alarms(clients, plan).await?;
     seed_restore_test(clients, plan).await?;
@@ -215,11 +217,42 @@ async fn emulator_image(ec2: &aws_sdk_ec2::Client) -> Result<String, DrError> {
 
 async fn seed_auto_scaling_group(dr: &RegionClients, plan: &Plan) -> Result<(), DrError> {
     let asg = &plan.auto_scaling;
-    let (min, desired, max) = (i32::from(asg.standby.min), i32::from(asg.standby.desired), i32::from(asg.standby.max));
-    if describe_auto_scaling_group(&dr.autoscaling, &asg.group).await?.is_some() {
-        return set_capacity(&dr.autoscaling, &asg.group, (min, desired, max)).await;
+    let standby = (i32::from(asg.standby.min), i32::from(asg.standby.desired), i32::from(asg.standby.max));
+    ensure_group(dr, &asg.group, standby).await
+}
+
+/// The application's group in Paris, which a planned move's fence scales to zero: serving, at the
+/// size the plan gives the DR group on failover.
+async fn seed_primary_group(primary: &RegionClients, plan: &Plan) -> Result<(), DrError> {
+    let Some(group) = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.as_ref()) else { return Ok(()) };
+    let size = &plan.auto_scaling.failover;
+    ensure_group(primary, group, (i32::from(size.min), i32::from(size.desired), i32::from(size.max))).await
+}
+
+/// The plan's database credentials (`database.credentials_secret`), for the local PostgreSQL
+/// servers (`crate::postgres`), which trust loopback connections whatever the password.
+async fn seed_credentials(dr: &RegionClients, plan: &Plan) -> Result<(), DrError> {
+    let Some(secret) = &plan.database.credentials_secret else { return Ok(()) };
+    if dr.secrets.describe_secret().secret_id(secret).send().await.is_ok() {
+        return Ok(());
     }
-    let template_name = format!("{}-template", asg.group);
+    let value = serde_json::json!({ "username": "postgres", "password": "local", "dbname": "postgres" });
+    dr.secrets
+        .create_secret()
+        .name(secret)
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("secretsmanager", "CreateSecret", e))?;
+    Ok(())
+}
+
+/// Creates the group (launch template, two zones) at `capacity`, or sets an existing one to it.
+async fn ensure_group(dr: &RegionClients, group: &str, (min, desired, max): (i32, i32, i32)) -> Result<(), DrError> {
+    if describe_auto_scaling_group(&dr.autoscaling, group).await?.is_some() {
+        return set_capacity(&dr.autoscaling, group, (min, desired, max)).await;
+    }
+    let template_name = format!("{group}-template");
     let template_exists = dr
         .ec2
         .describe_launch_templates()
@@ -245,7 +278,7 @@ async fn seed_auto_scaling_group(dr: &RegionClients, plan: &Plan) -> Result<(), 
     }
     dr.autoscaling
         .create_auto_scaling_group()
-        .auto_scaling_group_name(&asg.group)
+        .auto_scaling_group_name(group)
         .launch_template(
             aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
                 .launch_template_name(&template_name)

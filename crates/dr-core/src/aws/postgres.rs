@@ -1,0 +1,343 @@
+//! SQL to the plan's RDS PostgreSQL instances: the database heartbeat (written in Paris, read back
+//! on the Ireland replica), the barrier of a planned move, and the read-only fence.
+//!
+//! The endpoint comes from `DescribeDBInstances`, the credentials from Secrets Manager
+//! (`database.credentials_secret`, in the DR region). Connections use TLS: verified against the
+//! PEM bundle at `DR_DB_CA_BUNDLE` when set (the RDS CA bundle), otherwise encrypted without
+//! verifying the server's certificate (libpq's `sslmode=require`, the RDS default for clients).
+//! A connection or query that fails or does not answer within [`SQL_TIMEOUT`] is `AwsTransient`
+//! (service `postgres`): the step waits and asks again, as for an AWS call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde::Deserialize;
+use tokio_postgres::config::SslMode;
+
+use super::AwsClients;
+use crate::error::DrError;
+use crate::plan::Plan;
+use crate::time::Timestamp;
+
+/// Connect and each statement: a database that does not answer in this time is not waited on
+/// inside the Lambda (the state machine asks again).
+pub const SQL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The table of heartbeats, in the protected database: one row per writer (`rpo-check`, and one
+/// `barrier:<run id>` per planned move), replicated like any other write.
+pub const HEARTBEAT_TABLE: &str = "dr_orchestrator.heartbeat";
+
+/// The heartbeat row the periodic RPO check rewrites.
+pub const RPO_CHECK_SOURCE: &str = "rpo-check";
+
+/// The barrier marker of a run.
+pub fn barrier_source(run_id: &str) -> String {
+    format!("barrier:{run_id}")
+}
+
+/// What `database.credentials_secret` holds (RDS's managed master-user secret has these keys).
+#[derive(Clone, Deserialize)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub dbname: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials {{ username: {:?}, dbname: {:?} }}", self.username, self.dbname)
+    }
+}
+
+/// An instance's endpoint, as RDS gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub instance: String,
+    pub address: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// The endpoint of `db`, or `None` while RDS gives none (an instance being created).
+    pub fn of(db: &aws_sdk_rds::types::DbInstance) -> Option<Endpoint> {
+        let endpoint = db.endpoint()?;
+        Some(Endpoint {
+            instance: db.db_instance_identifier().unwrap_or_default().to_string(),
+            address: endpoint.address()?.to_string(),
+            port: u16::try_from(endpoint.port()?).ok()?,
+        })
+    }
+}
+
+/// Reads the plan's database credentials (Secrets Manager, DR region). A plan without
+/// `database.credentials_secret` is `InvalidPlan`.
+pub async fn credentials(clients: &AwsClients, plan: &Plan) -> Result<Credentials, DrError> {
+    let Some(secret) = plan.database.credentials_secret.as_deref() else {
+        return Err(DrError::InvalidPlan {
+            plan: plan.name.clone(),
+            problems: vec![crate::error::PlanProblem {
+                code: crate::error::ProblemCode::FenceWithoutCredentials,
+                field: "database.credentials_secret".into(),
+                message: "the database's credentials are needed to speak SQL to it".into(),
+            }],
+        });
+    };
+    let value = clients
+        .dr
+        .secrets
+        .get_secret_value()
+        .secret_id(secret)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("secretsmanager", "GetSecretValue", e))?;
+    let text = value.secret_string().unwrap_or_default();
+    serde_json::from_str(text).map_err(|e| DrError::InvalidInput {
+        message: format!("secret {secret} is not {{\"username\", \"password\"[, \"dbname\"]}}: {e}"),
+    })
+}
+
+fn unreachable(endpoint: &Endpoint, operation: &'static str, message: impl std::fmt::Display) -> DrError {
+    DrError::AwsTransient {
+        service: "postgres",
+        operation,
+        message: format!("{} ({}:{}): {message}", endpoint.instance, endpoint.address, endpoint.port),
+    }
+}
+
+/// What the database answered: an SQL error (refused: permissions, a read-only standby) is
+/// `AwsCallFailed`, with its code and message; anything else (refused connection, reset, TLS) is
+/// `AwsTransient`.
+fn database_error(endpoint: &Endpoint, operation: &'static str, err: &tokio_postgres::Error) -> DrError {
+    match err.as_db_error() {
+        Some(db) => DrError::AwsCallFailed {
+            service: "postgres",
+            operation,
+            message: format!(
+                "{} ({}:{}): {} {}",
+                endpoint.instance,
+                endpoint.address,
+                endpoint.port,
+                db.code().code(),
+                db.message()
+            ),
+        },
+        None => unreachable(endpoint, operation, err),
+    }
+}
+
+/// Runs `future` within [`SQL_TIMEOUT`]; a timeout is `AwsTransient`, an error as
+/// [`database_error`] says.
+async fn timed<T>(
+    endpoint: &Endpoint,
+    operation: &'static str,
+    future: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, DrError> {
+    match tokio::time::timeout(SQL_TIMEOUT, future).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(database_error(endpoint, operation, &err)),
+        Err(_) => Err(unreachable(endpoint, operation, format!("no answer within {} s", SQL_TIMEOUT.as_secs()))),
+    }
+}
+
+/// A session on one instance.
+pub struct Session {
+    client: tokio_postgres::Client,
+    endpoint: Endpoint,
+}
+
+/// Opens a TLS session on `endpoint`.
+pub async fn connect(endpoint: &Endpoint, credentials: &Credentials) -> Result<Session, DrError> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&endpoint.address)
+        .port(endpoint.port)
+        .user(&credentials.username)
+        .password(&credentials.password)
+        .dbname(credentials.dbname.as_deref().unwrap_or("postgres"))
+        .application_name("dr-orchestrator")
+        .connect_timeout(SQL_TIMEOUT)
+        .ssl_mode(SslMode::Require);
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config()?);
+    let (client, connection) = timed(endpoint, "connect", config.connect(tls)).await?;
+    let instance = endpoint.instance.clone();
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::warn!(resource = %instance, "database connection ended: {err}");
+        }
+    });
+    Ok(Session { client, endpoint: endpoint.clone() })
+}
+
+impl Session {
+    /// This session writes even on a database the read-only fence holds (the fence's own undo, the
+    /// barrier's marker): the fence stops the application, not the runbook.
+    pub async fn write_through_the_fence(&self) -> Result<(), DrError> {
+        timed(&self.endpoint, "set session", self.client.batch_execute("SET default_transaction_read_only = off")).await
+    }
+
+    /// Writes (or rewrites) the heartbeat row `source` in a read-write transaction (which a
+    /// read-only fence does not stop), creating the table on first use; the primary's time of it.
+    pub async fn write_heartbeat(&mut self, source: &str, overwrite: bool) -> Result<Timestamp, DrError> {
+        let endpoint = self.endpoint.clone();
+        let transaction = timed(&endpoint, "begin", self.client.build_transaction().read_only(false).start()).await?;
+        let setup = format!(
+            "CREATE SCHEMA IF NOT EXISTS dr_orchestrator; \
+             CREATE TABLE IF NOT EXISTS {HEARTBEAT_TABLE} (source text PRIMARY KEY, written_at timestamptz NOT NULL)"
+        );
+        timed(&endpoint, "create heartbeat table", transaction.batch_execute(&setup)).await?;
+        let conflict = if overwrite { "DO UPDATE SET written_at = excluded.written_at" } else { "DO NOTHING" };
+        let insert = format!(
+            "INSERT INTO {HEARTBEAT_TABLE} (source, written_at) VALUES ($1, now()) ON CONFLICT (source) {conflict}"
+        );
+        timed(&endpoint, "write heartbeat", transaction.execute(&insert, &[&source])).await?;
+        let select = format!("SELECT written_at FROM {HEARTBEAT_TABLE} WHERE source = $1");
+        let row = timed(&endpoint, "read heartbeat", transaction.query_one(&select, &[&source])).await?;
+        timed(&endpoint, "commit", transaction.commit()).await?;
+        row.try_get(0).map_err(|e| unreachable(&endpoint, "read heartbeat", e))
+    }
+
+    /// The time of heartbeat `source` as this instance has it (`None`: not replayed here yet).
+    pub async fn heartbeat(&self, source: &str) -> Result<Option<Timestamp>, DrError> {
+        let select = format!("SELECT written_at FROM {HEARTBEAT_TABLE} WHERE source = $1");
+        self.optional_time(&select, &[&source]).await
+    }
+
+    /// The newest heartbeat this instance has (on the replica: the newest replayed).
+    pub async fn newest_heartbeat(&self) -> Result<Option<Timestamp>, DrError> {
+        let select = format!("SELECT max(written_at) FROM {HEARTBEAT_TABLE}");
+        self.optional_time(&select, &[]).await
+    }
+
+    async fn optional_time(
+        &self,
+        statement: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Timestamp>, DrError> {
+        let rows = match tokio::time::timeout(SQL_TIMEOUT, self.client.query(statement, params)).await {
+            Ok(Ok(rows)) => rows,
+            // No heartbeat was ever written (or replayed here): no table yet.
+            Ok(Err(err)) if err.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => return Ok(None),
+            Ok(Err(err)) => return Err(database_error(&self.endpoint, "read heartbeat", &err)),
+            Err(_) => return Err(unreachable(&self.endpoint, "read heartbeat", "no answer")),
+        };
+        let Some(row) = rows.first() else { return Ok(None) };
+        row.try_get::<_, Option<Timestamp>>(0).map_err(|e| unreachable(&self.endpoint, "read heartbeat", e))
+    }
+
+    /// The read-only fence: new sessions of this database default to read-only transactions, and
+    /// every other session of it is ended (an application's open connections reconnect read-only).
+    /// Returns how many sessions were ended.
+    pub async fn make_read_only(&self, dbname: &str) -> Result<u64, DrError> {
+        let alter = format!("ALTER DATABASE {} SET default_transaction_read_only = on", quote_ident(dbname));
+        timed(&self.endpoint, "fence", self.client.batch_execute(&alter)).await?;
+        let ended = timed(
+            &self.endpoint,
+            "end sessions",
+            self.client.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                &[],
+            ),
+        )
+        .await?;
+        Ok(ended.len() as u64)
+    }
+
+    /// Undoes [`Session::make_read_only`].
+    pub async fn make_writable(&self, dbname: &str) -> Result<(), DrError> {
+        let alter = format!("ALTER DATABASE {} RESET default_transaction_read_only", quote_ident(dbname));
+        timed(&self.endpoint, "unfence", self.client.batch_execute(&alter)).await
+    }
+
+    /// Whether new sessions of this database default to read-only.
+    pub async fn is_read_only(&self, dbname: &str) -> Result<bool, DrError> {
+        let rows = timed(
+            &self.endpoint,
+            "read fence",
+            self.client.query(
+                "SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase \
+                 WHERE d.datname = $1 AND s.setrole = 0 \
+                 AND 'default_transaction_read_only=on' = ANY(s.setconfig)",
+                &[&dbname],
+            ),
+        )
+        .await?;
+        Ok(!rows.is_empty())
+    }
+}
+
+/// `"name"`, with inner quotes doubled.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn tls_config() -> Result<rustls::ClientConfig, DrError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| DrError::Internal { message: format!("TLS: {e}") })?;
+    let Ok(bundle) = std::env::var("DR_DB_CA_BUNDLE") else {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+            .with_no_client_auth());
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let certificates = CertificateDer::pem_file_iter(&bundle)
+        .map_err(|e| DrError::InvalidInput { message: format!("DR_DB_CA_BUNDLE {bundle}: {e}") })?;
+    for certificate in certificates {
+        let certificate =
+            certificate.map_err(|e| DrError::InvalidInput { message: format!("DR_DB_CA_BUNDLE {bundle}: {e}") })?;
+        roots
+            .add(certificate)
+            .map_err(|e| DrError::InvalidInput { message: format!("DR_DB_CA_BUNDLE {bundle}: {e}") })?;
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// TLS without verifying the server's certificate (libpq's `sslmode=require`): used when no CA
+/// bundle is given. Signatures are still checked, so the session is encrypted to whoever holds
+/// the certificate's key.
+#[derive(Debug)]
+struct EncryptOnly(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

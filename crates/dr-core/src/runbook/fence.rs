@@ -1,0 +1,322 @@
+//! A planned move's fence and barrier (`[fence]`), and the fence's undo.
+//!
+//! 1. **Fence** (act): stop the writer in Paris, by every method the plan names: the Paris
+//!    Auto Scaling group to zero (its capacity kept in a tag on the group, so that an attempt
+//!    whose answer was lost, and the undo, know it), the plan's fencing Lambda, and the primary
+//!    database made read-only. The fence holds when the group has no instance left.
+//! 2. **Barrier** (status): a marker row (`barrier:<run id>` in the heartbeat table) written on the
+//!    Paris primary after the fence, read back on the Ireland replica. Replayed there, the replica
+//!    holds every write Paris acknowledged before it: the move loses nothing. Not replayed within
+//!    `fence.barrier_timeout_seconds` of its writing: `BarrierNotReached`.
+//! 3. **Unfence** (undo, from the Catch of either): Paris serves again, as before the run.
+//!
+//! Nothing here runs for an unplanned failover: Paris may be gone, and its report says it was
+//! not fenced.
+
+use aws_sdk_autoscaling::types::Tag as AsgTag;
+
+use super::compute::set_capacity;
+use crate::aws::AwsClients;
+use crate::aws::lookup::{describe_auto_scaling_group, describe_db_instance};
+use crate::aws::once;
+use crate::aws::postgres::{self, Endpoint, Session};
+use crate::error::DrError;
+use crate::plan::{Fence, Plan};
+use crate::run::budget::status_record;
+use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::time;
+
+/// Tag on the Paris Auto Scaling group while it is fenced: its capacity before, `min/desired/max`.
+pub const FENCE_CAPACITY_TAG: &str = "dr-fenced-capacity";
+
+/// Facts of the barrier record.
+pub const BARRIER_WRITTEN_FACT: &str = "barrier_written_at";
+pub const BARRIER_CONFIRMED_FACT: &str = "barrier_confirmed_at";
+/// Fact of the fence record: when the fence held.
+pub const FENCED_FACT: &str = "fenced_at";
+
+fn fence_of(plan: &Plan) -> Result<&Fence, DrError> {
+    plan.fence.as_ref().ok_or_else(|| DrError::FenceFailed {
+        region: plan.primary_region.clone(),
+        reason: format!("plan {} has no [fence]: a planned move cannot stop the writer", plan.name),
+    })
+}
+
+/// What the fence would do, in words.
+fn methods(plan: &Plan, fence: &Fence) -> Vec<String> {
+    let mut methods = Vec::new();
+    if let Some(group) = &fence.auto_scaling_group {
+        methods.push(format!("scale {group} ({}) to zero", plan.primary_region));
+    }
+    if let Some(function) = &fence.lambda {
+        methods.push(format!("invoke {function}"));
+    }
+    if fence.database_read_only {
+        methods.push(format!("make {} read-only", plan.database.primary_instance));
+    }
+    methods
+}
+
+/// Fences the writer in Paris. Idempotent: a fence that holds is `AlreadyDone`.
+pub async fn fence(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
+    state.validate()?;
+    let plan = &state.plan;
+    let fence = fence_of(plan)?;
+    let timer = StepTimer::start("fence", clients);
+    if state.is_dry_run() {
+        return Ok(timer.would(format!("fence the writer: {}", methods(plan, fence).join(", ")), Vec::new()));
+    }
+    let mut resources = Vec::new();
+    let mut changed = false;
+    let mut held = true;
+    if let Some(group) = &fence.auto_scaling_group {
+        let (resource, group_changed, instances) = fence_group(clients, group).await?;
+        resources.push(resource);
+        changed |= group_changed;
+        // Just scaled: its instances are still terminating; the next attempt looks again.
+        held &= !group_changed && instances == 0;
+    }
+    if let Some(function) = &fence.lambda {
+        invoke_fence_lambda(clients, state, function, "fence").await?;
+        resources.push(ResourceState::new(function, "fence: answered without error"));
+        changed = true;
+    }
+    if fence.database_read_only {
+        let (session, dbname) = primary_session(clients, plan).await?;
+        let was = session.is_read_only(&dbname).await?;
+        let ended = session.make_read_only(&dbname).await?;
+        changed |= !was;
+        resources.push(ResourceState::new(
+            &plan.database.primary_instance,
+            format!("database {dbname} read-only; {ended} other session(s) ended"),
+        ));
+    }
+    let outcome = if changed { Outcome::Changed } else { Outcome::AlreadyDone };
+    let detail = if held {
+        format!("writer fenced: {}", methods(plan, fence).join(", "))
+    } else {
+        "fencing: the Paris group still has instances".to_string()
+    };
+    tracing::info!(plan = %plan.name, step = "fence", held, "{detail}");
+    let mut record = timer.finish(outcome, held, detail, resources);
+    if held {
+        record.facts.insert(FENCED_FACT.into(), time::rfc3339(record.finished_at));
+    }
+    Ok(record)
+}
+
+/// Scales the Paris group to zero, its capacity kept in [`FENCE_CAPACITY_TAG`] first. Returns
+/// the resource's state, whether a call changed it, and how many instances it still has.
+async fn fence_group(clients: &AwsClients, group: &str) -> Result<(ResourceState, bool, usize), DrError> {
+    let autoscaling = &clients.primary.autoscaling;
+    let found = describe_auto_scaling_group(autoscaling, group).await?.ok_or_else(|| DrError::ResourceNotFound {
+        kind: "Auto Scaling group",
+        id: group.to_string(),
+        region: clients.primary.region.clone(),
+    })?;
+    let capacity = (
+        found.min_size().unwrap_or_default(),
+        found.desired_capacity().unwrap_or_default(),
+        found.max_size().unwrap_or_default(),
+    );
+    let tagged = found.tags().iter().any(|tag| tag.key() == Some(FENCE_CAPACITY_TAG));
+    let mut changed = false;
+    if !tagged {
+        let tag = AsgTag::builder()
+            .resource_id(group)
+            .resource_type("auto-scaling-group")
+            .key(FENCE_CAPACITY_TAG)
+            .value(format!("{}/{}/{}", capacity.0, capacity.1, capacity.2))
+            .propagate_at_launch(false)
+            .build();
+        autoscaling
+            .create_or_update_tags()
+            .tags(tag)
+            .customize()
+            .config_override(once::autoscaling())
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("autoscaling", "CreateOrUpdateTags", e))?;
+        changed = true;
+    }
+    if capacity != (0, 0, 0) {
+        set_capacity(autoscaling, group, (0, 0, 0)).await?;
+        changed = true;
+    }
+    let instances = found.instances().len();
+    let state = if !changed && instances == 0 {
+        "min 0 / desired 0 / max 0, no instance left".to_string()
+    } else {
+        format!("scaled to zero from min {} / desired {} / max {}", capacity.0, capacity.1, capacity.2)
+    };
+    Ok((ResourceState::new(group, state), changed, instances))
+}
+
+/// Invokes the plan's fencing Lambda; a function error is `FenceFailed`.
+async fn invoke_fence_lambda(
+    clients: &AwsClients,
+    state: &RunbookState,
+    function: &str,
+    action: &str,
+) -> Result<(), DrError> {
+    let payload = serde_json::json!({ "action": action, "plan": state.plan.name, "run_id": state.run.id });
+    let invoked = clients
+        .dr
+        .lambda
+        .invoke()
+        .function_name(function)
+        .payload(aws_smithy_types::Blob::new(payload.to_string()))
+        .customize()
+        .config_override(once::lambda())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("lambda", "Invoke", e))?;
+    if let Some(error) = invoked.function_error() {
+        let body = invoked.payload().map(|p| String::from_utf8_lossy(p.as_ref()).to_string()).unwrap_or_default();
+        return Err(DrError::FenceFailed {
+            region: state.plan.primary_region.clone(),
+            reason: format!("{function} ({action}) failed ({error}): {body}"),
+        });
+    }
+    Ok(())
+}
+
+async fn endpoint(rds: &aws_sdk_rds::Client, instance: &str, region: &str) -> Result<Endpoint, DrError> {
+    let db = describe_db_instance(rds, instance).await?.ok_or_else(|| DrError::ResourceNotFound {
+        kind: "RDS instance",
+        id: instance.to_string(),
+        region: region.to_string(),
+    })?;
+    Endpoint::of(&db).ok_or_else(|| DrError::AwsTransient {
+        service: "rds",
+        operation: "DescribeDBInstances",
+        message: format!("{instance} has no endpoint yet"),
+    })
+}
+
+/// A session on the Paris primary, and the database's name.
+async fn primary_session(clients: &AwsClients, plan: &Plan) -> Result<(Session, String), DrError> {
+    let credentials = postgres::credentials(clients, plan).await?;
+    let primary = endpoint(&clients.primary.rds, &plan.database.primary_instance, &plan.primary_region).await?;
+    let dbname = credentials.dbname.clone().unwrap_or_else(|| "postgres".into());
+    let session = postgres::connect(&primary, &credentials).await?;
+    session.write_through_the_fence().await?;
+    Ok((session, dbname))
+}
+
+/// A session on the Ireland replica.
+pub async fn replica_session(clients: &AwsClients, plan: &Plan) -> Result<Session, DrError> {
+    let credentials = postgres::credentials(clients, plan).await?;
+    let replica = endpoint(&clients.dr.rds, &plan.database.replica_instance, &plan.dr_region).await?;
+    postgres::connect(&replica, &credentials).await
+}
+
+/// Writes the run's marker in Paris (once: a later attempt finds it) and looks for it on the
+/// Ireland replica.
+pub async fn barrier(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
+    state.validate()?;
+    let plan = &state.plan;
+    let fence = fence_of(plan)?;
+    let timer = StepTimer::start("barrier", clients);
+    let marker = postgres::barrier_source(&state.run.id);
+    let (mut primary, _) = primary_session(clients, plan).await?;
+    let written_at = primary.write_heartbeat(&marker, false).await?;
+    let replica = replica_session(clients, plan).await?;
+    let replayed = replica.heartbeat(&marker).await?;
+    let now = time::now();
+    let waited = time::elapsed(written_at, now);
+    let resources = vec![
+        ResourceState::new(
+            &plan.database.primary_instance,
+            format!("marker {marker} written at {}", time::rfc3339(written_at)),
+        ),
+        ResourceState::new(
+            &plan.database.replica_instance,
+            match replayed {
+                Some(_) => format!("marker replayed ({:.1} s after it was written)", waited.as_secs_f64()),
+                None => format!("marker not replayed yet ({:.0} s)", waited.as_secs_f64()),
+            },
+        ),
+    ];
+    if replayed.is_none() && waited > fence.barrier_timeout() {
+        return Err(DrError::BarrierNotReached {
+            replica: plan.database.replica_instance.clone(),
+            marker,
+            waited_seconds: waited.as_secs(),
+            timeout_seconds: fence.barrier_timeout().as_secs(),
+        });
+    }
+    let detail = match replayed {
+        Some(_) => format!(
+            "barrier confirmed: {marker} written in Paris at {}, replayed in Ireland by {}",
+            time::rfc3339(written_at),
+            time::rfc3339(now)
+        ),
+        None => format!("waiting for {marker} to be replayed in Ireland ({:.0} s so far)", waited.as_secs_f64()),
+    };
+    let mut record = status_record(timer, state, StepKey::Barrier, replayed.is_some(), detail, resources)?;
+    record.facts.insert(BARRIER_WRITTEN_FACT.into(), time::rfc3339(written_at));
+    if replayed.is_some() {
+        record.facts.insert(BARRIER_CONFIRMED_FACT.into(), time::rfc3339(now));
+    }
+    Ok(record)
+}
+
+/// Undoes the fence, in reverse order: Paris serves again. Idempotent: what is not fenced is left.
+pub async fn unfence(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
+    state.validate()?;
+    let plan = &state.plan;
+    let fence = fence_of(plan)?;
+    let timer = StepTimer::start("unfence", clients);
+    if state.is_dry_run() {
+        return Ok(timer.finish(Outcome::AlreadyDone, true, "dry run: nothing was fenced", Vec::new()));
+    }
+    let mut resources = Vec::new();
+    if fence.database_read_only {
+        let (session, dbname) = primary_session(clients, plan).await?;
+        session.make_writable(&dbname).await?;
+        resources.push(ResourceState::new(&plan.database.primary_instance, format!("database {dbname} writable")));
+    }
+    if let Some(function) = &fence.lambda {
+        invoke_fence_lambda(clients, state, function, "unfence").await?;
+        resources.push(ResourceState::new(function, "unfence: answered without error"));
+    }
+    if let Some(group) = &fence.auto_scaling_group {
+        resources.push(unfence_group(clients, group).await?);
+    }
+    let detail = format!("fence undone: Paris serves again ({})", resources.len());
+    tracing::info!(plan = %plan.name, step = "unfence", "{detail}");
+    Ok(timer.finish(Outcome::Changed, true, detail, resources))
+}
+
+/// Gives the Paris group back the capacity in its tag, then removes the tag.
+async fn unfence_group(clients: &AwsClients, group: &str) -> Result<ResourceState, DrError> {
+    let autoscaling = &clients.primary.autoscaling;
+    let Some(found) = describe_auto_scaling_group(autoscaling, group).await? else {
+        return Ok(ResourceState::new(group, "not found: nothing to restore"));
+    };
+    let Some(tag) = found.tags().iter().find(|tag| tag.key() == Some(FENCE_CAPACITY_TAG)) else {
+        return Ok(ResourceState::new(group, "not fenced by a run: left as it is"));
+    };
+    let value = tag.value().unwrap_or_default().to_string();
+    let parts: Vec<i32> = value.split('/').filter_map(|part| part.parse().ok()).collect();
+    let [min, desired, max] = parts[..] else {
+        return Err(DrError::FenceFailed {
+            region: clients.primary.region.clone(),
+            reason: format!(
+                "{group}'s tag {FENCE_CAPACITY_TAG} = {value:?} is not min/desired/max: restore it by hand"
+            ),
+        });
+    };
+    set_capacity(autoscaling, group, (min, desired, max)).await?;
+    let tag = AsgTag::builder().resource_id(group).resource_type("auto-scaling-group").key(FENCE_CAPACITY_TAG).build();
+    autoscaling
+        .delete_tags()
+        .tags(tag)
+        .customize()
+        .config_override(once::autoscaling())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("autoscaling", "DeleteTags", e))?;
+    Ok(ResourceState::new(group, format!("back to min {min} / desired {desired} / max {max}")))
+}
