@@ -186,6 +186,9 @@ async fn a_failing_step_ends_in_a_named_failure_and_a_rerun_finishes_without_rep
     let mut plan = isolated_plan();
     // A short RTO keeps the DNS phase's budget (12.5 % of it: 60 s) short: the run really waits it.
     plan.targets.rto_minutes = 8;
+    if let Some(fence) = plan.fence.as_mut() {
+        fence.barrier_timeout_seconds = 60;
+    }
     let clients = emulator_clients(&plan).await;
     seed(&clients, &plan, SeedOptions::default()).await.expect("seeding");
     assert!(check_plan(&clients, &plan, Scope::Full).await.is_ready());

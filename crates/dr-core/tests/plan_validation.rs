@@ -202,6 +202,26 @@ fn each_broken_rule_has_its_named_problem() {
             ProblemCode::InvalidProbeUrl,
             "trigger.probe_url",
         ),
+        (
+            |p| {
+                if let Some(fence) = p.fence.as_mut() {
+                    fence.auto_scaling_group = None;
+                    fence.database_read_only = false;
+                }
+            },
+            ProblemCode::FenceWithoutMethod,
+            "fence",
+        ),
+        (|p| p.database.credentials_secret = None, ProblemCode::FenceWithoutCredentials, "database.credentials_secret"),
+        (
+            |p| {
+                if let Some(fence) = p.fence.as_mut() {
+                    fence.barrier_timeout_seconds = 1801;
+                }
+            },
+            ProblemCode::InvalidBarrierTimeout,
+            "fence.barrier_timeout_seconds",
+        ),
     ];
     for (break_it, expected, field) in cases {
         let mut plan = example();

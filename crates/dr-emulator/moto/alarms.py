@@ -14,6 +14,11 @@ treat missing data"):
   every period missing makes the alarm INSUFFICIENT_DATA);
 - a new alarm starts in INSUFFICIENT_DATA (moto starts it in OK).
 
+CloudWatch evaluates every minute, whether anyone looks or not: a datapoint published in the last
+seconds of a period moves the alarm even when nobody looks before the next period begins. So a
+look first goes through the evaluations CloudWatch made since the previous look, at the end of
+each period that completed in between (`_since_last_look`), then evaluates now.
+
 An alarm can be held ("frozen") by the local stack's control API: CloudWatch has not evaluated it
 yet, as happens for a minute or more after new data. Tests use it to make a status never ready.
 On release the alarm catches up with the evaluations the hold hid, as CloudWatch made them.
@@ -26,6 +31,11 @@ from moto.cloudwatch.models import Alarm, MetricDatum
 
 # (region, name) -> when the hold began
 _frozen = {}
+# (region, name) -> when the alarm was last evaluated (looked at)
+_last_look = {}
+# Periods caught up at most per look: an alarm nobody looked at for hours is evaluated over the
+# last two hours only (the suite looks at its alarms far more often).
+_MAX_CATCH_UP_PERIODS = 120
 _lock = threading.Lock()
 
 
@@ -72,6 +82,8 @@ def _catch_up(region, name, since):
         if state != alarm.state_value:
             alarm.update_state(f"Modelled evaluation at {at.isoformat()} (after a hold)", "{}", state)
         at += timedelta(seconds=period)
+    with _lock:
+        _last_look[(region, name)] = now
 
 
 def moved_at(region, name, at):
@@ -112,12 +124,35 @@ def _breaches(alarm, value):
     }.get(alarm.comparison_operator, False)
 
 
+def _since_last_look(alarm, metric_data, now):
+    """The evaluations CloudWatch made at the end of each period that completed since the last
+    look, applied in order."""
+    key = (alarm.region_name, alarm.name)
+    with _lock:
+        last = _last_look.get(key)
+        _last_look[key] = now
+    if last is None:
+        return
+    period = int(alarm.period or 60)
+    end = int(last.timestamp()) // period * period + period
+    current = int(now.timestamp()) // period * period
+    end = max(end, current - _MAX_CATCH_UP_PERIODS * period)
+    while end <= current:
+        at = datetime.fromtimestamp(end - 0.001, timezone.utc)
+        state = evaluate(alarm, metric_data, at)
+        if state != alarm.state_value:
+            alarm.update_state(f"Modelled evaluation at {at.isoformat()} (end of its period)", "{}", state)
+        end += period
+
+
 def evaluate(alarm, metric_data, at=None):
     """The alarm's state now (updating moto's alarm when it changed), or what it would be at `at`
     with the data there is now (nothing is updated). Metric-math and composite alarms keep the
     state moto gives them."""
     if alarm.rule is not None or not alarm.metric_name or _is_frozen(alarm):
         return alarm.state_value
+    if at is None:
+        _since_last_look(alarm, metric_data, datetime.now(timezone.utc))
     now = at or datetime.now(timezone.utc)
     period = int(alarm.period or 60)
     evaluation_periods = int(alarm.evaluation_periods or 1)

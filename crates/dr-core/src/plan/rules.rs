@@ -212,7 +212,8 @@ impl Plan {
         }
         let rto_seconds = u64::from(self.targets.rto_minutes) * 60;
         let timeout = u64::from(fence.barrier_timeout_seconds);
-        if timeout == 0 || timeout > rto_seconds / 8 {
+        // A zero RTO is reported as such (InvalidTarget).
+        if rto_seconds > 0 && (timeout == 0 || timeout > rto_seconds / 8) {
             found.add(
                 ProblemCode::InvalidBarrierTimeout,
                 "fence.barrier_timeout_seconds",

@@ -468,7 +468,7 @@ mod tests {
         let report = build_report(&state(), Vec::new());
         let markdown = render_markdown(&report).expect("markdown");
         assert!(markdown.contains("Human approval recorded:** by sre@example.com, reason: Paris is gone"));
-        assert!(markdown.contains("| RPO (replica lag at promotion) | 3600 s | 5400 s | MISSED |"), "{markdown}");
+        assert!(markdown.contains("| RPO (data lost) | 3600 s | 5400 s | MISSED |"), "{markdown}");
         let svg = render_svg(&report).expect("svg");
         assert_eq!(svg.matches("<rect").count(), report.timeline.len());
     }
