@@ -217,7 +217,13 @@ async fn a_dry_run_makes_no_mutating_call_and_reports_what_it_would_do() {
         report.timeline.iter().filter(|e| e.outcome == Outcome::WouldChange).map(|e| e.phase.as_str()).collect();
     assert_eq!(
         would,
-        ["promote replica", "start standby EC2", "scale Auto Scaling group", "flip DNS"],
+        [
+            "fence the writer and barrier",
+            "promote replica",
+            "start standby EC2",
+            "scale Auto Scaling group",
+            "flip DNS"
+        ],
         "{:#?}",
         report.timeline
     );

@@ -230,7 +230,7 @@ mod tests {
     fn the_poll_interval_grows_with_the_rto_within_bounds() {
         assert_eq!(poll_seconds(Duration::from_secs(30 * 60)), MIN_POLL_SECONDS);
         assert_eq!(poll_seconds(Duration::from_secs(4 * 3600)), MIN_POLL_SECONDS);
-        assert_eq!(poll_seconds(Duration::from_secs(8 * 3600)), 20);
-        assert_eq!(poll_seconds(Duration::from_secs(24 * 3600)), 60);
+        assert_eq!(poll_seconds(Duration::from_secs(8 * 3600)), 22);
+        assert_eq!(poll_seconds(Duration::from_secs(24 * 3600)), 65);
     }
 }
