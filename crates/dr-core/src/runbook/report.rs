@@ -107,8 +107,8 @@ fn data_loss(state: &RunbookState, gate: Option<&GateDecision>) -> DataLoss {
         FailoverKind::Unplanned => (
             match gate {
                 Some(gate) => match gate.lag_seconds {
-                    Some(lag) => format!("data lost: up to {lag:.0} s of writes ({})", gate.reason),
-                    None => format!("data lost: unknown ({})", gate.reason),
+                    Some(lag) => format!("data lost: up to {lag:.0} s of writes; {}", gate.reason),
+                    None => format!("data lost: unknown; {}", gate.reason),
                 },
                 None => "data lost: not measured (the gate was not reached)".to_string(),
             },
