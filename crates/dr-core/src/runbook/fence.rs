@@ -22,7 +22,7 @@ use crate::aws::once;
 use crate::aws::postgres::{self, Endpoint, Session};
 use crate::error::DrError;
 use crate::plan::{Fence, Plan};
-use crate::run::budget::status_record;
+use crate::run::budget::{Budget, status_record};
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 use crate::time;
 
@@ -97,6 +97,12 @@ pub async fn fence(clients: &AwsClients, state: &RunbookState) -> Result<StepRec
     } else {
         "fencing: the Paris group still has instances".to_string()
     };
+    if !held {
+        // A group whose instances never go (scale-in protection, a stuck lifecycle hook) stops the
+        // move within the fence's share of the RTO, rather than polling for ever.
+        let now = time::now();
+        Budget::of(state, StepKey::Fence, now).check(StepKey::Fence, now, &detail)?;
+    }
     tracing::info!(plan = %plan.name, step = "fence", held, "{detail}");
     let mut record = timer.finish(outcome, held, detail, resources);
     if held {
