@@ -30,6 +30,19 @@ pub fn is_transient_rds_status(status: &str) -> bool {
 }
 
 /// The instance, or `None` when RDS says it does not exist.
+/// The RDS instance `id` in `region`, which must exist (`ResourceNotFound` otherwise).
+pub async fn require_db_instance(
+    rds: &aws_sdk_rds::Client,
+    id: &str,
+    region: &str,
+) -> Result<aws_sdk_rds::types::DbInstance, DrError> {
+    describe_db_instance(rds, id).await?.ok_or_else(|| DrError::ResourceNotFound {
+        kind: "RDS instance",
+        id: id.to_string(),
+        region: region.to_string(),
+    })
+}
+
 pub async fn describe_db_instance(
     rds: &aws_sdk_rds::Client,
     id: &str,

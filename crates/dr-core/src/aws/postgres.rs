@@ -49,6 +49,13 @@ pub struct Credentials {
     pub dbname: Option<String>,
 }
 
+impl Credentials {
+    /// The database the plan's sessions open (`postgres` unless the secret names one).
+    pub fn dbname(&self) -> &str {
+        self.dbname.as_deref().unwrap_or("postgres")
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Credentials {{ username: {:?}, dbname: {:?} }}", self.username, self.dbname)
@@ -71,6 +78,15 @@ impl Endpoint {
             instance: db.db_instance_identifier().unwrap_or_default().to_string(),
             address: endpoint.address()?.to_string(),
             port: u16::try_from(endpoint.port()?).ok()?,
+        })
+    }
+
+    /// The endpoint of `db`; none yet (an instance being created) is `AwsTransient`.
+    pub fn require(db: &aws_sdk_rds::types::DbInstance) -> Result<Endpoint, DrError> {
+        Endpoint::of(db).ok_or_else(|| DrError::AwsTransient {
+            service: "rds",
+            operation: "DescribeDBInstances",
+            message: format!("{} has no endpoint yet", db.db_instance_identifier().unwrap_or_default()),
         })
     }
 }
@@ -145,10 +161,11 @@ async fn timed<T>(
     }
 }
 
-/// A session on one instance.
+/// A session on one instance, in the credentials' database.
 pub struct Session {
     client: tokio_postgres::Client,
     endpoint: Endpoint,
+    dbname: String,
 }
 
 /// Opens a TLS session on `endpoint`.
@@ -159,7 +176,7 @@ pub async fn connect(endpoint: &Endpoint, credentials: &Credentials) -> Result<S
         .port(endpoint.port)
         .user(&credentials.username)
         .password(&credentials.password)
-        .dbname(credentials.dbname.as_deref().unwrap_or("postgres"))
+        .dbname(credentials.dbname())
         .application_name("dr-orchestrator")
         .connect_timeout(SQL_TIMEOUT)
         .ssl_mode(SslMode::Require);
@@ -171,10 +188,15 @@ pub async fn connect(endpoint: &Endpoint, credentials: &Credentials) -> Result<S
             tracing::warn!(resource = %instance, "database connection ended: {err}");
         }
     });
-    Ok(Session { client, endpoint: endpoint.clone() })
+    Ok(Session { client, endpoint: endpoint.clone(), dbname: credentials.dbname().to_string() })
 }
 
 impl Session {
+    /// The database this session is in.
+    pub fn dbname(&self) -> &str {
+        &self.dbname
+    }
+
     /// This session writes even on a database the read-only fence holds (the fence's own undo, the
     /// barrier's marker): the fence stops the application, not the runbook.
     pub async fn write_through_the_fence(&self) -> Result<(), DrError> {
@@ -233,8 +255,8 @@ impl Session {
     /// The read-only fence: new sessions of this database default to read-only transactions, and
     /// every other session of it is ended (an application's open connections reconnect read-only).
     /// Returns how many sessions were ended.
-    pub async fn make_read_only(&self, dbname: &str) -> Result<u64, DrError> {
-        let alter = format!("ALTER DATABASE {} SET default_transaction_read_only = on", quote_ident(dbname));
+    pub async fn make_read_only(&self) -> Result<u64, DrError> {
+        let alter = format!("ALTER DATABASE {} SET default_transaction_read_only = on", quote_ident(&self.dbname));
         timed(&self.endpoint, "fence", self.client.batch_execute(&alter)).await?;
         let ended = timed(
             &self.endpoint,
@@ -250,13 +272,13 @@ impl Session {
     }
 
     /// Undoes [`Session::make_read_only`].
-    pub async fn make_writable(&self, dbname: &str) -> Result<(), DrError> {
-        let alter = format!("ALTER DATABASE {} RESET default_transaction_read_only", quote_ident(dbname));
+    pub async fn make_writable(&self) -> Result<(), DrError> {
+        let alter = format!("ALTER DATABASE {} RESET default_transaction_read_only", quote_ident(&self.dbname));
         timed(&self.endpoint, "unfence", self.client.batch_execute(&alter)).await
     }
 
     /// Whether new sessions of this database default to read-only.
-    pub async fn is_read_only(&self, dbname: &str) -> Result<bool, DrError> {
+    pub async fn is_read_only(&self) -> Result<bool, DrError> {
         let rows = timed(
             &self.endpoint,
             "read fence",
@@ -264,7 +286,7 @@ impl Session {
                 "SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase \
                  WHERE d.datname = $1 AND s.setrole = 0 \
                  AND 'default_transaction_read_only=on' = ANY(s.setconfig)",
-                &[&dbname],
+                &[&self.dbname],
             ),
         )
         .await?;

@@ -69,6 +69,17 @@ pub struct Fence {
     pub barrier_timeout_seconds: u32,
 }
 
+impl Plan {
+    /// The plan's `[fence]`, which a planned move needs: without it, `FenceFailed` (nothing can
+    /// stop the writer in Paris).
+    pub fn fence_for_planned_move(&self) -> Result<&Fence, DrError> {
+        self.fence.as_ref().ok_or_else(|| DrError::FenceFailed {
+            region: self.primary_region.clone(),
+            reason: format!("plan {} has no [fence]: a planned move cannot stop the writer", self.name),
+        })
+    }
+}
+
 impl Fence {
     fn default_barrier_timeout_seconds() -> u32 {
         300

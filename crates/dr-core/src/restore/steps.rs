@@ -9,7 +9,7 @@ use super::{
     EXPIRES_AT_TAG, RESTORE_TEST_TAG, RUN_TAG, SNAPSHOT_AGE_FACT, SNAPSHOT_CREATED_FACT, SNAPSHOT_FACT,
     delete_restore_test_instance, instance_id, observed, owned_by_run, settings,
 };
-use crate::aws::lookup::{RDS_TERMINAL_STATES, describe_db_instance};
+use crate::aws::lookup::{RDS_TERMINAL_STATES, describe_db_instance, require_db_instance};
 use crate::aws::{AwsClients, once};
 use crate::error::DrError;
 use crate::plan::{RestoreTest, SnapshotSource};
@@ -153,11 +153,7 @@ pub async fn restore_instance(clients: &AwsClients, state: &RunbookState) -> Res
 /// The run's temporary instance, which must exist (`ResourceNotFound` otherwise).
 async fn restored_instance(clients: &AwsClients, state: &RunbookState) -> Result<(String, DbInstance), DrError> {
     let id = instance_id(&state.run.id);
-    let db = describe_db_instance(&clients.dr.rds, &id).await?.ok_or_else(|| DrError::ResourceNotFound {
-        kind: "RDS instance",
-        id: id.clone(),
-        region: state.plan.dr_region.clone(),
-    })?;
+    let db = require_db_instance(&clients.dr.rds, &id, &state.plan.dr_region).await?;
     Ok((id, db))
 }
 

@@ -226,11 +226,8 @@ impl RunbookState {
                 ),
             });
         }
-        if self.run.kind == FailoverKind::Planned && self.plan.fence.is_none() {
-            return Err(DrError::FenceFailed {
-                region: self.plan.primary_region.clone(),
-                reason: format!("plan {} has no [fence]: a planned move cannot stop the writer", self.plan.name),
-            });
+        if self.run.kind == FailoverKind::Planned {
+            self.plan.fence_for_planned_move()?;
         }
         if let Some(approval) = &self.approval
             && (approval.by.trim().is_empty() || approval.reason.trim().is_empty())

@@ -4,18 +4,13 @@ use aws_sdk_rds::types::Tag;
 
 use super::preflight::{LAG_AT_PROMOTION_TAG, PROMOTED_BY_RUN_TAG, promotion_tags};
 use super::status_record;
-use crate::aws::lookup::{describe_db_instance, is_transient_rds_status};
+use crate::aws::lookup::{is_transient_rds_status, require_db_instance};
 use crate::aws::{AwsClients, once};
 use crate::error::{DrError, describe_sdk_error, sdk_error_code};
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 
 async fn replica(clients: &AwsClients, state: &RunbookState) -> Result<aws_sdk_rds::types::DbInstance, DrError> {
-    let id = &state.plan.database.replica_instance;
-    describe_db_instance(&clients.dr.rds, id).await?.ok_or_else(|| DrError::ResourceNotFound {
-        kind: "RDS instance",
-        id: id.clone(),
-        region: state.plan.dr_region.clone(),
-    })
+    require_db_instance(&clients.dr.rds, &state.plan.database.replica_instance, &state.plan.dr_region).await
 }
 
 fn observed(db: &aws_sdk_rds::types::DbInstance) -> ResourceState {

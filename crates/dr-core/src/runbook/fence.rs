@@ -17,9 +17,9 @@ use aws_sdk_autoscaling::types::Tag as AsgTag;
 
 use super::compute::set_capacity;
 use crate::aws::AwsClients;
-use crate::aws::lookup::{describe_auto_scaling_group, describe_db_instance};
+use crate::aws::lookup::{describe_auto_scaling_group, require_db_instance};
 use crate::aws::once;
-use crate::aws::postgres::{self, Endpoint, Session};
+use crate::aws::postgres::{self, Credentials, Endpoint, Session};
 use crate::error::DrError;
 use crate::plan::{Fence, Plan};
 use crate::run::budget::{Budget, status_record};
@@ -34,13 +34,6 @@ pub const BARRIER_WRITTEN_FACT: &str = "barrier_written_at";
 pub const BARRIER_CONFIRMED_FACT: &str = "barrier_confirmed_at";
 /// Fact of the fence record: when the fence held.
 pub const FENCED_FACT: &str = "fenced_at";
-
-fn fence_of(plan: &Plan) -> Result<&Fence, DrError> {
-    plan.fence.as_ref().ok_or_else(|| DrError::FenceFailed {
-        region: plan.primary_region.clone(),
-        reason: format!("plan {} has no [fence]: a planned move cannot stop the writer", plan.name),
-    })
-}
 
 /// What the fence would do, in words.
 fn methods(plan: &Plan, fence: &Fence) -> Vec<String> {
@@ -61,7 +54,7 @@ fn methods(plan: &Plan, fence: &Fence) -> Vec<String> {
 pub async fn fence(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let plan = &state.plan;
-    let fence = fence_of(plan)?;
+    let fence = plan.fence_for_planned_move()?;
     let timer = StepTimer::start("fence", clients);
     if state.is_dry_run() {
         return Ok(timer.would(format!("fence the writer: {}", methods(plan, fence).join(", ")), Vec::new()));
@@ -82,13 +75,14 @@ pub async fn fence(clients: &AwsClients, state: &RunbookState) -> Result<StepRec
         changed = true;
     }
     if fence.database_read_only {
-        let (session, dbname) = primary_session(clients, plan).await?;
-        let was = session.is_read_only(&dbname).await?;
-        let ended = session.make_read_only(&dbname).await?;
+        let credentials = postgres::credentials(clients, plan).await?;
+        let session = primary_session(clients, plan, &credentials).await?;
+        let was = session.is_read_only().await?;
+        let ended = session.make_read_only().await?;
         changed |= !was;
         resources.push(ResourceState::new(
             &plan.database.primary_instance,
-            format!("database {dbname} read-only; {ended} other session(s) ended"),
+            format!("database {} read-only; {ended} other session(s) ended", session.dbname()),
         ));
     }
     let outcome = if changed { Outcome::Changed } else { Outcome::AlreadyDone };
@@ -187,34 +181,18 @@ async fn invoke_fence_lambda(
     Ok(())
 }
 
-async fn endpoint(rds: &aws_sdk_rds::Client, instance: &str, region: &str) -> Result<Endpoint, DrError> {
-    let db = describe_db_instance(rds, instance).await?.ok_or_else(|| DrError::ResourceNotFound {
-        kind: "RDS instance",
-        id: instance.to_string(),
-        region: region.to_string(),
-    })?;
-    Endpoint::of(&db).ok_or_else(|| DrError::AwsTransient {
-        service: "rds",
-        operation: "DescribeDBInstances",
-        message: format!("{instance} has no endpoint yet"),
-    })
-}
-
-/// A session on the Paris primary, and the database's name.
-async fn primary_session(clients: &AwsClients, plan: &Plan) -> Result<(Session, String), DrError> {
-    let credentials = postgres::credentials(clients, plan).await?;
-    let primary = endpoint(&clients.primary.rds, &plan.database.primary_instance, &plan.primary_region).await?;
-    let dbname = credentials.dbname.clone().unwrap_or_else(|| "postgres".into());
-    let session = postgres::connect(&primary, &credentials).await?;
+/// A session on the Paris primary that writes through the read-only fence.
+async fn primary_session(clients: &AwsClients, plan: &Plan, credentials: &Credentials) -> Result<Session, DrError> {
+    let db = require_db_instance(&clients.primary.rds, &plan.database.primary_instance, &plan.primary_region).await?;
+    let session = postgres::connect(&Endpoint::require(&db)?, credentials).await?;
     session.write_through_the_fence().await?;
-    Ok((session, dbname))
+    Ok(session)
 }
 
 /// A session on the Ireland replica.
-pub async fn replica_session(clients: &AwsClients, plan: &Plan) -> Result<Session, DrError> {
-    let credentials = postgres::credentials(clients, plan).await?;
-    let replica = endpoint(&clients.dr.rds, &plan.database.replica_instance, &plan.dr_region).await?;
-    postgres::connect(&replica, &credentials).await
+async fn replica_session(clients: &AwsClients, plan: &Plan, credentials: &Credentials) -> Result<Session, DrError> {
+    let db = require_db_instance(&clients.dr.rds, &plan.database.replica_instance, &plan.dr_region).await?;
+    postgres::connect(&Endpoint::require(&db)?, credentials).await
 }
 
 /// Writes the run's marker in Paris (once: a later attempt finds it) and looks for it on the
@@ -222,12 +200,13 @@ pub async fn replica_session(clients: &AwsClients, plan: &Plan) -> Result<Sessio
 pub async fn barrier(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let plan = &state.plan;
-    let fence = fence_of(plan)?;
+    let fence = plan.fence_for_planned_move()?;
     let timer = StepTimer::start("barrier", clients);
     let marker = postgres::barrier_source(&state.run.id);
-    let (mut primary, _) = primary_session(clients, plan).await?;
+    let credentials = postgres::credentials(clients, plan).await?;
+    let mut primary = primary_session(clients, plan, &credentials).await?;
     let written_at = primary.write_heartbeat(&marker, false).await?;
-    let replica = replica_session(clients, plan).await?;
+    let replica = replica_session(clients, plan, &credentials).await?;
     let replayed = replica.heartbeat(&marker).await?;
     let now = time::now();
     let waited = time::elapsed(written_at, now);
@@ -272,16 +251,20 @@ pub async fn barrier(clients: &AwsClients, state: &RunbookState) -> Result<StepR
 pub async fn unfence(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let plan = &state.plan;
-    let fence = fence_of(plan)?;
+    let fence = plan.fence_for_planned_move()?;
     let timer = StepTimer::start("unfence", clients);
     if state.is_dry_run() {
         return Ok(timer.finish(Outcome::AlreadyDone, true, "dry run: nothing was fenced", Vec::new()));
     }
     let mut resources = Vec::new();
     if fence.database_read_only {
-        let (session, dbname) = primary_session(clients, plan).await?;
-        session.make_writable(&dbname).await?;
-        resources.push(ResourceState::new(&plan.database.primary_instance, format!("database {dbname} writable")));
+        let credentials = postgres::credentials(clients, plan).await?;
+        let session = primary_session(clients, plan, &credentials).await?;
+        session.make_writable().await?;
+        resources.push(ResourceState::new(
+            &plan.database.primary_instance,
+            format!("database {} writable", session.dbname()),
+        ));
     }
     if let Some(function) = &fence.lambda {
         invoke_fence_lambda(clients, state, function, "unfence").await?;

@@ -1,16 +1,17 @@
 //! Preflight and the RPO gate: nothing is changed before both pass.
 
-use super::fence;
 use crate::aws::AwsClients;
-use crate::aws::lookup::describe_db_instance;
+use crate::aws::lookup::require_db_instance;
+use crate::aws::postgres::{self, Endpoint};
 use crate::error::DrError;
+use crate::plan::Plan;
 use crate::readiness::{Check, CheckRow, Finding, Scope, check_plan};
 use crate::rpo::{LagReading, read_replica_lags, replica_lag_at};
 use crate::run::{
     FailoverKind, GateDecision, GateVerdict, Outcome, ResourceState, RunbookState, StepRecord, StepTimer,
 };
 use crate::store::{PlanStatus, PlanStore};
-use crate::time;
+use crate::time::{self, Timestamp};
 
 /// Tag the promote step puts on the replica: the lag accepted at promotion, in seconds.
 pub const LAG_AT_PROMOTION_TAG: &str = "dr-lag-at-promotion-seconds";
@@ -110,9 +111,7 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
     let plan = &state.plan;
     let replica_id = &plan.database.replica_instance;
     let rpo = plan.targets.rpo();
-    let replica = describe_db_instance(&clients.dr.rds, replica_id).await?.ok_or_else(|| {
-        DrError::ResourceNotFound { kind: "RDS instance", id: replica_id.clone(), region: plan.dr_region.clone() }
-    })?;
+    let replica = require_db_instance(&clients.dr.rds, replica_id, &plan.dr_region).await?;
 
     if replica.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty() {
         let promotion = promotion_tags(clients, replica.db_instance_arn()).await?;
@@ -160,7 +159,7 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
             })?;
             (reading, "ReplicaLag now; the barrier proves the rest".to_string())
         }
-        FailoverKind::Unplanned => loss_at_incident_start(clients, state).await?,
+        FailoverKind::Unplanned => loss_at_incident_start(clients, state, &replica).await?,
     };
     let lag_seconds = match &reading {
         LagReading::Lag { seconds, .. } => Some(*seconds),
@@ -189,17 +188,17 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
 /// the newest heartbeat replayed in Ireland against the incident's start, where the plan writes
 /// heartbeats and the replica answers; else ReplicaLag at the incident's start. With the reading,
 /// how it was measured.
-async fn loss_at_incident_start(clients: &AwsClients, state: &RunbookState) -> Result<(LagReading, String), DrError> {
+async fn loss_at_incident_start(
+    clients: &AwsClients,
+    state: &RunbookState,
+    replica: &aws_sdk_rds::types::DbInstance,
+) -> Result<(LagReading, String), DrError> {
     let plan = &state.plan;
     let at = state.run.incident_start();
     let now = time::now();
     let mut why_not_heartbeat = "the plan writes no database heartbeat".to_string();
     if plan.database.credentials_secret.is_some() {
-        let newest = match fence::replica_session(clients, plan).await {
-            Ok(replica) => replica.newest_heartbeat().await,
-            Err(err) => Err(err),
-        };
-        match newest {
+        match newest_replayed_heartbeat(clients, plan, replica).await {
             Ok(Some(newest)) => {
                 let loss = if newest >= at { 0.0 } else { time::seconds_between(newest, at) };
                 let basis = format!(
@@ -217,6 +216,17 @@ async fn loss_at_incident_start(clients: &AwsClients, state: &RunbookState) -> R
         replica_lag_at(&clients.dr.cloudwatch, &plan.database.replica_instance, plan.database.lag_freshness(), at, now)
             .await?;
     Ok((reading, format!("ReplicaLag at the incident's start {} ({why_not_heartbeat})", time::rfc3339(at))))
+}
+
+/// The newest heartbeat the replica has replayed (`None`: none yet).
+async fn newest_replayed_heartbeat(
+    clients: &AwsClients,
+    plan: &Plan,
+    replica: &aws_sdk_rds::types::DbInstance,
+) -> Result<Option<Timestamp>, DrError> {
+    let credentials = postgres::credentials(clients, plan).await?;
+    let session = postgres::connect(&Endpoint::require(replica)?, &credentials).await?;
+    session.newest_heartbeat().await
 }
 
 /// What the promote step recorded on the instance when it promoted it.

@@ -86,13 +86,17 @@ pub struct DataLoss {
     pub primary: String,
 }
 
+/// Whether a planned move's barrier was seen replayed in Ireland: then nothing was lost.
+fn barrier_replayed(state: &RunbookState) -> bool {
+    state.step(StepKey::Barrier).is_some_and(|r| r.ready && r.outcome == Outcome::Ready)
+}
+
 fn data_loss(state: &RunbookState, gate: Option<&GateDecision>) -> DataLoss {
     let fact = |key: StepKey, fact: &str| state.step(key).and_then(|r| r.facts.get(fact)).cloned();
-    let barrier = state.step(StepKey::Barrier).filter(|r| r.ready && r.outcome == Outcome::Ready);
     let unfenced = state.step(StepKey::Unfence).is_some();
     let kind = state.run.kind;
     let (summary, primary) = match kind {
-        FailoverKind::Planned if barrier.is_some() => (
+        FailoverKind::Planned if barrier_replayed(state) => (
             "data lost: none (proven by the barrier)".to_string(),
             "fenced: Paris takes no writes until it is failed back".to_string(),
         ),
@@ -158,9 +162,8 @@ pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunRepo
         dns_done.filter(|_| !dry_run).map(|s| time::seconds_between(state.run.triggered_at, s.finished_at).max(0.0));
     let rto_target = plan.targets.rto().as_secs();
     let rpo_target = plan.targets.rpo().as_secs();
-    let barrier_replayed = state.step(StepKey::Barrier).is_some_and(|r| r.ready && r.outcome == Outcome::Ready);
-    let rpo_seconds =
-        if barrier_replayed { Some(0.0) } else { gate.as_ref().and_then(|g| g.lag_seconds) }.filter(|_| !dry_run);
+    let rpo_seconds = if barrier_replayed(state) { Some(0.0) } else { gate.as_ref().and_then(|g| g.lag_seconds) }
+        .filter(|_| !dry_run);
     let achieved = Achieved {
         rto_target_seconds: rto_target,
         rto_seconds,
