@@ -37,6 +37,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("template")
     parser.add_argument("--ref", action="append", default=[], help="NAME=VALUE for !Ref NAME")
+    parser.add_argument(
+        "--application",
+        action="append",
+        default=[],
+        help="BINARY:TIMEOUT, a function of the protected application (not in the template) that plans name",
+    )
     args = parser.parse_args()
     refs = dict(item.split("=", 1) for item in args.ref)
     template, errors = decode(args.template)
@@ -61,6 +67,9 @@ def main():
             "memory_mb": int(properties.get("MemorySize", globals_.get("MemorySize", 128))),
             "environment": environment,
         }
+    for item in args.application:
+        binary, timeout = item.split(":", 1)
+        functions[binary] = {"binary": binary, "timeout_seconds": int(timeout), "memory_mb": 128, "environment": {}}
     json.dump(functions, sys.stdout, indent=2, sort_keys=True)
     print()
 

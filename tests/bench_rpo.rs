@@ -56,6 +56,8 @@ async fn estate(clients: &AwsClients, count: usize) -> Vec<ReplicatedPair> {
                 kind: PairKind::Rds,
                 source: format!("{plan}-paris-db-{index}"),
                 replica,
+                // The figures are those of the batched ReplicaLag reads: no database behind them.
+                credentials_secret: None,
                 ..template.clone()
             });
         } else {

@@ -8,7 +8,8 @@
 //! Planned and unplanned moves (issue 12): a planned drill fences the writer in Paris and proves
 //! by a barrier replayed in Ireland that nothing acknowledged is lost; a barrier that never
 //! arrives (replay paused) promotes nothing and undoes the fence; an unplanned run measures the
-//! data lost at the incident's start from the newest replayed heartbeat, not the outage's length.
+//! data lost at the incident's start from the newest replayed heartbeat, not the outage's length;
+//! the periodic RPO check measures the pair by the same heartbeat.
 
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used, clippy::panic)]
@@ -20,6 +21,9 @@ use std::time::{Duration, Instant};
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance};
+use dr_core::aws::postgres::{HEARTBEAT_TABLE, RPO_CHECK_SOURCE};
+use dr_core::rpo::LagVerdict;
+use dr_core::rpo::check::{Heartbeat, PairKind, check_pairs, pairs_of};
 use dr_core::run::{FailoverKind, RunbookState};
 use dr_core::runbook::fence::FENCE_CAPACITY_TAG;
 use dr_core::runbook::report::RunReport;
@@ -294,4 +298,141 @@ async fn an_unplanned_run_long_after_the_outage_reports_the_last_writes_age_not_
         cause.contains("lags 480") && !cause.contains("5400"),
         "80 minutes lost, not the 90-minute outage: {cause}"
     );
+}
+
+/// The periodic RPO check, on real replication: the database heartbeat it writes in Paris and
+/// finds replayed in Ireland is the pair's lag; an idle primary's grown ReplicaLag is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rpo_check_measures_the_database_by_its_heartbeat_not_an_idle_primarys_replica_lag() {
+    let (plan, clients, pair) = backed_estate("rpo").await;
+    // Nothing written for 40 minutes: RDS PostgreSQL's ReplicaLag (the age of the last replayed
+    // transaction) has grown to 2,400 s although the replica misses nothing.
+    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 2400.0).await.expect("lag published");
+    let rds = || pairs_of(&plan).into_iter().filter(|p| p.kind == PairKind::Rds).collect::<Vec<_>>();
+
+    let statuses = check_pairs(&clients, &rds(), Heartbeat::Write, time::now()).await.expect("checked");
+    let status = &statuses[0];
+    eprintln!("RPO check, replay running: {} ({:?} s)", status.detail, status.lag_seconds);
+    assert_eq!((status.verdict, status.error.as_deref()), (LagVerdict::WithinRpo, None), "{status:?}");
+    assert!(status.lag_seconds.is_some_and(|lag| lag < 5.0), "the heartbeat's replay, not 2,400 s: {status:?}");
+    assert!(status.detail.contains("database heartbeat replayed in Ireland"), "{status:?}");
+    let written = pair
+        .sql(&pair.primary, &format!("SELECT count(*) FROM {HEARTBEAT_TABLE} WHERE source = '{RPO_CHECK_SOURCE}'"))
+        .expect("heartbeat row");
+    assert_eq!(written, "1", "the check rewrites one row in Paris");
+
+    // Replay stops; the newest heartbeat Ireland has was written 70 minutes ago: over the RPO, by
+    // the heartbeat's age, although Paris took the check's new heartbeat.
+    heartbeat_written(&pair, RPO_CHECK_SOURCE, 70);
+    pair.pause_replay(true).expect("replay paused");
+    let statuses = check_pairs(&clients, &rds(), Heartbeat::Write, time::now()).await.expect("checked");
+    let status = &statuses[0];
+    eprintln!("RPO check, replay paused: {} ({:?} s)", status.detail, status.lag_seconds);
+    assert_eq!(status.verdict, LagVerdict::RpoExceeded, "{status:?}");
+    assert!(status.lag_seconds.is_some_and(|lag| (4200.0..4260.0).contains(&lag)), "{status:?}");
+    pair.pause_replay(false).expect("replay resumed");
+}
+
+/// The application's maintenance switch (crates/dr-emulator/src/bin/application-hooks.rs), as its
+/// state object says: (in maintenance, times switched).
+async fn maintenance_switch(clients: &AwsClients, plan: &Plan) -> (bool, u64) {
+    let object = clients
+        .dr
+        .s3
+        .get_object()
+        .bucket("dr-local-application")
+        .key(format!("maintenance/{}.json", plan.name))
+        .send()
+        .await
+        .expect("the switch was used");
+    let state: serde_json::Value =
+        serde_json::from_slice(&object.body.collect().await.expect("body").into_bytes()).expect("json");
+    (state["maintenance"].as_bool().unwrap_or_default(), state["switched"].as_u64().unwrap_or_default())
+}
+
+/// A plan whose fence is only the application's own Lambda, and whose barrier is its own hook.
+fn fenced_by_the_application(plan: &mut Plan, barrier_timeout_seconds: u32) {
+    let fence = plan.fence.as_mut().expect("the plan has a [fence]");
+    fence.auto_scaling_group = None;
+    fence.database_read_only = false;
+    fence.lambda = Some("application-hooks".to_string());
+    fence.barrier_function = Some("application-hooks".to_string());
+    fence.barrier_timeout_seconds = barrier_timeout_seconds;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_applications_fencing_lambda_and_barrier_hook_carry_a_planned_move_and_its_undo() {
+    // Moved: the switch on, the hook's marker replayed, the promotion proven lossless.
+    let (mut plan, clients, pair) = backed_estate("hooks").await;
+    fenced_by_the_application(&mut plan, 60);
+    let run_id = format!("hooks-{}", unique_suffix());
+    let execution = run_state_machine_waiting(
+        "failover.asl.json",
+        &failover_substitutions(),
+        &input_of(&plan, &run_id, FailoverKind::Planned),
+        Duration::from_millis(500),
+    );
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let report: RunReport = serde_json::from_value(execution.output).expect("report");
+    assert_eq!(maintenance_switch(&clients, &plan).await, (true, 1), "switched on once; on after the move");
+    let barrier = report.steps.iter().find(|s| s.step == "barrier").expect("barrier step");
+    assert!(barrier.detail.contains("barrier confirmed by application-hooks"), "{}", barrier.detail);
+    let marker = format!("barrier:{run_id}");
+    assert_eq!(
+        pair.sql(&pair.standby, &format!("SELECT count(*) FROM app_barrier WHERE marker = '{marker}'")).expect("row"),
+        "1",
+        "the hook's own marker is in the promoted database"
+    );
+    let loss = report.data_loss.as_ref().expect("data loss");
+    assert_eq!(loss.summary, "data lost: none (proven by the barrier)");
+    drop(pair);
+
+    // The hook's marker never reaches Ireland: nothing promoted, the switch turned back off.
+    let (mut plan, clients, pair) = backed_estate("hooks-paused").await;
+    fenced_by_the_application(&mut plan, 5);
+    pair.pause_replay(true).expect("replay paused");
+    let execution = run_state_machine_waiting(
+        "failover.asl.json",
+        &failover_substitutions(),
+        &input_of(&plan, &format!("hooks-paused-{}", unique_suffix()), FailoverKind::Planned),
+        Duration::from_secs(1),
+    );
+    assert_eq!(execution.error.as_deref(), Some("BarrierNotReached"), "{execution:#?}");
+    assert_eq!(maintenance_switch(&clients, &plan).await, (false, 2), "switched on, then off by the undo");
+    assert_eq!(pair.sql(&pair.standby, "SELECT pg_is_in_recovery()").expect("recovery"), "t", "nothing promoted");
+    pair.pause_replay(false).expect("replay resumed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fencing_lambda_that_fails_stops_the_move_before_any_promotion() {
+    let (mut plan, clients, pair) = backed_estate("broken-switch").await;
+    fenced_by_the_application(&mut plan, 60);
+    let _ = clients.dr.s3.create_bucket().bucket("dr-local-application").create_bucket_configuration(
+        aws_sdk_s3::types::CreateBucketConfiguration::builder()
+            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(plan.dr_region.as_str()))
+            .build(),
+    )
+    .send()
+    .await;
+    clients
+        .dr
+        .s3
+        .put_object()
+        .bucket("dr-local-application")
+        .key(format!("broken/{}", plan.name))
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"broken"))
+        .send()
+        .await
+        .expect("switch broken");
+    let run_id = format!("broken-switch-{}", unique_suffix());
+    let execution = run_failover(&input_of(&plan, &run_id, FailoverKind::Planned));
+    assert_eq!(execution.error.as_deref(), Some("FenceFailed"), "{execution:#?}");
+    let cause = execution.cause.as_ref().map(ToString::to_string).unwrap_or_default();
+    assert!(cause.contains("application-hooks (fence) failed") && cause.contains("broken"), "{cause}");
+    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+        .await
+        .expect("describe")
+        .expect("replica");
+    assert!(replica.read_replica_source_db_instance_identifier().is_some(), "still a replica: nothing promoted");
+    assert_eq!(pair.sql(&pair.standby, "SELECT pg_is_in_recovery()").expect("recovery"), "t");
 }

@@ -8,6 +8,7 @@
 
 pub mod calls;
 pub mod dns;
+pub mod hooks;
 pub mod lookup;
 pub mod metrics;
 pub mod objects;

@@ -104,6 +104,11 @@ pub async fn credentials(clients: &AwsClients, plan: &Plan) -> Result<Credential
             }],
         });
     };
+    read_credentials(clients, secret).await
+}
+
+/// Reads database credentials from `secret` (Secrets Manager, DR region).
+pub async fn read_credentials(clients: &AwsClients, secret: &str) -> Result<Credentials, DrError> {
     let value = clients
         .dr
         .secrets

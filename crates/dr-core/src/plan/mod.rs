@@ -63,6 +63,12 @@ pub struct Fence {
     /// other sessions ended), with `database.credentials_secret`.
     #[serde(default)]
     pub database_read_only: bool,
+    /// A Lambda (name or ARN, in `dr_region`) that replaces the built-in barrier, for an
+    /// application that proves its writes reached Ireland its own way: invoked on each attempt
+    /// with a [`crate::runbook::fence::BarrierHookRequest`], it answers a
+    /// [`crate::runbook::fence::BarrierHookAnswer`]. It must write its marker once per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barrier_function: Option<String>,
     /// How long the barrier (a marker written in Paris after the fence, read back on the Ireland
     /// replica) may take before the move stops and the fence is undone.
     #[serde(default = "Fence::default_barrier_timeout_seconds")]

@@ -201,12 +201,14 @@ impl Plan {
                     .to_string(),
             );
         }
-        // The barrier (and a read-only fence) speak SQL to both instances.
-        if self.database.credentials_secret.is_none() {
+        // The built-in barrier and a read-only fence speak SQL to the instances.
+        let speaks_sql = fence.barrier_function.is_none() || fence.database_read_only;
+        if speaks_sql && self.database.credentials_secret.is_none() {
             found.add(
                 ProblemCode::FenceWithoutCredentials,
                 "database.credentials_secret",
-                "a plan with [fence] proves its barrier in SQL: name the secret of the database's credentials"
+                "the barrier (without fence.barrier_function) and a read-only fence speak SQL: name the secret \
+                 of the database's credentials"
                     .to_string(),
             );
         }

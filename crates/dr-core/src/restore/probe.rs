@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::AwsClients;
+use crate::aws::hooks::{HookEffect, invoke_hook};
 use crate::error::DrError;
 
 /// What the SQL probe hook receives.
@@ -32,26 +33,12 @@ pub(crate) async fn invoke_probe(
     hook: &str,
     request: &SqlProbeRequest,
 ) -> Result<SqlProbeAnswer, DrError> {
-    let payload = serde_json::to_vec(request).map_err(|e| DrError::serialisation("probe request", e))?;
-    let invoked = clients
-        .dr
-        .lambda
-        .invoke()
-        .function_name(hook)
-        .payload(aws_smithy_types::Blob::new(payload))
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("lambda", "Invoke", e))?;
-    let body = invoked.payload().map(|p| p.as_ref().to_vec()).unwrap_or_default();
-    if let Some(error) = invoked.function_error() {
-        return Ok(SqlProbeAnswer {
-            ok: false,
-            detail: format!("the probe failed ({error}): {}", String::from_utf8_lossy(&body)),
-        });
+    match invoke_hook(clients, hook, request, HookEffect::Reads).await? {
+        Err(failure) => Ok(SqlProbeAnswer { ok: false, detail: format!("the probe failed ({failure})") }),
+        Ok(body) => serde_json::from_slice(&body).map_err(|e| DrError::InvalidInput {
+            message: format!("the SQL probe {hook} answered something other than {{ok, detail}}: {e}"),
+        }),
     }
-    serde_json::from_slice(&body).map_err(|e| DrError::InvalidInput {
-        message: format!("the SQL probe {hook} answered something other than {{ok, detail}}: {e}"),
-    })
 }
 
 /// The shipped SQL probe hook: the restored endpoint accepts a connection within 5 s. (Running a

@@ -9,6 +9,15 @@
 //!   the new one is written, it is an upper bound of the data a failover would lose. With
 //!   replication metrics on, the rule's `ReplicationLatency` is read too.
 //!
+//! - **RDS with `database.credentials_secret`**: a database heartbeat (the `rpo-check` row of
+//!   `dr_orchestrator.heartbeat`, [`crate::aws::postgres`]) is rewritten on the Paris primary on
+//!   each run and looked for on the Ireland replica: the lag is how long the new row took to be
+//!   replayed there (watched for [`HEARTBEAT_REPLAY_WAIT`]), else the age of the newest row the
+//!   replica has. The same rows are what an unplanned run's gate measures the loss from, so the
+//!   status, the gate and the report use one measure; and the rows keep an idle primary's
+//!   replica current, where ReplicaLag would grow although nothing is missing. A replica that
+//!   cannot be read by SQL falls back to ReplicaLag, the error named.
+//!
 //! Metric reads are batched (500 queries per GetMetricData), metric writes too (1,000 datums per
 //! PutMetricData); heartbeats are two S3 calls per bucket pair, at most [`HEARTBEAT_CONCURRENCY`]
 //! in flight.
@@ -24,7 +33,9 @@ use tokio::task::JoinSet;
 
 use super::{LagReading, LagVerdict, read_replica_lags};
 use crate::aws::metrics::{maximum_per_minute, newest_datapoints};
+use crate::aws::lookup::require_db_instance;
 use crate::aws::objects;
+use crate::aws::postgres::{self, Endpoint};
 use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, within_primary_budget};
 use crate::error::DrError;
 use crate::plan::Plan;
@@ -37,6 +48,9 @@ pub fn heartbeat_key(plan: &str) -> String {
 
 /// Heartbeat reads and writes in flight at once.
 pub const HEARTBEAT_CONCURRENCY: usize = 32;
+
+/// How long the check watches the Ireland replica for the database heartbeat it just wrote.
+pub const HEARTBEAT_REPLAY_WAIT: Duration = Duration::from_secs(2);
 
 /// PutMetricData accepts at most this many datums per call.
 pub const MAX_DATUMS_PER_CALL: usize = 1000;
@@ -65,6 +79,9 @@ pub struct ReplicatedPair {
     pub freshness: Duration,
     /// S3: the replication rule whose `ReplicationLatency` to read, when metrics are on.
     pub metrics_rule: Option<String>,
+    /// RDS: the secret of the database's credentials, when the plan names one: the pair is then
+    /// measured by its database heartbeat.
+    pub credentials_secret: Option<String>,
 }
 
 impl ReplicatedPair {
@@ -85,6 +102,7 @@ pub fn pairs_of(plan: &Plan) -> Vec<ReplicatedPair> {
         rpo,
         freshness: plan.database.lag_freshness(),
         metrics_rule: None,
+        credentials_secret: plan.database.credentials_secret.clone(),
     }];
     pairs.extend(plan.s3_replication.iter().map(|bucket| ReplicatedPair {
         plan: plan.name.clone(),
@@ -94,6 +112,7 @@ pub fn pairs_of(plan: &Plan) -> Vec<ReplicatedPair> {
         rpo,
         freshness: plan.database.lag_freshness(),
         metrics_rule: bucket.replication_metrics.then(|| bucket.replication_rule.clone()).flatten(),
+        credentials_secret: None,
     }));
     pairs
 }
@@ -187,24 +206,41 @@ pub async fn check_pairs(
         }
     }
 
-    // S3: heartbeats, bounded concurrency.
     let permits = Arc::new(Semaphore::new(HEARTBEAT_CONCURRENCY));
     let mut tasks = JoinSet::new();
+
+    // RDS with credentials: the database heartbeat replaces ReplicaLag where it can be read.
+    for (index, pair) in pairs.iter().enumerate().filter(|(_, p)| p.kind == PairKind::Rds) {
+        let Some(secret) = pair.credentials_secret.clone() else { continue };
+        let (pair, clients, permits) = (pair.clone(), clients.clone(), Arc::clone(&permits));
+        let by_replica_lag = statuses[index].clone().unwrap_or_else(|| unread(&pair));
+        tasks.spawn(async move {
+            let _permit = permits.acquire().await;
+            let status = match database_heartbeat_lag(&clients, &pair, &secret, heartbeat, primary_deadline).await {
+                Ok((Some((reading, detail)), write_error)) => {
+                    with_write_error(PairStatus { detail, ..PairStatus::judged(&pair, &reading) }, write_error)
+                }
+                Ok((None, write_error)) => PairStatus {
+                    detail: format!("{}; no database heartbeat has reached {} yet", by_replica_lag.detail, pair.replica),
+                    ..with_write_error(by_replica_lag, write_error)
+                },
+                Err(err) => PairStatus {
+                    detail: format!("{}; database heartbeat not read: {err}", by_replica_lag.detail),
+                    error: Some(err.name().to_string()),
+                    ..by_replica_lag
+                },
+            };
+            (index, status)
+        });
+    }
+
+    // S3: heartbeats, bounded concurrency.
     for (index, pair) in pairs.iter().enumerate().filter(|(_, p)| p.kind == PairKind::S3) {
         let (pair, clients, permits) = (pair.clone(), clients.clone(), Arc::clone(&permits));
         tasks.spawn(async move {
             let _permit = permits.acquire().await;
             let status = match heartbeat_lag(&clients, &pair, heartbeat, now, primary_deadline).await {
-                Ok((reading, None)) => PairStatus::judged(&pair, &reading),
-                // The reading stands (it is what a failover would lose); the write error is named.
-                Ok((reading, Some(write_error))) => {
-                    let judged = PairStatus::judged(&pair, &reading);
-                    PairStatus {
-                        error: Some(write_error.name().to_string()),
-                        detail: format!("{}; next heartbeat not written: {write_error}", judged.detail),
-                        ..judged
-                    }
-                }
+                Ok((reading, write_error)) => with_write_error(PairStatus::judged(&pair, &reading), write_error),
                 Err(err) => PairStatus::failed(&pair, &err),
             };
             (index, status)
@@ -252,6 +288,76 @@ pub async fn check_pairs(
 
 fn unread(pair: &ReplicatedPair) -> PairStatus {
     PairStatus::judged(pair, &LagReading::NotReplicating { reason: "not read".to_string() })
+}
+
+/// A reading stands when the next heartbeat could not be written (it is what a failover would
+/// lose); the write error is named beside it.
+fn with_write_error(status: PairStatus, write_error: Option<DrError>) -> PairStatus {
+    match write_error {
+        None => status,
+        Some(err) => PairStatus {
+            error: Some(err.name().to_string()),
+            detail: format!("{}; next heartbeat not written: {err}", status.detail),
+            ..status
+        },
+    }
+}
+
+/// The database heartbeat of an RDS pair: (when writing) rewrites the `rpo-check` row on the Paris
+/// primary, within the primary region's budget, then reads the replica: the new row replayed
+/// within [`HEARTBEAT_REPLAY_WAIT`] gives the time it took; otherwise the newest row the replica
+/// has gives its age (none at all: `None`). The reading comes with its words. A failed write
+/// does not void the reading.
+async fn database_heartbeat_lag(
+    clients: &AwsClients,
+    pair: &ReplicatedPair,
+    secret: &str,
+    heartbeat: Heartbeat,
+    primary_deadline: tokio::time::Instant,
+) -> Result<(Option<(LagReading, String)>, Option<DrError>), DrError> {
+    let credentials = postgres::read_credentials(clients, secret).await?;
+    let mut written = None;
+    let mut write_error = None;
+    if heartbeat == Heartbeat::Write {
+        let write = async {
+            let db = require_db_instance(&clients.primary.rds, &pair.source, &clients.primary.region).await?;
+            let mut session = postgres::connect(&Endpoint::require(&db)?, &credentials).await?;
+            session.write_through_the_fence().await?;
+            session.write_heartbeat(postgres::RPO_CHECK_SOURCE, true).await
+        };
+        match within_primary_budget(primary_deadline, &clients.primary.region, write).await {
+            Ok(at) => written = Some(at),
+            Err(err) => write_error = Some(err),
+        }
+    }
+    let db = require_db_instance(&clients.dr.rds, &pair.replica, &clients.dr.region).await?;
+    let session = postgres::connect(&Endpoint::require(&db)?, &credentials).await?;
+    let watch_until = tokio::time::Instant::now() + HEARTBEAT_REPLAY_WAIT;
+    loop {
+        let newest = session.newest_heartbeat().await?;
+        let seen_at = time::now();
+        // Replayed: the lag is (at most) how long the new row took to be there.
+        if let (Some(newest), Some(written_at)) = (newest, written)
+            && newest >= written_at
+        {
+            let replay = time::seconds_between(written_at, seen_at).max(0.0);
+            let detail = format!("database heartbeat replayed in Ireland {replay:.1} s after it was written");
+            return Ok((Some((LagReading::Lag { seconds: replay, age: Duration::ZERO }, detail)), write_error));
+        }
+        if written.is_some() && tokio::time::Instant::now() < watch_until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        // Not (yet) replayed: whatever Paris wrote after the newest row Ireland has may be missing.
+        let Some(newest) = newest else { return Ok((None, write_error)) };
+        let age = time::elapsed(newest, seen_at);
+        let detail = format!(
+            "newest database heartbeat replayed in Ireland was written {:.0} s ago ({})",
+            age.as_secs_f64(),
+            time::rfc3339(newest)
+        );
+        return Ok((Some((LagReading::Lag { seconds: age.as_secs_f64(), age: Duration::ZERO }, detail)), write_error));
+    }
 }
 
 /// Reads the replicated heartbeat in Ireland, then (when writing) writes the next one in Paris.

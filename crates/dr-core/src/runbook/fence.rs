@@ -7,16 +7,19 @@
 //! 2. **Barrier** (status): a marker row (`barrier:<run id>` in the heartbeat table) written on the
 //!    Paris primary after the fence, read back on the Ireland replica. Replayed there, the replica
 //!    holds every write Paris acknowledged before it: the move loses nothing. Not replayed within
-//!    `fence.barrier_timeout_seconds` of its writing: `BarrierNotReached`.
+//!    `fence.barrier_timeout_seconds` of its writing: `BarrierNotReached`. A plan's
+//!    `fence.barrier_function` replaces the SQL with the application's own proof.
 //! 3. **Unfence** (undo, from the Catch of either): Paris serves again, as before the run.
 //!
 //! Nothing here runs for an unplanned failover: Paris may be gone, and its report says it was
 //! not fenced.
 
 use aws_sdk_autoscaling::types::Tag as AsgTag;
+use serde::{Deserialize, Serialize};
 
 use super::compute::set_capacity;
 use crate::aws::AwsClients;
+use crate::aws::hooks::{HookEffect, invoke_hook};
 use crate::aws::lookup::{describe_auto_scaling_group, require_db_instance};
 use crate::aws::once;
 use crate::aws::postgres::{self, Credentials, Endpoint, Session};
@@ -159,26 +162,13 @@ async fn invoke_fence_lambda(
     function: &str,
     action: &str,
 ) -> Result<(), DrError> {
-    let payload = serde_json::json!({ "action": action, "plan": state.plan.name, "run_id": state.run.id });
-    let invoked = clients
-        .dr
-        .lambda
-        .invoke()
-        .function_name(function)
-        .payload(aws_smithy_types::Blob::new(payload.to_string()))
-        .customize()
-        .config_override(once::lambda())
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("lambda", "Invoke", e))?;
-    if let Some(error) = invoked.function_error() {
-        let body = invoked.payload().map(|p| String::from_utf8_lossy(p.as_ref()).to_string()).unwrap_or_default();
-        return Err(DrError::FenceFailed {
+    let request = serde_json::json!({ "action": action, "plan": state.plan.name, "run_id": state.run.id });
+    invoke_hook(clients, function, &request, HookEffect::Changes).await?.map(drop).map_err(|failure| {
+        DrError::FenceFailed {
             region: state.plan.primary_region.clone(),
-            reason: format!("{function} ({action}) failed ({error}): {body}"),
-        });
-    }
-    Ok(())
+            reason: format!("{function} ({action}) failed ({failure})"),
+        }
+    })
 }
 
 /// A session on the Paris primary that writes through the read-only fence.
@@ -195,35 +185,68 @@ async fn replica_session(clients: &AwsClients, plan: &Plan, credentials: &Creden
     postgres::connect(&Endpoint::require(&db)?, credentials).await
 }
 
-/// Writes the run's marker in Paris (once: a later attempt finds it) and looks for it on the
-/// Ireland replica.
+/// What the plan's barrier hook (`fence.barrier_function`) receives, on every attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct BarrierHookRequest {
+    /// Always `"barrier"`.
+    pub action: String,
+    pub plan: String,
+    pub run_id: String,
+    /// The run's marker: the hook writes it in Paris once, and looks for it in Ireland.
+    pub marker: String,
+    pub primary: HookEndpoint,
+    pub replica: HookEndpoint,
+}
+
+/// An instance of the pair, for a hook.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct HookEndpoint {
+    pub instance: String,
+    pub region: String,
+    pub address: String,
+    pub port: u16,
+}
+
+impl HookEndpoint {
+    fn of(endpoint: Endpoint, region: &str) -> HookEndpoint {
+        HookEndpoint { instance: endpoint.instance, region: region.to_string(), address: endpoint.address, port: endpoint.port }
+    }
+}
+
+/// What the barrier hook answers: when Paris took the marker (the same on every attempt), and
+/// whether Ireland has it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct BarrierHookAnswer {
+    pub written_at: time::Timestamp,
+    pub replayed: bool,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// One look at the barrier: when Paris took the marker, whether Ireland has it, and what was seen.
+struct BarrierLook {
+    written_at: time::Timestamp,
+    replayed: bool,
+    resources: Vec<ResourceState>,
+    by: String,
+}
+
+/// Writes the run's marker in Paris (once: a later attempt finds it) and looks for it in Ireland:
+/// in SQL, or by the plan's barrier hook.
 pub async fn barrier(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let plan = &state.plan;
     let fence = plan.fence_for_planned_move()?;
     let timer = StepTimer::start("barrier", clients);
     let marker = postgres::barrier_source(&state.run.id);
-    let credentials = postgres::credentials(clients, plan).await?;
-    let mut primary = primary_session(clients, plan, &credentials).await?;
-    let written_at = primary.write_heartbeat(&marker, false).await?;
-    let replica = replica_session(clients, plan, &credentials).await?;
-    let replayed = replica.heartbeat(&marker).await?;
+    let look = match &fence.barrier_function {
+        Some(function) => barrier_by_hook(clients, state, function, &marker).await?,
+        None => barrier_in_sql(clients, plan, &marker).await?,
+    };
+    let BarrierLook { written_at, replayed, resources, by } = look;
     let now = time::now();
     let waited = time::elapsed(written_at, now);
-    let resources = vec![
-        ResourceState::new(
-            &plan.database.primary_instance,
-            format!("marker {marker} written at {}", time::rfc3339(written_at)),
-        ),
-        ResourceState::new(
-            &plan.database.replica_instance,
-            match replayed {
-                Some(_) => format!("marker replayed ({:.1} s after it was written)", waited.as_secs_f64()),
-                None => format!("marker not replayed yet ({:.0} s)", waited.as_secs_f64()),
-            },
-        ),
-    ];
-    if replayed.is_none() && waited > fence.barrier_timeout() {
+    if !replayed && waited > fence.barrier_timeout() {
         return Err(DrError::BarrierNotReached {
             replica: plan.database.replica_instance.clone(),
             marker,
@@ -231,20 +254,83 @@ pub async fn barrier(clients: &AwsClients, state: &RunbookState) -> Result<StepR
             timeout_seconds: fence.barrier_timeout().as_secs(),
         });
     }
-    let detail = match replayed {
-        Some(_) => format!(
-            "barrier confirmed: {marker} written in Paris at {}, replayed in Ireland by {}",
+    let detail = if replayed {
+        format!(
+            "barrier confirmed{by}: {marker} written in Paris at {}, replayed in Ireland by {}",
             time::rfc3339(written_at),
             time::rfc3339(now)
-        ),
-        None => format!("waiting for {marker} to be replayed in Ireland ({:.0} s so far)", waited.as_secs_f64()),
+        )
+    } else {
+        format!("waiting for {marker} to be replayed in Ireland{by} ({:.0} s so far)", waited.as_secs_f64())
     };
-    let mut record = status_record(timer, state, StepKey::Barrier, replayed.is_some(), detail, resources)?;
+    let mut record = status_record(timer, state, StepKey::Barrier, replayed, detail, resources)?;
     record.facts.insert(BARRIER_WRITTEN_FACT.into(), time::rfc3339(written_at));
-    if replayed.is_some() {
+    if replayed {
         record.facts.insert(BARRIER_CONFIRMED_FACT.into(), time::rfc3339(now));
     }
     Ok(record)
+}
+
+/// The built-in barrier: the marker row in the heartbeat table, through the fence in Paris.
+async fn barrier_in_sql(clients: &AwsClients, plan: &Plan, marker: &str) -> Result<BarrierLook, DrError> {
+    let credentials = postgres::credentials(clients, plan).await?;
+    let mut primary = primary_session(clients, plan, &credentials).await?;
+    let written_at = primary.write_heartbeat(marker, false).await?;
+    let replica = replica_session(clients, plan, &credentials).await?;
+    let replayed = replica.heartbeat(marker).await?.is_some();
+    let waited = time::elapsed(written_at, time::now());
+    let resources = vec![
+        ResourceState::new(
+            &plan.database.primary_instance,
+            format!("marker {marker} written at {}", time::rfc3339(written_at)),
+        ),
+        ResourceState::new(
+            &plan.database.replica_instance,
+            if replayed {
+                format!("marker replayed ({:.1} s after it was written)", waited.as_secs_f64())
+            } else {
+                format!("marker not replayed yet ({:.0} s)", waited.as_secs_f64())
+            },
+        ),
+    ];
+    Ok(BarrierLook { written_at, replayed, resources, by: String::new() })
+}
+
+/// The plan's barrier hook, given both endpoints; a function error or an answer that is not a
+/// [`BarrierHookAnswer`] is `FenceFailed` (nothing proves the move loses nothing).
+async fn barrier_by_hook(
+    clients: &AwsClients,
+    state: &RunbookState,
+    function: &str,
+    marker: &str,
+) -> Result<BarrierLook, DrError> {
+    let plan = &state.plan;
+    let primary = require_db_instance(&clients.primary.rds, &plan.database.primary_instance, &plan.primary_region);
+    let primary = HookEndpoint::of(Endpoint::require(&primary.await?)?, &plan.primary_region);
+    let replica = require_db_instance(&clients.dr.rds, &plan.database.replica_instance, &plan.dr_region).await?;
+    let replica = HookEndpoint::of(Endpoint::require(&replica)?, &plan.dr_region);
+    let request = BarrierHookRequest {
+        action: "barrier".into(),
+        plan: plan.name.clone(),
+        run_id: state.run.id.clone(),
+        marker: marker.to_string(),
+        primary,
+        replica,
+    };
+    let refused = |reason: String| DrError::FenceFailed { region: plan.primary_region.clone(), reason };
+    let body = invoke_hook(clients, function, &request, HookEffect::Changes)
+        .await?
+        .map_err(|failure| refused(format!("barrier hook {function} failed ({failure})")))?;
+    let answer: BarrierHookAnswer = serde_json::from_slice(&body).map_err(|e| {
+        refused(format!("barrier hook {function} answered something other than {{written_at, replayed}}: {e}"))
+    })?;
+    let seen = answer.detail.unwrap_or_else(|| if answer.replayed { "replayed".into() } else { "not replayed yet".into() });
+    Ok(BarrierLook {
+        written_at: answer.written_at,
+        replayed: answer.replayed,
+        resources: vec![ResourceState::new(function, format!("barrier hook: marker {marker}: {seen}"))],
+        by: format!(" by {function}"),
+    })
 }
 
 /// Undoes the fence, in reverse order: Paris serves again. Idempotent: what is not fenced is left.

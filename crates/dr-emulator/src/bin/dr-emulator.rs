@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use dr_core::aws::AwsClients;
 use dr_core::{DrError, Plan};
+use dr_emulator::control::back_instance_with;
 use dr_emulator::estate::{SeedOptions, seed};
 use dr_emulator::executions::{TriggerSeed, execution_input, seed_triggers};
 use dr_emulator::lambdas;
@@ -86,6 +87,15 @@ enum Command {
     Dns {
         #[command(flatten)]
         plan: PlanArg,
+    },
+    /// Serve the plan's database on real PostgreSQL (until stopped): a primary and its streaming
+    /// standby, backing the emulated Paris primary and Ireland replica; writes `--ready` (the
+    /// servers' ports, JSON) once both answer.
+    Database {
+        #[command(flatten)]
+        plan: PlanArg,
+        #[arg(long)]
+        ready: PathBuf,
     },
     /// Print the input of an execution recorded by the emulator's Step Functions.
     ExecutionInput {
@@ -185,6 +195,30 @@ impl Command {
                     "neither region"
                 };
                 println!("{} {} -> {} ({side}): {why}", plan.dns.record, plan.dns.record_type, values.join(", "));
+            }
+            Command::Database { plan, ready } => {
+                let (plan, clients) = plan.load().await?;
+                let unavailable = |e: dr_emulator::postgres::PostgresError| DrError::InvalidInput {
+                    message: format!("the local PostgreSQL pair: {e}"),
+                };
+                let pair = dr_emulator::postgres::Pair::start(&plan.name).map_err(unavailable)?;
+                back_instance_with(&clients, &plan.primary_region, &plan.database.primary_instance, &pair.primary)
+                    .await?;
+                back_instance_with(&clients, &plan.dr_region, &plan.database.replica_instance, &pair.standby).await?;
+                let ports = serde_json::json!({ "primary_port": pair.primary.port, "standby_port": pair.standby.port });
+                std::fs::write(&ready, ports.to_string())
+                    .map_err(|e| DrError::InvalidInput { message: format!("{}: {e}", ready.display()) })?;
+                println!("{} backed by PostgreSQL on 127.0.0.1:{}, {} by its standby on 127.0.0.1:{}",
+                    plan.database.primary_instance, pair.primary.port, plan.database.replica_instance, pair.standby.port);
+                // Until stopped (scripts/lib.sh's stop_background sends SIGTERM); the pair stops on drop.
+                let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .map_err(|e| DrError::Internal { message: format!("signal: {e}") })?;
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                let _ = std::fs::remove_file(&ready);
+                drop(pair);
             }
             Command::ExecutionInput { execution_arn } => {
                 let region = execution_arn.split(':').nth(3).unwrap_or_default().to_string();

@@ -1,0 +1,51 @@
+//! The plan's own Lambdas (a fencing switch, a barrier hook, the restore test's SQL probe),
+//! invoked in the DR region with a JSON request. A function error is the hook's answer, not a
+//! failed call: each caller names what it means.
+
+use serde::Serialize;
+
+use super::{AwsClients, once};
+use crate::error::DrError;
+
+/// Whether invoking the hook changes something (no SDK retry: a lost answer is found out on the
+/// step's next attempt, see [`once`]) or only reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookEffect {
+    Reads,
+    Changes,
+}
+
+/// A hook that ran and failed: its error type and payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookFailure {
+    pub error: String,
+    pub body: String,
+}
+
+impl std::fmt::Display for HookFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error, self.body)
+    }
+}
+
+/// Invokes `function` with `request`: `Ok(Ok(payload))` when it answered, `Ok(Err(failure))` when
+/// it ran and failed, `Err` when the call itself failed.
+pub async fn invoke_hook(
+    clients: &AwsClients,
+    function: &str,
+    request: &impl Serialize,
+    effect: HookEffect,
+) -> Result<Result<Vec<u8>, HookFailure>, DrError> {
+    let payload = serde_json::to_vec(request).map_err(|e| DrError::serialisation("hook request", e))?;
+    let call = clients.dr.lambda.invoke().function_name(function).payload(aws_smithy_types::Blob::new(payload));
+    let sent = match effect {
+        HookEffect::Changes => call.customize().config_override(once::lambda()).send().await,
+        HookEffect::Reads => call.send().await,
+    };
+    let invoked = sent.map_err(|e| DrError::from_sdk("lambda", "Invoke", e))?;
+    let body = invoked.payload().map(|p| p.as_ref().to_vec()).unwrap_or_default();
+    Ok(match invoked.function_error() {
+        Some(error) => Err(HookFailure { error: error.to_string(), body: String::from_utf8_lossy(&body).to_string() }),
+        None => Ok(body),
+    })
+}
