@@ -407,13 +407,18 @@ async fn the_applications_fencing_lambda_and_barrier_hook_carry_a_planned_move_a
 async fn a_fencing_lambda_that_fails_stops_the_move_before_any_promotion() {
     let (mut plan, clients, pair) = backed_estate("broken-switch").await;
     fenced_by_the_application(&mut plan, 60);
-    let _ = clients.dr.s3.create_bucket().bucket("dr-local-application").create_bucket_configuration(
-        aws_sdk_s3::types::CreateBucketConfiguration::builder()
-            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(plan.dr_region.as_str()))
-            .build(),
-    )
-    .send()
-    .await;
+    let _ = clients
+        .dr
+        .s3
+        .create_bucket()
+        .bucket("dr-local-application")
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(plan.dr_region.as_str()))
+                .build(),
+        )
+        .send()
+        .await;
     clients
         .dr
         .s3

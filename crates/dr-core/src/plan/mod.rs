@@ -65,8 +65,9 @@ pub struct Fence {
     pub database_read_only: bool,
     /// A Lambda (name or ARN, in `dr_region`) that replaces the built-in barrier, for an
     /// application that proves its writes reached Ireland its own way: invoked on each attempt
-    /// with a [`crate::runbook::fence::BarrierHookRequest`], it answers a
-    /// [`crate::runbook::fence::BarrierHookAnswer`]. It must write its marker once per run.
+    /// with the run's marker and both endpoints, it answers when Paris took the marker and whether
+    /// Ireland has it (the runbook's `BarrierHookRequest`, `BarrierHookAnswer`). It must write
+    /// its marker once per run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub barrier_function: Option<String>,
     /// How long the barrier (a marker written in Paris after the fence, read back on the Ireland

@@ -32,8 +32,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{LagReading, LagVerdict, read_replica_lags};
-use crate::aws::metrics::{maximum_per_minute, newest_datapoints};
 use crate::aws::lookup::require_db_instance;
+use crate::aws::metrics::{maximum_per_minute, newest_datapoints};
 use crate::aws::objects;
 use crate::aws::postgres::{self, Endpoint};
 use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, within_primary_budget};
@@ -159,6 +159,14 @@ impl PairStatus {
         }
     }
 
+    /// The status as a reading (the gate's view of it).
+    pub fn reading(&self) -> LagReading {
+        match self.lag_seconds {
+            Some(seconds) => LagReading::Lag { seconds, age: Duration::ZERO },
+            None => LagReading::NotReplicating { reason: self.detail.clone() },
+        }
+    }
+
     fn failed(pair: &ReplicatedPair, err: &DrError) -> PairStatus {
         let mut status = PairStatus::judged(pair, &LagReading::NotReplicating { reason: err.to_string() });
         status.error = Some(err.name().to_string());
@@ -221,7 +229,10 @@ pub async fn check_pairs(
                     with_write_error(PairStatus { detail, ..PairStatus::judged(&pair, &reading) }, write_error)
                 }
                 Ok((None, write_error)) => PairStatus {
-                    detail: format!("{}; no database heartbeat has reached {} yet", by_replica_lag.detail, pair.replica),
+                    detail: format!(
+                        "{}; no database heartbeat has reached {} yet",
+                        by_replica_lag.detail, pair.replica
+                    ),
                     ..with_write_error(by_replica_lag, write_error)
                 },
                 Err(err) => PairStatus {
@@ -341,7 +352,7 @@ async fn database_heartbeat_lag(
             && newest >= written_at
         {
             let replay = time::seconds_between(written_at, seen_at).max(0.0);
-            let detail = format!("database heartbeat replayed in Ireland {replay:.1} s after it was written");
+            let detail = format!("database heartbeat replayed in Ireland {replay:.2} s after it was written");
             return Ok((Some((LagReading::Lag { seconds: replay, age: Duration::ZERO }, detail)), write_error));
         }
         if written.is_some() && tokio::time::Instant::now() < watch_until {

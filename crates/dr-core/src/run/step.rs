@@ -164,9 +164,14 @@ impl StepRecord {
 
     /// Another attempt of the same act step: it keeps the first attempt's start (the phase's
     /// budget counts from it), the mutating calls made so far (the report counts every change,
-    /// including one whose answer was lost) and the facts recorded so far (its own win).
+    /// including one whose answer was lost) and the facts recorded so far (its own win). A step
+    /// that changed the estate on an earlier attempt (the fence, asked again until it holds) has
+    /// changed it, though this attempt found it done.
     pub fn carry_over(&mut self, previous: &StepRecord) {
         self.started_at = previous.started_at;
+        if previous.outcome == Outcome::Changed && self.outcome == Outcome::AlreadyDone {
+            self.outcome = Outcome::Changed;
+        }
         let earlier: Vec<ApiCall> = previous.calls.iter().filter(|c| c.is_mutating()).cloned().collect();
         self.calls.splice(0..0, earlier);
         let mut facts = previous.facts.clone();
@@ -306,5 +311,19 @@ mod tests {
         assert_eq!(waiting.facts.get("starts.i-1").map(String::as_str), Some("1"), "starts are still counted");
         let operations: Vec<&str> = waiting.calls.iter().map(|c| c.operation.as_str()).collect();
         assert_eq!(operations, ["StartInstances", "StartInstances"], "every change is in the report");
+    }
+
+    #[test]
+    fn a_step_that_changed_on_an_earlier_attempt_stays_changed_when_the_next_finds_it_done() {
+        // The fence: scaled to zero on the first attempt, held (nothing left to do) on the second.
+        let first = record("fence", "2026-11-23T10:00:00Z", Outcome::Changed, &["UpdateAutoScalingGroup"]);
+        let mut held = record("fence", "2026-11-23T10:00:30Z", Outcome::AlreadyDone, &["DescribeAutoScalingGroups"]);
+        held.carry_over(&first);
+        assert_eq!(held.outcome, Outcome::Changed);
+        // A change whose answer was lost (waiting), then found done, stays "found done".
+        let lost = record("promote-replica", "2026-11-23T10:00:00Z", Outcome::Waiting, &["PromoteReadReplica"]);
+        let mut found = record("promote-replica", "2026-11-23T10:00:30Z", Outcome::AlreadyDone, &[]);
+        found.carry_over(&lost);
+        assert_eq!(found.outcome, Outcome::AlreadyDone);
     }
 }

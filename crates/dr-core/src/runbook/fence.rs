@@ -209,7 +209,12 @@ pub struct HookEndpoint {
 
 impl HookEndpoint {
     fn of(endpoint: Endpoint, region: &str) -> HookEndpoint {
-        HookEndpoint { instance: endpoint.instance, region: region.to_string(), address: endpoint.address, port: endpoint.port }
+        HookEndpoint {
+            instance: endpoint.instance,
+            region: region.to_string(),
+            address: endpoint.address,
+            port: endpoint.port,
+        }
     }
 }
 
@@ -324,7 +329,8 @@ async fn barrier_by_hook(
     let answer: BarrierHookAnswer = serde_json::from_slice(&body).map_err(|e| {
         refused(format!("barrier hook {function} answered something other than {{written_at, replayed}}: {e}"))
     })?;
-    let seen = answer.detail.unwrap_or_else(|| if answer.replayed { "replayed".into() } else { "not replayed yet".into() });
+    let seen =
+        answer.detail.unwrap_or_else(|| if answer.replayed { "replayed".into() } else { "not replayed yet".into() });
     Ok(BarrierLook {
         written_at: answer.written_at,
         replayed: answer.replayed,

@@ -6,7 +6,8 @@ use crate::aws::postgres::{self, Endpoint};
 use crate::error::DrError;
 use crate::plan::Plan;
 use crate::readiness::{Check, CheckRow, Finding, Scope, check_plan};
-use crate::rpo::{LagReading, read_replica_lags, replica_lag_at};
+use crate::rpo::check::{Heartbeat, PairKind, ReplicatedPair, check_pairs, pairs_of};
+use crate::rpo::{LagReading, replica_lag_at};
 use crate::run::{
     FailoverKind, GateDecision, GateVerdict, Outcome, ResourceState, RunbookState, StepRecord, StepTimer,
 };
@@ -144,20 +145,16 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
     }
 
     let (reading, basis) = match state.run.kind {
-        // The barrier proves the rest: the gate asks that the replica replicates, now.
+        // The barrier proves the rest: the gate asks that the replica replicates, now, as the RPO
+        // status reads it (the database heartbeat where the plan has one, else ReplicaLag).
         FailoverKind::Planned => {
-            let readings = read_replica_lags(
-                &clients.dr.cloudwatch,
-                std::slice::from_ref(replica_id),
-                plan.database.lag_freshness(),
-                time::now(),
-            )
-            .await?;
-            let reading = readings.into_iter().next().ok_or_else(|| DrError::ReplicaNotReplicating {
+            let pair: Vec<ReplicatedPair> = pairs_of(plan).into_iter().filter(|p| p.kind == PairKind::Rds).collect();
+            let statuses = check_pairs(clients, &pair, Heartbeat::ReadOnly, time::now()).await?;
+            let status = statuses.into_iter().next().ok_or_else(|| DrError::ReplicaNotReplicating {
                 replica: replica_id.clone(),
                 reason: "no reading".to_string(),
             })?;
-            (reading, "ReplicaLag now; the barrier proves the rest".to_string())
+            (status.reading(), format!("{}; the barrier proves the rest", status.detail))
         }
         FailoverKind::Unplanned => loss_at_incident_start(clients, state, &replica).await?,
     };

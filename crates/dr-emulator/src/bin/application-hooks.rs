@@ -88,7 +88,10 @@ async fn barrier(request: BarrierHookRequest) -> Result<Value, Error> {
     let answer = BarrierHookAnswer {
         written_at,
         replayed,
-        detail: Some(format!("app_barrier row {}", if replayed { "replayed in Ireland" } else { "not in Ireland yet" })),
+        detail: Some(format!(
+            "app_barrier row {}",
+            if replayed { "replayed in Ireland" } else { "not in Ireland yet" }
+        )),
     };
     Ok(serde_json::to_value(answer)?)
 }

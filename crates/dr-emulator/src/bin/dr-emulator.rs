@@ -208,8 +208,13 @@ impl Command {
                 let ports = serde_json::json!({ "primary_port": pair.primary.port, "standby_port": pair.standby.port });
                 std::fs::write(&ready, ports.to_string())
                     .map_err(|e| DrError::InvalidInput { message: format!("{}: {e}", ready.display()) })?;
-                println!("{} backed by PostgreSQL on 127.0.0.1:{}, {} by its standby on 127.0.0.1:{}",
-                    plan.database.primary_instance, pair.primary.port, plan.database.replica_instance, pair.standby.port);
+                println!(
+                    "{} backed by PostgreSQL on 127.0.0.1:{}, {} by its standby on 127.0.0.1:{}",
+                    plan.database.primary_instance,
+                    pair.primary.port,
+                    plan.database.replica_instance,
+                    pair.standby.port
+                );
                 // Until stopped (scripts/lib.sh's stop_background sends SIGTERM); the pair stops on drop.
                 let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                     .map_err(|e| DrError::Internal { message: format!("signal: {e}") })?;
