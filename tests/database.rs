@@ -117,6 +117,26 @@ fn input_of(plan: &Plan, run_id: &str, kind: FailoverKind) -> serde_json::Value 
     serde_json::to_value(&state).expect("input")
 }
 
+/// Runs a planned move of `plan` (the engine's waits of `wait`).
+fn run_planned(plan: &Plan, run_id: &str, wait: Duration) -> dr_tests::Execution {
+    run_state_machine_waiting(
+        "failover.asl.json",
+        &failover_substitutions(),
+        &input_of(plan, run_id, FailoverKind::Planned),
+        wait,
+    )
+}
+
+/// Neither the emulated replica nor its standby was promoted.
+async fn assert_nothing_promoted(clients: &AwsClients, plan: &Plan, pair: &Pair) {
+    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+        .await
+        .expect("describe")
+        .expect("replica");
+    assert!(replica.read_replica_source_db_instance_identifier().is_some(), "still a replica: nothing promoted");
+    assert_eq!(pair.sql(&pair.standby, "SELECT pg_is_in_recovery()").expect("recovery"), "t", "standby still");
+}
+
 /// The application in Paris: inserts rows, one session each, until told to stop; the numbers of
 /// the rows Paris acknowledged (committed), and how many inserts it refused.
 fn start_writer(pair: &Pair, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(Vec<u64>, u64)> {
@@ -144,12 +164,7 @@ async fn a_planned_drill_with_a_writer_throughout_loses_no_acknowledged_row() {
     std::thread::sleep(Duration::from_secs(1));
 
     let run_id = format!("planned-{}", unique_suffix());
-    let execution = run_state_machine_waiting(
-        "failover.asl.json",
-        &failover_substitutions(),
-        &input_of(&plan, &run_id, FailoverKind::Planned),
-        Duration::from_millis(500),
-    );
+    let execution = run_planned(&plan, &run_id, Duration::from_millis(500));
     // The writer keeps trying a moment after the move: Paris must refuse it.
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
@@ -197,21 +212,11 @@ async fn a_barrier_that_never_arrives_promotes_nothing_and_undoes_the_fence() {
     pair.pause_replay(true).expect("replay paused");
 
     let run_id = format!("no-barrier-{}", unique_suffix());
-    let execution = run_state_machine_waiting(
-        "failover.asl.json",
-        &failover_substitutions(),
-        &input_of(&plan, &run_id, FailoverKind::Planned),
-        Duration::from_secs(1),
-    );
+    let execution = run_planned(&plan, &run_id, Duration::from_secs(1));
     assert_eq!(execution.status, "FAILED", "{execution:#?}");
     assert_eq!(execution.error.as_deref(), Some("BarrierNotReached"), "{execution:#?}");
 
-    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
-        .await
-        .expect("describe")
-        .expect("replica");
-    assert!(replica.read_replica_source_db_instance_identifier().is_some(), "still a replica: nothing promoted");
-    assert_eq!(pair.sql(&pair.standby, "SELECT pg_is_in_recovery()").expect("recovery"), "t");
+    assert_nothing_promoted(&clients, &plan, &pair).await;
     let after = describe_auto_scaling_group(&clients.primary.autoscaling, &group).await.expect("group").expect("group");
     assert_eq!(
         (after.min_size(), after.desired_capacity(), after.max_size()),
@@ -366,12 +371,7 @@ async fn the_applications_fencing_lambda_and_barrier_hook_carry_a_planned_move_a
     let (mut plan, clients, pair) = backed_estate("hooks").await;
     fenced_by_the_application(&mut plan, 60);
     let run_id = format!("hooks-{}", unique_suffix());
-    let execution = run_state_machine_waiting(
-        "failover.asl.json",
-        &failover_substitutions(),
-        &input_of(&plan, &run_id, FailoverKind::Planned),
-        Duration::from_millis(500),
-    );
+    let execution = run_planned(&plan, &run_id, Duration::from_millis(500));
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RunReport = serde_json::from_value(execution.output).expect("report");
     assert_eq!(maintenance_switch(&clients, &plan).await, (true, 1), "switched on once; on after the move");
@@ -399,7 +399,7 @@ async fn the_applications_fencing_lambda_and_barrier_hook_carry_a_planned_move_a
     );
     assert_eq!(execution.error.as_deref(), Some("BarrierNotReached"), "{execution:#?}");
     assert_eq!(maintenance_switch(&clients, &plan).await, (false, 2), "switched on, then off by the undo");
-    assert_eq!(pair.sql(&pair.standby, "SELECT pg_is_in_recovery()").expect("recovery"), "t", "nothing promoted");
+    assert_nothing_promoted(&clients, &plan, &pair).await;
     pair.pause_replay(false).expect("replay resumed");
 }
 
@@ -434,10 +434,5 @@ async fn a_fencing_lambda_that_fails_stops_the_move_before_any_promotion() {
     assert_eq!(execution.error.as_deref(), Some("FenceFailed"), "{execution:#?}");
     let cause = execution.cause.as_ref().map(ToString::to_string).unwrap_or_default();
     assert!(cause.contains("application-hooks (fence) failed") && cause.contains("broken"), "{cause}");
-    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
-        .await
-        .expect("describe")
-        .expect("replica");
-    assert!(replica.read_replica_source_db_instance_identifier().is_some(), "still a replica: nothing promoted");
-    assert_eq!(pair.sql(&pair.standby, "SELECT pg_is_in_recovery()").expect("recovery"), "t");
+    assert_nothing_promoted(&clients, &plan, &pair).await;
 }
