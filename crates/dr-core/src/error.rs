@@ -32,6 +32,7 @@ pub enum ErrorName {
     InstanceWontStart,
     FenceFailed,
     BarrierNotReached,
+    ReprotectRefused,
     DrillNotConfirmed,
     PlanBusy,
     NoSnapshot,
@@ -136,6 +137,12 @@ pub enum DrError {
     #[error("barrier {marker} not replayed on {replica} after {waited_seconds} s (timeout {timeout_seconds} s)")]
     BarrierNotReached { replica: String, marker: String, waited_seconds: u64, timeout_seconds: u64 },
 
+    /// Reprotect cannot proceed (before any change): the Ireland instance is still a replica
+    /// (no failover happened), or the plan's Paris name is held by an instance that is neither the
+    /// old primary nor a replica of Ireland, or no retired primary gives the replica's settings.
+    #[error("reprotect refused: {reason}")]
+    ReprotectRefused { reason: String },
+
     /// A live drill of a production plan without `confirm` equal to the plan's name.
     #[error("a live drill of production plan {plan} needs confirm = {plan:?}")]
     DrillNotConfirmed { plan: String },
@@ -200,6 +207,7 @@ impl DrError {
             DrError::InstanceWontStart { .. } => ErrorName::InstanceWontStart,
             DrError::FenceFailed { .. } => ErrorName::FenceFailed,
             DrError::BarrierNotReached { .. } => ErrorName::BarrierNotReached,
+            DrError::ReprotectRefused { .. } => ErrorName::ReprotectRefused,
             DrError::DrillNotConfirmed { .. } => ErrorName::DrillNotConfirmed,
             DrError::PlanBusy { .. } => ErrorName::PlanBusy,
             DrError::NoSnapshot { .. } => ErrorName::NoSnapshot,

@@ -15,6 +15,10 @@
   Endpoint is its server's address and port. An instance with no server behind it answers with an
   endpoint that refuses connections (loopback, port 9), as a database nobody can reach: moto's
   made-up host name would leave each connection to the machine's resolver.
+
+Not modelled yet: a snapshot is `available` and a rename done the moment they are asked (RDS takes
+minutes for each); the steps wait on both states (`runbook::reprotect`), but the emulator never
+makes them wait.
 """
 
 import subprocess

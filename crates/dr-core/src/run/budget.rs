@@ -60,6 +60,11 @@ impl StepKey {
             // The barrier has its own, shorter timeout (`fence.barrier_timeout_seconds`).
             StepKey::Fence | StepKey::Barrier => (StepKey::Fence, 0.125),
             StepKey::Unfence => (StepKey::Unfence, 0.125),
+            // Reprotect is not on an outage's clock, but a snapshot and a new cross-region replica
+            // of a large database take hours: half the RTO, then the RTO (within the history
+            // quota at the longest RTO). Out of it, StepTimedOut; a new run goes on from there.
+            StepKey::RetirePrimary => (StepKey::RetirePrimary, 0.5),
+            StepKey::Replica | StepKey::ReplicaStatus => (StepKey::Replica, 1.0),
             StepKey::Snapshot => (StepKey::Snapshot, 0.125),
             // The restore itself is measured against the whole RTO.
             StepKey::Restore | StepKey::RestoreStatus => (StepKey::Restore, 1.0),

@@ -30,6 +30,10 @@ pub enum StepKey {
     Fence,
     Barrier,
     Unfence,
+    // Reprotect after a failover: the old primary retired, a Paris replica of Ireland.
+    RetirePrimary,
+    Replica,
+    ReplicaStatus,
     // The restore test.
     Snapshot,
     Restore,
@@ -54,6 +58,7 @@ impl StepKey {
                 | StepKey::AsgStatus
                 | StepKey::DnsStatus
                 | StepKey::RestoreStatus
+                | StepKey::ReplicaStatus
         )
     }
 

@@ -1,5 +1,5 @@
 //! The failover runbook's steps: the logic behind every Task state of
-//! `statemachines/failover.asl.json`.
+//! `statemachines/failover.asl.json`, and of `statemachines/reprotect.asl.json` ([`reprotect`]).
 //!
 //! Every step receives the whole execution state ([`RunbookState`]: the plan, the run, an
 //! optional approval and the records of the steps so far) and returns a [`StepRecord`]. Steps
@@ -15,6 +15,7 @@ pub mod dns;
 pub mod fence;
 pub mod preflight;
 pub mod report;
+pub mod reprotect;
 
 use crate::aws::AwsClients;
 use crate::error::DrError;
@@ -33,6 +34,10 @@ pub enum FailoverStep {
     ScaleAsg,
     FlipDns,
     Report,
+    /// Reprotect: the old Paris primary retired (act, asked again until done).
+    RetirePrimary,
+    /// Reprotect: a Paris replica of the Ireland primary (act) replicating within the RPO (status).
+    CreateReplica,
 }
 
 impl FailoverStep {
@@ -54,6 +59,9 @@ impl FailoverStep {
             (FailoverStep::FlipDns, StepAction::Act) => (StepKey::FlipDns, "flip-dns"),
             (FailoverStep::FlipDns, StepAction::Status) => (StepKey::DnsStatus, "flip-dns-status"),
             (FailoverStep::Report, _) => return None,
+            (FailoverStep::RetirePrimary, _) => (StepKey::RetirePrimary, "retire-primary"),
+            (FailoverStep::CreateReplica, StepAction::Act) => (StepKey::Replica, "create-replica"),
+            (FailoverStep::CreateReplica, StepAction::Status) => (StepKey::ReplicaStatus, "create-replica-status"),
         };
         Some(key)
     }
@@ -103,6 +111,9 @@ pub async fn run_step(
         (FailoverStep::ScaleAsg, StepAction::Status) => Box::pin(compute::asg_status(clients, state)).await,
         (FailoverStep::FlipDns, StepAction::Act) => Box::pin(dns::flip_dns(clients, state)).await,
         (FailoverStep::FlipDns, StepAction::Status) => Box::pin(dns::dns_status(clients, state)).await,
+        (FailoverStep::RetirePrimary, _) => Box::pin(reprotect::retire_primary(clients, state)).await,
+        (FailoverStep::CreateReplica, StepAction::Act) => Box::pin(reprotect::create_replica(clients, state)).await,
+        (FailoverStep::CreateReplica, StepAction::Status) => Box::pin(reprotect::replica_status(clients, state)).await,
         (_, StepAction::Undo) | (FailoverStep::Report, _) => {
             return Err(DrError::InvalidInput { message: "the report is not a step".into() });
         }

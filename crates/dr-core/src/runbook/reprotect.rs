@@ -1,0 +1,311 @@
+//! Reprotect after a failover: Ireland serves alone, with no replica anywhere; make Paris its
+//! replica again, without losing the old primary.
+//!
+//! 1. **Retire** the old Paris primary (act, asked again until done): a final snapshot first
+//!    (`<instance>-final-<run time>`), and once it is available, the instance renamed
+//!    (`<instance>-retired-<run time>`: its endpoint changes, so a forgotten client cannot write to
+//!    it) and tagged with the run and its snapshot. It is never deleted here: that is an operator's
+//!    step once the new replica is healthy. A Paris primary that is gone (the region lost it) has
+//!    nothing to retire.
+//! 2. **Replicate** (act): a cross-region read replica of the Ireland primary, created in Paris
+//!    under the plan's primary name, as the instance it replaces was (class, subnet group,
+//!    security groups, parameter group, encryption key).
+//! 3. **Replicate status**: ready when the new replica is available and its `ReplicaLag` (in
+//!    Paris) is within the RPO.
+//!
+//! Each step observes before it acts: run again, it finds its work done and makes no mutating
+//! call. Reprotect refuses (`ReprotectRefused`, before any change) while the Ireland instance is
+//! still a replica: there is nothing to reprotect before a failover.
+
+use aws_sdk_rds::types::{DbInstance, Tag};
+
+use super::database::needs_promotion;
+use super::status_record;
+use crate::aws::lookup::{describe_db_instance, require_db_instance};
+use crate::aws::{AwsClients, once};
+use crate::error::DrError;
+use crate::rpo::read_replica_lags;
+use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::time;
+
+/// Tags on the retired primary: the run that retired it, and its final snapshot.
+pub const RETIRED_BY_RUN_TAG: &str = "dr-retired-by-run";
+pub const FINAL_SNAPSHOT_TAG: &str = "dr-final-snapshot";
+/// Tag on the new Paris replica: the run that created it.
+pub const REPLICA_BY_RUN_TAG: &str = "dr-replica-by-run";
+
+/// RDS instance identifiers are at most 63 characters.
+const MAX_INSTANCE_ID: usize = 63;
+
+/// The name the old primary takes when retired: `<instance>-retired-<run time>`.
+pub fn retired_id(state: &RunbookState) -> String {
+    suffixed(&state.plan.database.primary_instance, "retired", state)
+}
+
+/// The old primary's final snapshot: `<instance>-final-<run time>`.
+pub fn final_snapshot_id(state: &RunbookState) -> String {
+    suffixed(&state.plan.database.primary_instance, "final", state)
+}
+
+fn suffixed(instance: &str, what: &str, state: &RunbookState) -> String {
+    let suffix = format!("-{what}-{}", time::compact(state.run.triggered_at).to_lowercase());
+    let keep = MAX_INSTANCE_ID.saturating_sub(suffix.len()).min(instance.len());
+    format!("{}{suffix}", instance[..keep].trim_end_matches('-'))
+}
+
+fn refused(reason: String) -> DrError {
+    DrError::ReprotectRefused { reason }
+}
+
+fn observed(db: &DbInstance) -> ResourceState {
+    let source = db.read_replica_source_db_instance_identifier().unwrap_or_default();
+    ResourceState::new(
+        db.db_instance_identifier().unwrap_or_default(),
+        format!(
+            "{}, {}",
+            db.db_instance_status().unwrap_or("unknown"),
+            if source.is_empty() { "standalone".to_string() } else { format!("replica of {source}") }
+        ),
+    )
+}
+
+/// The Ireland instance, which must be standalone (failed over): else `ReprotectRefused`.
+async fn ireland_primary(clients: &AwsClients, state: &RunbookState) -> Result<DbInstance, DrError> {
+    let plan = &state.plan;
+    let db = require_db_instance(&clients.dr.rds, &plan.database.replica_instance, &plan.dr_region).await?;
+    if needs_promotion(&db).unwrap_or(true) {
+        return Err(refused(format!(
+            "{} ({}) is still a replica: there is nothing to reprotect before a failover",
+            plan.database.replica_instance, plan.dr_region
+        )));
+    }
+    Ok(db)
+}
+
+/// Whether `db` replicates from the Ireland instance (`source` is its identifier or ARN).
+fn replicates_from(db: &DbInstance, ireland: &DbInstance) -> bool {
+    let source = db.read_replica_source_db_instance_identifier().unwrap_or_default();
+    !source.is_empty()
+        && (Some(source) == ireland.db_instance_arn() || Some(source) == ireland.db_instance_identifier())
+}
+
+/// Retires the old Paris primary: final snapshot, then renamed and tagged. Asked again until it
+/// answers ready.
+pub async fn retire_primary(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
+    state.validate()?;
+    let plan = &state.plan;
+    let timer = StepTimer::start("retire-primary", clients);
+    let ireland = ireland_primary(clients, state).await?;
+    let paris = &clients.primary.rds;
+    let (name, retired, snapshot) = (&plan.database.primary_instance, retired_id(state), final_snapshot_id(state));
+    let old = describe_db_instance(paris, name).await?;
+    let old = match old {
+        // The new replica already holds the name: retired on an earlier attempt.
+        Some(db) if replicates_from(&db, &ireland) => None,
+        Some(db) => Some(db),
+        None => None,
+    };
+    let Some(old) = old else {
+        let detail = match describe_db_instance(paris, &retired).await? {
+            Some(db) => {
+                let resources = vec![observed(&db)];
+                return Ok(timer.finish(
+                    Outcome::AlreadyDone,
+                    true,
+                    format!("{name} retired as {retired}, final snapshot {snapshot}"),
+                    resources,
+                ));
+            }
+            None => format!("{name} is gone from {}: nothing to retire", plan.primary_region),
+        };
+        return Ok(timer.finish(Outcome::AlreadyDone, true, detail, Vec::new()));
+    };
+    if !old.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty() {
+        return Err(refused(format!(
+            "{name} ({}) is a replica of {}, not the old primary nor a replica of {}: left alone",
+            plan.primary_region,
+            old.read_replica_source_db_instance_identifier().unwrap_or_default(),
+            plan.database.replica_instance
+        )));
+    }
+    // Renaming, modifying, backing up: RDS would refuse the snapshot or the rename; asked again.
+    let status = old.db_instance_status().unwrap_or("unknown");
+    if status != "available" && !state.is_dry_run() {
+        let detail = format!("{name}: {status}");
+        return status_record(timer, state, StepKey::RetirePrimary, false, detail, vec![observed(&old)]);
+    }
+    if state.is_dry_run() {
+        return Ok(timer.would(
+            format!("snapshot {name} as {snapshot}, then rename it {retired} (kept, never deleted)"),
+            vec![observed(&old)],
+        ));
+    }
+    let arn = old.db_instance_arn().unwrap_or_default().to_string();
+    let snapshots = paris
+        .describe_db_snapshots()
+        .db_snapshot_identifier(&snapshot)
+        .send()
+        .await
+        .map(|found| found.db_snapshots().first().cloned())
+        .or_else(|e| match e.as_service_error() {
+            Some(err) if err.is_db_snapshot_not_found_fault() => Ok(None),
+            _ => Err(DrError::from_sdk("rds", "DescribeDBSnapshots", e)),
+        })?;
+    let Some(taken) = snapshots else {
+        paris
+            .create_db_snapshot()
+            .db_instance_identifier(name)
+            .db_snapshot_identifier(&snapshot)
+            .tags(Tag::builder().key(RETIRED_BY_RUN_TAG).value(&state.run.id).build())
+            .customize()
+            .config_override(once::rds())
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("rds", "CreateDBSnapshot", e))?;
+        let detail = format!("final snapshot {snapshot} of {name} requested");
+        tracing::info!(plan = %plan.name, step = "retire-primary", resource = %name, "{detail}");
+        return Ok(timer.finish(Outcome::Changed, false, detail, vec![observed(&old)]));
+    };
+    let status = taken.status().unwrap_or("unknown");
+    if status != "available" {
+        let detail = format!("final snapshot {snapshot} of {name}: {status}");
+        return status_record(timer, state, StepKey::RetirePrimary, false, detail, vec![observed(&old)]);
+    }
+    paris
+        .add_tags_to_resource()
+        .resource_name(&arn)
+        .tags(Tag::builder().key(RETIRED_BY_RUN_TAG).value(&state.run.id).build())
+        .tags(Tag::builder().key(FINAL_SNAPSHOT_TAG).value(&snapshot).build())
+        .customize()
+        .config_override(once::rds())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("rds", "AddTagsToResource", e))?;
+    paris
+        .modify_db_instance()
+        .db_instance_identifier(name)
+        .new_db_instance_identifier(&retired)
+        .apply_immediately(true)
+        .customize()
+        .config_override(once::rds())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("rds", "ModifyDBInstance", e))?;
+    let detail =
+        format!("{name} renamed {retired} (final snapshot {snapshot} available); kept until an operator deletes it");
+    tracing::info!(plan = %plan.name, step = "retire-primary", resource = %name, "{detail}");
+    Ok(timer.finish(Outcome::Changed, false, detail, vec![observed(&old)]))
+}
+
+/// Creates the Paris replica of the Ireland primary under the plan's primary name, as the
+/// retired instance was. Already there: no call.
+pub async fn create_replica(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
+    state.validate()?;
+    let plan = &state.plan;
+    let timer = StepTimer::start("create-replica", clients);
+    let ireland = ireland_primary(clients, state).await?;
+    let paris = &clients.primary.rds;
+    let name = &plan.database.primary_instance;
+    if let Some(db) = describe_db_instance(paris, name).await? {
+        if replicates_from(&db, &ireland) {
+            return Ok(timer.finish(
+                Outcome::AlreadyDone,
+                true,
+                format!("{name} replicates from Ireland"),
+                vec![observed(&db)],
+            ));
+        }
+        return Err(refused(format!("{name} ({}) is still the old primary: retire it first", plan.primary_region)));
+    }
+    let retired = retired_id(state);
+    let Some(template) = describe_db_instance(paris, &retired).await? else {
+        return Err(refused(format!(
+            "no retired primary {retired} in {} to take the replica's settings from (subnet group, security groups, key): create it by hand",
+            plan.primary_region
+        )));
+    };
+    if state.is_dry_run() {
+        return Ok(timer.would(
+            format!("create {name} in {} as a read replica of {}", plan.primary_region, plan.database.replica_instance),
+            vec![observed(&ireland)],
+        ));
+    }
+    let source = ireland.db_instance_arn().unwrap_or_default();
+    let security_groups: Vec<String> =
+        template.vpc_security_groups().iter().filter_map(|g| g.vpc_security_group_id().map(str::to_string)).collect();
+    paris
+        .create_db_instance_read_replica()
+        .db_instance_identifier(name)
+        // The source by ARN, from the other region. No PreSignedUrl: RDS needs it only between
+        // GovCloud or China regions (and ignores it elsewhere), even for an encrypted replica.
+        .source_db_instance_identifier(source)
+        .set_db_instance_class(template.db_instance_class().map(str::to_string))
+        .set_db_subnet_group_name(template.db_subnet_group().and_then(|g| g.db_subnet_group_name()).map(str::to_string))
+        .set_vpc_security_group_ids(Some(security_groups).filter(|groups| !groups.is_empty()))
+        .set_kms_key_id(template.kms_key_id().map(str::to_string))
+        .set_multi_az(template.multi_az())
+        .publicly_accessible(false)
+        .tags(Tag::builder().key(REPLICA_BY_RUN_TAG).value(&state.run.id).build())
+        .customize()
+        .config_override(once::rds())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("rds", "CreateDBInstanceReadReplica", e))?;
+    let detail = format!("{name} requested in {} as a read replica of {source}", plan.primary_region);
+    tracing::info!(plan = %plan.name, step = "create-replica", resource = %name, "{detail}");
+    Ok(timer.finish(Outcome::Changed, true, detail, vec![observed(&template)]))
+}
+
+/// Ready when the Paris replica is available and replicating within the RPO.
+pub async fn replica_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
+    state.validate()?;
+    let plan = &state.plan;
+    let timer = StepTimer::start("create-replica-status", clients);
+    let name = &plan.database.primary_instance;
+    let db = require_db_instance(&clients.primary.rds, name, &plan.primary_region).await?;
+    let status = db.db_instance_status().unwrap_or("unknown");
+    if status != "available" {
+        let detail = format!("{name}: {status}");
+        return status_record(timer, state, StepKey::ReplicaStatus, false, detail, vec![observed(&db)]);
+    }
+    let lags = read_replica_lags(
+        &clients.primary.cloudwatch,
+        std::slice::from_ref(name),
+        plan.database.lag_freshness(),
+        time::now(),
+    )
+    .await?;
+    let rpo = plan.targets.rpo();
+    let (ready, detail) = match lags.first().map(|reading| reading.require_within(name, rpo)) {
+        Some(Ok(lag)) => {
+            (true, format!("{name} available, replicating {lag:.0} s behind Ireland (RPO {} s)", rpo.as_secs()))
+        }
+        Some(Err(err)) => (false, format!("{name} available, not yet within the RPO: {err}")),
+        None => (false, format!("{name} available, no ReplicaLag yet")),
+    };
+    status_record(timer, state, StepKey::ReplicaStatus, ready, detail, vec![observed(&db)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Plan;
+    use crate::run::RunInfo;
+
+    #[test]
+    fn retired_names_fit_rds_identifiers_and_carry_the_run_time() {
+        let mut plan =
+            Plan::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../plans/paris-ireland.toml")))
+                .expect("the example plan");
+        let run = RunInfo::new("r", time::from_epoch_seconds(1_795_000_000), "test");
+        let state = RunbookState::new(plan.clone(), run.clone());
+        assert_eq!(
+            retired_id(&state),
+            format!("platform-db-paris-retired-{}", time::compact(run.triggered_at).to_lowercase())
+        );
+        plan.database.primary_instance = "a".repeat(63);
+        let state = RunbookState::new(plan, run);
+        assert_eq!(retired_id(&state).len(), MAX_INSTANCE_ID);
+        assert!(final_snapshot_id(&state).ends_with(&time::compact(state.run.triggered_at).to_lowercase()));
+    }
+}

@@ -1,0 +1,97 @@
+//! Reprotect after a failover (issue 14, first part): the real `reprotect.asl.json` with the real
+//! `retire-primary` and `create-replica` Lambdas against the emulator. The old Paris primary is
+//! snapshotted, renamed and kept; a Paris read replica of the Ireland primary takes its name; a
+//! second run changes nothing; before any failover, reprotect is refused with no change.
+
+// Test code: a failed step is a failed test, so helpers panic with a message.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use dr_core::aws::lookup::describe_db_instance;
+use dr_core::run::{Outcome, RunbookState, StepKey};
+use dr_core::runbook::reprotect::{FINAL_SNAPSHOT_TAG, RETIRED_BY_RUN_TAG, final_snapshot_id, retired_id};
+use dr_emulator::estate::publish_replica_lag;
+use dr_tests::{failover_input, local_substitutions, run_failover, run_state_machine, seeded_estate, unique_suffix};
+
+fn run_reprotect(input: &serde_json::Value) -> dr_tests::Execution {
+    run_state_machine("reprotect.asl.json", &local_substitutions("reprotect.local.json"), input)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reprotect_retires_the_old_primary_with_its_snapshot_and_replicates_ireland_into_paris() {
+    let (plan, clients) = seeded_estate().await;
+    let failover = run_failover(&failover_input(&plan, &format!("fo-{}", unique_suffix()), None));
+    assert_eq!(failover.status, "SUCCEEDED", "{failover:#?}");
+
+    // RDS publishes ReplicaLag for a replica every minute; moto does not.
+    publish_replica_lag(&clients.primary, &plan.database.primary_instance, 3.0).await.expect("lag published");
+    let input = failover_input(&plan, &format!("reprotect-{}", unique_suffix()), None);
+    let state: RunbookState = serde_json::from_value(input.clone()).expect("state");
+    let execution = run_reprotect(&input);
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let done: RunbookState = serde_json::from_value(execution.output.clone()).expect("the execution state");
+    let outcome = |key: StepKey| done.step(key).map(|record| record.outcome);
+    assert_eq!(outcome(StepKey::RetirePrimary), Some(Outcome::Changed));
+    assert_eq!(outcome(StepKey::Replica), Some(Outcome::Changed));
+    assert_eq!(outcome(StepKey::ReplicaStatus), Some(Outcome::Ready));
+
+    // The old primary: kept under its retired name, tagged with the run and its final snapshot.
+    let retired = describe_db_instance(&clients.primary.rds, &retired_id(&state))
+        .await
+        .expect("describe")
+        .expect("the old primary is kept, renamed");
+    let tags: Vec<(String, String)> = retired
+        .tag_list()
+        .iter()
+        .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
+        .collect();
+    assert!(tags.contains(&(RETIRED_BY_RUN_TAG.to_string(), state.run.id.clone())), "{tags:?}");
+    assert!(tags.contains(&(FINAL_SNAPSHOT_TAG.to_string(), final_snapshot_id(&state))), "{tags:?}");
+    let snapshots = clients
+        .primary
+        .rds
+        .describe_db_snapshots()
+        .db_snapshot_identifier(final_snapshot_id(&state))
+        .send()
+        .await
+        .expect("the final snapshot exists");
+    assert_eq!(snapshots.db_snapshots().first().and_then(|s| s.status()), Some("available"));
+
+    // The plan's Paris name is now a replica of the Ireland primary.
+    let ireland = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+        .await
+        .expect("describe")
+        .expect("the Ireland primary");
+    let paris = describe_db_instance(&clients.primary.rds, &plan.database.primary_instance)
+        .await
+        .expect("describe")
+        .expect("the new Paris replica");
+    assert_eq!(paris.read_replica_source_db_instance_identifier(), ireland.db_instance_arn());
+
+    // Run again: everything is found done, no mutating call.
+    let again = run_reprotect(&input);
+    assert_eq!(again.status, "SUCCEEDED", "{again:#?}");
+    let again: RunbookState = serde_json::from_value(again.output).expect("the execution state");
+    let mutating: usize = StepKey::all().filter_map(|key| again.step(key)).map(|r| r.mutating_calls()).sum();
+    assert_eq!(mutating, 0, "{again:#?}");
+    assert_eq!(again.step(StepKey::RetirePrimary).map(|r| r.outcome), Some(Outcome::AlreadyDone));
+    assert_eq!(again.step(StepKey::Replica).map(|r| r.outcome), Some(Outcome::AlreadyDone));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reprotect_before_a_failover_is_refused_before_any_change() {
+    let (plan, clients) = seeded_estate().await;
+    let input = failover_input(&plan, &format!("early-{}", unique_suffix()), None);
+    let state: RunbookState = serde_json::from_value(input.clone()).expect("state");
+    let execution = run_reprotect(&input);
+    assert_eq!(execution.status, "FAILED", "{execution:#?}");
+    assert_eq!(execution.error.as_deref(), Some("ReprotectRefused"), "{execution:#?}");
+    let primary = describe_db_instance(&clients.primary.rds, &plan.database.primary_instance).await.expect("describe");
+    assert!(
+        primary.is_some_and(|db| db.read_replica_source_db_instance_identifier().is_none()),
+        "the primary is as it was"
+    );
+    assert!(describe_db_instance(&clients.primary.rds, &retired_id(&state)).await.expect("describe").is_none());
+    let snapshot =
+        clients.primary.rds.describe_db_snapshots().db_snapshot_identifier(final_snapshot_id(&state)).send().await;
+    assert!(snapshot.map_or(true, |found| found.db_snapshots().is_empty()), "no snapshot taken");
+}
