@@ -436,3 +436,53 @@ async fn a_fencing_lambda_that_fails_stops_the_move_before_any_promotion() {
     assert!(cause.contains("application-hooks (fence) failed") && cause.contains("broken"), "{cause}");
     assert_nothing_promoted(&clients, &plan, &pair).await;
 }
+
+/// Reprotect on real replication: after a failover, the new Paris replica the emulator creates is
+/// a real standby of the promoted Ireland server; rows written in Ireland reach it, and the old
+/// primary is kept (renamed) with its rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn reprotect_makes_the_new_paris_replica_a_real_standby_of_ireland_and_keeps_the_old_primary() {
+    let (plan, clients, pair) = backed_estate("reprotect").await;
+    pair.sql(&pair.primary, "CREATE TABLE orders (n bigint PRIMARY KEY); INSERT INTO orders VALUES (1)").expect("rows");
+    wait_for_replay(&pair, 1);
+    let failover = run_failover(&input_of(&plan, &format!("fo-{}", unique_suffix()), FailoverKind::Unplanned));
+    assert_eq!(failover.status, "SUCCEEDED", "{failover:#?}");
+    pair.sql(&pair.standby, "INSERT INTO orders VALUES (2)").expect("Ireland takes writes");
+
+    // RDS publishes the new replica's ReplicaLag; moto does not.
+    publish_replica_lag(&clients.primary, &plan.database.primary_instance, 1.0).await.expect("lag published");
+    let input = input_of(&plan, &format!("reprotect-{}", unique_suffix()), FailoverKind::Planned);
+    let state: RunbookState = serde_json::from_value(input.clone()).expect("state");
+    let execution = dr_tests::run_state_machine(
+        "reprotect.asl.json",
+        &dr_tests::local_substitutions("reprotect.local.json"),
+        &input,
+    );
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let done: RunbookState = serde_json::from_value(execution.output).expect("state");
+    let retire = done.step(dr_core::run::StepKey::RetirePrimary).expect("retire record");
+    eprintln!("reprotect: retire-primary {:?} after {} attempt(s): {}", retire.outcome, retire.attempt, retire.detail);
+
+    let paris = describe_db_instance(&clients.primary.rds, &plan.database.primary_instance)
+        .await
+        .expect("describe")
+        .expect("the new Paris replica");
+    let port = paris.endpoint().and_then(|e| e.port()).and_then(|p| u16::try_from(p).ok()).expect("a backed endpoint");
+    assert_ne!(port, pair.primary.port, "a new server, not the old primary");
+    let psql = |statement: &str| dr_emulator::postgres::psql(port, statement).expect("the new Paris replica answers");
+    assert_eq!(psql("SELECT pg_is_in_recovery()"), "t", "a standby");
+    pair.sql(&pair.standby, "INSERT INTO orders VALUES (3)").expect("Ireland takes writes");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while psql("SELECT count(*) FROM orders") != "3" {
+        assert!(Instant::now() < deadline, "Ireland's rows never reached the new Paris replica");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The old primary: renamed, its server kept behind the new name, its rows as it left them.
+    let retired = describe_db_instance(&clients.primary.rds, &dr_core::runbook::reprotect::retired_id(&state))
+        .await
+        .expect("describe")
+        .expect("the retired primary");
+    assert_eq!(retired.endpoint().and_then(|e| e.port()), Some(i32::from(pair.primary.port)));
+    assert_eq!(pair.sql(&pair.primary, "SELECT count(*) FROM orders").expect("rows"), "1");
+}

@@ -15,12 +15,20 @@
   Endpoint is its server's address and port. An instance with no server behind it answers with an
   endpoint that refuses connections (loopback, port 9), as a database nobody can reach: moto's
   made-up host name would leave each connection to the machine's resolver.
+- a renamed instance (ModifyDBInstance with NewDBInstanceIdentifier) is `renaming` for a while
+  under its new name (moto renames at once), and keeps its PostgreSQL server behind it;
+- a read replica created of a backed instance (CreateDBInstanceReadReplica, e.g. reprotect's
+  Paris replica of the promoted Ireland primary) is backed by a new real standby of that server:
+  a base backup of it, started beside it (in the pair's directory, which the pair's owner removes
+  with every server in it), streaming from it.
 
-Not modelled yet: a snapshot is `available` and a rename done the moment they are asked (RDS takes
-minutes for each); the steps wait on both states (`runbook::reprotect`), but the emulator never
-makes them wait.
+Not modelled yet: a snapshot is `available` the moment it is asked (RDS takes minutes); the steps
+wait on its state (`runbook::reprotect`), but the emulator never makes them wait.
 """
 
+import glob
+import os
+import socket
 import subprocess
 import threading
 import time
@@ -46,15 +54,48 @@ def _promote_standby(region, instance):
     if server is None:
         return
     host, port = server
+    if _psql(host, port, "SELECT pg_promote(true, 60)") != "t":
+        raise RDSClientError("InternalFailure", f"the PostgreSQL standby behind {instance} was not promoted")
+
+
+def _psql(host, port, statement):
     result = subprocess.run(
         ["psql", "-h", host, "-p", str(port), "-U", "postgres", "-d", "postgres", "-X", "-q", "-t", "-A",
-         "-v", "ON_ERROR_STOP=1", "-c", "SELECT pg_promote(true, 60)"],
+         "-v", "ON_ERROR_STOP=1", "-c", statement],
         capture_output=True,
         text=True,
         timeout=90,
     )
-    if result.returncode != 0 or result.stdout.strip() != "t":
-        raise RDSClientError("InternalFailure", f"the PostgreSQL standby behind {instance} was not promoted: {result.stderr}")
+    if result.returncode != 0:
+        raise RDSClientError("InternalFailure", f"PostgreSQL on {host}:{port}: {result.stderr}")
+    return result.stdout.strip()
+
+
+def _as_postgres(command):
+    """Server programs refuse to run as root: as root, they run as the package's postgres user."""
+    return ["runuser", "-u", "postgres", "--"] + command if os.geteuid() == 0 else command
+
+
+def _start_standby_of(host, port):
+    """A new streaming standby of the server at host:port, beside its data directory: (host, port)."""
+    source_data = _psql(host, port, "SHOW data_directory")
+    directory = os.path.dirname(source_data)
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
+    if not versions:
+        raise RDSClientError("InternalFailure", "no PostgreSQL server programs in /usr/lib/postgresql")
+    binaries = versions[-1]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        new_port = probe.getsockname()[1]
+    data = os.path.join(directory, f"replica-{new_port}")
+    for command in (
+        [f"{binaries}/pg_basebackup", "-h", host, "-p", str(port), "-U", "postgres", "-D", data, "-R", "-X", "stream"],
+        [f"{binaries}/pg_ctl", "-D", data, "-l", f"{data}.log", "-o", f"-p {new_port}", "-w", "start"],
+    ):
+        result = subprocess.run(_as_postgres(command), capture_output=True, text=True, timeout=120, cwd=directory)
+        if result.returncode != 0:
+            raise RDSClientError("InternalFailure", f"{os.path.basename(command[0])}: {result.stderr}")
+    return ("127.0.0.1", new_port)
 
 
 def hold_status(region, instance, status, seconds):
@@ -80,6 +121,8 @@ def _apply(backend):
 
 
 _promote_read_replica = RDSBackend.promote_read_replica
+_create_db_instance_read_replica = RDSBackend.create_db_instance_read_replica
+_modify_db_instance = RDSBackend.modify_db_instance
 _describe_db_instances = RDSBackend.describe_db_instances
 
 
@@ -102,6 +145,30 @@ def _promote(self, db_kwargs):
     return database
 
 
+def _create_replica(self, db_kwargs):
+    source = db_kwargs.get("source_db_instance_identifier", "")
+    parts = source.split(":")
+    region, name = (parts[3], parts[-1]) if source.startswith("arn:") and len(parts) >= 7 else (self.region_name, source)
+    with _lock:
+        server = _backing.get((region, name))
+    replica = _create_db_instance_read_replica(self, db_kwargs)
+    if server is not None:
+        back_with(self.region_name, replica.db_instance_identifier, *_start_standby_of(*server))
+    return replica
+
+
+def _modify(self, db_instance_identifier, db_kwargs):
+    new_name = db_kwargs.get("new_db_instance_identifier")
+    database = _modify_db_instance(self, db_instance_identifier, db_kwargs)
+    if new_name and new_name != db_instance_identifier:
+        with _lock:
+            server = _backing.pop((self.region_name, db_instance_identifier), None)
+            if server is not None:
+                _backing[(self.region_name, new_name)] = server
+        hold_status(self.region_name, new_name, "renaming", RENAME_SECONDS)
+    return database
+
+
 def _endpoint(self):
     with _lock:
         server = _backing.get((self.region, self.db_instance_identifier))
@@ -117,4 +184,6 @@ def _describe(self, *args, **kwargs):
 def install():
     DBInstance.endpoint = property(_endpoint)
     RDSBackend.promote_read_replica = _promote
+    RDSBackend.create_db_instance_read_replica = _create_replica
+    RDSBackend.modify_db_instance = _modify
     RDSBackend.describe_db_instances = _describe

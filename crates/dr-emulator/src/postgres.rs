@@ -205,8 +205,13 @@ fn check(command: &str, output: std::io::Result<Output>) -> Result<String, Postg
 
 impl Drop for Pair {
     fn drop(&mut self) {
-        for server in [&self.standby, &self.primary] {
-            let _ = self.run("pg_ctl", &["-D", path(&server.data), "-m", "immediate", "stop"]);
+        // The pair's servers, and the standbys the emulator started beside them (a replica created
+        // of a backed instance, `moto/rds.py`): every data directory with a running server.
+        let running: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|entries| entries.filter_map(Result::ok).map(|entry| entry.path()).collect())
+            .unwrap_or_default();
+        for data in running.iter().filter(|data| data.join("postmaster.pid").exists()) {
+            let _ = self.run("pg_ctl", &["-D", path(data), "-m", "immediate", "stop"]);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

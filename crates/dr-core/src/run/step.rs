@@ -158,6 +158,9 @@ pub struct StepRecord {
     pub gate: Option<GateDecision>,
 }
 
+/// Fact of an act step asked more than once: when an earlier attempt last changed the estate.
+pub const CHANGED_FACT: &str = "changed_at";
+
 impl StepRecord {
     pub fn mutating_calls(&self) -> usize {
         self.calls.iter().filter(|call| call.is_mutating()).count()
@@ -170,18 +173,22 @@ impl StepRecord {
     /// Another attempt of the same act step: it keeps the first attempt's start (the phase's
     /// budget counts from it), the mutating calls made so far (the report counts every change,
     /// including one whose answer was lost) and the facts recorded so far (its own win). A step
-    /// that changed the estate on an earlier attempt (the fence, asked again until it holds) has
-    /// changed it, though this attempt found it done.
+    /// that changed the estate on an earlier attempt (the fence, asked again until it holds; the
+    /// retired primary, snapshotted, waited for, renamed) has changed it, though this attempt
+    /// found it done: the change is kept as a fact ([`CHANGED_FACT`]) through attempts that wait.
     pub fn carry_over(&mut self, previous: &StepRecord) {
         self.started_at = previous.started_at;
-        if previous.outcome == Outcome::Changed && self.outcome == Outcome::AlreadyDone {
-            self.outcome = Outcome::Changed;
-        }
         let earlier: Vec<ApiCall> = previous.calls.iter().filter(|c| c.is_mutating()).cloned().collect();
         self.calls.splice(0..0, earlier);
         let mut facts = previous.facts.clone();
+        if previous.outcome == Outcome::Changed {
+            facts.insert(CHANGED_FACT.into(), time::rfc3339(previous.finished_at));
+        }
         facts.append(&mut self.facts);
         self.facts = facts;
+        if self.outcome == Outcome::AlreadyDone && self.facts.contains_key(CHANGED_FACT) {
+            self.outcome = Outcome::Changed;
+        }
     }
 }
 
@@ -325,6 +332,13 @@ mod tests {
         let mut held = record("fence", "2026-11-23T10:00:30Z", Outcome::AlreadyDone, &["DescribeAutoScalingGroups"]);
         held.carry_over(&first);
         assert_eq!(held.outcome, Outcome::Changed);
+        // Changed, then waiting for it (a snapshot being created), then found done: changed.
+        let waiting = record("retire-primary", "2026-11-23T10:00:00Z", Outcome::NotReady, &[]);
+        let mut waited = waiting.clone();
+        waited.carry_over(&first);
+        let mut done = record("retire-primary", "2026-11-23T10:01:00Z", Outcome::AlreadyDone, &[]);
+        done.carry_over(&waited);
+        assert_eq!(done.outcome, Outcome::Changed);
         // A change whose answer was lost (waiting), then found done, stays "found done".
         let lost = record("promote-replica", "2026-11-23T10:00:00Z", Outcome::Waiting, &["PromoteReadReplica"]);
         let mut found = record("promote-replica", "2026-11-23T10:00:30Z", Outcome::AlreadyDone, &[]);
