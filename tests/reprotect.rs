@@ -7,7 +7,7 @@
 #![allow(clippy::expect_used, clippy::panic)]
 
 use dr_core::aws::lookup::describe_db_instance;
-use dr_core::run::{Outcome, RunbookState, StepKey};
+use dr_core::run::{Outcome, RunMode, RunbookState, StepKey};
 use dr_core::runbook::reprotect::{FINAL_SNAPSHOT_TAG, RETIRED_BY_RUN_TAG, final_snapshot_id, retired_id};
 use dr_emulator::estate::publish_replica_lag;
 use dr_tests::{failover_input, local_substitutions, run_failover, run_state_machine, seeded_estate, unique_suffix};
@@ -94,4 +94,29 @@ async fn reprotect_before_a_failover_is_refused_before_any_change() {
     let snapshot =
         clients.primary.rds.describe_db_snapshots().db_snapshot_identifier(final_snapshot_id(&state)).send().await;
     assert!(snapshot.map_or(true, |found| found.db_snapshots().is_empty()), "no snapshot taken");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_of_reprotect_says_what_it_would_do_and_changes_nothing() {
+    let (plan, clients) = seeded_estate().await;
+    let failover = run_failover(&failover_input(&plan, &format!("fo-{}", unique_suffix()), None));
+    assert_eq!(failover.status, "SUCCEEDED", "{failover:#?}");
+    let mut state: RunbookState =
+        serde_json::from_value(failover_input(&plan, &format!("dry-{}", unique_suffix()), None)).expect("state");
+    state.run.mode = RunMode::DryRun;
+    let execution = run_reprotect(&serde_json::to_value(&state).expect("input"));
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let done: RunbookState = serde_json::from_value(execution.output).expect("the execution state");
+    let retire = done.step(StepKey::RetirePrimary).expect("retire record");
+    let replica = done.step(StepKey::Replica).expect("replica record");
+    assert_eq!((retire.outcome, replica.outcome), (Outcome::WouldChange, Outcome::WouldChange));
+    assert!(retire.detail.contains(&format!("rename it {}", retired_id(&state))), "{}", retire.detail);
+    assert!(replica.detail.contains("as a read replica of"), "{}", replica.detail);
+    let mutating: usize = StepKey::all().filter_map(|key| done.step(key)).map(|r| r.mutating_calls()).sum();
+    assert_eq!(mutating, 0, "{done:#?}");
+    let primary = describe_db_instance(&clients.primary.rds, &plan.database.primary_instance).await.expect("describe");
+    assert!(
+        primary.is_some_and(|db| db.read_replica_source_db_instance_identifier().is_none()),
+        "the old primary as it was"
+    );
 }

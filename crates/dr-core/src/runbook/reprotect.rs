@@ -215,6 +215,16 @@ pub async fn create_replica(clients: &AwsClients, state: &RunbookState) -> Resul
                 vec![observed(&db)],
             ));
         }
+        // A dry run retired nothing: the old primary still holds the name.
+        if state.is_dry_run() {
+            return Ok(timer.would(
+                format!(
+                    "create {name} in {} as a read replica of {}, as the old primary is, once it is retired",
+                    plan.primary_region, plan.database.replica_instance
+                ),
+                vec![observed(&db), observed(&ireland)],
+            ));
+        }
         return Err(refused(format!("{name} ({}) is still the old primary: retire it first", plan.primary_region)));
     }
     let retired = retired_id(state);
