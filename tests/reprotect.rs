@@ -1,14 +1,17 @@
 //! Reprotect after a failover (issue 14, first part): the real `reprotect.asl.json` with the real
 //! `retire-primary` and `create-replica` Lambdas against the emulator. The old Paris primary is
 //! snapshotted, renamed and kept; a Paris read replica of the Ireland primary takes its name; a
-//! second run changes nothing; before any failover, reprotect is refused with no change.
+//! second run changes nothing; before any failover, reprotect is refused with no change; the
+//! operator's deletion of the retired primary refuses anything else and keeps the final snapshot.
 
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used, clippy::panic)]
 
 use dr_core::aws::lookup::describe_db_instance;
 use dr_core::run::{Outcome, RunMode, RunbookState, StepKey};
-use dr_core::runbook::reprotect::{FINAL_SNAPSHOT_TAG, RETIRED_BY_RUN_TAG, final_snapshot_id, retired_id};
+use dr_core::runbook::reprotect::{
+    FINAL_SNAPSHOT_TAG, RETIRED_BY_RUN_TAG, delete_retired, final_snapshot_id, retired_id,
+};
 use dr_emulator::estate::publish_replica_lag;
 use dr_tests::{failover_input, local_substitutions, run_failover, run_state_machine, seeded_estate, unique_suffix};
 
@@ -75,6 +78,21 @@ async fn reprotect_retires_the_old_primary_with_its_snapshot_and_replicates_irel
     assert_eq!(mutating, 0, "{again:#?}");
     assert_eq!(again.step(StepKey::RetirePrimary).map(|r| r.outcome), Some(Outcome::AlreadyDone));
     assert_eq!(again.step(StepKey::Replica).map(|r| r.outcome), Some(Outcome::AlreadyDone));
+
+    // The operator's last step: the new replica is never taken for a retired primary; the
+    // retired one goes, its final snapshot stays.
+    let refused = delete_retired(&clients, &plan, &plan.database.primary_instance).await.expect_err("refused");
+    assert_eq!(refused.name(), "ReprotectRefused", "{refused}");
+    assert!(
+        describe_db_instance(&clients.primary.rds, &plan.database.primary_instance).await.expect("describe").is_some()
+    );
+    let deleted = delete_retired(&clients, &plan, &retired_id(&state)).await.expect("deleted");
+    eprintln!("{deleted}");
+    let gone = describe_db_instance(&clients.primary.rds, &retired_id(&state)).await.expect("describe");
+    assert!(gone.as_ref().is_none_or(|db| db.db_instance_status() == Some("deleting")), "{gone:?}");
+    let kept =
+        clients.primary.rds.describe_db_snapshots().db_snapshot_identifier(final_snapshot_id(&state)).send().await;
+    assert!(kept.is_ok_and(|found| !found.db_snapshots().is_empty()), "the final snapshot is kept");
 }
 
 #[tokio::test(flavor = "multi_thread")]

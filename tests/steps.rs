@@ -27,6 +27,9 @@ async fn every_step_refuses_bad_input_before_any_aws_call() {
             FailoverStep::ScaleAsg,
             FailoverStep::FlipDns,
             FailoverStep::Report,
+            FailoverStep::Fence,
+            FailoverStep::RetirePrimary,
+            FailoverStep::CreateReplica,
         ] {
             for action in [StepAction::Act, StepAction::Status] {
                 let mark = clients.calls.mark();

@@ -46,6 +46,9 @@ enum Command {
     /// The monthly restore test.
     #[command(subcommand)]
     RestoreTest(RestoreTestCommand),
+    /// After a failover and its reprotect: the operator's steps.
+    #[command(subcommand)]
+    Reprotect(ReprotectCommand),
 }
 
 impl Command {
@@ -57,6 +60,7 @@ impl Command {
             Command::Trigger(command) => command.run().await,
             Command::Rpo(command) => command.run().await,
             Command::RestoreTest(command) => command.run(),
+            Command::Reprotect(command) => command.run().await,
         }
     }
 }
@@ -406,6 +410,36 @@ impl RestoreTestCommand {
     fn run(self) -> Result<ExitCode, DrError> {
         let RestoreTestCommand::Input { plan } = self;
         output::print_json(&restore_test_input(&plan.load()?, time::now(), "manual: drctl")?)
+    }
+}
+
+#[derive(Subcommand)]
+enum ReprotectCommand {
+    /// Delete the old primary reprotect retired (`<primary>-retired-<run time>`), once the new
+    /// Paris replica is available and replicating within the RPO and its final snapshot is
+    /// available; refused otherwise, and for any instance reprotect did not retire.
+    DeleteRetired {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// The retired instance.
+        instance: String,
+        /// The instance's name again: deleting is never a slip.
+        #[arg(long)]
+        confirm: String,
+    },
+}
+
+impl ReprotectCommand {
+    async fn run(self) -> Result<ExitCode, DrError> {
+        let ReprotectCommand::DeleteRetired { plan, instance, confirm } = self;
+        if confirm != instance {
+            return Err(DrError::InvalidInput {
+                message: format!("--confirm must repeat the instance's name, {instance}"),
+            });
+        }
+        let (plan, clients) = plan.load_with_clients().await?;
+        println!("{}", dr_core::runbook::reprotect::delete_retired(&clients, &plan, &instance).await?);
+        Ok(ExitCode::SUCCESS)
     }
 }
 

@@ -24,6 +24,7 @@ use super::status_record;
 use crate::aws::lookup::{describe_db_instance, require_db_instance};
 use crate::aws::{AwsClients, once};
 use crate::error::DrError;
+use crate::plan::Plan;
 use crate::rpo::read_replica_lags;
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 use crate::time;
@@ -141,17 +142,7 @@ pub async fn retire_primary(clients: &AwsClients, state: &RunbookState) -> Resul
         ));
     }
     let arn = old.db_instance_arn().unwrap_or_default().to_string();
-    let snapshots = paris
-        .describe_db_snapshots()
-        .db_snapshot_identifier(&snapshot)
-        .send()
-        .await
-        .map(|found| found.db_snapshots().first().cloned())
-        .or_else(|e| match e.as_service_error() {
-            Some(err) if err.is_db_snapshot_not_found_fault() => Ok(None),
-            _ => Err(DrError::from_sdk("rds", "DescribeDBSnapshots", e)),
-        })?;
-    let Some(taken) = snapshots else {
+    let Some(status) = snapshot_status(paris, &snapshot).await? else {
         paris
             .create_db_snapshot()
             .db_instance_identifier(name)
@@ -166,7 +157,6 @@ pub async fn retire_primary(clients: &AwsClients, state: &RunbookState) -> Resul
         tracing::info!(plan = %plan.name, step = "retire-primary", resource = %name, "{detail}");
         return Ok(timer.finish(Outcome::Changed, false, detail, vec![observed(&old)]));
     };
-    let status = taken.status().unwrap_or("unknown");
     if status != "available" {
         let detail = format!("final snapshot {snapshot} of {name}: {status}");
         return status_record(timer, state, StepKey::RetirePrimary, false, detail, vec![observed(&old)]);
@@ -278,15 +268,8 @@ pub async fn replica_status(clients: &AwsClients, state: &RunbookState) -> Resul
         let detail = format!("{name}: {status}");
         return status_record(timer, state, StepKey::ReplicaStatus, false, detail, vec![observed(&db)]);
     }
-    let lags = read_replica_lags(
-        &clients.primary.cloudwatch,
-        std::slice::from_ref(name),
-        plan.database.lag_freshness(),
-        time::now(),
-    )
-    .await?;
     let rpo = plan.targets.rpo();
-    let (ready, detail) = match lags.first().map(|reading| reading.require_within(name, rpo)) {
+    let (ready, detail) = match paris_replica_lag(clients, plan).await? {
         Some(Ok(lag)) => {
             (true, format!("{name} available, replicating {lag:.0} s behind Ireland (RPO {} s)", rpo.as_secs()))
         }
@@ -296,10 +279,100 @@ pub async fn replica_status(clients: &AwsClients, state: &RunbookState) -> Resul
     status_record(timer, state, StepKey::ReplicaStatus, ready, detail, vec![observed(&db)])
 }
 
+/// A snapshot's status in Paris (`None`: there is none of that name).
+async fn snapshot_status(paris: &aws_sdk_rds::Client, snapshot: &str) -> Result<Option<String>, DrError> {
+    paris
+        .describe_db_snapshots()
+        .db_snapshot_identifier(snapshot)
+        .send()
+        .await
+        .map(|found| found.db_snapshots().first().map(|s| s.status().unwrap_or("unknown").to_string()))
+        .or_else(|e| match e.as_service_error() {
+            Some(err) if err.is_db_snapshot_not_found_fault() => Ok(None),
+            _ => Err(DrError::from_sdk("rds", "DescribeDBSnapshots", e)),
+        })
+}
+
+/// The Paris replica's ReplicaLag against the RPO: `Ok(lag)` within it, the named error
+/// otherwise; `None` without a reading.
+async fn paris_replica_lag(clients: &AwsClients, plan: &Plan) -> Result<Option<Result<f64, DrError>>, DrError> {
+    let name = &plan.database.primary_instance;
+    let lags = read_replica_lags(
+        &clients.primary.cloudwatch,
+        std::slice::from_ref(name),
+        plan.database.lag_freshness(),
+        time::now(),
+    )
+    .await?;
+    Ok(lags.first().map(|reading| reading.require_within(name, plan.targets.rpo())))
+}
+
+/// The operator's last step, never the runbook's: deletes a retired primary once the new Paris
+/// replica is healthy (available, replicating from Ireland within the RPO) and the final
+/// snapshot its tag names is available. Anything else is `ReprotectRefused`, with no call that
+/// changes anything: an instance without both tags (the Ireland primary, the new replica, any
+/// other) is never deleted. Deleting one already being deleted is done. Returns what it did.
+pub async fn delete_retired(clients: &AwsClients, plan: &Plan, retired: &str) -> Result<String, DrError> {
+    let paris = &clients.primary.rds;
+    let Some(db) = describe_db_instance(paris, retired).await? else {
+        return Err(refused(format!("{retired} does not exist in {}", plan.primary_region)));
+    };
+    if db.db_instance_status() == Some("deleting") {
+        return Ok(format!("{retired} is being deleted"));
+    }
+    let tags = db.tag_list();
+    let tag = |key: &str| tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value()).map(str::to_string);
+    let (Some(run), Some(snapshot)) = (tag(RETIRED_BY_RUN_TAG), tag(FINAL_SNAPSHOT_TAG)) else {
+        return Err(refused(format!(
+            "{retired} is not a retired primary (no {RETIRED_BY_RUN_TAG} and {FINAL_SNAPSHOT_TAG} tags): never deleted here"
+        )));
+    };
+    let found = snapshot_status(paris, &snapshot).await?;
+    if found.as_deref() != Some("available") {
+        return Err(refused(format!(
+            "{retired}'s final snapshot {snapshot} is {}: not deleted",
+            found.as_deref().unwrap_or("missing")
+        )));
+    }
+    let ireland = require_db_instance(&clients.dr.rds, &plan.database.replica_instance, &plan.dr_region).await?;
+    let name = &plan.database.primary_instance;
+    let replica = describe_db_instance(paris, name).await?;
+    let healthy = match &replica {
+        Some(replica) if replicates_from(replica, &ireland) && replica.db_instance_status() == Some("available") => {
+            paris_replica_lag(clients, plan).await?
+        }
+        _ => None,
+    };
+    match healthy {
+        Some(Ok(_)) => {}
+        Some(Err(err)) => {
+            return Err(refused(format!("the new replica {name} is not healthy yet ({err}): {retired} kept")));
+        }
+        None => {
+            return Err(refused(format!(
+                "{name} is not an available replica of {} yet: {retired} kept",
+                plan.database.replica_instance
+            )));
+        }
+    }
+    paris
+        .delete_db_instance()
+        .db_instance_identifier(retired)
+        // Its final snapshot is kept, and checked above.
+        .skip_final_snapshot(true)
+        .delete_automated_backups(false)
+        .customize()
+        .config_override(once::rds())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("rds", "DeleteDBInstance", e))?;
+    tracing::info!(plan = %plan.name, resource = %retired, run = %run, "retired primary deleted; final snapshot {snapshot} kept");
+    Ok(format!("{retired} (retired by run {run}) deleted; its final snapshot {snapshot} is kept"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Plan;
     use crate::run::RunInfo;
 
     #[test]
