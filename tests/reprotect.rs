@@ -36,6 +36,11 @@ async fn reprotect_retires_the_old_primary_with_its_snapshot_and_replicates_irel
     assert_eq!(outcome(StepKey::RetirePrimary), Some(Outcome::Changed));
     assert_eq!(outcome(StepKey::Replica), Some(Outcome::Changed));
     assert_eq!(outcome(StepKey::ReplicaStatus), Some(Outcome::Ready));
+    // The snapshot first (the emulator keeps it `creating` for a second, as RDS keeps it for
+    // minutes: the step waits), then the tags and the rename; nothing else changed.
+    let retire = done.step(StepKey::RetirePrimary).expect("retire record");
+    let changes: Vec<&str> = retire.calls.iter().filter(|c| c.is_mutating()).map(|c| c.operation.as_str()).collect();
+    assert_eq!(changes, ["CreateDBSnapshot", "AddTagsToResource", "ModifyDBInstance"], "{retire:#?}");
 
     // The old primary: kept under its retired name, tagged with the run and its final snapshot.
     let retired = describe_db_instance(&clients.primary.rds, &retired_id(&state))

@@ -21,9 +21,10 @@
   Paris replica of the promoted Ireland primary) is backed by a new real standby of that server:
   a base backup of it, started beside it (in the pair's directory, which the pair's owner removes
   with every server in it), streaming from it.
-
-Not modelled yet: a snapshot is `available` the moment it is asked (RDS takes minutes); the steps
-wait on its state (`runbook::reprotect`), but the emulator never makes them wait.
+- a manual snapshot (CreateDBSnapshot: reprotect's final snapshot, the estate's seed) is
+  `creating` for a while (moto makes it `available` at once), and CopyDBSnapshot refuses a source
+  that is not available yet with InvalidDBSnapshotState, as RDS does. (Automated snapshots, which
+  RDS takes itself in the backup window, and copies are available at once.)
 """
 
 import glob
@@ -56,6 +57,13 @@ def _promote_standby(region, instance):
     host, port = server
     if _psql(host, port, "SELECT pg_promote(true, 60)") != "t":
         raise RDSClientError("InternalFailure", f"the PostgreSQL standby behind {instance} was not promoted")
+
+
+# How long a rename keeps an instance `renaming`, and a manual snapshot `creating`.
+RENAME_SECONDS = 2
+SNAPSHOT_SECONDS = 1
+# (region, snapshot) -> monotonic time it becomes available
+_snapshots_creating = {}
 
 
 def _psql(host, port, statement):
@@ -121,6 +129,9 @@ def _apply(backend):
 
 
 _promote_read_replica = RDSBackend.promote_read_replica
+_create_db_snapshot = RDSBackend.create_db_snapshot
+_describe_db_snapshots = RDSBackend.describe_db_snapshots
+_copy_db_snapshot = RDSBackend.copy_db_snapshot
 _create_db_instance_read_replica = RDSBackend.create_db_instance_read_replica
 _modify_db_instance = RDSBackend.modify_db_instance
 _describe_db_instances = RDSBackend.describe_db_instances
@@ -169,6 +180,49 @@ def _modify(self, db_instance_identifier, db_kwargs):
     return database
 
 
+def _apply_snapshots(backend):
+    """Manual snapshots still being created show `creating`; the finished ones `available`."""
+    now = time.monotonic()
+    with _lock:
+        for (region, snapshot_id), until in list(_snapshots_creating.items()):
+            if region != backend.region_name:
+                continue
+            snapshot = backend.database_snapshots.get(snapshot_id)
+            if snapshot is None or now >= until:
+                if snapshot is not None:
+                    snapshot.status = "available"
+                del _snapshots_creating[(region, snapshot_id)]
+            else:
+                snapshot.status = "creating"
+
+
+def _create_snapshot(self, *args, **kwargs):
+    snapshot = _create_db_snapshot(self, *args, **kwargs)
+    if snapshot.snapshot_type == "manual":
+        with _lock:
+            _snapshots_creating[(self.region_name, snapshot.db_snapshot_identifier)] = time.monotonic() + SNAPSHOT_SECONDS
+        snapshot.status = "creating"
+    return snapshot
+
+
+def _describe_snapshots(self, *args, **kwargs):
+    _apply_snapshots(self)
+    return _describe_db_snapshots(self, *args, **kwargs)
+
+
+def _copy_snapshot(self, source_db_snapshot_identifier, *args, **kwargs):
+    parts = source_db_snapshot_identifier.split(":")
+    if source_db_snapshot_identifier.startswith("arn:") and len(parts) >= 7:
+        region, name = parts[3], parts[-1]
+    else:
+        region, name = self.region_name, source_db_snapshot_identifier
+    with _lock:
+        until = _snapshots_creating.get((region, name))
+    if until is not None and time.monotonic() < until:
+        raise RDSClientError("InvalidDBSnapshotState", f"Snapshot {name} is not available: it is still being created.")
+    return _copy_db_snapshot(self, source_db_snapshot_identifier, *args, **kwargs)
+
+
 def _endpoint(self):
     with _lock:
         server = _backing.get((self.region, self.db_instance_identifier))
@@ -186,4 +240,7 @@ def install():
     RDSBackend.promote_read_replica = _promote
     RDSBackend.create_db_instance_read_replica = _create_replica
     RDSBackend.modify_db_instance = _modify
+    RDSBackend.create_db_snapshot = _create_snapshot
+    RDSBackend.describe_db_snapshots = _describe_snapshots
+    RDSBackend.copy_db_snapshot = _copy_snapshot
     RDSBackend.describe_db_instances = _describe

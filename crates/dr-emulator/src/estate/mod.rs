@@ -351,6 +351,29 @@ async fn seed_restore_test(clients: &AwsClients, plan: &Plan) -> Result<(), DrEr
     };
     let source_arn =
         source.db_snapshot_arn().ok_or_else(|| missing("DB snapshot ARN", &source_id, &clients.primary.region))?;
+    // RDS copies only an available snapshot; a new one is being created for a while.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let found = clients
+            .primary
+            .rds
+            .describe_db_snapshots()
+            .db_snapshot_identifier(&source_id)
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("rds", "DescribeDBSnapshots", e))?;
+        if found.db_snapshots().first().and_then(|s| s.status()) == Some("available") {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(DrError::AwsTransient {
+                service: "rds",
+                operation: "DescribeDBSnapshots",
+                message: format!("{source_id} not available after 60 s"),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     clients
         .dr
         .rds
