@@ -9,7 +9,7 @@
 //!    nothing to retire.
 //! 2. **Replicate** (act): a cross-region read replica of the Ireland primary, created in Paris
 //!    under the plan's primary name, as the instance it replaces was (class, subnet group,
-//!    security groups, parameter group, encryption key).
+//!    security groups, parameter and option groups, encryption key, Multi-AZ).
 //! 3. **Replicate status**: ready when the new replica is available and its `ReplicaLag` (in
 //!    Paris) is within the RPO.
 //!
@@ -243,6 +243,12 @@ pub async fn create_replica(clients: &AwsClients, state: &RunbookState) -> Resul
         .set_db_subnet_group_name(template.db_subnet_group().and_then(|g| g.db_subnet_group_name()).map(str::to_string))
         .set_vpc_security_group_ids(Some(security_groups).filter(|groups| !groups.is_empty()))
         .set_kms_key_id(template.kms_key_id().map(str::to_string))
+        .set_db_parameter_group_name(
+            template.db_parameter_groups().first().and_then(|g| g.db_parameter_group_name()).map(str::to_string),
+        )
+        .set_option_group_name(
+            template.option_group_memberships().first().and_then(|g| g.option_group_name()).map(str::to_string),
+        )
         .set_multi_az(template.multi_az())
         .publicly_accessible(false)
         .tags(Tag::builder().key(REPLICA_BY_RUN_TAG).value(&state.run.id).build())
