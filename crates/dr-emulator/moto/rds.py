@@ -156,10 +156,17 @@ def _promote(self, db_kwargs):
     return database
 
 
+def _region_and_name(identifier, default_region):
+    """An RDS ARN's region and resource name (`arn:aws:rds:REGION:ACCOUNT:db:NAME`), or a plain name
+    in `default_region`."""
+    parts = identifier.split(":")
+    if identifier.startswith("arn:") and len(parts) >= 7:
+        return parts[3], parts[-1]
+    return default_region, identifier
+
+
 def _create_replica(self, db_kwargs):
-    source = db_kwargs.get("source_db_instance_identifier", "")
-    parts = source.split(":")
-    region, name = (parts[3], parts[-1]) if source.startswith("arn:") and len(parts) >= 7 else (self.region_name, source)
+    region, name = _region_and_name(db_kwargs.get("source_db_instance_identifier", ""), self.region_name)
     with _lock:
         server = _backing.get((region, name))
     replica = _create_db_instance_read_replica(self, db_kwargs)
@@ -211,11 +218,7 @@ def _describe_snapshots(self, *args, **kwargs):
 
 
 def _copy_snapshot(self, source_db_snapshot_identifier, *args, **kwargs):
-    parts = source_db_snapshot_identifier.split(":")
-    if source_db_snapshot_identifier.startswith("arn:") and len(parts) >= 7:
-        region, name = parts[3], parts[-1]
-    else:
-        region, name = self.region_name, source_db_snapshot_identifier
+    region, name = _region_and_name(source_db_snapshot_identifier, self.region_name)
     with _lock:
         until = _snapshots_creating.get((region, name))
     if until is not None and time.monotonic() < until:

@@ -196,6 +196,18 @@ pub async fn connect(endpoint: &Endpoint, credentials: &Credentials) -> Result<S
     Ok(Session { client, endpoint: endpoint.clone(), dbname: credentials.dbname().to_string() })
 }
 
+/// Opens a session on the plan's instance `instance` in `region`, found by `DescribeDBInstances`
+/// (missing: `ResourceNotFound`; no endpoint yet: `AwsTransient`).
+pub async fn connect_to(
+    rds: &aws_sdk_rds::Client,
+    instance: &str,
+    region: &str,
+    credentials: &Credentials,
+) -> Result<Session, DrError> {
+    let db = super::lookup::require_db_instance(rds, instance, region).await?;
+    connect(&Endpoint::require(&db)?, credentials).await
+}
+
 impl Session {
     /// The database this session is in.
     pub fn dbname(&self) -> &str {

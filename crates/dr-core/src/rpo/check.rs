@@ -32,10 +32,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{LagReading, LagVerdict, read_replica_lags};
-use crate::aws::lookup::require_db_instance;
 use crate::aws::metrics::{maximum_per_minute, newest_datapoints};
 use crate::aws::objects;
-use crate::aws::postgres::{self, Endpoint};
+use crate::aws::postgres;
 use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, within_primary_budget};
 use crate::error::DrError;
 use crate::plan::Plan;
@@ -331,8 +330,8 @@ async fn database_heartbeat_lag(
     let mut write_error = None;
     if heartbeat == Heartbeat::Write {
         let write = async {
-            let db = require_db_instance(&clients.primary.rds, &pair.source, &clients.primary.region).await?;
-            let mut session = postgres::connect(&Endpoint::require(&db)?, &credentials).await?;
+            let primary = &clients.primary;
+            let mut session = postgres::connect_to(&primary.rds, &pair.source, &primary.region, &credentials).await?;
             session.write_through_the_fence().await?;
             session.write_heartbeat(postgres::RPO_CHECK_SOURCE, true).await
         };
@@ -341,8 +340,7 @@ async fn database_heartbeat_lag(
             Err(err) => write_error = Some(err),
         }
     }
-    let db = require_db_instance(&clients.dr.rds, &pair.replica, &clients.dr.region).await?;
-    let session = postgres::connect(&Endpoint::require(&db)?, &credentials).await?;
+    let session = postgres::connect_to(&clients.dr.rds, &pair.replica, &clients.dr.region, &credentials).await?;
     let watch_until = tokio::time::Instant::now() + HEARTBEAT_REPLAY_WAIT;
     loop {
         let newest = session.newest_heartbeat().await?;

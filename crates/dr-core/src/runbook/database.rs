@@ -13,7 +13,8 @@ async fn replica(clients: &AwsClients, state: &RunbookState) -> Result<aws_sdk_r
     require_db_instance(&clients.dr.rds, &state.plan.database.replica_instance, &state.plan.dr_region).await
 }
 
-fn observed(db: &aws_sdk_rds::types::DbInstance) -> ResourceState {
+/// An instance as a step saw it: its status, and standalone or whose replica.
+pub(super) fn observed(db: &aws_sdk_rds::types::DbInstance) -> ResourceState {
     let source = db.read_replica_source_db_instance_identifier().unwrap_or_default();
     ResourceState {
         resource: db.db_instance_identifier().unwrap_or_default().to_string(),

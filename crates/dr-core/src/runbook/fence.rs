@@ -173,16 +173,15 @@ async fn invoke_fence_lambda(
 
 /// A session on the Paris primary that writes through the read-only fence.
 async fn primary_session(clients: &AwsClients, plan: &Plan, credentials: &Credentials) -> Result<Session, DrError> {
-    let db = require_db_instance(&clients.primary.rds, &plan.database.primary_instance, &plan.primary_region).await?;
-    let session = postgres::connect(&Endpoint::require(&db)?, credentials).await?;
+    let primary = &plan.database.primary_instance;
+    let session = postgres::connect_to(&clients.primary.rds, primary, &plan.primary_region, credentials).await?;
     session.write_through_the_fence().await?;
     Ok(session)
 }
 
 /// A session on the Ireland replica.
 async fn replica_session(clients: &AwsClients, plan: &Plan, credentials: &Credentials) -> Result<Session, DrError> {
-    let db = require_db_instance(&clients.dr.rds, &plan.database.replica_instance, &plan.dr_region).await?;
-    postgres::connect(&Endpoint::require(&db)?, credentials).await
+    postgres::connect_to(&clients.dr.rds, &plan.database.replica_instance, &plan.dr_region, credentials).await
 }
 
 /// What the plan's barrier hook (`fence.barrier_function`) receives, on every attempt.

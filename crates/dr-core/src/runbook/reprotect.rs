@@ -19,14 +19,14 @@
 
 use aws_sdk_rds::types::{DbInstance, Tag};
 
-use super::database::needs_promotion;
+use super::database::{needs_promotion, observed};
 use super::status_record;
 use crate::aws::lookup::{describe_db_instance, require_db_instance};
 use crate::aws::{AwsClients, once};
 use crate::error::DrError;
 use crate::plan::Plan;
 use crate::rpo::read_replica_lags;
-use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::run::{Outcome, RunbookState, StepKey, StepRecord, StepTimer};
 use crate::time;
 
 /// Tags on the retired primary: the run that retired it, and its final snapshot.
@@ -58,18 +58,6 @@ fn refused(reason: String) -> DrError {
     DrError::ReprotectRefused { reason }
 }
 
-fn observed(db: &DbInstance) -> ResourceState {
-    let source = db.read_replica_source_db_instance_identifier().unwrap_or_default();
-    ResourceState::new(
-        db.db_instance_identifier().unwrap_or_default(),
-        format!(
-            "{}, {}",
-            db.db_instance_status().unwrap_or("unknown"),
-            if source.is_empty() { "standalone".to_string() } else { format!("replica of {source}") }
-        ),
-    )
-}
-
 /// The Ireland instance, which must be standalone (failed over): else `ReprotectRefused`.
 async fn ireland_primary(clients: &AwsClients, state: &RunbookState) -> Result<DbInstance, DrError> {
     let plan = &state.plan;
@@ -99,27 +87,14 @@ pub async fn retire_primary(clients: &AwsClients, state: &RunbookState) -> Resul
     let ireland = ireland_primary(clients, state).await?;
     let paris = &clients.primary.rds;
     let (name, retired, snapshot) = (&plan.database.primary_instance, retired_id(state), final_snapshot_id(state));
-    let old = describe_db_instance(paris, name).await?;
-    let old = match old {
-        // The new replica already holds the name: retired on an earlier attempt.
-        Some(db) if replicates_from(&db, &ireland) => None,
-        Some(db) => Some(db),
-        None => None,
-    };
+    // The new replica holding the name was created after an earlier attempt retired the old one.
+    let old = describe_db_instance(paris, name).await?.filter(|db| !replicates_from(db, &ireland));
     let Some(old) = old else {
-        let detail = match describe_db_instance(paris, &retired).await? {
-            Some(db) => {
-                let resources = vec![observed(&db)];
-                return Ok(timer.finish(
-                    Outcome::AlreadyDone,
-                    true,
-                    format!("{name} retired as {retired}, final snapshot {snapshot}"),
-                    resources,
-                ));
-            }
-            None => format!("{name} is gone from {}: nothing to retire", plan.primary_region),
+        let (detail, resources) = match describe_db_instance(paris, &retired).await? {
+            Some(db) => (format!("{name} retired as {retired}, final snapshot {snapshot}"), vec![observed(&db)]),
+            None => (format!("{name} is gone from {}: nothing to retire", plan.primary_region), Vec::new()),
         };
-        return Ok(timer.finish(Outcome::AlreadyDone, true, detail, Vec::new()));
+        return Ok(timer.finish(Outcome::AlreadyDone, true, detail, resources));
     };
     if !old.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty() {
         return Err(refused(format!(
