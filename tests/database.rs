@@ -32,8 +32,8 @@ use dr_emulator::control::back_instance_with;
 use dr_emulator::estate::publish_replica_lag;
 use dr_emulator::postgres::Pair;
 use dr_tests::{
-    failover_input, failover_substitutions, read_report, run_failover, run_state_machine_waiting, seeded_estate,
-    unique_suffix,
+    backed_estate, failover_input, failover_substitutions, read_report, run_failover, run_state_machine_waiting,
+    seeded_estate, unique_suffix,
 };
 
 /// Waits until the standby has replayed `rows` rows of `orders`.
@@ -95,19 +95,6 @@ async fn a_promotion_without_a_retention_keeps_one_day_of_backups_as_rds_does() 
         .expect("describe")
         .expect("the promoted instance");
     assert_eq!(promoted.backup_retention_period(), Some(1));
-}
-
-/// A seeded estate whose primary and replica are backed by a real PostgreSQL pair.
-async fn backed_estate(name: &str) -> (Plan, AwsClients, Pair) {
-    let (plan, clients) = seeded_estate().await;
-    let pair = Pair::start(&format!("{name}-{}", unique_suffix())).expect("a PostgreSQL primary and standby");
-    back_instance_with(&clients, &plan.primary_region, &plan.database.primary_instance, &pair.primary)
-        .await
-        .expect("primary backed");
-    back_instance_with(&clients, &plan.dr_region, &plan.database.replica_instance, &pair.standby)
-        .await
-        .expect("replica backed");
-    (plan, clients, pair)
 }
 
 /// The failover input of a run of `kind`.

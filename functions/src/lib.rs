@@ -14,6 +14,7 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, SdkConfig};
 use dr_core::aws::{ApiCallLog, AwsClients, RegionClients};
 use dr_core::error::parse_input;
+use dr_core::plan::Direction;
 use dr_core::store::PlanStore;
 use dr_core::trigger::TriggerContext;
 use dr_core::{DrError, Plan};
@@ -90,7 +91,11 @@ impl ClientCache {
     }
 
     /// The clients of a plan's two regions, built on first use.
+    /// A reversed plan (`Plan::facing`) gets its clients faced the same way.
     pub fn for_plan(&self, plan: &Plan) -> AwsClients {
+        if plan.reversed {
+            return self.for_regions(&plan.dr_region, &plan.primary_region).facing(Direction::ToPrimary);
+        }
         self.for_regions(&plan.primary_region, &plan.dr_region)
     }
 
@@ -146,11 +151,14 @@ impl Served {
         })
     }
 
-    /// Every served plan, loaded from the plan store.
+    /// Every served plan, loaded from the plan store, as its estate stands (reversed while
+    /// Ireland is primary: the RPO check then writes its heartbeat in Ireland and reads Paris).
     pub async fn plans(&self) -> Result<Vec<Plan>, DrError> {
         let mut plans = Vec::new();
         for name in &self.plan_names {
-            plans.push(self.store.load_plan(name).await?);
+            let plan = self.store.load_plan(name).await?;
+            let state = self.store.read_state(name).await?.state;
+            plans.push(state.current_plan(&plan)?);
         }
         Ok(plans)
     }

@@ -109,6 +109,21 @@ pub async fn seeded_estate() -> (Plan, AwsClients) {
     (plan, clients)
 }
 
+/// A seeded estate whose primary and replica are backed by a real PostgreSQL pair (the emulated
+/// RDS instances answer with the pair's endpoints, and promote, rename and replicate it).
+pub async fn backed_estate(name: &str) -> (Plan, AwsClients, dr_emulator::postgres::Pair) {
+    let (plan, clients) = seeded_estate().await;
+    let pair = dr_emulator::postgres::Pair::start(&format!("{name}-{}", unique_suffix())).expect("a PostgreSQL pair");
+    use dr_emulator::control::back_instance_with;
+    back_instance_with(&clients, &plan.primary_region, &plan.database.primary_instance, &pair.primary)
+        .await
+        .expect("primary backed");
+    back_instance_with(&clients, &plan.dr_region, &plan.database.replica_instance, &pair.standby)
+        .await
+        .expect("replica backed");
+    (plan, clients, pair)
+}
+
 /// One execution of a state machine in aws-local-stepfunctions, as `tests/sfn/run.mjs` prints it.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Execution {

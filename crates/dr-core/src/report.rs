@@ -147,7 +147,7 @@ pub fn location(bucket: &str, key: &str) -> String {
 /// Writes a report's files to the report bucket (DR region).
 pub async fn put_report_files(clients: &AwsClients, bucket: &str, files: Vec<ReportFile>) -> Result<(), DrError> {
     for file in files {
-        objects::put(&clients.dr.s3, bucket, &file.key, file.body, file.content_type).await?;
+        objects::put(&clients.home.s3, bucket, &file.key, file.body, file.content_type).await?;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::objects::{self, Conditional, Precondition};
 use crate::error::DrError;
-use crate::plan::Plan;
+use crate::plan::{Direction, Plan};
 use crate::run::{Incident, PlanStateRef};
 use crate::time::{self, Timestamp};
 
@@ -60,6 +60,11 @@ pub struct PlanState {
     /// When the last automatic failover started: the next waits `min_seconds_between_runs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_automatic_run_at: Option<Timestamp>,
+    /// The region whose database is primary now, as the last successful live move left it:
+    /// the plan's `dr_region` after a failover, its `primary_region` again after a failback.
+    /// Absent: the plan's `primary_region`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_region: Option<String>,
 }
 
 impl PlanState {
@@ -74,7 +79,25 @@ impl PlanState {
             incident: None,
             run_id: None,
             last_automatic_run_at: None,
+            primary_region: None,
         }
+    }
+
+    /// Whether the plan's DR region is primary now (a failover succeeded, no failback since).
+    pub fn dr_is_primary(&self, plan: &Plan) -> bool {
+        self.primary_region.as_deref() == Some(plan.dr_region.as_str())
+    }
+
+    /// The move the estate is ready for: a failover while Paris is primary, a failback while
+    /// Ireland is.
+    pub fn next_move(&self, plan: &Plan) -> Direction {
+        if self.dr_is_primary(plan) { Direction::ToPrimary } else { Direction::ToDr }
+    }
+
+    /// The plan as the estate stands: as written while Paris is primary, reversed
+    /// ([`Plan::facing`]) while Ireland is. `plan check`, the RPO check and the trigger read it.
+    pub fn current_plan(&self, plan: &Plan) -> Result<Plan, DrError> {
+        plan.facing(self.next_move(plan))
     }
 
     /// The same state moved to `status` by `by`, for `reason`, now.
@@ -225,12 +248,36 @@ impl PlanStore {
 
     /// Takes the plan for a run started by hand (a drill, `drctl failover start`), as an incident
     /// takes it: failing-over, held by `run_id`, so that an alarm meanwhile starts nothing and
-    /// the plan stays failed-over until re-armed. `PlanBusy` when a run holds it or it is failed
-    /// over, or when another writer won the race.
-    pub async fn take_for_run(&self, plan: &str, run_id: &str, by: &str, reason: &str) -> Result<PlanState, DrError> {
-        let read = self.read_state(plan).await?;
-        if matches!(read.state.status, PlanStatus::FailingOver | PlanStatus::FailedOver) {
-            return Err(DrError::PlanBusy { plan: plan.to_string(), status: read.state.status.name().to_string() });
+    /// the plan stays failed-over until re-armed. A failover (`ToDr`) needs Paris primary and the
+    /// plan neither held nor failed over; a failback (`ToPrimary`) needs Ireland primary and the
+    /// plan not held. `PlanBusy` otherwise, or when another writer won the race.
+    pub async fn take_for_run(
+        &self,
+        plan: &Plan,
+        direction: Direction,
+        run_id: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<PlanState, DrError> {
+        let read = self.read_state(&plan.name).await?;
+        let busy = |status: String| DrError::PlanBusy { plan: plan.name.clone(), status };
+        let status = read.state.status;
+        match direction {
+            Direction::ToDr if matches!(status, PlanStatus::FailingOver | PlanStatus::FailedOver) => {
+                return Err(busy(status.name().to_string()));
+            }
+            Direction::ToDr if read.state.dr_is_primary(plan) => {
+                return Err(busy(format!("{}: {} is primary, fail back first", status.name(), plan.dr_region)));
+            }
+            Direction::ToPrimary if status == PlanStatus::FailingOver => return Err(busy(status.name().to_string())),
+            Direction::ToPrimary if !read.state.dr_is_primary(plan) => {
+                return Err(busy(format!(
+                    "{}: {} is primary already, nothing to fail back",
+                    status.name(),
+                    plan.primary_region
+                )));
+            }
+            _ => {}
         }
         let mut holding = read.state.moved(PlanStatus::FailingOver, by, reason);
         holding.incident = None;
@@ -238,8 +285,8 @@ impl PlanStore {
         match self.write_state(&read, &holding).await? {
             WriteOutcome::Won => Ok(holding),
             WriteOutcome::Lost => {
-                let now = self.read_state(plan).await?;
-                Err(DrError::PlanBusy { plan: plan.to_string(), status: now.state.status.name().to_string() })
+                let now = self.read_state(&plan.name).await?;
+                Err(busy(now.state.status.name().to_string()))
             }
         }
     }

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use dr_core::aws::AwsClients;
-use dr_core::readiness::{Scope, check_plan};
+use dr_core::plan::Direction;
+use dr_core::readiness::{Readiness, Scope, check_plan};
 use dr_core::restore::restore_test_input;
 use dr_core::rpo::LagVerdict;
 use dr_core::rpo::check::{Heartbeat, check_pairs, pairs_of};
@@ -117,10 +118,16 @@ enum PlanCommand {
         #[command(flatten)]
         store: StoreArg,
     },
-    /// Readiness: every resource exists and sits in its standby state. Read-only.
+    /// Readiness: every resource exists and sits in its standby state. Read-only. With the plan
+    /// store, in the direction the estate stands: after a failover (Ireland primary, Paris its
+    /// replica) the plan is checked reversed.
     Check {
         #[command(flatten)]
         plan: PlanArg,
+        /// The plan store bucket, whose plan state says which region is primary now (absent:
+        /// the plan as written).
+        #[arg(long, env = "DR_PLAN_STATE_BUCKET")]
+        bucket: Option<String>,
         #[command(flatten)]
         format: JsonArg,
     },
@@ -143,9 +150,10 @@ impl PlanCommand {
                 println!("published plan {} to s3://{}/plans/{}.toml", plan.name, store.bucket, plan.name);
                 Ok(ExitCode::SUCCESS)
             }
-            PlanCommand::Check { plan, format } => {
+            PlanCommand::Check { plan, bucket, format } => {
                 let (plan, clients) = plan.load_with_clients().await?;
-                let readiness = check_plan(&clients, &plan, Scope::Full).await;
+                let store = bucket.map(|bucket| PlanStore::new(clients.home.s3.clone(), bucket));
+                let (plan, readiness) = check_as_it_stands(&clients, store.as_ref(), &plan).await?;
                 if format.json {
                     output::print_json(&readiness)?;
                 } else {
@@ -155,6 +163,22 @@ impl PlanCommand {
             }
         }
     }
+}
+
+/// `plan check` of the plan as the estate stands (its plan state says which region is primary):
+/// the plan checked, and its table.
+async fn check_as_it_stands(
+    clients: &AwsClients,
+    store: Option<&PlanStore>,
+    plan: &Plan,
+) -> Result<(Plan, Readiness), DrError> {
+    let direction = match store {
+        Some(store) => store.read_state(&plan.name).await?.state.next_move(plan),
+        None => Direction::ToDr,
+    };
+    let current = plan.facing(direction)?;
+    let readiness = check_plan(&clients.facing(direction), &current, Scope::Full).await;
+    Ok((current, readiness))
 }
 
 /// An approval to pass a failed RPO gate, recorded in the report.
@@ -205,6 +229,10 @@ enum FailoverCommand {
         /// incident; the data loss is measured at its start and Paris is not fenced).
         #[arg(long)]
         planned: bool,
+        /// Fail back to Paris (Ireland -> Paris, always planned): Ireland must be primary, with
+        /// a Paris replica (reprotect).
+        #[arg(long)]
+        failback: bool,
         #[command(flatten)]
         approval: ApprovalArg,
     },
@@ -219,13 +247,21 @@ enum FailoverCommand {
         /// A planned move (see `start --planned`).
         #[arg(long)]
         planned: bool,
+        /// A failback (see `start --failback`).
+        #[arg(long)]
+        failback: bool,
         #[command(flatten)]
         approval: ApprovalArg,
     },
 }
 
-fn failover_kind(planned: bool) -> FailoverKind {
-    if planned { FailoverKind::Planned } else { FailoverKind::Unplanned }
+/// The run's kind and direction: a failback is always planned.
+fn move_of(planned: bool, failback: bool) -> (FailoverKind, Direction) {
+    match (planned, failback) {
+        (_, true) => (FailoverKind::Planned, Direction::ToPrimary),
+        (true, false) => (FailoverKind::Planned, Direction::ToDr),
+        (false, false) => (FailoverKind::Unplanned, Direction::ToDr),
+    }
 }
 
 /// What `drctl failover start` started.
@@ -240,17 +276,28 @@ struct Started {
 impl FailoverCommand {
     async fn run(self) -> Result<ExitCode, DrError> {
         match self {
-            FailoverCommand::Input { plan, run_id, planned, approval } => {
+            FailoverCommand::Input { plan, run_id, planned, failback, approval } => {
                 let plan = plan.load()?;
                 let now = time::now();
                 let run_id = run_id.unwrap_or_else(|| format!("manual-{}", time::compact(now)));
                 let mut state = RunbookState::new(plan, RunInfo::new(run_id, now, "manual: drctl"));
-                state.run.kind = failover_kind(planned);
+                (state.run.kind, state.run.direction) = move_of(planned, failback);
                 state.approval = approval.approval();
                 state.validate()?;
                 output::print_json(&state)
             }
-            FailoverCommand::Start { plan, store, state_machine, by, reason, run_id, dry_run, planned, approval } => {
+            FailoverCommand::Start {
+                plan,
+                store,
+                state_machine,
+                by,
+                reason,
+                run_id,
+                dry_run,
+                planned,
+                failback,
+                approval,
+            } => {
                 if by.trim().is_empty() || reason.trim().is_empty() {
                     return Err(DrError::InvalidInput {
                         message: "a failover needs who (--by) and why (--reason)".into(),
@@ -266,7 +313,7 @@ impl FailoverCommand {
                 });
                 let mut run = RunInfo::new(&run_id, now, format!("manual ({label}) by {by}: drctl"));
                 run.mode = if dry_run { RunMode::DryRun } else { RunMode::Live };
-                run.kind = failover_kind(planned);
+                (run.kind, run.direction) = move_of(planned, failback);
                 run.requested_by = Some(Approval { by: by.clone(), reason: reason.clone() });
                 let mut state = RunbookState { approval: approval.approval(), ..RunbookState::new(plan, run) };
                 state.validate()?;
@@ -276,7 +323,8 @@ impl FailoverCommand {
                     // this run's.
                     let held = store.read_state(&state.plan.name).await?.state;
                     if !(held.status == PlanStatus::FailingOver && held.run_id.as_deref() == Some(run_id.as_str())) {
-                        store.take_for_run(&state.plan.name, &run_id, &format!("operator: {by}"), &reason).await?;
+                        let by = format!("operator: {by}");
+                        store.take_for_run(&state.plan, state.run.direction, &run_id, &by, &reason).await?;
                     }
                     state.run.plan_state = Some(store.reference());
                 }
@@ -321,7 +369,8 @@ struct OperatorArg {
     /// Why.
     #[arg(long)]
     reason: String,
-    /// Change a plan a run still holds (failing-over): only when that run is known to be over.
+    /// Change a plan a run still holds (failing-over): only when that run is known to be over;
+    /// arm although `plan check` is not green.
     #[arg(long)]
     force: bool,
 }
@@ -363,7 +412,22 @@ impl TriggerCommand {
         let store = store.open(&clients);
         let state = match change {
             None => store.read_state(&plan.name).await?.state,
-            Some((armed, op)) => store.set_armed(&plan.name, armed, &op.by, &op.reason, op.force).await?,
+            Some((true, op)) => {
+                // Armed only on a green plan check, in the direction the estate stands: after a
+                // failback, once Ireland replicates Paris again.
+                let (_, readiness) = check_as_it_stands(&clients, Some(&store), &plan).await?;
+                if !readiness.is_ready() && !op.force {
+                    let findings = readiness
+                        .rows
+                        .iter()
+                        .filter(|row| !row.is_ready())
+                        .map(|row| format!("{} {}: {}", row.check.label(), row.resource, row.detail))
+                        .collect();
+                    return Err(DrError::PreflightFailed { findings });
+                }
+                store.set_armed(&plan.name, true, &op.by, &op.reason, op.force).await?
+            }
+            Some((false, op)) => store.set_armed(&plan.name, false, &op.by, &op.reason, op.force).await?,
         };
         output::print_json(&state)
     }

@@ -37,7 +37,7 @@ pub async fn invoke_hook(
     effect: HookEffect,
 ) -> Result<Result<Vec<u8>, HookFailure>, DrError> {
     let payload = serde_json::to_vec(request).map_err(|e| DrError::serialisation("hook request", e))?;
-    let call = clients.dr.lambda.invoke().function_name(function).payload(aws_smithy_types::Blob::new(payload));
+    let call = clients.home.lambda.invoke().function_name(function).payload(aws_smithy_types::Blob::new(payload));
     let sent = match effect {
         HookEffect::Changes => call.customize().config_override(once::lambda()).send().await,
         HookEffect::Reads => call.send().await,

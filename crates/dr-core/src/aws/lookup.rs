@@ -98,6 +98,11 @@ pub async fn describe_standby_instances(
     plan: &Plan,
 ) -> Result<Vec<StandbyInstance>, DrError> {
     let selector = &plan.standby_instances;
+    if !selector.selects_any() {
+        // A failback's plan: Paris keeps no standby instances. Without a filter EC2 would list
+        // every instance of the region.
+        return Ok(Vec::new());
+    }
     let mut request = ec2.describe_instances();
     if let Some(ids) = &selector.ids {
         // By filter rather than InstanceIds, so that a missing id is reported, not an error.

@@ -22,7 +22,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 pub use calls::{ApiCall, ApiCallLog};
 
-use crate::plan::Plan;
+use crate::plan::{Direction, Plan};
 
 /// Route53's control plane (records, health checks) and its health-check metrics live here.
 pub const ROUTE53_CONTROL_REGION: &str = "us-east-1";
@@ -48,6 +48,10 @@ pub struct RegionClients {
 pub struct AwsClients {
     pub primary: RegionClients,
     pub dr: RegionClients,
+    /// The plan's DR region as the plan is written, where the deployment lives whichever way a
+    /// move goes: the plan store and reports, the database secret, the plan's hook Lambdas, the
+    /// routing alarm and metric. `dr` in a failover; `primary` in a failback ([`Self::facing`]).
+    pub home: RegionClients,
     /// Route53 is global; its API is served from us-east-1.
     pub route53: aws_sdk_route53::Client,
     /// CloudWatch in us-east-1, where Route53 publishes `AWS/Route53 HealthCheckStatus`.
@@ -61,7 +65,11 @@ pub struct AwsClients {
 
 impl AwsClients {
     /// Loads the shared configuration from the environment and builds the clients of a plan.
+    /// A reversed plan ([`Plan::facing`]) gets its clients faced the same way.
     pub async fn for_plan(plan: &Plan) -> AwsClients {
+        if plan.reversed {
+            return AwsClients::for_regions(&plan.dr_region, &plan.primary_region).await.facing(Direction::ToPrimary);
+        }
         AwsClients::for_regions(&plan.primary_region, &plan.dr_region).await
     }
 
@@ -79,6 +87,7 @@ impl AwsClients {
         AwsClients {
             primary: RegionClients::new(shared, primary_region, &calls),
             dr: RegionClients::new(shared, dr_region, &calls),
+            home: RegionClients::new(shared, dr_region, &calls),
             route53: aws_sdk_route53::Client::from_conf(
                 aws_sdk_route53::config::Builder::from(&control).interceptor(calls.clone()).build(),
             ),
@@ -88,6 +97,15 @@ impl AwsClients {
             dns: dns::Dns::from_env(),
             endpoint_url: shared.endpoint_url().map(str::to_string),
             calls,
+        }
+    }
+
+    /// The clients as a move in `direction` uses them, with [`Plan::facing`]'s plan: a failback's
+    /// `primary` is Ireland and its `dr` Paris; `home` stays.
+    pub fn facing(&self, direction: Direction) -> AwsClients {
+        match direction {
+            Direction::ToDr => self.clone(),
+            Direction::ToPrimary => AwsClients { primary: self.dr.clone(), dr: self.primary.clone(), ..self.clone() },
         }
     }
 

@@ -110,7 +110,7 @@ pub async fn credentials(clients: &AwsClients, plan: &Plan) -> Result<Credential
 /// Reads database credentials from `secret` (Secrets Manager, DR region).
 pub async fn read_credentials(clients: &AwsClients, secret: &str) -> Result<Credentials, DrError> {
     let value = clients
-        .dr
+        .home
         .secrets
         .get_secret_value()
         .secret_id(secret)
@@ -288,8 +288,10 @@ impl Session {
         Ok(ended.len() as u64)
     }
 
-    /// Undoes [`Session::make_read_only`].
+    /// Undoes [`Session::make_read_only`], from a session the fence holds read-only itself.
     pub async fn make_writable(&self) -> Result<(), DrError> {
+        // Its own statement: a batch runs as one transaction, begun read-only.
+        self.write_through_the_fence().await?;
         let alter = format!("ALTER DATABASE {} RESET default_transaction_read_only", quote_ident(&self.dbname));
         timed(&self.endpoint, "unfence", self.client.batch_execute(&alter)).await
     }

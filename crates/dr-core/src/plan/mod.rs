@@ -43,6 +43,10 @@ pub struct Plan {
     /// failovers (incidents) are possible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence: Option<Fence>,
+    /// `true` in the plan as a failback sees it ([`Plan::facing`]): the regions, the database's
+    /// roles and the application groups swapped. Never in a plan file.
+    #[serde(skip)]
+    pub reversed: bool,
 }
 
 /// How a planned move fences the writer in the primary region, and how long its barrier may take.
@@ -84,6 +88,69 @@ impl Plan {
             region: self.primary_region.clone(),
             reason: format!("plan {} has no [fence]: a planned move cannot stop the writer", self.name),
         })
+    }
+}
+
+impl Plan {
+    /// The plan as a move in `direction` sees it. `ToDr` (a failover): the plan as written.
+    /// `ToPrimary` (a failback, Ireland -> Paris): `primary_region` is the DR region, the
+    /// database's primary is the promoted Ireland instance and its replica the Paris one, the
+    /// group a failback raises is Paris's application group (`fence.auto_scaling_group`, given
+    /// back at least `auto_scaling.failover`), and the fence scales Ireland's group
+    /// (`auto_scaling.group`). The DNS record, the routing alarm, the fencing Lambda, the
+    /// secret and the report bucket stay what they are: they live in one place, and
+    /// [`Plan::serving_target`] tells which record value serves. Paris has no standby instances
+    /// to start, and neither its buckets nor a restore test nor an automatic trigger are part of a
+    /// failback. A failback is a planned move: without a `[fence]` naming Paris's group it is
+    /// `FenceFailed`.
+    pub fn facing(&self, direction: Direction) -> Result<Plan, DrError> {
+        if direction == Direction::ToDr || self.reversed {
+            return Ok(self.clone());
+        }
+        let fence = self.fence_for_planned_move()?;
+        let Some(paris_group) = fence.auto_scaling_group.clone() else {
+            return Err(DrError::FenceFailed {
+                region: self.primary_region.clone(),
+                reason: format!(
+                    "plan {} names no fence.auto_scaling_group: a failback has no Paris application to give back",
+                    self.name
+                ),
+            });
+        };
+        let none = Capacity { min: 0, desired: 0, max: 0 };
+        Ok(Plan {
+            primary_region: self.dr_region.clone(),
+            dr_region: self.primary_region.clone(),
+            database: Database {
+                primary_instance: self.database.replica_instance.clone(),
+                replica_instance: self.database.primary_instance.clone(),
+                ..self.database.clone()
+            },
+            standby_instances: InstanceSelector::default(),
+            auto_scaling: AutoScaling { group: paris_group, standby: none, failover: self.auto_scaling.failover },
+            fence: Some(Fence { auto_scaling_group: Some(self.auto_scaling.group.clone()), ..fence.clone() }),
+            s3_replication: Vec::new(),
+            trigger: None,
+            restore_test: None,
+            reversed: true,
+            ..self.clone()
+        })
+    }
+
+    /// Where traffic goes while this plan's `primary_region` serves: the PRIMARY record's value
+    /// as written, Ireland's in a reversed plan.
+    pub fn serving_target(&self) -> &RecordTarget {
+        if self.reversed { &self.dns.secondary } else { &self.dns.primary }
+    }
+
+    /// Where a move of this plan sends traffic.
+    pub fn target_after_move(&self) -> &RecordTarget {
+        if self.reversed { &self.dns.primary } else { &self.dns.secondary }
+    }
+
+    /// The way a move of this plan sends traffic (the routing metric's value).
+    pub fn move_direction(&self) -> Direction {
+        if self.reversed { Direction::ToPrimary } else { Direction::ToDr }
     }
 }
 
@@ -218,6 +285,11 @@ pub struct InstanceSelector {
 }
 
 impl InstanceSelector {
+    /// Whether it names any instance: a failback's plan ([`Plan::facing`]) has none to start.
+    pub fn selects_any(&self) -> bool {
+        self.ids.is_some() || self.tag.is_some()
+    }
+
     /// How many standby instances the plan expects.
     pub fn expected(&self) -> usize {
         match (&self.ids, self.count) {
@@ -317,17 +389,26 @@ pub struct Routing {
     pub metric: String,
 }
 
-/// Where the runbook sends traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// Where a move sends traffic: a failover to the DR region, a failback to the primary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
-    /// The primary region serves (routing metric 0).
+    /// The primary region serves (routing metric 0): a failback.
     ToPrimary,
-    /// The DR region serves (routing metric 1).
+    /// The DR region serves (routing metric 1): a failover.
+    #[default]
     ToDr,
 }
 
 impl Direction {
+    /// What a move this way is called.
+    pub fn move_name(self) -> &'static str {
+        match self {
+            Direction::ToPrimary => "failback",
+            Direction::ToDr => "failover",
+        }
+    }
+
     /// The value of the routing metric that sends traffic this way.
     pub fn metric_value(self) -> f64 {
         match self {
@@ -428,6 +509,11 @@ impl Plan {
 
     /// Checks every rule and reports all broken ones together.
     pub fn validate(&self) -> Result<(), DrError> {
+        if self.reversed {
+            // Derived from a validated plan by `facing`; Paris has no standby instances, which a
+            // written plan must name.
+            return Ok(());
+        }
         let problems = self.problems();
         if problems.is_empty() { Ok(()) } else { Err(DrError::InvalidPlan { plan: self.name.clone(), problems }) }
     }

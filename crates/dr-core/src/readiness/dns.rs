@@ -23,7 +23,7 @@ pub(super) async fn check_dns(clients: &AwsClients, plan: &Plan, scope: Scope) -
     let mut rows = Vec::new();
     let routing = plan.dns.routing.as_ref().filter(|_| plan.dns.strategy == DnsStrategy::RoutingHealthCheck);
     if let Some(routing) = routing {
-        rows.push(check_routing_alarm(&clients.dr, plan, routing).await);
+        rows.push(check_routing_alarm(&clients.home, plan, routing).await);
     }
     if scope == Scope::Full || plan.dns.strategy == DnsStrategy::RecordUpsert {
         rows.extend(check_records(clients, plan, routing, scope).await);
@@ -47,18 +47,19 @@ async fn check_routing_alarm(dr: &RegionClients, plan: &Plan, routing: &Routing)
     if let Some(problem) = routing_alarm_problem(&alarm, plan, routing) {
         return CheckRow::not_ready(CHECK, resource, Finding::RoutingAlarmMisconfigured, problem);
     }
-    match alarm.state_value() {
-        Some(StateValue::Alarm) => CheckRow::not_ready(
+    // In ALARM the routing health check fails and DNS answers Ireland: where a reversed plan
+    // (Ireland primary, `Plan::facing`) must keep it, and a plan as written must not.
+    let on_ireland = alarm.state_value() == Some(&StateValue::Alarm);
+    let state = alarm.state_value().map_or("unknown", |s| s.as_str());
+    if on_ireland == plan.reversed {
+        CheckRow::ready(CHECK, resource, format!("{state}: traffic stays on the primary ({})", plan.primary_region))
+    } else {
+        CheckRow::not_ready(
             CHECK,
             resource,
             Finding::DnsNotOnPrimary,
-            "in ALARM: the routing health check fails and DNS sends traffic to the DR region",
-        ),
-        state => CheckRow::ready(
-            CHECK,
-            resource,
-            format!("{}: traffic stays on the primary", state.map_or("unknown", |s| s.as_str())),
-        ),
+            format!("{state}: DNS sends traffic to {}, not the primary {}", plan.dr_region, plan.primary_region),
+        )
     }
 }
 
@@ -102,14 +103,15 @@ async fn check_answer(clients: &AwsClients, plan: &Plan) -> CheckRow {
         Ok(values) => values,
     };
     let answers = |target: &str| values.iter().any(|v| fqdn(v) == fqdn(target));
-    if answers(&dns.primary.value) {
-        CheckRow::ready(CHECK, resource, format!("answers {} (the primary)", dns.primary.value))
-    } else if answers(&dns.secondary.value) {
+    let (serving, moved) = (plan.serving_target(), plan.target_after_move());
+    if answers(&serving.value) {
+        CheckRow::ready(CHECK, resource, format!("answers {} (the primary)", serving.value))
+    } else if answers(&moved.value) {
         CheckRow::not_ready(
             CHECK,
             resource,
             Finding::DnsNotOnPrimary,
-            format!("answers {} (the DR region)", dns.secondary.value),
+            format!("answers {} (the DR region)", moved.value),
         )
     } else if values.is_empty() {
         CheckRow::not_ready(CHECK, resource, Finding::RecordMissing, "DNS has no answer")
@@ -148,7 +150,7 @@ async fn check_records(clients: &AwsClients, plan: &Plan, routing: Option<&Routi
         {
             Err(row) => rows.push(row),
             Ok(id) => {
-                rows.push(check_routing_health_check(clients, plan, routing, &id).await);
+                rows.push(check_routing_health_check(clients, routing, &id).await);
                 routing_id = Some(id);
             }
         }
@@ -237,9 +239,15 @@ fn check_record(
             "an alias record: the runbook works with plain records (a CNAME to the load balancer)".into(),
         );
     }
-    if values != [target.value.as_str()] {
-        // The PRIMARY with the DR value: an earlier record-upsert failover moved it.
-        let finding = if role == ResourceRecordSetFailover::Primary && values == [dns.secondary.value.as_str()] {
+    // With record-upsert the PRIMARY record answers the serving region: Paris's value as
+    // written, Ireland's while Ireland is primary (a failover moved it). The routing strategy
+    // never changes the record.
+    let upserted = role == ResourceRecordSetFailover::Primary && plan.dns.strategy == DnsStrategy::RecordUpsert;
+    let expected = if upserted { plan.serving_target() } else { target };
+    if values != [expected.value.as_str()] {
+        // The PRIMARY with the other region's value: an earlier record-upsert move moved it.
+        let other = if expected.value == dns.primary.value { &dns.secondary } else { &dns.primary };
+        let finding = if role == ResourceRecordSetFailover::Primary && values == [other.value.as_str()] {
             Finding::DnsNotOnPrimary
         } else {
             Finding::RecordMisconfigured
@@ -248,7 +256,7 @@ fn check_record(
             check,
             resource,
             finding,
-            format!("answers {} instead of {}", values.join(", "), target.value),
+            format!("answers {} instead of {}", values.join(", "), expected.value),
         );
     }
     if set.set_identifier() != Some(target.set_identifier.as_str()) {
@@ -274,9 +282,9 @@ fn check_record(
     CheckRow::ready(check, resource, format!("answers {}", target.value))
 }
 
-/// The routing health check: CLOUDWATCH_METRIC on the routing alarm in the DR region, keeping its
+/// The routing health check: CLOUDWATCH_METRIC on the routing alarm in the home region, keeping its
 /// last known status when the alarm has no data.
-async fn check_routing_health_check(clients: &AwsClients, plan: &Plan, routing: &Routing, id: &str) -> CheckRow {
+async fn check_routing_health_check(clients: &AwsClients, routing: &Routing, id: &str) -> CheckRow {
     const CHECK: Check = Check::RoutingHealthCheck;
     let resource = format!("{} ({id})", routing.health_check);
     let found = clients.route53.get_health_check().health_check_id(id).send().await;
@@ -293,12 +301,13 @@ async fn check_routing_health_check(clients: &AwsClients, plan: &Plan, routing: 
         return misconfigured(format!("type {}: a routing health check is CLOUDWATCH_METRIC", config.r#type()));
     }
     let alarm = config.alarm_identifier();
-    if alarm.map(|a| (a.region().as_str(), a.name())) != Some((plan.dr_region.as_str(), routing.alarm.as_str())) {
+    // The routing alarm lives in the deployment's region whichever region is primary now.
+    let home = clients.home.region.as_str();
+    if alarm.map(|a| (a.region().as_str(), a.name())) != Some((home, routing.alarm.as_str())) {
         return misconfigured(format!(
-            "follows {}, not the routing alarm {} in {}",
+            "follows {}, not the routing alarm {} in {home}",
             alarm.map_or("no alarm".to_string(), |a| format!("{} in {}", a.name(), a.region())),
             routing.alarm,
-            plan.dr_region
         ));
     }
     match config.insufficient_data_health_status() {

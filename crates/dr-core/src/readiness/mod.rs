@@ -193,7 +193,7 @@ pub async fn check_plan(clients: &AwsClients, plan: &Plan, scope: Scope) -> Read
         check_auto_scaling(&clients.dr, plan),
         dns::check_dns(clients, plan, scope),
         check_bucket_pairs(clients, plan, deadline),
-        check_report_bucket(&clients.dr, plan),
+        check_report_bucket(&clients.home, plan),
     );
     let mut rows = vec![primary, replica, lag];
     rows.extend(instances);

@@ -477,7 +477,7 @@ pub fn snapshot_key(plan: &str) -> String {
 /// Writes the plan's snapshot to its report bucket (DR region).
 pub async fn write_snapshot(clients: &AwsClients, plan: &Plan, snapshot: &RpoSnapshot) -> Result<String, DrError> {
     let key = snapshot_key(&plan.name);
-    objects::put_json(&clients.dr.s3, &plan.reports.bucket, &key, snapshot).await?;
+    objects::put_json(&clients.home.s3, &plan.reports.bucket, &key, snapshot).await?;
     Ok(format!("s3://{}/{key}", plan.reports.bucket))
 }
 
@@ -498,7 +498,7 @@ pub async fn run_check(clients: &AwsClients, plans: &[Plan], namespace: &str) ->
     let now = time::now();
     let pairs: Vec<ReplicatedPair> = plans.iter().flat_map(pairs_of).collect();
     let statuses = check_pairs(clients, &pairs, Heartbeat::Write, now).await?;
-    publish_metrics(&clients.dr.cloudwatch, namespace, rpo_metrics(&statuses, now)).await?;
+    publish_metrics(&clients.home.cloudwatch, namespace, rpo_metrics(&statuses, now)).await?;
     let mut snapshots = Vec::new();
     for plan in plans {
         let snapshot = RpoSnapshot {

@@ -60,6 +60,8 @@ impl StepKey {
             // The barrier has its own, shorter timeout (`fence.barrier_timeout_seconds`).
             StepKey::Fence | StepKey::Barrier => (StepKey::Fence, 0.125),
             StepKey::Unfence => (StepKey::Unfence, 0.125),
+            // Stopping instances takes minutes; the users are already back on Paris.
+            StepKey::StandDown => (StepKey::StandDown, 0.125),
             // Reprotect is not on an outage's clock, but a snapshot and a new cross-region replica
             // of a large database take hours: half the RTO, then the RTO (within the history
             // quota at the longest RTO). Out of it, StepTimedOut; a new run goes on from there.

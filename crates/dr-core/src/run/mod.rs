@@ -20,7 +20,7 @@ pub use step::{
 };
 
 use crate::error::DrError;
-use crate::plan::Plan;
+use crate::plan::{Direction, Plan};
 use crate::time::Timestamp;
 
 /// The execution state every Task receives.
@@ -60,6 +60,11 @@ pub struct RunInfo {
     /// start). Chosen at start; absent in an older input: unplanned.
     #[serde(default)]
     pub kind: FailoverKind,
+    /// `to-dr` (a failover, Paris -> Ireland) or `to-primary` (a failback, Ireland -> Paris,
+    /// always planned). The steps see the plan as the move faces it ([`RunbookState::facing`]).
+    /// Absent in an older input: a failover.
+    #[serde(default)]
+    pub direction: Direction,
     /// The confirmed incident an automatic run answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<Incident>,
@@ -83,6 +88,7 @@ impl RunInfo {
             trigger: trigger.into(),
             mode: RunMode::Live,
             kind: FailoverKind::Unplanned,
+            direction: Direction::ToDr,
             incident: None,
             requested_by: None,
             plan_state: None,
@@ -208,6 +214,11 @@ impl RunbookState {
     /// Refuses bad input before any AWS call.
     pub fn validate(&self) -> Result<(), DrError> {
         self.plan.validate()?;
+        if self.run.direction == Direction::ToPrimary && self.run.kind != FailoverKind::Planned {
+            return Err(DrError::InvalidInput {
+                message: "a failback is a planned move (run kind planned): Paris and Ireland both answer".into(),
+            });
+        }
         let id_ok = !self.run.id.is_empty()
             && self.run.id.len() <= 64
             && self.run.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -235,6 +246,16 @@ impl RunbookState {
             return Err(DrError::InvalidInput { message: "an approval needs who (by) and why (reason)".to_string() });
         }
         Ok(())
+    }
+
+    /// The state as the run's move sees it: the plan faced to `run.direction` ([`Plan::facing`]),
+    /// validated first, so that a step written for Paris -> Ireland moves Ireland -> Paris.
+    pub fn facing(&self) -> Result<RunbookState, DrError> {
+        self.validate()?;
+        if self.run.direction == Direction::ToDr || self.plan.reversed {
+            return Ok(self.clone());
+        }
+        Ok(RunbookState { plan: self.plan.facing(self.run.direction)?, ..self.clone() })
     }
 
     pub fn is_dry_run(&self) -> bool {

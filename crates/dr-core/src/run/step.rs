@@ -30,6 +30,8 @@ pub enum StepKey {
     Fence,
     Barrier,
     Unfence,
+    // A failback: the DR region's compute back to standby once Paris serves.
+    StandDown,
     // Reprotect after a failover: the old primary retired, a Paris replica of Ireland.
     RetirePrimary,
     Replica,

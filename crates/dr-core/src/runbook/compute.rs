@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::{InstanceStateName, SummaryStatus};
 
+use super::fence::{drop_fence_tag, fenced_capacity};
 use super::status_record;
 use crate::aws::lookup::{
     StandbyInstance, describe_auto_scaling_group, describe_standby_instances, gone_ones_replaced,
@@ -54,6 +55,13 @@ async fn standby_instances(clients: &AwsClients, state: &RunbookState) -> Result
     Ok(found)
 }
 
+/// A failback: the primary region keeps no standby instances, so there is nothing to start or wait
+/// for (its application group is given back by the scale step).
+fn nothing_on_standby(timer: StepTimer<'_>, state: &RunbookState) -> StepRecord {
+    let detail = format!("no standby instances in {}: nothing to start", state.plan.dr_region);
+    timer.finish(Outcome::AlreadyDone, true, detail, Vec::new())
+}
+
 /// How many times this run started the instance (the start step's facts: `starts.<id>`).
 fn starts_of(state: &RunbookState, id: &str) -> u32 {
     state
@@ -78,6 +86,9 @@ pub fn instances_to_start(found: &[StandbyInstance]) -> Result<Vec<String>, DrEr
 pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("start-standby", clients);
+    if !state.plan.standby_instances.selects_any() {
+        return Ok(nothing_on_standby(timer, state));
+    }
     let found = standby_instances(clients, state).await?;
     let stopped = instances_to_start(&found)?;
     if stopped.is_empty() {
@@ -141,6 +152,9 @@ pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result
 pub async fn standby_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("start-standby-status", clients);
+    if !state.plan.standby_instances.selects_any() {
+        return Ok(nothing_on_standby(timer, state));
+    }
     let found = standby_instances(clients, state).await?;
     let ids: Vec<String> = found.iter().map(|i| i.id.clone()).collect();
     let statuses = clients
@@ -233,15 +247,19 @@ pub async fn set_capacity(
     Ok(())
 }
 
-/// Raises min/desired/max to the failover capacity; already there or above: no call.
+/// Raises min/desired/max to the failover capacity; already there or above: no call. A group a
+/// planned move fenced (Paris's, given back by a failback) gets the capacity in the fence's tag
+/// back, raised to at least the failover capacity, and loses the tag.
 pub async fn scale_asg(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("scale-asg", clients);
     let name = state.plan.auto_scaling.group.clone();
-    let current = current_capacity(&group(clients, state).await?);
-    let target = raised_capacity(current, state.plan.auto_scaling.failover);
-    if target == current {
-        let resources = vec![ResourceState { resource: name.clone(), state: capacity_text(current) }];
+    let found = group(clients, state).await?;
+    let current = current_capacity(&found);
+    let fenced = fenced_capacity(&found, &clients.dr.region)?;
+    let target = raised_capacity(fenced.unwrap_or(current), state.plan.auto_scaling.failover);
+    let resources = vec![ResourceState { resource: name.clone(), state: capacity_text(current) }];
+    if target == current && fenced.is_none() {
         return Ok(timer.finish(
             Outcome::AlreadyDone,
             true,
@@ -249,22 +267,94 @@ pub async fn scale_asg(clients: &AwsClients, state: &RunbookState) -> Result<Ste
             resources,
         ));
     }
+    let given_back = if fenced.is_some() { " (the capacity its fence took)" } else { "" };
     if state.is_dry_run() {
-        let resources = vec![ResourceState { resource: name.clone(), state: capacity_text(current) }];
-        return Ok(
-            timer.would(format!("raise {name}: {} -> {}", capacity_text(current), capacity_text(target)), resources)
-        );
+        let change = format!("raise {name}: {} -> {}{given_back}", capacity_text(current), capacity_text(target));
+        return Ok(timer.would(change, resources));
     }
-    set_capacity(&clients.dr.autoscaling, &name, target).await?;
+    if target != current {
+        set_capacity(&clients.dr.autoscaling, &name, target).await?;
+    }
+    if fenced.is_some() {
+        drop_fence_tag(&clients.dr.autoscaling, &name).await?;
+    }
     let (min, desired, max) = target;
     tracing::info!(plan = %state.plan.name, step = "scale-asg", resource = %name, min, desired, max, "group raised");
     let resources = vec![ResourceState { resource: name.clone(), state: capacity_text(target) }];
     Ok(timer.finish(
         Outcome::Changed,
         true,
-        format!("{name}: {} -> {}", capacity_text(current), capacity_text(target)),
+        format!("{name}: {} -> {}{given_back}", capacity_text(current), capacity_text(target)),
         resources,
     ))
+}
+
+/// After a failback (the plan as written, traffic back on Paris): the DR region's compute goes
+/// back to standby. The group is set to its standby size (a fence's capacity tag dropped: Paris
+/// serves now) and the running standby instances are stopped. Asked again until done: ready when
+/// every standby instance is stopped and the group has no instance left above its standby size.
+pub async fn stand_down(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
+    state.validate()?;
+    let timer = StepTimer::start("stand-down", clients);
+    let plan = &state.plan;
+    let name = plan.auto_scaling.group.clone();
+    let found = group(clients, state).await?;
+    let current = current_capacity(&found);
+    let standby = plan.auto_scaling.standby;
+    let target = (i32::from(standby.min), i32::from(standby.desired), i32::from(standby.max));
+    let fenced = fenced_capacity(&found, &clients.dr.region)?;
+    let instances = describe_standby_instances(&clients.dr.ec2, plan).await?;
+    let running: Vec<String> = instances
+        .iter()
+        .filter(|i| matches!(i.state, InstanceStateName::Running | InstanceStateName::Pending))
+        .map(|i| i.id.clone())
+        .collect();
+    let mut resources = instance_states(&instances);
+    resources.push(ResourceState::new(&name, capacity_text(current)));
+    let mut changes = Vec::new();
+    if current != target || fenced.is_some() {
+        changes.push(format!("set {name} to its standby size {}", capacity_text(target)));
+    }
+    if !running.is_empty() {
+        changes.push(format!("stop {}", running.join(", ")));
+    }
+    if state.is_dry_run() {
+        let change = if changes.is_empty() { "nothing: already on standby".to_string() } else { changes.join("; ") };
+        return Ok(timer.would(change, resources));
+    }
+    if current != target {
+        set_capacity(&clients.dr.autoscaling, &name, target).await?;
+    }
+    if fenced.is_some() {
+        drop_fence_tag(&clients.dr.autoscaling, &name).await?;
+    }
+    if !running.is_empty() {
+        clients
+            .dr
+            .ec2
+            .stop_instances()
+            .set_instance_ids(Some(running.clone()))
+            .customize()
+            .config_override(once::ec2())
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("ec2", "StopInstances", e))?;
+    }
+    let left_in_group = found.instances().len();
+    let stopped = instances.iter().all(|i| i.state == InstanceStateName::Stopped || i.is_gone());
+    let done = running.is_empty() && stopped && left_in_group <= usize::from(standby.desired);
+    let detail = if done {
+        format!("{} on standby: group at {}, standby instances stopped", plan.dr_region, capacity_text(target))
+    } else {
+        let waiting = format!("{left_in_group} instance(s) in {name}, standby instances not all stopped yet");
+        if changes.is_empty() { waiting } else { format!("{}; {waiting}", changes.join("; ")) }
+    };
+    tracing::info!(plan = %plan.name, step = "stand-down", resource = %name, done, "{detail}");
+    if changes.is_empty() {
+        // Nothing called: waiting for instances to stop, within the budget.
+        return status_record(timer, state, StepKey::StandDown, done, detail, resources);
+    }
+    Ok(timer.finish(Outcome::Changed, done, detail, resources))
 }
 
 /// Ready when at least the failover `desired` instances are InService and Healthy.

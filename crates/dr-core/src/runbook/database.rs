@@ -5,9 +5,10 @@ use aws_sdk_rds::types::Tag;
 use super::preflight::{LAG_AT_PROMOTION_TAG, PROMOTED_BY_RUN_TAG, promotion_tags};
 use super::status_record;
 use crate::aws::lookup::{is_transient_rds_status, require_db_instance};
+use crate::aws::postgres::{self, Endpoint};
 use crate::aws::{AwsClients, once};
 use crate::error::{DrError, describe_sdk_error, sdk_error_code};
-use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::run::{FailoverKind, Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 
 async fn replica(clients: &AwsClients, state: &RunbookState) -> Result<aws_sdk_rds::types::DbInstance, DrError> {
     require_db_instance(&clients.dr.rds, &state.plan.database.replica_instance, &state.plan.dr_region).await
@@ -184,7 +185,35 @@ pub async fn replica_status(clients: &AwsClients, state: &RunbookState) -> Resul
     let standalone = db.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty();
     let ready = standalone && matches!(db.db_instance_status(), Some("available" | "backing-up"));
     let resource = observed(&db);
-    status_record(timer, state, StepKey::PromoteStatus, ready, resource.state.clone(), vec![resource])
+    let mut detail = resource.state.clone();
+    if ready && let Some(opened) = open_for_writes(clients, state, &db).await? {
+        detail = format!("{detail}; {opened}");
+    }
+    status_record(timer, state, StepKey::PromoteStatus, ready, detail, vec![resource])
+}
+
+/// A planned move made Paris's database read-only (`ALTER DATABASE ... SET
+/// default_transaction_read_only`): a setting in the catalog, which the replica replayed with the
+/// data. The promoted instance would refuse every write of a new session, so the setting is reset
+/// there once it is standalone (idempotent). `None` when the plan does not fence the database.
+async fn open_for_writes(
+    clients: &AwsClients,
+    state: &RunbookState,
+    db: &aws_sdk_rds::types::DbInstance,
+) -> Result<Option<String>, DrError> {
+    let fenced = state.run.kind == FailoverKind::Planned
+        && state.plan.fence.as_ref().is_some_and(|fence| fence.database_read_only);
+    if !fenced || state.is_dry_run() {
+        return Ok(None);
+    }
+    let credentials = postgres::credentials(clients, &state.plan).await?;
+    let session = postgres::connect(&Endpoint::require(db)?, &credentials).await?;
+    if !session.is_read_only().await? {
+        return Ok(Some(format!("database {} writable", session.dbname())));
+    }
+    session.make_writable().await?;
+    tracing::info!(plan = %state.plan.name, step = "promote-replica-status", resource = %state.plan.database.replica_instance, "the fence's read-only setting reset on the promoted database");
+    Ok(Some(format!("database {} made writable (the fence's read-only setting came with the data)", session.dbname())))
 }
 
 #[cfg(test)]

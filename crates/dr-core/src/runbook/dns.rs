@@ -1,5 +1,5 @@
 //! Move traffic to Ireland, last (after the database and compute are ready), and verify that DNS
-//! answers Ireland. Two strategies (the plan's `dns.strategy`; trade-offs in docs/plan.md):
+//! answers Ireland; in a failback (the plan reversed, `Plan::facing`), back to Paris the same way. Two strategies (the plan's `dns.strategy`; trade-offs in docs/plan.md):
 //!
 //! - `routing-health-check` (the default): publish the routing metric (1) in the DR region; the
 //!   routing alarm moves to ALARM, the routing health check on the PRIMARY record fails, and
@@ -41,7 +41,16 @@ fn answers(values: &[String], target: &str) -> bool {
     values.iter().any(|value| fqdn(value) == fqdn(target))
 }
 
-/// Moves traffic to Ireland; already there: no call.
+/// The routing alarm's state once a move of `plan` has sent traffic: ALARM after a failover, OK
+/// after a failback.
+fn moved_alarm_state(plan: &Plan) -> StateValue {
+    match plan.move_direction() {
+        Direction::ToDr => StateValue::Alarm,
+        Direction::ToPrimary => StateValue::Ok,
+    }
+}
+
+/// Moves traffic to the plan's DR region (Paris in a failback); already there: no call.
 pub async fn flip_dns(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("flip-dns", clients);
@@ -51,12 +60,12 @@ pub async fn flip_dns(clients: &AwsClients, state: &RunbookState) -> Result<Step
     }
 }
 
-async fn routing_alarm(clients: &AwsClients, plan: &Plan, routing: &Routing) -> Result<Option<StateValue>, DrError> {
+async fn routing_alarm(clients: &AwsClients, routing: &Routing) -> Result<Option<StateValue>, DrError> {
     let alarm =
-        describe_alarm(&clients.dr.cloudwatch, &routing.alarm).await?.ok_or_else(|| DrError::ResourceNotFound {
+        describe_alarm(&clients.home.cloudwatch, &routing.alarm).await?.ok_or_else(|| DrError::ResourceNotFound {
             kind: "CloudWatch alarm",
             id: routing.alarm.clone(),
-            region: plan.dr_region.clone(),
+            region: clients.home.region.clone(),
         })?;
     Ok(alarm.state_value().cloned())
 }
@@ -75,7 +84,7 @@ pub async fn publish_routing(
         .value(to.metric_value())
         .build();
     clients
-        .dr
+        .home
         .cloudwatch
         .put_metric_data()
         .namespace(&routing.namespace)
@@ -103,7 +112,8 @@ pub async fn routing_published_since(
     let stat = if to == Direction::ToDr { "Maximum" } else { "Minimum" };
     let metric = per_minute(&routing.namespace, &routing.metric, &[("Plan", &plan.name)], stat);
     let start = since - chrono::Duration::seconds(60);
-    let points = datapoints(&clients.dr.cloudwatch, metric, start, time::now() + chrono::Duration::seconds(60)).await?;
+    let points =
+        datapoints(&clients.home.cloudwatch, metric, start, time::now() + chrono::Duration::seconds(60)).await?;
     Ok(points.iter().any(|(at, value)| *at + chrono::Duration::seconds(60) > since && *value == to.metric_value()))
 }
 
@@ -114,26 +124,33 @@ async fn flip_by_routing(
     routing: &Routing,
 ) -> Result<StepRecord, DrError> {
     let plan = &state.plan;
-    let alarm = routing_alarm(clients, plan, routing).await?;
+    let (to, moved) = (plan.move_direction(), moved_alarm_state(plan));
+    let alarm = routing_alarm(clients, routing).await?;
     let (_, before) = answered(clients, plan, "before the flip").await?;
     let alarm_state = ResourceState::new(
-        format!("{} ({})", routing.alarm, plan.dr_region),
+        format!("{} ({})", routing.alarm, clients.home.region),
         alarm.as_ref().map_or("unknown", |s| s.as_str()).to_string(),
     );
-    if alarm == Some(StateValue::Alarm) {
+    if alarm.as_ref() == Some(&moved) {
         return Ok(timer.finish(
             Outcome::AlreadyDone,
             true,
-            format!("routing alarm {} already in ALARM: traffic goes to Ireland", routing.alarm),
+            format!("routing alarm {} already {}: traffic goes to {}", routing.alarm, moved.as_str(), plan.dr_region),
             vec![alarm_state, before],
         ));
     }
-    let change =
-        format!("publish {}/{} = 1 (Plan={}) in {}", routing.namespace, routing.metric, plan.name, plan.dr_region);
+    let change = format!(
+        "publish {}/{} = {} (Plan={}) in {}",
+        routing.namespace,
+        routing.metric,
+        to.metric_value(),
+        plan.name,
+        clients.home.region
+    );
     if state.is_dry_run() {
         return Ok(timer.would(change, vec![alarm_state, before]));
     }
-    if routing_published_since(clients, plan, routing, Direction::ToDr, state.run.triggered_at).await? {
+    if routing_published_since(clients, plan, routing, to, state.run.triggered_at).await? {
         return Ok(timer.finish(
             Outcome::AlreadyDone,
             true,
@@ -141,8 +158,8 @@ async fn flip_by_routing(
             vec![alarm_state, before],
         ));
     }
-    publish_routing(clients, plan, routing, Direction::ToDr).await?;
-    tracing::info!(plan = %plan.name, step = "flip-dns", resource = %routing.alarm, "routing metric published: traffic to Ireland");
+    publish_routing(clients, plan, routing, to).await?;
+    tracing::info!(plan = %plan.name, step = "flip-dns", resource = %routing.alarm, to = %plan.dr_region, "routing metric published");
     Ok(timer.finish(Outcome::Changed, true, change.replacen("publish", "published", 1), vec![alarm_state, before]))
 }
 
@@ -179,7 +196,8 @@ async fn flip_by_upsert(
 ) -> Result<StepRecord, DrError> {
     let plan = &state.plan;
     let pair = failover_pair(clients, plan).await?;
-    let ireland = plan.dns.secondary.value.as_str();
+    // Ireland's value in a failover, Paris's own back in a failback.
+    let ireland = plan.target_after_move().value.as_str();
     let record = |text: String| vec![ResourceState::new(pair.primary.name(), text)];
     if value_of(&pair.primary) == ireland {
         return Ok(timer.finish(
@@ -205,7 +223,7 @@ async fn flip_by_upsert(
         .build()
         .map_err(build)?;
     let batch = ChangeBatch::builder()
-        .comment(format!("dr-orchestrator failover {} run {}", plan.name, state.run.id))
+        .comment(format!("dr-orchestrator {} {} run {}", state.run.direction.move_name(), plan.name, state.run.id))
         .changes(Change::builder().action(ChangeAction::Upsert).resource_record_set(moved).build().map_err(build)?)
         .build()
         .map_err(build)?;
@@ -220,7 +238,7 @@ async fn flip_by_upsert(
         .await
         .map_err(|e| DrError::from_sdk("route53", "ChangeResourceRecordSets", e))?;
     let change_id = change.change_info().map(|c| c.id().to_string()).unwrap_or_default();
-    tracing::info!(plan = %plan.name, step = "flip-dns", resource = %plan.dns.record, change_id = %change_id, "PRIMARY record moved to Ireland");
+    tracing::info!(plan = %plan.name, step = "flip-dns", resource = %plan.dns.record, change_id = %change_id, to = %ireland, "PRIMARY record moved");
     let mut done = timer.finish(
         Outcome::Changed,
         true,
@@ -231,17 +249,28 @@ async fn flip_by_upsert(
     Ok(done)
 }
 
-/// Ready when DNS answers Ireland: with the routing strategy once the routing alarm is in ALARM
-/// (read in the DR region); with record-upsert once the change is INSYNC.
+/// Ready when DNS answers the region moved to: with the routing strategy once the routing alarm
+/// is in ALARM (OK after a failback; read in the home region); with record-upsert once the change
+/// is INSYNC.
 pub async fn dns_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("flip-dns-status", clients);
     let plan = &state.plan;
     let (settled, how) = match routing(plan) {
         Some(routing) => {
-            let alarm = routing_alarm(clients, plan, routing).await?;
+            let alarm = routing_alarm(clients, routing).await?;
             let text = alarm.as_ref().map_or("unknown", |s| s.as_str());
-            (alarm == Some(StateValue::Alarm), format!("routing alarm {} {text}", routing.alarm))
+            let moved = alarm == Some(moved_alarm_state(plan));
+            let mut how = format!("routing alarm {} {text}", routing.alarm);
+            if !moved {
+                // The alarm takes each minute's Maximum: a failback's 0 published in the minute
+                // of the failover's 1 is hidden, and with TreatMissingData = ignore nothing moves
+                // the alarm afterwards. The value is published again until the alarm follows (a
+                // repeat of the same value changes nothing).
+                publish_routing(clients, plan, routing, plan.move_direction()).await?;
+                how = format!("{how}; routing metric published again");
+            }
+            (moved, how)
         }
         None => {
             let change_id =
@@ -263,7 +292,7 @@ pub async fn dns_status(clients: &AwsClients, state: &RunbookState) -> Result<St
         }
     };
     let (values, seen) = answered(clients, plan, "now").await?;
-    let on_ireland = answers(&values, &plan.dns.secondary.value);
+    let on_ireland = answers(&values, &plan.target_after_move().value);
     let detail = format!("{how}; {}", seen.state);
     status_record(timer, state, StepKey::DnsStatus, settled && on_ireland, detail, vec![seen])
 }

@@ -14,7 +14,7 @@
 //! Nothing here runs for an unplanned failover: Paris may be gone, and its report says it was
 //! not fenced.
 
-use aws_sdk_autoscaling::types::Tag as AsgTag;
+use aws_sdk_autoscaling::types::{AutoScalingGroup, Tag as AsgTag};
 use serde::{Deserialize, Serialize};
 
 use super::compute::set_capacity;
@@ -375,20 +375,36 @@ async fn unfence_group(clients: &AwsClients, group: &str) -> Result<ResourceStat
     let Some(found) = describe_auto_scaling_group(autoscaling, group).await? else {
         return Ok(ResourceState::new(group, "not found: nothing to restore"));
     };
-    let Some(tag) = found.tags().iter().find(|tag| tag.key() == Some(FENCE_CAPACITY_TAG)) else {
+    let Some((min, desired, max)) = fenced_capacity(&found, &clients.primary.region)? else {
         return Ok(ResourceState::new(group, "not fenced by a run: left as it is"));
     };
-    let value = tag.value().unwrap_or_default().to_string();
+    set_capacity(autoscaling, group, (min, desired, max)).await?;
+    drop_fence_tag(autoscaling, group).await?;
+    Ok(ResourceState::new(group, format!("back to min {min} / desired {desired} / max {max}")))
+}
+
+/// The capacity a fence took from the group (its [`FENCE_CAPACITY_TAG`]), if it carries one; a
+/// tag that is not `min/desired/max` is `FenceFailed` (a human restores the group).
+pub fn fenced_capacity(group: &AutoScalingGroup, region: &str) -> Result<Option<(i32, i32, i32)>, DrError> {
+    let Some(tag) = group.tags().iter().find(|tag| tag.key() == Some(FENCE_CAPACITY_TAG)) else {
+        return Ok(None);
+    };
+    let value = tag.value().unwrap_or_default();
     let parts: Vec<i32> = value.split('/').filter_map(|part| part.parse().ok()).collect();
     let [min, desired, max] = parts[..] else {
         return Err(DrError::FenceFailed {
-            region: clients.primary.region.clone(),
+            region: region.to_string(),
             reason: format!(
-                "{group}'s tag {FENCE_CAPACITY_TAG} = {value:?} is not min/desired/max: restore it by hand"
+                "{}'s tag {FENCE_CAPACITY_TAG} = {value:?} is not min/desired/max: restore it by hand",
+                group.auto_scaling_group_name().unwrap_or_default()
             ),
         });
     };
-    set_capacity(autoscaling, group, (min, desired, max)).await?;
+    Ok(Some((min, desired, max)))
+}
+
+/// Removes the fence's capacity tag once the group has its capacity back (or its standby size).
+pub async fn drop_fence_tag(autoscaling: &aws_sdk_autoscaling::Client, group: &str) -> Result<(), DrError> {
     let tag = AsgTag::builder().resource_id(group).resource_type("auto-scaling-group").key(FENCE_CAPACITY_TAG).build();
     autoscaling
         .delete_tags()
@@ -398,5 +414,5 @@ async fn unfence_group(clients: &AwsClients, group: &str) -> Result<ResourceStat
         .send()
         .await
         .map_err(|e| DrError::from_sdk("autoscaling", "DeleteTags", e))?;
-    Ok(ResourceState::new(group, format!("back to min {min} / desired {desired} / max {max}")))
+    Ok(())
 }

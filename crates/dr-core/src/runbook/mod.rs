@@ -19,6 +19,7 @@ pub mod reprotect;
 
 use crate::aws::AwsClients;
 use crate::error::DrError;
+use crate::plan::Direction;
 pub use crate::run::budget::{settle, status_record};
 use crate::run::{Outcome, RunbookState, StepAction, StepKey, StepRecord, StepTimer};
 use crate::time;
@@ -31,6 +32,7 @@ pub enum FailoverStep {
     Fence,
     PromoteReplica,
     StartStandby,
+    /// Raise the group (act, status); a failback's undo: the DR region's compute back to standby.
     ScaleAsg,
     FlipDns,
     Report,
@@ -49,6 +51,7 @@ impl FailoverStep {
             (FailoverStep::Fence, StepAction::Act) => (StepKey::Fence, "fence"),
             (FailoverStep::Fence, StepAction::Status) => (StepKey::Barrier, "barrier"),
             (FailoverStep::Fence, StepAction::Undo) => (StepKey::Unfence, "unfence"),
+            (FailoverStep::ScaleAsg, StepAction::Undo) => (StepKey::StandDown, "stand-down"),
             (_, StepAction::Undo) => return None,
             (FailoverStep::PromoteReplica, StepAction::Act) => (StepKey::Promote, "promote-replica"),
             (FailoverStep::PromoteReplica, StepAction::Status) => (StepKey::PromoteStatus, "promote-replica-status"),
@@ -82,10 +85,27 @@ pub async fn run_step(
     clients: &AwsClients,
     state: &RunbookState,
 ) -> Result<FailoverOutput, DrError> {
-    if action == StepAction::Undo && step != FailoverStep::Fence {
+    if action == StepAction::Undo && !matches!(step, FailoverStep::Fence | FailoverStep::ScaleAsg) {
         return Err(DrError::InvalidInput { message: format!("{step:?} has nothing to undo") });
     }
-    let Some((key, name)) = step.key(action) else {
+    let keyed = step.key(action);
+    // A failback's steps and report see the plan reversed (Ireland primary, Paris the target) and
+    // the clients to match, except the stand-down, which puts the DR region as written back on
+    // standby.
+    let (oriented_clients, oriented_state);
+    let (clients, state) = if matches!(keyed, Some((StepKey::StandDown, _))) {
+        if state.run.direction != Direction::ToPrimary {
+            return Err(DrError::InvalidInput { message: "the stand-down follows a failback only".into() });
+        }
+        (clients, state)
+    } else if state.plan.reversed {
+        (clients, state)
+    } else {
+        oriented_state = state.facing()?;
+        oriented_clients = clients.facing(state.run.direction);
+        (&oriented_clients, &oriented_state)
+    };
+    let Some((key, name)) = keyed else {
         let report = Box::pin(report::write_report(clients, state)).await?;
         return Ok(FailoverOutput::Report(Box::new(report)));
     };
@@ -109,6 +129,7 @@ pub async fn run_step(
         (FailoverStep::StartStandby, StepAction::Status) => Box::pin(compute::standby_status(clients, state)).await,
         (FailoverStep::ScaleAsg, StepAction::Act) => Box::pin(compute::scale_asg(clients, state)).await,
         (FailoverStep::ScaleAsg, StepAction::Status) => Box::pin(compute::asg_status(clients, state)).await,
+        (FailoverStep::ScaleAsg, StepAction::Undo) => Box::pin(compute::stand_down(clients, state)).await,
         (FailoverStep::FlipDns, StepAction::Act) => Box::pin(dns::flip_dns(clients, state)).await,
         (FailoverStep::FlipDns, StepAction::Status) => Box::pin(dns::dns_status(clients, state)).await,
         (FailoverStep::RetirePrimary, _) => Box::pin(reprotect::retire_primary(clients, state)).await,

@@ -90,7 +90,7 @@ fn retryable_blocker(rows: &[CheckRow]) -> Option<DrError> {
 /// `--force`, or another run taken it.
 async fn require_plan_held(clients: &AwsClients, state: &RunbookState) -> Result<(), DrError> {
     let Some(location) = &state.run.plan_state else { return Ok(()) };
-    let store = PlanStore::new(clients.dr.s3.clone(), &location.bucket);
+    let store = PlanStore::new(clients.home.s3.clone(), &location.bucket);
     let read = store.read_state(&state.plan.name).await?;
     let held = read.state.status == PlanStatus::FailingOver && read.state.run_id.as_deref() == Some(&state.run.id);
     if held {

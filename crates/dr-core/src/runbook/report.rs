@@ -375,7 +375,7 @@ async fn next_plan_state(
     report: &RunReport,
 ) -> Result<Option<NextPlanState>, DrError> {
     let Some(location) = &state.run.plan_state else { return Ok(None) };
-    let store = PlanStore::new(clients.dr.s3.clone(), &location.bucket);
+    let store = PlanStore::new(clients.home.s3.clone(), &location.bucket);
     let read = store.read_state(&state.plan.name).await?;
     let held = read.state.status == PlanStatus::FailingOver && read.state.run_id.as_deref() == Some(&state.run.id);
     let (new, summary) = if !held {
@@ -383,9 +383,20 @@ async fn next_plan_state(
         (None, format!("{} (held by {holder})", read.state.status.name()))
     } else if report.head.status != RunStatus::Succeeded {
         (None, format!("{}: the run failed; re-arm after review", PlanStatus::FailingOver.name()))
+    } else if state.plan.reversed {
+        // Back on Paris, with no replica in Ireland yet: automatic failover stays off until the
+        // original direction is reprotected and `plan check` is green (`drctl trigger arm`).
+        let mut done = read.state.moved(
+            PlanStatus::Disarmed,
+            "report",
+            format!("failback {} succeeded: reprotect, then re-arm once plan check is green", state.run.id),
+        );
+        done.primary_region = Some(state.plan.dr_region.clone());
+        (Some(done), format!("{}: reprotect, then re-arm once plan check is green", PlanStatus::Disarmed.name()))
     } else {
-        let done = read.state.moved(PlanStatus::FailedOver, "report", format!("run {} succeeded", state.run.id));
-        (Some(done), format!("{}: re-arm after failing back", PlanStatus::FailedOver.name()))
+        let mut done = read.state.moved(PlanStatus::FailedOver, "report", format!("run {} succeeded", state.run.id));
+        done.primary_region = Some(state.plan.dr_region.clone());
+        (Some(done), format!("{}: reprotect, fail back, then re-arm", PlanStatus::FailedOver.name()))
     };
     Ok(Some(NextPlanState { store, read, new, summary }))
 }

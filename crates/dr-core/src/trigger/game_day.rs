@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TriggerContext;
 use crate::error::DrError;
-use crate::plan::Environment;
+use crate::plan::{Direction, Environment};
 use crate::run::{Approval, FailoverKind, RunInfo, RunMode, RunbookState};
 use crate::time;
 
@@ -31,6 +31,10 @@ pub struct GameDayRequest {
     /// An approval to pass a failed RPO gate, recorded in the report.
     #[serde(default)]
     pub approval: Option<Approval>,
+    /// `to-dr` (the default: a failover drill) or `to-primary` (fail back to Paris once Ireland
+    /// is primary and reprotected).
+    #[serde(default)]
+    pub direction: Direction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -73,6 +77,7 @@ pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> R
     // Paris answers during a game day: the drill fences the writer and proves the barrier (its
     // dry run says how it would).
     run.kind = FailoverKind::Planned;
+    run.direction = request.direction;
     run.requested_by = Some(Approval { by: request.requested_by.clone(), reason: request.reason.clone() });
     let mut input = RunbookState { approval: request.approval, ..RunbookState::new(plan.clone(), run) };
     input.validate()?;
@@ -81,7 +86,7 @@ pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> R
         // A drill is a real failover: it takes the plan like an incident does, so that an alarm
         // during the drill starts nothing, and the plan stays failed-over until re-armed.
         let by = format!("game-day: {}", request.requested_by);
-        ctx.store.take_for_run(&plan.name, &run_id, &by, &format!("drill: {}", request.reason)).await?;
+        ctx.store.take_for_run(&plan, input.run.direction, &run_id, &by, &format!("drill: {}", request.reason)).await?;
         input.run.plan_state = Some(ctx.store.reference());
     }
 

@@ -512,8 +512,14 @@ async fn record_decisions(clients: &AwsClients, plan: &Plan, outcomes: &[Trigger
                 .build()
         })
         .collect();
-    let sent =
-        clients.dr.cloudwatch.put_metric_data().namespace(DECISION_NAMESPACE).set_metric_data(Some(data)).send().await;
+    let sent = clients
+        .home
+        .cloudwatch
+        .put_metric_data()
+        .namespace(DECISION_NAMESPACE)
+        .set_metric_data(Some(data))
+        .send()
+        .await;
     if let Err(err) = sent {
         let err = DrError::from_sdk("cloudwatch", "PutMetricData", err);
         tracing::warn!(plan = %plan.name, error = err.name(), "decision metric not published: {err}");
@@ -539,6 +545,19 @@ async fn refusal(
             alarm,
             Some(plan),
             format!("plan is {} ({}): automatic failover needs it armed", read.state.status.name(), read.state.reason),
+        )));
+    }
+    if read.state.dr_is_primary(plan) {
+        // The plan's alarms watch Paris, and a move Ireland -> Paris is a failback: planned, by
+        // an operator. No plan allows an automatic one.
+        return Ok(Some(TriggerOutcome::new(
+            Decision::NotArmed,
+            alarm,
+            Some(plan),
+            format!(
+                "{} is primary: the plan's alarms watch {} and it allows no automatic move to it (fail back by hand)",
+                plan.dr_region, plan.primary_region
+            ),
         )));
     }
     if let Some(last) = read.state.last_automatic_run_at

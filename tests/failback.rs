@@ -1,0 +1,254 @@
+//! The way back (issue 14) on real PostgreSQL: a planned failover Paris -> Ireland, reprotect (a
+//! Paris replica of Ireland), a failback Ireland -> Paris with the same runbook faced the other
+//! way (`$.run.direction = to-primary`), and reprotect of the original direction (an Ireland
+//! replica of Paris). Every leg is the real state machine with the real Lambdas; the plan store
+//! records which region is primary, and the RPO check and `plan check` follow it. At the end the
+//! readiness table is the one from before the failover, both old primaries are kept with their
+//! final snapshots, and no row written during the round trip is lost. A failback while the Paris
+//! replica lags past the RPO is refused before any change.
+
+// Test code: a failed step is a failed test, so helpers panic with a message.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use dr_core::Plan;
+use dr_core::aws::AwsClients;
+use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance};
+use dr_core::plan::Direction;
+use dr_core::readiness::{Scope, check_plan};
+use dr_core::rpo::check::{DEFAULT_NAMESPACE, run_check};
+use dr_core::run::{FailoverKind, RunbookState};
+use dr_core::runbook::report::RunReport;
+use dr_core::runbook::reprotect::{final_snapshot_id, retired_id};
+use dr_core::store::{PlanStatus, PlanStore};
+use dr_emulator::estate::publish_replica_lag;
+use dr_emulator::postgres::{Pair, psql};
+use dr_tests::{
+    backed_estate, failover_input, failover_substitutions, local_substitutions, run_state_machine,
+    run_state_machine_waiting, trigger_context, unique_suffix,
+};
+
+/// A live planned move of `plan` in `direction`, holding the plan in `store` as `drctl failover
+/// start` does.
+async fn planned_move(store: &PlanStore, plan: &Plan, direction: Direction, label: &str) -> RunbookState {
+    let run_id = format!("{label}-{}", unique_suffix());
+    let mut state: RunbookState = serde_json::from_value(failover_input(plan, &run_id, None)).expect("state");
+    state.run.kind = FailoverKind::Planned;
+    state.run.direction = direction;
+    store.take_for_run(plan, direction, &run_id, "test", label).await.expect("plan taken");
+    state.run.plan_state = Some(store.reference());
+    state
+}
+
+fn run_move(state: &RunbookState) -> dr_tests::Execution {
+    let input = serde_json::to_value(state).expect("input");
+    run_state_machine_waiting("failover.asl.json", &failover_substitutions(), &input, Duration::from_millis(300))
+}
+
+/// Reprotect after a move in `direction`: the old primary retired, a replica of the new one.
+fn reprotect(plan: &Plan, direction: Direction, label: &str) -> RunbookState {
+    let run_id = format!("{label}-{}", unique_suffix());
+    let mut state: RunbookState = serde_json::from_value(failover_input(plan, &run_id, None)).expect("state");
+    state.run.kind = FailoverKind::Planned;
+    state.run.direction = direction;
+    let input = serde_json::to_value(&state).expect("input");
+    let execution = run_state_machine("reprotect.asl.json", &local_substitutions("reprotect.local.json"), &input);
+    assert_eq!(execution.status, "SUCCEEDED", "{label}: {execution:#?}");
+    state
+}
+
+/// The port of the server behind an emulated instance.
+async fn port_of(rds: &aws_sdk_rds::Client, instance: &str) -> u16 {
+    let db = describe_db_instance(rds, instance).await.expect("describe").expect("instance");
+    db.endpoint().and_then(|e| e.port()).and_then(|p| u16::try_from(p).ok()).expect("a backed endpoint")
+}
+
+/// Inserts `rows` into `orders` on the server at `port`; the numbers it acknowledged.
+fn write_rows(port: u16, rows: std::ops::Range<u64>) -> Vec<u64> {
+    rows.filter(|n| psql(port, &format!("INSERT INTO orders VALUES ({n})")).is_ok()).collect()
+}
+
+fn rows_at(port: u16) -> Vec<u64> {
+    psql(port, "SELECT n FROM orders ORDER BY n").expect("rows").lines().filter_map(|line| line.parse().ok()).collect()
+}
+
+fn wait_for_rows(port: u16, wanted: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rows_at(port).len() < wanted {
+        assert!(Instant::now() < deadline, "the replica at {port} never caught up to {wanted} rows");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The readiness table as rows that must not change: check, resource, finding.
+fn table(readiness: &dr_core::readiness::Readiness) -> Vec<(String, String, Option<String>)> {
+    readiness
+        .rows
+        .iter()
+        .map(|row| (row.check.label().to_string(), row.resource.clone(), row.finding.map(|f| f.name().to_string())))
+        .collect()
+}
+
+/// What a failover and its reprotect left: Ireland primary (the pair's standby server, promoted),
+/// Paris its replica (a new server).
+struct Reprotected {
+    plan: Plan,
+    clients: AwsClients,
+    pair: Pair,
+    store: PlanStore,
+    /// The readiness table before the failover.
+    before: Vec<(String, String, Option<String>)>,
+    /// The reprotect run (its old-primary names).
+    reprotect: RunbookState,
+    /// The rows acknowledged so far.
+    written: Vec<u64>,
+}
+
+/// A planned failover and reprotect on a real pair, rows 1..=20 written along the way.
+async fn failed_over_and_reprotected(name: &str) -> Reprotected {
+    let (plan, clients, pair) = backed_estate(name).await;
+    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
+    let before = check_plan(&clients, &plan, Scope::Full).await;
+    assert!(before.is_ready(), "{before:#?}");
+    let store = trigger_context(&plan, &clients).await.store;
+    pair.sql(&pair.primary, "CREATE TABLE orders (n bigint PRIMARY KEY)").expect("table");
+    let mut written = write_rows(pair.primary.port, 1..11);
+
+    let failover = planned_move(&store, &plan, Direction::ToDr, "failover").await;
+    let execution = run_move(&failover);
+    assert_eq!(execution.status, "SUCCEEDED", "failover: {execution:#?}");
+    let state = store.read_state(&plan.name).await.expect("state").state;
+    assert_eq!((state.status, state.primary_region.as_deref()), (PlanStatus::FailedOver, Some("eu-west-1")));
+    written.extend(write_rows(pair.standby.port, 11..16));
+
+    // RDS publishes the new Paris replica's ReplicaLag; moto does not.
+    publish_replica_lag(&clients.primary, &plan.database.primary_instance, 1.0).await.expect("lag");
+    let reprotect = reprotect(&plan, Direction::ToDr, "reprotect");
+    written.extend(write_rows(pair.standby.port, 16..21));
+    Reprotected { before: table(&before), plan, clients, pair, store, reprotect, written }
+}
+
+async fn snapshot_exists(rds: &aws_sdk_rds::Client, id: &str) -> bool {
+    let found = rds.describe_db_snapshots().db_snapshot_identifier(id).send().await;
+    found.is_ok_and(|found| !found.db_snapshots().is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_every_row() {
+    let Reprotected { plan, clients, pair, store, before, reprotect: first, mut written } =
+        failed_over_and_reprotected("roundtrip").await;
+    let paris_port = port_of(&clients.primary.rds, &plan.database.primary_instance).await;
+
+    // Ireland primary: `plan check` of the plan as it stands (reversed) is green, and the RPO
+    // check writes its heartbeat in Ireland and reads it on the Paris replica.
+    let now = store.read_state(&plan.name).await.expect("state").state;
+    let current = now.current_plan(&plan).expect("reversed plan");
+    assert_eq!(current.primary_region, plan.dr_region);
+    let faced = clients.facing(Direction::ToPrimary);
+    let readiness = check_plan(&faced, &current, Scope::Full).await;
+    assert!(readiness.is_ready(), "the reversed plan check: {readiness:#?}");
+    let rpo = run_check(&faced, std::slice::from_ref(&current), DEFAULT_NAMESPACE).await.expect("RPO check");
+    assert_eq!(rpo.within_rpo, rpo.pairs, "{rpo:#?}");
+
+    // The failback: fence Ireland, barrier, promote the Paris replica, traffic back, Paris's
+    // group given back, Ireland's compute to standby.
+    let failback = planned_move(&store, &plan, Direction::ToPrimary, "failback").await;
+    let execution = run_move(&failback);
+    assert_eq!(execution.status, "SUCCEEDED", "failback: {execution:#?}");
+    let done: RunReport = serde_json::from_value(execution.output).expect("report");
+    assert_eq!(done.achieved.rpo_seconds, Some(0.0), "proven by the barrier: {done:#?}");
+    let state = store.read_state(&plan.name).await.expect("state").state;
+    assert_eq!((state.status, state.primary_region.as_deref()), (PlanStatus::Disarmed, Some("eu-west-3")));
+    assert_eq!(psql(paris_port, "SELECT pg_is_in_recovery()").expect("Paris"), "f", "Paris promoted");
+    let ireland_group = describe_auto_scaling_group(&clients.dr.autoscaling, &plan.auto_scaling.group)
+        .await
+        .expect("group")
+        .expect("group");
+    assert_eq!(ireland_group.desired_capacity(), Some(0), "Ireland's group back to standby");
+    written.extend(write_rows(paris_port, 21..31));
+
+    // Reprotect the original direction: Ireland's old primary retired, an Ireland replica of Paris.
+    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
+    let second = reprotect(&plan, Direction::ToPrimary, "reprotect-back");
+    let ireland_port = port_of(&clients.dr.rds, &plan.database.replica_instance).await;
+    assert_ne!(ireland_port, pair.standby.port, "a new Ireland replica");
+    written.extend(write_rows(paris_port, 31..41));
+    wait_for_rows(ireland_port, written.len());
+
+    // The estate as before: `plan check` of the plan as written, the same table, green.
+    let after = check_plan(&clients, &plan, Scope::Full).await;
+    assert!(after.is_ready(), "{after:#?}");
+    assert_eq!(table(&after), before, "the readiness table after the round trip is the one from before");
+
+    // Both old primaries are kept beside their final snapshots; no acknowledged row is lost.
+    let paris_old = (retired_id(&first), final_snapshot_id(&first));
+    assert!(describe_db_instance(&clients.primary.rds, &paris_old.0).await.expect("describe").is_some());
+    assert!(snapshot_exists(&clients.primary.rds, &paris_old.1).await, "Paris's final snapshot {}", paris_old.1);
+    let second = second.facing().expect("the failback's plan");
+    let ireland_old = (retired_id(&second), final_snapshot_id(&second));
+    assert!(describe_db_instance(&clients.dr.rds, &ireland_old.0).await.expect("describe").is_some());
+    assert!(snapshot_exists(&clients.dr.rds, &ireland_old.1).await, "Ireland's final snapshot {}", ireland_old.1);
+    let (in_paris, in_ireland) = (rows_at(paris_port), rows_at(ireland_port));
+    let lost: Vec<&u64> = written.iter().filter(|n| !in_paris.contains(n) || !in_ireland.contains(n)).collect();
+    eprintln!(
+        "round trip: {} rows acknowledged across both legs, {} in Paris, {} in Ireland, {} lost",
+        written.len(),
+        in_paris.len(),
+        in_ireland.len(),
+        lost.len()
+    );
+    assert_eq!(written.len(), 40, "every insert was acknowledged");
+    assert!(lost.is_empty(), "acknowledged, then missing: {lost:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failback_while_the_paris_replica_lags_past_the_rpo_is_refused_before_any_change() {
+    let Reprotected { plan, clients, store, pair: _servers, .. } = failed_over_and_reprotected("lagging").await;
+    let ireland_port = port_of(&clients.dr.rds, &plan.database.replica_instance).await;
+    let paris_port = port_of(&clients.primary.rds, &plan.database.primary_instance).await;
+    // The Paris replica stopped replaying two hours ago: its newest heartbeat is that old. (The
+    // heartbeats are backdated in Ireland, replayed, then replay is paused.)
+    psql(ireland_port, "UPDATE dr_orchestrator.heartbeat SET written_at = now() - interval '120 minutes'")
+        .expect("heartbeats backdated");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while psql(
+        paris_port,
+        "SELECT count(*) FROM dr_orchestrator.heartbeat WHERE written_at > now() - interval '1 hour'",
+    )
+    .expect("Paris replica")
+        != "0"
+    {
+        assert!(Instant::now() < deadline, "the Paris replica never replayed the backdated heartbeats");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    psql(paris_port, "SELECT pg_wal_replay_pause()").expect("replay paused");
+
+    let failback = planned_move(&store, &plan, Direction::ToPrimary, "failback").await;
+    let execution = run_move(&failback);
+    assert_eq!(execution.status, "FAILED", "{execution:#?}");
+    assert_eq!(execution.error.as_deref(), Some("RpoExceeded"), "{execution:#?}");
+    // Nothing changed: Ireland still writable and serving, Paris still its replica, Ireland's
+    // group not fenced.
+    assert_eq!(psql(ireland_port, "SELECT pg_is_in_recovery()").expect("Ireland"), "f");
+    assert_eq!(psql(paris_port, "SELECT pg_is_in_recovery()").expect("Paris"), "t");
+    let paris = describe_db_instance(&clients.primary.rds, &plan.database.primary_instance)
+        .await
+        .expect("describe")
+        .expect("the Paris replica");
+    assert!(paris.read_replica_source_db_instance_identifier().is_some(), "still a replica");
+    let group = describe_auto_scaling_group(&clients.dr.autoscaling, &plan.auto_scaling.group)
+        .await
+        .expect("group")
+        .expect("group");
+    assert!(group.desired_capacity() > Some(0), "Ireland's application not fenced");
+    let mutations: Vec<String> = execution
+        .events
+        .iter()
+        .filter(|e| e.kind == "TaskStateEntered")
+        .filter_map(|e| e.state.clone())
+        .filter(|state| state != "Preflight" && state != "FailureReport")
+        .collect();
+    assert!(mutations.is_empty(), "no step ran past preflight: {mutations:?}");
+    psql(paris_port, "SELECT pg_wal_replay_resume()").expect("replay resumed");
+}
