@@ -20,7 +20,7 @@ use dr_core::error::parse_input;
 use dr_core::readiness::{Scope, check_plan};
 use dr_core::run::{Outcome, RunStatus};
 use dr_core::runbook::report::RunReport;
-use dr_core::store::PlanStatus;
+use dr_core::store::{PlanState, PlanStatus, WriteOutcome};
 use dr_core::trigger::game_day::{GameDayOutcome, handle_game_day};
 use dr_core::trigger::{
     AlarmStateChange, DECISION_METRIC, DECISION_NAMESPACE, Decision, TriggerContext, TriggerOutcome,
@@ -124,10 +124,19 @@ async fn the_triggered_run_fails_over_reports_the_incident_and_leaves_the_plan_f
     // Failed over: a new incident starts nothing until an operator re-arms (no ping-pong) ...
     let second = later_incident(&event, Duration::from_secs(60));
     assert_eq!(deliver(&ctx, &second).await.decision, Decision::NotArmed);
-    // ... and re-armed, the next automatic run still waits for min_seconds_between_runs.
+    // ... re-armed while Ireland is primary, a Paris alarm still starts nothing: no plan allows
+    // an automatic move to Paris (failback is planned, by an operator) ...
     arm(&ctx, &plan).await;
-    let third = later_incident(&event, Duration::from_secs(120));
-    assert_eq!(deliver(&ctx, &third).await.decision, Decision::TooSoon);
+    let third = deliver(&ctx, &later_incident(&event, Duration::from_secs(120))).await;
+    assert_eq!(third.decision, Decision::NotArmed);
+    assert!(third.detail.contains("eu-west-1 is primary"), "{third:?}");
+    // ... and once failed back (the plan state as a failback's report leaves it), the next
+    // automatic run still waits for min_seconds_between_runs.
+    let read = ctx.store.read_state(&plan.name).await.expect("state");
+    let back = PlanState { primary_region: Some(plan.primary_region.clone()), ..read.state.clone() };
+    assert_eq!(ctx.store.write_state(&read, &back).await.expect("written"), WriteOutcome::Won);
+    let fourth = later_incident(&event, Duration::from_secs(180));
+    assert_eq!(deliver(&ctx, &fourth).await.decision, Decision::TooSoon);
     assert_eq!(recorded_executions(&clients, &plan).await.len(), 1);
 }
 

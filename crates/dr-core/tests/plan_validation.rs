@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use dr_core::plan::{DnsStrategy, InstanceSelector, Plan, ProblemCode};
+use dr_core::plan::{Direction, DnsStrategy, InstanceSelector, Plan, ProblemCode};
 use dr_core::{DrError, aws::AwsClients};
 
 fn example_path() -> PathBuf {
@@ -307,4 +307,54 @@ fn endpoint_override_reaches_every_client() {
     assert_eq!(clients.primary.s3.config().region().map(|r| r.as_ref()), Some("eu-west-3"));
     assert_eq!(clients.dr.rds.config().region().map(|r| r.as_ref()), Some("eu-west-1"));
     assert_eq!(clients.route53.config().region().map(|r| r.as_ref()), Some("us-east-1"));
+}
+
+#[test]
+fn a_failback_sees_the_plan_reversed_and_keeps_what_lives_in_one_place() {
+    let plan = example();
+    let back = plan.facing(Direction::ToPrimary).expect("a failback of the example");
+    assert!(back.reversed);
+    assert_eq!((back.primary_region.as_str(), back.dr_region.as_str()), ("eu-west-1", "eu-west-3"));
+    assert_eq!(back.database.primary_instance, plan.database.replica_instance);
+    assert_eq!(back.database.replica_instance, plan.database.primary_instance);
+    // Paris's application group is the one given back; Ireland's the one fenced.
+    let paris_group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone());
+    assert_eq!(Some(back.auto_scaling.group.clone()), paris_group);
+    assert_eq!(back.auto_scaling.failover, plan.auto_scaling.failover);
+    assert_eq!(back.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()), Some(plan.auto_scaling.group.clone()));
+    // Paris keeps no standby instances; no trigger, restore test or bucket pair moves back.
+    assert!(!back.standby_instances.selects_any());
+    assert!(back.trigger.is_none() && back.restore_test.is_none() && back.s3_replication.is_empty());
+    // The record, the secret and the reports stay; traffic moves to Paris's value.
+    assert_eq!(back.dns, plan.dns);
+    assert_eq!(back.database.credentials_secret, plan.database.credentials_secret);
+    assert_eq!(back.reports, plan.reports);
+    assert_eq!(back.target_after_move(), &plan.dns.primary);
+    assert_eq!(back.serving_target(), &plan.dns.secondary);
+    assert_eq!(back.move_direction(), Direction::ToPrimary);
+    // Facing twice, or facing a failover, changes nothing.
+    assert_eq!(back.facing(Direction::ToPrimary).expect("already reversed"), back);
+    assert_eq!(plan.facing(Direction::ToDr).expect("as written"), plan);
+    assert!(back.validate().is_ok(), "derived from a validated plan");
+
+    // Without a fenced Paris group there is nothing to give back: named before any call.
+    let mut unfenced = plan.clone();
+    if let Some(fence) = unfenced.fence.as_mut() {
+        fence.auto_scaling_group = None;
+    }
+    assert_eq!(unfenced.facing(Direction::ToPrimary).expect_err("no Paris group").name(), "FenceFailed");
+    unfenced.fence = None;
+    assert_eq!(unfenced.facing(Direction::ToPrimary).expect_err("no fence").name(), "FenceFailed");
+}
+
+#[test]
+fn a_failback_is_a_planned_move() {
+    use dr_core::run::{FailoverKind, RunInfo, RunbookState};
+    let mut run = RunInfo::new("fb-1", dr_core::time::now(), "test");
+    run.direction = Direction::ToPrimary;
+    let unplanned = RunbookState::new(example(), run.clone());
+    assert_eq!(unplanned.validate().expect_err("unplanned failback").name(), "InvalidInput");
+    run.kind = FailoverKind::Planned;
+    let planned = RunbookState::new(example(), run);
+    assert!(planned.facing().expect("faced").plan.reversed);
 }

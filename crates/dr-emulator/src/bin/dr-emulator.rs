@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use dr_core::aws::AwsClients;
 use dr_core::{DrError, Plan};
 use dr_emulator::control::back_instance_with;
-use dr_emulator::estate::{SeedOptions, seed};
+use dr_emulator::estate::{SeedOptions, publish_replica_lag, seed};
 use dr_emulator::executions::{TriggerSeed, execution_input, seed_triggers};
 use dr_emulator::lambdas;
 use dr_emulator::outage::{Outage, simulate_outage, simulate_recovery};
@@ -46,6 +46,14 @@ enum Command {
         /// The ReplicaLag datapoint to publish for the replica, in seconds.
         #[arg(long, default_value_t = SeedOptions::default().replica_lag_seconds)]
         replica_lag_seconds: f64,
+    },
+    /// Publish a ReplicaLag datapoint for both of the plan's database instances, whichever is the
+    /// replica now, as RDS does every minute for a replica (moto publishes none).
+    ReplicaLag {
+        #[command(flatten)]
+        plan: PlanArg,
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
     },
     /// Publish the plan to a plan store bucket and register a state machine in the emulator's Step
     /// Functions; prints the state machine ARN.
@@ -137,6 +145,15 @@ impl Command {
                     plan.primary_region,
                     plan.dr_region,
                     clients.endpoint_url().unwrap_or_default()
+                );
+            }
+            Command::ReplicaLag { plan, seconds } => {
+                let (plan, clients) = plan.load().await?;
+                publish_replica_lag(&clients.primary, &plan.database.primary_instance, seconds).await?;
+                publish_replica_lag(&clients.dr, &plan.database.replica_instance, seconds).await?;
+                println!(
+                    "ReplicaLag {seconds} s published for {} and {}",
+                    plan.database.primary_instance, plan.database.replica_instance
                 );
             }
             Command::Triggers { plan, bucket, definition, state_machine_name } => {
