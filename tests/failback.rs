@@ -58,6 +58,11 @@ fn reprotect(plan: &Plan, direction: Direction, label: &str) -> RunbookState {
     state
 }
 
+/// A step's record in a run report.
+fn failback_step<'a>(report: &'a RunReport, step: &str) -> &'a dr_core::run::StepRecord {
+    report.steps.iter().find(|record| record.step == step).unwrap_or_else(|| panic!("no {step} record"))
+}
+
 /// The port of the server behind an emulated instance.
 async fn port_of(rds: &aws_sdk_rds::Client, instance: &str) -> u16 {
     let db = describe_db_instance(rds, instance).await.expect("describe").expect("instance");
@@ -158,6 +163,13 @@ async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_
     assert_eq!(execution.status, "SUCCEEDED", "failback: {execution:#?}");
     let done: RunReport = serde_json::from_value(execution.output).expect("report");
     assert_eq!(done.achieved.rpo_seconds, Some(0.0), "proven by the barrier: {done:#?}");
+    let markdown = dr_core::runbook::report::render_markdown(&done).expect("markdown");
+    assert!(
+        markdown.contains("# Failback report") && markdown.contains("| stand down the DR region's compute"),
+        "{markdown}"
+    );
+    let stand_down = failback_step(&done, "stand-down");
+    assert!(stand_down.ready, "{stand_down:#?}");
     let state = store.read_state(&plan.name).await.expect("state").state;
     assert_eq!((state.status, state.primary_region.as_deref()), (PlanStatus::Disarmed, Some("eu-west-3")));
     assert_eq!(psql(paris_port, "SELECT pg_is_in_recovery()").expect("Paris"), "f", "Paris promoted");

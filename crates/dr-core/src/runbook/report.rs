@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::fence;
 use crate::aws::AwsClients;
 use crate::error::DrError;
+use crate::plan::Direction;
 use crate::readiness::{CheckRow, Scope, check_plan};
 use crate::report::{self, Head, Objective, ReportFile, cell};
 use crate::run::{FailoverKind, GateDecision, Outcome, RunStatus, RunbookState, StepKey, StepRecord};
@@ -24,6 +25,7 @@ const PHASES: &[(&str, StepKey, Option<StepKey>)] = &[
     ("start standby EC2", StepKey::Standby, Some(StepKey::StandbyStatus)),
     ("scale Auto Scaling group", StepKey::Asg, Some(StepKey::AsgStatus)),
     ("flip DNS", StepKey::FlipDns, Some(StepKey::DnsStatus)),
+    ("stand down the DR region's compute (failback)", StepKey::StandDown, None),
 ];
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -65,6 +67,9 @@ pub struct RunReport {
     pub steps: Vec<StepRecord>,
     pub final_state: Vec<CheckRow>,
     pub mutating_calls: usize,
+    /// A failover (`to-dr`) or a failback (`to-primary`).
+    #[serde(default)]
+    pub direction: Direction,
     /// What the move lost, and how it is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_loss: Option<DataLoss>,
@@ -87,6 +92,11 @@ pub struct DataLoss {
 }
 
 /// Whether a planned move's barrier was seen replayed in Ireland: then nothing was lost.
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+}
+
 fn barrier_replayed(state: &RunbookState) -> bool {
     state.step(StepKey::Barrier).is_some_and(|r| r.ready && r.outcome == Outcome::Ready)
 }
@@ -95,15 +105,20 @@ fn data_loss(state: &RunbookState, gate: Option<&GateDecision>) -> DataLoss {
     let fact = |key: StepKey, fact: &str| state.step(key).and_then(|r| r.facts.get(fact)).cloned();
     let unfenced = state.step(StepKey::Unfence).is_some();
     let kind = state.run.kind;
+    // The region the move leaves: Ireland in a failback.
+    let old = if state.plan.reversed { "Ireland" } else { "Paris" };
     let (summary, primary) = match kind {
         FailoverKind::Planned if barrier_replayed(state) => (
             "data lost: none (proven by the barrier)".to_string(),
-            "fenced: Paris takes no writes until it is failed back".to_string(),
+            if state.plan.reversed {
+                "fenced: Ireland takes no writes; reprotect makes it Paris's replica".to_string()
+            } else {
+                "fenced: Paris takes no writes until it is failed back".to_string()
+            },
         ),
-        FailoverKind::Planned if unfenced => (
-            "nothing promoted: the barrier was not reached".to_string(),
-            "fence undone: Paris serves again".to_string(),
-        ),
+        FailoverKind::Planned if unfenced => {
+            ("nothing promoted: the barrier was not reached".to_string(), format!("fence undone: {old} serves again"))
+        }
         FailoverKind::Planned => (
             "not proven: the barrier was not reached".to_string(),
             "fenced: undo the fence by hand if the run stopped before promoting".to_string(),
@@ -182,6 +197,7 @@ pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunRepo
         timeline,
         steps: state.steps.values().cloned().collect(),
         final_state,
+        direction: state.run.direction,
         data_loss: Some(data_loss(state, state.gate())),
     }
 }
@@ -198,7 +214,7 @@ fn write_markdown(md: &mut String, report: &RunReport) -> fmt::Result {
         extra.push(format!("**Plan state after the run:** {plan_state}"));
     }
     if let Some(loss) = &report.data_loss {
-        extra.push(format!("**Failover:** {}", loss.kind.name()));
+        extra.push(format!("**{}:** {}", capitalised(report.direction.move_name()), loss.kind.name()));
         if let Some(at) = &loss.fenced_at {
             extra.push(format!("**Fenced at:** {at}"));
         }
@@ -206,14 +222,16 @@ fn write_markdown(md: &mut String, report: &RunReport) -> fmt::Result {
             extra.push(format!("**Barrier confirmed at:** {at}"));
         }
         extra.push(format!("**Data loss:** {}", loss.summary));
-        extra.push(format!("**Paris:** {}", loss.primary));
+        let old = if report.direction == Direction::ToPrimary { "Ireland" } else { "Paris" };
+        extra.push(format!("**{old}:** {}", loss.primary));
     }
-    report.head.write(md, "Failover report", &extra)?;
+    let title = format!("{} report", capitalised(report.direction.move_name()));
+    report.head.write(md, &title, &extra)?;
     report::write_objectives(
         md,
         &[
             Objective {
-                name: "RTO (trigger to DNS on Ireland)",
+                name: "RTO (trigger to DNS moved)",
                 target_seconds: a.rto_target_seconds,
                 achieved_seconds: a.rto_seconds,
                 met: a.rto_met,

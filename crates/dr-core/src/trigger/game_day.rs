@@ -67,9 +67,10 @@ pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> R
     }
 
     let now = time::now();
-    let (label, mode) = match request.mode {
-        GameDayMode::DryRun => ("dryrun", RunMode::DryRun),
-        GameDayMode::Drill => ("drill", RunMode::Live),
+    let (label, mode) = match (request.mode, request.direction) {
+        (GameDayMode::DryRun, _) => ("dryrun", RunMode::DryRun),
+        (GameDayMode::Drill, Direction::ToDr) => ("drill", RunMode::Live),
+        (GameDayMode::Drill, Direction::ToPrimary) => ("failback", RunMode::Live),
     };
     let run_id = format!("{}-{label}-{}", plan.name, time::compact(now));
     let mut run = RunInfo::new(&run_id, now, format!("game day ({label}) by {}", request.requested_by));
