@@ -18,9 +18,10 @@ use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance};
 use dr_core::plan::Direction;
 use dr_core::readiness::{Scope, check_plan};
 use dr_core::rpo::check::{DEFAULT_NAMESPACE, run_check};
-use dr_core::run::{FailoverKind, RunbookState};
+use dr_core::run::{FailoverKind, RunMode, RunbookState, StepAction};
 use dr_core::runbook::report::RunReport;
 use dr_core::runbook::reprotect::{final_snapshot_id, retired_id};
+use dr_core::runbook::{FailoverOutput, FailoverStep, run_step};
 use dr_core::store::{PlanStatus, PlanStore};
 use dr_emulator::estate::publish_replica_lag;
 use dr_emulator::postgres::{Pair, psql};
@@ -32,12 +33,18 @@ use dr_tests::{
 /// A live planned move of `plan` in `direction`, holding the plan in `store` as `drctl failover
 /// start` does.
 async fn planned_move(store: &PlanStore, plan: &Plan, direction: Direction, label: &str) -> RunbookState {
+    let mut state = move_input(plan, direction, label);
+    store.take_for_run(plan, direction, &state.run.id, "test", label).await.expect("plan taken");
+    state.run.plan_state = Some(store.reference());
+    state
+}
+
+/// The input of a planned move of `plan` in `direction`.
+fn move_input(plan: &Plan, direction: Direction, label: &str) -> RunbookState {
     let run_id = format!("{label}-{}", unique_suffix());
     let mut state: RunbookState = serde_json::from_value(failover_input(plan, &run_id, None)).expect("state");
     state.run.kind = FailoverKind::Planned;
     state.run.direction = direction;
-    store.take_for_run(plan, direction, &run_id, "test", label).await.expect("plan taken");
-    state.run.plan_state = Some(store.reference());
     state
 }
 
@@ -48,10 +55,7 @@ fn run_move(state: &RunbookState) -> dr_tests::Execution {
 
 /// Reprotect after a move in `direction`: the old primary retired, a replica of the new one.
 fn reprotect(plan: &Plan, direction: Direction, label: &str) -> RunbookState {
-    let run_id = format!("{label}-{}", unique_suffix());
-    let mut state: RunbookState = serde_json::from_value(failover_input(plan, &run_id, None)).expect("state");
-    state.run.kind = FailoverKind::Planned;
-    state.run.direction = direction;
+    let state = move_input(plan, direction, label);
     let input = serde_json::to_value(&state).expect("input");
     let execution = run_state_machine("reprotect.asl.json", &local_substitutions("reprotect.local.json"), &input);
     assert_eq!(execution.status, "SUCCEEDED", "{label}: {execution:#?}");
@@ -156,6 +160,16 @@ async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_
     let rpo = run_check(&faced, std::slice::from_ref(&current), DEFAULT_NAMESPACE).await.expect("RPO check");
     assert_eq!(rpo.within_rpo, rpo.pairs, "{rpo:#?}");
 
+    // A dry run of the failback first: every step says what it would do, nothing changes.
+    let mut dry = move_input(&plan, Direction::ToPrimary, "failback-dry");
+    dry.run.mode = RunMode::DryRun;
+    let execution = run_move(&dry);
+    assert_eq!(execution.status, "SUCCEEDED", "failback dry run: {execution:#?}");
+    let rehearsed: RunReport = serde_json::from_value(execution.output).expect("report");
+    assert_eq!(rehearsed.mutating_calls, 0, "{rehearsed:#?}");
+    assert!(failback_step(&rehearsed, "stand-down").detail.starts_with("dry run: would"), "{rehearsed:#?}");
+    assert_eq!(psql(paris_port, "SELECT pg_is_in_recovery()").expect("Paris"), "t", "still Ireland's replica");
+
     // The failback: fence Ireland, barrier, promote the Paris replica, traffic back, Paris's
     // group given back, Ireland's compute to standby.
     let failback = planned_move(&store, &plan, Direction::ToPrimary, "failback").await;
@@ -179,6 +193,23 @@ async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_
         .expect("group");
     assert_eq!(ireland_group.desired_capacity(), Some(0), "Ireland's group back to standby");
     written.extend(write_rows(paris_port, 21..31));
+
+    // Each failback step asked again after it succeeded (a lost answer, a retried Task) observes
+    // the finished state and makes no mutating call.
+    let mut again = failback.clone();
+    again.run.plan_state = None;
+    for (step, action) in [
+        (FailoverStep::PromoteReplica, StepAction::Act),
+        (FailoverStep::StartStandby, StepAction::Act),
+        (FailoverStep::ScaleAsg, StepAction::Act),
+        (FailoverStep::FlipDns, StepAction::Act),
+        (FailoverStep::ScaleAsg, StepAction::Undo),
+    ] {
+        let FailoverOutput::Step(record) = run_step(step, action, &clients, &again).await.expect("step") else {
+            panic!("{step:?} answered a report");
+        };
+        assert_eq!(record.mutating_calls(), 0, "{step:?} {action:?} again: {record:#?}");
+    }
 
     // Reprotect the original direction: Ireland's old primary retired, an Ireland replica of Paris.
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
