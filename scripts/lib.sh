@@ -19,6 +19,7 @@ DEMO_PLAN_NAME="paris-ireland-prod"
 DEMO_PLAN_STATE_BUCKET="platform-dr-plans-ireland"
 DEMO_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-failover"
 DEMO_RESTORE_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-restore-test"
+DEMO_ROUND_TRIP_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-round-trip"
 
 # Point every AWS client (Rust SDK, boto3, the CLI) at the emulator with throwaway credentials.
 use_emulator_env() {

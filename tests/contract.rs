@@ -26,7 +26,25 @@ use dr_core::plan::{LONGEST_RTO_MINUTES, MAX_STANDBY_INSTANCES};
 use dr_core::run::budget::{FAILOVER_EVENTS_PER_RTO_SECOND, HISTORY_QUOTA, poll_seconds};
 use dr_core::run::{STATE_RESULT_PATHS, StepKey};
 use dr_core::runbook::compute::MAX_STARTS;
+use dr_core::runbook::round_trip::{Leg, ROUND_TRIP_RESULT_PATHS};
+use dr_core::trigger::game_day::MAX_VERIFICATION_MINUTES;
 use serde_json::Value;
+
+/// The round trip runs the other machines as its legs; its state is `RoundTripState`.
+const ROUND_TRIP: &str = "round-trip.asl.json";
+
+/// A Task that runs another machine and waits for it (a round trip's leg).
+fn is_leg(state: &Value) -> bool {
+    state["Resource"].as_str().is_some_and(|r| r.starts_with("arn:aws:states:::states:startExecution.sync"))
+}
+
+/// The round trip's `ResultPath`s: its state's fields, and `$.legs.<Leg>`.
+fn round_trip_path(path: &str) -> bool {
+    match path.strip_prefix("$.legs.") {
+        Some(leg) => serde_json::from_value::<Leg>(Value::String(leg.to_string())).is_ok(),
+        None => path.strip_prefix("$.").is_some_and(|top| ROUND_TRIP_RESULT_PATHS.contains(&top)),
+    }
+}
 
 /// Names Step Functions and Lambda produce themselves.
 fn is_platform_error(name: &str) -> bool {
@@ -88,9 +106,10 @@ fn result_paths_and_choices_name_what_the_rust_side_produces() {
             let mut paths: Vec<&str> = state["ResultPath"].as_str().into_iter().collect();
             paths.extend(state["Catch"].as_array().into_iter().flatten().filter_map(|c| c["ResultPath"].as_str()));
             for path in paths {
-                let known = match path.strip_prefix("$.steps.") {
-                    Some(key) => step_key(key).is_some(),
-                    None => path.strip_prefix("$.").is_some_and(|top| STATE_RESULT_PATHS.contains(&top)),
+                let known = match (file.as_str(), path.strip_prefix("$.steps.")) {
+                    (ROUND_TRIP, _) => round_trip_path(path),
+                    (_, Some(key)) => step_key(key).is_some(),
+                    (_, None) => path.strip_prefix("$.").is_some_and(|top| STATE_RESULT_PATHS.contains(&top)),
                 };
                 assert!(known, "{file} {name}: ResultPath {path} is not produced or read by the Rust side");
             }
@@ -137,6 +156,13 @@ fn every_task_retries_exactly_the_retryable_errors_and_lambda_crashes() {
             if state["Type"] != "Task" {
                 continue;
             }
+            if is_leg(&state) {
+                // A leg runs a whole machine with its own retries: a failed leg is not started
+                // again by itself, it stops the round trip (Catch) for a human.
+                assert!(state["Retry"].is_null(), "{file} {name}: a leg is not retried");
+                assert!(state["Catch"].is_array(), "{file} {name}: a failed leg must reach the failure report");
+                continue;
+            }
             let retried: BTreeSet<String> =
                 state["Retry"].as_array().into_iter().flatten().flat_map(|r| names(&r["ErrorEquals"])).collect();
             let our_retried: BTreeSet<String> = retried.iter().filter(|n| ours.contains(n.as_str())).cloned().collect();
@@ -156,7 +182,9 @@ fn every_wait_waits_the_runs_poll_interval() {
     for (file, definition) in definitions() {
         for (name, state) in states(&definition) {
             if state["Type"] == "Wait" {
-                assert_eq!(state["SecondsPath"], "$.run.poll_seconds", "{file} {name}");
+                // The round trip's one Wait is its verification window, which the operator sets.
+                let wanted = if file == ROUND_TRIP { "$.verification_seconds" } else { "$.run.poll_seconds" };
+                assert_eq!(state["SecondsPath"], wanted, "{file} {name}");
                 assert!(state["Seconds"].is_null(), "{file} {name}: a fixed wait does not grow with the RTO");
             }
         }
@@ -231,7 +259,7 @@ fn loop_events(machine: &Value, file: &str) -> (BTreeMap<StepKey, u64>, u64) {
 fn the_worst_case_history_fits_the_quota_at_the_longest_rto() {
     let rto = Duration::from_secs(u64::from(LONGEST_RTO_MINUTES) * 60);
     let poll = poll_seconds(rto);
-    for (file, definition) in definitions() {
+    for (file, definition) in definitions().into_iter().filter(|(file, _)| file != ROUND_TRIP) {
         let mut machines = vec![definition.clone()];
         machines.extend(
             states(&definition).into_iter().flat_map(|(_, s)| s["Branches"].as_array().cloned().unwrap_or_default()),
@@ -276,4 +304,30 @@ fn the_worst_case_history_fits_the_quota_at_the_longest_rto() {
         let timeout = definition["TimeoutSeconds"].as_f64().expect("an execution timeout");
         assert!(timeout >= phases_seconds, "{file}: TimeoutSeconds {timeout} < the phases' {phases_seconds} s");
     }
+}
+
+#[test]
+fn the_round_trip_outlasts_its_legs_and_runs_each_leg_machine() {
+    let all: BTreeMap<String, Value> = definitions().into_iter().collect();
+    let round_trip = &all[ROUND_TRIP];
+    let legs: Vec<(String, Value)> = states(round_trip).into_iter().filter(|(_, state)| is_leg(state)).collect();
+    let mut machines_seconds = 0.0;
+    for (name, state) in &legs {
+        let machine = state["Parameters"]["StateMachineArn"].as_str().expect("a leg names its machine");
+        let file = machine
+            .strip_prefix("${")
+            .and_then(|m| m.strip_suffix("StateMachineArn}"))
+            .map(|m| format!("{}.asl.json", m.to_lowercase()))
+            .expect("a substitution of a machine's ARN");
+        let leg_machine = all.get(&file).unwrap_or_else(|| panic!("{name}: no statemachines/{file}"));
+        let leg_timeout = leg_machine["TimeoutSeconds"].as_f64().expect("the leg's machine has a timeout");
+        let task_timeout = state["TimeoutSeconds"].as_f64().expect("a leg Task has a timeout");
+        assert!(task_timeout > leg_timeout, "{name}: the leg's machine ({leg_timeout} s) must time out first");
+        assert_eq!(state["Parameters"]["Input.$"], "$.next", "{name}: a leg runs the input its Prepare step made");
+        machines_seconds += task_timeout;
+    }
+    assert_eq!(legs.len(), Leg::ALL.len(), "one Task per leg");
+    let window = (MAX_VERIFICATION_MINUTES * 60) as f64;
+    let timeout = round_trip["TimeoutSeconds"].as_f64().expect("an execution timeout");
+    assert!(timeout >= machines_seconds + window, "{timeout} s < the legs' {machines_seconds} s and the window");
 }

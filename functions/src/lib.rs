@@ -138,12 +138,16 @@ impl Served {
         Ok(Served { store, plan_names, cache })
     }
 
-    /// The triggers' configuration, with `STATE_MACHINE_ARN` (the failover runbook).
+    /// The triggers' configuration, with `STATE_MACHINE_ARN` (the failover runbook) and, for the
+    /// game day, `ROUND_TRIP_STATE_MACHINE_ARN` (the round trip) where it is set.
     pub fn trigger_context(&self) -> Result<TriggerContext, DrError> {
         let cache = Arc::clone(&self.cache);
         Ok(TriggerContext {
             store: self.store.clone(),
             starter: dr_core::run::Starter::new(self.cache.home().sfn, setting("STATE_MACHINE_ARN")?),
+            round_trip: setting("ROUND_TRIP_STATE_MACHINE_ARN")
+                .ok()
+                .map(|arn| dr_core::run::Starter::new(self.cache.home().sfn, arn)),
             plan_names: self.plan_names.clone(),
             clients_for: Arc::new(move |plan: &Plan| cache.for_plan(plan)),
             confirmation_poll: Duration::from_secs(30),

@@ -136,6 +136,18 @@ pub struct Execution {
     pub cause: Option<serde_json::Value>,
     pub wall_ms: f64,
     pub events: Vec<ExecutionEvent>,
+    /// The executions a Task started and waited for (startExecution.sync), run in the same engine.
+    #[serde(default)]
+    pub children: Vec<ChildExecution>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ChildExecution {
+    /// The machine's local name (`failover`, `reprotect`).
+    pub machine: String,
+    pub name: String,
+    pub status: String,
+    pub events: usize,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -264,6 +276,7 @@ pub async fn trigger_context(plan: &Plan, clients: &AwsClients) -> TriggerContex
     TriggerContext {
         store: PlanStore::new(clients.dr.s3.clone(), bucket),
         starter: Starter::new(clients.dr.sfn.clone(), arn),
+        round_trip: None,
         plan_names: vec![plan.name.clone()],
         clients_for: Arc::new(move |_| for_plan.clone()),
         confirmation_poll: Duration::from_millis(200),

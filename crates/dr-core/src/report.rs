@@ -49,11 +49,16 @@ pub struct Head {
 impl Head {
     /// The head of a report on `state`, generated now.
     pub fn of(state: &RunbookState, status: RunStatus) -> Head {
+        Head::new(&state.plan.name, &state.run, status, state.error.clone())
+    }
+
+    /// The head of a report on `run` of `plan`, generated now; its locations are set once written.
+    pub fn new(plan: &str, run: &RunInfo, status: RunStatus, error: Option<CaughtError>) -> Head {
         Head {
-            plan: state.plan.name.clone(),
-            run: state.run.clone(),
+            plan: plan.to_string(),
+            run: run.clone(),
             status,
-            error: state.error.clone(),
+            error,
             generated_at: time::now(),
             locations: Vec::new(),
         }
@@ -130,6 +135,57 @@ pub fn render(write: impl FnOnce(&mut String) -> fmt::Result) -> Result<String, 
     let mut out = String::new();
     write(&mut out).map_err(|e| DrError::Internal { message: format!("report rendering failed: {e}") })?;
     Ok(out)
+}
+
+/// One bar of a timeline picture: a phase, when it ran, and its colour.
+pub struct Bar {
+    pub label: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub colour: &'static str,
+}
+
+/// A Gantt-style timeline picture (SVG): one row a bar, on one axis from `origin` (0 s) to the
+/// last bar's end. Every report's timeline is drawn by this.
+pub fn write_gantt(svg: &mut String, title: &str, origin: (&str, Timestamp), bars: &[Bar]) -> fmt::Result {
+    let (origin_name, origin_at) = origin;
+    let offset = |at: Timestamp| time::seconds_between(origin_at, at).max(0.0);
+    let end = bars.iter().map(|bar| offset(bar.finished_at)).fold(1.0_f64, f64::max);
+    let (label_width, chart_width, row_height) = (260.0, 560.0, 28.0);
+    let height = 60.0 + row_height * bars.len() as f64;
+    let scale = chart_width / end;
+    writeln!(
+        svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">",
+        label_width + chart_width + 100.0
+    )?;
+    writeln!(svg, "<text x=\"10\" y=\"18\" font-weight=\"bold\">{}</text>", xml(title))?;
+    for (row, bar) in bars.iter().enumerate() {
+        let y = 36.0 + row_height * row as f64;
+        let x = label_width + offset(bar.started_at) * scale;
+        let seconds = (offset(bar.finished_at) - offset(bar.started_at)).max(0.0);
+        let width = (seconds * scale).max(2.0);
+        writeln!(svg, "<text x=\"10\" y=\"{}\">{}</text>", y + 14.0, xml(&bar.label))?;
+        writeln!(
+            svg,
+            "<rect x=\"{x:.1}\" y=\"{y}\" width=\"{width:.1}\" height=\"18\" fill=\"{}\"><title>{} - {}</title></rect>",
+            bar.colour,
+            time::rfc3339(bar.started_at),
+            time::rfc3339(bar.finished_at)
+        )?;
+        writeln!(svg, "<text x=\"{:.1}\" y=\"{}\">{seconds:.1} s</text>", x + width + 4.0, y + 14.0)?;
+    }
+    writeln!(
+        svg,
+        "<text x=\"{label_width}\" y=\"{}\" fill=\"#555\">0 s = {origin_name} at {}; axis {end:.0} s</text>",
+        height - 8.0,
+        time::rfc3339(origin_at),
+    )?;
+    writeln!(svg, "</svg>")
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// A report file: key, body, content type.

@@ -17,6 +17,7 @@ use dr_core::rpo::LagVerdict;
 use dr_core::rpo::check::{Heartbeat, check_pairs, pairs_of};
 use dr_core::run::{Approval, FailoverKind, RunInfo, RunMode, RunbookState, Starter};
 use dr_core::runbook::report::{RunReport, render_markdown};
+use dr_core::runbook::round_trip::{self, RoundTripReport};
 use dr_core::store::{PlanStatus, PlanStore};
 use dr_core::{DrError, Plan, time};
 
@@ -342,7 +343,8 @@ impl FailoverCommand {
 
 #[derive(Subcommand)]
 enum ReportCommand {
-    /// Print a run report (report.json, or the failover execution's output) as Markdown.
+    /// Print a run report (report.json, or the failover execution's output; a round trip's too)
+    /// as Markdown.
     Show {
         /// Path of the JSON report.
         report: PathBuf,
@@ -354,6 +356,11 @@ impl ReportCommand {
         let ReportCommand::Show { report } = self;
         let text = std::fs::read_to_string(&report)
             .map_err(|e| DrError::InvalidInput { message: format!("{}: {e}", report.display()) })?;
+        // A round trip's report has its legs; any other run's has its own timeline.
+        if let Ok(round_trip) = serde_json::from_str::<RoundTripReport>(&text) {
+            println!("{}", round_trip::render_markdown(&round_trip)?);
+            return Ok(ExitCode::SUCCESS);
+        }
         let parsed: RunReport = serde_json::from_str(&text)
             .map_err(|e| DrError::InvalidInput { message: format!("{}: not a run report: {e}", report.display()) })?;
         println!("{}", render_markdown(&parsed)?);

@@ -23,18 +23,17 @@ impl Starter {
     /// (Step Functions answers with the running execution); a finished execution of that name
     /// counts as started. Returns the execution ARN.
     pub async fn start(&self, input: &RunbookState) -> Result<String, DrError> {
-        let result = self
-            .sfn
-            .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
-            .name(&input.run.id)
-            .input(input.to_json()?)
-            .send()
-            .await;
+        self.start_named(&input.run.id, input.to_json()?).await
+    }
+
+    /// Starts the execution `name` with the JSON `input`, idempotently as [`Starter::start`].
+    pub async fn start_named(&self, name: &str, input: String) -> Result<String, DrError> {
+        let result =
+            self.sfn.start_execution().state_machine_arn(&self.state_machine_arn).name(name).input(input).send().await;
         match result {
             Ok(started) => Ok(started.execution_arn().to_string()),
             Err(err) if err.as_service_error().is_some_and(|se| se.is_execution_already_exists()) => {
-                Ok(self.execution_arn(&input.run.id))
+                Ok(self.execution_arn(name))
             }
             Err(err) => Err(DrError::from_sdk("sfn", "StartExecution", err)),
         }

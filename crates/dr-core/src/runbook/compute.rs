@@ -304,11 +304,10 @@ pub async fn stand_down(clients: &AwsClients, state: &RunbookState) -> Result<St
     let target = (i32::from(standby.min), i32::from(standby.desired), i32::from(standby.max));
     let fenced = fenced_capacity(&found, &clients.dr.region)?;
     let instances = describe_standby_instances(&clients.dr.ec2, plan).await?;
-    let running: Vec<String> = instances
-        .iter()
-        .filter(|i| matches!(i.state, InstanceStateName::Running | InstanceStateName::Pending))
-        .map(|i| i.id.clone())
-        .collect();
+    // A pending instance cannot be stopped yet (EC2 answers IncorrectInstanceState): it is
+    // stopped once running, on a later ask.
+    let running: Vec<String> =
+        instances.iter().filter(|i| i.state == InstanceStateName::Running).map(|i| i.id.clone()).collect();
     let mut resources = instance_states(&instances);
     resources.push(ResourceState::new(&name, capacity_text(current)));
     let mut changes = Vec::new();

@@ -16,6 +16,7 @@ pub mod fence;
 pub mod preflight;
 pub mod report;
 pub mod reprotect;
+pub mod round_trip;
 
 use crate::aws::AwsClients;
 use crate::error::DrError;

@@ -2,6 +2,7 @@
 //! and the final state of each resource. Written to the report bucket as JSON, as Markdown and as
 //! an SVG timeline, and returned as the execution's output.
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
 use serde::{Deserialize, Serialize};
@@ -9,24 +10,67 @@ use serde::{Deserialize, Serialize};
 use super::fence;
 use crate::aws::AwsClients;
 use crate::error::DrError;
-use crate::plan::Direction;
+use crate::plan::{Direction, Plan};
 use crate::readiness::{CheckRow, Scope, check_plan};
-use crate::report::{self, Head, Objective, ReportFile, cell};
+use crate::report::{self, Bar, Head, Objective, ReportFile, cell};
 use crate::run::{FailoverKind, GateDecision, Outcome, RunStatus, RunbookState, StepKey, StepRecord};
 use crate::store::{PlanState, PlanStatus, PlanStore, Versioned, WriteOutcome};
 use crate::time::{self, Timestamp};
 
-/// The phases of the timeline: the act step and the status step that closes it.
-const PHASES: &[(&str, StepKey, Option<StepKey>)] = &[
+/// A phase of a timeline: its name, the act step and the status step that closes it.
+pub type Phase = (&'static str, StepKey, Option<StepKey>);
+
+/// The phases of the failover runbook's timeline.
+const PHASES: &[Phase] = &[
     ("preflight and RPO gate", StepKey::Preflight, None),
-    ("fence the writer and barrier", StepKey::Fence, Some(StepKey::Barrier)),
+    (FENCE_PHASE, StepKey::Fence, Some(StepKey::Barrier)),
     ("undo the fence", StepKey::Unfence, None),
     ("promote replica", StepKey::Promote, Some(StepKey::PromoteStatus)),
     ("start standby EC2", StepKey::Standby, Some(StepKey::StandbyStatus)),
     ("scale Auto Scaling group", StepKey::Asg, Some(StepKey::AsgStatus)),
-    ("flip DNS", StepKey::FlipDns, Some(StepKey::DnsStatus)),
+    (DNS_PHASE, StepKey::FlipDns, Some(StepKey::DnsStatus)),
     ("stand down the DR region's compute (failback)", StepKey::StandDown, None),
 ];
+const FENCE_PHASE: &str = "fence the writer and barrier";
+const DNS_PHASE: &str = "flip DNS";
+
+/// The phases of the reprotect machine's timeline.
+pub const REPROTECT_PHASES: &[Phase] = &[
+    ("retire the old primary (final snapshot, rename)", StepKey::RetirePrimary, None),
+    ("replicate back (new replica within the RPO)", StepKey::Replica, Some(StepKey::ReplicaStatus)),
+];
+
+/// The timeline of `steps`: one entry per phase that ran, from its act to its last status check.
+pub fn timeline_of(steps: &BTreeMap<StepKey, StepRecord>, phases: &[Phase]) -> Vec<TimelineEntry> {
+    phases
+        .iter()
+        .filter_map(|(phase, act_key, status_key)| {
+            let act = steps.get(act_key)?;
+            let status = status_key.and_then(|key| steps.get(&key));
+            let last = status.unwrap_or(act);
+            let records: Vec<&StepRecord> = [Some(act), status].into_iter().flatten().collect();
+            Some(TimelineEntry {
+                phase: phase.to_string(),
+                started_at: act.started_at,
+                finished_at: last.finished_at,
+                seconds: time::seconds_between(act.started_at, last.finished_at).max(0.0),
+                outcome: act.outcome,
+                api_calls: records.iter().map(|r| r.calls.len()).sum(),
+                mutating_calls: records.iter().map(|r| r.mutating_calls()).sum(),
+                detail: format!(
+                    "{}{}",
+                    act.detail,
+                    status.map(|s| format!("; {} (check {})", s.detail, s.attempt)).unwrap_or_default()
+                ),
+            })
+        })
+        .collect()
+}
+
+/// Where a run's report files go: `<prefix><plan>/<run id>/`.
+pub fn report_base(plan: &Plan, run_id: &str) -> String {
+    format!("{}{}/{run_id}/", plan.reports.prefix, plan.name)
+}
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct TimelineEntry {
@@ -53,6 +97,38 @@ pub struct Achieved {
     pub rpo_met: Option<bool>,
 }
 
+impl Achieved {
+    /// Targets with nothing measured (a move that did not report).
+    pub fn not_measured(rto_target_seconds: u64, rpo_target_seconds: u64) -> Achieved {
+        Achieved {
+            rto_target_seconds,
+            rto_seconds: None,
+            rto_met: None,
+            rpo_target_seconds,
+            rpo_seconds: None,
+            rpo_met: None,
+        }
+    }
+
+    /// The two rows of the objectives table, under the given names.
+    pub fn objectives<'a>(&self, rto: &'a str, rpo: &'a str) -> [Objective<'a>; 2] {
+        [
+            Objective {
+                name: rto,
+                target_seconds: self.rto_target_seconds,
+                achieved_seconds: self.rto_seconds,
+                met: self.rto_met,
+            },
+            Objective {
+                name: rpo,
+                target_seconds: self.rpo_target_seconds,
+                achieved_seconds: self.rpo_seconds,
+                met: self.rpo_met,
+            },
+        ]
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RunReport {
     #[serde(flatten)]
@@ -75,6 +151,15 @@ pub struct RunReport {
     pub data_loss: Option<DataLoss>,
 }
 
+impl RunReport {
+    /// When users' writes were refused: from the fence until DNS answered the other region
+    /// (a planned move that got that far).
+    pub fn writes_refused(&self) -> Option<(Timestamp, Timestamp)> {
+        let phase = |name: &str| self.timeline.iter().find(|entry| entry.phase == name);
+        Some((phase(FENCE_PHASE)?.started_at, phase(DNS_PHASE)?.finished_at))
+    }
+}
+
 /// What a run says of its data loss and of the old primary.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct DataLoss {
@@ -91,12 +176,20 @@ pub struct DataLoss {
     pub primary: String,
 }
 
-/// Whether a planned move's barrier was seen replayed in Ireland: then nothing was lost.
+/// The region a move in `direction` leaves: Paris in a failover, Ireland in a failback.
+fn region_left(direction: Direction) -> &'static str {
+    match direction {
+        Direction::ToDr => "Paris",
+        Direction::ToPrimary => "Ireland",
+    }
+}
+
 fn capitalised(word: &str) -> String {
     let mut chars = word.chars();
     chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
+/// Whether a planned move's barrier was seen replayed in the target region: then nothing was lost.
 fn barrier_replayed(state: &RunbookState) -> bool {
     state.step(StepKey::Barrier).is_some_and(|r| r.ready && r.outcome == Outcome::Ready)
 }
@@ -105,12 +198,11 @@ fn data_loss(state: &RunbookState, gate: Option<&GateDecision>) -> DataLoss {
     let fact = |key: StepKey, fact: &str| state.step(key).and_then(|r| r.facts.get(fact)).cloned();
     let unfenced = state.step(StepKey::Unfence).is_some();
     let kind = state.run.kind;
-    // The region the move leaves: Ireland in a failback.
-    let old = if state.plan.reversed { "Ireland" } else { "Paris" };
+    let old = region_left(state.run.direction);
     let (summary, primary) = match kind {
         FailoverKind::Planned if barrier_replayed(state) => (
             "data lost: none (proven by the barrier)".to_string(),
-            if state.plan.reversed {
+            if state.run.direction == Direction::ToPrimary {
                 "fenced: Ireland takes no writes; reprotect makes it Paris's replica".to_string()
             } else {
                 "fenced: Paris takes no writes until it is failed back".to_string()
@@ -146,29 +238,7 @@ fn data_loss(state: &RunbookState, gate: Option<&GateDecision>) -> DataLoss {
 /// Builds the report from the execution state and the estate as it is now (no S3 write).
 pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunReport {
     let plan = &state.plan;
-    let timeline: Vec<TimelineEntry> = PHASES
-        .iter()
-        .filter_map(|(phase, act_key, status_key)| {
-            let act = state.step(*act_key)?;
-            let status = status_key.and_then(|key| state.step(key));
-            let last = status.unwrap_or(act);
-            let records: Vec<&StepRecord> = [Some(act), status].into_iter().flatten().collect();
-            Some(TimelineEntry {
-                phase: phase.to_string(),
-                started_at: act.started_at,
-                finished_at: last.finished_at,
-                seconds: time::seconds_between(act.started_at, last.finished_at).max(0.0),
-                outcome: act.outcome,
-                api_calls: records.iter().map(|r| r.calls.len()).sum(),
-                mutating_calls: records.iter().map(|r| r.mutating_calls()).sum(),
-                detail: format!(
-                    "{}{}",
-                    act.detail,
-                    status.map(|s| format!("; {} (check {})", s.detail, s.attempt)).unwrap_or_default()
-                ),
-            })
-        })
-        .collect();
+    let timeline = timeline_of(&state.steps, PHASES);
     let gate = state.gate().cloned();
     let dns_done = state.step(StepKey::DnsStatus).filter(|s| s.ready);
     let dry_run = state.is_dry_run();
@@ -222,28 +292,11 @@ fn write_markdown(md: &mut String, report: &RunReport) -> fmt::Result {
             extra.push(format!("**Barrier confirmed at:** {at}"));
         }
         extra.push(format!("**Data loss:** {}", loss.summary));
-        let old = if report.direction == Direction::ToPrimary { "Ireland" } else { "Paris" };
-        extra.push(format!("**{old}:** {}", loss.primary));
+        extra.push(format!("**{}:** {}", region_left(report.direction), loss.primary));
     }
     let title = format!("{} report", capitalised(report.direction.move_name()));
     report.head.write(md, &title, &extra)?;
-    report::write_objectives(
-        md,
-        &[
-            Objective {
-                name: "RTO (trigger to DNS moved)",
-                target_seconds: a.rto_target_seconds,
-                achieved_seconds: a.rto_seconds,
-                met: a.rto_met,
-            },
-            Objective {
-                name: "RPO (data lost)",
-                target_seconds: a.rpo_target_seconds,
-                achieved_seconds: a.rpo_seconds,
-                met: a.rpo_met,
-            },
-        ],
-    )?;
+    report::write_objectives(md, &a.objectives("RTO (trigger to DNS moved)", "RPO (data lost)"))?;
     writeln!(md, "## Decisions\n")?;
     match &report.gate {
         Some(gate) => {
@@ -288,56 +341,34 @@ pub fn render_svg(report: &RunReport) -> Result<String, DrError> {
 }
 
 fn write_svg(svg: &mut String, report: &RunReport) -> fmt::Result {
-    let origin = report.head.run.triggered_at;
-    let offset = |at: Timestamp| time::seconds_between(origin, at).max(0.0);
-    let end = report.timeline.iter().map(|e| offset(e.finished_at)).fold(1.0_f64, f64::max);
-    let (label_width, chart_width, row_height) = (220.0, 560.0, 28.0);
-    let height = 60.0 + row_height * report.timeline.len() as f64;
-    let scale = chart_width / end;
-    writeln!(
-        svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">",
-        label_width + chart_width + 100.0
-    )?;
-    writeln!(
-        svg,
-        "<text x=\"10\" y=\"18\" font-weight=\"bold\">{} run {}: {} (RTO {})</text>",
-        xml(&report.head.plan),
-        xml(&report.head.run.id),
+    let title = format!(
+        "{} run {}: {} (RTO {})",
+        report.head.plan,
+        report.head.run.id,
         report.head.status.label(),
         report::seconds(report.achieved.rto_seconds)
-    )?;
-    for (row, entry) in report.timeline.iter().enumerate() {
-        let y = 36.0 + row_height * row as f64;
-        let x = label_width + offset(entry.started_at) * scale;
-        let width = ((offset(entry.finished_at) - offset(entry.started_at)) * scale).max(2.0);
-        let colour = match entry.outcome {
-            Outcome::AlreadyDone => "#9e9e9e",
-            Outcome::Checked => "#1976d2",
-            Outcome::WouldChange => "#f9a825",
-            _ => "#2e7d32",
-        };
-        writeln!(svg, "<text x=\"10\" y=\"{}\">{}</text>", y + 14.0, xml(&entry.phase))?;
-        writeln!(
-            svg,
-            "<rect x=\"{x:.1}\" y=\"{y}\" width=\"{width:.1}\" height=\"18\" fill=\"{colour}\"><title>{} - {}</title></rect>",
-            time::rfc3339(entry.started_at),
-            time::rfc3339(entry.finished_at)
-        )?;
-        writeln!(svg, "<text x=\"{:.1}\" y=\"{}\">{:.1} s</text>", x + width + 4.0, y + 14.0, entry.seconds)?;
-    }
-    writeln!(
-        svg,
-        "<text x=\"{label_width}\" y=\"{}\" fill=\"#555\">0 s = trigger at {}; axis {:.0} s</text>",
-        height - 8.0,
-        time::rfc3339(report.head.run.triggered_at),
-        end
-    )?;
-    writeln!(svg, "</svg>")
+    );
+    let bars: Vec<Bar> = report
+        .timeline
+        .iter()
+        .map(|entry| Bar {
+            label: entry.phase.clone(),
+            started_at: entry.started_at,
+            finished_at: entry.finished_at,
+            colour: outcome_colour(entry.outcome),
+        })
+        .collect();
+    report::write_gantt(svg, &title, ("trigger", report.head.run.triggered_at), &bars)
 }
 
-fn xml(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+/// A timeline bar's colour: grey already done, blue checked, amber would change, green changed.
+pub fn outcome_colour(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::AlreadyDone => "#9e9e9e",
+        Outcome::Checked => "#1976d2",
+        Outcome::WouldChange => "#f9a825",
+        _ => "#2e7d32",
+    }
 }
 
 /// Builds the report from the state and the estate as it is now, writes it to the report
@@ -349,7 +380,7 @@ pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<
     let plan_state = next_plan_state(clients, state, &report).await?;
     report.plan_state = plan_state.as_ref().map(|next| next.summary.clone());
     let reports = &state.plan.reports;
-    let base = format!("{}{}/{}/", reports.prefix, state.plan.name, state.run.id);
+    let base = report_base(&state.plan, &state.run.id);
     let keys = [format!("{base}report.json"), format!("{base}report.md"), format!("{base}timeline.svg")];
     report.head.locations = keys.iter().map(|key| report::location(&reports.bucket, key)).collect();
     let json = serde_json::to_vec_pretty(&report).map_err(|e| DrError::serialisation("report", e))?;

@@ -252,7 +252,8 @@ pub async fn replica_status(clients: &AwsClients, state: &RunbookState) -> Resul
     let rpo = plan.targets.rpo();
     let (ready, detail) = match paris_replica_lag(clients, plan).await? {
         Some(Ok(lag)) => {
-            (true, format!("{name} available, replicating {lag:.0} s behind Ireland (RPO {} s)", rpo.as_secs()))
+            let source = &plan.dr_region;
+            (true, format!("{name} available, replicating {lag:.0} s behind {source} (RPO {} s)", rpo.as_secs()))
         }
         Some(Err(err)) => (false, format!("{name} available, not yet within the RPO: {err}")),
         None => (false, format!("{name} available, no ReplicaLag yet")),

@@ -1,13 +1,17 @@
 //! Manual game days: a dry run (every step checks and says what it would do, nothing changes)
 //! or a live drill (a real failover, which for a production plan needs `confirm` = the plan's
-//! name). Invoked through the Lambda API only (IAM), never a public endpoint.
+//! name), which can be a round trip (failover, verification window, reprotect, failback,
+//! reprotect: `runbook::round_trip`). Invoked through the Lambda API only (IAM), never a public
+//! endpoint.
 
 use serde::{Deserialize, Serialize};
 
 use super::TriggerContext;
 use crate::error::DrError;
-use crate::plan::{Direction, Environment};
+use crate::plan::{Direction, Environment, Plan};
 use crate::run::{Approval, FailoverKind, RunInfo, RunMode, RunbookState};
+use crate::runbook::round_trip::{Leg, RoundTripState, prepare_leg};
+use crate::store::PlanStatus;
 use crate::time;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -35,7 +39,19 @@ pub struct GameDayRequest {
     /// is primary and reprotected).
     #[serde(default)]
     pub direction: Direction,
+    /// A live drill that comes back: failover, a verification window, reprotect, failback,
+    /// reprotect, one report (`runbook::round_trip`).
+    #[serde(default)]
+    pub round_trip: bool,
+    /// A round trip's verification window: how long Ireland serves alone before the way back.
+    #[serde(default)]
+    pub verification_minutes: Option<u64>,
 }
+
+/// A round trip's verification window when the request names none.
+pub const DEFAULT_VERIFICATION_MINUTES: u64 = 15;
+/// The longest verification window a round trip accepts (a day: longer is not a game day).
+pub const MAX_VERIFICATION_MINUTES: u64 = 24 * 60;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct GameDayOutcome {
@@ -66,6 +82,10 @@ pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> R
         return Err(DrError::DrillNotConfirmed { plan: plan.name });
     }
 
+    if request.round_trip || request.verification_minutes.is_some() {
+        return start_round_trip(ctx, request, plan).await;
+    }
+
     let now = time::now();
     let (label, mode) = match (request.mode, request.direction) {
         (GameDayMode::DryRun, _) => ("dryrun", RunMode::DryRun),
@@ -94,4 +114,66 @@ pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> R
     let execution_arn = ctx.starter.start(&input).await?;
     tracing::info!(plan = %plan.name, mode = ?request.mode, execution = %execution_arn, by = %request.requested_by, "game day started");
     Ok(GameDayOutcome { plan: plan.name, mode: request.mode, run_id, execution_arn })
+}
+
+/// Starts a round trip: the failover leg's input made and the plan taken for it first, so that a
+/// plan that is busy or failed over is refused here, before anything starts.
+async fn start_round_trip(
+    ctx: &TriggerContext,
+    request: GameDayRequest,
+    plan: Plan,
+) -> Result<GameDayOutcome, DrError> {
+    let invalid = |message: &str| Err(DrError::InvalidInput { message: message.to_string() });
+    if !request.round_trip {
+        return invalid("verification_minutes is a round trip's (round_trip: true)");
+    }
+    if request.mode != GameDayMode::Drill || request.direction != Direction::ToDr {
+        return invalid(
+            "a round trip is a live drill from Paris (mode drill, direction to-dr); its dry run is the failover's (mode dry-run)",
+        );
+    }
+    if request.approval.is_some() {
+        return invalid("a round trip's moves are planned and lose nothing: it takes no RPO approval");
+    }
+    let minutes = request.verification_minutes.unwrap_or(DEFAULT_VERIFICATION_MINUTES);
+    if minutes > MAX_VERIFICATION_MINUTES {
+        return invalid(&format!("verification_minutes {minutes}: at most {MAX_VERIFICATION_MINUTES}"));
+    }
+    let Some(starter) = &ctx.round_trip else {
+        return invalid("this deployment has no round-trip state machine (ROUND_TRIP_STATE_MACHINE_ARN)");
+    };
+    let now = time::now();
+    let run_id = format!("{}-roundtrip-{}", plan.name, time::compact(now));
+    let mut run = RunInfo::new(&run_id, now, format!("game day (round trip) by {}", request.requested_by));
+    run.requested_by = Some(Approval { by: request.requested_by.clone(), reason: request.reason.clone() });
+    run.plan_state = Some(ctx.store.reference());
+    let armed = ctx.store.read_state(&plan.name).await?.state.status == PlanStatus::Armed;
+    let mut state = RoundTripState::new(plan, run, minutes * 60, armed);
+    state.validate()?;
+    state.next = Some(prepare_leg(&ctx.store, &state, Leg::Failover).await?);
+    let input = serde_json::to_string(&state).map_err(|e| DrError::serialisation("round-trip input", e))?;
+    let execution_arn = starter.start_named(&run_id, input).await?;
+    tracing::info!(plan = %state.plan.name, execution = %execution_arn, by = %request.requested_by, "round trip started");
+    Ok(GameDayOutcome { plan: state.plan.name, mode: request.mode, run_id, execution_arn })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_game_day_events_are_requests() {
+        let samples = [
+            include_str!("../../../../events/game-day-dry-run.json"),
+            include_str!("../../../../events/game-day-drill.json"),
+            include_str!("../../../../events/game-day-drill-without-confirm.json"),
+            include_str!("../../../../events/game-day-failback.json"),
+            include_str!("../../../../events/game-day-round-trip.json"),
+        ];
+        let requests: Vec<GameDayRequest> =
+            samples.iter().map(|text| serde_json::from_str(text).expect("a game-day request")).collect();
+        let round_trip = &requests[4];
+        assert!(round_trip.round_trip && round_trip.mode == GameDayMode::Drill);
+        assert_eq!(round_trip.verification_minutes, Some(15));
+    }
 }

@@ -56,6 +56,8 @@ pub type ClientsForPlan = Arc<dyn Fn(&Plan) -> AwsClients + Send + Sync>;
 pub struct TriggerContext {
     pub store: PlanStore,
     pub starter: Starter,
+    /// The round-trip game day's machine (`statemachines/round-trip.asl.json`), where deployed.
+    pub round_trip: Option<Starter>,
     /// The published plans the alarm trigger considers.
     pub plan_names: Vec<String>,
     pub clients_for: ClientsForPlan,

@@ -1,0 +1,634 @@
+//! The round-trip game day: one live drill that leaves the estate as it found it, reported as one
+//! run. `statemachines/round-trip.asl.json` runs four legs, each an execution of its own machine
+//! (so each keeps its own history budget, RTO clock and report):
+//!
+//! 1. **failover**: a planned failover Paris -> Ireland (fence, barrier, promote, compute, DNS);
+//! 2. a **verification window** (a Wait of `verification_seconds`: Ireland serves alone while the
+//!    operators check it), then **reprotect**: the old Paris primary retired with its final
+//!    snapshot, a Paris replica of Ireland;
+//! 3. **failback**: a planned move Ireland -> Paris, Ireland's compute back to standby;
+//! 4. **reprotect-back**: the old Ireland primary retired, an Ireland replica of Paris.
+//!
+//! Each leg's input is made when the leg starts ([`prepare_leg`]), so that its RTO runs from its
+//! own start; a move takes the plan's single-flight state as a drill does (the game day takes it
+//! for the failover before anything starts, so a busy plan is refused at once). The report
+//! ([`write_report`]) reads the moves' own reports, and says per leg RTO and data loss, the
+//! downtime users saw (writes refused from the fence until DNS answered the other region), how
+//! long Ireland served alone, and the estate at the end: `plan check` as it stands. The plan is
+//! armed again only if it was armed when the round trip started and that check is green.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+
+use serde::{Deserialize, Serialize};
+
+use super::report::{Achieved, REPROTECT_PHASES, RunReport, TimelineEntry, outcome_colour, report_base, timeline_of};
+use crate::aws::{AwsClients, objects};
+use crate::error::DrError;
+use crate::plan::{Direction, Plan};
+use crate::readiness::{CheckRow, Scope, check_plan};
+use crate::report::{self, Bar, Head, Objective, ReportFile, cell};
+use crate::run::{CaughtError, FailoverKind, RunInfo, RunMode, RunStatus, RunbookState, StepKey, StepRecord};
+use crate::store::{PlanStatus, PlanStore};
+use crate::time::{self, Timestamp};
+
+/// The legs of a round trip, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Leg {
+    Failover,
+    Reprotect,
+    Failback,
+    ReprotectBack,
+}
+
+impl Leg {
+    pub const ALL: [Leg; 4] = [Leg::Failover, Leg::Reprotect, Leg::Failback, Leg::ReprotectBack];
+
+    /// The leg's name in run ids and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Leg::Failover => "failover",
+            Leg::Reprotect => "reprotect",
+            Leg::Failback => "failback",
+            Leg::ReprotectBack => "reprotect-back",
+        }
+    }
+
+    /// What the leg does, as the report says it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Leg::Failover => "failover to Ireland",
+            Leg::Reprotect => "reprotect: a Paris replica of Ireland",
+            Leg::Failback => "failback to Paris",
+            Leg::ReprotectBack => "reprotect: an Ireland replica of Paris",
+        }
+    }
+
+    /// The direction of the move the leg makes or follows.
+    pub fn direction(self) -> Direction {
+        match self {
+            Leg::Failover | Leg::Reprotect => Direction::ToDr,
+            Leg::Failback | Leg::ReprotectBack => Direction::ToPrimary,
+        }
+    }
+
+    /// Whether the leg moves traffic (a run of the failover runbook) rather than reprotects.
+    pub fn is_move(self) -> bool {
+        matches!(self, Leg::Failover | Leg::Failback)
+    }
+}
+
+/// What the round-trip machine keeps of a leg's execution (its Task's `ResultSelector`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct LegExecution {
+    pub execution: String,
+    pub status: String,
+    /// A reprotect leg's step records (a move's are in its report).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub steps: BTreeMap<StepKey, StepRecord>,
+}
+
+/// The round-trip machine's state.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct RoundTripState {
+    /// The plan as published (each leg faces it its own way).
+    pub plan: Plan,
+    /// The round trip as one run: its id prefixes every leg's run id; `triggered_at` is its start.
+    pub run: RunInfo,
+    /// How long Ireland serves alone before reprotect and failback start.
+    pub verification_seconds: u64,
+    /// The plan was armed when the round trip started: armed again at the end on a green check.
+    pub rearm: bool,
+    /// The legs run so far, by leg.
+    #[serde(default)]
+    pub legs: BTreeMap<Leg, LegExecution>,
+    /// The input of the leg about to run (or that was running when the round trip stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<RunbookState>,
+    /// Set by the machine's Catch: what stopped the round trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CaughtError>,
+}
+
+/// The top-level paths the round-trip machine writes besides `$.legs.<leg>`: the next leg's
+/// input, the caught error, the report and a failed report's error.
+pub const ROUND_TRIP_RESULT_PATHS: &[&str] = &["next", "error", "report", "report_error"];
+
+/// Every leg's execution is named `<round trip id>-<leg>`; run ids are at most 64 characters.
+const LONGEST_LEG_SUFFIX: usize = "-reprotect-back".len();
+
+impl RoundTripState {
+    /// A new round trip of `plan`, started now by `requested_by`.
+    pub fn new(plan: Plan, mut run: RunInfo, verification_seconds: u64, rearm: bool) -> RoundTripState {
+        run.kind = FailoverKind::Planned;
+        run.mode = RunMode::Live;
+        RoundTripState { plan, run, verification_seconds, rearm, legs: BTreeMap::new(), next: None, error: None }
+    }
+
+    /// Refuses bad input before any AWS call.
+    pub fn validate(&self) -> Result<(), DrError> {
+        self.plan.validate()?;
+        self.plan.fence_for_planned_move()?;
+        let id_ok = !self.run.id.is_empty()
+            && self.run.id.len() + LONGEST_LEG_SUFFIX <= 64
+            && self.run.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !id_ok {
+            return Err(DrError::InvalidInput {
+                message: format!(
+                    "round trip id {:?}: 1 to {} letters, digits, '-' or '_' (its legs' run ids add {LONGEST_LEG_SUFFIX})",
+                    self.run.id,
+                    64 - LONGEST_LEG_SUFFIX
+                ),
+            });
+        }
+        if self.run.plan_state.is_none() {
+            return Err(DrError::InvalidInput {
+                message: "a round trip holds the plan's state for its moves: run.plan_state is missing".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The run id of `leg`.
+    pub fn leg_run_id(&self, leg: Leg) -> String {
+        format!("{}-{}", self.run.id, leg.name())
+    }
+}
+
+/// The round-trip Lambda's request: the machine's Task parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum RoundTripRequest {
+    /// Make the input of `leg` (and take the plan for a move).
+    Leg { leg: Leg, state: Box<RoundTripState> },
+    /// Write the round trip's report (and re-arm the plan on a green check).
+    Report { state: Box<RoundTripState> },
+}
+
+/// The round-trip Lambda's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum RoundTripAnswer {
+    Leg(Box<RunbookState>),
+    Report(Box<RoundTripReport>),
+}
+
+/// Handles one Task of the round-trip machine.
+pub async fn handle(clients: &AwsClients, request: RoundTripRequest) -> Result<RoundTripAnswer, DrError> {
+    match request {
+        RoundTripRequest::Leg { leg, state } => {
+            state.validate()?;
+            let store = plan_store(clients, &state)?;
+            Ok(RoundTripAnswer::Leg(Box::new(prepare_leg(&store, &state, leg).await?)))
+        }
+        RoundTripRequest::Report { state } => {
+            Ok(RoundTripAnswer::Report(Box::new(write_report(clients, &state).await?)))
+        }
+    }
+}
+
+fn plan_store(clients: &AwsClients, state: &RoundTripState) -> Result<PlanStore, DrError> {
+    let location = state.run.plan_state.as_ref().ok_or_else(|| DrError::InvalidInput {
+        message: "a round trip holds the plan's state for its moves: run.plan_state is missing".into(),
+    })?;
+    Ok(PlanStore::new(clients.home.s3.clone(), &location.bucket))
+}
+
+/// The input of `leg`, started now: a planned, live run in the leg's direction. A move takes the
+/// plan's single-flight state for its run (asked again for the same run, nothing changes); a
+/// reprotect holds nothing.
+pub async fn prepare_leg(store: &PlanStore, state: &RoundTripState, leg: Leg) -> Result<RunbookState, DrError> {
+    state.validate()?;
+    let run_id = state.leg_run_id(leg);
+    let by = state.run.requested_by.as_ref().map_or("someone", |r| r.by.as_str());
+    let mut run = RunInfo::new(&run_id, time::now(), format!("round trip {} ({}) by {by}", state.run.id, leg.name()));
+    run.kind = FailoverKind::Planned;
+    run.direction = leg.direction();
+    run.requested_by = state.run.requested_by.clone();
+    let mut input = RunbookState::new(state.plan.clone(), run);
+    input.validate()?;
+    if leg.is_move() {
+        let reason = format!("round trip {}: {}", state.run.id, leg.label());
+        store.take_for_run(&state.plan, leg.direction(), &run_id, &format!("game-day: {by}"), &reason).await?;
+        input.run.plan_state = Some(store.reference());
+    }
+    Ok(input)
+}
+
+/// How a leg ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LegStatus {
+    Succeeded,
+    Failed,
+    NotRun,
+}
+
+/// One leg, as the round-trip report shows it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct LegSummary {
+    pub leg: Leg,
+    pub run_id: String,
+    pub status: LegStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// A move: its RTO and data loss against the targets, as its own report has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub achieved: Option<Achieved>,
+    /// A move: how long users' writes were refused (the fence until DNS answered the other
+    /// region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_seconds: Option<f64>,
+    pub detail: String,
+    /// The leg's own report (a move's), where it was written.
+    #[serde(default)]
+    pub report: Vec<String>,
+    /// The leg's phases, on the round trip's timeline.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// The round-trip report: both legs and both reprotects as one run.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct RoundTripReport {
+    #[serde(flatten)]
+    pub head: Head,
+    pub rto_target_seconds: u64,
+    pub rpo_target_seconds: u64,
+    pub legs: Vec<LegSummary>,
+    /// How long Ireland served alone: the failover's DNS moved to the failback's start (the
+    /// verification window and reprotect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ireland_served_seconds: Option<f64>,
+    pub verification_seconds: u64,
+    /// Writes refused over both moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_seconds: Option<f64>,
+    /// The data lost over both moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_lost_seconds: Option<f64>,
+    /// `plan check` at the end, as the estate stands.
+    pub final_state: Vec<CheckRow>,
+    /// The plan's state at the end: re-armed, or why not.
+    pub plan_state: String,
+}
+
+impl RoundTripReport {
+    pub fn leg(&self, leg: Leg) -> Option<&LegSummary> {
+        self.legs.iter().find(|summary| summary.leg == leg)
+    }
+}
+
+/// The run a leg ran, if it started: a finished leg is in `legs`; the one running when the
+/// round trip stopped is `next`.
+fn leg_started(state: &RoundTripState, leg: Leg) -> bool {
+    state.legs.contains_key(&leg) || state.next.as_ref().is_some_and(|next| next.run.id == state.leg_run_id(leg))
+}
+
+/// Builds one leg's summary. `report` is a move's own report, read from the report bucket.
+fn summarise_leg(state: &RoundTripState, leg: Leg, report: Option<&RunReport>) -> LegSummary {
+    let run_id = state.leg_run_id(leg);
+    let execution = state.legs.get(&leg);
+    let started = leg_started(state, leg);
+    let status = match execution {
+        Some(done) if done.status == "SUCCEEDED" => LegStatus::Succeeded,
+        Some(_) => LegStatus::Failed,
+        None if started => LegStatus::Failed,
+        None => LegStatus::NotRun,
+    };
+    let mut summary = LegSummary {
+        leg,
+        run_id,
+        status,
+        execution: execution.map(|e| e.execution.clone()),
+        started_at: None,
+        finished_at: None,
+        achieved: None,
+        downtime_seconds: None,
+        detail: String::new(),
+        report: Vec::new(),
+        timeline: Vec::new(),
+    };
+    if leg.is_move() {
+        match report {
+            Some(report) => {
+                summary.started_at = Some(report.head.run.triggered_at);
+                summary.finished_at = report.timeline.iter().map(|e| e.finished_at).max();
+                summary.achieved = Some(report.achieved.clone());
+                summary.downtime_seconds =
+                    report.writes_refused().map(|(from, to)| time::seconds_between(from, to).max(0.0));
+                summary.detail = report.data_loss.as_ref().map(|loss| loss.summary.clone()).unwrap_or_default();
+                if let Some(error) = &report.head.error {
+                    summary.detail = format!("stopped by {}: {}", error.error, error.cause);
+                }
+                summary.report = report.head.locations.clone();
+                summary.timeline = report.timeline.clone();
+            }
+            None if started => summary.detail = "no report found for this leg".into(),
+            None => {}
+        }
+    } else if let Some(execution) = execution {
+        summary.timeline = timeline_of(&execution.steps, REPROTECT_PHASES);
+        summary.started_at = summary.timeline.iter().map(|e| e.started_at).min();
+        summary.finished_at = summary.timeline.iter().map(|e| e.finished_at).max();
+        summary.detail = [StepKey::RetirePrimary, StepKey::ReplicaStatus]
+            .iter()
+            .filter_map(|key| execution.steps.get(key).map(|record| record.detail.clone()))
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    if summary.status == LegStatus::Failed
+        && summary.detail.is_empty()
+        && let Some(error) = &state.error
+    {
+        summary.detail = format!("stopped by {}: {}", error.error, error.cause);
+    }
+    summary
+}
+
+/// Builds the report from the state, the moves' own reports and the estate at the end.
+pub fn build_report(
+    state: &RoundTripState,
+    reports: &BTreeMap<Leg, RunReport>,
+    final_state: Vec<CheckRow>,
+    plan_state: String,
+) -> RoundTripReport {
+    let legs: Vec<LegSummary> = Leg::ALL.iter().map(|&leg| summarise_leg(state, leg, reports.get(&leg))).collect();
+    let all_done = legs.iter().all(|leg| leg.status == LegStatus::Succeeded);
+    let status = RunStatus::of(false, all_done && state.error.is_none());
+    let moves: Vec<&LegSummary> = legs.iter().filter(|leg| leg.leg.is_move()).collect();
+    let total = |value: fn(&LegSummary) -> Option<f64>| -> Option<f64> {
+        moves.iter().map(|leg| value(leg)).sum::<Option<f64>>()
+    };
+    let dns_moved = legs[0].finished_at;
+    let failback_started = legs[2].started_at;
+    let ireland_served_seconds =
+        dns_moved.zip(failback_started).map(|(from, to)| time::seconds_between(from, to).max(0.0));
+    RoundTripReport {
+        head: Head::new(&state.plan.name, &state.run, status, state.error.clone()),
+        rto_target_seconds: state.plan.targets.rto().as_secs(),
+        rpo_target_seconds: state.plan.targets.rpo().as_secs(),
+        ireland_served_seconds,
+        verification_seconds: state.verification_seconds,
+        downtime_seconds: total(|leg| leg.downtime_seconds),
+        data_lost_seconds: total(|leg| leg.achieved.as_ref().and_then(|a| a.rpo_seconds)),
+        legs,
+        final_state,
+        plan_state,
+    }
+}
+
+/// The human-readable round-trip report.
+pub fn render_markdown(report: &RoundTripReport) -> Result<String, DrError> {
+    report::render(|md| write_markdown(md, report))
+}
+
+fn write_markdown(md: &mut String, report: &RoundTripReport) -> fmt::Result {
+    let extra = [
+        format!(
+            "**Downtime seen by users:** {} (writes refused from each fence until DNS answered the other region; clients holding the old answer saw up to the record's TTL more)",
+            report::seconds(report.downtime_seconds)
+        ),
+        format!("**Data lost over the round trip:** {}", report::seconds(report.data_lost_seconds)),
+        format!(
+            "**Ireland served alone for:** {} (verification window {} s, then reprotect)",
+            report::seconds(report.ireland_served_seconds),
+            report.verification_seconds
+        ),
+        format!("**Plan state after the round trip:** {}", report.plan_state),
+    ];
+    report.head.write(md, "Round-trip game day report", &extra)?;
+    let not_run = Achieved::not_measured(report.rto_target_seconds, report.rpo_target_seconds);
+    let moves: Vec<(String, String, &Achieved)> = report
+        .legs
+        .iter()
+        .filter(|leg| leg.leg.is_move())
+        .map(|leg| {
+            let name = leg.leg.name();
+            let achieved = leg.achieved.as_ref().unwrap_or(&not_run);
+            (format!("{name} RTO (trigger to DNS moved)"), format!("{name} RPO (data lost)"), achieved)
+        })
+        .collect();
+    let objectives: Vec<Objective<'_>> =
+        moves.iter().flat_map(|(rto, rpo, achieved)| achieved.objectives(rto, rpo)).collect();
+    report::write_objectives(md, &objectives)?;
+    writeln!(
+        md,
+        "## Legs\n\n| leg | run | status | start | end | writes refused | detail | report |\n|---|---|---|---|---|---|---|---|"
+    )?;
+    for leg in &report.legs {
+        writeln!(
+            md,
+            "| {} | {} | {:?} | {} | {} | {} | {} | {} |",
+            leg.leg.label(),
+            leg.run_id,
+            leg.status,
+            leg.started_at.map(time::rfc3339).unwrap_or_default(),
+            leg.finished_at.map(time::rfc3339).unwrap_or_default(),
+            report::seconds(leg.downtime_seconds),
+            cell(&leg.detail),
+            leg.report.iter().find(|location| location.ends_with(".md")).map_or("", String::as_str)
+        )?;
+    }
+    writeln!(md, "\n## Timeline\n\n![timeline](timeline.svg)\n")?;
+    writeln!(md, "| leg | phase | start | end | seconds | outcome |\n|---|---|---|---|---|---|")?;
+    for leg in &report.legs {
+        for entry in &leg.timeline {
+            writeln!(
+                md,
+                "| {} | {} | {} | {} | {:.1} | {:?} |",
+                leg.leg.name(),
+                entry.phase,
+                time::rfc3339(entry.started_at),
+                time::rfc3339(entry.finished_at),
+                entry.seconds,
+                entry.outcome
+            )?;
+        }
+    }
+    writeln!(
+        md,
+        "\n## The estate after the round trip (plan check)\n\n| check | resource | state | detail |\n|---|---|---|---|"
+    )?;
+    for row in &report.final_state {
+        let state = row.finding.map_or("standby", |f| f.name());
+        writeln!(md, "| {} | {} | {} | {} |", row.check.label(), row.resource, state, cell(&row.detail))?;
+    }
+    Ok(())
+}
+
+/// The timeline picture: every leg's phases on one axis from the round trip's start, and the
+/// time Ireland served alone between the moves.
+pub fn render_svg(report: &RoundTripReport) -> Result<String, DrError> {
+    let mut bars = Vec::new();
+    for leg in &report.legs {
+        bars.extend(leg.timeline.iter().map(|entry| Bar {
+            label: format!("{}: {}", leg.leg.name(), entry.phase),
+            started_at: entry.started_at,
+            finished_at: entry.finished_at,
+            colour: outcome_colour(entry.outcome),
+        }));
+        if leg.leg == Leg::Failover
+            && let Some((from, to)) = leg.finished_at.zip(report.leg(Leg::Failback).and_then(|back| back.started_at))
+        {
+            bars.push(Bar {
+                label: "Ireland serves alone (verification)".into(),
+                started_at: from,
+                finished_at: to,
+                colour: "#90a4ae",
+            });
+        }
+    }
+    let title = format!(
+        "{} round trip {}: {} (downtime {}, data lost {})",
+        report.head.plan,
+        report.head.run.id,
+        report.head.status.label(),
+        report::seconds(report.downtime_seconds),
+        report::seconds(report.data_lost_seconds)
+    );
+    report::render(|svg| report::write_gantt(svg, &title, ("round trip start", report.head.run.triggered_at), &bars))
+}
+
+/// Reads the moves' reports, checks the estate as it stands, re-arms the plan if it was armed at
+/// the start and the check is green, and writes the round-trip report (JSON, Markdown, SVG).
+/// Asked again, it writes the same report and changes nothing more.
+pub async fn write_report(clients: &AwsClients, state: &RoundTripState) -> Result<RoundTripReport, DrError> {
+    state.validate()?;
+    let store = plan_store(clients, state)?;
+    let bucket = &state.plan.reports.bucket;
+    let mut reports = BTreeMap::new();
+    for leg in Leg::ALL.into_iter().filter(|&leg| leg.is_move() && leg_started(state, leg)) {
+        let key = format!("{}report.json", report_base(&state.plan, &state.leg_run_id(leg)));
+        if let Some((report, _)) = objects::get_json::<RunReport>(&clients.home.s3, bucket, &key, "run report").await? {
+            reports.insert(leg, report);
+        }
+    }
+    let plan_state = store.read_state(&state.plan.name).await?.state;
+    let current = plan_state.current_plan(&state.plan)?;
+    let facing = clients.facing(plan_state.next_move(&state.plan));
+    // The failover path's check (no Route 53 control-plane call), as the moves' own reports run it.
+    let readiness = check_plan(&facing, &current, Scope::DataPlane).await;
+    let succeeded = state.error.is_none()
+        && Leg::ALL.iter().all(|leg| state.legs.get(leg).is_some_and(|e| e.status == "SUCCEEDED"));
+    let plan_summary = match plan_state.status {
+        PlanStatus::Armed => "armed".to_string(),
+        status if succeeded && state.rearm && readiness.is_ready() => {
+            let reason = format!("round trip {} done and plan check green", state.run.id);
+            store.set_armed(&state.plan.name, true, "round trip", &reason, false).await?;
+            format!("armed again ({} before): plan check green", status.name())
+        }
+        status if succeeded && state.rearm => {
+            let findings: Vec<&str> = readiness.findings().into_iter().map(|f| f.name()).collect();
+            format!("{}: not re-armed, plan check finds {}", status.name(), findings.join(", "))
+        }
+        status if succeeded => format!("{}: left as before the round trip (it was not armed)", status.name()),
+        status => format!("{}: the round trip stopped; review, then re-arm by hand", status.name()),
+    };
+    let mut report = build_report(state, &reports, readiness.rows, plan_summary);
+    let base = report_base(&state.plan, &state.run.id);
+    let keys = [format!("{base}report.json"), format!("{base}report.md"), format!("{base}timeline.svg")];
+    report.head.locations = keys.iter().map(|key| report::location(bucket, key)).collect();
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| DrError::serialisation("round-trip report", e))?;
+    let [json_key, md_key, svg_key] = keys;
+    let files = vec![
+        ReportFile { key: json_key, body: json, content_type: "application/json" },
+        ReportFile {
+            key: md_key,
+            body: render_markdown(&report)?.into_bytes(),
+            content_type: "text/markdown; charset=utf-8",
+        },
+        ReportFile { key: svg_key, body: render_svg(&report)?.into_bytes(), content_type: "image/svg+xml" },
+    ];
+    report::put_report_files(clients, bucket, files).await?;
+    tracing::info!(plan = %state.plan.name, step = "round-trip-report", status = ?report.head.status, location = %report.head.locations.join(" "), "round-trip report written");
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{Approval, Outcome, PlanStateRef};
+
+    fn state() -> RoundTripState {
+        let text = include_str!("../../../../plans/paris-ireland.toml");
+        let plan = Plan::parse(text, "example").expect("example plan");
+        let at = time::parse("2026-11-23T10:00:00Z").expect("time");
+        let mut run = RunInfo::new("prod-roundtrip-20261123T100000Z", at, "game day (round trip) by alice");
+        run.requested_by = Some(Approval { by: "alice".into(), reason: "game day".into() });
+        run.plan_state = Some(PlanStateRef { bucket: "plans".into() });
+        RoundTripState::new(plan, run, 900, true)
+    }
+
+    fn record(step: &str, start: &str, end: &str) -> StepRecord {
+        StepRecord {
+            step: step.to_string(),
+            started_at: time::parse(start).expect("time"),
+            finished_at: time::parse(end).expect("time"),
+            outcome: Outcome::Changed,
+            ready: true,
+            attempt: 1,
+            detail: format!("{step} done"),
+            resources: Vec::new(),
+            calls: Vec::new(),
+            facts: Default::default(),
+            gate: None,
+            redo: false,
+        }
+    }
+
+    #[test]
+    fn every_leg_runs_under_the_round_trips_id_within_the_run_id_limit() {
+        let state = state();
+        state.validate().expect("valid");
+        assert_eq!(state.leg_run_id(Leg::ReprotectBack), "prod-roundtrip-20261123T100000Z-reprotect-back");
+        let long = RoundTripState { run: RunInfo { id: "x".repeat(50), ..state.run.clone() }, ..state.clone() };
+        assert!(matches!(long.validate(), Err(DrError::InvalidInput { .. })));
+        let unheld = RoundTripState { run: RunInfo { plan_state: None, ..state.run.clone() }, ..state };
+        assert!(matches!(unheld.validate(), Err(DrError::InvalidInput { .. })));
+    }
+
+    #[test]
+    fn a_round_trip_stopped_in_its_failback_reports_what_ran_and_what_did_not() {
+        let mut state = state();
+        state.legs.insert(
+            Leg::Failover,
+            LegExecution { execution: "arn:f".into(), status: "SUCCEEDED".into(), steps: BTreeMap::new() },
+        );
+        let steps = [
+            (StepKey::RetirePrimary, record("retire-primary", "2026-11-23T10:20:00Z", "2026-11-23T10:25:00Z")),
+            (StepKey::Replica, record("create-replica", "2026-11-23T10:25:00Z", "2026-11-23T10:26:00Z")),
+            (StepKey::ReplicaStatus, record("create-replica-status", "2026-11-23T10:50:00Z", "2026-11-23T10:51:00Z")),
+        ];
+        state.legs.insert(
+            Leg::Reprotect,
+            LegExecution { execution: "arn:r".into(), status: "SUCCEEDED".into(), steps: steps.into_iter().collect() },
+        );
+        let mut failback =
+            RunbookState::new(state.plan.clone(), RunInfo::new(state.leg_run_id(Leg::Failback), time::now(), "t"));
+        failback.run.direction = Direction::ToPrimary;
+        state.next = Some(failback);
+        state.error = Some(CaughtError { error: "States.TaskFailed".into(), cause: "RpoExceeded".into() });
+
+        let report = build_report(&state, &BTreeMap::new(), Vec::new(), "failing-over".into());
+        assert_eq!(report.head.status, RunStatus::Failed);
+        let statuses: Vec<LegStatus> = report.legs.iter().map(|leg| leg.status).collect();
+        assert_eq!(statuses, [LegStatus::Succeeded, LegStatus::Succeeded, LegStatus::Failed, LegStatus::NotRun]);
+        let reprotect = report.leg(Leg::Reprotect).expect("reprotect");
+        assert_eq!(reprotect.timeline.len(), 2);
+        assert_eq!(reprotect.timeline[1].seconds, 26.0 * 60.0, "from the replica's creation to its lag in the RPO");
+        assert!(report.leg(Leg::Failback).expect("failback").detail.contains("no report found"));
+        assert_eq!(report.downtime_seconds, None, "not measured: the failback did not finish");
+        let markdown = render_markdown(&report).expect("markdown");
+        assert!(markdown.contains("**Stopped by:** `States.TaskFailed`: RpoExceeded"), "{markdown}");
+        let not_run =
+            "| reprotect: an Ireland replica of Paris | prod-roundtrip-20261123T100000Z-reprotect-back | NotRun |";
+        assert!(markdown.contains(not_run), "{markdown}");
+        let svg = render_svg(&report).expect("svg");
+        assert_eq!(svg.matches("<rect").count(), 2, "the reprotect's two phases; the failover's report was not found");
+    }
+}
