@@ -22,12 +22,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dr_core::error::ErrorName;
+use dr_core::game_day::MAX_VERIFICATION_MINUTES;
 use dr_core::plan::{LONGEST_RTO_MINUTES, MAX_STANDBY_INSTANCES};
 use dr_core::run::budget::{FAILOVER_EVENTS_PER_RTO_SECOND, HISTORY_QUOTA, poll_seconds};
 use dr_core::run::{STATE_RESULT_PATHS, StepKey};
 use dr_core::runbook::compute::MAX_STARTS;
 use dr_core::runbook::round_trip::{Leg, ROUND_TRIP_RESULT_PATHS};
-use dr_core::trigger::game_day::MAX_VERIFICATION_MINUTES;
 use serde_json::Value;
 
 /// The round trip runs the other machines as its legs; its state is `RoundTripState`.

@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("runbook", 9),
     ("restore", 9),
     ("trigger", 9),
+    ("game_day", 10),
 ];
 
 fn rank(module: &str) -> u8 {

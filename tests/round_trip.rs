@@ -4,7 +4,9 @@
 //! planned failback, reprotect of the original direction, each leg an execution of its own
 //! machine (startExecution.sync, run in the same engine), then one report of the whole. An
 //! application keeps writing to whichever database takes writes; at the end the estate is as
-//! before, re-armed, and every acknowledged row is in Paris and in Ireland.
+//! before, re-armed, and every acknowledged row is in Paris and in Ireland. A round trip whose
+//! failover is refused stops there, reports what ran, and changes nothing; one that cannot start
+//! is refused before any change.
 
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used, clippy::panic)]
@@ -16,13 +18,14 @@ use std::time::Duration;
 use dr_core::DrError;
 use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::describe_db_instance;
+use dr_core::game_day::{GameDayMode, GameDayRequest, handle_game_day};
 use dr_core::plan::Direction;
 use dr_core::readiness::{Readiness, Scope, check_plan};
 use dr_core::run::Starter;
 use dr_core::runbook::round_trip::{Leg, LegStatus, RoundTripReport};
 use dr_core::store::PlanStatus;
 use dr_core::trigger::TriggerContext;
-use dr_core::trigger::game_day::{GameDayMode, GameDayRequest, handle_game_day};
+use dr_emulator::estate::publish_replica_lag;
 use dr_emulator::executions::{TriggerSeed, execution_input, seed_triggers};
 use dr_emulator::postgres::psql;
 use dr_tests::{
@@ -240,4 +243,42 @@ async fn a_round_trip_that_cannot_start_is_refused_before_any_change() {
         .expect("registered");
     let started = clients.dr.sfn.list_executions().state_machine_arn(round_trip).send().await.expect("executions");
     assert!(started.executions().is_empty(), "no round trip started");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_round_trip_whose_failover_is_refused_stops_there_and_reports_what_ran() {
+    let (plan, clients, pair) = backed_estate("roundtrip-stopped").await;
+    let ctx = round_trip_context(&plan, &clients).await;
+    // The Ireland replica reads two hours behind: the failover leg's RPO gate refuses it.
+    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 7200.0).await.expect("lag");
+    let outcome = handle_game_day(&ctx, request(&plan.name)).await.expect("round trip started");
+    let input: serde_json::Value =
+        serde_json::from_str(&execution_input(&clients, &outcome.execution_arn).await.expect("recorded input"))
+            .expect("input is JSON");
+    let execution = run_state_machine_waiting(
+        "round-trip.asl.json",
+        &local_substitutions("round-trip.local.json"),
+        &input,
+        Duration::ZERO,
+    );
+    assert_eq!(execution.status, "FAILED", "{execution:#?}");
+    assert_eq!(execution.error.as_deref(), Some("States.TaskFailed"), "the failed leg, as Step Functions names it");
+    let legs: Vec<(&str, &str)> =
+        execution.children.iter().map(|child| (child.machine.as_str(), child.status.as_str())).collect();
+    assert_eq!(legs, [("failover", "FAILED")], "no leg after the failed one");
+
+    // The round trip's report says what ran and why it stopped.
+    let json = read_report(&clients, &plan, &outcome.run_id, "report.json").await;
+    let report: RoundTripReport = serde_json::from_slice(&json).expect("the round-trip report");
+    assert_eq!(report.head.status, dr_core::run::RunStatus::Failed);
+    let statuses: Vec<LegStatus> = report.legs.iter().map(|leg| leg.status).collect();
+    assert_eq!(statuses, [LegStatus::Failed, LegStatus::NotRun, LegStatus::NotRun, LegStatus::NotRun]);
+    let failover = report.leg(Leg::Failover).expect("failover");
+    assert!(failover.detail.contains("RpoExceeded"), "{failover:#?}");
+    assert!(failover.report.iter().any(|location| location.ends_with("report.md")), "its own failure report");
+    assert!(report.plan_state.contains("review"), "{}", report.plan_state);
+
+    // Nothing moved: Ireland is still Paris's replica, Paris still takes writes.
+    assert_eq!(psql(pair.standby.port, "SELECT pg_is_in_recovery()").expect("Ireland"), "t");
+    assert_eq!(psql(pair.primary.port, "SELECT pg_is_in_recovery()").expect("Paris"), "f");
 }

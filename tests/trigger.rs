@@ -17,11 +17,11 @@ use dr_core::time;
 use dr_core::aws::metrics::{datapoints, per_minute};
 use dr_core::aws::{AwsClients, ROUTE53_CONTROL_REGION};
 use dr_core::error::parse_input;
+use dr_core::game_day::{GameDayOutcome, handle_game_day};
 use dr_core::readiness::{Scope, check_plan};
 use dr_core::run::{Outcome, RunStatus};
 use dr_core::runbook::report::RunReport;
 use dr_core::store::{PlanState, PlanStatus, WriteOutcome};
-use dr_core::trigger::game_day::{GameDayOutcome, handle_game_day};
 use dr_core::trigger::{
     AlarmStateChange, DECISION_METRIC, DECISION_NAMESPACE, Decision, TriggerContext, TriggerOutcome,
     handle_alarm_event, incident_run_id, reevaluate,

@@ -10,7 +10,10 @@
 //! 4. [`store`]: the published plans and each plan's single-flight state;
 //! 5. [`rpo`], [`readiness`]: replica lag and the RPO check; `plan check`;
 //! 6. [`report`]: what both run reports share;
-//! 7. [`runbook`], [`restore`], [`trigger`]: the failover steps, the restore test, the triggers.
+//! 7. [`runbook`], [`restore`], [`trigger`]: the failover steps (and the round trip's legs and
+//!    report), the restore test, the alarm trigger;
+//! 8. [`game_day`]: a drill, a dry run or a round trip started by hand (the trigger's
+//!    single-flight and the round trip's first leg).
 //!
 //! The Lambda entry points (`functions/`) and the operator CLI (`crates/drctl`) sit on top; the
 //! emulator (`crates/dr-emulator`) is not part of the product.
@@ -33,6 +36,8 @@ pub mod report;
 pub mod restore;
 pub mod runbook;
 pub mod trigger;
+
+pub mod game_day;
 
 pub use error::DrError;
 pub use plan::Plan;

@@ -1,6 +1,6 @@
-//! Lambda `game-day`: a dry run or a confirmed live drill, invoked by hand (`dr_core::trigger::game_day`).
+//! Lambda `game-day`: a dry run, a confirmed live drill or a round trip, invoked by hand (`dr_core::game_day`).
 
-use dr_core::trigger::game_day::{GameDayRequest, handle_game_day};
+use dr_core::game_day::{GameDayRequest, handle_game_day};
 use dr_functions::{Served, init_logging, serve};
 
 #[tokio::main]

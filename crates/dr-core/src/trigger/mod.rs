@@ -20,7 +20,6 @@
 //! 20 s): well within the function's 900 s.
 
 pub mod confirm;
-pub mod game_day;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -805,13 +804,6 @@ mod tests {
         ));
         let malformed = invocation(include_str!("../../../../events/alarm-malformed.json"));
         assert_eq!(malformed.err().map(|e| e.name()), Some("InvalidInput"));
-        for game_day in [
-            include_str!("../../../../events/game-day-dry-run.json"),
-            include_str!("../../../../events/game-day-drill.json"),
-            include_str!("../../../../events/game-day-drill-without-confirm.json"),
-        ] {
-            serde_json::from_str::<game_day::GameDayRequest>(game_day).expect("a game-day request");
-        }
     }
 
     #[test]

@@ -6,13 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::TriggerContext;
 use crate::error::DrError;
 use crate::plan::{Direction, Environment, Plan};
 use crate::run::{Approval, FailoverKind, RunInfo, RunMode, RunbookState};
 use crate::runbook::round_trip::{Leg, RoundTripState, prepare_leg};
 use crate::store::PlanStatus;
 use crate::time;
+use crate::trigger::TriggerContext;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -164,11 +164,11 @@ mod tests {
     #[test]
     fn the_sample_game_day_events_are_requests() {
         let samples = [
-            include_str!("../../../../events/game-day-dry-run.json"),
-            include_str!("../../../../events/game-day-drill.json"),
-            include_str!("../../../../events/game-day-drill-without-confirm.json"),
-            include_str!("../../../../events/game-day-failback.json"),
-            include_str!("../../../../events/game-day-round-trip.json"),
+            include_str!("../../../events/game-day-dry-run.json"),
+            include_str!("../../../events/game-day-drill.json"),
+            include_str!("../../../events/game-day-drill-without-confirm.json"),
+            include_str!("../../../events/game-day-failback.json"),
+            include_str!("../../../events/game-day-round-trip.json"),
         ];
         let requests: Vec<GameDayRequest> =
             samples.iter().map(|text| serde_json::from_str(text).expect("a game-day request")).collect();
