@@ -20,6 +20,8 @@ DEMO_PLAN_STATE_BUCKET="platform-dr-plans-ireland"
 DEMO_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-failover"
 DEMO_RESTORE_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-restore-test"
 DEMO_ROUND_TRIP_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-round-trip"
+# The notification topic the local Lambdas publish to (tests and the demo create it and subscribe).
+DEMO_NOTIFICATION_TOPIC_ARN="arn:aws:sns:eu-west-1:123456789012:dr-notifications"
 
 # Point every AWS client (Rust SDK, boto3, the CLI) at the emulator with throwaway credentials.
 use_emulator_env() {

@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("time", 1),
     ("plan", 2),
     ("aws", 3),
+    ("notify", 4),
     ("run", 4),
     ("store", 5),
     ("rpo", 6),

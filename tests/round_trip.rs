@@ -21,8 +21,9 @@ use dr_core::aws::lookup::describe_db_instance;
 use dr_core::game_day::{GameDayMode, GameDayRequest, handle_game_day};
 use dr_core::plan::Direction;
 use dr_core::readiness::{Readiness, Scope, check_plan};
+use dr_core::run::RunInfo;
 use dr_core::run::Starter;
-use dr_core::runbook::round_trip::{Leg, LegStatus, RoundTripReport};
+use dr_core::runbook::round_trip::{Leg, LegStatus, RoundTripReport, RoundTripState, prepare_leg};
 use dr_core::store::PlanStatus;
 use dr_core::trigger::TriggerContext;
 use dr_emulator::estate::publish_replica_lag;
@@ -30,7 +31,7 @@ use dr_emulator::executions::{TriggerSeed, execution_input, seed_triggers};
 use dr_emulator::postgres::psql;
 use dr_tests::{
     backed_estate, local_substitutions, read_report, recorded_executions, repo_root, run_state_machine_waiting,
-    trigger_context,
+    seeded_estate, trigger_context, unique_suffix,
 };
 
 /// The triggers' context with the round-trip machine registered in the emulator beside the
@@ -281,4 +282,26 @@ async fn a_round_trip_whose_failover_is_refused_stops_there_and_reports_what_ran
     // Nothing moved: Ireland is still Paris's replica, Paris still takes writes.
     assert_eq!(psql(pair.standby.port, "SELECT pg_is_in_recovery()").expect("Ireland"), "t");
     assert_eq!(psql(pair.primary.port, "SELECT pg_is_in_recovery()").expect("Paris"), "f");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leg_prepared_again_after_a_lost_answer_keeps_the_plan_it_took() {
+    let (plan, clients) = seeded_estate().await;
+    let ctx = round_trip_context(&plan, &clients).await;
+    let mut run = RunInfo::new(format!("{}-roundtrip-{}", plan.name, unique_suffix()), dr_core::time::now(), "test");
+    run.plan_state = Some(ctx.store.reference());
+    let state = RoundTripState::new(plan.clone(), run, 60, false);
+
+    let first = prepare_leg(&ctx.store, &state, Leg::Failover).await.expect("the plan taken for the leg");
+    // The Lambda's answer was lost and Step Functions asks again: the leg holds the plan already.
+    let again = prepare_leg(&ctx.store, &state, Leg::Failover).await.expect("asked again");
+    assert_eq!(first.run.id, again.run.id);
+    let held = ctx.store.read_state(&plan.name).await.expect("state").state;
+    assert_eq!((held.status, held.run_id), (PlanStatus::FailingOver, Some(state.leg_run_id(Leg::Failover))));
+
+    // Another round trip's leg is refused: one run holds the plan.
+    let mut other = state.clone();
+    other.run.id = format!("{}-roundtrip-other", plan.name);
+    let refused = prepare_leg(&ctx.store, &other, Leg::Failover).await.expect_err("busy");
+    assert!(matches!(refused, DrError::PlanBusy { .. }), "{refused:?}");
 }

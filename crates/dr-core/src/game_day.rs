@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::DrError;
+use crate::notify::{self, Notice, NoticeKind};
 use crate::plan::{Direction, Environment, Plan};
 use crate::run::{Approval, FailoverKind, RunInfo, RunMode, RunbookState};
 use crate::runbook::round_trip::{Leg, RoundTripState, prepare_leg};
@@ -100,7 +101,7 @@ pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> R
     run.kind = FailoverKind::Planned;
     run.direction = request.direction;
     run.requested_by = Some(Approval { by: request.requested_by.clone(), reason: request.reason.clone() });
-    let mut input = RunbookState { approval: request.approval, ..RunbookState::new(plan.clone(), run) };
+    let mut input = RunbookState { approval: request.approval.clone(), ..RunbookState::new(plan.clone(), run) };
     input.validate()?;
 
     if request.mode == GameDayMode::Drill {
@@ -113,7 +114,26 @@ pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> R
 
     let execution_arn = ctx.starter.start(&input).await?;
     tracing::info!(plan = %plan.name, mode = ?request.mode, execution = %execution_arn, by = %request.requested_by, "game day started");
+    let what = format!("game day {label}");
+    notify_started(ctx, &plan, &what, &request, &run_id, &execution_arn).await;
     Ok(GameDayOutcome { plan: plan.name, mode: request.mode, run_id, execution_arn })
+}
+
+/// Tells the topic that a game day started: what, who and why, and the execution.
+async fn notify_started(
+    ctx: &TriggerContext,
+    plan: &Plan,
+    what: &str,
+    request: &GameDayRequest,
+    run_id: &str,
+    execution_arn: &str,
+) {
+    let text = format!("{what} STARTED by {}: {}\nExecution: {execution_arn}", request.requested_by, request.reason);
+    let notice =
+        Notice::new(NoticeKind::RunStarted, &plan.name, Some(run_id), format!("{}: {what} STARTED", plan.name), text)
+            .fact("requested_by", &request.requested_by)
+            .fact("execution", execution_arn);
+    notify::send(&(ctx.clients_for)(plan), &notice).await;
 }
 
 /// Starts a round trip: the failover leg's input made and the plan taken for it first, so that a
@@ -154,6 +174,7 @@ async fn start_round_trip(
     let input = serde_json::to_string(&state).map_err(|e| DrError::serialisation("round-trip input", e))?;
     let execution_arn = starter.start_named(&run_id, input).await?;
     tracing::info!(plan = %state.plan.name, execution = %execution_arn, by = %request.requested_by, "round trip started");
+    notify_started(ctx, &state.plan, "round-trip game day", &request, &run_id, &execution_arn).await;
     Ok(GameDayOutcome { plan: state.plan.name, mode: request.mode, run_id, execution_arn })
 }
 

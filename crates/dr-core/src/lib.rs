@@ -5,7 +5,8 @@
 //!
 //! 1. [`error`], [`time`], [`plan`]: the error enum with stable names, one time type, the plan
 //!    and its rules;
-//! 2. [`aws`]: the SDK clients and call log, lookups, S3 objects, metric reads;
+//! 2. [`aws`]: the SDK clients and call log, lookups, S3 objects, metric reads; [`notify`]:
+//!    messages to the deployment's SNS topic;
 //! 3. [`run`]: a run's own types (execution state, step records, step keys, the starter);
 //! 4. [`store`]: the published plans and each plan's single-flight state;
 //! 5. [`rpo`], [`readiness`]: replica lag and the RPO check; `plan check`;
@@ -23,6 +24,7 @@ pub mod plan;
 pub mod time;
 
 pub mod aws;
+pub mod notify;
 
 pub mod run;
 

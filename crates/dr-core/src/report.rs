@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::{AwsClients, objects};
 use crate::error::DrError;
+use crate::notify::{Notice, NoticeKind};
 use crate::run::{CaughtError, RunInfo, RunMode, RunStatus, RunbookState};
 use crate::time::{self, Timestamp};
 
@@ -105,12 +106,53 @@ impl Head {
     }
 }
 
+impl Head {
+    /// The notification of a finished run: `what` ("failover", "restore test", ...) and its
+    /// status in the subject; what stopped it, the `lines` and where the report is, in the text.
+    pub fn notice(&self, what: &str, lines: &[String]) -> Notice {
+        let kind = if self.status.is_success() { NoticeKind::RunFinished } else { NoticeKind::RunFailed };
+        let status = self.status.label().to_uppercase();
+        let mut text = vec![format!("{what} {status}: run {}", self.run.id)];
+        if let Some(error) = &self.error {
+            let cause: String = error.cause.chars().take(300).collect();
+            text.push(format!("Stopped by {}: {cause}", error.error));
+        }
+        text.extend(lines.iter().cloned());
+        if let Some(markdown) = self.locations.iter().find(|l| l.ends_with(".md")) {
+            text.push(format!("Report: {markdown}"));
+        }
+        Notice::new(
+            kind,
+            &self.plan,
+            Some(self.run.id.as_str()),
+            format!("{}: {what} {status}", self.plan),
+            text.join("\n"),
+        )
+        .fact("status", self.status)
+        .fact("error", self.error.as_ref().map(|e| e.error.clone()))
+        .fact("report", &self.locations)
+    }
+}
+
 /// One row of the objectives table.
 pub struct Objective<'a> {
     pub name: &'a str,
     pub target_seconds: u64,
     pub achieved_seconds: Option<f64>,
     pub met: Option<bool>,
+}
+
+impl Objective<'_> {
+    /// The objective on one line, as a notification says it: "RTO 312 s (target 14400 s, met)".
+    pub fn line(&self) -> String {
+        format!(
+            "{} {} (target {} s, {})",
+            self.name,
+            seconds(self.achieved_seconds),
+            self.target_seconds,
+            verdict(self.met)
+        )
+    }
 }
 
 /// The objectives table: target, achieved, verdict.

@@ -250,8 +250,7 @@ impl PlanStore {
     /// takes it: failing-over, held by `run_id`, so that an alarm meanwhile starts nothing and
     /// the plan stays failed-over until re-armed. A failover (`ToDr`) needs Paris primary and the
     /// plan neither held nor failed over; a failback (`ToPrimary`) needs Ireland primary and the
-    /// plan not held. `PlanBusy` otherwise, or when another writer won the race. Taking it again
-    /// for the run that holds it changes nothing.
+    /// plan not held. `PlanBusy` otherwise, or when another writer won the race.
     pub async fn take_for_run(
         &self,
         plan: &Plan,
@@ -263,10 +262,6 @@ impl PlanStore {
         let read = self.read_state(&plan.name).await?;
         let busy = |status: String| DrError::PlanBusy { plan: plan.name.clone(), status };
         let status = read.state.status;
-        if status == PlanStatus::FailingOver && read.state.run_id.as_deref() == Some(run_id) {
-            // Taken already by this run (asked again after a lost answer): nothing to change.
-            return Ok(read.state);
-        }
         match direction {
             Direction::ToDr if matches!(status, PlanStatus::FailingOver | PlanStatus::FailedOver) => {
                 return Err(busy(status.name().to_string()));

@@ -20,8 +20,8 @@
 - a read replica created of a backed instance (CreateDBInstanceReadReplica, e.g. reprotect's
   Paris replica of the promoted Ireland primary) is backed by a new real standby of that server:
   a base backup of it, started beside it (in the pair's directory, which the pair's owner removes
-  with every server in it), streaming from it; its first ReplicaLag datapoint is published then
-  (RDS publishes one a minute for a replica, moto none).
+  with every server in it), streaming from it; its first ReplicaLag datapoint (0 s) is published
+  then (RDS publishes one a minute for a replica, moto none).
 - a manual snapshot (CreateDBSnapshot: reprotect's final snapshot, the estate's seed) is
   `creating` for a while (moto makes it `available` at once), and CopyDBSnapshot refuses a source
   that is not available yet with InvalidDBSnapshotState, as RDS does. (Automated snapshots, which
@@ -173,13 +173,15 @@ def _create_replica(self, db_kwargs):
     replica = _create_db_instance_read_replica(self, db_kwargs)
     if server is not None:
         back_with(self.region_name, replica.db_instance_identifier, *_start_standby_of(*server))
-    _publish_replica_lag(self.account_id, self.region_name, replica.db_instance_identifier, 0.0)
+        # Its standby streams at once: RDS's first datapoint. (Replicas of unbacked instances, as
+        # the seed makes them, get theirs from the seed, with the lag the test asks for.)
+        _publish_replica_lag(self.account_id, self.region_name, replica.db_instance_identifier, 0.0)
     return replica
 
 
 def _publish_replica_lag(account_id, region, instance, seconds):
     """RDS publishes AWS/RDS ReplicaLag for a replica every minute once it replicates; moto
-    publishes none. The first datapoint is put when the replica is created (it starts from a
+    publishes none. The first datapoint is put when a backed replica is created (it starts from a
     fresh copy of its source: caught up); later ones come from the local stack's `replica-lag`
     command and from tests that need another lag."""
     from moto.cloudwatch.models import MetricDatum, cloudwatch_backends

@@ -41,7 +41,13 @@ pub struct RegionClients {
     /// The database's credentials (`database.credentials_secret`).
     pub secrets: aws_sdk_secretsmanager::Client,
     pub sfn: aws_sdk_sfn::Client,
+    /// Notifications (`notify`). Not in the call log: a message changes nothing in the estate.
+    pub sns: aws_sdk_sns::Client,
 }
+
+/// The variable that names the deployment's notification topic (an ARN, set by template.yaml);
+/// unset or empty: nothing is published (`notify`).
+pub const NOTIFY_TOPIC_ENV: &str = "NOTIFY_TOPIC_ARN";
 
 /// Everything a plan's steps talk to: the primary region, the DR region and Route53.
 #[derive(Debug, Clone)]
@@ -61,6 +67,8 @@ pub struct AwsClients {
     endpoint_url: Option<String>,
     /// Every request any of these clients sent, in order.
     pub calls: ApiCallLog,
+    /// The deployment's notification topic (`notify::TOPIC_ENV`), if it has one.
+    pub notify_topic: Option<String>,
 }
 
 impl AwsClients {
@@ -97,6 +105,7 @@ impl AwsClients {
             dns: dns::Dns::from_env(),
             endpoint_url: shared.endpoint_url().map(str::to_string),
             calls,
+            notify_topic: std::env::var(NOTIFY_TOPIC_ENV).ok().filter(|topic| !topic.is_empty()),
         }
     }
 
@@ -146,6 +155,7 @@ impl RegionClients {
             sfn: aws_sdk_sfn::Client::from_conf(
                 aws_sdk_sfn::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
+            sns: aws_sdk_sns::Client::new(&config),
         }
     }
 }

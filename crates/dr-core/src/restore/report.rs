@@ -80,23 +80,7 @@ fn write_markdown(md: &mut String, report: &RestoreReport) -> fmt::Result {
         format!("**Validation:** {}", report.validation.as_deref().unwrap_or("not reached")),
     ];
     report.head.write(md, "Restore test report", &extra)?;
-    report::write_objectives(
-        md,
-        &[
-            Objective {
-                name: "RTO (restore until available)",
-                target_seconds: report.rto_target_seconds,
-                achieved_seconds: report.restore_seconds,
-                met: report.rto_met,
-            },
-            Objective {
-                name: "RPO (snapshot age)",
-                target_seconds: report.rpo_target_seconds,
-                achieved_seconds: report.snapshot_age_seconds.map(|s| s as f64),
-                met: report.rpo_met,
-            },
-        ],
-    )?;
+    report::write_objectives(md, &objectives(report))?;
     writeln!(
         md,
         "## Steps\n\n| step | start | end | outcome | AWS calls (mutating) | detail |\n|---|---|---|---|---|---|"
@@ -117,6 +101,24 @@ fn write_markdown(md: &mut String, report: &RestoreReport) -> fmt::Result {
     Ok(())
 }
 
+/// The restore test's objectives: the restore against the RTO, the snapshot's age against the RPO.
+fn objectives(report: &RestoreReport) -> [Objective<'static>; 2] {
+    [
+        Objective {
+            name: "RTO (restore until available)",
+            target_seconds: report.rto_target_seconds,
+            achieved_seconds: report.restore_seconds,
+            met: report.rto_met,
+        },
+        Objective {
+            name: "RPO (snapshot age)",
+            target_seconds: report.rpo_target_seconds,
+            achieved_seconds: report.snapshot_age_seconds.map(|s| s as f64),
+            met: report.rpo_met,
+        },
+    ]
+}
+
 /// Writes the report (JSON and Markdown) to `s3://<reports.bucket>/<prefix><plan>/restore-tests/<run>/`.
 pub async fn write_restore_report(clients: &AwsClients, state: &RunbookState) -> Result<RestoreReport, DrError> {
     state.validate()?;
@@ -133,5 +135,16 @@ pub async fn write_restore_report(clients: &AwsClients, state: &RunbookState) ->
     ];
     report::put_report_files(clients, &reports.bucket, files).await?;
     tracing::info!(plan = %state.plan.name, step = "restore-report", status = ?report.head.status, "restore test report written");
+    let [rto, rpo] = objectives(&report).map(|objective| objective.line());
+    let lines = vec![
+        rto,
+        rpo,
+        format!(
+            "Temporary instance {}",
+            if report.cleaned_up { "deleted" } else { "NOT deleted: the janitor retries" }
+        ),
+    ];
+    let notice = report.head.notice("restore test", &lines).fact("restore_seconds", report.restore_seconds);
+    crate::notify::send(clients, &notice.fact("cleaned_up", report.cleaned_up)).await;
     Ok(report)
 }

@@ -37,6 +37,7 @@ use crate::aws::objects;
 use crate::aws::postgres;
 use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, within_primary_budget};
 use crate::error::DrError;
+use crate::notify::{self, Notice, NoticeKind};
 use crate::plan::Plan;
 use crate::time::{self, Timestamp};
 
@@ -481,6 +482,46 @@ pub async fn write_snapshot(clients: &AwsClients, plan: &Plan, snapshot: &RpoSna
     Ok(format!("s3://{}/{key}", plan.reports.bucket))
 }
 
+/// The plan's last snapshot, if one can be read (a missing or unreadable one counts as none).
+async fn read_snapshot(clients: &AwsClients, plan: &Plan) -> Option<RpoSnapshot> {
+    let key = snapshot_key(&plan.name);
+    match objects::get_json(&clients.home.s3, &plan.reports.bucket, &key, "RPO snapshot").await {
+        Ok(found) => found.map(|(snapshot, _)| snapshot),
+        Err(err) => {
+            tracing::warn!(plan = %plan.name, error = err.name(), "previous RPO snapshot not read: {err}");
+            None
+        }
+    }
+}
+
+/// The notification of pairs that went over the RPO (or stopped replicating) since the last
+/// check: only the change is news, the check runs every few minutes. The RPO alarms of the
+/// template page as long as it lasts.
+pub fn breach_notice(plan: &Plan, previous: Option<&RpoSnapshot>, now: &RpoSnapshot) -> Option<Notice> {
+    let was_within = |pair: &PairStatus| {
+        previous.is_some_and(|before| {
+            before.pairs.iter().any(|old| old.pair == pair.pair && old.verdict == LagVerdict::WithinRpo)
+        }) || previous.is_none()
+    };
+    let breached: Vec<&PairStatus> =
+        now.pairs.iter().filter(|pair| pair.verdict != LagVerdict::WithinRpo && was_within(pair)).collect();
+    if breached.is_empty() {
+        return None;
+    }
+    let lines: Vec<String> =
+        breached.iter().map(|pair| format!("{}: {:?}: {}", pair.pair, pair.verdict, pair.detail)).collect();
+    let text = format!(
+        "RPO {} s at risk: a failover now would lose more, or the replica is not replicating\n{}",
+        now.rpo_seconds,
+        lines.join("\n")
+    );
+    let pairs: Vec<&str> = breached.iter().map(|pair| pair.pair.as_str()).collect();
+    let notice = Notice::new(NoticeKind::RpoBreach, &plan.name, None, format!("{}: RPO BREACHED", plan.name), text)
+        .fact("pairs", pairs)
+        .fact("rpo_seconds", now.rpo_seconds);
+    Some(notice)
+}
+
 /// What one scheduled run did.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RpoRun {
@@ -507,7 +548,11 @@ pub async fn run_check(clients: &AwsClients, plans: &[Plan], namespace: &str) ->
             rpo_seconds: plan.targets.rpo().as_secs(),
             pairs: statuses.iter().filter(|s| s.plan == plan.name).cloned().collect(),
         };
+        let previous = read_snapshot(clients, plan).await;
         snapshots.push(write_snapshot(clients, plan, &snapshot).await?);
+        if let Some(notice) = breach_notice(plan, previous.as_ref(), &snapshot) {
+            notify::send(clients, &notice).await;
+        }
     }
     let count = |verdict: LagVerdict| statuses.iter().filter(|s| s.verdict == verdict).count();
     for status in statuses.iter().filter(|s| s.verdict != LagVerdict::WithinRpo) {
@@ -567,6 +612,24 @@ mod tests {
             replication_latency_seconds: None,
             error: None,
         }
+    }
+
+    #[test]
+    fn a_breach_is_told_when_it_starts_not_while_it_lasts() {
+        let plan = Plan::parse(include_str!("../../../../plans/paris-ireland.toml"), "example").expect("plan");
+        let snapshot = |verdict| RpoSnapshot {
+            plan: "p".into(),
+            checked_at: time::from_epoch_seconds(0),
+            rpo_seconds: 3600,
+            pairs: vec![status("p", Some(7200.0), verdict)],
+        };
+        let (within, over) = (snapshot(LagVerdict::WithinRpo), snapshot(LagVerdict::RpoExceeded));
+        let told = breach_notice(&plan, Some(&within), &over).expect("a new breach is told");
+        assert_eq!(told.kind, NoticeKind::RpoBreach);
+        assert!(told.text.contains("a -> b: RpoExceeded"), "{}", told.text);
+        assert!(breach_notice(&plan, Some(&over), &over).is_none(), "still over: already told");
+        assert!(breach_notice(&plan, None, &over).is_some(), "the first check over the RPO is told");
+        assert!(breach_notice(&plan, Some(&over), &within).is_none(), "back within: nothing to page");
     }
 
     #[test]

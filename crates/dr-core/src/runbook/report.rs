@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::fence;
 use crate::aws::AwsClients;
 use crate::error::DrError;
+use crate::notify::{self, Notice};
 use crate::plan::{Direction, Plan};
 use crate::readiness::{CheckRow, Scope, check_plan};
 use crate::report::{self, Bar, Head, Objective, ReportFile, cell};
@@ -404,7 +405,29 @@ pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<
         tracing::warn!(plan = %state.plan.name, step = "report", "plan state changed by someone else; not marked failed-over");
         report.plan_state = Some("changed by someone else while the report was written; not marked failed-over".into());
     }
+    notify::send(clients, &notice(&report)).await;
     Ok(report)
+}
+
+/// The run's notification: its status, RTO and data loss against the targets, the plan's state.
+pub fn notice(report: &RunReport) -> Notice {
+    let a = &report.achieved;
+    let mut lines: Vec<String> = a.objectives("RTO", "RPO").iter().map(Objective::line).collect();
+    if let Some(loss) = &report.data_loss {
+        lines.push(format!("{}; {}", capitalised(&loss.summary), loss.primary));
+    }
+    if let Some(plan_state) = &report.plan_state {
+        lines.push(format!("Plan: {plan_state}"));
+    }
+    let what = format!("{} {}", report.head.run.kind.name(), report.direction.move_name());
+    report
+        .head
+        .notice(&what, &lines)
+        .fact("rto_seconds", a.rto_seconds)
+        .fact("rto_met", a.rto_met)
+        .fact("data_lost_seconds", a.rpo_seconds)
+        .fact("rpo_met", a.rpo_met)
+        .fact("direction", report.direction)
 }
 
 /// The plan state a run leaves behind, and the write that records it.

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::report::{Achieved, REPROTECT_PHASES, RunReport, TimelineEntry, outcome_colour, report_base, timeline_of};
 use crate::aws::{AwsClients, objects};
 use crate::error::DrError;
+use crate::notify;
 use crate::plan::{Direction, Plan};
 use crate::readiness::{CheckRow, Scope, check_plan};
 use crate::report::{self, Bar, Head, Objective, ReportFile, cell};
@@ -196,8 +197,8 @@ fn plan_store(clients: &AwsClients, state: &RoundTripState) -> Result<PlanStore,
 }
 
 /// The input of `leg`, started now: a planned, live run in the leg's direction. A move takes the
-/// plan's single-flight state for its run (asked again for the same run, nothing changes); a
-/// reprotect holds nothing.
+/// plan's single-flight state for its run (asked again when the leg already holds it, nothing
+/// changes); a reprotect holds nothing.
 pub async fn prepare_leg(store: &PlanStore, state: &RoundTripState, leg: Leg) -> Result<RunbookState, DrError> {
     state.validate()?;
     let run_id = state.leg_run_id(leg);
@@ -210,7 +211,16 @@ pub async fn prepare_leg(store: &PlanStore, state: &RoundTripState, leg: Leg) ->
     input.validate()?;
     if leg.is_move() {
         let reason = format!("round trip {}: {}", state.run.id, leg.label());
-        store.take_for_run(&state.plan, leg.direction(), &run_id, &format!("game-day: {by}"), &reason).await?;
+        let taken =
+            store.take_for_run(&state.plan, leg.direction(), &run_id, &format!("game-day: {by}"), &reason).await;
+        if let Err(err) = taken {
+            // Asked again after a lost answer, the plan is held by this very leg already.
+            let held = store.read_state(&state.plan.name).await?.state;
+            let ours = held.status == PlanStatus::FailingOver && held.run_id.as_deref() == Some(run_id.as_str());
+            if !(matches!(err, DrError::PlanBusy { .. }) && ours) {
+                return Err(err);
+            }
+        }
         input.run.plan_state = Some(store.reference());
     }
     Ok(input)
@@ -546,6 +556,17 @@ pub async fn write_report(clients: &AwsClients, state: &RoundTripState) -> Resul
     ];
     report::put_report_files(clients, bucket, files).await?;
     tracing::info!(plan = %state.plan.name, step = "round-trip-report", status = ?report.head.status, location = %report.head.locations.join(" "), "round-trip report written");
+    let lines = vec![
+        format!("Downtime seen by users: {}", report::seconds(report.downtime_seconds)),
+        format!("Data lost: {}", report::seconds(report.data_lost_seconds)),
+        format!("Plan: {}", report.plan_state),
+    ];
+    let notice = report
+        .head
+        .notice("round-trip game day", &lines)
+        .fact("downtime_seconds", report.downtime_seconds)
+        .fact("data_lost_seconds", report.data_lost_seconds);
+    notify::send(clients, &notice).await;
     Ok(report)
 }
 

@@ -36,6 +36,7 @@ use self::confirm::{Confirmation, METRIC_SETTLE, check_health_metric};
 use crate::aws::lookup::describe_alarm;
 use crate::aws::{AwsClients, ROUTE53_CONTROL_REGION};
 use crate::error::DrError;
+use crate::notify::{self, Notice, NoticeKind};
 use crate::plan::{Plan, Trigger};
 use crate::run::{Incident, RunInfo, RunbookState, Starter};
 use crate::store::{PlanStatus, PlanStore, Versioned, WriteOutcome};
@@ -320,8 +321,46 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: AlarmStateChange) -
         Some(stale) => stale,
         None => decide(ctx, &plan, &change, Judged::OnEvent { deadline }).await?,
     };
-    record_decisions(&(ctx.clients_for)(&plan), &plan, std::slice::from_ref(&outcome)).await;
+    let clients = (ctx.clients_for)(&plan);
+    record_decisions(&clients, &plan, std::slice::from_ref(&outcome)).await;
+    if let Some(notice) = decision_notice(&plan, &outcome) {
+        notify::send(&clients, &notice).await;
+    }
     Ok(outcome)
+}
+
+/// What a human must hear of a decision on an alarm's event: a run started, or an alarm in ALARM
+/// that did not start one (a flap or unconfirmed outage, a stale event, a plan not armed, too
+/// soon after the last run). Nothing for the rest (not a move to ALARM, an unknown alarm, an
+/// incident already handled, a decision left to the schedule).
+fn decision_notice(plan: &Plan, outcome: &TriggerOutcome) -> Option<Notice> {
+    let (kind, headline, next) = match outcome.decision {
+        Decision::Started => (
+            NoticeKind::RunStarted,
+            "unplanned failover STARTED",
+            format!("Execution: {}", outcome.execution_arn.as_deref().unwrap_or("?")),
+        ),
+        Decision::Flap | Decision::Unconfirmed => (
+            NoticeKind::TriggerDecision,
+            "alarm in ALARM, NOT failed over",
+            "The trigger judges it again on its schedule while the alarm stays in ALARM.".to_string(),
+        ),
+        Decision::Stale | Decision::NotArmed | Decision::TooSoon => (
+            NoticeKind::TriggerDecision,
+            "alarm in ALARM, NOT failed over: a human decides",
+            format!(
+                "If Paris is down: drctl failover start <plan {} file> --bucket <plan store> --state-machine <failover> --by YOU --reason WHY",
+                plan.name
+            ),
+        ),
+        _ => return None,
+    };
+    let text = format!("{headline} ({}): alarm {}\n{}\n{next}", outcome.decision.name(), outcome.alarm, outcome.detail);
+    let notice = Notice::new(kind, &plan.name, None, format!("{}: {headline}", plan.name), text)
+        .fact("decision", outcome.decision.name())
+        .fact("alarm", &outcome.alarm)
+        .fact("execution", &outcome.execution_arn);
+    Some(notice)
 }
 
 /// A move to ALARM older than [`MAX_EVENT_AGE`] is not acted on: a human decides (the decision is
@@ -366,6 +405,12 @@ pub async fn reevaluate(ctx: &TriggerContext) -> Result<Vec<TriggerOutcome>, DrE
             }
         }
         record_decisions(&clients, &plan, &decided).await;
+        // The schedule judges an alarm again every run: only a run it starts is news.
+        for outcome in decided.iter().filter(|outcome| outcome.decision == Decision::Started) {
+            if let Some(notice) = decision_notice(&plan, outcome) {
+                notify::send(&clients, &notice).await;
+            }
+        }
         outcomes.extend(decided);
     }
     Ok(outcomes)

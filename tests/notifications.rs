@@ -1,0 +1,174 @@
+//! Notifications (issue 16, part 3) on the emulator: the deployment's topic (the one the local
+//! Lambdas publish to, `NOTIFY_TOPIC_ARN` from template.yaml) delivers to an SQS queue the test
+//! subscribes, as a user's subscription would. A confirmed outage tells that the failover
+//! started, a second alarm on the held plan that a human decides, the run's end its RTO and data
+//! loss; a run stopped by the RPO gate is told as failed with its error; the restore test tells
+//! its result; the RPO check tells a breach once, not every run while it lasts.
+
+// Test code: a failed step is a failed test, so helpers panic with a message.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use dr_core::aws::AwsClients;
+use dr_core::error::parse_input;
+use dr_core::notify::{EVENT_ATTRIBUTE, Notice, NoticeKind};
+use dr_core::rpo::check::{DEFAULT_NAMESPACE, run_check};
+use dr_core::trigger::{Decision, handle_alarm_event};
+use dr_emulator::estate::publish_replica_lag;
+use dr_emulator::executions::execution_input;
+use dr_emulator::outage::{Outage, alarm_state_change_event, simulate_outage};
+use dr_tests::{
+    failover_input, restore_input, run_failover, run_restore_test, seeded_estate, trigger_context, unique_suffix,
+};
+
+/// The topic the local Lambda service hands the functions (scripts/lib.sh).
+const TOPIC_NAME: &str = "dr-notifications";
+
+/// A queue subscribed to the deployment's topic; the topic's ARN. The clients publish to it too.
+async fn subscribe(clients: &mut AwsClients) -> (aws_sdk_sqs::Client, String) {
+    let topic = clients.dr.sns.create_topic().name(TOPIC_NAME).send().await.expect("CreateTopic");
+    let topic_arn = topic.topic_arn().expect("topic ARN").to_string();
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(clients.dr.region.clone()))
+        .load()
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue = sqs.create_queue().queue_name(format!("notes-{}", unique_suffix())).send().await.expect("queue");
+    let url = queue.queue_url().expect("queue URL").to_string();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue ARN");
+    let queue_arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .expect("queue ARN")
+        .clone();
+    clients
+        .dr
+        .sns
+        .subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .expect("Subscribe");
+    clients.notify_topic = Some(topic_arn);
+    (sqs, url)
+}
+
+/// Every notice about `plan` delivered so far (the SNS envelope's `event` attribute).
+async fn notices(sqs: &aws_sdk_sqs::Client, url: &str, plan: &str, seen: &mut Vec<Notice>) -> Vec<Notice> {
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        let messages = received.messages();
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            let envelope: serde_json::Value =
+                serde_json::from_str(message.body().unwrap_or_default()).expect("an SNS envelope");
+            let event = envelope["MessageAttributes"][EVENT_ATTRIBUTE]["Value"].as_str().expect("the event attribute");
+            let notice: Notice = serde_json::from_str(event).expect("a notice");
+            assert!(envelope["Subject"].as_str().is_some_and(|s| s.starts_with("[dr] ") && s.len() < 100));
+            assert_eq!(envelope["Message"].as_str(), Some(notice.text.as_str()), "the text is the message");
+            if notice.plan == plan {
+                seen.push(notice);
+            }
+            if let Some(handle) = message.receipt_handle() {
+                sqs.delete_message().queue_url(url).receipt_handle(handle).send().await.expect("DeleteMessage");
+            }
+        }
+    }
+    seen.clone()
+}
+
+fn of_kind(seen: &[Notice], kind: NoticeKind) -> Vec<&Notice> {
+    seen.iter().filter(|notice| notice.kind == kind).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failover_is_told_when_it_starts_when_a_human_must_decide_and_when_it_ends() {
+    let (plan, mut clients) = seeded_estate().await;
+    let (sqs, url) = subscribe(&mut clients).await;
+    let ctx = trigger_context(&plan, &clients).await;
+    ctx.store.set_armed(&plan.name, true, "test", "armed", false).await.expect("armed");
+    let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage");
+    let outcome = handle_alarm_event(&ctx, parse_input(event.clone(), "alarm").expect("event")).await.expect("handled");
+    assert_eq!(outcome.decision, Decision::Started, "{outcome:?}");
+    // A second incident while the plan is held: not failed over, a human decides.
+    let alarm = event["detail"]["alarmName"].as_str().expect("alarm");
+    let later = alarm_state_change_event(alarm, "hc", "ALARM", "OK", dr_core::time::now(), "Threshold Crossed");
+    let second = handle_alarm_event(&ctx, parse_input(later, "alarm").expect("event")).await.expect("handled");
+    assert_eq!(second.decision, Decision::NotArmed);
+
+    let execution_arn = outcome.execution_arn.expect("started");
+    let input: serde_json::Value =
+        serde_json::from_str(&execution_input(&clients, &execution_arn).await.expect("input")).expect("JSON");
+    assert_eq!(run_failover(&input).status, "SUCCEEDED");
+
+    let mut seen = Vec::new();
+    let seen = notices(&sqs, &url, &plan.name, &mut seen).await;
+    let started = of_kind(&seen, NoticeKind::RunStarted);
+    assert_eq!(started.len(), 1, "{seen:#?}");
+    assert!(started[0].text.contains(&execution_arn), "{}", started[0].text);
+    let decided = of_kind(&seen, NoticeKind::TriggerDecision);
+    assert_eq!(decided.len(), 1, "{seen:#?}");
+    assert!(decided[0].subject.contains("NOT failed over") && decided[0].text.contains("drctl failover start"));
+    let finished = of_kind(&seen, NoticeKind::RunFinished);
+    assert_eq!(finished.len(), 1, "{seen:#?}");
+    let text = &finished[0].text;
+    assert!(finished[0].subject.ends_with("unplanned failover SUCCEEDED"), "{}", finished[0].subject);
+    assert!(
+        text.contains("RTO ") && text.contains("(target 14400 s, met)") && text.contains("Report: s3://"),
+        "{text}"
+    );
+    assert_eq!(finished[0].facts["rto_met"], serde_json::json!(true));
+    eprintln!("what the phone shows:\n{}\n{text}", finished[0].subject);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_run_a_restore_test_and_an_rpo_breach_are_told_once() {
+    let (plan, mut clients) = seeded_estate().await;
+    let (sqs, url) = subscribe(&mut clients).await;
+
+    // The RPO gate refuses an unplanned run two hours behind: told as failed, with the error.
+    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 7200.0).await.expect("lag");
+    let refused = run_failover(&failover_input(&plan, &format!("refused-{}", unique_suffix()), None));
+    assert_eq!(refused.status, "FAILED");
+
+    // The RPO check tells the breach on its first run over the RPO, not on the next.
+    run_check(&clients, std::slice::from_ref(&plan), DEFAULT_NAMESPACE).await.expect("RPO check");
+    run_check(&clients, std::slice::from_ref(&plan), DEFAULT_NAMESPACE).await.expect("RPO check");
+
+    // The restore test tells its result.
+    assert_eq!(run_restore_test(&restore_input(&plan)).status, "SUCCEEDED");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut seen = Vec::new();
+    let seen = notices(&sqs, &url, &plan.name, &mut seen).await;
+    let failed = of_kind(&seen, NoticeKind::RunFailed);
+    assert_eq!(failed.len(), 1, "{seen:#?}");
+    assert!(failed[0].text.contains("Stopped by RpoExceeded"), "{}", failed[0].text);
+    assert_eq!(failed[0].facts["error"], serde_json::json!("RpoExceeded"));
+    let breaches = of_kind(&seen, NoticeKind::RpoBreach);
+    assert_eq!(breaches.len(), 1, "once, while it lasts: {seen:#?}");
+    assert!(breaches[0].subject.ends_with("RPO BREACHED"));
+    let restore: Vec<&Notice> =
+        of_kind(&seen, NoticeKind::RunFinished).into_iter().filter(|n| n.subject.contains("restore test")).collect();
+    assert_eq!(restore.len(), 1, "{seen:#?}");
+    assert!(restore[0].text.contains("Temporary instance deleted"), "{}", restore[0].text);
+}
