@@ -18,7 +18,7 @@ use std::time::Duration;
 use dr_core::DrError;
 use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::describe_db_instance;
-use dr_core::game_day::{GameDayMode, GameDayRequest, handle_game_day};
+use dr_core::game_day::{GameDayMode, GameDayOutcome, GameDayRequest, handle_game_day};
 use dr_core::plan::Direction;
 use dr_core::readiness::{Readiness, Scope, check_plan};
 use dr_core::run::RunInfo;
@@ -30,8 +30,8 @@ use dr_emulator::estate::publish_replica_lag;
 use dr_emulator::executions::{TriggerSeed, execution_input, seed_triggers};
 use dr_emulator::postgres::psql;
 use dr_tests::{
-    backed_estate, local_substitutions, read_report, recorded_executions, repo_root, run_state_machine_waiting,
-    seeded_estate, trigger_context, unique_suffix,
+    Execution, backed_estate, local_substitutions, read_report, recorded_executions, repo_root,
+    run_state_machine_waiting, seeded_estate, trigger_context, unique_suffix,
 };
 
 /// The triggers' context with the round-trip machine registered in the emulator beside the
@@ -62,6 +62,15 @@ fn request(plan: &str) -> GameDayRequest {
         round_trip: true,
         verification_minutes: Some(1),
     }
+}
+
+/// Runs the round trip the game day started (recorded by the emulator's Step Functions) in the
+/// ASL engine, its legs too, every Wait lasting `wait`.
+async fn run_started_round_trip(clients: &AwsClients, outcome: &GameDayOutcome, wait: Duration) -> Execution {
+    let input: serde_json::Value =
+        serde_json::from_str(&execution_input(clients, &outcome.execution_arn).await.expect("recorded input"))
+            .expect("input is JSON");
+    run_state_machine_waiting("round-trip.asl.json", &local_substitutions("round-trip.local.json"), &input, wait)
 }
 
 fn table(readiness: &Readiness) -> Vec<(String, String, Option<String>)> {
@@ -126,15 +135,7 @@ async fn a_round_trip_game_day_is_one_run_with_one_report_and_leaves_the_estate_
     assert_eq!(held.status, PlanStatus::FailingOver);
     assert_eq!(held.run_id, Some(format!("{}-failover", outcome.run_id)));
 
-    let input: serde_json::Value =
-        serde_json::from_str(&execution_input(&clients, &outcome.execution_arn).await.expect("recorded input"))
-            .expect("input is JSON");
-    let execution = run_state_machine_waiting(
-        "round-trip.asl.json",
-        &local_substitutions("round-trip.local.json"),
-        &input,
-        Duration::from_millis(300),
-    );
+    let execution = run_started_round_trip(&clients, &outcome, Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     let acknowledged = writer.await.expect("the application");
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
@@ -253,15 +254,7 @@ async fn a_round_trip_whose_failover_is_refused_stops_there_and_reports_what_ran
     // The Ireland replica reads two hours behind: the failover leg's RPO gate refuses it.
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, 7200.0).await.expect("lag");
     let outcome = handle_game_day(&ctx, request(&plan.name)).await.expect("round trip started");
-    let input: serde_json::Value =
-        serde_json::from_str(&execution_input(&clients, &outcome.execution_arn).await.expect("recorded input"))
-            .expect("input is JSON");
-    let execution = run_state_machine_waiting(
-        "round-trip.asl.json",
-        &local_substitutions("round-trip.local.json"),
-        &input,
-        Duration::ZERO,
-    );
+    let execution = run_started_round_trip(&clients, &outcome, Duration::ZERO).await;
     assert_eq!(execution.status, "FAILED", "{execution:#?}");
     assert_eq!(execution.error.as_deref(), Some("States.TaskFailed"), "the failed leg, as Step Functions names it");
     let legs: Vec<(&str, &str)> =

@@ -14,7 +14,6 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, SdkConfig};
 use dr_core::aws::{ApiCallLog, AwsClients, RegionClients};
 use dr_core::error::parse_input;
-use dr_core::plan::Direction;
 use dr_core::store::PlanStore;
 use dr_core::trigger::TriggerContext;
 use dr_core::{DrError, Plan};
@@ -93,10 +92,8 @@ impl ClientCache {
     /// The clients of a plan's two regions, built on first use.
     /// A reversed plan (`Plan::facing`) gets its clients faced the same way.
     pub fn for_plan(&self, plan: &Plan) -> AwsClients {
-        if plan.reversed {
-            return self.for_regions(&plan.dr_region, &plan.primary_region).facing(Direction::ToPrimary);
-        }
-        self.for_regions(&plan.primary_region, &plan.dr_region)
+        let (primary, dr) = plan.written_regions();
+        self.for_regions(primary, dr).facing(plan.move_direction())
     }
 
     pub fn for_regions(&self, primary: &str, dr: &str) -> AwsClients {

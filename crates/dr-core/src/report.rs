@@ -242,6 +242,36 @@ pub fn location(bucket: &str, key: &str) -> String {
     format!("s3://{bucket}/{key}")
 }
 
+/// A report written as JSON, Markdown and an SVG timeline: the failover report and the
+/// round-trip report.
+pub trait TimelineReport: Serialize {
+    fn head_mut(&mut self) -> &mut Head;
+    fn markdown(&self) -> Result<String, DrError>;
+    fn svg(&self) -> Result<String, DrError>;
+}
+
+/// Writes `report` under `base` in `bucket` (`report.json`, `report.md`, `timeline.svg`), its
+/// head's locations set first so that each file says where the others are. `what` names it in a
+/// serialisation error.
+pub async fn put_timeline_report(
+    clients: &AwsClients,
+    bucket: &str,
+    base: &str,
+    report: &mut impl TimelineReport,
+    what: &str,
+) -> Result<(), DrError> {
+    let keys = [format!("{base}report.json"), format!("{base}report.md"), format!("{base}timeline.svg")];
+    report.head_mut().locations = keys.iter().map(|key| location(bucket, key)).collect();
+    let json = serde_json::to_vec_pretty(&*report).map_err(|e| DrError::serialisation(what, e))?;
+    let [json_key, md_key, svg_key] = keys;
+    let files = vec![
+        ReportFile { key: json_key, body: json, content_type: "application/json" },
+        ReportFile { key: md_key, body: report.markdown()?.into_bytes(), content_type: "text/markdown; charset=utf-8" },
+        ReportFile { key: svg_key, body: report.svg()?.into_bytes(), content_type: "image/svg+xml" },
+    ];
+    put_report_files(clients, bucket, files).await
+}
+
 /// Writes a report's files to the report bucket (DR region).
 pub async fn put_report_files(clients: &AwsClients, bucket: &str, files: Vec<ReportFile>) -> Result<(), DrError> {
     for file in files {

@@ -75,10 +75,8 @@ impl AwsClients {
     /// Loads the shared configuration from the environment and builds the clients of a plan.
     /// A reversed plan ([`Plan::facing`]) gets its clients faced the same way.
     pub async fn for_plan(plan: &Plan) -> AwsClients {
-        if plan.reversed {
-            return AwsClients::for_regions(&plan.dr_region, &plan.primary_region).await.facing(Direction::ToPrimary);
-        }
-        AwsClients::for_regions(&plan.primary_region, &plan.dr_region).await
+        let (primary, dr) = plan.written_regions();
+        AwsClients::for_regions(primary, dr).await.facing(plan.move_direction())
     }
 
     pub async fn for_regions(primary_region: &str, dr_region: &str) -> AwsClients {

@@ -148,6 +148,12 @@ impl Plan {
         if self.reversed { &self.dns.primary } else { &self.dns.secondary }
     }
 
+    /// (primary, DR) as the plan is written, whichever way [`Plan::facing`] turned it: the
+    /// regions its clients are built for before they are faced ([`Plan::move_direction`]).
+    pub fn written_regions(&self) -> (&str, &str) {
+        if self.reversed { (&self.dr_region, &self.primary_region) } else { (&self.primary_region, &self.dr_region) }
+    }
+
     /// The way a move of this plan sends traffic (the routing metric's value).
     pub fn move_direction(&self) -> Direction {
         if self.reversed { Direction::ToPrimary } else { Direction::ToDr }

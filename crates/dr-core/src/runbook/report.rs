@@ -13,7 +13,7 @@ use crate::error::DrError;
 use crate::notify::{self, Notice};
 use crate::plan::{Direction, Plan};
 use crate::readiness::{CheckRow, Scope, check_plan};
-use crate::report::{self, Bar, Head, Objective, ReportFile, cell};
+use crate::report::{self, Bar, Head, Objective, TimelineReport, cell};
 use crate::run::{FailoverKind, GateDecision, Outcome, RunStatus, RunbookState, StepKey, StepRecord};
 use crate::store::{PlanState, PlanStatus, PlanStore, Versioned, WriteOutcome};
 use crate::time::{self, Timestamp};
@@ -150,6 +150,20 @@ pub struct RunReport {
     /// What the move lost, and how it is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_loss: Option<DataLoss>,
+}
+
+impl TimelineReport for RunReport {
+    fn head_mut(&mut self) -> &mut Head {
+        &mut self.head
+    }
+
+    fn markdown(&self) -> Result<String, DrError> {
+        render_markdown(self)
+    }
+
+    fn svg(&self) -> Result<String, DrError> {
+        render_svg(self)
+    }
 }
 
 impl RunReport {
@@ -382,20 +396,7 @@ pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<
     report.plan_state = plan_state.as_ref().map(|next| next.summary.clone());
     let reports = &state.plan.reports;
     let base = report_base(&state.plan, &state.run.id);
-    let keys = [format!("{base}report.json"), format!("{base}report.md"), format!("{base}timeline.svg")];
-    report.head.locations = keys.iter().map(|key| report::location(&reports.bucket, key)).collect();
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| DrError::serialisation("report", e))?;
-    let [json_key, md_key, svg_key] = keys;
-    let files = vec![
-        ReportFile { key: json_key, body: json, content_type: "application/json" },
-        ReportFile {
-            key: md_key,
-            body: render_markdown(&report)?.into_bytes(),
-            content_type: "text/markdown; charset=utf-8",
-        },
-        ReportFile { key: svg_key, body: render_svg(&report)?.into_bytes(), content_type: "image/svg+xml" },
-    ];
-    report::put_report_files(clients, &reports.bucket, files).await?;
+    report::put_timeline_report(clients, &reports.bucket, &base, &mut report, "report").await?;
     tracing::info!(plan = %state.plan.name, step = "report", status = ?report.head.status, location = %report.head.locations.join(" "), "report written");
     // Last, once the report is safely written: a failed write above fails the run, and a plan
     // marked failed-over must not have a failed run behind it.

@@ -28,7 +28,7 @@ use crate::error::DrError;
 use crate::notify;
 use crate::plan::{Direction, Plan};
 use crate::readiness::{CheckRow, Scope, check_plan};
-use crate::report::{self, Bar, Head, Objective, ReportFile, cell};
+use crate::report::{self, Bar, Head, Objective, TimelineReport, cell};
 use crate::run::{CaughtError, FailoverKind, RunInfo, RunMode, RunStatus, RunbookState, StepKey, StepRecord};
 use crate::store::{PlanStatus, PlanStore};
 use crate::time::{self, Timestamp};
@@ -144,9 +144,7 @@ impl RoundTripState {
             });
         }
         if self.run.plan_state.is_none() {
-            return Err(DrError::InvalidInput {
-                message: "a round trip holds the plan's state for its moves: run.plan_state is missing".into(),
-            });
+            return Err(no_plan_state());
         }
         Ok(())
     }
@@ -190,10 +188,14 @@ pub async fn handle(clients: &AwsClients, request: RoundTripRequest) -> Result<R
 }
 
 fn plan_store(clients: &AwsClients, state: &RoundTripState) -> Result<PlanStore, DrError> {
-    let location = state.run.plan_state.as_ref().ok_or_else(|| DrError::InvalidInput {
-        message: "a round trip holds the plan's state for its moves: run.plan_state is missing".into(),
-    })?;
+    let location = state.run.plan_state.as_ref().ok_or_else(no_plan_state)?;
     Ok(PlanStore::new(clients.home.s3.clone(), &location.bucket))
+}
+
+fn no_plan_state() -> DrError {
+    DrError::InvalidInput {
+        message: "a round trip holds the plan's state for its moves: run.plan_state is missing".into(),
+    }
 }
 
 /// The input of `leg`, started now: a planned, live run in the leg's direction. A move takes the
@@ -285,6 +287,20 @@ pub struct RoundTripReport {
     pub final_state: Vec<CheckRow>,
     /// The plan's state at the end: re-armed, or why not.
     pub plan_state: String,
+}
+
+impl TimelineReport for RoundTripReport {
+    fn head_mut(&mut self) -> &mut Head {
+        &mut self.head
+    }
+
+    fn markdown(&self) -> Result<String, DrError> {
+        render_markdown(self)
+    }
+
+    fn svg(&self) -> Result<String, DrError> {
+        render_svg(self)
+    }
 }
 
 impl RoundTripReport {
@@ -541,20 +557,7 @@ pub async fn write_report(clients: &AwsClients, state: &RoundTripState) -> Resul
     };
     let mut report = build_report(state, &reports, readiness.rows, plan_summary);
     let base = report_base(&state.plan, &state.run.id);
-    let keys = [format!("{base}report.json"), format!("{base}report.md"), format!("{base}timeline.svg")];
-    report.head.locations = keys.iter().map(|key| report::location(bucket, key)).collect();
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| DrError::serialisation("round-trip report", e))?;
-    let [json_key, md_key, svg_key] = keys;
-    let files = vec![
-        ReportFile { key: json_key, body: json, content_type: "application/json" },
-        ReportFile {
-            key: md_key,
-            body: render_markdown(&report)?.into_bytes(),
-            content_type: "text/markdown; charset=utf-8",
-        },
-        ReportFile { key: svg_key, body: render_svg(&report)?.into_bytes(), content_type: "image/svg+xml" },
-    ];
-    report::put_report_files(clients, bucket, files).await?;
+    report::put_timeline_report(clients, bucket, &base, &mut report, "round-trip report").await?;
     tracing::info!(plan = %state.plan.name, step = "round-trip-report", status = ?report.head.status, location = %report.head.locations.join(" "), "round-trip report written");
     let lines = vec![
         format!("Downtime seen by users: {}", report::seconds(report.downtime_seconds)),
