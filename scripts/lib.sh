@@ -11,6 +11,9 @@ EMULATOR_STATE_DIR="${REPO_ROOT}/.emulator"
 VENV="${REPO_ROOT}/.venv"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
 LAMBDA_URL="http://127.0.0.1:${LAMBDA_PORT}"
+# The local Step Functions service (tests/sfn/server.mjs): runs what StartExecution starts.
+SFN_PORT="${SFN_PORT:-8083}"
+SFN_URL="http://127.0.0.1:${SFN_PORT}"
 # One build for everything: the local Lambdas, drctl, dr-emulator and the tests share target/.
 BIN_DIR="${REPO_ROOT}/target/debug"
 # The local triggers' configuration (template.yaml sets it in AWS): the demo's plan store, its
@@ -32,6 +35,8 @@ use_emulator_env() {
   export MOTO_PORT="${EMULATOR_PORT}"
   # Where the ASL engine and the restore test's probe hook invoke the Lambdas.
   export AWS_ENDPOINT_URL_LAMBDA="${LAMBDA_URL}"
+  # Step Functions: the local service that runs executions (moto's records them and runs none).
+  export AWS_ENDPOINT_URL_SFN="${SFN_URL}"
   # Where DNS questions go (the product's DNS verification, the tests).
   export DR_DNS_RESOLVER="${DNS_RESOLVER}"
 }
@@ -40,6 +45,10 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 emulator_is_up() {
   curl -fsS -o /dev/null --max-time 2 "${EMULATOR_URL}/moto-api/" 2>/dev/null
+}
+
+stepfunctions_are_up() {
+  curl -fsS -o /dev/null --max-time 2 "${SFN_URL}/" 2>/dev/null
 }
 
 lambdas_are_up() {

@@ -27,25 +27,18 @@ use dr_core::runbook::round_trip::{Leg, LegStatus, RoundTripReport, RoundTripSta
 use dr_core::store::PlanStatus;
 use dr_core::trigger::TriggerContext;
 use dr_emulator::estate::publish_replica_lag;
-use dr_emulator::executions::{TriggerSeed, execution_input, seed_triggers};
+use dr_emulator::executions::execution_input;
 use dr_emulator::postgres::psql;
 use dr_tests::{
-    Execution, backed_estate, local_substitutions, read_report, recorded_executions, repo_root,
+    Execution, backed_estate, local_substitutions, read_report, recorded_executions, register_stand_in,
     run_state_machine_waiting, seeded_estate, trigger_context, unique_suffix,
 };
 
-/// The triggers' context with the round-trip machine registered in the emulator beside the
-/// failover one.
+/// The triggers' context with a (stand-in) round-trip machine registered beside the failover one.
 async fn round_trip_context(plan: &dr_core::Plan, clients: &AwsClients) -> TriggerContext {
     let mut ctx = trigger_context(plan, clients).await;
-    let definition =
-        std::fs::read_to_string(repo_root().join("statemachines/round-trip.asl.json")).expect("round-trip definition");
-    let seed = TriggerSeed {
-        plan_state_bucket: ctx.store.reference().bucket,
-        state_machine_name: format!("{}-round-trip", plan.name),
-        state_machine_definition: definition,
-    };
-    let arn = seed_triggers(clients, plan, &seed).await.expect("round-trip machine registered");
+    let bucket = ctx.store.reference().bucket;
+    let arn = register_stand_in(clients, plan, &bucket, &format!("{}-round-trip", plan.name)).await;
     ctx.round_trip = Some(Starter::new(clients.dr.sfn.clone(), arn));
     ctx
 }
@@ -64,8 +57,8 @@ fn request(plan: &str) -> GameDayRequest {
     }
 }
 
-/// Runs the round trip the game day started (recorded by the emulator's Step Functions) in the
-/// ASL engine, its legs too, every Wait lasting `wait`.
+/// Runs the round trip the game day started (its input, as Step Functions has it) in the ASL
+/// engine, its legs too, every Wait lasting `wait`.
 async fn run_started_round_trip(clients: &AwsClients, outcome: &GameDayOutcome, wait: Duration) -> Execution {
     let input: serde_json::Value =
         serde_json::from_str(&execution_input(clients, &outcome.execution_arn).await.expect("recorded input"))

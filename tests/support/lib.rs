@@ -258,20 +258,29 @@ pub async fn read_report(clients: &AwsClients, plan: &Plan, run_id: &str, file: 
     object.body.collect().await.expect("report body").into_bytes().to_vec()
 }
 
+/// A state machine that ends at once: registered where a test is about what starts an execution
+/// (the triggers, the game day), which then runs the execution's input in the ASL engine itself
+/// ([`run_state_machine`]) when it needs the run. The local Step Functions runs what is started,
+/// so the real definition registered there would run beside the test's own run.
+pub const STAND_IN_MACHINE: &str = r#"{"Comment":"stand-in: the test runs the input itself","StartAt":"Started","States":{"Started":{"Type":"Succeed"}}}"#;
+
+/// Registers [`STAND_IN_MACHINE`] under `name`, the plan published to `bucket`; its ARN.
+pub async fn register_stand_in(clients: &AwsClients, plan: &Plan, bucket: &str, name: &str) -> String {
+    let seed = TriggerSeed {
+        plan_state_bucket: bucket.to_string(),
+        state_machine_name: name.to_string(),
+        state_machine_definition: STAND_IN_MACHINE.to_string(),
+    };
+    seed_triggers(clients, plan, &seed).await.expect("plan published, state machine registered")
+}
+
 /// The triggers of a seeded isolated plan: the plan published to its own plan store (left
-/// disarmed), the failover state machine registered in the emulator's Step Functions under the
-/// plan's name, and a context that hands out `clients`, so that their call log holds every call
-/// the trigger makes.
+/// disarmed), a stand-in failover state machine registered in Step Functions under the plan's
+/// name, and a context that hands out `clients`, so that their call log holds every call the
+/// trigger makes.
 pub async fn trigger_context(plan: &Plan, clients: &AwsClients) -> TriggerContext {
     let bucket = format!("plans-{}", plan.name);
-    let definition =
-        std::fs::read_to_string(repo_root().join("statemachines/failover.asl.json")).expect("failover definition");
-    let seed = TriggerSeed {
-        plan_state_bucket: bucket.clone(),
-        state_machine_name: plan.name.clone(),
-        state_machine_definition: definition,
-    };
-    let arn = seed_triggers(clients, plan, &seed).await.expect("plan published, state machine registered");
+    let arn = register_stand_in(clients, plan, &bucket, &plan.name).await;
     let for_plan = clients.clone();
     TriggerContext {
         store: PlanStore::new(clients.dr.s3.clone(), bucket),
@@ -284,8 +293,7 @@ pub async fn trigger_context(plan: &Plan, clients: &AwsClients) -> TriggerContex
     }
 }
 
-/// The executions the emulator's Step Functions recorded for the plan's state machine
-/// (moto records them and runs nothing): (name, input).
+/// The executions Step Functions has of the plan's state machine: (name, input).
 pub async fn recorded_executions(clients: &AwsClients, plan: &Plan) -> Vec<(String, serde_json::Value)> {
     let machines = clients.dr.sfn.list_state_machines().send().await.expect("ListStateMachines");
     let arn = machines

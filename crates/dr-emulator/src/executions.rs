@@ -1,5 +1,7 @@
-//! Step Functions in the emulator: registering the state machines the triggers start, and reading
-//! back what an execution was started with (moto records executions and runs none).
+//! Step Functions in the local stack: registering the state machines the triggers start, and
+//! reading back what an execution was started with. The local Step Functions service
+//! (`tests/sfn/server.mjs`, at `AWS_ENDPOINT_URL_SFN`) runs what is started; a definition is
+//! registered with its `${...}` substitutions made, as SAM makes them on deploy.
 
 use dr_core::aws::AwsClients;
 use dr_core::error::DrError;
@@ -14,14 +16,14 @@ use crate::guard::require_emulator;
 pub struct TriggerSeed {
     /// The plan store bucket (DR region): the plan is published there and left disarmed.
     pub plan_state_bucket: String,
-    /// The failover state machine registered in the emulator's Step Functions.
+    /// The state machine the triggers start, registered in Step Functions.
     pub state_machine_name: String,
+    /// Its definition, substitutions made ([`substitute`]).
     pub state_machine_definition: String,
 }
 
-/// Publishes the plan to the plan store and registers the failover state machine; returns the
-/// state machine's ARN. The emulator's Step Functions records executions and does not run them:
-/// a started execution is run by the ASL engine (see `scripts/demo` and the tests).
+/// Publishes the plan to the plan store and registers the state machine (its definition updated
+/// if one of that name exists); returns the state machine's ARN.
 pub async fn seed_triggers(clients: &AwsClients, plan: &Plan, seed: &TriggerSeed) -> Result<String, DrError> {
     require_emulator(clients)?;
     ensure_bucket(&clients.dr, &seed.plan_state_bucket).await?;
@@ -31,6 +33,12 @@ pub async fn seed_triggers(clients: &AwsClients, plan: &Plan, seed: &TriggerSeed
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| DrError::from_sdk("sfn", "ListStateMachines", e))?;
         if let Some(found) = page.state_machines().iter().find(|m| m.name() == seed.state_machine_name) {
+            sfn.update_state_machine()
+                .state_machine_arn(found.state_machine_arn())
+                .definition(&seed.state_machine_definition)
+                .send()
+                .await
+                .map_err(|e| DrError::from_sdk("sfn", "UpdateStateMachine", e))?;
             return Ok(found.state_machine_arn().to_string());
         }
     }
@@ -45,7 +53,30 @@ pub async fn seed_triggers(clients: &AwsClients, plan: &Plan, seed: &TriggerSeed
     Ok(created.state_machine_arn().to_string())
 }
 
-/// The input an execution recorded by the emulator's Step Functions was started with.
+/// A definition with its `${Name}` DefinitionSubstitutions made, as SAM makes them on deploy;
+/// a name without a value is `InvalidInput`.
+pub fn substitute(
+    definition: &str,
+    substitutions: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String, DrError> {
+    let mut out = String::with_capacity(definition.len());
+    let mut rest = definition;
+    while let Some(start) = rest.find("${") {
+        let Some(length) = rest[start..].find('}') else { break };
+        let name = &rest[start + 2..start + length];
+        let value = substitutions
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| DrError::InvalidInput { message: format!("no substitution for ${{{name}}}") })?;
+        out.push_str(&rest[..start]);
+        out.push_str(value);
+        rest = &rest[start + length + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The input an execution was started with.
 pub async fn execution_input(clients: &AwsClients, execution_arn: &str) -> Result<String, DrError> {
     require_emulator(clients)?;
     let execution = clients

@@ -4,12 +4,14 @@
 //! is ready), 1 when a check found something not ready, 2 on an error (bad plan, AWS failure).
 
 mod output;
+mod runs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use dr_core::aws::AwsClients;
+use dr_core::game_day::{GameDayMode, GameDayRequest, handle_game_day};
 use dr_core::plan::Direction;
 use dr_core::readiness::{Readiness, Scope, check_plan};
 use dr_core::restore::restore_test_input;
@@ -19,6 +21,7 @@ use dr_core::run::{Approval, FailoverKind, RunInfo, RunMode, RunbookState, Start
 use dr_core::runbook::report::{RunReport, render_markdown};
 use dr_core::runbook::round_trip::{self, RoundTripReport};
 use dr_core::store::{PlanStatus, PlanStore};
+use dr_core::trigger::TriggerContext;
 use dr_core::{DrError, Plan, time};
 
 #[derive(Parser)]
@@ -36,6 +39,15 @@ enum Command {
     /// Start a failover by hand, or print its execution input.
     #[command(subcommand)]
     Failover(FailoverCommand),
+    /// Fail back to Paris once Ireland is primary and reprotected.
+    #[command(subcommand)]
+    Failback(FailbackCommand),
+    /// Game days: a dry run, a live drill, a round trip.
+    #[command(subcommand)]
+    Drill(DrillCommand),
+    /// Follow, list, show and stop runs (Step Functions executions).
+    #[command(subcommand)]
+    Run(runs::RunCommand),
     /// Run reports.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -58,6 +70,9 @@ impl Command {
         match self {
             Command::Plan(command) => command.run().await,
             Command::Failover(command) => command.run().await,
+            Command::Failback(FailbackCommand::Start(start)) => start.start(false, true).await,
+            Command::Drill(command) => command.run().await,
+            Command::Run(command) => command.run().await,
             Command::Report(command) => command.run(),
             Command::Trigger(command) => command.run().await,
             Command::Rpo(command) => command.run().await,
@@ -102,10 +117,10 @@ impl StoreArg {
 }
 
 #[derive(Args)]
-struct JsonArg {
+pub(crate) struct JsonArg {
     /// Print as JSON.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Subcommand)]
@@ -203,39 +218,22 @@ impl ApprovalArg {
 enum FailoverCommand {
     /// Fail PLAN over now: take the plan in the plan store (as an alarm would: an alarm meanwhile
     /// starts nothing, and the plan stays failed-over until re-armed), then start the failover
-    /// state machine. Prints the run id and the execution ARN. Re-run with the same --run-id if
-    /// the start failed: the plan it holds is not taken twice.
+    /// state machine. Prints the run id and the execution ARN (follow it with `drctl run watch`).
+    /// Re-run with the same --run-id if the start failed: the plan it holds is not taken twice.
     Start {
         #[command(flatten)]
-        plan: PlanArg,
-        #[command(flatten)]
-        store: StoreArg,
-        /// ARN of the failover state machine (the stack's FailoverStateMachine).
-        #[arg(long, env = "DR_FAILOVER_STATE_MACHINE")]
-        state_machine: String,
-        /// Who starts the failover (recorded in the plan state and the report).
-        #[arg(long)]
-        by: String,
-        /// Why.
-        #[arg(long)]
-        reason: String,
-        /// Run id (default: <plan>-manual-<time to the millisecond>).
-        #[arg(long)]
-        run_id: Option<String>,
-        /// Check everything and report what would change; change nothing, take nothing.
-        #[arg(long)]
-        dry_run: bool,
+        start: StartMove,
         /// A planned move (Paris answers): fence the writer in Paris and prove by a barrier that
         /// Ireland holds every acknowledged write before promoting. Without it: unplanned (an
         /// incident; the data loss is measured at its start and Paris is not fenced).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "unplanned")]
         planned: bool,
-        /// Fail back to Paris (Ireland -> Paris, always planned): Ireland must be primary, with
-        /// a Paris replica (reprotect).
+        /// An unplanned move (the default, said explicitly).
+        #[arg(long)]
+        unplanned: bool,
+        /// Fail back to Paris (Ireland -> Paris, always planned): as `drctl failback start`.
         #[arg(long)]
         failback: bool,
-        #[command(flatten)]
-        approval: ApprovalArg,
     },
     /// Print the execution input of a failover of PLAN, with an optional approval to pass a
     /// failed RPO gate. It does not take the plan: for the local runner; on AWS use `start`.
@@ -254,6 +252,40 @@ enum FailoverCommand {
         #[command(flatten)]
         approval: ApprovalArg,
     },
+}
+
+/// Starting a move by hand: `failover start`, `failback start`.
+#[derive(Args)]
+struct StartMove {
+    #[command(flatten)]
+    plan: PlanArg,
+    #[command(flatten)]
+    store: StoreArg,
+    /// ARN of the failover state machine (the stack's FailoverStateMachine).
+    #[arg(long, env = "DR_FAILOVER_STATE_MACHINE")]
+    state_machine: String,
+    /// Who starts the move (recorded in the plan state and the report).
+    #[arg(long)]
+    by: String,
+    /// Why.
+    #[arg(long)]
+    reason: String,
+    /// Run id (default: <plan>-manual-<time to the millisecond>).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Check everything and report what would change; change nothing, take nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    approval: ApprovalArg,
+}
+
+#[derive(Subcommand)]
+enum FailbackCommand {
+    /// Fail PLAN back to Paris (Ireland -> Paris, always planned: the writer fenced in Ireland,
+    /// a barrier, then the move): Ireland must be primary, with a Paris replica (reprotect).
+    /// Takes the plan like `failover start`; prints the execution ARN.
+    Start(StartMove),
 }
 
 /// The run's kind and direction: a failback is always planned.
@@ -287,57 +319,130 @@ impl FailoverCommand {
                 state.validate()?;
                 output::print_json(&state)
             }
-            FailoverCommand::Start {
-                plan,
-                store,
-                state_machine,
-                by,
-                reason,
-                run_id,
-                dry_run,
-                planned,
-                failback,
-                approval,
-            } => {
-                if by.trim().is_empty() || reason.trim().is_empty() {
-                    return Err(DrError::InvalidInput {
-                        message: "a failover needs who (--by) and why (--reason)".into(),
-                    });
-                }
-                let (plan, clients) = plan.load_with_clients().await?;
-                let now = time::now();
-                let label = if dry_run { "dryrun" } else { "manual" };
-                // To the millisecond: two operators starting in the same second get two run ids (and
-                // the second one is refused: the plan is taken).
-                let run_id = run_id.unwrap_or_else(|| {
-                    format!("{}-{label}-{}{:03}", plan.name, time::compact(now), now.timestamp_subsec_millis())
-                });
-                let mut run = RunInfo::new(&run_id, now, format!("manual ({label}) by {by}: drctl"));
-                run.mode = if dry_run { RunMode::DryRun } else { RunMode::Live };
-                (run.kind, run.direction) = move_of(planned, failback);
-                run.requested_by = Some(Approval { by: by.clone(), reason: reason.clone() });
-                let mut state = RunbookState { approval: approval.approval(), ..RunbookState::new(plan, run) };
-                state.validate()?;
-                if !dry_run {
-                    let store = store.open(&clients);
-                    // Re-run with the same --run-id after a start that failed: the plan is already
-                    // this run's.
-                    let held = store.read_state(&state.plan.name).await?.state;
-                    if !(held.status == PlanStatus::FailingOver && held.run_id.as_deref() == Some(run_id.as_str())) {
-                        let by = format!("operator: {by}");
-                        store.take_for_run(&state.plan, state.run.direction, &run_id, &by, &reason).await?;
-                    }
-                    state.run.plan_state = Some(store.reference());
-                }
-                let execution_arn = Starter::new(clients.dr.sfn.clone(), state_machine).start(&state).await?;
-                output::print_json(&Started {
-                    plan: state.plan.name.clone(),
-                    run_id,
-                    mode: state.run.mode,
-                    execution_arn,
-                })
-            }
+            FailoverCommand::Start { start, planned, unplanned: _, failback } => start.start(planned, failback).await,
         }
+    }
+}
+
+impl StartMove {
+    /// Takes the plan (unless a dry run) and starts the failover state machine for the move.
+    async fn start(self, planned: bool, failback: bool) -> Result<ExitCode, DrError> {
+        let StartMove { plan, store, state_machine, by, reason, run_id, dry_run, approval } = self;
+        if by.trim().is_empty() || reason.trim().is_empty() {
+            return Err(DrError::InvalidInput { message: "a failover needs who (--by) and why (--reason)".into() });
+        }
+        let (plan, clients) = plan.load_with_clients().await?;
+        let now = time::now();
+        let label = if dry_run { "dryrun" } else { "manual" };
+        // To the millisecond: two operators starting in the same second get two run ids (and
+        // the second one is refused: the plan is taken).
+        let run_id = run_id.unwrap_or_else(|| {
+            format!("{}-{label}-{}{:03}", plan.name, time::compact(now), now.timestamp_subsec_millis())
+        });
+        let mut run = RunInfo::new(&run_id, now, format!("manual ({label}) by {by}: drctl"));
+        run.mode = if dry_run { RunMode::DryRun } else { RunMode::Live };
+        (run.kind, run.direction) = move_of(planned, failback);
+        run.requested_by = Some(Approval { by: by.clone(), reason: reason.clone() });
+        let mut state = RunbookState { approval: approval.approval(), ..RunbookState::new(plan, run) };
+        state.validate()?;
+        if !dry_run {
+            let store = store.open(&clients);
+            // Re-run with the same --run-id after a start that failed: the plan is already
+            // this run's.
+            let held = store.read_state(&state.plan.name).await?.state;
+            if !(held.status == PlanStatus::FailingOver && held.run_id.as_deref() == Some(run_id.as_str())) {
+                let by = format!("operator: {by}");
+                store.take_for_run(&state.plan, state.run.direction, &run_id, &by, &reason).await?;
+            }
+            state.run.plan_state = Some(store.reference());
+        }
+        let execution_arn = Starter::new(clients.dr.sfn.clone(), state_machine).start(&state).await?;
+        output::print_json(&Started { plan: state.plan.name.clone(), run_id, mode: state.run.mode, execution_arn })
+    }
+}
+
+#[derive(Subcommand)]
+enum DrillCommand {
+    /// A game day of PLAN through the game day's own checks (`dr_core::game_day`, as the
+    /// game-day Lambda runs them): a dry run, or a live drill (a planned failover; a production
+    /// plan needs --confirm with its name), or a round trip (failover, verification window,
+    /// reprotect, failback, reprotect, one report). Prints the execution ARN.
+    Start {
+        #[command(flatten)]
+        plan: PlanArg,
+        #[command(flatten)]
+        store: StoreArg,
+        /// ARN of the failover state machine.
+        #[arg(long, env = "DR_FAILOVER_STATE_MACHINE")]
+        state_machine: String,
+        /// ARN of the round-trip state machine (for --round-trip).
+        #[arg(long, env = "DR_ROUND_TRIP_STATE_MACHINE")]
+        round_trip_state_machine: Option<String>,
+        /// Check everything and change nothing.
+        #[arg(long, required_unless_present = "live", conflicts_with = "live")]
+        dry_run: bool,
+        /// Move for real (a planned failover).
+        #[arg(long)]
+        live: bool,
+        /// A live drill that comes back (failover, verification, reprotect, failback, reprotect).
+        #[arg(long, requires = "live")]
+        round_trip: bool,
+        /// The round trip's verification window in minutes (default 15).
+        #[arg(long, requires = "round_trip")]
+        verification_minutes: Option<u64>,
+        /// The plan's name again, for a live drill of a production plan.
+        #[arg(long)]
+        confirm: Option<String>,
+        /// Who runs the game day.
+        #[arg(long)]
+        by: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        approval: ApprovalArg,
+    },
+}
+
+impl DrillCommand {
+    async fn run(self) -> Result<ExitCode, DrError> {
+        let DrillCommand::Start {
+            plan,
+            store,
+            state_machine,
+            round_trip_state_machine,
+            dry_run,
+            live: _,
+            round_trip,
+            verification_minutes,
+            confirm,
+            by,
+            reason,
+            approval,
+        } = self;
+        let (plan, clients) = plan.load_with_clients().await?;
+        let for_plan = clients.clone();
+        let ctx = TriggerContext {
+            store: store.open(&clients),
+            starter: Starter::new(clients.dr.sfn.clone(), state_machine),
+            round_trip: round_trip_state_machine.map(|arn| Starter::new(clients.dr.sfn.clone(), arn)),
+            plan_names: vec![plan.name.clone()],
+            clients_for: std::sync::Arc::new(move |_| for_plan.clone()),
+            confirmation_poll: std::time::Duration::from_secs(30),
+            confirmation_wait: dr_core::trigger::MAX_CONFIRMATION_WAIT,
+        };
+        let request = GameDayRequest {
+            plan: plan.name.clone(),
+            mode: if dry_run { GameDayMode::DryRun } else { GameDayMode::Drill },
+            requested_by: by,
+            reason,
+            confirm,
+            approval: approval.approval(),
+            direction: Direction::ToDr,
+            round_trip,
+            verification_minutes,
+        };
+        output::print_json(&handle_game_day(&ctx, request).await?)
     }
 }
 

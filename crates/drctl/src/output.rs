@@ -89,3 +89,80 @@ pub fn print_readiness(plan: &Plan, readiness: &Readiness) {
         println!("NOT READY: {not_ready} of {} checks failed", readiness.rows.len());
     }
 }
+
+/// A duration as people read it: "850 ms", "12.3 s", "4 min 05 s", "2 h 10 min".
+pub fn duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{} ms", d.as_millis()),
+        1..60 => format!("{:.1} s", d.as_secs_f64()),
+        60..3600 => format!("{} min {:02} s", secs / 60, secs % 60),
+        _ => format!("{} h {:02} min", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// One run in `drctl run list`.
+#[derive(serde::Serialize)]
+pub struct RunRow {
+    pub name: String,
+    pub status: String,
+    pub started: Option<dr_core::time::Timestamp>,
+    pub duration_seconds: Option<f64>,
+    /// "RTO 312 s (target 14400 s, met)", from the report.
+    pub rto: Option<String>,
+    pub data_loss: Option<String>,
+    pub execution_arn: String,
+}
+
+impl RunRow {
+    pub fn new(view: &dr_core::run::execution::ExecutionView, report: Option<&crate::runs::Report>) -> RunRow {
+        let achieved = match report {
+            Some(crate::runs::Report::Run(report)) => Some(&report.achieved),
+            _ => None,
+        };
+        let [rto, data_loss] = match achieved {
+            Some(achieved) => achieved.objectives("RTO", "data loss").map(|o| Some(o.line())),
+            None => [None, None],
+        };
+        RunRow {
+            name: view.name.clone(),
+            status: view.status.clone(),
+            started: view.started,
+            duration_seconds: view
+                .started
+                .zip(view.stopped)
+                .map(|(start, stop)| (stop - start).num_milliseconds() as f64 / 1000.0),
+            rto,
+            data_loss,
+            execution_arn: view.execution_arn.clone(),
+        }
+    }
+}
+
+pub fn print_runs(plan: &str, rows: &[RunRow]) {
+    println!("runs of {plan} (newest first)");
+    let mut table = table(&["run", "status", "started", "took", "RTO", "data loss"]);
+    for row in rows {
+        table.add_row(vec![
+            Cell::new(&row.name),
+            Cell::new(&row.status).fg(if row.status == "SUCCEEDED" { Color::Green } else { Color::Red }),
+            Cell::new(row.started.map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()),
+            Cell::new(
+                row.duration_seconds
+                    .map(|s| duration(std::time::Duration::from_secs_f64(s.max(0.0))))
+                    .unwrap_or_default(),
+            ),
+            Cell::new(row.rto.as_deref().unwrap_or("-")),
+            Cell::new(row.data_loss.as_deref().unwrap_or("-")),
+        ]);
+    }
+    println!("{table}");
+}

@@ -7,6 +7,7 @@
 //! `tests/contract.rs` checks the definitions against them.
 
 pub mod budget;
+pub mod execution;
 pub mod starter;
 pub mod step;
 

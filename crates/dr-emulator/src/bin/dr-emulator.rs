@@ -11,7 +11,7 @@ use dr_core::aws::AwsClients;
 use dr_core::{DrError, Plan};
 use dr_emulator::control::back_instance_with;
 use dr_emulator::estate::{SeedOptions, publish_replica_lag, seed};
-use dr_emulator::executions::{TriggerSeed, execution_input, seed_triggers};
+use dr_emulator::executions::{TriggerSeed, execution_input, seed_triggers, substitute};
 use dr_emulator::lambdas;
 use dr_emulator::outage::{Outage, simulate_outage, simulate_recovery};
 use dr_emulator::replication::replicate_heartbeats;
@@ -66,6 +66,10 @@ enum Command {
         /// The state machine definition to register.
         #[arg(long, default_value = "statemachines/failover.asl.json")]
         definition: PathBuf,
+        /// Its DefinitionSubstitutions (a JSON object of names and values, e.g. the local
+        /// function names in tests/sfn/failover.local.json).
+        #[arg(long, default_value = "tests/sfn/failover.local.json")]
+        substitutions: PathBuf,
         #[arg(long, default_value = "dr-failover")]
         state_machine_name: String,
     },
@@ -105,7 +109,7 @@ enum Command {
         #[arg(long)]
         ready: PathBuf,
     },
-    /// Print the input of an execution recorded by the emulator's Step Functions.
+    /// Print the input an execution was started with.
     ExecutionInput {
         /// The execution ARN (the alarm trigger's or the game day's answer).
         execution_arn: String,
@@ -156,10 +160,16 @@ impl Command {
                     plan.database.primary_instance, plan.database.replica_instance
                 );
             }
-            Command::Triggers { plan, bucket, definition, state_machine_name } => {
+            Command::Triggers { plan, bucket, definition, substitutions, state_machine_name } => {
                 let (plan, clients) = plan.load().await?;
-                let state_machine_definition = std::fs::read_to_string(&definition)
-                    .map_err(|e| DrError::InvalidInput { message: format!("{}: {e}", definition.display()) })?;
+                let read = |path: &PathBuf| {
+                    std::fs::read_to_string(path)
+                        .map_err(|e| DrError::InvalidInput { message: format!("{}: {e}", path.display()) })
+                };
+                let values: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&read(&substitutions)?)
+                        .map_err(|e| DrError::InvalidInput { message: format!("{}: {e}", substitutions.display()) })?;
+                let state_machine_definition = substitute(&read(&definition)?, &values)?;
                 let seed = TriggerSeed { plan_state_bucket: bucket, state_machine_name, state_machine_definition };
                 println!("{}", seed_triggers(&clients, &plan, &seed).await?);
             }

@@ -1,0 +1,298 @@
+//! `drctl run ...`: following, listing, showing and stopping runs (Step Functions executions),
+//! on AWS or on the local Step Functions service (`AWS_ENDPOINT_URL_SFN`), with the same code.
+
+use std::collections::{HashMap, HashSet};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use dr_core::aws::AwsClients;
+use dr_core::aws::objects::get_json;
+use dr_core::run::execution::{self, ExecutionView, Progress, StepEvent, step_budgets, step_events};
+use dr_core::runbook::report::{RunReport, render_markdown, report_base};
+use dr_core::runbook::round_trip::{self, RoundTripReport};
+use dr_core::{DrError, time};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::output;
+
+/// A run: its execution ARN (what `failover start`, `drill start` and the triggers print).
+#[derive(Args)]
+pub struct RunArg {
+    /// The execution ARN.
+    run: String,
+}
+
+impl RunArg {
+    /// The Step Functions client of the execution's region (its ARN says which).
+    async fn sfn(&self) -> Result<aws_sdk_sfn::Client, DrError> {
+        let region = self.run.split(':').nth(3).filter(|r| !r.is_empty()).ok_or_else(|| DrError::InvalidInput {
+            message: format!(
+                "{} is not an execution ARN (arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)",
+                self.run
+            ),
+        })?;
+        Ok(AwsClients::for_regions(region, region).await.dr.sfn)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum RunCommand {
+    /// Follow a run live: each step as it starts and ends, retries, failures and decisions, a
+    /// progress display (on a terminal) with the step's elapsed time against its budget and the
+    /// run's against the RTO; at the end, the report. Exit 0 when the run succeeded, 1 when it
+    /// failed or was stopped.
+    Watch {
+        #[command(flatten)]
+        run: RunArg,
+        /// How often to ask Step Functions for new events.
+        #[arg(long, default_value_t = 1.0)]
+        poll_seconds: f64,
+    },
+    /// The recent runs of a plan on a state machine: status, start, duration, RTO and data loss.
+    List {
+        /// The plan's name.
+        plan: String,
+        /// The state machine (default: the failover runbook).
+        #[arg(long, env = "DR_FAILOVER_STATE_MACHINE")]
+        state_machine: String,
+        /// How many executions to look at, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        format: crate::JsonArg,
+    },
+    /// A run's status and its report (the execution's output, or the report the run wrote).
+    Show {
+        #[command(flatten)]
+        run: RunArg,
+    },
+    /// Stop a running execution (Step Functions' StopExecution; the executions it waits for stop
+    /// too). Steps already taken are not undone: the plan stays taken until an operator re-arms
+    /// it, and a half-done failover is finished or reverted by hand from its report.
+    Stop {
+        #[command(flatten)]
+        run: RunArg,
+        /// Who stops it.
+        #[arg(long)]
+        by: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+impl RunCommand {
+    pub async fn run(self) -> Result<ExitCode, DrError> {
+        match self {
+            RunCommand::Watch { run, poll_seconds } => {
+                let sfn = run.sfn().await?;
+                let poll = Duration::from_secs_f64(poll_seconds.clamp(0.1, 60.0));
+                watch(&sfn, &run.run, poll).await
+            }
+            RunCommand::List { plan, state_machine, limit, format } => {
+                let region = state_machine.split(':').nth(3).unwrap_or_default().to_string();
+                let sfn = AwsClients::for_regions(&region, &region).await.dr.sfn;
+                let mut rows = Vec::new();
+                for arn in execution::list(&sfn, &state_machine, limit).await? {
+                    let view = execution::describe(&sfn, &arn).await?;
+                    if view.plan_name().as_deref() != Some(plan.as_str()) {
+                        continue;
+                    }
+                    let report = report_of(&view).await;
+                    rows.push(output::RunRow::new(&view, report.as_ref()));
+                }
+                if format.json {
+                    output::print_json(&rows)
+                } else {
+                    output::print_runs(&plan, &rows);
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+            RunCommand::Show { run } => {
+                let sfn = run.sfn().await?;
+                let view = execution::describe(&sfn, &run.run).await?;
+                print_status(&view);
+                print_report(&view).await?;
+                Ok(outcome(&view))
+            }
+            RunCommand::Stop { run, by, reason } => {
+                if by.trim().is_empty() || reason.trim().is_empty() {
+                    return Err(DrError::InvalidInput {
+                        message: "stopping a run needs who (--by) and why (--reason)".into(),
+                    });
+                }
+                let sfn = run.sfn().await?;
+                execution::stop(&sfn, &run.run, "StoppedByOperator", &format!("{by}: {reason}")).await?;
+                let view = execution::describe(&sfn, &run.run).await?;
+                print_status(&view);
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+/// 0 when the run succeeded, 1 otherwise (still running included).
+fn outcome(view: &ExecutionView) -> ExitCode {
+    output::ready_or_not(view.status == "SUCCEEDED")
+}
+
+fn print_status(view: &ExecutionView) {
+    let took = match (view.started, view.stopped) {
+        (Some(start), Some(stop)) => {
+            format!(" after {}", output::duration((stop - start).to_std().unwrap_or_default()))
+        }
+        _ => String::new(),
+    };
+    println!("run {} {}{took}", view.name, view.status);
+    if let Some(error) = &view.error {
+        println!("error {error}: {}", view.cause.as_deref().unwrap_or_default());
+    }
+}
+
+/// The run's report: its execution's output (a run report, a round trip's), or the report the
+/// run wrote under its plan's reports prefix (a failed run's failure report).
+async fn report_of(view: &ExecutionView) -> Option<Report> {
+    if let Some(output) = view.output.as_deref() {
+        if let Ok(report) = serde_json::from_str::<RoundTripReport>(output) {
+            return Some(Report::RoundTrip(Box::new(report)));
+        }
+        if let Ok(report) = serde_json::from_str::<RunReport>(output) {
+            return Some(Report::Run(Box::new(report)));
+        }
+    }
+    let state = view.runbook_input()?;
+    let clients = AwsClients::for_plan(&state.plan).await;
+    let key = format!("{}report.json", report_base(&state.plan, &state.run.id));
+    let found = get_json::<RunReport>(&clients.home.s3, &state.plan.reports.bucket, &key, "run report").await;
+    found.ok().flatten().map(|(report, _)| Report::Run(Box::new(report)))
+}
+
+pub enum Report {
+    Run(Box<RunReport>),
+    RoundTrip(Box<RoundTripReport>),
+}
+
+async fn print_report(view: &ExecutionView) -> Result<(), DrError> {
+    match report_of(view).await {
+        Some(Report::Run(report)) => println!("\n{}", render_markdown(&report)?),
+        Some(Report::RoundTrip(report)) => println!("\n{}", round_trip::render_markdown(&report)?),
+        None if view.is_running() => {}
+        None => println!("no report: the run wrote none (see its history: drctl run watch {})", view.execution_arn),
+    }
+    Ok(())
+}
+
+/// Follows an execution until it ends, printing each new step line, then the report.
+async fn watch(sfn: &aws_sdk_sfn::Client, arn: &str, poll: Duration) -> Result<ExitCode, DrError> {
+    let first = execution::describe(sfn, arn).await?;
+    let input = first.runbook_input();
+    let rto = input.as_ref().map(|state| Duration::from_secs(u64::from(state.plan.targets.rto_minutes) * 60));
+    let budgets = match rto {
+        Some(rto) => step_budgets(&execution::definition(sfn, &first.state_machine_arn).await?, rto),
+        None => HashMap::new(),
+    };
+    // The RTO runs from the trigger (the detection, or the operator's start), not the execution.
+    let clock_start = input.as_ref().map(|state| state.run.triggered_at).or(first.started).unwrap_or_else(time::now);
+    let started = first.started.unwrap_or(clock_start);
+    println!(
+        "watching {} ({}){}",
+        first.name,
+        first.state_machine_arn.rsplit(':').next().unwrap_or_default(),
+        rto.map(|rto| format!(", RTO target {}", output::duration(rto))).unwrap_or_default()
+    );
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    let mut shown = 0_usize;
+    let mut entered: HashSet<String> = HashSet::new();
+    // Each state's latest start (a Parallel's branches run Tasks side by side), and the newest.
+    let mut starts: HashMap<String, time::Timestamp> = HashMap::new();
+    let mut current: Option<(String, time::Timestamp)> = None;
+    loop {
+        let history = execution::history(sfn, arn).await?;
+        let events = step_events(&history);
+        let waits: HashSet<&str> =
+            events.iter().filter(|e| e.progress == Progress::Waiting).map(|e| e.state.as_str()).collect();
+        let mut ended = None;
+        // A decision into a Wait is the run polling: said by the progress display only (a
+        // decision is in the history once the state it chose is entered, so `waits` has it).
+        while shown < events.len() {
+            let event = &events[shown];
+            if let Some(line) = line_of(event, started, &budgets, &mut entered, &waits, &starts) {
+                bar.suspend(|| println!("{line}"));
+            }
+            match &event.progress {
+                Progress::Started => {
+                    starts.insert(event.state.clone(), event.at);
+                    current = Some((event.state.clone(), event.at));
+                }
+                Progress::Ended { status, .. } => ended = Some(status.clone()),
+                _ => {}
+            }
+            shown += 1;
+        }
+        if ended.is_some() {
+            break;
+        }
+        let now = time::now();
+        let step = current
+            .as_ref()
+            .map(|(state, at)| {
+                let elapsed = output::duration((now - *at).to_std().unwrap_or_default());
+                match budgets.get(state) {
+                    Some(budget) => format!("{state} {elapsed} of {}", output::duration(*budget)),
+                    None => format!("{state} {elapsed}"),
+                }
+            })
+            .unwrap_or_default();
+        let clock = output::duration((now - clock_start).to_std().unwrap_or_default());
+        bar.set_message(match rto {
+            Some(rto) => format!("{step} | RTO clock {clock} of {}", output::duration(rto)),
+            None => format!("{step} | {clock}"),
+        });
+        bar.tick();
+        tokio::time::sleep(poll).await;
+    }
+    bar.finish_and_clear();
+    let last = execution::describe(sfn, arn).await?;
+    print_status(&last);
+    print_report(&last).await?;
+    Ok(outcome(&last))
+}
+
+/// The line an event prints, if any: a Task's first start (with its budget), each answer, failure
+/// and retry, each decision that does not lead to a Wait, the end.
+fn line_of(
+    event: &StepEvent,
+    started: time::Timestamp,
+    budgets: &HashMap<String, Duration>,
+    entered: &mut HashSet<String>,
+    waits: &HashSet<&str>,
+    starts: &HashMap<String, time::Timestamp>,
+) -> Option<String> {
+    let at = format!("+{:>7}", output::duration((event.at - started).to_std().unwrap_or_default()));
+    let state = &event.state;
+    let text = match &event.progress {
+        Progress::Started if entered.insert(state.clone()) => match budgets.get(state) {
+            Some(budget) => format!("started  {state} (budget {})", output::duration(*budget)),
+            None => format!("started  {state}"),
+        },
+        Progress::Started | Progress::Waiting => return None,
+        Progress::Done => {
+            let took = starts
+                .get(state)
+                .map(|at| format!(" in {}", output::duration((event.at - *at).to_std().unwrap_or_default())))
+                .unwrap_or_default();
+            format!("answered {state}{took}")
+        }
+        Progress::Failed { error, cause } => format!("failed   {state}: {error}: {}", output::shorten(cause, 160)),
+        Progress::Retried => format!("retried  {state}"),
+        Progress::Decided { next } if waits.contains(next.as_str()) => return None,
+        Progress::Decided { next } => format!("decided  {state} -> {next}"),
+        Progress::Ended { status, error, .. } => match error {
+            Some(error) => format!("{status} ({error})"),
+            None => status.clone(),
+        },
+    };
+    Some(format!("{at}  {text}"))
+}
