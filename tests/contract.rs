@@ -119,10 +119,11 @@ fn result_paths_and_choices_name_what_the_rust_side_produces() {
                 for rule in rules {
                     let variable = rule["Variable"].as_str().expect("a Variable");
                     let parts: Vec<&str> = variable.split('.').collect();
-                    // Steps answer ready/redo; a run's kind (planned or unplanned) and direction
-                    // (failover or failback) are chosen at start.
+                    // Steps answer ready/redo; a run's kind (planned or unplanned), direction
+                    // (failover or failback), mode (live or dry run) and the plan state it holds
+                    // are chosen at start.
                     let ok = matches!(parts.as_slice(), ["$", "steps", key, "ready" | "redo"] if step_key(key).is_some())
-                        || matches!(parts.as_slice(), ["$", "run", "kind" | "direction"]);
+                        || matches!(parts.as_slice(), ["$", "run", "kind" | "direction" | "mode" | "plan_state"]);
                     assert!(ok, "{file} {name}: a Choice reads {variable}; steps answer `$.steps.<key>.ready|redo`");
                 }
             }

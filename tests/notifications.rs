@@ -11,95 +11,17 @@
 
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use dr_core::aws::AwsClients;
 use dr_core::error::parse_input;
-use dr_core::notify::{EVENT_ATTRIBUTE, Notice, NoticeKind};
+use dr_core::notify::{Notice, NoticeKind};
 use dr_core::rpo::check::{DEFAULT_NAMESPACE, run_check};
 use dr_core::trigger::{Decision, handle_alarm_event};
 use dr_emulator::estate::publish_replica_lag;
 use dr_emulator::executions::execution_input;
 use dr_emulator::outage::{Outage, alarm_state_change_event, simulate_outage};
 use dr_tests::{
-    failover_input, restore_input, run_failover, run_restore_test, seeded_estate, trigger_context, unique_suffix,
+    failover_input, notices, of_kind, restore_input, run_failover, run_restore_test, seeded_estate, subscribe,
+    trigger_context, unique_suffix,
 };
-
-/// The topic the local Lambda service hands the functions (scripts/lib.sh).
-const TOPIC_NAME: &str = "dr-notifications";
-
-/// A queue subscribed to the deployment's topic; the topic's ARN. The clients publish to it too.
-async fn subscribe(clients: &mut AwsClients) -> (aws_sdk_sqs::Client, String) {
-    let topic = clients.dr.sns.create_topic().name(TOPIC_NAME).send().await.expect("CreateTopic");
-    let topic_arn = topic.topic_arn().expect("topic ARN").to_string();
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(clients.dr.region.clone()))
-        .load()
-        .await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let queue = sqs.create_queue().queue_name(format!("notes-{}", unique_suffix())).send().await.expect("queue");
-    let url = queue.queue_url().expect("queue URL").to_string();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue ARN");
-    let queue_arn = attributes
-        .attributes()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-        .expect("queue ARN")
-        .clone();
-    clients
-        .dr
-        .sns
-        .subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .expect("Subscribe");
-    clients.notify_topic = Some(topic_arn);
-    (sqs, url)
-}
-
-/// Every notice about `plan` delivered so far (the SNS envelope's `event` attribute).
-async fn notices(sqs: &aws_sdk_sqs::Client, url: &str, plan: &str, seen: &mut Vec<Notice>) -> Vec<Notice> {
-    loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("ReceiveMessage");
-        let messages = received.messages();
-        if messages.is_empty() {
-            break;
-        }
-        for message in messages {
-            let envelope: serde_json::Value =
-                serde_json::from_str(message.body().unwrap_or_default()).expect("an SNS envelope");
-            let event = envelope["MessageAttributes"][EVENT_ATTRIBUTE]["Value"].as_str().expect("the event attribute");
-            let notice: Notice = serde_json::from_str(event).expect("a notice");
-            assert!(envelope["Subject"].as_str().is_some_and(|s| s.starts_with("[dr] ") && s.len() < 100));
-            assert_eq!(envelope["Message"].as_str(), Some(notice.text.as_str()), "the text is the message");
-            if notice.plan == plan {
-                seen.push(notice);
-            }
-            if let Some(handle) = message.receipt_handle() {
-                sqs.delete_message().queue_url(url).receipt_handle(handle).send().await.expect("DeleteMessage");
-            }
-        }
-    }
-    seen.clone()
-}
-
-fn of_kind(seen: &[Notice], kind: NoticeKind) -> Vec<&Notice> {
-    seen.iter().filter(|notice| notice.kind == kind).collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failover_is_told_when_it_starts_when_a_human_must_decide_and_when_it_ends() {

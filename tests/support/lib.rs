@@ -14,12 +14,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
+use dr_core::notify::{EVENT_ATTRIBUTE, Notice, NoticeKind};
 use dr_core::run::{Approval, RunInfo, RunbookState, Starter};
 use dr_core::store::PlanStore;
 use dr_core::time;
 use dr_core::trigger::TriggerContext;
 use dr_emulator::estate::{SeedOptions, seed};
-use dr_emulator::executions::{TriggerSeed, seed_triggers};
+use dr_emulator::executions::{TriggerSeed, seed_triggers, substitute};
 use dr_emulator::lambdas::LAMBDA_ACCESS_KEY;
 
 pub fn repo_root() -> PathBuf {
@@ -348,4 +349,104 @@ pub fn invoke_lambda(function: &str, payload: &serde_json::Value) -> (serde_json
 /// `tests/routing.rs` proves it matches by finding the record-upsert flip with it.
 pub fn is_route53_api(call: &dr_core::aws::ApiCall) -> bool {
     call.service == "Route 53"
+}
+
+/// The topic the local Lambda service hands the functions (scripts/lib.sh).
+const TOPIC_NAME: &str = "dr-notifications";
+
+/// A queue subscribed to the deployment's topic; the topic's ARN. The clients publish to it too.
+pub async fn subscribe(clients: &mut AwsClients) -> (aws_sdk_sqs::Client, String) {
+    let topic = clients.dr.sns.create_topic().name(TOPIC_NAME).send().await.expect("CreateTopic");
+    let topic_arn = topic.topic_arn().expect("topic ARN").to_string();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(clients.dr.region.clone()))
+        .load()
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue = sqs.create_queue().queue_name(format!("notes-{}", unique_suffix())).send().await.expect("queue");
+    let url = queue.queue_url().expect("queue URL").to_string();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue ARN");
+    let queue_arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .expect("queue ARN")
+        .clone();
+    clients
+        .dr
+        .sns
+        .subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .expect("Subscribe");
+    clients.notify_topic = Some(topic_arn);
+    (sqs, url)
+}
+
+/// Every notice about `plan` delivered so far (the SNS envelope's `event` attribute).
+pub async fn notices(sqs: &aws_sdk_sqs::Client, url: &str, plan: &str, seen: &mut Vec<Notice>) -> Vec<Notice> {
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        let messages = received.messages();
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            let envelope: serde_json::Value =
+                serde_json::from_str(message.body().unwrap_or_default()).expect("an SNS envelope");
+            let event = envelope["MessageAttributes"][EVENT_ATTRIBUTE]["Value"].as_str().expect("the event attribute");
+            let notice: Notice = serde_json::from_str(event).expect("a notice");
+            assert!(envelope["Subject"].as_str().is_some_and(|s| s.starts_with("[dr] ") && s.len() < 100));
+            assert_eq!(envelope["Message"].as_str(), Some(notice.text.as_str()), "the text is the message");
+            if notice.plan == plan {
+                seen.push(notice);
+            }
+            if let Some(handle) = message.receipt_handle() {
+                sqs.delete_message().queue_url(url).receipt_handle(handle).send().await.expect("DeleteMessage");
+            }
+        }
+    }
+    seen.clone()
+}
+
+pub fn of_kind(seen: &[Notice], kind: NoticeKind) -> Vec<&Notice> {
+    seen.iter().filter(|notice| notice.kind == kind).collect()
+}
+
+/// The failover runbook registered in Step Functions as the stack deploys it (the local function
+/// names substituted), under a name of its own for the plan; its ARN. The local Step Functions
+/// runs what is started on it, with the real Lambdas.
+pub async fn register_runbook(clients: &AwsClients, plan: &Plan, bucket: &str) -> String {
+    let definition =
+        std::fs::read_to_string(repo_root().join("statemachines/failover.asl.json")).expect("failover definition");
+    let values = failover_substitutions();
+    let definition = substitute(&definition, values.as_object().expect("an object")).expect("substituted");
+    let seed = TriggerSeed {
+        plan_state_bucket: bucket.to_string(),
+        state_machine_name: format!("failover-{}", plan.name),
+        state_machine_definition: definition,
+    };
+    seed_triggers(clients, plan, &seed).await.expect("plan published, runbook registered")
+}
+
+/// The plan written to a file, as an operator's drctl reads it.
+pub fn plan_file(plan: &Plan) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.toml", plan.name));
+    std::fs::write(&path, toml::to_string(plan).expect("the plan serialises")).expect("plan file written");
+    path
 }

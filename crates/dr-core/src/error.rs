@@ -35,6 +35,7 @@ pub enum ErrorName {
     ReprotectRefused,
     DrillNotConfirmed,
     PlanBusy,
+    DecisionRejected,
     NoSnapshot,
     SnapshotTooOld,
     RestoreFailed,
@@ -151,6 +152,10 @@ pub enum DrError {
     #[error("plan {plan} is {status}: re-arm it (drctl trigger arm) before another run")]
     PlanBusy { plan: String, status: String },
 
+    /// A human rejected going on past the run's failed RPO gate (`drctl run reject`).
+    #[error("rejected by {by}: {reason}")]
+    DecisionRejected { by: String, reason: String },
+
     /// The restore test found no available snapshot of the protected database.
     #[error("no available {origin} snapshot of {database} in {region}")]
     NoSnapshot { database: String, origin: String, region: String },
@@ -210,6 +215,7 @@ impl DrError {
             DrError::ReprotectRefused { .. } => ErrorName::ReprotectRefused,
             DrError::DrillNotConfirmed { .. } => ErrorName::DrillNotConfirmed,
             DrError::PlanBusy { .. } => ErrorName::PlanBusy,
+            DrError::DecisionRejected { .. } => ErrorName::DecisionRejected,
             DrError::NoSnapshot { .. } => ErrorName::NoSnapshot,
             DrError::SnapshotTooOld { .. } => ErrorName::SnapshotTooOld,
             DrError::RestoreFailed { .. } => ErrorName::RestoreFailed,

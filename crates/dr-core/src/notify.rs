@@ -27,6 +27,8 @@ const MAX_SUBJECT: usize = 99;
 #[serde(rename_all = "kebab-case")]
 pub enum NoticeKind {
     RunStarted,
+    /// A run waits for a human (its RPO gate refused it), with the commands that answer.
+    DecisionNeeded,
     RunFinished,
     RunFailed,
     TriggerDecision,

@@ -2,7 +2,8 @@
 //! of the DR region.
 //!
 //! `plans/<name>.toml` is the plan the Lambdas act on (`drctl plan publish`); `state/<name>.json`
-//! is the plan's [`PlanState`]. The state only changes through conditional writes (`If-Match`
+//! is the plan's [`PlanState`]; `decisions/<name>/<run id>.json` is a run's [`Decision`] (a
+//! failed RPO gate waiting for a human). Both only change through conditional writes (`If-Match`
 //! on the ETag read, or `If-None-Match: *` when there is none yet), so that of any number of
 //! concurrent writers exactly one wins; the others re-read and see what the winner did.
 
@@ -190,14 +191,25 @@ impl PlanStore {
 
     /// Replaces the state read as `read` with `new`, only if nobody changed it in between.
     pub async fn write_state(&self, read: &Versioned, new: &PlanState) -> Result<WriteOutcome, DrError> {
-        let body = serde_json::to_vec_pretty(new).map_err(|e| DrError::serialisation("plan state", e))?;
-        let condition = match &read.etag {
-            Some(etag) => Precondition::Matches(etag.clone()),
+        self.put_if_unchanged(&Self::state_key(&new.plan), new, read.etag.as_deref(), "plan state").await
+    }
+
+    /// Writes `value` at `key` only if the object still has the ETag read (`None`: only if there
+    /// is none yet). Concurrent conditional writes are waited out; `Lost` when another writer won.
+    async fn put_if_unchanged<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        etag: Option<&str>,
+        what: &str,
+    ) -> Result<WriteOutcome, DrError> {
+        let body = serde_json::to_vec_pretty(value).map_err(|e| DrError::serialisation(what, e))?;
+        let condition = match etag {
+            Some(etag) => Precondition::Matches(etag.to_string()),
             None => Precondition::Absent,
         };
-        let key = Self::state_key(&new.plan);
         for attempt in 1..=CONFLICT_ATTEMPTS {
-            match objects::put_if(&self.s3, &self.bucket, &key, body.clone(), "application/json", &condition).await? {
+            match objects::put_if(&self.s3, &self.bucket, key, body.clone(), "application/json", &condition).await? {
                 Conditional::Written => return Ok(WriteOutcome::Won),
                 // The ETag no longer matches, or the object now exists: another writer won.
                 Conditional::PreconditionFailed => return Ok(WriteOutcome::Lost),
@@ -212,7 +224,7 @@ impl PlanStore {
         Err(DrError::AwsTransient {
             service: "s3",
             operation: "PutObject",
-            message: format!("{CONFLICT_ATTEMPTS} conditional writes of the plan state met concurrent writes"),
+            message: format!("{CONFLICT_ATTEMPTS} conditional writes of the {what} met concurrent writes"),
         })
     }
 
@@ -290,4 +302,125 @@ impl PlanStore {
             }
         }
     }
+
+    fn decision_key(plan: &str, run_id: &str) -> String {
+        format!("decisions/{plan}/{run_id}.json")
+    }
+
+    /// A run's decision, as read, with its ETag; `None` when the run never asked for one.
+    pub async fn read_decision(&self, plan: &str, run_id: &str) -> Result<Option<(Decision, String)>, DrError> {
+        let key = Self::decision_key(plan, run_id);
+        let found = objects::get_json::<Decision>(&self.s3, &self.bucket, &key, "decision").await?;
+        Ok(found.map(|(decision, object)| (decision, object.etag.unwrap_or_default())))
+    }
+
+    /// Asks for a decision: writes `pending` unless the run asked already. Returns the decision
+    /// as it stands, and whether this call asked (only the call that asked tells anyone).
+    pub async fn ask_decision(&self, pending: &Decision) -> Result<(Decision, bool), DrError> {
+        let key = Self::decision_key(&pending.plan, &pending.run_id);
+        if let Some((decision, _)) = self.read_decision(&pending.plan, &pending.run_id).await? {
+            return Ok((decision, false));
+        }
+        match self.put_if_unchanged(&key, pending, None, "decision").await? {
+            WriteOutcome::Won => Ok((pending.clone(), true)),
+            WriteOutcome::Lost => match self.read_decision(&pending.plan, &pending.run_id).await? {
+                Some((decision, _)) => Ok((decision, false)),
+                None => Err(DrError::AwsTransient {
+                    service: "s3",
+                    operation: "GetObject",
+                    message: format!("s3://{}/{key}: lost a race to a write that is not there", self.bucket),
+                }),
+            },
+        }
+    }
+
+    /// A human's decision on a run waiting at its RPO gate: only a pending decision is taken, and
+    /// only once (a second approver, or an approval racing a rejection, is refused with the
+    /// decision that stands). `InvalidInput` when refused or the run is not waiting for one.
+    pub async fn decide(
+        &self,
+        plan: &str,
+        run_id: &str,
+        verdict: DecisionStatus,
+        by: &str,
+        reason: &str,
+    ) -> Result<Decision, DrError> {
+        if by.trim().is_empty() || reason.trim().is_empty() {
+            return Err(DrError::InvalidInput { message: "a decision needs who (--by) and why (--reason)".into() });
+        }
+        if verdict == DecisionStatus::Pending {
+            return Err(DrError::InvalidInput { message: "a decision approves or rejects".into() });
+        }
+        let Some((read, etag)) = self.read_decision(plan, run_id).await? else {
+            return Err(DrError::InvalidInput {
+                message: format!("run {run_id} of {plan} is not waiting for a decision (it asked for none)"),
+            });
+        };
+        let taken = |decision: &Decision| DrError::InvalidInput {
+            message: format!(
+                "run {run_id} of {plan} was already {} by {}",
+                decision.status.name(),
+                decision.decided_by.as_deref().unwrap_or("nobody")
+            ),
+        };
+        if read.status != DecisionStatus::Pending {
+            return Err(taken(&read));
+        }
+        let decided = Decision {
+            status: verdict,
+            decided_by: Some(by.to_string()),
+            decided_at: Some(time::now()),
+            reason: Some(reason.to_string()),
+            ..read
+        };
+        match self.put_if_unchanged(&Self::decision_key(plan, run_id), &decided, Some(&etag), "decision").await? {
+            WriteOutcome::Won => Ok(decided),
+            WriteOutcome::Lost => match self.read_decision(plan, run_id).await? {
+                Some((now, _)) => Err(taken(&now)),
+                None => Err(DrError::InvalidInput { message: format!("run {run_id}'s decision disappeared") }),
+            },
+        }
+    }
+}
+
+/// Where a run waiting at its RPO gate stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecisionStatus {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl DecisionStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            DecisionStatus::Pending => "pending",
+            DecisionStatus::Approved => "approved",
+            DecisionStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// A decision a run waits for: asked by the run (`pending`, with the question), taken by a human
+/// (`drctl run approve|reject`), read back by the run.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Decision {
+    pub plan: String,
+    pub run_id: String,
+    pub status: DecisionStatus,
+    /// What the run asks: the gate's refusal.
+    pub question: String,
+    pub asked_at: Timestamp,
+    /// The execution waiting (for the commands that answer it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
+    /// When the run stops waiting (then `StepTimedOut`).
+    pub deadline: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }

@@ -8,9 +8,11 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use dr_core::aws::AwsClients;
 use dr_core::aws::objects::get_json;
+use dr_core::run::StepKey;
 use dr_core::run::execution::{self, ExecutionView, Progress, StepEvent, step_budgets, step_events};
 use dr_core::runbook::report::{RunReport, render_markdown, report_base};
 use dr_core::runbook::round_trip::{self, RoundTripReport};
+use dr_core::store::{DecisionStatus, PlanStore};
 use dr_core::{DrError, time};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -33,6 +35,44 @@ impl RunArg {
             ),
         })?;
         Ok(AwsClients::for_regions(region, region).await.dr.sfn)
+    }
+}
+
+/// A decision on a waiting run.
+#[derive(Args)]
+pub struct Decide {
+    #[command(flatten)]
+    run: RunArg,
+    /// Who decides (recorded in the decision and the report).
+    #[arg(long)]
+    by: String,
+    /// Why.
+    #[arg(long)]
+    reason: String,
+}
+
+impl Decide {
+    /// Writes the decision where the run reads it (the plan store, conditionally: one answer).
+    async fn decide(self, verdict: DecisionStatus) -> Result<ExitCode, DrError> {
+        let sfn = self.run.sfn().await?;
+        let view = execution::describe(&sfn, &self.run.run).await?;
+        if !view.is_running() {
+            return Err(DrError::InvalidInput {
+                message: format!("run {} is {}: nothing waits", view.name, view.status),
+            });
+        }
+        let Some(state) = view.runbook_input() else {
+            return Err(DrError::InvalidInput { message: format!("run {} is not a runbook's run", view.name) });
+        };
+        let Some(location) = &state.run.plan_state else {
+            return Err(DrError::InvalidInput {
+                message: format!("run {} holds no plan state: it cannot wait for a decision", view.name),
+            });
+        };
+        let clients = AwsClients::for_plan(&state.plan).await;
+        let store = PlanStore::new(clients.home.s3.clone(), &location.bucket);
+        let decision = store.decide(&state.plan.name, &state.run.id, verdict, &self.by, &self.reason).await?;
+        output::print_json(&decision)
     }
 }
 
@@ -67,6 +107,12 @@ pub enum RunCommand {
         #[command(flatten)]
         run: RunArg,
     },
+    /// Approve a run waiting at its RPO gate (an unplanned failover whose replica lags past the
+    /// RPO, or does not replicate): it goes on, and its report names who approved and why.
+    Approve(Decide),
+    /// Reject a run waiting at its RPO gate: it stops with `DecisionRejected`, having changed
+    /// nothing in the estate.
+    Reject(Decide),
     /// Stop a running execution (Step Functions' StopExecution; the executions it waits for stop
     /// too). Steps already taken are not undone: the plan stays taken until an operator re-arms
     /// it, and a half-done failover is finished or reverted by hand from its report.
@@ -116,6 +162,8 @@ impl RunCommand {
                 print_report(&view).await?;
                 Ok(outcome(&view))
             }
+            RunCommand::Approve(decide) => decide.decide(DecisionStatus::Approved).await,
+            RunCommand::Reject(decide) => decide.decide(DecisionStatus::Rejected).await,
             RunCommand::Stop { run, by, reason } => {
                 if by.trim().is_empty() || reason.trim().is_empty() {
                     return Err(DrError::InvalidInput {
@@ -205,6 +253,8 @@ async fn watch(sfn: &aws_sdk_sfn::Client, arn: &str, poll: Duration) -> Result<E
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
     let mut shown = 0_usize;
     let mut entered: HashSet<String> = HashSet::new();
+    // States whose last attempt failed (a caught failure exits the state without an answer).
+    let mut failed: HashSet<String> = HashSet::new();
     // Each state's latest start (a Parallel's branches run Tasks side by side), and the newest.
     let mut starts: HashMap<String, time::Timestamp> = HashMap::new();
     let mut current: Option<(String, time::Timestamp)> = None;
@@ -218,7 +268,22 @@ async fn watch(sfn: &aws_sdk_sfn::Client, arn: &str, poll: Duration) -> Result<E
         // decision is in the history once the state it chose is entered, so `waits` has it).
         while shown < events.len() {
             let event = &events[shown];
-            if let Some(line) = line_of(event, started, &budgets, &mut entered, &waits, &starts) {
+            let shown_at_all = match &event.progress {
+                Progress::Failed { .. } => {
+                    failed.insert(event.state.clone());
+                    true
+                }
+                Progress::Retried | Progress::Started => {
+                    failed.remove(&event.state);
+                    true
+                }
+                // A caught failure exits its state: that is no answer.
+                Progress::Done => !failed.remove(&event.state),
+                _ => true,
+            };
+            let line =
+                if shown_at_all { line_of(event, started, &budgets, &mut entered, &waits, &starts, arn) } else { None };
+            if let Some(line) = line {
                 bar.suspend(|| println!("{line}"));
             }
             match &event.progress {
@@ -240,7 +305,7 @@ async fn watch(sfn: &aws_sdk_sfn::Client, arn: &str, poll: Duration) -> Result<E
             .map(|(state, at)| {
                 let elapsed = output::duration((now - *at).to_std().unwrap_or_default());
                 match budgets.get(state) {
-                    Some(budget) => format!("{state} {elapsed} of {}", output::duration(*budget)),
+                    Some((_, budget)) => format!("{state} {elapsed} of {}", output::duration(*budget)),
                     None => format!("{state} {elapsed}"),
                 }
             })
@@ -265,16 +330,22 @@ async fn watch(sfn: &aws_sdk_sfn::Client, arn: &str, poll: Duration) -> Result<E
 fn line_of(
     event: &StepEvent,
     started: time::Timestamp,
-    budgets: &HashMap<String, Duration>,
+    budgets: &HashMap<String, (StepKey, Duration)>,
     entered: &mut HashSet<String>,
     waits: &HashSet<&str>,
     starts: &HashMap<String, time::Timestamp>,
+    arn: &str,
 ) -> Option<String> {
     let at = format!("+{:>7}", output::duration((event.at - started).to_std().unwrap_or_default()));
     let state = &event.state;
     let text = match &event.progress {
         Progress::Started if entered.insert(state.clone()) => match budgets.get(state) {
-            Some(budget) => format!("started  {state} (budget {})", output::duration(*budget)),
+            Some((StepKey::Decision, budget)) => format!(
+                "started  {state}: the RPO gate refused the run; it waits up to {} for\n            \
+                 drctl run approve {arn} --by NAME --reason WHY   (or drctl run reject ...)",
+                output::duration(*budget)
+            ),
+            Some((_, budget)) => format!("started  {state} (budget {})", output::duration(*budget)),
             None => format!("started  {state}"),
         },
         Progress::Started | Progress::Waiting => return None,

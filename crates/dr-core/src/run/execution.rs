@@ -166,7 +166,7 @@ pub fn step_events(history: &[HistoryEvent]) -> Vec<StepEvent> {
                     entered.as_deref().unwrap_or_default(),
                     Progress::Failed {
                         error: details.and_then(|d| d.error()).unwrap_or_default().to_string(),
-                        cause: details.and_then(|d| d.cause()).unwrap_or_default().to_string(),
+                        cause: lambda_message(details.and_then(|d| d.cause()).unwrap_or_default()),
                     },
                 ));
             }
@@ -229,13 +229,22 @@ pub fn step_events(history: &[HistoryEvent]) -> Vec<StepEvent> {
     events
 }
 
-/// Each Task's budget in a state machine's definition: its step's phase's share of the RTO
-/// ([`StepKey::phase`]); the step is the Task's `ResultPath` (`$.steps.<key>`). Tasks that are
-/// no step of a run (the report) have none.
-pub fn step_budgets(definition: &str, rto: Duration) -> HashMap<String, Duration> {
+/// A Lambda function error's cause is its JSON answer (`{"errorType", "errorMessage", ...}`):
+/// the message; any other cause as it is.
+fn lambda_message(cause: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(cause)
+        .ok()
+        .and_then(|answer| answer.get("errorMessage").and_then(serde_json::Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| cause.to_string())
+}
+
+/// Each Task's step and budget in a state machine's definition: the step is the Task's
+/// `ResultPath` (`$.steps.<key>`), the budget its phase's share of the RTO ([`StepKey::phase`]).
+/// Tasks that are no step of a run (the report) have none.
+pub fn step_budgets(definition: &str, rto: Duration) -> HashMap<String, (StepKey, Duration)> {
     let mut budgets = HashMap::new();
     let Ok(definition) = serde_json::from_str::<serde_json::Value>(definition) else { return budgets };
-    fn collect(states: &serde_json::Value, rto: Duration, budgets: &mut HashMap<String, Duration>) {
+    fn collect(states: &serde_json::Value, rto: Duration, budgets: &mut HashMap<String, (StepKey, Duration)>) {
         let Some(states) = states.as_object() else { return };
         for (name, state) in states {
             let key = state
@@ -244,7 +253,7 @@ pub fn step_budgets(definition: &str, rto: Duration) -> HashMap<String, Duration
                 .and_then(|path| path.strip_prefix("$.steps."))
                 .and_then(|key| serde_json::from_value::<StepKey>(serde_json::Value::String(key.to_string())).ok());
             if let Some(key) = key {
-                budgets.insert(name.clone(), rto.mul_f64(key.phase().share_of_rto));
+                budgets.insert(name.clone(), (key, rto.mul_f64(key.phase().share_of_rto)));
             }
             for branch in state.get("Branches").and_then(serde_json::Value::as_array).into_iter().flatten() {
                 collect(&branch["States"], rto, budgets);
@@ -276,9 +285,10 @@ mod tests {
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../statemachines/failover.asl.json"))
                 .unwrap_or_default();
         let budgets = step_budgets(&definition, Duration::from_secs(4 * 3600));
-        assert_eq!(budgets.get("Preflight"), Some(&Duration::from_secs(1800)));
+        assert_eq!(budgets.get("Preflight"), Some(&(StepKey::Preflight, Duration::from_secs(1800))));
+        assert_eq!(budgets.get("Decision"), Some(&(StepKey::Decision, Duration::from_secs(3600))));
         // Nested in the Parallel's branches.
-        assert_eq!(budgets.get("ReplicaStatus"), Some(&Duration::from_secs(7200)));
+        assert_eq!(budgets.get("ReplicaStatus"), Some(&(StepKey::PromoteStatus, Duration::from_secs(7200))));
         assert_eq!(budgets.get("Report"), None);
     }
 }

@@ -38,12 +38,36 @@ pub struct RunbookState {
     /// Set by the state machine's Catch: the error that stopped the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<CaughtError>,
+    /// Set by the failover machine's Catch on preflight: the RPO gate's refusal an unplanned run
+    /// asks a human to decide on (`runbook::decision`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_error: Option<CaughtError>,
+    /// The execution running this state (`$$.Execution.Id`), where the state machine records it
+    /// (before asking for a decision: the commands that answer name it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<ExecutionRef>,
+}
+
+/// An execution, as the state machine records itself.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ExecutionRef {
+    pub arn: String,
 }
 
 /// The top-level paths of the execution state that the state machines write besides
 /// `$.steps.<key>`: the caught error, the report outputs and the Parallel state's branches.
-pub const STATE_RESULT_PATHS: &[&str] =
-    &["error", "report", "failure_report", "failure_report_error", "cleanup_error", "unfence_error", "branches"];
+pub const STATE_RESULT_PATHS: &[&str] = &[
+    "error",
+    "gate_error",
+    "execution",
+    "approval",
+    "report",
+    "failure_report",
+    "failure_report_error",
+    "cleanup_error",
+    "unfence_error",
+    "branches",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct RunInfo {
@@ -171,6 +195,13 @@ pub struct CaughtError {
     pub cause: String,
 }
 
+impl CaughtError {
+    /// "<Error>: <message>" once: a Lambda's cause may already start with the error's name.
+    pub fn reason(&self) -> String {
+        if self.cause.starts_with(&self.error) { self.cause.clone() } else { format!("{}: {}", self.error, self.cause) }
+    }
+}
+
 /// How a run ended, as its report says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -209,7 +240,15 @@ impl RunbookState {
     /// A new run of `plan`: no step yet; the poll interval set from the plan's RTO.
     pub fn new(plan: Plan, mut run: RunInfo) -> RunbookState {
         run.poll_seconds = budget::poll_seconds(plan.targets.rto());
-        RunbookState { plan, run, approval: None, steps: BTreeMap::new(), error: None }
+        RunbookState {
+            plan,
+            run,
+            approval: None,
+            steps: BTreeMap::new(),
+            error: None,
+            gate_error: None,
+            execution: None,
+        }
     }
 
     /// Refuses bad input before any AWS call.

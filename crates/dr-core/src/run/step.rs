@@ -18,6 +18,8 @@ use crate::time::{self, Timestamp};
 pub enum StepKey {
     // The failover runbook.
     Preflight,
+    /// An unplanned run's failed RPO gate, waiting for a human (`runbook::decision`).
+    Decision,
     Promote,
     PromoteStatus,
     Standby,
@@ -50,11 +52,13 @@ impl StepKey {
         self.into()
     }
 
-    /// The status half of a step (it asks whether the change has taken effect).
+    /// The status half of a step (it asks whether the change has taken effect), or a question
+    /// asked again until answered (the decision).
     pub fn is_status(self) -> bool {
         matches!(
             self,
-            StepKey::PromoteStatus
+            StepKey::Decision
+                | StepKey::PromoteStatus
                 | StepKey::Barrier
                 | StepKey::StandbyStatus
                 | StepKey::AsgStatus

@@ -11,6 +11,7 @@
 
 pub mod compute;
 pub mod database;
+pub mod decision;
 pub mod dns;
 pub mod fence;
 pub mod preflight;
@@ -48,6 +49,7 @@ impl FailoverStep {
     /// a step record.
     pub fn key(self, action: StepAction) -> Option<(StepKey, &'static str)> {
         let key = match (self, action) {
+            (FailoverStep::Preflight, StepAction::Status) => (StepKey::Decision, "decision"),
             (FailoverStep::Preflight, _) => (StepKey::Preflight, "preflight"),
             (FailoverStep::Fence, StepAction::Act) => (StepKey::Fence, "fence"),
             (FailoverStep::Fence, StepAction::Status) => (StepKey::Barrier, "barrier"),
@@ -120,6 +122,7 @@ pub async fn run_step(
     let (mark, started) = (clients.calls.mark(), time::now());
     // Boxed: the steps' futures are large and deeply nested.
     let result = match (step, action) {
+        (FailoverStep::Preflight, StepAction::Status) => Box::pin(decision::decision(clients, state)).await,
         (FailoverStep::Preflight, _) => Box::pin(preflight::preflight(clients, state)).await,
         (FailoverStep::Fence, StepAction::Act) => Box::pin(fence::fence(clients, state)).await,
         (FailoverStep::Fence, StepAction::Status) => Box::pin(fence::barrier(clients, state)).await,

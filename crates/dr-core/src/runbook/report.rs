@@ -14,7 +14,7 @@ use crate::notify::{self, Notice};
 use crate::plan::{Direction, Plan};
 use crate::readiness::{CheckRow, Scope, check_plan};
 use crate::report::{self, Bar, Head, Objective, TimelineReport, cell};
-use crate::run::{FailoverKind, GateDecision, Outcome, RunStatus, RunbookState, StepKey, StepRecord};
+use crate::run::{CaughtError, FailoverKind, GateDecision, Outcome, RunStatus, RunbookState, StepKey, StepRecord};
 use crate::store::{PlanState, PlanStatus, PlanStore, Versioned, WriteOutcome};
 use crate::time::{self, Timestamp};
 
@@ -24,6 +24,7 @@ pub type Phase = (&'static str, StepKey, Option<StepKey>);
 /// The phases of the failover runbook's timeline.
 const PHASES: &[Phase] = &[
     ("preflight and RPO gate", StepKey::Preflight, None),
+    ("wait for a decision (RPO gate refused)", StepKey::Decision, None),
     (FENCE_PHASE, StepKey::Fence, Some(StepKey::Barrier)),
     ("undo the fence", StepKey::Unfence, None),
     ("promote replica", StepKey::Promote, Some(StepKey::PromoteStatus)),
@@ -150,6 +151,9 @@ pub struct RunReport {
     /// What the move lost, and how it is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_loss: Option<DataLoss>,
+    /// The RPO gate's refusal an unplanned run asked a human to decide on (`runbook::decision`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_refused: Option<String>,
 }
 
 impl TimelineReport for RunReport {
@@ -284,6 +288,7 @@ pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunRepo
         final_state,
         direction: state.run.direction,
         data_loss: Some(data_loss(state, state.gate())),
+        gate_refused: state.gate_error.as_ref().map(CaughtError::reason),
     }
 }
 
@@ -320,7 +325,10 @@ fn write_markdown(md: &mut String, report: &RunReport) -> fmt::Result {
                 writeln!(md, "- **Human approval recorded:** by {}, reason: {}", approval.by, approval.reason)?;
             }
         }
-        None => writeln!(md, "- RPO gate: not reached")?,
+        None => match &report.gate_refused {
+            Some(refusal) => writeln!(md, "- RPO gate: **refused**: {refusal}")?,
+            None => writeln!(md, "- RPO gate: not reached")?,
+        },
     }
     writeln!(md, "- Mutating AWS calls in this run: {}\n", report.mutating_calls)?;
     writeln!(md, "## Timeline\n\n![timeline](timeline.svg)\n")?;
@@ -529,13 +537,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        RunbookState {
-            plan,
-            run: RunInfo::new("r1", at("2026-11-23T10:00:00Z"), "test"),
-            approval: None,
-            steps,
-            error: None,
-        }
+        RunbookState { steps, ..RunbookState::new(plan, RunInfo::new("r1", at("2026-11-23T10:00:00Z"), "test")) }
     }
 
     #[test]

@@ -1,0 +1,130 @@
+//! An approval that waits: when an unplanned live run's RPO gate refuses (the replica lags past
+//! the RPO, or does not replicate), the run asks a human instead of failing, and waits.
+//!
+//! The state machine's loop (`Decision` -> `DecisionMade` -> `WaitForDecision`) asks this step
+//! again every `poll_seconds`; there are no task tokens, so the same definition runs on AWS and in
+//! the local ASL engine. The first call writes a `pending` decision in the plan store
+//! ([`PlanStore::ask_decision`], conditional: one writer) and tells the on-call with the exact
+//! commands; `drctl run approve|reject` writes the answer (conditional: one answer). Approved, the
+//! record carries the approval, which the state machine puts at `$.approval` before preflight runs
+//! again (the gate then passes, recorded as approved by whom and why). Rejected:
+//! `DecisionRejected`. Nobody answers within the phase's share of the RTO: `StepTimedOut`.
+//! Nothing in the estate is changed on any of these paths.
+
+use crate::aws::AwsClients;
+use crate::error::DrError;
+use crate::notify::{self, Notice, NoticeKind};
+use crate::run::budget::Budget;
+use crate::run::{Approval, GateDecision, GateVerdict, Outcome, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::store::{Decision, DecisionStatus, PlanStore};
+use crate::time;
+
+/// Asks for the decision once, then reads it: `ready` with the approval, not ready while pending.
+pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
+    state.validate()?;
+    let Some(location) = &state.run.plan_state else {
+        return Err(DrError::InvalidInput {
+            message: "a run that holds no plan state has nowhere to wait for a decision".into(),
+        });
+    };
+    let Some(refused) = &state.gate_error else {
+        return Err(DrError::InvalidInput { message: "no refused RPO gate to decide on ($.gate_error)".into() });
+    };
+    let timer = StepTimer::start("decision", clients);
+    let store = PlanStore::new(clients.home.s3.clone(), &location.bucket);
+    let budget = Budget::of(state, StepKey::Decision, timer.started());
+    let asked = Decision {
+        plan: state.plan.name.clone(),
+        run_id: state.run.id.clone(),
+        status: DecisionStatus::Pending,
+        question: refused.reason(),
+        asked_at: timer.started(),
+        execution_arn: state.execution.as_ref().map(|e| e.arn.clone()),
+        deadline: timer.started() + chrono::Duration::from_std(budget.allowed).unwrap_or_default(),
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+    };
+    let (decision, asked_now) = store.ask_decision(&asked).await?;
+    if asked_now {
+        notify::send(clients, &decision_needed(state, &decision)).await;
+    }
+    let waited = time::elapsed(decision.asked_at, time::now());
+    let mut record = match decision.status {
+        DecisionStatus::Pending => {
+            // The wait runs from the question, not from this poll.
+            let detail =
+                format!("waiting for a decision since {} ({})", time::rfc3339(decision.asked_at), decision.question);
+            Budget { started: decision.asked_at, allowed: budget.allowed }.check(
+                StepKey::Decision,
+                time::now(),
+                &detail,
+            )?;
+            let mut record = timer.finish(Outcome::NotReady, false, detail, Vec::new());
+            record.attempt = state.next_attempt(StepKey::Decision);
+            record
+        }
+        DecisionStatus::Rejected => {
+            return Err(DrError::DecisionRejected {
+                by: decision.decided_by.unwrap_or_default(),
+                reason: decision.reason.unwrap_or_default(),
+            });
+        }
+        DecisionStatus::Approved => {
+            let approval = Approval {
+                by: decision.decided_by.clone().unwrap_or_default(),
+                reason: decision.reason.clone().unwrap_or_default(),
+            };
+            let detail = format!(
+                "approved by {} after {} s: {} (asked: {})",
+                approval.by,
+                waited.as_secs(),
+                approval.reason,
+                decision.question
+            );
+            let mut record = timer.finish(Outcome::Ready, true, detail, Vec::new());
+            record.attempt = state.next_attempt(StepKey::Decision);
+            record.gate = Some(GateDecision {
+                verdict: GateVerdict::Approved,
+                lag_seconds: None,
+                rpo_seconds: state.plan.targets.rpo().as_secs(),
+                reason: decision.question.clone(),
+                approval: Some(approval),
+            });
+            record
+        }
+    };
+    // The timeline shows the whole wait, from the question to this answer.
+    record.started_at = decision.asked_at;
+    record.facts.insert("asked_at".into(), time::rfc3339(decision.asked_at));
+    record.facts.insert("deadline".into(), time::rfc3339(decision.deadline));
+    Ok(record)
+}
+
+/// "Decision needed", with the commands that answer it.
+fn decision_needed(state: &RunbookState, decision: &Decision) -> Notice {
+    let run = decision.execution_arn.as_deref().unwrap_or(&decision.run_id);
+    let text = [
+        format!(
+            "{} {} run {} waits at its RPO gate.",
+            state.run.kind.name(),
+            state.run.direction.move_name(),
+            state.run.id
+        ),
+        decision.question.clone(),
+        format!("Approve: drctl run approve {run} --by NAME --reason WHY"),
+        format!("Reject: drctl run reject {run} --by NAME --reason WHY"),
+        format!("Waits until {} (then StepTimedOut).", time::rfc3339(decision.deadline)),
+    ]
+    .join("\n");
+    Notice::new(
+        NoticeKind::DecisionNeeded,
+        &state.plan.name,
+        Some(&state.run.id),
+        format!("{}: DECISION NEEDED: RPO gate refused the failover", state.plan.name),
+        text,
+    )
+    .fact("question", &decision.question)
+    .fact("deadline", decision.deadline)
+    .fact("execution", &decision.execution_arn)
+}
