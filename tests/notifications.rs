@@ -100,3 +100,64 @@ async fn a_failed_run_a_restore_test_and_an_rpo_breach_are_told_once() {
     assert_eq!(restore.len(), 1, "{seen:#?}");
     assert!(restore[0].text.contains("Temporary instance deleted"), "{}", restore[0].text);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_readiness_check_tells_a_drifted_standby_once_and_its_recovery() {
+    use dr_core::aws::lookup::describe_standby_instances;
+    use dr_core::readiness::scheduled::{READINESS_NAMESPACE, run_scheduled_check};
+    let (plan, mut clients) = seeded_estate().await;
+    let (sqs, url) = subscribe(&mut clients).await;
+    let ctx = trigger_context(&plan, &clients).await;
+    let mut seen = Vec::new();
+
+    let first = run_scheduled_check(&clients, &ctx.store, &plan).await.expect("checked");
+    assert_eq!((first.ready, first.notified), (Some(true), false), "{first:?}");
+    // Someone starts a standby instance by hand: the standby drifted.
+    let instances = describe_standby_instances(&clients.dr.ec2, &plan).await.expect("instances");
+    clients.dr.ec2.start_instances().instance_ids(&instances[0].id).send().await.expect("StartInstances");
+    let drifted = run_scheduled_check(&clients, &ctx.store, &plan).await.expect("checked");
+    assert_eq!((drifted.ready, drifted.notified), (Some(false), true), "{drifted:?}");
+    assert_eq!(drifted.findings, ["StandbyInstanceRunning"]);
+    let again = run_scheduled_check(&clients, &ctx.store, &plan).await.expect("checked");
+    assert!(!again.notified, "the same findings are not told twice (the alarm pages while it lasts)");
+    clients.dr.ec2.stop_instances().instance_ids(&instances[0].id).send().await.expect("StopInstances");
+    let recovered = run_scheduled_check(&clients, &ctx.store, &plan).await.expect("checked");
+    assert_eq!((recovered.ready, recovered.notified), (Some(true), true), "{recovered:?}");
+
+    let seen = notices(&sqs, &url, &plan.name, &mut seen).await;
+    let told = of_kind(&seen, NoticeKind::ReadinessDrift);
+    assert_eq!(told.len(), 2, "{seen:#?}");
+    assert!(told[0].subject.ends_with("standby NOT READY (1 finding)"), "{}", told[0].subject);
+    assert!(told[0].text.contains("StandbyInstanceRunning") && told[0].text.contains(&instances[0].id));
+    assert_eq!(told[0].facts["findings"], serde_json::json!(["StandbyInstanceRunning"]));
+    assert!(told[1].subject.ends_with("standby READY again"), "{}", told[1].subject);
+    eprintln!("what the phone shows:\n{}\n{}", told[0].subject, told[0].text);
+
+    // The metric the template's NotReadyAlarm watches, and the finding by name.
+    let listed = clients
+        .home
+        .cloudwatch
+        .list_metrics()
+        .namespace(READINESS_NAMESPACE)
+        .dimensions(aws_sdk_cloudwatch::types::DimensionFilter::builder().name("Plan").value(&plan.name).build())
+        .send()
+        .await
+        .expect("ListMetrics");
+    let mut names: Vec<String> = listed
+        .metrics()
+        .iter()
+        .map(|m| {
+            let finding = m.dimensions().iter().find(|d| d.name() == Some("Finding")).and_then(|d| d.value());
+            format!("{}{}", m.metric_name().unwrap_or_default(), finding.map(|f| format!(":{f}")).unwrap_or_default())
+        })
+        .collect();
+    names.sort();
+    // moto lists a metric once per datapoint; ListMetrics on AWS, once.
+    names.dedup();
+    assert_eq!(names, ["Finding:StandbyInstanceRunning", "NotReady"]);
+
+    // A plan a run holds is not checked: the run is changing it.
+    ctx.store.take_for_run(&plan, dr_core::plan::Direction::ToDr, "held-run", "test", "a drill").await.expect("taken");
+    let held = run_scheduled_check(&clients, &ctx.store, &plan).await.expect("not checked");
+    assert_eq!((held.outcome.as_str(), held.ready), ("not checked: held by run held-run", None));
+}

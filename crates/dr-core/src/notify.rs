@@ -34,6 +34,8 @@ pub enum NoticeKind {
     TriggerDecision,
     RestoreTestResult,
     RpoBreach,
+    /// The scheduled plan check found the standby drifted (or ready again).
+    ReadinessDrift,
 }
 
 /// One message.

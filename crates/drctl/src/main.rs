@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use dr_core::aws::AwsClients;
 use dr_core::game_day::{GameDayMode, GameDayRequest, handle_game_day};
 use dr_core::plan::Direction;
-use dr_core::readiness::{Readiness, Scope, check_plan};
+use dr_core::readiness::scheduled::check_as_it_stands;
 use dr_core::restore::restore_test_input;
 use dr_core::rpo::LagVerdict;
 use dr_core::rpo::check::{Heartbeat, check_pairs, pairs_of};
@@ -179,22 +179,6 @@ impl PlanCommand {
             }
         }
     }
-}
-
-/// `plan check` of the plan as the estate stands (its plan state says which region is primary):
-/// the plan checked, and its table.
-async fn check_as_it_stands(
-    clients: &AwsClients,
-    store: Option<&PlanStore>,
-    plan: &Plan,
-) -> Result<(Plan, Readiness), DrError> {
-    let direction = match store {
-        Some(store) => store.read_state(&plan.name).await?.state.next_move(plan),
-        None => Direction::ToDr,
-    };
-    let current = plan.facing(direction)?;
-    let readiness = check_plan(&clients.facing(direction), &current, Scope::Full).await;
-    Ok((current, readiness))
 }
 
 /// An approval to pass a failed RPO gate, recorded in the report.

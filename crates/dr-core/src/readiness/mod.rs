@@ -9,6 +9,7 @@ use aws_sdk_s3::types::{MetricsStatus, ReplicationRuleStatus};
 use serde::{Deserialize, Serialize};
 
 mod dns;
+pub mod scheduled;
 
 use crate::aws::lookup::{
     bucket_exists, describe_auto_scaling_group, describe_db_instance, describe_standby_instances, gone_ones_replaced,
