@@ -201,12 +201,15 @@ fn print_status(view: &ExecutionView) {
 /// The run's report: its execution's output (a run report, a round trip's), or the report the
 /// run wrote under its plan's reports prefix (a failed run's failure report).
 async fn report_of(view: &ExecutionView) -> Option<Report> {
-    if let Some(output) = view.output.as_deref() {
-        if let Ok(report) = serde_json::from_str::<RoundTripReport>(output) {
-            return Some(Report::RoundTrip(Box::new(report)));
-        }
-        if let Ok(report) = serde_json::from_str::<RunReport>(output) {
-            return Some(Report::Run(Box::new(report)));
+    if let Some(output) = view.output.as_deref().and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok()) {
+        // A run's output is its report; a round trip's keeps its report under `report`.
+        for candidate in [output.get("report").cloned(), Some(output)].into_iter().flatten() {
+            if let Ok(report) = serde_json::from_value::<RoundTripReport>(candidate.clone()) {
+                return Some(Report::RoundTrip(Box::new(report)));
+            }
+            if let Ok(report) = serde_json::from_value::<RunReport>(candidate) {
+                return Some(Report::Run(Box::new(report)));
+            }
         }
     }
     let state = view.runbook_input()?;
