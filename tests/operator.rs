@@ -234,7 +234,7 @@ async fn a_rejected_run_stops_with_a_named_error_having_changed_nothing_and_a_wa
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_game_day_dry_run_starts_from_drctl_and_is_followed_to_its_report() {
+async fn a_game_day_dry_run_starts_from_drctl_and_is_followed_to_its_report_and_a_failback_needs_ireland_primary() {
     let (plan, clients) = seeded_estate().await;
     let bucket = format!("plans-{}", plan.name);
     let runbook = register_runbook(&clients, &plan, &bucket).await;
@@ -256,6 +256,22 @@ async fn a_game_day_dry_run_starts_from_drctl_and_is_followed_to_its_report() {
     ]);
     assert_eq!(refused.status.code(), Some(2), "a live drill of a production plan needs --confirm: {refused:?}");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("DrillNotConfirmed"), "{refused:?}");
+    // Paris is primary: there is nothing to fail back, and nothing is taken or started.
+    let failback = drctl(&[
+        "failback",
+        "start",
+        file,
+        "--bucket",
+        &bucket,
+        "--state-machine",
+        &runbook,
+        "--by",
+        "alice",
+        "--reason",
+        "Paris is back",
+    ]);
+    assert_eq!(failback.status.code(), Some(2), "{failback:?}");
+    assert!(String::from_utf8_lossy(&failback.stderr).contains("nothing to fail back"), "{failback:?}");
     let started = drctl(&[
         "drill",
         "start",
