@@ -48,6 +48,9 @@ enum Command {
     /// Follow, list, show and stop runs (Step Functions executions).
     #[command(subcommand)]
     Run(runs::RunCommand),
+    /// What deploying the stack for a plan takes from the plan.
+    #[command(subcommand)]
+    Deploy(DeployCommand),
     /// Run reports.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -73,6 +76,7 @@ impl Command {
             Command::Failback(FailbackCommand::Start(start)) => start.start(false, true).await,
             Command::Drill(command) => command.run().await,
             Command::Run(command) => command.run().await,
+            Command::Deploy(command) => command.run(),
             Command::Report(command) => command.run(),
             Command::Trigger(command) => command.run().await,
             Command::Rpo(command) => command.run().await,
@@ -427,6 +431,40 @@ impl DrillCommand {
             verification_minutes,
         };
         output::print_json(&handle_game_day(&ctx, request).await?)
+    }
+}
+
+#[derive(Subcommand)]
+enum DeployCommand {
+    /// The stack parameters (template.yaml) the plan determines, normalised as IAM and Route 53
+    /// need them (the record in lower case without its trailing dot, bucket ARNs), one
+    /// `Name=Value` a line (empty values left out: the template's defaults) for
+    /// `sam deploy --parameter-overrides $(drctl deploy params PLAN)`; the other parameters are
+    /// the deployment's choices (the plan store bucket, schedules, subnets, keys, the hosted
+    /// zone's id and the secret's ARN).
+    Params {
+        #[command(flatten)]
+        plan: PlanArg,
+        #[command(flatten)]
+        format: JsonArg,
+    },
+}
+
+impl DeployCommand {
+    fn run(self) -> Result<ExitCode, DrError> {
+        let DeployCommand::Params { plan, format } = self;
+        let parameters = dr_core::plan::stack::stack_parameters(&plan.load()?)?;
+        if format.json {
+            let map: serde_json::Map<String, serde_json::Value> =
+                parameters.into_iter().map(|(name, value)| (name.to_string(), value.into())).collect();
+            return output::print_json(&map);
+        }
+        // An empty value is the template's default for the optional ones (no fence, no KMS key):
+        // left out, since `--parameter-overrides` takes no empty value.
+        for (name, value) in parameters.into_iter().filter(|(_, value)| !value.is_empty()) {
+            println!("{name}={value}");
+        }
+        Ok(ExitCode::SUCCESS)
     }
 }
 

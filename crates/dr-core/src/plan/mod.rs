@@ -5,6 +5,7 @@
 //! broken rule at once, each with a stable [`ProblemCode`] (the rules are in [`rules`]).
 
 mod rules;
+pub mod stack;
 
 use std::path::Path;
 use std::time::Duration;
