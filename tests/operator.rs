@@ -28,6 +28,14 @@ fn drctl(args: &[&str]) -> Output {
     Command::new(workspace_binary("drctl")).args(args).output().expect("drctl runs")
 }
 
+/// `drctl <command> PLAN --bucket BUCKET --state-machine RUNBOOK <rest>`.
+fn drctl_on(command: &[&str], plan: &str, bucket: &str, runbook: &str, rest: &[&str]) -> Output {
+    let mut args = command.to_vec();
+    args.extend([plan, "--bucket", bucket, "--state-machine", runbook]);
+    args.extend(rest);
+    drctl(&args)
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -59,20 +67,8 @@ async fn lagging_estate() -> (Plan, AwsClients, PathBuf, PlanStore, String) {
 fn start_failover(plan_file: &Path, store: &PlanStore, runbook: &str) -> (String, String) {
     let bucket = store.reference().bucket;
     let plan = plan_file.to_str().expect("utf-8 path");
-    let out = drctl(&[
-        "failover",
-        "start",
-        plan,
-        "--bucket",
-        &bucket,
-        "--state-machine",
-        runbook,
-        "--unplanned",
-        "--by",
-        "alice@example.com",
-        "--reason",
-        "Paris unreachable since 03:10",
-    ]);
+    let rest = ["--unplanned", "--by", "alice@example.com", "--reason", "Paris unreachable since 03:10"];
+    let out = drctl_on(&["failover", "start"], plan, &bucket, runbook, &rest);
     assert!(out.status.success(), "{out:?}");
     let started: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let arn = started["execution_arn"].as_str().expect("execution ARN").to_string();
@@ -240,52 +236,22 @@ async fn a_game_day_dry_run_starts_from_drctl_and_is_followed_to_its_report_and_
     let runbook = register_runbook(&clients, &plan, &bucket).await;
     let file = plan_file(&plan);
     let file = file.to_str().expect("utf-8");
-    let refused = drctl(&[
-        "drill",
-        "start",
-        file,
-        "--bucket",
-        &bucket,
-        "--state-machine",
-        &runbook,
-        "--live",
-        "--by",
-        "alice",
-        "--reason",
-        "game day",
-    ]);
+    let refused =
+        drctl_on(&["drill", "start"], file, &bucket, &runbook, &["--live", "--by", "alice", "--reason", "game day"]);
     assert_eq!(refused.status.code(), Some(2), "a live drill of a production plan needs --confirm: {refused:?}");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("DrillNotConfirmed"), "{refused:?}");
     // Paris is primary: there is nothing to fail back, and nothing is taken or started.
-    let failback = drctl(&[
-        "failback",
-        "start",
-        file,
-        "--bucket",
-        &bucket,
-        "--state-machine",
-        &runbook,
-        "--by",
-        "alice",
-        "--reason",
-        "Paris is back",
-    ]);
+    let failback =
+        drctl_on(&["failback", "start"], file, &bucket, &runbook, &["--by", "alice", "--reason", "Paris is back"]);
     assert_eq!(failback.status.code(), Some(2), "{failback:?}");
     assert!(String::from_utf8_lossy(&failback.stderr).contains("nothing to fail back"), "{failback:?}");
-    let started = drctl(&[
-        "drill",
-        "start",
+    let started = drctl_on(
+        &["drill", "start"],
         file,
-        "--bucket",
         &bucket,
-        "--state-machine",
         &runbook,
-        "--dry-run",
-        "--by",
-        "alice",
-        "--reason",
-        "quarterly game day",
-    ]);
+        &["--dry-run", "--by", "alice", "--reason", "quarterly game day"],
+    );
     assert!(started.status.success(), "{started:?}");
     let outcome: serde_json::Value = serde_json::from_slice(&started.stdout).expect("JSON");
     let arn = outcome["execution_arn"].as_str().expect("execution ARN");

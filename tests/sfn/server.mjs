@@ -190,21 +190,6 @@ const stop = (execution, error, cause) => {
   record(execution, { timestamp: seconds(execution.stopDate), type: 'ExecutionAborted', executionAbortedEventDetails: { error, cause } });
 };
 
-const described = (execution) => ({
-  executionArn: execution.arn,
-  stateMachineArn: execution.machine.arn,
-  name: execution.name,
-  status: execution.status,
-  startDate: seconds(execution.startDate),
-  stopDate: execution.stopDate === undefined ? undefined : seconds(execution.stopDate),
-  input: execution.input,
-  inputDetails: { included: true },
-  output: execution.output,
-  outputDetails: execution.output === undefined ? undefined : { included: true },
-  error: execution.error,
-  cause: execution.cause,
-  parentExecutionArn: execution.parent?.arn,
-});
 const listed = (execution) => ({
   executionArn: execution.arn,
   stateMachineArn: execution.machine.arn,
@@ -212,6 +197,16 @@ const listed = (execution) => ({
   status: execution.status,
   startDate: seconds(execution.startDate),
   stopDate: execution.stopDate === undefined ? undefined : seconds(execution.stopDate),
+});
+const described = (execution) => ({
+  ...listed(execution),
+  input: execution.input,
+  inputDetails: { included: true },
+  output: execution.output,
+  outputDetails: execution.output === undefined ? undefined : { included: true },
+  error: execution.error,
+  cause: execution.cause,
+  parentExecutionArn: execution.parent?.arn,
 });
 
 const operations = {

@@ -242,9 +242,9 @@ enum FailoverCommand {
     },
 }
 
-/// Starting a move by hand: `failover start`, `failback start`.
+/// What every start names: the plan, its store and the failover state machine.
 #[derive(Args)]
-struct StartMove {
+struct Runbook {
     #[command(flatten)]
     plan: PlanArg,
     #[command(flatten)]
@@ -252,6 +252,13 @@ struct StartMove {
     /// ARN of the failover state machine (the stack's FailoverStateMachine).
     #[arg(long, env = "DR_FAILOVER_STATE_MACHINE")]
     state_machine: String,
+}
+
+/// Starting a move by hand: `failover start`, `failback start`.
+#[derive(Args)]
+struct StartMove {
+    #[command(flatten)]
+    runbook: Runbook,
     /// Who starts the move (recorded in the plan state and the report).
     #[arg(long)]
     by: String,
@@ -315,7 +322,7 @@ impl FailoverCommand {
 impl StartMove {
     /// Takes the plan (unless a dry run) and starts the failover state machine for the move.
     async fn start(self, planned: bool, failback: bool) -> Result<ExitCode, DrError> {
-        let StartMove { plan, store, state_machine, by, reason, run_id, dry_run, approval } = self;
+        let StartMove { runbook: Runbook { plan, store, state_machine }, by, reason, run_id, dry_run, approval } = self;
         if by.trim().is_empty() || reason.trim().is_empty() {
             return Err(DrError::InvalidInput { message: "a failover needs who (--by) and why (--reason)".into() });
         }
@@ -357,12 +364,7 @@ enum DrillCommand {
     /// reprotect, failback, reprotect, one report). Prints the execution ARN.
     Start {
         #[command(flatten)]
-        plan: PlanArg,
-        #[command(flatten)]
-        store: StoreArg,
-        /// ARN of the failover state machine.
-        #[arg(long, env = "DR_FAILOVER_STATE_MACHINE")]
-        state_machine: String,
+        runbook: Runbook,
         /// ARN of the round-trip state machine (for --round-trip).
         #[arg(long, env = "DR_ROUND_TRIP_STATE_MACHINE")]
         round_trip_state_machine: Option<String>,
@@ -395,9 +397,7 @@ enum DrillCommand {
 impl DrillCommand {
     async fn run(self) -> Result<ExitCode, DrError> {
         let DrillCommand::Start {
-            plan,
-            store,
-            state_machine,
+            runbook: Runbook { plan, store, state_machine },
             round_trip_state_machine,
             dry_run,
             live: _,

@@ -191,25 +191,13 @@ pub fn step_events(history: &[HistoryEvent]) -> Vec<StepEvent> {
             }
             HistoryEventType::ExecutionFailed => {
                 let details = event.execution_failed_event_details();
-                events.push(line(
-                    "",
-                    Progress::Ended {
-                        status: "FAILED".into(),
-                        error: details.and_then(|d| d.error()).map(str::to_string),
-                        cause: details.and_then(|d| d.cause()).map(str::to_string),
-                    },
-                ));
+                let (error, cause) = (details.and_then(|d| d.error()), details.and_then(|d| d.cause()));
+                events.push(line("", ended("FAILED", error, cause)));
             }
             HistoryEventType::ExecutionAborted => {
                 let details = event.execution_aborted_event_details();
-                events.push(line(
-                    "",
-                    Progress::Ended {
-                        status: "ABORTED".into(),
-                        error: details.and_then(|d| d.error()).map(str::to_string),
-                        cause: details.and_then(|d| d.cause()).map(str::to_string),
-                    },
-                ));
+                let (error, cause) = (details.and_then(|d| d.error()), details.and_then(|d| d.cause()));
+                events.push(line("", ended("ABORTED", error, cause)));
             }
             HistoryEventType::ExecutionTimedOut => {
                 events.push(line("", Progress::Ended { status: "TIMED_OUT".into(), error: None, cause: None }));
@@ -227,6 +215,10 @@ pub fn step_events(history: &[HistoryEvent]) -> Vec<StepEvent> {
         }
     }
     events
+}
+
+fn ended(status: &str, error: Option<&str>, cause: Option<&str>) -> Progress {
+    Progress::Ended { status: status.to_string(), error: error.map(str::to_string), cause: cause.map(str::to_string) }
 }
 
 /// A Lambda function error's cause is its JSON answer (`{"errorType", "errorMessage", ...}`):
