@@ -11,10 +11,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::aws::AwsClients;
 use crate::aws::objects::{self, Conditional, Precondition};
 use crate::error::DrError;
 use crate::plan::{Direction, Plan};
-use crate::run::{Incident, PlanStateRef};
+use crate::run::{Incident, PlanStateRef, RunInfo};
 use crate::time::{self, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -101,6 +102,11 @@ impl PlanState {
         plan.facing(self.next_move(plan))
     }
 
+    /// Whether run `run_id` holds the plan (failing-over, taken by it).
+    pub fn is_held_by(&self, run_id: &str) -> bool {
+        self.status == PlanStatus::FailingOver && self.run_id.as_deref() == Some(run_id)
+    }
+
     /// The same state moved to `status` by `by`, for `reason`, now.
     pub fn moved(&self, status: PlanStatus, by: impl Into<String>, reason: impl Into<String>) -> PlanState {
         PlanState {
@@ -146,6 +152,12 @@ pub struct PlanStore {
 impl PlanStore {
     pub fn new(s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> PlanStore {
         PlanStore { s3, bucket: bucket.into() }
+    }
+
+    /// The plan store whose state `run` holds (`run.plan_state`), in the deployment's region;
+    /// `None` for a run that holds none.
+    pub fn of_run(clients: &AwsClients, run: &RunInfo) -> Option<PlanStore> {
+        run.plan_state.as_ref().map(|location| PlanStore::new(clients.home.s3.clone(), &location.bucket))
     }
 
     pub fn reference(&self) -> PlanStateRef {

@@ -20,7 +20,7 @@ use dr_core::rpo::check::{Heartbeat, check_pairs, pairs_of};
 use dr_core::run::{Approval, FailoverKind, RunInfo, RunMode, RunbookState, Starter};
 use dr_core::runbook::report::{RunReport, render_markdown};
 use dr_core::runbook::round_trip::{self, RoundTripReport};
-use dr_core::store::{PlanStatus, PlanStore};
+use dr_core::store::PlanStore;
 use dr_core::trigger::TriggerContext;
 use dr_core::{DrError, Plan, time};
 
@@ -345,7 +345,7 @@ impl StartMove {
             // Re-run with the same --run-id after a start that failed: the plan is already
             // this run's.
             let held = store.read_state(&state.plan.name).await?.state;
-            if !(held.status == PlanStatus::FailingOver && held.run_id.as_deref() == Some(run_id.as_str())) {
+            if !held.is_held_by(&run_id) {
                 let by = format!("operator: {by}");
                 store.take_for_run(&state.plan, state.run.direction, &run_id, &by, &reason).await?;
             }

@@ -26,24 +26,27 @@ pub struct RunArg {
 }
 
 impl RunArg {
-    /// The Step Functions client of the execution's region (its ARN says which).
+    /// The Step Functions client of the execution's region.
     async fn sfn(&self) -> Result<aws_sdk_sfn::Client, DrError> {
-        let region = self.run.split(':').nth(3).filter(|r| !r.is_empty()).ok_or_else(|| DrError::InvalidInput {
-            message: format!(
-                "{} is not an execution ARN (arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)",
-                self.run
-            ),
-        })?;
-        Ok(AwsClients::for_regions(region, region).await.dr.sfn)
+        sfn_of(&self.run).await
     }
 }
 
-/// A decision on a waiting run.
+/// The Step Functions client of the region a Step Functions ARN (a state machine's, an
+/// execution's) names.
+async fn sfn_of(arn: &str) -> Result<aws_sdk_sfn::Client, DrError> {
+    let region = arn.split(':').nth(3).filter(|r| !r.is_empty()).ok_or_else(|| DrError::InvalidInput {
+        message: format!("{arn} is not a Step Functions ARN (arn:aws:states:REGION:ACCOUNT:...)"),
+    })?;
+    Ok(AwsClients::for_regions(region, region).await.dr.sfn)
+}
+
+/// A run, and who acts on it and why (a decision, a stop).
 #[derive(Args)]
-pub struct Decide {
+pub struct RunBy {
     #[command(flatten)]
     run: RunArg,
-    /// Who decides (recorded in the decision and the report).
+    /// Who (recorded in the decision and the report, or the stopped execution's cause).
     #[arg(long)]
     by: String,
     /// Why.
@@ -51,7 +54,7 @@ pub struct Decide {
     reason: String,
 }
 
-impl Decide {
+impl RunBy {
     /// Writes the decision where the run reads it (the plan store, conditionally: one answer).
     async fn decide(self, verdict: DecisionStatus) -> Result<ExitCode, DrError> {
         let sfn = self.run.sfn().await?;
@@ -109,23 +112,14 @@ pub enum RunCommand {
     },
     /// Approve a run waiting at its RPO gate (an unplanned failover whose replica lags past the
     /// RPO, or does not replicate): it goes on, and its report names who approved and why.
-    Approve(Decide),
+    Approve(RunBy),
     /// Reject a run waiting at its RPO gate: it stops with `DecisionRejected`, having changed
     /// nothing in the estate.
-    Reject(Decide),
+    Reject(RunBy),
     /// Stop a running execution (Step Functions' StopExecution; the executions it waits for stop
     /// too). Steps already taken are not undone: the plan stays taken until an operator re-arms
     /// it, and a half-done failover is finished or reverted by hand from its report.
-    Stop {
-        #[command(flatten)]
-        run: RunArg,
-        /// Who stops it.
-        #[arg(long)]
-        by: String,
-        /// Why.
-        #[arg(long)]
-        reason: String,
-    },
+    Stop(RunBy),
 }
 
 impl RunCommand {
@@ -137,8 +131,7 @@ impl RunCommand {
                 watch(&sfn, &run.run, poll).await
             }
             RunCommand::List { plan, state_machine, limit, format } => {
-                let region = state_machine.split(':').nth(3).unwrap_or_default().to_string();
-                let sfn = AwsClients::for_regions(&region, &region).await.dr.sfn;
+                let sfn = sfn_of(&state_machine).await?;
                 let mut rows = Vec::new();
                 for arn in execution::list(&sfn, &state_machine, limit).await? {
                     let view = execution::describe(&sfn, &arn).await?;
@@ -164,7 +157,7 @@ impl RunCommand {
             }
             RunCommand::Approve(decide) => decide.decide(DecisionStatus::Approved).await,
             RunCommand::Reject(decide) => decide.decide(DecisionStatus::Rejected).await,
-            RunCommand::Stop { run, by, reason } => {
+            RunCommand::Stop(RunBy { run, by, reason }) => {
                 if by.trim().is_empty() || reason.trim().is_empty() {
                     return Err(DrError::InvalidInput {
                         message: "stopping a run needs who (--by) and why (--reason)".into(),

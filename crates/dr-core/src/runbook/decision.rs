@@ -22,7 +22,7 @@ use crate::time;
 /// Asks for the decision once, then reads it: `ready` with the approval, not ready while pending.
 pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
-    let Some(location) = &state.run.plan_state else {
+    let Some(store) = PlanStore::of_run(clients, &state.run) else {
         return Err(DrError::InvalidInput {
             message: "a run that holds no plan state has nowhere to wait for a decision".into(),
         });
@@ -31,7 +31,6 @@ pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<Step
         return Err(DrError::InvalidInput { message: "no refused RPO gate to decide on ($.gate_error)".into() });
     };
     let timer = StepTimer::start("decision", clients);
-    let store = PlanStore::new(clients.home.s3.clone(), &location.bucket);
     let budget = Budget::of(state, StepKey::Decision, timer.started());
     let asked = Decision {
         plan: state.plan.name.clone(),

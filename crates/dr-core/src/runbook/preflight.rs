@@ -11,7 +11,7 @@ use crate::rpo::{LagReading, replica_lag_at};
 use crate::run::{
     FailoverKind, GateDecision, GateVerdict, Outcome, ResourceState, RunbookState, StepRecord, StepTimer,
 };
-use crate::store::{PlanStatus, PlanStore};
+use crate::store::PlanStore;
 use crate::time::{self, Timestamp};
 
 /// Tag the promote step puts on the replica: the lag accepted at promotion, in seconds.
@@ -89,11 +89,9 @@ fn retryable_blocker(rows: &[CheckRow]) -> Option<DrError> {
 /// start`) goes on only while it still holds it: an operator may have disarmed the plan with
 /// `--force`, or another run taken it.
 async fn require_plan_held(clients: &AwsClients, state: &RunbookState) -> Result<(), DrError> {
-    let Some(location) = &state.run.plan_state else { return Ok(()) };
-    let store = PlanStore::new(clients.home.s3.clone(), &location.bucket);
+    let Some(store) = PlanStore::of_run(clients, &state.run) else { return Ok(()) };
     let read = store.read_state(&state.plan.name).await?;
-    let held = read.state.status == PlanStatus::FailingOver && read.state.run_id.as_deref() == Some(&state.run.id);
-    if held {
+    if read.state.is_held_by(&state.run.id) {
         return Ok(());
     }
     Err(DrError::PlanBusy {

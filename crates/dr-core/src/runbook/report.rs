@@ -455,10 +455,9 @@ async fn next_plan_state(
     state: &RunbookState,
     report: &RunReport,
 ) -> Result<Option<NextPlanState>, DrError> {
-    let Some(location) = &state.run.plan_state else { return Ok(None) };
-    let store = PlanStore::new(clients.home.s3.clone(), &location.bucket);
+    let Some(store) = PlanStore::of_run(clients, &state.run) else { return Ok(None) };
     let read = store.read_state(&state.plan.name).await?;
-    let held = read.state.status == PlanStatus::FailingOver && read.state.run_id.as_deref() == Some(&state.run.id);
+    let held = read.state.is_held_by(&state.run.id);
     let (new, summary) = if !held {
         let holder = read.state.run_id.as_deref().unwrap_or("nobody");
         (None, format!("{} (held by {holder})", read.state.status.name()))

@@ -188,8 +188,7 @@ pub async fn handle(clients: &AwsClients, request: RoundTripRequest) -> Result<R
 }
 
 fn plan_store(clients: &AwsClients, state: &RoundTripState) -> Result<PlanStore, DrError> {
-    let location = state.run.plan_state.as_ref().ok_or_else(no_plan_state)?;
-    Ok(PlanStore::new(clients.home.s3.clone(), &location.bucket))
+    PlanStore::of_run(clients, &state.run).ok_or_else(no_plan_state)
 }
 
 fn no_plan_state() -> DrError {
@@ -218,7 +217,7 @@ pub async fn prepare_leg(store: &PlanStore, state: &RoundTripState, leg: Leg) ->
         if let Err(err) = taken {
             // Asked again after a lost answer, the plan is held by this very leg already.
             let held = store.read_state(&state.plan.name).await?.state;
-            let ours = held.status == PlanStatus::FailingOver && held.run_id.as_deref() == Some(run_id.as_str());
+            let ours = held.is_held_by(&run_id);
             if !(matches!(err, DrError::PlanBusy { .. }) && ours) {
                 return Err(err);
             }
