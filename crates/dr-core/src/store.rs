@@ -327,16 +327,16 @@ impl PlanStore {
     }
 
     /// Asks for a decision: writes `pending` unless the run asked already. Returns the decision
-    /// as it stands, and whether this call asked (only the call that asked tells anyone).
-    pub async fn ask_decision(&self, pending: &Decision) -> Result<(Decision, bool), DrError> {
+    /// as it stands.
+    pub async fn ask_decision(&self, pending: &Decision) -> Result<Decision, DrError> {
         let key = Self::decision_key(&pending.plan, &pending.run_id);
         if let Some((decision, _)) = self.read_decision(&pending.plan, &pending.run_id).await? {
-            return Ok((decision, false));
+            return Ok(decision);
         }
         match self.put_if_unchanged(&key, pending, None, "decision").await? {
-            WriteOutcome::Won => Ok((pending.clone(), true)),
+            WriteOutcome::Won => Ok(pending.clone()),
             WriteOutcome::Lost => match self.read_decision(&pending.plan, &pending.run_id).await? {
-                Some((decision, _)) => Ok((decision, false)),
+                Some((decision, _)) => Ok(decision),
                 None => Err(DrError::AwsTransient {
                     service: "s3",
                     operation: "GetObject",
@@ -375,6 +375,10 @@ impl PlanStore {
                 decision.decided_by.as_deref().unwrap_or("nobody")
             ),
         };
+        // The same answer by the same person again (an answer lost on the way back): done.
+        if read.status == verdict && read.decided_by.as_deref() == Some(by) {
+            return Ok(read);
+        }
         if read.status != DecisionStatus::Pending {
             return Err(taken(&read));
         }

@@ -44,8 +44,11 @@ pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<Step
         decided_at: None,
         reason: None,
     };
-    let (decision, asked_now) = store.ask_decision(&asked).await?;
-    if asked_now {
+    let decision = store.ask_decision(&asked).await?;
+    // Told on the step's first answer, not only by the call that wrote the question: a Lambda
+    // that wrote it and timed out before telling is invoked again (Retry) with no decision record
+    // in the state yet, and tells then. Later polls carry the record and tell nothing.
+    if decision.status == DecisionStatus::Pending && state.step(StepKey::Decision).is_none() {
         notify::send(clients, &decision_needed(state, &decision)).await;
     }
     let waited = time::elapsed(decision.asked_at, time::now());
