@@ -2,9 +2,10 @@
 
     python scripts/local_functions.py template.yaml --ref NAME=VALUE ... > functions.json
 
-Every AWS::Serverless::Function becomes {binary, timeout_seconds, memory_mb, environment}, keyed
-by its binary name (BuildProperties.Binary), with Globals.Function applied as SAM does. So the local
-functions run with the template's own timeouts, memory and variables. Variables that are
+Every AWS::Serverless::Function becomes {function, binary, handler, timeout_seconds, memory_mb,
+environment} (function: its logical id), keyed by its handler name (its Handler; the binary is
+BuildProperties.Binary, the same for every function), with Globals.Function applied as SAM does.
+So the local functions run with the template's own timeouts, memory and variables. Variables that are
 intrinsic functions (!Ref PlanStateBucket, ...) are resolved from --ref, then from the parameter's
 Default; one that cannot be resolved is an error, not a silent omission. The template is parsed
 with cfn-lint's decoder (the linter the suite already installs), which understands the short
@@ -56,20 +57,31 @@ def main():
             continue
         properties = resource["Properties"]
         binary = resource["Metadata"]["BuildProperties"]["Binary"]
+        handler = properties.get("Handler", globals_.get("Handler"))
+        if not handler:
+            sys.exit(f"{name}: no Handler")
         variables = dict(globals_.get("Environment", {}).get("Variables", {}))
         variables.update(properties.get("Environment", {}).get("Variables", {}))
         environment = {key: resolve(value, refs, parameters, f"{name}.{key}") for key, value in variables.items()}
         if properties.get("LoggingConfig", globals_.get("LoggingConfig", {})).get("LogFormat") == "JSON":
             environment["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
-        functions[binary] = {
+        functions[handler] = {
+            "function": name,
             "binary": binary,
+            "handler": handler,
             "timeout_seconds": int(properties.get("Timeout", globals_.get("Timeout", 3))),
             "memory_mb": int(properties.get("MemorySize", globals_.get("MemorySize", 128))),
             "environment": environment,
         }
     for item in args.application:
         binary, timeout = item.split(":", 1)
-        functions[binary] = {"binary": binary, "timeout_seconds": int(timeout), "memory_mb": 128, "environment": {}}
+        functions[binary] = {
+            "binary": binary,
+            "handler": "bootstrap",
+            "timeout_seconds": int(timeout),
+            "memory_mb": 128,
+            "environment": {},
+        }
     json.dump(functions, sys.stdout, indent=2, sort_keys=True)
     print()
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use dr_core::run::StepRecord;
 use dr_core::runbook::report::RunReport;
-use dr_tests::{Execution, failover_input, run_failover, seeded_estate, unique_suffix};
+use dr_tests::{failover_input, run_failover, seeded_estate, unique_suffix};
 
 /// Milliseconds during which at least one of the step's AWS calls was in flight (concurrent
 /// calls count once).
@@ -36,19 +36,6 @@ fn in_flight_ms(mut intervals: Vec<(f64, f64)>) -> f64 {
     total + current.map_or(0.0, |(s, e)| e - s)
 }
 
-/// [first entry of `from`, first entry of `to`] in the execution's events, in ms since the epoch.
-fn interval(execution: &Execution, from: &str, to: &str) -> (f64, f64) {
-    let entered = |state: &str| {
-        execution
-            .events
-            .iter()
-            .find(|e| e.kind == "StateEntered" && e.state.as_deref() == Some(state))
-            .map(|e| e.timestamp)
-            .unwrap_or_else(|| panic!("{state} never entered"))
-    };
-    (entered(from), entered(to))
-}
-
 struct Sample {
     wall_ms: f64,
     until_report_ms: f64,
@@ -64,14 +51,14 @@ async fn measure() -> Sample {
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RunReport = serde_json::from_value(execution.output.clone()).expect("run report");
     let started = execution.events.first().map(|e| e.timestamp).unwrap_or_default();
-    let (report_entered, _) = interval(&execution, "Report", "Report");
+    let report_entered = execution.entered("Report");
     // Time waiting on AWS up to the report: the union of every call of every step, so that the
     // concurrent branches and the concurrent reads of the preflight count once.
     let aws_ms = in_flight_ms(
         report.steps.iter().flat_map(|s| s.calls.iter().map(|c| (c.sent_at_ms, c.sent_at_ms + c.millis))).collect(),
     );
-    let (db_start, db_end) = interval(&execution, "PromoteReplica", "DatabaseDone");
-    let (compute_start, compute_end) = interval(&execution, "StartStandby", "ComputeDone");
+    let (db_start, db_end) = execution.interval("PromoteReplica", "DatabaseDone");
+    let (compute_start, compute_end) = execution.interval("StartStandby", "ComputeDone");
     Sample {
         wall_ms: execution.wall_ms,
         until_report_ms: report_entered - started,

@@ -66,24 +66,43 @@ fn check_exits_1_until_the_estate_is_seeded_then_0() {
     assert!(rows.len() >= 10 && rows.iter().all(|row| row["finding"].is_null()), "{json:#}");
 }
 
-/// The parameter names `template.yaml` declares (its `Parameters:` section, two-space keys).
-fn template_parameters() -> Vec<String> {
+/// The parameters `template.yaml` declares (its `Parameters:` section, two-space keys), with
+/// their types.
+fn template_parameter_types() -> Vec<(String, String)> {
     let text = std::fs::read_to_string(dr_tests::repo_root().join("template.yaml")).expect("template.yaml");
-    let section = text.split("\nParameters:\n").nth(1).expect("a Parameters section");
-    section
+    let section: Vec<&str> = text
         .lines()
+        .skip_while(|line| *line != "Parameters:")
+        .skip(1)
         .take_while(|line| line.is_empty() || line.starts_with(' '))
-        .filter_map(|line| line.strip_prefix("  "))
-        .filter(|line| !line.starts_with(' ') && !line.starts_with('#'))
-        .filter_map(|line| line.strip_suffix(':'))
-        .map(str::to_string)
-        .collect()
+        .collect();
+    let mut parameters = Vec::new();
+    for (index, line) in section.iter().enumerate() {
+        let Some(name) =
+            line.strip_prefix("  ").filter(|l| !l.starts_with([' ', '#'])).and_then(|l| l.strip_suffix(':'))
+        else {
+            continue;
+        };
+        let kind = section[index + 1..]
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("Type:"))
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default();
+        parameters.push((name.to_string(), kind));
+    }
+    parameters
+}
+
+/// The parameter names `template.yaml` declares.
+fn template_parameters() -> Vec<String> {
+    template_parameter_types().into_iter().map(|(name, _)| name).collect()
 }
 
 #[test]
 fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalised() {
     // What the deployment chooses (or looks up), not the plan: everything else comes from it.
-    const DEPLOYMENT_CHOICES: [&str; 15] = [
+    const DEPLOYMENT_CHOICES: [&str; 16] = [
+        "Architecture",
         "HostedZoneId",
         "PlanStateBucketName",
         "TriggerReevaluationSchedule",
@@ -111,13 +130,11 @@ fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalise
     assert_eq!(from_plan_and_choices, declared, "every printed name is declared, and only the choices are left out");
     assert!(DEPLOYMENT_CHOICES.iter().all(|choice| !printed.contains_key(*choice)));
     assert_eq!(printed["PlanName"], "paris-ireland-prod");
-    assert_eq!(
-        printed["ReplicatedBucketArns"],
-        "arn:aws:s3:::platform-assets-paris,arn:aws:s3:::platform-assets-ireland"
-    );
+    assert_eq!(printed["SourceBucketArns"], "arn:aws:s3:::platform-assets-paris");
+    assert_eq!(printed["ReplicaBucketArns"], "arn:aws:s3:::platform-assets-ireland");
 
     // A record written with upper case and its trailing dot is what IAM's condition compares:
-    // lower case, no dot. A standby tag key the stack's IAM condition does not name is refused.
+    // lower case, no dot. The standby tag's key is the plan's, whatever it is.
     let text = std::fs::read_to_string(example_plan()).expect("example plan");
     let shouted = text.replace("record = \"app.platform.example.com.\"", "record = \"App.Platform.Example.COM.\"");
     assert_ne!(shouted, text, "the example plan's record line");
@@ -131,7 +148,154 @@ fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalise
     assert_ne!(other_key, text, "the example plan's tag key line");
     std::fs::write(&path, other_key).expect("plan written");
     let out = drctl(&["deploy", "params", path.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidInput"), "{out:?}");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\nStandbyTagKey=standby\n"), "{out:?}");
     let _ = std::fs::remove_file(&path);
+}
+
+/// The standby tag's key reaches IAM: the start and stop policies are JSON documents substituted
+/// whole (a YAML condition key cannot take a parameter), and they stay valid JSON whose condition
+/// names `aws:ResourceTag/${StandbyTagKey}`.
+#[test]
+fn the_standby_policies_scope_to_the_tag_key_parameter_in_valid_json() {
+    let text = std::fs::read_to_string(dr_tests::repo_root().join("template.yaml")).expect("template.yaml");
+    let mut documents = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.trim() == "PolicyDocument: !Sub |" {
+            let indent = line.len() - line.trim_start().len();
+            let mut body = String::new();
+            while let Some(next) = lines.next_if(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent) {
+                body.push_str(next);
+                body.push('\n');
+            }
+            documents.push(body);
+        }
+    }
+    assert_eq!(documents.len(), 2, "the start and the stop policy");
+    for body in documents {
+        let substituted = body.replace("${StandbyTagKey}", "dr-standby").replace("${StandbyTagValue}", "prod");
+        let substituted = substituted
+            .replace("${AWS::Partition}", "aws")
+            .replace("${AWS::Region}", "eu-west-1")
+            .replace("${AWS::AccountId}", "123456789012");
+        let document: serde_json::Value = serde_json::from_str(&substituted).expect("valid JSON");
+        assert_eq!(
+            document["Statement"][0]["Condition"]["StringEquals"]["aws:ResourceTag/dr-standby"], "prod",
+            "{document}"
+        );
+    }
+}
+
+/// `drctl plan publish --stack`: a plan is published for a deployed stack only when the stack
+/// holds the parameters the plan determines; one that disagrees is refused with
+/// `PlanStackMismatch`, naming the parameter with both values, and nothing is written.
+#[tokio::test]
+async fn publishing_a_plan_to_a_stack_whose_parameters_disagree_is_refused() {
+    use aws_sdk_cloudformation::types::Parameter;
+
+    let path = isolated_plan_file("pub");
+    let path_text = path.to_str().expect("utf-8 path");
+    let plan = dr_core::Plan::load(&path).expect("the plan");
+    let clients = dr_tests::emulator_clients(&plan).await;
+    let bucket = format!("plan-store-{}", std::process::id());
+    dr_emulator::estate::ensure_bucket(&clients.home, &bucket).await.expect("the plan store");
+
+    // The stack as `sam deploy` leaves it with the plan's parameters: the template's parameters
+    // the plan determines, with their types (list parameters answered as given, comma-separated).
+    let out = drctl(&["deploy", "params", path_text, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let printed: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    let types: std::collections::BTreeMap<String, String> = template_parameter_types().into_iter().collect();
+    let declared: serde_json::Map<String, serde_json::Value> =
+        printed.keys().map(|name| (name.clone(), serde_json::json!({ "Type": types[name], "Default": "" }))).collect();
+    let template = serde_json::json!({
+        "Parameters": declared,
+        "Resources": { "StandIn": { "Type": "AWS::CloudFormation::WaitConditionHandle" } },
+    });
+    let stack = format!("dr-orchestrator-{}", std::process::id());
+    let cloudformation = aws_sdk_cloudformation::Client::new(
+        &aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(plan.dr_region.clone()))
+            .load()
+            .await,
+    );
+    cloudformation
+        .create_stack()
+        .stack_name(&stack)
+        .template_body(template.to_string())
+        .set_parameters(Some(
+            printed
+                .iter()
+                .map(|(k, v)| {
+                    Parameter::builder().parameter_key(k).parameter_value(v.as_str().unwrap_or_default()).build()
+                })
+                .collect(),
+        ))
+        .send()
+        .await
+        .expect("the stand-in stack");
+
+    let published = drctl(&["plan", "publish", path_text, "--bucket", &bucket, "--stack", &stack]);
+    assert!(published.status.success(), "{published:?}");
+    assert!(String::from_utf8_lossy(&published.stdout).contains(&format!("stack {stack} holds the parameters")));
+    let key = format!("plans/{}.toml", plan.name);
+    let stored = || async {
+        let object = clients.home.s3.get_object().bucket(&bucket).key(&key).send().await.expect("the published plan");
+        String::from_utf8(object.body.collect().await.expect("its body").to_vec()).expect("utf-8")
+    };
+    assert!(stored().await.contains("key = \"dr-standby\""));
+
+    // The same plan with another standby tag key: the stack's IAM would not let it start them.
+    let text = std::fs::read_to_string(&path).expect("the plan");
+    std::fs::write(&path, text.replace("key = \"dr-standby\"", "key = \"standby\"")).expect("plan written");
+    let refused = drctl(&["plan", "publish", path_text, "--bucket", &bucket, "--stack", &stack]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("PlanStackMismatch"), "{stderr}");
+    assert!(stderr.contains("StandbyTagKey is \"dr-standby\" in the stack, \"standby\" in the plan"), "{stderr}");
+    assert!(stored().await.contains("key = \"dr-standby\""), "nothing published");
+    let _ = std::fs::remove_file(&path);
+}
+
+/// samconfig.toml deploys both stacks without a parameter list on the command line: the
+/// parameters it holds for the example plan are exactly those `drctl deploy params` derives from
+/// it (the main stack, and the detection stack with `--detection`), plus the deployment's choices.
+#[test]
+fn samconfig_holds_the_example_plans_parameters_for_both_stacks() {
+    let text = std::fs::read_to_string(dr_tests::repo_root().join("samconfig.toml")).expect("samconfig.toml");
+    let config: toml::Table = toml::from_str(&text).expect("samconfig.toml is TOML");
+    let overrides = |environment: &str| -> std::collections::BTreeMap<String, String> {
+        config[environment]["deploy"]["parameters"]["parameter_overrides"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{environment}: parameter_overrides is a list"))
+            .iter()
+            .map(|item| {
+                let (name, value) = item.as_str().and_then(|i| i.split_once('=')).expect("Name=Value");
+                (name.to_string(), value.to_string())
+            })
+            .collect()
+    };
+    let derived = |extra: &[&str]| -> std::collections::BTreeMap<String, String> {
+        let plan = example_plan();
+        let mut args = vec!["deploy", "params", plan.to_str().expect("utf-8")];
+        args.extend(extra);
+        let out = drctl(&args);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| line.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect()
+    };
+    for (environment, extra, choices) in [
+        ("default", &[][..], &["PlanStateBucketName", "Architecture"][..]),
+        ("us-east-1", &["--detection"][..], &["HealthPath", "UnhealthyMinutes"][..]),
+    ] {
+        let mut held = overrides(environment);
+        for choice in choices {
+            assert!(held.remove(*choice).is_some(), "{environment}: the deployment's {choice}");
+        }
+        assert_eq!(held, derived(extra), "{environment}: samconfig.toml and drctl deploy params");
+    }
+    assert_eq!(config["us-east-1"]["deploy"]["parameters"]["template_file"].as_str(), Some("template-us-east-1.yaml"));
 }

@@ -7,6 +7,8 @@
 //!
 //! The logic is in `dr-core`; nothing here decides anything.
 
+pub mod handlers;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -142,6 +142,22 @@ pub struct Execution {
     pub children: Vec<ChildExecution>,
 }
 
+impl Execution {
+    /// When `state` was first entered, in milliseconds since the epoch.
+    pub fn entered(&self, state: &str) -> f64 {
+        self.events
+            .iter()
+            .find(|e| e.kind == "StateEntered" && e.state.as_deref() == Some(state))
+            .map(|e| e.timestamp)
+            .unwrap_or_else(|| panic!("{state} never entered"))
+    }
+
+    /// [first entry of `from`, first entry of `to`], in milliseconds since the epoch.
+    pub fn interval(&self, from: &str, to: &str) -> (f64, f64) {
+        (self.entered(from), self.entered(to))
+    }
+}
+
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct ChildExecution {
     /// The machine's local name (`failover`, `reprotect`).

@@ -20,6 +20,7 @@ pub enum ErrorName {
     #[serde(rename = "PlanParseError")]
     PlanParse,
     InvalidPlan,
+    PlanStackMismatch,
     ResourceNotFound,
     RpoExceeded,
     ReplicaNotReplicating,
@@ -83,6 +84,14 @@ pub enum DrError {
     /// The plan parsed but breaks one or more rules; every problem is listed.
     #[error("plan {plan}: {} problem(s): {}", problems.len(), PlanProblem::summary(problems))]
     InvalidPlan { plan: String, problems: Vec<PlanProblem> },
+
+    /// The deployed stack's parameters are not the ones the plan determines (`drctl deploy
+    /// params`): its IAM scopes and names would not fit the plan being published.
+    #[error(
+        "plan {plan} does not fit stack {stack}: {}; deploy the stack with `drctl deploy params` first",
+        disagreements.join("; ")
+    )]
+    PlanStackMismatch { plan: String, stack: String, disagreements: Vec<String> },
 
     /// A resource the plan names does not exist.
     #[error("{kind} {id} not found in {region}")]
@@ -200,6 +209,7 @@ impl DrError {
             DrError::PlanNotFound { .. } => ErrorName::PlanNotFound,
             DrError::PlanParse { .. } => ErrorName::PlanParse,
             DrError::InvalidPlan { .. } => ErrorName::InvalidPlan,
+            DrError::PlanStackMismatch { .. } => ErrorName::PlanStackMismatch,
             DrError::ResourceNotFound { .. } => ErrorName::ResourceNotFound,
             DrError::RpoExceeded { .. } => ErrorName::RpoExceeded,
             DrError::ReplicaNotReplicating { .. } => ErrorName::ReplicaNotReplicating,

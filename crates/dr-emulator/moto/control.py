@@ -15,6 +15,9 @@
                                  backs the replica; promoting it promotes the standby (rds.back_with)
     POST /dr-local/ec2/start-fallback {"instance", "times", "code", "message"}: its next starts
                                  fall back to stopped with this state reason (ec2.fall_back)
+    POST   /dr-local/timing      {"scale": S}: AWS's durations on a compressed clock (timing.py)
+    GET    /dr-local/timing      the model in force and its figures
+    DELETE /dr-local/timing      instant changes again (moto's own)
     POST   /dr-local/faults      inject faults into the functions' requests (faults.py)
     GET    /dr-local/faults      what was injected, and every mutating call that took effect
     DELETE /dr-local/faults      stop injecting
@@ -31,6 +34,7 @@ import ec2
 import faults
 import rds
 import route53
+import timing
 
 
 class Control:
@@ -83,6 +87,13 @@ class Control:
             request = self.json_body(environ)
             ec2.fall_back(request["instance"], request.get("times", 1), request["code"], request["message"])
             return "200 OK", {"instance": request["instance"]}
+        if path == "/dr-local/timing":
+            if method == "POST":
+                timing.configure(self.json_body(environ)["scale"])
+                route53.forget_served()
+            elif method == "DELETE":
+                timing.configure(None)
+            return "200 OK", timing.figures()
         if path == "/dr-local/faults":
             if method == "POST":
                 faults.configure(self.json_body(environ))

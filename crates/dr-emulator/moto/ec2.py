@@ -1,12 +1,22 @@
-"""EC2, modelled where moto is not EC2: a started instance can fall back from pending to
-stopped (insufficient capacity in the zone; a customer-managed EBS key the caller may not use,
-`Client.InternalError`). moto starts every instance at once. The control API makes the next
-starts of an instance fall back (`POST /dr-local/ec2/start-fallback`), with the state reason
-EC2 gives."""
+"""EC2 and EC2 Auto Scaling, modelled where moto is not EC2:
+
+- a started instance can fall back from pending to stopped (insufficient capacity in the zone; a
+  customer-managed EBS key the caller may not use, `Client.InternalError`). moto starts every
+  instance at once. The control API makes the next starts of an instance fall back
+  (`POST /dr-local/ec2/start-fallback`), with the state reason EC2 gives;
+- under the RTO model (timing.py), a started instance is `pending` for its boot, then `running`
+  with its status checks `initializing` until they have run; an instance an Auto Scaling group
+  launches is `Pending` until it is `InService`. moto makes both running, checked and InService
+  at once.
+"""
 
 import threading
+import time
 
+from moto.autoscaling.models import InstanceState as GroupInstance
 from moto.ec2.models.instances import Instance, StateReason
+
+import timing
 
 _lock = threading.Lock()
 # instance id -> (starts that fall back, reason code, message)
@@ -32,8 +42,54 @@ def _start_or_fall_back(self):
         self._state.code = 80
         self._reason = message
         self.state_reason = StateReason(message, code)
+    elif timing.on():
+        _boot(self)
     return previous
+
+
+def _boot(instance):
+    instance._state.name = "pending"
+    instance._state.code = 0
+
+    def running():
+        if instance._state.name == "pending":
+            instance._dr_checks_until = timing.later(timing.STATUS_CHECK_SECONDS)
+            instance._state.name = "running"
+            instance._state.code = 16
+
+    timing.after(timing.BOOT_SECONDS, running)
+
+
+_instance_status = Instance.instance_status
+_system_status = Instance.system_status
+
+
+def _checked(original):
+    def status(self):
+        if self.state_code == 16 and time.monotonic() < getattr(self, "_dr_checks_until", 0.0):
+            return {"Details": [{"Name": "reachability", "Status": "initializing"}], "Status": "initializing"}
+        return original.fget(self)
+
+    return property(status)
+
+
+_group_instance_init = GroupInstance.__init__
+
+
+def _launched(self, *args, **kwargs):
+    _group_instance_init(self, *args, **kwargs)
+    if timing.on() and self.lifecycle_state == "InService":
+        self.lifecycle_state = "Pending"
+
+        def in_service():
+            if self.lifecycle_state == "Pending":
+                self.lifecycle_state = "InService"
+
+        timing.after(timing.ASG_IN_SERVICE_SECONDS, in_service)
 
 
 def install():
     Instance.start = _start_or_fall_back
+    Instance.instance_status = _checked(_instance_status)
+    Instance.system_status = _checked(_system_status)
+    GroupInstance.__init__ = _launched

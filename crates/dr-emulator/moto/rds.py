@@ -38,6 +38,8 @@ import time
 from moto.rds.exceptions import RDSClientError
 from moto.rds.models import DBInstance, RDSBackend
 
+import timing
+
 _lock = threading.Lock()
 # (region, instance) -> (status, until monotonic time)
 _held = {}
@@ -152,6 +154,9 @@ def _promote(self, db_kwargs):
         _promote_standby(self.region_name, identifier)
     database = _promote_read_replica(self, db_kwargs)
     database.source_db_instance_identifier = None
+    if was_replica and timing.on():
+        # The RTO model: RDS reboots the promoted instance before making it available.
+        hold_status(self.region_name, identifier, "modifying", timing.scaled(timing.PROMOTE_SECONDS))
     if was_replica and db_kwargs.get("backup_retention_period") is None:
         database.backup_retention_period = 1
     return database

@@ -17,12 +17,14 @@ return.
 """
 
 import threading
+import time
 
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.route53.models import HealthCheck, route53_backends
 from moto.route53.responses import Route53
 
 import alarms
+import timing
 
 _last_known = {}
 _lock = threading.Lock()
@@ -101,10 +103,56 @@ def _fqdn(name):
     return name.rstrip(".").lower() + "."
 
 
+# Under the RTO model (timing.py): (name, type) -> [served answer, the answer it is changing to,
+# monotonic time the change reaches the name servers].
+_served = {}
+
+
 def answer(name, rtype, at=None):
     """(values, explanation, ttl) of Route 53's answer for `name` and `rtype` now (or at `at`, with
     the data there is now: what it will answer if nothing new arrives); ([], why, 0) when the name
-    has no such record."""
+    has no such record. Under the RTO model a change of answer is served only once Route 53 would
+    serve it: after the routing alarm's next evaluation (a failover record whose PRIMARY follows an
+    alarm) and the propagation to the name servers."""
+    now = _answer(name, rtype, at)
+    key = (_fqdn(name), rtype)
+    if at is not None or not timing.on():
+        with _lock:
+            _served.pop(key, None)
+        return now
+    with _lock:
+        served = _served.setdefault(key, [now, None, 0.0])
+        current, changing_to, ready_at = served
+        if now[0] == current[0]:
+            served[0], served[1] = now, None
+            return now
+        if changing_to is None or changing_to[0] != now[0]:
+            delay = timing.DNS_PROPAGATION_SECONDS
+            if _follows_an_alarm(key[0], rtype):
+                delay += timing.ROUTING_ALARM_PERIOD_SECONDS
+            served[1], served[2] = now, timing.later(delay)
+        if time.monotonic() >= served[2]:
+            served[0], served[1] = now, None
+            return now
+        return current[0], f"{current[1]}; changing to {now[0]} (modelled: not yet on the name servers)", current[2]
+
+
+def forget_served():
+    """A new model run starts from the answers as they are."""
+    with _lock:
+        _served.clear()
+
+
+def _follows_an_alarm(name, rtype):
+    for zone in _backend().zones.values():
+        for s in zone.rrsets:
+            if _fqdn(s.name) == name and s.type == rtype and s.failover == "PRIMARY" and s.health_check_id:
+                check = _backend().health_checks.get(s.health_check_id)
+                return check is not None and check.type_ == "CLOUDWATCH_METRIC"
+    return False
+
+
+def _answer(name, rtype, at):
     name = _fqdn(name)
     for zone in _backend().zones.values():
         if zone.private_zone:

@@ -102,34 +102,36 @@ pub struct AppliedCall {
     pub times: u32,
 }
 
-async fn faults_request(
+/// A call to the control API at `path` whose answer is JSON.
+async fn control_request<T: serde::de::DeserializeOwned>(
     clients: &AwsClients,
+    path: &str,
     method: reqwest::Method,
     body: Option<String>,
-) -> Result<FaultReport, DrError> {
-    let url = format!("{}/dr-local/faults", endpoint(clients)?);
+) -> Result<T, DrError> {
+    let url = format!("{}{path}", endpoint(clients)?);
     let mut request = reqwest::Client::new().request(method, url);
     if let Some(body) = body {
         request = request.body(body);
     }
-    let response = request.send().await.map_err(|e| failed("faults", e))?;
-    response.json().await.map_err(|e| failed("faults", e))
+    let response = request.send().await.map_err(|e| failed(path, e))?;
+    response.json().await.map_err(|e| failed(path, e))
 }
 
 /// Starts injecting `faults` (and forgets what was injected before).
 pub async fn inject_faults(clients: &AwsClients, faults: &Faults) -> Result<(), DrError> {
     let body = serde_json::to_string(faults).map_err(|e| DrError::serialisation("faults", e))?;
-    faults_request(clients, reqwest::Method::POST, Some(body)).await.map(|_| ())
+    control_request::<FaultReport>(clients, "/dr-local/faults", reqwest::Method::POST, Some(body)).await.map(|_| ())
 }
 
 /// Stops injecting faults (hung calls are answered 504); returns what was injected.
 pub async fn clear_faults(clients: &AwsClients) -> Result<FaultReport, DrError> {
-    faults_request(clients, reqwest::Method::DELETE, None).await
+    control_request(clients, "/dr-local/faults", reqwest::Method::DELETE, None).await
 }
 
 /// What was injected so far, and the mutating calls that took effect.
 pub async fn fault_report(clients: &AwsClients) -> Result<FaultReport, DrError> {
-    faults_request(clients, reqwest::Method::GET, None).await
+    control_request(clients, "/dr-local/faults", reqwest::Method::GET, None).await
 }
 
 async fn post(clients: &AwsClients, path: &str, body: serde_json::Value) -> Result<(), DrError> {
@@ -175,4 +177,33 @@ pub async fn start_falls_back(
 ) -> Result<(), DrError> {
     let body = serde_json::json!({ "instance": instance, "times": times, "code": code, "message": message });
     post(clients, "/dr-local/ec2/start-fallback", body).await
+}
+
+/// The RTO model in force (crates/dr-emulator/moto/timing.py): AWS's durations, in AWS seconds,
+/// and the scale they are played at (`None`: off, moto's instant changes).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TimingModel {
+    pub scale: Option<f64>,
+    pub promote_seconds: f64,
+    pub boot_seconds: f64,
+    pub status_check_seconds: f64,
+    pub asg_in_service_seconds: f64,
+    pub dns_propagation_seconds: f64,
+    pub routing_alarm_period_seconds: f64,
+}
+
+/// Plays AWS's durations at `scale` wall seconds per AWS second (0.02: an AWS minute in 1.2 s).
+pub async fn model_aws_durations(clients: &AwsClients, scale: f64) -> Result<TimingModel, DrError> {
+    control_request(
+        clients,
+        "/dr-local/timing",
+        reqwest::Method::POST,
+        Some(serde_json::json!({ "scale": scale }).to_string()),
+    )
+    .await
+}
+
+/// Back to moto's instant changes.
+pub async fn instant_changes(clients: &AwsClients) -> Result<TimingModel, DrError> {
+    control_request(clients, "/dr-local/timing", reqwest::Method::DELETE, None).await
 }

@@ -47,6 +47,10 @@ pub const LAMBDA_ACCESS_KEY: &str = "local-lambda";
 pub struct FunctionSpec {
     /// The binary (`BuildProperties.Binary`), found in the binaries directory.
     pub binary: String,
+    /// The function's `Handler`, given to the binary as `_HANDLER` (Lambda's custom runtime
+    /// variable), which picks the handler of the one binary that serves every function.
+    #[serde(default = "FunctionSpec::default_handler")]
+    pub handler: String,
     pub timeout_seconds: u64,
     #[serde(default = "FunctionSpec::default_memory")]
     pub memory_mb: u32,
@@ -58,6 +62,10 @@ pub struct FunctionSpec {
 impl FunctionSpec {
     fn default_memory() -> u32 {
         128
+    }
+
+    fn default_handler() -> String {
+        "bootstrap".into()
     }
 }
 
@@ -317,7 +325,7 @@ impl Service {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
             .env("AWS_REGION", &self.config.region)
             .env("AWS_DEFAULT_REGION", &self.config.region)
-            .env("_HANDLER", "bootstrap")
+            .env("_HANDLER", &spec.handler)
             .stdin(Stdio::null())
             .kill_on_drop(true);
         let child = command.spawn();
@@ -403,8 +411,13 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("script written");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("executable");
-        let spec =
-            FunctionSpec { binary: name.to_string(), timeout_seconds: 1, memory_mb: 128, environment: BTreeMap::new() };
+        let spec = FunctionSpec {
+            binary: name.to_string(),
+            handler: FunctionSpec::default_handler(),
+            timeout_seconds: 1,
+            memory_mb: 128,
+            environment: BTreeMap::new(),
+        };
         (name.to_string(), spec)
     }
 

@@ -6,6 +6,7 @@
 mod output;
 mod runs;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -137,6 +138,11 @@ enum PlanCommand {
         plan: PlanArg,
         #[command(flatten)]
         store: StoreArg,
+        /// The deployed stack (template.yaml, in the plan's DR region) the plan is published for:
+        /// a plan whose parameters (`drctl deploy params`) the stack holds otherwise is refused
+        /// (PlanStackMismatch) and nothing is published.
+        #[arg(long, env = "DR_STACK")]
+        stack: Option<String>,
     },
     /// Readiness: every resource exists and sits in its standby state. Read-only. With the plan
     /// store, in the direction the estate stands: after a failover (Ireland primary, Paris its
@@ -164,8 +170,13 @@ impl PlanCommand {
                 );
                 Ok(ExitCode::SUCCESS)
             }
-            PlanCommand::Publish { plan, store } => {
+            PlanCommand::Publish { plan, store, stack } => {
                 let (plan, clients) = plan.load_with_clients().await?;
+                if let Some(stack) = stack {
+                    let deployed = deployed_parameters(&plan.dr_region, &stack).await?;
+                    dr_core::plan::stack::check_deployed_stack(&plan, &stack, &deployed)?;
+                    println!("stack {stack} holds the parameters plan {} determines", plan.name);
+                }
                 store.open(&clients).publish_plan(&plan).await?;
                 println!("published plan {} to s3://{}/plans/{}.toml", plan.name, store.bucket, plan.name);
                 Ok(ExitCode::SUCCESS)
@@ -445,6 +456,10 @@ enum DeployCommand {
     Params {
         #[command(flatten)]
         plan: PlanArg,
+        /// The detection stack's (template-us-east-1.yaml, in us-east-1) instead: its health
+        /// check, alarm and forwarding rule.
+        #[arg(long)]
+        detection: bool,
         #[command(flatten)]
         format: JsonArg,
     },
@@ -452,8 +467,13 @@ enum DeployCommand {
 
 impl DeployCommand {
     fn run(self) -> Result<ExitCode, DrError> {
-        let DeployCommand::Params { plan, format } = self;
-        let parameters = dr_core::plan::stack::stack_parameters(&plan.load()?)?;
+        let DeployCommand::Params { plan, detection, format } = self;
+        let plan = plan.load()?;
+        let parameters = if detection {
+            dr_core::plan::stack::detection_stack_parameters(&plan)?
+        } else {
+            dr_core::plan::stack::stack_parameters(&plan)?
+        };
         if format.json {
             let map: serde_json::Map<String, serde_json::Value> =
                 parameters.into_iter().map(|(name, value)| (name.to_string(), value.into())).collect();
@@ -466,6 +486,30 @@ impl DeployCommand {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// A deployed stack's parameters (DescribeStacks in `region`), by name.
+async fn deployed_parameters(region: &str, stack: &str) -> Result<BTreeMap<String, String>, DrError> {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .load()
+        .await;
+    let described = aws_sdk_cloudformation::Client::new(&config)
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|err| DrError::from_sdk("cloudformation", "DescribeStacks", err))?;
+    let found = described.stacks().first().ok_or_else(|| DrError::ResourceNotFound {
+        kind: "stack",
+        id: stack.to_string(),
+        region: region.to_string(),
+    })?;
+    Ok(found
+        .parameters()
+        .iter()
+        .filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value().unwrap_or_default().to_string())))
+        .collect())
 }
 
 #[derive(Subcommand)]

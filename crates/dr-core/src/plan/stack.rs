@@ -2,37 +2,27 @@
 //! from the plan and normalised as IAM and Route 53 need them, so that `sam deploy` gets them from
 //! the plan (`drctl deploy params`) instead of a second hand-typed list.
 
+use std::collections::BTreeMap;
+
 use super::{DnsStrategy, Plan};
 use crate::error::DrError;
-
-/// The tag key the stack scopes StartInstances to (`aws:ResourceTag/dr-standby` in template.yaml).
-pub const STANDBY_TAG_KEY: &str = "dr-standby";
 
 /// The parameters of `template.yaml` that come from the plan, in the template's order. The
 /// others are choices of the deployment (schedules, subnets, keys, the plan store's bucket) or
 /// need a lookup (the hosted zone's id, the secret's full ARN).
 pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrError> {
+    // The stack scopes StartInstances and StopInstances to the standby tag, whatever selector the
+    // plan uses to find the instances: a plan without one cannot be deployed.
     let tag = plan.standby_instances.tag.as_ref().ok_or_else(|| DrError::InvalidInput {
-        message: format!(
-            "the stack lets the start step start only instances tagged {STANDBY_TAG_KEY}: give standby_instances a tag"
-        ),
+        message:
+            "the stack lets the runbook start and stop only tagged standby instances: give standby_instances a tag"
+                .into(),
     })?;
-    if tag.key != STANDBY_TAG_KEY {
-        return Err(DrError::InvalidInput {
-            message: format!(
-                "standby_instances.tag.key is {}, but the stack lets the start step start only instances tagged {STANDBY_TAG_KEY}",
-                tag.key
-            ),
-        });
-    }
     let routing = plan.dns.routing.as_ref();
     let routing_field = |field: fn(&super::Routing) -> &String| routing.map(field).cloned().unwrap_or_default();
-    let buckets: Vec<String> = plan
-        .s3_replication
-        .iter()
-        .flat_map(|pair| [&pair.source_bucket, &pair.replica_bucket])
-        .map(|bucket| format!("arn:aws:s3:::{bucket}"))
-        .collect();
+    let bucket_arns = |bucket: fn(&super::BucketPair) -> &String| {
+        plan.s3_replication.iter().map(|pair| format!("arn:aws:s3:::{}", bucket(pair))).collect::<Vec<_>>().join(",")
+    };
     let strategy = match plan.dns.strategy {
         DnsStrategy::RoutingHealthCheck => "routing-health-check",
         DnsStrategy::RecordUpsert => "record-upsert",
@@ -42,6 +32,7 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
         ("PrimaryRegion", plan.primary_region.clone()),
         ("PrimaryDbInstance", plan.database.primary_instance.clone()),
         ("ReplicaDbInstance", plan.database.replica_instance.clone()),
+        ("StandbyTagKey", tag.key.clone()),
         ("StandbyTagValue", tag.value.clone()),
         ("StandbyEbsKmsKeyArn", plan.standby_instances.ebs_kms_key.clone().unwrap_or_default()),
         ("AutoScalingGroupName", plan.auto_scaling.group.clone()),
@@ -53,8 +44,10 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
         ("RoutingAlarmName", routing_field(|r| &r.alarm)),
         ("RoutingMetricNamespace", routing_field(|r| &r.namespace)),
         ("RoutingMetricName", routing_field(|r| &r.metric)),
-        ("ReplicatedBucketArns", buckets.join(",")),
+        ("SourceBucketArns", bucket_arns(|pair| &pair.source_bucket)),
+        ("ReplicaBucketArns", bucket_arns(|pair| &pair.replica_bucket)),
         ("ReportBucketName", plan.reports.bucket.clone()),
+        ("ReportPrefix", plan.reports.prefix.clone()),
         ("TriggerAlarmNames", plan.trigger.as_ref().map(|t| t.alarms.join(",")).unwrap_or_default()),
         ("RestoreSubnetGroup", plan.restore_test.as_ref().map(|r| r.subnet_group.clone()).unwrap_or_default()),
         (
@@ -63,4 +56,93 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
         ),
         ("FenceFunctionName", plan.fence.as_ref().and_then(|f| f.lambda.clone()).unwrap_or_default()),
     ])
+}
+
+/// The parameters of the detection stack (`template-us-east-1.yaml`: the health check on the
+/// Paris endpoint, its alarm, the rule forwarding to the DR region) that come from the plan. Its
+/// `HealthPath` and `UnhealthyMinutes` are the deployment's choices.
+pub fn detection_stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrError> {
+    let trigger = plan.trigger.as_ref().ok_or_else(|| DrError::InvalidInput {
+        message: "the detection stack feeds the plan's trigger: the plan has no [trigger]".into(),
+    })?;
+    let [alarm] = trigger.alarms.as_slice() else {
+        return Err(DrError::InvalidInput {
+            message: format!(
+                "the detection stack creates one alarm; the plan's trigger names {}",
+                trigger.alarms.len()
+            ),
+        });
+    };
+    Ok(vec![
+        ("PlanName", plan.name.clone()),
+        ("DetectionHealthCheckName", trigger.detection_health_check.clone()),
+        ("PrimaryEndpoint", plan.dns.primary.value.trim_end_matches('.').to_string()),
+        ("AlarmName", alarm.clone()),
+        ("DrRegion", plan.dr_region.clone()),
+    ])
+}
+
+/// Refuses a plan whose parameters a deployed stack holds otherwise (`deployed`: the stack's
+/// parameters as DescribeStacks gives them): `PlanStackMismatch`, naming each parameter with the
+/// plan's value and the stack's. List values compare item by item (`a, b` is `a,b`); a parameter
+/// the stack does not have (a stack deployed from an older template) disagrees.
+pub fn check_deployed_stack(plan: &Plan, stack: &str, deployed: &BTreeMap<String, String>) -> Result<(), DrError> {
+    let items = |value: &str| value.split(',').map(str::trim).map(str::to_string).collect::<Vec<_>>();
+    let disagreements: Vec<String> = stack_parameters(plan)?
+        .into_iter()
+        .filter_map(|(name, wanted)| match deployed.get(name) {
+            Some(held) if items(held) == items(&wanted) => None,
+            Some(held) => Some(format!("{name} is {held:?} in the stack, {wanted:?} in the plan")),
+            None => Some(format!("{name} is not a parameter of the stack (the plan says {wanted:?})")),
+        })
+        .collect();
+    if disagreements.is_empty() {
+        Ok(())
+    } else {
+        Err(DrError::PlanStackMismatch { plan: plan.name.clone(), stack: stack.to_string(), disagreements })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Plan {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plans/paris-ireland.toml");
+        Plan::load(std::path::Path::new(path)).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    fn deployed(plan: &Plan) -> BTreeMap<String, String> {
+        let mut parameters: BTreeMap<String, String> =
+            stack_parameters(plan).unwrap_or_default().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        // What the deployment chose: not the plan's business.
+        parameters.insert("RpoCheckSchedule".into(), "rate(5 minutes)".into());
+        parameters
+    }
+
+    #[test]
+    fn a_stack_deployed_from_the_plan_fits_it_lists_spaced_or_not() {
+        let plan = example();
+        let mut held = deployed(&plan);
+        assert!(check_deployed_stack(&plan, "dr", &held).is_ok());
+        let spaced = held.get("SourceBucketArns").map(|v| v.replace(',', ", ")).unwrap_or_default();
+        held.insert("SourceBucketArns".into(), spaced);
+        assert!(check_deployed_stack(&plan, "dr", &held).is_ok());
+    }
+
+    #[test]
+    fn a_stack_that_holds_other_names_is_refused_naming_each() {
+        let plan = example();
+        let mut held = deployed(&plan);
+        held.insert("StandbyTagKey".into(), "standby".into());
+        held.remove("ReportPrefix");
+        let err = check_deployed_stack(&plan, "dr", &held).err();
+        let Some(DrError::PlanStackMismatch { disagreements, stack, .. }) = err else {
+            panic!("refused with PlanStackMismatch: {err:?}")
+        };
+        assert_eq!(stack, "dr");
+        assert_eq!(disagreements.len(), 2, "{disagreements:?}");
+        assert!(disagreements[0].contains("StandbyTagKey is \"standby\" in the stack, \"dr-standby\" in the plan"));
+        assert!(disagreements[1].contains("ReportPrefix is not a parameter of the stack"));
+    }
 }

@@ -391,7 +391,8 @@ pub(crate) fn unique_suffix() -> i64 {
     time::now().timestamp_nanos_opt().unwrap_or_default()
 }
 
-pub(crate) async fn ensure_bucket(region: &RegionClients, bucket: &str) -> Result<(), DrError> {
+/// Creates `bucket` in the region unless it is already there.
+pub async fn ensure_bucket(region: &RegionClients, bucket: &str) -> Result<(), DrError> {
     let created = region
         .s3
         .create_bucket()

@@ -1,10 +1,9 @@
-//! Lambda `game-day`: a dry run, a confirmed live drill or a round trip, invoked by hand (`dr_core::game_day`).
+//! Handler `game-day`: a dry run, a confirmed live drill or a round trip, invoked by hand (`dr_core::game_day`).
 
+use crate::{Served, init_logging, serve};
 use dr_core::game_day::{GameDayRequest, handle_game_day};
-use dr_functions::{Served, init_logging, serve};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let ctx = Served::load().await?.trigger_context()?;
     let ctx = &ctx;

@@ -1,12 +1,11 @@
-//! Lambda `restore-janitor`: deletes expired restore-test instances in its region, nothing else
+//! Handler `restore-janitor`: deletes expired restore-test instances in its region, nothing else
 //! (`dr_core::restore::janitor`).
 
+use crate::{ClientCache, init_logging, serve};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use dr_core::restore::janitor;
-use dr_functions::{ClientCache, init_logging, serve};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let cache = ClientCache::load().await;
     // The janitor only talks to its own (the DR) region.

@@ -1,12 +1,11 @@
-//! Lambda `alarm-trigger`: a health-check alarm's state change (EventBridge) -> a confirmed,
+//! Handler `alarm-trigger`: a health-check alarm's state change (EventBridge) -> a confirmed,
 //! single-flight failover; on its schedule, the alarms still in ALARM judged again
 //! (`dr_core::trigger`).
 
+use crate::{Served, init_logging, serve};
 use dr_core::trigger::{TriggerInvocation, handle_invocation};
-use dr_functions::{Served, init_logging, serve};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let ctx = Served::load().await?.trigger_context()?;
     let ctx = &ctx;

@@ -1,11 +1,10 @@
-//! Lambda `restore-sql-probe`: the shipped SQL probe hook of the restore test (the restored
+//! Handler `restore-sql-probe`: the shipped SQL probe hook of the restore test (the restored
 //! endpoint accepts connections; `dr_core::restore::probe`).
 
+use crate::{init_logging, serve};
 use dr_core::restore::{SqlProbeRequest, connect_probe};
-use dr_functions::{init_logging, serve};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
     serve("restore-sql-probe", "SQL probe request", |request: SqlProbeRequest| async move {
         let answer = connect_probe(&request).await;

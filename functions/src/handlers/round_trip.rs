@@ -1,10 +1,9 @@
-//! Lambda `round-trip`: the round-trip game day's legs and report (`dr_core::runbook::round_trip`).
+//! Handler `round-trip`: the round-trip game day's legs and report (`dr_core::runbook::round_trip`).
 
+use crate::{ClientCache, init_logging, serve};
 use dr_core::runbook::round_trip::{RoundTripRequest, handle};
-use dr_functions::{ClientCache, init_logging, serve};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let cache = ClientCache::load().await;
     let cache = &cache;

@@ -1,12 +1,11 @@
-//! Lambda `restore-test-start`: the monthly restore test of every served plan (`dr_core::restore`).
+//! Handler `restore-test-start`: the monthly restore test of every served plan (`dr_core::restore`).
 
+use crate::{Served, init_logging, serve, setting};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use dr_core::restore::start_restore_tests;
 use dr_core::run::Starter;
-use dr_functions::{Served, init_logging, serve, setting};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let served = Served::load().await?;
     let starter = Starter::new(served.cache.home().sfn, setting("RESTORE_STATE_MACHINE_ARN")?);

@@ -1,12 +1,11 @@
-//! Lambda `readiness-check`: the plan check of every served plan on a schedule, as its estate
+//! Handler `readiness-check`: the plan check of every served plan on a schedule, as its estate
 //! stands; metrics, a snapshot, a message on drift (`dr_core::readiness::scheduled`).
 
+use crate::{Served, init_logging, serve};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use dr_core::readiness::scheduled::run_scheduled_check;
-use dr_functions::{Served, init_logging, serve};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let served = Served::load().await?;
     let served = &served;

@@ -1,11 +1,10 @@
-//! Lambda `rpo-check`: the periodic RPO check of every served plan (`dr_core::rpo::check`).
+//! Handler `rpo-check`: the periodic RPO check of every served plan (`dr_core::rpo::check`).
 
+use crate::{Served, init_logging, serve};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use dr_core::rpo::check::{DEFAULT_NAMESPACE, run_scheduled};
-use dr_functions::{Served, init_logging, serve};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let served = Served::load().await?;
     let namespace = std::env::var("RPO_METRIC_NAMESPACE").unwrap_or_else(|_| DEFAULT_NAMESPACE.into());

@@ -1,0 +1,46 @@
+"""Each function's package as `sam deploy` uploads it: its build folder zipped with deflate (as
+SAM's zip does) in memory, and its bootstrap's size. Prints a table and checks the 5 MB goal
+(README: "Package sizes and cold starts"); never fails on it: sizes are figures, not assertions.
+
+    python scripts/package_sizes.py .aws-sam/build
+"""
+
+import io
+import os
+import sys
+import zipfile
+
+GOAL_MB = 5.0
+
+
+def zipped_size(folder):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for root, _, files in os.walk(folder):
+            for name in sorted(files):
+                path = os.path.join(root, name)
+                archive.write(path, os.path.relpath(path, folder))
+    return buffer.tell()
+
+
+def main():
+    build = sys.argv[1]
+    functions = sorted(
+        name for name in os.listdir(build) if os.path.isfile(os.path.join(build, name, "bootstrap"))
+    )
+    if not functions:
+        sys.exit(f"{build}: no function built")
+    mb = 1024 * 1024
+    print(f"{'function':<28} {'bootstrap':>10} {'zip':>8}")
+    largest = 0
+    for name in functions:
+        bootstrap = os.path.getsize(os.path.join(build, name, "bootstrap"))
+        size = zipped_size(os.path.join(build, name))
+        largest = max(largest, size)
+        print(f"{name:<28} {bootstrap / mb:>7.2f} MB {size / mb:>5.2f} MB")
+    verdict = "within" if largest / mb <= GOAL_MB else "OVER"
+    print(f"{len(functions)} functions; largest zip {largest / mb:.2f} MB: {verdict} the {GOAL_MB:.0f} MB goal")
+
+
+if __name__ == "__main__":
+    main()

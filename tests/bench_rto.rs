@@ -1,0 +1,185 @@
+//! The RTO on a model of AWS: the failover runbook, with the real Lambdas and state machine, run
+//! against the emulator playing AWS's durations on a compressed clock (promotion, boot and status
+//! checks, Auto Scaling launches, the routing alarm and Route 53's propagation: figures and
+//! sources in crates/dr-emulator/moto/timing.py). Reports the RTO achieved from the outage to the
+//! clients' resolvers answering Ireland, phase by phase and its critical path; the same steps one
+//! after another, as layered runbooks run them; and the physical limit.
+//!
+//!   scripts/bench                 (starts the emulator and the Lambdas)
+//!   bench-rto [SCALE]             wall seconds per AWS second, default 0.1 (an AWS minute in 6 s)
+
+// A benchmark binary: a failed setup step ends it with a message.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use dr_emulator::control::{TimingModel, instant_changes, model_aws_durations, route53_answer};
+use dr_tests::{
+    Execution, failover_input, failover_substitutions, repo_root, run_state_machine_waiting, seeded_estate,
+};
+
+/// The detection stack (template-us-east-1.yaml) as deployed with its defaults: the health
+/// check's interval and failure threshold, and the alarm's minutes of unhealthy data.
+struct Detection {
+    request_interval: f64,
+    failure_threshold: f64,
+    alarm_period: f64,
+    alarm_periods: f64,
+}
+
+impl Detection {
+    fn from_template() -> Detection {
+        let text =
+            std::fs::read_to_string(repo_root().join("template-us-east-1.yaml")).expect("template-us-east-1.yaml");
+        let value = |key: &str| -> f64 {
+            text.lines()
+                .find_map(|line| line.trim().strip_prefix(key).and_then(|v| v.trim().parse().ok()))
+                .unwrap_or_else(|| panic!("{key} in template-us-east-1.yaml"))
+        };
+        let unhealthy_minutes = text
+            .lines()
+            .skip_while(|line| line.trim() != "UnhealthyMinutes:")
+            .find_map(|line| line.trim().strip_prefix("Default:").and_then(|v| v.trim().parse().ok()))
+            .expect("UnhealthyMinutes' default");
+        Detection {
+            request_interval: value("RequestInterval:"),
+            failure_threshold: value("FailureThreshold:"),
+            alarm_period: value("Period:"),
+            alarm_periods: unhealthy_minutes,
+        }
+    }
+
+    /// From the outage to the alarm: Route 53 calls the endpoint unhealthy after the failure
+    /// threshold's consecutive failed checks; the alarm needs that many minutes of unhealthy data.
+    fn seconds(&self) -> f64 {
+        self.request_interval * self.failure_threshold + self.alarm_period * self.alarm_periods
+    }
+}
+
+/// One run's phases, in AWS seconds (wall time / scale).
+struct Phases {
+    preflight: f64,
+    database: f64,
+    compute: f64,
+    dns: f64,
+}
+
+impl Phases {
+    fn of(execution: &Execution, scale: f64) -> Phases {
+        let modelled = |(from, to): (f64, f64)| (to - from) / 1000.0 / scale;
+        Phases {
+            preflight: modelled(execution.interval("Preflight", "FailOver")),
+            database: modelled(execution.interval("PromoteReplica", "DatabaseDone")),
+            compute: modelled(execution.interval("StartStandby", "ComputeDone")),
+            // From the change to Route 53's name servers answering Ireland (the runbook's DNS
+            // check asks them), when the run moves on to its report.
+            dns: modelled(execution.interval("FlipDns", "Report")),
+        }
+    }
+}
+
+/// A failover of a fresh estate with AWS's durations played at `scale` (`None`: moto's instant
+/// changes); the execution.
+async fn failover(scale: Option<f64>) -> (Execution, Option<TimingModel>, u64) {
+    let (plan, clients) = seeded_estate().await;
+    let model = match scale {
+        Some(scale) => Some(model_aws_durations(&clients, scale).await.expect("the timing model")),
+        None => None,
+    };
+    // The name servers' answer before the run: a change from it is what propagates.
+    route53_answer(&clients, &plan.dns.record, &plan.dns.record_type, None).await.expect("Route 53's answer");
+    let input = failover_input(&plan, &format!("rto-{}", dr_tests::unique_suffix()), None);
+    let poll_seconds = input["run"]["poll_seconds"].as_u64().expect("the run's poll interval");
+    let wait = Duration::from_secs_f64(poll_seconds as f64 * scale.unwrap_or(0.0));
+    let execution = run_state_machine_waiting("failover.asl.json", &failover_substitutions(), &input, wait);
+    instant_changes(&clients).await.expect("the model off");
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    (execution, model, poll_seconds)
+}
+
+fn minutes(seconds: f64) -> String {
+    format!("{:>6.0} s  {:>5.1} min", seconds, seconds / 60.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let scale: f64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(0.1);
+    // The example plan's settings (each run seeds its own copy under unique names).
+    let plan = dr_core::Plan::load(&dr_tests::example_plan_path()).expect("the example plan");
+    let detection = Detection::from_template();
+    let confirmation = plan.trigger.as_ref().map_or(0, |t| t.confirmation_window_seconds) as f64;
+    let ttl = plan.dns.ttl_seconds as f64;
+
+    let (instant, _, _) = failover(None).await;
+    let local_overhead = (instant.entered("Report") - instant.entered("Preflight")) / 1000.0;
+    let (execution, model, poll_seconds) = failover(Some(scale)).await;
+    let model = model.expect("the model was on");
+    let phases = Phases::of(&execution, scale);
+
+    let (branch, slowest) = if phases.database >= phases.compute {
+        ("database (promote the replica)", phases.database)
+    } else {
+        ("compute (standby EC2, Auto Scaling)", phases.compute)
+    };
+    let achieved = detection.seconds() + confirmation + phases.preflight + slowest + phases.dns + ttl;
+    let sequential =
+        detection.seconds() + confirmation + phases.preflight + phases.database + phases.compute + phases.dns + ttl;
+    let slowest_aws =
+        model.promote_seconds.max(model.boot_seconds + model.status_check_seconds).max(model.asg_in_service_seconds);
+    let route53_change = model.routing_alarm_period_seconds + model.dns_propagation_seconds;
+    let limit = detection.seconds() + slowest_aws + route53_change + ttl;
+
+    println!(
+        "\nRTO on a model of AWS: plan {} (RTO target {} min), AWS's durations at scale {scale} (an AWS minute in {:.1} s)",
+        plan.name,
+        plan.targets.rto_minutes,
+        60.0 * scale
+    );
+    println!(
+        "  model (crates/dr-emulator/moto/timing.py): promotion {:.0} s, boot {:.0} s + status checks {:.0} s, \
+         Auto Scaling InService {:.0} s, routing alarm period {:.0} s + Route 53 propagation {:.0} s; runbook polls every {poll_seconds} s",
+        model.promote_seconds,
+        model.boot_seconds,
+        model.status_check_seconds,
+        model.asg_in_service_seconds,
+        model.routing_alarm_period_seconds,
+        model.dns_propagation_seconds
+    );
+    println!(
+        "  detection (template-us-east-1.yaml): health check every {:.0} s x {:.0} failures + alarm {:.0} x {:.0} s periods",
+        detection.request_interval, detection.failure_threshold, detection.alarm_periods, detection.alarm_period
+    );
+    println!("\n  {:<50} {:>17}", "phase (AWS time)", "");
+    println!("  {:<50} {}", "detection: outage -> alarm", minutes(detection.seconds()));
+    println!("  {:<50} {}", "trigger's confirmation window", minutes(confirmation));
+    println!("  {:<50} {}", "preflight and RPO gate", minutes(phases.preflight));
+    let mark = |this: f64| if this == slowest { "  <- critical path" } else { "" };
+    println!("  {:<50} {}{}", "  database branch: promote, available", minutes(phases.database), mark(phases.database));
+    println!(
+        "  {:<50} {}{}",
+        "  compute branch: EC2 checks ok, ASG InService",
+        minutes(phases.compute),
+        mark(phases.compute)
+    );
+    println!("  {:<50} {}", "DNS: routing changed -> Route 53 answers Ireland", minutes(phases.dns));
+    println!("  {:<50} {}", "clients' resolvers: the record's TTL", minutes(ttl));
+    println!("\n  {:<50} {}", "achieved RTO (branches in parallel)", minutes(achieved));
+    println!("  {:<50} {}  (+{:.0} s)", "the same steps one after another", minutes(sequential), sequential - achieved);
+    println!(
+        "  {:<50} {}  (detection + the slowest branch's AWS time, {branch}: {:.0} s\n  {:<50} {:>17}   + the Route 53 change {:.0} s + TTL; no confirmation, no polling)",
+        "physical limit",
+        minutes(limit),
+        slowest_aws,
+        "",
+        "",
+        route53_change
+    );
+    println!(
+        "  runbook overhead over the limit: {:.0} s (confirmation, polling every {poll_seconds} s, Lambda and state transitions);\n  \
+         the local stack's own time counts x{:.0} on this clock: the same run with instant changes took {:.1} s wall, i.e. up to {:.0} s of the figures above",
+        achieved - limit,
+        1.0 / scale,
+        local_overhead,
+        local_overhead / scale
+    );
+}
