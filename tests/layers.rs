@@ -22,8 +22,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("report", 8),
     ("runbook", 9),
     ("restore", 9),
-    ("trigger", 9),
-    ("game_day", 10),
+    // The trigger prepares the compute with the runbook's steps while it confirms.
+    ("trigger", 10),
+    ("game_day", 11),
 ];
 
 fn rank(module: &str) -> u8 {

@@ -36,9 +36,17 @@ async fn armed_outage(
     outage: Outage,
     probe_url: Option<String>,
 ) -> (Plan, AwsClients, TriggerContext, serde_json::Value) {
+    armed_outage_with(outage, |trigger| trigger.probe_url = probe_url).await
+}
+
+/// As [`armed_outage`], the plan's trigger settings edited first.
+async fn armed_outage_with(
+    outage: Outage,
+    edit: impl FnOnce(&mut dr_core::plan::Trigger),
+) -> (Plan, AwsClients, TriggerContext, serde_json::Value) {
     let (mut plan, clients) = seeded_estate().await;
     if let Some(trigger) = plan.trigger.as_mut() {
-        trigger.probe_url = probe_url;
+        edit(trigger);
     }
     let ctx = trigger_context(&plan, &clients).await;
     arm(&ctx, &plan).await;
@@ -437,4 +445,62 @@ async fn a_manual_start_with_drctl_takes_the_plan_so_an_alarm_meanwhile_starts_n
     assert!(retried.status.success(), "{}", String::from_utf8_lossy(&retried.stderr));
     assert_eq!(recorded_executions(&clients, &plan).await.len(), 1);
     let _ = std::fs::remove_file(file);
+}
+
+/// The mutating operations the trigger made since `mark`, in order.
+fn mutations_since(clients: &AwsClients, mark: usize) -> Vec<String> {
+    clients.calls.since(mark).into_iter().filter(|c| c.is_mutating()).map(|c| c.operation.clone()).collect()
+}
+
+/// `trigger.prepare_while_confirming`: the standby instances are started and the DR group raised
+/// when the alarm arrives, before the confirmation; the run then finds them done. A flap puts
+/// them back: the estate's readiness table is as before, the plan still armed.
+#[tokio::test]
+async fn preparing_while_confirming_starts_the_compute_early_and_a_flap_puts_it_back() {
+    // Confirmed: the compute is up when the run starts, and the run's own steps find it so.
+    let (plan, clients, ctx, event) =
+        armed_outage_with(Outage::Sustained, |trigger| trigger.prepare_while_confirming = true).await;
+    let mark = clients.calls.mark();
+    let outcome = deliver(&ctx, &event).await;
+    assert_eq!(outcome.decision, Decision::Started, "{outcome:?}");
+    assert!(outcome.detail.contains("prepared while confirming: started"), "{outcome:?}");
+    let mutations = mutations_since(&clients, mark);
+    let first = |op: &str| mutations.iter().position(|m| m == op).unwrap_or_else(|| panic!("{op} in {mutations:?}"));
+    assert!(first("StartInstances") < first("PutObject"), "started before the plan was taken: {mutations:?}");
+    assert!(first("UpdateAutoScalingGroup") < first("PutObject"), "{mutations:?}");
+    let executions = recorded_executions(&clients, &plan).await;
+    let (_, input) = executions.first().expect("one execution");
+    let execution = run_failover(input);
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let report: RunReport = serde_json::from_value(execution.output).expect("report");
+    for step in ["start-standby", "scale-asg"] {
+        let record = report.steps.iter().find(|s| s.step == step).unwrap_or_else(|| panic!("{step} ran"));
+        assert_eq!(record.outcome, Outcome::AlreadyDone, "{record:#?}");
+    }
+
+    // A flap: prepared, then put back; nothing else changed.
+    let (plan, clients, ctx, flap) =
+        armed_outage_with(Outage::Flap, |trigger| trigger.prepare_while_confirming = true).await;
+    let before = check_plan(&clients, &plan, Scope::Full).await;
+    assert!(before.is_ready(), "{before:#?}");
+    let mark = clients.calls.mark();
+    let outcome = deliver(&ctx, &flap).await;
+    assert_eq!(outcome.decision, Decision::Flap, "{outcome:?}");
+    assert!(outcome.detail.contains("preparation undone"), "{outcome:?}");
+    assert_eq!(
+        mutations_since(&clients, mark),
+        ["StartInstances", "UpdateAutoScalingGroup", "UpdateAutoScalingGroup", "StopInstances", "PutMetricData"]
+    );
+    let after = check_plan(&clients, &plan, Scope::Full).await;
+    assert_eq!(before.rows, after.rows);
+    assert_eq!(status(&ctx, &plan).await, PlanStatus::Armed);
+    assert!(recorded_executions(&clients, &plan).await.is_empty());
+
+    // A plan that is not armed is not prepared: nothing is started.
+    let (plan, clients, ctx, event) =
+        armed_outage_with(Outage::Sustained, |trigger| trigger.prepare_while_confirming = true).await;
+    ctx.store.set_armed(&plan.name, false, "test", "maintenance", false).await.expect("disarmed");
+    let mark = clients.calls.mark();
+    assert_eq!(deliver(&ctx, &event).await.decision, Decision::NotArmed);
+    assert!(mutations_since(&clients, mark).iter().all(|m| m == "PutMetricData"));
 }

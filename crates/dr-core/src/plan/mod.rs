@@ -476,6 +476,11 @@ pub struct Trigger {
     /// below 500 means Paris still serves, and nothing starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_url: Option<String>,
+    /// Prepare while confirming: as soon as the alarm arrives, start the standby instances and
+    /// raise the DR group (cheap, reversible) while the trigger confirms the outage; promotion
+    /// and routing wait for the confirmation. A flap undoes the preparation.
+    #[serde(default)]
+    pub prepare_while_confirming: bool,
 }
 
 impl Trigger {

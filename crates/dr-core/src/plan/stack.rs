@@ -49,6 +49,7 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
         ("ReportBucketName", plan.reports.bucket.clone()),
         ("ReportPrefix", plan.reports.prefix.clone()),
         ("TriggerAlarmNames", plan.trigger.as_ref().map(|t| t.alarms.join(",")).unwrap_or_default()),
+        ("PrepareWhileConfirming", plan.trigger.as_ref().is_some_and(|t| t.prepare_while_confirming).to_string()),
         ("RestoreSubnetGroup", plan.restore_test.as_ref().map(|r| r.subnet_group.clone()).unwrap_or_default()),
         (
             "FenceAutoScalingGroupName",

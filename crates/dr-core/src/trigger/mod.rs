@@ -20,6 +20,7 @@
 //! 20 s): well within the function's 900 s.
 
 pub mod confirm;
+pub mod prepare;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -494,9 +495,22 @@ async fn decide(
         });
     };
     let clients = (ctx.clients_for)(plan);
+    // The cheap, reversible half of the failover starts now if the plan says so; the promotion
+    // and the routing change wait for the confirmation.
+    let prepared =
+        if trigger.prepare_while_confirming { Some(prepare::prepare(&clients, plan, &run_id).await) } else { None };
     let evidence = match confirm_outage(ctx, &clients, plan, &trigger, &health_check_id, change.at, judged).await? {
         Ok(evidence) => evidence,
-        Err(rejected) => return Ok(TriggerOutcome { alarm: change.alarm.clone(), ..rejected }),
+        Err(rejected) => {
+            let mut outcome = TriggerOutcome { alarm: change.alarm.clone(), ..rejected };
+            // No failover: the preparation is undone. Left to the schedule (Pending), it stays:
+            // the schedule judges the same incident again, and undoes it on a flap.
+            if prepared.is_some() && matches!(outcome.decision, Decision::Flap | Decision::Unconfirmed) {
+                let undone = prepare::undo(&clients, &ctx.store, plan, &run_id).await;
+                outcome.detail = format!("{}; {undone}", outcome.detail);
+            }
+            return Ok(outcome);
+        }
     };
     let incident = Incident {
         id: incident_id.clone(),
@@ -522,8 +536,11 @@ async fn decide(
             let input = incident_input(plan, &incident, &run_id, &ctx.store)?;
             let arn = ctx.starter.start(&input).await?;
             tracing::info!(plan = %plan.name, alarm = %change.alarm, execution = %arn, "failover started");
-            let mut outcome =
-                TriggerOutcome::new(Decision::Started, &change.alarm, Some(plan), format!("incident {incident_id}"));
+            let detail = match &prepared {
+                Some(prepared) => format!("incident {incident_id}; {prepared}"),
+                None => format!("incident {incident_id}"),
+            };
+            let mut outcome = TriggerOutcome::new(Decision::Started, &change.alarm, Some(plan), detail);
             outcome.execution_arn = Some(arn);
             return Ok(outcome);
         }
