@@ -495,6 +495,13 @@ async fn preparing_while_confirming_starts_the_compute_early_and_a_flap_puts_it_
     assert_eq!(before.rows, after.rows);
     assert_eq!(status(&ctx, &plan).await, PlanStatus::Armed);
     assert!(recorded_executions(&clients, &plan).await.is_empty());
+    // The schedule judges the alarm, still in ALARM, again: a flap again, and it prepares nothing
+    // (its window is over: nothing to wait for); the compute is found on standby.
+    let mark = clients.calls.mark();
+    let outcomes = reevaluate(&ctx).await.expect("re-evaluated");
+    assert_eq!(outcomes.iter().map(|o| o.decision).collect::<Vec<_>>(), [Decision::Flap], "{outcomes:#?}");
+    assert!(outcomes[0].detail.contains("compute on standby"), "{outcomes:#?}");
+    assert_eq!(mutations_since(&clients, mark), ["PutMetricData"]);
 
     // A plan that is not armed is not prepared: nothing is started.
     let (plan, clients, ctx, event) =

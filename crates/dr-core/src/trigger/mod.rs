@@ -496,16 +496,23 @@ async fn decide(
     };
     let clients = (ctx.clients_for)(plan);
     // The cheap, reversible half of the failover starts now if the plan says so; the promotion
-    // and the routing change wait for the confirmation.
-    let prepared =
-        if trigger.prepare_while_confirming { Some(prepare::prepare(&clients, plan, &run_id).await) } else { None };
+    // and the routing change wait for the confirmation. Only on the event: the schedule judges a
+    // window that is already over, with nothing to wait for (preparing there would start and
+    // stop the compute every few minutes of a brownout).
+    let waits = matches!(judged, Judged::OnEvent { .. });
+    let prepared = if trigger.prepare_while_confirming && waits {
+        Some(prepare::prepare(&clients, plan, &run_id).await)
+    } else {
+        None
+    };
     let evidence = match confirm_outage(ctx, &clients, plan, &trigger, &health_check_id, change.at, judged).await? {
         Ok(evidence) => evidence,
         Err(rejected) => {
             let mut outcome = TriggerOutcome { alarm: change.alarm.clone(), ..rejected };
             // No failover: the preparation is undone. Left to the schedule (Pending), it stays:
-            // the schedule judges the same incident again, and undoes it on a flap.
-            if prepared.is_some() && matches!(outcome.decision, Decision::Flap | Decision::Unconfirmed) {
+            // the schedule judges the same incident again and, on a flap, undoes what the event
+            // prepared (the stand-down only reads when there is nothing to undo).
+            if trigger.prepare_while_confirming && matches!(outcome.decision, Decision::Flap | Decision::Unconfirmed) {
                 let undone = prepare::undo(&clients, &ctx.store, plan, &run_id).await;
                 outcome.detail = format!("{}; {undone}", outcome.detail);
             }

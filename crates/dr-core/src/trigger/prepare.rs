@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::aws::AwsClients;
 use crate::plan::Plan;
-use crate::run::{RunInfo, RunbookState};
+use crate::run::{Outcome, RunInfo, RunbookState};
 use crate::runbook::compute;
 use crate::store::{PlanStatus, PlanStore};
 use crate::time;
@@ -61,9 +61,14 @@ pub async fn undo(clients: &AwsClients, store: &PlanStore, plan: &Plan, run_id: 
         Err(err) => return format!("preparation NOT undone: the plan state could not be read ({err})"),
     }
     let state = preparing_state(plan, run_id);
+    let mut changed = false;
     loop {
         let answer = compute::stand_down(clients, &state).await;
+        if let Ok(record) = &answer {
+            changed |= record.outcome == Outcome::Changed;
+        }
         match answer {
+            Ok(record) if record.ready && !changed => return format!("compute on standby: {}", record.detail),
             Ok(record) if record.ready => {
                 tracing::info!(plan = %plan.name, step = "undo-preparation", "{}", record.detail);
                 return format!("preparation undone: {}", record.detail);
