@@ -78,6 +78,11 @@ pub async fn undo(clients: &AwsClients, store: &PlanStore, plan: &Plan, run_id: 
                 return format!("preparation NOT fully undone: {}", record.detail);
             }
             Ok(_) => tokio::time::sleep(UNDO_POLL).await,
+            // Throttled, a 5xx, an instance still changing state: asked again, within the wait.
+            Err(err) if err.is_retryable() && tokio::time::Instant::now() + UNDO_POLL < deadline => {
+                tracing::info!(plan = %plan.name, step = "undo-preparation", error = err.name(), "{err}: asked again");
+                tokio::time::sleep(UNDO_POLL).await;
+            }
             Err(err) => {
                 tracing::warn!(plan = %plan.name, step = "undo-preparation", error = err.name(), "{err}");
                 return format!("preparation NOT undone ({}: {err})", err.name());
