@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
+use dr_tests::median;
 use serde::Deserialize;
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -83,11 +84,6 @@ async fn start(mut command: Command, polls: &mut mpsc::UnboundedReceiver<Instant
     let peak = peak_kib(pid);
     let _ = child.kill().await;
     Start { init_ms: (polled - spawned).as_secs_f64() * 1000.0, peak_kib: peak }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// The Lambda environment of a function (its template variables, the runtime's own).

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use dr_core::run::StepRecord;
 use dr_core::runbook::report::RunReport;
-use dr_tests::{failover_input, run_failover, seeded_estate, unique_suffix};
+use dr_tests::{failover_input, median, run_failover, seeded_estate, unique_suffix};
 
 /// Milliseconds during which at least one of the step's AWS calls was in flight (concurrent
 /// calls count once).
@@ -91,10 +91,6 @@ async fn main() {
         samples.push(sample);
     }
 
-    let median = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
     let wall = median(samples.iter().map(|s| s.wall_ms).collect());
     let until_report = median(samples.iter().map(|s| s.until_report_ms).collect());
     let aws = median(samples.iter().map(|s| s.aws_ms).collect());

@@ -466,3 +466,9 @@ pub fn plan_file(plan: &Plan) -> PathBuf {
     std::fs::write(&path, toml::to_string(plan).expect("the plan serialises")).expect("plan file written");
     path
 }
+
+/// The median of a benchmark's samples (the upper one of an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
