@@ -215,10 +215,7 @@ async fn publishing_a_plan_to_a_stack_whose_parameters_disagree_is_refused() {
     });
     let stack = format!("dr-orchestrator-{}", std::process::id());
     let cloudformation = aws_sdk_cloudformation::Client::new(
-        &aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(plan.dr_region.clone()))
-            .load()
-            .await,
+        &dr_core::aws::tls::sdk_config_loader().region(aws_config::Region::new(plan.dr_region.clone())).load().await,
     );
     cloudformation
         .create_stack()

@@ -81,3 +81,18 @@ fn the_product_links_no_emulator_code() {
         assert!(!text.contains("[dev-dependencies]"), "{manifest}: dev-dependencies change feature unification");
     }
 }
+
+/// One TLS stack, rustls on ring (`dr_core::aws::tls`): aws-lc's C library, the SDK's default,
+/// adds about 0.4 MB to every function's zip (README, "Packages and cold starts"). A crate that
+/// turns an SDK crate's `default-https-client` (or reqwest's `rustls`) back on brings it into
+/// Cargo.lock, which lists what any member of the workspace can build.
+#[test]
+fn no_crate_links_aws_lc() {
+    let lock = std::fs::read_to_string(dr_tests::repo_root().join("Cargo.lock")).expect("Cargo.lock");
+    for package in ["aws-lc-rs", "aws-lc-sys", "aws-lc-fips-sys"] {
+        assert!(
+            !lock.contains(&format!("name = \"{package}\"")),
+            "Cargo.lock has {package}: an SDK crate's default-https-client or reqwest's rustls is on"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use dr_core::aws::{ApiCallLog, AwsClients, RegionClients};
 use dr_core::error::parse_input;
 use dr_core::store::PlanStore;
@@ -22,6 +22,7 @@ use dr_core::{DrError, Plan};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing_subscriber::filter::LevelFilter;
 
 /// A handler's failure as the runtime reports it: `errorType` is the stable name.
 #[derive(Debug)]
@@ -39,9 +40,20 @@ impl From<FunctionError> for Diagnostic {
     }
 }
 
-/// Sets up logging: the runtime's subscriber (JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`).
+/// Sets up logging as the runtime's default subscriber does (`lambda_runtime::tracing`): JSON when
+/// `AWS_LAMBDA_LOG_FORMAT=JSON`, the level from `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO;
+/// no target, no time (CloudWatch stamps each line). Unlike it, one level for every module and no
+/// per-module directives: its `EnvFilter` brings a regex engine into every function's zip.
 pub fn init_logging() {
-    lambda_runtime::tracing::init_default_subscriber();
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|level| level.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    let subscriber = tracing_subscriber::fmt().with_target(false).without_time().with_max_level(level);
+    // Err only when a subscriber is already set (a second call): that one serves.
+    let _ = if json { subscriber.json().try_init() } else { subscriber.try_init() };
 }
 
 /// Serves a JSON-in/JSON-out handler of a typed request. `function` names the function in logs;
@@ -81,7 +93,7 @@ pub struct ClientCache {
 impl ClientCache {
     pub async fn load() -> ClientCache {
         ClientCache {
-            shared: aws_config::load_defaults(BehaviorVersion::latest()).await,
+            shared: dr_core::aws::tls::sdk_config_loader().load().await,
             by_regions: Mutex::new(HashMap::new()),
         }
     }

@@ -94,7 +94,7 @@ pub async fn emulator_clients(plan: &Plan) -> AwsClients {
 /// treats their calls as the functions' own, for code a test runs in-process.
 pub async fn clients_as_the_lambdas(plan: &Plan) -> AwsClients {
     let credentials = aws_sdk_s3::config::Credentials::new(LAMBDA_ACCESS_KEY, "testing", None, None, "dr-tests");
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let shared = dr_core::aws::tls::sdk_config_loader()
         .region(aws_config::Region::new(plan.dr_region.clone()))
         .credentials_provider(credentials)
         .load()
@@ -205,7 +205,8 @@ pub fn run_state_machine(definition: &str, substitutions: &serde_json::Value, in
 }
 
 /// As [`run_state_machine`], with every Wait state lasting `wait` (instead of none): for runs
-/// that wait out something that takes real time in the emulator.
+/// that wait out something that takes real time in the emulator. An absolute `definition` is
+/// run from where it is (a variant a benchmark wrote).
 pub fn run_state_machine_waiting(
     definition: &str,
     substitutions: &serde_json::Value,
@@ -374,10 +375,8 @@ const TOPIC_NAME: &str = "dr-notifications";
 pub async fn subscribe(clients: &mut AwsClients) -> (aws_sdk_sqs::Client, String) {
     let topic = clients.dr.sns.create_topic().name(TOPIC_NAME).send().await.expect("CreateTopic");
     let topic_arn = topic.topic_arn().expect("topic ARN").to_string();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(clients.dr.region.clone()))
-        .load()
-        .await;
+    let config =
+        dr_core::aws::tls::sdk_config_loader().region(aws_config::Region::new(clients.dr.region.clone())).load().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let queue = sqs.create_queue().queue_name(format!("notes-{}", unique_suffix())).send().await.expect("queue");
     let url = queue.queue_url().expect("queue URL").to_string();

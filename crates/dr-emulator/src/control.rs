@@ -39,7 +39,7 @@ pub async fn route53_answer(
     let url = format!("{}/dr-local/dns", endpoint(clients)?);
     let mut query = vec![("name", name.to_string()), ("type", record_type.to_string())];
     query.extend(at.map(|at| ("at", time::rfc3339(at))));
-    let response = reqwest::Client::new().get(url).query(&query).send().await.map_err(|e| failed("DNS answer", e))?;
+    let response = control_client()?.get(url).query(&query).send().await.map_err(|e| failed("DNS answer", e))?;
     response.json().await.map_err(|e| failed("DNS answer", e))
 }
 
@@ -110,7 +110,7 @@ async fn control_request<T: serde::de::DeserializeOwned>(
     body: Option<String>,
 ) -> Result<T, DrError> {
     let url = format!("{}{path}", endpoint(clients)?);
-    let mut request = reqwest::Client::new().request(method, url);
+    let mut request = control_client()?.request(method, url);
     if let Some(body) = body {
         request = request.body(body);
     }
@@ -134,9 +134,14 @@ pub async fn fault_report(clients: &AwsClients) -> Result<FaultReport, DrError> 
     control_request(clients, "/dr-local/faults", reqwest::Method::GET, None).await
 }
 
+/// The control API's HTTP client (the product's one TLS stack, though the API is plain HTTP).
+fn control_client() -> Result<reqwest::Client, DrError> {
+    dr_core::aws::tls::http_client_builder().build().map_err(|e| failed("HTTP client", e))
+}
+
 async fn post(clients: &AwsClients, path: &str, body: serde_json::Value) -> Result<(), DrError> {
     let url = format!("{}{path}", endpoint(clients)?);
-    let response = reqwest::Client::new().post(url).body(body.to_string()).send().await.map_err(|e| failed(path, e))?;
+    let response = control_client()?.post(url).body(body.to_string()).send().await.map_err(|e| failed(path, e))?;
     response.error_for_status().map(|_| ()).map_err(|e| failed(path, e))
 }
 

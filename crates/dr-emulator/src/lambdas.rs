@@ -424,7 +424,14 @@ mod tests {
     /// Invokes `function` as Step Functions does: the error name Lambda gives, if any.
     async fn invoke_error(address: SocketAddr, function: &str) -> Option<String> {
         let url = format!("http://{address}/2015-03-31/functions/{function}/invocations");
-        let response = reqwest::Client::new().post(url).body("{}").send().await.expect("invoke answered");
+        let response = dr_core::aws::tls::http_client_builder()
+            .build()
+            .expect("HTTP client")
+            .post(url)
+            .body("{}")
+            .send()
+            .await
+            .expect("invoke answered");
         assert_eq!(response.status(), 200, "a function error is HTTP 200, as in Lambda");
         let flagged = response.headers().get("x-amz-function-error").is_some();
         let body: serde_json::Value = response.json().await.expect("a JSON payload");

@@ -490,10 +490,8 @@ impl DeployCommand {
 
 /// A deployed stack's parameters (DescribeStacks in `region`), by name.
 async fn deployed_parameters(region: &str, stack: &str) -> Result<BTreeMap<String, String>, DrError> {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        .load()
-        .await;
+    let config =
+        dr_core::aws::tls::sdk_config_loader().region(aws_config::Region::new(region.to_string())).load().await;
     let described = aws_sdk_cloudformation::Client::new(&config)
         .describe_stacks()
         .stack_name(stack)

@@ -14,11 +14,12 @@ pub mod metrics;
 pub mod objects;
 pub mod once;
 pub mod postgres;
+pub mod tls;
 
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 
 pub use calls::{ApiCall, ApiCallLog};
 
@@ -81,8 +82,7 @@ impl AwsClients {
 
     pub async fn for_regions(primary_region: &str, dr_region: &str) -> AwsClients {
         // Each client gets its region from the plan: no region lookup (env, profile, IMDS) needed.
-        let shared =
-            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(dr_region.to_string())).load().await;
+        let shared = tls::sdk_config_loader().region(Region::new(dr_region.to_string())).load().await;
         AwsClients::from_config(&shared, primary_region, dr_region)
     }
 

@@ -319,7 +319,7 @@ fn quote_ident(name: &str) -> String {
 }
 
 fn tls_config() -> Result<rustls::ClientConfig, DrError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = crate::aws::tls::crypto_provider();
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| DrError::Internal { message: format!("TLS: {e}") })?;

@@ -775,11 +775,14 @@ pub const PROBE_BUDGET: Duration = Duration::from_secs(
 
 async fn probe(url: &str) -> ProbeResult {
     // No redirects: a redirect could lead the probe to Ireland, which answers during the outage.
-    let client =
-        match reqwest::Client::builder().timeout(PROBE_TIMEOUT).redirect(reqwest::redirect::Policy::none()).build() {
-            Ok(client) => client,
-            Err(e) => return ProbeResult::Failed(format!("no HTTP client: {e}")),
-        };
+    let client = match crate::aws::tls::http_client_builder()
+        .timeout(PROBE_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => return ProbeResult::Failed(format!("no HTTP client: {e}")),
+    };
     let mut last = String::new();
     for attempt in 1..=PROBE_ATTEMPTS {
         match client.get(url).send().await {

@@ -20,7 +20,7 @@ const BUCKET: &str = "dr-local-application";
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = dr_core::aws::tls::sdk_config_loader().load().await;
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
     let s3 = &s3;
     run(service_fn(move |event: LambdaEvent<Value>| async move { handle(s3, event.payload).await })).await
