@@ -10,7 +10,7 @@ import os
 import sys
 import zipfile
 
-GOAL_MB = 5.0
+GOAL_MIB = 5.0
 
 
 def zipped_size(folder):
@@ -30,16 +30,19 @@ def main():
     )
     if not functions:
         sys.exit(f"{build}: no function built")
-    mb = 1024 * 1024
-    print(f"{'function':<28} {'bootstrap':>10} {'zip':>8}")
+    mib = 1024 * 1024
+    print(f"{'function':<28} {'bootstrap':>11} {'zip':>9}")
     largest = 0
     for name in functions:
         bootstrap = os.path.getsize(os.path.join(build, name, "bootstrap"))
         size = zipped_size(os.path.join(build, name))
         largest = max(largest, size)
-        print(f"{name:<28} {bootstrap / mb:>7.2f} MB {size / mb:>5.2f} MB")
-    verdict = "within" if largest / mb <= GOAL_MB else "OVER"
-    print(f"{len(functions)} functions; largest zip {largest / mb:.2f} MB: {verdict} the {GOAL_MB:.0f} MB goal")
+        print(f"{name:<28} {bootstrap / mib:>7.2f} MiB {size / mib:>5.2f} MiB")
+    verdict = "within" if largest / mib <= GOAL_MIB else "OVER"
+    print(
+        f"{len(functions)} functions; largest zip {largest / mib:.2f} MiB ({largest:,} bytes): "
+        f"{verdict} the {GOAL_MIB:.0f} MiB goal"
+    )
 
 
 if __name__ == "__main__":

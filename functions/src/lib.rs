@@ -2,8 +2,8 @@
 //! per execution environment; [`serve`] turns the JSON payload into the function's typed request
 //! (anything else is `InvalidInput`), runs the handler, and reports a failure to the runtime under
 //! its stable name (the `errorType` Step Functions' Retry/Catch match on), logged with that name.
-//! Logs go through the runtime's own subscriber, which honours `AWS_LAMBDA_LOG_FORMAT` (JSON in
-//! AWS, see template.yaml) and `AWS_LAMBDA_LOG_LEVEL`.
+//! Logs honour `AWS_LAMBDA_LOG_FORMAT` (JSON in AWS, see template.yaml) and `AWS_LAMBDA_LOG_LEVEL`,
+//! as the runtime's own subscriber does ([`init_logging`]).
 //!
 //! The logic is in `dr-core`; nothing here decides anything.
 
