@@ -3,9 +3,10 @@
 //! checks, Auto Scaling launches, the routing alarm and Route 53's propagation: figures and
 //! sources in crates/dr-emulator/moto/timing.py). Reports the RTO achieved from the outage to the
 //! clients' resolvers answering Ireland, phase by phase and its critical path; the same runbook
-//! run with its branches one after another, as layered runbooks run them; the physical limit; and the same failover with
-//! the compute prepared while the trigger confirms (`trigger.prepare_while_confirming`: the
-//! trigger's own `prepare`, the confirmation window waited out on the same clock).
+//! run with its branches one after another, as layered runbooks run them; the physical limit;
+//! and the same failover with the compute prepared while the trigger confirms
+//! (`trigger.prepare_while_confirming`: the trigger's own `prepare`, the confirmation window
+//! waited out on the same clock).
 //!
 //!   scripts/bench                 (starts the emulator and the Lambdas)
 //!   bench-rto [SCALE]             wall seconds per AWS second, default 0.1 (an AWS minute in 6 s)

@@ -16,7 +16,11 @@ use rustls::crypto::CryptoProvider;
 
 /// The cryptography behind every TLS session.
 pub fn crypto_provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(ring())
+}
+
+fn ring() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }
 
 /// The SDK's own HTTPS client (hyper, the SDK's connection pool and trust store) on ring.
@@ -35,6 +39,6 @@ pub fn sdk_config_loader() -> ConfigLoader {
 /// own here (`rustls-no-provider`): it takes the process default, installed by the first caller.
 pub fn http_client_builder() -> reqwest::ClientBuilder {
     // Err when a provider is already installed (an earlier call): that one serves.
-    let _ = CryptoProvider::install_default(rustls::crypto::ring::default_provider());
+    let _ = CryptoProvider::install_default(ring());
     reqwest::Client::builder()
 }
