@@ -479,6 +479,12 @@ async fn preparing_while_confirming_starts_the_compute_early_and_a_flap_puts_it_
     }
 
     // A flap: prepared, then put back; nothing else changed.
+    // The simulated flap publishes Route 53's minutes up to now and no further, and the schedule
+    // below re-judges the alarm on them: when a minute boundary passed in between, the re-judging
+    // found nothing to decide (1 run in 3 here; not yet understood, see the issue notes). Starting
+    // just after a boundary keeps this part (a few seconds) inside one minute, as it was meant.
+    let into_minute = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() % 60;
+    tokio::time::sleep(Duration::from_secs(61 - into_minute)).await;
     let (plan, clients, ctx, flap) =
         armed_outage_with(Outage::Flap, |trigger| trigger.prepare_while_confirming = true).await;
     let before = check_plan(&clients, &plan, Scope::Full).await;
