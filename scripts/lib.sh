@@ -79,6 +79,16 @@ install_sfn_runner() {
   (cd "${REPO_ROOT}/tests/sfn" && npm ci --no-audit --no-fund --silent)
 }
 
+# The local stack's IAM evaluator (@cloud-copilot/iam-simulate, pinned in
+# crates/dr-emulator/iam/package-lock.json): a test-time tool of the emulator, never shipped.
+install_iam_evaluator() {
+  if [[ -d "${REPO_ROOT}/crates/dr-emulator/iam/node_modules/@cloud-copilot/iam-simulate" ]]; then
+    return 0
+  fi
+  log "installing the IAM evaluator (npm ci in crates/dr-emulator/iam)"
+  (cd "${REPO_ROOT}/crates/dr-emulator/iam" && npm ci --no-audit --no-fund --silent)
+}
+
 # Debian's PostgreSQL server programs, for the real primary/standby pair of the database tests
 # (crates/dr-emulator/src/postgres.rs starts the servers itself). Installs as root with apt-get.
 install_postgres() {

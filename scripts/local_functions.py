@@ -3,7 +3,7 @@
     python scripts/local_functions.py template.yaml --ref NAME=VALUE ... > functions.json
 
 Every AWS::Serverless::Function becomes {function, binary, handler, timeout_seconds, memory_mb,
-environment} (function: its logical id), keyed by its handler name (its Handler; the binary is
+environment, access_key} (function: its logical id), keyed by its handler name (its Handler; the binary is
 BuildProperties.Binary, the same for every function), with Globals.Function applied as SAM does.
 So the local functions run with the template's own timeouts, memory and variables. Variables that are
 intrinsic functions (!Ref PlanStateBucket, ...) are resolved from --ref, then from the parameter's
@@ -72,6 +72,9 @@ def main():
             "timeout_seconds": int(properties.get("Timeout", globals_.get("Timeout", 3))),
             "memory_mb": int(properties.get("MemorySize", globals_.get("MemorySize", 128))),
             "environment": environment,
+            # Credentials that stand for the function's own role: the emulator authorizes each
+            # call against that role's policies (crates/dr-emulator/moto/iam.py).
+            "access_key": f"local-lambda-{name}",
         }
     for item in args.application:
         binary, timeout = item.split(":", 1)

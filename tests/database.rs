@@ -357,6 +357,8 @@ async fn the_applications_fencing_lambda_and_barrier_hook_carry_a_planned_move_a
     // Moved: the switch on, the hook's marker replayed, the promotion proven lossless.
     let (mut plan, clients, pair) = backed_estate("hooks").await;
     fenced_by_the_application(&mut plan, 60);
+    // The stack is deployed again for the changed plan (`drctl deploy params`): its hooks.
+    dr_tests::deploy(&clients, &plan).await;
     let run_id = format!("hooks-{}", unique_suffix());
     let execution = run_planned(&plan, &run_id, Duration::from_millis(500));
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
@@ -377,6 +379,8 @@ async fn the_applications_fencing_lambda_and_barrier_hook_carry_a_planned_move_a
     // The hook's marker never reaches Ireland: nothing promoted, the switch turned back off.
     let (mut plan, clients, pair) = backed_estate("hooks-paused").await;
     fenced_by_the_application(&mut plan, 5);
+    // The stack is deployed again for the changed plan (`drctl deploy params`): its hooks.
+    dr_tests::deploy(&clients, &plan).await;
     pair.pause_replay(true).expect("replay paused");
     let execution = run_state_machine_waiting(
         "failover.asl.json",
@@ -394,6 +398,8 @@ async fn the_applications_fencing_lambda_and_barrier_hook_carry_a_planned_move_a
 async fn a_fencing_lambda_that_fails_stops_the_move_before_any_promotion() {
     let (mut plan, clients, pair) = backed_estate("broken-switch").await;
     fenced_by_the_application(&mut plan, 60);
+    // The stack is deployed again for the changed plan (`drctl deploy params`): its hooks.
+    dr_tests::deploy(&clients, &plan).await;
     let _ = clients
         .dr
         .s3

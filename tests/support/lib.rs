@@ -102,6 +102,13 @@ pub async fn clients_as_the_lambdas(plan: &Plan) -> AwsClients {
     AwsClients::from_config(&shared, &plan.primary_region, &plan.dr_region)
 }
 
+/// The stack deployed again for `plan` changed after seeding (its hooks, its options), as an
+/// operator redeploys with `drctl deploy params`: the local IAM then authorizes the functions'
+/// calls for it against the roles of that deployment.
+pub async fn deploy(clients: &AwsClients, plan: &Plan) {
+    dr_emulator::iam::register_deployment(clients, plan, None).await.expect("the deployment registered");
+}
+
 /// An isolated plan, its clients, and its estate seeded in standby.
 pub async fn seeded_estate() -> (Plan, AwsClients) {
     let plan = isolated_plan();

@@ -44,6 +44,7 @@ pub enum ErrorName {
     NotARestoreTestInstance,
     EmulatorOnly,
     AwsTransient,
+    AccessDenied,
     AwsCallFailed,
     Internal,
 }
@@ -193,7 +194,12 @@ pub enum DrError {
     #[error("{service}:{operation} failed, retryable: {message}")]
     AwsTransient { service: &'static str, operation: &'static str, message: String },
 
-    /// An AWS call was rejected (permissions, validation, conflict); trying again will not help.
+    /// The function's role (or the organization's SCPs, or the resource's policy) does not allow
+    /// the call: a deployment defect, never retried; the message names the action and resource.
+    #[error("{service}:{operation} denied: {message}")]
+    AccessDenied { service: &'static str, operation: &'static str, message: String },
+
+    /// An AWS call was rejected (validation, conflict); trying again will not help.
     #[error("{service}:{operation} failed: {message}")]
     AwsCallFailed { service: &'static str, operation: &'static str, message: String },
 
@@ -233,6 +239,7 @@ impl DrError {
             DrError::NotARestoreTestInstance { .. } => ErrorName::NotARestoreTestInstance,
             DrError::EmulatorOnly { .. } => ErrorName::EmulatorOnly,
             DrError::AwsTransient { .. } => ErrorName::AwsTransient,
+            DrError::AccessDenied { .. } => ErrorName::AccessDenied,
             DrError::AwsCallFailed { .. } => ErrorName::AwsCallFailed,
             DrError::Internal { .. } => ErrorName::Internal,
         }
@@ -262,7 +269,7 @@ impl DrError {
         DrError::AwsCallFailed { service, operation, message: format!("request could not be built: {err}") }
     }
 
-    /// Classifies an SDK error of any service into [`DrError::AwsTransient`] or
+    /// Classifies an SDK error of any service into [`DrError::AwsTransient`], [`DrError::AccessDenied`] or
     /// [`DrError::AwsCallFailed`].
     pub fn from_sdk<E>(service: &'static str, operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
     where
@@ -276,8 +283,16 @@ impl DrError {
             }
             _ => false,
         };
+        let denied = match &err {
+            SdkError::ServiceError(service_err) => {
+                service_err.err().code().is_some_and(|code| ACCESS_DENIED_CODES.contains(&code))
+            }
+            _ => false,
+        };
         let message = describe_sdk_error(&err);
-        if transient {
+        if denied {
+            DrError::AccessDenied { service, operation, message }
+        } else if transient {
             DrError::AwsTransient { service, operation, message }
         } else {
             DrError::AwsCallFailed { service, operation, message }
@@ -290,6 +305,11 @@ impl DrError {
 pub fn parse_input<T: serde::de::DeserializeOwned>(input: serde_json::Value, what: &str) -> Result<T, DrError> {
     serde_json::from_value(input).map_err(|e| DrError::InvalidInput { message: format!("not a {what}: {e}") })
 }
+
+/// AWS error codes that mean "your role may not", across the services we call (EC2 says
+/// UnauthorizedOperation, SNS AuthorizationError, the JSON protocols AccessDeniedException).
+const ACCESS_DENIED_CODES: &[&str] =
+    &["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"];
 
 /// AWS error codes that mean "slow down or try again", across the services we call.
 const TRANSIENT_CODES: &[&str] = &[

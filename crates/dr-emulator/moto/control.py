@@ -21,6 +21,10 @@
     POST   /dr-local/faults      inject faults into the functions' requests (faults.py)
     GET    /dr-local/faults      what was injected, and every mutating call that took effect
     DELETE /dr-local/faults      stop injecting
+    POST   /dr-local/iam/deployments  a deployment of the stack whose roles IAM enforces (iam.py)
+    GET    /dr-local/iam         every function's calls, denials and the statements that allowed them
+    POST   /dr-local/iam/simulate one decision for a function's role (iam:SimulatePrincipalPolicy)
+    POST   /dr-local/iam/scps    service control policies over the functions' calls
 
 Everything else goes to moto.
 """
@@ -32,6 +36,7 @@ from urllib.parse import parse_qs
 import alarms
 import ec2
 import faults
+import iam
 import rds
 import route53
 import timing
@@ -102,4 +107,14 @@ class Control:
                 faults.clear()
                 return "200 OK", faults.report()
             return "200 OK", faults.report()
+        if path == "/dr-local/iam/deployments" and method == "POST":
+            return "200 OK", iam.deploy(self.json_body(environ))
+        if path == "/dr-local/iam/simulate" and method == "POST":
+            return "200 OK", iam.simulate(self.json_body(environ))
+        if path == "/dr-local/iam/scps" and method == "POST":
+            iam.set_scps(self.json_body(environ).get("policies", []))
+            return "200 OK", {"scps": len(iam._state["scps"])}
+        if path == "/dr-local/iam" and method == "GET":
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            return "200 OK", iam.report(mutations=query.get("mutations") == ["1"])
         return "404 Not Found", {"error": f"no {method} {path}"}

@@ -12,11 +12,15 @@ modelled (test setup only, started by scripts/emulator). Each module says what A
   status, and failover records answer as Route 53's name servers would;
 - cloudformation.py: DescribeStacks answers a list parameter as the string it was given;
 - dns.py: a DNS server on loopback that gives those answers;
+- iam.py: every call a local function makes is authorized against its own template role by a
+  real IAM policy evaluator (iam_policies.py, iam_requests.py, ../iam/evaluate.mjs), and a denied
+  call is answered as AWS answers it;
 - faults.py: the faults of a regional event (a hung region, throttling, lost answers) for the
   functions' requests, when a test asks for them;
 - control.py: the local stack's control API under /dr-local/ (DNS answers, held alarms, faults).
 
-    python crates/dr-emulator/moto/server.py -H 127.0.0.1 -p 5000 --dns-port 5053
+    python crates/dr-emulator/moto/server.py -H 127.0.0.1 -p 5000 --dns-port 5053 --template template.yaml \
+        --lambda-url http://127.0.0.1:9000 --sfn-url http://127.0.0.1:8083
 """
 
 import argparse
@@ -30,6 +34,7 @@ import control
 import dns
 import ec2
 import faults
+import iam
 import rds
 import route53
 import s3
@@ -40,12 +45,25 @@ def main():
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
     parser.add_argument("--dns-port", type=int, default=5053)
+    parser.add_argument("--template", default="template.yaml", help="the SAM template whose roles IAM enforces")
+    parser.add_argument("--lambda-url", help="the local Lambda service, where the functions' authorized Invoke calls go")
+    parser.add_argument("--sfn-url", help="the local Step Functions, where the functions' authorized calls go")
+    parser.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        help="NAME=VALUE: a physical name of the local stack (a state machine's ARN, the default plan store)",
+    )
     args = parser.parse_args()
     for module in (rds, ec2, s3, alarms, route53, cloudformation):
         module.install()
     dns.serve(args.host, args.dns_port)
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, control.Control(faults.Faults(app)), threaded=True)
+    iam.configure(args.template, dict(item.split("=", 1) for item in args.name))
+    # IAM first, as AWS authorizes a request before the service acts on it; the faults are the
+    # network's and the service's, after.
+    app = iam.Iam(faults.Faults(app), lambda_url=args.lambda_url, sfn_url=args.sfn_url)
+    run_simple(args.host, args.port, control.Control(app), threaded=True)
 
 
 if __name__ == "__main__":

@@ -139,10 +139,18 @@ fn control_client() -> Result<reqwest::Client, DrError> {
     dr_core::aws::tls::http_client_builder().build().map_err(|e| failed("HTTP client", e))
 }
 
-async fn post(clients: &AwsClients, path: &str, body: serde_json::Value) -> Result<(), DrError> {
+pub(crate) async fn post(clients: &AwsClients, path: &str, body: serde_json::Value) -> Result<(), DrError> {
     let url = format!("{}{path}", endpoint(clients)?);
     let response = control_client()?.post(url).body(body.to_string()).send().await.map_err(|e| failed(path, e))?;
     response.error_for_status().map(|_| ()).map_err(|e| failed(path, e))
+}
+
+/// A GET of the control API at `path`, its JSON answer.
+pub(crate) async fn control_json<T: serde::de::DeserializeOwned>(
+    clients: &AwsClients,
+    path: &str,
+) -> Result<T, DrError> {
+    control_request(clients, path, reqwest::Method::GET, None).await
 }
 
 /// The RDS instance shows `status` (e.g. `backing-up`) for `seconds`, and refuses a promotion

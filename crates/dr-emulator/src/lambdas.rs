@@ -13,9 +13,12 @@
 //! - the environment Lambda sets (`AWS_LAMBDA_FUNCTION_NAME`, `AWS_LAMBDA_RUNTIME_API`,
 //!   `AWS_LAMBDA_LOG_FORMAT`, `_HANDLER`, ...), plus the function's own variables.
 //!
-//! The functions sign their calls with their own access key, [`LAMBDA_ACCESS_KEY`] (as each
-//! Lambda has its role's credentials): the emulator's fault layer touches only their calls, not
-//! a test's own setup and checks.
+//! Each function signs its calls with credentials that stand for its own template role
+//! (`FunctionSpec::access_key`, `local-lambda-<FunctionLogicalId>`), as Lambda gives each function
+//! its role's credentials: the emulator authorizes every call against that role
+//! (crates/dr-emulator/moto/iam.py), and its fault layer touches only the functions' calls (all
+//! their keys start with [`LAMBDA_ACCESS_KEY`]), not a test's own setup and checks. The protected
+//! application's own hooks sign with [`LAMBDA_ACCESS_KEY`] itself: not the orchestrator's roles.
 //!
 //! Each instance's time from process start to its first poll of `/runtime/invocation/next` (its
 //! init) is recorded; `GET /dr-local/stats` returns them.
@@ -39,7 +42,8 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
-/// The access key the local functions sign with (`Faults::for_the_lambdas` targets it).
+/// The prefix of every access key the local functions sign with (`Faults::for_the_lambdas`
+/// targets it), and the key of the application's own hooks.
 pub const LAMBDA_ACCESS_KEY: &str = "local-lambda";
 
 /// One function as template.yaml declares it.
@@ -57,6 +61,10 @@ pub struct FunctionSpec {
     /// The function's environment variables, resolved for the local stack.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// The access key of the function's role (`local-lambda-<FunctionLogicalId>`); none for the
+    /// application's hooks, which sign with [`LAMBDA_ACCESS_KEY`].
+    #[serde(default)]
+    pub access_key: Option<String>,
 }
 
 impl FunctionSpec {
@@ -313,7 +321,7 @@ impl Service {
         command
             .env_clear()
             .envs(std::env::vars().filter(|(key, _)| key == "PATH" || key == "HOME"))
-            .env("AWS_ACCESS_KEY_ID", LAMBDA_ACCESS_KEY)
+            .env("AWS_ACCESS_KEY_ID", spec.access_key.as_deref().unwrap_or(LAMBDA_ACCESS_KEY))
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .envs(&self.config.environment)
             .envs(&spec.environment)
@@ -417,6 +425,7 @@ mod tests {
             timeout_seconds: 1,
             memory_mb: 128,
             environment: BTreeMap::new(),
+            access_key: None,
         };
         (name.to_string(), spec)
     }

@@ -7,7 +7,9 @@
 //! - register the state machines and read back what executions were started with
 //!   ([`executions`]),
 //! - run the real Lambda binaries behind the Invoke API, with Lambda's timeouts ([`lambdas`]),
-//! - ask the emulator what Route 53 answers and why, hold an alarm's evaluation ([`control`]).
+//! - ask the emulator what Route 53 answers and why, hold an alarm's evaluation ([`control`]),
+//! - register a plan's deployment with the local IAM, which authorizes every call the functions
+//!   make against their own template roles, and read what it decided ([`iam`]).
 //!
 //! The modelled AWS behaviour inside the emulator itself (alarm evaluation, Route 53 answers,
 //! the local DNS server, atomic conditional writes) is Python, next to moto, in `moto/`.
@@ -18,6 +20,7 @@ pub mod control;
 pub mod estate;
 pub mod executions;
 pub mod guard;
+pub mod iam;
 pub mod lambdas;
 pub mod outage;
 pub mod postgres;

@@ -73,6 +73,8 @@ pub async fn seed(clients: &AwsClients, plan: &Plan, options: SeedOptions) -> Re
         .await?;
     }
     ensure_bucket(&clients.dr, &plan.reports.bucket).await?;
+    // The stack deployed for this plan: its functions' calls are authorized against its roles.
+    crate::iam::register_deployment(clients, plan, None).await?;
     Ok(())
 }
 

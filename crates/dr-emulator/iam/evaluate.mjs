@@ -1,0 +1,208 @@
+// The local stack's IAM decisions: @cloud-copilot/iam-simulate evaluates each call a local
+// function makes against the policies of its role (identity policies, the resource's policy, SCPs
+// when a test gives them), as IAM does. A child process of the emulator (moto/iam.py), spoken to
+// in JSON lines on stdin/stdout:
+//
+//   {"op": "deploy", "id", "roles": {function: {"role", "policies": [{name, policy}]}},
+//    "resource_policies": {arn: policy}}                                   -> {"ok": true}
+//   {"op": "authorize", "function", "principal", "account",
+//    "checks": [{"action", "resource", "context"}], "scps": [policy]}     -> {"allowed", "deployment", "denied"}
+//   {"op": "mutations"}           -> per function: each Allow statement, how many allowed calls need it
+//   {"op": "simulate", "policies", "resource_policy", "scps", "principal", "action", "resource",
+//    "context"}                                                            -> {"decision", "by_scp", ...}
+//
+// A call is allowed when every check is allowed for the function's role in one deployment (the
+// local Lambda service runs one set of functions for every plan the tests deploy; on AWS each
+// stack has its own). Deployments are tried most recently used first.
+import { createInterface } from 'node:readline'
+import { runSimulation } from '@cloud-copilot/iam-simulate'
+
+const deployments = []
+// Every distinct allowed call: {function, deployment, principal, checks}, for the mutation check.
+const allowedCalls = new Map()
+
+// iam-simulate reads a `*` inside a request's ARN as a pattern; AWS authorizes a describe with no
+// identifier on that ARN literally, so only a policy resource that matches every name (`db:*`)
+// allows it. A name no policy of the plan can spell stands for it.
+const ANY_NAME = '_every_'
+
+function literal(resource) {
+  return resource === '*' ? resource : resource.replaceAll('*', ANY_NAME)
+}
+
+function bucketOf(resource) {
+  const match = /^arn:aws:s3:::([^/]+)/.exec(resource)
+  return match ? `arn:aws:s3:::${match[1]}` : null
+}
+
+async function decide({ policies, resourcePolicy, scps, principal, account, action, resource, context }) {
+  const simulation = {
+    identityPolicies: policies,
+    serviceControlPolicies: scps && scps.length ? [{ orgIdentifier: 'ou-local', policies: scps.map((policy, i) => ({ name: `scp${i}`, policy })) }] : [],
+    resourceControlPolicies: [],
+    request: {
+      principal,
+      action,
+      resource: { resource: literal(resource), accountId: account },
+      contextVariables: context || {},
+    },
+  }
+  if (resourcePolicy) simulation.resourcePolicy = resourcePolicy
+  const response = await runSimulation(simulation, {})
+  if (response.resultType === 'error') {
+    return { decision: 'Error', reason: `the evaluator refused the request: ${JSON.stringify(response.errors)}` }
+  }
+  const analysis = response.result?.analysis ?? {}
+  const scpDenied = analysis.scpAnalysis && analysis.scpAnalysis.result && analysis.scpAnalysis.result !== 'Allowed'
+  const denyStatements = (analysis.resourceAnalysis?.denyStatements ?? [])
+    .concat(analysis.identityAnalysis?.denyStatements ?? [])
+    .map((s) => s.explain?.identifier ?? s.statementId ?? '')
+  return {
+    decision: response.overallResult,
+    by_scp: Boolean(scpDenied),
+    deny_statements: denyStatements,
+    matched_statements: (analysis.identityAnalysis?.allowStatements ?? []).map((s) => ({
+      policy: s.policyId ?? s.explain?.policyId ?? '',
+      sid: s.explain?.identifier ?? '',
+    })),
+  }
+}
+
+async function authorize(message) {
+  const tried = []
+  for (let i = 0; i < deployments.length; i++) {
+    const deployment = deployments[i]
+    const role = deployment.roles[message.function]
+    if (!role) continue
+    const policies = role.policies.map((p) => ({ name: p.name, policy: p.policy }))
+    let denied = null
+    const matched = []
+    for (const check of message.checks) {
+      const bucket = bucketOf(check.resource)
+      const result = await decide({
+        policies,
+        resourcePolicy: bucket ? deployment.resource_policies[bucket] : undefined,
+        scps: message.scps,
+        principal: message.principal.replace('${role}', role.role),
+        account: message.account,
+        action: check.action,
+        resource: check.resource,
+        context: check.context,
+      })
+      if (result.decision !== 'Allowed') {
+        denied = { ...check, ...result, role: role.role }
+        break
+      }
+      matched.push({ action: check.action, statements: result.matched_statements })
+    }
+    if (!denied) {
+      const key = JSON.stringify([message.function, deployment.id, message.checks])
+      if (!allowedCalls.has(key)) {
+        allowedCalls.set(key, { function: message.function, deployment: deployment.id, principal: message.principal, checks: message.checks })
+      }
+      // Most recently used first: the next call of the same test finds its deployment at once.
+      deployments.splice(i, 1)
+      deployments.unshift(deployment)
+      return { allowed: true, deployment: deployment.id, role: role.role, matched }
+    }
+    tried.push(denied)
+  }
+  return { allowed: false, denied: tried[0] ?? null, deployments: deployments.length }
+}
+
+function statementKey(policy, statement, index) {
+  return `${policy.name}#${statement.Sid ?? String(index + 1)}`
+}
+
+// The mutation check, by replay: for each statement of each function's role, every call the suite
+// made that the role allowed is decided again without that statement. A statement without which
+// no call is denied is excess: the suite never needed it.
+async function mutations() {
+  const byFunction = {}
+  for (const call of allowedCalls.values()) {
+    ;(byFunction[call.function] ??= []).push(call)
+  }
+  const out = {}
+  for (const [fn, calls] of Object.entries(byFunction)) {
+    const needed = {}
+    for (const call of calls) {
+      const deployment = deployments.find((d) => d.id === call.deployment)
+      const role = deployment?.roles[fn]
+      if (!role) continue
+      role.policies.forEach((policy, p) => {
+        policy.policy.Statement.forEach((statement, s) => {
+          const key = statementKey(policy, statement, s)
+          if (statement.Effect !== 'Allow') return
+          needed[key] ??= { calls: 0, example: null }
+        })
+      })
+      for (let p = 0; p < role.policies.length; p++) {
+        const statements = role.policies[p].policy.Statement
+        for (let s = 0; s < statements.length; s++) {
+          if (statements[s].Effect !== 'Allow') continue
+          const key = statementKey(role.policies[p], statements[s], s)
+          const mutated = role.policies.map((policy, i) =>
+            i === p ? { name: policy.name, policy: { ...policy.policy, Statement: statements.filter((_, j) => j !== s) } } : policy,
+          )
+          for (const check of call.checks) {
+            const bucket = bucketOf(check.resource)
+            const result = await decide({
+              policies: mutated,
+              resourcePolicy: bucket ? deployment.resource_policies[bucket] : undefined,
+              scps: [],
+              principal: call.principal.replace('${role}', role.role),
+              account: '123456789012',
+              action: check.action,
+              resource: check.resource,
+              context: check.context,
+            })
+            if (result.decision !== 'Allowed') {
+              needed[key].calls += 1
+              needed[key].example ??= `${check.action} ${check.resource}`
+              break
+            }
+          }
+        }
+      }
+    }
+    out[fn] = { distinct_calls: calls.length, statements: needed }
+  }
+  return out
+}
+
+const lines = createInterface({ input: process.stdin })
+for await (const line of lines) {
+  let answer
+  try {
+    const message = JSON.parse(line)
+    if (message.op === 'deploy') {
+      const existing = deployments.findIndex((d) => d.id === message.id)
+      if (existing >= 0) deployments.splice(existing, 1)
+      deployments.unshift({ id: message.id, roles: message.roles, resource_policies: message.resource_policies || {} })
+      answer = { ok: true, deployments: deployments.length }
+    } else if (message.op === 'forget') {
+      deployments.length = 0
+      answer = { ok: true }
+    } else if (message.op === 'authorize') {
+      answer = await authorize(message)
+    } else if (message.op === 'mutations') {
+      answer = await mutations()
+    } else if (message.op === 'simulate') {
+      answer = await decide({
+        policies: message.policies,
+        resourcePolicy: message.resource_policy,
+        scps: message.scps,
+        principal: message.principal,
+        account: message.account,
+        action: message.action,
+        resource: message.resource,
+        context: message.context,
+      })
+    } else {
+      answer = { error: `unknown op ${message.op}` }
+    }
+  } catch (error) {
+    answer = { error: String(error && error.stack ? error.stack : error) }
+  }
+  process.stdout.write(JSON.stringify(answer) + '\n')
+}

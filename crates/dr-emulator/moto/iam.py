@@ -1,0 +1,395 @@
+"""IAM for the local functions: every call a function makes is authorized against the policies
+template.yaml gives that function's own role, by a real IAM policy evaluator, and a denied call is
+answered as the service answers it on AWS. moto enforces nothing by default (and its optional
+check is, in its own documentation's words, very basic), so without this the suite would pass
+whatever the template grants.
+
+- Who calls: the local Lambda service gives each function credentials that stand for its role
+  (access key `local-lambda-<FunctionLogicalId>`, scripts/local_functions.py), as Lambda gives each
+  function its role's credentials. Requests signed with any other key (a test's own setup and
+  checks, the protected application's own hooks) are not functions' calls and are not authorized.
+- What is asked: iam_requests.py maps the request to its action, resource ARN(s) and context; an
+  operation outside that table is denied and named (fail closed).
+- Against what: the policies of each deployment a test or the demo registers
+  (POST /dr-local/iam/deployments: the template's parameters for that plan, `drctl deploy
+  params`, and the deployment's choices), made by iam_policies.py with the SAM translator.
+- Who decides: @cloud-copilot/iam-simulate (crates/dr-emulator/iam/evaluate.mjs, a child process).
+- S3 answers a missing object with 403 AccessDenied, not 404, when the caller may not
+  s3:ListBucket the bucket (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html,
+  "Permissions"): modelled here.
+- The functions' Lambda and Step Functions calls come here too (their AWS_ENDPOINT_URL_LAMBDA and
+  _SFN point at the emulator) and, once authorized, go on to the local Lambda service and the
+  local Step Functions.
+
+    POST   /dr-local/iam/deployments {"id", "parameters": {...}, "names": {...}, "region"}
+    GET    /dr-local/iam              per function: calls, denied calls, the statements that allowed
+                                      them, and every statement of its role (for the excess table);
+                                      ?mutations=1 adds the mutation check (each statement removed in
+                                      turn, every allowed call decided again)
+    POST   /dr-local/iam/simulate     {"function", "deployment", "action", "resource", "context",
+                                       "scps"}: one decision, as iam:SimulatePrincipalPolicy gives it
+    POST   /dr-local/iam/scps         {"policies": [...]}: service control policies in force for the
+                                      functions' calls ([] for none)
+"""
+
+import http.client
+import io
+import json
+import os
+import re
+import subprocess
+import threading
+import uuid
+from urllib.parse import urlsplit
+
+import iam_policies
+import iam_requests
+
+ACCESS_KEY_PREFIX = "local-lambda-"
+ACCOUNT = iam_requests.ACCOUNT
+_CREDENTIAL = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+HERE = os.path.dirname(os.path.abspath(__file__))
+EVALUATOR = os.path.join(HERE, "..", "iam", "evaluate.mjs")
+
+
+class Evaluator:
+    """The evaluator child process; one question at a time."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.process = None
+
+    def ask(self, message):
+        with self.lock:
+            if self.process is None or self.process.poll() is not None:
+                self.process = subprocess.Popen(
+                    ["node", EVALUATOR],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    cwd=os.path.dirname(EVALUATOR),
+                    text=True,
+                    bufsize=1,
+                )
+            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        if not line:
+            return {"error": "the IAM evaluator exited"}
+        return json.loads(line)
+
+
+class Ledger:
+    """What the functions asked and what IAM answered, for the report and the excess table."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.functions = {}
+        self.statements = {}  # function -> {(policy, sid)}: every statement its role has
+
+    def function(self, name):
+        return self.functions.setdefault(name, {"calls": 0, "denied": [], "allowed_by": {}, "actions": {}})
+
+    def allowed(self, name, answer):
+        with self.lock:
+            entry = self.function(name)
+            entry["calls"] += 1
+            for match in answer.get("matched", []):
+                entry["actions"][match["action"]] = entry["actions"].get(match["action"], 0) + 1
+                for statement in match["statements"]:
+                    key = f"{statement['policy']}#{statement['sid']}"
+                    entry["allowed_by"][key] = entry["allowed_by"].get(key, 0) + 1
+
+    def denied(self, name, record):
+        with self.lock:
+            entry = self.function(name)
+            entry["calls"] += 1
+            entry["denied"].append(record)
+
+    def roles(self, roles):
+        with self.lock:
+            for function, role in roles.items():
+                known = self.statements.setdefault(function, {})
+                for policy in role["policies"]:
+                    for index, statement in enumerate(policy["policy"]["Statement"]):
+                        sid = statement.get("Sid", str(index + 1))
+                        actions = statement.get("Action", [])
+                        known[f"{policy['name']}#{sid}"] = {
+                            "effect": statement.get("Effect"),
+                            "actions": actions if isinstance(actions, list) else [actions],
+                        }
+
+    def report(self):
+        with self.lock:
+            return {"functions": json.loads(json.dumps(self.functions)), "statements": json.loads(json.dumps(self.statements))}
+
+
+_evaluator = Evaluator()
+_ledger = Ledger()
+_state = {"template": None, "template_path": None, "defaults": {}, "scps": [], "deployments": {}}
+_state_lock = threading.Lock()
+
+
+def configure(template_path, defaults):
+    """The template whose roles are enforced, and the local stack's defaults: parameters (the
+    default plan store) and physical names (the state machines, the topic) a registration may
+    leave out."""
+    _state["template_path"] = template_path
+    _state["defaults"] = defaults
+
+
+def _template():
+    with _state_lock:
+        if _state["template"] is None:
+            _state["template"] = iam_policies.translated(_state["template_path"])
+        return _state["template"]
+
+
+def deploy(request):
+    """Registers one deployment: the template's policies for these parameters and names."""
+    template = _template()
+    region = request.get("region", "eu-west-1")
+    declared = template.get("Parameters", {})
+    defaults = _state["defaults"]
+    parameters = {k: v for k, v in defaults.items() if k in declared}
+    parameters.update(request.get("parameters", {}))
+    refs = {k: v for k, v in defaults.items() if k not in declared}
+    refs.update(request.get("names", {}))
+    names = iam_policies.local_names(template, request.get("functions", {}), refs)
+    policies = iam_policies.deployment_policies(template, parameters, names, region)
+    deployment_id = request.get("id") or str(uuid.uuid4())
+    with _state_lock:
+        _state["deployments"][deployment_id] = policies
+    _ledger.roles(policies["roles"])
+    answer = _evaluator.ask({"op": "deploy", "id": deployment_id, **policies})
+    return {"id": deployment_id, "roles": len(policies["roles"]), **answer}
+
+
+def simulate(request):
+    """One decision for a function's role in a registered deployment (doctor's local answer)."""
+    with _state_lock:
+        deployment = _state["deployments"].get(request["deployment"])
+    if deployment is None:
+        raise KeyError(f"no deployment {request['deployment']}")
+    role = deployment["roles"][request["function"]]
+    resource = request.get("resource", "*")
+    bucket = re.match(r"^arn:aws:s3:::([^/]+)", resource)
+    return _evaluator.ask(
+        {
+            "op": "simulate",
+            "policies": role["policies"],
+            "resource_policy": deployment["resource_policies"].get(f"arn:aws:s3:::{bucket.group(1)}") if bucket else None,
+            "scps": request.get("scps", []),
+            "principal": f"arn:aws:iam::{ACCOUNT}:role/{role['role']}",
+            "account": ACCOUNT,
+            "action": request["action"],
+            "resource": resource,
+            "context": request.get("context", {}),
+        }
+    )
+
+
+def set_scps(policies):
+    _state["scps"] = list(policies)
+
+
+def report(mutations=False):
+    out = _ledger.report()
+    if mutations:
+        out["mutations"] = _evaluator.ask({"op": "mutations"})
+    return out
+
+
+# ---------------------------------------------------------------- denied answers, as AWS gives them
+
+
+def _message(function, action, resource, why):
+    return (
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/{function}Role/{function} is not authorized to perform: "
+        f"{action} on resource: {resource} {why}"
+    )
+
+
+def access_denied(service, message):
+    """(status, headers, body) of the service's AccessDenied answer, in its own protocol."""
+    request_id = str(uuid.uuid4())
+    if service == "ec2":
+        body = (
+            f"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform "
+            f"this operation. {_xml(message)}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
+        )
+        return "403 Forbidden", [("Content-Type", "text/xml")], body
+    if service == "s3":
+        body = f"<Error><Code>AccessDenied</Code><Message>{_xml(message)}</Message><RequestId>{request_id}</RequestId></Error>"
+        return "403 Forbidden", [("Content-Type", "application/xml")], body
+    if service == "route53":
+        body = (
+            '<ErrorResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><Error><Type>Sender</Type>'
+            f"<Code>AccessDenied</Code><Message>{_xml(message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+        return "403 Forbidden", [("Content-Type", "text/xml")], body
+    if service == "lambda":
+        body = json.dumps({"Type": "User", "Message": message})
+        return "403 Forbidden", [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException")], body
+    if service in ("states", "secretsmanager", "kms", "sqs"):
+        body = json.dumps({"__type": "AccessDeniedException", "message": message})
+        return "400 Bad Request", [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-ErrorType", "AccessDeniedException")], body
+    code = "AuthorizationError" if service == "sns" else "AccessDenied"
+    body = (
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{_xml(message)}</Message></Error>"
+        f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+    )
+    return "403 Forbidden", [("Content-Type", "text/xml")], body
+
+
+def _xml(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# ---------------------------------------------------------------- the middleware
+
+
+def _read_body(environ):
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _global_context(region, function):
+    return {
+        "aws:RequestedRegion": region,
+        # Every SDK call to AWS is HTTPS; the local stack speaks plain HTTP on loopback.
+        "aws:SecureTransport": "true",
+        "aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/{function}Role",
+        "aws:PrincipalAccount": ACCOUNT,
+    }
+
+
+class Iam:
+    """WSGI middleware: authorizes the functions' calls, then hands them on."""
+
+    def __init__(self, app, lambda_url=None, sfn_url=None):
+        self.app = app
+        self.forward = {"lambda": lambda_url, "states": sfn_url}
+
+    def __call__(self, environ, start_response):
+        match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if not match or not match.group(1).startswith(ACCESS_KEY_PREFIX):
+            return self.pass_on(environ, start_response, match.group(3) if match else None)
+        function = match.group(1)[len(ACCESS_KEY_PREFIX) :]
+        region, service = match.group(2), match.group(3)
+        body = _read_body(environ)
+        request = iam_requests.parse(environ, service, region, body)
+        try:
+            authorization = iam_requests.authorization(request)
+        except Exception as error:  # a request the table cannot read is denied, and says why
+            authorization = iam_requests.Authorization(iam_requests.operation_name(request), [], unknown=f"unreadable: {error}")
+        if authorization.unknown:
+            return self.deny(start_response, function, service, authorization.operation, {"action": f"{service}:{authorization.operation}", "resource": "*"}, authorization.unknown)
+        checks = []
+        for action, resource, context in authorization.checks:
+            checks.append({"action": action, "resource": resource, "context": {**_global_context(region, function), **context}})
+        answer = _evaluator.ask(
+            {
+                "op": "authorize",
+                "function": function,
+                "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/${{role}}/{function}",
+                "account": ACCOUNT,
+                "checks": checks,
+                "scps": _state["scps"],
+            }
+        )
+        if not answer.get("allowed"):
+            denied = answer.get("denied") or {"action": checks[0]["action"] if checks else "?", "resource": checks[0]["resource"] if checks else "?"}
+            if answer.get("error"):
+                why = f"because the local IAM evaluator failed: {answer['error'][:300]}"
+            elif not answer.get("deployments"):
+                why = "because no deployment of the stack is registered with the local stack (POST /dr-local/iam/deployments)"
+            elif denied.get("by_scp"):
+                why = "with an explicit deny in a service control policy"
+            elif denied.get("decision") == "ExplicitlyDenied":
+                why = f"with an explicit deny in a resource-based or identity-based policy ({', '.join(denied.get('deny_statements') or [])})"
+            elif denied.get("decision") == "Error":
+                why = denied.get("reason", "")
+            else:
+                why = f"because no identity-based policy allows the {denied['action']} action"
+            return self.deny(start_response, function, service, authorization.operation, denied, why)
+        _ledger.allowed(function, answer)
+        if service in self.forward and self.forward[service]:
+            return self.proxy(environ, start_response, self.forward[service], body)
+        if (service, authorization.operation) in (("s3", "GetObject"), ("s3", "HeadObject")):
+            return self.s3_read(environ, start_response, function, region, request, answer)
+        return self.app(environ, start_response)
+
+    def pass_on(self, environ, start_response, service):
+        return self.app(environ, start_response)
+
+    def deny(self, start_response, function, service, operation, denied, why):
+        message = _message(function, denied.get("action", "?"), denied.get("resource", "?"), why)
+        _ledger.denied(
+            function,
+            {"operation": operation, "action": denied.get("action"), "resource": denied.get("resource"), "why": why},
+        )
+        print(f"IAM DENIED function={function} action={denied.get('action')} resource={denied.get('resource')} {why}", flush=True)
+        status, headers, text = access_denied(service, message)
+        payload = text.encode()
+        start_response(status, headers + [("Content-Length", str(len(payload)))])
+        return [payload]
+
+    def s3_read(self, environ, start_response, function, region, request, answer):
+        """A missing object is 403 to a caller that may not list the bucket, as S3 answers."""
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        chunks = list(self.app(environ, capture))
+        if captured.get("status", "").startswith("404"):
+            bucket, _ = iam_requests._s3_parts(request)
+            listing = _evaluator.ask(
+                {
+                    "op": "authorize",
+                    "function": function,
+                    "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/${{role}}/{function}",
+                    "account": ACCOUNT,
+                    "checks": [{"action": "s3:ListBucket", "resource": f"arn:aws:s3:::{bucket}", "context": _global_context(region, function)}],
+                    "scps": _state["scps"],
+                }
+            )
+            if not listing.get("allowed"):
+                return self.deny(
+                    start_response,
+                    function,
+                    "s3",
+                    "GetObject",
+                    {"action": "s3:ListBucket", "resource": f"arn:aws:s3:::{bucket}"},
+                    "(the object does not exist, and without s3:ListBucket S3 answers 403 instead of 404)",
+                )
+        start_response(captured.get("status", "500 Internal Server Error"), captured.get("headers", []))
+        return chunks
+
+    def proxy(self, environ, start_response, base, body):
+        target = urlsplit(base)
+        connection = http.client.HTTPConnection(target.hostname, target.port, timeout=900)
+        path = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
+        if environ.get("QUERY_STRING") and "?" not in path:
+            path += "?" + environ["QUERY_STRING"]
+        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_") and k != "HTTP_HOST"}
+        if environ.get("CONTENT_TYPE"):
+            headers["Content-Type"] = environ["CONTENT_TYPE"]
+        headers["Content-Length"] = str(len(body))
+        try:
+            connection.request(environ.get("REQUEST_METHOD", "POST"), path, body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            skip = {"content-length", "transfer-encoding", "connection"}
+            out = [(k, v) for k, v in response.getheaders() if k.lower() not in skip]
+            start_response(f"{response.status} {response.reason}", out + [("Content-Length", str(len(payload)))])
+            return [payload]
+        except OSError as error:
+            payload = json.dumps({"message": f"local service unreachable: {error}"}).encode()
+            start_response("502 Bad Gateway", [("Content-Length", str(len(payload)))])
+            return [payload]
+        finally:
+            connection.close()
