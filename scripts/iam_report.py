@@ -10,6 +10,8 @@ enforcement's own tests (tests/iam.rs) and are counted apart. Exits 1 when any o
 """
 
 import json
+import os
+import re
 import sys
 import urllib.request
 
@@ -18,7 +20,49 @@ GRANTED_BY_SAM = {
     "AWSLambdaBasicExecutionRole": "Lambda's own log delivery (every function; not an API call the code makes)",
     "AWSXrayWriteOnlyAccess": "X-Ray trace segments (Tracing: Active; sent by the Lambda service, not the code)",
     "AWSLambdaVPCAccessExecutionRole": "ENIs for the VPC option; Lambda creates them, not the code",
+    "EventInvokeConfigOnFailureSQSPolicy": "Lambda delivers a failed asynchronous invocation to the OnFailure queue with it, not the code",
 }
+TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "template.yaml")
+
+
+def _comments_above(lines, index):
+    """The comment lines just above line `index`, over the `- !If` / condition-name lines of a
+    conditional statement."""
+    out = []
+    i = index - 1
+    while i >= 0:
+        text = lines[i].strip()
+        if text.startswith("#"):
+            out.insert(0, text.lstrip("# ").rstrip())
+        elif text == "- !If" or text.startswith("- !If [") or re.fullmatch(r"- [A-Z][A-Za-z]+", text):
+            pass
+        else:
+            break
+        i -= 1
+    return " ".join(out)
+
+
+def justification(function, key):
+    """Why an excess statement stays: the template's comment on it, in the function's own block
+    (above its `Sid:`, or above the `- !Ref <ManagedPolicy>` that attaches it), else above the
+    statement where the managed policy defines it."""
+    lines = open(TEMPLATE).read().splitlines()
+    policy, sid = key.split("#", 1)
+    start = next((i for i, line in enumerate(lines) if line == f"  {function}:"), None)
+    end = next((i for i in range(start + 1, len(lines)) if re.match(r"^  [A-Za-z]+:$", lines[i])), len(lines)) if start is not None else None
+    places = []
+    if start is not None:
+        for i in range(start, end):
+            if lines[i].strip() in (f"- Sid: {sid}", f"- !Ref {policy}") or re.search(rf"!Ref {policy}\b", lines[i]):
+                places.append(i)
+    definition = next((i for i, line in enumerate(lines) if line == f"  {policy}:"), None)
+    if definition is not None:
+        places.extend(i for i in range(definition, len(lines)) if lines[i].strip() == f"- Sid: {sid}")
+    for i in places:
+        comment = _comments_above(lines, i)
+        if comment:
+            return comment
+    return "NOT JUSTIFIED in template.yaml"
 
 
 def main():
@@ -46,13 +90,13 @@ def main():
             count = statements.get(key, {}).get("calls", 0)
             if count:
                 needed.append(f"{key} ({count})")
-            elif policy in GRANTED_BY_SAM:
+            elif any(policy.endswith(name) for name in GRANTED_BY_SAM):
                 continue
             else:
-                excess.append(key)
+                excess.append(f"{key}: {justification(function, key)}")
         denied_cell = f"{len(denied)}" + (f" (+{deliberate} by tests/iam.rs)" if deliberate else "")
         lines.append(
-            f"| {function} | {entry['calls']} | {denied_cell} | {', '.join(needed) or '-'} | {', '.join(excess) or '-'} |"
+            f"| {function} | {entry['calls']} | {denied_cell} | {', '.join(needed) or '-'} | {'<br>'.join(excess) or '-'} |"
         )
     lines.append("")
     lines.append("Granted by SAM to every function and never exercised by the code: " + "; ".join(f"{k}: {v}" for k, v in GRANTED_BY_SAM.items()) + ".")

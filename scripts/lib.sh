@@ -9,6 +9,7 @@ DNS_PORT="${DNS_PORT:-5053}"
 DNS_RESOLVER="${EMULATOR_HOST}:${DNS_PORT}"
 EMULATOR_STATE_DIR="${REPO_ROOT}/.emulator"
 VENV="${REPO_ROOT}/.venv"
+CHECKOV_VENV="${REPO_ROOT}/.venv-checkov"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
 LAMBDA_URL="http://127.0.0.1:${LAMBDA_PORT}"
 # The local Step Functions service (tests/sfn/server.mjs): runs what StartExecution starts.
@@ -68,6 +69,28 @@ install_tools() {
   python3 -m venv "${VENV}"
   "${VENV}/bin/pip" install --quiet --disable-pip-version-check -r "${requirements}"
   echo "${wanted}" > "${stamp}"
+}
+
+# checkov (scripts/requirements-checkov.txt) into its own .venv-checkov: its pins conflict with .venv's.
+install_checkov() {
+  local requirements="${REPO_ROOT}/scripts/requirements-checkov.txt"
+  local stamp="${CHECKOV_VENV}/.requirements.sha256"
+  local wanted
+  wanted="$(sha256sum "${requirements}" | cut -d' ' -f1)"
+  if [[ -f "${stamp}" && "$(cat "${stamp}")" == "${wanted}" ]]; then
+    return 0
+  fi
+  log "installing checkov (scripts/requirements-checkov.txt) into ${CHECKOV_VENV}"
+  python3 -m venv "${CHECKOV_VENV}"
+  "${CHECKOV_VENV}/bin/pip" install --quiet --disable-pip-version-check -r "${requirements}"
+  echo "${wanted}" > "${stamp}"
+}
+
+# Both templates scanned by checkov, offline: 0 failed, every skip justified in the resource's
+# Metadata (checkov.skip[].comment).
+run_checkov() {
+  BC_SKIP_MAPPING=TRUE "${CHECKOV_VENV}/bin/checkov" --framework cloudformation --skip-download --compact --quiet \
+    -f "${REPO_ROOT}/template.yaml" -f "${REPO_ROOT}/template-us-east-1.yaml"
 }
 
 # The ASL engine (aws-local-stepfunctions) and asl-validator, pinned in tests/sfn/package-lock.json.

@@ -101,7 +101,7 @@ fn template_parameters() -> Vec<String> {
 #[test]
 fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalised() {
     // What the deployment chooses (or looks up), not the plan: everything else comes from it.
-    const DEPLOYMENT_CHOICES: [&str; 16] = [
+    const DEPLOYMENT_CHOICES: [&str; 17] = [
         "Architecture",
         "HostedZoneId",
         "PlanStateBucketName",
@@ -117,6 +117,7 @@ fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalise
         "DatabaseSubnetIds",
         "DatabaseSecurityGroupIds",
         "NotificationKmsKeyId",
+        "FailoverReservedConcurrency",
         "LogRetentionDays",
     ];
     let out = drctl(&["deploy", "params", example_plan().to_str().expect("utf-8"), "--json"]);
@@ -150,6 +151,18 @@ fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalise
     let out = drctl(&["deploy", "params", path.to_str().expect("utf-8")]);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("\nStandbyTagKey=standby\n"), "{out:?}");
+    // Fence hooks named by ARN reach the policies' `function:<name>` resources by name.
+    let hooks = text.replace(
+        "[fence]\n",
+        "[fence]\nlambda = \"arn:aws:lambda:eu-west-1:123456789012:function:platform-maintenance:live\"\nbarrier_function = \"platform-barrier\"\n",
+    );
+    assert_ne!(hooks, text, "the example plan's [fence] line");
+    std::fs::write(&path, hooks).expect("plan written");
+    let out = drctl(&["deploy", "params", path.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("\nFenceFunctionName=platform-maintenance\n"), "{printed}");
+    assert!(printed.contains("\nFenceBarrierFunctionName=platform-barrier\n"), "{printed}");
     let _ = std::fs::remove_file(&path);
 }
 

@@ -53,24 +53,39 @@ async fn a_call_outside_the_functions_role_is_access_denied_and_the_run_names_it
     assert_eq!(function_error, None, "{answer}");
 }
 
-/// The scheduled functions run as deployed, on the local stack's own plan store and plan (the
-/// example plan): the RPO check reads the plan's state and its previous snapshot (S3 answers 403
-/// for a missing object without s3:ListBucket) and publishes its metrics; the readiness check
-/// finds both health checks through their tags (route53:ListTagsForResources). On the template
-/// before the fix both failed on every run.
+/// The functions a schedule or an operator invokes run as deployed, on the local stack's own plan
+/// store and plan (the example plan): the RPO check reads the plan's state and its previous
+/// snapshot (S3 answers 403 for a missing object without s3:ListBucket) and publishes its
+/// metrics; the readiness check finds both health checks through their tags
+/// (route53:ListTagsForResources); the trigger's schedule, the restore-test janitor and start, and
+/// a game-day dry run make their calls under their roles. On the template before the fix the RPO
+/// check failed and the readiness check's health-check rows were CheckFailed on every run.
 #[tokio::test]
-async fn the_scheduled_checks_run_under_their_roles() {
+async fn the_scheduled_and_operator_functions_run_under_their_roles() {
     let plan = dr_core::Plan::load(&example_plan_path()).expect("the example plan");
     let clients = emulator_clients(&plan).await;
     seed(&clients, &plan, SeedOptions::default()).await.expect("the example estate");
     let bucket = function_variable("rpo-check", "PLAN_STATE_BUCKET");
-    dr_tests::register_stand_in(&clients, &plan, &bucket, "dr-failover").await;
-    let schedule: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("events/rpo-check-schedule.json")).expect("the sample event"),
-    )
-    .expect("JSON");
-    for function in ["rpo-check", "readiness-check"] {
-        let (answer, function_error) = invoke_lambda(function, &schedule);
+    // The deployment's state machines, as the functions' variables name them (stand-ins: what
+    // they run is not the point here).
+    for variable in [("game-day", "STATE_MACHINE_ARN"), ("restore-test-start", "RESTORE_STATE_MACHINE_ARN")] {
+        let arn = function_variable(variable.0, variable.1);
+        let name = arn.rsplit(':').next().expect("a state machine ARN");
+        dr_tests::register_stand_in(&clients, &plan, &bucket, name).await;
+    }
+    for (function, event) in [
+        ("rpo-check", "rpo-check-schedule.json"),
+        ("readiness-check", "rpo-check-schedule.json"),
+        ("alarm-trigger", "alarm-trigger-schedule.json"),
+        ("restore-janitor", "restore-janitor-schedule.json"),
+        ("restore-test-start", "restore-test-start.json"),
+        ("game-day", "game-day-dry-run.json"),
+    ] {
+        let payload: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(repo_root().join("events").join(event)).expect("the sample event"),
+        )
+        .expect("JSON");
+        let (answer, function_error) = invoke_lambda(function, &payload);
         assert_eq!(function_error, None, "{function}: {answer}");
         let text = answer.to_string();
         assert!(!text.contains("AccessDenied") && !text.contains("not authorized"), "{function}: {text}");
@@ -78,11 +93,103 @@ async fn the_scheduled_checks_run_under_their_roles() {
         assert!(!text.contains("CheckFailed"), "{function}: {text}");
     }
     let seen = report(&clients).await.expect("the local IAM's report");
-    for function in ["RpoCheckFunction", "ReadinessCheckFunction"] {
+    for function in [
+        "RpoCheckFunction",
+        "ReadinessCheckFunction",
+        "AlarmTriggerFunction",
+        "RestoreJanitorFunction",
+        "RestoreTestStartFunction",
+        "GameDayFunction",
+    ] {
         let calls = &seen.functions[function];
         assert!(calls.calls > 0, "{function} made no call");
         assert!(calls.denied.is_empty(), "{function}: {:?}", calls.denied);
     }
     assert!(seen.functions["ReadinessCheckFunction"].actions.contains_key("route53:ListTagsForResources"));
     assert!(seen.functions["RpoCheckFunction"].actions.contains_key("cloudwatch:PutMetricData"));
+}
+
+/// A standby instance whose EBS volumes use a customer-managed key starts only if its starter may
+/// create EC2's grant on the key: start-standby's role has it for the plan's key; a deployment
+/// made for another key starts the instance, and EC2 puts it back to stopped (Client.InternalError),
+/// as on AWS.
+#[tokio::test]
+async fn a_standby_instance_on_a_customer_managed_key_starts_only_with_the_grant() {
+    for (granted, key_suffix) in [(true, "standby-key"), (false, "iam-denied-key")] {
+        let mut plan = dr_tests::isolated_plan();
+        let key = format!("arn:aws:kms:eu-west-1:123456789012:key/{key_suffix}-{}", unique_suffix());
+        plan.standby_instances.ebs_kms_key = Some(key.clone());
+        let clients = emulator_clients(&plan).await;
+        seed(&clients, &plan, SeedOptions::default()).await.expect("the estate, its volumes on the key");
+        if !granted {
+            let mut other = plan.clone();
+            other.standby_instances.ebs_kms_key =
+                Some(format!("arn:aws:kms:eu-west-1:123456789012:key/other-{}", unique_suffix()));
+            dr_tests::deploy(&clients, &other).await;
+        }
+        let payload = serde_json::json!({ "action": "act", "state": state_for(plan.clone()) });
+        let (answer, function_error) = invoke_lambda("start-standby", &payload);
+        assert_eq!(function_error, None, "the start is accepted either way: {answer}");
+        let instances = clients
+            .dr
+            .ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name(format!("tag:{}", "dr-standby"))
+                    .values(plan.standby_instances.tag.as_ref().map(|t| t.value.clone()).unwrap_or_default())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("DescribeInstances");
+        let states: Vec<String> = instances
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()))
+            .collect();
+        assert_eq!(states.len(), 2, "{states:?}");
+        let wanted = if granted { "running" } else { "stopped" };
+        assert!(states.iter().all(|state| state == wanted), "granted {granted}: {states:?}");
+        let seen = report(&clients).await.expect("the local IAM's report");
+        let grant_denied = seen.functions["StartStandbyFunction"]
+            .denied
+            .iter()
+            .any(|d| d.action.as_deref() == Some("kms:CreateGrant") && d.resource.as_deref() == Some(key.as_str()));
+        assert_eq!(grant_denied, !granted, "{:?}", seen.functions["StartStandbyFunction"].denied);
+    }
+}
+
+/// The alarm trigger's preparation starts the same instances: with prepare_while_confirming and
+/// a customer-managed EBS key, its role may create EC2's grant on that key (and only through EC2).
+/// On the template before the fix it had no grant: a prepared instance went back to stopped.
+#[tokio::test]
+async fn the_alarm_triggers_preparation_may_grant_ec2_the_standby_key() {
+    let mut plan = dr_tests::isolated_plan();
+    let key = format!("arn:aws:kms:eu-west-1:123456789012:key/standby-key-{}", unique_suffix());
+    plan.standby_instances.ebs_kms_key = Some(key.clone());
+    if let Some(trigger) = plan.trigger.as_mut() {
+        trigger.prepare_while_confirming = true;
+    }
+    let clients = emulator_clients(&plan).await;
+    seed(&clients, &plan, SeedOptions::default()).await.expect("the estate");
+    let deployment = dr_emulator::iam::deployment_id(&plan, None);
+    let through_ec2 = serde_json::json!({
+        "kms:ViaService": "ec2.eu-west-1.amazonaws.com", "kms:GrantIsForAWSResource": "true",
+        "aws:RequestedRegion": "eu-west-1",
+    });
+    for function in ["AlarmTriggerFunction", "StartStandbyFunction"] {
+        let decision =
+            dr_emulator::iam::simulate(&clients, &deployment, function, "kms:CreateGrant", &key, through_ec2.clone())
+                .await
+                .expect("a decision");
+        assert_eq!(decision, "Allowed", "{function}");
+    }
+    let directly = serde_json::json!({ "aws:RequestedRegion": "eu-west-1" });
+    let decision =
+        dr_emulator::iam::simulate(&clients, &deployment, "AlarmTriggerFunction", "kms:CreateGrant", &key, directly)
+            .await
+            .expect("a decision");
+    assert_eq!(decision, "ImplicitlyDenied", "a grant not made through EC2");
 }

@@ -35,6 +35,24 @@ function bucketOf(resource) {
   return match ? `arn:aws:s3:::${match[1]}` : null
 }
 
+// A KMS key is used only as its key policy allows; the keys a plan names are the customer's, not
+// the stack's, so they have the default key policy, which lets the account's IAM policies decide
+// (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html).
+function defaultKeyPolicy(account) {
+  return {
+    Version: '2012-10-17',
+    Statement: [{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'kms:*', Resource: '*' }],
+  }
+}
+
+// The resource's own policy: the bucket's (from the deployment), or a key's default key policy.
+function resourcePolicyOf(resource, deployment, account) {
+  const bucket = bucketOf(resource)
+  if (bucket) return deployment?.resource_policies?.[bucket]
+  if (/^arn:aws:kms:/.test(resource)) return defaultKeyPolicy(account)
+  return undefined
+}
+
 async function decide({ policies, resourcePolicy, scps, principal, account, action, resource, context }) {
   const simulation = {
     identityPolicies: policies,
@@ -78,10 +96,9 @@ async function authorize(message) {
     let denied = null
     const matched = []
     for (const check of message.checks) {
-      const bucket = bucketOf(check.resource)
       const result = await decide({
         policies,
-        resourcePolicy: bucket ? deployment.resource_policies[bucket] : undefined,
+        resourcePolicy: resourcePolicyOf(check.resource, deployment, message.account),
         scps: message.scps,
         principal: message.principal.replace('${role}', role.role),
         account: message.account,
@@ -145,10 +162,9 @@ async function mutations() {
             i === p ? { name: policy.name, policy: { ...policy.policy, Statement: statements.filter((_, j) => j !== s) } } : policy,
           )
           for (const check of call.checks) {
-            const bucket = bucketOf(check.resource)
             const result = await decide({
               policies: mutated,
-              resourcePolicy: bucket ? deployment.resource_policies[bucket] : undefined,
+              resourcePolicy: resourcePolicyOf(check.resource, deployment, '123456789012'),
               scps: [],
               principal: call.principal.replace('${role}', role.role),
               account: '123456789012',
@@ -190,7 +206,7 @@ for await (const line of lines) {
     } else if (message.op === 'simulate') {
       answer = await decide({
         policies: message.policies,
-        resourcePolicy: message.resource_policy,
+        resourcePolicy: message.resource_policy ?? resourcePolicyOf(message.resource, null, message.account),
         scps: message.scps,
         principal: message.principal,
         account: message.account,

@@ -17,6 +17,12 @@ whatever the template grants.
 - S3 answers a missing object with 403 AccessDenied, not 404, when the caller may not
   s3:ListBucket the bucket (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html,
   "Permissions"): modelled here.
+- EC2 starts an instance whose EBS volumes use a customer-managed key by creating a grant on the
+  key for the caller (kms:CreateGrant with kms:ViaService ec2.<region>.amazonaws.com and
+  kms:GrantIsForAWSResource); a caller without it sees the start accepted and the instance go
+  back to stopped with Client.InternalError
+  (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html): modelled
+  here with ec2.fall_back, the denial recorded against the function.
 - The functions' Lambda and Step Functions calls come here too (their AWS_ENDPOINT_URL_LAMBDA and
   _SFN point at the emulator) and, once authorized, go on to the local Lambda service and the
   local Step Functions.
@@ -42,6 +48,7 @@ import threading
 import uuid
 from urllib.parse import urlsplit
 
+import ec2
 import iam_policies
 import iam_requests
 
@@ -289,16 +296,7 @@ class Iam:
         checks = []
         for action, resource, context in authorization.checks:
             checks.append({"action": action, "resource": resource, "context": {**_global_context(region, function), **context}})
-        answer = _evaluator.ask(
-            {
-                "op": "authorize",
-                "function": function,
-                "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/${{role}}/{function}",
-                "account": ACCOUNT,
-                "checks": checks,
-                "scps": _state["scps"],
-            }
-        )
+        answer = self.ask(function, checks)
         if not answer.get("allowed"):
             denied = answer.get("denied") or {"action": checks[0]["action"] if checks else "?", "resource": checks[0]["resource"] if checks else "?"}
             if answer.get("error"):
@@ -317,6 +315,8 @@ class Iam:
         _ledger.allowed(function, answer)
         if service in self.forward and self.forward[service]:
             return self.proxy(environ, start_response, self.forward[service], body)
+        if (service, authorization.operation) == ("ec2", "StartInstances"):
+            self.grant_ebs_keys(function, region, request)
         if (service, authorization.operation) in (("s3", "GetObject"), ("s3", "HeadObject")):
             return self.s3_read(environ, start_response, function, region, request, answer)
         return self.app(environ, start_response)
@@ -336,6 +336,36 @@ class Iam:
         start_response(status, headers + [("Content-Length", str(len(payload)))])
         return [payload]
 
+    def grant_ebs_keys(self, function, region, request):
+        """EC2's grant on each customer-managed EBS key, created for the caller: an instance whose
+        key its starter may not grant falls back to stopped, as EC2 does."""
+        for instance_id in iam_requests._numbered(request.params, "InstanceId"):
+            for key in iam_requests.ebs_keys(region, instance_id):
+                context = {
+                    **_global_context(region, function),
+                    "kms:ViaService": f"ec2.{region}.amazonaws.com",
+                    "kms:GrantIsForAWSResource": "true",
+                }
+                answer = self.ask(function, [{"action": "kms:CreateGrant", "resource": key, "context": context}])
+                if answer.get("allowed"):
+                    continue
+                why = "(EC2 could not create the grant on the instance's EBS key for the caller: the instance falls back to stopped)"
+                _ledger.denied(function, {"operation": "StartInstances", "action": "kms:CreateGrant", "resource": key, "why": why})
+                print(f"IAM DENIED function={function} action=kms:CreateGrant resource={key} {why}", flush=True)
+                ec2.fall_back(instance_id, 1, "Client.InternalError", "Client.InternalError: Client error on launch")
+
+    def ask(self, function, checks):
+        return _evaluator.ask(
+            {
+                "op": "authorize",
+                "function": function,
+                "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/${{role}}/{function}",
+                "account": ACCOUNT,
+                "checks": checks,
+                "scps": _state["scps"],
+            }
+        )
+
     def s3_read(self, environ, start_response, function, region, request, answer):
         """A missing object is 403 to a caller that may not list the bucket, as S3 answers."""
         captured = {}
@@ -347,15 +377,9 @@ class Iam:
         chunks = list(self.app(environ, capture))
         if captured.get("status", "").startswith("404"):
             bucket, _ = iam_requests._s3_parts(request)
-            listing = _evaluator.ask(
-                {
-                    "op": "authorize",
-                    "function": function,
-                    "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/${{role}}/{function}",
-                    "account": ACCOUNT,
-                    "checks": [{"action": "s3:ListBucket", "resource": f"arn:aws:s3:::{bucket}", "context": _global_context(region, function)}],
-                    "scps": _state["scps"],
-                }
+            listing = self.ask(
+                function,
+                [{"action": "s3:ListBucket", "resource": f"arn:aws:s3:::{bucket}", "context": _global_context(region, function)}],
             )
             if not listing.get("allowed"):
                 return self.deny(

@@ -176,6 +176,26 @@ def _ec2_instance_tags(region, instance_id):
     return {tag["key"]: tag["value"] for tag in instance.get_tags()}
 
 
+def ebs_keys(region, instance_id):
+    """The KMS keys of an instance's EBS volumes (starting it makes EC2 create a grant on each)."""
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[ACCOUNT][region]
+    try:
+        instance = backend.get_instance(instance_id)
+    except Exception:
+        return []
+    keys = []
+    for _, block in instance.block_device_mapping.items():
+        try:
+            volume = backend.get_volume(block.volume_id)
+        except Exception:
+            continue
+        if getattr(volume, "kms_key_id", None):
+            keys.append(volume.kms_key_id)
+    return keys
+
+
 def _rds_tags(region, kind, identifier):
     from moto.rds.models import rds_backends
 

@@ -145,6 +145,15 @@ pub(crate) async fn post(clients: &AwsClients, path: &str, body: serde_json::Val
     response.error_for_status().map(|_| ()).map_err(|e| failed(path, e))
 }
 
+/// A POST of `body` to the control API at `path`, its JSON answer.
+pub(crate) async fn control_post_json<T: serde::de::DeserializeOwned>(
+    clients: &AwsClients,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<T, DrError> {
+    control_request(clients, path, reqwest::Method::POST, Some(body.to_string())).await
+}
+
 /// A GET of the control API at `path`, its JSON answer.
 pub(crate) async fn control_json<T: serde::de::DeserializeOwned>(
     clients: &AwsClients,

@@ -37,13 +37,39 @@ pub async fn register_deployment(
     {
         parameters.insert("HostedZoneId".into(), zone.id().trim_start_matches("/hostedzone/").to_string());
     }
-    let id = format!("{}@{}", plan.name, plan_state_bucket.unwrap_or("default"));
+    let id = deployment_id(plan, plan_state_bucket);
     post(
         clients,
         "/dr-local/iam/deployments",
         serde_json::json!({ "id": id, "parameters": parameters, "region": plan.dr_region }),
     )
     .await
+}
+
+/// The id under which [`register_deployment`] registers a plan's deployment.
+pub fn deployment_id(plan: &Plan, plan_state_bucket: Option<&str>) -> String {
+    format!("{}@{}", plan.name, plan_state_bucket.unwrap_or("default"))
+}
+
+/// IAM's decision on one call by a function's role in a registered deployment, as
+/// `iam:SimulatePrincipalPolicy` gives it: `Allowed`, `ImplicitlyDenied` or `ExplicitlyDenied`.
+pub async fn simulate(
+    clients: &AwsClients,
+    deployment: &str,
+    function: &str,
+    action: &str,
+    resource: &str,
+    context: serde_json::Value,
+) -> Result<String, DrError> {
+    #[derive(Deserialize)]
+    struct Decision {
+        decision: String,
+    }
+    let body = serde_json::json!({
+        "deployment": deployment, "function": function, "action": action, "resource": resource, "context": context,
+    });
+    let decision: Decision = crate::control::control_post_json(clients, "/dr-local/iam/simulate", body).await?;
+    Ok(decision.decision)
 }
 
 /// One function's calls in the suite, as the local IAM saw them.

@@ -172,6 +172,21 @@ async fn seed_standby_instances(dr: &RegionClients, plan: &Plan) -> Result<(), D
                 .min_count(wanted)
                 .max_count(wanted)
                 .tag_specifications(tags)
+                // The plan's customer-managed EBS key: starting the instance then needs a grant.
+                .set_block_device_mappings(plan.standby_instances.ebs_kms_key.as_ref().map(|key| {
+                    vec![
+                        aws_sdk_ec2::types::BlockDeviceMapping::builder()
+                            .device_name("/dev/xvda")
+                            .ebs(
+                                aws_sdk_ec2::types::EbsBlockDevice::builder()
+                                    .encrypted(true)
+                                    .kms_key_id(key)
+                                    .volume_size(20)
+                                    .build(),
+                            )
+                            .build(),
+                    ]
+                }))
                 .send()
                 .await
                 .map_err(|e| DrError::from_sdk("ec2", "RunInstances", e))?;
