@@ -48,12 +48,15 @@ def justification(function, key):
     statement where the managed policy defines it."""
     lines = open(TEMPLATE).read().splitlines()
     policy, sid = key.split("#", 1)
-    start = next((i for i, line in enumerate(lines) if line == f"  {function}:"), None)
-    end = next((i for i in range(start + 1, len(lines)) if re.match(r"^  [A-Za-z]+:$", lines[i])), len(lines)) if start is not None else None
     places = []
-    if start is not None:
+    # The function's block, and its own role's where it has one (the VPC functions).
+    for name in (function, f"{function}Role"):
+        start = next((i for i, line in enumerate(lines) if line == f"  {name}:"), None)
+        if start is None:
+            continue
+        end = next((i for i in range(start + 1, len(lines)) if re.match(r"^  [A-Za-z]+:$", lines[i])), len(lines))
         for i in range(start, end):
-            if lines[i].strip() in (f"- Sid: {sid}", f"- !Ref {policy}") or re.search(rf"!Ref {policy}\b", lines[i]):
+            if lines[i].strip() == f"- Sid: {sid}" or re.search(rf"!Ref {policy}\b", lines[i]):
                 places.append(i)
     definition = next((i for i, line in enumerate(lines) if line == f"  {policy}:"), None)
     if definition is not None:

@@ -101,7 +101,7 @@ fn template_parameters() -> Vec<String> {
 #[test]
 fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalised() {
     // What the deployment chooses (or looks up), not the plan: everything else comes from it.
-    const DEPLOYMENT_CHOICES: [&str; 17] = [
+    const DEPLOYMENT_CHOICES: [&str; 15] = [
         "Architecture",
         "HostedZoneId",
         "PlanStateBucketName",
@@ -114,8 +114,6 @@ fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalise
         "RestoreProbeSubnetIds",
         "RestoreProbeSecurityGroupIds",
         "DatabaseCredentialsSecretArn",
-        "DatabaseSubnetIds",
-        "DatabaseSecurityGroupIds",
         "NotificationKmsKeyId",
         "FailoverReservedConcurrency",
         "LogRetentionDays",
@@ -163,6 +161,17 @@ fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalise
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains("\nFenceFunctionName=platform-maintenance\n"), "{printed}");
     assert!(printed.contains("\nFenceBarrierFunctionName=platform-barrier\n"), "{printed}");
+    // The database's VPC is the plan's: its subnets and security groups reach the stack.
+    let in_vpc = format!(
+        "{text}\n[network]\ndatabase_subnets = [\"subnet-0a1b\", \"subnet-0c2d\"]\n\
+         database_security_groups = [\"sg-0e3f\"]\nprimary_region_egress = \"nat\"\n"
+    );
+    std::fs::write(&path, in_vpc).expect("plan written");
+    let out = drctl(&["deploy", "params", path.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("\nDatabaseSubnetIds=subnet-0a1b,subnet-0c2d\n"), "{printed}");
+    assert!(printed.contains("\nDatabaseSecurityGroupIds=sg-0e3f\n"), "{printed}");
     let _ = std::fs::remove_file(&path);
 }
 

@@ -193,3 +193,32 @@ async fn the_alarm_triggers_preparation_may_grant_ec2_the_standby_key() {
             .expect("a decision");
     assert_eq!(decision, "ImplicitlyDenied", "a grant not made through EC2");
 }
+
+/// Lambda's VPC policy (network interfaces) is attached to the functions that may run in the
+/// database's VPC only when the deployment gives them one: SAM attached it whenever a function's
+/// `VpcConfig` was present, even as an `!If` with no VPC.
+#[tokio::test]
+async fn the_vpc_policy_is_attached_only_with_a_vpc() {
+    let (plan, clients) = seeded_estate().await;
+    let without = dr_emulator::iam::deployment_id(&plan, None);
+    dr_emulator::iam::register_deployment_with(&clients, &plan, None, &[("DatabaseSubnetIds", "subnet-0a1b2c3d")])
+        .await
+        .expect("the VPC deployment registered");
+    let with = format!("{without}+DatabaseSubnetIds=subnet-0a1b2c3d");
+    let region = serde_json::json!({ "aws:RequestedRegion": "eu-west-1" });
+    for function in ["PreflightFunction", "PromoteReplicaFunction", "FenceFunction", "RpoCheckFunction"] {
+        for (deployment, wanted) in [(&without, "ImplicitlyDenied"), (&with, "Allowed")] {
+            let decision = dr_emulator::iam::simulate(
+                &clients,
+                deployment,
+                function,
+                "ec2:CreateNetworkInterface",
+                "*",
+                region.clone(),
+            )
+            .await
+            .expect("a decision");
+            assert_eq!(decision, wanted, "{function} in {deployment}");
+        }
+    }
+}

@@ -401,6 +401,8 @@ pub enum ProblemCode {
     InvalidProbeUrl,
     MissingReplicationRule,
     InvalidRestoreTest,
+    InvalidNetwork,
+    NoRouteToPrimaryRegion,
 }
 
 impl ProblemCode {

@@ -57,6 +57,28 @@ fn each_broken_rule_has_its_named_problem() {
         ),
         (|p| p.dns.ttl_seconds = 300, ProblemCode::TtlTooHighForTier, "dns.ttl_seconds"),
         (
+            |p| {
+                p.network = Some(dr_core::plan::Network {
+                    database_subnets: vec!["subnet-0a1b2c3d".into()],
+                    database_security_groups: vec!["sg-0a1b2c3d".into()],
+                    primary_region_egress: dr_core::plan::Egress::EndpointsOnly,
+                })
+            },
+            ProblemCode::NoRouteToPrimaryRegion,
+            "network.primary_region_egress",
+        ),
+        (
+            |p| {
+                p.network = Some(dr_core::plan::Network {
+                    database_subnets: vec![],
+                    database_security_groups: vec!["sg-0a1b2c3d".into()],
+                    primary_region_egress: dr_core::plan::Egress::Nat,
+                })
+            },
+            ProblemCode::InvalidNetwork,
+            "network.database_subnets",
+        ),
+        (
             |p| p.standby_instances = InstanceSelector::default(),
             ProblemCode::EmptyInstanceSelector,
             "standby_instances",

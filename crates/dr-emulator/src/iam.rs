@@ -21,6 +21,17 @@ pub async fn register_deployment(
     plan: &Plan,
     plan_state_bucket: Option<&str>,
 ) -> Result<(), DrError> {
+    register_deployment_with(clients, plan, plan_state_bucket, &[]).await
+}
+
+/// [`register_deployment`] with more of the deployment's own choices (`DatabaseSubnetIds`, ...),
+/// under its own id (`<plan>@<bucket>+<choices>`).
+pub async fn register_deployment_with(
+    clients: &AwsClients,
+    plan: &Plan,
+    plan_state_bucket: Option<&str>,
+    choices: &[(&str, &str)],
+) -> Result<(), DrError> {
     let mut parameters: BTreeMap<String, String> =
         stack_parameters(plan)?.into_iter().map(|(name, value)| (name.to_string(), value)).collect();
     if let Some(bucket) = plan_state_bucket {
@@ -37,7 +48,11 @@ pub async fn register_deployment(
     {
         parameters.insert("HostedZoneId".into(), zone.id().trim_start_matches("/hostedzone/").to_string());
     }
-    let id = deployment_id(plan, plan_state_bucket);
+    let mut id = deployment_id(plan, plan_state_bucket);
+    for (name, value) in choices {
+        parameters.insert((*name).to_string(), (*value).to_string());
+        id.push_str(&format!("+{name}={value}"));
+    }
     post(
         clients,
         "/dr-local/iam/deployments",

@@ -44,10 +44,37 @@ pub struct Plan {
     /// failovers (incidents) are possible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence: Option<Fence>,
+    /// Where the functions that speak SQL run when the database is reachable only inside its VPC,
+    /// and how those subnets reach the primary region. Absent: no VPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
     /// `true` in the plan as a failback sees it ([`Plan::facing`]): the regions, the database's
     /// roles and the application groups swapped. Never in a plan file.
     #[serde(skip)]
     pub reversed: bool,
+}
+
+/// The database's VPC, in the DR region: preflight, promote-replica, the fence and the RPO check
+/// run in these subnets (the stack's `DatabaseSubnetIds` and `DatabaseSecurityGroupIds`), and
+/// every AWS call they make leaves from there.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub database_subnets: Vec<String>,
+    pub database_security_groups: Vec<String>,
+    /// How the subnets reach AWS APIs in the primary region.
+    pub primary_region_egress: Egress,
+}
+
+/// How a VPC's subnets reach another region's AWS APIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Egress {
+    /// A NAT gateway (or a proxy): every service of the primary region is reachable.
+    Nat,
+    /// Only (cross-Region) interface endpoints: S3, KMS, Lambda, ECS, IAM and Route 53, and not
+    /// RDS, CloudWatch, EC2 or Auto Scaling.
+    EndpointsOnly,
 }
 
 /// How a planned move fences the writer in the primary region, and how long its barrier may take.

@@ -99,6 +99,7 @@ impl Plan {
         self.check_trigger(&mut found);
         self.check_restore_test(&mut found);
         self.check_fence(&mut found);
+        self.check_network(&mut found);
         found.0
     }
 
@@ -220,6 +221,33 @@ impl Plan {
                 ProblemCode::InvalidBarrierTimeout,
                 "fence.barrier_timeout_seconds",
                 format!("{timeout} s: must be between 1 s and an eighth of the RTO ({} s)", rto_seconds / 8),
+            );
+        }
+    }
+
+    fn check_network(&self, found: &mut Problems) {
+        let Some(network) = &self.network else { return };
+        for (field, ids, prefix) in [
+            ("network.database_subnets", &network.database_subnets, "subnet-"),
+            ("network.database_security_groups", &network.database_security_groups, "sg-"),
+        ] {
+            if ids.is_empty() || ids.iter().any(|id| !id.starts_with(prefix)) {
+                found.add(ProblemCode::InvalidNetwork, field, format!("{ids:?}: give one or more {prefix}... ids"));
+            }
+        }
+        // Cross-Region interface endpoints exist for S3, KMS, Lambda, ECS, IAM and Route 53 only
+        // (AWS PrivateLink, "AWS services that support cross-Region access"): these calls from the
+        // subnets would hang until their step's budget runs out.
+        if network.primary_region_egress == super::Egress::EndpointsOnly {
+            found.add(
+                ProblemCode::NoRouteToPrimaryRegion,
+                "network.primary_region_egress",
+                format!(
+                    "endpoints-only: preflight (RDS, CloudWatch), the fence (RDS, Auto Scaling) and the RPO check \
+                     (RDS, CloudWatch) call {} from the database subnets, and no cross-Region interface endpoint \
+                     serves those services: give the subnets a NAT route to {} (primary_region_egress = \"nat\")",
+                    self.primary_region, self.primary_region
+                ),
             );
         }
     }

@@ -57,6 +57,11 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
         ),
         ("FenceFunctionName", fence_hook(plan, |f| &f.lambda)),
         ("FenceBarrierFunctionName", fence_hook(plan, |f| &f.barrier_function)),
+        ("DatabaseSubnetIds", plan.network.as_ref().map(|n| n.database_subnets.join(",")).unwrap_or_default()),
+        (
+            "DatabaseSecurityGroupIds",
+            plan.network.as_ref().map(|n| n.database_security_groups.join(",")).unwrap_or_default(),
+        ),
     ])
 }
 
