@@ -56,34 +56,30 @@ lambdas_are_up() {
   curl -fsS -o /dev/null --max-time 2 "${LAMBDA_URL}/" 2>/dev/null
 }
 
-# Every Python tool (scripts/requirements.txt) into .venv, once per change of that file.
-install_tools() {
-  local requirements="${REPO_ROOT}/scripts/requirements.txt"
-  local stamp="${VENV}/.requirements.sha256"
+# A virtualenv with a requirements file installed, once per change of that file.
+#   install_venv VENV REQUIREMENTS
+install_venv() {
+  local venv="$1" requirements="$2"
+  local stamp="${venv}/.requirements.sha256"
   local wanted
   wanted="$(sha256sum "${requirements}" | cut -d' ' -f1)"
   if [[ -f "${stamp}" && "$(cat "${stamp}")" == "${wanted}" ]]; then
     return 0
   fi
-  log "installing the Python tools (scripts/requirements.txt) into ${VENV}"
-  python3 -m venv "${VENV}"
-  "${VENV}/bin/pip" install --quiet --disable-pip-version-check -r "${requirements}"
+  log "installing ${requirements#"${REPO_ROOT}/"} into ${venv}"
+  python3 -m venv "${venv}"
+  "${venv}/bin/pip" install --quiet --disable-pip-version-check -r "${requirements}"
   echo "${wanted}" > "${stamp}"
+}
+
+# Every Python tool (scripts/requirements.txt) into .venv.
+install_tools() {
+  install_venv "${VENV}" "${REPO_ROOT}/scripts/requirements.txt"
 }
 
 # checkov (scripts/requirements-checkov.txt) into its own .venv-checkov: its pins conflict with .venv's.
 install_checkov() {
-  local requirements="${REPO_ROOT}/scripts/requirements-checkov.txt"
-  local stamp="${CHECKOV_VENV}/.requirements.sha256"
-  local wanted
-  wanted="$(sha256sum "${requirements}" | cut -d' ' -f1)"
-  if [[ -f "${stamp}" && "$(cat "${stamp}")" == "${wanted}" ]]; then
-    return 0
-  fi
-  log "installing checkov (scripts/requirements-checkov.txt) into ${CHECKOV_VENV}"
-  python3 -m venv "${CHECKOV_VENV}"
-  "${CHECKOV_VENV}/bin/pip" install --quiet --disable-pip-version-check -r "${requirements}"
-  echo "${wanted}" > "${stamp}"
+  install_venv "${CHECKOV_VENV}" "${REPO_ROOT}/scripts/requirements-checkov.txt"
 }
 
 # Both templates scanned by checkov, offline: 0 failed, every skip justified in the resource's
