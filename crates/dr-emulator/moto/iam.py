@@ -255,6 +255,13 @@ def _xml(text):
 # ---------------------------------------------------------------- the middleware
 
 
+def _record_denial(function, operation, action, resource, why):
+    """A denial in the report, and in the emulator's log with the function, the action, the
+    resource and why."""
+    _ledger.denied(function, {"operation": operation, "action": action, "resource": resource, "why": why})
+    print(f"IAM DENIED function={function} action={action} resource={resource} {why}", flush=True)
+
+
 def _read_body(environ):
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
@@ -324,11 +331,7 @@ class Iam:
 
     def deny(self, start_response, function, service, operation, denied, why):
         message = _message(function, denied.get("action", "?"), denied.get("resource", "?"), why)
-        _ledger.denied(
-            function,
-            {"operation": operation, "action": denied.get("action"), "resource": denied.get("resource"), "why": why},
-        )
-        print(f"IAM DENIED function={function} action={denied.get('action')} resource={denied.get('resource')} {why}", flush=True)
+        _record_denial(function, operation, denied.get("action"), denied.get("resource"), why)
         status, headers, text = access_denied(service, message)
         payload = text.encode()
         start_response(status, headers + [("Content-Length", str(len(payload)))])
@@ -348,8 +351,7 @@ class Iam:
                 if answer.get("allowed"):
                     continue
                 why = "(EC2 could not create the grant on the instance's EBS key for the caller: the instance falls back to stopped)"
-                _ledger.denied(function, {"operation": "StartInstances", "action": "kms:CreateGrant", "resource": key, "why": why})
-                print(f"IAM DENIED function={function} action=kms:CreateGrant resource={key} {why}", flush=True)
+                _record_denial(function, "StartInstances", "kms:CreateGrant", key, why)
                 ec2.fall_back(instance_id, 1, "Client.InternalError", "Client.InternalError: Client error on launch")
 
     def ask(self, function, checks):
