@@ -8,7 +8,7 @@
 //   {"op": "authorize", "function", "principal", "account",
 //    "checks": [{"action", "resource", "context"}], "scps": [policy]}     -> {"allowed", "deployment", "denied"}
 //   {"op": "mutations"}           -> per function: each Allow statement, how many allowed calls need it
-//   {"op": "simulate", "policies", "resource_policy", "scps", "principal", "action", "resource",
+//   {"op": "simulate", "deployment", "function", "scps", "account", "action", "resource",
 //    "context"}                                                            -> {"decision", "by_scp", ...}
 //
 // A call is allowed when every check is allowed for the function's role in one deployment (the
@@ -204,16 +204,20 @@ for await (const line of lines) {
     } else if (message.op === 'mutations') {
       answer = await mutations()
     } else if (message.op === 'simulate') {
-      answer = await decide({
-        policies: message.policies,
-        resourcePolicy: message.resource_policy ?? resourcePolicyOf(message.resource, null, message.account),
-        scps: message.scps,
-        principal: message.principal,
-        account: message.account,
-        action: message.action,
-        resource: message.resource,
-        context: message.context,
-      })
+      const deployment = deployments.find((d) => d.id === message.deployment)
+      const role = deployment?.roles[message.function]
+      answer = role
+        ? await decide({
+            policies: role.policies,
+            resourcePolicy: resourcePolicyOf(message.resource, deployment, message.account),
+            scps: message.scps,
+            principal: `arn:aws:iam::${message.account}:role/${role.role}`,
+            account: message.account,
+            action: message.action,
+            resource: message.resource,
+            context: message.context,
+          })
+        : { error: `no function ${message.function} in a deployment ${message.deployment}` }
     } else {
       answer = { error: `unknown op ${message.op}` }
     }

@@ -41,7 +41,7 @@ _applied = {}
 
 READ_PREFIXES = ("Describe", "List", "Get", "Head")
 
-_CREDENTIAL = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+CREDENTIAL = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 
 def configure(config):
@@ -71,7 +71,8 @@ def _count(kind):
     _stats[kind] = _stats.get(kind, 0) + 1
 
 
-def _body(environ):
+def read_body(environ):
+    """The request's body, read once and put back for the next reader."""
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
     environ["wsgi.input"] = io.BytesIO(body)
@@ -129,7 +130,7 @@ class Faults:
 
     def __call__(self, environ, start_response):
         auth = environ.get("HTTP_AUTHORIZATION", "")
-        match = _CREDENTIAL.search(auth)
+        match = CREDENTIAL.search(auth)
         with _lock:
             config = dict(_config)
         # Every function signs with a key of its own role (local-lambda-<Function>, iam.py): the
@@ -137,7 +138,7 @@ class Faults:
         if not match or not config or not match.group(1).startswith(config.get("access_key", "\0")):
             return self.app(environ, start_response)
         _, region, service = match.groups()
-        body = _body(environ)
+        body = read_body(environ)
         operation, target = _operation(environ, service, body)
         mutating = not operation.startswith(READ_PREFIXES)
         if region in config.get("hang_regions", []):

@@ -39,22 +39,20 @@ whatever the template grants.
 """
 
 import http.client
-import io
 import json
 import os
-import re
 import subprocess
 import threading
 import uuid
 from urllib.parse import urlsplit
 
 import ec2
+import faults
 import iam_policies
 import iam_requests
 
 ACCESS_KEY_PREFIX = "local-lambda-"
 ACCOUNT = iam_requests.ACCOUNT
-_CREDENTIAL = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 HERE = os.path.dirname(os.path.abspath(__file__))
 EVALUATOR = os.path.join(HERE, "..", "iam", "evaluate.mjs")
 
@@ -132,7 +130,7 @@ class Ledger:
 
 _evaluator = Evaluator()
 _ledger = Ledger()
-_state = {"template": None, "template_path": None, "defaults": {}, "scps": [], "deployments": {}}
+_state = {"template": None, "template_path": None, "defaults": {}, "scps": []}
 _state_lock = threading.Lock()
 
 
@@ -164,8 +162,6 @@ def deploy(request):
     names = iam_policies.local_names(template, request.get("functions", {}), refs)
     policies = iam_policies.deployment_policies(template, parameters, names, region)
     deployment_id = request.get("id") or str(uuid.uuid4())
-    with _state_lock:
-        _state["deployments"][deployment_id] = policies
     _ledger.roles(policies["roles"])
     answer = _evaluator.ask({"op": "deploy", "id": deployment_id, **policies})
     return {"id": deployment_id, "roles": len(policies["roles"]), **answer}
@@ -173,23 +169,15 @@ def deploy(request):
 
 def simulate(request):
     """One decision for a function's role in a registered deployment (doctor's local answer)."""
-    with _state_lock:
-        deployment = _state["deployments"].get(request["deployment"])
-    if deployment is None:
-        raise KeyError(f"no deployment {request['deployment']}")
-    role = deployment["roles"][request["function"]]
-    resource = request.get("resource", "*")
-    bucket = re.match(r"^arn:aws:s3:::([^/]+)", resource)
     return _evaluator.ask(
         {
             "op": "simulate",
-            "policies": role["policies"],
-            "resource_policy": deployment["resource_policies"].get(f"arn:aws:s3:::{bucket.group(1)}") if bucket else None,
+            "deployment": request["deployment"],
+            "function": request["function"],
             "scps": request.get("scps", []),
-            "principal": f"arn:aws:iam::{ACCOUNT}:role/{role['role']}",
             "account": ACCOUNT,
             "action": request["action"],
-            "resource": resource,
+            "resource": request.get("resource", "*"),
             "context": request.get("context", {}),
         }
     )
@@ -262,13 +250,6 @@ def _record_denial(function, operation, action, resource, why):
     print(f"IAM DENIED function={function} action={action} resource={resource} {why}", flush=True)
 
 
-def _read_body(environ):
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length) if length else b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return body
-
-
 def _global_context(region, function):
     return {
         "aws:RequestedRegion": region,
@@ -287,13 +268,13 @@ class Iam:
         self.forward = {"lambda": lambda_url, "states": sfn_url}
 
     def __call__(self, environ, start_response):
-        match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        match = faults.CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
         if not match or not match.group(1).startswith(ACCESS_KEY_PREFIX):
             # Not a function's call: a test's own setup and checks, the application's hooks.
             return self.app(environ, start_response)
         function = match.group(1)[len(ACCESS_KEY_PREFIX) :]
         region, service = match.group(2), match.group(3)
-        body = _read_body(environ)
+        body = faults.read_body(environ)
         request = iam_requests.parse(environ, service, region, body)
         try:
             authorization = iam_requests.authorization(request)
