@@ -137,42 +137,39 @@ fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalise
     let text = std::fs::read_to_string(example_plan()).expect("example plan");
     let shouted = text.replace("record = \"app.platform.example.com.\"", "record = \"App.Platform.Example.COM.\"");
     assert_ne!(shouted, text, "the example plan's record line");
-    let path = std::env::temp_dir().join(format!("deploy-params-{}.toml", std::process::id()));
-    std::fs::write(&path, &shouted).expect("plan written");
-    let out = drctl(&["deploy", "params", path.to_str().expect("utf-8")]);
-    assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("\nFailoverRecordName=app.platform.example.com\n"));
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("FenceFunctionName"), "empty values are left out");
+    let printed = deploy_params_of(&shouted);
+    assert!(printed.contains("\nFailoverRecordName=app.platform.example.com\n"), "{printed}");
+    assert!(!printed.contains("FenceFunctionName"), "empty values are left out");
     let other_key = text.replace("key = \"dr-standby\"", "key = \"standby\"");
     assert_ne!(other_key, text, "the example plan's tag key line");
-    std::fs::write(&path, other_key).expect("plan written");
-    let out = drctl(&["deploy", "params", path.to_str().expect("utf-8")]);
-    assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("\nStandbyTagKey=standby\n"), "{out:?}");
+    let printed = deploy_params_of(&other_key);
+    assert!(printed.contains("\nStandbyTagKey=standby\n"), "{printed}");
     // Fence hooks named by ARN reach the policies' `function:<name>` resources by name.
     let hooks = text.replace(
         "[fence]\n",
         "[fence]\nlambda = \"arn:aws:lambda:eu-west-1:123456789012:function:platform-maintenance:live\"\nbarrier_function = \"platform-barrier\"\n",
     );
     assert_ne!(hooks, text, "the example plan's [fence] line");
-    std::fs::write(&path, hooks).expect("plan written");
-    let out = drctl(&["deploy", "params", path.to_str().expect("utf-8")]);
-    assert!(out.status.success(), "{out:?}");
-    let printed = String::from_utf8_lossy(&out.stdout);
+    let printed = deploy_params_of(&hooks);
     assert!(printed.contains("\nFenceFunctionName=platform-maintenance\n"), "{printed}");
     assert!(printed.contains("\nFenceBarrierFunctionName=platform-barrier\n"), "{printed}");
     // The database's VPC is the plan's: its subnets and security groups reach the stack.
-    let in_vpc = format!(
+    let printed = deploy_params_of(&format!(
         "{text}\n[network]\ndatabase_subnets = [\"subnet-0a1b\", \"subnet-0c2d\"]\n\
          database_security_groups = [\"sg-0e3f\"]\nprimary_region_egress = \"nat\"\n"
-    );
-    std::fs::write(&path, in_vpc).expect("plan written");
-    let out = drctl(&["deploy", "params", path.to_str().expect("utf-8")]);
-    assert!(out.status.success(), "{out:?}");
-    let printed = String::from_utf8_lossy(&out.stdout);
+    ));
     assert!(printed.contains("\nDatabaseSubnetIds=subnet-0a1b,subnet-0c2d\n"), "{printed}");
     assert!(printed.contains("\nDatabaseSecurityGroupIds=sg-0e3f\n"), "{printed}");
+}
+
+/// What `drctl deploy params` prints for a plan written as `text` (it must succeed).
+fn deploy_params_of(text: &str) -> String {
+    let path = std::env::temp_dir().join(format!("deploy-params-{}-{}.toml", std::process::id(), text.len()));
+    std::fs::write(&path, text).expect("plan written");
+    let out = drctl(&["deploy", "params", path.to_str().expect("utf-8")]);
     let _ = std::fs::remove_file(&path);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The standby tag's key reaches IAM: the start and stop policies are JSON documents substituted
