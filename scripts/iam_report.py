@@ -7,6 +7,13 @@ statement of its role removed in turn and every call the suite made decided agai
 without which no call is denied is excess (the suite never needed it): it is narrowed in
 template.yaml or justified there in a comment. Denials of resources named `iam-denied-*` are the
 enforcement's own tests (tests/iam.rs) and are counted apart. Exits 1 when any other call was denied.
+
+    python scripts/iam_report.py EMULATOR_URL OUT.md DOCTOR_ACTIONS.json
+
+With the actions `drctl doctor` simulates (`drctl doctor PLAN --actions`), it also checks that
+every action a function was allowed in the suite is one doctor simulates for that function, and
+exits 1 naming any that is not: doctor decides on the real account every call the local stack
+authorized.
 """
 
 import json
@@ -101,6 +108,21 @@ def main():
         lines.append(
             f"| {function} | {entry['calls']} | {denied_cell} | {', '.join(needed) or '-'} | {'<br>'.join(excess) or '-'} |"
         )
+    unsimulated = []
+    if len(sys.argv) > 3:
+        with open(sys.argv[3]) as handle:
+            simulated = json.load(handle)
+        for function, entry in sorted(functions.items()):
+            for action in sorted(entry.get("actions", {})):
+                if action not in simulated.get(function, []):
+                    unsimulated.append((function, action))
+        lines.append("")
+        lines.append(
+            "Every action the suite's functions were allowed is simulated by `drctl doctor`"
+            if not unsimulated
+            else "Allowed in the suite, not simulated by `drctl doctor`: "
+            + ", ".join(f"{function} {action}" for function, action in unsimulated)
+        )
     lines.append("")
     lines.append("Granted by SAM to every function and never exercised by the code: " + "; ".join(f"{k}: {v}" for k, v in GRANTED_BY_SAM.items()) + ".")
     text = "\n".join(lines) + "\n"
@@ -109,7 +131,9 @@ def main():
     print(text)
     for function, denial in unexpected:
         print(f"DENIED {function}: {denial['operation']} {denial.get('action')} {denial.get('resource')} {denial['why']}", file=sys.stderr)
-    return 1 if unexpected else 0
+    for function, action in unsimulated:
+        print(f"NOT SIMULATED BY DOCTOR {function}: {action} (crates/dr-core/src/doctor/calls.rs)", file=sys.stderr)
+    return 1 if unexpected or unsimulated else 0
 
 
 if __name__ == "__main__":

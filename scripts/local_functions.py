@@ -42,7 +42,8 @@ def main():
         "--application",
         action="append",
         default=[],
-        help="BINARY:TIMEOUT, a function of the protected application (not in the template) that plans name",
+        help="[NAME=]BINARY:TIMEOUT, a function of the protected application (not in the template) that plans "
+        "name, served under NAME (default: the binary's name)",
     )
     args = parser.parse_args()
     refs = dict(item.split("=", 1) for item in args.ref)
@@ -77,8 +78,9 @@ def main():
             "access_key": f"local-lambda-{name}",
         }
     for item in args.application:
-        binary, timeout = item.split(":", 1)
-        functions[binary] = {
+        named, timeout = item.split(":", 1)
+        name, _, binary = named.rpartition("=")
+        functions[name or binary] = {
             "binary": binary,
             "handler": "bootstrap",
             "timeout_seconds": int(timeout),

@@ -315,3 +315,25 @@ fn samconfig_holds_the_example_plans_parameters_for_both_stacks() {
     }
     assert_eq!(config["us-east-1"]["deploy"]["parameters"]["template_file"].as_str(), Some("template-us-east-1.yaml"));
 }
+
+/// docs/staging-drill.md shows the commands `drctl deploy staging-drill` prints for the example
+/// plan, exactly: the document and the tool do not drift apart.
+#[test]
+fn the_staging_drill_document_shows_what_drctl_prints() {
+    // From the repository's root, as the document's reader runs it.
+    let out = Command::new(workspace_binary("drctl"))
+        .current_dir(dr_tests::repo_root())
+        .args(["deploy", "staging-drill", "plans/paris-ireland.toml"])
+        .args(["--stack", "dr-orchestrator-staging", "--bucket", "platform-dr-plans-staging"])
+        .output()
+        .expect("drctl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8(out.stdout).expect("utf-8");
+    for command in
+        ["drctl doctor plans/paris-ireland.toml --stack dr-orchestrator-staging", "--dry-run", "--round-trip"]
+    {
+        assert!(printed.contains(command), "{command}");
+    }
+    let document = std::fs::read_to_string(dr_tests::repo_root().join("docs/staging-drill.md")).expect("document");
+    assert!(document.contains(&format!("```sh\n{printed}```")), "docs/staging-drill.md differs from drctl's output");
+}

@@ -403,6 +403,8 @@ pub enum ProblemCode {
     InvalidRestoreTest,
     InvalidNetwork,
     NoRouteToPrimaryRegion,
+    InvalidServing,
+    InvalidReadinessProbe,
 }
 
 impl ProblemCode {

@@ -40,6 +40,8 @@ pub mod runbook;
 pub mod trigger;
 
 pub mod game_day;
+// Layer 12: a deployed stack examined against the real account (drctl doctor).
+pub mod doctor;
 
 pub use error::DrError;
 pub use plan::Plan;

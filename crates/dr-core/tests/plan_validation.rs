@@ -69,6 +69,31 @@ fn each_broken_rule_has_its_named_problem() {
         ),
         (
             |p| {
+                p.serving = Some(dr_core::plan::Serving {
+                    load_balancer: "platform-alb-ireland".into(),
+                    target_group: " ".into(),
+                    certificate_margin_days: 30,
+                })
+            },
+            ProblemCode::InvalidServing,
+            "serving.target_group",
+        ),
+        (
+            |p| {
+                p.readiness = Some(dr_core::plan::ReadinessNeeds {
+                    kms_keys: Vec::new(),
+                    probes: vec![dr_core::plan::ReadinessProbe {
+                        name: "transit-gateway".into(),
+                        function: "arn:aws:lambda:eu-west-1:123456789012:function:tgw-check".into(),
+                        region: "eu-west-1".into(),
+                    }],
+                })
+            },
+            ProblemCode::InvalidReadinessProbe,
+            "readiness.probes[0].function",
+        ),
+        (
+            |p| {
                 p.network = Some(dr_core::plan::Network {
                     database_subnets: vec![],
                     database_security_groups: vec!["sg-0a1b2c3d".into()],

@@ -3,21 +3,28 @@
 // when a test gives them), as IAM does. A child process of the emulator (moto/iam.py), spoken to
 // in JSON lines on stdin/stdout:
 //
-//   {"op": "deploy", "id", "roles": {function: {"role", "policies": [{name, policy}]}},
-//    "resource_policies": {arn: policy}}                                   -> {"ok": true}
+//   {"op": "deploy", "id", "roles": {function: {"role", "policies": [{name, policy, inline}]}},
+//    "resource_policies": {arn: policy}, "scps": [policy]}                 -> {"ok": true}
 //   {"op": "authorize", "function", "principal", "account",
 //    "checks": [{"action", "resource", "context"}], "scps": [policy]}     -> {"allowed", "deployment", "denied"}
 //   {"op": "mutations"}           -> per function: each Allow statement, how many allowed calls need it
 //   {"op": "simulate", "deployment", "function", "scps", "account", "action", "resource",
 //    "context"}                                                            -> {"decision", "by_scp", ...}
+//   {"op": "simulate_role", "role", "scps", "account", "action", "resource", "context"}
+//                                  -> {"decision", "by_scp", ..., "role"} for the role of that
+//                                     (physical) name in the most recently registered deployment
+//                                     having it, or {"no_such_role": true}
 //
 // A call is allowed when every check is allowed for the function's role in one deployment (the
 // local Lambda service runs one set of functions for every plan the tests deploy; on AWS each
-// stack has its own). Deployments are tried most recently used first.
+// stack has its own). Deployments are tried most recently used first. The SCPs over a call are
+// those in force for every call (the message's) and those of its deployment's account.
 import { createInterface } from 'node:readline'
 import { runSimulation } from '@cloud-copilot/iam-simulate'
 
 const deployments = []
+// Registrations so far: a deployment's `registered` is its place in that order.
+let registrations = 0
 // Every distinct allowed call: {function, deployment, principal, checks}, for the mutation check.
 const allowedCalls = new Map()
 
@@ -53,6 +60,17 @@ function resourcePolicyOf(resource, deployment, account) {
   return undefined
 }
 
+// The SCPs over a call `message` asks about, answered from `deployment`.
+function scpsOf(message, deployment) {
+  return (message.scps ?? []).concat(deployment?.scps ?? [])
+}
+
+// The statements that decided: the allows, or for an explicit deny the denies only ("the deny
+// statement is the only entry included in the result", IAM API Reference, EvaluationResult).
+function statementRefs(statements) {
+  return statements.map((s) => ({ policy: s.policyId ?? s.explain?.policyId ?? '', sid: s.explain?.identifier ?? '' }))
+}
+
 async function decide({ policies, resourcePolicy, scps, principal, account, action, resource, context }) {
   const simulation = {
     identityPolicies: policies,
@@ -70,19 +88,19 @@ async function decide({ policies, resourcePolicy, scps, principal, account, acti
   if (response.resultType === 'error') {
     return { decision: 'Error', reason: `the evaluator refused the request: ${JSON.stringify(response.errors)}` }
   }
-  const analysis = response.result?.analysis ?? {}
+  // A request on `*` is answered per matching resource type ("wildcard": `results`), any other
+  // with one `result`: the deciding analysis is the first that does not allow.
+  const analyses = response.result ? [response.result.analysis] : (response.results ?? []).map((r) => r.analysis)
+  const analysis = analyses.find((a) => a && a.result !== 'Allowed') ?? analyses[0] ?? {}
   const scpDenied = analysis.scpAnalysis && analysis.scpAnalysis.result && analysis.scpAnalysis.result !== 'Allowed'
-  const denyStatements = (analysis.resourceAnalysis?.denyStatements ?? [])
-    .concat(analysis.identityAnalysis?.denyStatements ?? [])
-    .map((s) => s.explain?.identifier ?? s.statementId ?? '')
+  const denies = (analysis.resourceAnalysis?.denyStatements ?? []).concat(analysis.identityAnalysis?.denyStatements ?? [])
   return {
     decision: response.overallResult,
     by_scp: Boolean(scpDenied),
-    deny_statements: denyStatements,
-    matched_statements: (analysis.identityAnalysis?.allowStatements ?? []).map((s) => ({
-      policy: s.policyId ?? s.explain?.policyId ?? '',
-      sid: s.explain?.identifier ?? '',
-    })),
+    deny_statements: denies.map((s) => s.explain?.identifier ?? s.statementId ?? ''),
+    matched_statements: statementRefs(
+      response.overallResult === 'ExplicitlyDenied' ? denies : (analysis.identityAnalysis?.allowStatements ?? []),
+    ),
   }
 }
 
@@ -99,7 +117,7 @@ async function authorize(message) {
       const result = await decide({
         policies,
         resourcePolicy: resourcePolicyOf(check.resource, deployment, message.account),
-        scps: message.scps,
+        scps: scpsOf(message, deployment),
         principal: message.principal.replace('${role}', role.role),
         account: message.account,
         action: check.action,
@@ -125,6 +143,24 @@ async function authorize(message) {
     tried.push(denied)
   }
   return { allowed: false, denied: tried[0] ?? null, deployments: deployments.length }
+}
+
+// One decision for a role of a deployment, as iam:SimulatePrincipalPolicy gives it: each matched
+// statement says whether its policy is the role's inline policy or a managed one.
+async function simulate(message, deployment, role) {
+  const result = await decide({
+    policies: role.policies.map((p) => ({ name: p.name, policy: p.policy })),
+    resourcePolicy: resourcePolicyOf(message.resource, deployment, message.account),
+    scps: scpsOf(message, deployment),
+    principal: `arn:aws:iam::${message.account}:role/${role.role}`,
+    account: message.account,
+    action: message.action,
+    resource: message.resource,
+    context: message.context,
+  })
+  const inline = new Set(role.policies.filter((p) => p.inline).map((p) => p.name))
+  const matched = (result.matched_statements ?? []).map((s) => ({ ...s, inline: inline.has(s.policy) }))
+  return { ...result, matched_statements: matched, role: role.role, deployment: deployment.id }
 }
 
 function statementKey(policy, statement, index) {
@@ -194,7 +230,13 @@ for await (const line of lines) {
     if (message.op === 'deploy') {
       const existing = deployments.findIndex((d) => d.id === message.id)
       if (existing >= 0) deployments.splice(existing, 1)
-      deployments.unshift({ id: message.id, roles: message.roles, resource_policies: message.resource_policies || {} })
+      deployments.unshift({
+        id: message.id,
+        roles: message.roles,
+        resource_policies: message.resource_policies || {},
+        scps: message.scps || [],
+        registered: ++registrations,
+      })
       answer = { ok: true, deployments: deployments.length }
     } else if (message.op === 'forget') {
       deployments.length = 0
@@ -207,17 +249,15 @@ for await (const line of lines) {
       const deployment = deployments.find((d) => d.id === message.deployment)
       const role = deployment?.roles[message.function]
       answer = role
-        ? await decide({
-            policies: role.policies,
-            resourcePolicy: resourcePolicyOf(message.resource, deployment, message.account),
-            scps: message.scps,
-            principal: `arn:aws:iam::${message.account}:role/${role.role}`,
-            account: message.account,
-            action: message.action,
-            resource: message.resource,
-            context: message.context,
-          })
+        ? await simulate(message, deployment, role)
         : { error: `no function ${message.function} in a deployment ${message.deployment}` }
+    } else if (message.op === 'simulate_role') {
+      let found = null
+      for (const deployment of deployments) {
+        const role = Object.values(deployment.roles).find((r) => r.role === message.role)
+        if (role && (!found || deployment.registered > found.deployment.registered)) found = { deployment, role }
+      }
+      answer = found ? await simulate(message, found.deployment, found.role) : { no_such_role: true }
     } else {
       answer = { error: `unknown op ${message.op}` }
     }

@@ -21,10 +21,20 @@
     POST   /dr-local/faults      inject faults into the functions' requests (faults.py)
     GET    /dr-local/faults      what was injected, and every mutating call that took effect
     DELETE /dr-local/faults      stop injecting
+    POST   /dr-local/acm/certificate {"region", "domain", "days"}: a certificate valid that many days,
+                                 imported into ACM (acm.py)
     POST   /dr-local/iam/deployments  a deployment of the stack whose roles IAM enforces (iam.py)
     GET    /dr-local/iam         every function's calls, denials and the statements that allowed them
     POST   /dr-local/iam/simulate one decision for a function's role (iam:SimulatePrincipalPolicy)
     POST   /dr-local/iam/scps    service control policies over the functions' calls
+    GET    /dr-local/iam/roles   each function's role in the template (its logical id)
+    POST   /dr-local/quotas      {"region", "service_code", "quota_code", "value"}: a quota's
+                                 applied value (GetServiceQuota; quotas.py)
+    DELETE /dr-local/quotas      every quota back to its default
+    POST   /dr-local/elbv2/target-health {"region", "target_group", "state", "reason",
+                                 "description"}: a group's running targets fail (or pass again)
+                                 their health checks (elbv2.py)
+    DELETE /dr-local/elbv2/target-health every group's targets back to ELB's model
 
 Everything else goes to moto.
 """
@@ -33,10 +43,13 @@ import json
 from datetime import datetime
 from urllib.parse import parse_qs
 
+import acm
 import alarms
 import ec2
+import elbv2
 import faults
 import iam
+import quotas
 import rds
 import route53
 import timing
@@ -114,6 +127,29 @@ class Control:
         if path == "/dr-local/iam/scps" and method == "POST":
             iam.set_scps(self.json_body(environ).get("policies", []))
             return "200 OK", {"scps": len(iam._state["scps"])}
+        if path == "/dr-local/acm/certificate" and method == "POST":
+            body = self.json_body(environ)
+            return "200 OK", acm.issue(body["region"], body["domain"], body["days"])
+        if path == "/dr-local/iam/roles" and method == "GET":
+            return "200 OK", {"roles": iam.roles()}
+        if path == "/dr-local/quotas":
+            if method == "POST":
+                request = self.json_body(environ)
+                quotas.set_value(request["region"], request["service_code"], request["quota_code"], request["value"])
+                return "200 OK", {"value": float(request["value"])}
+            if method == "DELETE":
+                quotas.reset()
+                return "200 OK", {"reset": True}
+        if path == "/dr-local/elbv2/target-health":
+            if method == "POST":
+                request = self.json_body(environ)
+                elbv2.set_health(
+                    request["region"], request["target_group"], request["state"], request.get("reason"), request.get("description")
+                )
+                return "200 OK", {"target_group": request["target_group"], "state": request["state"]}
+            if method == "DELETE":
+                elbv2.clear()
+                return "200 OK", {"cleared": True}
         if path == "/dr-local/iam" and method == "GET":
             query = parse_qs(environ.get("QUERY_STRING", ""))
             return "200 OK", iam.report(mutations=query.get("mutations") == ["1"])

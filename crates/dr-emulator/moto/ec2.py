@@ -6,13 +6,14 @@
   (`POST /dr-local/ec2/start-fallback`), with the state reason EC2 gives;
 - under the RTO model (timing.py), a started instance is `pending` for its boot, then `running`
   with its status checks `initializing` until they have run; an instance an Auto Scaling group
-  launches is `Pending` until it is `InService`. moto makes both running, checked and InService
-  at once.
+  launches is `pending` in EC2 for its boot the same way, and `Pending` in the group until it is
+  `InService`. moto makes them running, checked and InService at once.
 """
 
 import threading
 import time
 
+from moto.autoscaling.models import FakeAutoScalingGroup
 from moto.autoscaling.models import InstanceState as GroupInstance
 from moto.ec2.models.instances import Instance, StateReason
 
@@ -53,6 +54,8 @@ def _boot(instance):
 
     def running():
         if instance._state.name == "pending":
+            # When it began to run: a load balancer's first health check of it follows (elbv2.py).
+            instance._dr_running_at = time.monotonic()
             instance._dr_checks_until = timing.later(timing.STATUS_CHECK_SECONDS)
             instance._state.name = "running"
             instance._state.code = 16
@@ -88,8 +91,24 @@ def _launched(self, *args, **kwargs):
         timing.after(timing.ASG_IN_SERVICE_SECONDS, in_service)
 
 
+_launch = FakeAutoScalingGroup.replace_autoscaling_group_instances
+
+
+def _launch_and_boot(self, count_needed, propagated_tags):
+    """The group's new instances boot as a started one does: EC2 Auto Scaling launches them with
+    RunInstances, and a launched instance is `pending` until it is running (EC2 User Guide,
+    instance lifecycle: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-instance-lifecycle.html)."""
+    before = {state.instance.id for state in self.instance_states}
+    _launch(self, count_needed, propagated_tags)
+    if timing.on():
+        for state in self.instance_states:
+            if state.instance.id not in before:
+                _boot(state.instance)
+
+
 def install():
     Instance.start = _start_or_fall_back
     Instance.instance_status = _checked(_instance_status)
     Instance.system_status = _checked(_system_status)
     GroupInstance.__init__ = _launched
+    FakeAutoScalingGroup.replace_autoscaling_group_instances = _launch_and_boot

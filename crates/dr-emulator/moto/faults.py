@@ -41,6 +41,10 @@ _applied = {}
 
 READ_PREFIXES = ("Describe", "List", "Get", "Head")
 
+# The signing names of the services the functions call whose protocol is JSON: their errors are
+# JSON bodies with x-amzn-ErrorType (Lambda's REST-JSON answers are its own).
+JSON_PROTOCOLS = ("states", "secretsmanager", "kms", "sqs", "acm", "servicequotas")
+
 CREDENTIAL = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 
@@ -115,7 +119,7 @@ def _throttle(service):
     if service == "s3":
         body = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
         return "503 Slow Down", [("Content-Type", "application/xml")], body
-    if service in ("states", "secretsmanager", "lambda", "sqs"):
+    if service in JSON_PROTOCOLS or service == "lambda":
         body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"})
         return "400 Bad Request", [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-ErrorType", "ThrottlingException")], body
     body = f"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"

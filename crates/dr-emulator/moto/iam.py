@@ -23,11 +23,24 @@ whatever the template grants.
   back to stopped with Client.InternalError
   (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html): modelled
   here with ec2.fall_back, the denial recorded against the function.
+- iam:SimulatePrincipalPolicy (moto has none), for a role of a registered deployment named by
+  its physical name, is answered here by the same evaluator, in IAM's XML
+  (https://docs.aws.amazon.com/IAM/latest/APIReference/API_SimulatePrincipalPolicy.html,
+  API_EvaluationResult.html): one result per action on the request's resource, the SCPs in force
+  reported in OrganizationsDecisionDetail. The operator's own checks (`drctl doctor`) call it.
 - The functions' Lambda and Step Functions calls come here too (their AWS_ENDPOINT_URL_LAMBDA and
   _SFN point at the emulator) and, once authorized, go on to the local Lambda service and the
   local Step Functions.
 
-    POST   /dr-local/iam/deployments {"id", "parameters": {...}, "names": {...}, "region"}
+    POST   /dr-local/iam/deployments {"id", "parameters": {...}, "names": {...}, "region",
+                                      "role_names": {RoleLogicalId: physical name},
+                                      "scps": [policy]}
+                                      role_names: the names the deployed stack gave its roles
+                                      (absent: the logical id); scps: the organization's SCPs over
+                                      that deployment's account (they apply to its calls and to
+                                      its simulations, with those of /dr-local/iam/scps)
+    GET    /dr-local/iam/roles        {"roles": {FunctionLogicalId: RoleLogicalId}}: each function's
+                                      role in the template
     GET    /dr-local/iam              per function: calls, denied calls, the statements that allowed
                                       them, and every statement of its role (for the excess table);
                                       ?mutations=1 adds the mutation check (each statement removed in
@@ -41,6 +54,7 @@ whatever the template grants.
 import http.client
 import json
 import os
+import re
 import subprocess
 import threading
 import uuid
@@ -159,12 +173,26 @@ def deploy(request):
     parameters.update(request.get("parameters", {}))
     refs = {k: v for k, v in defaults.items() if k not in declared}
     refs.update(request.get("names", {}))
+    # A role's physical name is what Ref gives for it, as for every other resource of the stack.
+    refs.update(request.get("role_names", {}))
     names = iam_policies.local_names(template, request.get("functions", {}), refs)
     policies = iam_policies.deployment_policies(template, parameters, names, region)
+    # A deployment whose role lacks a statement the template gives it (an edited policy, a
+    # statement lost in review): the doctor's test of a denied call.
+    for removed in request.get("without", []):
+        role = policies["roles"].get(removed["function"], {})
+        for policy in role.get("policies", []):
+            statements = policy["policy"]["Statement"]
+            policy["policy"]["Statement"] = [st for st in statements if st.get("Sid") != removed["sid"]]
     deployment_id = request.get("id") or str(uuid.uuid4())
     _ledger.roles(policies["roles"])
-    answer = _evaluator.ask({"op": "deploy", "id": deployment_id, **policies})
+    answer = _evaluator.ask({"op": "deploy", "id": deployment_id, "scps": request.get("scps", []), **policies})
     return {"id": deployment_id, "roles": len(policies["roles"]), **answer}
+
+
+def roles():
+    """{function logical id: role logical id}, from the template."""
+    return iam_policies.function_roles(_template())
 
 
 def simulate(request):
@@ -225,7 +253,7 @@ def access_denied(service, message):
     if service == "lambda":
         body = json.dumps({"Type": "User", "Message": message})
         return "403 Forbidden", [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException")], body
-    if service in ("states", "secretsmanager", "kms", "sqs"):
+    if service in faults.JSON_PROTOCOLS:
         body = json.dumps({"__type": "AccessDeniedException", "message": message})
         return "400 Bad Request", [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-ErrorType", "AccessDeniedException")], body
     code = "AuthorizationError" if service == "sns" else "AccessDenied"
@@ -238,6 +266,99 @@ def access_denied(service, message):
 
 def _xml(text):
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# ---------------------------------------------------------------- iam:SimulatePrincipalPolicy
+
+IAM_XMLNS = "https://iam.amazonaws.com/doc/2010-05-08/"
+EVAL_DECISIONS = {"Allowed": "allowed", "ImplicitlyDenied": "implicitDeny", "ExplicitlyDenied": "explicitDeny"}
+
+
+def _context_entries(params):
+    """ContextEntries.member.N (ContextKeyName, ContextKeyValues.member.M, ContextKeyType) as the
+    request's context variables: one value, or the list for a *List type."""
+    context = {}
+    for key, name in params.items():
+        match = re.fullmatch(r"(ContextEntries\.member\.\d+)\.ContextKeyName", key)
+        if not match:
+            continue
+        values = iam_requests._numbered(params, f"{match.group(1)}.ContextKeyValues")
+        if params.get(f"{match.group(1)}.ContextKeyType", "string").endswith("List"):
+            context[name] = values
+        else:
+            context[name] = values[0] if values else ""
+    return context
+
+
+def _statements_xml(statements, role):
+    """MatchedStatements as IAM names them: a role's inline policy as role_<role>_<policy>, a
+    managed policy by its name. IAM answers SourcePolicyType "IAM Policy" for both (what the AWS
+    CLI prints from it, e.g. the simulate-principal-policy examples), though the API model lists
+    role / aws-managed / user-managed as its values."""
+    members = "".join(
+        f"<member><SourcePolicyId>{_xml(f'role_{role}_' + s['policy'] if s.get('inline') else s['policy'])}</SourcePolicyId>"
+        "<SourcePolicyType>IAM Policy</SourcePolicyType></member>"
+        for s in statements
+    )
+    return f"<MatchedStatements>{members}</MatchedStatements>"
+
+
+def _iam_error(status, code, message):
+    fault = "Receiver" if status.startswith("5") else "Sender"
+    body = (
+        f'<ErrorResponse xmlns="{IAM_XMLNS}"><Error><Type>{fault}</Type><Code>{code}</Code>'
+        f"<Message>{_xml(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    )
+    return status, body
+
+
+def simulate_principal_policy(params):
+    """(status, XML body) of IAM's answer: one EvaluationResult per action and resource, decided
+    for the deployed role PolicySourceArn names, under the SCPs in force for its account."""
+    source = params.get("PolicySourceArn", "")
+    kind, _, path = source.split(":", 5)[-1].partition("/")
+    name = path.rsplit("/", 1)[-1]
+    actions = iam_requests._numbered(params, "ActionNames")
+    resources = iam_requests._numbered(params, "ResourceArns") or ["*"]
+    context = _context_entries(params)
+    members = []
+    for action in actions:
+        for resource in resources:
+            answer = _evaluator.ask(
+                {
+                    "op": "simulate_role",
+                    "role": name if kind == "role" else "",
+                    "scps": _state["scps"],
+                    "account": ACCOUNT,
+                    "action": action,
+                    "resource": resource,
+                    "context": context,
+                }
+            )
+            if answer.get("no_such_role"):
+                return _iam_error("404 Not Found", "NoSuchEntity", f"The {kind} with name {name} cannot be found.")
+            if answer.get("error") or answer.get("decision") not in EVAL_DECISIONS:
+                why = answer.get("error") or answer.get("reason") or "no decision"
+                return _iam_error("500 Internal Server Error", "PolicyEvaluation", f"The policy could not be evaluated: {why[:300]}")
+            decision = EVAL_DECISIONS[answer["decision"]]
+            matched = _statements_xml(answer.get("matched_statements", []), answer["role"])
+            allowed_by_organizations = "false" if answer.get("by_scp") else "true"
+            members.append(
+                f"<member><EvalActionName>{_xml(action)}</EvalActionName><EvalResourceName>{_xml(resource)}</EvalResourceName>"
+                f"<EvalDecision>{decision}</EvalDecision>{matched}<MissingContextValues/>"
+                f"<OrganizationsDecisionDetail><AllowedByOrganizations>{allowed_by_organizations}</AllowedByOrganizations>"
+                "</OrganizationsDecisionDetail>"
+                f"<ResourceSpecificResults><member><EvalResourceName>{_xml(resource)}</EvalResourceName>"
+                f"<EvalResourceDecision>{decision}</EvalResourceDecision>{matched}<MissingContextValues/></member>"
+                "</ResourceSpecificResults></member>"
+            )
+    body = (
+        f'<SimulatePrincipalPolicyResponse xmlns="{IAM_XMLNS}"><SimulatePrincipalPolicyResult>'
+        f"<IsTruncated>false</IsTruncated><EvaluationResults>{''.join(members)}</EvaluationResults>"
+        f"</SimulatePrincipalPolicyResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        "</SimulatePrincipalPolicyResponse>"
+    )
+    return "200 OK", body
 
 
 # ---------------------------------------------------------------- the middleware
@@ -270,8 +391,9 @@ class Iam:
     def __call__(self, environ, start_response):
         match = faults.CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
         if not match or not match.group(1).startswith(ACCESS_KEY_PREFIX):
-            # Not a function's call: a test's own setup and checks, the application's hooks.
-            return self.app(environ, start_response)
+            # Not a function's call: a test's own setup and checks, the application's hooks, the
+            # operator's CLI.
+            return self.serve(environ, start_response)
         function = match.group(1)[len(ACCESS_KEY_PREFIX) :]
         region, service = match.group(2), match.group(3)
         body = faults.read_body(environ)
@@ -308,6 +430,19 @@ class Iam:
             self.grant_ebs_keys(function, region, request)
         if (service, authorization.operation) in (("s3", "GetObject"), ("s3", "HeadObject")):
             return self.s3_read(environ, start_response, function, region, request, answer)
+        return self.serve(environ, start_response)
+
+    def serve(self, environ, start_response):
+        """moto's answer, or IAM's own here for what moto does not implement
+        (SimulatePrincipalPolicy)."""
+        match = faults.CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if match and match.group(3) == "iam":
+            request = iam_requests.parse(environ, "iam", match.group(2), faults.read_body(environ))
+            if iam_requests.operation_name(request) == "SimulatePrincipalPolicy":
+                status, text = simulate_principal_policy(request.params)
+                payload = text.encode()
+                start_response(status, [("Content-Type", "text/xml"), ("Content-Length", str(len(payload)))])
+                return [payload]
         return self.app(environ, start_response)
 
     def deny(self, start_response, function, service, operation, denied, why):

@@ -166,7 +166,7 @@ class Resolver:
         if kind == "AWS::SQS::Queue" and attribute == "QueueName":
             return name
         if kind == "AWS::IAM::Role" and attribute == "Arn":
-            return f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"
+            return f"arn:{PARTITION}:iam::{ACCOUNT}:role/{self.ref(name)}"
         raise Unresolvable(f"GetAtt {key}")
 
     def sub(self, text, variables):
@@ -248,10 +248,8 @@ def _document(policy):
     return policy
 
 
-def deployment_policies(template, parameters, names, region):
-    """{"roles": {function logical id: {"role": name, "policies": [{name, policy}]}},
-    "resource_policies": {resource ARN: policy}} for one deployment."""
-    resolver = Resolver(template, parameters, names, region)
+def function_roles(template):
+    """{function logical id: its role's logical id} (the role SAM generated, or the template's)."""
     resources = template["Resources"]
     roles = {}
     for logical_id, resource in resources.items():
@@ -259,8 +257,19 @@ def deployment_policies(template, parameters, names, region):
             continue
         role_ref = resource["Properties"].get("Role", {})
         role_id = role_ref.get("Fn::GetAtt", [None])[0] if isinstance(role_ref, dict) else None
-        if role_id not in resources:
-            continue
+        if role_id in resources:
+            roles[logical_id] = role_id
+    return roles
+
+
+def deployment_policies(template, parameters, names, region):
+    """{"roles": {function logical id: {"role": name, "policies": [{name, policy, inline}]}},
+    "resource_policies": {resource ARN: policy}} for one deployment. A role's name is what Ref
+    gives for it (its physical name in `names`, else its logical id)."""
+    resolver = Resolver(template, parameters, names, region)
+    resources = template["Resources"]
+    roles = {}
+    for logical_id, role_id in function_roles(template).items():
         role = resolver.value(resources[role_id]["Properties"])
         policies = []
         for arn in role.get("ManagedPolicyArns", []):
@@ -276,8 +285,8 @@ def deployment_policies(template, parameters, names, region):
             document = resolver.value(resources[managed]["Properties"]["PolicyDocument"])
             policies.append({"name": managed, "policy": _document(document)})
         for inline in role.get("Policies", []):
-            policies.append({"name": inline["PolicyName"], "policy": _document(inline["PolicyDocument"])})
-        roles[logical_id] = {"role": role_id, "policies": policies}
+            policies.append({"name": inline["PolicyName"], "policy": _document(inline["PolicyDocument"]), "inline": True})
+        roles[logical_id] = {"role": resolver.ref(role_id), "policies": policies}
     resource_policies = {}
     for logical_id, resource in resources.items():
         if resource["Type"] == "AWS::S3::BucketPolicy":

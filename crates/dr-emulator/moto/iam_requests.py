@@ -65,7 +65,7 @@ def parse(environ, service, region, body):
             params = json.loads(body or b"{}")
         except ValueError:
             params = {}
-    elif service in ("rds", "ec2", "autoscaling", "monitoring", "sns", "sts", "sqs", "cloudformation"):
+    elif service in ("rds", "ec2", "autoscaling", "monitoring", "sns", "sts", "sqs", "cloudformation", "elasticloadbalancing", "iam"):
         form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True) if body else {}
         params = {k: v[0] for k, v in form.items()} or dict(query)
     path = unquote(environ.get("PATH_INFO", ""))
@@ -243,6 +243,20 @@ def _secret_arn(region, secret_id):
         return secretsmanager_backends[ACCOUNT][region].describe_secret(secret_id).arn
     except Exception:  # an unknown secret: Secrets Manager answers it after authorizing
         return f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{secret_id}-??????"
+
+
+def _key_arn(region, key_id):
+    """The ARN of the key a key id, key ARN, alias name or alias ARN names (KMS authorizes the
+    key, whatever names it: https://docs.aws.amazon.com/kms/latest/developerguide/cmks-in-iam-policies.html)."""
+    from moto.kms.models import kms_backends
+
+    try:
+        return kms_backends[ACCOUNT][region].describe_key(key_id).arn
+    except Exception:  # an unknown key or alias: KMS answers it after authorizing
+        if key_id.startswith("arn:"):
+            return key_id
+        kind = "" if key_id.startswith("alias/") else "key/"
+        return f"arn:aws:kms:{region}:{ACCOUNT}:{kind}{key_id}"
 
 
 def _function_arn(region, name):
@@ -476,8 +490,24 @@ def _sns_publish(request):
     return [("sns:Publish", request.params.get("TopicArn", ""), {})]
 
 
-def _secret(request):
-    return [("secretsmanager:GetSecretValue", _secret_arn(request.region, request.params.get("SecretId", "")), {})]
+def _secret(action):
+    def build(request):
+        return [(action, _secret_arn(request.region, request.params.get("SecretId", "")), {})]
+
+    return build
+
+
+def _describe_key(request):
+    return [("kms:DescribeKey", _key_arn(request.region, request.params.get("KeyId", "")), {})]
+
+
+def _certificate(request):
+    return [("acm:DescribeCertificate", request.params.get("CertificateArn", ""), {})]
+
+
+def _service_quota(request):
+    service_code, quota_code = request.params.get("ServiceCode", ""), request.params.get("QuotaCode", "")
+    return [("servicequotas:GetServiceQuota", f"arn:aws:servicequotas:{request.region}:{ACCOUNT}:{service_code}/{quota_code}", {})]
 
 
 def _invoke(request):
@@ -511,10 +541,24 @@ OPERATIONS = {
     ("ec2", "DescribeInstanceStatus"): _everything("ec2:DescribeInstanceStatus"),
     ("ec2", "StartInstances"): _ec2_instances("ec2:StartInstances"),
     ("ec2", "StopInstances"): _ec2_instances("ec2:StopInstances"),
+    ("ec2", "DescribeLaunchTemplates"): _everything("ec2:DescribeLaunchTemplates"),
+    ("ec2", "DescribeLaunchTemplateVersions"): _everything("ec2:DescribeLaunchTemplateVersions"),
+    ("ec2", "DescribeImages"): _everything("ec2:DescribeImages"),
+    ("ec2", "DescribeInstanceTypes"): _everything("ec2:DescribeInstanceTypes"),
     ("autoscaling", "DescribeAutoScalingGroups"): _everything("autoscaling:DescribeAutoScalingGroups"),
     ("autoscaling", "UpdateAutoScalingGroup"): _asg_update,
     ("autoscaling", "CreateOrUpdateTags"): _asg_tags_change("autoscaling:CreateOrUpdateTags"),
     ("autoscaling", "DeleteTags"): _asg_tags_change("autoscaling:DeleteTags"),
+    # Elastic Load Balancing v2 (signing name "elasticloadbalancing"): its describes support no
+    # resource-level permissions
+    ("elasticloadbalancing", "DescribeLoadBalancers"): _everything("elasticloadbalancing:DescribeLoadBalancers"),
+    ("elasticloadbalancing", "DescribeListeners"): _everything("elasticloadbalancing:DescribeListeners"),
+    ("elasticloadbalancing", "DescribeListenerCertificates"): _everything("elasticloadbalancing:DescribeListenerCertificates"),
+    ("elasticloadbalancing", "DescribeTargetGroups"): _everything("elasticloadbalancing:DescribeTargetGroups"),
+    ("elasticloadbalancing", "DescribeTargetHealth"): _everything("elasticloadbalancing:DescribeTargetHealth"),
+    # Certificate Manager, Service Quotas
+    ("acm", "DescribeCertificate"): _certificate,
+    ("servicequotas", "GetServiceQuota"): _service_quota,
     # CloudWatch (signing name "monitoring")
     ("monitoring", "GetMetricData"): _everything("cloudwatch:GetMetricData"),
     ("monitoring", "DescribeAlarms"): _cloudwatch_alarms,
@@ -536,9 +580,11 @@ OPERATIONS = {
     ("route53", "GetHealthCheck"): _health_check("route53:GetHealthCheck"),
     ("route53", "ListTagsForResources"): _health_check("route53:ListTagsForResources"),
     ("route53", "ListTagsForResource"): _health_check("route53:ListTagsForResource"),
-    # SNS, Secrets Manager, Lambda, Step Functions
+    # SNS, Secrets Manager, KMS, Lambda, Step Functions
     ("sns", "Publish"): _sns_publish,
-    ("secretsmanager", "GetSecretValue"): _secret,
+    ("secretsmanager", "GetSecretValue"): _secret("secretsmanager:GetSecretValue"),
+    ("secretsmanager", "DescribeSecret"): _secret("secretsmanager:DescribeSecret"),
+    ("kms", "DescribeKey"): _describe_key,
     ("lambda", "Invoke"): _invoke,
     ("states", "StartExecution"): _states("states:StartExecution", "stateMachineArn"),
     ("states", "DescribeExecution"): _states("states:DescribeExecution", "executionArn"),

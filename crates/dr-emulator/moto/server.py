@@ -4,6 +4,9 @@ modelled (test setup only, started by scripts/emulator). Each module says what A
 - rds.py: PromoteReadReplica clears the replica's source, as RDS does; transient states
   (backing-up, ...) last a while and refuse a promotion;
 - ec2.py: a started instance can fall back to stopped (capacity, an EBS key), as EC2 does;
+- elbv2.py: target health follows the instances (registering, draining, stopped) and can be made
+  to fail its health checks, as ELB's health checks would; Auto Scaling registers what it launches;
+- quotas.py: GetServiceQuota answers EC2's On-Demand vCPU quota, settable per Region;
 - timing.py: on request, AWS's durations on a compressed clock (promotion, boot and status
   checks, Auto Scaling launches, Route 53 propagation): the RTO model;
 - s3.py: a conditional PutObject checks and stores atomically, as S3 does;
@@ -17,7 +20,8 @@ modelled (test setup only, started by scripts/emulator). Each module says what A
   call is answered as AWS answers it;
 - faults.py: the faults of a regional event (a hung region, throttling, lost answers) for the
   functions' requests, when a test asks for them;
-- control.py: the local stack's control API under /dr-local/ (DNS answers, held alarms, faults).
+- control.py: the local stack's control API under /dr-local/ (DNS answers, held alarms, faults,
+  quotas, target health).
 
     python crates/dr-emulator/moto/server.py -H 127.0.0.1 -p 5000 --dns-port 5053 --template template.yaml \
         --lambda-url http://127.0.0.1:9000 --sfn-url http://127.0.0.1:8083
@@ -33,8 +37,10 @@ import cloudformation
 import control
 import dns
 import ec2
+import elbv2
 import faults
 import iam
+import quotas
 import rds
 import route53
 import s3
@@ -55,7 +61,7 @@ def main():
         help="NAME=VALUE: a physical name of the local stack (a state machine's ARN, the default plan store)",
     )
     args = parser.parse_args()
-    for module in (rds, ec2, s3, alarms, route53, cloudformation):
+    for module in (rds, ec2, elbv2, quotas, s3, alarms, route53, cloudformation):
         module.install()
     dns.serve(args.host, args.dns_port)
     app = DomainDispatcherApplication(create_backend_app)

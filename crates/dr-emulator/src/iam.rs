@@ -32,6 +32,27 @@ pub async fn register_deployment_with(
     plan_state_bucket: Option<&str>,
     choices: &[(&str, &str)],
 ) -> Result<(), DrError> {
+    let mut parameters = deployment_parameters(clients, plan, plan_state_bucket).await?;
+    let mut id = deployment_id(plan, plan_state_bucket);
+    for (name, value) in choices {
+        parameters.insert((*name).to_string(), (*value).to_string());
+        id.push_str(&format!("+{name}={value}"));
+    }
+    post(
+        clients,
+        "/dr-local/iam/deployments",
+        serde_json::json!({ "id": id, "parameters": parameters, "region": plan.dr_region }),
+    )
+    .await
+}
+
+/// The template's parameters for `plan`: `drctl deploy params`, the plan store, and what a lookup
+/// gives (the credentials secret's ARN, the hosted zone's id).
+async fn deployment_parameters(
+    clients: &AwsClients,
+    plan: &Plan,
+    plan_state_bucket: Option<&str>,
+) -> Result<BTreeMap<String, String>, DrError> {
     let mut parameters: BTreeMap<String, String> =
         stack_parameters(plan)?.into_iter().map(|(name, value)| (name.to_string(), value)).collect();
     if let Some(bucket) = plan_state_bucket {
@@ -48,15 +69,82 @@ pub async fn register_deployment_with(
     {
         parameters.insert("HostedZoneId".into(), zone.id().trim_start_matches("/hostedzone/").to_string());
     }
-    let mut id = deployment_id(plan, plan_state_bucket);
-    for (name, value) in choices {
-        parameters.insert((*name).to_string(), (*value).to_string());
-        id.push_str(&format!("+{name}={value}"));
-    }
+    Ok(parameters)
+}
+
+/// A deployed stack as `drctl doctor` reads it, stood up in the local stack: a CloudFormation
+/// stack named `name` with the plan's parameters, one IAM role per function role of the template
+/// (named by CloudFormation, as `sam deploy` leaves them) and the template's outputs; and the
+/// deployment of those roles registered with the local IAM, so that `iam:SimulatePrincipalPolicy`
+/// on a role decides with its template policies. `scps`: the organization's service control
+/// policies over the account; `without`: (function, Sid) statements the deployed roles lack.
+pub async fn deploy_stand_in_stack(
+    clients: &AwsClients,
+    plan: &Plan,
+    name: &str,
+    plan_state_bucket: &str,
+    scps: &[serde_json::Value],
+    without: &[(&str, &str)],
+) -> Result<(), DrError> {
+    let parameters = deployment_parameters(clients, plan, Some(plan_state_bucket)).await?;
+    let role_ids: std::collections::BTreeSet<String> = crate::models::iam_roles(clients).await?.into_values().collect();
+    let (region, account) = (&plan.dr_region, "123456789012");
+    let names = serde_json::json!({
+        "FailoverStateMachine": format!("arn:aws:states:{region}:{account}:stateMachine:{name}-failover"),
+        "RoundTripStateMachine": format!("arn:aws:states:{region}:{account}:stateMachine:{name}-round-trip"),
+        "RestoreTestStateMachine": format!("arn:aws:states:{region}:{account}:stateMachine:{name}-restore-test"),
+        "NotificationTopic": format!("arn:aws:sns:{region}:{account}:{name}-notifications"),
+    });
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    });
+    let template = serde_json::json!({
+        "Parameters": parameters.keys().map(|k| (k.clone(), serde_json::json!({"Type": "String"}))).collect::<serde_json::Map<_, _>>(),
+        "Resources": role_ids.iter().map(|role| (role.clone(), serde_json::json!({
+            "Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": trust},
+        }))).collect::<serde_json::Map<_, _>>(),
+        "Outputs": {
+            "FailoverStateMachineArn": {"Value": names["FailoverStateMachine"]},
+            "RoundTripStateMachineArn": {"Value": names["RoundTripStateMachine"]},
+            "RestoreTestStateMachineArn": {"Value": names["RestoreTestStateMachine"]},
+            "NotificationTopicArn": {"Value": names["NotificationTopic"]},
+            "PlanStateBucketName": {"Value": plan_state_bucket},
+        },
+    });
+    let config = dr_core::aws::tls::sdk_config_loader().region(aws_config::Region::new(region.clone())).load().await;
+    let cloudformation = aws_sdk_cloudformation::Client::new(&config);
+    let stack_parameters = parameters.iter().map(|(key, value)| {
+        aws_sdk_cloudformation::types::Parameter::builder().parameter_key(key).parameter_value(value).build()
+    });
+    cloudformation
+        .create_stack()
+        .stack_name(name)
+        .template_body(template.to_string())
+        .set_parameters(Some(stack_parameters.collect()))
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("cloudformation", "CreateStack", e))?;
+    let resources = cloudformation
+        .list_stack_resources()
+        .stack_name(name)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("cloudformation", "ListStackResources", e))?;
+    let role_names: serde_json::Map<String, serde_json::Value> = resources
+        .stack_resource_summaries()
+        .iter()
+        .filter_map(|r| Some((r.logical_resource_id()?.to_string(), r.physical_resource_id()?.into())))
+        .collect();
+    let without: Vec<serde_json::Value> =
+        without.iter().map(|(function, sid)| serde_json::json!({"function": function, "sid": sid})).collect();
     post(
         clients,
         "/dr-local/iam/deployments",
-        serde_json::json!({ "id": id, "parameters": parameters, "region": plan.dr_region }),
+        serde_json::json!({
+            "id": format!("{}#{name}", deployment_id(plan, Some(plan_state_bucket))), "parameters": parameters,
+            "region": region, "names": names, "role_names": role_names, "scps": scps, "without": without,
+        }),
     )
     .await
 }

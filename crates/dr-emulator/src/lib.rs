@@ -9,7 +9,8 @@
 //! - run the real Lambda binaries behind the Invoke API, with Lambda's timeouts ([`lambdas`]),
 //! - ask the emulator what Route 53 answers and why, hold an alarm's evaluation ([`control`]),
 //! - register a plan's deployment with the local IAM, which authorizes every call the functions
-//!   make against their own template roles, and read what it decided ([`iam`]).
+//!   make against their own template roles, and read what it decided ([`iam`]),
+//! - set what the emulator's models answer: a service quota, a target group's health ([`models`]).
 //!
 //! The modelled AWS behaviour inside the emulator itself (alarm evaluation, Route 53 answers,
 //! the local DNS server, atomic conditional writes) is Python, next to moto, in `moto/`.
@@ -22,6 +23,7 @@ pub mod executions;
 pub mod guard;
 pub mod iam;
 pub mod lambdas;
+pub mod models;
 pub mod outage;
 pub mod postgres;
 pub mod replication;

@@ -67,6 +67,13 @@ enum Command {
     /// After a failover and its reprotect: the operator's steps.
     #[command(subcommand)]
     Reprotect(ReprotectCommand),
+    /// A deployed stack against what the real account answers, before the incident: every call
+    /// each function makes, on the plan's real resources, decided by IAM's own policy simulator
+    /// (iam:SimulatePrincipalPolicy on the function's deployed role: its policies, its permissions
+    /// boundary and the organization's SCPs), and the full readiness check with the DR region's
+    /// dependencies. Read-only, safe in production. Exit 1 when a call is denied or a check is
+    /// not ready.
+    Doctor(DoctorArgs),
 }
 
 impl Command {
@@ -83,6 +90,7 @@ impl Command {
             Command::Rpo(command) => command.run().await,
             Command::RestoreTest(command) => command.run(),
             Command::Reprotect(command) => command.run().await,
+            Command::Doctor(command) => command.run().await,
         }
     }
 }
@@ -463,11 +471,32 @@ enum DeployCommand {
         #[command(flatten)]
         format: JsonArg,
     },
+    /// The staging drill for PLAN as one path (docs/staging-drill.md): deploy to the staging
+    /// account, doctor, a dry run, a live drill with a writer, reprotect and failback, a round
+    /// trip, the evidence to keep; the exact commands, with the plan's names, as a shell script.
+    StagingDrill {
+        #[command(flatten)]
+        plan: PlanArg,
+        /// The stack's name in the staging account.
+        #[arg(long)]
+        stack: String,
+        /// The plan store bucket of that deployment.
+        #[arg(long)]
+        bucket: String,
+    },
 }
 
 impl DeployCommand {
     fn run(self) -> Result<ExitCode, DrError> {
-        let DeployCommand::Params { plan, detection, format } = self;
+        let (plan, detection, format) = match self {
+            DeployCommand::Params { plan, detection, format } => (plan, detection, format),
+            DeployCommand::StagingDrill { plan, stack, bucket } => {
+                let path = plan.plan.to_string_lossy().to_string();
+                let stages = dr_core::doctor::staging::staging_drill(&plan.load()?, &path, &stack, &bucket);
+                print!("{}", dr_core::doctor::staging::render(&stages));
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
         let plan = plan.load()?;
         let parameters = if detection {
             dr_core::plan::stack::detection_stack_parameters(&plan)?
@@ -490,24 +519,49 @@ impl DeployCommand {
 
 /// A deployed stack's parameters (DescribeStacks in `region`), by name.
 async fn deployed_parameters(region: &str, stack: &str) -> Result<BTreeMap<String, String>, DrError> {
+    let (cloudformation, _) = stack_clients(region).await;
+    Ok(dr_core::doctor::describe_stack(&cloudformation, stack, region).await?.1)
+}
+
+/// CloudFormation in the stack's region, and IAM (global).
+async fn stack_clients(region: &str) -> (aws_sdk_cloudformation::Client, aws_sdk_iam::Client) {
     let config =
         dr_core::aws::tls::sdk_config_loader().region(aws_config::Region::new(region.to_string())).load().await;
-    let described = aws_sdk_cloudformation::Client::new(&config)
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(|err| DrError::from_sdk("cloudformation", "DescribeStacks", err))?;
-    let found = described.stacks().first().ok_or_else(|| DrError::ResourceNotFound {
-        kind: "stack",
-        id: stack.to_string(),
-        region: region.to_string(),
-    })?;
-    Ok(found
-        .parameters()
-        .iter()
-        .filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value().unwrap_or_default().to_string())))
-        .collect())
+    (aws_sdk_cloudformation::Client::new(&config), aws_sdk_iam::Client::new(&config))
+}
+
+/// `drctl doctor`.
+#[derive(Args)]
+struct DoctorArgs {
+    #[command(flatten)]
+    plan: PlanArg,
+    /// The deployed stack (template.yaml, in the plan's DR region).
+    #[arg(long, required_unless_present = "actions")]
+    stack: Option<String>,
+    /// Print, as JSON, every action doctor simulates for each function (whatever options a plan
+    /// takes) and exit: what a security reviewer reads against the template.
+    #[arg(long)]
+    actions: bool,
+    #[command(flatten)]
+    format: JsonArg,
+}
+
+impl DoctorArgs {
+    async fn run(self) -> Result<ExitCode, DrError> {
+        if self.actions {
+            return output::print_json(&dr_core::doctor::calls::actions_by_function(&self.plan.load()?));
+        }
+        let stack = self.stack.unwrap_or_default();
+        let (plan, clients) = self.plan.load_with_clients().await?;
+        let (cloudformation, iam) = stack_clients(&plan.dr_region).await;
+        let report = dr_core::doctor::examine(&clients, &cloudformation, &iam, &plan, &stack).await?;
+        if self.format.json {
+            output::print_json(&report)?;
+        } else {
+            output::print_doctor(&plan, &report);
+        }
+        Ok(output::ready_or_not(report.is_clean()))
+    }
 }
 
 #[derive(Subcommand)]

@@ -90,6 +90,29 @@ pub fn print_readiness(plan: &Plan, readiness: &Readiness) {
     }
 }
 
+pub fn print_doctor(plan: &Plan, report: &dr_core::doctor::DoctorReport) {
+    println!("stack {} (account {}) for plan {}", report.stack, report.account, report.plan);
+    let denied: Vec<_> = report.denied().collect();
+    if denied.is_empty() {
+        println!("IAM: the {} calls of the stack's functions are allowed on the plan's resources", report.calls.len());
+    } else {
+        let mut table = table(&["function", "action", "resource", "decision", "denied by", "why it is needed"]);
+        for call in &denied {
+            table.add_row(vec![
+                Cell::new(&call.call.function),
+                Cell::new(&call.call.action),
+                Cell::new(&call.call.resource),
+                Cell::new(&call.decision).fg(Color::Red),
+                Cell::new(call.denied_by()),
+                Cell::new(call.call.why),
+            ]);
+        }
+        println!("IAM: {} of {} calls DENIED", denied.len(), report.calls.len());
+        println!("{table}");
+    }
+    print_readiness(plan, &report.readiness);
+}
+
 /// A duration as people read it: "850 ms", "12.3 s", "4 min 05 s", "2 h 10 min".
 pub fn duration(d: std::time::Duration) -> String {
     let secs = d.as_secs();

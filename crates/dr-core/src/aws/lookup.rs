@@ -74,6 +74,8 @@ pub struct StandbyInstance {
     /// Why it is in its state, when EC2 says (`Server.InsufficientInstanceCapacity: ...`,
     /// `Client.InternalError: ...` for an EBS key the caller may not use).
     pub reason: Option<String>,
+    /// Its instance type (the readiness check counts the vCPUs a failover starts).
+    pub instance_type: Option<String>,
 }
 
 impl StandbyInstance {
@@ -119,7 +121,8 @@ pub async fn describe_standby_instances(
             if let (Some(id), Some(state)) = (instance.instance_id(), instance.state().and_then(|s| s.name())) {
                 let reason =
                     instance.state_reason().and_then(|r| r.message()).filter(|m| !m.is_empty()).map(str::to_string);
-                found.push(StandbyInstance { id: id.to_string(), state: state.clone(), reason });
+                let instance_type = instance.instance_type().map(|t| t.as_str().to_string());
+                found.push(StandbyInstance { id: id.to_string(), state: state.clone(), reason, instance_type });
             }
         }
     }

@@ -32,9 +32,15 @@ pub const ROUTE53_CONTROL_REGION: &str = "us-east-1";
 #[derive(Debug, Clone)]
 pub struct RegionClients {
     pub region: String,
+    /// The DR load balancer's listener certificates (readiness).
+    pub acm: aws_sdk_acm::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub ec2: aws_sdk_ec2::Client,
+    /// The DR load balancer: its listeners, target groups and target health.
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    /// The keys the DR side decrypts with (readiness: enabled in the region).
+    pub kms: aws_sdk_kms::Client,
     /// Invokes hooks a plan names (the restore test's SQL probe).
     pub lambda: aws_sdk_lambda::Client,
     pub rds: aws_sdk_rds::Client,
@@ -42,6 +48,8 @@ pub struct RegionClients {
     /// The database's credentials (`database.credentials_secret`).
     pub secrets: aws_sdk_secretsmanager::Client,
     pub sfn: aws_sdk_sfn::Client,
+    /// The account's EC2 vCPU quota in the region (readiness: the failover capacity fits).
+    pub quotas: aws_sdk_servicequotas::Client,
     /// Notifications (`notify`). Not in the call log: a message changes nothing in the estate.
     pub sns: aws_sdk_sns::Client,
 }
@@ -131,6 +139,9 @@ impl RegionClients {
             .build();
         RegionClients {
             region: region.to_string(),
+            acm: aws_sdk_acm::Client::from_conf(
+                aws_sdk_acm::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
             autoscaling: aws_sdk_autoscaling::Client::from_conf(
                 aws_sdk_autoscaling::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
@@ -139,6 +150,12 @@ impl RegionClients {
             ),
             ec2: aws_sdk_ec2::Client::from_conf(
                 aws_sdk_ec2::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+                aws_sdk_elasticloadbalancingv2::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             lambda: aws_sdk_lambda::Client::from_conf(
                 aws_sdk_lambda::config::Builder::from(&config).interceptor(calls.clone()).build(),
@@ -152,6 +169,9 @@ impl RegionClients {
             ),
             sfn: aws_sdk_sfn::Client::from_conf(
                 aws_sdk_sfn::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+            quotas: aws_sdk_servicequotas::Client::from_conf(
+                aws_sdk_servicequotas::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             sns: aws_sdk_sns::Client::new(&config),
         }

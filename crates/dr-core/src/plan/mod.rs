@@ -48,6 +48,16 @@ pub struct Plan {
     /// and how those subnets reach the primary region. Absent: no VPC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
+    /// The DR load balancer in front of the Auto Scaling group: the compute branch is ready only
+    /// once its targets are healthy, and the readiness check reads its certificates. Absent: the
+    /// group alone says ready (no load balancer to wait for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<Serving>,
+    /// What else the DR region needs to serve, which only the plan can say: the KMS keys it
+    /// decrypts with, and the customer's own probes (reachability, directory login, a smoke
+    /// request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<ReadinessNeeds>,
     /// `true` in the plan as a failback sees it ([`Plan::facing`]): the regions, the database's
     /// roles and the application groups swapped. Never in a plan file.
     #[serde(skip)]
@@ -64,6 +74,67 @@ pub struct Network {
     pub database_security_groups: Vec<String>,
     /// How the subnets reach AWS APIs in the primary region.
     pub primary_region_egress: Egress,
+}
+
+/// The DR region's load balancer and the target group the Auto Scaling group serves through.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Serving {
+    /// The Application (or Network) Load Balancer in the DR region, by name or ARN.
+    pub load_balancer: String,
+    /// Its target group the DR Auto Scaling group is attached to, by name or ARN.
+    pub target_group: String,
+    /// A listener certificate must stay valid for the RTO plus this many days.
+    #[serde(default = "Serving::default_certificate_margin_days")]
+    pub certificate_margin_days: u32,
+}
+
+impl Serving {
+    fn default_certificate_margin_days() -> u32 {
+        30
+    }
+}
+
+/// The readiness check's plan-given needs of the DR region.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadinessNeeds {
+    /// KMS keys (id, ARN or alias) the DR side decrypts with, in the DR region, beyond the ones
+    /// the check finds itself (the replica's storage key, the standby EBS key).
+    #[serde(default)]
+    pub kms_keys: Vec<String>,
+    /// The customer's own checks, each a Lambda named `dr-readiness-probe-*`.
+    #[serde(default)]
+    pub probes: Vec<ReadinessProbe>,
+}
+
+/// A Lambda that checks what only the customer knows (VPN or Transit Gateway reachability, a
+/// directory login, a smoke request). Invoked with `{"plan", "probe", "region"}`; it answers
+/// `{"ready": bool, "detail": "..."}`, and a function error is a failed probe.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadinessProbe {
+    /// How the readiness table names it.
+    pub name: String,
+    /// The function, by name or ARN; its name starts with `dr-readiness-probe-` (the stack may
+    /// invoke only those).
+    pub function: String,
+    /// Where it runs: the plan's primary or DR region.
+    pub region: String,
+}
+
+/// The prefix every readiness probe's function name carries: the stack's role may invoke only
+/// functions named so (template.yaml, `InvokeReadinessProbes`).
+pub const READINESS_PROBE_PREFIX: &str = "dr-readiness-probe-";
+
+/// A Lambda function's name, whether a plan gives its name or its ARN
+/// (`arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]`), as a policy's
+/// `function:<name>` resource needs it.
+pub fn lambda_function_name(named: &str) -> &str {
+    match named.split(':').collect::<Vec<_>>().as_slice() {
+        ["arn", _, "lambda", _, _, "function", name, ..] => name,
+        _ => named,
+    }
 }
 
 /// How a VPC's subnets reach another region's AWS APIs.
@@ -160,6 +231,10 @@ impl Plan {
             s3_replication: Vec::new(),
             trigger: None,
             restore_test: None,
+            // The load balancer and the probes are the DR region's as written: Paris serving
+            // again is judged by its group and the DNS answer.
+            serving: None,
+            readiness: None,
             reversed: true,
             ..self.clone()
         })

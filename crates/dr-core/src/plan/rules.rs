@@ -100,6 +100,7 @@ impl Plan {
         self.check_restore_test(&mut found);
         self.check_fence(&mut found);
         self.check_network(&mut found);
+        self.check_readiness_needs(&mut found);
         found.0
     }
 
@@ -222,6 +223,54 @@ impl Plan {
                 "fence.barrier_timeout_seconds",
                 format!("{timeout} s: must be between 1 s and an eighth of the RTO ({} s)", rto_seconds / 8),
             );
+        }
+    }
+
+    fn check_readiness_needs(&self, found: &mut Problems) {
+        if let Some(serving) = &self.serving {
+            for (field, value) in
+                [("serving.load_balancer", &serving.load_balancer), ("serving.target_group", &serving.target_group)]
+            {
+                if value.trim().is_empty() {
+                    found.add(ProblemCode::InvalidServing, field, "give its name or ARN".to_string());
+                }
+            }
+            if serving.certificate_margin_days > 365 {
+                found.add(
+                    ProblemCode::InvalidServing,
+                    "serving.certificate_margin_days",
+                    format!("{} days: at most 365", serving.certificate_margin_days),
+                );
+            }
+        }
+        let Some(needs) = &self.readiness else { return };
+        for (index, probe) in needs.probes.iter().enumerate() {
+            let field = format!("readiness.probes[{index}]");
+            if !super::lambda_function_name(&probe.function).starts_with(super::READINESS_PROBE_PREFIX) {
+                found.add(
+                    ProblemCode::InvalidReadinessProbe,
+                    format!("{field}.function"),
+                    format!(
+                        "{}: the stack may invoke only functions named {}*",
+                        probe.function,
+                        super::READINESS_PROBE_PREFIX
+                    ),
+                );
+            }
+            if probe.region != self.primary_region && probe.region != self.dr_region {
+                found.add(
+                    ProblemCode::InvalidReadinessProbe,
+                    format!("{field}.region"),
+                    format!("{}: a probe runs in {} or {}", probe.region, self.primary_region, self.dr_region),
+                );
+            }
+            if needs.probes.iter().filter(|other| other.name == probe.name).count() > 1 {
+                found.add(
+                    ProblemCode::InvalidReadinessProbe,
+                    format!("{field}.name"),
+                    format!("{}: named twice", probe.name),
+                );
+            }
         }
     }
 

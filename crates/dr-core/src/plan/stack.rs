@@ -65,14 +65,14 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
     ])
 }
 
-/// A fence hook by its function name, as a policy's `function:<name>` resource needs it: the plan
-/// may name it by ARN (`arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]`).
+/// A fence hook by its function name, as a policy's `function:<name>` resource needs it.
 fn fence_hook(plan: &Plan, hook: fn(&super::Fence) -> &Option<String>) -> String {
-    let Some(named) = plan.fence.as_ref().and_then(|fence| hook(fence).as_deref()) else { return String::new() };
-    match named.split(':').collect::<Vec<_>>().as_slice() {
-        ["arn", _, "lambda", _, _, "function", name, ..] => (*name).to_string(),
-        _ => named.to_string(),
-    }
+    plan.fence
+        .as_ref()
+        .and_then(|fence| hook(fence).as_deref())
+        .map(super::lambda_function_name)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The parameters of the detection stack (`template-us-east-1.yaml`: the health check on the

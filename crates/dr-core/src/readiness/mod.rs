@@ -8,6 +8,8 @@ use aws_sdk_ec2::types::InstanceStateName;
 use aws_sdk_s3::types::{MetricsStatus, ReplicationRuleStatus};
 use serde::{Deserialize, Serialize};
 
+mod dependencies;
+pub(crate) use dependencies::find_target_group;
 mod dns;
 pub mod scheduled;
 
@@ -40,6 +42,14 @@ pub enum Check {
     DnsAnswer,
     S3Replication,
     ReportBucket,
+    LaunchTemplate,
+    VcpuQuota,
+    LoadBalancer,
+    Certificate,
+    TargetGroup,
+    KmsKey,
+    DatabaseSecret,
+    CustomProbe,
 }
 
 impl Check {
@@ -61,6 +71,14 @@ impl Check {
             Check::DnsAnswer => "dns answer",
             Check::S3Replication => "s3 replication",
             Check::ReportBucket => "report bucket",
+            Check::LaunchTemplate => "launch template",
+            Check::VcpuQuota => "vcpu quota",
+            Check::LoadBalancer => "load balancer",
+            Check::Certificate => "certificate",
+            Check::TargetGroup => "target group",
+            Check::KmsKey => "kms key",
+            Check::DatabaseSecret => "database secret",
+            Check::CustomProbe => "custom probe",
         }
     }
 
@@ -103,6 +121,18 @@ pub enum Finding {
     ReplicationNotConfigured,
     ReplicationMetricsDisabled,
     ReportBucketMissing,
+    LaunchTemplateMissing,
+    AmiMissing,
+    VcpuQuotaTooLow,
+    LoadBalancerMissing,
+    CertificateNotIssued,
+    CertificateExpiring,
+    TargetGroupMissing,
+    TargetGroupDetached,
+    KmsKeyMissing,
+    KmsKeyDisabled,
+    SecretNotReplicated,
+    ProbeFailed,
     CheckFailed,
 }
 
@@ -174,7 +204,9 @@ impl Readiness {
 /// How much a readiness check reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// Everything, Route 53's control plane (us-east-1) included: `drctl plan check`.
+    /// Everything, Route 53's control plane (us-east-1) and the DR region's dependencies (launch
+    /// template, certificates, quota, keys, secret, the customer's probes) included: `drctl plan
+    /// check`, the scheduled check, `drctl doctor`.
     Full,
     /// No Route 53 API call: the failover path (preflight, the report's final state), which must
     /// not depend on us-east-1. DNS is judged by the routing alarm and a DNS answer.
@@ -202,6 +234,11 @@ pub async fn check_plan(clients: &AwsClients, plan: &Plan, scope: Scope) -> Read
     rows.extend(dns);
     rows.extend(buckets);
     rows.push(reports);
+    // The dependencies are the DR region's as the plan writes it: a reversed plan (after a
+    // failover) has Paris as its DR side, which the plan does not describe.
+    if scope == Scope::Full && !plan.reversed {
+        rows.extend(dependencies::check_dependencies(&clients.primary, &clients.dr, plan).await);
+    }
     Readiness { plan: plan.name.clone(), rows }
 }
 

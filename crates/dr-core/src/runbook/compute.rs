@@ -356,7 +356,10 @@ pub async fn stand_down(clients: &AwsClients, state: &RunbookState) -> Result<St
     Ok(timer.finish(Outcome::Changed, done, detail, resources))
 }
 
-/// Ready when at least the failover `desired` instances are InService and Healthy.
+/// Ready when at least the failover `desired` instances are InService and Healthy and, with a
+/// load balancer in the plan (`[serving]`), as many of its targets are healthy: users are served
+/// by the load balancer, not by the group (an instance InService can still fail the load
+/// balancer's health checks). Until then the routing flip waits, within the phase's budget.
 pub async fn asg_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("scale-asg-status", clients);
@@ -370,9 +373,58 @@ pub async fn asg_status(clients: &AwsClients, state: &RunbookState) -> Result<St
         })
         .count();
     let wanted = usize::from(state.plan.auto_scaling.failover.desired);
-    let detail = format!("{in_service} of {wanted} instances InService and Healthy");
-    let resources = vec![ResourceState { resource: state.plan.auto_scaling.group.clone(), state: detail.clone() }];
-    status_record(timer, state, StepKey::AsgStatus, in_service >= wanted, detail, resources)
+    let mut detail = format!("{in_service} of {wanted} instances InService and Healthy");
+    let mut resources = vec![ResourceState { resource: state.plan.auto_scaling.group.clone(), state: detail.clone() }];
+    let mut ready = in_service >= wanted;
+    if let Some(serving) = &state.plan.serving {
+        let targets = target_health(clients, &serving.target_group).await?;
+        let healthy = targets.iter().filter(|(_, health)| health == "healthy").count();
+        let others: Vec<String> = targets
+            .iter()
+            .filter(|(_, health)| health != "healthy")
+            .map(|(id, health)| format!("{id} {health}"))
+            .collect();
+        let targets_text = format!(
+            "{healthy} of {wanted} targets healthy in {}{}",
+            serving.target_group,
+            if others.is_empty() { String::new() } else { format!(" ({})", others.join(", ")) }
+        );
+        detail = format!("{detail}; {targets_text}");
+        resources.push(ResourceState { resource: serving.target_group.clone(), state: targets_text });
+        ready &= healthy >= wanted;
+    }
+    status_record(timer, state, StepKey::AsgStatus, ready, detail, resources)
+}
+
+/// Each target of the DR target group and its health: `healthy`, or its state and reason
+/// (`unhealthy: Target.FailedHealthChecks`).
+async fn target_health(clients: &AwsClients, target_group: &str) -> Result<Vec<(String, String)>, DrError> {
+    let (arn, _) = crate::readiness::find_target_group(&clients.dr, target_group).await?.ok_or_else(|| {
+        DrError::ResourceNotFound {
+            kind: "target group",
+            id: target_group.to_string(),
+            region: clients.dr.region.clone(),
+        }
+    })?;
+    let described = clients
+        .dr
+        .elbv2
+        .describe_target_health()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("elasticloadbalancing", "DescribeTargetHealth", e))?;
+    Ok(described
+        .target_health_descriptions()
+        .iter()
+        .map(|d| {
+            let id = d.target().and_then(|t| t.id()).unwrap_or("?").to_string();
+            let health = d.target_health();
+            let state = health.and_then(|h| h.state()).map_or("unknown", |s| s.as_str());
+            let reason = health.and_then(|h| h.reason()).map(|r| format!(": {}", r.as_str())).unwrap_or_default();
+            (id, format!("{state}{reason}"))
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -385,7 +437,12 @@ mod tests {
             states
                 .iter()
                 .enumerate()
-                .map(|(i, s)| StandbyInstance { id: format!("i-{i}"), state: s.clone(), reason: None })
+                .map(|(i, s)| StandbyInstance {
+                    id: format!("i-{i}"),
+                    state: s.clone(),
+                    reason: None,
+                    instance_type: None,
+                })
                 .collect()
         };
         let mixed = found(&[InstanceStateName::Stopped, InstanceStateName::Running, InstanceStateName::Pending]);

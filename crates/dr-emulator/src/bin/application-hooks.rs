@@ -9,6 +9,11 @@
 //!   writes reached Ireland: a marker row in its table `app_barrier`, written once on the Paris
 //!   primary (through a read-only fence) and looked for on the Ireland replica, with psql (the
 //!   local PostgreSQL pair trusts loopback connections).
+//! - `{"plan", "probe", "region"}` (served as `dr-readiness-probe-application`, a plan's
+//!   `readiness.probes`): the customer's own readiness probe. It answers `{"ready": true}` unless
+//!   `s3://dr-local-application/probe-fails/<plan>/<probe>` exists, whose content is then the
+//!   reason it answers `{"ready": false, "detail"}` (a Transit Gateway route gone, a directory
+//!   login refused).
 
 use aws_sdk_s3::primitives::ByteStream;
 use dr_core::runbook::fence::{BarrierHookAnswer, BarrierHookRequest};
@@ -27,6 +32,11 @@ async fn main() -> Result<(), Error> {
 }
 
 async fn handle(s3: &aws_sdk_s3::Client, payload: Value) -> Result<Value, Error> {
+    if let (Some(plan), Some(probe)) =
+        (payload.get("plan").and_then(Value::as_str), payload.get("probe").and_then(Value::as_str))
+    {
+        return readiness_probe(s3, plan, probe).await;
+    }
     match payload.get("action").and_then(Value::as_str) {
         Some("barrier") => barrier(serde_json::from_value(payload)?).await,
         Some(action @ ("fence" | "unfence")) => {
@@ -35,6 +45,16 @@ async fn handle(s3: &aws_sdk_s3::Client, payload: Value) -> Result<Value, Error>
             switch(s3, plan, run_id, action == "fence").await
         }
         other => Err(format!("unknown action {other:?}").into()),
+    }
+}
+
+async fn readiness_probe(s3: &aws_sdk_s3::Client, plan: &str, probe: &str) -> Result<Value, Error> {
+    match s3.get_object().bucket(BUCKET).key(format!("probe-fails/{plan}/{probe}")).send().await {
+        Ok(found) => {
+            let reason = String::from_utf8_lossy(&found.body.collect().await?.into_bytes()).to_string();
+            Ok(json!({ "ready": false, "detail": reason }))
+        }
+        Err(_) => Ok(json!({ "ready": true, "detail": format!("{probe}: reachable") })),
     }
 }
 

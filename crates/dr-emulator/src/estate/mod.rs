@@ -56,6 +56,7 @@ pub async fn seed(clients: &AwsClients, plan: &Plan, options: SeedOptions) -> Re
     seed_auto_scaling_group(&clients.dr, plan).await?;
     seed_primary_group(&clients.primary, plan).await?;
     seed_credentials(&clients.dr, plan).await?;
+    seed_serving(clients, plan).await?;
     dns::seed_dns(clients, plan).await?;
     dns::seed_health_alarms(clients, plan).await?;
     seed_restore_test(clients, plan).await?;
@@ -93,6 +94,7 @@ async fn seed_database(clients: &AwsClients, plan: &Plan) -> Result<(), DrError>
             .allocated_storage(100)
             .multi_az(true)
             .storage_encrypted(true)
+            .kms_key_id(database_key(&clients.primary).await?)
             .backup_retention_period(35)
             .master_username("platform")
             .master_user_password("emulated-only-password")
@@ -114,12 +116,44 @@ async fn seed_database(clients: &AwsClients, plan: &Plan) -> Result<(), DrError>
             .db_instance_identifier(&db.replica_instance)
             .source_db_instance_identifier(source_arn)
             .db_instance_class("db.m6i.large")
+            // An encrypted cross-Region replica is encrypted with a key of its own Region, which
+            // the request must name (RDS User Guide, "Creating a read replica in a different AWS
+            // Region": KmsKeyId "for the destination AWS Region").
+            .kms_key_id(database_key(&clients.dr).await?)
             .tags(rds_tag("dr-plan", &plan.name))
             .send()
             .await
             .map_err(|e| DrError::from_sdk("rds", "CreateDBInstanceReadReplica", e))?;
     }
     Ok(())
+}
+
+/// The estate's database key in `region` (alias `alias/dr-local-rds`), created once: the key
+/// the primary and its cross-Region replica are encrypted with, each in its own Region.
+async fn database_key(region: &RegionClients) -> Result<String, DrError> {
+    const ALIAS: &str = "alias/dr-local-rds";
+    if let Ok(found) = region.kms.describe_key().key_id(ALIAS).send().await
+        && let Some(arn) = found.key_metadata().and_then(|m| m.arn())
+    {
+        return Ok(arn.to_string());
+    }
+    let created = region
+        .kms
+        .create_key()
+        .description("the local estate's database key")
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("kms", "CreateKey", e))?;
+    let metadata = created.key_metadata().ok_or_else(|| missing("KMS key", ALIAS, &region.region))?;
+    // Two estates seeded at once: the key whose alias lands first is the estate's.
+    let _ = region.kms.create_alias().alias_name(ALIAS).target_key_id(metadata.key_id()).send().await;
+    let named =
+        region.kms.describe_key().key_id(ALIAS).send().await.map_err(|e| DrError::from_sdk("kms", "DescribeKey", e))?;
+    named
+        .key_metadata()
+        .and_then(|m| m.arn())
+        .map(str::to_string)
+        .ok_or_else(|| missing("KMS key", ALIAS, &region.region))
 }
 
 fn rds_tag(key: &str, value: &str) -> aws_sdk_rds::types::Tag {
@@ -244,6 +278,69 @@ async fn seed_primary_group(primary: &RegionClients, plan: &Plan) -> Result<(), 
     let Some(group) = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.as_ref()) else { return Ok(()) };
     let size = &plan.auto_scaling.failover;
     ensure_group(primary, group, (i32::from(size.min), i32::from(size.desired), i32::from(size.max))).await
+}
+
+/// The DR load balancer a plan's `[serving]` names: an Application Load Balancer in the region's
+/// default subnets, an HTTPS listener with a certificate valid for a year, forwarding to the target
+/// group the DR Auto Scaling group is attached to.
+async fn seed_serving(clients: &AwsClients, plan: &Plan) -> Result<(), DrError> {
+    use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, Certificate, ProtocolEnum};
+    let Some(serving) = &plan.serving else { return Ok(()) };
+    let dr = &clients.dr;
+    let subnets = dr
+        .ec2
+        .describe_subnets()
+        .filters(Filter::builder().name("default-for-az").values("true").build())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("ec2", "DescribeSubnets", e))?;
+    let subnets: Vec<_> = subnets.subnets().iter().take(2).collect();
+    let vpc = subnets
+        .first()
+        .and_then(|s| s.vpc_id())
+        .map(str::to_string)
+        .ok_or_else(|| missing("default VPC", "", &dr.region))?;
+    let balancer = dr
+        .elbv2
+        .create_load_balancer()
+        .name(&serving.load_balancer)
+        .set_subnets(Some(subnets.iter().filter_map(|s| s.subnet_id().map(str::to_string)).collect()))
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("elasticloadbalancing", "CreateLoadBalancer", e))?;
+    let balancer =
+        balancer.load_balancers().first().and_then(|lb| lb.load_balancer_arn()).unwrap_or_default().to_string();
+    let group = dr
+        .elbv2
+        .create_target_group()
+        .name(&serving.target_group)
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpc)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("elasticloadbalancing", "CreateTargetGroup", e))?;
+    let group = group.target_groups().first().and_then(|tg| tg.target_group_arn()).unwrap_or_default().to_string();
+    let certificate =
+        crate::models::issue_certificate(clients, &dr.region, plan.dns.record.trim_end_matches('.'), 365.0).await?;
+    dr.elbv2
+        .create_listener()
+        .load_balancer_arn(&balancer)
+        .protocol(ProtocolEnum::Https)
+        .port(443)
+        .certificates(Certificate::builder().certificate_arn(certificate).build())
+        .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&group).build())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("elasticloadbalancing", "CreateListener", e))?;
+    dr.autoscaling
+        .attach_load_balancer_target_groups()
+        .auto_scaling_group_name(&plan.auto_scaling.group)
+        .target_group_arns(group)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("autoscaling", "AttachLoadBalancerTargetGroups", e))?;
+    Ok(())
 }
 
 /// The plan's database credentials (`database.credentials_secret`), for the local PostgreSQL

@@ -1,0 +1,673 @@
+//! The calls each function of the stack makes, on the plan's real resources: the same actions,
+//! resources and context keys the local stack's IAM enforcement authorizes the functions' calls on
+//! (`crates/dr-emulator/moto/iam_requests.py`), here written per function so that IAM's own
+//! simulator can decide them on the real account. `scripts/iam_report.py` checks at the end of the
+//! suite that every action a function was authorized for locally is in this table.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::DeployedStack;
+use crate::aws::AwsClients;
+use crate::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
+use crate::plan::{DnsStrategy, Plan, lambda_function_name};
+use crate::readiness::scheduled::snapshot_key as readiness_snapshot_key;
+use crate::restore::{INSTANCE_PREFIX, RESTORE_TEST_TAG};
+use crate::rpo::check::{heartbeat_key, snapshot_key as rpo_snapshot_key};
+
+/// One call a function makes: the action, the resource ARN it is authorized on, the request's
+/// context keys, and why the function makes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExpectedCall {
+    /// The function's logical id in template.yaml.
+    pub function: String,
+    pub action: String,
+    pub resource: String,
+    pub context: Vec<(String, String)>,
+    pub why: &'static str,
+}
+
+/// What the table needs that only the account knows: the standby instances' ids, the groups'
+/// ARNs (Auto Scaling ARNs carry a generated id).
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub standby_instances: Vec<String>,
+    pub dr_group_arn: Option<String>,
+    pub fence_group_arn: Option<String>,
+    /// The replica's storage key, when it is encrypted.
+    pub replica_key: Option<String>,
+}
+
+impl Found {
+    /// Read-only lookups; what cannot be found is written with a wildcard the policies match.
+    pub async fn look_up(clients: &AwsClients, plan: &Plan) -> Found {
+        let standby_instances = describe_standby_instances(&clients.dr.ec2, plan)
+            .await
+            .map(|found| found.into_iter().map(|i| i.id).collect())
+            .unwrap_or_default();
+        let group_arn = |client: &aws_sdk_autoscaling::Client, name: Option<String>| {
+            let client = client.clone();
+            async move {
+                let name = name?;
+                let group = describe_auto_scaling_group(&client, &name).await.ok().flatten()?;
+                group.auto_scaling_group_arn().map(str::to_string)
+            }
+        };
+        let fence_group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone());
+        let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance).await.ok().flatten();
+        Found {
+            replica_key: replica
+                .filter(|db| db.storage_encrypted() == Some(true))
+                .and_then(|db| db.kms_key_id().map(str::to_string)),
+            standby_instances,
+            dr_group_arn: group_arn(&clients.dr.autoscaling, Some(plan.auto_scaling.group.clone())).await,
+            fence_group_arn: group_arn(&clients.primary.autoscaling, fence_group).await,
+        }
+    }
+}
+
+struct Table<'a> {
+    plan: &'a Plan,
+    stack: &'a DeployedStack,
+    calls: Vec<ExpectedCall>,
+}
+
+impl Table<'_> {
+    fn add(&mut self, function: &str, region: &str, actions: &[&str], resource: String, why: &'static str) {
+        self.add_with(function, region, actions, resource, &[], why);
+    }
+
+    fn add_with(
+        &mut self,
+        function: &str,
+        region: &str,
+        actions: &[&str],
+        resource: String,
+        context: &[(&str, String)],
+        why: &'static str,
+    ) {
+        for action in actions {
+            // Every SDK call is HTTPS (the plan store's policy denies any other).
+            let mut keys = vec![
+                ("aws:RequestedRegion".to_string(), region.to_string()),
+                ("aws:SecureTransport".to_string(), "true".to_string()),
+            ];
+            keys.extend(context.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
+            self.calls.push(ExpectedCall {
+                function: function.to_string(),
+                action: (*action).to_string(),
+                resource: resource.clone(),
+                context: keys,
+                why,
+            });
+        }
+    }
+
+    fn account(&self) -> &str {
+        &self.stack.account
+    }
+
+    fn db(&self, region: &str, id: &str) -> String {
+        format!("arn:aws:rds:{region}:{}:db:{id}", self.account())
+    }
+
+    fn object(bucket: &str, key: &str) -> String {
+        format!("arn:aws:s3:::{bucket}/{key}")
+    }
+
+    fn bucket(bucket: &str) -> String {
+        format!("arn:aws:s3:::{bucket}")
+    }
+
+    fn function_arn(&self, region: &str, named: &str) -> String {
+        format!("arn:aws:lambda:{region}:{}:function:{}", self.account(), lambda_function_name(named))
+    }
+
+    fn store(&self) -> &str {
+        self.stack.output("PlanStateBucketName").unwrap_or_else(|| self.stack.parameter("PlanStateBucketName"))
+    }
+
+    fn topic(&self) -> Option<String> {
+        self.stack.output("NotificationTopicArn").map(str::to_string)
+    }
+
+    /// A state machine's ARN, from the stack's outputs (`<LogicalId>Arn`).
+    fn state_machine(&self, logical_id: &str) -> String {
+        self.stack.output(&format!("{logical_id}Arn")).map_or_else(
+            || format!("arn:aws:states:{}:{}:stateMachine:{logical_id}", self.plan.dr_region, self.account()),
+            str::to_string,
+        )
+    }
+
+    /// What preflight, the readiness check, the report and the round trip read of the estate.
+    fn plan_check_reads(&mut self, function: &str) {
+        let (p, d) = (self.plan.primary_region.clone(), self.plan.dr_region.clone());
+        let primary = self.db(&p, &self.plan.database.primary_instance);
+        let replica = self.db(&d, &self.plan.database.replica_instance);
+        self.add(function, &p, &["rds:DescribeDBInstances"], primary, "the primary database's status");
+        self.add(function, &d, &["rds:DescribeDBInstances"], replica, "the replica's status and source");
+        self.add(function, &d, &["cloudwatch:GetMetricData"], "*".into(), "the replica's lag");
+        self.add(function, &d, &["ec2:DescribeInstances"], "*".into(), "the standby instances");
+        self.add(function, &d, &["autoscaling:DescribeAutoScalingGroups"], "*".into(), "the DR group's size");
+        if let Some(routing) = &self.plan.dns.routing {
+            let alarm = format!("arn:aws:cloudwatch:{d}:{}:alarm:{}", self.account(), routing.alarm);
+            self.add(function, &d, &["cloudwatch:DescribeAlarms"], alarm, "the routing alarm");
+        }
+        for pair in &self.plan.s3_replication {
+            let (source, replica) = (Self::bucket(&pair.source_bucket), Self::bucket(&pair.replica_bucket));
+            self.add(
+                function,
+                &p,
+                &["s3:ListBucket", "s3:GetReplicationConfiguration"],
+                source,
+                "the replication rule",
+            );
+            self.add(function, &d, &["s3:ListBucket"], replica, "the replica bucket exists");
+        }
+        let reports = Self::bucket(&self.plan.reports.bucket);
+        self.add(function, &d, &["s3:ListBucket"], reports, "the report bucket exists");
+    }
+
+    fn publish(&mut self, function: &str, why: &'static str) {
+        if let Some(topic) = self.topic() {
+            let region = self.plan.dr_region.clone();
+            self.add(function, &region, &["sns:Publish"], topic, why);
+        }
+    }
+
+    fn plan_state(&mut self, function: &str, actions: &[&str], why: &'static str) {
+        let (d, store) = (self.plan.dr_region.clone(), self.store().to_string());
+        let key = format!("state/{}.json", self.plan.name);
+        // Every state write is conditional (the single flight): the store's policy refuses others.
+        let conditional = [("s3:if-none-match", "*".to_string())];
+        for action in actions {
+            let context: &[(&str, String)] = if *action == "s3:PutObject" { &conditional } else { &[] };
+            self.add_with(function, &d, &[action], Self::object(&store, &key), context, why);
+        }
+        self.add(
+            function,
+            &d,
+            &["s3:ListBucket"],
+            Self::bucket(&store),
+            "a missing state reads as missing, not denied",
+        );
+    }
+
+    fn published_plan(&mut self, function: &str) {
+        let (d, store) = (self.plan.dr_region.clone(), self.store().to_string());
+        let key = format!("plans/{}.toml", self.plan.name);
+        self.add(function, &d, &["s3:GetObject"], Self::object(&store, &key), "the published plan");
+    }
+
+    fn secret(&mut self, function: &str, why: &'static str) {
+        let secret = self.stack.parameter("DatabaseCredentialsSecretArn").to_string();
+        if self.plan.database.credentials_secret.is_some() && !secret.is_empty() {
+            let d = self.plan.dr_region.clone();
+            self.add(function, &d, &["secretsmanager:GetSecretValue"], secret, why);
+        }
+    }
+
+    fn run_reports(&mut self, function: &str, actions: &[&str], why: &'static str) {
+        let d = self.plan.dr_region.clone();
+        let key = format!("{}{}/doctor/report.json", self.plan.reports.prefix, self.plan.name);
+        self.add(function, &d, actions, Self::object(&self.plan.reports.bucket, &key), why);
+    }
+}
+
+/// The calls of every function of the stack for `plan`, on its resources.
+pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<ExpectedCall> {
+    let mut t = Table { plan, stack, calls: Vec::new() };
+    let (p, d) = (plan.primary_region.clone(), plan.dr_region.clone());
+    let primary = t.db(&p, &plan.database.primary_instance);
+    let replica = t.db(&d, &plan.database.replica_instance);
+
+    // The failover path, in the order a failover runs it.
+    t.plan_check_reads("PreflightFunction");
+    t.plan_state("PreflightFunction", &["s3:GetObject"], "the plan's state: who holds it");
+    let decision = format!("decisions/{}/doctor.json", plan.name);
+    let store = t.store().to_string();
+    t.add(
+        "PreflightFunction",
+        &d,
+        &["s3:GetObject", "s3:PutObject"],
+        Table::object(&store, &decision),
+        "an approval asked and read",
+    );
+    t.secret("PreflightFunction", "the data loss at the incident's start, over SQL");
+    t.publish("PreflightFunction", "a decision a human must take");
+
+    t.add(
+        "PromoteReplicaFunction",
+        &d,
+        &["rds:DescribeDBInstances", "rds:PromoteReadReplica", "rds:AddTagsToResource"],
+        replica.clone(),
+        "promote the replica, keeping the plan's backups",
+    );
+    t.add(
+        "PromoteReplicaFunction",
+        &p,
+        &["rds:DescribeDBInstances"],
+        primary.clone(),
+        "the old primary, for the report",
+    );
+    t.secret("PromoteReplicaFunction", "a planned move's return to writable");
+
+    let (tag_key, tag_value) =
+        plan.standby_instances.tag.as_ref().map(|tag| (tag.key.clone(), tag.value.clone())).unwrap_or_default();
+    t.add(
+        "StartStandbyFunction",
+        &d,
+        &["ec2:DescribeInstances", "ec2:DescribeInstanceStatus"],
+        "*".into(),
+        "the standby instances and their checks",
+    );
+    let instances =
+        if found.standby_instances.is_empty() { vec!["*".to_string()] } else { found.standby_instances.clone() };
+    for id in instances {
+        let arn = format!("arn:aws:ec2:{d}:{}:instance/{id}", t.account());
+        let tag = [
+            (format!("aws:ResourceTag/{tag_key}"), tag_value.clone()),
+            (format!("ec2:ResourceTag/{tag_key}"), tag_value.clone()),
+        ];
+        let context: Vec<(&str, String)> = tag.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        t.add_with(
+            "StartStandbyFunction",
+            &d,
+            &["ec2:StartInstances"],
+            arn,
+            &context,
+            "start a tagged standby instance",
+        );
+    }
+    if let Some(key) = &plan.standby_instances.ebs_kms_key {
+        let via =
+            [("kms:ViaService", format!("ec2.{d}.amazonaws.com")), ("kms:GrantIsForAWSResource", "true".to_string())];
+        t.add_with(
+            "StartStandbyFunction",
+            &d,
+            &["kms:CreateGrant"],
+            key.clone(),
+            &via,
+            "EC2 decrypts the standby volumes for the starter",
+        );
+    }
+
+    let group = found.dr_group_arn.clone().unwrap_or_else(|| {
+        format!(
+            "arn:aws:autoscaling:{d}:{}:autoScalingGroup:*:autoScalingGroupName/{}",
+            t.account(),
+            plan.auto_scaling.group
+        )
+    });
+    t.add("ScaleAsgFunction", &d, &["autoscaling:DescribeAutoScalingGroups"], "*".into(), "the DR group's instances");
+    t.add(
+        "ScaleAsgFunction",
+        &d,
+        &["autoscaling:UpdateAutoScalingGroup"],
+        group,
+        "raise the DR group to its failover size",
+    );
+    if plan.serving.is_some() {
+        t.add(
+            "ScaleAsgFunction",
+            &d,
+            &["elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"],
+            "*".into(),
+            "ready means the load balancer's targets are healthy",
+        );
+    }
+
+    match (&plan.dns.strategy, &plan.dns.routing) {
+        (DnsStrategy::RoutingHealthCheck, Some(routing)) => {
+            let namespace = [("cloudwatch:namespace", routing.namespace.clone())];
+            t.add_with(
+                "FlipDnsFunction",
+                &d,
+                &["cloudwatch:PutMetricData"],
+                "*".into(),
+                &namespace,
+                "move traffic: the routing metric",
+            );
+            let alarm = format!("arn:aws:cloudwatch:{d}:{}:alarm:{}", t.account(), routing.alarm);
+            t.add(
+                "FlipDnsFunction",
+                &d,
+                &["cloudwatch:DescribeAlarms"],
+                alarm,
+                "the routing alarm followed the metric",
+            );
+        }
+        _ => {
+            let zone = format!("arn:aws:route53:::hostedzone/{}", stack.parameter("HostedZoneId"));
+            t.add(
+                "FlipDnsFunction",
+                "us-east-1",
+                &["route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"],
+                zone,
+                "move traffic: the failover records",
+            );
+        }
+    }
+
+    t.plan_check_reads("FailoverReportFunction");
+    t.run_reports("FailoverReportFunction", &["s3:PutObject"], "the run's report");
+    t.plan_state("FailoverReportFunction", &["s3:GetObject", "s3:PutObject"], "the plan stays failed over");
+    t.publish("FailoverReportFunction", "the run's outcome");
+
+    if let Some(fence) = &plan.fence {
+        t.add("FenceFunction", &p, &["rds:DescribeDBInstances"], primary.clone(), "the writer's endpoint");
+        t.add("FenceFunction", &d, &["rds:DescribeDBInstances"], replica.clone(), "the replica's endpoint (barrier)");
+        t.secret("FenceFunction", "the read-only fence and the barrier, over SQL");
+        if let Some(arn) = found.fence_group_arn.clone().or_else(|| {
+            fence
+                .auto_scaling_group
+                .as_ref()
+                .map(|g| format!("arn:aws:autoscaling:{p}:{}:autoScalingGroup:*:autoScalingGroupName/{g}", t.account()))
+        }) {
+            t.add(
+                "FenceFunction",
+                &p,
+                &["autoscaling:DescribeAutoScalingGroups"],
+                "*".into(),
+                "the Paris application group",
+            );
+            t.add(
+                "FenceFunction",
+                &p,
+                &["autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags"],
+                arn,
+                "scale the Paris application to zero, keep its size",
+            );
+        }
+        for hook in [&fence.lambda, &fence.barrier_function].into_iter().flatten() {
+            let arn = t.function_arn(&d, hook);
+            t.add("FenceFunction", &d, &["lambda:InvokeFunction"], arn, "the application's own fence hook");
+        }
+    }
+
+    // The scheduled checks.
+    t.plan_check_reads("ReadinessCheckFunction");
+    t.published_plan("ReadinessCheckFunction");
+    t.plan_state("ReadinessCheckFunction", &["s3:GetObject"], "the direction the estate stands");
+    t.add(
+        "ReadinessCheckFunction",
+        "us-east-1",
+        &["route53:ListHealthChecks", "route53:ListHostedZonesByName"],
+        "*".into(),
+        "the health checks and the zone",
+    );
+    let snapshot = readiness_snapshot_key(&plan.name);
+    t.add(
+        "ReadinessCheckFunction",
+        &d,
+        &["s3:GetObject", "s3:PutObject"],
+        Table::object(&plan.reports.bucket, &snapshot),
+        "the previous readiness, for drift",
+    );
+    let readiness_ns = [("cloudwatch:namespace", "DrOrchestrator/Readiness".to_string())];
+    t.add_with(
+        "ReadinessCheckFunction",
+        &d,
+        &["cloudwatch:PutMetricData"],
+        "*".into(),
+        &readiness_ns,
+        "the readiness metrics",
+    );
+    t.add(
+        "ReadinessCheckFunction",
+        &d,
+        &["ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImages", "ec2:DescribeInstanceTypes"],
+        "*".into(),
+        "the group's launch template and its AMI in the DR region",
+    );
+    let quota = format!("arn:aws:servicequotas:{d}:{}:ec2/L-1216C47A", t.account());
+    t.add(
+        "ReadinessCheckFunction",
+        &d,
+        &["servicequotas:GetServiceQuota"],
+        quota,
+        "the vCPU quota against the failover capacity",
+    );
+    if plan.serving.is_some() {
+        t.add(
+            "ReadinessCheckFunction",
+            &d,
+            &[
+                "elasticloadbalancing:DescribeLoadBalancers",
+                "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeTargetGroups",
+            ],
+            "*".into(),
+            "the DR load balancer and its target group",
+        );
+        let certificate = format!("arn:aws:acm:{d}:{}:certificate/*", t.account());
+        t.add(
+            "ReadinessCheckFunction",
+            &d,
+            &["acm:DescribeCertificate"],
+            certificate,
+            "the listener certificates' expiry",
+        );
+    }
+    let mut keys: Vec<String> = plan.readiness.iter().flat_map(|r| r.kms_keys.iter().cloned()).collect();
+    keys.extend(plan.standby_instances.ebs_kms_key.clone());
+    keys.extend(found.replica_key.clone());
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let arn = if key.starts_with("arn:") { key } else { format!("arn:aws:kms:{d}:{}:key/{key}", t.account()) };
+        t.add("ReadinessCheckFunction", &d, &["kms:DescribeKey"], arn, "a key the DR side decrypts with is enabled");
+    }
+    let secret = stack.parameter("DatabaseCredentialsSecretArn").to_string();
+    if plan.database.credentials_secret.is_some() && !secret.is_empty() {
+        t.add(
+            "ReadinessCheckFunction",
+            &d,
+            &["secretsmanager:DescribeSecret"],
+            secret,
+            "the database secret is in the DR region",
+        );
+    }
+    for probe in plan.readiness.iter().flat_map(|r| r.probes.iter()) {
+        let arn = t.function_arn(&probe.region, &probe.function);
+        t.add("ReadinessCheckFunction", &probe.region, &["lambda:InvokeFunction"], arn, "a custom readiness probe");
+    }
+    t.publish("ReadinessCheckFunction", "readiness drift");
+
+    t.add("RpoCheckFunction", &p, &["rds:DescribeDBInstances"], primary.clone(), "the primary of the pair");
+    t.add("RpoCheckFunction", &d, &["rds:DescribeDBInstances"], replica.clone(), "the replica of the pair");
+    t.add("RpoCheckFunction", &d, &["cloudwatch:GetMetricData"], "*".into(), "lag and replication metrics");
+    let rpo_ns = [("cloudwatch:namespace", "DrOrchestrator/Rpo".to_string())];
+    t.add_with("RpoCheckFunction", &d, &["cloudwatch:PutMetricData"], "*".into(), &rpo_ns, "the RPO metrics");
+    t.published_plan("RpoCheckFunction");
+    t.plan_state("RpoCheckFunction", &["s3:GetObject"], "which way the pair replicates");
+    let rpo_snapshot = rpo_snapshot_key(&plan.name);
+    t.add(
+        "RpoCheckFunction",
+        &d,
+        &["s3:GetObject", "s3:PutObject"],
+        Table::object(&plan.reports.bucket, &rpo_snapshot),
+        "the previous verdicts",
+    );
+    t.add(
+        "RpoCheckFunction",
+        &d,
+        &["s3:ListBucket"],
+        Table::bucket(&plan.reports.bucket),
+        "a first run finds no snapshot",
+    );
+    for pair in &plan.s3_replication {
+        let heartbeat = heartbeat_key(&plan.name);
+        t.add(
+            "RpoCheckFunction",
+            &p,
+            &["s3:PutObject"],
+            Table::object(&pair.source_bucket, &heartbeat),
+            "the bucket heartbeat, written in Paris",
+        );
+        t.add(
+            "RpoCheckFunction",
+            &d,
+            &["s3:GetObject"],
+            Table::object(&pair.replica_bucket, &heartbeat),
+            "the heartbeat, read in Ireland",
+        );
+        t.add(
+            "RpoCheckFunction",
+            &d,
+            &["s3:ListBucket"],
+            Table::bucket(&pair.replica_bucket),
+            "a heartbeat not replicated yet reads as missing",
+        );
+    }
+    t.secret("RpoCheckFunction", "the database heartbeat, over SQL");
+    t.publish("RpoCheckFunction", "an RPO breach");
+
+    // The entry points.
+    let failover_machine = t.state_machine("FailoverStateMachine");
+    if let Some(trigger) = &plan.trigger {
+        t.published_plan("AlarmTriggerFunction");
+        t.plan_state("AlarmTriggerFunction", &["s3:GetObject", "s3:PutObject"], "the plan taken for the run");
+        for alarm in &trigger.alarms {
+            let arn = format!("arn:aws:cloudwatch:us-east-1:{}:alarm:{alarm}", t.account());
+            t.add(
+                "AlarmTriggerFunction",
+                "us-east-1",
+                &["cloudwatch:DescribeAlarms"],
+                arn,
+                "the detection alarm, on schedule",
+            );
+        }
+        let trigger_ns = [("cloudwatch:namespace", "DrOrchestrator/Trigger".to_string())];
+        t.add_with(
+            "AlarmTriggerFunction",
+            &d,
+            &["cloudwatch:PutMetricData"],
+            "*".into(),
+            &trigger_ns,
+            "every decision counted",
+        );
+        t.add(
+            "AlarmTriggerFunction",
+            &d,
+            &["states:StartExecution"],
+            failover_machine.clone(),
+            "a confirmed outage starts the runbook",
+        );
+        t.publish("AlarmTriggerFunction", "the run started");
+    }
+    t.published_plan("GameDayFunction");
+    t.plan_state("GameDayFunction", &["s3:GetObject", "s3:PutObject"], "a live drill takes the plan");
+    let round_trip_machine = t.state_machine("RoundTripStateMachine");
+    for machine in [failover_machine, round_trip_machine] {
+        t.add("GameDayFunction", &d, &["states:StartExecution"], machine, "a drill or a round trip");
+    }
+    t.publish("GameDayFunction", "the game day started");
+
+    t.plan_check_reads("RoundTripFunction");
+    t.run_reports("RoundTripFunction", &["s3:GetObject", "s3:PutObject"], "the legs' reports, the round trip's report");
+    t.plan_state("RoundTripFunction", &["s3:GetObject", "s3:PutObject"], "the plan's state between legs");
+    t.publish("RoundTripFunction", "the round trip's outcome");
+
+    // Reprotect, after a failover: Paris becomes the replica.
+    t.add(
+        "RetirePrimaryFunction",
+        &p,
+        &["rds:DescribeDBInstances", "rds:CreateDBSnapshot", "rds:ModifyDBInstance", "rds:AddTagsToResource"],
+        primary.clone(),
+        "snapshot and rename the old primary",
+    );
+    t.add(
+        "CreateReplicaFunction",
+        &d,
+        &["rds:DescribeDBInstances", "rds:CreateDBInstanceReadReplica"],
+        replica.clone(),
+        "the new primary is the replica's source",
+    );
+    t.add(
+        "CreateReplicaFunction",
+        &p,
+        &["rds:CreateDBInstanceReadReplica", "rds:AddTagsToResource"],
+        primary,
+        "the new Paris replica, under the old name",
+    );
+
+    if plan.restore_test.is_some() {
+        let restore_machine = t.state_machine("RestoreTestStateMachine");
+        t.published_plan("RestoreTestStartFunction");
+        t.add("RestoreTestStartFunction", &d, &["states:StartExecution"], restore_machine, "the monthly restore test");
+        t.add("RestoreFindSnapshotFunction", &d, &["rds:DescribeDBSnapshots"], "*".into(), "the newest snapshot copy");
+        let test_instance = t.db(&d, &format!("{INSTANCE_PREFIX}doctor"));
+        let request_tag = [(format!("aws:RequestTag/{RESTORE_TEST_TAG}"), "true".to_string())];
+        let request_tag: Vec<(&str, String)> = request_tag.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        t.add(
+            "RestoreInstanceFunction",
+            &d,
+            &["rds:RestoreDBInstanceFromDBSnapshot"],
+            test_instance.clone(),
+            "the temporary instance",
+        );
+        t.add_with(
+            "RestoreInstanceFunction",
+            &d,
+            &["rds:AddTagsToResource"],
+            test_instance.clone(),
+            &request_tag,
+            "tagged as a restore test",
+        );
+        let resource_tag = [(format!("rds:db-tag/{RESTORE_TEST_TAG}"), "true".to_string())];
+        let resource_tag: Vec<(&str, String)> = resource_tag.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        t.add_with(
+            "RestoreCleanupFunction",
+            &d,
+            &["rds:DeleteDBInstance"],
+            test_instance,
+            &resource_tag,
+            "only a restore-test instance is deleted",
+        );
+        let key = format!("{}{}/restore-tests/doctor/report.json", plan.reports.prefix, plan.name);
+        t.add(
+            "RestoreReportFunction",
+            &d,
+            &["s3:PutObject"],
+            Table::object(&plan.reports.bucket, &key),
+            "the restore test's report",
+        );
+    }
+    t.calls
+}
+
+/// Every action each function's rows name, whatever options a plan takes (a load balancer,
+/// probes, keys, either DNS strategy, credentials): what `scripts/iam_report.py` holds every
+/// action the suite's functions were authorized for against, so that doctor simulates each call
+/// the enforcement ever allowed.
+pub fn actions_by_function(plan: &Plan) -> BTreeMap<String, BTreeSet<String>> {
+    let mut every = plan.clone();
+    every.serving = Some(crate::plan::Serving {
+        load_balancer: "load-balancer".into(),
+        target_group: "target-group".into(),
+        certificate_margin_days: 30,
+    });
+    every.readiness = Some(crate::plan::ReadinessNeeds {
+        kms_keys: vec!["key".into()],
+        probes: vec![crate::plan::ReadinessProbe {
+            name: "probe".into(),
+            function: format!("{}probe", crate::plan::READINESS_PROBE_PREFIX),
+            region: plan.dr_region.clone(),
+        }],
+    });
+    every.standby_instances.ebs_kms_key = Some("arn:aws:kms:eu-west-1:123456789012:key/key".into());
+    let mut stack = DeployedStack::default();
+    stack.parameters.insert("DatabaseCredentialsSecretArn".into(), "arn:aws:secretsmanager:::secret:s".into());
+    stack.outputs.insert("NotificationTopicArn".into(), "arn:aws:sns:::topic".into());
+    let mut upsert = every.clone();
+    upsert.dns.strategy = DnsStrategy::RecordUpsert;
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for variant in [every, upsert] {
+        for call in expected_calls(&variant, &stack, &Found::default()) {
+            out.entry(call.function).or_default().insert(call.action);
+        }
+    }
+    out
+}

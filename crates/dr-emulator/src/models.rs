@@ -1,0 +1,86 @@
+//! The emulator's models of AWS behaviour moto lacks that a test sets (crates/dr-emulator/moto/):
+//! a Service Quotas value (quotas.py), a target group's health (elbv2.py), and the template's
+//! function roles, to stand a deployed stack's roles up for `iam:SimulatePrincipalPolicy` (iam.py).
+
+use std::collections::BTreeMap;
+
+use dr_core::aws::AwsClients;
+use dr_core::error::DrError;
+use serde::Deserialize;
+
+use crate::control::{control_json, post};
+use crate::guard::require_emulator;
+
+/// The applied value of a quota in `region`, as GetServiceQuota answers it (only EC2's On-Demand
+/// vCPU quota, `ec2`/`L-1216C47A`, is modelled; its default never binds).
+pub async fn set_service_quota(
+    clients: &AwsClients,
+    region: &str,
+    service_code: &str,
+    quota_code: &str,
+    value: f64,
+) -> Result<(), DrError> {
+    let body = serde_json::json!({
+        "region": region, "service_code": service_code, "quota_code": quota_code, "value": value,
+    });
+    post(clients, "/dr-local/quotas", body).await
+}
+
+/// Every running target of `target_group` (a name or an ARN) in `region` answers `state`: the
+/// application behind it failing its health checks (`unhealthy`, with `reason`, by default
+/// `Target.FailedHealthChecks`), or passing them again (`healthy`).
+pub async fn set_target_health(
+    clients: &AwsClients,
+    region: &str,
+    target_group: &str,
+    state: &str,
+    reason: Option<&str>,
+) -> Result<(), DrError> {
+    let mut body = serde_json::json!({ "region": region, "target_group": target_group, "state": state });
+    if let Some(reason) = reason {
+        body["reason"] = reason.into();
+    }
+    post(clients, "/dr-local/elbv2/target-health", body).await
+}
+
+/// Every target group's targets back to ELB's model (registering, healthy, draining, unused).
+pub async fn clear_target_health(clients: &AwsClients) -> Result<(), DrError> {
+    delete(clients, "/dr-local/elbv2/target-health").await
+}
+
+/// Each function of the template (logical id) and its role's logical id: the roles a stand-in
+/// for a deployed stack creates.
+pub async fn iam_roles(clients: &AwsClients) -> Result<BTreeMap<String, String>, DrError> {
+    #[derive(Deserialize)]
+    struct Roles {
+        roles: BTreeMap<String, String>,
+    }
+    let roles: Roles = control_json(clients, "/dr-local/iam/roles").await?;
+    Ok(roles.roles)
+}
+
+/// A DELETE to the control API at `path` (crate::control has helpers for GET and POST only).
+async fn delete(clients: &AwsClients, path: &str) -> Result<(), DrError> {
+    require_emulator(clients)?;
+    let failed = |err: &dyn std::fmt::Display| DrError::AwsTransient {
+        service: "emulator",
+        operation: "control",
+        message: format!("{path}: {err}"),
+    };
+    let url = format!("{}{path}", clients.endpoint_url().unwrap_or_default().trim_end_matches('/'));
+    let client = dr_core::aws::tls::http_client_builder().build().map_err(|e| failed(&e))?;
+    let response = client.delete(url).send().await.map_err(|e| failed(&e))?;
+    response.error_for_status().map(|_| ()).map_err(|e| failed(&e))
+}
+
+/// An ACM certificate for `domain` in `region`, valid for `days` days (self-signed, imported:
+/// DescribeCertificate's NotAfter is its own), for a DR load balancer's listener.
+pub async fn issue_certificate(clients: &AwsClients, region: &str, domain: &str, days: f64) -> Result<String, DrError> {
+    #[derive(Deserialize)]
+    struct Issued {
+        arn: String,
+    }
+    let body = serde_json::json!({ "region": region, "domain": domain, "days": days });
+    let issued: Issued = crate::control::control_post_json(clients, "/dr-local/acm/certificate", body).await?;
+    Ok(issued.arn)
+}
