@@ -281,6 +281,7 @@ async fn a_failover_whose_targets_never_turn_healthy_does_not_move_traffic_and_s
     let failed = run_failover(&failover_input(&plan, &run_id, None));
     set_target_health(&clients, &plan.dr_region, &target_group, "healthy", None).await.expect("healthy again");
     assert_eq!(failed.status, "FAILED", "{failed:#?}");
+    assert_eq!(failed.error.as_deref(), Some("StepTimedOut"), "{failed:#?}");
     let report: RunReport =
         serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("failure report");
     let error = report.head.error.clone().expect("the failure names its error");
@@ -292,4 +293,12 @@ async fn a_failover_whose_targets_never_turn_healthy_does_not_move_traffic_and_s
         .await
         .expect("Route 53's answer");
     assert_eq!(answer.values, std::slice::from_ref(&plan.dns.primary.value), "DNS still answers Paris: {answer:?}");
+
+    // The application answers its health checks again: the rerun waits for the targets, then
+    // moves traffic.
+    let served = run_failover(&failover_input(&plan, &format!("served-{}", plan.name), None));
+    assert_eq!(served.status, "SUCCEEDED", "{served:#?}");
+    let report: RunReport = serde_json::from_value(served.output.clone()).expect("the run report");
+    let compute = report.timeline.iter().find(|e| e.phase.contains("Auto Scaling")).expect("the group's phase");
+    assert!(compute.detail.contains("2 of 2 targets healthy"), "{compute:?}");
 }

@@ -75,16 +75,16 @@ struct Table<'a> {
 
 impl Table<'_> {
     fn add(&mut self, function: &str, region: &str, actions: &[&str], resource: String, why: &'static str) {
-        self.add_with(function, region, actions, resource, &[], why);
+        self.add_with::<&str>(function, region, actions, resource, &[], why);
     }
 
-    fn add_with(
+    fn add_with<K: AsRef<str>>(
         &mut self,
         function: &str,
         region: &str,
         actions: &[&str],
         resource: String,
-        context: &[(&str, String)],
+        context: &[(K, String)],
         why: &'static str,
     ) {
         for action in actions {
@@ -93,7 +93,7 @@ impl Table<'_> {
                 ("aws:RequestedRegion".to_string(), region.to_string()),
                 ("aws:SecureTransport".to_string(), "true".to_string()),
             ];
-            keys.extend(context.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
+            keys.extend(context.iter().map(|(k, v)| (k.as_ref().to_string(), v.clone())));
             self.calls.push(ExpectedCall {
                 function: function.to_string(),
                 action: (*action).to_string(),
@@ -145,8 +145,24 @@ impl Table<'_> {
         let (p, d) = (self.plan.primary_region.clone(), self.plan.dr_region.clone());
         let primary = self.db(&p, &self.plan.database.primary_instance);
         let replica = self.db(&d, &self.plan.database.replica_instance);
-        self.add(function, &p, &["rds:DescribeDBInstances"], primary, "the primary database's status");
-        self.add(function, &d, &["rds:DescribeDBInstances"], replica, "the replica's status and source");
+        self.add(
+            function,
+            &p,
+            &["rds:DescribeDBInstances", "rds:ListTagsForResource"],
+            primary,
+            "the primary database's status and its run tags",
+        );
+        self.add(
+            function,
+            &d,
+            &["rds:DescribeDBInstances", "rds:ListTagsForResource"],
+            replica,
+            "the replica's status, source and run tags",
+        );
+        if self.plan.dns.strategy == DnsStrategy::RecordUpsert {
+            // record-upsert: the records are the failover state, read through Route 53's API.
+            self.route53_records(function, "the failover records");
+        }
         self.add(function, &d, &["cloudwatch:GetMetricData"], "*".into(), "the replica's lag");
         self.add(function, &d, &["ec2:DescribeInstances"], "*".into(), "the standby instances");
         self.add(function, &d, &["autoscaling:DescribeAutoScalingGroups"], "*".into(), "the DR group's size");
@@ -167,6 +183,30 @@ impl Table<'_> {
         }
         let reports = Self::bucket(&self.plan.reports.bucket);
         self.add(function, &d, &["s3:ListBucket"], reports, "the report bucket exists");
+    }
+
+    /// The standby instances' ARNs (`instance/*` when none is found: the policies' own pattern).
+    fn standby_instance_arns(&self, found: &Found) -> Vec<String> {
+        let ids =
+            if found.standby_instances.is_empty() { vec!["*".to_string()] } else { found.standby_instances.clone() };
+        let (region, account) = (&self.plan.dr_region, self.account());
+        ids.iter().map(|id| format!("arn:aws:ec2:{region}:{account}:instance/{id}")).collect()
+    }
+
+    /// The standby tag, as the instance's `aws:ResourceTag` and EC2's own spelling of it.
+    fn standby_tag_context(&self) -> Vec<(String, String)> {
+        let Some(tag) = &self.plan.standby_instances.tag else { return Vec::new() };
+        ["aws:ResourceTag", "ec2:ResourceTag"]
+            .iter()
+            .map(|prefix| (format!("{prefix}/{}", tag.key), tag.value.clone()))
+            .collect()
+    }
+
+    /// Route 53's API on the plan's zone (us-east-1): find it, read its records.
+    fn route53_records(&mut self, function: &str, why: &'static str) {
+        let zone = format!("arn:aws:route53:::hostedzone/{}", self.stack.parameter("HostedZoneId"));
+        self.add(function, "us-east-1", &["route53:ListHostedZonesByName"], "*".into(), why);
+        self.add(function, "us-east-1", &["route53:ListResourceRecordSets"], zone, why);
     }
 
     fn publish(&mut self, function: &str, why: &'static str) {
@@ -240,7 +280,7 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
     t.add(
         "PromoteReplicaFunction",
         &d,
-        &["rds:DescribeDBInstances", "rds:PromoteReadReplica", "rds:AddTagsToResource"],
+        &["rds:DescribeDBInstances", "rds:ListTagsForResource", "rds:PromoteReadReplica", "rds:AddTagsToResource"],
         replica.clone(),
         "promote the replica, keeping the plan's backups",
     );
@@ -253,8 +293,6 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
     );
     t.secret("PromoteReplicaFunction", "a planned move's return to writable");
 
-    let (tag_key, tag_value) =
-        plan.standby_instances.tag.as_ref().map(|tag| (tag.key.clone(), tag.value.clone())).unwrap_or_default();
     t.add(
         "StartStandbyFunction",
         &d,
@@ -262,21 +300,13 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         "*".into(),
         "the standby instances and their checks",
     );
-    let instances =
-        if found.standby_instances.is_empty() { vec!["*".to_string()] } else { found.standby_instances.clone() };
-    for id in instances {
-        let arn = format!("arn:aws:ec2:{d}:{}:instance/{id}", t.account());
-        let tag = [
-            (format!("aws:ResourceTag/{tag_key}"), tag_value.clone()),
-            (format!("ec2:ResourceTag/{tag_key}"), tag_value.clone()),
-        ];
-        let context: Vec<(&str, String)> = tag.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    for arn in t.standby_instance_arns(found) {
         t.add_with(
             "StartStandbyFunction",
             &d,
             &["ec2:StartInstances"],
             arn,
-            &context,
+            &t.standby_tag_context(),
             "start a tagged standby instance",
         );
     }
@@ -300,14 +330,31 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
             plan.auto_scaling.group
         )
     });
-    t.add("ScaleAsgFunction", &d, &["autoscaling:DescribeAutoScalingGroups"], "*".into(), "the DR group's instances");
     t.add(
         "ScaleAsgFunction",
         &d,
-        &["autoscaling:UpdateAutoScalingGroup"],
-        group,
-        "raise the DR group to its failover size",
+        &["autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"],
+        "*".into(),
+        "the DR group's instances",
     );
+    t.add(
+        "ScaleAsgFunction",
+        &d,
+        &["autoscaling:UpdateAutoScalingGroup", "autoscaling:DeleteTags"],
+        group,
+        "raise the DR group to its failover size (after a failback: back to standby, its fence tag dropped)",
+    );
+    // A failback's stand-down: Ireland's standby instances stopped again, only the tagged ones.
+    for arn in t.standby_instance_arns(found) {
+        t.add_with(
+            "ScaleAsgFunction",
+            &d,
+            &["ec2:StopInstances"],
+            arn,
+            &t.standby_tag_context(),
+            "a failback stops the standby instances again",
+        );
+    }
     if plan.serving.is_some() {
         t.add(
             "ScaleAsgFunction",
@@ -337,16 +384,19 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
                 alarm,
                 "the routing alarm followed the metric",
             );
+            t.add("FlipDnsFunction", &d, &["cloudwatch:GetMetricData"], "*".into(), "the routing metric published");
         }
         _ => {
             let zone = format!("arn:aws:route53:::hostedzone/{}", stack.parameter("HostedZoneId"));
+            t.route53_records("FlipDnsFunction", "move traffic: the failover records");
             t.add(
                 "FlipDnsFunction",
                 "us-east-1",
-                &["route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"],
+                &["route53:ChangeResourceRecordSets"],
                 zone,
                 "move traffic: the failover records",
             );
+            t.add("FlipDnsFunction", "us-east-1", &["route53:GetChange"], "*".into(), "the change propagated");
         }
     }
 
@@ -375,9 +425,9 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
             t.add(
                 "FenceFunction",
                 &p,
-                &["autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags"],
+                &["autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"],
                 arn,
-                "scale the Paris application to zero, keep its size",
+                "scale the Paris application to zero, keep its size (and give it back when the barrier fails)",
             );
         }
         for hook in [&fence.lambda, &fence.barrier_function].into_iter().flatten() {
@@ -393,10 +443,11 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
     t.add(
         "ReadinessCheckFunction",
         "us-east-1",
-        &["route53:ListHealthChecks", "route53:ListHostedZonesByName"],
+        &["route53:ListHealthChecks", "route53:GetHealthCheck", "route53:ListTagsForResources"],
         "*".into(),
-        "the health checks and the zone",
+        "the routing and detection health checks",
     );
+    t.route53_records("ReadinessCheckFunction", "the failover records, as Route 53 holds them");
     let snapshot = readiness_snapshot_key(&plan.name);
     t.add(
         "ReadinessCheckFunction",
@@ -578,6 +629,8 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         primary.clone(),
         "snapshot and rename the old primary",
     );
+    t.add("RetirePrimaryFunction", &p, &["rds:DescribeDBSnapshots"], "*".into(), "the final snapshot available");
+    t.add("CreateReplicaFunction", &p, &["cloudwatch:GetMetricData"], "*".into(), "the new replica's lag");
     t.add(
         "CreateReplicaFunction",
         &d,
@@ -598,9 +651,26 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         t.published_plan("RestoreTestStartFunction");
         t.add("RestoreTestStartFunction", &d, &["states:StartExecution"], restore_machine, "the monthly restore test");
         t.add("RestoreFindSnapshotFunction", &d, &["rds:DescribeDBSnapshots"], "*".into(), "the newest snapshot copy");
+        for function in
+            ["RestoreInstanceFunction", "RestoreValidateFunction", "RestoreCleanupFunction", "RestoreJanitorFunction"]
+        {
+            t.add(function, &d, &["rds:DescribeDBInstances"], "*".into(), "the temporary instance's status");
+        }
+        let probe = plan.restore_test.as_ref().and_then(|test| test.sql_probe_function.clone());
+        let probe = probe.or_else(|| stack.resource("RestoreSqlProbeFunction").map(str::to_string));
+        if let Some(probe) = probe {
+            let arn = t.function_arn(&d, &probe);
+            t.add(
+                "RestoreValidateFunction",
+                &d,
+                &["lambda:InvokeFunction"],
+                arn,
+                "the SQL probe of the restored instance",
+            );
+        }
+        t.publish("RestoreReportFunction", "the restore test's outcome");
         let test_instance = t.db(&d, &format!("{INSTANCE_PREFIX}doctor"));
         let request_tag = [(format!("aws:RequestTag/{RESTORE_TEST_TAG}"), "true".to_string())];
-        let request_tag: Vec<(&str, String)> = request_tag.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         t.add(
             "RestoreInstanceFunction",
             &d,
@@ -617,15 +687,16 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
             "tagged as a restore test",
         );
         let resource_tag = [(format!("rds:db-tag/{RESTORE_TEST_TAG}"), "true".to_string())];
-        let resource_tag: Vec<(&str, String)> = resource_tag.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        t.add_with(
-            "RestoreCleanupFunction",
-            &d,
-            &["rds:DeleteDBInstance"],
-            test_instance,
-            &resource_tag,
-            "only a restore-test instance is deleted",
-        );
+        for function in ["RestoreCleanupFunction", "RestoreJanitorFunction"] {
+            t.add_with(
+                function,
+                &d,
+                &["rds:DeleteDBInstance"],
+                test_instance.clone(),
+                &resource_tag,
+                "only a restore-test instance is deleted",
+            );
+        }
         let key = format!("{}{}/restore-tests/doctor/report.json", plan.reports.prefix, plan.name);
         t.add(
             "RestoreReportFunction",
@@ -658,9 +729,15 @@ pub fn actions_by_function(plan: &Plan) -> BTreeMap<String, BTreeSet<String>> {
         }],
     });
     every.standby_instances.ebs_kms_key = Some("arn:aws:kms:eu-west-1:123456789012:key/key".into());
+    if let Some(fence) = every.fence.as_mut() {
+        fence.lambda = Some("fence-hook".into());
+        fence.barrier_function = Some("barrier-hook".into());
+        fence.auto_scaling_group.get_or_insert_with(|| "application-group".into());
+    }
     let mut stack = DeployedStack::default();
     stack.parameters.insert("DatabaseCredentialsSecretArn".into(), "arn:aws:secretsmanager:::secret:s".into());
     stack.outputs.insert("NotificationTopicArn".into(), "arn:aws:sns:::topic".into());
+    stack.resources.insert("RestoreSqlProbeFunction".into(), "restore-sql-probe".into());
     let mut upsert = every.clone();
     upsert.dns.strategy = DnsStrategy::RecordUpsert;
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
