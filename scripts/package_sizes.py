@@ -1,6 +1,6 @@
 """Each function's package as `sam deploy` uploads it: its build folder zipped with deflate (as
 SAM's zip does) in memory, and its bootstrap's size. Prints a table and checks the 5 MB goal
-(README: "Package sizes and cold starts"); never fails on it: sizes are figures, not assertions.
+(docs/benchmarks.md, "Packages and cold starts"); never fails on it: sizes are figures, not assertions.
 
     python scripts/package_sizes.py .aws-sam/build
 """

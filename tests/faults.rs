@@ -6,7 +6,7 @@
 //!
 //! The fault layer is one per emulator and touches every call the local functions make, so these
 //! tests take turns (`FAULTS`). Each counts the changes that reached AWS (`FaultReport::applied`).
-//! Run with `--nocapture` to see the figures of the README's fault-injection table.
+//! Run with `--nocapture` to see the figures of the fault-injection table (docs/testing.md).
 
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used, clippy::panic)]

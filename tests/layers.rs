@@ -84,7 +84,7 @@ fn the_product_links_no_emulator_code() {
 }
 
 /// One TLS stack, rustls on ring (`dr_core::aws::tls`): aws-lc's C library, the SDK's default,
-/// adds about 0.4 MB to every function's zip (README, "Packages and cold starts"). A crate that
+/// adds about 0.4 MB to every function's zip (docs/benchmarks.md, "Packages and cold starts"). A crate that
 /// turns an SDK crate's `default-https-client` (or reqwest's `rustls`) back on brings it into
 /// Cargo.lock, which lists what any member of the workspace can build.
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! Why ring and not aws-lc-rs (the SDK's default): every function is one binary, and aws-lc's
 //! static C library was the largest single part of it; with ring the Lambda zip fits the 5 MB
-//! goal (README, "Packages and cold starts"). Both speak TLS 1.2/1.3 with the suites AWS endpoints
+//! goal (docs/benchmarks.md, "Packages and cold starts"). Both speak TLS 1.2/1.3 with the suites AWS endpoints
 //! offer; what ring lacks is the post-quantum hybrid key exchange (X25519MLKEM768), which AWS
 //! endpoints accept but do not require.
 

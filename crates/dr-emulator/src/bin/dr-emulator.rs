@@ -1,5 +1,5 @@
 //! dr-emulator: the developer tool of the local stack (never pointed at AWS: every command refuses
-//! an endpoint that is not on loopback). The demo and the README's by-hand examples use it.
+//! an endpoint that is not on loopback). The demo and the by-hand examples of docs/testing.md use it.
 //!
 //! Exit status: 0 on success, 2 on an error.
 
