@@ -145,6 +145,13 @@ pub(crate) async fn post(clients: &AwsClients, path: &str, body: serde_json::Val
     response.error_for_status().map(|_| ()).map_err(|e| failed(path, e))
 }
 
+/// A DELETE of the control API at `path` (a model back to its default).
+pub(crate) async fn delete(clients: &AwsClients, path: &str) -> Result<(), DrError> {
+    let url = format!("{}{path}", endpoint(clients)?);
+    let response = control_client()?.delete(url).send().await.map_err(|e| failed(path, e))?;
+    response.error_for_status().map(|_| ()).map_err(|e| failed(path, e))
+}
+
 /// A POST of `body` to the control API at `path`, its JSON answer.
 pub(crate) async fn control_post_json<T: serde::de::DeserializeOwned>(
     clients: &AwsClients,

@@ -8,8 +8,7 @@ use dr_core::aws::AwsClients;
 use dr_core::error::DrError;
 use serde::Deserialize;
 
-use crate::control::{control_json, post};
-use crate::guard::require_emulator;
+use crate::control::{control_json, delete, post};
 
 /// The applied value of a quota in `region`, as GetServiceQuota answers it (only EC2's On-Demand
 /// vCPU quota, `ec2`/`L-1216C47A`, is modelled; its default never binds).
@@ -57,20 +56,6 @@ pub async fn iam_roles(clients: &AwsClients) -> Result<BTreeMap<String, String>,
     }
     let roles: Roles = control_json(clients, "/dr-local/iam/roles").await?;
     Ok(roles.roles)
-}
-
-/// A DELETE to the control API at `path` (crate::control has helpers for GET and POST only).
-async fn delete(clients: &AwsClients, path: &str) -> Result<(), DrError> {
-    require_emulator(clients)?;
-    let failed = |err: &dyn std::fmt::Display| DrError::AwsTransient {
-        service: "emulator",
-        operation: "control",
-        message: format!("{path}: {err}"),
-    };
-    let url = format!("{}{path}", clients.endpoint_url().unwrap_or_default().trim_end_matches('/'));
-    let client = dr_core::aws::tls::http_client_builder().build().map_err(|e| failed(&e))?;
-    let response = client.delete(url).send().await.map_err(|e| failed(&e))?;
-    response.error_for_status().map(|_| ()).map_err(|e| failed(&e))
 }
 
 /// An ACM certificate for `domain` in `region`, valid for `days` days (self-signed, imported:
