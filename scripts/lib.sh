@@ -121,6 +121,24 @@ install_postgres() {
   DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -qq postgresql > /dev/null
 }
 
+# The workspace's own crates compiled by clippy-driver from here on, as `cargo clippy` runs it
+# (RUSTC_WORKSPACE_WRAPPER; CLIPPY_ARGS holds `cargo clippy -- -D warnings`' arguments, separated
+# as cargo-clippy separates them): clippy's lints fail the build that the tests then run, and the
+# dependencies are compiled once, for both. Builds of other programs (the release build) leave
+# these unset.
+lint_while_building() {
+  RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"
+  export RUSTC_WORKSPACE_WRAPPER
+  export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+}
+
+# The deployable build, as `sam build` runs it (its rust-cargolambda workflow runs exactly this in
+# the repository, with Zig from .venv), so that a `sam build` after it finds it done.
+release_build() {
+  (cd "${REPO_ROOT}" && env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS PATH="${VENV}/bin:${PATH}" \
+    cargo lambda build --release --bin dr-lambda "$@")
+}
+
 # Every binary of the workspace (functions, drctl, dr-emulator, benches) in target/debug: the same
 # package selection as `cargo test --workspace`, so that the two share every compiled dependency.
 build_binaries() {

@@ -18,15 +18,16 @@ use dr_core::plan::{ReadinessNeeds, ReadinessProbe, Serving};
 use dr_core::readiness::{Finding, Readiness, Scope, check_plan};
 use dr_core::runbook::report::RunReport;
 use dr_emulator::estate::{SeedOptions, ensure_bucket, seed};
-use dr_emulator::models::{issue_certificate, set_service_quota, set_target_health};
+use dr_emulator::models::{issue_certificate, set_target_health};
 use dr_tests::{
     emulator_clients, failover_input, isolated_plan, plan_file, read_report, run_failover, workspace_binary,
 };
 use serde_json::Value;
 
-/// The quota and the readiness of the region are the region's: the tests of this binary that set
-/// the one or read the other take turns.
-static REGION_WIDE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// The failover size and the instance type of the readiness test's group: 120 x 896 vCPUs (the
+/// largest type in moto's EC2 data) is past the emulator's default quota of 100,000 vCPUs.
+const LARGE_FAILOVER: u16 = 120;
+const LARGEST_INSTANCE_TYPE: &str = "u7in-16tb.224xlarge";
 
 /// The application's readiness probe, as the local Lambda service serves it (application-hooks).
 const PROBE_FUNCTION: &str = "dr-readiness-probe-application";
@@ -92,7 +93,6 @@ fn requested_region(call: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_is_clean_on_the_template_and_names_a_missing_statement_and_an_organizations_guardrail() {
-    let _turn = REGION_WIDE.lock().await;
     let plan = serving_plan();
     let clients = seeded(&plan).await;
     let store = format!("store-{}", plan.name);
@@ -162,8 +162,12 @@ async fn doctor_is_clean_on_the_template_and_names_a_missing_statement_and_an_or
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_readiness_check_names_what_ireland_needs_to_serve() {
-    let _turn = REGION_WIDE.lock().await;
     let mut plan = serving_plan();
+    // A failover of 120 instances: the example's instance type fits the region's vCPU quota
+    // (the emulator's default, 100,000), the largest type does not (below). The quota itself is
+    // the region's, read by every other test's readiness: this test leaves it alone.
+    plan.auto_scaling.failover.desired = LARGE_FAILOVER;
+    plan.auto_scaling.failover.max = LARGE_FAILOVER;
     let clients = emulator_clients(&plan).await;
     let key = clients.dr.kms.create_key().send().await.expect("key");
     let key_id = key.key_metadata().map(|m| m.key_id().to_string()).expect("key id");
@@ -174,9 +178,13 @@ async fn the_readiness_check_names_what_ireland_needs_to_serve() {
     let serving = plan.serving.clone().expect("serving");
     let (dr, region) = (&clients.dr, plan.dr_region.clone());
 
-    // The group launches from a template whose AMI is not in Ireland (AMIs are regional).
+    // The group launches from a template whose AMI is not in Ireland (AMIs are regional), of the
+    // largest instance type: 120 x 896 vCPUs, past the account's quota there.
     let template = format!("lt-{}", plan.name);
-    let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder().image_id("ami-0123456789abcdef0").build();
+    let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+        .image_id("ami-0123456789abcdef0")
+        .instance_type(aws_sdk_ec2::types::InstanceType::from(LARGEST_INSTANCE_TYPE))
+        .build();
     dr.ec2
         .create_launch_template()
         .launch_template_name(&template)
@@ -232,10 +240,7 @@ async fn the_readiness_check_names_what_ireland_needs_to_serve() {
         .send()
         .await
         .expect("probe set to fail");
-    // A regional rush: the account's vCPU quota below what the failover starts.
-    set_service_quota(&clients, &region, "ec2", "L-1216C47A", 8.0).await.expect("quota");
     let readiness = check_plan(&clients, &plan, Scope::Full).await;
-    set_service_quota(&clients, &region, "ec2", "L-1216C47A", 100_000.0).await.expect("quota back");
 
     let findings = readiness.findings();
     for expected in [
@@ -253,7 +258,8 @@ async fn the_readiness_check_names_what_ireland_needs_to_serve() {
     assert!(row(Finding::ProbeFailed).detail.contains(reason));
     assert!(row(Finding::AmiMissing).detail.contains("ami-0123456789abcdef0"));
     assert!(row(Finding::CertificateExpiring).resource.contains(&expiring));
-    assert!(row(Finding::VcpuQuotaTooLow).detail.contains("quota 8"), "{}", row(Finding::VcpuQuotaTooLow).detail);
+    let quota = &row(Finding::VcpuQuotaTooLow).detail;
+    assert!(quota.contains("quota 100000"), "{quota}");
     // drctl plan check says the same, by name.
     let out = drctl(&["plan", "check", &plan_file(&plan).to_string_lossy()]);
     let text = String::from_utf8_lossy(&out.stdout);

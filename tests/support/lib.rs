@@ -5,7 +5,8 @@
 //!
 //! Tests run against the moto server that `scripts/test` starts (AWS_ENDPOINT_URL). Each test
 //! works on its own copy of the example plan whose every resource name carries a unique suffix,
-//! so tests run in parallel without resetting the emulator.
+//! so tests run in parallel without resetting the emulator; even the faults a test injects are
+//! scoped to its estate ([`estate_suffix`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,12 +40,13 @@ pub fn example_plan_path() -> PathBuf {
     repo_root().join("plans/paris-ireland.toml")
 }
 
-/// A short suffix unique to this process and call: lower-case letters and digits.
+/// A short suffix unique to this process and call: lower-case letters and digits, always 13 of
+/// them, so that no suffix is part of another (the emulator scopes faults by suffix).
 pub fn unique_suffix() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{}{:x}{}", std::process::id() % 10_000, nanos % 0x10_0000, n)
+    format!("{:04}{:05x}{:04x}", std::process::id() % 10_000, nanos % 0x10_0000, n % 0x1_0000)
 }
 
 /// The example plan with every resource renamed so that no other test touches it.
@@ -79,6 +81,12 @@ pub fn isolated_plan() -> Plan {
     }
     plan.validate().expect("isolated plan stays valid");
     plan
+}
+
+/// The suffix every resource name of an [`isolated_plan`] carries (the plan itself is named
+/// `t<suffix>`): the scope of the faults a test injects into the calls about its estate.
+pub fn estate_suffix(plan: &Plan) -> &str {
+    plan.name.strip_prefix('t').unwrap_or(&plan.name)
 }
 
 /// Clients for the plan's regions, configured from the environment like drctl and the Lambdas.

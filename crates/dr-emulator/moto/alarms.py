@@ -73,7 +73,7 @@ def _catch_up(region, name, since):
     regional, alarm = _find(region, name)
     if alarm is None:
         return
-    data = regional.get_all_metrics()
+    data = metric_data(regional, {alarm.namespace})
     period = int(alarm.period or 60)
     at = since
     now = datetime.now(timezone.utc)
@@ -96,6 +96,20 @@ def moved_at(region, name, at):
     stamp = at.astimezone(timezone.utc).replace(tzinfo=None)
     alarm.state_updated_timestamp = stamp
     alarm.state_transitioned_timestamp = stamp
+
+
+# The namespaces whose datapoints moto computes itself rather than stores (its S3 storage
+# metrics): computing them walks every bucket and object of the region.
+_COMPUTED_NAMESPACES = {"AWS/S3"}
+
+
+def metric_data(backend, namespaces):
+    """The datapoints alarms on `namespaces` can read: every published one, and moto's computed
+    ones only when an alarm reads their namespace (the suite's estates accumulate thousands of
+    buckets and objects, and every look at an alarm computed them all)."""
+    if _COMPUTED_NAMESPACES & set(namespaces):
+        return backend.get_all_metrics()
+    return list(backend.metric_data)
 
 
 def _dimensions(items):
@@ -207,6 +221,12 @@ def _init_insufficient_data(self, *args, **kwargs):
     self.state_value = "INSUFFICIENT_DATA"
     self.state_reason = "Unchecked: Initial alarm creation"
     self.state_transitioned_timestamp = self.state_updated_timestamp
+    # CloudWatch evaluates the alarm from its creation (or update) on, looked at or not: the end
+    # of the period in which it was created is its first evaluation. Without this, an alarm first
+    # looked at just after a period ended missed that period's evaluation, and a datapoint
+    # published in its last second never moved it.
+    with _lock:
+        _last_look[(self.region_name, self.name)] = datetime.now(timezone.utc)
 
 
 def _update_state_transitioned(self, reason, reason_data, state_value):
@@ -229,8 +249,17 @@ def install():
 
     def describe_alarms_evaluated(self):
         backend = self.cloudwatch_backend
-        data = backend.get_all_metrics()
-        for alarm in list(backend.alarms.values()):
+        # Only the alarms asked for are evaluated now: any other is evaluated when it is looked
+        # at, and catches up with what it missed then (`_since_last_look`).
+        names = self._get_param("AlarmNames", [])
+        prefix = self._get_param("AlarmNamePrefix")
+        alarms = list(backend.alarms.values())
+        if names:
+            alarms = [alarm for alarm in alarms if alarm.name in names]
+        elif prefix:
+            alarms = [alarm for alarm in alarms if alarm.name.startswith(prefix)]
+        data = metric_data(backend, {alarm.namespace for alarm in alarms})
+        for alarm in alarms:
             evaluate(alarm, data)
         return describe_alarms(self)
 

@@ -18,9 +18,9 @@
     POST   /dr-local/timing      {"scale": S}: AWS's durations on a compressed clock (timing.py)
     GET    /dr-local/timing      the model in force and its figures
     DELETE /dr-local/timing      instant changes again (moto's own)
-    POST   /dr-local/faults      inject faults into the functions' requests (faults.py)
-    GET    /dr-local/faults      what was injected, and every mutating call that took effect
-    DELETE /dr-local/faults      stop injecting
+    POST   /dr-local/faults      inject faults into the functions' requests about a scope (faults.py)
+    GET    /dr-local/faults?scope=S  what was injected there, and every mutating call that took effect
+    DELETE /dr-local/faults?scope=S  stop injecting there
     POST   /dr-local/acm/certificate {"region", "domain", "days"}: a certificate valid that many days,
                                  imported into ACM (acm.py)
     POST   /dr-local/iam/deployments  a deployment of the stack whose roles IAM enforces (iam.py)
@@ -114,12 +114,13 @@ class Control:
             return "200 OK", timing.figures()
         if path == "/dr-local/faults":
             if method == "POST":
-                faults.configure(self.json_body(environ))
-                return "200 OK", faults.report()
+                config = self.json_body(environ)
+                faults.configure(config)
+                return "200 OK", faults.report(config.get("scope", ""))
+            scope = parse_qs(environ.get("QUERY_STRING", "")).get("scope", [""])[0]
             if method == "DELETE":
-                faults.clear()
-                return "200 OK", faults.report()
-            return "200 OK", faults.report()
+                faults.clear(scope)
+            return "200 OK", faults.report(scope)
         if path == "/dr-local/iam/deployments" and method == "POST":
             return "200 OK", iam.deploy(self.json_body(environ))
         if path == "/dr-local/iam/simulate" and method == "POST":

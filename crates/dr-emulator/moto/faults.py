@@ -4,15 +4,25 @@ lost after the call took effect. Only requests signed with the configured access
 the local Lambda service gives the functions their own key (`local-lambda`), so a test's own
 setup and checks are not faulted.
 
-    POST /dr-local/faults   {"access_key": "local-lambda",
+Faults are scoped to an estate: a configuration touches only the requests about it, so tests on
+other estates run beside it unfaulted and its report counts only its own changes. A request is
+about the estate when its path, query or body names one of its resources: a name carrying the
+`scope` (every resource name of a test's isolated plan carries its suffix), an instance a request
+about the estate was answered with (the standby instances found by their tag, the instances its
+group launched), or a database instance a request about it created (a restore test's). Each scope
+has its configuration, its seeded draws, what it learnt and its report; the empty scope is every
+request.
+
+    POST /dr-local/faults   {"scope": "4821a3f0",                 the requests about this estate
+                             "access_key": "local-lambda",
                              "hang_regions": ["eu-west-3"],      every call there gets no answer
                              "throttle_share": 0.2,               answered with the service's throttling error
                              "server_error_share": 0.1,           answered 503
                              "lose_share": 0.3,                   mutating calls: applied, then the connection drops
                              "seed": 7}
-    DELETE /dr-local/faults                                       no more faults (hung calls are released)
-    GET  /dr-local/faults                                         what was injected, and every mutating call
-                                                                  that took effect, with how many times
+    DELETE /dr-local/faults?scope=S                               no more faults there (hung calls are released)
+    GET  /dr-local/faults?scope=S                                 what was injected there, and every mutating
+                                                                  call that took effect, with how many times
 
 How each is answered (what the SDKs see from AWS):
 - a hung region: the request is read and never answered (the client's attempt timeout fires); a
@@ -33,11 +43,8 @@ import time
 from urllib.parse import parse_qs
 
 _lock = threading.Lock()
-_config = {}
-_random = random.Random(0)
-_stats = {}
-# (service, operation, target) -> number of times it took effect
-_applied = {}
+# scope -> _Scope
+_scopes = {}
 
 READ_PREFIXES = ("Describe", "List", "Get", "Head")
 
@@ -48,31 +55,89 @@ JSON_PROTOCOLS = ("states", "secretsmanager", "kms", "sqs", "acm", "servicequota
 CREDENTIAL = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 
+class _Scope:
+    """One scope's faults: its configuration (empty once cleared), its draws and its report."""
+
+    def __init__(self, config):
+        self.config = dict(config)
+        self.random = random.Random(config.get("seed", 0))
+        self.stats = {}
+        # (service, operation, target) -> number of times it took effect
+        self.applied = {}
+        # Resource ids learnt from the requests about the estate and their answers.
+        self.learnt = set()
+
+    def count(self, kind):
+        self.stats[kind] = self.stats.get(kind, 0) + 1
+
+
 def configure(config):
-    global _random
+    """New faults for the scope `config["scope"]` (default: every request), its report reset."""
     with _lock:
-        _config.clear()
-        _config.update(config)
-        _random = random.Random(config.get("seed", 0))
-        _stats.clear()
-        _applied.clear()
+        _scopes[config.get("scope", "")] = _Scope(config)
 
 
-def clear():
+def clear(scope):
+    """No more faults in `scope`; its report stays readable until it is configured again."""
     with _lock:
-        _config.clear()
+        if scope in _scopes:
+            _scopes[scope].config = {}
 
 
-def report():
+def report(scope):
     with _lock:
+        found = _scopes.get(scope) or _Scope({})
         applied = [
-            {"service": s, "operation": o, "target": t, "times": n} for (s, o, t), n in sorted(_applied.items())
+            {"service": s, "operation": o, "target": t, "times": n} for (s, o, t), n in sorted(found.applied.items())
         ]
-        return {"config": dict(_config), "injected": dict(_stats), "applied": applied}
+        return {"config": dict(found.config), "injected": dict(found.stats), "applied": applied}
 
 
-def _count(kind):
-    _stats[kind] = _stats.get(kind, 0) + 1
+def _scope_of(environ, body, key):
+    """The faulted scope this request of the access key `key` is about, or None."""
+    with _lock:
+        active = [(name, scope) for name, scope in _scopes.items() if scope.config]
+    for name, scope in active:
+        if not key.startswith(scope.config.get("access_key", "\0")):
+            continue
+        if not name:
+            return scope
+        about = "\n".join((environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), body.decode("utf-8", "replace")))
+        with _lock:
+            learnt = list(scope.learnt)
+        if name in about or any(resource in about for resource in learnt):
+            return scope
+    return None
+
+
+# An EC2 instance id, as answers name them.
+INSTANCE_ID = re.compile(rb"\bi-[0-9a-f]{8,17}\b")
+
+
+def _learn(scope, operation, body, answer):
+    """What a request about the scope's estate tells of its other resources: the instances in its
+    answer, and the database instance it creates."""
+    found = {match.decode() for match in INSTANCE_ID.findall(answer)}
+    if operation.startswith(("Create", "Restore")):
+        params = parse_qs(body.decode("utf-8", "replace"))
+        found.update(params.get("DBInstanceIdentifier", []))
+    if found:
+        with _lock:
+            scope.learnt.update(found)
+
+
+def _held_answer(app, environ, scope, operation, body):
+    """The app's answer, held to be read before it is sent: (status, headers, chunks)."""
+    captured = {}
+
+    def capture(status, headers, exc_info=None):
+        captured["status"] = status
+        captured["headers"] = headers
+        return lambda data: None
+
+    chunks = list(app(environ, capture))
+    _learn(scope, operation, body, b"".join(chunks))
+    return captured.get("status", "500 Internal Server Error"), captured.get("headers", []), chunks
 
 
 def read_body(environ):
@@ -136,61 +201,58 @@ class Faults:
         auth = environ.get("HTTP_AUTHORIZATION", "")
         match = CREDENTIAL.search(auth)
         with _lock:
-            config = dict(_config)
+            any_faults = any(scope.config for scope in _scopes.values())
+        if not match or not any_faults:
+            return self.app(environ, start_response)
+        body = read_body(environ)
         # Every function signs with a key of its own role (local-lambda-<Function>, iam.py): the
         # configured key names them all by prefix.
-        if not match or not config or not match.group(1).startswith(config.get("access_key", "\0")):
+        scope = _scope_of(environ, body, match.group(1))
+        if scope is None:
             return self.app(environ, start_response)
+        config = scope.config
         _, region, service = match.groups()
-        body = read_body(environ)
         operation, target = _operation(environ, service, body)
         mutating = not operation.startswith(READ_PREFIXES)
         if region in config.get("hang_regions", []):
             with _lock:
-                _count("hung")
+                scope.count("hung")
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
                 with _lock:
-                    still = region in _config.get("hang_regions", [])
+                    still = region in scope.config.get("hang_regions", [])
                 if not still:
                     break
                 time.sleep(0.2)
             start_response("504 Gateway Timeout", [("Content-Length", "0")])
             return [b""]
         with _lock:
-            roll = _random.random()
+            roll = scope.random.random()
         throttle = config.get("throttle_share", 0.0)
         server_error = config.get("server_error_share", 0.0)
         if roll < throttle:
             with _lock:
-                _count("throttled")
+                scope.count("throttled")
             status, headers, text = _throttle(service)
             payload = text.encode()
             start_response(status, headers + [("Content-Length", str(len(payload)))])
             return [payload]
         if roll < throttle + server_error:
             with _lock:
-                _count("server_errors")
+                scope.count("server_errors")
             start_response("503 Service Unavailable", [("Content-Length", "0")])
             return [b""]
         if mutating:
             with _lock:
-                lose = _random.random() < config.get("lose_share", 0.0)
-            captured = {}
-
-            def capture(status, headers, exc_info=None):
-                captured["status"] = status
-                captured["headers"] = headers
-                return lambda data: None
-
-            chunks = list(self.app(environ, capture))
-            succeeded = captured.get("status", "500").startswith("2")
+                lose = scope.random.random() < config.get("lose_share", 0.0)
+            status, headers, chunks = _held_answer(self.app, environ, scope, operation, body)
+            succeeded = status.startswith("2")
             with _lock:
                 if succeeded:
                     key = (service, operation, target)
-                    _applied[key] = _applied.get(key, 0) + 1
+                    scope.applied[key] = scope.applied.get(key, 0) + 1
                 if lose:
-                    _count("lost")
+                    scope.count("lost")
             if lose:
                 sock = environ.get("werkzeug.socket")
                 if sock is not None:
@@ -200,6 +262,8 @@ class Faults:
                         pass
                     start_response("500 Internal Server Error", [("Content-Length", "0")])
                     return [b""]
-            start_response(captured.get("status", "500 Internal Server Error"), captured.get("headers", []))
+            start_response(status, headers)
             return chunks
-        return self.app(environ, start_response)
+        status, headers, chunks = _held_answer(self.app, environ, scope, operation, body)
+        start_response(status, headers)
+        return chunks

@@ -41,7 +41,7 @@ def _cloudwatch(region):
 
 
 def _endpoint_health(check):
-    data = _cloudwatch("us-east-1").get_all_metrics()
+    data = alarms.metric_data(_cloudwatch("us-east-1"), {"AWS/Route53"})
     newest = None
     for datum in data:
         if datum.namespace != "AWS/Route53" or datum.name != "HealthCheckStatus":
@@ -65,7 +65,7 @@ def _metric_health(check, at):
         # Route 53: a health check whose alarm does not exist has insufficient data.
         state = "INSUFFICIENT_DATA"
     else:
-        state = alarms.evaluate(alarm, backend.get_all_metrics(), at)
+        state = alarms.evaluate(alarm, alarms.metric_data(backend, {alarm.namespace}), at)
     if state == "OK":
         healthy = True
     elif state == "ALARM":

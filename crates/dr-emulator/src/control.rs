@@ -61,9 +61,12 @@ pub async fn alarm_moved_at(clients: &AwsClients, region: &str, alarm: &str, at:
 }
 
 /// Faults the emulator injects into the requests signed with `access_key` (the local Lambdas'
-/// is [`LAMBDA_ACCESS_KEY`]): see crates/dr-emulator/moto/faults.py.
+/// is [`LAMBDA_ACCESS_KEY`]) that are about `scope`: see crates/dr-emulator/moto/faults.py.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Faults {
+    /// The requests whose path, query or body contain it (an estate's resource-name suffix; empty:
+    /// every request). Other scopes' requests go through unfaulted and uncounted.
+    pub scope: String,
     pub access_key: String,
     /// Every call to these regions gets no answer.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -78,10 +81,10 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// No fault yet, on the local functions' calls: the fault layer still counts every change
-    /// that takes effect.
-    pub fn for_the_lambdas() -> Faults {
-        Faults { access_key: LAMBDA_ACCESS_KEY.to_string(), ..Faults::default() }
+    /// No fault yet, on the local functions' calls about `scope`: the fault layer still counts
+    /// every change that takes effect there.
+    pub fn for_the_lambdas(scope: &str) -> Faults {
+        Faults { scope: scope.to_string(), access_key: LAMBDA_ACCESS_KEY.to_string(), ..Faults::default() }
     }
 }
 
@@ -118,20 +121,25 @@ async fn control_request<T: serde::de::DeserializeOwned>(
     response.json().await.map_err(|e| failed(path, e))
 }
 
-/// Starts injecting `faults` (and forgets what was injected before).
+/// Starts injecting `faults` in their scope (and forgets what was injected there before).
 pub async fn inject_faults(clients: &AwsClients, faults: &Faults) -> Result<(), DrError> {
     let body = serde_json::to_string(faults).map_err(|e| DrError::serialisation("faults", e))?;
     control_request::<FaultReport>(clients, "/dr-local/faults", reqwest::Method::POST, Some(body)).await.map(|_| ())
 }
 
-/// Stops injecting faults (hung calls are answered 504); returns what was injected.
-pub async fn clear_faults(clients: &AwsClients) -> Result<FaultReport, DrError> {
-    control_request(clients, "/dr-local/faults", reqwest::Method::DELETE, None).await
+/// Stops injecting faults in `scope` (its hung calls are answered 504); returns what was injected.
+pub async fn clear_faults(clients: &AwsClients, scope: &str) -> Result<FaultReport, DrError> {
+    control_request(clients, &faults_path(scope), reqwest::Method::DELETE, None).await
 }
 
-/// What was injected so far, and the mutating calls that took effect.
-pub async fn fault_report(clients: &AwsClients) -> Result<FaultReport, DrError> {
-    control_request(clients, "/dr-local/faults", reqwest::Method::GET, None).await
+/// What was injected in `scope` so far, and the mutating calls that took effect there.
+pub async fn fault_report(clients: &AwsClients, scope: &str) -> Result<FaultReport, DrError> {
+    control_request(clients, &faults_path(scope), reqwest::Method::GET, None).await
+}
+
+fn faults_path(scope: &str) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("scope", scope).finish();
+    format!("/dr-local/faults?{query}")
 }
 
 /// The control API's HTTP client (the product's one TLS stack, though the API is plain HTTP).

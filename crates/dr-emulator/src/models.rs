@@ -1,5 +1,5 @@
 //! The emulator's models of AWS behaviour moto lacks that a test sets (crates/dr-emulator/moto/):
-//! a Service Quotas value (quotas.py), a target group's health (elbv2.py), and the template's
+//! a target group's health (elbv2.py), and the template's
 //! function roles, to stand a deployed stack's roles up for `iam:SimulatePrincipalPolicy` (iam.py).
 
 use std::collections::BTreeMap;
@@ -9,21 +9,6 @@ use dr_core::error::DrError;
 use serde::Deserialize;
 
 use crate::control::{control_json, delete, post};
-
-/// The applied value of a quota in `region`, as GetServiceQuota answers it (only EC2's On-Demand
-/// vCPU quota, `ec2`/`L-1216C47A`, is modelled; its default never binds).
-pub async fn set_service_quota(
-    clients: &AwsClients,
-    region: &str,
-    service_code: &str,
-    quota_code: &str,
-    value: f64,
-) -> Result<(), DrError> {
-    let body = serde_json::json!({
-        "region": region, "service_code": service_code, "quota_code": quota_code, "value": value,
-    });
-    post(clients, "/dr-local/quotas", body).await
-}
 
 /// Every running target of `target_group` (a name or an ARN) in `region` answers `state`: the
 /// application behind it failing its health checks (`unhealthy`, with `reason`, by default

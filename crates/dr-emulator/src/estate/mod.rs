@@ -201,7 +201,7 @@ async fn seed_standby_instances(dr: &RegionClients, plan: &Plan) -> Result<(), D
                 .build();
             dr.ec2
                 .run_instances()
-                .image_id(emulator_image(&dr.ec2).await?)
+                .image_id(emulator_image(dr).await?)
                 .instance_type(InstanceType::M6i2xlarge)
                 .min_count(wanted)
                 .max_count(wanted)
@@ -250,20 +250,31 @@ async fn seed_standby_instances(dr: &RegionClients, plan: &Plan) -> Result<(), D
     Ok(())
 }
 
-/// Any machine image the emulator knows in this region.
-async fn emulator_image(ec2: &aws_sdk_ec2::Client) -> Result<String, DrError> {
-    let images = ec2
+/// Any machine image the emulator knows in the region, looked up once per region and process:
+/// every seed needs one, and moto's DescribeImages of its whole catalogue was the suite's costliest
+/// call.
+async fn emulator_image(dr: &RegionClients) -> Result<String, DrError> {
+    static FOUND: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
+        std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let known = FOUND.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&dr.region).cloned();
+    if let Some(image) = known {
+        return Ok(image);
+    }
+    let images = dr
+        .ec2
         .describe_images()
         .owners("amazon")
         .filters(Filter::builder().name("architecture").values("x86_64").build())
         .send()
         .await
         .map_err(|e| DrError::from_sdk("ec2", "DescribeImages", e))?;
-    images
+    let image = images
         .images()
         .iter()
         .find_map(|image| image.image_id().map(str::to_string))
-        .ok_or_else(|| missing("machine image", "any x86_64 image", "emulator"))
+        .ok_or_else(|| missing("machine image", "any x86_64 image", "emulator"))?;
+    FOUND.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(dr.region.clone(), image.clone());
+    Ok(image)
 }
 
 async fn seed_auto_scaling_group(dr: &RegionClients, plan: &Plan) -> Result<(), DrError> {
@@ -379,7 +390,7 @@ async fn ensure_group(dr: &RegionClients, group: &str, (min, desired, max): (i32
         .any(|t| t.launch_template_name() == Some(template_name.as_str()));
     if !template_exists {
         let data = RequestLaunchTemplateData::builder()
-            .image_id(emulator_image(&dr.ec2).await?)
+            .image_id(emulator_image(dr).await?)
             .instance_type(InstanceType::M6i2xlarge)
             .build();
         dr.ec2

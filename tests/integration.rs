@@ -1,0 +1,27 @@
+//! The integration suite: one test binary, every file under `tests/` one of its modules (the
+//! benchmarks `bench_*.rs` are binaries of their own). One binary links the SDK once, and its
+//! tests run side by side: most wait on the local stack and on real time, not on the CPU.
+//!
+//! The tests share one emulator. Each works on an estate of its own (`dr_tests::isolated_plan`),
+//! even the faults it injects (`dr_tests::estate_suffix`), so they run side by side.
+//! docs/testing.md says how to run one module or one test.
+
+mod cli;
+mod contract;
+mod database;
+mod doctor;
+mod estate;
+mod failback;
+mod failover;
+mod iam;
+mod layers;
+mod notifications;
+mod operator;
+mod reprotect;
+mod restore;
+mod round_trip;
+mod routing;
+mod rpo;
+mod steps;
+mod trigger;
+mod under_faults;
