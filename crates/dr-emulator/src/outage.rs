@@ -12,7 +12,7 @@ use dr_core::time::{self, Timestamp};
 use dr_core::trigger::confirm::window_minutes;
 use dr_core::trigger::{ALARM_DETAIL_TYPE, ALARM_SOURCE};
 
-use crate::control::alarm_moved_at;
+use crate::control::{alarm_moved_at, hold_alarm};
 use crate::estate::{EMULATOR_ACCOUNT, missing};
 use crate::guard::require_emulator;
 
@@ -67,6 +67,11 @@ pub async fn simulate_outage(clients: &AwsClients, plan: &Plan, outage: Outage) 
         .await
         .map_err(|e| DrError::from_sdk("cloudwatch", "SetAlarmState", e))?;
     alarm_moved_at(clients, ROUTE53_CONTROL_REGION, &alarm, alarm_at).await?;
+    // Route 53's checkers would go on publishing Paris's minutes, unhealthy, and keep the alarm in
+    // ALARM; the minutes above stop at now, and once a minute boundary passes the emulator would
+    // evaluate the alarm on a window whose newest minute has no data. The alarm is held where
+    // the checkers would keep it until the recovery.
+    hold_alarm(clients, ROUTE53_CONTROL_REGION, &alarm, true).await?;
     Ok(alarm_state_change_event(&alarm, &health_check_id, "ALARM", "OK", alarm_at, reason))
 }
 
@@ -127,6 +132,9 @@ pub async fn simulate_recovery(clients: &AwsClients, plan: &Plan) -> Result<serd
             .send()
             .await
             .map_err(|e| DrError::from_sdk("cloudwatch", "SetAlarmState", e))?;
+        // Held in OK, as the checkers' healthy minutes from now on would keep it (the outage's
+        // reasoning, the other way).
+        hold_alarm(clients, ROUTE53_CONTROL_REGION, alarm, true).await?;
     }
     let alarm = trigger.alarms.first().cloned().unwrap_or_default();
     Ok(alarm_state_change_event(&alarm, &health_check_id, "OK", "ALARM", now, reason))
