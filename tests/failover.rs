@@ -1,6 +1,7 @@
 //! The failover runbook end to end: the real `statemachines/failover.asl.json` executed by
-//! aws-local-stepfunctions, the real Lambda binaries behind its Tasks (cargo lambda watch), the
-//! emulated estate (moto) behind them. Waits and retry intervals are compressed.
+//! aws-local-stepfunctions, the real Lambda binaries behind its Tasks (the local Lambda service,
+//! `scripts/lambdas`), the emulated estate (moto) behind them. Waits and retry intervals are
+//! compressed.
 //!
 //! What DNS answers is asked of DNS: the emulator's DNS server answers as Route 53 would, from the
 //! health checks' states (moto evaluates neither; the local stack models both).

@@ -195,7 +195,7 @@ pub struct ExecutionEvent {
 }
 
 /// The DefinitionSubstitutions of failover.asl.json for local runs (`tests/sfn/failover.local.json`):
-/// the function names `cargo lambda watch` serves, where SAM fills in the function ARNs.
+/// the function names the local Lambda service serves, where SAM fills in the function ARNs.
 pub fn failover_substitutions() -> serde_json::Value {
     local_substitutions("failover.local.json")
 }
