@@ -127,7 +127,11 @@ install_postgres() {
 # dependencies are compiled once, for both. Builds of other programs (the release build) leave
 # these unset.
 lint_while_building() {
-  RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"
+  # Found or refused: an empty wrapper would be ignored by cargo, and the lints silently skipped.
+  if ! RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"; then
+    log "clippy-driver not found: rustup component add clippy"
+    return 1
+  fi
   export RUSTC_WORKSPACE_WRAPPER
   export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 }

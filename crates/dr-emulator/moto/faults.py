@@ -96,16 +96,12 @@ def report(scope):
 def _scope_of(environ, body, key):
     """The faulted scope this request of the access key `key` is about, or None."""
     with _lock:
-        active = [(name, scope) for name, scope in _scopes.items() if scope.config]
-    for name, scope in active:
+        active = [(name, scope, list(scope.learnt)) for name, scope in _scopes.items() if scope.config]
+    about = "\n".join((environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), body.decode("utf-8", "replace")))
+    for name, scope, learnt in active:
         if not key.startswith(scope.config.get("access_key", "\0")):
             continue
-        if not name:
-            return scope
-        about = "\n".join((environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), body.decode("utf-8", "replace")))
-        with _lock:
-            learnt = list(scope.learnt)
-        if name in about or any(resource in about for resource in learnt):
+        if not name or name in about or any(resource in about for resource in learnt):
             return scope
     return None
 
