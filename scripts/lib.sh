@@ -21,6 +21,8 @@ BIN_DIR="${REPO_ROOT}/target/debug"
 # plan, and the state machines `dr-emulator triggers` registers in the emulator.
 DEMO_PLAN_NAME="paris-ireland-prod"
 DEMO_PLAN_STATE_BUCKET="platform-dr-plans-ireland"
+# The emulator's account (moto's default), the deployment's AWS::AccountId locally.
+DEMO_ACCOUNT_ID="123456789012"
 DEMO_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-failover"
 DEMO_RESTORE_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-restore-test"
 DEMO_ROUND_TRIP_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-round-trip"

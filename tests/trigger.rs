@@ -201,6 +201,41 @@ async fn flaps_ok_unknown_stale_and_malformed_events_start_nothing_and_change_no
     assert_eq!(status(&ctx, &plan).await, PlanStatus::Armed);
 }
 
+/// An alarm event forged by someone allowed to invoke the function: another account in the
+/// event, or the alarm's ARN in another account or region, or no ARN at all.
+#[tokio::test]
+async fn an_event_from_another_account_is_refused_by_name_before_any_call() {
+    let (plan, clients, ctx, event) = armed_outage(Outage::Sustained, None).await;
+    let alarm = event["detail"]["alarmName"].as_str().expect("alarm").to_string();
+    let mut other_account = event.clone();
+    other_account["account"] = "999999999999".into();
+    let mut arn_in_other_account = event.clone();
+    arn_in_other_account["resources"] =
+        serde_json::json!([format!("arn:aws:cloudwatch:us-east-1:999999999999:alarm:{alarm}")]);
+    let mut arn_in_other_region = event.clone();
+    arn_in_other_region["resources"] =
+        serde_json::json!([format!("arn:aws:cloudwatch:eu-west-3:123456789012:alarm:{alarm}")]);
+    let mut arn_of_other_alarm = event.clone();
+    arn_of_other_alarm["resources"] = serde_json::json!(["arn:aws:cloudwatch:us-east-1:123456789012:alarm:another"]);
+    let mut no_account = event.clone();
+    no_account.as_object_mut().expect("an object").remove("account");
+    let mut no_resources = event.clone();
+    no_resources.as_object_mut().expect("an object").remove("resources");
+    let mark = clients.calls.mark();
+
+    for forged in
+        [other_account, arn_in_other_account, arn_in_other_region, arn_of_other_alarm, no_account, no_resources]
+    {
+        let refused = handle_alarm_event(&ctx, alarm_event(&forged)).await.expect_err("a forged event is refused");
+        assert_eq!(refused.name(), "ForeignEvent", "{refused}");
+    }
+    assert!(clients.calls.since(mark).is_empty(), "{:?}", clients.calls.since(mark));
+    assert!(recorded_executions(&clients, &plan).await.is_empty());
+    assert_eq!(status(&ctx, &plan).await, PlanStatus::Armed);
+    // The genuine event still starts the run.
+    assert_eq!(deliver(&ctx, &event).await.decision, Decision::Started);
+}
+
 #[tokio::test]
 async fn a_plan_that_is_not_armed_is_never_failed_over_automatically_and_re_arming_works() {
     let (plan, clients) = seeded_estate().await;

@@ -160,6 +160,7 @@ impl Served {
                 .ok()
                 .map(|arn| dr_core::run::Starter::new(self.cache.home().sfn, arn)),
             plan_names: self.plan_names.clone(),
+            account_id: setting("DEPLOYMENT_ACCOUNT_ID")?,
             clients_for: Arc::new(move |plan: &Plan| cache.for_plan(plan)),
             confirmation_poll: Duration::from_secs(30),
             confirmation_wait: dr_core::trigger::MAX_CONFIRMATION_WAIT,

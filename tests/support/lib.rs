@@ -320,6 +320,7 @@ pub async fn trigger_context(plan: &Plan, clients: &AwsClients) -> TriggerContex
         starter: Starter::new(clients.dr.sfn.clone(), arn),
         round_trip: None,
         plan_names: vec![plan.name.clone()],
+        account_id: dr_emulator::estate::EMULATOR_ACCOUNT.to_string(),
         clients_for: Arc::new(move |_| for_plan.clone()),
         confirmation_poll: Duration::from_millis(200),
         confirmation_wait: dr_core::trigger::MAX_CONFIRMATION_WAIT,

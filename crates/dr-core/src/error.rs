@@ -36,6 +36,7 @@ pub enum ErrorName {
     ReprotectRefused,
     DrillNotConfirmed,
     PlanBusy,
+    ForeignEvent,
     DecisionRejected,
     NoSnapshot,
     SnapshotTooOld,
@@ -158,6 +159,11 @@ pub enum DrError {
     #[error("a live drill of production plan {plan} needs confirm = {plan:?}")]
     DrillNotConfirmed { plan: String },
 
+    /// An event that does not come from this deployment: another account in the event or in the
+    /// alarm's ARN, or an alarm outside the Route 53 control region. Nothing is called.
+    #[error("alarm {alarm}: not an event of this deployment: {message}")]
+    ForeignEvent { alarm: String, message: String },
+
     /// The plan is failing over or failed over: a new run needs an operator to re-arm it first.
     #[error("plan {plan} is {status}: re-arm it (drctl trigger arm) before another run")]
     PlanBusy { plan: String, status: String },
@@ -231,6 +237,7 @@ impl DrError {
             DrError::ReprotectRefused { .. } => ErrorName::ReprotectRefused,
             DrError::DrillNotConfirmed { .. } => ErrorName::DrillNotConfirmed,
             DrError::PlanBusy { .. } => ErrorName::PlanBusy,
+            DrError::ForeignEvent { .. } => ErrorName::ForeignEvent,
             DrError::DecisionRejected { .. } => ErrorName::DecisionRejected,
             DrError::NoSnapshot { .. } => ErrorName::NoSnapshot,
             DrError::SnapshotTooOld { .. } => ErrorName::SnapshotTooOld,

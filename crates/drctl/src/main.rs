@@ -434,6 +434,7 @@ impl DrillCommand {
             starter: Starter::new(clients.dr.sfn.clone(), state_machine),
             round_trip: round_trip_state_machine.map(|arn| Starter::new(clients.dr.sfn.clone(), arn)),
             plan_names: vec![plan.name.clone()],
+            account_id: dr_core::aws::identity::caller(&clients.home.sts).await?.account,
             clients_for: std::sync::Arc::new(move |_| for_plan.clone()),
             confirmation_poll: std::time::Duration::from_secs(30),
             confirmation_wait: dr_core::trigger::MAX_CONFIRMATION_WAIT,

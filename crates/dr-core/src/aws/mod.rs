@@ -9,6 +9,7 @@
 pub mod calls;
 pub mod dns;
 pub mod hooks;
+pub mod identity;
 pub mod lookup;
 pub mod metrics;
 pub mod objects;
@@ -52,6 +53,8 @@ pub struct RegionClients {
     pub quotas: aws_sdk_servicequotas::Client,
     /// Notifications (`notify`). Not in the call log: a message changes nothing in the estate.
     pub sns: aws_sdk_sns::Client,
+    /// Who is calling ([`identity`]): the approver of a decision, the deployment's account.
+    pub sts: aws_sdk_sts::Client,
 }
 
 /// The variable that names the deployment's notification topic (an ARN, set by template.yaml);
@@ -174,6 +177,9 @@ impl RegionClients {
                 aws_sdk_servicequotas::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             sns: aws_sdk_sns::Client::new(&config),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
         }
     }
 }

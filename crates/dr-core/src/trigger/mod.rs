@@ -61,6 +61,8 @@ pub struct TriggerContext {
     pub round_trip: Option<Starter>,
     /// The published plans the alarm trigger considers.
     pub plan_names: Vec<String>,
+    /// The deployment's AWS account (`DEPLOYMENT_ACCOUNT_ID`): an alarm event must come from it.
+    pub account_id: String,
     pub clients_for: ClientsForPlan,
     /// How often the alarm trigger looks at the metric again while the window runs.
     pub confirmation_poll: Duration,
@@ -208,8 +210,9 @@ struct AlarmMove {
     health_check_id: Option<String>,
 }
 
-/// Checks that the event is an alarm state change and takes what the trigger needs.
-fn alarm_move(event: AlarmStateChange) -> Result<AlarmMove, DrError> {
+/// Checks that the event is an alarm state change of this deployment's account and takes what
+/// the trigger needs.
+fn alarm_move(event: AlarmStateChange, account_id: &str) -> Result<AlarmMove, DrError> {
     if event.source != ALARM_SOURCE || event.detail_type != ALARM_DETAIL_TYPE {
         return Err(DrError::InvalidInput {
             message: format!(
@@ -218,13 +221,14 @@ fn alarm_move(event: AlarmStateChange) -> Result<AlarmMove, DrError> {
             ),
         });
     }
-    let Some(state) = event.detail.state else {
+    let Some(state) = event.detail.state.clone() else {
         return Err(DrError::InvalidInput { message: "alarm event without a state".to_string() });
     };
-    let alarm = event.detail.alarm_name;
+    let alarm = event.detail.alarm_name.clone();
     if alarm.trim().is_empty() {
         return Err(DrError::InvalidInput { message: "alarm event without an alarm name".to_string() });
     }
+    check_origin(&event, &alarm, account_id)?;
     let health_check_id = event.detail.configuration.metrics.iter().find_map(|metric| {
         let watched = &metric.metric_stat.metric;
         (watched.namespace.as_deref() == Some("AWS/Route53") && watched.name == "HealthCheckStatus")
@@ -246,6 +250,37 @@ fn alarm_move(event: AlarmStateChange) -> Result<AlarmMove, DrError> {
         reason: state.reason,
         health_check_id,
     })
+}
+
+/// An alarm event must come from the deployment's own account, and name the alarm by its ARN in
+/// that account and in the Route 53 control region: CloudWatch's "Alarm State Change" event
+/// carries the account in `account` and the alarm's ARN in `resources`
+/// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-and-eventbridge.html).
+/// The EventBridge rule pins the account on AWS, but anyone allowed to invoke the function
+/// directly could hand it an event of another account: `ForeignEvent`, before any call.
+fn check_origin(event: &AlarmStateChange, alarm: &str, account_id: &str) -> Result<(), DrError> {
+    let refuse = |message: String| Err(DrError::ForeignEvent { alarm: alarm.to_string(), message });
+    match event.account.as_deref() {
+        Some(account) if account == account_id => {}
+        Some(account) => {
+            return refuse(format!("the event comes from account {account}, this deployment is {account_id}"));
+        }
+        None => return refuse(format!("the event names no account (this deployment is {account_id})")),
+    }
+    let expected = format!(":cloudwatch:{ROUTE53_CONTROL_REGION}:{account_id}:alarm:{alarm}");
+    let resources = event.resources.as_deref().unwrap_or_default();
+    if resources.iter().any(|arn| {
+        arn.starts_with("arn:")
+            && arn.split_once(':').is_some_and(|(_, rest)| {
+                // arn:<partition>:cloudwatch:<region>:<account>:alarm:<name>
+                rest.split_once(':').is_some_and(|(_, tail)| format!(":{tail}") == expected)
+            })
+    }) {
+        return Ok(());
+    }
+    refuse(format!(
+        "the event's resources {resources:?} do not name alarm {alarm} in {ROUTE53_CONTROL_REGION} of account {account_id}"
+    ))
 }
 
 /// The run id (= execution name) of an incident: the plan and the second the alarm fired.
@@ -282,7 +317,7 @@ enum Judged {
 /// Handles one "CloudWatch Alarm State Change" event.
 pub async fn handle_alarm_event(ctx: &TriggerContext, event: AlarmStateChange) -> Result<TriggerOutcome, DrError> {
     let deadline = tokio::time::Instant::now() + ctx.confirmation_wait;
-    let change = alarm_move(event)?;
+    let change = alarm_move(event, &ctx.account_id)?;
     if !change.to_alarm {
         return Ok(TriggerOutcome::new(
             Decision::Ignored,
