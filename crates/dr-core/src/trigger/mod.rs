@@ -866,7 +866,7 @@ mod tests {
     }
 
     fn parse_alarm_event(event: serde_json::Value) -> Result<AlarmMove, DrError> {
-        alarm_move(crate::error::parse_input(event, "CloudWatch alarm state change event")?)
+        alarm_move(crate::error::parse_input(event, "CloudWatch alarm state change event")?, "123456789012")
     }
 
     #[test]
