@@ -112,7 +112,11 @@ pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> R
         input.run.plan_state = Some(ctx.store.reference());
     }
 
-    let execution_arn = ctx.starter.start(&input).await?;
+    let execution_arn = if input.run.plan_state.is_some() {
+        ctx.store.start_holding(&ctx.starter, &input, &format!("game-day: {}", request.requested_by)).await?
+    } else {
+        ctx.starter.start(&input).await?
+    };
     tracing::info!(plan = %plan.name, mode = ?request.mode, execution = %execution_arn, by = %request.requested_by, "game day started");
     let what = format!("game day {label}");
     notify_started(ctx, &plan, &what, &request, &run_id, &execution_arn).await;
@@ -172,7 +176,19 @@ async fn start_round_trip(
     state.validate()?;
     state.next = Some(prepare_leg(&ctx.store, &state, Leg::Failover).await?);
     let input = serde_json::to_string(&state).map_err(|e| DrError::serialisation("round-trip input", e))?;
-    let execution_arn = starter.start_named(&run_id, input).await?;
+    let execution_arn = match starter.start_named(&run_id, input).await {
+        Ok(arn) => arn,
+        Err(err) => {
+            // The failover leg took the plan for a run that never started: given back at once.
+            if let Some(leg) = &state.next {
+                let why = format!("round trip {run_id} could not be started ({}): given back", err.name());
+                ctx.store
+                    .release(&state.plan.name, &leg.run.id, &format!("game-day: {}", request.requested_by), &why)
+                    .await?;
+            }
+            return Err(err);
+        }
+    };
     tracing::info!(plan = %state.plan.name, execution = %execution_arn, by = %request.requested_by, "round trip started");
     notify_started(ctx, &state.plan, "round-trip game day", &request, &run_id, &execution_arn).await;
     Ok(GameDayOutcome { plan: state.plan.name, mode: request.mode, run_id, execution_arn })

@@ -15,7 +15,7 @@ use crate::aws::AwsClients;
 use crate::aws::objects::{self, Conditional, Precondition};
 use crate::error::DrError;
 use crate::plan::{Direction, Plan};
-use crate::run::{Incident, PlanStateRef, RunInfo};
+use crate::run::{Incident, PlanStateRef, RunInfo, RunbookState, Starter};
 use crate::time::{self, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -67,6 +67,10 @@ pub struct PlanState {
     /// Absent: the plan's `primary_region`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_region: Option<String>,
+    /// While a run holds the plan: the status it took the plan from, which the plan goes back to
+    /// when the run gives it back ([`PlanStore::release`]) having changed nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_from: Option<PlanStatus>,
 }
 
 impl PlanState {
@@ -82,6 +86,7 @@ impl PlanState {
             run_id: None,
             last_automatic_run_at: None,
             primary_region: None,
+            taken_from: None,
         }
     }
 
@@ -107,6 +112,16 @@ impl PlanState {
         self.status == PlanStatus::FailingOver && self.run_id.as_deref() == Some(run_id)
     }
 
+    /// The state held by run `run_id`, failing-over, taken by `by` for `reason` (remembering the
+    /// status it was taken from).
+    pub fn taken(&self, run_id: &str, by: impl Into<String>, reason: impl Into<String>) -> PlanState {
+        PlanState {
+            run_id: Some(run_id.to_string()),
+            taken_from: Some(self.status),
+            ..self.moved(PlanStatus::FailingOver, by, reason)
+        }
+    }
+
     /// The same state moved to `status` by `by`, for `reason`, now.
     pub fn moved(&self, status: PlanStatus, by: impl Into<String>, reason: impl Into<String>) -> PlanState {
         PlanState {
@@ -114,6 +129,8 @@ impl PlanState {
             changed_at: Some(time::now()),
             changed_by: by.into(),
             reason: reason.into(),
+            // Only a run holds the plan with a status to go back to ([`PlanState::taken`]).
+            taken_from: None,
             ..self.clone()
         }
     }
@@ -207,7 +224,10 @@ impl PlanStore {
     }
 
     /// Writes `value` at `key` only if the object still has the ETag read (`None`: only if there
-    /// is none yet). Concurrent conditional writes are waited out; `Lost` when another writer won.
+    /// is none yet). Concurrent conditional writes are waited out; `Lost` when another writer won,
+    /// never when the precondition failed on this write's own retried attempt. Every
+    /// conditional write of the plan store (the trigger, the game day, drctl, the report, the
+    /// decisions) goes through here, so they share that one rule.
     async fn put_if_unchanged<T: Serialize>(
         &self,
         key: &str,
@@ -223,8 +243,19 @@ impl PlanStore {
         for attempt in 1..=CONFLICT_ATTEMPTS {
             match objects::put_if(&self.s3, &self.bucket, key, body.clone(), "application/json", &condition).await? {
                 Conditional::Written => return Ok(WriteOutcome::Won),
-                // The ETag no longer matches, or the object now exists: another writer won.
-                Conditional::PreconditionFailed => return Ok(WriteOutcome::Lost),
+                // The ETag no longer matches, or the object now exists: another writer won, or
+                // this one did. When S3 applied an attempt and its answer was lost, the SDK's
+                // retry of the same request fails the precondition that its first attempt
+                // changed. The object then holds exactly these bytes (the run, the time, the
+                // reason: no other writer writes them), so it is this write.
+                Conditional::PreconditionFailed => {
+                    let now = objects::get(&self.s3, &self.bucket, key).await?;
+                    let ours = now.is_some_and(|object| object.body == body);
+                    if ours {
+                        tracing::info!(key, "a conditional write's answer was lost; the object holds this write");
+                    }
+                    return Ok(if ours { WriteOutcome::Won } else { WriteOutcome::Lost });
+                }
                 // A concurrent conditional write is in progress; nobody has won yet. Try again:
                 // the answer becomes 200 or 412.
                 Conditional::Conflict if attempt < CONFLICT_ATTEMPTS => {
@@ -303,9 +334,8 @@ impl PlanStore {
             }
             _ => {}
         }
-        let mut holding = read.state.moved(PlanStatus::FailingOver, by, reason);
+        let mut holding = read.state.taken(run_id, by, reason);
         holding.incident = None;
-        holding.run_id = Some(run_id.to_string());
         match self.write_state(&read, &holding).await? {
             WriteOutcome::Won => Ok(holding),
             WriteOutcome::Lost => {
@@ -313,6 +343,59 @@ impl PlanStore {
                 Err(busy(now.state.status.name().to_string()))
             }
         }
+    }
+
+    /// Gives back a plan that run `run_id` holds and that changed nothing (a start that failed
+    /// after taking it, a run refused before any change): the status it was taken from, with
+    /// why. `None` when the run no longer holds it (it ended, or an operator or another run
+    /// changed it since): nothing is written.
+    pub async fn release(
+        &self,
+        plan: &str,
+        run_id: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<Option<PlanState>, DrError> {
+        for _ in 0..CONFLICT_ATTEMPTS {
+            let read = self.read_state(plan).await?;
+            if !read.state.is_held_by(run_id) {
+                return Ok(None);
+            }
+            let status = read.state.taken_from.unwrap_or(PlanStatus::Disarmed);
+            let released = read.state.moved(status, by, reason);
+            if self.write_state(&read, &released).await? == WriteOutcome::Won {
+                return Ok(Some(released));
+            }
+        }
+        Err(DrError::AwsTransient {
+            service: "s3",
+            operation: "PutObject",
+            message: format!(
+                "the plan state of {plan} kept changing: {CONFLICT_ATTEMPTS} attempts to give it back lost"
+            ),
+        })
+    }
+
+    /// Starts the run that has just taken the plan (`input.run.id` holds it); a start that fails
+    /// gives the plan back at once (the run changed nothing), so that no lock outlives a run that
+    /// never started. The trigger, the game day and drctl start their runs here.
+    pub async fn start_holding(&self, starter: &Starter, input: &RunbookState, by: &str) -> Result<String, DrError> {
+        let err = match starter.start(input).await {
+            Ok(arn) => return Ok(arn),
+            Err(err) => err,
+        };
+        let (plan, run) = (&input.plan.name, &input.run.id);
+        let why = format!("run {run} could not be started ({}): given back", err.name());
+        match self.release(plan, run, by, &why).await {
+            Ok(_) => {
+                tracing::warn!(plan = %plan, run = %run, error = err.name(), "run not started; plan given back: {err}")
+            }
+            Err(release) => tracing::error!(
+                plan = %plan, run = %run, error = err.name(),
+                "run not started, and the plan could not be given back ({release}); the reconciler will: {err}"
+            ),
+        }
+        Err(err)
     }
 
     fn decision_key(plan: &str, run_id: &str) -> String {

@@ -19,6 +19,9 @@ request.
                              "throttle_share": 0.2,               answered with the service's throttling error
                              "server_error_share": 0.1,           answered 503
                              "lose_share": 0.3,                   mutating calls: applied, then the connection drops
+                             "lose_conditional_writes": 1,        the first N conditional S3 writes (If-Match,
+                                                                  If-None-Match) that take effect: their
+                                                                  answers lost, as lose_share's
                              "seed": 7}
     DELETE /dr-local/faults?scope=S                               no more faults there (hung calls are released)
     GET  /dr-local/faults?scope=S                                 what was injected there, and every mutating
@@ -66,6 +69,7 @@ class _Scope:
         self.applied = {}
         # Resource ids learnt from the requests about the estate and their answers.
         self.learnt = set()
+        self.conditional_losses_left = int(config.get("lose_conditional_writes", 0))
 
     def count(self, kind):
         self.stats[kind] = self.stats.get(kind, 0) + 1
@@ -241,12 +245,19 @@ class Faults:
         if mutating:
             with _lock:
                 lose = scope.random.random() < config.get("lose_share", 0.0)
+            # A conditional write S3 applied whose answer is lost: the SDK's retry then meets its
+            # own write's precondition failure (412), which the writer must not take for a lost
+            # race (dr_core::store).
+            conditional = service == "s3" and ("HTTP_IF_MATCH" in environ or "HTTP_IF_NONE_MATCH" in environ)
             status, headers, chunks = _held_answer(self.app, environ, scope, operation, body)
             succeeded = status.startswith("2")
             with _lock:
                 if succeeded:
                     key = (service, operation, target)
                     scope.applied[key] = scope.applied.get(key, 0) + 1
+                if succeeded and conditional and scope.conditional_losses_left > 0:
+                    scope.conditional_losses_left -= 1
+                    lose = True
                 if lose:
                     scope.count("lost")
             if lose:

@@ -77,7 +77,15 @@ pub struct Faults {
     pub server_error_share: f64,
     /// Share of mutating calls that take effect and whose answer is then lost.
     pub lose_share: f64,
+    /// The first this many conditional S3 writes (`If-Match`, `If-None-Match`) that take effect
+    /// lose their answer: the SDK's retry then meets a 412 caused by its own first attempt.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lose_conditional_writes: u32,
     pub seed: u64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Faults {

@@ -370,7 +370,11 @@ impl StartMove {
             }
             state.run.plan_state = Some(store.reference());
         }
-        let execution_arn = Starter::new(clients.dr.sfn.clone(), state_machine).start(&state).await?;
+        let starter = Starter::new(clients.dr.sfn.clone(), state_machine);
+        let execution_arn = match state.run.plan_state {
+            Some(_) => store.open(&clients).start_holding(&starter, &state, &format!("operator: {by}")).await?,
+            None => starter.start(&state).await?,
+        };
         output::print_json(&Started { plan: state.plan.name.clone(), run_id, mode: state.run.mode, execution_arn })
     }
 }

@@ -570,13 +570,12 @@ async fn decide(
         if let Some(outcome) = refusal(ctx, plan, &trigger, &read, &incident_id, &change.alarm).await? {
             return Ok(outcome);
         }
-        let mut holding = read.state.moved(PlanStatus::FailingOver, "alarm-trigger", format!("incident {incident_id}"));
+        let mut holding = read.state.taken(&run_id, "alarm-trigger", format!("incident {incident_id}"));
         holding.incident = Some(incident.clone());
-        holding.run_id = Some(run_id.clone());
         holding.last_automatic_run_at = Some(incident.confirmed_at);
         if ctx.store.write_state(&read, &holding).await? == WriteOutcome::Won {
             let input = incident_input(plan, &incident, &run_id, &ctx.store)?;
-            let arn = ctx.starter.start(&input).await?;
+            let arn = ctx.store.start_holding(&ctx.starter, &input, "alarm-trigger").await?;
             tracing::info!(plan = %plan.name, alarm = %change.alarm, execution = %arn, "failover started");
             let detail = match &prepared {
                 Some(prepared) => format!("incident {incident_id}; {prepared}"),
