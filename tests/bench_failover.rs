@@ -47,7 +47,7 @@ struct Sample {
 /// One failover on a fresh estate, measured.
 async fn measure() -> Sample {
     let (plan, _clients) = seeded_estate().await;
-    let execution = run_failover(&failover_input(&plan, &format!("bench-{}", unique_suffix()), None));
+    let execution = run_failover(&failover_input(&plan, &format!("bench-{}", unique_suffix())).await);
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RunReport = serde_json::from_value(execution.output.clone()).expect("run report");
     let started = execution.events.first().map(|e| e.timestamp).unwrap_or_default();

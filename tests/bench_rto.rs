@@ -146,7 +146,7 @@ async fn failover(
         assert!(prepared.contains("started"), "{prepared}");
         tokio::time::sleep(Duration::from_secs_f64(seconds * scale.unwrap_or(0.0))).await;
     }
-    let input = failover_input(&plan, &run_id, None);
+    let input = failover_input(&plan, &run_id).await;
     let poll_seconds = input["run"]["poll_seconds"].as_u64().expect("the run's poll interval");
     let wait = Duration::from_secs_f64(poll_seconds as f64 * scale.unwrap_or(0.0));
     let execution = run_state_machine_waiting(definition, &failover_substitutions(), &input, wait);

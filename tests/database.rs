@@ -68,7 +68,7 @@ async fn the_runbooks_promotion_promotes_the_real_standby_with_every_replicated_
     assert_eq!(pair.sql(&pair.standby, "SELECT pg_is_in_recovery()").expect("recovery"), "t");
     assert!(pair.sql(&pair.standby, "INSERT INTO orders DEFAULT VALUES").is_err(), "a standby refuses writes");
 
-    let execution = run_failover(&failover_input(&plan, &format!("pg-{}", unique_suffix()), None));
+    let execution = run_failover(&failover_input(&plan, &format!("pg-{}", unique_suffix())).await);
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RunReport = serde_json::from_value(execution.output).expect("report");
 
@@ -98,18 +98,18 @@ async fn a_promotion_without_a_retention_keeps_one_day_of_backups_as_rds_does() 
 }
 
 /// The failover input of a run of `kind`.
-fn input_of(plan: &Plan, run_id: &str, kind: FailoverKind) -> serde_json::Value {
-    let mut state: RunbookState = serde_json::from_value(failover_input(plan, run_id, None)).expect("state");
+async fn input_of(plan: &Plan, run_id: &str, kind: FailoverKind) -> serde_json::Value {
+    let mut state: RunbookState = serde_json::from_value(failover_input(plan, run_id).await).expect("state");
     state.run.kind = kind;
     serde_json::to_value(&state).expect("input")
 }
 
 /// Runs a planned move of `plan` (the engine's waits of `wait`).
-fn run_planned(plan: &Plan, run_id: &str, wait: Duration) -> dr_tests::Execution {
+async fn run_planned(plan: &Plan, run_id: &str, wait: Duration) -> dr_tests::Execution {
     run_state_machine_waiting(
         "failover.asl.json",
         &failover_substitutions(),
-        &input_of(plan, run_id, FailoverKind::Planned),
+        &input_of(plan, run_id, FailoverKind::Planned).await,
         wait,
     )
 }
@@ -151,7 +151,7 @@ async fn a_planned_drill_with_a_writer_throughout_loses_no_acknowledged_row() {
     std::thread::sleep(Duration::from_secs(1));
 
     let run_id = format!("planned-{}", unique_suffix());
-    let execution = run_planned(&plan, &run_id, Duration::from_millis(500));
+    let execution = run_planned(&plan, &run_id, Duration::from_millis(500)).await;
     // The writer keeps trying a moment after the move: Paris must refuse it.
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
@@ -199,7 +199,7 @@ async fn a_barrier_that_never_arrives_promotes_nothing_and_undoes_the_fence() {
     pair.pause_replay(true).expect("replay paused");
 
     let run_id = format!("no-barrier-{}", unique_suffix());
-    let execution = run_planned(&plan, &run_id, Duration::from_secs(1));
+    let execution = run_planned(&plan, &run_id, Duration::from_secs(1)).await;
     assert_eq!(execution.status, "FAILED", "{execution:#?}");
     assert_eq!(execution.error.as_deref(), Some("BarrierNotReached"), "{execution:#?}");
 
@@ -255,7 +255,7 @@ async fn late_unplanned_run(last_write_minutes_ago: u64) -> (serde_json::Value, 
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, 5400.0).await.expect("lag published");
     let run_id = format!("late-{}", unique_suffix());
     let mut state: RunbookState =
-        serde_json::from_value(input_of(&plan, &run_id, FailoverKind::Unplanned)).expect("state");
+        serde_json::from_value(input_of(&plan, &run_id, FailoverKind::Unplanned).await).expect("state");
     state.run.triggered_at = time::before(time::now(), Duration::from_secs(90 * 60));
     let execution = run_failover(&serde_json::to_value(&state).expect("input"));
     drop(pair);
@@ -360,7 +360,7 @@ async fn the_applications_fencing_lambda_and_barrier_hook_carry_a_planned_move_a
     // The stack is deployed again for the changed plan (`drctl deploy params`): its hooks.
     dr_tests::deploy(&clients, &plan).await;
     let run_id = format!("hooks-{}", unique_suffix());
-    let execution = run_planned(&plan, &run_id, Duration::from_millis(500));
+    let execution = run_planned(&plan, &run_id, Duration::from_millis(500)).await;
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RunReport = serde_json::from_value(execution.output).expect("report");
     assert_eq!(maintenance_switch(&clients, &plan).await, (true, 1), "switched on once; on after the move");
@@ -385,7 +385,7 @@ async fn the_applications_fencing_lambda_and_barrier_hook_carry_a_planned_move_a
     let execution = run_state_machine_waiting(
         "failover.asl.json",
         &failover_substitutions(),
-        &input_of(&plan, &format!("hooks-paused-{}", unique_suffix()), FailoverKind::Planned),
+        &input_of(&plan, &format!("hooks-paused-{}", unique_suffix()), FailoverKind::Planned).await,
         Duration::from_secs(1),
     );
     assert_eq!(execution.error.as_deref(), Some("BarrierNotReached"), "{execution:#?}");
@@ -423,7 +423,7 @@ async fn a_fencing_lambda_that_fails_stops_the_move_before_any_promotion() {
         .await
         .expect("switch broken");
     let run_id = format!("broken-switch-{}", unique_suffix());
-    let execution = run_failover(&input_of(&plan, &run_id, FailoverKind::Planned));
+    let execution = run_failover(&input_of(&plan, &run_id, FailoverKind::Planned).await);
     assert_eq!(execution.error.as_deref(), Some("FenceFailed"), "{execution:#?}");
     let cause = execution.cause.as_ref().map(ToString::to_string).unwrap_or_default();
     assert!(cause.contains("application-hooks (fence) failed") && cause.contains("broken"), "{cause}");
@@ -438,14 +438,14 @@ async fn reprotect_makes_the_new_paris_replica_a_real_standby_of_ireland_and_kee
     let (plan, clients, pair) = backed_estate("reprotect").await;
     pair.sql(&pair.primary, "CREATE TABLE orders (n bigint PRIMARY KEY); INSERT INTO orders VALUES (1)").expect("rows");
     wait_for_replay(&pair, 1);
-    let failover = run_failover(&input_of(&plan, &format!("fo-{}", unique_suffix()), FailoverKind::Unplanned));
+    let failover = run_failover(&input_of(&plan, &format!("fo-{}", unique_suffix()), FailoverKind::Unplanned).await);
     assert_eq!(failover.status, "SUCCEEDED", "{failover:#?}");
     pair.sql(&pair.standby, "INSERT INTO orders VALUES (2)").expect("Ireland takes writes");
 
     // RDS publishes the new replica's ReplicaLag; moto does not.
     publish_replica_lag(&clients.primary, &plan.database.primary_instance, 1.0).await.expect("lag published");
-    let input = input_of(&plan, &format!("reprotect-{}", unique_suffix()), FailoverKind::Planned);
-    let state: RunbookState = serde_json::from_value(input.clone()).expect("state");
+    let input = input_of(&plan, &format!("reprotect-{}", unique_suffix()), FailoverKind::Planned).await;
+    let state = RunbookState { plan: plan.clone(), ..serde_json::from_value(input.clone()).expect("state") };
     let execution = dr_tests::run_state_machine(
         "reprotect.asl.json",
         &dr_tests::local_substitutions("reprotect.local.json"),

@@ -284,7 +284,7 @@ async fn a_failover_whose_targets_never_turn_healthy_does_not_move_traffic_and_s
         .await
         .expect("unhealthy");
     let run_id = format!("unserved-{}", plan.name);
-    let failed = run_failover(&failover_input(&plan, &run_id, None));
+    let failed = run_failover(&failover_input(&plan, &run_id).await);
     set_target_health(&clients, &plan.dr_region, &target_group, "healthy", None).await.expect("healthy again");
     assert_eq!(failed.status, "FAILED", "{failed:#?}");
     assert_eq!(failed.error.as_deref(), Some("StepTimedOut"), "{failed:#?}");
@@ -302,7 +302,7 @@ async fn a_failover_whose_targets_never_turn_healthy_does_not_move_traffic_and_s
 
     // The application answers its health checks again: the rerun waits for the targets, then
     // moves traffic.
-    let served = run_failover(&failover_input(&plan, &format!("served-{}", plan.name), None));
+    let served = run_failover(&failover_input(&plan, &format!("served-{}", plan.name)).await);
     assert_eq!(served.status, "SUCCEEDED", "{served:#?}");
     let report: RunReport = serde_json::from_value(served.output.clone()).expect("the run report");
     let compute = report.timeline.iter().find(|e| e.phase.contains("Auto Scaling")).expect("the group's phase");

@@ -33,16 +33,17 @@ use dr_tests::{
 /// A live planned move of `plan` in `direction`, holding the plan in `store` as `drctl failover
 /// start` does.
 async fn planned_move(store: &PlanStore, plan: &Plan, direction: Direction, label: &str) -> RunbookState {
-    let mut state = move_input(plan, direction, label);
+    let mut state = move_input(plan, direction, label).await;
     store.take_for_run(plan, direction, &state.run.id, "test", label).await.expect("plan taken");
     state.run.plan_state = Some(store.reference());
     state
 }
 
 /// The input of a planned move of `plan` in `direction`.
-fn move_input(plan: &Plan, direction: Direction, label: &str) -> RunbookState {
+async fn move_input(plan: &Plan, direction: Direction, label: &str) -> RunbookState {
     let run_id = format!("{label}-{}", unique_suffix());
-    let mut state: RunbookState = serde_json::from_value(failover_input(plan, &run_id, None)).expect("state");
+    let mut state: RunbookState = serde_json::from_value(failover_input(plan, &run_id).await).expect("state");
+    state.plan = plan.clone();
     state.run.kind = FailoverKind::Planned;
     state.run.direction = direction;
     state
@@ -54,8 +55,8 @@ fn run_move(state: &RunbookState) -> dr_tests::Execution {
 }
 
 /// Reprotect after a move in `direction`: the old primary retired, a replica of the new one.
-fn reprotect(plan: &Plan, direction: Direction, label: &str) -> RunbookState {
-    let state = move_input(plan, direction, label);
+async fn reprotect(plan: &Plan, direction: Direction, label: &str) -> RunbookState {
+    let state = move_input(plan, direction, label).await;
     let input = serde_json::to_value(&state).expect("input");
     let execution = run_state_machine("reprotect.asl.json", &local_substitutions("reprotect.local.json"), &input);
     assert_eq!(execution.status, "SUCCEEDED", "{label}: {execution:#?}");
@@ -133,7 +134,7 @@ async fn failed_over_and_reprotected(name: &str) -> Reprotected {
 
     // RDS publishes the new Paris replica's ReplicaLag; moto does not.
     publish_replica_lag(&clients.primary, &plan.database.primary_instance, 1.0).await.expect("lag");
-    let reprotect = reprotect(&plan, Direction::ToDr, "reprotect");
+    let reprotect = reprotect(&plan, Direction::ToDr, "reprotect").await;
     written.extend(write_rows(pair.standby.port, 16..21));
     Reprotected { before: table(&before), plan, clients, pair, store, reprotect, written }
 }
@@ -161,7 +162,7 @@ async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_
     assert_eq!(rpo.within_rpo, rpo.pairs, "{rpo:#?}");
 
     // A dry run of the failback first: every step says what it would do, nothing changes.
-    let mut dry = move_input(&plan, Direction::ToPrimary, "failback-dry");
+    let mut dry = move_input(&plan, Direction::ToPrimary, "failback-dry").await;
     dry.run.mode = RunMode::DryRun;
     let execution = run_move(&dry);
     assert_eq!(execution.status, "SUCCEEDED", "failback dry run: {execution:#?}");
@@ -205,7 +206,8 @@ async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_
         (FailoverStep::FlipDns, StepAction::Act),
         (FailoverStep::ScaleAsg, StepAction::Undo),
     ] {
-        let FailoverOutput::Step(record) = run_step(step, action, &clients, &again).await.expect("step") else {
+        let FailoverOutput::Step(record) = Box::pin(run_step(step, action, &clients, &again)).await.expect("step")
+        else {
             panic!("{step:?} answered a report");
         };
         assert_eq!(record.mutating_calls(), 0, "{step:?} {action:?} again: {record:#?}");
@@ -213,7 +215,7 @@ async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_
 
     // Reprotect the original direction: Ireland's old primary retired, an Ireland replica of Paris.
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
-    let second = reprotect(&plan, Direction::ToPrimary, "reprotect-back");
+    let second = reprotect(&plan, Direction::ToPrimary, "reprotect-back").await;
     let ireland_port = port_of(&clients.dr.rds, &plan.database.replica_instance).await;
     assert_ne!(ireland_port, pair.standby.port, "a new Ireland replica");
     written.extend(write_rows(paris_port, 31..41));

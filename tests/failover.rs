@@ -15,12 +15,13 @@ use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
 use dr_core::readiness::{Readiness, Scope, check_plan};
 use dr_core::run::GateVerdict;
-use dr_core::run::{Approval, RunStatus};
+use dr_core::run::RunStatus;
 use dr_core::runbook::report::RunReport;
 use dr_emulator::control::hold_alarm;
 use dr_emulator::estate::{SeedOptions, publish_replica_lag, seed};
 use dr_tests::{
-    Execution, emulator_clients, failover_input, isolated_plan, read_report, run_failover, seeded_estate, unique_suffix,
+    Execution, emulator_clients, failover_input, isolated_plan, published_failover_input, read_report, run_failover,
+    seeded_estate, unique_suffix,
 };
 
 fn report_of(execution: &Execution) -> RunReport {
@@ -69,7 +70,7 @@ fn findings(readiness: &Readiness) -> Vec<(&'static str, String, Option<&'static
 async fn a_full_run_fails_paris_over_to_ireland_and_reports_every_step() {
     let (plan, clients) = seeded_estate().await;
     let run_id = format!("full-{}", unique_suffix());
-    let execution = run_failover(&failover_input(&plan, &run_id, None));
+    let execution = run_failover(&failover_input(&plan, &run_id).await);
     let report = report_of(&execution);
 
     assert_failed_over(&plan, &clients).await;
@@ -124,10 +125,10 @@ async fn a_full_run_fails_paris_over_to_ireland_and_reports_every_step() {
 #[tokio::test(flavor = "multi_thread")]
 async fn running_the_runbook_again_after_success_changes_nothing() {
     let (plan, clients) = seeded_estate().await;
-    report_of(&run_failover(&failover_input(&plan, &format!("first-{}", unique_suffix()), None)));
+    report_of(&run_failover(&failover_input(&plan, &format!("first-{}", unique_suffix())).await));
     let before = findings(&check_plan(&clients, &plan, Scope::Full).await);
 
-    let again = report_of(&run_failover(&failover_input(&plan, &format!("again-{}", unique_suffix()), None)));
+    let again = report_of(&run_failover(&failover_input(&plan, &format!("again-{}", unique_suffix())).await));
     assert_eq!(again.mutating_calls, 0, "{:#?}", again.steps);
     assert!(
         again.timeline[1..].iter().all(|e| e.outcome == dr_core::run::Outcome::AlreadyDone),
@@ -142,7 +143,7 @@ async fn running_the_runbook_again_after_success_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn lag_over_the_rpo_stops_in_preflight_unless_a_human_approves() {
+async fn lag_over_the_rpo_stops_in_preflight_and_an_approval_or_a_plan_in_the_input_is_refused() {
     let (plan, clients) = seeded_estate().await;
     let two_hours = 2.0 * plan.targets.rpo().as_secs_f64();
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, two_hours).await.expect("lag published");
@@ -150,7 +151,7 @@ async fn lag_over_the_rpo_stops_in_preflight_unless_a_human_approves() {
 
     let run_id = format!("gate-{}", unique_suffix());
     let mark = clients.calls.mark();
-    let stopped = run_failover(&failover_input(&plan, &run_id, None));
+    let stopped = run_failover(&failover_input(&plan, &run_id).await);
     assert_eq!(stopped.status, "FAILED", "{stopped:#?}");
     assert_eq!(stopped.error.as_deref(), Some("RpoExceeded"), "{stopped:#?}");
     let entered: Vec<&str> =
@@ -166,22 +167,24 @@ async fn lag_over_the_rpo_stops_in_preflight_unless_a_human_approves() {
     assert_eq!(failure.head.error.as_ref().map(|e| e.error.as_str()), Some("RpoExceeded"));
     assert_eq!(failure.mutating_calls, 0);
 
-    let approval =
-        Approval { by: "oncall-sre@example.com".into(), reason: "Paris down for 2 h; accepting the data loss".into() };
-    let approved = report_of(&run_failover(&failover_input(
-        &plan,
-        &format!("approved-{}", unique_suffix()),
-        Some(approval.clone()),
-    )));
-    let gate = approved.gate.expect("gate");
-    assert_eq!(gate.verdict, GateVerdict::Approved);
-    assert_eq!(gate.approval, Some(approval));
-    assert_eq!(approved.achieved.rpo_seconds, Some(two_hours));
-    assert_eq!(approved.achieved.rpo_met, Some(false));
-    let markdown =
-        String::from_utf8(read_report(&clients, &plan, &approved.head.run.id, "report.md").await).expect("utf-8");
-    assert!(markdown.contains("Human approval recorded:** by oncall-sre@example.com"), "{markdown}");
-    assert_failed_over(&plan, &clients).await;
+    // Nothing in the input widens the run: an approval or a plan carried in it is refused by name
+    // before any call (the approval that counts is a decision recorded in the plan store:
+    // tests/operator.rs).
+    let approval = serde_json::json!({"by": "oncall-sre@example.com", "reason": "accepting the data loss"});
+    let mut with_approval = failover_input(&plan, &format!("approved-{}", unique_suffix())).await;
+    with_approval["approval"] = approval;
+    let mut with_plan = failover_input(&plan, &format!("own-plan-{}", unique_suffix())).await;
+    let mut laxer = plan.clone();
+    laxer.targets.rpo_minutes = 24 * 60;
+    with_plan["plan"] = serde_json::to_value(&laxer).expect("a plan");
+    for input in [with_approval, with_plan] {
+        let mark = clients.calls.mark();
+        let refused = run_failover(&input);
+        assert_eq!(refused.status, "FAILED", "{refused:#?}");
+        assert_eq!(refused.error.as_deref(), Some("UntrustedInput"), "{refused:#?}");
+        assert!(clients.calls.since(mark).iter().all(|c| !c.is_mutating()));
+    }
+    assert_eq!(findings(&check_plan(&clients, &plan, Scope::Full).await), before, "no resource changed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -202,7 +205,7 @@ async fn a_failing_step_ends_in_a_named_failure_and_a_rerun_finishes_without_rep
     // check keeps answering "not yet" until it runs out of attempts.
     hold_alarm(&clients, &plan.dr_region, &alarm, true).await.expect("alarm held");
     let run_id = format!("fault-{}", unique_suffix());
-    let failed = run_failover(&failover_input(&plan, &run_id, None));
+    let failed = run_failover(&failover_input(&plan, &run_id).await);
     assert_eq!(failed.status, "FAILED", "{failed:#?}");
     assert_eq!(failed.error.as_deref(), Some("StepTimedOut"), "{failed:#?}");
     let failure: RunReport =
@@ -224,7 +227,7 @@ async fn a_failing_step_ends_in_a_named_failure_and_a_rerun_finishes_without_rep
 
     // The fault clears: CloudWatch evaluates the published metric; the alarm moves to ALARM.
     hold_alarm(&clients, &plan.dr_region, &alarm, false).await.expect("alarm released");
-    let rerun = report_of(&run_failover(&failover_input(&plan, &format!("rerun-{}", unique_suffix()), None)));
+    let rerun = report_of(&run_failover(&failover_input(&plan, &format!("rerun-{}", unique_suffix())).await));
     let outcomes: Vec<_> = rerun.timeline.iter().map(|e| (e.phase.as_str(), e.outcome)).collect();
     assert_eq!(
         outcomes,
@@ -241,13 +244,17 @@ async fn a_failing_step_ends_in_a_named_failure_and_a_rerun_finishes_without_rep
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_invalid_plan_is_refused_before_any_aws_call() {
+async fn a_run_of_a_plan_never_published_is_refused_before_any_aws_call() {
     let (mut plan, clients) = seeded_estate().await;
     let before = findings(&check_plan(&clients, &plan, Scope::Full).await);
+    // An invalid plan cannot be published (drctl plan publish validates it): a run that names
+    // its version finds none.
     plan.dns.ttl_seconds = 300;
-    let execution = run_failover(&failover_input(&plan, &format!("invalid-{}", unique_suffix()), None));
+    let mark = clients.calls.mark();
+    let execution = run_failover(&published_failover_input(&plan, &format!("invalid-{}", unique_suffix())));
     assert_eq!(execution.status, "FAILED");
-    assert_eq!(execution.error.as_deref(), Some("InvalidPlan"), "{execution:#?}");
+    assert_eq!(execution.error.as_deref(), Some("PlanNotFound"), "{execution:#?}");
+    assert!(clients.calls.since(mark).iter().all(|c| !c.is_mutating()));
     plan.dns.ttl_seconds = 60;
     assert_eq!(findings(&check_plan(&clients, &plan, Scope::Full).await), before);
 }

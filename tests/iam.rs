@@ -34,6 +34,7 @@ async fn a_call_outside_the_functions_role_is_access_denied_and_the_run_names_it
     let mut outside = plan.clone();
     // A replica no deployment's role names.
     outside.database.replica_instance = format!("iam-denied-{}", unique_suffix());
+    dr_tests::publish(&outside).await;
     let payload = serde_json::json!({ "action": "act", "state": state_for(outside.clone()) });
     let (answer, function_error) = invoke_lambda("promote-replica", &payload);
     assert_eq!(function_error.as_deref(), Some("Unhandled"), "{answer}");

@@ -75,7 +75,7 @@ async fn a_failed_run_a_restore_test_and_an_rpo_breach_are_told_once() {
     // The replica falls two hours behind. The RPO gate refuses an unplanned run: told as failed,
     // with the error.
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, 7200.0).await.expect("lag");
-    let refused = run_failover(&failover_input(&plan, &format!("refused-{}", unique_suffix()), None));
+    let refused = run_failover(&failover_input(&plan, &format!("refused-{}", unique_suffix())).await);
     assert_eq!(refused.status, "FAILED");
 
     // The RPO check tells the breach on its first run over the RPO, not on the next.
@@ -83,7 +83,7 @@ async fn a_failed_run_a_restore_test_and_an_rpo_breach_are_told_once() {
     check().await.expect("RPO check");
 
     // The restore test tells its result.
-    assert_eq!(run_restore_test(&restore_input(&plan)).status, "SUCCEEDED");
+    assert_eq!(run_restore_test(&restore_input(&plan).await).status, "SUCCEEDED");
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut seen = Vec::new();

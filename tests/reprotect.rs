@@ -22,13 +22,13 @@ fn run_reprotect(input: &serde_json::Value) -> dr_tests::Execution {
 #[tokio::test(flavor = "multi_thread")]
 async fn reprotect_retires_the_old_primary_with_its_snapshot_and_replicates_ireland_into_paris() {
     let (plan, clients) = seeded_estate().await;
-    let failover = run_failover(&failover_input(&plan, &format!("fo-{}", unique_suffix()), None));
+    let failover = run_failover(&failover_input(&plan, &format!("fo-{}", unique_suffix())).await);
     assert_eq!(failover.status, "SUCCEEDED", "{failover:#?}");
 
     // RDS publishes ReplicaLag for a replica every minute; moto does not.
     publish_replica_lag(&clients.primary, &plan.database.primary_instance, 3.0).await.expect("lag published");
-    let input = failover_input(&plan, &format!("reprotect-{}", unique_suffix()), None);
-    let state: RunbookState = serde_json::from_value(input.clone()).expect("state");
+    let input = failover_input(&plan, &format!("reprotect-{}", unique_suffix())).await;
+    let state = RunbookState { plan: plan.clone(), ..serde_json::from_value(input.clone()).expect("state") };
     let execution = run_reprotect(&input);
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let done: RunbookState = serde_json::from_value(execution.output.clone()).expect("the execution state");
@@ -103,8 +103,8 @@ async fn reprotect_retires_the_old_primary_with_its_snapshot_and_replicates_irel
 #[tokio::test(flavor = "multi_thread")]
 async fn reprotect_before_a_failover_is_refused_before_any_change() {
     let (plan, clients) = seeded_estate().await;
-    let input = failover_input(&plan, &format!("early-{}", unique_suffix()), None);
-    let state: RunbookState = serde_json::from_value(input.clone()).expect("state");
+    let input = failover_input(&plan, &format!("early-{}", unique_suffix())).await;
+    let state = RunbookState { plan: plan.clone(), ..serde_json::from_value(input.clone()).expect("state") };
     let execution = run_reprotect(&input);
     assert_eq!(execution.status, "FAILED", "{execution:#?}");
     assert_eq!(execution.error.as_deref(), Some("ReprotectRefused"), "{execution:#?}");
@@ -122,10 +122,11 @@ async fn reprotect_before_a_failover_is_refused_before_any_change() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_of_reprotect_says_what_it_would_do_and_changes_nothing() {
     let (plan, clients) = seeded_estate().await;
-    let failover = run_failover(&failover_input(&plan, &format!("fo-{}", unique_suffix()), None));
+    let failover = run_failover(&failover_input(&plan, &format!("fo-{}", unique_suffix())).await);
     assert_eq!(failover.status, "SUCCEEDED", "{failover:#?}");
     let mut state: RunbookState =
-        serde_json::from_value(failover_input(&plan, &format!("dry-{}", unique_suffix()), None)).expect("state");
+        serde_json::from_value(failover_input(&plan, &format!("dry-{}", unique_suffix())).await).expect("state");
+    state.plan = plan.clone();
     state.run.mode = RunMode::DryRun;
     let execution = run_reprotect(&serde_json::to_value(&state).expect("input"));
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");

@@ -35,7 +35,7 @@ async fn gone(clients: &AwsClients, run_id: &str) -> bool {
 #[tokio::test]
 async fn a_full_run_restores_validates_deletes_and_reports_the_duration() {
     let (plan, clients) = seeded_estate().await;
-    let input = restore_input(&plan);
+    let input = restore_input(&plan).await;
     let execution = run_restore_test(&input);
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RestoreReport = serde_json::from_value(execution.output).expect("the output is the report");
@@ -58,7 +58,7 @@ async fn a_failure_after_the_restore_still_deletes_the_instance_and_reports_it()
     if let Some(test) = plan.restore_test.as_mut() {
         test.engine_version = "99".to_string();
     }
-    let input = restore_input(&plan);
+    let input = restore_input(&plan).await;
     let execution = run_restore_test(&input);
     assert_eq!(execution.status, "FAILED", "{execution:#?}");
     assert_eq!(execution.error.as_deref(), Some("RestoreValidationFailed"));
@@ -76,7 +76,7 @@ async fn no_snapshot_is_a_named_error_and_nothing_is_restored() {
     if let Some(test) = plan.restore_test.as_mut() {
         test.snapshot_source = SnapshotSource::Automated;
     }
-    let input = restore_input(&plan);
+    let input = restore_input(&plan).await;
     let execution = run_restore_test(&input);
     assert_eq!(execution.error.as_deref(), Some("NoSnapshot"), "{execution:#?}");
     let report = stored_report(&clients, &plan, &input.run.id).await;
@@ -150,7 +150,8 @@ async fn the_monthly_start_runs_a_restore_test_of_each_published_plan() {
     let executions = recorded_executions(&clients, &plan).await;
     let (_, input) = executions.iter().find(|(name, _)| *name == started[0].run_id).expect("recorded");
     let input: RunbookState = serde_json::from_value(input.clone()).expect("a restore-test input");
-    assert!(input.run.id.starts_with(&format!("{}-restore-", plan.name)) && input.plan.restore_test.is_some());
+    assert!(input.run.id.starts_with(&format!("{}-restore-", plan.name)));
+    assert_eq!(input.run.plan, Some(plan.reference().expect("a version")), "the published plan, by name and version");
     // The recorded input runs as is.
     assert_eq!(run_restore_test(&input).status, "SUCCEEDED");
 }
@@ -158,7 +159,7 @@ async fn the_monthly_start_runs_a_restore_test_of_each_published_plan() {
 #[tokio::test]
 async fn a_run_never_deletes_another_runs_instance_even_under_its_own_name() {
     let (plan, clients) = seeded_estate().await;
-    let state = restore_input(&plan);
+    let state = restore_input(&plan).await;
     let name = instance_id(&state.run.id);
     let tag = |key: &str, value: &str| Tag::builder().key(key).value(value).build();
     clients
@@ -189,7 +190,7 @@ async fn the_sql_probe_hook_the_plan_names_can_fail_the_validation_and_the_insta
     if let Some(test) = plan.restore_test.as_mut() {
         test.sql_probe_function = Some("restore-sql-probe".to_string());
     }
-    let input = restore_input(&plan);
+    let input = restore_input(&plan).await;
     let execution = run_restore_test(&input);
     assert_eq!(execution.error.as_deref(), Some("RestoreValidationFailed"), "{execution:#?}");
     let cause = execution.cause.map(|c| c.to_string()).unwrap_or_default();

@@ -50,7 +50,6 @@ fn request(plan: &str) -> GameDayRequest {
         requested_by: "alice@example.com".into(),
         reason: "quarterly round-trip game day".into(),
         confirm: Some(plan.to_string()),
-        approval: None,
         direction: Direction::ToDr,
         round_trip: true,
         verification_minutes: Some(1),

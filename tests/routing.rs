@@ -233,7 +233,7 @@ async fn record_upsert_moves_the_record_itself_and_dns_follows() {
     seed(&clients, &plan, SeedOptions::default()).await.expect("seeding");
     assert!(check_plan(&clients, &plan, Scope::Full).await.is_ready());
     assert_eq!(dns(&clients, &plan).await, plan.dns.primary.value);
-    let report = report(&run_failover(&failover_input(&plan, &format!("upsert-{}", unique_suffix()), None)));
+    let report = report(&run_failover(&failover_input(&plan, &format!("upsert-{}", unique_suffix())).await));
     let flips: Vec<&str> = report
         .steps
         .iter()

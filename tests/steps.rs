@@ -3,9 +3,10 @@
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used)]
 
-use dr_core::run::{Approval, GateVerdict, RunInfo, RunbookState, StepAction};
+use dr_core::run::{GateVerdict, RunInfo, RunbookState, StepAction};
 use dr_core::runbook::preflight::preflight;
 use dr_core::runbook::{FailoverStep, run_step};
+use dr_core::store::{Decision, DecisionStatus, PlanStore};
 use dr_tests::{seeded_estate, unique_suffix};
 
 fn state_for(plan: dr_core::Plan) -> RunbookState {
@@ -33,7 +34,7 @@ async fn every_step_refuses_bad_input_before_any_aws_call() {
         ] {
             for action in [StepAction::Act, StepAction::Status] {
                 let mark = clients.calls.mark();
-                let err = run_step(step, action, &clients, &state).await.expect_err("bad input is refused");
+                let err = Box::pin(run_step(step, action, &clients, &state)).await.expect_err("bad input is refused");
                 assert_eq!(err.name(), expected, "{step:?} {action:?}");
                 assert!(clients.calls.since(mark).is_empty(), "{step:?} {action:?} called AWS");
             }
@@ -57,27 +58,62 @@ async fn a_replica_promoted_outside_the_runbook_needs_a_human_approval() {
     let err = preflight(&clients, &state).await.expect_err("no approval, no failover");
     assert_eq!(err.name(), "ReplicaNotReplicating", "{err}");
 
+    // A human approves it: a decision recorded in the plan store for this run, which the gate
+    // reads (nothing in the run's state carries an approval).
+    let store = PlanStore::new(clients.dr.s3.clone(), format!("plans-{}", state.plan.name));
+    dr_emulator::estate::ensure_bucket(&clients.dr, &store.reference().bucket).await.expect("plan store");
     let mut approved = state;
-    approved.approval = Some(Approval { by: "dba@example.com".into(), reason: "checked the data by hand".into() });
+    approved.run.plan_state = Some(store.reference());
+    let now = dr_core::time::now();
+    let question = Decision {
+        plan: approved.plan.name.clone(),
+        run_id: approved.run.id.clone(),
+        status: DecisionStatus::Pending,
+        question: err.to_string(),
+        asked_at: now,
+        execution_arn: None,
+        deadline: dr_core::time::after(now, std::time::Duration::from_secs(600)),
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+    };
+    let direction = dr_core::plan::Direction::ToDr;
+    store
+        .take_for_run(&approved.plan, direction, &approved.run.id, "test", "a run holding the plan")
+        .await
+        .expect("taken");
+    store.ask_decision(&question).await.expect("asked");
+    store
+        .decide(
+            &approved.plan.name,
+            &approved.run.id,
+            DecisionStatus::Approved,
+            "dba@example.com",
+            "checked the data by hand",
+        )
+        .await
+        .expect("approved");
     let record = preflight(&clients, &approved).await.expect("approved preflight");
     let gate = record.gate.expect("gate decision");
     assert_eq!(gate.verdict, GateVerdict::Approved);
-    assert_eq!(gate.approval, approved.approval);
+    assert_eq!(gate.approval.map(|a| a.by), Some("dba@example.com".to_string()));
 }
 
-/// A task input the Lambda cannot parse (a half plan, a time that is not RFC 3339) is refused
-/// with `InvalidInput` before the handler runs, so before any AWS call.
+/// A task input the Lambda cannot parse (a time that is not RFC 3339) is refused with
+/// `InvalidInput`, one carrying a plan with `UntrustedInput`, before the handler runs, so before
+/// any AWS call.
 #[tokio::test]
 async fn a_malformed_task_input_gets_invalid_input_from_the_lambda() {
     let (plan, _) = seeded_estate().await;
     let mut bad_time = serde_json::json!({ "action": "act", "state": state_for(plan) });
     bad_time["state"]["run"]["triggered_at"] = "yesterday".into();
+    // A plan in the state is refused by its own name: a run acts on the published plan it names.
     let half_plan = serde_json::json!({"action": "act", "state": {"plan": {"name": "x"}}});
-    for payload in [half_plan, bad_time] {
+    for (payload, error) in [(half_plan, "UntrustedInput"), (bad_time, "InvalidInput")] {
         for function in ["preflight", "promote-replica", "start-standby", "scale-asg", "flip-dns", "failover-report"] {
             let (answer, function_error) = dr_tests::invoke_lambda(function, &payload);
             assert_eq!(function_error.as_deref(), Some("Unhandled"), "{function}: {answer}");
-            assert_eq!(answer["errorType"], "InvalidInput", "{function}: {answer}");
+            assert_eq!(answer["errorType"], error, "{function}: {answer}");
         }
     }
 }

@@ -29,8 +29,8 @@ use dr_emulator::control::{
 use dr_emulator::estate::{SeedOptions, seed};
 use dr_tests::{
     Execution, clients_as_the_lambdas, emulator_clients, estate_suffix, failover_input, failover_substitutions,
-    isolated_plan, read_report, restore_input, run_failover, run_restore_test, run_state_machine_waiting,
-    seeded_estate, unique_suffix,
+    isolated_plan, published_failover_input, published_restore_input, read_report, run_failover, run_restore_test,
+    run_state_machine_waiting, seeded_estate, unique_suffix,
 };
 
 /// The template's `Timeout` of every step function.
@@ -141,7 +141,7 @@ async fn paris_unreachable_with_four_bucket_pairs_fails_over_and_no_step_outlast
     faults_on(&clients, faults).await;
 
     let run_id = format!("paris-hangs-{}", unique_suffix());
-    let execution = run_failover(&failover_input(&plan, &run_id, None));
+    let execution = run_failover(&failover_input(&plan, &run_id).await);
     let faults = faults_off(&clients, &plan).await;
     let report = report_of(&execution);
 
@@ -179,7 +179,7 @@ async fn a_replica_in_its_backup_window_past_every_retry_is_waited_out_then_prom
         .expect("replica held in backing-up");
 
     let run_id = format!("backing-up-{}", unique_suffix());
-    let input = failover_input(&plan, &run_id, None);
+    let input = failover_input(&plan, &run_id).await;
     // Each Wait lasts 1 s (the plan's 4 h RTO polls every few minutes on AWS).
     let execution =
         run_state_machine_waiting("failover.asl.json", &failover_substitutions(), &input, Duration::from_secs(1));
@@ -214,7 +214,7 @@ async fn a_standby_instance_that_falls_back_to_stopped_is_started_again() {
         .await
         .expect("fallback set");
 
-    let report = report_of(&run_failover(&failover_input(&plan, &format!("fallback-{}", unique_suffix()), None)));
+    let report = report_of(&run_failover(&failover_input(&plan, &format!("fallback-{}", unique_suffix())).await));
     let faults = faults_off(&clients, &plan).await;
 
     let instances = describe_standby_instances(&clients.dr.ec2, &plan).await.expect("instances");
@@ -239,7 +239,7 @@ async fn a_standby_instance_that_keeps_falling_back_stops_the_run_by_name() {
         .expect("fallback set");
 
     let run_id = format!("wont-start-{}", unique_suffix());
-    let execution = run_failover(&failover_input(&plan, &run_id, None));
+    let execution = run_failover(&failover_input(&plan, &run_id).await);
     faults_off(&clients, &plan).await;
 
     assert_eq!(execution.status, "FAILED", "{execution:#?}");
@@ -258,7 +258,7 @@ async fn a_terminated_standby_instance_is_named_in_preflight_and_nothing_changes
     faults_on(&clients, counting(&plan)).await;
 
     let run_id = format!("terminated-{}", unique_suffix());
-    let execution = run_failover(&failover_input(&plan, &run_id, None));
+    let execution = run_failover(&failover_input(&plan, &run_id).await);
     let faults = faults_off(&clients, &plan).await;
 
     assert_eq!(execution.status, "FAILED", "{execution:#?}");
@@ -294,7 +294,7 @@ async fn under_throttling_5xx_and_lost_answers_the_failover_completes_and_each_c
     let (plan, clients) = seeded_estate().await;
     faults_on(&clients, stormy(&plan)).await;
     let (execution, stopped) =
-        until_complete(3, || run_failover(&failover_input(&plan, &format!("storm-{}", unique_suffix()), None)));
+        until_complete(3, || run_failover(&published_failover_input(&plan, &format!("storm-{}", unique_suffix()))));
     let faults = faults_off(&clients, &plan).await;
     let report = report_of(&execution);
 
@@ -312,7 +312,7 @@ async fn under_throttling_5xx_and_lost_answers_the_failover_completes_and_each_c
 async fn under_throttling_5xx_and_lost_answers_the_restore_test_completes_and_each_change_reaches_aws_once() {
     let (plan, clients) = seeded_estate().await;
     faults_on(&clients, stormy(&plan)).await;
-    let (execution, stopped) = until_complete(3, || run_restore_test(&restore_input(&plan)));
+    let (execution, stopped) = until_complete(3, || run_restore_test(&published_restore_input(&plan)));
     let faults = faults_off(&clients, &plan).await;
 
     eprintln!("restore test under {:?}: completed, re-runs after {stopped:?}", faults.injected);

@@ -193,12 +193,30 @@ where
 {
     init_logging();
     let cache = ClientCache::load().await;
-    let (cache, handler) = (&cache, &handler);
-    serve(function, TASK_INPUT, move |request: dr_core::run::StepRequest| async move {
-        let clients = cache.for_plan(&request.state.plan);
-        handler(request.action, clients, request.state).await
+    let store = deployment_store(&cache)?;
+    let (cache, store, handler) = (&cache, &store, &handler);
+    serve(function, TASK_INPUT, move |request: TaskPayload| async move {
+        let state = store.load_run(request.state).await?;
+        let clients = cache.for_plan(&state.plan);
+        handler(request.action, clients, state).await
     })
     .await
+}
+
+/// A Task's payload as Step Functions sends it: the action, and the run's state, which the plan
+/// store turns into a [`dr_core::run::RunbookState`] (refusing a plan or an approval in it, and
+/// loading the plan the run took).
+#[derive(serde::Deserialize)]
+struct TaskPayload {
+    #[serde(default)]
+    action: dr_core::run::StepAction,
+    state: serde_json::Value,
+}
+
+/// The deployment's plan store (`PLAN_STATE_BUCKET`, in the function's region): where every run
+/// loads the plan it took. Never a bucket an input names.
+pub fn deployment_store(cache: &ClientCache) -> Result<PlanStore, DrError> {
+    Ok(PlanStore::new(cache.home().s3, setting("PLAN_STATE_BUCKET")?))
 }
 
 /// A failover runbook step's `main`.
@@ -224,4 +242,4 @@ pub async fn serve_restore_step(
 }
 
 /// What a state machine's Task sends.
-const TASK_INPUT: &str = "state-machine task input {action, state: {plan, run, steps, ...}}";
+const TASK_INPUT: &str = "state-machine task input {action, state: {run, steps, ...}}";

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
 use dr_core::notify::{EVENT_ATTRIBUTE, Notice, NoticeKind};
-use dr_core::run::{Approval, RunInfo, RunbookState, Starter};
+use dr_core::run::{RunInfo, RunbookState, Starter};
 use dr_core::store::PlanStore;
 use dr_core::time;
 use dr_core::trigger::TriggerContext;
@@ -206,11 +206,29 @@ pub fn local_substitutions(file: &str) -> serde_json::Value {
     serde_json::from_str(&text).expect("substitutions are JSON")
 }
 
-/// The failover's execution input for `plan`, triggered now.
-pub fn failover_input(plan: &Plan, run_id: &str, approval: Option<Approval>) -> serde_json::Value {
+/// The failover's execution input for `plan`, triggered now: `plan` as it is now published to
+/// the local deployment's plan store, where the run's steps load it.
+pub async fn failover_input(plan: &Plan, run_id: &str) -> serde_json::Value {
+    publish(plan).await;
+    published_failover_input(plan, run_id)
+}
+
+/// [`failover_input`] of a plan already published as it is.
+pub fn published_failover_input(plan: &Plan, run_id: &str) -> serde_json::Value {
     let run = RunInfo::new(run_id, time::now(), "test: simulated Paris outage");
-    let state = RunbookState { approval, ..RunbookState::new(plan.clone(), run) };
-    serde_json::to_value(&state).expect("the input serialises")
+    serde_json::to_value(RunbookState::new(plan.clone(), run)).expect("the input serialises")
+}
+
+/// Publishes `plan` as it is now to the local deployment's plan store (`drctl plan publish`): the
+/// local functions load the version a run names from there.
+pub async fn publish(plan: &Plan) {
+    // Boxed: a test awaits it among many other large futures (debug builds keep them on the
+    // test thread's stack).
+    Box::pin(async {
+        let clients = emulator_clients(plan).await;
+        dr_emulator::estate::publish_to_the_local_deployment(&clients, plan).await.expect("the plan published");
+    })
+    .await;
 }
 
 /// Executes a state machine of `statemachines/` with the real Lambdas (AWS_ENDPOINT_URL_LAMBDA:
@@ -265,8 +283,14 @@ pub fn run_state_machine_waiting(
     execution
 }
 
-/// The restore test's execution input for `plan`, started now.
-pub fn restore_input(plan: &Plan) -> RunbookState {
+/// The restore test's execution input for `plan`, started now (`plan` published as it is now).
+pub async fn restore_input(plan: &Plan) -> RunbookState {
+    publish(plan).await;
+    published_restore_input(plan)
+}
+
+/// [`restore_input`] of a plan already published as it is.
+pub fn published_restore_input(plan: &Plan) -> RunbookState {
     RunbookState::new(
         plan.clone(),
         RunInfo::new(format!("restore-{}", unique_suffix()), time::now(), "test: monthly restore test"),
@@ -312,6 +336,8 @@ pub async fn register_stand_in(clients: &AwsClients, plan: &Plan, bucket: &str, 
 /// name, and a context that hands out `clients`, so that their call log holds every call the
 /// trigger makes.
 pub async fn trigger_context(plan: &Plan, clients: &AwsClients) -> TriggerContext {
+    // The runs it starts are the local deployment's: their steps load the plan from its store.
+    publish(plan).await;
     let bucket = format!("plans-{}", plan.name);
     let arn = register_stand_in(clients, plan, &bucket, &plan.name).await;
     let for_plan = clients.clone();

@@ -37,6 +37,7 @@ pub enum ErrorName {
     DrillNotConfirmed,
     PlanBusy,
     ForeignEvent,
+    UntrustedInput,
     DecisionRejected,
     NoSnapshot,
     SnapshotTooOld,
@@ -164,6 +165,11 @@ pub enum DrError {
     #[error("alarm {alarm}: not an event of this deployment: {message}")]
     ForeignEvent { alarm: String, message: String },
 
+    /// An input carries what no input may: a plan (a run acts on the published plan it names) or
+    /// an approval (approvals are recorded, authenticated decisions). Nothing is called.
+    #[error("{what} carries {field:?}, which no input may: {message}")]
+    UntrustedInput { what: String, field: String, message: String },
+
     /// The plan is failing over or failed over: a new run needs an operator to re-arm it first.
     #[error("plan {plan} is {status}: re-arm it (drctl trigger arm) before another run")]
     PlanBusy { plan: String, status: String },
@@ -238,6 +244,7 @@ impl DrError {
             DrError::DrillNotConfirmed { .. } => ErrorName::DrillNotConfirmed,
             DrError::PlanBusy { .. } => ErrorName::PlanBusy,
             DrError::ForeignEvent { .. } => ErrorName::ForeignEvent,
+            DrError::UntrustedInput { .. } => ErrorName::UntrustedInput,
             DrError::DecisionRejected { .. } => ErrorName::DecisionRejected,
             DrError::NoSnapshot { .. } => ErrorName::NoSnapshot,
             DrError::SnapshotTooOld { .. } => ErrorName::SnapshotTooOld,

@@ -33,9 +33,6 @@ pub struct GameDayRequest {
     /// For a drill of a production plan: the plan's name, typed by the operator.
     #[serde(default)]
     pub confirm: Option<String>,
-    /// An approval to pass a failed RPO gate, recorded in the report.
-    #[serde(default)]
-    pub approval: Option<Approval>,
     /// `to-dr` (the default: a failover drill) or `to-primary` (fail back to Paris once Ireland
     /// is primary and reprotected).
     #[serde(default)]
@@ -60,6 +57,13 @@ pub struct GameDayOutcome {
     pub mode: GameDayMode,
     pub run_id: String,
     pub execution_arn: String,
+}
+
+/// The game-day Lambda's request from its payload: one that carries an approval or a plan (rather
+/// than a plan's name) is `UntrustedInput`, anything else not a request `InvalidInput`.
+pub fn parse_request(payload: serde_json::Value) -> Result<GameDayRequest, DrError> {
+    crate::run::refuse_untrusted(&payload, "game-day request", true)?;
+    crate::error::parse_input(payload, "game-day request {plan, mode: dry-run|drill, requested_by, reason, confirm?}")
 }
 
 /// Validates a game-day request and starts its run.
@@ -101,7 +105,7 @@ pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> R
     run.kind = FailoverKind::Planned;
     run.direction = request.direction;
     run.requested_by = Some(Approval { by: request.requested_by.clone(), reason: request.reason.clone() });
-    let mut input = RunbookState { approval: request.approval.clone(), ..RunbookState::new(plan.clone(), run) };
+    let mut input = RunbookState::new(plan.clone(), run);
     input.validate()?;
 
     if request.mode == GameDayMode::Drill {
@@ -155,9 +159,6 @@ async fn start_round_trip(
         return invalid(
             "a round trip is a live drill from Paris (mode drill, direction to-dr); its dry run is the failover's (mode dry-run)",
         );
-    }
-    if request.approval.is_some() {
-        return invalid("a round trip's moves are planned and lose nothing: it takes no RPO approval");
     }
     let minutes = request.verification_minutes.unwrap_or(DEFAULT_VERIFICATION_MINUTES);
     if minutes > MAX_VERIFICATION_MINUTES {

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::aws::AwsClients;
 use crate::aws::objects::{self, Conditional, Precondition};
 use crate::error::DrError;
-use crate::plan::{Direction, Plan};
-use crate::run::{Incident, PlanStateRef, RunInfo, RunbookState, Starter};
+use crate::plan::{Direction, Plan, PlanRef};
+use crate::run::{Incident, PlanStateRef, RunInfo, RunbookState, Starter, refuse_untrusted};
 use crate::time::{self, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -189,11 +189,70 @@ impl PlanStore {
         format!("state/{name}.json")
     }
 
-    /// Validates a plan and stores it where the Lambdas read it.
-    pub async fn publish_plan(&self, plan: &Plan) -> Result<(), DrError> {
+    /// Where a version of a plan is kept, for the runs that took it: content-addressed, never
+    /// rewritten.
+    fn version_key(reference: &PlanRef) -> String {
+        format!("plan-versions/{}/{}.toml", reference.name, reference.version)
+    }
+
+    /// Validates a plan and stores it where the Lambdas read it: as the plan the next run takes,
+    /// and as the version runs name ([`PlanRef`]) for as long as they run.
+    pub async fn publish_plan(&self, plan: &Plan) -> Result<PlanRef, DrError> {
         plan.validate()?;
-        let text = toml::to_string(plan).map_err(|e| DrError::serialisation(&format!("plan {}", plan.name), e))?;
-        objects::put(&self.s3, &self.bucket, &Self::plan_key(&plan.name), text.into_bytes(), "application/toml").await
+        let text = plan.published_text()?;
+        let reference = plan.reference()?;
+        let version_key = Self::version_key(&reference);
+        objects::put(&self.s3, &self.bucket, &version_key, text.clone().into_bytes(), "application/toml").await?;
+        objects::put(&self.s3, &self.bucket, &Self::plan_key(&plan.name), text.into_bytes(), "application/toml")
+            .await?;
+        Ok(reference)
+    }
+
+    /// The published version a run took, parsed, validated, and checked to be that version (its
+    /// text's SHA-256): a run acts on nothing else.
+    pub async fn load_version(&self, reference: &PlanRef) -> Result<Plan, DrError> {
+        let key = Self::version_key(reference);
+        let origin = format!("s3://{}/{key}", self.bucket);
+        let Some(object) = objects::get(&self.s3, &self.bucket, &key).await? else {
+            return Err(DrError::PlanNotFound {
+                path: origin,
+                message: format!(
+                    "plan {} has no published version {} (drctl plan publish)",
+                    reference.name, reference.version
+                ),
+            });
+        };
+        let text = String::from_utf8(object.body)
+            .map_err(|e| DrError::PlanParse { path: origin.clone(), message: e.to_string() })?;
+        let plan = Plan::parse(&text, &origin)?;
+        plan.validate()?;
+        if plan.name != reference.name || plan.version()? != reference.version {
+            return Err(DrError::PlanParse {
+                path: origin,
+                message: format!("not version {} of plan {}: its text was changed", reference.version, reference.name),
+            });
+        }
+        Ok(plan)
+    }
+
+    /// A run's state from a Task's input: refused if it carries a plan or an approval
+    /// ([`refuse_untrusted`]), then its plan loaded from this store by the name and version the
+    /// run took (`run.plan`).
+    pub async fn load_run(&self, input: serde_json::Value) -> Result<RunbookState, DrError> {
+        refuse_untrusted(&input, "the run's state", false)?;
+        let mut state: RunbookState = crate::error::parse_input(input, "run state {run, steps, ...}")?;
+        state.plan = self.plan_of_run(&state.run).await?;
+        Ok(state)
+    }
+
+    /// The published plan a run names (`run.plan`).
+    pub async fn plan_of_run(&self, run: &RunInfo) -> Result<Plan, DrError> {
+        match &run.plan {
+            Some(reference) => self.load_version(reference).await,
+            None => Err(DrError::InvalidInput {
+                message: format!("run {} names no published plan (run.plan: its name and version)", run.id),
+            }),
+        }
     }
 
     /// The published plan `name`, parsed and validated.

@@ -204,23 +204,6 @@ impl PlanCommand {
     }
 }
 
-/// An approval to pass a failed RPO gate, recorded in the report.
-#[derive(Args)]
-struct ApprovalArg {
-    /// Who approves failing over although the RPO gate fails.
-    #[arg(long, requires = "approval_reason")]
-    approve_by: Option<String>,
-    /// Why they approve.
-    #[arg(long, requires = "approve_by")]
-    approval_reason: Option<String>,
-}
-
-impl ApprovalArg {
-    fn approval(self) -> Option<Approval> {
-        self.approve_by.zip(self.approval_reason).map(|(by, reason)| Approval { by, reason })
-    }
-}
-
 #[derive(Subcommand)]
 enum FailoverCommand {
     /// Fail PLAN over now: take the plan in the plan store (as an alarm would: an alarm meanwhile
@@ -242,8 +225,9 @@ enum FailoverCommand {
         #[arg(long)]
         failback: bool,
     },
-    /// Print the execution input of a failover of PLAN, with an optional approval to pass a
-    /// failed RPO gate. It does not take the plan: for the local runner; on AWS use `start`.
+    /// Print the execution input of a failover of PLAN (it names the plan's published version; an
+    /// approval is never part of an input: `drctl run approve` records one). It does not take the
+    /// plan: for the local runner; on AWS use `start`.
     Input {
         #[command(flatten)]
         plan: PlanArg,
@@ -256,8 +240,6 @@ enum FailoverCommand {
         /// A failback (see `start --failback`).
         #[arg(long)]
         failback: bool,
-        #[command(flatten)]
-        approval: ApprovalArg,
     },
 }
 
@@ -290,8 +272,6 @@ struct StartMove {
     /// Check everything and report what would change; change nothing, take nothing.
     #[arg(long)]
     dry_run: bool,
-    #[command(flatten)]
-    approval: ApprovalArg,
 }
 
 #[derive(Subcommand)]
@@ -300,6 +280,25 @@ enum FailbackCommand {
     /// a barrier, then the move): Ireland must be primary, with a Paris replica (reprotect).
     /// Takes the plan like `failover start`; prints the execution ARN.
     Start(StartMove),
+}
+
+/// The plan a run started by hand acts on: the one published in the store, which must be the
+/// operator's file (a run acts on the published plan only, so a file that differs would be a
+/// different plan from the one the operator reads): `UntrustedInput` otherwise, before anything.
+async fn published_as_in(store: &PlanStore, file: &Plan, path: &std::path::Path) -> Result<Plan, DrError> {
+    let published = store.load_plan(&file.name).await?;
+    if published.version()? != file.version()? {
+        return Err(DrError::UntrustedInput {
+            what: format!("plan file {}", path.display()),
+            field: "plan".into(),
+            message: format!(
+                "it differs from plan {} as published in s3://{}: publish it first (drctl plan publish), or run the published plan",
+                file.name,
+                store.reference().bucket
+            ),
+        });
+    }
+    Ok(published)
 }
 
 /// The run's kind and direction: a failback is always planned.
@@ -323,13 +322,12 @@ struct Started {
 impl FailoverCommand {
     async fn run(self) -> Result<ExitCode, DrError> {
         match self {
-            FailoverCommand::Input { plan, run_id, planned, failback, approval } => {
+            FailoverCommand::Input { plan, run_id, planned, failback } => {
                 let plan = plan.load()?;
                 let now = time::now();
                 let run_id = run_id.unwrap_or_else(|| format!("manual-{}", time::compact(now)));
                 let mut state = RunbookState::new(plan, RunInfo::new(run_id, now, "manual: drctl"));
                 (state.run.kind, state.run.direction) = move_of(planned, failback);
-                state.approval = approval.approval();
                 state.validate()?;
                 output::print_json(&state)
             }
@@ -341,11 +339,12 @@ impl FailoverCommand {
 impl StartMove {
     /// Takes the plan (unless a dry run) and starts the failover state machine for the move.
     async fn start(self, planned: bool, failback: bool) -> Result<ExitCode, DrError> {
-        let StartMove { runbook: Runbook { plan, store, state_machine }, by, reason, run_id, dry_run, approval } = self;
+        let StartMove { runbook: Runbook { plan, store, state_machine }, by, reason, run_id, dry_run } = self;
         if by.trim().is_empty() || reason.trim().is_empty() {
             return Err(DrError::InvalidInput { message: "a failover needs who (--by) and why (--reason)".into() });
         }
-        let (plan, clients) = plan.load_with_clients().await?;
+        let (file, clients) = plan.load_with_clients().await?;
+        let plan = published_as_in(&store.open(&clients), &file, &plan.plan).await?;
         let now = time::now();
         let label = if dry_run { "dryrun" } else { "manual" };
         // To the millisecond: two operators starting in the same second get two run ids (and
@@ -357,7 +356,7 @@ impl StartMove {
         run.mode = if dry_run { RunMode::DryRun } else { RunMode::Live };
         (run.kind, run.direction) = move_of(planned, failback);
         run.requested_by = Some(Approval { by: by.clone(), reason: reason.clone() });
-        let mut state = RunbookState { approval: approval.approval(), ..RunbookState::new(plan, run) };
+        let mut state = RunbookState::new(plan, run);
         state.validate()?;
         if !dry_run {
             let store = store.open(&clients);
@@ -412,8 +411,6 @@ enum DrillCommand {
         /// Why.
         #[arg(long)]
         reason: String,
-        #[command(flatten)]
-        approval: ApprovalArg,
     },
 }
 
@@ -429,7 +426,6 @@ impl DrillCommand {
             confirm,
             by,
             reason,
-            approval,
         } = self;
         let (plan, clients) = plan.load_with_clients().await?;
         let for_plan = clients.clone();
@@ -449,7 +445,6 @@ impl DrillCommand {
             requested_by: by,
             reason,
             confirm,
-            approval: approval.approval(),
             direction: Direction::ToDr,
             round_trip,
             verification_minutes,

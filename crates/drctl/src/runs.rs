@@ -32,13 +32,33 @@ impl RunArg {
     }
 }
 
-/// The Step Functions client of the region a Step Functions ARN (a state machine's, an
-/// execution's) names.
-async fn sfn_of(arn: &str) -> Result<aws_sdk_sfn::Client, DrError> {
-    let region = arn.split(':').nth(3).filter(|r| !r.is_empty()).ok_or_else(|| DrError::InvalidInput {
+/// The region a Step Functions ARN (a state machine's, an execution's) names: the deployment's,
+/// where its plan store lives.
+fn execution_region(arn: &str) -> Result<&str, DrError> {
+    arn.split(':').nth(3).filter(|r| !r.is_empty()).ok_or_else(|| DrError::InvalidInput {
         message: format!("{arn} is not a Step Functions ARN (arn:aws:states:REGION:ACCOUNT:...)"),
-    })?;
+    })
+}
+
+/// The Step Functions client of the region a Step Functions ARN names.
+async fn sfn_of(arn: &str) -> Result<aws_sdk_sfn::Client, DrError> {
+    let region = execution_region(arn)?;
     Ok(AwsClients::for_regions(region, region).await.dr.sfn)
+}
+
+/// The run's input with the plan version it took, loaded from the plan store that published it:
+/// the store the run holds (`run.plan_state`), else `DR_PLAN_STATE_BUCKET`. `None` when the input
+/// is not a runbook's, or no store gives its plan.
+async fn loaded_input(view: &ExecutionView) -> Option<dr_core::run::RunbookState> {
+    let mut state = view.runbook_input()?;
+    let bucket = match &state.run.plan_state {
+        Some(location) => location.bucket.clone(),
+        None => std::env::var("DR_PLAN_STATE_BUCKET").ok()?,
+    };
+    let region = execution_region(&view.execution_arn).ok()?;
+    let clients = AwsClients::for_regions(region, region).await;
+    state.plan = PlanStore::new(clients.dr.s3.clone(), bucket).plan_of_run(&state.run).await.ok()?;
+    Some(state)
 }
 
 /// A run, and who acts on it and why (a decision, a stop).
@@ -72,9 +92,13 @@ impl RunBy {
                 message: format!("run {} holds no plan state: it cannot wait for a decision", view.name),
             });
         };
-        let clients = AwsClients::for_plan(&state.plan).await;
-        let store = PlanStore::new(clients.home.s3.clone(), &location.bucket);
-        let decision = store.decide(&state.plan.name, &state.run.id, verdict, &self.by, &self.reason).await?;
+        let Some(plan) = &state.run.plan else {
+            return Err(DrError::InvalidInput { message: format!("run {} names no published plan", view.name) });
+        };
+        let region = execution_region(&view.execution_arn)?;
+        let clients = AwsClients::for_regions(region, region).await;
+        let store = PlanStore::new(clients.dr.s3.clone(), &location.bucket);
+        let decision = store.decide(&plan.name, &state.run.id, verdict, &self.by, &self.reason).await?;
         output::print_json(&decision)
     }
 }
@@ -205,7 +229,7 @@ async fn report_of(view: &ExecutionView) -> Option<Report> {
             }
         }
     }
-    let state = view.runbook_input()?;
+    let state = loaded_input(view).await?;
     let clients = AwsClients::for_plan(&state.plan).await;
     let key = format!("{}report.json", report_base(&state.plan, &state.run.id));
     let found = get_json::<RunReport>(&clients.home.s3, &state.plan.reports.bucket, &key, "run report").await;
@@ -230,7 +254,7 @@ async fn print_report(view: &ExecutionView) -> Result<(), DrError> {
 /// Follows an execution until it ends, printing each new step line, then the report.
 async fn watch(sfn: &aws_sdk_sfn::Client, arn: &str, poll: Duration) -> Result<ExitCode, DrError> {
     let first = execution::describe(sfn, arn).await?;
-    let input = first.runbook_input();
+    let input = loaded_input(&first).await;
     let rto = input.as_ref().map(|state| Duration::from_secs(u64::from(state.plan.targets.rto_minutes) * 60));
     let budgets = match rto {
         Some(rto) => step_budgets(&execution::definition(sfn, &first.state_machine_arn).await?, rto),

@@ -1,7 +1,7 @@
 //! Handler `game-day`: a dry run, a confirmed live drill or a round trip, invoked by hand (`dr_core::game_day`).
 
 use crate::{Served, init_logging, serve};
-use dr_core::game_day::{GameDayRequest, handle_game_day};
+use dr_core::game_day::{handle_game_day, parse_request};
 
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
@@ -9,8 +9,8 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let ctx = &ctx;
     serve(
         "game-day",
-        "game-day request {plan, mode: dry-run|drill, requested_by, reason, confirm?, approval?}",
-        move |request: GameDayRequest| handle_game_day(ctx, request),
+        "game-day request {plan, mode: dry-run|drill, requested_by, reason, confirm?}",
+        move |payload: serde_json::Value| async move { handle_game_day(ctx, parse_request(payload)?).await },
     )
     .await
 }

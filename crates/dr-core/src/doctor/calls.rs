@@ -240,6 +240,19 @@ impl Table<'_> {
         self.add(function, &d, &["s3:GetObject"], Self::object(&store, &key), "the published plan");
     }
 
+    fn plan_version(&mut self, function: &str) {
+        let (d, store) = (self.plan.dr_region.clone(), self.store().to_string());
+        let key = format!("plan-versions/{}/doctor.toml", self.plan.name);
+        self.add(function, &d, &["s3:GetObject"], Self::object(&store, &key), "the plan version the run took");
+        self.add(
+            function,
+            &d,
+            &["s3:ListBucket"],
+            Self::bucket(&store),
+            "a missing version reads as missing, not denied",
+        );
+    }
+
     fn secret(&mut self, function: &str, why: &'static str) {
         let secret = self.stack.parameter("DatabaseCredentialsSecretArn").to_string();
         if self.plan.database.credentials_secret.is_some() && !secret.is_empty() {
@@ -255,12 +268,36 @@ impl Table<'_> {
     }
 }
 
+/// The functions the state machines run as Tasks: each loads its run's plan version.
+const TASK_FUNCTIONS: &[&str] = &[
+    "PreflightFunction",
+    "PromoteReplicaFunction",
+    "StartStandbyFunction",
+    "ScaleAsgFunction",
+    "FlipDnsFunction",
+    "RetirePrimaryFunction",
+    "CreateReplicaFunction",
+    "FenceFunction",
+    "FailoverReportFunction",
+    "RestoreFindSnapshotFunction",
+    "RestoreInstanceFunction",
+    "RestoreValidateFunction",
+    "RestoreCleanupFunction",
+    "RestoreReportFunction",
+    "RoundTripFunction",
+];
+
 /// The calls of every function of the stack for `plan`, on its resources.
 pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<ExpectedCall> {
     let mut t = Table { plan, stack, calls: Vec::new() };
     let (p, d) = (plan.primary_region.clone(), plan.dr_region.clone());
     let primary = t.db(&p, &plan.database.primary_instance);
     let replica = t.db(&d, &plan.database.replica_instance);
+
+    // Every Task of the state machines loads the plan version its run took.
+    for function in TASK_FUNCTIONS {
+        t.plan_version(function);
+    }
 
     // The failover path, in the order a failover runs it.
     t.plan_check_reads("PreflightFunction");

@@ -16,7 +16,7 @@ use crate::error::DrError;
 pub use crate::error::{PlanProblem, ProblemCode};
 pub use rules::{KNOWN_REGIONS, LONGEST_RTO_MINUTES, MAX_STANDBY_INSTANCES};
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     /// Identifies the plan in state, execution names, reports and metrics.
@@ -67,6 +67,49 @@ pub struct Plan {
 /// The database's VPC, in the DR region: preflight, promote-replica, the fence and the RPO check
 /// run in these subnets (the stack's `DatabaseSubnetIds` and `DatabaseSecurityGroupIds`), and
 /// every AWS call they make leaves from there.
+/// A published plan by name and the version a run took: what an execution's input carries instead
+/// of the plan, which every step loads from the deployment's plan store
+/// (the plan store's `load_version`). Nothing in an input can widen a run.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRef {
+    pub name: String,
+    /// The SHA-256 of the plan's text as published ([`Plan::version`]), in hex.
+    pub version: String,
+}
+
+impl Plan {
+    /// A plan not loaded yet: what a run's state holds until the plan store gives its plan.
+    /// Invalid (no name): a step handed one refuses it.
+    pub fn unloaded() -> Plan {
+        Plan::default()
+    }
+
+    /// The text the plan store publishes: TOML, as written (never reversed).
+    pub fn published_text(&self) -> Result<String, DrError> {
+        let written = if self.reversed {
+            Err(DrError::Internal {
+                message: format!("plan {} is reversed: only a plan as written is published", self.name),
+            })
+        } else {
+            Ok(self)
+        }?;
+        toml::to_string(written).map_err(|e| DrError::serialisation(&format!("plan {}", self.name), e))
+    }
+
+    /// The plan's version: the SHA-256 of [`Plan::published_text`], in hex.
+    pub fn version(&self) -> Result<String, DrError> {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.published_text()?.as_bytes());
+        Ok(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+    }
+
+    /// This plan, by name and version.
+    pub fn reference(&self) -> Result<PlanRef, DrError> {
+        Ok(PlanRef { name: self.name.clone(), version: self.version()? })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
@@ -315,16 +358,17 @@ impl RestoreTest {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Environment {
     /// Real customer traffic: drills need explicit confirmation.
+    #[default]
     Production,
     /// A rehearsal estate.
     Drill,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Targets {
     pub rto_minutes: u32,
@@ -340,7 +384,7 @@ impl Targets {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
     /// RDS instance identifier of the primary, in `primary_region`.
@@ -416,7 +460,7 @@ pub struct TagFilter {
     pub value: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AutoScaling {
     /// Auto Scaling group name in `dr_region`.
@@ -427,7 +471,7 @@ pub struct AutoScaling {
     pub failover: Capacity,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Capacity {
     pub min: u16,
@@ -435,7 +479,7 @@ pub struct Capacity {
     pub max: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dns {
     /// How the runbook moves traffic (docs/plan.md compares them).
@@ -477,7 +521,7 @@ pub enum DnsStrategy {
     RecordUpsert,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordTarget {
     pub set_identifier: String,
@@ -542,7 +586,7 @@ pub struct BucketPair {
     pub replication_rule: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reports {
     /// Bucket in `dr_region` that receives run reports.

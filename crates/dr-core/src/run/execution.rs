@@ -36,16 +36,16 @@ impl ExecutionView {
         self.status == "RUNNING"
     }
 
-    /// The run's input, where it is a runbook's (the failover, reprotect, restore test); a
-    /// round trip's input is its own.
+    /// The run's input, where it is a runbook's (the failover, reprotect, restore test), its plan
+    /// not loaded (the input names it: `run.plan`); a round trip's input is its own.
     pub fn runbook_input(&self) -> Option<RunbookState> {
         self.input.as_deref().and_then(|input| serde_json::from_str(input).ok())
     }
 
-    /// The plan the run is for, from its input (`plan.name`).
+    /// The plan the run is for, from its input (`run.plan.name`: the published plan it took).
     pub fn plan_name(&self) -> Option<String> {
         let input: serde_json::Value = serde_json::from_str(self.input.as_deref()?).ok()?;
-        input.pointer("/plan/name").and_then(serde_json::Value::as_str).map(str::to_string)
+        input.pointer("/run/plan/name").and_then(serde_json::Value::as_str).map(str::to_string)
     }
 }
 

@@ -21,17 +21,17 @@ pub use step::{
 };
 
 use crate::error::DrError;
-use crate::plan::{Direction, Plan};
+use crate::plan::{Direction, Plan, PlanRef};
 use crate::time::Timestamp;
 
 /// The execution state every Task receives.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RunbookState {
+    /// The plan the run took, loaded from the deployment's plan store by `run.plan` (its name and
+    /// version): never part of an input ([`UNTRUSTED_INPUT_FIELDS`]).
+    #[serde(skip, default = "Plan::unloaded")]
     pub plan: Plan,
     pub run: RunInfo,
-    /// A human's explicit approval to proceed past a failed RPO gate.
-    #[serde(default)]
-    pub approval: Option<Approval>,
     /// The records of the steps so far.
     #[serde(default)]
     pub steps: BTreeMap<StepKey, StepRecord>,
@@ -54,13 +54,39 @@ pub struct ExecutionRef {
     pub arn: String,
 }
 
+/// What no run's input may carry: a plan (a run acts on the published plan it names, `run.plan`)
+/// or an approval (approvals are recorded, authenticated decisions in the plan store). An input
+/// with either is refused (`UntrustedInput`) before any call.
+pub const UNTRUSTED_INPUT_FIELDS: &[&str] = &["plan", "approval"];
+
+/// Refuses an input that carries a plan or an approval ([`UNTRUSTED_INPUT_FIELDS`]), before
+/// anything else reads it. `names_a_plan`: the input may name a plan (`"plan": "<name>"`, a game
+/// day's request); a run's state names its plan in `run.plan` only.
+pub fn refuse_untrusted(input: &serde_json::Value, what: &str, names_a_plan: bool) -> Result<(), DrError> {
+    for field in UNTRUSTED_INPUT_FIELDS {
+        let message = match input.get(field) {
+            None => continue,
+            Some(serde_json::Value::String(_)) if *field == "plan" && names_a_plan => continue,
+            Some(_) if *field == "plan" => {
+                "a run acts on the plan published in the deployment's plan store (drctl plan publish), by name"
+            }
+            Some(_) => "an approval is a decision recorded in the plan store by the approver (drctl run approve)",
+        };
+        return Err(DrError::UntrustedInput {
+            what: what.to_string(),
+            field: field.to_string(),
+            message: message.into(),
+        });
+    }
+    Ok(())
+}
+
 /// The top-level paths of the execution state that the state machines write besides
 /// `$.steps.<key>`: the caught error, the report outputs and the Parallel state's branches.
 pub const STATE_RESULT_PATHS: &[&str] = &[
     "error",
     "gate_error",
     "execution",
-    "approval",
     "report",
     "failure_report",
     "failure_report_error",
@@ -96,6 +122,10 @@ pub struct RunInfo {
     /// Who asked for a game-day run, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<Approval>,
+    /// The published plan the run acts on, by name and version ([`RunbookState::new`] sets it);
+    /// each step loads it from the deployment's plan store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanRef>,
     /// The plan's single-flight state this run holds; the report marks it failed-over on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_state: Option<PlanStateRef>,
@@ -116,6 +146,7 @@ impl RunInfo {
             direction: Direction::ToDr,
             incident: None,
             requested_by: None,
+            plan: None,
             plan_state: None,
             poll_seconds: 0,
         }
@@ -240,15 +271,9 @@ impl RunbookState {
     /// A new run of `plan`: no step yet; the poll interval set from the plan's RTO.
     pub fn new(plan: Plan, mut run: RunInfo) -> RunbookState {
         run.poll_seconds = budget::poll_seconds(plan.targets.rto());
-        RunbookState {
-            plan,
-            run,
-            approval: None,
-            steps: BTreeMap::new(),
-            error: None,
-            gate_error: None,
-            execution: None,
-        }
+        // A reversed plan has no published version: the run names none, and no step loads it.
+        run.plan = plan.reference().ok();
+        RunbookState { plan, run, steps: BTreeMap::new(), error: None, gate_error: None, execution: None }
     }
 
     /// Refuses bad input before any AWS call.
@@ -279,11 +304,6 @@ impl RunbookState {
         }
         if self.run.kind == FailoverKind::Planned {
             self.plan.fence_for_planned_move()?;
-        }
-        if let Some(approval) = &self.approval
-            && (approval.by.trim().is_empty() || approval.reason.trim().is_empty())
-        {
-            return Err(DrError::InvalidInput { message: "an approval needs who (by) and why (reason)".to_string() });
         }
         Ok(())
     }

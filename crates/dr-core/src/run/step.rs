@@ -277,7 +277,18 @@ mod tests {
             include_str!("../../../../events/failover-step-act.json"),
             include_str!("../../../../events/failover-step-status.json"),
         ] {
-            let request: StepRequest = serde_json::from_str(text).expect("a task input");
+            let payload: serde_json::Value = serde_json::from_str(text).expect("JSON");
+            super::super::refuse_untrusted(&payload["state"], "sample", false).expect("no plan, no approval");
+            let mut request: StepRequest = serde_json::from_value(payload).expect("a task input");
+            // The run names the example plan as published; the steps load it from the store.
+            let example = crate::plan::Plan::parse(include_str!("../../../../plans/paris-ireland.toml"), "example")
+                .expect("the example plan");
+            let named = Some(example.reference().expect("a version"));
+            assert_eq!(
+                request.state.run.plan, named,
+                "the sample names another version: `drctl failover input plans/paris-ireland.toml` prints it"
+            );
+            request.state.plan = example;
             request.state.validate().expect("a valid plan and run");
         }
     }

@@ -5,9 +5,10 @@
 //! again every `poll_seconds`; there are no task tokens, so the same definition runs on AWS and in
 //! the local ASL engine. The first call writes a `pending` decision in the plan store
 //! ([`PlanStore::ask_decision`], conditional: one writer) and tells the on-call with the exact
-//! commands; `drctl run approve|reject` writes the answer (conditional: one answer). Approved, the
-//! record carries the approval, which the state machine puts at `$.approval` before preflight runs
-//! again (the gate then passes, recorded as approved by whom and why). Rejected:
+//! commands; `drctl run approve|reject` writes the answer (conditional: one answer). Approved,
+//! preflight runs again and its gate, refusing again, finds the approval in the plan store
+//! ([`recorded_approval`]: never in the run's input) and passes, recorded as approved by whom and
+//! why. Rejected:
 //! `DecisionRejected`. Nobody answers within the phase's share of the RTO: `StepTimedOut`.
 //! Nothing in the estate is changed on any of these paths.
 
@@ -101,6 +102,31 @@ pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<Step
     record.facts.insert("asked_at".into(), time::rfc3339(decision.asked_at));
     record.facts.insert("deadline".into(), time::rfc3339(decision.deadline));
     Ok(record)
+}
+
+/// The approval a human recorded for this run at its RPO gate, if any: the run's decision in the
+/// plan store, approved, for this execution, and decided within the plan's RTO of now (an
+/// execution name is unique for 90 days only; a run never lasts longer than its RTO's budgets).
+/// Nothing in the run's input counts: preflight asks here each time its gate refuses.
+pub async fn recorded_approval(clients: &AwsClients, state: &RunbookState) -> Result<Option<Approval>, DrError> {
+    let Some(store) = PlanStore::of_run(clients, &state.run) else { return Ok(None) };
+    let Some((decision, _)) = store.read_decision(&state.plan.name, &state.run.id).await? else { return Ok(None) };
+    if decision.status != DecisionStatus::Approved {
+        return Ok(None);
+    }
+    let this_execution = match (&decision.execution_arn, &state.execution) {
+        (Some(asked_by), Some(running)) => *asked_by == running.arn,
+        _ => true,
+    };
+    let recent = decision.decided_at.is_some_and(|at| time::elapsed(at, time::now()) <= state.plan.targets.rto());
+    if !(this_execution && recent) {
+        tracing::warn!(plan = %state.plan.name, run = %state.run.id, "an approved decision of another execution, or too old: not applied");
+        return Ok(None);
+    }
+    Ok(Some(Approval {
+        by: decision.decided_by.clone().unwrap_or_default(),
+        reason: decision.reason.clone().unwrap_or_default(),
+    }))
 }
 
 /// "Decision needed", with the commands that answer it.

@@ -1,5 +1,6 @@
 //! Preflight and the RPO gate: nothing is changed before both pass.
 
+use super::decision::recorded_approval;
 use crate::aws::AwsClients;
 use crate::aws::lookup::require_db_instance;
 use crate::aws::postgres::{self, Endpoint};
@@ -114,7 +115,11 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
 
     if replica.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty() {
         let promotion = promotion_tags(clients, replica.db_instance_arn()).await?;
-        return match (promotion, &state.approval) {
+        let approval = match promotion {
+            Some(_) => None,
+            None => recorded_approval(clients, state).await?,
+        };
+        return match (promotion, &approval) {
             (Some(PromotionTags { run, lag_seconds }), _) => Ok(GateDecision {
                 verdict: GateVerdict::AlreadyPromoted,
                 lag_seconds,
@@ -160,7 +165,11 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
         LagReading::Lag { seconds, .. } => Some(*seconds),
         LagReading::NotReplicating { .. } => None,
     };
-    match (reading.require_within(replica_id, rpo), &state.approval) {
+    let within = reading.require_within(replica_id, rpo);
+    // Only a refused gate looks for a human's decision: recorded in the plan store, never taken
+    // from the run's input.
+    let approval = if within.is_err() { recorded_approval(clients, state).await? } else { None };
+    match (within, &approval) {
         (Ok(lag), _) => Ok(GateDecision {
             verdict: GateVerdict::WithinRpo,
             lag_seconds: Some(lag),

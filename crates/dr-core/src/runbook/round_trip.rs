@@ -93,7 +93,9 @@ pub struct LegExecution {
 /// The round-trip machine's state.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RoundTripState {
-    /// The plan as published (each leg faces it its own way).
+    /// The plan as published (each leg faces it its own way), loaded from the plan store by
+    /// `run.plan`: never part of an input.
+    #[serde(skip, default = "Plan::unloaded")]
     pub plan: Plan,
     /// The round trip as one run: its id prefixes every leg's run id; `triggered_at` is its start.
     pub run: RunInfo,
@@ -124,6 +126,7 @@ impl RoundTripState {
     pub fn new(plan: Plan, mut run: RunInfo, verification_seconds: u64, rearm: bool) -> RoundTripState {
         run.kind = FailoverKind::Planned;
         run.mode = RunMode::Live;
+        run.plan = plan.reference().ok();
         RoundTripState { plan, run, verification_seconds, rearm, legs: BTreeMap::new(), next: None, error: None }
     }
 
@@ -171,6 +174,21 @@ pub enum RoundTripRequest {
 pub enum RoundTripAnswer {
     Leg(Box<RunbookState>),
     Report(Box<RoundTripReport>),
+}
+
+/// A Task's request from its payload: refused if its state carries a plan or an approval, then
+/// the plan loaded from `store` by the name and version the round trip took (`run.plan`).
+pub async fn load_request(store: &PlanStore, payload: serde_json::Value) -> Result<RoundTripRequest, DrError> {
+    if let Some(state) = payload.get("state") {
+        crate::run::refuse_untrusted(state, "the round trip's state", false)?;
+    }
+    let mut request: RoundTripRequest = crate::error::parse_input(
+        payload,
+        "round-trip task input {action: leg|report, leg?, state: {run, legs, ...}}",
+    )?;
+    let (RoundTripRequest::Leg { state, .. } | RoundTripRequest::Report { state }) = &mut request;
+    state.plan = store.plan_of_run(&state.run).await?;
+    Ok(request)
 }
 
 /// Handles one Task of the round-trip machine.

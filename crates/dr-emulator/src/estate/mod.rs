@@ -76,7 +76,23 @@ pub async fn seed(clients: &AwsClients, plan: &Plan, options: SeedOptions) -> Re
     ensure_bucket(&clients.dr, &plan.reports.bucket).await?;
     // The stack deployed for this plan: its functions' calls are authorized against its roles.
     crate::iam::register_deployment(clients, plan, None).await?;
+    publish_to_the_local_deployment(clients, plan).await?;
     Ok(())
+}
+
+/// The plan store of the local deployment: the local functions' `PLAN_STATE_BUCKET`
+/// (scripts/lib.sh's DEMO_PLAN_STATE_BUCKET, the template's PlanStateBucket for the local stack),
+/// where every run's steps load the plan version the run names.
+pub const LOCAL_PLAN_STORE: &str = "platform-dr-plans-ireland";
+
+/// Publishes `plan` (as it is now) to the local deployment's plan store, as `drctl plan publish`
+/// does: the runs of it that the local functions serve load it from there.
+pub async fn publish_to_the_local_deployment(
+    clients: &AwsClients,
+    plan: &Plan,
+) -> Result<dr_core::plan::PlanRef, DrError> {
+    ensure_bucket(&clients.dr, LOCAL_PLAN_STORE).await?;
+    dr_core::store::PlanStore::new(clients.dr.s3.clone(), LOCAL_PLAN_STORE).publish_plan(plan).await
 }
 
 async fn seed_database(clients: &AwsClients, plan: &Plan) -> Result<(), DrError> {
