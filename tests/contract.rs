@@ -332,3 +332,55 @@ fn the_round_trip_outlasts_its_legs_and_runs_each_leg_machine() {
     let timeout = round_trip["TimeoutSeconds"].as_f64().expect("an execution timeout");
     assert!(timeout >= machines_seconds + window, "{timeout} s < the legs' {machines_seconds} s and the window");
 }
+
+/// The reconciler judges a run by the Tasks it entered: the ones it counts as changing nothing
+/// are Tasks of the failover runbook (a renamed state would otherwise count as a change, or, worse,
+/// a new state that changes the estate would be taken for one that does not: every Task that is
+/// not read-only is listed here as changing).
+#[test]
+fn the_reconcilers_read_only_tasks_are_the_failover_runbooks() {
+    let definition: Value = serde_json::from_str(
+        &std::fs::read_to_string(dr_tests::repo_root().join("statemachines/failover.asl.json")).expect("definition"),
+    )
+    .expect("JSON");
+    let mut tasks = Vec::new();
+    collect_tasks(&definition["States"], &mut tasks);
+    for name in dr_core::reconcile::TASKS_THAT_CHANGE_NOTHING {
+        assert!(tasks.contains(&name.to_string()), "{name} is not a Task of failover.asl.json: {tasks:?}");
+    }
+    let mut changing: Vec<&str> = tasks
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !dr_core::reconcile::TASKS_THAT_CHANGE_NOTHING.contains(t))
+        .collect();
+    changing.sort_unstable();
+    assert_eq!(
+        changing,
+        [
+            "AsgStatus",
+            "Barrier",
+            "DnsStatus",
+            "Fence",
+            "FlipDns",
+            "PromoteReplica",
+            "ReplicaStatus",
+            "ScaleAsg",
+            "StandDown",
+            "StandbyStatus",
+            "StartStandby",
+            "Unfence"
+        ],
+        "a new Task: say whether it changes the estate (dr_core::reconcile::TASKS_THAT_CHANGE_NOTHING)"
+    );
+}
+
+fn collect_tasks(states: &Value, tasks: &mut Vec<String>) {
+    for (name, state) in states.as_object().into_iter().flatten() {
+        if state["Type"] == "Task" {
+            tasks.push(name.clone());
+        }
+        for branch in state["Branches"].as_array().into_iter().flatten() {
+            collect_tasks(&branch["States"], tasks);
+        }
+    }
+}

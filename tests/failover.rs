@@ -158,7 +158,7 @@ async fn lag_over_the_rpo_stops_in_preflight_and_an_approval_or_a_plan_in_the_in
         stopped.events.iter().filter(|e| e.kind == "StateEntered").filter_map(|e| e.state.as_deref()).collect();
     // A run that holds no plan state (this input) has nowhere to wait for a decision: the gate's
     // refusal is the run's error (tests/operator.rs: a run that holds one waits).
-    assert_eq!(entered, ["Preflight", "GateRefused", "GateRefusal", "FailureReport", "RunFailed"]);
+    assert_eq!(entered, ["Preflight", "GateRefused", "GateRefusal", "RefusalReport", "RunFailed"]);
     assert_eq!(findings(&check_plan(&clients, &plan, Scope::Full).await), before, "no resource changed");
     assert!(clients.calls.since(mark).iter().all(|c| !c.is_mutating()));
     let failure: RunReport =

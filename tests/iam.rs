@@ -93,8 +93,23 @@ async fn the_scheduled_and_operator_functions_run_under_their_roles() {
         // A readiness row whose lookup failed (the health checks' tags denied) is CheckFailed.
         assert!(!text.contains("CheckFailed"), "{function}: {text}");
     }
+    // The reconciler, on a plan held by a run that never started: it reads the run, gives the plan
+    // back, reads the estate and tells.
+    let store = dr_core::store::PlanStore::new(clients.dr.s3.clone(), &bucket);
+    let read = store.read_state(&plan.name).await.expect("state");
+    let mut taken = read.state.taken(&format!("iam-never-started-{}", unique_suffix()), "alarm-trigger", "test");
+    taken.changed_at = Some(dr_core::time::before(dr_core::time::now(), std::time::Duration::from_secs(3600)));
+    store.write_state(&read, &taken).await.expect("held");
+    let payload: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("events/plan-reconciler-schedule.json")).expect("the sample event"),
+    )
+    .expect("JSON");
+    let (answer, function_error) = invoke_lambda("plan-reconciler", &payload);
+    assert_eq!(function_error, None, "plan-reconciler: {answer}");
+    assert!(answer.to_string().contains("NEVER_STARTED"), "{answer}");
     let seen = report(&clients).await.expect("the local IAM's report");
     for function in [
+        "PlanReconcilerFunction",
         "RpoCheckFunction",
         "ReadinessCheckFunction",
         "AlarmTriggerFunction",

@@ -15,6 +15,7 @@ mod failback;
 mod failover;
 mod iam;
 mod layers;
+mod locks;
 mod lost_answers;
 mod notifications;
 mod operator;

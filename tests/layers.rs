@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u8)] = &[
     // The trigger prepares the compute with the runbook's steps while it confirms.
     ("trigger", 10),
     ("game_day", 11),
+    ("reconcile", 11),
     ("doctor", 12),
 ];
 

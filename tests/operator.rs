@@ -24,7 +24,7 @@ use dr_tests::{
     notices, of_kind, plan_file, read_report, register_runbook, seeded_estate, subscribe, workspace_binary,
 };
 
-fn drctl(args: &[&str]) -> Output {
+pub(crate) fn drctl(args: &[&str]) -> Output {
     Command::new(workspace_binary("drctl")).args(args).output().expect("drctl runs")
 }
 
@@ -52,7 +52,7 @@ fn watch(arn: &str) -> Child {
 
 /// An estate whose replica lags twice the RPO, its plan published to its own store with the real
 /// runbook registered and the plan armed; the plan file, the store and the runbook's ARN.
-async fn lagging_estate() -> (Plan, AwsClients, PathBuf, PlanStore, String) {
+pub(crate) async fn lagging_estate() -> (Plan, AwsClients, PathBuf, PlanStore, String) {
     let (plan, clients) = seeded_estate().await;
     let lag = 2.0 * plan.targets.rpo().as_secs_f64();
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, lag).await.expect("lag published");
@@ -64,7 +64,7 @@ async fn lagging_estate() -> (Plan, AwsClients, PathBuf, PlanStore, String) {
 }
 
 /// `drctl failover start` of an unplanned failover; the execution ARN and run id it prints.
-fn start_failover(plan_file: &Path, store: &PlanStore, runbook: &str) -> (String, String) {
+pub(crate) fn start_failover(plan_file: &Path, store: &PlanStore, runbook: &str) -> (String, String) {
     let bucket = store.reference().bucket;
     let plan = plan_file.to_str().expect("utf-8 path");
     let rest = ["--unplanned", "--by", "alice@example.com", "--reason", "Paris unreachable since 03:10"];
@@ -76,7 +76,7 @@ fn start_failover(plan_file: &Path, store: &PlanStore, runbook: &str) -> (String
 }
 
 /// Waits until the run has asked for a decision.
-async fn wait_for_question(store: &PlanStore, plan: &Plan, run_id: &str) {
+pub(crate) async fn wait_for_question(store: &PlanStore, plan: &Plan, run_id: &str) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Some((decision, _)) = store.read_decision(&plan.name, run_id).await.expect("decision read") {
@@ -185,7 +185,7 @@ async fn a_rejected_run_stops_with_a_named_error_having_changed_nothing_and_a_wa
         .filter_map(|line| line.split("started  ").nth(1))
         .map(|rest| rest.split([' ', ':']).next().unwrap_or_default())
         .collect();
-    assert_eq!(tasks, ["Preflight", "Decision", "FailureReport"], "no step past the decision ran: {shown}");
+    assert_eq!(tasks, ["Preflight", "Decision", "RefusalReport"], "no step past the decision ran: {shown}");
     let failure: RunReport =
         serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("report");
     assert_eq!(failure.head.error.as_ref().map(|e| e.error.as_str()), Some("DecisionRejected"));
@@ -200,23 +200,12 @@ async fn a_rejected_run_stops_with_a_named_error_having_changed_nothing_and_a_wa
     assert!(shown.contains("RPO gate: **refused**: RpoExceeded: replica"), "{shown}");
     assert_eq!(readiness_rows(&check_plan(&clients, &plan, Scope::Full).await), before, "nothing changed");
 
-    // The plan stays held by the rejected run until an operator re-arms it; a second run, left
-    // waiting, is stopped by hand.
+    // The rejected run changed nothing: it gave the plan back armed, and said so in its report; a
+    // second run, left waiting, is stopped by hand.
     let state = store.read_state(&plan.name).await.expect("state").state;
-    assert_eq!(state.run_id.as_deref(), Some(run_id.as_str()));
-    let rearmed = drctl(&[
-        "trigger",
-        "arm",
-        file.to_str().expect("utf-8"),
-        "--bucket",
-        &store.reference().bucket,
-        "--by",
-        "test",
-        "--reason",
-        "rejected run over",
-        "--force",
-    ]);
-    assert!(rearmed.status.success(), "{rearmed:?}");
+    assert_eq!(state.status, dr_core::store::PlanStatus::Armed, "{state:?}");
+    assert!(state.reason.contains("given back"), "{state:?}");
+    assert!(failure.plan_state.as_deref().is_some_and(|said| said.contains("given back")), "{:?}", failure.plan_state);
     let (second, second_id) = start_failover(&file, &store, &runbook);
     wait_for_question(&store, &plan, &second_id).await;
     let stopped = drctl(&["run", "stop", &second, "--by", "alice@example.com", "--reason", "Paris is back"]);

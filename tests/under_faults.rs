@@ -200,7 +200,7 @@ async fn a_replica_in_its_backup_window_past_every_retry_is_waited_out_then_prom
     assert_each_change_once(&faults, &["PromoteReadReplica"]);
 }
 
-async fn first_standby_instance(clients: &AwsClients, plan: &Plan) -> String {
+pub(crate) async fn first_standby_instance(clients: &AwsClients, plan: &Plan) -> String {
     let instances = describe_standby_instances(&clients.dr.ec2, plan).await.expect("standby instances");
     instances.first().map(|i| i.id.clone()).expect("a standby instance")
 }

@@ -14,7 +14,8 @@
 //! 7. [`runbook`], [`restore`], [`trigger`]: the failover steps (and the round trip's legs and
 //!    report), the restore test, the alarm trigger;
 //! 8. [`game_day`]: a drill, a dry run or a round trip started by hand (the trigger's
-//!    single-flight and the round trip's first leg).
+//!    single-flight and the round trip's first leg); [`reconcile`]: a hold whose run ended
+//!    without ending it.
 //!
 //! The Lambda entry points (`functions/`) and the operator CLI (`crates/drctl`) sit on top; the
 //! emulator (`crates/dr-emulator`) is not part of the product.
@@ -40,6 +41,7 @@ pub mod runbook;
 pub mod trigger;
 
 pub mod game_day;
+pub mod reconcile;
 // Layer 12: a deployed stack examined against the real account (drctl doctor).
 pub mod doctor;
 

@@ -36,6 +36,8 @@ pub enum NoticeKind {
     RpoBreach,
     /// The scheduled plan check found the standby drifted (or ready again).
     ReadinessDrift,
+    /// A run ended without ending its hold on the plan: given back, or kept for a human.
+    HoldReconciled,
 }
 
 /// One message.

@@ -122,6 +122,12 @@ impl PlanState {
         }
     }
 
+    /// The state a run that changed nothing gives back: the status it took the plan from (a plan
+    /// whose taking is not recorded goes back disarmed: a human arms it).
+    pub fn given_back(&self, by: impl Into<String>, reason: impl Into<String>) -> PlanState {
+        self.moved(self.taken_from.unwrap_or(PlanStatus::Disarmed), by, reason)
+    }
+
     /// The same state moved to `status` by `by`, for `reason`, now.
     pub fn moved(&self, status: PlanStatus, by: impl Into<String>, reason: impl Into<String>) -> PlanState {
         PlanState {
@@ -420,8 +426,7 @@ impl PlanStore {
             if !read.state.is_held_by(run_id) {
                 return Ok(None);
             }
-            let status = read.state.taken_from.unwrap_or(PlanStatus::Disarmed);
-            let released = read.state.moved(status, by, reason);
+            let released = read.state.given_back(by, reason);
             if self.write_state(&read, &released).await? == WriteOutcome::Won {
                 return Ok(Some(released));
             }

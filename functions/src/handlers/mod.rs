@@ -10,6 +10,7 @@ mod failover_report;
 mod fence;
 mod flip_dns;
 mod game_day;
+mod plan_reconciler;
 mod preflight;
 mod promote_replica;
 mod readiness_check;
@@ -28,13 +29,14 @@ mod scale_asg;
 mod start_standby;
 
 /// The handler names, as template.yaml's `Handler` properties name them.
-pub const HANDLERS: [&str; 22] = [
+pub const HANDLERS: [&str; 23] = [
     "alarm-trigger",
     "create-replica",
     "failover-report",
     "fence",
     "flip-dns",
     "game-day",
+    "plan-reconciler",
     "preflight",
     "promote-replica",
     "readiness-check",
@@ -63,6 +65,7 @@ pub async fn run(handler: &str) -> Result<(), lambda_runtime::Error> {
         "fence" => Box::pin(fence::run()).await,
         "flip-dns" => Box::pin(flip_dns::run()).await,
         "game-day" => Box::pin(game_day::run()).await,
+        "plan-reconciler" => Box::pin(plan_reconciler::run()).await,
         "preflight" => Box::pin(preflight::run()).await,
         "promote-replica" => Box::pin(promote_replica::run()).await,
         "readiness-check" => Box::pin(readiness_check::run()).await,

@@ -653,6 +653,20 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
     }
     t.publish("GameDayFunction", "the game day started");
 
+    t.published_plan("PlanReconcilerFunction");
+    t.plan_state("PlanReconcilerFunction", &["s3:GetObject", "s3:PutObject"], "a hold given back, or why it stays");
+    t.plan_check_reads("PlanReconcilerFunction");
+    let failover_runs =
+        format!("{}:doctor", t.state_machine("FailoverStateMachine").replacen(":stateMachine:", ":execution:", 1));
+    t.add(
+        "PlanReconcilerFunction",
+        &d,
+        &["states:DescribeExecution", "states:GetExecutionHistory"],
+        failover_runs,
+        "how the holding run ended, and which steps it entered",
+    );
+    t.publish("PlanReconcilerFunction", "a hold given back or kept for a human");
+
     t.plan_check_reads("RoundTripFunction");
     t.run_reports("RoundTripFunction", &["s3:GetObject", "s3:PutObject"], "the legs' reports, the round trip's report");
     t.plan_state("RoundTripFunction", &["s3:GetObject", "s3:PutObject"], "the plan's state between legs");

@@ -15,6 +15,11 @@ impl Starter {
         Starter { sfn, state_machine_arn: state_machine_arn.into() }
     }
 
+    /// The Step Functions client it starts with (the reconciler reads the runs it started).
+    pub fn client(&self) -> &aws_sdk_sfn::Client {
+        &self.sfn
+    }
+
     pub fn state_machine_arn(&self) -> &str {
         &self.state_machine_arn
     }

@@ -97,6 +97,9 @@ pub enum StepAction {
     Status,
     /// Undo the change (the fence of a planned move that stops before promoting).
     Undo,
+    /// The report's only: the failure report of a run stopped before any change (preflight, its
+    /// RPO gate, a decision), which gives the plan back to the status the run took it from.
+    GiveBack,
 }
 
 /// What a step did.

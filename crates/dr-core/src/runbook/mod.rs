@@ -55,7 +55,7 @@ impl FailoverStep {
             (FailoverStep::Fence, StepAction::Status) => (StepKey::Barrier, "barrier"),
             (FailoverStep::Fence, StepAction::Undo) => (StepKey::Unfence, "unfence"),
             (FailoverStep::ScaleAsg, StepAction::Undo) => (StepKey::StandDown, "stand-down"),
-            (_, StepAction::Undo) => return None,
+            (_, StepAction::Undo | StepAction::GiveBack) => return None,
             (FailoverStep::PromoteReplica, StepAction::Act) => (StepKey::Promote, "promote-replica"),
             (FailoverStep::PromoteReplica, StepAction::Status) => (StepKey::PromoteStatus, "promote-replica-status"),
             (FailoverStep::StartStandby, StepAction::Act) => (StepKey::Standby, "start-standby"),
@@ -91,6 +91,9 @@ pub async fn run_step(
     if action == StepAction::Undo && !matches!(step, FailoverStep::Fence | FailoverStep::ScaleAsg) {
         return Err(DrError::InvalidInput { message: format!("{step:?} has nothing to undo") });
     }
+    if action == StepAction::GiveBack && step != FailoverStep::Report {
+        return Err(DrError::InvalidInput { message: format!("{step:?} gives nothing back: the report does") });
+    }
     let keyed = step.key(action);
     // A failback's steps and report see the plan reversed (Ireland primary, Paris the target) and
     // the clients to match, except the stand-down, which puts the DR region as written back on
@@ -109,7 +112,8 @@ pub async fn run_step(
         (&oriented_clients, &oriented_state)
     };
     let Some((key, name)) = keyed else {
-        let report = Box::pin(report::write_report(clients, state)).await?;
+        let changed_nothing = action == StepAction::GiveBack;
+        let report = Box::pin(report::write_report(clients, state, changed_nothing)).await?;
         return Ok(FailoverOutput::Report(Box::new(report)));
     };
     if action == StepAction::Status && step != FailoverStep::Preflight && state.is_dry_run() {
@@ -139,7 +143,7 @@ pub async fn run_step(
         (FailoverStep::RetirePrimary, _) => Box::pin(reprotect::retire_primary(clients, state)).await,
         (FailoverStep::CreateReplica, StepAction::Act) => Box::pin(reprotect::create_replica(clients, state)).await,
         (FailoverStep::CreateReplica, StepAction::Status) => Box::pin(reprotect::replica_status(clients, state)).await,
-        (_, StepAction::Undo) | (FailoverStep::Report, _) => {
+        (_, StepAction::Undo | StepAction::GiveBack) | (FailoverStep::Report, _) => {
             return Err(DrError::InvalidInput { message: "the report is not a step".into() });
         }
     };

@@ -396,11 +396,17 @@ pub fn outcome_colour(outcome: Outcome) -> &'static str {
 
 /// Builds the report from the state and the estate as it is now, writes it to the report
 /// bucket (JSON, Markdown, SVG) and returns it.
-pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<RunReport, DrError> {
+/// `changed_nothing`: the run stopped before any change (the state machine's RefusalReport), so a
+/// plan it holds is given back.
+pub async fn write_report(
+    clients: &AwsClients,
+    state: &RunbookState,
+    changed_nothing: bool,
+) -> Result<RunReport, DrError> {
     state.validate()?;
     let readiness = check_plan(clients, &state.plan, Scope::DataPlane).await;
     let mut report = build_report(state, readiness.rows);
-    let plan_state = next_plan_state(clients, state, &report).await?;
+    let plan_state = next_plan_state(clients, state, &report, changed_nothing).await?;
     report.plan_state = plan_state.as_ref().map(|next| next.summary.clone());
     let reports = &state.plan.reports;
     let base = report_base(&state.plan, &state.run.id);
@@ -411,8 +417,8 @@ pub async fn write_report(clients: &AwsClients, state: &RunbookState) -> Result<
     if let Some(NextPlanState { store, read, new: Some(new), .. }) = plan_state
         && store.write_state(&read, &new).await? == WriteOutcome::Lost
     {
-        tracing::warn!(plan = %state.plan.name, step = "report", "plan state changed by someone else; not marked failed-over");
-        report.plan_state = Some("changed by someone else while the report was written; not marked failed-over".into());
+        tracing::warn!(plan = %state.plan.name, step = "report", "plan state changed by someone else; left as they left it");
+        report.plan_state = Some("changed by someone else while the report was written; left as they left it".into());
     }
     notify::send(clients, &notice(&report)).await;
     Ok(report)
@@ -449,11 +455,14 @@ struct NextPlanState {
 }
 
 /// A live run holding the plan's single-flight state: on success the plan becomes failed-over
-/// (until an operator re-arms it); on failure it stays failing-over, for a human to look at.
+/// (until an operator re-arms it); a run that failed before any change gives it back to the
+/// status it took it from; a run that failed after changing the estate leaves it failing-over,
+/// for a human to look at.
 async fn next_plan_state(
     clients: &AwsClients,
     state: &RunbookState,
     report: &RunReport,
+    changed_nothing: bool,
 ) -> Result<Option<NextPlanState>, DrError> {
     let Some(store) = PlanStore::of_run(clients, &state.run) else { return Ok(None) };
     let read = store.read_state(&state.plan.name).await?;
@@ -461,8 +470,19 @@ async fn next_plan_state(
     let (new, summary) = if !held {
         let holder = read.state.run_id.as_deref().unwrap_or("nobody");
         (None, format!("{} (held by {holder})", read.state.status.name()))
+    } else if report.head.status != RunStatus::Succeeded && changed_nothing {
+        let back =
+            read.state.given_back("report", format!("run {} stopped before any change: given back", state.run.id));
+        let summary = format!("{}: given back, the run changed nothing", back.status.name());
+        (Some(back), summary)
     } else if report.head.status != RunStatus::Succeeded {
-        (None, format!("{}: the run failed; re-arm after review", PlanStatus::FailingOver.name()))
+        (
+            None,
+            format!(
+                "{}: the run failed after changing the estate; re-arm after review",
+                PlanStatus::FailingOver.name()
+            ),
+        )
     } else if state.plan.reversed {
         // Back on Paris, with no replica in Ireland yet: automatic failover stays off until the
         // original direction is reprotected and `plan check` is green (`drctl trigger arm`).
