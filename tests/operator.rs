@@ -21,11 +21,21 @@ use dr_core::runbook::report::RunReport;
 use dr_core::store::{DecisionStatus, PlanStore};
 use dr_emulator::estate::publish_replica_lag;
 use dr_tests::{
-    notices, of_kind, plan_file, read_report, register_runbook, seeded_estate, subscribe, workspace_binary,
+    iam_person, notices, of_kind, plan_file, read_report, register_runbook, seeded_estate, subscribe, workspace_binary,
 };
 
 pub(crate) fn drctl(args: &[&str]) -> Output {
     Command::new(workspace_binary("drctl")).args(args).output().expect("drctl runs")
+}
+
+/// drctl signed with another person's access key.
+fn drctl_as(key: &str, secret: &str, args: &[&str]) -> Output {
+    Command::new(workspace_binary("drctl"))
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .output()
+        .expect("drctl runs")
 }
 
 /// `drctl <command> PLAN --bucket BUCKET --state-machine RUNBOOK <rest>`.
@@ -104,21 +114,23 @@ async fn an_unplanned_run_over_the_rpo_waits_is_approved_with_drctl_and_complete
     let watcher = watch(&arn);
     wait_for_question(&store, &plan, &run_id).await;
 
-    // Nobody can approve in another's name twice, or approve a run that is not waiting.
-    let approved = drctl(&[
-        "run",
-        "approve",
-        &arn,
-        "--by",
-        "oncall-sre@example.com",
-        "--reason",
-        "Paris down for 2 h; accepting the loss",
-    ]);
+    // The approval is the caller's, as STS verifies them: no name is typed. A second answer, by
+    // anyone, is refused by name.
+    let approved = drctl(&["run", "approve", &arn, "--reason", "Paris down for 2 h; accepting the loss"]);
     assert!(approved.status.success(), "{approved:?}");
-    assert!(stdout(&approved).contains("\"status\": \"approved\""), "{}", stdout(&approved));
-    let again = drctl(&["run", "reject", &arn, "--by", "someone-else", "--reason", "too late"]);
+    let decision: serde_json::Value = serde_json::from_slice(&approved.stdout).expect("the decision");
+    let me = dr_core::aws::identity::caller(&clients.dr.sts).await.expect("who the tests are");
+    assert_eq!(decision["status"], "approved", "{decision}");
+    assert_eq!(decision["decided_by"].as_str(), Some(me.arn.as_str()), "{decision}");
+    assert_eq!(decision["decided_by_id"].as_str(), Some(me.user_id.as_str()), "{decision}");
+    let (key, secret) = iam_person(&format!("bob-{}", plan.name)).await;
+    let again = drctl_as(&key, &secret, &["run", "reject", &arn, "--reason", "too late"]);
     assert_eq!(again.status.code(), Some(2), "{again:?}");
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already approved by oncall-sre@example.com"));
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        said.contains("DecisionAlreadyTaken") && said.contains(&format!("already approved by {}", me.arn)),
+        "{said}"
+    );
 
     let watched = watcher.wait_with_output().expect("the watch ends");
     let shown = stdout(&watched);
@@ -129,14 +141,14 @@ async fn an_unplanned_run_over_the_rpo_waits_is_approved_with_drctl_and_complete
     assert!(shown.contains("decided  DecisionMade -> ApplyDecision"), "{shown}");
     assert!(shown.contains("started  FlipDns (budget 30 min 00 s)"), "{shown}");
     assert!(shown.contains("SUCCEEDED"), "{shown}");
-    assert!(shown.contains("Human approval recorded:** by oncall-sre@example.com"), "{shown}");
+    assert!(shown.contains(&format!("Human approval recorded:** by {}", me.arn)), "{shown}");
 
     let report: RunReport =
         serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("report");
     let gate = report.gate.expect("gate");
     assert_eq!(gate.verdict, GateVerdict::Approved);
     let approval = gate.approval.expect("approval");
-    assert_eq!(approval.by, "oncall-sre@example.com");
+    assert_eq!(approval.by, me.arn);
     assert_eq!(approval.reason, "Paris down for 2 h; accepting the loss");
     assert_eq!(report.achieved.rpo_met, Some(false));
 
@@ -144,7 +156,7 @@ async fn an_unplanned_run_over_the_rpo_waits_is_approved_with_drctl_and_complete
     let seen = notices(&sqs, &queue, &plan.name, &mut seen).await;
     let asked = of_kind(&seen, NoticeKind::DecisionNeeded);
     assert_eq!(asked.len(), 1, "told once, however often the run asks: {seen:#?}");
-    assert!(asked[0].text.contains(&format!("Approve: drctl run approve {arn} --by NAME --reason WHY")));
+    assert!(asked[0].text.contains(&format!("Approve: drctl run approve {arn} --reason WHY")));
     assert!(asked[0].text.contains("RpoExceeded"), "{}", asked[0].text);
     eprintln!("what the phone shows:\n{}\n{}", asked[0].subject, asked[0].text);
     assert_eq!(of_kind(&seen, NoticeKind::RunFinished).len(), 1, "{seen:#?}");
@@ -171,7 +183,7 @@ async fn a_rejected_run_stops_with_a_named_error_having_changed_nothing_and_a_wa
     let (arn, run_id) = start_failover(&file, &store, &runbook);
     let watcher = watch(&arn);
     wait_for_question(&store, &plan, &run_id).await;
-    let rejected = drctl(&["run", "reject", &arn, "--by", "dba@example.com", "--reason", "the lag is a bad metric"]);
+    let rejected = drctl(&["run", "reject", &arn, "--reason", "the lag is a bad metric"]);
     assert!(rejected.status.success(), "{rejected:?}");
 
     let watched = watcher.wait_with_output().expect("the watch ends");
@@ -179,7 +191,8 @@ async fn a_rejected_run_stops_with_a_named_error_having_changed_nothing_and_a_wa
     eprintln!("drctl run watch {arn}:\n{shown}");
     assert_eq!(watched.status.code(), Some(1), "a failed run exits 1: {shown}");
     assert!(shown.contains("FAILED (DecisionRejected)"), "{shown}");
-    assert!(shown.contains("rejected by dba@example.com: the lag is a bad metric"), "{shown}");
+    let me = dr_core::aws::identity::caller(&clients.dr.sts).await.expect("who the tests are");
+    assert!(shown.contains(&format!("rejected by {}: the lag is a bad metric", me.arn)), "{shown}");
     let tasks: Vec<&str> = shown
         .lines()
         .filter_map(|line| line.split("started  ").nth(1))
@@ -214,7 +227,7 @@ async fn a_rejected_run_stops_with_a_named_error_having_changed_nothing_and_a_wa
     let shown = drctl(&["run", "show", &second]);
     assert_eq!(shown.status.code(), Some(1), "{shown:?}");
     assert!(stdout(&shown).contains("error StoppedByOperator: alice@example.com: Paris is back"), "{}", stdout(&shown));
-    let late = drctl(&["run", "approve", &second, "--by", "bob", "--reason", "too late"]);
+    let late = drctl(&["run", "approve", &second, "--reason", "too late"]);
     assert_eq!(late.status.code(), Some(2), "a stopped run takes no decision: {late:?}");
 }
 
@@ -248,4 +261,66 @@ async fn a_game_day_dry_run_starts_from_drctl_and_is_followed_to_its_report_and_
     let shown = stdout(&watched);
     assert_eq!(watched.status.code(), Some(0), "{shown}");
     assert!(shown.contains("(DRY RUN)") && shown.contains("nothing was changed"), "{shown}");
+}
+
+/// A plan that requires two people: whoever started the run may not approve it
+/// (`ApproverIsStarter`, nothing written); a second person's approval, verified by STS and proven
+/// by their own answer record, lets the run go on, and the report names them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_two_person_plan_refuses_the_starters_approval_and_goes_on_with_a_second_persons() {
+    let (mut plan, clients) = seeded_estate().await;
+    plan.two_person_approval = true;
+    dr_tests::publish(&plan).await;
+    let lag = 2.0 * plan.targets.rpo().as_secs_f64();
+    publish_replica_lag(&clients.dr, &plan.database.replica_instance, lag).await.expect("lag published");
+    let bucket = format!("plans-{}", plan.name);
+    let runbook = register_runbook(&clients, &plan, &bucket).await;
+    let store = PlanStore::new(clients.dr.s3.clone(), &bucket);
+    store.set_armed(&plan.name, true, "test", "armed", false).await.expect("armed");
+    let (alice_key, alice_secret) = iam_person(&format!("alice-{}", plan.name)).await;
+    let (bob_key, bob_secret) = iam_person(&format!("bob-{}", plan.name)).await;
+
+    let file = plan_file(&plan);
+    let started = drctl_as(
+        &alice_key,
+        &alice_secret,
+        &[
+            "failover",
+            "start",
+            file.to_str().expect("utf-8"),
+            "--bucket",
+            &bucket,
+            "--state-machine",
+            &runbook,
+            "--unplanned",
+            "--by",
+            "alice",
+            "--reason",
+            "Paris unreachable",
+        ],
+    );
+    assert!(started.status.success(), "{started:?}");
+    let started: serde_json::Value = serde_json::from_slice(&started.stdout).expect("JSON");
+    let (arn, run_id) = (started["execution_arn"].as_str().expect("arn"), started["run_id"].as_str().expect("id"));
+    let watcher = watch(arn);
+    wait_for_question(&store, &plan, run_id).await;
+
+    let own = drctl_as(&alice_key, &alice_secret, &["run", "approve", arn, "--reason", "I started it, I approve it"]);
+    assert_eq!(own.status.code(), Some(2), "{own:?}");
+    assert!(String::from_utf8_lossy(&own.stderr).contains("ApproverIsStarter"), "{own:?}");
+    let (still, _) = store.read_decision(&plan.name, run_id).await.expect("read").expect("asked");
+    assert_eq!(still.status, DecisionStatus::Pending, "the starter's approval wrote nothing");
+
+    let second = drctl_as(&bob_key, &bob_secret, &["run", "approve", arn, "--reason", "second pair of eyes: go"]);
+    assert!(second.status.success(), "{second:?}");
+    let decision: serde_json::Value = serde_json::from_slice(&second.stdout).expect("the decision");
+    let bob_arn = decision["decided_by"].as_str().expect("who").to_string();
+    assert!(bob_arn.ends_with(&format!(":user/bob-{}", plan.name)), "{decision}");
+
+    let watched = watcher.wait_with_output().expect("the watch ends");
+    assert_eq!(watched.status.code(), Some(0), "{}", stdout(&watched));
+    let report: RunReport =
+        serde_json::from_slice(&read_report(&clients, &plan, run_id, "report.json").await).expect("report");
+    let approval = report.gate.and_then(|gate| gate.approval).expect("the approval recorded");
+    assert_eq!(approval.by, bob_arn);
 }

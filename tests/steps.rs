@@ -74,6 +74,7 @@ async fn a_replica_promoted_outside_the_runbook_needs_a_human_approval() {
         execution_arn: None,
         deadline: dr_core::time::after(now, std::time::Duration::from_secs(600)),
         decided_by: None,
+        decided_by_id: None,
         decided_at: None,
         reason: None,
     };
@@ -83,20 +84,16 @@ async fn a_replica_promoted_outside_the_runbook_needs_a_human_approval() {
         .await
         .expect("taken");
     store.ask_decision(&question).await.expect("asked");
+    let dba =
+        dr_core::run::Principal { arn: "arn:aws:iam::123456789012:user/dba".into(), user_id: "AIDAEXAMPLEDBA".into() };
     store
-        .decide(
-            &approved.plan.name,
-            &approved.run.id,
-            DecisionStatus::Approved,
-            "dba@example.com",
-            "checked the data by hand",
-        )
+        .decide(&approved.plan, &approved.run, DecisionStatus::Approved, &dba, "checked the data by hand")
         .await
         .expect("approved");
     let record = preflight(&clients, &approved).await.expect("approved preflight");
     let gate = record.gate.expect("gate decision");
     assert_eq!(gate.verdict, GateVerdict::Approved);
-    assert_eq!(gate.approval.map(|a| a.by), Some("dba@example.com".to_string()));
+    assert_eq!(gate.approval.map(|a| a.by), Some(dba.arn));
 }
 
 /// A task input the Lambda cannot parse (a time that is not RFC 3339) is refused with

@@ -513,3 +513,14 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
+
+/// A person with their own IAM user and access key in the emulator (moto's IAM): drctl signed with
+/// it is that person, as STS answers (`sts:GetCallerIdentity`). The key id and secret.
+pub async fn iam_person(name: &str) -> (String, String) {
+    let config = dr_core::aws::tls::sdk_config_loader().region(aws_config::Region::new("us-east-1")).load().await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    iam.create_user().user_name(name).send().await.expect("CreateUser");
+    let key = iam.create_access_key().user_name(name).send().await.expect("CreateAccessKey");
+    let key = key.access_key().expect("an access key");
+    (key.access_key_id().to_string(), key.secret_access_key().to_string())
+}

@@ -39,6 +39,8 @@ pub enum ErrorName {
     ForeignEvent,
     UntrustedInput,
     DecisionRejected,
+    DecisionAlreadyTaken,
+    ApproverIsStarter,
     NoSnapshot,
     SnapshotTooOld,
     RestoreFailed,
@@ -178,6 +180,15 @@ pub enum DrError {
     #[error("rejected by {by}: {reason}")]
     DecisionRejected { by: String, reason: String },
 
+    /// A second approve or reject of a run whose decision is already taken.
+    #[error("run {run} was already {status} by {by}")]
+    DecisionAlreadyTaken { run: String, status: String, by: String },
+
+    /// On a plan that requires two people, the run's starter tried to approve it (or the starter
+    /// is not on record, so nobody can be told apart from them).
+    #[error("run {run}: {approver} may not approve it: {message}")]
+    ApproverIsStarter { run: String, approver: String, message: String },
+
     /// The restore test found no available snapshot of the protected database.
     #[error("no available {origin} snapshot of {database} in {region}")]
     NoSnapshot { database: String, origin: String, region: String },
@@ -246,6 +257,8 @@ impl DrError {
             DrError::ForeignEvent { .. } => ErrorName::ForeignEvent,
             DrError::UntrustedInput { .. } => ErrorName::UntrustedInput,
             DrError::DecisionRejected { .. } => ErrorName::DecisionRejected,
+            DrError::DecisionAlreadyTaken { .. } => ErrorName::DecisionAlreadyTaken,
+            DrError::ApproverIsStarter { .. } => ErrorName::ApproverIsStarter,
             DrError::NoSnapshot { .. } => ErrorName::NoSnapshot,
             DrError::SnapshotTooOld { .. } => ErrorName::SnapshotTooOld,
             DrError::RestoreFailed { .. } => ErrorName::RestoreFailed,

@@ -15,7 +15,7 @@ use crate::aws::AwsClients;
 use crate::aws::objects::{self, Conditional, Precondition};
 use crate::error::DrError;
 use crate::plan::{Direction, Plan, PlanRef};
-use crate::run::{Incident, PlanStateRef, RunInfo, RunbookState, Starter, refuse_untrusted};
+use crate::run::{Incident, PlanStateRef, Principal, RunInfo, RunbookState, Starter, refuse_untrusted};
 use crate::time::{self, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -493,56 +493,154 @@ impl PlanStore {
         }
     }
 
-    /// A human's decision on a run waiting at its RPO gate: only a pending decision is taken, and
-    /// only once (a second approver, or an approval racing a rejection, is refused with the
-    /// decision that stands). `InvalidInput` when refused or the run is not waiting for one.
+    fn answer_key(plan: &str, run_id: &str, user_id: &str) -> String {
+        format!("answers/{plan}/{run_id}/{user_id}.json")
+    }
+
+    /// A person's answer about a run, under their own `aws:userid` (the plan store's bucket
+    /// policy lets a principal write only its own: template.yaml `AnswersOnlyInTheWritersOwnName`);
+    /// `None` when there is none, or when the record is not that person's.
+    pub async fn read_answer(&self, plan: &str, run_id: &str, user_id: &str) -> Result<Option<Answer>, DrError> {
+        let key = Self::answer_key(plan, run_id, user_id);
+        let found = objects::get_json::<Answer>(&self.s3, &self.bucket, &key, "answer").await?;
+        Ok(found.map(|(answer, _)| answer).filter(|answer| answer.by.user_id == user_id && answer.run_id == run_id))
+    }
+
+    /// Records who started run `run_id` of `plan`, under their own id: the proof a two-person
+    /// plan's approvals are checked against.
+    pub async fn record_start(&self, plan: &str, run_id: &str, by: &Principal, reason: &str) -> Result<(), DrError> {
+        let answer = Answer {
+            plan: plan.to_string(),
+            run_id: run_id.to_string(),
+            kind: AnswerKind::Started,
+            by: by.clone(),
+            reason: reason.to_string(),
+            at: time::now(),
+        };
+        objects::put_json(&self.s3, &self.bucket, &Self::answer_key(plan, run_id, &by.user_id), &answer).await
+    }
+
+    /// A human's decision on a run waiting at its RPO gate, by the caller's verified identity
+    /// (`by`, from STS): their answer under their own id, then the run's decision taken, once
+    /// (conditional: of two approvers, or an approval racing a rejection, one wins;
+    /// `DecisionAlreadyTaken` for the other). On a plan that requires two people
+    /// (`two_person_approval`), whoever started the run may not approve it (`ApproverIsStarter`).
+    /// `InvalidInput` when the run is not waiting for one.
     pub async fn decide(
         &self,
-        plan: &str,
-        run_id: &str,
+        plan: &Plan,
+        run: &RunInfo,
         verdict: DecisionStatus,
-        by: &str,
+        by: &Principal,
         reason: &str,
     ) -> Result<Decision, DrError> {
-        if by.trim().is_empty() || reason.trim().is_empty() {
-            return Err(DrError::InvalidInput { message: "a decision needs who (--by) and why (--reason)".into() });
+        let run_id = run.id.as_str();
+        if reason.trim().is_empty() {
+            return Err(DrError::InvalidInput { message: "a decision needs why (--reason)".into() });
         }
         if verdict == DecisionStatus::Pending {
             return Err(DrError::InvalidInput { message: "a decision approves or rejects".into() });
         }
-        let Some((read, etag)) = self.read_decision(plan, run_id).await? else {
+        let Some((read, etag)) = self.read_decision(&plan.name, run_id).await? else {
             return Err(DrError::InvalidInput {
-                message: format!("run {run_id} of {plan} is not waiting for a decision (it asked for none)"),
+                message: format!("run {run_id} of {} is not waiting for a decision (it asked for none)", plan.name),
             });
         };
-        let taken = |decision: &Decision| DrError::InvalidInput {
-            message: format!(
-                "run {run_id} of {plan} was already {} by {}",
-                decision.status.name(),
-                decision.decided_by.as_deref().unwrap_or("nobody")
-            ),
+        let taken = |decision: &Decision| DrError::DecisionAlreadyTaken {
+            run: run_id.to_string(),
+            status: decision.status.name().to_string(),
+            by: decision.decided_by.clone().unwrap_or_else(|| "nobody".into()),
         };
         // The same answer by the same person again (an answer lost on the way back): done.
-        if read.status == verdict && read.decided_by.as_deref() == Some(by) {
+        if read.status == verdict && read.decided_by_id.as_deref() == Some(by.user_id.as_str()) {
             return Ok(read);
         }
         if read.status != DecisionStatus::Pending {
             return Err(taken(&read));
         }
+        if verdict == DecisionStatus::Approved {
+            self.may_approve(plan, run, by).await?;
+        }
+        let answer = Answer {
+            plan: plan.name.clone(),
+            run_id: run_id.to_string(),
+            kind: if verdict == DecisionStatus::Approved { AnswerKind::Approved } else { AnswerKind::Rejected },
+            by: by.clone(),
+            reason: reason.to_string(),
+            at: time::now(),
+        };
+        objects::put_json(&self.s3, &self.bucket, &Self::answer_key(&plan.name, run_id, &by.user_id), &answer).await?;
         let decided = Decision {
             status: verdict,
-            decided_by: Some(by.to_string()),
-            decided_at: Some(time::now()),
+            decided_by: Some(by.arn.clone()),
+            decided_by_id: Some(by.user_id.clone()),
+            decided_at: Some(answer.at),
             reason: Some(reason.to_string()),
             ..read
         };
-        match self.put_if_unchanged(&Self::decision_key(plan, run_id), &decided, Some(&etag), "decision").await? {
+        match self.put_if_unchanged(&Self::decision_key(&plan.name, run_id), &decided, Some(&etag), "decision").await? {
             WriteOutcome::Won => Ok(decided),
-            WriteOutcome::Lost => match self.read_decision(plan, run_id).await? {
+            WriteOutcome::Lost => match self.read_decision(&plan.name, run_id).await? {
                 Some((now, _)) => Err(taken(&now)),
                 None => Err(DrError::InvalidInput { message: format!("run {run_id}'s decision disappeared") }),
             },
         }
+    }
+
+    /// Whether `by` may approve `run`: on a plan that requires two people, not the run's starter,
+    /// and a run started by hand must have its starter on record (their own start record) for
+    /// anyone to approve it. An automatic run (an incident) has no human starter.
+    pub async fn may_approve(&self, plan: &Plan, run: &RunInfo, by: &Principal) -> Result<(), DrError> {
+        if !plan.two_person_approval || run.incident.is_some() {
+            return Ok(());
+        }
+        let refuse = |why: String| {
+            Err(DrError::ApproverIsStarter { run: run.id.clone(), approver: by.arn.clone(), message: why })
+        };
+        let Some(starter) = &run.started_by else {
+            return refuse(
+                "plan requires two people and the run's starter is not on record (start it with drctl)".into(),
+            );
+        };
+        let recorded = self.read_answer(&plan.name, &run.id, &starter.user_id).await?;
+        if !recorded.is_some_and(|answer| answer.kind == AnswerKind::Started) {
+            return refuse(format!("plan requires two people and {} has no start record for this run", starter.arn));
+        }
+        if starter.user_id == by.user_id {
+            return refuse("plan requires two people: whoever started the run may not approve it".into());
+        }
+        Ok(())
+    }
+
+    /// The run's decision, trusted only as far as it is proven: a taken decision counts when the
+    /// decider's own answer record (under their id) says the same. Anything else reads as still
+    /// pending (and is logged): a decision record written by anyone else is not an approval.
+    pub async fn verified_decision(&self, plan: &str, run_id: &str) -> Result<Option<Decision>, DrError> {
+        let Some((decision, _)) = self.read_decision(plan, run_id).await? else { return Ok(None) };
+        if decision.status == DecisionStatus::Pending {
+            return Ok(Some(decision));
+        }
+        let proven = match decision.decided_by_id.as_deref() {
+            Some(user_id) => self.read_answer(plan, run_id, user_id).await?.is_some_and(|answer| {
+                matches!(
+                    (answer.kind, decision.status),
+                    (AnswerKind::Approved, DecisionStatus::Approved) | (AnswerKind::Rejected, DecisionStatus::Rejected)
+                )
+            }),
+            None => false,
+        };
+        if proven {
+            return Ok(Some(decision));
+        }
+        tracing::warn!(plan, run = run_id, by = ?decision.decided_by, "a decision without its decider's own answer record: ignored");
+        Ok(Some(Decision {
+            status: DecisionStatus::Pending,
+            decided_by: None,
+            decided_by_id: None,
+            decided_at: None,
+            reason: None,
+            ..decision
+        }))
     }
 }
 
@@ -580,10 +678,34 @@ pub struct Decision {
     pub execution_arn: Option<String>,
     /// When the run stops waiting (then `StepTimedOut`).
     pub deadline: Timestamp,
+    /// The decider's IAM principal (ARN), as STS verified it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
+    /// The decider's `aws:userid`: where their own answer record proves the decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// A person's answer about a run, kept under their own `aws:userid`: a decision on its RPO gate,
+/// or the record that they started it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Answer {
+    pub plan: String,
+    pub run_id: String,
+    pub kind: AnswerKind,
+    pub by: Principal,
+    pub reason: String,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnswerKind {
+    Started,
+    Approved,
+    Rejected,
 }

@@ -362,6 +362,12 @@ impl StartMove {
             let store = store.open(&clients);
             // Re-run with the same --run-id after a start that failed: the plan is already
             // this run's.
+            // Who starts it, as STS verifies them, on record under their own id before the plan is
+            // taken: a two-person plan's approvals are checked against it.
+            let caller = dr_core::aws::identity::caller(&clients.dr.sts).await?;
+            let starter = dr_core::run::Principal { arn: caller.arn, user_id: caller.user_id };
+            store.record_start(&state.plan.name, &run_id, &starter, &reason).await?;
+            state.run.started_by = Some(starter);
             let held = store.read_state(&state.plan.name).await?.state;
             if !held.is_held_by(&run_id) {
                 let by = format!("operator: {by}");

@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use dr_core::aws::AwsClients;
 use dr_core::aws::objects::get_json;
-use dr_core::run::StepKey;
 use dr_core::run::execution::{self, ExecutionView, Progress, StepEvent, step_budgets, step_events};
+use dr_core::run::{Principal, StepKey};
 use dr_core::runbook::report::{RunReport, render_markdown, report_base};
 use dr_core::runbook::round_trip::{self, RoundTripReport};
 use dr_core::store::{DecisionStatus, PlanStore};
@@ -74,8 +74,20 @@ pub struct RunBy {
     reason: String,
 }
 
-impl RunBy {
-    /// Writes the decision where the run reads it (the plan store, conditionally: one answer).
+/// A decision on a run waiting at its RPO gate: who decides is the caller's IAM principal, as
+/// STS verifies it (never a typed name); why is theirs to say.
+#[derive(Args)]
+pub struct RunDecision {
+    #[command(flatten)]
+    run: RunArg,
+    /// Why (recorded in the decision and the report, with who decided).
+    #[arg(long)]
+    reason: String,
+}
+
+impl RunDecision {
+    /// Writes the decision where the run reads it: the caller's answer under their own id, and
+    /// the run's decision taken, conditionally (one answer wins).
     async fn decide(self, verdict: DecisionStatus) -> Result<ExitCode, DrError> {
         let sfn = self.run.sfn().await?;
         let view = execution::describe(&sfn, &self.run.run).await?;
@@ -92,13 +104,13 @@ impl RunBy {
                 message: format!("run {} holds no plan state: it cannot wait for a decision", view.name),
             });
         };
-        let Some(plan) = &state.run.plan else {
-            return Err(DrError::InvalidInput { message: format!("run {} names no published plan", view.name) });
-        };
         let region = execution_region(&view.execution_arn)?;
         let clients = AwsClients::for_regions(region, region).await;
         let store = PlanStore::new(clients.dr.s3.clone(), &location.bucket);
-        let decision = store.decide(&plan.name, &state.run.id, verdict, &self.by, &self.reason).await?;
+        let plan = store.plan_of_run(&state.run).await?;
+        let caller = dr_core::aws::identity::caller(&clients.dr.sts).await?;
+        let by = Principal { arn: caller.arn, user_id: caller.user_id };
+        let decision = store.decide(&plan, &state.run, verdict, &by, &self.reason).await?;
         output::print_json(&decision)
     }
 }
@@ -136,10 +148,10 @@ pub enum RunCommand {
     },
     /// Approve a run waiting at its RPO gate (an unplanned failover whose replica lags past the
     /// RPO, or does not replicate): it goes on, and its report names who approved and why.
-    Approve(RunBy),
+    Approve(RunDecision),
     /// Reject a run waiting at its RPO gate: it stops with `DecisionRejected`, having changed
     /// nothing in the estate.
-    Reject(RunBy),
+    Reject(RunDecision),
     /// Stop a running execution (Step Functions' StopExecution; the executions it waits for stop
     /// too). Steps already taken are not undone: the plan stays taken until an operator re-arms
     /// it, and a half-done failover is finished or reverted by hand from its report.
@@ -362,7 +374,7 @@ fn line_of(
         Progress::Started if entered.insert(state.clone()) => match budgets.get(state) {
             Some((StepKey::Decision, budget)) => format!(
                 "started  {state}: the RPO gate refused the run; it waits up to {} for\n            \
-                 drctl run approve {arn} --by NAME --reason WHY   (or drctl run reject ...)",
+                 drctl run approve {arn} --reason WHY   (or drctl run reject ...)",
                 output::duration(*budget)
             ),
             Some((_, budget)) => format!("started  {state} (budget {})", output::duration(*budget)),

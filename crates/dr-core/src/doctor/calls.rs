@@ -311,6 +311,8 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         Table::object(&store, &decision),
         "an approval asked and read",
     );
+    let answer = format!("answers/{}/doctor/doctor.json", plan.name);
+    t.add("PreflightFunction", &d, &["s3:GetObject"], Table::object(&store, &answer), "the deciders' own answers");
     t.secret("PreflightFunction", "the data loss at the incident's start, over SQL");
     t.publish("PreflightFunction", "a decision a human must take");
 

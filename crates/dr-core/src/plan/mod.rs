@@ -58,6 +58,10 @@ pub struct Plan {
     /// request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness: Option<ReadinessNeeds>,
+    /// A decision to go past a run's RPO gate takes two people: whoever started the run by hand
+    /// may not approve it (`ApproverIsStarter`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub two_person_approval: bool,
     /// `true` in the plan as a failback sees it ([`Plan::facing`]): the regions, the database's
     /// roles and the application groups swapped. Never in a plan file.
     #[serde(skip)]

@@ -122,6 +122,10 @@ pub struct RunInfo {
     /// Who asked for a game-day run, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<Approval>,
+    /// Who started a run by hand, as STS verified them (`drctl`), with their own start record in
+    /// the plan store: a two-person plan's approvals are checked against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<Principal>,
     /// The published plan the run acts on, by name and version ([`RunbookState::new`] sets it);
     /// each step loads it from the deployment's plan store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,6 +150,7 @@ impl RunInfo {
             direction: Direction::ToDr,
             incident: None,
             requested_by: None,
+            started_by: None,
             plan: None,
             plan_state: None,
             poll_seconds: 0,
@@ -193,6 +198,13 @@ pub enum RunMode {
 pub struct Approval {
     pub by: String,
     pub reason: String,
+}
+
+/// An IAM principal as STS verified it: its ARN and its `aws:userid`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Principal {
+    pub arn: String,
+    pub user_id: String,
 }
 
 /// A confirmed outage, as the run's input and its report carry it.

@@ -16,7 +16,9 @@ use crate::aws::AwsClients;
 use crate::error::DrError;
 use crate::notify::{self, Notice, NoticeKind};
 use crate::run::budget::Budget;
-use crate::run::{Approval, GateDecision, GateVerdict, Outcome, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::run::{
+    Approval, GateDecision, GateVerdict, Outcome, Principal, RunbookState, StepKey, StepRecord, StepTimer,
+};
 use crate::store::{Decision, DecisionStatus, PlanStore};
 use crate::time;
 
@@ -42,10 +44,16 @@ pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<Step
         execution_arn: state.execution.as_ref().map(|e| e.arn.clone()),
         deadline: timer.started() + chrono::Duration::from_std(budget.allowed).unwrap_or_default(),
         decided_by: None,
+        decided_by_id: None,
         decided_at: None,
         reason: None,
     };
-    let decision = store.ask_decision(&asked).await?;
+    store.ask_decision(&asked).await?;
+    // Only a decision its decider's own answer record proves counts (else it reads as pending).
+    let decision = store.verified_decision(&state.plan.name, &state.run.id).await?.unwrap_or(asked);
+    if decision.status == DecisionStatus::Approved {
+        store.may_approve(&state.plan, &state.run, &decider(&decision)).await?;
+    }
     // Told on the step's first answer, not only by the call that wrote the question: a Lambda
     // that wrote it and timed out before telling is invoked again (Retry) with no decision record
     // in the state yet, and tells then. Later polls carry the record and tell nothing.
@@ -110,8 +118,12 @@ pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<Step
 /// Nothing in the run's input counts: preflight asks here each time its gate refuses.
 pub async fn recorded_approval(clients: &AwsClients, state: &RunbookState) -> Result<Option<Approval>, DrError> {
     let Some(store) = PlanStore::of_run(clients, &state.run) else { return Ok(None) };
-    let Some((decision, _)) = store.read_decision(&state.plan.name, &state.run.id).await? else { return Ok(None) };
+    let Some(decision) = store.verified_decision(&state.plan.name, &state.run.id).await? else { return Ok(None) };
     if decision.status != DecisionStatus::Approved {
+        return Ok(None);
+    }
+    if let Err(refused) = store.may_approve(&state.plan, &state.run, &decider(&decision)).await {
+        tracing::warn!(plan = %state.plan.name, run = %state.run.id, "approval not applied: {refused}");
         return Ok(None);
     }
     let this_execution = match (&decision.execution_arn, &state.execution) {
@@ -129,6 +141,14 @@ pub async fn recorded_approval(clients: &AwsClients, state: &RunbookState) -> Re
     }))
 }
 
+/// Who took a decision, as its record names them.
+fn decider(decision: &Decision) -> Principal {
+    Principal {
+        arn: decision.decided_by.clone().unwrap_or_default(),
+        user_id: decision.decided_by_id.clone().unwrap_or_default(),
+    }
+}
+
 /// "Decision needed", with the commands that answer it.
 fn decision_needed(state: &RunbookState, decision: &Decision) -> Notice {
     let run = decision.execution_arn.as_deref().unwrap_or(&decision.run_id);
@@ -140,8 +160,8 @@ fn decision_needed(state: &RunbookState, decision: &Decision) -> Notice {
             state.run.id
         ),
         decision.question.clone(),
-        format!("Approve: drctl run approve {run} --by NAME --reason WHY"),
-        format!("Reject: drctl run reject {run} --by NAME --reason WHY"),
+        format!("Approve: drctl run approve {run} --reason WHY"),
+        format!("Reject: drctl run reject {run} --reason WHY"),
         format!("Waits until {} (then StepTimedOut).", time::rfc3339(decision.deadline)),
     ]
     .join("\n");
