@@ -101,8 +101,9 @@ fn template_parameters() -> Vec<String> {
 #[test]
 fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalised() {
     // What the deployment chooses (or looks up), not the plan: everything else comes from it.
-    const DEPLOYMENT_CHOICES: [&str; 15] = [
+    const DEPLOYMENT_CHOICES: [&str; 16] = [
         "Architecture",
+        "PlanReconcilerSchedule",
         "HostedZoneId",
         "PlanStateBucketName",
         "TriggerReevaluationSchedule",
