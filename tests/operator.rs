@@ -63,7 +63,14 @@ fn watch(arn: &str) -> Child {
 /// An estate whose replica lags twice the RPO, its plan published to its own store with the real
 /// runbook registered and the plan armed; the plan file, the store and the runbook's ARN.
 pub(crate) async fn lagging_estate() -> (Plan, AwsClients, PathBuf, PlanStore, String) {
-    let (plan, clients) = seeded_estate().await;
+    lagging_estate_of(|_| {}).await
+}
+
+/// [`lagging_estate`] of a plan edited first.
+async fn lagging_estate_of(edit: impl FnOnce(&mut Plan)) -> (Plan, AwsClients, PathBuf, PlanStore, String) {
+    let (mut plan, clients) = seeded_estate().await;
+    edit(&mut plan);
+    dr_tests::publish(&plan).await;
     let lag = 2.0 * plan.targets.rpo().as_secs_f64();
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, lag).await.expect("lag published");
     let bucket = format!("plans-{}", plan.name);
@@ -268,19 +275,11 @@ async fn a_game_day_dry_run_starts_from_drctl_and_is_followed_to_its_report_and_
 /// by their own answer record, lets the run go on, and the report names them.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_two_person_plan_refuses_the_starters_approval_and_goes_on_with_a_second_persons() {
-    let (mut plan, clients) = seeded_estate().await;
-    plan.two_person_approval = true;
-    dr_tests::publish(&plan).await;
-    let lag = 2.0 * plan.targets.rpo().as_secs_f64();
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, lag).await.expect("lag published");
-    let bucket = format!("plans-{}", plan.name);
-    let runbook = register_runbook(&clients, &plan, &bucket).await;
-    let store = PlanStore::new(clients.dr.s3.clone(), &bucket);
-    store.set_armed(&plan.name, true, "test", "armed", false).await.expect("armed");
+    let (plan, clients, file, store, runbook) = lagging_estate_of(|plan| plan.two_person_approval = true).await;
+    let bucket = store.reference().bucket;
     let (alice_key, alice_secret) = iam_person(&format!("alice-{}", plan.name)).await;
     let (bob_key, bob_secret) = iam_person(&format!("bob-{}", plan.name)).await;
 
-    let file = plan_file(&plan);
     let started = drctl_as(
         &alice_key,
         &alice_secret,
