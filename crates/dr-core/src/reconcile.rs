@@ -87,7 +87,8 @@ async fn reconcile_plan(ctx: &TriggerContext, name: &str) -> Result<Option<Recon
     let Some(run_id) = held.run_id.clone().filter(|_| held.status == PlanStatus::FailingOver) else {
         return Ok(None);
     };
-    if held.changed_by == RECONCILER {
+    // Judged already: by this reconciler, or by the run's own report (which told).
+    if held.changed_by == RECONCILER || held.changed_by == crate::runbook::report::REPORT {
         return Ok(None);
     }
     let RunStands::Ended { status, changing_tasks } = how_it_stands(ctx, held, &run_id).await? else {

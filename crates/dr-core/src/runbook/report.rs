@@ -445,6 +445,9 @@ pub fn notice(report: &RunReport) -> Notice {
         .fact("direction", report.direction)
 }
 
+/// Who the report writes the plan state as.
+pub const REPORT: &str = "report";
+
 /// The plan state a run leaves behind, and the write that records it.
 struct NextPlanState {
     store: PlanStore,
@@ -471,30 +474,34 @@ async fn next_plan_state(
         let holder = read.state.run_id.as_deref().unwrap_or("nobody");
         (None, format!("{} (held by {holder})", read.state.status.name()))
     } else if report.head.status != RunStatus::Succeeded && changed_nothing {
-        let back =
-            read.state.given_back("report", format!("run {} stopped before any change: given back", state.run.id));
+        let back = read.state.given_back(REPORT, format!("run {} stopped before any change: given back", state.run.id));
         let summary = format!("{}: given back, the run changed nothing", back.status.name());
         (Some(back), summary)
     } else if report.head.status != RunStatus::Succeeded {
-        (
-            None,
-            format!(
-                "{}: the run failed after changing the estate; re-arm after review",
-                PlanStatus::FailingOver.name()
-            ),
-        )
+        // Still held, with why, for `drctl trigger status` and the reconciler (which leaves a
+        // hold the report has judged and told).
+        let error = state.error.as_ref().map_or_else(|| "no error recorded".to_string(), CaughtError::reason);
+        let why = format!(
+            "run {} failed after changing the estate ({error}): check the estate, then re-arm (drctl trigger arm --force)",
+            state.run.id
+        );
+        let summary = format!(
+            "{}: the run failed after changing the estate; re-arm after review",
+            PlanStatus::FailingOver.name()
+        );
+        (Some(read.state.moved(PlanStatus::FailingOver, REPORT, why)), summary)
     } else if state.plan.reversed {
         // Back on Paris, with no replica in Ireland yet: automatic failover stays off until the
         // original direction is reprotected and `plan check` is green (`drctl trigger arm`).
         let mut done = read.state.moved(
             PlanStatus::Disarmed,
-            "report",
+            REPORT,
             format!("failback {} succeeded: reprotect, then re-arm once plan check is green", state.run.id),
         );
         done.primary_region = Some(state.plan.dr_region.clone());
         (Some(done), format!("{}: reprotect, then re-arm once plan check is green", PlanStatus::Disarmed.name()))
     } else {
-        let mut done = read.state.moved(PlanStatus::FailedOver, "report", format!("run {} succeeded", state.run.id));
+        let mut done = read.state.moved(PlanStatus::FailedOver, REPORT, format!("run {} succeeded", state.run.id));
         done.primary_region = Some(state.plan.dr_region.clone());
         (Some(done), format!("{}: reprotect, fail back, then re-arm", PlanStatus::FailedOver.name()))
     };
