@@ -181,11 +181,15 @@ async fn start_round_trip(
         Ok(arn) => arn,
         Err(err) => {
             // The failover leg took the plan for a run that never started: given back at once.
-            if let Some(leg) = &state.next {
+            // (A start that may have happened, a timeout, keeps it: the reconciler decides.)
+            if let Some(leg) = &state.next
+                && !err.is_retryable()
+            {
                 let why = format!("round trip {run_id} could not be started ({}): given back", err.name());
-                ctx.store
-                    .release(&state.plan.name, &leg.run.id, &format!("game-day: {}", request.requested_by), &why)
-                    .await?;
+                let by = format!("game-day: {}", request.requested_by);
+                if let Err(release) = ctx.store.release(&state.plan.name, &leg.run.id, &by, &why).await {
+                    tracing::error!(plan = %state.plan.name, run = %leg.run.id, "not given back ({release}): the reconciler will");
+                }
             }
             return Err(err);
         }

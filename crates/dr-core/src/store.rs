@@ -71,6 +71,10 @@ pub struct PlanState {
     /// when the run gives it back ([`PlanStore::release`]) having changed nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taken_from: Option<PlanStatus>,
+    /// The published version the holding run was taken for: the run must name it (preflight),
+    /// so that an input cannot point a run at an older, laxer version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_version: Option<String>,
 }
 
 impl PlanState {
@@ -87,6 +91,7 @@ impl PlanState {
             last_automatic_run_at: None,
             primary_region: None,
             taken_from: None,
+            plan_version: None,
         }
     }
 
@@ -228,11 +233,14 @@ impl PlanStore {
                 ),
             });
         };
+        // The stored bytes are the version: a later release that writes TOML differently must not
+        // disown the versions runs in flight took.
+        let stored = crate::plan::text_version(&object.body);
         let text = String::from_utf8(object.body)
             .map_err(|e| DrError::PlanParse { path: origin.clone(), message: e.to_string() })?;
         let plan = Plan::parse(&text, &origin)?;
         plan.validate()?;
-        if plan.name != reference.name || plan.version()? != reference.version {
+        if plan.name != reference.name || stored != reference.version {
             return Err(DrError::PlanParse {
                 path: origin,
                 message: format!("not version {} of plan {}: its text was changed", reference.version, reference.name),
@@ -401,6 +409,7 @@ impl PlanStore {
         }
         let mut holding = read.state.taken(run_id, by, reason);
         holding.incident = None;
+        holding.plan_version = Some(plan.version()?);
         match self.write_state(&read, &holding).await? {
             WriteOutcome::Won => Ok(holding),
             WriteOutcome::Lost => {
@@ -440,15 +449,23 @@ impl PlanStore {
         })
     }
 
-    /// Starts the run that has just taken the plan (`input.run.id` holds it); a start that fails
-    /// gives the plan back at once (the run changed nothing), so that no lock outlives a run that
-    /// never started. The trigger, the game day and drctl start their runs here.
+    /// Starts the run that has just taken the plan (`input.run.id` holds it); a start that surely
+    /// failed (refused, denied) gives the plan back at once (the run changed nothing), so that no
+    /// lock outlives a run that never started. One that may have started (a timeout, a lost
+    /// answer) keeps it for the reconciler. The trigger, the game day and drctl start here.
     pub async fn start_holding(&self, starter: &Starter, input: &RunbookState, by: &str) -> Result<String, DrError> {
         let err = match starter.start(input).await {
             Ok(arn) => return Ok(arn),
             Err(err) => err,
         };
         let (plan, run) = (&input.plan.name, &input.run.id);
+        if err.is_retryable() {
+            // A timeout or a lost answer: the execution may have started. It keeps the plan; the
+            // reconciler gives it back if it never did (START_GRACE), as a start repeated with
+            // the same name finds it.
+            tracing::error!(plan = %plan, run = %run, error = err.name(), "run start not confirmed; the plan stays held: {err}");
+            return Err(err);
+        }
         let why = format!("run {run} could not be started ({}): given back", err.name());
         match self.release(plan, run, by, &why).await {
             Ok(_) => {
@@ -497,12 +514,27 @@ impl PlanStore {
         format!("answers/{plan}/{run_id}/{user_id}.json")
     }
 
+    /// Where who started a run is kept: apart from their answers, so that a starter's own answer
+    /// never replaces the record of their start.
+    fn start_key(plan: &str, run_id: &str, user_id: &str) -> String {
+        format!("starts/{plan}/{run_id}/{user_id}.json")
+    }
+
     /// A person's answer about a run, under their own `aws:userid` (the plan store's bucket
     /// policy lets a principal write only its own: template.yaml `AnswersOnlyInTheWritersOwnName`);
     /// `None` when there is none, or when the record is not that person's.
     pub async fn read_answer(&self, plan: &str, run_id: &str, user_id: &str) -> Result<Option<Answer>, DrError> {
-        let key = Self::answer_key(plan, run_id, user_id);
-        let found = objects::get_json::<Answer>(&self.s3, &self.bucket, &key, "answer").await?;
+        self.read_own(&Self::answer_key(plan, run_id, user_id), run_id, user_id).await
+    }
+
+    /// The record that `user_id` started `run_id`, if they did.
+    pub async fn read_start(&self, plan: &str, run_id: &str, user_id: &str) -> Result<Option<Answer>, DrError> {
+        let found = self.read_own(&Self::start_key(plan, run_id, user_id), run_id, user_id).await?;
+        Ok(found.filter(|record| record.kind == AnswerKind::Started))
+    }
+
+    async fn read_own(&self, key: &str, run_id: &str, user_id: &str) -> Result<Option<Answer>, DrError> {
+        let found = objects::get_json::<Answer>(&self.s3, &self.bucket, key, "answer").await?;
         Ok(found.map(|(answer, _)| answer).filter(|answer| answer.by.user_id == user_id && answer.run_id == run_id))
     }
 
@@ -516,8 +548,9 @@ impl PlanStore {
             by: by.clone(),
             reason: reason.to_string(),
             at: time::now(),
+            question_asked_at: None,
         };
-        objects::put_json(&self.s3, &self.bucket, &Self::answer_key(plan, run_id, &by.user_id), &answer).await
+        objects::put_json(&self.s3, &self.bucket, &Self::start_key(plan, run_id, &by.user_id), &answer).await
     }
 
     /// A human's decision on a run waiting at its RPO gate, by the caller's verified identity
@@ -568,6 +601,7 @@ impl PlanStore {
             by: by.clone(),
             reason: reason.to_string(),
             at: time::now(),
+            question_asked_at: Some(read.asked_at),
         };
         objects::put_json(&self.s3, &self.bucket, &Self::answer_key(&plan.name, run_id, &by.user_id), &answer).await?;
         let decided = Decision {
@@ -580,10 +614,17 @@ impl PlanStore {
         };
         match self.put_if_unchanged(&Self::decision_key(&plan.name, run_id), &decided, Some(&etag), "decision").await? {
             WriteOutcome::Won => Ok(decided),
-            WriteOutcome::Lost => match self.read_decision(&plan.name, run_id).await? {
-                Some((now, _)) => Err(taken(&now)),
-                None => Err(DrError::InvalidInput { message: format!("run {run_id}'s decision disappeared") }),
-            },
+            WriteOutcome::Lost => {
+                // Another answer won: this one is withdrawn, so that nobody can later point the
+                // decision at it.
+                let withdrawn = Answer { kind: AnswerKind::Withdrawn, ..answer };
+                let key = Self::answer_key(&plan.name, run_id, &by.user_id);
+                objects::put_json(&self.s3, &self.bucket, &key, &withdrawn).await?;
+                match self.read_decision(&plan.name, run_id).await? {
+                    Some((now, _)) => Err(taken(&now)),
+                    None => Err(DrError::InvalidInput { message: format!("run {run_id}'s decision disappeared") }),
+                }
+            }
         }
     }
 
@@ -591,8 +632,16 @@ impl PlanStore {
     /// and a run started by hand must have its starter on record (their own start record) for
     /// anyone to approve it. An automatic run (an incident) has no human starter.
     pub async fn may_approve(&self, plan: &Plan, run: &RunInfo, by: &Principal) -> Result<(), DrError> {
-        if !plan.two_person_approval || run.incident.is_some() {
+        if !plan.two_person_approval {
             return Ok(());
+        }
+        // An automatic run has no human starter: the alarm trigger took the plan for this very
+        // incident (the plan state says so; a run's input alone does not).
+        if let Some(incident) = &run.incident {
+            let held = self.read_state(&plan.name).await?.state;
+            if held.is_held_by(&run.id) && held.incident.as_ref() == Some(incident) {
+                return Ok(());
+            }
         }
         let refuse = |why: String| {
             Err(DrError::ApproverIsStarter { run: run.id.clone(), approver: by.arn.clone(), message: why })
@@ -602,8 +651,7 @@ impl PlanStore {
                 "plan requires two people and the run's starter is not on record (start it with drctl)".into(),
             );
         };
-        let recorded = self.read_answer(&plan.name, &run.id, &starter.user_id).await?;
-        if !recorded.is_some_and(|answer| answer.kind == AnswerKind::Started) {
+        if self.read_start(&plan.name, &run.id, &starter.user_id).await?.is_none() {
             return refuse(format!("plan requires two people and {} has no start record for this run", starter.arn));
         }
         if starter.user_id == by.user_id {
@@ -622,10 +670,12 @@ impl PlanStore {
         }
         let proven = match decision.decided_by_id.as_deref() {
             Some(user_id) => self.read_answer(plan, run_id, user_id).await?.is_some_and(|answer| {
-                matches!(
-                    (answer.kind, decision.status),
-                    (AnswerKind::Approved, DecisionStatus::Approved) | (AnswerKind::Rejected, DecisionStatus::Rejected)
-                )
+                answer.question_asked_at == Some(decision.asked_at)
+                    && matches!(
+                        (answer.kind, decision.status),
+                        (AnswerKind::Approved, DecisionStatus::Approved)
+                            | (AnswerKind::Rejected, DecisionStatus::Rejected)
+                    )
             }),
             None => false,
         };
@@ -700,6 +750,10 @@ pub struct Answer {
     pub by: Principal,
     pub reason: String,
     pub at: Timestamp,
+    /// The question answered (its `asked_at`): an answer proves only the decision on that
+    /// question.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question_asked_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -708,4 +762,6 @@ pub enum AnswerKind {
     Started,
     Approved,
     Rejected,
+    /// An answer that lost to another: it proves nothing.
+    Withdrawn,
 }

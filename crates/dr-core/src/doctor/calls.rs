@@ -313,6 +313,8 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
     );
     let answer = format!("answers/{}/doctor/doctor.json", plan.name);
     t.add("PreflightFunction", &d, &["s3:GetObject"], Table::object(&store, &answer), "the deciders' own answers");
+    let start = format!("starts/{}/doctor/doctor.json", plan.name);
+    t.add("PreflightFunction", &d, &["s3:GetObject"], Table::object(&store, &start), "the starters' own records");
     t.secret("PreflightFunction", "the data loss at the incident's start, over SQL");
     t.publish("PreflightFunction", "a decision a human must take");
 

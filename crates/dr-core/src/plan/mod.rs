@@ -82,6 +82,12 @@ pub struct PlanRef {
     pub version: String,
 }
 
+/// The version of a plan's published text: its SHA-256, in hex.
+pub fn text_version(text: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 impl Plan {
     /// A plan not loaded yet: what a run's state holds until the plan store gives its plan.
     /// Invalid (no name): a step handed one refuses it.
@@ -103,9 +109,7 @@ impl Plan {
 
     /// The plan's version: the SHA-256 of [`Plan::published_text`], in hex.
     pub fn version(&self) -> Result<String, DrError> {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(self.published_text()?.as_bytes());
-        Ok(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+        Ok(text_version(self.published_text()?.as_bytes()))
     }
 
     /// This plan, by name and version.

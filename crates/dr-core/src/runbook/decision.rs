@@ -50,9 +50,13 @@ pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<Step
     };
     store.ask_decision(&asked).await?;
     // Only a decision its decider's own answer record proves counts (else it reads as pending).
-    let decision = store.verified_decision(&state.plan.name, &state.run.id).await?.unwrap_or(asked);
+    let mut decision = store.verified_decision(&state.plan.name, &state.run.id).await?.unwrap_or(asked);
     if decision.status == DecisionStatus::Approved {
         store.may_approve(&state.plan, &state.run, &decider(&decision)).await?;
+        if !for_this_run(&decision, state) {
+            // Preflight would not apply it either: wait on, within the budget, as if pending.
+            decision.status = DecisionStatus::Pending;
+        }
     }
     // Told on the step's first answer, not only by the call that wrote the question: a Lambda
     // that wrote it and timed out before telling is invoked again (Retry) with no decision record
@@ -126,12 +130,7 @@ pub async fn recorded_approval(clients: &AwsClients, state: &RunbookState) -> Re
         tracing::warn!(plan = %state.plan.name, run = %state.run.id, "approval not applied: {refused}");
         return Ok(None);
     }
-    let this_execution = match (&decision.execution_arn, &state.execution) {
-        (Some(asked_by), Some(running)) => *asked_by == running.arn,
-        _ => true,
-    };
-    let recent = decision.decided_at.is_some_and(|at| time::elapsed(at, time::now()) <= state.plan.targets.rto());
-    if !(this_execution && recent) {
+    if !for_this_run(&decision, state) {
         tracing::warn!(plan = %state.plan.name, run = %state.run.id, "an approved decision of another execution, or too old: not applied");
         return Ok(None);
     }
@@ -139,6 +138,18 @@ pub async fn recorded_approval(clients: &AwsClients, state: &RunbookState) -> Re
         by: decision.decided_by.clone().unwrap_or_default(),
         reason: decision.reason.clone().unwrap_or_default(),
     }))
+}
+
+/// Whether an approved decision is this run's: asked by this execution, and decided within the
+/// plan's RTO of now (an execution name is unique for 90 days only; a run never lasts longer
+/// than its RTO's budgets). The decision step and preflight judge by this one rule.
+fn for_this_run(decision: &Decision, state: &RunbookState) -> bool {
+    let this_execution = match (&decision.execution_arn, &state.execution) {
+        (Some(asked_by), Some(running)) => *asked_by == running.arn,
+        _ => true,
+    };
+    let recent = decision.decided_at.is_some_and(|at| time::elapsed(at, time::now()) <= state.plan.targets.rto());
+    this_execution && recent
 }
 
 /// Who took a decision, as its record names them.

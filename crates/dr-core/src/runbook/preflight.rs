@@ -93,7 +93,18 @@ async fn require_plan_held(clients: &AwsClients, state: &RunbookState) -> Result
     let Some(store) = PlanStore::of_run(clients, &state.run) else { return Ok(()) };
     let read = store.read_state(&state.plan.name).await?;
     if read.state.is_held_by(&state.run.id) {
-        return Ok(());
+        let named = state.run.plan.as_ref().map(|p| p.version.as_str());
+        return match read.state.plan_version.as_deref() {
+            Some(taken) if Some(taken) != named => Err(DrError::UntrustedInput {
+                what: format!("run {}", state.run.id),
+                field: "run.plan".into(),
+                message: format!(
+                    "it names plan version {}, the plan was taken for version {taken}",
+                    named.unwrap_or("none")
+                ),
+            }),
+            _ => Ok(()),
+        };
     }
     Err(DrError::PlanBusy {
         plan: state.plan.name.clone(),

@@ -573,6 +573,7 @@ async fn decide(
         let mut holding = read.state.taken(&run_id, "alarm-trigger", format!("incident {incident_id}"));
         holding.incident = Some(incident.clone());
         holding.last_automatic_run_at = Some(incident.confirmed_at);
+        holding.plan_version = Some(plan.version()?);
         if ctx.store.write_state(&read, &holding).await? == WriteOutcome::Won {
             let input = incident_input(plan, &incident, &run_id, &ctx.store)?;
             let arn = ctx.store.start_holding(&ctx.starter, &input, "alarm-trigger").await?;
