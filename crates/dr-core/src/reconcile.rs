@@ -168,6 +168,8 @@ async fn how_it_stands(ctx: &TriggerContext, held: &PlanState, run_id: &str) -> 
         .filter_map(|event| event.state_entered_event_details().map(|d| d.name().to_string()))
         .filter(|task| !TASKS_THAT_CHANGE_NOTHING.contains(&task.as_str()))
         .collect();
+    // A Task asked again (a status loop) is named once.
+    changing_tasks.sort();
     changing_tasks.dedup();
     Ok(RunStands::Ended { status, changing_tasks })
 }
