@@ -28,6 +28,19 @@ DEMO_RESTORE_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachi
 DEMO_ROUND_TRIP_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-round-trip"
 # The notification topic the local Lambdas publish to (tests and the demo create it and subscribe).
 DEMO_NOTIFICATION_TOPIC_ARN="arn:aws:sns:eu-west-1:123456789012:dr-notifications"
+# The local stack's database CA: it signs the local PostgreSQL servers' certificates, and the
+# functions verify them against it as they verify RDS's against the shipped RDS CA bundle
+# (DR_DB_CA_BUNDLE replaces that bundle; crates/dr-core/src/aws/postgres.rs).
+DB_CA_BUNDLE="${EMULATOR_STATE_DIR}/db-ca/ca.pem"
+
+# Makes the local database CA once (its key beside it, ca.key).
+ensure_db_ca() {
+  [[ -s "${DB_CA_BUNDLE}" ]] && return 0
+  mkdir -p "$(dirname "${DB_CA_BUNDLE}")"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=dr-orchestrator local database CA" \
+    -keyout "${DB_CA_BUNDLE%.pem}.key" -out "${DB_CA_BUNDLE}.tmp" 2>/dev/null
+  mv "${DB_CA_BUNDLE}.tmp" "${DB_CA_BUNDLE}"
+}
 
 # Point every AWS client (Rust SDK, boto3, the CLI) at the emulator with throwaway credentials.
 use_emulator_env() {
@@ -42,6 +55,9 @@ use_emulator_env() {
   export AWS_ENDPOINT_URL_SFN="${SFN_URL}"
   # Where DNS questions go (the product's DNS verification, the tests).
   export DR_DNS_RESOLVER="${DNS_RESOLVER}"
+  # The CA the local database servers' certificates chain to (and its key, to sign them).
+  ensure_db_ca
+  export DR_DB_CA_BUNDLE="${DB_CA_BUNDLE}"
 }
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

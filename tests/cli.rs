@@ -192,7 +192,7 @@ fn the_standby_policies_scope_to_the_tag_key_parameter_in_valid_json() {
             documents.push(body);
         }
     }
-    assert_eq!(documents.len(), 2, "the start and the stop policy");
+    assert_eq!(documents.len(), 3, "the start, the stop and the preparation's marking policy");
     for body in documents {
         let substituted = body.replace("${StandbyTagKey}", "dr-standby").replace("${StandbyTagValue}", "prod");
         let substituted = substituted

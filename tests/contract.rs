@@ -51,7 +51,16 @@ fn is_platform_error(name: &str) -> bool {
     name.starts_with("States.")
         || name.starts_with("Lambda.")
         || ["Sandbox.Timedout", "Runtime.ExitError", "Runtime.Unknown"].contains(&name)
+        || STEP_FUNCTIONS_SERVICE_ERRORS.contains(&name)
 }
+
+/// What the Step Functions integration (`startExecution.sync`) raises when Step Functions itself
+/// throttles or fails to start or follow a leg: never the leg's own failure (`States.TaskFailed`).
+const STEP_FUNCTIONS_SERVICE_ERRORS: &[&str] = &[
+    "StepFunctions.AWSStepFunctionsException",
+    "StepFunctions.SdkClientException",
+    "StepFunctions.ExecutionLimitExceededException",
+];
 
 /// What a Lambda's crash or timeout surfaces as: every Task must retry these.
 const CRASHES_AND_TIMEOUTS: &[&str] = &["Lambda.Unknown", "Sandbox.Timedout", "Runtime.ExitError"];
@@ -158,9 +167,13 @@ fn every_task_retries_exactly_the_retryable_errors_and_lambda_crashes() {
                 continue;
             }
             if is_leg(&state) {
-                // A leg runs a whole machine with its own retries: a failed leg is not started
-                // again by itself, it stops the round trip (Catch) for a human.
-                assert!(state["Retry"].is_null(), "{file} {name}: a leg is not retried");
+                // A leg runs a whole machine with its own retries: a failed leg (States.TaskFailed)
+                // is not started again by itself, it stops the round trip (Catch) for a human.
+                // Only Step Functions' own errors in starting or following it are retried.
+                let retried: BTreeSet<String> =
+                    state["Retry"].as_array().into_iter().flatten().flat_map(|r| names(&r["ErrorEquals"])).collect();
+                let expected: BTreeSet<String> = STEP_FUNCTIONS_SERVICE_ERRORS.iter().map(|e| e.to_string()).collect();
+                assert_eq!(retried, expected, "{file} {name}: a leg retries Step Functions' service errors only");
                 assert!(state["Catch"].is_array(), "{file} {name}: a failed leg must reach the failure report");
                 continue;
             }
@@ -382,5 +395,87 @@ fn collect_tasks(states: &Value, tasks: &mut Vec<String>) {
         for branch in state["Branches"].as_array().into_iter().flatten() {
             collect_tasks(&branch["States"], tasks);
         }
+    }
+}
+
+/// The `Key: value` lines of every `DefinitionSubstitutions:` block of the template (the YAML
+/// read as text: its values are short intrinsic tags, one per line).
+fn definition_substitutions(template: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut block_indent = None;
+    for line in template.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if line.trim() == "DefinitionSubstitutions:" {
+            block_indent = Some(indent);
+            continue;
+        }
+        match block_indent {
+            Some(outer) if !line.trim().is_empty() && indent > outer => {
+                if let Some((key, value)) = line.trim().split_once(": ") {
+                    found.push((key.to_string(), value.to_string()));
+                }
+            }
+            Some(_) if line.trim().is_empty() => {}
+            _ => block_indent = None,
+        }
+    }
+    found
+}
+
+/// A deployment during a run must not change the run's code: every Task names the function
+/// version the deployment published (`AutoPublishAlias` publishes one per deployment; the
+/// definition an execution started with keeps naming it), never `$LATEST` (`GetAtt Fn.Arn`) nor
+/// the alias, which the next deployment moves.
+#[test]
+fn the_state_machines_invoke_the_function_versions_the_deployment_published() {
+    let template = std::fs::read_to_string(dr_tests::repo_root().join("template.yaml")).expect("template.yaml");
+    let globals = template.split("\nResources:").next().unwrap_or_default();
+    assert!(globals.contains("\n    AutoPublishAlias: "), "Globals.Function publishes a version per deployment");
+    let substitutions = definition_substitutions(&template);
+    let functions: Vec<&(String, String)> =
+        substitutions.iter().filter(|(key, _)| key.ends_with("FunctionArn")).collect();
+    let used: BTreeSet<String> = definitions()
+        .iter()
+        .flat_map(|(_, definition)| {
+            let text = definition.to_string();
+            text.split("${").skip(1).filter_map(|rest| rest.split('}').next().map(str::to_string)).collect::<Vec<_>>()
+        })
+        .filter(|name| name.ends_with("FunctionArn"))
+        .collect();
+    assert!(!used.is_empty(), "the definitions invoke functions");
+    for name in &used {
+        assert!(functions.iter().any(|(key, _)| key == name), "{name} is substituted by the template");
+    }
+    for (key, value) in functions {
+        let function = value.strip_prefix("!Ref ").and_then(|v| v.strip_suffix(".Version"));
+        let function = function.unwrap_or_else(|| panic!("{key}: {value} is not a function's published version"));
+        assert!(
+            template.contains(&format!("\n  {function}:\n    Type: AWS::Serverless::Function")),
+            "{key}: {function} is a function of the template"
+        );
+    }
+}
+
+/// The lines of one resource of the template, from its logical id to the next resource.
+fn resource_text(template: &str, logical_id: &str) -> String {
+    let header = format!("  {logical_id}:");
+    let mut lines = template.lines().skip_while(|line| *line != header);
+    let first = lines.next().unwrap_or_else(|| panic!("{logical_id} in the template"));
+    let body = lines.take_while(|line| line.is_empty() || line.starts_with("   "));
+    std::iter::once(first).chain(body).collect::<Vec<_>>().join("\n")
+}
+
+/// The functions that invoke the plan's hooks run with the timeout the plan rules bound a hook's
+/// by (`MAX_HOOK_TIMEOUT_SECONDS` leaves them the rest): Globals' timeout, not overridden.
+#[test]
+fn the_functions_that_invoke_hooks_have_the_timeout_the_plan_rules_assume() {
+    let template = std::fs::read_to_string(dr_tests::repo_root().join("template.yaml")).expect("template.yaml");
+    let globals = template.split("\nResources:").next().unwrap_or_default();
+    let expected = format!("\n    Timeout: {}\n", dr_core::plan::HOOK_CALLER_TIMEOUT_SECONDS);
+    assert!(globals.contains(&expected), "Globals.Function.Timeout is {}", dr_core::plan::HOOK_CALLER_TIMEOUT_SECONDS);
+    for function in ["FenceFunction", "RestoreValidateFunction"] {
+        let text = resource_text(&template, function);
+        assert!(text.contains("Type: AWS::Serverless::Function"), "{function}: {text}");
+        assert!(!text.contains("\n      Timeout:"), "{function} keeps Globals' timeout");
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance};
-use dr_core::aws::postgres::{HEARTBEAT_TABLE, RPO_CHECK_SOURCE};
+use dr_core::aws::postgres::{Credentials, Endpoint, HEARTBEAT_TABLE, RPO_CHECK_SOURCE};
 use dr_core::rpo::LagVerdict;
 use dr_core::rpo::check::{Heartbeat, PairKind, check_pairs, pairs_of};
 use dr_core::run::{FailoverKind, RunbookState};
@@ -30,7 +30,7 @@ use dr_core::runbook::report::RunReport;
 use dr_core::time;
 use dr_emulator::control::back_instance_with;
 use dr_emulator::estate::publish_replica_lag;
-use dr_emulator::postgres::Pair;
+use dr_emulator::postgres::{Pair, Signer};
 use dr_tests::{
     backed_estate, failover_input, failover_substitutions, read_report, run_failover, run_state_machine_waiting,
     seeded_estate, unique_suffix,
@@ -225,7 +225,8 @@ async fn a_barrier_that_never_arrives_promotes_nothing_and_undoes_the_fence() {
 fn heartbeat_written(pair: &Pair, source: &str, minutes_ago: u64) {
     pair.sql(
         &pair.primary,
-        "CREATE SCHEMA IF NOT EXISTS dr_orchestrator; \
+        // As the orchestrator's role writes it (docs/database.sql): its table.
+        "SET ROLE dr_orchestrator; \
          CREATE TABLE IF NOT EXISTS dr_orchestrator.heartbeat (source text PRIMARY KEY, written_at timestamptz NOT NULL)",
     )
     .expect("table");
@@ -478,4 +479,38 @@ async fn reprotect_makes_the_new_paris_replica_a_real_standby_of_ireland_and_kee
         .expect("the retired primary");
     assert_eq!(retired.endpoint().and_then(|e| e.port()), Some(i32::from(pair.primary.port)));
     assert_eq!(pair.sql(&pair.primary, "SELECT count(*) FROM orders").expect("rows"), "1");
+}
+
+/// The runbook's SQL sessions verify the server as `sslmode=verify-full` does: a server whose
+/// certificate no trusted CA signed is refused by name (`DatabaseNotTrusted`) before any
+/// credential is sent; the same server set up by docs/database.sql under the local database CA
+/// takes the orchestrator's least-privilege role's heartbeat, fence and unfence.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_with_a_certificate_no_trusted_ca_signed_is_refused_and_a_trusted_one_serves_the_role() {
+    let credentials = Credentials { username: "dr_orchestrator".into(), password: "local".into(), dbname: None };
+    let untrusted =
+        Pair::start_signed_by(&format!("untrusted-{}", unique_suffix()), Signer::Unknown).expect("a PostgreSQL pair");
+    let endpoint =
+        |pair: &Pair| Endpoint { instance: "paris-db".into(), address: "127.0.0.1".into(), port: pair.primary.port };
+    let refused = dr_core::aws::postgres::connect(&endpoint(&untrusted), &credentials).await.err().expect("refused");
+    assert_eq!(refused.name(), "DatabaseNotTrusted", "{refused}");
+    assert!(!refused.is_retryable(), "a human looks at it: {refused}");
+    drop(untrusted);
+
+    let trusted = Pair::start(&format!("trusted-{}", unique_suffix())).expect("a PostgreSQL pair");
+    let mut session = dr_core::aws::postgres::connect(&endpoint(&trusted), &credentials).await.expect("connected");
+    assert_eq!(
+        trusted.sql(&trusted.primary, "SELECT rolsuper FROM pg_roles WHERE rolname = 'dr_orchestrator'").expect("role"),
+        "f"
+    );
+    session.write_heartbeat("rpo-check", true).await.expect("the heartbeat, as the role");
+    assert!(!session.is_read_only().await.expect("read"));
+    session.make_read_only().await.expect("the fence, as the role");
+    assert!(session.is_read_only().await.expect("read"));
+    let refused = dr_emulator::postgres::psql(trusted.primary.port, "CREATE TABLE after_the_fence (n int)");
+    assert!(refused.is_err_and(|e| e.output.contains("read-only")), "a new session is read-only");
+    session.write_through_the_fence().await.expect("the runbook's own session writes");
+    session.write_heartbeat("barrier:test", false).await.expect("the barrier's marker through the fence");
+    session.make_writable().await.expect("the unfence, as the role");
+    assert!(!session.is_read_only().await.expect("read"));
 }

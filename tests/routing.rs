@@ -17,6 +17,7 @@ use aws_sdk_route53::types::{
 use dr_core::aws::ApiCall;
 use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::{find_health_check, find_hosted_zone};
+use dr_core::aws::metrics::{datapoints, per_minute};
 use dr_core::error::parse_input;
 use dr_core::plan::{DnsStrategy, Plan, fqdn};
 use dr_core::readiness::{Finding, Readiness, Scope, check_plan};
@@ -25,7 +26,7 @@ use dr_core::runbook::report::RunReport;
 use dr_core::store::PlanStatus;
 use dr_core::time;
 use dr_core::trigger::{Decision, handle_alarm_event};
-use dr_emulator::control::route53_answer;
+use dr_emulator::control::{route53_answer, route53_misses_datapoints};
 use dr_emulator::estate::{SeedOptions, create_routing_health_check, put_routing_alarm, seed};
 use dr_emulator::outage::{Outage, simulate_outage, simulate_recovery};
 use dr_tests::{
@@ -144,10 +145,47 @@ async fn without_the_two_settings_traffic_goes_back_when_the_datapoint_ages_out(
     dr_core::runbook::dns::publish_routing(&clients, &plan, &routing, dr_core::plan::Direction::ToDr)
         .await
         .expect("routing metric");
-    assert_eq!(dns(&clients, &plan).await, plan.dns.secondary.value);
+    // Route 53 judges the stream at the end of the datapoint's minute.
+    dns_moves_to(&clients, &plan, &plan.dns.secondary.value).await;
     let later = time::after(time::now(), Duration::from_secs(600));
     let answer = route53_answer(&clients, &plan.dns.record, &plan.dns.record_type, Some(later)).await.expect("answer");
     assert_eq!(answer.values, std::slice::from_ref(&plan.dns.primary.value), "back to Paris by itself: {answer:?}");
+}
+
+/// Waits until DNS answers `value`: Route 53's checkers judge the alarm's data stream at the end
+/// of each minute (two minutes at most).
+async fn dns_moves_to(clients: &AwsClients, plan: &Plan, value: &str) {
+    for _ in 0..130 {
+        if dns(clients, plan).await == value {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(dns(clients, plan).await, value, "DNS did not move within two minutes");
+}
+
+/// Route 53 judges the routing alarm's data stream, not the alarm's state: when its checkers
+/// miss the runbook's first datapoints, the alarm reads ALARM while the PRIMARY stays healthy.
+/// The status step publishes the metric again on every poll until DNS answers Ireland, so the
+/// checkers see a later one and traffic moves.
+#[tokio::test(flavor = "multi_thread")]
+async fn traffic_moves_even_when_route_53_misses_the_first_routing_datapoints() {
+    let (plan, clients) = seeded_estate().await;
+    let routing = plan.dns.routing.clone().expect("routing strategy");
+    route53_misses_datapoints(&clients, &plan.dr_region, &routing, &plan.name, 2).await.expect("fault set");
+    let run_id = format!("missed-{}", unique_suffix());
+    let report = report(&run_failover(&failover_input(&plan, &run_id).await));
+    assert_eq!(report.head.status, RunStatus::Succeeded);
+    let status = report.steps.iter().find(|s| report_key(s) == Some(StepKey::DnsStatus)).expect("dns status");
+    assert!(status.detail.contains(&format!("answers {}", plan.dns.secondary.value)), "{status:#?}");
+    let metric = per_minute(&routing.namespace, &routing.metric, &[("Plan", plan.name.as_str())], "SampleCount");
+    let since = time::before(time::now(), Duration::from_secs(900));
+    let points = datapoints(&clients.home.cloudwatch, metric, since, time::after(time::now(), Duration::from_secs(60)))
+        .await
+        .expect("GetMetricData");
+    let publications: f64 = points.iter().map(|(_, count)| count).sum();
+    assert!(publications >= 3.0, "the flip's datapoint, the two missed and more: {points:?}");
+    assert_eq!(dns(&clients, &plan).await, plan.dns.secondary.value);
 }
 
 /// Points the PRIMARY record at another health check (or none), as an operator could by hand.

@@ -7,7 +7,8 @@ use dr_core::run::{GateVerdict, RunInfo, RunbookState, StepAction};
 use dr_core::runbook::preflight::preflight;
 use dr_core::runbook::{FailoverStep, run_step};
 use dr_core::store::{Decision, DecisionStatus, PlanStore};
-use dr_tests::{seeded_estate, unique_suffix};
+use dr_emulator::estate::ensure_bucket;
+use dr_tests::{failover_input, invoke_lambda, seeded_estate, unique_suffix};
 
 fn state_for(plan: dr_core::Plan) -> RunbookState {
     RunbookState::new(plan, RunInfo::new(format!("steps-{}", unique_suffix()), dr_core::time::now(), "test"))
@@ -113,4 +114,49 @@ async fn a_malformed_task_input_gets_invalid_input_from_the_lambda() {
             assert_eq!(answer["errorType"], error, "{function}: {answer}");
         }
     }
+}
+
+/// A hook is given the plan's own time, not the SDK's 6 s attempt: the fence function invokes a
+/// maintenance switch that takes 30 s (the application's, `application-hooks` in the local
+/// Lambda service) and the fence holds on its first attempt, the switch turned once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hook_that_takes_30_s_is_answered_and_invoked_once() {
+    let (mut plan, clients) = seeded_estate().await;
+    let fence = plan.fence.as_mut().expect("the plan has a [fence]");
+    fence.auto_scaling_group = None;
+    fence.database_read_only = false;
+    fence.lambda = Some("application-hooks".to_string());
+    fence.barrier_function = Some("application-hooks".to_string());
+    fence.hook_timeout_seconds = 40;
+    assert!(plan.validate().is_ok(), "{:?}", plan.validate());
+    ensure_bucket(&clients.dr, "dr-local-application").await.expect("application bucket");
+    let slow = clients.dr.s3.put_object().bucket("dr-local-application").key(format!("slow/{}", plan.name));
+    slow.body(aws_sdk_s3::primitives::ByteStream::from_static(b"30")).send().await.expect("a slow switch");
+
+    let input = failover_input(&plan, &format!("slow-hook-{}", unique_suffix())).await;
+    let started = std::time::Instant::now();
+    let (answer, error) = invoke_lambda("fence", &serde_json::json!({ "action": "act", "state": input }));
+    assert_eq!(error, None, "{answer}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(30), "the switch took its time");
+    assert_eq!(answer["outcome"], "changed", "{answer}");
+    assert_eq!(answer["ready"], true, "{answer}");
+
+    let switch =
+        clients.dr.s3.get_object().bucket("dr-local-application").key(format!("maintenance/{}.json", plan.name));
+    let object = switch.send().await.expect("the switch was used");
+    let state: serde_json::Value =
+        serde_json::from_slice(&object.body.collect().await.expect("body").into_bytes()).expect("json");
+    assert_eq!((state["maintenance"].as_bool(), state["switched"].as_u64()), (Some(true), Some(1)), "{state}");
+}
+
+/// A hook may take at most its caller's timeout less the rest of the step: a plan asking more is
+/// refused by name.
+#[test]
+fn a_hook_timeout_beyond_its_callers_is_refused_by_the_plan_rules() {
+    let mut plan = dr_core::Plan::load(&dr_tests::example_plan_path()).expect("the example plan");
+    if let Some(fence) = plan.fence.as_mut() {
+        fence.hook_timeout_seconds = dr_core::plan::MAX_HOOK_TIMEOUT_SECONDS + 1;
+    }
+    let problems = plan.validate().expect_err("refused");
+    assert!(problems.to_string().contains("fence.hook_timeout_seconds"), "{problems}");
 }

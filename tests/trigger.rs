@@ -14,19 +14,24 @@ use std::time::Duration;
 
 use dr_core::time;
 
+use aws_sdk_ec2::types::InstanceStateName;
 use dr_core::aws::AwsClients;
+use dr_core::aws::lookup::{describe_auto_scaling_group, describe_standby_instances};
 use dr_core::aws::metrics::{datapoints, per_minute};
 use dr_core::error::parse_input;
 use dr_core::game_day::{GameDayOutcome, handle_game_day};
 use dr_core::readiness::{Check, CheckRow, Readiness, Scope, check_plan};
 use dr_core::run::{Outcome, RunStatus};
+use dr_core::runbook::compute::set_capacity;
 use dr_core::runbook::report::RunReport;
 use dr_core::store::{PlanState, PlanStatus, WriteOutcome};
+use dr_core::trigger::prepare::{PREPARED_BY_TAG, PREPARED_CAPACITY_TAG};
 use dr_core::trigger::{
     AlarmStateChange, DECISION_METRIC, DECISION_NAMESPACE, Decision, TriggerContext, TriggerOutcome,
     handle_alarm_event, incident_run_id, reevaluate,
 };
 use dr_core::{DrError, Plan};
+use dr_emulator::control::hold_alarm;
 use dr_emulator::outage::{Outage, alarm_state_change_event, simulate_outage, simulate_recovery};
 use dr_tests::{recorded_executions, run_failover, seeded_estate, trigger_context, workspace_binary};
 
@@ -498,6 +503,125 @@ async fn a_manual_start_with_drctl_takes_the_plan_so_an_alarm_meanwhile_starts_n
     let _ = std::fs::remove_file(file);
 }
 
+/// A flap is a flap whatever second of the minute it is judged at (the local alarm model
+/// evaluates complete periods only, as CloudWatch does, so the unfinished minute is never taken
+/// for missing data): ten in a row, each starting 7 s later in the minute than the one before,
+/// each judged a flap on the event and on the schedule, and DNS never leaves Paris.
+#[tokio::test]
+async fn a_flap_is_judged_a_flap_ten_times_in_a_row_at_any_second() {
+    let (plan, clients) = seeded_estate().await;
+    let ctx = trigger_context(&plan, &clients).await;
+    arm(&ctx, &plan).await;
+    let mut seconds = Vec::new();
+    for round in 0..10 {
+        if round > 0 {
+            tokio::time::sleep(Duration::from_secs(7)).await;
+        }
+        seconds.push(time::epoch_seconds(time::now()).rem_euclid(60));
+        let event = simulate_outage(&clients, &plan, Outage::Flap).await.expect("flap simulated");
+        assert_eq!(deliver(&ctx, &event).await.decision, Decision::Flap, "round {round}");
+        let outcomes = reevaluate(&ctx).await.expect("re-evaluated");
+        assert_eq!(outcomes.iter().map(|o| o.decision).collect::<Vec<_>>(), [Decision::Flap], "round {round}");
+        let answer = clients.dns.answer(&plan.dns.record, &plan.dns.record_type).await.expect("DNS");
+        assert_eq!(answer, std::slice::from_ref(&plan.dns.primary.value), "round {round}");
+        assert_eq!(status(&ctx, &plan).await, PlanStatus::Armed);
+    }
+    assert!(recorded_executions(&clients, &plan).await.is_empty(), "no run started (seconds {seconds:?})");
+}
+
+/// The schedule never goes blind silently: an alarm it cannot judge (here one that watches no
+/// health check) is counted `failed` and fails the invocation (Lambda retries it, then the failure
+/// queue; the template pages on the count), while the plan's other alarm is still judged.
+#[tokio::test]
+async fn a_re_evaluation_error_fails_the_invocation_and_is_counted() {
+    let (mut plan, clients) = seeded_estate().await;
+    simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage simulated");
+    let misconfigured = format!("misconfigured-{}", dr_tests::estate_suffix(&plan));
+    clients
+        .route53_metrics
+        .put_metric_alarm()
+        .alarm_name(&misconfigured)
+        .namespace("AWS/Route53")
+        .metric_name("HealthCheckPercentageHealthy")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Minimum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(50.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
+        .send()
+        .await
+        .expect("alarm created");
+    let alarm_state = clients.route53_metrics.set_alarm_state().alarm_name(&misconfigured);
+    let alarm_state = alarm_state.state_value(aws_sdk_cloudwatch::types::StateValue::Alarm).state_reason("test");
+    alarm_state.send().await.expect("in ALARM");
+    hold_alarm(&clients, "us-east-1", &misconfigured, true).await.expect("held in ALARM");
+    // Judged first: its failure must not keep the plan's real alarm from being judged.
+    if let Some(trigger) = plan.trigger.as_mut() {
+        trigger.alarms.insert(0, misconfigured.clone());
+    }
+    let ctx = trigger_context(&plan, &clients).await;
+    arm(&ctx, &plan).await;
+
+    let err = reevaluate(&ctx).await.expect_err("the invocation fails");
+    assert_eq!(err.name(), "InvalidInput", "{err}");
+    assert!(err.to_string().contains(&misconfigured), "{err}");
+    assert!(decisions_counted(&clients, &plan, Decision::Failed).await >= 1.0);
+    // The well-configured alarm was judged all the same: the outage is confirmed, the run started.
+    assert!(decisions_counted(&clients, &plan, Decision::Started).await >= 1.0);
+    assert_eq!(recorded_executions(&clients, &plan).await.len(), 1);
+}
+
+/// A flap's undo puts back only what the preparation started: an operator who had started a
+/// standby instance and raised the DR group by hand (a manual failover getting ready) finds both
+/// as they left them; the instance the preparation started is stopped again.
+#[tokio::test]
+async fn a_flaps_undo_leaves_the_compute_an_operator_started_by_hand() {
+    let (plan, clients, ctx, flap) =
+        armed_outage_with(Outage::Flap, |trigger| trigger.prepare_while_confirming = true).await;
+    let standby = describe_standby_instances(&clients.dr.ec2, &plan).await.expect("standby instances");
+    assert_eq!(standby.len(), 2, "{standby:?}");
+    let (by_hand, left) = (standby[0].id.clone(), standby[1].id.clone());
+    clients.dr.ec2.start_instances().instance_ids(&by_hand).send().await.expect("started by hand");
+    let raised_by_hand = (1, 1, 3);
+    set_capacity(&clients.dr.autoscaling, &plan.auto_scaling.group, raised_by_hand).await.expect("raised by hand");
+
+    let mark = clients.calls.mark();
+    let outcome = deliver(&ctx, &flap).await;
+    assert_eq!(outcome.decision, Decision::Flap, "{outcome:?}");
+    assert!(outcome.detail.contains("preparation undone"), "{outcome:?}");
+    let mut mutations = mutations_since(&clients, mark);
+    mutations.sort();
+    assert_eq!(
+        mutations,
+        [
+            "CreateOrUpdateTags",
+            "CreateTags",
+            "DeleteTags",
+            "DeleteTags",
+            "PutMetricData",
+            "StartInstances",
+            "StopInstances",
+            "UpdateAutoScalingGroup",
+            "UpdateAutoScalingGroup"
+        ]
+    );
+
+    let after = describe_standby_instances(&clients.dr.ec2, &plan).await.expect("standby instances");
+    let state_of = |id: &str| after.iter().find(|i| i.id == id).map(|i| i.state.clone());
+    assert_eq!(state_of(&by_hand), Some(InstanceStateName::Running), "the operator's instance still runs");
+    assert_eq!(state_of(&left), Some(InstanceStateName::Stopped), "the prepared one is stopped again");
+    assert!(after.iter().all(|i| i.tag(PREPARED_BY_TAG).is_none()), "no mark left: {after:?}");
+    let group = describe_auto_scaling_group(&clients.dr.autoscaling, &plan.auto_scaling.group)
+        .await
+        .expect("group")
+        .expect("the DR group");
+    let capacity =
+        (group.min_size().unwrap_or(-1), group.desired_capacity().unwrap_or(-1), group.max_size().unwrap_or(-1));
+    assert_eq!(capacity, raised_by_hand, "the operator's capacity, not the standby size");
+    assert!(group.tags().iter().all(|t| t.key() != Some(PREPARED_CAPACITY_TAG)), "no mark left");
+    assert_eq!(status(&ctx, &plan).await, PlanStatus::Armed);
+}
+
 /// The mutating operations the trigger made since `mark`, in order.
 fn mutations_since(clients: &AwsClients, mark: usize) -> Vec<String> {
     clients.calls.since(mark).into_iter().filter(|c| c.is_mutating()).map(|c| c.operation.clone()).collect()
@@ -540,7 +664,18 @@ async fn preparing_while_confirming_starts_the_compute_early_and_a_flap_puts_it_
     assert!(outcome.detail.contains("preparation undone"), "{outcome:?}");
     assert_eq!(
         mutations_since(&clients, mark),
-        ["StartInstances", "UpdateAutoScalingGroup", "UpdateAutoScalingGroup", "StopInstances", "PutMetricData"]
+        [
+            "CreateTags",
+            "StartInstances",
+            "CreateOrUpdateTags",
+            "UpdateAutoScalingGroup",
+            "StopInstances",
+            "UpdateAutoScalingGroup",
+            "DeleteTags",
+            "DeleteTags",
+            "PutMetricData"
+        ],
+        "what it starts is marked first; the undo stops and lowers what is marked, then drops the marks"
     );
     let after = check_plan(&clients, &plan, Scope::Full).await;
     assert_eq!(estate_rows(&before), estate_rows(&after));

@@ -82,10 +82,15 @@ fn estate_changes(report: &FaultReport) -> BTreeMap<String, Vec<(String, u32)>> 
     changes
 }
 
-/// Every change reached AWS once, and each of `expected` did.
+/// Every change reached AWS once, and each of `expected` did. The routing metric is the one
+/// change repeated by design: the same value, published on every poll until DNS answers Ireland
+/// (Route 53's checkers may miss a datapoint; `runbook::dns`).
 fn assert_each_change_once(report: &FaultReport, expected: &[&str]) {
     let changes = estate_changes(report);
     for (operation, targets) in &changes {
+        if operation == "PutMetricData" {
+            continue;
+        }
         for (target, times) in targets {
             assert_eq!(*times, 1, "{operation} on {target} took effect {times} times: {report:#?}");
         }

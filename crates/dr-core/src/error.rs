@@ -32,6 +32,7 @@ pub enum ErrorName {
     StepTimedOut,
     InstanceWontStart,
     FenceFailed,
+    DatabaseNotTrusted,
     BarrierNotReached,
     ReprotectRefused,
     DrillNotConfirmed,
@@ -146,6 +147,11 @@ pub enum DrError {
     #[error("the writer in {region} was not fenced: {reason}")]
     FenceFailed { region: String, reason: String },
 
+    /// The database server's certificate is not one the RDS CA bundle (or `DR_DB_CA_BUNDLE`)
+    /// vouches for, or does not name the endpoint: nothing is sent to it, credentials included.
+    #[error("database {instance} at {address}: its TLS certificate is not trusted ({reason})")]
+    DatabaseNotTrusted { instance: String, address: String, reason: String },
+
     /// The barrier marker written in Paris after the fence did not reach the Ireland replica within
     /// the plan's `fence.barrier_timeout_seconds`: the replica may lack acknowledged writes, so
     /// nothing is promoted and the fence is undone.
@@ -250,6 +256,7 @@ impl DrError {
             DrError::StepTimedOut { .. } => ErrorName::StepTimedOut,
             DrError::InstanceWontStart { .. } => ErrorName::InstanceWontStart,
             DrError::FenceFailed { .. } => ErrorName::FenceFailed,
+            DrError::DatabaseNotTrusted { .. } => ErrorName::DatabaseNotTrusted,
             DrError::BarrierNotReached { .. } => ErrorName::BarrierNotReached,
             DrError::ReprotectRefused { .. } => ErrorName::ReprotectRefused,
             DrError::DrillNotConfirmed { .. } => ErrorName::DrillNotConfirmed,
@@ -406,6 +413,7 @@ pub enum ProblemCode {
     FenceWithoutMethod,
     FenceWithoutCredentials,
     InvalidBarrierTimeout,
+    InvalidHookTimeout,
     EmptyInstanceSelector,
     AmbiguousInstanceSelector,
     MissingStandbyCount,

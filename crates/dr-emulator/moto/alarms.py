@@ -6,7 +6,9 @@ answer), as of that moment, which is what CloudWatch's state would be then.
 The rules (CloudWatch User Guide, "Evaluating an alarm" and "Configuring how CloudWatch alarms
 treat missing data"):
 - the metric's datapoints are aggregated by the alarm's statistic into periods aligned on the
-  period; the most recent EvaluationPeriods periods, the current one included, are evaluated;
+  period; the most recent EvaluationPeriods *complete* periods are evaluated (CloudWatch
+  evaluates a period once it has ended: a datapoint of the current minute moves the alarm at the
+  end of that minute, and the unfinished minute is not "missing data");
 - a period breaches when its value compares to the threshold as ComparisonOperator says; the
   alarm is in ALARM when at least DatapointsToAlarm (default: EvaluationPeriods) periods breach;
 - a period without data is treated as TreatMissingData says: `breaching`, `notBreaching`,
@@ -49,7 +51,7 @@ def freeze(region, name, frozen):
         _catch_up(region, name, since)
 
 
-def _is_frozen(alarm):
+def is_frozen(alarm):
     with _lock:
         return (alarm.region_name, alarm.name) in _frozen
 
@@ -152,7 +154,7 @@ def _since_last_look(alarm, metric_data, now):
     current = int(now.timestamp()) // period * period
     end = max(end, current - _MAX_CATCH_UP_PERIODS * period)
     while end <= current:
-        at = datetime.fromtimestamp(end - 0.001, timezone.utc)
+        at = datetime.fromtimestamp(end, timezone.utc)
         state = evaluate(alarm, metric_data, at)
         if state != alarm.state_value:
             alarm.update_state(f"Modelled evaluation at {at.isoformat()} (end of its period)", "{}", state)
@@ -163,17 +165,28 @@ def evaluate(alarm, metric_data, at=None):
     """The alarm's state now (updating moto's alarm when it changed), or what it would be at `at`
     with the data there is now (nothing is updated). Metric-math and composite alarms keep the
     state moto gives them."""
-    if alarm.rule is not None or not alarm.metric_name or _is_frozen(alarm):
+    if alarm.rule is not None or not alarm.metric_name or is_frozen(alarm):
         return alarm.state_value
     if at is None:
         _since_last_look(alarm, metric_data, datetime.now(timezone.utc))
-    now = at or datetime.now(timezone.utc)
+    state, reason = judge(alarm, metric_data, at or datetime.now(timezone.utc))
+    if state is None:
+        state = alarm.state_value
+    if state != alarm.state_value and at is None:
+        alarm.update_state(f"Modelled evaluation: {reason}", "{}", state)
+    return state
+
+
+def judge(alarm, metric_data, at):
+    """What the alarm's definition makes of `metric_data` at `at`, over the EvaluationPeriods
+    periods completed by then: ("OK" | "ALARM" | "INSUFFICIENT_DATA", why), or (None, why) when
+    every period is missing and TreatMissingData is `ignore` (the alarm keeps its state)."""
     period = int(alarm.period or 60)
     evaluation_periods = int(alarm.evaluation_periods or 1)
     to_alarm = int(alarm.datapoints_to_alarm or evaluation_periods)
     wanted = _dimensions(alarm.dimensions)
-    current = int(now.timestamp()) // period * period
-    starts = [current - i * period for i in range(evaluation_periods)]
+    ended = int(at.timestamp()) // period * period
+    starts = [ended - (i + 1) * period for i in range(evaluation_periods)]
     buckets = {start: [] for start in starts}
     for datum in metric_data:
         if not isinstance(datum, MetricDatum):
@@ -198,17 +211,10 @@ def evaluate(alarm, metric_data, at=None):
             verdicts.append(True)
         elif treat == "notBreaching":
             verdicts.append(False)
+    why = f"{sum(verdicts)} of {evaluation_periods} periods breaching (missing data: {treat})"
     if all(not buckets[start] for start in starts) and treat in ("missing", "ignore"):
-        state = "INSUFFICIENT_DATA" if treat == "missing" else alarm.state_value
-    else:
-        state = "ALARM" if sum(verdicts) >= to_alarm else "OK"
-    if state != alarm.state_value and at is None:
-        alarm.update_state(
-            f"Modelled evaluation: {sum(verdicts)} of {evaluation_periods} periods breaching ({treat} data: {treat})",
-            "{}",
-            state,
-        )
-    return state
+        return ("INSUFFICIENT_DATA" if treat == "missing" else None), why
+    return ("ALARM" if sum(verdicts) >= to_alarm else "OK"), why
 
 
 _alarm_init = Alarm.__init__

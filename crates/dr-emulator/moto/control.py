@@ -15,6 +15,10 @@
                                  backs the replica; promoting it promotes the standby (rds.back_with)
     POST /dr-local/ec2/start-fallback {"instance", "times", "code", "message"}: its next starts
                                  fall back to stopped with this state reason (ec2.fall_back)
+    POST /dr-local/route53/missed-datapoints {"region", "namespace", "metric", "plan", "count"}:
+                                 Route 53's checkers miss the next `count` datapoints of the
+                                 metric with that Plan dimension; the alarm
+                                 still sees them (route53.miss_datapoints)
     POST   /dr-local/timing      {"scale": S}: AWS's durations on a compressed clock (timing.py)
     GET    /dr-local/timing      the model in force and its figures
     DELETE /dr-local/timing      instant changes again (moto's own)
@@ -105,6 +109,12 @@ class Control:
             request = self.json_body(environ)
             ec2.fall_back(request["instance"], request.get("times", 1), request["code"], request["message"])
             return "200 OK", {"instance": request["instance"]}
+        if path == "/dr-local/route53/missed-datapoints" and method == "POST":
+            request = self.json_body(environ)
+            route53.miss_datapoints(
+                request["region"], request["namespace"], request["metric"], request["plan"], request["count"]
+            )
+            return "200 OK", {"missed": int(request["count"])}
         if path == "/dr-local/timing":
             if method == "POST":
                 timing.configure(self.json_body(environ)["scale"])

@@ -9,6 +9,12 @@
   launches is `pending` in EC2 for its boot the same way, and `Pending` in the group until it is
   `InService`. moto makes them running, checked and InService at once.
 
+- RunInstances with a ClientToken is idempotent, as EC2 documents it ("Ensuring idempotency in
+  Amazon EC2 API requests"): a request repeating a token answers the reservation the first one
+  made, launching nothing (moto stores the token and launches again). A retried RunInstances
+  (the SDK's, after an attempt timed out while the emulator was busy) no longer doubles an
+  estate's instances.
+
 And one change of moto's speed, not of what it answers: moto finds a resource's tags by scanning
 every tag of the region (TagBackend.describe_tags with a resource-id filter), once per resource
 serialized and per resource a tag filter looks at, so a DescribeInstances costs instances x tags
@@ -127,7 +133,28 @@ def _tags_of_this_resource(self):
     ]
 
 
+_run_instances = None
+_run_lock = threading.Lock()
+
+
+def _run_instances_once_per_token(self, image_id, count, user_data, security_group_names, **kwargs):
+    token = kwargs.get("client_token")
+    if not token:
+        return _run_instances(self, image_id, count, user_data, security_group_names, **kwargs)
+    # Serialised per backend call: two attempts with the same token racing each other launch once.
+    with _run_lock:
+        for reservation in self.reservations.values():
+            if any(getattr(instance, "client_token", None) == token for instance in reservation.instances):
+                return reservation
+        return _run_instances(self, image_id, count, user_data, security_group_names, **kwargs)
+
+
 def install():
+    global _run_instances
+    from moto.ec2.models.instances import InstanceBackend
+
+    _run_instances = InstanceBackend.run_instances
+    InstanceBackend.run_instances = _run_instances_once_per_token
     TaggedEC2Resource.get_tags = _tags_of_this_resource
     Instance.start = _start_or_fall_back
     Instance.instance_status = _checked(_instance_status)

@@ -366,6 +366,31 @@ def _ec2_instances(action):
     return build
 
 
+def _ec2_tags_change(action):
+    """CreateTags / DeleteTags (EC2's query protocol: ResourceId.N, Tag.N.Key, Tag.N.Value): one
+    check per instance, with its tags (aws:ResourceTag) and the request's (aws:RequestTag,
+    aws:TagKeys). Only instances are modelled (the functions tag nothing else)."""
+
+    def build(request):
+        keys = {}
+        for key, value in request.params.items():
+            match = re.fullmatch(r"Tag\.(\d+)\.Key", key)
+            if match:
+                keys[value] = request.params.get(f"Tag.{match.group(1)}.Value", "")
+        checks = []
+        for resource_id in _numbered(request.params, "ResourceId"):
+            arn = f"arn:aws:ec2:{request.region}:{ACCOUNT}:instance/{resource_id}"
+            context = _tag_context(_ec2_instance_tags(request.region, resource_id), "aws:ResourceTag", "ec2:ResourceTag")
+            if action == "ec2:CreateTags":
+                context.update(_request_tag_context(keys))
+            elif keys:
+                context["aws:TagKeys"] = sorted(keys)
+            checks.append((action, arn, context))
+        return checks
+
+    return build
+
+
 def _asg_update(request):
     name = request.params.get("AutoScalingGroupName", "")
     context = _tag_context(_asg_tags(request.region, name), "aws:ResourceTag", "autoscaling:ResourceTag")
@@ -541,6 +566,8 @@ OPERATIONS = {
     ("ec2", "DescribeInstanceStatus"): _everything("ec2:DescribeInstanceStatus"),
     ("ec2", "StartInstances"): _ec2_instances("ec2:StartInstances"),
     ("ec2", "StopInstances"): _ec2_instances("ec2:StopInstances"),
+    ("ec2", "CreateTags"): _ec2_tags_change("ec2:CreateTags"),
+    ("ec2", "DeleteTags"): _ec2_tags_change("ec2:DeleteTags"),
     ("ec2", "DescribeLaunchTemplates"): _everything("ec2:DescribeLaunchTemplates"),
     ("ec2", "DescribeLaunchTemplateVersions"): _everything("ec2:DescribeLaunchTemplateVersions"),
     ("ec2", "DescribeImages"): _everything("ec2:DescribeImages"),

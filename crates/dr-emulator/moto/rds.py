@@ -34,6 +34,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 
 from moto.rds.exceptions import RDSClientError
 from moto.rds.models import DBInstance, RDSBackend
@@ -95,18 +96,26 @@ def _start_standby_of(host, port):
     if not versions:
         raise RDSClientError("InternalFailure", "no PostgreSQL server programs in /usr/lib/postgresql")
     binaries = versions[-1]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        new_port = probe.getsockname()[1]
-    data = os.path.join(directory, f"replica-{new_port}")
-    for command in (
-        [f"{binaries}/pg_basebackup", "-h", host, "-p", str(port), "-U", "postgres", "-D", data, "-R", "-X", "stream"],
-        [f"{binaries}/pg_ctl", "-D", data, "-l", f"{data}.log", "-o", f"-p {new_port}", "-w", "start"],
-    ):
+    data = os.path.join(directory, f"replica-{uuid.uuid4().hex[:12]}")
+    result = subprocess.run(
+        _as_postgres([f"{binaries}/pg_basebackup", "-h", host, "-p", str(port), "-U", "postgres", "-D", data, "-R", "-X", "stream"]),
+        capture_output=True, text=True, timeout=120, cwd=directory,
+    )
+    if result.returncode != 0:
+        raise RDSClientError("InternalFailure", f"pg_basebackup: {result.stderr}")
+    # A free port is free when it is probed, not necessarily when the server binds it (another
+    # process may take it in between): a start that lost its port tries another.
+    last = ""
+    for _ in range(3):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            new_port = probe.getsockname()[1]
+        command = [f"{binaries}/pg_ctl", "-D", data, "-l", f"{data}.log", "-o", f"-p {new_port}", "-w", "start"]
         result = subprocess.run(_as_postgres(command), capture_output=True, text=True, timeout=120, cwd=directory)
-        if result.returncode != 0:
-            raise RDSClientError("InternalFailure", f"{os.path.basename(command[0])}: {result.stderr}")
-    return ("127.0.0.1", new_port)
+        if result.returncode == 0:
+            return ("127.0.0.1", new_port)
+        last = result.stderr
+    raise RDSClientError("InternalFailure", f"pg_ctl start: {last}")
 
 
 def hold_status(region, instance, status, seconds):
@@ -175,9 +184,13 @@ def _create_replica(self, db_kwargs):
     region, name = _region_and_name(db_kwargs.get("source_db_instance_identifier", ""), self.region_name)
     with _lock:
         server = _backing.get((region, name))
+    # The standby first: a replica must never exist without its server. (Created first, a
+    # standby that failed to start, or took longer than the caller's attempt, left a replica the
+    # caller's next attempt found and took for done, with no server behind it.)
+    standby = _start_standby_of(*server) if server is not None else None
     replica = _create_db_instance_read_replica(self, db_kwargs)
-    if server is not None:
-        back_with(self.region_name, replica.db_instance_identifier, *_start_standby_of(*server))
+    if standby is not None:
+        back_with(self.region_name, replica.db_instance_identifier, *standby)
         # Its standby streams at once: RDS's first datapoint. (Replicas of unbacked instances, as
         # the seed makes them, get theirs from the seed, with the lag the test asks for.)
         _publish_replica_lag(self.account_id, self.region_name, replica.db_instance_identifier, 0.0)

@@ -5,9 +5,15 @@
 - the health checkers: an endpoint check (HTTP/HTTPS/TCP) is as healthy as the newest
   `AWS/Route53 HealthCheckStatus` datapoint for it in us-east-1 says (the outage simulation
   publishes what the checkers would; no datapoint yet: healthy); a CLOUDWATCH_METRIC check follows
-  its alarm, evaluated as CloudWatch would (alarms.py): OK healthy, ALARM unhealthy,
-  INSUFFICIENT_DATA as InsufficientDataHealthStatus says (LastKnownStatus, the documented default:
-  the status from the last time the alarm had data; never known: healthy);
+  the alarm's *data stream*, not the alarm's state ("How Route 53 determines the status of health
+  checks that monitor CloudWatch alarms": the checkers monitor the alarm's data stream): at the end
+  of every period the alarm's definition is applied to the datapoints the checkers received
+  (alarms.judge): OK healthy, ALARM unhealthy, a stream without enough data (every period missing,
+  whatever TreatMissingData says) as InsufficientDataHealthStatus says (LastKnownStatus, the
+  documented default: the status from the last time there was data; never known: healthy). The
+  checkers can miss datapoints (`miss_datapoints`, POST /dr-local/route53/missed-datapoints): the
+  alarm sees them, Route 53 does not. A held alarm (alarms.freeze) holds its stream too: the
+  checkers keep the status they had;
 - answering DNS questions (moto answers none): failover records answer the PRIMARY while its
   health check is healthy (a record without a health check is healthy), else the SECONDARY; a
   plain record answers its values.
@@ -26,7 +32,6 @@ from moto.route53.responses import Route53
 import alarms
 import timing
 
-_last_known = {}
 _lock = threading.Lock()
 
 
@@ -56,34 +61,98 @@ def _endpoint_health(check):
     return healthy, f"HealthCheckStatus {newest.value:g} at {newest.timestamp.isoformat()}"
 
 
+# (region, namespace, metric, Plan dimension) -> [datapoints already published when the fault
+# was set, how many of the next ones the checkers miss]
+_missed = {}
+# health check id -> (when its stream was last evaluated, whether it was healthy then)
+_stream = {}
+# Periods caught up at most per look (as alarms.py).
+_MAX_CATCH_UP_PERIODS = 120
+
+
+def _plan_of(datum):
+    return next((d.value for d in datum.dimensions if d.name == "Plan"), None)
+
+
+def _of_metric(datum, namespace, metric, plan):
+    return (
+        getattr(datum, "namespace", None) == namespace
+        and getattr(datum, "name", None) == metric
+        and _plan_of(datum) == plan
+    )
+
+
+def miss_datapoints(region, namespace, metric, plan, count):
+    """Route 53's checkers miss the next `count` datapoints of the plan's metric published in
+    `region` (CloudWatch has them, the alarm evaluates them)."""
+    data = alarms.metric_data(_cloudwatch(region), {namespace})
+    published = sum(1 for d in data if _of_metric(d, namespace, metric, plan))
+    with _lock:
+        _missed[(region, namespace, metric, plan)] = [published, int(count)]
+
+
+def _received(region, alarm, data):
+    """The datapoints of the alarm's metric the checkers received."""
+    plan = next((d.value for d in alarm.dimensions if d.name == "Plan"), None)
+    with _lock:
+        missed = _missed.get((region, alarm.namespace, alarm.metric_name, plan))
+    if not missed:
+        return data
+    first, count = missed
+    kept, index = [], 0
+    for datum in data:
+        if _of_metric(datum, alarm.namespace, alarm.metric_name, plan):
+            index += 1
+            if first < index <= first + count:
+                continue
+        kept.append(datum)
+    return kept
+
+
+def _stream_health(check, alarm, data, healthy, at):
+    """Whether the check is healthy after the checkers' evaluation of the stream at `at`."""
+    state, _ = alarms.judge(alarm, data, at)
+    if state == "OK":
+        return True
+    if state == "ALARM":
+        return False
+    setting = getattr(check, "insufficient_data_health_status", None) or "LastKnownStatus"
+    if setting == "Healthy":
+        return True
+    if setting == "Unhealthy":
+        return False
+    return healthy
+
+
 def _metric_health(check, at):
     identifier = getattr(check, "alarm_identifier", None) or {}
     region, name = identifier.get("Region"), identifier.get("Name")
     backend = _cloudwatch(region) if region else None
     alarm = backend.alarms.get(name) if backend else None
+    now = time.time() if at is None else at.timestamp()
+    with _lock:
+        since, healthy = _stream.get(check.id, (getattr(check, "created_at", now), True))
     if alarm is None:
         # Route 53: a health check whose alarm does not exist has insufficient data.
-        state = "INSUFFICIENT_DATA"
-    else:
-        state = alarms.evaluate(alarm, alarms.metric_data(backend, {alarm.namespace}), at)
-    if state == "OK":
-        healthy = True
-    elif state == "ALARM":
-        healthy = False
-    else:
         setting = getattr(check, "insufficient_data_health_status", None) or "LastKnownStatus"
-        if setting == "Healthy":
-            healthy = True
-        elif setting == "Unhealthy":
-            healthy = False
-        else:
-            with _lock:
-                healthy = _last_known.get(check.id, True)
-        return healthy, f"alarm {name} ({region}) {state}: {setting} -> {'healthy' if healthy else 'unhealthy'}"
+        healthy = {"Healthy": True, "Unhealthy": False}.get(setting, healthy)
+        return healthy, f"alarm {name} ({region}) does not exist: {setting} -> {'healthy' if healthy else 'unhealthy'}"
+    if alarms.is_frozen(alarm):
+        return healthy, f"alarm {name} ({region}) not evaluated yet (held): {'healthy' if healthy else 'unhealthy'} as before"
+    # The checkers evaluate the stream at the end of every period, looked at or not.
+    period = int(alarm.period or 60)
+    data = _received(region, alarm, alarms.metric_data(backend, {alarm.namespace}))
+    boundary = max(int(since) // period * period + period, int(now) // period * period - _MAX_CATCH_UP_PERIODS * period)
+    from datetime import datetime, timezone
+
+    while boundary <= now:
+        healthy = _stream_health(check, alarm, data, healthy, datetime.fromtimestamp(boundary, timezone.utc))
+        boundary += period
     if at is None:
         with _lock:
-            _last_known[check.id] = healthy
-    return healthy, f"alarm {name} ({region}) {state}"
+            _stream[check.id] = (now, healthy)
+    state, why = alarms.judge(alarm, data, datetime.fromtimestamp(now, timezone.utc))
+    return healthy, f"alarm {name} ({region}) data stream: {state or 'INSUFFICIENT_DATA'}, {why} -> {'healthy' if healthy else 'unhealthy'}"
 
 
 def health(check_id, at=None):
@@ -180,6 +249,8 @@ def _init_with_alarm(self, health_check_id, caller_reference, health_check_args)
     _health_check_init(self, health_check_id, caller_reference, health_check_args)
     self.alarm_identifier = health_check_args.get("alarm_identifier")
     self.insufficient_data_health_status = health_check_args.get("insufficient_data_health_status")
+    # The checkers evaluate the alarm's stream from the check's creation on.
+    self.created_at = time.time()
 
 
 _health_check_config = HealthCheck.health_check_config

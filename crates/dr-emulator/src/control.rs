@@ -49,6 +49,22 @@ pub async fn hold_alarm(clients: &AwsClients, region: &str, alarm: &str, held: b
     post(clients, "/dr-local/alarms/hold", serde_json::json!({ "region": region, "alarm": alarm, "held": held })).await
 }
 
+/// Route 53's checkers miss the next `count` datapoints of the plan's routing metric (dimension
+/// `Plan`) published in `region`: CloudWatch has them (the alarm evaluates them), the health
+/// check never sees them.
+pub async fn route53_misses_datapoints(
+    clients: &AwsClients,
+    region: &str,
+    routing: &dr_core::plan::Routing,
+    plan: &str,
+    count: u32,
+) -> Result<(), DrError> {
+    let body = serde_json::json!({
+        "region": region, "namespace": routing.namespace, "metric": routing.metric, "plan": plan, "count": count,
+    });
+    post(clients, "/dr-local/route53/missed-datapoints", body).await
+}
+
 /// Stamps when the alarm moved to its current state (StateTransitionedTimestamp): a simulated
 /// outage is back-dated, and SetAlarmState stamps the call's own time.
 pub async fn alarm_moved_at(clients: &AwsClients, region: &str, alarm: &str, at: Timestamp) -> Result<(), DrError> {

@@ -8,6 +8,11 @@
 //! missing). The servers listen on loopback only, trust local connections, and keep their data in
 //! a temporary directory removed on drop. PostgreSQL refuses to run as root: as root, the
 //! servers run as the `postgres` user the package creates.
+//!
+//! As RDS serves them: over TLS, with a certificate for the endpoint (`IP:127.0.0.1`) signed by
+//! the local stack's database CA (`DR_DB_CA_BUNDLE`, made by `scripts/lambdas`; the functions
+//! trust it as they trust the RDS CA bundle on AWS), and set up with `docs/database.sql`, whose
+//! least-privilege role `dr_orchestrator` is the one the seeded credentials secret names.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -26,6 +31,22 @@ impl Server {
         format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
     }
 }
+
+/// Who signs the primary's certificate (the standby's is a copy, as its base backup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signer {
+    /// The local stack's database CA, which the functions trust (`DR_DB_CA_BUNDLE`).
+    LocalCa,
+    /// A CA nobody trusts: a server the orchestrator must refuse.
+    Unknown,
+}
+
+/// The environment variable naming the local database CA's certificate (its key beside it,
+/// `.key` for `.pem`).
+pub const CA_BUNDLE_ENV: &str = "DR_DB_CA_BUNDLE";
+
+/// The least-privilege role and its grants, as the customer runs them (docs/database.sql).
+const DATABASE_SETUP: &str = include_str!("../../../docs/database.sql");
 
 /// A primary and its streaming standby, stopped and removed on drop.
 #[derive(Debug)]
@@ -77,8 +98,13 @@ fn free_port() -> Result<u16, PostgresError> {
 
 impl Pair {
     /// Starts a primary and a standby that streams from it, in a new directory under the system's
-    /// temporary directory.
+    /// temporary directory, with a certificate of the local database CA.
     pub fn start(name: &str) -> Result<Pair, PostgresError> {
+        Pair::start_signed_by(name, Signer::LocalCa)
+    }
+
+    /// [`Pair::start`], the certificate signed by `signer`.
+    pub fn start_signed_by(name: &str, signer: Signer) -> Result<Pair, PostgresError> {
         let bin = server_bin_dir()?;
         let dir = std::env::temp_dir().join(format!("dr-pg-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -98,26 +124,9 @@ impl Pair {
             "initdb",
             &["-D", path(&pair.primary.data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"],
         )?;
-        // TLS, as RDS serves it (the product requires it): a self-signed certificate, which the
-        // standby's base backup copies.
-        let (key, certificate) = (pair.primary.data.join("server.key"), pair.primary.data.join("server.crt"));
-        pair.run_program(
-            Path::new("/usr/bin/openssl"),
-            &[
-                "req",
-                "-new",
-                "-x509",
-                "-days",
-                "2",
-                "-nodes",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-                path(&key),
-                "-out",
-                path(&certificate),
-            ],
-        )?;
+        // TLS, as RDS serves it (the product verifies it): a certificate for the endpoint, which
+        // the standby's base backup copies.
+        pair.issue_certificate(signer)?;
         // Replication as RDS runs it: WAL streamed to a hot standby that serves reads.
         let settings = format!(
             "listen_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = replica\n\
@@ -126,6 +135,7 @@ impl Pair {
         );
         pair.append(&pair.primary.data.join("postgresql.conf"), &settings)?;
         pair.start_server(&pair.primary)?;
+        pair.set_up_database()?;
         let port = pair.primary.port.to_string();
         pair.run(
             "pg_basebackup",
@@ -133,6 +143,102 @@ impl Pair {
         )?;
         pair.start_server(&pair.standby)?;
         Ok(pair)
+    }
+
+    /// A key and a certificate for `IP:127.0.0.1` in the primary's data directory, signed by
+    /// `signer` (an unknown CA is made for the pair and thrown away).
+    fn issue_certificate(&self, signer: Signer) -> Result<(), PostgresError> {
+        let openssl = |args: &[&str]| check("openssl", Command::new("/usr/bin/openssl").args(args).output());
+        let (ca_certificate, ca_key) = match signer {
+            Signer::LocalCa => {
+                let bundle = std::env::var(CA_BUNDLE_ENV).map_err(|_| {
+                    failed(CA_BUNDLE_ENV, "not set: the local database CA is made by scripts/lambdas (scripts/lib.sh)")
+                })?;
+                let key = PathBuf::from(&bundle).with_extension("key");
+                (PathBuf::from(bundle), key)
+            }
+            Signer::Unknown => {
+                let (certificate, key) = (self.dir.join("unknown-ca.pem"), self.dir.join("unknown-ca.key"));
+                openssl(&[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=an unknown CA",
+                    "-keyout",
+                    path(&key),
+                    "-out",
+                    path(&certificate),
+                ])?;
+                (certificate, key)
+            }
+        };
+        let (key, request, certificate) =
+            (self.dir.join("server.key"), self.dir.join("server.csr"), self.dir.join("server.crt"));
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            path(&key),
+            "-out",
+            path(&request),
+        ])?;
+        let extensions = self.dir.join("server.ext");
+        std::fs::write(&extensions, "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n")
+            .map_err(|e| failed("server.ext", e))?;
+        let serial = format!(
+            "0x{:x}",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos())
+        );
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            path(&request),
+            "-CA",
+            path(&ca_certificate),
+            "-CAkey",
+            path(&ca_key),
+            "-set_serial",
+            &serial,
+            "-days",
+            "2",
+            "-extfile",
+            path(&extensions),
+            "-out",
+            path(&certificate),
+        ])?;
+        // The server reads them as its own user, the key readable by it only.
+        for (from, name) in [(&key, "server.key"), (&certificate, "server.crt")] {
+            let to = self.primary.data.join(name);
+            std::fs::copy(from, &to).map_err(|e| failed(name, e))?;
+            if self.as_postgres {
+                check("chown", Command::new("chown").arg("postgres:postgres").arg(&to).output())?;
+            }
+            check("chmod", Command::new("chmod").arg("600").arg(&to).output())?;
+        }
+        Ok(())
+    }
+
+    /// Runs docs/database.sql on the primary, as its superuser (the RDS master user's part).
+    fn set_up_database(&self) -> Result<(), PostgresError> {
+        let script = self.dir.join("database.sql");
+        std::fs::write(&script, DATABASE_SETUP).map_err(|e| failed("database.sql", e))?;
+        let output = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.primary.port.to_string(), "-U", "postgres", "-d", "postgres"])
+            .args(["-X", "-q", "-v", "password=local", "-f"])
+            .arg(&script)
+            .output();
+        check("psql -f docs/database.sql", output).map(drop)
     }
 
     fn start_server(&self, server: &Server) -> Result<(), PostgresError> {

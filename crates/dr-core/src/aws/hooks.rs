@@ -2,6 +2,9 @@
 //! invoked in the DR region with a JSON request. A function error is the hook's answer, not a
 //! failed call: each caller names what it means.
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use serde::Serialize;
 
 use super::{AwsClients, once};
@@ -28,20 +31,40 @@ impl std::fmt::Display for HookFailure {
     }
 }
 
-/// Invokes `function` with `request`: `Ok(Ok(payload))` when it answered, `Ok(Err(failure))` when
-/// it ran and failed, `Err` when the call itself failed.
+/// What a synchronous Invoke adds to the function's own run: the call's round trip and Lambda's
+/// start of the function.
+const INVOKE_OVERHEAD: Duration = Duration::from_secs(5);
+
+/// The client's timeouts for one invocation of a hook allowed `timeout`: the SDK's usual 6 s
+/// attempt would cut any slower hook and have it invoked again on every poll.
+fn hook_timeouts(timeout: Duration) -> TimeoutConfig {
+    let whole = timeout + INVOKE_OVERHEAD;
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .read_timeout(whole)
+        .operation_attempt_timeout(whole)
+        .operation_timeout(whole)
+        .build()
+}
+
+/// Invokes `function` with `request`, allowing it `timeout` (the plan's `hook_timeout_seconds`):
+/// `Ok(Ok(payload))` when it answered, `Ok(Err(failure))` when it ran and failed, `Err` when the
+/// call itself failed or did not answer in time.
 pub async fn invoke_hook(
     clients: &AwsClients,
     function: &str,
     request: &impl Serialize,
     effect: HookEffect,
+    timeout: Duration,
 ) -> Result<Result<Vec<u8>, HookFailure>, DrError> {
     let payload = serde_json::to_vec(request).map_err(|e| DrError::serialisation("hook request", e))?;
     let call = clients.home.lambda.invoke().function_name(function).payload(aws_smithy_types::Blob::new(payload));
-    let sent = match effect {
-        HookEffect::Changes => call.customize().config_override(once::lambda()).send().await,
-        HookEffect::Reads => call.send().await,
+    let config = match effect {
+        HookEffect::Changes => once::lambda(),
+        // Within the hook's time: the operation timeout leaves no room for a second attempt.
+        HookEffect::Reads => aws_sdk_lambda::config::Builder::default(),
     };
+    let sent = call.customize().config_override(config.timeout_config(hook_timeouts(timeout))).send().await;
     let invoked = sent.map_err(|e| DrError::from_sdk("lambda", "Invoke", e))?;
     let body = invoked.payload().map(|p| p.as_ref().to_vec()).unwrap_or_default();
     Ok(match invoked.function_error() {

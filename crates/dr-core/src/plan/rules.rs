@@ -1,6 +1,6 @@
 //! The plan's rules: [`Plan::problems`] lists every broken one with its stable [`ProblemCode`].
 
-use super::{DnsStrategy, Plan, Targets, Trigger, fqdn};
+use super::{DnsStrategy, HOOK_CALLER_TIMEOUT_SECONDS, MAX_HOOK_TIMEOUT_SECONDS, Plan, Targets, Trigger, fqdn};
 use crate::error::{PlanProblem, ProblemCode};
 
 /// Regions a plan may name (commercial partition).
@@ -222,6 +222,17 @@ impl Plan {
                 ProblemCode::InvalidBarrierTimeout,
                 "fence.barrier_timeout_seconds",
                 format!("{timeout} s: must be between 1 s and an eighth of the RTO ({} s)", rto_seconds / 8),
+            );
+        }
+        if !(1..=MAX_HOOK_TIMEOUT_SECONDS).contains(&fence.hook_timeout_seconds) {
+            found.add(
+                ProblemCode::InvalidHookTimeout,
+                "fence.hook_timeout_seconds",
+                format!(
+                    "{} s: between 1 s and {MAX_HOOK_TIMEOUT_SECONDS} s (the fence function's {HOOK_CALLER_TIMEOUT_SECONDS} s \
+                     less what the rest of the step needs)",
+                    fence.hook_timeout_seconds
+                ),
             );
         }
     }
@@ -542,6 +553,14 @@ impl Plan {
                 && hook.chars().all(|c| c.is_ascii_alphanumeric() || "-_:.".contains(c));
             rule(name_ok, "sql_probe_function", format!("{hook:?}: a Lambda function name or ARN"));
         }
+        rule(
+            (1..=MAX_HOOK_TIMEOUT_SECONDS).contains(&test.hook_timeout_seconds),
+            "hook_timeout_seconds",
+            format!(
+                "{} s: between 1 s and {MAX_HOOK_TIMEOUT_SECONDS} s (the validation's {HOOK_CALLER_TIMEOUT_SECONDS} s)",
+                test.hook_timeout_seconds
+            ),
+        );
         // The janitor must not delete the instance of a run still within its RTO.
         let needed_hours = self.targets.rto_minutes.div_ceil(60) + 2;
         let expiry_problem = if !(1..=48).contains(&test.expiry_hours) {

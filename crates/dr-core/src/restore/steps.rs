@@ -12,7 +12,7 @@ use super::{
 use crate::aws::lookup::{RDS_TERMINAL_STATES, describe_db_instance, require_db_instance};
 use crate::aws::{AwsClients, once};
 use crate::error::DrError;
-use crate::plan::{RestoreTest, SnapshotSource};
+use crate::plan::{RestoreTest, SnapshotSource, hook_timeout};
 use crate::run::budget::{Budget, status_record};
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 use crate::time::{self, Timestamp};
@@ -229,7 +229,7 @@ pub async fn validate_restore(clients: &AwsClients, state: &RunbookState) -> Res
             engine: db.engine().unwrap_or_default().to_string(),
             engine_version: db.engine_version().unwrap_or_default().to_string(),
         };
-        let answer = invoke_probe(clients, hook, &request).await?;
+        let answer = invoke_probe(clients, hook, &request, hook_timeout(test.hook_timeout_seconds)).await?;
         if !answer.ok {
             return Err(DrError::RestoreValidationFailed {
                 instance: id,
@@ -277,6 +277,7 @@ mod tests {
             engine_version: "15".into(),
             expiry_hours: 6,
             sql_probe_function: None,
+            hook_timeout_seconds: 30,
         }
     }
 

@@ -219,11 +219,11 @@ pub fn raised_capacity(current: (i32, i32, i32), failover: Capacity) -> (i32, i3
     (min, desired, max)
 }
 
-fn current_capacity(group: &AutoScalingGroup) -> (i32, i32, i32) {
+pub(crate) fn current_capacity(group: &AutoScalingGroup) -> (i32, i32, i32) {
     (group.min_size().unwrap_or(0), group.desired_capacity().unwrap_or(0), group.max_size().unwrap_or(0))
 }
 
-fn capacity_text((min, desired, max): (i32, i32, i32)) -> String {
+pub(crate) fn capacity_text((min, desired, max): (i32, i32, i32)) -> String {
     format!("min {min} / desired {desired} / max {max}")
 }
 
@@ -442,6 +442,7 @@ mod tests {
                     state: s.clone(),
                     reason: None,
                     instance_type: None,
+                    tags: Vec::new(),
                 })
                 .collect()
         };

@@ -3,8 +3,9 @@
 //!
 //! - `routing-health-check` (the default): publish the routing metric (1) in the DR region; the
 //!   routing alarm moves to ALARM, the routing health check on the PRIMARY record fails, and
-//!   Route 53 answers the SECONDARY. Verified by the alarm's state and a DNS answer. No Route 53
-//!   API call at all. Traffic stays there until the runbook publishes 0 (failback): the alarm
+//!   Route 53 answers the SECONDARY. Verified by the alarm's state and a DNS answer; the metric
+//!   is published on every poll until DNS answers (Route 53 follows the alarm's data stream, and
+//!   its checkers can miss a datapoint). No Route 53 API call at all. Traffic stays there until the runbook publishes 0 (failback): the alarm
 //!   keeps its state when data stops, the health check keeps its last known status.
 //! - `record-upsert`: UPSERT the PRIMARY record to Ireland's value (Route 53's control plane, in
 //!   us-east-1), wait for the change to be INSYNC and for DNS to answer Ireland.
@@ -256,17 +257,21 @@ pub async fn dns_status(clients: &AwsClients, state: &RunbookState) -> Result<St
     state.validate()?;
     let timer = StepTimer::start("flip-dns-status", clients);
     let plan = &state.plan;
+    let (values, seen) = answered(clients, plan, "now").await?;
+    let on_target = answers(&values, &plan.target_after_move().value);
     let (settled, how) = match routing(plan) {
         Some(routing) => {
             let alarm = routing_alarm(clients, routing).await?;
             let text = alarm.as_ref().map_or("unknown", |s| s.as_str());
             let moved = alarm == Some(moved_alarm_state(plan));
             let mut how = format!("routing alarm {} {text}", routing.alarm);
-            if !moved {
-                // The alarm takes each minute's Maximum: a failback's 0 published in the minute
-                // of the failover's 1 is hidden, and with TreatMissingData = ignore nothing moves
-                // the alarm afterwards. The value is published again until the alarm follows (a
-                // repeat of the same value changes nothing).
+            if !on_target {
+                // Published again on every poll until DNS answers the region moved to, whatever
+                // the alarm's state: Route 53 judges the alarm's data stream, not its state, and
+                // with LastKnownStatus a datapoint its checkers missed leaves the PRIMARY healthy
+                // however long the alarm reads ALARM. And the alarm takes each minute's Maximum:
+                // a failback's 0 published in the minute of the failover's 1 is hidden. A repeat
+                // of the same value changes nothing.
                 publish_routing(clients, plan, routing, plan.move_direction()).await?;
                 how = format!("{how}; routing metric published again");
             }
@@ -291,8 +296,6 @@ pub async fn dns_status(clients: &AwsClients, state: &RunbookState) -> Result<St
             (in_sync, format!("change {}", if in_sync { "INSYNC" } else { "PENDING" }))
         }
     };
-    let (values, seen) = answered(clients, plan, "now").await?;
-    let on_ireland = answers(&values, &plan.target_after_move().value);
     let detail = format!("{how}; {}", seen.state);
-    status_record(timer, state, StepKey::DnsStatus, settled && on_ireland, detail, vec![seen])
+    status_record(timer, state, StepKey::DnsStatus, settled && on_target, detail, vec![seen])
 }

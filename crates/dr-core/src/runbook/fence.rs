@@ -24,7 +24,7 @@ use crate::aws::lookup::{describe_auto_scaling_group, require_db_instance};
 use crate::aws::once;
 use crate::aws::postgres::{self, Credentials, Endpoint, Session};
 use crate::error::DrError;
-use crate::plan::{Fence, Plan};
+use crate::plan::{Fence, Plan, hook_timeout};
 use crate::run::budget::{Budget, status_record};
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 use crate::time;
@@ -163,7 +163,8 @@ async fn invoke_fence_lambda(
     action: &str,
 ) -> Result<(), DrError> {
     let request = serde_json::json!({ "action": action, "plan": state.plan.name, "run_id": state.run.id });
-    invoke_hook(clients, function, &request, HookEffect::Changes).await?.map(drop).map_err(|failure| {
+    let timeout = hook_timeout(state.plan.fence_for_planned_move()?.hook_timeout_seconds);
+    invoke_hook(clients, function, &request, HookEffect::Changes, timeout).await?.map(drop).map_err(|failure| {
         DrError::FenceFailed {
             region: state.plan.primary_region.clone(),
             reason: format!("{function} ({action}) failed ({failure})"),
@@ -322,7 +323,8 @@ async fn barrier_by_hook(
         replica,
     };
     let refused = |reason: String| DrError::FenceFailed { region: plan.primary_region.clone(), reason };
-    let body = invoke_hook(clients, function, &request, HookEffect::Changes)
+    let timeout = hook_timeout(plan.fence_for_planned_move()?.hook_timeout_seconds);
+    let body = invoke_hook(clients, function, &request, HookEffect::Changes, timeout)
         .await?
         .map_err(|failure| refused(format!("barrier hook {function} failed ({failure})")))?;
     let answer: BarrierHookAnswer = serde_json::from_slice(&body).map_err(|e| {

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricAlarm, MetricDatum, StandardUnit, StateValue};
 
-use self::confirm::{Confirmation, METRIC_SETTLE, check_health_metric};
+use self::confirm::{Confirmation, LATE_DATA_GRACE, METRIC_SETTLE, check_health_metric};
 use crate::aws::lookup::describe_alarm;
 use crate::aws::{AwsClients, ROUTE53_CONTROL_REGION};
 use crate::error::DrError;
@@ -104,6 +104,10 @@ pub enum Decision {
     AlreadyHandled,
     /// This delivery started the run.
     Started,
+    /// The schedule could not judge the alarm (us-east-1 slow or denied, a misconfigured alarm):
+    /// counted, and the invocation fails (retried, then the failure queue), so that a trigger that
+    /// cannot see is never silent.
+    Failed,
 }
 
 impl Decision {
@@ -120,6 +124,7 @@ impl Decision {
             Decision::Stale => "stale",
             Decision::AlreadyHandled => "already-handled",
             Decision::Started => "started",
+            Decision::Failed => "failed",
         }
     }
 }
@@ -424,6 +429,7 @@ fn stale(plan: &Plan, change: &AlarmMove, now: Timestamp) -> Option<TriggerOutco
 /// in ALARM.
 pub async fn reevaluate(ctx: &TriggerContext) -> Result<Vec<TriggerOutcome>, DrError> {
     let mut outcomes = Vec::new();
+    let mut first_failure = None;
     for name in &ctx.plan_names {
         let plan = ctx.store.load_plan(name).await?;
         let Some(trigger) = plan.trigger.clone() else { continue };
@@ -431,12 +437,16 @@ pub async fn reevaluate(ctx: &TriggerContext) -> Result<Vec<TriggerOutcome>, DrE
         let mut decided = Vec::new();
         for alarm in &trigger.alarms {
             // One alarm that cannot be judged (us-east-1 slow, a misconfigured alarm) does not
-            // keep the others from being judged; the next run tries it again.
+            // keep the others from being judged; it is counted (`failed`, which the template
+            // alarms on) and fails the invocation once every alarm was judged.
             match reevaluate_alarm(ctx, &plan, &clients, alarm).await {
                 Ok(Some(outcome)) => decided.push(outcome),
                 Ok(None) => {}
                 Err(err) => {
                     tracing::error!(plan = %plan.name, alarm, error = err.name(), "alarm not re-evaluated: {err}");
+                    let detail = format!("not re-evaluated ({}: {err})", err.name());
+                    decided.push(TriggerOutcome::new(Decision::Failed, alarm, Some(&plan), detail));
+                    first_failure.get_or_insert(err);
                 }
             }
         }
@@ -449,7 +459,10 @@ pub async fn reevaluate(ctx: &TriggerContext) -> Result<Vec<TriggerOutcome>, DrE
         }
         outcomes.extend(decided);
     }
-    Ok(outcomes)
+    match first_failure {
+        Some(err) => Err(err),
+        None => Ok(outcomes),
+    }
 }
 
 /// Judges one of a plan's alarms again if it is still in ALARM.
@@ -725,6 +738,14 @@ async fn plan_for_alarm(ctx: &TriggerContext, alarm: &str) -> Result<Option<Plan
     Ok(None)
 }
 
+/// Where the schedule's window starts: the last whole window whose datapoints must all have
+/// landed by now, Route 53's late ones included ([`METRIC_SETTLE`] and [`LATE_DATA_GRACE`]), and
+/// never before the move to ALARM. A window ending later would still be waiting for its last
+/// minutes on every run of the schedule, and answer `Pending` for as long as the data is late.
+pub fn schedule_anchor(alarm_at: Timestamp, window: Duration, now: Timestamp) -> Timestamp {
+    time::before(now, window + METRIC_SETTLE + LATE_DATA_GRACE + Duration::from_secs(60)).max(alarm_at)
+}
+
 /// Confirms the outage: on an event, waits out the window after the move to ALARM (at most
 /// until the invocation's deadline: then `Pending`); on the schedule, judges the last whole
 /// window whose data has landed, without waiting. `Ok(Ok(evidence))`: confirmed; `Ok(Err(outcome))`:
@@ -763,9 +784,8 @@ async fn confirm_outage(
             }
         }
         Judged::OnSchedule => {
-            // The last whole window whose datapoints must have landed, not before the move.
             let now = time::now();
-            let anchor = time::before(now, window + METRIC_SETTLE + Duration::from_secs(60)).max(alarm_at);
+            let anchor = schedule_anchor(alarm_at, window, now);
             check_health_metric(&clients.route53_metrics, health_check_id, anchor, window, now).await?
         }
     };
@@ -837,6 +857,27 @@ async fn probe(url: &str) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Route 53's minutes landing as late as the documented delay allows: every judgement on the
+    /// schedule decides (a sustained outage is confirmed), at any second of the minute; with the
+    /// window anchored only one settle time back, the newest minutes were always still missing
+    /// and every run answered Pending.
+    #[test]
+    fn late_data_never_keeps_the_schedule_pending() {
+        let window = Duration::from_secs(180);
+        let alarm_at = time::from_epoch_seconds(1_000_000_000);
+        for offset in 0..60 {
+            let now = time::after(alarm_at, Duration::from_secs(1_800 + offset));
+            let landed_until = time::epoch_seconds(time::before(now, METRIC_SETTLE + LATE_DATA_GRACE));
+            let minutes: Vec<(i64, f64)> = (0..)
+                .map(|i| time::epoch_seconds(alarm_at) / 60 * 60 + i * 60)
+                .take_while(|minute| minute + 60 <= landed_until)
+                .map(|minute| (minute, 0.0))
+                .collect();
+            let judged = confirm::judge(schedule_anchor(alarm_at, window, now), window, &minutes, now);
+            assert!(matches!(judged, Confirmation::Confirmed { .. }), "at +{offset} s: {judged:?}");
+        }
+    }
 
     fn event(value: &str, timestamp: &str) -> serde_json::Value {
         serde_json::json!({

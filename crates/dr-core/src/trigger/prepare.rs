@@ -3,23 +3,41 @@
 //! the alarm arrives, with the runbook's own steps, while the trigger confirms the outage over
 //! its window; the promotion and the routing change wait for the confirmation. The runbook then
 //! finds the instances started and the group raised (its steps are idempotent: `AlreadyDone`)
-//! and only waits for what is left of their boot. A flap or an unconfirmed outage undoes the
-//! preparation (the runbook's stand-down: the group back to its standby size, the standby
-//! instances stopped).
+//! and only waits for what is left of their boot.
+//!
+//! A flap or an unconfirmed outage undoes the preparation, and only the preparation: what it
+//! starts is marked first with the incident's run id (the instances it is about to start carry
+//! [`PREPARED_BY_TAG`]; the DR group, before it is raised, [`PREPARED_CAPACITY_TAG`] with the run
+//! id and its capacity then). The undo stops only the instances marked for this run and gives the
+//! group back the capacity it had, never the plan's standby size: an instance an operator started
+//! by hand, or a group an operator raised, is theirs and stays as they left it. The marks outlive
+//! the invocation, so the schedule's later undo of the same incident finds them.
 //!
 //! Both are best effort: a preparation that fails delays nothing (the runbook starts the compute
-//! itself), and an undo that cannot finish (an instance still booting when the invocation ends)
-//! leaves the compute up, which costs money and is named in the decision and by the scheduled
-//! readiness check, but moves no traffic.
+//! itself; an instance that could not be marked is not started), and an undo that cannot finish
+//! (an instance still booting when the invocation ends) leaves the compute up, which costs money
+//! and is named in the decision and by the scheduled readiness check, but moves no traffic.
 
 use std::time::Duration;
 
-use crate::aws::AwsClients;
+use aws_sdk_autoscaling::types::Tag as AsgTag;
+use aws_sdk_ec2::types::{InstanceStateName, Tag};
+
+use crate::aws::lookup::{StandbyInstance, describe_auto_scaling_group, describe_standby_instances};
+use crate::aws::{AwsClients, once};
+use crate::error::DrError;
 use crate::plan::Plan;
-use crate::run::{Outcome, RunInfo, RunbookState};
-use crate::runbook::compute;
+use crate::run::{RunInfo, RunbookState};
+use crate::runbook::compute::{
+    self, capacity_text, current_capacity, instances_to_start, raised_capacity, set_capacity,
+};
 use crate::store::{PlanStatus, PlanStore};
 use crate::time;
+
+/// On each standby instance a preparation started: the incident's run id.
+pub const PREPARED_BY_TAG: &str = "dr-prepared-by";
+/// On the DR group a preparation raised: `<run id> <min>/<desired>/<max>`, its capacity before.
+pub const PREPARED_CAPACITY_TAG: &str = "dr-prepared-capacity";
 
 /// How often the undo asks the stand-down again (an instance still `pending` cannot be stopped).
 pub const UNDO_POLL: Duration = Duration::from_secs(5);
@@ -33,24 +51,92 @@ fn preparing_state(plan: &Plan, run_id: &str) -> RunbookState {
     RunbookState::new(plan.clone(), run)
 }
 
-/// Starts the standby instances and raises the DR group; what was done, or why not.
+/// Marks, then starts, the stopped standby instances, and marks, then raises, the DR group; what
+/// was done, or why not.
 pub async fn prepare(clients: &AwsClients, plan: &Plan, run_id: &str) -> String {
     let state = preparing_state(plan, run_id);
     let mut done = Vec::new();
-    match compute::start_standby(clients, &state).await {
-        Ok(record) => done.push(record.detail),
-        Err(err) => done.push(format!("standby instances not started ({}: {err})", err.name())),
+    match mark_instances(clients, plan, run_id).await {
+        Ok(()) => match compute::start_standby(clients, &state).await {
+            Ok(record) => done.push(record.detail),
+            Err(err) => done.push(format!("standby instances not started ({}: {err})", err.name())),
+        },
+        Err(err) => done.push(format!("standby instances not started: not marked ({}: {err})", err.name())),
     }
-    match compute::scale_asg(clients, &state).await {
-        Ok(record) => done.push(record.detail),
-        Err(err) => done.push(format!("group not raised ({}: {err})", err.name())),
+    match mark_group(clients, plan, run_id).await {
+        Ok(()) => match compute::scale_asg(clients, &state).await {
+            Ok(record) => done.push(record.detail),
+            Err(err) => done.push(format!("group not raised ({}: {err})", err.name())),
+        },
+        Err(err) => done.push(format!("group not raised: not marked ({}: {err})", err.name())),
     }
     tracing::info!(plan = %plan.name, step = "prepare-while-confirming", "{}", done.join("; "));
     format!("prepared while confirming: {}", done.join("; "))
 }
 
-/// Puts the prepared compute back on standby, unless the plan was taken meanwhile (an operator's
-/// run, another delivery's: the compute is theirs now); asks until done, [`UNDO_WAIT`] at most.
+/// Tags the stopped standby instances (the ones the start will start) with the run id.
+async fn mark_instances(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<(), DrError> {
+    let found = describe_standby_instances(&clients.dr.ec2, plan).await?;
+    let to_start = instances_to_start(&found)?;
+    if to_start.is_empty() {
+        return Ok(());
+    }
+    // Setting the same tag twice is harmless: the SDK's retries stay on.
+    clients
+        .dr
+        .ec2
+        .create_tags()
+        .set_resources(Some(to_start))
+        .tags(Tag::builder().key(PREPARED_BY_TAG).value(run_id).build())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("ec2", "CreateTags", e))?;
+    Ok(())
+}
+
+/// Tags the DR group with the run id and its capacity now, when the raise will change it (a mark
+/// left by an earlier incident keeps the capacity it recorded: the one before anyone prepared).
+async fn mark_group(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<(), DrError> {
+    let name = &plan.auto_scaling.group;
+    let Some(found) = describe_auto_scaling_group(&clients.dr.autoscaling, name).await? else {
+        return Ok(());
+    };
+    let current = current_capacity(&found);
+    if raised_capacity(current, plan.auto_scaling.failover) == current {
+        return Ok(());
+    }
+    let before = prepared_capacity(&found).map_or(current, |(_, before)| before);
+    let (min, desired, max) = before;
+    let tag = AsgTag::builder()
+        .resource_id(name)
+        .resource_type("auto-scaling-group")
+        .key(PREPARED_CAPACITY_TAG)
+        .value(format!("{run_id} {min}/{desired}/{max}"))
+        .propagate_at_launch(false)
+        .build();
+    clients
+        .dr
+        .autoscaling
+        .create_or_update_tags()
+        .tags(tag)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("autoscaling", "CreateOrUpdateTags", e))?;
+    Ok(())
+}
+
+/// The group's preparation mark: (run id, capacity before), when it has a well-formed one.
+fn prepared_capacity(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Option<(String, (i32, i32, i32))> {
+    let value = group.tags().iter().find(|tag| tag.key() == Some(PREPARED_CAPACITY_TAG))?.value()?;
+    let (run_id, capacity) = value.split_once(' ')?;
+    let parts: Vec<i32> = capacity.split('/').filter_map(|part| part.parse().ok()).collect();
+    let [min, desired, max] = parts[..] else { return None };
+    Some((run_id.to_string(), (min, desired, max)))
+}
+
+/// Puts back what this run's preparation started, unless the plan was taken meanwhile (an
+/// operator's run, another delivery's: the compute is theirs now); asks until done, [`UNDO_WAIT`]
+/// at most.
 pub async fn undo(clients: &AwsClients, store: &PlanStore, plan: &Plan, run_id: &str) -> String {
     let deadline = tokio::time::Instant::now() + UNDO_WAIT;
     match store.read_state(&plan.name).await {
@@ -60,22 +146,21 @@ pub async fn undo(clients: &AwsClients, store: &PlanStore, plan: &Plan, run_id: 
         Ok(_) => {}
         Err(err) => return format!("preparation NOT undone: the plan state could not be read ({err})"),
     }
-    let state = preparing_state(plan, run_id);
     let mut changed = false;
     loop {
-        let answer = compute::stand_down(clients, &state).await;
-        if let Ok(record) = &answer {
-            changed |= record.outcome == Outcome::Changed;
+        let answer = undo_once(clients, plan, run_id).await;
+        if let Ok(pass) = &answer {
+            changed |= pass.changed;
         }
         match answer {
-            Ok(record) if record.ready && !changed => return format!("compute on standby: {}", record.detail),
-            Ok(record) if record.ready => {
-                tracing::info!(plan = %plan.name, step = "undo-preparation", "{}", record.detail);
-                return format!("preparation undone: {}", record.detail);
+            Ok(pass) if pass.done && !changed => return format!("compute on standby: {}", pass.detail),
+            Ok(pass) if pass.done => {
+                tracing::info!(plan = %plan.name, step = "undo-preparation", "{}", pass.detail);
+                return format!("preparation undone: {}", pass.detail);
             }
-            Ok(record) if tokio::time::Instant::now() + UNDO_POLL >= deadline => {
-                tracing::warn!(plan = %plan.name, step = "undo-preparation", "{}", record.detail);
-                return format!("preparation NOT fully undone: {}", record.detail);
+            Ok(pass) if tokio::time::Instant::now() + UNDO_POLL >= deadline => {
+                tracing::warn!(plan = %plan.name, step = "undo-preparation", "{}", pass.detail);
+                return format!("preparation NOT fully undone: {}", pass.detail);
             }
             Ok(_) => tokio::time::sleep(UNDO_POLL).await,
             // Throttled, a 5xx, an instance still changing state: asked again, within the wait.
@@ -89,4 +174,88 @@ pub async fn undo(clients: &AwsClients, store: &PlanStore, plan: &Plan, run_id: 
             }
         }
     }
+}
+
+/// One pass of the undo: what it did, and whether everything this run prepared is back.
+struct UndoPass {
+    changed: bool,
+    done: bool,
+    detail: String,
+}
+
+async fn undo_once(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<UndoPass, DrError> {
+    let ec2 = &clients.dr.ec2;
+    let found = describe_standby_instances(ec2, plan).await?;
+    let ours: Vec<&StandbyInstance> = found.iter().filter(|i| i.tag(PREPARED_BY_TAG) == Some(run_id)).collect();
+    let ids = |state: &[InstanceStateName]| -> Vec<String> {
+        ours.iter().filter(|i| state.contains(&i.state)).map(|i| i.id.clone()).collect()
+    };
+    let (running, stopped) = (ids(&[InstanceStateName::Running]), ids(&[InstanceStateName::Stopped]));
+    // A pending instance cannot be stopped yet (EC2 answers IncorrectInstanceState): it is
+    // stopped once running, on a later pass.
+    let settling = ours.len() - running.len() - stopped.len() - ours.iter().filter(|i| i.is_gone()).count();
+    let mut changed = false;
+    let mut detail = Vec::new();
+    if !running.is_empty() {
+        ec2.stop_instances()
+            .set_instance_ids(Some(running.clone()))
+            .customize()
+            .config_override(once::ec2())
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("ec2", "StopInstances", e))?;
+        changed = true;
+        detail.push(format!("stopped {}", running.join(", ")));
+    }
+    if !stopped.is_empty() {
+        // Back on standby: the mark goes, so that nothing later takes them for this run's.
+        ec2.delete_tags()
+            .set_resources(Some(stopped.clone()))
+            .tags(Tag::builder().key(PREPARED_BY_TAG).build())
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("ec2", "DeleteTags", e))?;
+    }
+    let instances_done = running.is_empty() && settling == 0;
+
+    let name = &plan.auto_scaling.group;
+    let group_done = match describe_auto_scaling_group(&clients.dr.autoscaling, name).await? {
+        Some(group) => match prepared_capacity(&group).filter(|(by, _)| by == run_id) {
+            Some((_, before)) => {
+                if current_capacity(&group) != before {
+                    set_capacity(&clients.dr.autoscaling, name, before).await?;
+                    changed = true;
+                    detail.push(format!("{name} back to {}", capacity_text(before)));
+                }
+                let drained = group.instances().len() <= usize::try_from(before.1).unwrap_or_default();
+                if drained {
+                    let tag = AsgTag::builder()
+                        .resource_id(name)
+                        .resource_type("auto-scaling-group")
+                        .key(PREPARED_CAPACITY_TAG)
+                        .build();
+                    clients
+                        .dr
+                        .autoscaling
+                        .delete_tags()
+                        .tags(tag)
+                        .send()
+                        .await
+                        .map_err(|e| DrError::from_sdk("autoscaling", "DeleteTags", e))?;
+                }
+                drained
+            }
+            None => true,
+        },
+        None => true,
+    };
+    let done = instances_done && group_done;
+    if detail.is_empty() {
+        detail.push(if done {
+            "nothing this run prepared is left up".to_string()
+        } else {
+            "waiting for the instances this run prepared to stop".to_string()
+        });
+    }
+    Ok(UndoPass { changed, done, detail: detail.join("; ") })
 }

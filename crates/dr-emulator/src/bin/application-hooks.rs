@@ -4,7 +4,8 @@
 //! - `{"action": "fence" | "unfence", "plan", "run_id"}`: the application's maintenance switch
 //!   (`[fence].lambda`). Its state is an object in the emulator's S3, `s3://dr-local-application/
 //!   maintenance/<plan>.json` (`{"maintenance", "run_id", "switched"}`), which tests read. It fails
-//!   (a function error) while `s3://dr-local-application/broken/<plan>` exists.
+//!   (a function error) while `s3://dr-local-application/broken/<plan>` exists, and takes as many
+//!   seconds as `s3://dr-local-application/slow/<plan>` says before it answers (a slow switch).
 //! - a `BarrierHookRequest` (`fence.barrier_function`): the application's own proof that its
 //!   writes reached Ireland: a marker row in its table `app_barrier`, written once on the Paris
 //!   primary (through a read-only fence) and looked for on the Ireland replica, with psql (the
@@ -61,6 +62,11 @@ async fn readiness_probe(s3: &aws_sdk_s3::Client, plan: &str, probe: &str) -> Re
 async fn switch(s3: &aws_sdk_s3::Client, plan: &str, run_id: &str, maintenance: bool) -> Result<Value, Error> {
     if s3.head_object().bucket(BUCKET).key(format!("broken/{plan}")).send().await.is_ok() {
         return Err("the maintenance switch is broken".into());
+    }
+    if let Ok(found) = s3.get_object().bucket(BUCKET).key(format!("slow/{plan}")).send().await {
+        let text = String::from_utf8_lossy(&found.body.collect().await?.into_bytes()).to_string();
+        let seconds: u64 = text.trim().parse()?;
+        tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
     }
     let key = format!("maintenance/{plan}.json");
     let switched = match s3.get_object().bucket(BUCKET).key(&key).send().await {

@@ -205,8 +205,9 @@ pub async fn publish_replica_lag(dr: &RegionClients, replica: &str, lag_seconds:
 /// As many instances as the plan expects (`count`), stopped; terminated ones are not counted.
 async fn seed_standby_instances(dr: &RegionClients, plan: &Plan) -> Result<(), DrError> {
     let count = plan.standby_instances.expected();
-    let existing: Vec<_> =
-        describe_standby_instances(&dr.ec2, plan).await?.into_iter().filter(|i| !i.is_gone()).collect();
+    let found = describe_standby_instances(&dr.ec2, plan).await?;
+    let ever = found.len();
+    let existing: Vec<_> = found.into_iter().filter(|i| !i.is_gone()).collect();
     match (&plan.standby_instances.tag, &plan.standby_instances.ids) {
         (Some(tag), _) if existing.len() < count => {
             let wanted = i32::try_from(count - existing.len()).unwrap_or(i32::MAX);
@@ -217,6 +218,16 @@ async fn seed_standby_instances(dr: &RegionClients, plan: &Plan) -> Result<(), D
                 .build();
             dr.ec2
                 .run_instances()
+                // Idempotent: an attempt the SDK retries (timed out on a busy emulator) launches
+                // nothing more.
+                // The token names what is there now: a later seeding (an instance terminated since)
+                // is a new request.
+                .client_token(
+                    format!("seed-{}-{}-{}-{ever}", plan.name, tag.value, existing.len())
+                        .chars()
+                        .take(64)
+                        .collect::<String>(),
+                )
                 .image_id(emulator_image(dr).await?)
                 .instance_type(InstanceType::M6i2xlarge)
                 .min_count(wanted)
@@ -377,7 +388,8 @@ async fn seed_credentials(dr: &RegionClients, plan: &Plan) -> Result<(), DrError
     if dr.secrets.describe_secret().secret_id(secret).send().await.is_ok() {
         return Ok(());
     }
-    let value = serde_json::json!({ "username": "postgres", "password": "local", "dbname": "postgres" });
+    // The orchestrator's own least-privilege role (docs/database.sql), as the customer sets it up.
+    let value = serde_json::json!({ "username": "dr_orchestrator", "password": "local", "dbname": "postgres" });
     dr.secrets
         .create_secret()
         .name(secret)
