@@ -132,7 +132,9 @@ fn result_paths_and_choices_name_what_the_rust_side_produces() {
                     // (failover or failback), mode (live or dry run) and the plan state it holds
                     // are chosen at start.
                     let ok = matches!(parts.as_slice(), ["$", "steps", key, "ready" | "redo"] if step_key(key).is_some())
-                        || matches!(parts.as_slice(), ["$", "run", "kind" | "direction" | "mode" | "plan_state"]);
+                        || matches!(parts.as_slice(), ["$", "run", "kind" | "direction" | "mode" | "plan_state"])
+                        // A failover branch that failed ends with its records and its error.
+                        || matches!(parts.as_slice(), ["$", "branches[0]" | "branches[1]", "error"]);
                     assert!(ok, "{file} {name}: a Choice reads {variable}; steps answer `$.steps.<key>.ready|redo`");
                 }
             }

@@ -18,8 +18,10 @@ use dr_core::aws::ApiCall;
 use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::{find_health_check, find_hosted_zone};
 use dr_core::aws::metrics::{datapoints, per_minute};
+use dr_core::aws::objects::{get_json, put_json};
 use dr_core::error::parse_input;
 use dr_core::plan::{DnsStrategy, Plan, fqdn};
+use dr_core::readiness::scheduled::{ReadinessSnapshot, run_scheduled_check, snapshot_key};
 use dr_core::readiness::{Finding, Readiness, Scope, check_plan};
 use dr_core::run::{RunStatus, StepKey};
 use dr_core::runbook::report::RunReport;
@@ -280,5 +282,51 @@ async fn record_upsert_moves_the_record_itself_and_dns_follows() {
         .map(|c| c.operation.as_str())
         .collect();
     assert_eq!(flips, ["ChangeResourceRecordSets"]);
+    assert_eq!(dns(&clients, &plan).await, plan.dns.secondary.value);
+}
+
+/// Preflight makes no Route 53 API call, so it takes the routing pieces from the scheduled
+/// readiness check's snapshot: a routing health check detached from the PRIMARY record, named
+/// there, refuses the run before any change (rather than promoting, then waiting out the DNS
+/// budget). The same snapshot once older than its schedule no longer stops a run: preflight goes
+/// on and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_detached_routing_health_check_named_by_the_readiness_check_stops_preflight_before_any_change() {
+    let (plan, clients) = seeded_estate().await;
+    let ctx = trigger_context(&plan, &clients).await;
+    let routing = plan.dns.routing.clone().expect("routing strategy");
+    let routing_id = find_health_check(&clients.route53, &routing.health_check).await.expect("list").expect("check");
+    set_primary_health_check(&clients, &plan, None).await;
+    let scheduled = run_scheduled_check(&clients, &ctx.store, &plan).await.expect("the scheduled check");
+    assert!(scheduled.findings.iter().any(|f| f == "RecordMisconfigured"), "{scheduled:?}");
+
+    let refused = run_failover(&failover_input(&plan, &format!("detached-{}", unique_suffix())).await);
+    assert_eq!(refused.status, "FAILED", "{refused:#?}");
+    assert_eq!(refused.error.as_deref(), Some("PreflightFailed"), "{refused:#?}");
+    let cause = refused.cause.as_ref().map(|c| c.to_string()).unwrap_or_default();
+    assert!(cause.contains("health check is none") && cause.contains("readiness check of"), "{cause}");
+    let replica = dr_core::aws::lookup::describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+        .await
+        .expect("describe")
+        .expect("replica");
+    assert!(replica.read_replica_source_db_instance_identifier().is_some(), "nothing promoted");
+
+    // The record repaired, but the snapshot that named it is now older than its schedule
+    // (30 minutes, the template's default): it no longer stops a run, and preflight says so.
+    set_primary_health_check(&clients, &plan, Some(&routing_id)).await;
+    let key = snapshot_key(&plan.name);
+    let (mut snapshot, _) = get_json::<ReadinessSnapshot>(&clients.home.s3, &plan.reports.bucket, &key, "snapshot")
+        .await
+        .expect("read")
+        .expect("the snapshot");
+    snapshot.checked_at = time::before(time::now(), Duration::from_secs(2 * 3600));
+    put_json(&clients.home.s3, &plan.reports.bucket, &key, &snapshot).await.expect("aged");
+    let report = report(&run_failover(&failover_input(&plan, &format!("stale-{}", unique_suffix())).await));
+    let preflight = report.steps.iter().find(|s| report_key(s) == Some(StepKey::Preflight)).expect("preflight");
+    assert!(
+        preflight.resources.iter().any(|r| r.state.contains("older than its schedule (30 min)")),
+        "{:#?}",
+        preflight.resources
+    );
     assert_eq!(dns(&clients, &plan).await, plan.dns.secondary.value);
 }

@@ -253,6 +253,11 @@ async fn a_standby_instance_that_keeps_falling_back_stops_the_run_by_name() {
         serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("failure report");
     let cause = failure.head.error.as_ref().map(|e| e.cause.clone()).unwrap_or_default();
     assert!(cause.contains(&instance) && cause.contains("Client error on launch"), "{cause}");
+    // The failure report keeps what the branches did: the promotion that happened beside the
+    // compute branch that failed (its records, not only the error).
+    let promoted = failure.steps.iter().find(|s| s.step == "promote-replica").expect("the promotion is reported");
+    assert_eq!(promoted.outcome, dr_core::run::Outcome::Changed, "{promoted:#?}");
+    assert!(failure.steps.iter().any(|s| s.step.starts_with("start-standby")), "{:#?}", failure.steps);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -315,6 +315,13 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
     t.add("PreflightFunction", &d, &["s3:GetObject"], Table::object(&store, &answer), "the deciders' own answers");
     let start = format!("starts/{}/doctor/doctor.json", plan.name);
     t.add("PreflightFunction", &d, &["s3:GetObject"], Table::object(&store, &start), "the starters' own records");
+    t.add(
+        "PreflightFunction",
+        &d,
+        &["s3:GetObject"],
+        Table::object(&plan.reports.bucket, &readiness_snapshot_key(&plan.name)),
+        "the routing pieces as the scheduled readiness check last found them",
+    );
     t.secret("PreflightFunction", "the data loss at the incident's start, over SQL");
     t.publish("PreflightFunction", "a decision a human must take");
 

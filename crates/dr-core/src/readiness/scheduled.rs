@@ -4,6 +4,8 @@
 //! when the standby drifts (a finding that was not there at the last check) or is ready again.
 //! A plan a run holds (failing-over) is not checked: the run is changing it.
 
+use std::time::Duration;
+
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +65,43 @@ pub struct ScheduledReadiness {
 
 pub fn snapshot_key(plan: &str) -> String {
     format!("readiness/{plan}/latest.json")
+}
+
+/// The environment variable holding the scheduled check's EventBridge schedule (the template's
+/// `ReadinessCheckSchedule`), for the readers of its snapshot.
+pub const SCHEDULE_ENV: &str = "READINESS_CHECK_SCHEDULE";
+
+/// How often the scheduled check runs, from its schedule expression: `rate(N minute(s)|hour(s)|
+/// day(s))`. A `cron(...)` expression (or none) gives one hour: a snapshot older than that is not
+/// trusted, whatever the cron says.
+pub fn schedule_interval(expression: Option<&str>) -> Duration {
+    const FALLBACK: Duration = Duration::from_secs(3600);
+    let Some(rate) = expression.and_then(|e| e.trim().strip_prefix("rate(")?.strip_suffix(')')) else {
+        return FALLBACK;
+    };
+    let mut words = rate.split_whitespace();
+    let (Some(count), Some(unit)) = (words.next().and_then(|n| n.parse::<u64>().ok()), words.next()) else {
+        return FALLBACK;
+    };
+    let seconds = match unit.trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        _ => return FALLBACK,
+    };
+    Duration::from_secs(count.saturating_mul(seconds))
+}
+
+/// The plan's newest snapshot, if the scheduled check ever wrote one.
+pub async fn read_snapshot(clients: &AwsClients, plan: &Plan) -> Result<Option<ReadinessSnapshot>, DrError> {
+    let found = objects::get_json::<ReadinessSnapshot>(
+        &clients.home.s3,
+        &plan.reports.bucket,
+        &snapshot_key(&plan.name),
+        "readiness snapshot",
+    )
+    .await?;
+    Ok(found.map(|(snapshot, _)| snapshot))
 }
 
 /// Checks one served plan (the published one) as its estate stands; publishes the metrics,
@@ -219,4 +258,19 @@ pub fn drift_notice(plan: &Plan, previous: Option<&ReadinessSnapshot>, now: &Rea
         )
         .fact("findings", findings),
     )
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+
+    #[test]
+    fn the_schedules_interval_comes_from_its_rate_and_a_cron_trusts_one_hour() {
+        assert_eq!(schedule_interval(Some("rate(30 minutes)")), Duration::from_secs(1800));
+        assert_eq!(schedule_interval(Some("rate(1 minute)")), Duration::from_secs(60));
+        assert_eq!(schedule_interval(Some("rate(2 hours)")), Duration::from_secs(7200));
+        assert_eq!(schedule_interval(Some("rate(1 day)")), Duration::from_secs(86_400));
+        assert_eq!(schedule_interval(Some("cron(0/15 * * * ? *)")), Duration::from_secs(3600));
+        assert_eq!(schedule_interval(None), Duration::from_secs(3600));
+    }
 }

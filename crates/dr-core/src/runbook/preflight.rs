@@ -6,6 +6,7 @@ use crate::aws::lookup::require_db_instance;
 use crate::aws::postgres::{self, Endpoint};
 use crate::error::DrError;
 use crate::plan::Plan;
+use crate::readiness::scheduled::{SCHEDULE_ENV, read_snapshot, schedule_interval};
 use crate::readiness::{Check, CheckRow, Finding, Scope, check_plan};
 use crate::rpo::check::{Heartbeat, PairKind, ReplicatedPair, check_pairs, pairs_of};
 use crate::rpo::{LagReading, replica_lag_at};
@@ -27,6 +28,57 @@ const ALREADY_MOVED: &[Finding] =
 /// Findings of states that clear by themselves (a replica backing up, an instance stopping): not
 /// blocking; the step that needs the resource waits for it within its budget.
 const TRANSIENT: &[Finding] = &[Finding::ReplicaBusy, Finding::StandbyInstanceNotStopped];
+
+/// The routing pieces only Route 53's API shows (the records, the PRIMARY's health check), which
+/// preflight does not call: it takes them from the scheduled readiness check's snapshot.
+const ROUTING_CHECKS: &[Check] = &[
+    Check::HostedZone,
+    Check::DnsRecord,
+    Check::DnsPrimaryRecord,
+    Check::DnsSecondaryRecord,
+    Check::RoutingHealthCheck,
+];
+
+/// The routing pieces as the scheduled readiness check last found them: what blocks (a piece
+/// named broken in a snapshot younger than its schedule) and what preflight records. A snapshot
+/// older than its schedule, or none, blocks nothing and says so: the run goes on without knowing.
+async fn routing_as_last_checked(
+    clients: &AwsClients,
+    plan: &Plan,
+    now: Timestamp,
+) -> Result<(Vec<String>, ResourceState), DrError> {
+    let resource = "routing (scheduled readiness check)".to_string();
+    let Some(snapshot) = read_snapshot(clients, plan).await? else {
+        let state = "no readiness snapshot yet: the records and the routing health check are not known".to_string();
+        return Ok((Vec::new(), ResourceState::new(resource, state)));
+    };
+    let interval = schedule_interval(std::env::var(SCHEDULE_ENV).ok().as_deref());
+    let age = time::elapsed(snapshot.checked_at, now);
+    let checked = time::rfc3339(snapshot.checked_at);
+    if age > interval {
+        let state = format!(
+            "readiness snapshot of {checked} is older than its schedule ({} min): the records and the routing \
+             health check are not known; going on",
+            interval.as_secs() / 60
+        );
+        return Ok((Vec::new(), ResourceState::new(resource, state)));
+    }
+    let broken: Vec<String> = snapshot
+        .not_ready
+        .iter()
+        .filter(|row| ROUTING_CHECKS.contains(&row.check))
+        .map(|row| {
+            let finding = row.finding.map_or("not ready", |f| f.name());
+            format!("{} {}: {finding} ({}; readiness check of {checked})", row.check.label(), row.resource, row.detail)
+        })
+        .collect();
+    let state = if broken.is_empty() {
+        format!("records and routing health check ready at the readiness check of {checked}")
+    } else {
+        format!("{} routing piece(s) broken at the readiness check of {checked}", broken.len())
+    };
+    Ok((broken, ResourceState::new(resource, state)))
+}
 
 /// Runs the plan check, records the state of every resource, and applies the RPO gate.
 pub async fn preflight(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
@@ -60,6 +112,13 @@ pub async fn preflight(clients: &AwsClients, state: &RunbookState) -> Result<Ste
     }
     if let Some(retryable) = retryable_blocker(&readiness.rows) {
         return Err(retryable);
+    }
+    // Only a failover's routing: a failback's records are the same records, and a failover that
+    // detached them is what the failback repairs by hand.
+    if state.run.direction == crate::plan::Direction::ToDr {
+        let (broken, routing) = routing_as_last_checked(clients, &state.plan, time::now()).await?;
+        resources.push(routing);
+        blocking.extend(broken);
     }
     if !blocking.is_empty() {
         return Err(DrError::PreflightFailed { findings: blocking });
