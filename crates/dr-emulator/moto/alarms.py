@@ -27,7 +27,7 @@ On release the alarm catches up with the evaluations the hold hid, as CloudWatch
 """
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from moto.cloudwatch.models import Alarm, MetricDatum
 
@@ -77,13 +77,16 @@ def _catch_up(region, name, since):
         return
     data = metric_data(regional, {alarm.namespace})
     period = int(alarm.period or 60)
-    at = since
     now = datetime.now(timezone.utc)
-    while at <= now:
+    # Every period boundary the hold covered, the last one at or before now included (CloudWatch
+    # evaluates at each end of a period; `since` itself is not on one).
+    boundary = int(since.timestamp()) // period * period + period
+    while boundary <= now.timestamp():
+        at = datetime.fromtimestamp(boundary, timezone.utc)
         state = evaluate(alarm, data, at)
         if state != alarm.state_value:
             alarm.update_state(f"Modelled evaluation at {at.isoformat()} (after a hold)", "{}", state)
-        at += timedelta(seconds=period)
+        boundary += period
     with _lock:
         _last_look[(region, name)] = now
 

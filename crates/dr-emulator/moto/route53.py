@@ -68,6 +68,7 @@ _missed = {}
 _stream = {}
 # Periods caught up at most per look (as alarms.py).
 _MAX_CATCH_UP_PERIODS = 120
+_stream_lock = threading.Lock()
 
 
 def _plan_of(datum):
@@ -130,6 +131,13 @@ def _metric_health(check, at):
     backend = _cloudwatch(region) if region else None
     alarm = backend.alarms.get(name) if backend else None
     now = time.time() if at is None else at.timestamp()
+    # One look at a time: a look reads where the stream was last judged, judges the boundaries
+    # since and records the result; two interleaved looks could record an older result last.
+    with _stream_lock:
+        return _judge_stream(check, alarm, region, name, backend, now, at)
+
+
+def _judge_stream(check, alarm, region, name, backend, now, at):
     with _lock:
         since, healthy = _stream.get(check.id, (getattr(check, "created_at", now), True))
     if alarm is None:

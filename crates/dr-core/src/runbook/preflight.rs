@@ -39,6 +39,18 @@ const ROUTING_CHECKS: &[Check] = &[
     Check::RoutingHealthCheck,
 ];
 
+/// The findings of those pieces that keep traffic from moving. Not `CheckFailed` (the check
+/// could not ask Route 53 then: nothing is known to be broken), nor what an earlier attempt of a
+/// failover already moved ([`ALREADY_MOVED`]: DNS answering Ireland).
+const ROUTING_BROKEN: &[Finding] = &[
+    Finding::HostedZoneMissing,
+    Finding::RecordMissing,
+    Finding::RecordMisconfigured,
+    Finding::DetectionCheckOnRecord,
+    Finding::RoutingHealthCheckMissing,
+    Finding::RoutingHealthCheckMisconfigured,
+];
+
 /// The routing pieces as the scheduled readiness check last found them: what blocks (a piece
 /// named broken in a snapshot younger than its schedule) and what preflight records. A snapshot
 /// older than its schedule, or none, blocks nothing and says so: the run goes on without knowing.
@@ -48,9 +60,19 @@ async fn routing_as_last_checked(
     now: Timestamp,
 ) -> Result<(Vec<String>, ResourceState), DrError> {
     let resource = "routing (scheduled readiness check)".to_string();
-    let Some(snapshot) = read_snapshot(clients, plan).await? else {
-        let state = "no readiness snapshot yet: the records and the routing health check are not known".to_string();
-        return Ok((Vec::new(), ResourceState::new(resource, state)));
+    let snapshot = match read_snapshot(clients, plan).await {
+        Ok(Some(snapshot)) => snapshot,
+        Ok(None) => {
+            let state = "no readiness snapshot yet: the records and the routing health check are not known";
+            return Ok((Vec::new(), ResourceState::new(resource, state.to_string())));
+        }
+        // What cannot be read (denied, another version's form, S3 slow) is not known, as with no
+        // snapshot: it never stops a failover by itself.
+        Err(err) => {
+            let state =
+                format!("readiness snapshot not read ({}: {err}): the routing pieces are not known", err.name());
+            return Ok((Vec::new(), ResourceState::new(resource, state)));
+        }
     };
     let interval = schedule_interval(std::env::var(SCHEDULE_ENV).ok().as_deref());
     let age = time::elapsed(snapshot.checked_at, now);
@@ -66,7 +88,7 @@ async fn routing_as_last_checked(
     let broken: Vec<String> = snapshot
         .not_ready
         .iter()
-        .filter(|row| ROUTING_CHECKS.contains(&row.check))
+        .filter(|row| ROUTING_CHECKS.contains(&row.check) && row.finding.is_some_and(|f| ROUTING_BROKEN.contains(&f)))
         .map(|row| {
             let finding = row.finding.map_or("not ready", |f| f.name());
             format!("{} {}: {finding} ({}; readiness check of {checked})", row.check.label(), row.resource, row.detail)

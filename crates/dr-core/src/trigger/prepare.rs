@@ -94,8 +94,10 @@ async fn mark_instances(clients: &AwsClients, plan: &Plan, run_id: &str) -> Resu
     Ok(())
 }
 
-/// Tags the DR group with the run id and its capacity now, when the raise will change it (a mark
-/// left by an earlier incident keeps the capacity it recorded: the one before anyone prepared).
+/// Tags the DR group with the run id and its capacity now, when the raise will change it. This
+/// run's own mark (a preparation asked again) keeps the capacity it recorded; a mark an earlier
+/// incident left behind is replaced: the group is not raised now, so its capacity now is the one
+/// to give back.
 async fn mark_group(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<(), DrError> {
     let name = &plan.auto_scaling.group;
     let Some(found) = describe_auto_scaling_group(&clients.dr.autoscaling, name).await? else {
@@ -105,7 +107,7 @@ async fn mark_group(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<(
     if raised_capacity(current, plan.auto_scaling.failover) == current {
         return Ok(());
     }
-    let before = prepared_capacity(&found).map_or(current, |(_, before)| before);
+    let before = prepared_capacity(&found).filter(|(by, _)| by == run_id).map_or(current, |(_, before)| before);
     let (min, desired, max) = before;
     let tag = AsgTag::builder()
         .resource_id(name)
@@ -139,15 +141,17 @@ fn prepared_capacity(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Op
 /// at most.
 pub async fn undo(clients: &AwsClients, store: &PlanStore, plan: &Plan, run_id: &str) -> String {
     let deadline = tokio::time::Instant::now() + UNDO_WAIT;
-    match store.read_state(&plan.name).await {
-        Ok(read) if read.state.status != PlanStatus::Armed => {
-            return format!("preparation kept: the plan is {} now", read.state.status.name());
-        }
-        Ok(_) => {}
-        Err(err) => return format!("preparation NOT undone: the plan state could not be read ({err})"),
-    }
     let mut changed = false;
     loop {
+        // Asked on every pass: a run that takes the plan meanwhile (another delivery, an operator)
+        // owns the compute from then on, marks included, and its steps must not see it stopped.
+        match store.read_state(&plan.name).await {
+            Ok(read) if read.state.status != PlanStatus::Armed => {
+                return format!("preparation kept: the plan is {} now", read.state.status.name());
+            }
+            Ok(_) => {}
+            Err(err) => return format!("preparation NOT undone: the plan state could not be read ({err})"),
+        }
         let answer = undo_once(clients, plan, run_id).await;
         if let Ok(pass) = &answer {
             changed |= pass.changed;
@@ -209,9 +213,11 @@ async fn undo_once(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<Un
     }
     if !stopped.is_empty() {
         // Back on standby: the mark goes, so that nothing later takes them for this run's.
+        // With this run's value: EC2 then deletes only a mark of this run, not another incident's
+        // set since.
         ec2.delete_tags()
             .set_resources(Some(stopped.clone()))
-            .tags(Tag::builder().key(PREPARED_BY_TAG).build())
+            .tags(Tag::builder().key(PREPARED_BY_TAG).value(run_id).build())
             .send()
             .await
             .map_err(|e| DrError::from_sdk("ec2", "DeleteTags", e))?;

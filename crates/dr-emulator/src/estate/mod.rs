@@ -281,11 +281,14 @@ async fn seed_standby_instances(dr: &RegionClients, plan: &Plan) -> Result<(), D
 /// every seed needs one, and moto's DescribeImages of its whole catalogue was the suite's costliest
 /// call.
 async fn emulator_image(dr: &RegionClients) -> Result<String, DrError> {
-    static FOUND: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
-        std::sync::Mutex::new(std::collections::BTreeMap::new());
-    let known = FOUND.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&dr.region).cloned();
-    if let Some(image) = known {
-        return Ok(image);
+    // Held across the lookup: the suite's tests seed side by side at its start, and each sending
+    // its own DescribeImages (every AMI moto knows, serialised) queued the emulator past the
+    // clients' 6 s attempt timeout. One asks; the others wait for its answer.
+    static FOUND: tokio::sync::Mutex<std::collections::BTreeMap<String, String>> =
+        tokio::sync::Mutex::const_new(std::collections::BTreeMap::new());
+    let mut found = FOUND.lock().await;
+    if let Some(image) = found.get(&dr.region) {
+        return Ok(image.clone());
     }
     let images = dr
         .ec2
@@ -300,7 +303,7 @@ async fn emulator_image(dr: &RegionClients) -> Result<String, DrError> {
         .iter()
         .find_map(|image| image.image_id().map(str::to_string))
         .ok_or_else(|| missing("machine image", "any x86_64 image", "emulator"))?;
-    FOUND.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(dr.region.clone(), image.clone());
+    found.insert(dr.region.clone(), image.clone());
     Ok(image)
 }
 
