@@ -134,7 +134,10 @@ fn result_paths_and_choices_name_what_the_rust_side_produces() {
                     let ok = matches!(parts.as_slice(), ["$", "steps", key, "ready" | "redo"] if step_key(key).is_some())
                         || matches!(parts.as_slice(), ["$", "run", "kind" | "direction" | "mode" | "plan_state"])
                         // A failover branch that failed ends with its records and its error.
-                        || matches!(parts.as_slice(), ["$", "branches[0]" | "branches[1]", "error"]);
+                        || matches!(parts.as_slice(), ["$", "branches[0]" | "branches[1]", "error"])
+                        // Which error stopped the compute branch (below the plan's minimum: a
+                        // decision or a roll-back).
+                        || matches!(parts.as_slice(), ["$", "branches[1]", "error", "Error"]);
                     assert!(ok, "{file} {name}: a Choice reads {variable}; steps answer `$.steps.<key>.ready|redo`");
                 }
             }
@@ -377,6 +380,7 @@ fn the_reconcilers_read_only_tasks_are_the_failover_runbooks() {
             "DnsStatus",
             "Fence",
             "FlipDns",
+            "MarkDiverged",
             "PromoteReplica",
             "ReplicaStatus",
             "ScaleAsg",

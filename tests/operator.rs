@@ -18,7 +18,7 @@ use dr_core::notify::NoticeKind;
 use dr_core::readiness::{Scope, check_plan};
 use dr_core::run::GateVerdict;
 use dr_core::runbook::report::RunReport;
-use dr_core::store::{DecisionStatus, PlanStore};
+use dr_core::store::{DecisionStatus, PlanStore, Question};
 use dr_emulator::estate::publish_replica_lag;
 use dr_tests::{
     iam_person, notices, of_kind, plan_file, read_report, register_runbook, seeded_estate, subscribe, workspace_binary,
@@ -96,7 +96,9 @@ pub(crate) fn start_failover(plan_file: &Path, store: &PlanStore, runbook: &str)
 pub(crate) async fn wait_for_question(store: &PlanStore, plan: &Plan, run_id: &str) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        if let Some((decision, _)) = store.read_decision(&plan.name, run_id).await.expect("decision read") {
+        if let Some((decision, _)) =
+            store.read_decision(&plan.name, run_id, Question::RpoGate).await.expect("decision read")
+        {
             assert_eq!(decision.status, DecisionStatus::Pending);
             return;
         }
@@ -307,7 +309,7 @@ async fn a_two_person_plan_refuses_the_starters_approval_and_goes_on_with_a_seco
     let own = drctl_as(&alice_key, &alice_secret, &["run", "approve", arn, "--reason", "I started it, I approve it"]);
     assert_eq!(own.status.code(), Some(2), "{own:?}");
     assert!(String::from_utf8_lossy(&own.stderr).contains("ApproverIsStarter"), "{own:?}");
-    let (still, _) = store.read_decision(&plan.name, run_id).await.expect("read").expect("asked");
+    let (still, _) = store.read_decision(&plan.name, run_id, Question::RpoGate).await.expect("read").expect("asked");
     assert_eq!(still.status, DecisionStatus::Pending, "the starter's approval wrote nothing");
 
     let second = drctl_as(&bob_key, &bob_secret, &["run", "approve", arn, "--reason", "second pair of eyes: go"]);

@@ -6,7 +6,7 @@
 use dr_core::run::{GateVerdict, RunInfo, RunbookState, StepAction};
 use dr_core::runbook::preflight::preflight;
 use dr_core::runbook::{FailoverStep, run_step};
-use dr_core::store::{Decision, DecisionStatus, PlanStore};
+use dr_core::store::{Decision, DecisionStatus, PlanStore, Question};
 use dr_emulator::estate::ensure_bucket;
 use dr_tests::{failover_input, invoke_lambda, seeded_estate, unique_suffix};
 
@@ -69,6 +69,7 @@ async fn a_replica_promoted_outside_the_runbook_needs_a_human_approval() {
     let question = Decision {
         plan: approved.plan.name.clone(),
         run_id: approved.run.id.clone(),
+        asks: Question::RpoGate,
         status: DecisionStatus::Pending,
         question: err.to_string(),
         asked_at: now,
@@ -88,7 +89,14 @@ async fn a_replica_promoted_outside_the_runbook_needs_a_human_approval() {
     let dba =
         dr_core::run::Principal { arn: "arn:aws:iam::123456789012:user/dba".into(), user_id: "AIDAEXAMPLEDBA".into() };
     store
-        .decide(&approved.plan, &approved.run, DecisionStatus::Approved, &dba, "checked the data by hand")
+        .decide(
+            &approved.plan,
+            &approved.run,
+            Question::RpoGate,
+            DecisionStatus::Approved,
+            &dba,
+            "checked the data by hand",
+        )
         .await
         .expect("approved");
     let record = preflight(&clients, &approved).await.expect("approved preflight");

@@ -31,6 +31,7 @@ pub enum ErrorName {
     InstanceBusy,
     StepTimedOut,
     InstanceWontStart,
+    BelowMinimumCapacity,
     FenceFailed,
     DatabaseNotTrusted,
     BarrierNotReached,
@@ -141,6 +142,13 @@ pub enum DrError {
     /// the role cannot use): the bounded number of starts is spent.
     #[error("instance {instance} fell back to stopped after {starts} starts: {reason}")]
     InstanceWontStart { instance: String, starts: u32, reason: String },
+
+    /// Fewer of a compute group's instances can serve than the plan's `minimum_healthy`: lost
+    /// (terminated, or not starting after the bounded starts), or not healthy within the
+    /// compute phase's budget. After a promotion, a planned move rolls back and an unplanned one
+    /// asks a human.
+    #[error("{group}: {serving} can serve, the plan's minimum is {minimum}: {why}")]
+    BelowMinimumCapacity { group: String, serving: usize, minimum: u16, why: String },
 
     /// A planned move could not fence the writer (no `[fence]`, the fencing Lambda failed, the
     /// primary refused): nothing was promoted; the fence is undone.
@@ -255,6 +263,7 @@ impl DrError {
             DrError::InstanceBusy { .. } => ErrorName::InstanceBusy,
             DrError::StepTimedOut { .. } => ErrorName::StepTimedOut,
             DrError::InstanceWontStart { .. } => ErrorName::InstanceWontStart,
+            DrError::BelowMinimumCapacity { .. } => ErrorName::BelowMinimumCapacity,
             DrError::FenceFailed { .. } => ErrorName::FenceFailed,
             DrError::DatabaseNotTrusted { .. } => ErrorName::DatabaseNotTrusted,
             DrError::BarrierNotReached { .. } => ErrorName::BarrierNotReached,
@@ -421,6 +430,7 @@ pub enum ProblemCode {
     CapacityMinAboveMax,
     DesiredOutsideMinMax,
     FailoverCapacityZero,
+    InvalidMinimumHealthy,
     TtlTooHighForTier,
     RecordOutsideZone,
     UnsupportedRecordType,

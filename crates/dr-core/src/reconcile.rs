@@ -34,7 +34,8 @@ pub const START_GRACE: Duration = Duration::from_secs(20 * 60);
 /// The failover runbook's Tasks that change nothing in the estate: preflight and its RPO gate,
 /// the decision, the reports. A run that entered any other Task may have changed it, even if its
 /// record was lost with a crash (`tests/contract.rs` checks these names against the machine).
-pub const TASKS_THAT_CHANGE_NOTHING: &[&str] = &["Preflight", "Decision", "RefusalReport", "FailureReport", "Report"];
+pub const TASKS_THAT_CHANGE_NOTHING: &[&str] =
+    &["Preflight", "Decision", "CapacityDecision", "RefusalReport", "FailureReport", "Report"];
 
 /// What the reconciler did about one held plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -479,13 +479,21 @@ impl PlanStore {
         Err(err)
     }
 
-    fn decision_key(plan: &str, run_id: &str) -> String {
-        format!("decisions/{plan}/{run_id}.json")
+    fn decision_key(plan: &str, run_id: &str, question: Question) -> String {
+        match question {
+            Question::RpoGate => format!("decisions/{plan}/{run_id}.json"),
+            Question::Capacity => format!("decisions/{plan}/{run_id}/capacity.json"),
+        }
     }
 
     /// A run's decision, as read, with its ETag; `None` when the run never asked for one.
-    pub async fn read_decision(&self, plan: &str, run_id: &str) -> Result<Option<(Decision, String)>, DrError> {
-        let key = Self::decision_key(plan, run_id);
+    pub async fn read_decision(
+        &self,
+        plan: &str,
+        run_id: &str,
+        question: Question,
+    ) -> Result<Option<(Decision, String)>, DrError> {
+        let key = Self::decision_key(plan, run_id, question);
         let found = objects::get_json::<Decision>(&self.s3, &self.bucket, &key, "decision").await?;
         Ok(found.map(|(decision, object)| (decision, object.etag.unwrap_or_default())))
     }
@@ -493,13 +501,13 @@ impl PlanStore {
     /// Asks for a decision: writes `pending` unless the run asked already. Returns the decision
     /// as it stands.
     pub async fn ask_decision(&self, pending: &Decision) -> Result<Decision, DrError> {
-        let key = Self::decision_key(&pending.plan, &pending.run_id);
-        if let Some((decision, _)) = self.read_decision(&pending.plan, &pending.run_id).await? {
+        let key = Self::decision_key(&pending.plan, &pending.run_id, pending.asks);
+        if let Some((decision, _)) = self.read_decision(&pending.plan, &pending.run_id, pending.asks).await? {
             return Ok(decision);
         }
         match self.put_if_unchanged(&key, pending, None, "decision").await? {
             WriteOutcome::Won => Ok(pending.clone()),
-            WriteOutcome::Lost => match self.read_decision(&pending.plan, &pending.run_id).await? {
+            WriteOutcome::Lost => match self.read_decision(&pending.plan, &pending.run_id, pending.asks).await? {
                 Some((decision, _)) => Ok(decision),
                 None => Err(DrError::AwsTransient {
                     service: "s3",
@@ -510,8 +518,11 @@ impl PlanStore {
         }
     }
 
-    fn answer_key(plan: &str, run_id: &str, user_id: &str) -> String {
-        format!("answers/{plan}/{run_id}/{user_id}.json")
+    fn answer_key(plan: &str, run_id: &str, user_id: &str, question: Question) -> String {
+        match question {
+            Question::RpoGate => format!("answers/{plan}/{run_id}/{user_id}.json"),
+            Question::Capacity => format!("answers/{plan}/{run_id}/capacity/{user_id}.json"),
+        }
     }
 
     /// Where who started a run is kept: apart from their answers, so that a starter's own answer
@@ -523,8 +534,14 @@ impl PlanStore {
     /// A person's answer about a run, under their own `aws:userid` (the plan store's bucket
     /// policy lets a principal write only its own: template.yaml `AnswersOnlyInTheWritersOwnName`);
     /// `None` when there is none, or when the record is not that person's.
-    pub async fn read_answer(&self, plan: &str, run_id: &str, user_id: &str) -> Result<Option<Answer>, DrError> {
-        self.read_own(&Self::answer_key(plan, run_id, user_id), run_id, user_id).await
+    pub async fn read_answer(
+        &self,
+        plan: &str,
+        run_id: &str,
+        user_id: &str,
+        question: Question,
+    ) -> Result<Option<Answer>, DrError> {
+        self.read_own(&Self::answer_key(plan, run_id, user_id, question), run_id, user_id).await
     }
 
     /// The record that `user_id` started `run_id`, if they did.
@@ -563,6 +580,7 @@ impl PlanStore {
         &self,
         plan: &Plan,
         run: &RunInfo,
+        question: Question,
         verdict: DecisionStatus,
         by: &Principal,
         reason: &str,
@@ -574,7 +592,7 @@ impl PlanStore {
         if verdict == DecisionStatus::Pending {
             return Err(DrError::InvalidInput { message: "a decision approves or rejects".into() });
         }
-        let Some((read, etag)) = self.read_decision(&plan.name, run_id).await? else {
+        let Some((read, etag)) = self.read_decision(&plan.name, run_id, question).await? else {
             return Err(DrError::InvalidInput {
                 message: format!("run {run_id} of {} is not waiting for a decision (it asked for none)", plan.name),
             });
@@ -603,7 +621,8 @@ impl PlanStore {
             at: time::now(),
             question_asked_at: Some(read.asked_at),
         };
-        objects::put_json(&self.s3, &self.bucket, &Self::answer_key(&plan.name, run_id, &by.user_id), &answer).await?;
+        let answer_key = Self::answer_key(&plan.name, run_id, &by.user_id, question);
+        objects::put_json(&self.s3, &self.bucket, &answer_key, &answer).await?;
         let decided = Decision {
             status: verdict,
             decided_by: Some(by.arn.clone()),
@@ -612,15 +631,15 @@ impl PlanStore {
             reason: Some(reason.to_string()),
             ..read
         };
-        match self.put_if_unchanged(&Self::decision_key(&plan.name, run_id), &decided, Some(&etag), "decision").await? {
+        let decision_key = Self::decision_key(&plan.name, run_id, question);
+        match self.put_if_unchanged(&decision_key, &decided, Some(&etag), "decision").await? {
             WriteOutcome::Won => Ok(decided),
             WriteOutcome::Lost => {
                 // Another answer won: this one is withdrawn, so that nobody can later point the
                 // decision at it.
                 let withdrawn = Answer { kind: AnswerKind::Withdrawn, ..answer };
-                let key = Self::answer_key(&plan.name, run_id, &by.user_id);
-                objects::put_json(&self.s3, &self.bucket, &key, &withdrawn).await?;
-                match self.read_decision(&plan.name, run_id).await? {
+                objects::put_json(&self.s3, &self.bucket, &answer_key, &withdrawn).await?;
+                match self.read_decision(&plan.name, run_id, question).await? {
                     Some((now, _)) => Err(taken(&now)),
                     None => Err(DrError::InvalidInput { message: format!("run {run_id}'s decision disappeared") }),
                 }
@@ -663,13 +682,18 @@ impl PlanStore {
     /// The run's decision, trusted only as far as it is proven: a taken decision counts when the
     /// decider's own answer record (under their id) says the same. Anything else reads as still
     /// pending (and is logged): a decision record written by anyone else is not an approval.
-    pub async fn verified_decision(&self, plan: &str, run_id: &str) -> Result<Option<Decision>, DrError> {
-        let Some((decision, _)) = self.read_decision(plan, run_id).await? else { return Ok(None) };
+    pub async fn verified_decision(
+        &self,
+        plan: &str,
+        run_id: &str,
+        question: Question,
+    ) -> Result<Option<Decision>, DrError> {
+        let Some((decision, _)) = self.read_decision(plan, run_id, question).await? else { return Ok(None) };
         if decision.status == DecisionStatus::Pending {
             return Ok(Some(decision));
         }
         let proven = match decision.decided_by_id.as_deref() {
-            Some(user_id) => self.read_answer(plan, run_id, user_id).await?.is_some_and(|answer| {
+            Some(user_id) => self.read_answer(plan, run_id, user_id, question).await?.is_some_and(|answer| {
                 answer.question_asked_at == Some(decision.asked_at)
                     && matches!(
                         (answer.kind, decision.status),
@@ -713,12 +737,28 @@ impl DecisionStatus {
     }
 }
 
+/// What a run asks a human. A run asks each question at most once; each has its own decision and
+/// its own answers in the plan store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Question {
+    /// An unplanned run's RPO gate refused: promote anyway, or not.
+    #[default]
+    RpoGate,
+    /// After the promotion, fewer compute instances can serve than the plan's minimum: move
+    /// traffic on what is healthy, or not (`runbook::compute`).
+    Capacity,
+}
+
 /// A decision a run waits for: asked by the run (`pending`, with the question), taken by a human
 /// (`drctl run approve|reject`), read back by the run.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Decision {
     pub plan: String,
     pub run_id: String,
+    /// Which question (decisions written before there were two are the RPO gate's).
+    #[serde(default)]
+    pub asks: Question,
     pub status: DecisionStatus,
     /// What the run asks: the gate's refusal.
     pub question: String,

@@ -51,9 +51,26 @@ fn each_broken_rule_has_its_named_problem() {
         (|p| p.auto_scaling.failover.desired = 7, ProblemCode::DesiredOutsideMinMax, "auto_scaling.failover.desired"),
         (|p| p.auto_scaling.failover.min = 9, ProblemCode::CapacityMinAboveMax, "auto_scaling.failover.min"),
         (
-            |p| p.auto_scaling.failover = dr_core::plan::Capacity { min: 0, desired: 0, max: 6 },
+            |p| {
+                p.auto_scaling.failover = dr_core::plan::Capacity { min: 0, desired: 0, max: 6 };
+                p.auto_scaling.minimum_healthy = 0;
+            },
             ProblemCode::FailoverCapacityZero,
             "auto_scaling.failover.desired",
+        ),
+        (|p| p.auto_scaling.minimum_healthy = 3, ProblemCode::InvalidMinimumHealthy, "auto_scaling.minimum_healthy"),
+        (
+            |p| p.standby_instances.minimum_healthy = 3,
+            ProblemCode::InvalidMinimumHealthy,
+            "standby_instances.minimum_healthy",
+        ),
+        (
+            |p| {
+                p.auto_scaling.minimum_healthy = 0;
+                p.standby_instances.minimum_healthy = 0;
+            },
+            ProblemCode::InvalidMinimumHealthy,
+            "auto_scaling.minimum_healthy",
         ),
         (|p| p.dns.ttl_seconds = 300, ProblemCode::TtlTooHighForTier, "dns.ttl_seconds"),
         (
@@ -404,4 +421,15 @@ fn a_failback_is_a_planned_move() {
     run.kind = FailoverKind::Planned;
     let planned = RunbookState::new(example(), run);
     assert!(planned.facing().expect("faced").plan.reversed);
+}
+
+#[test]
+fn a_plan_without_its_minimum_healthy_capacity_is_refused_by_name() {
+    // Only the service's owner knows how little may serve: no default.
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../plans/paris-ireland.toml"))
+        .expect("example plan");
+    let without: String = text.lines().filter(|l| !l.starts_with("minimum_healthy")).collect::<Vec<_>>().join("\n");
+    let err = Plan::parse(&without, "without").expect_err("refused");
+    assert_eq!(err.name(), "PlanParseError");
+    assert!(err.to_string().contains("minimum_healthy"), "{err}");
 }

@@ -13,8 +13,9 @@
                                  this status for that long (rds.hold_status)
     POST /dr-local/rds/backing   {"region", "instance", "host", "port"}: a real PostgreSQL standby
                                  backs the replica; promoting it promotes the standby (rds.back_with)
-    POST /dr-local/ec2/start-fallback {"instance", "times", "code", "message"}: its next starts
-                                 fall back to stopped with this state reason (ec2.fall_back)
+    POST /dr-local/ec2/start-fallback {"instance", "times", "code", "message", "terminates"}: its
+                                 next starts fall back to stopped with this state reason, or
+                                 (terminates) its next start ends terminated (ec2.fall_back)
     POST /dr-local/route53/missed-datapoints {"region", "namespace", "metric", "plan", "count"}:
                                  Route 53's checkers miss the next `count` datapoints of the
                                  metric with that Plan dimension; the alarm
@@ -107,7 +108,13 @@ class Control:
             return "200 OK", {"backed_by": f"{request['host']}:{request['port']}"}
         if path == "/dr-local/ec2/start-fallback" and method == "POST":
             request = self.json_body(environ)
-            ec2.fall_back(request["instance"], request.get("times", 1), request["code"], request["message"])
+            ec2.fall_back(
+                request["instance"],
+                request.get("times", 1),
+                request["code"],
+                request["message"],
+                request.get("terminates", False),
+            )
             return "200 OK", {"instance": request["instance"]}
         if path == "/dr-local/route53/missed-datapoints" and method == "POST":
             request = self.json_body(environ)

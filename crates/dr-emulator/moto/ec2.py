@@ -3,7 +3,9 @@
 - a started instance can fall back from pending to stopped (insufficient capacity in the zone; a
   customer-managed EBS key the caller may not use, `Client.InternalError`). moto starts every
   instance at once. The control API makes the next starts of an instance fall back
-  (`POST /dr-local/ec2/start-fallback`), with the state reason EC2 gives;
+  (`POST /dr-local/ec2/start-fallback`), with the state reason EC2 gives; or be terminated as
+  it starts (`"terminates": true`: another actor, a shutdown behaviour of `terminate`, a lost
+  host), which EC2 shows as `shutting-down` then `terminated` with its state reason;
 - under the RTO model (timing.py), a started instance is `pending` for its boot, then `running`
   with its status checks `initializing` until they have run; an instance an Auto Scaling group
   launches is `pending` in EC2 for its boot the same way, and `Pending` in the group until it is
@@ -37,11 +39,16 @@ import timing
 _lock = threading.Lock()
 # instance id -> (starts that fall back, reason code, message)
 _fallbacks = {}
+# instance id -> (reason code, message): its next start ends terminated
+_terminations = {}
 
 
-def fall_back(instance, times, code, message):
+def fall_back(instance, times, code, message, terminates=False):
     with _lock:
-        _fallbacks[instance] = (int(times), code, message)
+        if terminates:
+            _terminations[instance] = (code, message)
+        else:
+            _fallbacks[instance] = (int(times), code, message)
 
 
 _start = Instance.start
@@ -53,7 +60,12 @@ def _start_or_fall_back(self):
         times, code, message = _fallbacks.get(self.id, (0, "", ""))
         if times > 0:
             _fallbacks[self.id] = (times - 1, code, message)
-    if times > 0:
+        termination = _terminations.pop(self.id, None)
+    if termination is not None:
+        self.terminate()
+        self._reason = termination[1]
+        self.state_reason = StateReason(termination[1], termination[0])
+    elif times > 0:
         self._state.name = "stopped"
         self._state.code = 80
         self._reason = message

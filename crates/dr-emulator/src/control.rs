@@ -240,6 +240,13 @@ pub async fn start_falls_back(
     post(clients, "/dr-local/ec2/start-fallback", body).await
 }
 
+/// The next start of the EC2 instance ends with it terminated, with this state reason: an
+/// instance lost while a run brings it up (another actor, a shutdown behaviour of `terminate`).
+pub async fn start_terminates(clients: &AwsClients, instance: &str, code: &str, message: &str) -> Result<(), DrError> {
+    let body = serde_json::json!({ "instance": instance, "code": code, "message": message, "terminates": true });
+    post(clients, "/dr-local/ec2/start-fallback", body).await
+}
+
 /// The RTO model in force (crates/dr-emulator/moto/timing.py): AWS's durations, in AWS seconds,
 /// and the scale they are played at (`None`: off, moto's instant changes).
 #[derive(Debug, Clone, PartialEq, Deserialize)]

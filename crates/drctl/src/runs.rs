@@ -12,7 +12,7 @@ use dr_core::run::execution::{self, ExecutionView, Progress, StepEvent, step_bud
 use dr_core::run::{Principal, StepKey};
 use dr_core::runbook::report::{RunReport, render_markdown, report_base};
 use dr_core::runbook::round_trip::{self, RoundTripReport};
-use dr_core::store::{DecisionStatus, PlanStore};
+use dr_core::store::{DecisionStatus, PlanStore, Question};
 use dr_core::{DrError, time};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -110,7 +110,13 @@ impl RunDecision {
         let plan = store.plan_of_run(&state.run).await?;
         let caller = dr_core::aws::identity::caller(&clients.dr.sts).await?;
         let by = Principal { arn: caller.arn, user_id: caller.user_id };
-        let decision = store.decide(&plan, &state.run, verdict, &by, &self.reason).await?;
+        // A run asks at most one question at a time: the capacity one comes after the promotion,
+        // so once asked it is the one waiting.
+        let question = match store.read_decision(&plan.name, &state.run.id, Question::Capacity).await? {
+            Some(_) => Question::Capacity,
+            None => Question::RpoGate,
+        };
+        let decision = store.decide(&plan, &state.run, question, verdict, &by, &self.reason).await?;
         output::print_json(&decision)
     }
 }
@@ -146,11 +152,14 @@ pub enum RunCommand {
         #[command(flatten)]
         run: RunArg,
     },
-    /// Approve a run waiting at its RPO gate (an unplanned failover whose replica lags past the
-    /// RPO, or does not replicate): it goes on, and its report names who approved and why.
+    /// Approve a run waiting for a decision: at its RPO gate (an unplanned failover whose replica
+    /// lags past the RPO, or does not replicate), or after its promotion below the plan's minimum
+    /// compute (traffic then moves on what serves). It goes on, and its report names who approved
+    /// and why.
     Approve(RunDecision),
-    /// Reject a run waiting at its RPO gate: it stops with `DecisionRejected`, having changed
-    /// nothing in the estate.
+    /// Reject a run waiting for a decision: it stops with `DecisionRejected` (at the RPO gate,
+    /// having changed nothing; below the minimum compute, with the database promoted and traffic
+    /// where it was).
     Reject(RunDecision),
     /// Stop a running execution (Step Functions' StopExecution; the executions it waits for stop
     /// too). Steps already taken are not undone: the plan stays taken until an operator re-arms
@@ -375,6 +384,11 @@ fn line_of(
             Some((StepKey::Decision, budget)) => format!(
                 "started  {state}: the RPO gate refused the run; it waits up to {} for\n            \
                  drctl run approve {arn} --reason WHY   (or drctl run reject ...)",
+                output::duration(*budget)
+            ),
+            Some((StepKey::CapacityDecision, budget)) => format!(
+                "started  {state}: below the plan's minimum compute after the promotion; it waits up to {} for\n            \
+                 drctl run approve {arn} --reason WHY   (traffic moves on what serves; or drctl run reject ...)",
                 output::duration(*budget)
             ),
             Some((_, budget)) => format!("started  {state} (budget {})", output::duration(*budget)),

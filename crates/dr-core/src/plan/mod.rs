@@ -298,7 +298,16 @@ impl Plan {
                 ..self.database.clone()
             },
             standby_instances: InstanceSelector::default(),
-            auto_scaling: AutoScaling { group: paris_group, standby: none, failover: self.auto_scaling.failover },
+            auto_scaling: AutoScaling {
+                group: paris_group,
+                standby: none,
+                failover: self.auto_scaling.failover,
+                // Paris's group serves alone (no standby instances there): what Ireland needed
+                // from both.
+                minimum_healthy: (self.auto_scaling.minimum_healthy + self.standby_instances.minimum_healthy)
+                    .min(self.auto_scaling.failover.desired)
+                    .max(1),
+            },
             fence: Some(Fence { auto_scaling_group: Some(self.auto_scaling.group.clone()), ..fence.clone() }),
             s3_replication: Vec::new(),
             trigger: None,
@@ -463,6 +472,11 @@ pub struct InstanceSelector {
     /// named by `plan check` and preflight instead of a failover that runs short.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u16>,
+    /// How many of them must run with checks ok for the application to serve (required: only
+    /// the service's owner knows). A failover that reaches it but not every instance moves
+    /// traffic and names the shortfall; below it, after the promotion, a planned move rolls back
+    /// and an unplanned one asks a human.
+    pub minimum_healthy: u16,
     /// ARN of the customer-managed KMS key of the instances' EBS volumes, if any: the start step's
     /// role may then create grants on it for EC2 (template.yaml's `StandbyEbsKmsKeyArn`), without
     /// which a start falls back to stopped.
@@ -502,6 +516,10 @@ pub struct AutoScaling {
     pub standby: Capacity,
     /// The size a failover raises it to (never lowering a higher current value).
     pub failover: Capacity,
+    /// How many InService and Healthy instances (and healthy targets, with `[serving]`) the group
+    /// must have for the application to serve (required: only the service's owner knows). At
+    /// most `failover.desired`; the standby instances' and the group's minimums are not both 0.
+    pub minimum_healthy: u16,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -405,6 +405,30 @@ impl Plan {
                 "a failover must bring up at least one instance".to_string(),
             );
         }
+        if asg.minimum_healthy > asg.failover.desired {
+            found.add(
+                ProblemCode::InvalidMinimumHealthy,
+                "auto_scaling.minimum_healthy",
+                format!("{} is above the failover's desired {}", asg.minimum_healthy, asg.failover.desired),
+            );
+        }
+        let standby = &self.standby_instances;
+        // A selector that counts nothing is named by its own rules.
+        if standby.expected() > 0 && usize::from(standby.minimum_healthy) > standby.expected() {
+            found.add(
+                ProblemCode::InvalidMinimumHealthy,
+                "standby_instances.minimum_healthy",
+                format!("{} is above the {} standby instances", standby.minimum_healthy, standby.expected()),
+            );
+        }
+        if asg.minimum_healthy == 0 && standby.minimum_healthy == 0 {
+            found.add(
+                ProblemCode::InvalidMinimumHealthy,
+                "auto_scaling.minimum_healthy",
+                "the group's and the standby instances' minimums are both 0: a failover would move traffic to nothing"
+                    .to_string(),
+            );
+        }
     }
 
     fn check_dns(&self, found: &mut Problems) {

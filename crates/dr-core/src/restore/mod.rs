@@ -56,7 +56,9 @@ impl RestoreStep {
             (RestoreStep::FindSnapshot, _) => (StepKey::Snapshot, "find-snapshot"),
             (RestoreStep::RestoreInstance, StepAction::Act) => (StepKey::Restore, "restore-instance"),
             (RestoreStep::RestoreInstance, StepAction::Status) => (StepKey::RestoreStatus, "restore-instance-status"),
-            (RestoreStep::RestoreInstance, StepAction::Undo | StepAction::GiveBack) => return None,
+            (RestoreStep::RestoreInstance, StepAction::Undo | StepAction::GiveBack | StepAction::Decide) => {
+                return None;
+            }
             (RestoreStep::Validate, _) => (StepKey::Validate, "validate-restore"),
             (RestoreStep::Cleanup, _) => (StepKey::Cleanup, "cleanup"),
             (RestoreStep::Report, _) => return None,
@@ -157,7 +159,7 @@ pub async fn run_restore_step(
     clients: &AwsClients,
     state: &RunbookState,
 ) -> Result<RestoreOutput, DrError> {
-    if matches!(action, StepAction::Undo | StepAction::GiveBack) {
+    if matches!(action, StepAction::Undo | StepAction::GiveBack | StepAction::Decide) {
         return Err(DrError::InvalidInput { message: format!("{step:?} has nothing to undo or give back") });
     }
     let Some((key, name)) = step.key(action) else {
@@ -170,7 +172,7 @@ pub async fn run_restore_step(
         (RestoreStep::FindSnapshot, _) => Box::pin(steps::find_snapshot(clients, state)).await,
         (RestoreStep::RestoreInstance, StepAction::Act) => Box::pin(steps::restore_instance(clients, state)).await,
         (RestoreStep::RestoreInstance, StepAction::Status) => Box::pin(steps::restore_status(clients, state)).await,
-        (RestoreStep::RestoreInstance, StepAction::Undo | StepAction::GiveBack) => {
+        (RestoreStep::RestoreInstance, StepAction::Undo | StepAction::GiveBack | StepAction::Decide) => {
             return Err(DrError::InvalidInput { message: "a restore has no undo".into() });
         }
         (RestoreStep::Validate, _) => Box::pin(steps::validate_restore(clients, state)).await,

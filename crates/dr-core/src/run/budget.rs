@@ -30,10 +30,11 @@ pub const MAX_POLL_SECONDS: u64 = 300;
 /// History events per second of RTO, per second of poll interval, of the failover runbook in the
 /// worst case: every loop polls for its phase's whole budget. Each phase's share of the RTO times
 /// the events of one turn of its loop (a Task is 5 events, a Wait or a Choice 2): preflight
-/// 0.125 x 9, waiting for a decision 0.25 x 9, the fence and barrier 0.125 x 9, database 0.5 x 9,
-/// compute 0.5 x 14, DNS 0.125 x 9, a failback's stand-down 0.125 x 9. `tests/contract.rs`
-/// checks the definitions against it.
-pub const FAILOVER_EVENTS_PER_RTO_SECOND: f64 = 18.25;
+/// 0.125 x 9, waiting for a decision at the RPO gate 0.25 x 9, the fence and barrier 0.125 x 9,
+/// database 0.5 x 9, compute 0.5 x 14, waiting for a decision below the minimum capacity
+/// 0.25 x 9, DNS 0.125 x 9, a failback's stand-down 0.125 x 9. `tests/contract.rs` checks the
+/// definitions against it.
+pub const FAILOVER_EVENTS_PER_RTO_SECOND: f64 = 20.5;
 
 /// How often the state machines ask again, for a plan with this RTO.
 pub fn poll_seconds(rto: Duration) -> u64 {
@@ -57,12 +58,14 @@ impl StepKey {
             StepKey::Preflight => (StepKey::Preflight, 0.125),
             // A human answers within a quarter of the RTO (an hour of four), or the run fails.
             StepKey::Decision => (StepKey::Decision, 0.25),
+            StepKey::CapacityDecision => (StepKey::CapacityDecision, 0.25),
             StepKey::Promote | StepKey::PromoteStatus => (StepKey::Promote, 0.5),
             StepKey::Standby | StepKey::StandbyStatus | StepKey::Asg | StepKey::AsgStatus => (StepKey::Standby, 0.5),
             StepKey::FlipDns | StepKey::DnsStatus => (StepKey::FlipDns, 0.125),
             // The barrier has its own, shorter timeout (`fence.barrier_timeout_seconds`).
             StepKey::Fence | StepKey::Barrier => (StepKey::Fence, 0.125),
             StepKey::Unfence => (StepKey::Unfence, 0.125),
+            StepKey::Diverged => (StepKey::Diverged, 0.125),
             // Stopping instances takes minutes; the users are already back on Paris.
             StepKey::StandDown => (StepKey::StandDown, 0.125),
             // Reprotect is not on an outage's clock, but a snapshot and a new cross-region replica
@@ -240,7 +243,7 @@ mod tests {
     fn the_poll_interval_grows_with_the_rto_within_bounds() {
         assert_eq!(poll_seconds(Duration::from_secs(30 * 60)), MIN_POLL_SECONDS);
         assert_eq!(poll_seconds(Duration::from_secs(4 * 3600)), MIN_POLL_SECONDS);
-        assert_eq!(poll_seconds(Duration::from_secs(8 * 3600)), 27);
-        assert_eq!(poll_seconds(Duration::from_secs(24 * 3600)), 79);
+        assert_eq!(poll_seconds(Duration::from_secs(8 * 3600)), 30);
+        assert_eq!(poll_seconds(Duration::from_secs(24 * 3600)), 89);
     }
 }

@@ -42,6 +42,10 @@ pub struct RunbookState {
     /// asks a human to decide on (`runbook::decision`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate_error: Option<CaughtError>,
+    /// Set by the failover machine when an unplanned run's compute branch stops below the plan's
+    /// minimum after the promotion: what it asks a human to decide on (`runbook::decision`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_error: Option<CaughtError>,
     /// The execution running this state (`$$.Execution.Id`), where the state machine records it
     /// (before asking for a decision: the commands that answer name it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,12 +90,14 @@ pub fn refuse_untrusted(input: &serde_json::Value, what: &str, names_a_plan: boo
 pub const STATE_RESULT_PATHS: &[&str] = &[
     "error",
     "gate_error",
+    "capacity_error",
     "execution",
     "report",
     "failure_report",
     "failure_report_error",
     "cleanup_error",
     "unfence_error",
+    "diverged_error",
     "branches",
 ];
 
@@ -285,7 +291,15 @@ impl RunbookState {
         run.poll_seconds = budget::poll_seconds(plan.targets.rto());
         // A reversed plan has no published version: the run names none, and no step loads it.
         run.plan = plan.reference().ok();
-        RunbookState { plan, run, steps: BTreeMap::new(), error: None, gate_error: None, execution: None }
+        RunbookState {
+            plan,
+            run,
+            steps: BTreeMap::new(),
+            error: None,
+            gate_error: None,
+            capacity_error: None,
+            execution: None,
+        }
     }
 
     /// Refuses bad input before any AWS call.

@@ -20,6 +20,8 @@ pub enum StepKey {
     Preflight,
     /// An unplanned run's failed RPO gate, waiting for a human (`runbook::decision`).
     Decision,
+    /// An unplanned run below its minimum compute after the promotion, waiting for a human.
+    CapacityDecision,
     Promote,
     PromoteStatus,
     Standby,
@@ -32,6 +34,8 @@ pub enum StepKey {
     Fence,
     Barrier,
     Unfence,
+    /// A roll-back after a promotion: the promoted instance marked diverged.
+    Diverged,
     // A failback: the DR region's compute back to standby once Paris serves.
     StandDown,
     // Reprotect after a failover: the old primary retired, a Paris replica of Ireland.
@@ -58,6 +62,7 @@ impl StepKey {
         matches!(
             self,
             StepKey::Decision
+                | StepKey::CapacityDecision
                 | StepKey::PromoteStatus
                 | StepKey::Barrier
                 | StepKey::StandbyStatus
@@ -97,6 +102,9 @@ pub enum StepAction {
     Status,
     /// Undo the change (the fence of a planned move that stops before promoting).
     Undo,
+    /// The decision step's second question: an unplanned run below its minimum compute after
+    /// the promotion asks a human whether to move traffic on what serves.
+    Decide,
     /// The report's only: the failure report of a run stopped before any change (preflight, its
     /// RPO gate, a decision), which gives the plan back to the status the run took it from.
     GiveBack,

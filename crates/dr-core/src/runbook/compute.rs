@@ -13,6 +13,7 @@ use crate::aws::lookup::{
 use crate::aws::{AwsClients, once};
 use crate::error::DrError;
 use crate::plan::Capacity;
+use crate::run::budget::Budget;
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 
 /// How many times the start step starts one instance before it gives up (`InstanceWontStart`):
@@ -30,20 +31,13 @@ fn instance_states(found: &[StandbyInstance]) -> Vec<ResourceState> {
         .collect()
 }
 
-/// The standby instances that can still serve: a terminated (or terminating) one never will, and
-/// stops the step by name (preflight names it before any change), unless the plan selects by tag
-/// and enough others carry the tag (it was replaced: EC2 lists it for about an hour).
+/// The standby instances the plan selects, terminated ones included (they are counted as lost,
+/// by name), unless the plan selects by tag and enough others carry the tag (a terminated one was
+/// replaced: EC2 lists it for about an hour).
 async fn standby_instances(clients: &AwsClients, state: &RunbookState) -> Result<Vec<StandbyInstance>, DrError> {
     let mut found = describe_standby_instances(&clients.dr.ec2, &state.plan).await?;
     if gone_ones_replaced(&state.plan.standby_instances, &found) {
         found.retain(|i| !i.is_gone());
-    }
-    if let Some(gone) = found.iter().find(|i| i.is_gone()) {
-        return Err(DrError::InstanceWontStart {
-            instance: gone.id.clone(),
-            starts: starts_of(state, &gone.id),
-            reason: format!("{}{}", gone.state, gone.reason.as_deref().map_or(String::new(), |r| format!(": {r}"))),
-        });
     }
     if found.is_empty() {
         return Err(DrError::ResourceNotFound {
@@ -53,6 +47,90 @@ async fn standby_instances(clients: &AwsClients, state: &RunbookState) -> Result
         });
     }
     Ok(found)
+}
+
+/// The standby instances as this run can count on them: the plan's target, the lost ones (by
+/// name and why: terminated, or not starting after [`MAX_STARTS`] starts), and the others.
+struct StandbyCount {
+    target: usize,
+    minimum: u16,
+    /// "i-0abc terminated (User initiated)", "i-0def did not start after 3 starts (...)".
+    lost: Vec<String>,
+    /// The instances that can still serve (not lost).
+    usable: Vec<StandbyInstance>,
+}
+
+impl StandbyCount {
+    fn of(state: &RunbookState, found: Vec<StandbyInstance>) -> StandbyCount {
+        let selector = &state.plan.standby_instances;
+        let mut lost = Vec::new();
+        let mut usable = Vec::new();
+        for instance in found {
+            let reason = instance.reason.as_deref().map_or(String::new(), |r| format!(" ({r})"));
+            let starts = starts_of(state, &instance.id);
+            if instance.is_gone() {
+                lost.push(format!("{} {}{reason}", instance.id, instance.state));
+            } else if instance.state == InstanceStateName::Stopped && starts >= MAX_STARTS {
+                lost.push(format!("{} did not start after {starts} starts{reason}", instance.id));
+            } else {
+                usable.push(instance);
+            }
+        }
+        let listed = usable.len() + lost.len();
+        let target = selector.expected().max(listed);
+        if listed < target {
+            lost.push(format!("{} of the {target} instances the plan counts are not listed", target - listed));
+        }
+        StandbyCount { target, minimum: selector.minimum_healthy, lost, usable }
+    }
+
+    /// `BelowMinimumCapacity` when the instances not lost cannot reach the plan's minimum.
+    fn require_minimum(&self, state: &RunbookState) -> Result<(), DrError> {
+        if self.usable.len() < usize::from(self.minimum) {
+            return Err(self.below_minimum(state, self.usable.len(), self.lost.join("; ")));
+        }
+        Ok(())
+    }
+
+    fn below_minimum(&self, state: &RunbookState, serving: usize, why: String) -> DrError {
+        DrError::BelowMinimumCapacity {
+            group: format!("standby instances in {}", state.plan.dr_region),
+            serving,
+            minimum: self.minimum,
+            why,
+        }
+    }
+}
+
+/// The shortfall a degraded compute branch names, in the step's facts (the report and the notice
+/// read them from there).
+pub const SHORTFALL_FACT: &str = "shortfall";
+
+/// When a compute status step is not ready: within the phase's budget, wait; out of it, serve on
+/// what is healthy when that reaches the plan's minimum (`Ok(true)`: ready with a shortfall),
+/// else `BelowMinimumCapacity`.
+fn out_of_budget_verdict(
+    state: &RunbookState,
+    key: StepKey,
+    serving: usize,
+    minimum: u16,
+    group: String,
+    detail: &str,
+) -> Result<bool, DrError> {
+    let now = crate::time::now();
+    let budget = Budget::of(state, key, now);
+    if budget.elapsed(now) <= budget.allowed {
+        return Ok(false);
+    }
+    if serving >= usize::from(minimum) {
+        return Ok(true);
+    }
+    Err(DrError::BelowMinimumCapacity {
+        group,
+        serving,
+        minimum,
+        why: format!("not reached within the compute budget ({} s): {detail}", budget.allowed.as_secs()),
+    })
 }
 
 /// A failback: the primary region keeps no standby instances, so there is nothing to start or wait
@@ -82,7 +160,8 @@ pub fn instances_to_start(found: &[StandbyInstance]) -> Result<Vec<String>, DrEr
 
 /// Starts the stopped standby instances; running or pending ones are left alone. An instance this
 /// run started that fell back to stopped (EC2 gives the reason) is started again, at most
-/// [`MAX_STARTS`] times in all; then `InstanceWontStart` names it and its reason.
+/// [`MAX_STARTS`] times in all; then it is counted lost, as a terminated one is, by name. Lost
+/// ones leaving fewer than the plan's `minimum_healthy`: `BelowMinimumCapacity`.
 pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("start-standby", clients);
@@ -90,36 +169,35 @@ pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result
         return Ok(nothing_on_standby(timer, state));
     }
     let found = standby_instances(clients, state).await?;
-    let stopped = instances_to_start(&found)?;
+    let resources = instance_states(&found);
+    let count = StandbyCount::of(state, found);
+    count.require_minimum(state)?;
+    let stopped = instances_to_start(&count.usable)?;
+    let lost = if count.lost.is_empty() { String::new() } else { format!("; lost: {}", count.lost.join("; ")) };
     if stopped.is_empty() {
         return Ok(timer.finish(
             Outcome::AlreadyDone,
             true,
-            "every standby instance is already started",
-            instance_states(&found),
+            format!("every standby instance that can serve is already started{lost}"),
+            resources,
         ));
     }
-    let mut restarts = Vec::new();
-    for id in &stopped {
-        let starts = starts_of(state, id);
-        let reason = found.iter().find(|i| i.id == *id).and_then(|i| i.reason.clone());
-        if starts >= MAX_STARTS {
-            return Err(DrError::InstanceWontStart {
-                instance: id.clone(),
-                starts,
-                reason: reason.unwrap_or_else(|| "stopped again, no reason given".to_string()),
-            });
-        }
-        if starts > 0 {
-            restarts.push(format!(
-                "{id} fell back to stopped ({}): start {} of {MAX_STARTS}",
-                reason.as_deref().unwrap_or("no reason given"),
-                starts + 1
-            ));
-        }
-    }
+    let restarts: Vec<String> = stopped
+        .iter()
+        .filter_map(|id| {
+            let starts = starts_of(state, id);
+            let reason = count.usable.iter().find(|i| i.id == *id).and_then(|i| i.reason.clone());
+            (starts > 0).then(|| {
+                format!(
+                    "{id} fell back to stopped ({}): start {} of {MAX_STARTS}",
+                    reason.as_deref().unwrap_or("no reason given"),
+                    starts + 1
+                )
+            })
+        })
+        .collect();
     if state.is_dry_run() {
-        return Ok(timer.would(format!("start {}", stopped.join(", ")), instance_states(&found)));
+        return Ok(timer.would(format!("start {}{lost}", stopped.join(", ")), resources));
     }
     clients
         .dr
@@ -136,19 +214,23 @@ pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result
     for id in &stopped {
         facts.insert(format!("starts.{id}"), (starts_of(state, id) + 1).to_string());
     }
-    tracing::info!(plan = %state.plan.name, step = "start-standby", resource = ?stopped, restarts = ?restarts, "instances started");
+    tracing::info!(plan = %state.plan.name, step = "start-standby", resource = ?stopped, restarts = ?restarts, lost = ?count.lost, "instances started");
     let mut detail = format!("started {}", stopped.join(", "));
     if !restarts.is_empty() {
         detail = format!("{detail}; {}", restarts.join("; "));
     }
-    let mut record = timer.finish(Outcome::Changed, true, detail, instance_states(&found));
+    let mut record = timer.finish(Outcome::Changed, true, format!("{detail}{lost}"), resources);
     record.facts = facts;
     Ok(record)
 }
 
 /// Ready when every standby instance is running with instance and system status checks ok. An
 /// instance that this run started and that is stopped again fell back (capacity, an EBS key):
-/// `redo` asks the state machine to run the start step again.
+/// `redo` asks the state machine to run the start step again. Degraded, not failed: when lost
+/// instances (terminated, or not starting) make the target unreachable and every other one
+/// serves, or when the compute budget is spent, the branch is ready on what serves if that
+/// reaches the plan's `minimum_healthy`, and names the shortfall (fact [`SHORTFALL_FACT`]); below
+/// it, `BelowMinimumCapacity`.
 pub async fn standby_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
     let timer = StepTimer::start("start-standby-status", clients);
@@ -166,8 +248,10 @@ pub async fn standby_status(clients: &AwsClients, state: &RunbookState) -> Resul
         .send()
         .await
         .map_err(|e| DrError::from_sdk("ec2", "DescribeInstanceStatus", e))?;
+    let count = StandbyCount::of(state, found.clone());
+    count.require_minimum(state)?;
     let mut resources = Vec::new();
-    let mut ready = true;
+    let mut serving = Vec::new();
     let mut fell_back = Vec::new();
     for instance in &found {
         let status = statuses.instance_statuses().iter().find(|s| s.instance_id() == Some(instance.id.as_str()));
@@ -175,8 +259,11 @@ pub async fn standby_status(clients: &AwsClients, state: &RunbookState) -> Resul
             s.instance_status().and_then(|c| c.status()) == Some(&SummaryStatus::Ok)
                 && s.system_status().and_then(|c| c.status()) == Some(&SummaryStatus::Ok)
         });
-        ready &= instance.state == InstanceStateName::Running && checks_ok;
-        if instance.state == InstanceStateName::Stopped && starts_of(state, &instance.id) > 0 {
+        let usable = count.usable.iter().any(|u| u.id == instance.id);
+        if usable && instance.state == InstanceStateName::Running && checks_ok {
+            serving.push(instance.id.clone());
+        }
+        if usable && instance.state == InstanceStateName::Stopped && starts_of(state, &instance.id) > 0 {
             fell_back.push(format!(
                 "{} fell back to stopped ({})",
                 instance.id,
@@ -188,16 +275,43 @@ pub async fn standby_status(clients: &AwsClients, state: &RunbookState) -> Resul
             format!("{}, status checks {}", instance.state, if checks_ok { "ok" } else { "not ok yet" }),
         ));
     }
-    let mut detail = format!(
-        "{} of {} instances running with checks ok",
-        resources.iter().filter(|r| r.state.ends_with("checks ok")).count(),
-        resources.len()
-    );
+    let mut detail = format!("{} of {} instances running with checks ok", serving.len(), count.target);
+    if !count.lost.is_empty() {
+        detail = format!("{detail}; lost: {}", count.lost.join("; "));
+    }
     if !fell_back.is_empty() {
         detail = format!("{detail}; {}: starting again", fell_back.join("; "));
     }
+    let every_usable_serves = serving.len() == count.usable.len();
+    let group = format!("standby instances in {}", state.plan.dr_region);
+    let shortfall = if every_usable_serves && count.lost.is_empty() {
+        None
+    } else if every_usable_serves {
+        // The lost ones never come back: waiting out the budget would only delay the users.
+        Some(format!(
+            "{} of {} standby instances serve (minimum {}): {}",
+            serving.len(),
+            count.target,
+            count.minimum,
+            count.lost.join("; ")
+        ))
+    } else if out_of_budget_verdict(state, StepKey::StandbyStatus, serving.len(), count.minimum, group, &detail)? {
+        Some(format!(
+            "{} of {} standby instances serve (minimum {}) when the compute budget ran out: {detail}",
+            serving.len(),
+            count.target,
+            count.minimum
+        ))
+    } else {
+        None
+    };
+    let ready = every_usable_serves || shortfall.is_some();
     let mut record = status_record(timer, state, StepKey::StandbyStatus, ready, detail, resources)?;
-    record.redo = !fell_back.is_empty();
+    record.redo = !fell_back.is_empty() && shortfall.is_none();
+    if let Some(shortfall) = shortfall {
+        tracing::warn!(plan = %state.plan.name, step = "start-standby-status", "degraded: {shortfall}");
+        record.facts.insert(SHORTFALL_FACT.into(), shortfall);
+    }
     Ok(record)
 }
 
@@ -376,6 +490,7 @@ pub async fn asg_status(clients: &AwsClients, state: &RunbookState) -> Result<St
     let mut detail = format!("{in_service} of {wanted} instances InService and Healthy");
     let mut resources = vec![ResourceState { resource: state.plan.auto_scaling.group.clone(), state: detail.clone() }];
     let mut ready = in_service >= wanted;
+    let mut serving_now = in_service;
     if let Some(serving) = &state.plan.serving {
         let targets = target_health(clients, &serving.target_group).await?;
         let healthy = targets.iter().filter(|(_, health)| health == "healthy").count();
@@ -392,8 +507,23 @@ pub async fn asg_status(clients: &AwsClients, state: &RunbookState) -> Result<St
         detail = format!("{detail}; {targets_text}");
         resources.push(ResourceState { resource: serving.target_group.clone(), state: targets_text });
         ready &= healthy >= wanted;
+        serving_now = serving_now.min(healthy);
     }
-    status_record(timer, state, StepKey::AsgStatus, ready, detail, resources)
+    let minimum = state.plan.auto_scaling.minimum_healthy;
+    let group = state.plan.auto_scaling.group.clone();
+    let mut shortfall = None;
+    if !ready && out_of_budget_verdict(state, StepKey::AsgStatus, serving_now, minimum, group.clone(), &detail)? {
+        shortfall = Some(format!(
+            "{group}: {serving_now} of {wanted} instances serve (minimum {minimum}) when the compute budget ran out: {detail}"
+        ));
+        ready = true;
+    }
+    let mut record = status_record(timer, state, StepKey::AsgStatus, ready, detail, resources)?;
+    if let Some(shortfall) = shortfall {
+        tracing::warn!(plan = %state.plan.name, step = "scale-asg-status", "degraded: {shortfall}");
+        record.facts.insert(SHORTFALL_FACT.into(), shortfall);
+    }
+    Ok(record)
 }
 
 /// Each target of the DR target group and its health: `healthy`, or its state and reason

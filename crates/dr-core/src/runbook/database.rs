@@ -27,6 +27,69 @@ pub(super) fn observed(db: &aws_sdk_rds::types::DbInstance) -> ResourceState {
     }
 }
 
+/// Tag on an instance a rolled-back run had promoted: the run. It is a standalone copy that no
+/// longer follows the primary (it takes no traffic); reprotect replaces it with a new replica.
+pub const DIVERGED_BY_RUN_TAG: &str = "dr-diverged-by-run";
+/// The mark's fact: the instance marked (the report reads it).
+pub const DIVERGED_FACT: &str = "diverged";
+
+/// A roll-back's mark (the promote step's undo): the instance this run promoted, if it did, is
+/// tagged as diverged, so that nobody takes it for the replica or points an application at it.
+/// Not promoted (still a replica, and this run never asked): nothing to mark. Idempotent.
+pub async fn mark_diverged(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
+    state.validate()?;
+    let timer = StepTimer::start("mark-diverged", clients);
+    let db = replica(clients, state).await?;
+    let id = state.plan.database.replica_instance.clone();
+    let asked = state.step(StepKey::Promote).is_some_and(|r| r.outcome == Outcome::Changed);
+    let standalone = db.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty();
+    if !standalone && !asked {
+        let detail = format!("{id} was not promoted: still a replica, nothing diverged");
+        return Ok(timer.finish(Outcome::AlreadyDone, true, detail, vec![observed(&db)]));
+    }
+    let detail = format!(
+        "{id} ({}) was promoted by run {} and no longer follows {} ({}): marked {DIVERGED_BY_RUN_TAG}; it takes no \
+         traffic, and reprotect replaces it with a new replica",
+        state.plan.dr_region, state.run.id, state.plan.database.primary_instance, state.plan.primary_region
+    );
+    let arn = db.db_instance_arn().unwrap_or_default().to_string();
+    let tags = clients
+        .dr
+        .rds
+        .list_tags_for_resource()
+        .resource_name(&arn)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("rds", "ListTagsForResource", e))?;
+    let marked = tags
+        .tag_list()
+        .iter()
+        .any(|t| t.key() == Some(DIVERGED_BY_RUN_TAG) && t.value() == Some(state.run.id.as_str()));
+    let diverged = |mut record: StepRecord| {
+        record.facts.insert(DIVERGED_FACT.into(), id.clone());
+        record
+    };
+    if marked {
+        return Ok(diverged(timer.finish(Outcome::AlreadyDone, true, detail, vec![observed(&db)])));
+    }
+    if state.is_dry_run() {
+        return Ok(timer.would(format!("tag {id} {DIVERGED_BY_RUN_TAG}={}", state.run.id), vec![observed(&db)]));
+    }
+    clients
+        .dr
+        .rds
+        .add_tags_to_resource()
+        .resource_name(&arn)
+        .tags(Tag::builder().key(DIVERGED_BY_RUN_TAG).value(&state.run.id).build())
+        .customize()
+        .config_override(once::rds())
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("rds", "AddTagsToResource", e))?;
+    tracing::warn!(plan = %state.plan.name, step = "mark-diverged", resource = %id, "{detail}");
+    Ok(diverged(timer.finish(Outcome::Changed, true, detail, vec![observed(&db)])))
+}
+
 /// Whether the instance must be promoted: `false` when already standalone, `ReplicaNotPromotable`
 /// (retryable: waited out) while a replica is in a transient state, `ReplicaFailed` in a state it
 /// does not leave by itself.

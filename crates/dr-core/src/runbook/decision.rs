@@ -1,5 +1,8 @@
 //! An approval that waits: when an unplanned live run's RPO gate refuses (the replica lags past
-//! the RPO, or does not replicate), the run asks a human instead of failing, and waits.
+//! the RPO, or does not replicate), the run asks a human instead of failing, and waits. The same
+//! loop asks the second question an unplanned run can have ([`Question::Capacity`]): after the
+//! promotion, fewer compute instances can serve than the plan's minimum; approved, traffic moves
+//! on what serves; rejected or unanswered, the run stops (the database stays promoted).
 //!
 //! The state machine's loop (`Decision` -> `DecisionMade` -> `WaitForDecision`) asks this step
 //! again every `poll_seconds`; there are no task tokens, so the same definition runs on AWS and in
@@ -15,29 +18,41 @@
 use crate::aws::AwsClients;
 use crate::error::DrError;
 use crate::notify::{self, Notice, NoticeKind};
+use crate::run::CaughtError;
 use crate::run::budget::Budget;
 use crate::run::{
     Approval, GateDecision, GateVerdict, Outcome, Principal, RunbookState, StepKey, StepRecord, StepTimer,
 };
-use crate::store::{Decision, DecisionStatus, PlanStore};
+use crate::store::{Decision, DecisionStatus, PlanStore, Question};
+
+/// What the run asks about, and where the step's record goes.
+fn question_of(state: &RunbookState, question: Question) -> Result<(&CaughtError, StepKey), DrError> {
+    let (refused, key, path) = match question {
+        Question::RpoGate => (&state.gate_error, StepKey::Decision, "$.gate_error"),
+        Question::Capacity => (&state.capacity_error, StepKey::CapacityDecision, "$.capacity_error"),
+    };
+    match refused {
+        Some(refused) => Ok((refused, key)),
+        None => Err(DrError::InvalidInput { message: format!("nothing to decide on ({path} is absent)") }),
+    }
+}
 use crate::time;
 
 /// Asks for the decision once, then reads it: `ready` with the approval, not ready while pending.
-pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
+pub async fn decision(clients: &AwsClients, state: &RunbookState, question: Question) -> Result<StepRecord, DrError> {
     state.validate()?;
     let Some(store) = PlanStore::of_run(clients, &state.run) else {
         return Err(DrError::InvalidInput {
             message: "a run that holds no plan state has nowhere to wait for a decision".into(),
         });
     };
-    let Some(refused) = &state.gate_error else {
-        return Err(DrError::InvalidInput { message: "no refused RPO gate to decide on ($.gate_error)".into() });
-    };
-    let timer = StepTimer::start("decision", clients);
-    let budget = Budget::of(state, StepKey::Decision, timer.started());
+    let (refused, key) = question_of(state, question)?;
+    let timer = StepTimer::start(key.as_str(), clients);
+    let budget = Budget::of(state, key, timer.started());
     let asked = Decision {
         plan: state.plan.name.clone(),
         run_id: state.run.id.clone(),
+        asks: question,
         status: DecisionStatus::Pending,
         question: refused.reason(),
         asked_at: timer.started(),
@@ -50,7 +65,7 @@ pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<Step
     };
     store.ask_decision(&asked).await?;
     // Only a decision its decider's own answer record proves counts (else it reads as pending).
-    let mut decision = store.verified_decision(&state.plan.name, &state.run.id).await?.unwrap_or(asked);
+    let mut decision = store.verified_decision(&state.plan.name, &state.run.id, question).await?.unwrap_or(asked);
     if decision.status == DecisionStatus::Approved {
         store.may_approve(&state.plan, &state.run, &decider(&decision)).await?;
         if !for_this_run(&decision, state) {
@@ -61,22 +76,18 @@ pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<Step
     // Told on the step's first answer, not only by the call that wrote the question: a Lambda
     // that wrote it and timed out before telling is invoked again (Retry) with no decision record
     // in the state yet, and tells then. Later polls carry the record and tell nothing.
-    if decision.status == DecisionStatus::Pending && state.step(StepKey::Decision).is_none() {
+    if decision.status == DecisionStatus::Pending && state.step(key).is_none() {
         notify::send(clients, &decision_needed(state, &decision)).await;
     }
     let waited = time::elapsed(decision.asked_at, time::now());
-    let mut record = match decision.status {
+    let record = match decision.status {
         DecisionStatus::Pending => {
             // The wait runs from the question, not from this poll.
             let detail =
                 format!("waiting for a decision since {} ({})", time::rfc3339(decision.asked_at), decision.question);
-            Budget { started: decision.asked_at, allowed: budget.allowed }.check(
-                StepKey::Decision,
-                time::now(),
-                &detail,
-            )?;
+            Budget { started: decision.asked_at, allowed: budget.allowed }.check(key, time::now(), &detail)?;
             let mut record = timer.finish(Outcome::NotReady, false, detail, Vec::new());
-            record.attempt = state.next_attempt(StepKey::Decision);
+            record.attempt = state.next_attempt(key);
             record
         }
         DecisionStatus::Rejected => {
@@ -98,7 +109,19 @@ pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<Step
                 decision.question
             );
             let mut record = timer.finish(Outcome::Ready, true, detail, Vec::new());
-            record.attempt = state.next_attempt(StepKey::Decision);
+            record.attempt = state.next_attempt(key);
+            if question == Question::Capacity {
+                // Traffic moves on what serves (the report names the shortfall); the RPO gate's
+                // decision stays the gate's.
+                record.facts.insert(
+                    crate::runbook::compute::SHORTFALL_FACT.into(),
+                    format!(
+                        "traffic moved below the plan's minimum, approved by {} ({}): {}",
+                        approval.by, approval.reason, decision.question
+                    ),
+                );
+                return Ok(asked_and_answered(record, &decision));
+            }
             record.gate = Some(GateDecision {
                 verdict: GateVerdict::Approved,
                 lag_seconds: None,
@@ -109,11 +132,15 @@ pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<Step
             record
         }
     };
-    // The timeline shows the whole wait, from the question to this answer.
+    Ok(asked_and_answered(record, &decision))
+}
+
+/// The timeline shows the whole wait, from the question to this answer.
+fn asked_and_answered(mut record: StepRecord, decision: &Decision) -> StepRecord {
     record.started_at = decision.asked_at;
     record.facts.insert("asked_at".into(), time::rfc3339(decision.asked_at));
     record.facts.insert("deadline".into(), time::rfc3339(decision.deadline));
-    Ok(record)
+    record
 }
 
 /// The approval a human recorded for this run at its RPO gate, if any: the run's decision in the
@@ -122,7 +149,9 @@ pub async fn decision(clients: &AwsClients, state: &RunbookState) -> Result<Step
 /// Nothing in the run's input counts: preflight asks here each time its gate refuses.
 pub async fn recorded_approval(clients: &AwsClients, state: &RunbookState) -> Result<Option<Approval>, DrError> {
     let Some(store) = PlanStore::of_run(clients, &state.run) else { return Ok(None) };
-    let Some(decision) = store.verified_decision(&state.plan.name, &state.run.id).await? else { return Ok(None) };
+    let Some(decision) = store.verified_decision(&state.plan.name, &state.run.id, Question::RpoGate).await? else {
+        return Ok(None);
+    };
     if decision.status != DecisionStatus::Approved {
         return Ok(None);
     }
@@ -163,16 +192,25 @@ fn decider(decision: &Decision) -> Principal {
 /// "Decision needed", with the commands that answer it.
 fn decision_needed(state: &RunbookState, decision: &Decision) -> Notice {
     let run = decision.execution_arn.as_deref().unwrap_or(&decision.run_id);
-    let text = [
-        format!(
-            "{} {} run {} waits at its RPO gate.",
-            state.run.kind.name(),
-            state.run.direction.move_name(),
-            state.run.id
+    let (waits, approve, reject, subject) = match decision.asks {
+        Question::RpoGate => (
+            "waits at its RPO gate",
+            "promote past the RPO",
+            "stop here, nothing changed",
+            "RPO gate refused the failover",
         ),
+        Question::Capacity => (
+            "has promoted the database and waits: fewer instances serve than the plan's minimum",
+            "move traffic now on what serves",
+            "stop here: the database stays promoted, traffic stays where it is",
+            "below minimum capacity after the promotion",
+        ),
+    };
+    let text = [
+        format!("{} {} run {} {waits}.", state.run.kind.name(), state.run.direction.move_name(), state.run.id),
         decision.question.clone(),
-        format!("Approve: drctl run approve {run} --reason WHY"),
-        format!("Reject: drctl run reject {run} --reason WHY"),
+        format!("Approve: drctl run approve {run} --reason WHY ({approve})"),
+        format!("Reject: drctl run reject {run} --reason WHY ({reject})"),
         format!("Waits until {} (then StepTimedOut).", time::rfc3339(decision.deadline)),
     ]
     .join("\n");
@@ -180,9 +218,10 @@ fn decision_needed(state: &RunbookState, decision: &Decision) -> Notice {
         NoticeKind::DecisionNeeded,
         &state.plan.name,
         Some(&state.run.id),
-        format!("{}: DECISION NEEDED: RPO gate refused the failover", state.plan.name),
+        format!("{}: DECISION NEEDED: {subject}", state.plan.name),
         text,
     )
+    .fact("asks", decision.asks)
     .fact("question", &decision.question)
     .fact("deadline", decision.deadline)
     .fact("execution", &decision.execution_arn)

@@ -24,6 +24,7 @@ use crate::error::DrError;
 use crate::plan::Direction;
 pub use crate::run::budget::{settle, status_record};
 use crate::run::{Outcome, RunbookState, StepAction, StepKey, StepRecord, StepTimer};
+use crate::store::Question;
 use crate::time;
 
 /// The Lambdas of the failover runbook, one per step.
@@ -32,6 +33,7 @@ pub enum FailoverStep {
     Preflight,
     /// A planned move's fence (act), barrier (status) and the fence's undo.
     Fence,
+    /// Promote (act, status); a roll-back's undo: the promoted instance marked diverged.
     PromoteReplica,
     StartStandby,
     /// Raise the group (act, status); a failback's undo: the DR region's compute back to standby.
@@ -50,11 +52,14 @@ impl FailoverStep {
     pub fn key(self, action: StepAction) -> Option<(StepKey, &'static str)> {
         let key = match (self, action) {
             (FailoverStep::Preflight, StepAction::Status) => (StepKey::Decision, "decision"),
+            (FailoverStep::Preflight, StepAction::Decide) => (StepKey::CapacityDecision, "capacity-decision"),
+            (_, StepAction::Decide) => return None,
             (FailoverStep::Preflight, _) => (StepKey::Preflight, "preflight"),
             (FailoverStep::Fence, StepAction::Act) => (StepKey::Fence, "fence"),
             (FailoverStep::Fence, StepAction::Status) => (StepKey::Barrier, "barrier"),
             (FailoverStep::Fence, StepAction::Undo) => (StepKey::Unfence, "unfence"),
             (FailoverStep::ScaleAsg, StepAction::Undo) => (StepKey::StandDown, "stand-down"),
+            (FailoverStep::PromoteReplica, StepAction::Undo) => (StepKey::Diverged, "mark-diverged"),
             (_, StepAction::Undo | StepAction::GiveBack) => return None,
             (FailoverStep::PromoteReplica, StepAction::Act) => (StepKey::Promote, "promote-replica"),
             (FailoverStep::PromoteReplica, StepAction::Status) => (StepKey::PromoteStatus, "promote-replica-status"),
@@ -88,8 +93,13 @@ pub async fn run_step(
     clients: &AwsClients,
     state: &RunbookState,
 ) -> Result<FailoverOutput, DrError> {
-    if action == StepAction::Undo && !matches!(step, FailoverStep::Fence | FailoverStep::ScaleAsg) {
+    if action == StepAction::Undo
+        && !matches!(step, FailoverStep::Fence | FailoverStep::ScaleAsg | FailoverStep::PromoteReplica)
+    {
         return Err(DrError::InvalidInput { message: format!("{step:?} has nothing to undo") });
+    }
+    if action == StepAction::Decide && step != FailoverStep::Preflight {
+        return Err(DrError::InvalidInput { message: format!("{step:?} asks nothing: the decision step does") });
     }
     if action == StepAction::GiveBack && step != FailoverStep::Report {
         return Err(DrError::InvalidInput { message: format!("{step:?} gives nothing back: the report does") });
@@ -126,13 +136,19 @@ pub async fn run_step(
     let (mark, started) = (clients.calls.mark(), time::now());
     // Boxed: the steps' futures are large and deeply nested.
     let result = match (step, action) {
-        (FailoverStep::Preflight, StepAction::Status) => Box::pin(decision::decision(clients, state)).await,
+        (FailoverStep::Preflight, StepAction::Status) => {
+            Box::pin(decision::decision(clients, state, Question::RpoGate)).await
+        }
+        (FailoverStep::Preflight, StepAction::Decide) => {
+            Box::pin(decision::decision(clients, state, Question::Capacity)).await
+        }
         (FailoverStep::Preflight, _) => Box::pin(preflight::preflight(clients, state)).await,
         (FailoverStep::Fence, StepAction::Act) => Box::pin(fence::fence(clients, state)).await,
         (FailoverStep::Fence, StepAction::Status) => Box::pin(fence::barrier(clients, state)).await,
         (FailoverStep::Fence, StepAction::Undo) => Box::pin(fence::unfence(clients, state)).await,
         (FailoverStep::PromoteReplica, StepAction::Act) => Box::pin(database::promote_replica(clients, state)).await,
         (FailoverStep::PromoteReplica, StepAction::Status) => Box::pin(database::replica_status(clients, state)).await,
+        (FailoverStep::PromoteReplica, StepAction::Undo) => Box::pin(database::mark_diverged(clients, state)).await,
         (FailoverStep::StartStandby, StepAction::Act) => Box::pin(compute::start_standby(clients, state)).await,
         (FailoverStep::StartStandby, StepAction::Status) => Box::pin(compute::standby_status(clients, state)).await,
         (FailoverStep::ScaleAsg, StepAction::Act) => Box::pin(compute::scale_asg(clients, state)).await,
@@ -143,7 +159,7 @@ pub async fn run_step(
         (FailoverStep::RetirePrimary, _) => Box::pin(reprotect::retire_primary(clients, state)).await,
         (FailoverStep::CreateReplica, StepAction::Act) => Box::pin(reprotect::create_replica(clients, state)).await,
         (FailoverStep::CreateReplica, StepAction::Status) => Box::pin(reprotect::replica_status(clients, state)).await,
-        (_, StepAction::Undo | StepAction::GiveBack) | (FailoverStep::Report, _) => {
+        (_, StepAction::Undo | StepAction::GiveBack | StepAction::Decide) | (FailoverStep::Report, _) => {
             return Err(DrError::InvalidInput { message: "the report is not a step".into() });
         }
     };

@@ -7,6 +7,8 @@ use std::fmt::{self, Write as _};
 
 use serde::{Deserialize, Serialize};
 
+use super::compute::SHORTFALL_FACT;
+use super::database::{DIVERGED_BY_RUN_TAG, DIVERGED_FACT};
 use super::fence;
 use crate::aws::AwsClients;
 use crate::error::DrError;
@@ -154,6 +156,14 @@ pub struct RunReport {
     /// The RPO gate's refusal an unplanned run asked a human to decide on (`runbook::decision`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate_refused: Option<String>,
+    /// What the compute branch could not bring up: the run moved traffic on what reached the
+    /// plan's minimum healthy capacity (`runbook::compute`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shortfall: Vec<String>,
+    /// A planned move that failed after its fence and was rolled back: where the estate is, and
+    /// what a human must do (the failover machine's `RollBackIfPlanned`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rolled_back: Vec<String>,
 }
 
 impl TimelineReport for RunReport {
@@ -289,7 +299,30 @@ pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunRepo
         direction: state.run.direction,
         data_loss: Some(data_loss(state, state.gate())),
         gate_refused: state.gate_error.as_ref().map(CaughtError::reason),
+        shortfall: state.steps.values().filter_map(|step| step.facts.get(SHORTFALL_FACT).cloned()).collect(),
+        rolled_back: rolled_back(state),
     }
+}
+
+/// What a roll-back left: the source region serving again, traffic never moved, and, when the
+/// run had promoted, the diverged instance and no DR until reprotect.
+fn rolled_back(state: &RunbookState) -> Vec<String> {
+    let Some(unfence) = state.step(StepKey::Unfence).filter(|s| s.ready) else { return Vec::new() };
+    let plan = &state.plan;
+    let mut lines = vec![format!(
+        "rolled back: {} ({}); traffic stays on {}",
+        unfence.detail, plan.primary_region, plan.primary_region
+    )];
+    if let Some(instance) = state.step(StepKey::Diverged).and_then(|s| s.facts.get(DIVERGED_FACT)) {
+        lines.push(format!(
+            "NO DR: {instance} ({}) was promoted by this run and marked {DIVERGED_BY_RUN_TAG}: {} has no replica \
+             until reprotect (the reprotect machine with `drctl failover input PLAN{}` as its input), then re-arm",
+            plan.dr_region,
+            plan.primary_region,
+            if state.run.direction == Direction::ToDr { " --failback" } else { "" }
+        ));
+    }
+    lines
 }
 
 /// The human-readable report.
@@ -313,6 +346,12 @@ fn write_markdown(md: &mut String, report: &RunReport) -> fmt::Result {
         }
         extra.push(format!("**Data loss:** {}", loss.summary));
         extra.push(format!("**{}:** {}", region_left(report.direction), loss.primary));
+    }
+    for shortfall in &report.shortfall {
+        extra.push(format!("**Serving on reduced capacity:** {shortfall}"));
+    }
+    for line in &report.rolled_back {
+        extra.push(format!("**Roll-back:** {line}"));
     }
     let title = format!("{} report", capitalised(report.direction.move_name()));
     report.head.write(md, &title, &extra)?;
@@ -431,6 +470,12 @@ pub fn notice(report: &RunReport) -> Notice {
     if let Some(loss) = &report.data_loss {
         lines.push(format!("{}; {}", capitalised(&loss.summary), loss.primary));
     }
+    for shortfall in &report.shortfall {
+        lines.push(format!("Reduced capacity: {shortfall}"));
+    }
+    for line in &report.rolled_back {
+        lines.push(capitalised(line));
+    }
     if let Some(plan_state) = &report.plan_state {
         lines.push(format!("Plan: {plan_state}"));
     }
@@ -443,6 +488,8 @@ pub fn notice(report: &RunReport) -> Notice {
         .fact("data_lost_seconds", a.rpo_seconds)
         .fact("rpo_met", a.rpo_met)
         .fact("direction", report.direction)
+        .fact("shortfall", &report.shortfall)
+        .fact("rolled_back", &report.rolled_back)
 }
 
 /// Who the report writes the plan state as.
@@ -477,6 +524,20 @@ async fn next_plan_state(
         let back = read.state.given_back(REPORT, format!("run {} stopped before any change: given back", state.run.id));
         let summary = format!("{}: given back, the run changed nothing", back.status.name());
         (Some(back), summary)
+    } else if report.head.status != RunStatus::Succeeded
+        && state.step(StepKey::Diverged).is_some_and(|s| s.facts.contains_key(DIVERGED_FACT))
+    {
+        // Rolled back after a promotion: the source region serves, with no replica. Automatic
+        // failover stays off until reprotect and a green plan check (`drctl trigger arm`).
+        let why = format!(
+            "run {} rolled back after promoting: {} serves with no replica; reprotect, then re-arm once plan check is green",
+            state.run.id, state.plan.primary_region
+        );
+        let summary = format!(
+            "{}: rolled back, no DR: reprotect, then re-arm once plan check is green",
+            PlanStatus::Disarmed.name()
+        );
+        (Some(read.state.moved(PlanStatus::Disarmed, REPORT, why)), summary)
     } else if report.head.status != RunStatus::Succeeded {
         // Still held, with why, for `drctl trigger status` and the reconciler (which leaves a
         // hold the report has judged and told).
