@@ -13,6 +13,7 @@ mod doctor;
 mod estate;
 mod failback;
 mod failover;
+mod half_way;
 mod iam;
 mod layers;
 mod locks;

@@ -30,7 +30,6 @@ pub enum ErrorName {
     ReplicaFailed,
     InstanceBusy,
     StepTimedOut,
-    InstanceWontStart,
     BelowMinimumCapacity,
     FenceFailed,
     DatabaseNotTrusted,
@@ -137,11 +136,6 @@ pub enum DrError {
     /// counted from the phase's first attempt).
     #[error("{step} not done after {waited_seconds} s (budget {budget_seconds} s): {last_state}")]
     StepTimedOut { step: String, waited_seconds: u64, budget_seconds: u64, last_state: String },
-
-    /// A standby instance keeps falling back to stopped after being started (capacity, an EBS key
-    /// the role cannot use): the bounded number of starts is spent.
-    #[error("instance {instance} fell back to stopped after {starts} starts: {reason}")]
-    InstanceWontStart { instance: String, starts: u32, reason: String },
 
     /// Fewer of a compute group's instances can serve than the plan's `minimum_healthy`: lost
     /// (terminated, or not starting after the bounded starts), or not healthy within the
@@ -262,7 +256,6 @@ impl DrError {
             DrError::ReplicaFailed { .. } => ErrorName::ReplicaFailed,
             DrError::InstanceBusy { .. } => ErrorName::InstanceBusy,
             DrError::StepTimedOut { .. } => ErrorName::StepTimedOut,
-            DrError::InstanceWontStart { .. } => ErrorName::InstanceWontStart,
             DrError::BelowMinimumCapacity { .. } => ErrorName::BelowMinimumCapacity,
             DrError::FenceFailed { .. } => ErrorName::FenceFailed,
             DrError::DatabaseNotTrusted { .. } => ErrorName::DatabaseNotTrusted,

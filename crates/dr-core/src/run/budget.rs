@@ -28,13 +28,14 @@ pub const MIN_POLL_SECONDS: u64 = 15;
 pub const MAX_POLL_SECONDS: u64 = 300;
 
 /// History events per second of RTO, per second of poll interval, of the failover runbook in the
-/// worst case: every loop polls for its phase's whole budget. Each phase's share of the RTO times
-/// the events of one turn of its loop (a Task is 5 events, a Wait or a Choice 2): preflight
-/// 0.125 x 9, waiting for a decision at the RPO gate 0.25 x 9, the fence and barrier 0.125 x 9,
-/// database 0.5 x 9, compute 0.5 x 14, waiting for a decision below the minimum capacity
-/// 0.25 x 9, DNS 0.125 x 9, a failback's stand-down 0.125 x 9. `tests/contract.rs` checks the
-/// definitions against it.
-pub const FAILOVER_EVENTS_PER_RTO_SECOND: f64 = 20.5;
+/// worst case: every loop of the run's path polls for its phase's whole budget. Each phase's
+/// share of the RTO times the events of one turn of its loop (a Task is 5 events, a Wait or a
+/// Choice 2). The worst path is an unplanned run's: preflight 0.125 x 9, a decision at the RPO
+/// gate 0.25 x 9, database 0.5 x 9, compute 0.5 x 14, a decision below the minimum capacity
+/// 0.25 x 9, DNS 0.125 x 9. A planned one has the fence and barrier (0.125 x 9) instead of the
+/// decisions, then DNS and a failback's stand-down, or the roll-back's unfence and mark
+/// (0.125 x 9 each): 16. `tests/contract.rs` checks the definitions against it.
+pub const FAILOVER_EVENTS_PER_RTO_SECOND: f64 = 18.25;
 
 /// How often the state machines ask again, for a plan with this RTO.
 pub fn poll_seconds(rto: Duration) -> u64 {
@@ -243,7 +244,7 @@ mod tests {
     fn the_poll_interval_grows_with_the_rto_within_bounds() {
         assert_eq!(poll_seconds(Duration::from_secs(30 * 60)), MIN_POLL_SECONDS);
         assert_eq!(poll_seconds(Duration::from_secs(4 * 3600)), MIN_POLL_SECONDS);
-        assert_eq!(poll_seconds(Duration::from_secs(8 * 3600)), 30);
-        assert_eq!(poll_seconds(Duration::from_secs(24 * 3600)), 89);
+        assert_eq!(poll_seconds(Duration::from_secs(8 * 3600)), 27);
+        assert_eq!(poll_seconds(Duration::from_secs(24 * 3600)), 79);
     }
 }

@@ -16,9 +16,10 @@ use crate::plan::Capacity;
 use crate::run::budget::Budget;
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 
-/// How many times the start step starts one instance before it gives up (`InstanceWontStart`):
-/// an instance that falls back to stopped once (capacity) usually starts on the next try; three
-/// fallbacks mean a cause a human must fix (an EBS key the role may not use).
+/// How many times the start step starts one instance before it counts it lost: an instance that
+/// falls back to stopped once (capacity) usually starts on the next try; three fallbacks mean a
+/// cause a human must fix (an EBS key the role may not use). Lost instances leaving fewer than the
+/// plan's minimum: `BelowMinimumCapacity`, naming each and EC2's reason.
 pub const MAX_STARTS: u32 = 3;
 
 fn instance_states(found: &[StandbyInstance]) -> Vec<ResourceState> {
