@@ -15,19 +15,24 @@ use std::time::{Duration, Instant};
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance};
+use dr_core::error::parse_input;
+use dr_core::notify::NoticeKind;
 use dr_core::plan::Direction;
 use dr_core::readiness::{Scope, check_plan};
 use dr_core::rpo::check::{DEFAULT_NAMESPACE, run_check};
 use dr_core::run::{FailoverKind, RunMode, RunbookState, StepAction};
+use dr_core::runbook::fence::FENCE_CAPACITY_TAG;
 use dr_core::runbook::report::RunReport;
 use dr_core::runbook::reprotect::{final_snapshot_id, retired_id};
 use dr_core::runbook::{FailoverOutput, FailoverStep, run_step};
 use dr_core::store::{PlanStatus, PlanStore};
+use dr_core::trigger::{Decision as TriggerDecision, handle_alarm_event, reevaluate};
 use dr_emulator::estate::publish_replica_lag;
+use dr_emulator::outage::{Outage, simulate_outage, simulate_recovery};
 use dr_emulator::postgres::{Pair, psql};
 use dr_tests::{
-    backed_estate, failover_input, failover_substitutions, local_substitutions, run_state_machine,
-    run_state_machine_waiting, trigger_context, unique_suffix,
+    backed_estate, failover_input, failover_substitutions, local_substitutions, notices, of_kind, recorded_executions,
+    run_state_machine, run_state_machine_waiting, subscribe, trigger_context, unique_suffix,
 };
 
 /// A live planned move of `plan` in `direction`, holding the plan in `store` as `drctl failover
@@ -296,4 +301,74 @@ async fn a_failback_while_the_paris_replica_lags_past_the_rpo_is_refused_before_
         .collect();
     assert!(mutations.is_empty(), "no step ran past preflight: {mutations:?}");
     psql(paris_port, "SELECT pg_wal_replay_resume()").expect("replay resumed");
+}
+
+/// Fence on return (issue 30): after an unplanned failover, Paris answers again (its detection
+/// alarm back to OK): the alarm trigger's schedule fences it within one run (its group to zero,
+/// its database read-only: no second writer) and tells the on-call, once; the failback later
+/// gives the Paris group its capacity back.
+#[tokio::test(flavor = "multi_thread")]
+async fn paris_answering_again_after_an_unplanned_failover_is_fenced_and_told_and_a_failback_unfences_it() {
+    let (plan, mut clients, pair) = backed_estate("on-return").await;
+    assert!(plan.fences_on_return(), "a production plan fences on return by default");
+    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
+    let (sqs, queue) = subscribe(&mut clients).await;
+    let mut ctx = trigger_context(&plan, &clients).await;
+    // The deployment's fence function, as FENCE_FUNCTION names it (template.yaml).
+    ctx.fence_function = Some("fence".into());
+    ctx.store.set_armed(&plan.name, true, "test", "armed", false).await.expect("armed");
+    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()).expect("fenced group");
+    let paris_group = || async {
+        describe_auto_scaling_group(&clients.primary.autoscaling, &group).await.expect("group").expect("group")
+    };
+    let before = paris_group().await;
+    let before = (before.min_size(), before.desired_capacity(), before.max_size());
+
+    let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage");
+    let outcome = handle_alarm_event(&ctx, parse_input(event, "alarm event").expect("event")).await.expect("handled");
+    assert_eq!(outcome.decision, TriggerDecision::Started, "{outcome:?}");
+    let (_, input) = recorded_executions(&clients, &plan).await.into_iter().next().expect("the run");
+    let execution =
+        run_state_machine_waiting("failover.asl.json", &failover_substitutions(), &input, Duration::from_millis(300));
+    assert_eq!(execution.status, "SUCCEEDED", "unplanned failover: {execution:#?}");
+    assert_eq!(ctx.store.read_state(&plan.name).await.expect("state").state.status, PlanStatus::FailedOver);
+
+    // Paris still down: nothing to fence.
+    let judged = reevaluate(&ctx).await.expect("the schedule runs");
+    assert!(judged.iter().all(|o| o.decision != TriggerDecision::FencedOnReturn), "{judged:?}");
+    assert_eq!(paris_group().await.desired_capacity(), before.1);
+
+    // Paris answers again: the next schedule fences it.
+    simulate_recovery(&clients, &plan).await.expect("recovery");
+    let judged = reevaluate(&ctx).await.expect("the schedule runs");
+    let fenced = judged.iter().find(|o| o.decision == TriggerDecision::FencedOnReturn).expect("fenced on return");
+    eprintln!("fence on return: {}", fenced.detail);
+    let now = paris_group().await;
+    assert_eq!(now.desired_capacity(), Some(0), "the Paris group scaled to zero");
+    assert!(now.tags().iter().any(|t| t.key() == Some(FENCE_CAPACITY_TAG)), "{:?}", now.tags());
+    assert!(psql(pair.primary.port, "CREATE TABLE second_writer (n int)").is_err(), "Paris refuses writes");
+    let state = ctx.store.read_state(&plan.name).await.expect("state").state;
+    assert!(state.fenced_on_return.is_some(), "{state:?}");
+    // Once per failover: the next schedule leaves it.
+    let again = reevaluate(&ctx).await.expect("the schedule runs");
+    assert!(again.iter().all(|o| o.decision != TriggerDecision::FencedOnReturn), "{again:?}");
+    let mut seen = Vec::new();
+    let seen = notices(&sqs, &queue, &plan.name, &mut seen).await;
+    let told = of_kind(&seen, NoticeKind::FencedOnReturn);
+    assert_eq!(told.len(), 1, "told once: {seen:#?}");
+    assert!(told[0].text.contains("drctl failback start"), "{}", told[0].text);
+    eprintln!("what the phone shows:\n{}\n{}", told[0].subject, told[0].text);
+
+    // The way back: reprotect, then the failback gives Paris's group its capacity back.
+    publish_replica_lag(&clients.primary, &plan.database.primary_instance, 1.0).await.expect("lag");
+    reprotect(&plan, Direction::ToDr, "reprotect").await;
+    let failback = planned_move(&ctx.store, &plan, Direction::ToPrimary, "failback").await;
+    let execution = run_move(&failback);
+    assert_eq!(execution.status, "SUCCEEDED", "failback: {execution:#?}");
+    let after = paris_group().await;
+    assert_eq!((after.min_size(), after.desired_capacity(), after.max_size()), before, "the Paris group is back");
+    assert!(after.tags().iter().all(|t| t.key() != Some(FENCE_CAPACITY_TAG)), "{:?}", after.tags());
+    let state = ctx.store.read_state(&plan.name).await.expect("state").state;
+    assert_eq!(state.primary_region.as_deref(), Some(plan.primary_region.as_str()));
+    assert_eq!(state.fenced_on_return, None, "cleared by the next run");
 }

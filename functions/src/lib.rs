@@ -164,6 +164,7 @@ impl Served {
             clients_for: Arc::new(move |plan: &Plan| cache.for_plan(plan)),
             confirmation_poll: Duration::from_secs(30),
             confirmation_wait: dr_core::trigger::MAX_CONFIRMATION_WAIT,
+            fence_function: setting("FENCE_FUNCTION").ok(),
         })
     }
 

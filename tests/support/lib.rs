@@ -350,6 +350,7 @@ pub async fn trigger_context(plan: &Plan, clients: &AwsClients) -> TriggerContex
         clients_for: Arc::new(move |_| for_plan.clone()),
         confirmation_poll: Duration::from_millis(200),
         confirmation_wait: dr_core::trigger::MAX_CONFIRMATION_WAIT,
+        fence_function: None,
     }
 }
 

@@ -38,6 +38,8 @@ pub enum NoticeKind {
     ReadinessDrift,
     /// A run ended without ending its hold on the plan: given back, or kept for a human.
     HoldReconciled,
+    /// The old primary region answered again after a failover and was fenced (`fence.on_return`).
+    FencedOnReturn,
 }
 
 /// One message.

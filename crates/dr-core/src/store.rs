@@ -75,6 +75,10 @@ pub struct PlanState {
     /// so that an input cannot point a run at an older, laxer version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_version: Option<String>,
+    /// When the alarm trigger fenced the old primary region, which answered again after the
+    /// failover (`fence.on_return`): once per failover; the next run clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fenced_on_return: Option<Timestamp>,
 }
 
 impl PlanState {
@@ -92,6 +96,7 @@ impl PlanState {
             primary_region: None,
             taken_from: None,
             plan_version: None,
+            fenced_on_return: None,
         }
     }
 
@@ -123,6 +128,7 @@ impl PlanState {
         PlanState {
             run_id: Some(run_id.to_string()),
             taken_from: Some(self.status),
+            fenced_on_return: None,
             ..self.moved(PlanStatus::FailingOver, by, reason)
         }
     }

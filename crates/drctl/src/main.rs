@@ -444,6 +444,7 @@ impl DrillCommand {
             clients_for: std::sync::Arc::new(move |_| for_plan.clone()),
             confirmation_poll: std::time::Duration::from_secs(30),
             confirmation_wait: dr_core::trigger::MAX_CONFIRMATION_WAIT,
+            fence_function: None,
         };
         let request = GameDayRequest {
             plan: plan.name.clone(),

@@ -655,6 +655,19 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
             "a confirmed outage starts the runbook",
         );
         t.publish("AlarmTriggerFunction", "the run started");
+        if plan.fences_on_return() {
+            let fence = t.stack.output("FenceFunctionArn").map_or_else(
+                || t.function_arn(&d, t.stack.resource("FenceFunction").unwrap_or("FenceFunction")),
+                str::to_string,
+            );
+            t.add(
+                "AlarmTriggerFunction",
+                &d,
+                &["lambda:InvokeFunction"],
+                fence,
+                "fence on return: Paris fenced when it answers again after a failover",
+            );
+        }
     }
     t.published_plan("GameDayFunction");
     t.plan_state("GameDayFunction", &["s3:GetObject", "s3:PutObject"], "a live drill takes the plan");

@@ -233,6 +233,13 @@ pub struct Fence {
     /// the step's function time for the rest of its work.
     #[serde(default = "default_hook_timeout_seconds")]
     pub hook_timeout_seconds: u32,
+    /// Fence on return: after a failover, when the primary region answers again (every trigger
+    /// alarm back to OK), the alarm trigger's schedule fences it as a planned move would (its
+    /// group to zero, its database read-only), so that no second writer takes writes the new
+    /// primary never sees, and tells the on-call; a failback unfences. Absent: on for a
+    /// production plan, off for a drill estate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_return: Option<bool>,
 }
 
 /// The timeout of the functions that invoke the plan's hooks (`fence`, `restore-validate`: the
@@ -252,6 +259,14 @@ pub fn hook_timeout(seconds: u32) -> Duration {
 }
 
 impl Plan {
+    /// Whether the alarm trigger fences the primary region when it answers again after a
+    /// failover (`fence.on_return`; by default, a production plan's with a `[fence]`).
+    pub fn fences_on_return(&self) -> bool {
+        self.fence.as_ref().is_some_and(|fence| {
+            fence.on_return.unwrap_or(self.environment == Environment::Production) && self.trigger.is_some()
+        })
+    }
+
     /// The plan's `[fence]`, which a planned move needs: without it, `FenceFailed` (nothing can
     /// stop the writer in Paris).
     pub fn fence_for_planned_move(&self) -> Result<&Fence, DrError> {

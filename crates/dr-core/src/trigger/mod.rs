@@ -20,6 +20,7 @@
 //! 20 s): well within the function's 900 s.
 
 pub mod confirm;
+pub mod on_return;
 pub mod prepare;
 
 use std::sync::Arc;
@@ -68,6 +69,9 @@ pub struct TriggerContext {
     pub confirmation_poll: Duration,
     /// How long one invocation waits for the window's data ([`MAX_CONFIRMATION_WAIT`] in Lambda).
     pub confirmation_wait: Duration,
+    /// The runbook's fence function (`FENCE_FUNCTION`), which the schedule invokes to fence the
+    /// old primary region when it answers again after a failover ([`on_return`]). `None`: never.
+    pub fence_function: Option<String>,
 }
 
 /// The longest an invocation waits for the confirmation window's data (the window, at most
@@ -108,6 +112,9 @@ pub enum Decision {
     /// counted, and the invocation fails (retried, then the failure queue), so that a trigger that
     /// cannot see is never silent.
     Failed,
+    /// The schedule fenced the old primary region, which answered again after a failover
+    /// ([`on_return`]).
+    FencedOnReturn,
 }
 
 impl Decision {
@@ -125,6 +132,7 @@ impl Decision {
             Decision::AlreadyHandled => "already-handled",
             Decision::Started => "started",
             Decision::Failed => "failed",
+            Decision::FencedOnReturn => "fenced-on-return",
         }
     }
 }
@@ -448,6 +456,17 @@ pub async fn reevaluate(ctx: &TriggerContext) -> Result<Vec<TriggerOutcome>, DrE
                     decided.push(TriggerOutcome::new(Decision::Failed, alarm, Some(&plan), detail));
                     first_failure.get_or_insert(err);
                 }
+            }
+        }
+        match on_return::fence_on_return(ctx, &plan, &clients).await {
+            Ok(Some(outcome)) => decided.push(outcome),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::error!(plan = %plan.name, error = err.name(), "the old primary not fenced on return: {err}");
+                let detail = format!("not fenced on return ({}: {err})", err.name());
+                let alarm = trigger.alarms.first().cloned().unwrap_or_default();
+                decided.push(TriggerOutcome::new(Decision::Failed, &alarm, Some(&plan), detail));
+                first_failure.get_or_insert(err);
             }
         }
         record_decisions(&clients, &plan, &decided).await;
