@@ -26,6 +26,7 @@ use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
 use dr_core::error::parse_input;
 use dr_core::notify::NoticeKind;
+use dr_core::plan::Direction;
 use dr_core::run::{FailoverKind, Principal, RunbookState};
 use dr_core::runbook::database::DIVERGED_BY_RUN_TAG;
 use dr_core::runbook::fence::FENCE_CAPACITY_TAG;
@@ -33,11 +34,13 @@ use dr_core::runbook::report::RunReport;
 use dr_core::store::{DecisionStatus, PlanStatus, PlanStore, Question};
 use dr_core::trigger::{Decision, handle_alarm_event};
 use dr_emulator::control::{Faults, clear_faults, fault_report, inject_faults, start_terminates};
+use dr_emulator::estate::publish_replica_lag;
 use dr_emulator::outage::{Outage, simulate_outage};
 use dr_emulator::postgres::Pair;
 use dr_tests::{
-    backed_estate, estate_suffix, failover_input, failover_substitutions, notices, of_kind, read_report,
-    recorded_executions, run_state_machine_waiting, seeded_estate, subscribe, trigger_context, unique_suffix,
+    backed_estate, estate_suffix, failover_input, failover_substitutions, local_substitutions, notices, of_kind,
+    read_report, recorded_executions, run_state_machine, run_state_machine_waiting, seeded_estate, subscribe,
+    trigger_context, unique_suffix,
 };
 
 /// What EC2 says of an instance shut down by someone else while the run started it.
@@ -207,6 +210,23 @@ async fn a_drill_below_the_minimum_after_the_promotion_puts_paris_back_serving()
     assert_eq!(failed.len(), 1, "{seen:#?}");
     assert!(failed[0].text.contains("NO DR:"), "the roll-back pages that Paris has no replica: {}", failed[0].text);
     eprintln!("what the phone shows:\n{}\n{}", failed[0].subject, failed[0].text);
+
+    // What the report says to do: reprotect in the failback's orientation retires the diverged
+    // instance and makes Ireland a replica of Paris again.
+    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
+    let mut reprotect: RunbookState =
+        serde_json::from_value(failover_input(&plan, &format!("reprotect-{run_id}")).await).expect("state");
+    reprotect.run.kind = FailoverKind::Planned;
+    reprotect.run.direction = Direction::ToPrimary;
+    let input = serde_json::to_value(&reprotect).expect("input");
+    let execution = run_state_machine("reprotect.asl.json", &local_substitutions("reprotect.local.json"), &input);
+    assert_eq!(execution.status, "SUCCEEDED", "reprotect after the roll-back: {execution:#?}");
+    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+        .await
+        .expect("describe")
+        .expect("a new Ireland replica");
+    let source = replica.read_replica_source_db_instance_identifier().unwrap_or_default();
+    assert!(source.contains(&plan.database.primary_instance), "Ireland replicates Paris again: {source}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -228,13 +228,8 @@ async fn a_round_trip_that_cannot_start_is_refused_before_any_change() {
     assert_eq!(state.run_id.as_deref(), Some("someone-else"), "the holder is unchanged");
     assert_ne!(unchanged.status, PlanStatus::FailingOver);
     assert!(recorded_executions(&clients, &plan).await.is_empty(), "no failover started");
-    let machines = clients.dr.sfn.list_state_machines().send().await.expect("machines");
-    let round_trip = machines
-        .state_machines()
-        .iter()
-        .find(|m| m.name() == format!("{}-round-trip", plan.name))
-        .map(|m| m.state_machine_arn().to_string())
-        .expect("registered");
+    let round_trip =
+        dr_tests::registered_machine(&clients, &format!("{}-round-trip", plan.name)).await.expect("registered");
     let started = clients.dr.sfn.list_executions().state_machine_arn(round_trip).send().await.expect("executions");
     assert!(started.executions().is_empty(), "no round trip started");
 }

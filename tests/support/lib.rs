@@ -354,15 +354,22 @@ pub async fn trigger_context(plan: &Plan, clients: &AwsClients) -> TriggerContex
     }
 }
 
+/// The ARN of the state machine registered under `name`, looked for on every page (the suite
+/// registers more machines than the first page of ListStateMachines holds).
+pub async fn registered_machine(clients: &AwsClients, name: &str) -> Option<String> {
+    let mut pages = clients.dr.sfn.list_state_machines().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("ListStateMachines");
+        if let Some(found) = page.state_machines().iter().find(|m| m.name() == name) {
+            return Some(found.state_machine_arn().to_string());
+        }
+    }
+    None
+}
+
 /// The executions Step Functions has of the plan's state machine: (name, input).
 pub async fn recorded_executions(clients: &AwsClients, plan: &Plan) -> Vec<(String, serde_json::Value)> {
-    let machines = clients.dr.sfn.list_state_machines().send().await.expect("ListStateMachines");
-    let arn = machines
-        .state_machines()
-        .iter()
-        .find(|m| m.name() == plan.name)
-        .map(|m| m.state_machine_arn().to_string())
-        .expect("the plan's state machine is registered");
+    let arn = registered_machine(clients, &plan.name).await.expect("the plan's state machine is registered");
     let listed = clients.dr.sfn.list_executions().state_machine_arn(arn).send().await.expect("ListExecutions");
     let mut executions = Vec::new();
     for execution in listed.executions() {

@@ -656,10 +656,7 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         );
         t.publish("AlarmTriggerFunction", "the run started");
         if plan.fences_on_return() {
-            let fence = t.stack.output("FenceFunctionArn").map_or_else(
-                || t.function_arn(&d, t.stack.resource("FenceFunction").unwrap_or("FenceFunction")),
-                str::to_string,
-            );
+            let fence = t.function_arn(&d, stack.resource("FenceFunction").unwrap_or("FenceFunction"));
             t.add(
                 "AlarmTriggerFunction",
                 &d,

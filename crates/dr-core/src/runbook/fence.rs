@@ -17,7 +17,7 @@
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Tag as AsgTag};
 use serde::{Deserialize, Serialize};
 
-use super::compute::set_capacity;
+use super::compute::{current_capacity, set_capacity};
 use crate::aws::AwsClients;
 use crate::aws::hooks::{HookEffect, invoke_hook};
 use crate::aws::lookup::{describe_auto_scaling_group, require_db_instance};
@@ -380,7 +380,10 @@ async fn unfence_group(clients: &AwsClients, group: &str) -> Result<ResourceStat
     let Some((min, desired, max)) = fenced_capacity(&found, &clients.primary.region)? else {
         return Ok(ResourceState::new(group, "not fenced by a run: left as it is"));
     };
-    set_capacity(autoscaling, group, (min, desired, max)).await?;
+    // An attempt whose answer was lost already gave it back: only the tag is left to drop.
+    if current_capacity(&found) != (min, desired, max) {
+        set_capacity(autoscaling, group, (min, desired, max)).await?;
+    }
     drop_fence_tag(autoscaling, group).await?;
     Ok(ResourceState::new(group, format!("back to min {min} / desired {desired} / max {max}")))
 }
