@@ -21,7 +21,11 @@
   Paris replica of the promoted Ireland primary) is backed by a new real standby of that server:
   a base backup of it, started beside it (in the pair's directory, which the pair's owner removes
   with every server in it), streaming from it; its first ReplicaLag datapoint (0 s) is published
-  then (RDS publishes one a minute for a replica, moto none).
+  then (RDS publishes one a minute for a replica, moto none). RDS answers the call at once with
+  the replica `creating`, and makes it `available` once it replicates; so does the model: the
+  standby starts in the background (a base backup and a server start take seconds, longer than
+  a caller's 6 s attempt under load), the replica is `creating` with no server behind it until
+  then, and `failed` if its standby does not start.
 - a manual snapshot (CreateDBSnapshot: reprotect's final snapshot, the estate's seed) is
   `creating` for a while (moto makes it `available` at once), and CopyDBSnapshot refuses a source
   that is not available yet with InvalidDBSnapshotState, as RDS does. (Automated snapshots, which
@@ -184,16 +188,32 @@ def _create_replica(self, db_kwargs):
     region, name = _region_and_name(db_kwargs.get("source_db_instance_identifier", ""), self.region_name)
     with _lock:
         server = _backing.get((region, name))
-    # The standby first: a replica must never exist without its server. (Created first, a
-    # standby that failed to start, or took longer than the caller's attempt, left a replica the
-    # caller's next attempt found and took for done, with no server behind it.)
-    standby = _start_standby_of(*server) if server is not None else None
     replica = _create_db_instance_read_replica(self, db_kwargs)
-    if standby is not None:
-        back_with(self.region_name, replica.db_instance_identifier, *standby)
-        # Its standby streams at once: RDS's first datapoint. (Replicas of unbacked instances, as
-        # the seed makes them, get theirs from the seed, with the lag the test asks for.)
-        _publish_replica_lag(self.account_id, self.region_name, replica.db_instance_identifier, 0.0)
+    if server is None:
+        return replica
+    # `creating` until its standby streams: never `available` without its server (a caller that
+    # waits for `available`, as reprotect does, finds it backed).
+    key = (self.region_name, replica.db_instance_identifier)
+    with _lock:
+        _held[key] = ("creating", float("inf"))
+    replica.status = "creating"
+    account_id = self.account_id
+
+    def start():
+        try:
+            standby = _start_standby_of(*server)
+        except Exception:  # the replica fails, as RDS shows a replica that could not be created
+            with _lock:
+                _held[key] = ("failed", float("inf"))
+            return
+        back_with(*key, *standby)
+        # Its standby streams: RDS's first datapoint. (Replicas of unbacked instances, as the
+        # seed makes them, get theirs from the seed, with the lag the test asks for.)
+        _publish_replica_lag(account_id, key[0], key[1], 0.0)
+        with _lock:
+            _held[key] = ("available", 0.0)
+
+    threading.Thread(target=start, daemon=True).start()
     return replica
 
 
