@@ -26,6 +26,7 @@ DEMO_ACCOUNT_ID="123456789012"
 DEMO_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-failover"
 DEMO_RESTORE_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-restore-test"
 DEMO_ROUND_TRIP_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-round-trip"
+DEMO_REPROTECT_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-reprotect"
 # The notification topic the local Lambdas publish to (tests and the demo create it and subscribe).
 DEMO_NOTIFICATION_TOPIC_ARN="arn:aws:sns:eu-west-1:123456789012:dr-notifications"
 # The local stack's database CA: it signs the local PostgreSQL servers' certificates, and the

@@ -26,7 +26,6 @@ use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
 use dr_core::error::parse_input;
 use dr_core::notify::NoticeKind;
-use dr_core::plan::Direction;
 use dr_core::run::{FailoverKind, Principal, RunbookState};
 use dr_core::runbook::database::DIVERGED_BY_RUN_TAG;
 use dr_core::runbook::fence::FENCE_CAPACITY_TAG;
@@ -35,12 +34,13 @@ use dr_core::store::{DecisionStatus, PlanStatus, PlanStore, Question};
 use dr_core::trigger::{Decision, handle_alarm_event};
 use dr_emulator::control::{Faults, clear_faults, fault_report, inject_faults, start_terminates};
 use dr_emulator::estate::publish_replica_lag;
+use dr_emulator::executions::{TriggerSeed, seed_triggers, substitute};
 use dr_emulator::outage::{Outage, simulate_outage};
 use dr_emulator::postgres::Pair;
 use dr_tests::{
     backed_estate, estate_suffix, failover_input, failover_substitutions, local_substitutions, notices, of_kind,
-    read_report, recorded_executions, run_state_machine, run_state_machine_waiting, seeded_estate, subscribe,
-    trigger_context, unique_suffix,
+    read_report, recorded_executions, run_state_machine_waiting, seeded_estate, subscribe, trigger_context,
+    unique_suffix,
 };
 
 /// What EC2 says of an instance shut down by someone else while the run started it.
@@ -130,9 +130,8 @@ async fn a_drill_that_loses_a_standby_instance_above_the_minimum_completes_on_wh
     eprintln!("what the phone shows:\n{}\n{}", finished[0].subject, finished[0].text);
 }
 
-/// The Paris group and the rows Paris acknowledged, after a roll-back: the group at its size
-/// before the run with no fence tag, the database taking writes, every acknowledged row there,
-/// DNS never moved, Ireland's instance marked diverged by the run.
+/// After a roll-back: the Paris group at its size before the run with no fence tag, DNS never
+/// moved, the promotion and the mark of Ireland's instance as diverged in the failure report.
 async fn assert_rolled_back(
     clients: &AwsClients,
     plan: &Plan,
@@ -143,35 +142,53 @@ async fn assert_rolled_back(
     let after = describe_auto_scaling_group(&clients.primary.autoscaling, &group).await.expect("group").expect("group");
     assert_eq!((after.min_size(), after.desired_capacity(), after.max_size()), before, "the Paris group is back");
     assert!(after.tags().iter().all(|t| t.key() != Some(FENCE_CAPACITY_TAG)), "{:?}", after.tags());
-    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
-        .await
-        .expect("describe")
-        .expect("Ireland's instance");
-    assert_eq!(replica.read_replica_source_db_instance_identifier(), None, "promoted before the roll-back");
-    let tags = clients
-        .dr
-        .rds
-        .list_tags_for_resource()
-        .resource_name(replica.db_instance_arn().expect("ARN"))
-        .send()
-        .await
-        .expect("tags");
-    let marked = tags.tag_list().iter().find(|t| t.key() == Some(DIVERGED_BY_RUN_TAG)).and_then(|t| t.value());
-    assert_eq!(marked, Some(run_id), "{:?}", tags.tag_list());
     let failure: RunReport =
         serde_json::from_slice(&read_report(clients, plan, run_id, "report.json").await).expect("failure report");
     assert_eq!(failure.head.error.as_ref().map(|e| e.error.as_str()), Some("BelowMinimumCapacity"));
     assert!(failure.steps.iter().all(|s| !s.step.starts_with("flip-dns")), "DNS never moved: {:#?}", failure.steps);
     assert!(failure.steps.iter().any(|s| s.step == "promote-replica"), "the promotion is reported");
-    assert_eq!(failure.rolled_back.len(), 2, "{failure:#?}");
+    let marked = failure.steps.iter().find(|s| s.step == "mark-diverged").expect("the mark is reported");
+    assert_eq!(marked.facts.get("diverged"), Some(&plan.database.replica_instance), "{marked:#?}");
+    assert_eq!(failure.rolled_back.len(), 3, "{failure:#?}");
     assert!(failure.rolled_back[0].starts_with("rolled back: fence undone"), "{:?}", failure.rolled_back);
     assert!(failure.rolled_back[1].starts_with("NO DR:"), "{:?}", failure.rolled_back);
     failure
 }
 
+/// The run that marked `instance` (in Ireland) diverged, if one did.
+async fn diverged_by(clients: &AwsClients, instance: &str) -> Option<String> {
+    let db = describe_db_instance(&clients.dr.rds, instance).await.expect("describe").expect("the instance");
+    let arn = db.db_instance_arn().expect("ARN");
+    let tags = clients.dr.rds.list_tags_for_resource().resource_name(arn).send().await.expect("tags");
+    tags.tag_list().iter().find(|t| t.key() == Some(DIVERGED_BY_RUN_TAG)).and_then(|t| t.value()).map(str::to_string)
+}
+
+/// The reprotect machine of the local deployment (`DEMO_REPROTECT_STATE_MACHINE_ARN`, which the
+/// failure report starts after a roll-back), registered once in the local Step Functions.
+static REPROTECT_MACHINE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+async fn reprotect_machine_registered(clients: &AwsClients, plan: &Plan) -> String {
+    let arn = REPROTECT_MACHINE
+        .get_or_init(|| async {
+            let definition = std::fs::read_to_string(dr_tests::repo_root().join("statemachines/reprotect.asl.json"))
+                .expect("reprotect definition");
+            let values = local_substitutions("reprotect.local.json");
+            let definition = substitute(&definition, values.as_object().expect("an object")).expect("substituted");
+            let seed = TriggerSeed {
+                plan_state_bucket: format!("plans-{}", plan.name),
+                state_machine_name: "dr-reprotect".into(),
+                state_machine_definition: definition,
+            };
+            seed_triggers(clients, plan, &seed).await.expect("the reprotect machine registered")
+        })
+        .await;
+    arn.clone()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drill_below_the_minimum_after_the_promotion_puts_paris_back_serving() {
     let (mut plan, mut clients, pair) = backed_estate("rollback").await;
+    reprotect_machine_registered(&clients, &plan).await;
     plan.standby_instances.minimum_healthy = 2;
     let (sqs, queue) = subscribe(&mut clients).await;
     let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()).expect("fenced group");
@@ -211,28 +228,51 @@ async fn a_drill_below_the_minimum_after_the_promotion_puts_paris_back_serving()
     assert!(failed[0].text.contains("NO DR:"), "the roll-back pages that Paris has no replica: {}", failed[0].text);
     eprintln!("what the phone shows:\n{}\n{}", failed[0].subject, failed[0].text);
 
-    // What the report says to do: reprotect in the failback's orientation retires the diverged
-    // instance and makes Ireland a replica of Paris again.
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
-    let mut reprotect: RunbookState =
-        serde_json::from_value(failover_input(&plan, &format!("reprotect-{run_id}")).await).expect("state");
-    reprotect.run.kind = FailoverKind::Planned;
-    reprotect.run.direction = Direction::ToPrimary;
-    let input = serde_json::to_value(&reprotect).expect("input");
-    let execution = run_state_machine("reprotect.asl.json", &local_substitutions("reprotect.local.json"), &input);
-    assert_eq!(execution.status, "SUCCEEDED", "reprotect after the roll-back: {execution:#?}");
+    // The failure report started reprotect at once, in the failback's orientation: the diverged
+    // instance retired, Ireland a replica of Paris again.
+    let started = failure.rolled_back.iter().find(|l| l.starts_with("reprotect started at once: ")).expect("started");
+    let execution_arn = started.trim_start_matches("reprotect started at once: ").to_string();
+    assert!(execution_arn.ends_with(&format!(":{run_id}-reprotect")), "{execution_arn}");
+    // RDS publishes the new replica's ReplicaLag; moto does not (the seed's lag stands in).
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
+        let described = clients.dr.sfn.describe_execution().execution_arn(&execution_arn).send().await;
+        let status = described.expect("the reprotect execution").status().as_str().to_string();
+        if status != "RUNNING" || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(status, "SUCCEEDED", "the reprotect started after the roll-back");
     let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
         .await
         .expect("describe")
         .expect("a new Ireland replica");
     let source = replica.read_replica_source_db_instance_identifier().unwrap_or_default();
     assert!(source.contains(&plan.database.primary_instance), "Ireland replicates Paris again: {source}");
+    // The diverged instance was retired, not deleted, and keeps its mark.
+    let prefix = format!("{}-retired-", plan.database.replica_instance);
+    let mut pages = clients.dr.rds.describe_db_instances().into_paginator().send();
+    let mut retired = None;
+    while let Some(page) = pages.next().await {
+        let page = page.expect("instances");
+        retired = retired.or_else(|| {
+            page.db_instances().iter().filter_map(|db| db.db_instance_identifier()).find(|id| id.starts_with(&prefix))
+        });
+    }
+    let retired = retired.expect("the diverged instance, retired").to_string();
+    assert_eq!(diverged_by(&clients, &retired).await.as_deref(), Some(run_id.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_roll_back_completes_under_throttling_5xx_and_lost_answers_and_each_change_reaches_aws_once_or_as_undone() {
     let (mut plan, clients, _pair) = backed_estate("rollback-storm").await;
     plan.standby_instances.minimum_healthy = 2;
+    // An operator starts reprotect here: only the roll-back's own changes are counted.
+    if let Some(fence) = plan.fence.as_mut() {
+        fence.reprotect_after_roll_back = Some(false);
+    }
     let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()).expect("fenced group");
     let before =
         describe_auto_scaling_group(&clients.primary.autoscaling, &group).await.expect("group").expect("group");
@@ -255,7 +295,9 @@ async fn the_roll_back_completes_under_throttling_5xx_and_lost_answers_and_each_
     eprintln!("roll-back under {:?}", faults.injected);
     assert_eq!(execution.error.as_deref(), Some("BelowMinimumCapacity"), "{execution:#?}");
     assert!(faults.injected.get("lost").copied().unwrap_or(0) > 0, "answers were lost: {faults:#?}");
-    assert_rolled_back(&clients, &plan, &run_id, before).await;
+    let failure = assert_rolled_back(&clients, &plan, &run_id, before).await;
+    assert!(failure.rolled_back.iter().any(|l| l.starts_with("reprotect waits for an operator")), "{failure:#?}");
+    assert_eq!(diverged_by(&clients, &plan.database.replica_instance).await.as_deref(), Some(run_id.as_str()));
     // Each change once: the fence and its undo are one change each on the Paris group; the
     // replica is tagged once for its promotion and once as diverged.
     let mut changes: BTreeMap<(String, String), u32> = BTreeMap::new();

@@ -93,6 +93,7 @@ pub async fn deploy_stand_in_stack(
         "FailoverStateMachine": format!("arn:aws:states:{region}:{account}:stateMachine:{name}-failover"),
         "RoundTripStateMachine": format!("arn:aws:states:{region}:{account}:stateMachine:{name}-round-trip"),
         "RestoreTestStateMachine": format!("arn:aws:states:{region}:{account}:stateMachine:{name}-restore-test"),
+        "ReprotectStateMachine": format!("arn:aws:states:{region}:{account}:stateMachine:{name}-reprotect"),
         "NotificationTopic": format!("arn:aws:sns:{region}:{account}:{name}-notifications"),
     });
     let trust = serde_json::json!({
@@ -108,6 +109,7 @@ pub async fn deploy_stand_in_stack(
             "FailoverStateMachineArn": {"Value": names["FailoverStateMachine"]},
             "RoundTripStateMachineArn": {"Value": names["RoundTripStateMachine"]},
             "RestoreTestStateMachineArn": {"Value": names["RestoreTestStateMachine"]},
+            "ReprotectStateMachineArn": {"Value": names["ReprotectStateMachine"]},
             "NotificationTopicArn": {"Value": names["NotificationTopic"]},
             "PlanStateBucketName": {"Value": plan_state_bucket},
         },

@@ -667,6 +667,16 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
             );
         }
     }
+    if plan.fence.as_ref().is_some_and(|fence| fence.reprotect_after_roll_back.unwrap_or(true)) {
+        let reprotect_machine = t.state_machine("ReprotectStateMachine");
+        t.add(
+            "FailoverReportFunction",
+            &d,
+            &["states:StartExecution"],
+            reprotect_machine,
+            "a planned move rolled back past its promotion: reprotect at once",
+        );
+    }
     t.published_plan("GameDayFunction");
     t.plan_state("GameDayFunction", &["s3:GetObject", "s3:PutObject"], "a live drill takes the plan");
     let round_trip_machine = t.state_machine("RoundTripStateMachine");

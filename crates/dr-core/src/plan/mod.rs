@@ -240,6 +240,11 @@ pub struct Fence {
     /// production plan, off for a drill estate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_return: Option<bool>,
+    /// After a planned move rolled back past its promotion (the source region serves, with no
+    /// replica: no DR), the failure report starts reprotect at once (a new replica in the target
+    /// region; the diverged instance retired). `false`: an operator starts it. Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprotect_after_roll_back: Option<bool>,
 }
 
 /// The timeout of the functions that invoke the plan's hooks (`fence`, `restore-validate`: the

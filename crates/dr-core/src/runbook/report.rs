@@ -445,6 +445,9 @@ pub async fn write_report(
     state.validate()?;
     let readiness = check_plan(clients, &state.plan, Scope::DataPlane).await;
     let mut report = build_report(state, readiness.rows);
+    if let Some(started) = reprotect_after_roll_back(clients, state).await {
+        report.rolled_back.push(started);
+    }
     let plan_state = next_plan_state(clients, state, &report, changed_nothing).await?;
     report.plan_state = plan_state.as_ref().map(|next| next.summary.clone());
     let reports = &state.plan.reports;
@@ -461,6 +464,58 @@ pub async fn write_report(
     }
     notify::send(clients, &notice(&report)).await;
     Ok(report)
+}
+
+/// Where the deployment's reprotect machine is (`REPROTECT_STATE_MACHINE_ARN`, template.yaml): the
+/// failure report of a roll-back starts it.
+pub const REPROTECT_MACHINE_ENV: &str = "REPROTECT_STATE_MACHINE_ARN";
+
+/// After a roll-back past the promotion (no DR), reprotect at once unless the plan says an
+/// operator starts it (`fence.reprotect_after_roll_back`): an execution of the reprotect machine
+/// named `<run id>-reprotect` (started again by a retried report: the same execution), in the
+/// other orientation (the diverged instance retired, a new replica of the source region). What
+/// the report says of it; `None` when there was no roll-back past a promotion.
+async fn reprotect_after_roll_back(clients: &AwsClients, state: &RunbookState) -> Option<String> {
+    let diverged = state.step(StepKey::Diverged).is_some_and(|s| s.facts.contains_key(DIVERGED_FACT));
+    let rolled_back = state.step(StepKey::Unfence).is_some_and(|s| s.ready);
+    if !(diverged && rolled_back) || state.is_dry_run() {
+        return None;
+    }
+    let wanted = state.plan.fence.as_ref().is_none_or(|fence| fence.reprotect_after_roll_back.unwrap_or(true));
+    if !wanted {
+        return Some("reprotect waits for an operator (fence.reprotect_after_roll_back = false)".into());
+    }
+    let Ok(machine) = std::env::var(REPROTECT_MACHINE_ENV) else {
+        return Some(format!("reprotect NOT started ({REPROTECT_MACHINE_ENV} is not set): start it by hand"));
+    };
+    // Execution names are at most 80 characters.
+    let suffix = "-reprotect";
+    let keep = state.run.id.len().min(80 - suffix.len());
+    let mut run = crate::run::RunInfo::new(
+        format!("{}{suffix}", &state.run.id[..keep]),
+        time::now(),
+        format!("roll-back of run {}", state.run.id),
+    );
+    run.kind = FailoverKind::Planned;
+    run.direction = match state.run.direction {
+        Direction::ToDr => Direction::ToPrimary,
+        Direction::ToPrimary => Direction::ToDr,
+    };
+    let mut input = RunbookState::new(state.plan.clone(), run);
+    // The published plan the rolled-back run took (a failback's plan, reversed, has no reference
+    // of its own).
+    input.run.plan = state.run.plan.clone();
+    let starter = crate::run::Starter::new(clients.home.sfn.clone(), machine);
+    match starter.start(&input).await {
+        Ok(arn) => {
+            tracing::warn!(plan = %state.plan.name, step = "report", execution = %arn, "reprotect started after the roll-back");
+            Some(format!("reprotect started at once: {arn}"))
+        }
+        Err(err) => {
+            tracing::error!(plan = %state.plan.name, step = "report", error = err.name(), "reprotect not started: {err}");
+            Some(format!("reprotect NOT started ({}: {err}): start it by hand", err.name()))
+        }
+    }
 }
 
 /// The run's notification: its status, RTO and data loss against the targets, the plan's state.
