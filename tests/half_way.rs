@@ -257,11 +257,10 @@ async fn a_drill_below_the_minimum_after_the_promotion_puts_paris_back_serving()
     let mut retired = None;
     while let Some(page) = pages.next().await {
         let page = page.expect("instances");
-        retired = retired.or_else(|| {
-            page.db_instances().iter().filter_map(|db| db.db_instance_identifier()).find(|id| id.starts_with(&prefix))
-        });
+        let found = page.db_instances().iter().filter_map(|db| db.db_instance_identifier());
+        retired = retired.or_else(|| found.into_iter().find(|id| id.starts_with(&prefix)).map(str::to_string));
     }
-    let retired = retired.expect("the diverged instance, retired").to_string();
+    let retired = retired.expect("the diverged instance, retired");
     assert_eq!(diverged_by(&clients, &retired).await.as_deref(), Some(run_id.as_str()));
 }
 
