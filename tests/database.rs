@@ -126,7 +126,7 @@ async fn assert_nothing_promoted(clients: &AwsClients, plan: &Plan, pair: &Pair)
 
 /// The application in Paris: inserts rows, one session each, until told to stop; the numbers of
 /// the rows Paris acknowledged (committed), and how many inserts it refused.
-fn start_writer(pair: &Pair, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(Vec<u64>, u64)> {
+pub(crate) fn start_writer(pair: &Pair, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(Vec<u64>, u64)> {
     let port = pair.primary.port;
     std::thread::spawn(move || {
         let (mut acknowledged, mut refused) = (Vec::new(), 0);

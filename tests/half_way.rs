@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::database::start_writer;
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
@@ -63,22 +64,6 @@ async fn run_drill(plan: &Plan, run_id: &str, wait: Duration) -> dr_tests::Execu
     run_state_machine_waiting("failover.asl.json", &failover_substitutions(), &input, wait)
 }
 
-/// The application in Paris: inserts rows until told to stop; the rows Paris acknowledged.
-fn start_writer(pair: &Pair, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<u64>> {
-    let port = pair.primary.port;
-    std::thread::spawn(move || {
-        let mut acknowledged = Vec::new();
-        let mut n = 0;
-        while !stop.load(Ordering::Relaxed) {
-            n += 1;
-            if dr_emulator::postgres::psql(port, &format!("INSERT INTO writes (n) VALUES ({n})")).is_ok() {
-                acknowledged.push(n);
-            }
-        }
-        acknowledged
-    })
-}
-
 /// The rows of `writes` on `server`.
 fn rows_on(pair: &Pair, server: &dr_emulator::postgres::Server) -> Vec<u64> {
     pair.sql(server, "SELECT n FROM writes ORDER BY n")
@@ -106,7 +91,7 @@ async fn a_drill_that_loses_a_standby_instance_above_the_minimum_completes_on_wh
     let run_id = format!("degraded-{}", unique_suffix());
     let execution = run_drill(&plan, &run_id, Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
-    let acknowledged = writer.join().expect("writer");
+    let (acknowledged, _) = writer.join().expect("writer");
 
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RunReport = serde_json::from_value(execution.output).expect("report");
@@ -206,7 +191,7 @@ async fn a_drill_below_the_minimum_after_the_promotion_puts_paris_back_serving()
     // The application writes on a moment after the roll-back: Paris takes it again.
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
-    let acknowledged = writer.join().expect("writer");
+    let (acknowledged, _) = writer.join().expect("writer");
 
     assert_eq!(execution.status, "FAILED", "{execution:#?}");
     assert_eq!(execution.error.as_deref(), Some("BelowMinimumCapacity"), "{execution:#?}");
