@@ -25,7 +25,7 @@ use dr_core::runbook::fence::FENCE_CAPACITY_TAG;
 use dr_core::runbook::report::RunReport;
 use dr_core::runbook::reprotect::{final_snapshot_id, retired_id};
 use dr_core::runbook::{FailoverOutput, FailoverStep, run_step};
-use dr_core::store::{PlanStatus, PlanStore};
+use dr_core::store::{PlanStatus, PlanStore, WriteOutcome};
 use dr_core::trigger::{Decision as TriggerDecision, handle_alarm_event, reevaluate};
 use dr_emulator::estate::publish_replica_lag;
 use dr_emulator::outage::{Outage, simulate_outage, simulate_recovery};
@@ -343,6 +343,7 @@ async fn paris_answering_again_after_an_unplanned_failover_is_fenced_and_told_an
     let judged = reevaluate(&ctx).await.expect("the schedule runs");
     let fenced = judged.iter().find(|o| o.decision == TriggerDecision::FencedOnReturn).expect("fenced on return");
     eprintln!("fence on return: {}", fenced.detail);
+    assert!(fenced.detail.contains("scaled to zero") && fenced.detail.contains("read-only"), "{fenced:?}");
     let now = paris_group().await;
     assert_eq!(now.desired_capacity(), Some(0), "the Paris group scaled to zero");
     assert!(now.tags().iter().any(|t| t.key() == Some(FENCE_CAPACITY_TAG)), "{:?}", now.tags());
@@ -362,6 +363,14 @@ async fn paris_answering_again_after_an_unplanned_failover_is_fenced_and_told_an
     // The way back: reprotect, then the failback gives Paris's group its capacity back.
     publish_replica_lag(&clients.primary, &plan.database.primary_instance, 1.0).await.expect("lag");
     reprotect(&plan, Direction::ToDr, "reprotect").await;
+    // Paris seen answering only after reprotect (the schedule off meanwhile): the primary's name
+    // is now Ireland's replica, which takes no writes; the fence holds the group and says so.
+    let read = ctx.store.read_state(&plan.name).await.expect("state");
+    let unmarked = dr_core::store::PlanState { fenced_on_return: None, ..read.state.clone() };
+    assert_eq!(ctx.store.write_state(&read, &unmarked).await.expect("written"), WriteOutcome::Won);
+    let judged = reevaluate(&ctx).await.expect("the schedule runs");
+    let fenced = judged.iter().find(|o| o.decision == TriggerDecision::FencedOnReturn).expect("fenced on return");
+    assert!(fenced.detail.contains("is a replica (in recovery): it takes no writes"), "{fenced:?}");
     let failback = planned_move(&ctx.store, &plan, Direction::ToPrimary, "failback").await;
     let execution = run_move(&failback);
     assert_eq!(execution.status, "SUCCEEDED", "failback: {execution:#?}");

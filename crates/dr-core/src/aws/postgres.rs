@@ -313,6 +313,13 @@ impl Session {
         timed(&self.endpoint, "unfence", self.client.batch_execute("SELECT dr_orchestrator.fence_writes(false)")).await
     }
 
+    /// Whether the server is a standby (in recovery): it takes no writes, and refuses the fence's
+    /// setting (a read-only transaction cannot ALTER DATABASE).
+    pub async fn is_in_recovery(&self) -> Result<bool, DrError> {
+        let rows = timed(&self.endpoint, "read recovery", self.client.query("SELECT pg_is_in_recovery()", &[])).await?;
+        Ok(rows.first().and_then(|row| row.try_get::<_, bool>(0).ok()).unwrap_or(false))
+    }
+
     /// Whether new sessions of this database default to read-only.
     pub async fn is_read_only(&self) -> Result<bool, DrError> {
         let rows = timed(

@@ -80,13 +80,22 @@ pub async fn fence(clients: &AwsClients, state: &RunbookState) -> Result<StepRec
     if fence.database_read_only {
         let credentials = postgres::credentials(clients, plan).await?;
         let session = primary_session(clients, plan, &credentials).await?;
-        let was = session.is_read_only().await?;
-        let ended = session.make_read_only().await?;
-        changed |= !was;
-        resources.push(ResourceState::new(
-            &plan.database.primary_instance,
-            format!("database {} read-only; {ended} other session(s) ended", session.dbname()),
-        ));
+        // Fence on return after reprotect: the primary's name is the new replica's, which takes
+        // no writes (and could not take the setting).
+        if session.is_in_recovery().await? {
+            resources.push(ResourceState::new(
+                &plan.database.primary_instance,
+                format!("database {} is a replica (in recovery): it takes no writes", session.dbname()),
+            ));
+        } else {
+            let was = session.is_read_only().await?;
+            let ended = session.make_read_only().await?;
+            changed |= !was;
+            resources.push(ResourceState::new(
+                &plan.database.primary_instance,
+                format!("database {} read-only; {ended} other session(s) ended", session.dbname()),
+            ));
+        }
     }
     let outcome = if changed { Outcome::Changed } else { Outcome::AlreadyDone };
     let detail = if held {

@@ -67,32 +67,35 @@ pub async fn fence_on_return(
         DrError::FenceFailed { region: plan.primary_region.clone(), reason: format!("fence on return: {failure}") }
     })?;
     let record: StepRecord = serde_json::from_slice(&answer).map_err(|e| DrError::serialisation("fence record", e))?;
+    // What each method did (the group scaled, the database read-only), not only whether the
+    // group has emptied yet: its instances terminate on their own.
+    let done = record.resources.iter().map(|r| format!("{}: {}", r.resource, r.state)).collect::<Vec<_>>().join("; ");
     let mut fenced = state.clone();
     fenced.fenced_on_return = Some(time::now());
     fenced.changed_at = Some(time::now());
     fenced.changed_by = FENCED_ON_RETURN_BY.into();
-    fenced.reason = format!("{} answered again after the failover: fenced ({})", plan.primary_region, record.detail);
+    fenced.reason = format!("{} answered again after the failover: fenced ({done})", plan.primary_region);
     if ctx.store.write_state(&read, &fenced).await? == WriteOutcome::Lost {
         // Another writer (a run taking the plan) came first: judged again on the next schedule.
         return Ok(None);
     }
-    let detail = format!("{} answers again: {}", plan.primary_region, record.detail);
+    let detail = format!("{} answers again: fenced: {done}", plan.primary_region);
     tracing::warn!(plan = %plan.name, step = "fence-on-return", outcome = ?record.outcome, "{detail}");
     // A planned move already fenced it: nothing new for the on-call.
     if record.outcome == Outcome::Changed {
-        notify::send(clients, &fenced_notice(plan, &record)).await;
+        notify::send(clients, &fenced_notice(plan, &done)).await;
     }
     let alarm = trigger.alarms.first().cloned().unwrap_or_default();
     Ok(Some(TriggerOutcome::new(Decision::FencedOnReturn, &alarm, Some(plan), detail)))
 }
 
-fn fenced_notice(plan: &Plan, record: &StepRecord) -> Notice {
+fn fenced_notice(plan: &Plan, done: &str) -> Notice {
     let text = [
         format!(
             "{} answers again after the failover to {}: fenced, so that it takes no writes {} would never see.",
             plan.primary_region, plan.dr_region, plan.dr_region
         ),
-        record.detail.clone(),
+        done.to_string(),
         format!(
             "{} stays primary. Next: reprotect, then fail back (drctl failback start), which unfences.",
             plan.dr_region
