@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use crate::database::start_writer;
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
-use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
+use dr_core::aws::lookup::{
+    db_instance_tags, describe_auto_scaling_group, describe_db_instance, describe_standby_instances,
+};
 use dr_core::error::parse_input;
 use dr_core::notify::NoticeKind;
 use dr_core::run::{FailoverKind, Principal, RunbookState};
@@ -143,9 +145,8 @@ async fn assert_rolled_back(
 /// The run that marked `instance` (in Ireland) diverged, if one did.
 async fn diverged_by(clients: &AwsClients, instance: &str) -> Option<String> {
     let db = describe_db_instance(&clients.dr.rds, instance).await.expect("describe").expect("the instance");
-    let arn = db.db_instance_arn().expect("ARN");
-    let tags = clients.dr.rds.list_tags_for_resource().resource_name(arn).send().await.expect("tags");
-    tags.tag_list().iter().find(|t| t.key() == Some(DIVERGED_BY_RUN_TAG)).and_then(|t| t.value()).map(str::to_string)
+    let tags = db_instance_tags(&clients.dr.rds, db.db_instance_arn().expect("ARN")).await.expect("tags");
+    tags.get(DIVERGED_BY_RUN_TAG).cloned()
 }
 
 /// The reprotect machine of the local deployment (`DEMO_REPROTECT_STATE_MACHINE_ARN`, which the

@@ -156,6 +156,20 @@ pub async fn describe_auto_scaling_group(
     Ok(out.auto_scaling_groups().first().cloned())
 }
 
+/// An RDS resource's tags (key -> value), by its ARN.
+pub async fn db_instance_tags(
+    rds: &aws_sdk_rds::Client,
+    arn: &str,
+) -> Result<std::collections::BTreeMap<String, String>, DrError> {
+    let tags = rds
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("rds", "ListTagsForResource", e))?;
+    Ok(tags.tag_list().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect())
+}
+
 /// The id of the public hosted zone with this name, if any.
 pub async fn find_hosted_zone(route53: &aws_sdk_route53::Client, zone_name: &str) -> Result<Option<String>, DrError> {
     let zone_name = fqdn(zone_name);

@@ -4,7 +4,7 @@ use aws_sdk_rds::types::Tag;
 
 use super::preflight::{LAG_AT_PROMOTION_TAG, PROMOTED_BY_RUN_TAG, promotion_tags};
 use super::status_record;
-use crate::aws::lookup::{is_transient_rds_status, require_db_instance};
+use crate::aws::lookup::{db_instance_tags, is_transient_rds_status, require_db_instance};
 use crate::aws::postgres::{self, Endpoint};
 use crate::aws::{AwsClients, once};
 use crate::error::{DrError, describe_sdk_error, sdk_error_code};
@@ -53,18 +53,7 @@ pub async fn mark_diverged(clients: &AwsClients, state: &RunbookState) -> Result
         state.plan.dr_region, state.run.id, state.plan.database.primary_instance, state.plan.primary_region
     );
     let arn = db.db_instance_arn().unwrap_or_default().to_string();
-    let tags = clients
-        .dr
-        .rds
-        .list_tags_for_resource()
-        .resource_name(&arn)
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("rds", "ListTagsForResource", e))?;
-    let marked = tags
-        .tag_list()
-        .iter()
-        .any(|t| t.key() == Some(DIVERGED_BY_RUN_TAG) && t.value() == Some(state.run.id.as_str()));
+    let marked = db_instance_tags(&clients.dr.rds, &arn).await?.get(DIVERGED_BY_RUN_TAG) == Some(&state.run.id);
     let diverged = |mut record: StepRecord| {
         record.facts.insert(DIVERGED_FACT.into(), id.clone());
         record

@@ -2,7 +2,7 @@
 
 use super::decision::recorded_approval;
 use crate::aws::AwsClients;
-use crate::aws::lookup::require_db_instance;
+use crate::aws::lookup::{db_instance_tags, require_db_instance};
 use crate::aws::postgres::{self, Endpoint};
 use crate::error::DrError;
 use crate::plan::Plan;
@@ -334,17 +334,9 @@ pub struct PromotionTags {
 /// The promote step's tags on the instance, or `None` if this runbook did not promote it.
 pub async fn promotion_tags(clients: &AwsClients, arn: Option<&str>) -> Result<Option<PromotionTags>, DrError> {
     let Some(arn) = arn else { return Ok(None) };
-    let tags = clients
-        .dr
-        .rds
-        .list_tags_for_resource()
-        .resource_name(arn)
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("rds", "ListTagsForResource", e))?;
-    let value = |key: &str| tags.tag_list().iter().find(|tag| tag.key() == Some(key)).and_then(|tag| tag.value());
-    Ok(value(PROMOTED_BY_RUN_TAG).map(|run| PromotionTags {
-        run: run.to_string(),
-        lag_seconds: value(LAG_AT_PROMOTION_TAG).and_then(|lag| lag.parse().ok()),
+    let tags = db_instance_tags(&clients.dr.rds, arn).await?;
+    Ok(tags.get(PROMOTED_BY_RUN_TAG).map(|run| PromotionTags {
+        run: run.clone(),
+        lag_seconds: tags.get(LAG_AT_PROMOTION_TAG).and_then(|lag| lag.parse().ok()),
     }))
 }

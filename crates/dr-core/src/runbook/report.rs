@@ -304,6 +304,13 @@ pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunRepo
     }
 }
 
+/// The instance a rolled-back run had promoted (marked diverged), when the roll-back held: the
+/// source region serves again with no replica, no DR until reprotect.
+fn diverged_after_roll_back(state: &RunbookState) -> Option<&String> {
+    state.step(StepKey::Unfence).filter(|s| s.ready)?;
+    state.step(StepKey::Diverged).and_then(|s| s.facts.get(DIVERGED_FACT))
+}
+
 /// What a roll-back left: the source region serving again, traffic never moved, and, when the
 /// run had promoted, the diverged instance and no DR until reprotect.
 fn rolled_back(state: &RunbookState) -> Vec<String> {
@@ -313,7 +320,7 @@ fn rolled_back(state: &RunbookState) -> Vec<String> {
         "rolled back: {} ({}); traffic stays on {}",
         unfence.detail, plan.primary_region, plan.primary_region
     )];
-    if let Some(instance) = state.step(StepKey::Diverged).and_then(|s| s.facts.get(DIVERGED_FACT)) {
+    if let Some(instance) = diverged_after_roll_back(state) {
         lines.push(format!(
             "NO DR: {instance} ({}) was promoted by this run and marked {DIVERGED_BY_RUN_TAG}: {} has no replica \
              until reprotect (the reprotect machine with `drctl failover input PLAN{}` as its input), then re-arm",
@@ -476,9 +483,7 @@ pub const REPROTECT_MACHINE_ENV: &str = "REPROTECT_STATE_MACHINE_ARN";
 /// other orientation (the diverged instance retired, a new replica of the source region). What
 /// the report says of it; `None` when there was no roll-back past a promotion.
 async fn reprotect_after_roll_back(clients: &AwsClients, state: &RunbookState) -> Option<String> {
-    let diverged = state.step(StepKey::Diverged).is_some_and(|s| s.facts.contains_key(DIVERGED_FACT));
-    let rolled_back = state.step(StepKey::Unfence).is_some_and(|s| s.ready);
-    if !(diverged && rolled_back) || state.is_dry_run() {
+    if diverged_after_roll_back(state).is_none() || state.is_dry_run() {
         return None;
     }
     let wanted = state.plan.fence.as_ref().is_none_or(|fence| fence.reprotect_after_roll_back.unwrap_or(true));
@@ -579,9 +584,7 @@ async fn next_plan_state(
         let back = read.state.given_back(REPORT, format!("run {} stopped before any change: given back", state.run.id));
         let summary = format!("{}: given back, the run changed nothing", back.status.name());
         (Some(back), summary)
-    } else if report.head.status != RunStatus::Succeeded
-        && state.step(StepKey::Diverged).is_some_and(|s| s.facts.contains_key(DIVERGED_FACT))
-    {
+    } else if report.head.status != RunStatus::Succeeded && diverged_after_roll_back(state).is_some() {
         // Rolled back after a promotion: the source region serves, with no replica. Automatic
         // failover stays off until reprotect and a green plan check (`drctl trigger arm`).
         let why = format!(

@@ -443,30 +443,35 @@ pub async fn reevaluate(ctx: &TriggerContext) -> Result<Vec<TriggerOutcome>, DrE
         let Some(trigger) = plan.trigger.clone() else { continue };
         let clients = (ctx.clients_for)(&plan);
         let mut decided = Vec::new();
+        // Every alarm seen OK (each described once per run): the primary region answers.
+        let mut every_alarm_ok = !trigger.alarms.is_empty();
+        // One alarm that cannot be judged (us-east-1 slow, a misconfigured alarm) does not keep
+        // the others from being judged; it is counted (`failed`, which the template alarms on)
+        // and fails the invocation once every alarm was judged. So is a fence on return that
+        // fails.
+        let mut failed = |alarm: &str, what: &str, err: DrError| {
+            tracing::error!(plan = %plan.name, alarm, error = err.name(), "{what}: {err}");
+            let detail = format!("{what} ({}: {err})", err.name());
+            first_failure.get_or_insert(err);
+            TriggerOutcome::new(Decision::Failed, alarm, Some(&plan), detail)
+        };
         for alarm in &trigger.alarms {
-            // One alarm that cannot be judged (us-east-1 slow, a misconfigured alarm) does not
-            // keep the others from being judged; it is counted (`failed`, which the template
-            // alarms on) and fails the invocation once every alarm was judged.
             match reevaluate_alarm(ctx, &plan, &clients, alarm).await {
-                Ok(Some(outcome)) => decided.push(outcome),
-                Ok(None) => {}
+                Ok((state, outcome)) => {
+                    every_alarm_ok &= state == Some(StateValue::Ok);
+                    decided.extend(outcome);
+                }
                 Err(err) => {
-                    tracing::error!(plan = %plan.name, alarm, error = err.name(), "alarm not re-evaluated: {err}");
-                    let detail = format!("not re-evaluated ({}: {err})", err.name());
-                    decided.push(TriggerOutcome::new(Decision::Failed, alarm, Some(&plan), detail));
-                    first_failure.get_or_insert(err);
+                    every_alarm_ok = false;
+                    decided.push(failed(alarm, "not re-evaluated", err));
                 }
             }
         }
-        match on_return::fence_on_return(ctx, &plan, &clients).await {
-            Ok(Some(outcome)) => decided.push(outcome),
-            Ok(None) => {}
+        match on_return::fence_on_return(ctx, &plan, &clients, every_alarm_ok).await {
+            Ok(outcome) => decided.extend(outcome),
             Err(err) => {
-                tracing::error!(plan = %plan.name, error = err.name(), "the old primary not fenced on return: {err}");
-                let detail = format!("not fenced on return ({}: {err})", err.name());
                 let alarm = trigger.alarms.first().cloned().unwrap_or_default();
-                decided.push(TriggerOutcome::new(Decision::Failed, &alarm, Some(&plan), detail));
-                first_failure.get_or_insert(err);
+                decided.push(failed(&alarm, "not fenced on return", err));
             }
         }
         record_decisions(&clients, &plan, &decided).await;
@@ -484,25 +489,28 @@ pub async fn reevaluate(ctx: &TriggerContext) -> Result<Vec<TriggerOutcome>, DrE
     }
 }
 
-/// Judges one of a plan's alarms again if it is still in ALARM.
+/// Judges one of a plan's alarms again if it is still in ALARM; its state (`None`: no such
+/// alarm), and the outcome when it was judged.
 async fn reevaluate_alarm(
     ctx: &TriggerContext,
     plan: &Plan,
     clients: &AwsClients,
     alarm: &str,
-) -> Result<Option<TriggerOutcome>, DrError> {
+) -> Result<(Option<StateValue>, Option<TriggerOutcome>), DrError> {
     let Some(described) = describe_alarm(&clients.route53_metrics, alarm).await? else {
         tracing::warn!(plan = %plan.name, alarm, "a trigger alarm of the plan does not exist in {ROUTE53_CONTROL_REGION}");
-        return Ok(None);
+        return Ok((None, None));
     };
-    if described.state_value() != Some(&StateValue::Alarm) {
-        return Ok(None);
+    let state = described.state_value().cloned();
+    if state != Some(StateValue::Alarm) {
+        return Ok((state, None));
     }
     let change = alarm_in_alarm(&described)?;
     if let Some(stale) = stale(plan, &change, time::now()) {
-        return Ok(Some(stale));
+        return Ok((state, Some(stale)));
     }
-    decide(ctx, plan, &change, Judged::OnSchedule).await.map(Some)
+    let outcome = decide(ctx, plan, &change, Judged::OnSchedule).await?;
+    Ok((state, Some(outcome)))
 }
 
 /// An alarm found in ALARM, as the event of its move would have described it.

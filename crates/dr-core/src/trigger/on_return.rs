@@ -13,12 +13,9 @@
 
 use std::time::Duration;
 
-use aws_sdk_cloudwatch::types::StateValue;
-
 use super::{Decision, TriggerContext, TriggerOutcome};
 use crate::aws::AwsClients;
 use crate::aws::hooks::{HookEffect, invoke_hook};
-use crate::aws::lookup::describe_alarm;
 use crate::error::DrError;
 use crate::notify::{self, Notice, NoticeKind};
 use crate::plan::{HOOK_CALLER_TIMEOUT_SECONDS, Plan};
@@ -30,28 +27,22 @@ use crate::time;
 const FENCED_ON_RETURN_BY: &str = "alarm-trigger: fence on return";
 
 /// Fences the old primary region of `plan` when it answers again after a failover (see the
-/// module). `None` when there is nothing to do.
+/// module): `every_alarm_ok`, as the schedule's run just described the trigger's alarms. `None`
+/// when there is nothing to do.
 pub async fn fence_on_return(
     ctx: &TriggerContext,
     plan: &Plan,
     clients: &AwsClients,
+    every_alarm_ok: bool,
 ) -> Result<Option<TriggerOutcome>, DrError> {
     let (Some(function), Some(trigger)) = (&ctx.fence_function, &plan.trigger) else { return Ok(None) };
-    if !plan.fences_on_return() {
+    if !every_alarm_ok || !plan.fences_on_return() {
         return Ok(None);
     }
     let read = ctx.store.read_state(&plan.name).await?;
     let state = &read.state;
     if !state.dr_is_primary(plan) || state.status == PlanStatus::FailingOver || state.fenced_on_return.is_some() {
         return Ok(None);
-    }
-    for alarm in &trigger.alarms {
-        let answers = describe_alarm(&clients.route53_metrics, alarm)
-            .await?
-            .is_some_and(|described| described.state_value() == Some(&StateValue::Ok));
-        if !answers {
-            return Ok(None);
-        }
     }
     // The runbook's fence, as a planned move's first step (the plan as written: Paris fenced).
     let now = time::now();
