@@ -137,6 +137,11 @@ async fn a_hook_that_takes_30_s_is_answered_and_invoked_once() {
     fence.barrier_function = Some("application-hooks".to_string());
     fence.hook_timeout_seconds = 40;
     assert!(plan.validate().is_ok(), "{:?}", plan.validate());
+    // The deployment of this plan (its FenceFunctionName), as `sam deploy` with its parameters
+    // would make it: without it the fence's role may not invoke the switch, unless another test
+    // happened to register a deployment that names it (the local IAM allows what any registered
+    // deployment allows).
+    dr_emulator::iam::register_deployment(&clients, &plan, None).await.expect("the plan's deployment");
     ensure_bucket(&clients.dr, "dr-local-application").await.expect("application bucket");
     let slow = clients.dr.s3.put_object().bucket("dr-local-application").key(format!("slow/{}", plan.name));
     slow.body(aws_sdk_s3::primitives::ByteStream::from_static(b"30")).send().await.expect("a slow switch");
