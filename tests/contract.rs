@@ -501,3 +501,83 @@ fn the_functions_that_invoke_hooks_have_the_timeout_the_plan_rules_assume() {
         assert!(!text.contains("\n      Timeout:"), "{function} keeps Globals' timeout");
     }
 }
+
+/// The substitutions of the state machine whose definition is `definition` (its
+/// `DefinitionSubstitutions` block, from its `DefinitionUri` to the next resource).
+fn machine_substitutions(template: &str, definition: &str) -> BTreeMap<String, String> {
+    let uri = format!("      DefinitionUri: statemachines/{definition}\n");
+    let at = template.find(&uri).unwrap_or_else(|| panic!("a state machine of the template runs {definition}"));
+    // The rest of that resource: its lines are indented deeper than a resource's logical id.
+    let resource: Vec<&str> =
+        template[at..].lines().take_while(|line| line.is_empty() || line.starts_with("   ")).collect();
+    definition_substitutions(&resource.join("\n")).into_iter().collect()
+}
+
+/// The `Handler` of the template's function `logical_id`.
+fn handler_of(template: &str, logical_id: &str) -> String {
+    let text = resource_text(template, logical_id);
+    assert!(text.contains("Type: AWS::Serverless::Function"), "{logical_id} is a function of the template");
+    text.lines()
+        .find_map(|line| line.strip_prefix("      Handler: "))
+        .unwrap_or_else(|| panic!("{logical_id} names its Handler"))
+        .trim()
+        .to_string()
+}
+
+/// A step is one row of its runbook's table (`dr_core::run::table`), and the table is what the
+/// state machine and the template say: every Task whose record lands at `$.steps.<key>` is a
+/// row's state, sends the row's action, puts the record at the row's key, and invokes the
+/// function whose `Handler` is the row's handler; every row's states are Tasks of the definition;
+/// every `StepKey` is one row's.
+#[test]
+fn every_runbook_step_is_one_row_of_its_table_and_the_table_is_what_the_machine_and_template_say() {
+    use dr_core::run::table::Runbook;
+    let template = std::fs::read_to_string(dr_tests::repo_root().join("template.yaml")).expect("template.yaml");
+    let runbooks: [&Runbook; 3] =
+        [&dr_core::runbook::FAILOVER, &dr_core::runbook::REPROTECT, &dr_core::restore::RESTORE_TEST];
+    let mut keys: Vec<StepKey> = Vec::new();
+    for runbook in runbooks {
+        let text = std::fs::read_to_string(dr_tests::repo_root().join("statemachines").join(runbook.definition))
+            .expect("the runbook's definition");
+        let definition: Value = serde_json::from_str(&text).expect("JSON");
+        let substitutions = machine_substitutions(&template, runbook.definition);
+        let tasks: BTreeMap<String, Value> =
+            states(&definition).into_iter().filter(|(_, state)| state["Type"] == "Task").collect();
+        for (name, task) in &tasks {
+            let Some(path) = task["ResultPath"].as_str().filter(|p| p.starts_with("$.steps.")) else { continue };
+            let rows: Vec<_> = runbook.steps.iter().filter(|step| step.states.contains(&name.as_str())).collect();
+            let [row] = rows.as_slice() else {
+                panic!("{}: Task {name} is {} rows of the table (one)", runbook.definition, rows.len());
+            };
+            let what = format!("{}: Task {name}", runbook.definition);
+            assert_eq!(path, row.result_path(), "{what}: ResultPath");
+            assert_eq!(
+                task["Parameters"]["action"],
+                serde_json::to_value(row.action).expect("action"),
+                "{what}: action"
+            );
+            let resource = task["Resource"].as_str().unwrap_or_default();
+            let substituted = resource.strip_prefix("${").and_then(|r| r.strip_suffix('}')).unwrap_or(resource);
+            let value = substitutions.get(substituted).unwrap_or_else(|| panic!("{what}: {resource} is substituted"));
+            let function = value.strip_prefix("!Ref ").and_then(|v| v.strip_suffix(".Version")).unwrap_or(value);
+            assert_eq!(handler_of(&template, function), row.handler, "{what}: {function}'s Handler");
+        }
+        for row in runbook.steps {
+            for state in row.states {
+                assert!(
+                    tasks.contains_key(*state),
+                    "{}: the row of {} names Task {state}",
+                    runbook.definition,
+                    row.name
+                );
+            }
+            assert!(!row.states.is_empty(), "{}: {} is asked by some Task", runbook.definition, row.name);
+            keys.push(row.key);
+        }
+    }
+    keys.sort();
+    let mut unique = keys.clone();
+    unique.dedup();
+    assert_eq!(keys, unique, "a key is one row's: two rows would write the same record");
+    assert_eq!(unique, StepKey::all().collect::<Vec<_>>(), "every StepKey is a row's");
+}

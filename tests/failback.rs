@@ -21,10 +21,10 @@ use dr_core::plan::Direction;
 use dr_core::readiness::{Scope, check_plan};
 use dr_core::rpo::check::{DEFAULT_NAMESPACE, run_check};
 use dr_core::run::{FailoverKind, RunMode, RunbookState, StepAction};
+use dr_core::runbook::FAILOVER;
 use dr_core::runbook::fence::FENCE_CAPACITY_TAG;
 use dr_core::runbook::report::RunReport;
 use dr_core::runbook::reprotect::{final_snapshot_id, retired_id};
-use dr_core::runbook::{FailoverOutput, FailoverStep, run_step};
 use dr_core::store::{PlanStatus, PlanStore, WriteOutcome};
 use dr_core::trigger::{Decision as TriggerDecision, handle_alarm_event, reevaluate};
 use dr_emulator::estate::publish_replica_lag;
@@ -204,18 +204,15 @@ async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_
     // the finished state and makes no mutating call.
     let mut again = failback.clone();
     again.run.plan_state = None;
-    for (step, action) in [
-        (FailoverStep::PromoteReplica, StepAction::Act),
-        (FailoverStep::StartStandby, StepAction::Act),
-        (FailoverStep::ScaleAsg, StepAction::Act),
-        (FailoverStep::FlipDns, StepAction::Act),
-        (FailoverStep::ScaleAsg, StepAction::Undo),
+    for (handler, action) in [
+        ("promote-replica", StepAction::Act),
+        ("start-standby", StepAction::Act),
+        ("scale-asg", StepAction::Act),
+        ("flip-dns", StepAction::Act),
+        ("scale-asg", StepAction::Undo),
     ] {
-        let FailoverOutput::Step(record) = Box::pin(run_step(step, action, &clients, &again)).await.expect("step")
-        else {
-            panic!("{step:?} answered a report");
-        };
-        assert_eq!(record.mutating_calls(), 0, "{step:?} {action:?} again: {record:#?}");
+        let record = Box::pin(FAILOVER.run(handler, action, &clients, &again)).await.expect("step");
+        assert_eq!(record.mutating_calls(), 0, "{handler} {action:?} again: {record:#?}");
     }
 
     // Reprotect the original direction: Ireland's old primary retired, an Ireland replica of Paris.

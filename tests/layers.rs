@@ -98,3 +98,145 @@ fn no_crate_links_aws_lc() {
         );
     }
 }
+
+/// The file modules under `root` (`a/b.rs` and `a/b/mod.rs` are `a::b`; `lib.rs` and `main.rs`,
+/// the crate root, left out) with their source.
+fn file_modules(dir: &Path, root: &Path, found: &mut Vec<(Vec<String>, String)>) {
+    for entry in std::fs::read_dir(dir).expect("source dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            file_modules(&path, root, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let relative = path.strip_prefix(root).expect("under src").with_extension("");
+            let mut module: Vec<String> =
+                relative.components().map(|c| c.as_os_str().to_string_lossy().to_string()).collect();
+            if module.last().is_some_and(|last| last == "mod") {
+                module.pop();
+            }
+            if module != ["lib"] && module != ["main"] && !module.is_empty() {
+                found.push((module, std::fs::read_to_string(&path).expect("source")));
+            }
+        }
+    }
+}
+
+/// The modules `text` (the source of `module`) names by path, `crate::a::b...` and
+/// `super::b...` (a `{...}` list item by item), each resolved to the longest known module it
+/// starts with.
+fn named_modules(module: &[String], text: &str, known: &[Vec<String>]) -> Vec<Vec<String>> {
+    let words = |rest: &str| -> Vec<String> {
+        rest.split("::")
+            .map(|part| part.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>())
+            .take_while(|part| !part.is_empty())
+            .collect()
+    };
+    let resolve = |base: &[String], rest: &str| -> Vec<Vec<String>> {
+        let mut prefix = base.to_vec();
+        let head = words(rest);
+        prefix.extend(head.iter().cloned());
+        // `a::b::{c, d::e}`: each item after the prefix.
+        let after = rest.splitn(head.len() + 1, "::").nth(head.len()).unwrap_or_default();
+        let items: Vec<Vec<String>> = match after.strip_prefix('{') {
+            Some(list) => list
+                .split('}')
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .map(|item| prefix.iter().cloned().chain(words(item.trim())).collect())
+                .collect(),
+            None => vec![prefix],
+        };
+        items
+            .into_iter()
+            .filter_map(|path| (1..=path.len()).rev().map(|n| path[..n].to_vec()).find(|p| known.contains(p)))
+            .collect()
+    };
+    let mut named = Vec::new();
+    for (at, _) in text.match_indices("crate::") {
+        named.extend(resolve(&[], &text[at + "crate::".len()..]));
+    }
+    // `super` is the module's parent, whether the module is a file or a directory's `mod.rs`.
+    let parent = &module[..module.len() - 1];
+    for (at, _) in text.match_indices("super::") {
+        if text[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            continue;
+        }
+        named.extend(resolve(parent, &text[at + "super::".len()..]));
+    }
+    named
+}
+
+/// A cycle among a crate's file modules, if any: modules that import each other (directly or
+/// through others), a parent module and its own children aside (a `mod.rs` declares and
+/// dispatches to its children, which use what it shares).
+fn module_cycle(root: &Path) -> Option<Vec<String>> {
+    let mut modules = Vec::new();
+    file_modules(root, root, &mut modules);
+    let known: Vec<Vec<String>> = modules.iter().map(|(m, _)| m.clone()).collect();
+    let mut edges: std::collections::BTreeMap<Vec<String>, std::collections::BTreeSet<Vec<String>>> =
+        std::collections::BTreeMap::new();
+    for (module, text) in &modules {
+        // Test modules may reach anywhere.
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for named in named_modules(module, text, &known) {
+            let related = named.starts_with(module) || module.starts_with(&named);
+            if !related {
+                edges.entry(module.clone()).or_default().insert(named);
+            }
+        }
+    }
+    fn visit(
+        node: &Vec<String>,
+        edges: &std::collections::BTreeMap<Vec<String>, std::collections::BTreeSet<Vec<String>>>,
+        path: &mut Vec<Vec<String>>,
+        done: &mut std::collections::BTreeSet<Vec<String>>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|n| n == node) {
+            let mut cycle: Vec<String> = path[start..].iter().map(|n| n.join("::")).collect();
+            cycle.push(node.join("::"));
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.clone());
+        for next in edges.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, edges, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.clone());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    known.iter().find_map(|node| visit(node, &edges, &mut Vec::new(), &mut done))
+}
+
+/// No two modules of dr-core, and no two of drctl, import each other (directly or through
+/// others): each can be read, changed and tested after the ones it uses.
+#[test]
+fn no_module_cycle_in_dr_core_or_drctl() {
+    for krate in ["crates/dr-core/src", "crates/drctl/src", "functions/src"] {
+        let cycle = module_cycle(&dr_tests::repo_root().join(krate));
+        assert!(cycle.is_none(), "{krate}: modules that import each other: {}", cycle.unwrap_or_default().join(" -> "));
+    }
+}
+
+/// `lib.rs` and docs/architecture.md quote the numbering this file enforces ([`LAYERS`]).
+#[test]
+fn lib_rs_and_the_architecture_doc_quote_the_enforced_layer_numbers() {
+    let lib = std::fs::read_to_string(dr_tests::repo_root().join("crates/dr-core/src/lib.rs")).expect("lib.rs");
+    let doc = std::fs::read_to_string(dr_tests::repo_root().join("docs/architecture.md")).expect("architecture.md");
+    for (module, rank) in LAYERS {
+        let in_lib = lib
+            .lines()
+            .any(|line| line.starts_with(&format!("//! {rank}. ")) && line.contains(&format!("[`{module}`]")));
+        assert!(in_lib, "lib.rs lists [`{module}`] under `//! {rank}. `");
+        let in_doc = doc.lines().any(|line| {
+            line.starts_with(&format!("| {rank} | "))
+                && line.split(" | ").nth(1).is_some_and(|m| m.contains(&format!("`{module}`")))
+        });
+        assert!(in_doc, "docs/architecture.md's table has `{module}` in layer {rank}");
+    }
+}

@@ -3,9 +3,10 @@
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used)]
 
+use dr_core::run::table::run_step;
 use dr_core::run::{GateVerdict, RunInfo, RunbookState, StepAction};
 use dr_core::runbook::preflight::preflight;
-use dr_core::runbook::{FailoverStep, run_step};
+use dr_core::runbook::{FAILOVER, REPROTECT, report_task};
 use dr_core::store::{Decision, DecisionStatus, PlanStore, Question};
 use dr_emulator::estate::ensure_bucket;
 use dr_tests::{failover_input, invoke_lambda, seeded_estate, unique_suffix};
@@ -22,23 +23,19 @@ async fn every_step_refuses_bad_input_before_any_aws_call() {
     let mut bad_plan = state_for(plan);
     bad_plan.plan.auto_scaling.failover.desired = 0;
     for (state, expected) in [(bad_run_id, "InvalidInput"), (bad_plan, "InvalidPlan")] {
-        for step in [
-            FailoverStep::Preflight,
-            FailoverStep::PromoteReplica,
-            FailoverStep::StartStandby,
-            FailoverStep::ScaleAsg,
-            FailoverStep::FlipDns,
-            FailoverStep::Report,
-            FailoverStep::Fence,
-            FailoverStep::RetirePrimary,
-            FailoverStep::CreateReplica,
-        ] {
-            for action in [StepAction::Act, StepAction::Status] {
+        for runbook in [FAILOVER, REPROTECT] {
+            for step in runbook.steps {
                 let mark = clients.calls.mark();
-                let err = Box::pin(run_step(step, action, &clients, &state)).await.expect_err("bad input is refused");
-                assert_eq!(err.name(), expected, "{step:?} {action:?}");
-                assert!(clients.calls.since(mark).is_empty(), "{step:?} {action:?} called AWS");
+                let err = Box::pin(run_step(step, &clients, &state)).await.expect_err("bad input is refused");
+                assert_eq!(err.name(), expected, "{} {:?}", step.handler, step.action);
+                assert!(clients.calls.since(mark).is_empty(), "{} {:?} called AWS", step.handler, step.action);
             }
+        }
+        for action in [StepAction::Act, StepAction::GiveBack] {
+            let mark = clients.calls.mark();
+            let err = Box::pin(report_task(action, &clients, &state)).await.expect_err("bad input is refused");
+            assert_eq!(err.name(), expected, "the report, {action:?}");
+            assert!(clients.calls.since(mark).is_empty(), "the report {action:?} called AWS");
         }
     }
 }

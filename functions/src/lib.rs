@@ -220,25 +220,16 @@ pub fn deployment_store(cache: &ClientCache) -> Result<PlanStore, DrError> {
     Ok(PlanStore::new(cache.home().s3, setting("PLAN_STATE_BUCKET")?))
 }
 
-/// A failover runbook step's `main`.
-pub async fn serve_failover_step(
-    function: &'static str,
-    step: dr_core::runbook::FailoverStep,
+/// The `main` of a runbook's step handler: each Task's action runs the row of `runbook` that
+/// `handler` serves for it (`dr_core::run::table`).
+pub async fn serve_steps(
+    handler: &'static str,
+    runbook: &'static dr_core::run::table::Runbook,
 ) -> Result<(), lambda_runtime::Error> {
-    serve_task(function, move |action, clients, state| async move {
-        dr_core::runbook::run_step(step, action, &clients, &state).await
-    })
-    .await
-}
-
-/// A restore-test step's `main`.
-pub async fn serve_restore_step(
-    function: &'static str,
-    step: dr_core::restore::RestoreStep,
-) -> Result<(), lambda_runtime::Error> {
-    serve_task(function, move |action, clients, state| async move {
-        dr_core::restore::run_restore_step(step, action, &clients, &state).await
-    })
+    serve_task(
+        handler,
+        move |action, clients, state| async move { runbook.run(handler, action, &clients, &state).await },
+    )
     .await
 }
 

@@ -1,5 +1,8 @@
-//! Handler `restore-report`: the restore test's report (`dr_core::restore::report`).
+//! Handler `restore-report`: the restore test's report Tasks (`dr_core::restore::report_task`).
 
 pub async fn run() -> Result<(), lambda_runtime::Error> {
-    crate::serve_restore_step("restore-report", dr_core::restore::RestoreStep::Report).await
+    crate::serve_task("restore-report", |action, clients, state| async move {
+        dr_core::restore::report_task(action, &clients, &state).await
+    })
+    .await
 }

@@ -24,8 +24,10 @@ pub use steps::cleanup;
 use crate::aws::{AwsClients, once};
 use crate::error::{DrError, sdk_error_code};
 use crate::plan::{Plan, RestoreTest};
-use crate::run::budget::settle;
-use crate::run::{ResourceState, RunInfo, RunbookState, Starter, StepAction, StepKey, StepRecord};
+use crate::run::StepAction::{self, Act, Status};
+use crate::run::table::Kind::{Changes, Checks, Waits};
+use crate::run::table::{Runbook, step};
+use crate::run::{ResourceState, RunInfo, RunbookState, Starter, StepKey};
 use crate::store::PlanStore;
 use crate::time::{self, Timestamp};
 
@@ -38,34 +40,26 @@ pub(crate) const SNAPSHOT_FACT: &str = "snapshot";
 pub(crate) const SNAPSHOT_CREATED_FACT: &str = "snapshot_created_at";
 pub(crate) const SNAPSHOT_AGE_FACT: &str = "snapshot_age_seconds";
 
-/// The Lambdas of the restore test, one per step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestoreStep {
-    FindSnapshot,
-    RestoreInstance,
-    Validate,
-    Cleanup,
-    Report,
-}
-
-impl RestoreStep {
-    /// Where the step's answer goes (`$.steps.<key>`) and the name it records; the report is not
-    /// a step record.
-    pub fn key(self, action: StepAction) -> Option<(StepKey, &'static str)> {
-        let key = match (self, action) {
-            (RestoreStep::FindSnapshot, _) => (StepKey::Snapshot, "find-snapshot"),
-            (RestoreStep::RestoreInstance, StepAction::Act) => (StepKey::Restore, "restore-instance"),
-            (RestoreStep::RestoreInstance, StepAction::Status) => (StepKey::RestoreStatus, "restore-instance-status"),
-            (RestoreStep::RestoreInstance, StepAction::Undo | StepAction::GiveBack | StepAction::Decide) => {
-                return None;
-            }
-            (RestoreStep::Validate, _) => (StepKey::Validate, "validate-restore"),
-            (RestoreStep::Cleanup, _) => (StepKey::Cleanup, "cleanup"),
-            (RestoreStep::Report, _) => return None,
-        };
-        Some(key)
-    }
-}
+/// The restore test (`statemachines/restore-test.asl.json`), one row per Task; its report is
+/// served by `restore-report` ([`report::write_restore_report`]).
+#[rustfmt::skip]
+pub const RESTORE_TEST: Runbook = Runbook {
+    definition: "restore-test.asl.json",
+    steps: &[
+        //   handler                  action  kind     Task state(s)                         $.steps.<key>           record name
+        step("restore-find-snapshot", Act,    Checks,  &["FindSnapshot"],                     StepKey::Snapshot,      "find-snapshot",
+             |c, s| Box::pin(steps::find_snapshot(c, s))),
+        step("restore-instance",      Act,    Changes, &["RestoreInstance"],                  StepKey::Restore,       "restore-instance",
+             |c, s| Box::pin(steps::restore_instance(c, s))),
+        step("restore-instance",      Status, Waits,   &["RestoreStatus"],                    StepKey::RestoreStatus, "restore-instance-status",
+             |c, s| Box::pin(steps::restore_status(c, s))),
+        step("restore-validate",      Act,    Checks,  &["Validate"],                         StepKey::Validate,      "validate-restore",
+             |c, s| Box::pin(steps::validate_restore(c, s))),
+        // Deletes the run's instance, after the report's figures or after a failure.
+        step("restore-cleanup",       Act,    Changes, &["Cleanup", "CleanupAfterFailure"],   StepKey::Cleanup,       "cleanup",
+             |c, s| Box::pin(steps::cleanup(c, s))),
+    ],
+};
 
 pub(crate) fn settings(state: &RunbookState) -> Result<&RestoreTest, DrError> {
     state
@@ -144,43 +138,16 @@ pub(crate) async fn delete_restore_test_instance(clients: &AwsClients, db: &DbIn
     }
 }
 
-/// What a restore-test Task answers: a step's record, or the report (the Report task).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum RestoreOutput {
-    Step(Box<StepRecord>),
-    Report(Box<RestoreReport>),
-}
-
-/// Runs one restore-test step and returns the Task output.
-pub async fn run_restore_step(
-    step: RestoreStep,
+/// The report Tasks of the restore test (`restore-report`), after the cleanup or after a failure.
+pub async fn report_task(
     action: StepAction,
     clients: &AwsClients,
     state: &RunbookState,
-) -> Result<RestoreOutput, DrError> {
-    if matches!(action, StepAction::Undo | StepAction::GiveBack | StepAction::Decide) {
-        return Err(DrError::InvalidInput { message: format!("{step:?} has nothing to undo or give back") });
+) -> Result<RestoreReport, DrError> {
+    if action != Act {
+        return Err(DrError::InvalidInput { message: format!("restore-report has no {action:?}: act") });
     }
-    let Some((key, name)) = step.key(action) else {
-        let report = Box::pin(report::write_restore_report(clients, state)).await?;
-        return Ok(RestoreOutput::Report(Box::new(report)));
-    };
-    let (mark, started) = (clients.calls.mark(), time::now());
-    // Boxed: the steps' futures are large.
-    let result = match (step, action) {
-        (RestoreStep::FindSnapshot, _) => Box::pin(steps::find_snapshot(clients, state)).await,
-        (RestoreStep::RestoreInstance, StepAction::Act) => Box::pin(steps::restore_instance(clients, state)).await,
-        (RestoreStep::RestoreInstance, StepAction::Status) => Box::pin(steps::restore_status(clients, state)).await,
-        (RestoreStep::RestoreInstance, StepAction::Undo | StepAction::GiveBack | StepAction::Decide) => {
-            return Err(DrError::InvalidInput { message: "a restore has no undo".into() });
-        }
-        (RestoreStep::Validate, _) => Box::pin(steps::validate_restore(clients, state)).await,
-        (RestoreStep::Cleanup, _) => Box::pin(steps::cleanup(clients, state)).await,
-        (RestoreStep::Report, _) => return Err(DrError::InvalidInput { message: "the report is not a step".into() }),
-    };
-    let record = settle(result, state, key, name, clients, mark, started)?;
-    Ok(RestoreOutput::Step(Box::new(record)))
+    Box::pin(report::write_restore_report(clients, state)).await
 }
 
 /// The execution input of a restore test of `plan`, started now: run id `restore-<time>`.

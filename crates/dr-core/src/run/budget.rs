@@ -14,7 +14,6 @@
 use std::time::Duration;
 
 use super::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
-use crate::aws::AwsClients;
 use crate::error::DrError;
 use crate::time::{self, Timestamp};
 
@@ -135,50 +134,6 @@ pub fn status_record(
     let outcome = if ready { Outcome::Ready } else { Outcome::NotReady };
     let mut record = timer.finish(outcome, ready, detail, resources);
     record.attempt = state.next_attempt(key);
-    Ok(record)
-}
-
-/// What every step's answer goes through: a transient failure (a retryable error: throttling,
-/// a replica backing up, an instance stopping) becomes `Waiting` within the phase's budget, and
-/// an act step that waited keeps the start of its first attempt and counts its attempts.
-pub fn settle(
-    result: Result<StepRecord, DrError>,
-    state: &RunbookState,
-    key: StepKey,
-    name: &'static str,
-    clients: &AwsClients,
-    mark: usize,
-    started: Timestamp,
-) -> Result<StepRecord, DrError> {
-    // Any earlier record of this act step (waiting, or a start whose instance fell back): this is
-    // another attempt of it.
-    let earlier = state.step(key).filter(|_| !key.is_status());
-    let previous = earlier.filter(|record| record.outcome == Outcome::Waiting);
-    let mut record = match result {
-        Ok(record) => record,
-        Err(err) if err.is_retryable() => {
-            let now = time::now();
-            let detail = format!("waiting: {} ({err})", err.name());
-            Budget::of(state, key, now).check(key, now, &detail)?;
-            let mut waiting = StepTimer::start(name, clients).finish(Outcome::Waiting, false, detail, Vec::new());
-            waiting.started_at = started;
-            waiting.calls = clients.calls.since(mark);
-            tracing::info!(plan = %state.plan.name, step = name, error = err.name(), "waiting: {err}");
-            waiting
-        }
-        Err(err) => return Err(err),
-    };
-    if let Some(earlier) = earlier {
-        record.carry_over(earlier);
-    }
-    if let Some(previous) = previous {
-        // Status steps count their own checks; an act step counts its attempts here.
-        if record.attempt == 0 || record.outcome == Outcome::Waiting {
-            record.attempt = previous.attempt.max(1) + 1;
-        }
-    } else if record.outcome == Outcome::Waiting {
-        record.attempt = 1;
-    }
     Ok(record)
 }
 

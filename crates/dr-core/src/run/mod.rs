@@ -10,6 +10,7 @@ pub mod budget;
 pub mod execution;
 pub mod starter;
 pub mod step;
+pub mod table;
 
 use std::collections::BTreeMap;
 

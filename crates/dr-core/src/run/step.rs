@@ -56,23 +56,6 @@ impl StepKey {
         self.into()
     }
 
-    /// The status half of a step (it asks whether the change has taken effect), or a question
-    /// asked again until answered (the decision).
-    pub fn is_status(self) -> bool {
-        matches!(
-            self,
-            StepKey::Decision
-                | StepKey::CapacityDecision
-                | StepKey::PromoteStatus
-                | StepKey::Barrier
-                | StepKey::StandbyStatus
-                | StepKey::AsgStatus
-                | StepKey::DnsStatus
-                | StepKey::RestoreStatus
-                | StepKey::ReplicaStatus
-        )
-    }
-
     pub fn all() -> impl Iterator<Item = StepKey> {
         StepKey::iter()
     }

@@ -12,7 +12,7 @@ use crate::aws::lookup::{
 };
 use crate::aws::{AwsClients, once};
 use crate::error::DrError;
-use crate::plan::Capacity;
+use crate::plan::{Capacity, Direction};
 use crate::run::budget::Budget;
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 
@@ -410,6 +410,9 @@ pub async fn scale_asg(clients: &AwsClients, state: &RunbookState) -> Result<Ste
 /// every standby instance is stopped and the group has no instance left above its standby size.
 pub async fn stand_down(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
     state.validate()?;
+    if state.run.direction != Direction::ToPrimary {
+        return Err(DrError::InvalidInput { message: "the stand-down follows a failback only".into() });
+    }
     let timer = StepTimer::start("stand-down", clients);
     let plan = &state.plan;
     let name = plan.auto_scaling.group.clone();
