@@ -16,6 +16,7 @@ use dr_core::store::{DecisionStatus, PlanStore, Question};
 use dr_core::{DrError, time};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::common::JsonArg;
 use crate::output;
 
 /// A run: its execution ARN (what `failover start`, `drill start` and the triggers print).
@@ -145,7 +146,7 @@ pub enum RunCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
         #[command(flatten)]
-        format: crate::JsonArg,
+        format: JsonArg,
     },
     /// A run's status and its report (the execution's output, or the report the run wrote).
     Show {
