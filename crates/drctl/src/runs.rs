@@ -10,7 +10,7 @@ use dr_core::aws::AwsClients;
 use dr_core::aws::objects::get_json;
 use dr_core::run::execution::{self, ExecutionView, Progress, StepEvent, step_budgets, step_events};
 use dr_core::run::{Principal, StepKey};
-use dr_core::runbook::report::{RunReport, render_markdown, report_base};
+use dr_core::runbook::report::{Achieved, RunReport, render_markdown, report_base};
 use dr_core::runbook::round_trip::{self, RoundTripReport};
 use dr_core::store::{DecisionStatus, PlanStore, Question};
 use dr_core::{DrError, time};
@@ -185,7 +185,7 @@ impl RunCommand {
                         continue;
                     }
                     let report = report_of(&view).await;
-                    rows.push(output::RunRow::new(&view, report.as_ref()));
+                    rows.push(output::RunRow::new(&view, report.as_ref().and_then(Report::achieved)));
                 }
                 if format.json {
                     output::print_json(&rows)
@@ -258,9 +258,20 @@ async fn report_of(view: &ExecutionView) -> Option<Report> {
     found.ok().flatten().map(|(report, _)| Report::Run(Box::new(report)))
 }
 
-pub enum Report {
+enum Report {
     Run(Box<RunReport>),
     RoundTrip(Box<RoundTripReport>),
+}
+
+impl Report {
+    /// The RTO and data loss `run list` shows: a run report's; a round trip's, none (its figures
+    /// are its legs').
+    fn achieved(&self) -> Option<&Achieved> {
+        match self {
+            Report::Run(report) => Some(&report.achieved),
+            Report::RoundTrip(_) => None,
+        }
+    }
 }
 
 async fn print_report(view: &ExecutionView) -> Result<(), DrError> {
