@@ -6,6 +6,8 @@ use comfy_table::{Cell, Color, ContentArrangement, Table, presets::UTF8_FULL_CON
 use dr_core::readiness::Readiness;
 use dr_core::rpo::LagVerdict;
 use dr_core::rpo::check::{PairKind, PairStatus};
+use dr_core::run::execution::ExecutionView;
+use dr_core::runbook::report::Achieved;
 use dr_core::{DrError, Plan};
 
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<ExitCode, DrError> {
@@ -146,11 +148,8 @@ pub struct RunRow {
 }
 
 impl RunRow {
-    pub fn new(view: &dr_core::run::execution::ExecutionView, report: Option<&crate::runs::Report>) -> RunRow {
-        let achieved = match report {
-            Some(crate::runs::Report::Run(report)) => Some(&report.achieved),
-            _ => None,
-        };
+    /// The run's execution, and the RTO and data loss its report gives (`None`: no figures).
+    pub fn new(view: &ExecutionView, achieved: Option<&Achieved>) -> RunRow {
         let [rto, data_loss] = match achieved {
             Some(achieved) => achieved.objectives("RTO", "data loss").map(|o| Some(o.line())),
             None => [None, None],

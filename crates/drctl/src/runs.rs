@@ -10,12 +10,13 @@ use dr_core::aws::AwsClients;
 use dr_core::aws::objects::get_json;
 use dr_core::run::execution::{self, ExecutionView, Progress, StepEvent, step_budgets, step_events};
 use dr_core::run::{Principal, StepKey};
-use dr_core::runbook::report::{RunReport, render_markdown, report_base};
+use dr_core::runbook::report::{Achieved, RunReport, render_markdown, report_base};
 use dr_core::runbook::round_trip::{self, RoundTripReport};
 use dr_core::store::{DecisionStatus, PlanStore, Question};
 use dr_core::{DrError, time};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::common::JsonArg;
 use crate::output;
 
 /// A run: its execution ARN (what `failover start`, `drill start` and the triggers print).
@@ -145,7 +146,7 @@ pub enum RunCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
         #[command(flatten)]
-        format: crate::JsonArg,
+        format: JsonArg,
     },
     /// A run's status and its report (the execution's output, or the report the run wrote).
     Show {
@@ -184,7 +185,7 @@ impl RunCommand {
                         continue;
                     }
                     let report = report_of(&view).await;
-                    rows.push(output::RunRow::new(&view, report.as_ref()));
+                    rows.push(output::RunRow::new(&view, report.as_ref().and_then(Report::achieved)));
                 }
                 if format.json {
                     output::print_json(&rows)
@@ -257,9 +258,20 @@ async fn report_of(view: &ExecutionView) -> Option<Report> {
     found.ok().flatten().map(|(report, _)| Report::Run(Box::new(report)))
 }
 
-pub enum Report {
+enum Report {
     Run(Box<RunReport>),
     RoundTrip(Box<RoundTripReport>),
+}
+
+impl Report {
+    /// The RTO and data loss `run list` shows: a run report's; a round trip's, none (its figures
+    /// are its legs').
+    fn achieved(&self) -> Option<&Achieved> {
+        match self {
+            Report::Run(report) => Some(&report.achieved),
+            Report::RoundTrip(_) => None,
+        }
+    }
 }
 
 async fn print_report(view: &ExecutionView) -> Result<(), DrError> {
