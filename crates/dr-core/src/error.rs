@@ -10,74 +10,16 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
-use strum::{EnumIter, IntoEnumIterator, IntoStaticStr};
+use strum::{EnumDiscriminants, EnumIter, IntoEnumIterator, IntoStaticStr};
 
-/// The stable names of [`DrError`]'s variants, without their details.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, IntoStaticStr, Serialize, Deserialize)]
-pub enum ErrorName {
-    PlanNotFound,
-    #[strum(serialize = "PlanParseError")]
-    #[serde(rename = "PlanParseError")]
-    PlanParse,
-    InvalidPlan,
-    PlanStackMismatch,
-    ResourceNotFound,
-    RpoExceeded,
-    ReplicaNotReplicating,
-    InvalidInput,
-    PreflightFailed,
-    ReplicaNotPromotable,
-    ReplicaFailed,
-    InstanceBusy,
-    StepTimedOut,
-    BelowMinimumCapacity,
-    FenceFailed,
-    DatabaseNotTrusted,
-    BarrierNotReached,
-    ReprotectRefused,
-    DrillNotConfirmed,
-    PlanBusy,
-    ForeignEvent,
-    UntrustedInput,
-    DecisionRejected,
-    DecisionAlreadyTaken,
-    ApproverIsStarter,
-    NoSnapshot,
-    SnapshotTooOld,
-    RestoreFailed,
-    RestoreValidationFailed,
-    NotARestoreTestInstance,
-    EmulatorOnly,
-    AwsTransient,
-    AccessDenied,
-    AwsCallFailed,
-    Internal,
-}
-
-impl ErrorName {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// Whether the same call may succeed later without anyone changing anything: the state
-    /// machines retry exactly these (checked by `tests/contract.rs`).
-    pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorName::AwsTransient | ErrorName::ReplicaNotPromotable | ErrorName::InstanceBusy)
-    }
-
-    /// Every name, in declaration order.
-    pub fn all() -> impl Iterator<Item = ErrorName> {
-        ErrorName::iter()
-    }
-}
-
-impl std::fmt::Display for ErrorName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
+/// Every failure of the project. [`ErrorName`] is derived from it (one field-less variant per
+/// variant here), so a new variant has its stable name without a second list to keep in step.
+#[derive(Debug, thiserror::Error, EnumDiscriminants)]
+#[strum_discriminants(
+    name(ErrorName),
+    doc = "The stable names of [`DrError`]'s variants, without their details.",
+    derive(Hash, EnumIter, IntoStaticStr, strum::Display, Serialize, Deserialize)
+)]
 pub enum DrError {
     /// The plan file could not be read.
     #[error("plan {path}: cannot be read: {message}")]
@@ -85,6 +27,10 @@ pub enum DrError {
 
     /// The plan file is not a well-formed plan document (syntax, unknown or missing field).
     #[error("plan {path}: cannot be parsed: {message}")]
+    // Its stable name is `PlanParseError` (the docs and the error tables say so), not the
+    // variant's: the string and the JSON forms must both keep it.
+    #[strum_discriminants(strum(serialize = "PlanParseError"))]
+    #[strum_discriminants(serde(rename = "PlanParseError"))]
     PlanParse { path: String, message: String },
 
     /// The plan parsed but breaks one or more rules; every problem is listed.
@@ -239,46 +185,27 @@ pub enum DrError {
     Internal { message: String },
 }
 
+impl ErrorName {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Whether the same call may succeed later without anyone changing anything: the state
+    /// machines retry exactly these (checked by `tests/contract.rs`).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorName::AwsTransient | ErrorName::ReplicaNotPromotable | ErrorName::InstanceBusy)
+    }
+
+    /// Every name, in declaration order.
+    pub fn all() -> impl Iterator<Item = ErrorName> {
+        ErrorName::iter()
+    }
+}
+
 impl DrError {
     /// The stable name Step Functions `Retry`/`Catch` and the reports use.
     pub fn kind(&self) -> ErrorName {
-        match self {
-            DrError::PlanNotFound { .. } => ErrorName::PlanNotFound,
-            DrError::PlanParse { .. } => ErrorName::PlanParse,
-            DrError::InvalidPlan { .. } => ErrorName::InvalidPlan,
-            DrError::PlanStackMismatch { .. } => ErrorName::PlanStackMismatch,
-            DrError::ResourceNotFound { .. } => ErrorName::ResourceNotFound,
-            DrError::RpoExceeded { .. } => ErrorName::RpoExceeded,
-            DrError::ReplicaNotReplicating { .. } => ErrorName::ReplicaNotReplicating,
-            DrError::InvalidInput { .. } => ErrorName::InvalidInput,
-            DrError::PreflightFailed { .. } => ErrorName::PreflightFailed,
-            DrError::ReplicaNotPromotable { .. } => ErrorName::ReplicaNotPromotable,
-            DrError::ReplicaFailed { .. } => ErrorName::ReplicaFailed,
-            DrError::InstanceBusy { .. } => ErrorName::InstanceBusy,
-            DrError::StepTimedOut { .. } => ErrorName::StepTimedOut,
-            DrError::BelowMinimumCapacity { .. } => ErrorName::BelowMinimumCapacity,
-            DrError::FenceFailed { .. } => ErrorName::FenceFailed,
-            DrError::DatabaseNotTrusted { .. } => ErrorName::DatabaseNotTrusted,
-            DrError::BarrierNotReached { .. } => ErrorName::BarrierNotReached,
-            DrError::ReprotectRefused { .. } => ErrorName::ReprotectRefused,
-            DrError::DrillNotConfirmed { .. } => ErrorName::DrillNotConfirmed,
-            DrError::PlanBusy { .. } => ErrorName::PlanBusy,
-            DrError::ForeignEvent { .. } => ErrorName::ForeignEvent,
-            DrError::UntrustedInput { .. } => ErrorName::UntrustedInput,
-            DrError::DecisionRejected { .. } => ErrorName::DecisionRejected,
-            DrError::DecisionAlreadyTaken { .. } => ErrorName::DecisionAlreadyTaken,
-            DrError::ApproverIsStarter { .. } => ErrorName::ApproverIsStarter,
-            DrError::NoSnapshot { .. } => ErrorName::NoSnapshot,
-            DrError::SnapshotTooOld { .. } => ErrorName::SnapshotTooOld,
-            DrError::RestoreFailed { .. } => ErrorName::RestoreFailed,
-            DrError::RestoreValidationFailed { .. } => ErrorName::RestoreValidationFailed,
-            DrError::NotARestoreTestInstance { .. } => ErrorName::NotARestoreTestInstance,
-            DrError::EmulatorOnly { .. } => ErrorName::EmulatorOnly,
-            DrError::AwsTransient { .. } => ErrorName::AwsTransient,
-            DrError::AccessDenied { .. } => ErrorName::AccessDenied,
-            DrError::AwsCallFailed { .. } => ErrorName::AwsCallFailed,
-            DrError::Internal { .. } => ErrorName::Internal,
-        }
+        ErrorName::from(self)
     }
 
     /// The stable name, as a string.
@@ -488,5 +415,15 @@ mod tests {
         let err = DrError::InstanceBusy { instance: "i-1".into(), state: "stopping".into() };
         assert_eq!((err.name(), err.is_retryable()), ("InstanceBusy", true));
         assert_eq!(DrError::serialisation("report", "boom").name(), "Internal");
+    }
+
+    #[test]
+    fn a_name_in_json_is_its_stable_name_and_reads_back() {
+        for name in ErrorName::all() {
+            let json = serde_json::to_value(name).unwrap();
+            assert_eq!(json, name.as_str(), "{name:?}");
+            assert_eq!(serde_json::from_value::<ErrorName>(json).unwrap(), name);
+            assert_eq!(name.to_string(), name.as_str());
+        }
     }
 }

@@ -11,8 +11,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::context::TriggerContext;
+use super::decide::Judged;
+use super::outcome::{Decision, TriggerOutcome};
+use super::probe::{ProbeResult, probe};
+use crate::aws::AwsClients;
 use crate::aws::metrics::{datapoints, per_minute};
 use crate::error::DrError;
+use crate::plan::{Plan, Trigger};
 use crate::time::{self, Timestamp};
 
 /// A minute's datapoint usually lands within this long after the minute ends ...
@@ -117,6 +123,81 @@ pub async fn check_health_metric(
     Ok(judge(alarm_at, window, &minutes, now))
 }
 
+/// Where the schedule's window starts: the last whole window whose datapoints must all have
+/// landed by now, Route 53's late ones included ([`METRIC_SETTLE`] and [`LATE_DATA_GRACE`]), and
+/// never before the move to ALARM. A window ending later would still be waiting for its last
+/// minutes on every run of the schedule, and answer `Pending` for as long as the data is late.
+pub fn schedule_anchor(alarm_at: Timestamp, window: Duration, now: Timestamp) -> Timestamp {
+    time::before(now, window + METRIC_SETTLE + LATE_DATA_GRACE + Duration::from_secs(60)).max(alarm_at)
+}
+
+/// Confirms the outage: on an event, waits out the window after the move to ALARM (at most
+/// until the invocation's deadline: then `Pending`); on the schedule, judges the last whole
+/// window whose data has landed, without waiting. `Ok(Ok(evidence))`: confirmed; `Ok(Err(outcome))`:
+/// not.
+pub(super) async fn confirm_outage(
+    ctx: &TriggerContext,
+    clients: &AwsClients,
+    plan: &Plan,
+    trigger: &Trigger,
+    health_check_id: &str,
+    alarm_at: Timestamp,
+    judged: Judged,
+) -> Result<Result<Vec<String>, TriggerOutcome>, DrError> {
+    let window = trigger.confirmation_window();
+    let pending = |why: String| Ok(Err(TriggerOutcome::new(Decision::Pending, "", Some(plan), why)));
+    let confirmation = match judged {
+        Judged::OnEvent { deadline } => {
+            let waited = tokio::time::timeout_at(deadline, async {
+                loop {
+                    let now = time::now();
+                    match check_health_metric(&clients.route53_metrics, health_check_id, alarm_at, window, now).await? {
+                        Confirmation::Pending => tokio::time::sleep(ctx.confirmation_poll).await,
+                        decided => return Ok::<_, DrError>(decided),
+                    }
+                }
+            })
+            .await;
+            match waited {
+                Ok(decided) => decided?,
+                Err(_) => {
+                    return pending(format!(
+                        "the confirmation window's data had not landed after {} s: the scheduled re-evaluation decides",
+                        ctx.confirmation_wait.as_secs()
+                    ));
+                }
+            }
+        }
+        Judged::OnSchedule => {
+            let now = time::now();
+            let anchor = schedule_anchor(alarm_at, window, now);
+            check_health_metric(&clients.route53_metrics, health_check_id, anchor, window, now).await?
+        }
+    };
+    let mut evidence = match confirmation {
+        Confirmation::Confirmed { evidence } => vec![evidence],
+        Confirmation::Recovered { evidence } => {
+            return Ok(Err(TriggerOutcome::new(Decision::Flap, "", Some(plan), evidence)));
+        }
+        Confirmation::Unconfirmed { evidence } => {
+            tracing::error!(plan = %plan.name, "{evidence}: not failing over automatically");
+            return Ok(Err(TriggerOutcome::new(Decision::Unconfirmed, "", Some(plan), evidence)));
+        }
+        Confirmation::Pending => return pending("the last window's data has not landed yet".to_string()),
+    };
+    if let Some(url) = &trigger.probe_url {
+        match probe(url).await {
+            ProbeResult::Answered(status) => {
+                let detail =
+                    format!("probe of {url} from {} answered HTTP {status}: the primary serves", plan.dr_region);
+                return Ok(Err(TriggerOutcome::new(Decision::Unconfirmed, "", Some(plan), detail)));
+            }
+            ProbeResult::Failed(why) => evidence.push(format!("probe of {url} from {} failed: {why}", plan.dr_region)),
+        }
+    }
+    Ok(Ok(evidence))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +263,26 @@ mod tests {
         let points = [(1_000_020, 0.0), (1_000_080, 0.0)];
         assert_eq!(judge(alarm_at(), WINDOW, &points, at(1_000_260)), Confirmation::Pending);
         assert!(matches!(judge(alarm_at(), WINDOW, &points, at(1_000_260 + 180)), Confirmation::Unconfirmed { .. }));
+    }
+
+    /// Route 53's minutes landing as late as the documented delay allows: every judgement on the
+    /// schedule decides (a sustained outage is confirmed), at any second of the minute; with the
+    /// window anchored only one settle time back, the newest minutes were always still missing
+    /// and every run answered Pending.
+    #[test]
+    fn late_data_never_keeps_the_schedule_pending() {
+        let window = Duration::from_secs(180);
+        let alarm_at = time::from_epoch_seconds(1_000_000_000);
+        for offset in 0..60 {
+            let now = time::after(alarm_at, Duration::from_secs(1_800 + offset));
+            let landed_until = time::epoch_seconds(time::before(now, METRIC_SETTLE + LATE_DATA_GRACE));
+            let minutes: Vec<(i64, f64)> = (0..)
+                .map(|i| time::epoch_seconds(alarm_at) / 60 * 60 + i * 60)
+                .take_while(|minute| minute + 60 <= landed_until)
+                .map(|minute| (minute, 0.0))
+                .collect();
+            let judged = judge(schedule_anchor(alarm_at, window, now), window, &minutes, now);
+            assert!(matches!(judged, Confirmation::Confirmed { .. }), "at +{offset} s: {judged:?}");
+        }
     }
 }
