@@ -14,23 +14,20 @@
 //! Nothing here runs for an unplanned failover: Paris may be gone, and its report says it was
 //! not fenced.
 
-use aws_sdk_autoscaling::types::{AutoScalingGroup, Tag as AsgTag};
 use serde::{Deserialize, Serialize};
 
-use super::compute::{current_capacity, set_capacity};
+// The fence's own tag, named where the fence is.
+pub use super::capacity::FENCE_CAPACITY_TAG;
+use super::capacity::{current_capacity, drop_fence_tag, fenced_capacity, keep_fenced_capacity, set_capacity};
 use crate::aws::AwsClients;
 use crate::aws::hooks::{HookEffect, invoke_hook};
 use crate::aws::lookup::{describe_auto_scaling_group, require_db_instance};
-use crate::aws::once;
 use crate::aws::postgres::{self, Credentials, Endpoint, Session};
 use crate::error::DrError;
 use crate::plan::{Fence, Plan, hook_timeout};
 use crate::run::budget::{Budget, status_record};
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 use crate::time;
-
-/// Tag on the Paris Auto Scaling group while it is fenced: its capacity before, `min/desired/max`.
-pub const FENCE_CAPACITY_TAG: &str = "dr-fenced-capacity";
 
 /// Facts of the barrier record.
 pub const BARRIER_WRITTEN_FACT: &str = "barrier_written_at";
@@ -126,29 +123,11 @@ async fn fence_group(clients: &AwsClients, group: &str) -> Result<(ResourceState
         id: group.to_string(),
         region: clients.primary.region.clone(),
     })?;
-    let capacity = (
-        found.min_size().unwrap_or_default(),
-        found.desired_capacity().unwrap_or_default(),
-        found.max_size().unwrap_or_default(),
-    );
+    let capacity = current_capacity(&found);
     let tagged = found.tags().iter().any(|tag| tag.key() == Some(FENCE_CAPACITY_TAG));
     let mut changed = false;
     if !tagged {
-        let tag = AsgTag::builder()
-            .resource_id(group)
-            .resource_type("auto-scaling-group")
-            .key(FENCE_CAPACITY_TAG)
-            .value(format!("{}/{}/{}", capacity.0, capacity.1, capacity.2))
-            .propagate_at_launch(false)
-            .build();
-        autoscaling
-            .create_or_update_tags()
-            .tags(tag)
-            .customize()
-            .config_override(once::autoscaling())
-            .send()
-            .await
-            .map_err(|e| DrError::from_sdk("autoscaling", "CreateOrUpdateTags", e))?;
+        keep_fenced_capacity(autoscaling, group, capacity).await?;
         changed = true;
     }
     if capacity != (0, 0, 0) {
@@ -395,38 +374,4 @@ async fn unfence_group(clients: &AwsClients, group: &str) -> Result<ResourceStat
     }
     drop_fence_tag(autoscaling, group).await?;
     Ok(ResourceState::new(group, format!("back to min {min} / desired {desired} / max {max}")))
-}
-
-/// The capacity a fence took from the group (its [`FENCE_CAPACITY_TAG`]), if it carries one; a
-/// tag that is not `min/desired/max` is `FenceFailed` (a human restores the group).
-pub fn fenced_capacity(group: &AutoScalingGroup, region: &str) -> Result<Option<(i32, i32, i32)>, DrError> {
-    let Some(tag) = group.tags().iter().find(|tag| tag.key() == Some(FENCE_CAPACITY_TAG)) else {
-        return Ok(None);
-    };
-    let value = tag.value().unwrap_or_default();
-    let parts: Vec<i32> = value.split('/').filter_map(|part| part.parse().ok()).collect();
-    let [min, desired, max] = parts[..] else {
-        return Err(DrError::FenceFailed {
-            region: region.to_string(),
-            reason: format!(
-                "{}'s tag {FENCE_CAPACITY_TAG} = {value:?} is not min/desired/max: restore it by hand",
-                group.auto_scaling_group_name().unwrap_or_default()
-            ),
-        });
-    };
-    Ok(Some((min, desired, max)))
-}
-
-/// Removes the fence's capacity tag once the group has its capacity back (or its standby size).
-pub async fn drop_fence_tag(autoscaling: &aws_sdk_autoscaling::Client, group: &str) -> Result<(), DrError> {
-    let tag = AsgTag::builder().resource_id(group).resource_type("auto-scaling-group").key(FENCE_CAPACITY_TAG).build();
-    autoscaling
-        .delete_tags()
-        .tags(tag)
-        .customize()
-        .config_override(once::autoscaling())
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("autoscaling", "DeleteTags", e))?;
-    Ok(())
 }
