@@ -98,7 +98,7 @@ pub async fn fence(clients: &AwsClients, state: &RunbookState) -> Result<StepRec
     let detail = if held {
         format!("writer fenced: {}", methods(plan, fence).join(", "))
     } else {
-        "fencing: the Paris group still has instances".to_string()
+        format!("fencing: the {} group still has instances", plan.primary_name())
     };
     if !held {
         // A group whose instances never go (scale-in protection, a stuck lifecycle hook) stops the
@@ -236,10 +236,9 @@ pub async fn barrier(clients: &AwsClients, state: &RunbookState) -> Result<StepR
         Some(function) => barrier_by_hook(clients, state, function, &marker).await?,
         None => barrier_in_sql(clients, plan, &marker).await?,
     };
-    let BarrierLook { written_at, replayed, resources, by } = look;
     let now = time::now();
-    let waited = time::elapsed(written_at, now);
-    if !replayed && waited > fence.barrier_timeout() {
+    let waited = time::elapsed(look.written_at, now);
+    if !look.replayed && waited > fence.barrier_timeout() {
         return Err(DrError::BarrierNotReached {
             replica: plan.database.replica_instance.clone(),
             marker,
@@ -247,21 +246,29 @@ pub async fn barrier(clients: &AwsClients, state: &RunbookState) -> Result<StepR
             timeout_seconds: fence.barrier_timeout().as_secs(),
         });
     }
-    let detail = if replayed {
-        format!(
-            "barrier confirmed{by}: {marker} written in Paris at {}, replayed in Ireland by {}",
-            time::rfc3339(written_at),
-            time::rfc3339(now)
-        )
-    } else {
-        format!("waiting for {marker} to be replayed in Ireland{by} ({:.0} s so far)", waited.as_secs_f64())
-    };
-    let mut record = status_record(timer, state, StepKey::Barrier, replayed, detail, resources)?;
-    record.facts.insert(BARRIER_WRITTEN_FACT.into(), time::rfc3339(written_at));
-    if replayed {
+    let detail = barrier_detail(plan, &marker, &look, now);
+    let mut record = status_record(timer, state, StepKey::Barrier, look.replayed, detail, look.resources)?;
+    record.facts.insert(BARRIER_WRITTEN_FACT.into(), time::rfc3339(look.written_at));
+    if look.replayed {
         record.facts.insert(BARRIER_CONFIRMED_FACT.into(), time::rfc3339(now));
     }
     Ok(record)
+}
+
+/// What a look at the barrier saw, in the direction of the move: the marker is written in the
+/// region the move leaves (the faced plan's primary) and replayed in the one it goes to.
+fn barrier_detail(plan: &Plan, marker: &str, look: &BarrierLook, now: time::Timestamp) -> String {
+    let (from, to, by) = (plan.primary_name(), plan.dr_name(), &look.by);
+    if look.replayed {
+        format!(
+            "barrier confirmed{by}: {marker} written in {from} at {}, replayed in {to} by {}",
+            time::rfc3339(look.written_at),
+            time::rfc3339(now)
+        )
+    } else {
+        let waited = time::elapsed(look.written_at, now);
+        format!("waiting for {marker} to be replayed in {to}{by} ({:.0} s so far)", waited.as_secs_f64())
+    }
 }
 
 /// The built-in barrier: the marker row in the heartbeat table, through the fence in Paris.
@@ -354,7 +361,7 @@ pub async fn unfence(clients: &AwsClients, state: &RunbookState) -> Result<StepR
     if let Some(group) = &fence.auto_scaling_group {
         resources.push(unfence_group(clients, group).await?);
     }
-    let detail = format!("fence undone: Paris serves again ({})", resources.len());
+    let detail = format!("fence undone: {} serves again ({})", plan.primary_name(), resources.len());
     tracing::info!(plan = %plan.name, step = "unfence", "{detail}");
     Ok(timer.finish(Outcome::Changed, true, detail, resources))
 }
@@ -374,4 +381,48 @@ async fn unfence_group(clients: &AwsClients, group: &str) -> Result<ResourceStat
     }
     drop_fence_tag(autoscaling, group).await?;
     Ok(ResourceState::new(group, format!("back to min {min} / desired {desired} / max {max}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Direction;
+
+    fn example() -> Plan {
+        Plan::parse(include_str!("../../../../plans/paris-ireland.toml"), "example").expect("example plan")
+    }
+
+    fn look(replayed: bool) -> BarrierLook {
+        let written_at = time::parse("2026-11-23T10:00:00Z").expect("time");
+        BarrierLook { written_at, replayed, resources: Vec::new(), by: String::new() }
+    }
+
+    #[test]
+    fn the_barrier_names_the_region_the_data_left_and_the_one_it_reached() {
+        let now = time::parse("2026-11-23T10:00:02Z").expect("time");
+        let plan = example();
+        assert_eq!(
+            barrier_detail(&plan, "barrier:r1", &look(true), now),
+            "barrier confirmed: barrier:r1 written in Paris at 2026-11-23T10:00:00Z, replayed in Ireland by 2026-11-23T10:00:02Z"
+        );
+        // A failback moves the data from Ireland back to Paris.
+        let failback = plan.facing(Direction::ToPrimary).expect("a failback of the example");
+        assert_eq!(
+            barrier_detail(&failback, "barrier:r2", &look(true), now),
+            "barrier confirmed: barrier:r2 written in Ireland at 2026-11-23T10:00:00Z, replayed in Paris by 2026-11-23T10:00:02Z"
+        );
+        assert_eq!(
+            barrier_detail(&failback, "barrier:r2", &look(false), now),
+            "waiting for barrier:r2 to be replayed in Paris (2 s so far)"
+        );
+        // A plan that names no region is told in region codes.
+        let mut us = example();
+        (us.primary_region, us.dr_region) = ("us-east-1".into(), "us-west-2".into());
+        us.region_names.clear();
+        let back = us.facing(Direction::ToPrimary).expect("a failback");
+        assert_eq!(
+            barrier_detail(&back, "barrier:r3", &look(true), now),
+            "barrier confirmed: barrier:r3 written in us-west-2 at 2026-11-23T10:00:00Z, replayed in us-east-1 by 2026-11-23T10:00:02Z"
+        );
+    }
 }
