@@ -176,8 +176,11 @@ fn module_cycle(root: &Path) -> Option<Vec<String>> {
     let mut edges: std::collections::BTreeMap<Vec<String>, std::collections::BTreeSet<Vec<String>>> =
         std::collections::BTreeMap::new();
     for (module, text) in &modules {
-        // Test modules may reach anywhere.
-        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        // Test modules may reach anywhere, and a comment's link imports nothing.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let text: String =
+            code.lines().filter(|line| !line.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+        let text = text.as_str();
         for named in named_modules(module, text, &known) {
             let related = named.starts_with(module) || module.starts_with(&named);
             if !related {
@@ -239,4 +242,139 @@ fn lib_rs_and_the_architecture_doc_quote_the_enforced_layer_numbers() {
         });
         assert!(in_doc, "docs/architecture.md's table has `{module}` in layer {rank}");
     }
+}
+
+/// The string literals of a Rust source outside comments, each with the line it starts on,
+/// leaving out `#[cfg(test)]` items. Enough of Rust's lexer for dr-core: line and (nested) block
+/// comments, strings with escapes, raw strings, char literals told from lifetimes.
+fn string_literals_outside_tests(text: &str) -> Vec<(usize, String)> {
+    let chars: Vec<char> = text.chars().collect();
+    let starts = |at: usize, prefix: &str| prefix.chars().enumerate().all(|(i, c)| chars.get(at + i) == Some(&c));
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    // Whether a string literal opens at `at` (`"`, `r"`, `r#"`, `br"`): raw or not, its `#`s.
+    let string_at = |at: usize| -> Option<(bool, usize)> {
+        let before = at.checked_sub(1).map(|i| chars[i]);
+        if chars[at] == '"' {
+            return Some((false, 0));
+        }
+        let raw = chars[at] == 'r' && before.is_none_or(|b| !is_ident(b) || b == 'b');
+        let hashes = chars.iter().skip(at + 1).take_while(|&&h| h == '#').count();
+        (raw && chars.get(at + 1 + hashes) == Some(&'"')).then_some((true, hashes))
+    };
+    let (mut at, mut line, mut found) = (0, 1, Vec::new());
+    // The brace depth, and the depth of the `#[cfg(test)]` item being left out.
+    let (mut depth, mut test_item_at, mut test_item_next) = (0usize, None::<usize>, false);
+    while at < chars.len() {
+        let c = chars[at];
+        if starts(at, "//") {
+            while at < chars.len() && chars[at] != '\n' {
+                at += 1;
+            }
+        } else if starts(at, "/*") {
+            let mut nested = 0;
+            loop {
+                if starts(at, "/*") {
+                    (nested, at) = (nested + 1, at + 2);
+                } else if starts(at, "*/") {
+                    (nested, at) = (nested - 1, at + 2);
+                } else {
+                    line += usize::from(chars.get(at) == Some(&'\n'));
+                    at += 1;
+                }
+                if nested == 0 || at >= chars.len() {
+                    break;
+                }
+            }
+        } else if let Some((raw, hashes)) = string_at(at) {
+            let closing: String = std::iter::once('"').chain(std::iter::repeat_n('#', hashes)).collect();
+            let (first_line, mut literal) = (line, String::new());
+            at += usize::from(raw) + hashes + 1;
+            while at < chars.len() && !starts(at, &closing) {
+                // An escaped character, the quote included, belongs to the literal.
+                let length = if chars[at] == '\\' && !raw { 2 } else { 1 };
+                for &inside in chars.iter().skip(at).take(length) {
+                    line += usize::from(inside == '\n');
+                    literal.push(inside);
+                }
+                at += length;
+            }
+            at += closing.len();
+            if test_item_at.is_none() {
+                found.push((first_line, literal));
+            }
+        } else if c == '\'' {
+            // 'x' and '\n' are chars; 'a followed by no quote is a lifetime.
+            at += match chars.get(at + 1) {
+                Some('\\') => chars.iter().skip(at + 3).position(|&q| q == '\'').map_or(1, |end| end + 4),
+                Some(_) if chars.get(at + 2) == Some(&'\'') => 3,
+                _ => 1,
+            };
+        } else {
+            if starts(at, "#[cfg(test)]") && test_item_at.is_none() {
+                test_item_next = true;
+            }
+            match c {
+                '\n' => line += 1,
+                // `#[cfg(test)] use ...;`: an item without a body.
+                ';' => test_item_next = false,
+                '{' => {
+                    if test_item_next {
+                        (test_item_at, test_item_next) = (Some(depth), false);
+                    }
+                    depth += 1;
+                }
+                '}' => {
+                    depth = depth.saturating_sub(1);
+                    if test_item_at == Some(depth) {
+                        test_item_at = None;
+                    }
+                }
+                _ => {}
+            }
+            at += 1;
+        }
+    }
+    found
+}
+
+/// Whether a literal names the example plan's regions: "Paris" or "Ireland" as a word, in any
+/// case (`PARIS_DB_URL` too, "a comparison" not).
+fn names_a_region(literal: &str) -> bool {
+    let lower = literal.to_lowercase();
+    ["paris", "ireland"].iter().any(|name| {
+        lower.match_indices(name).any(|(at, _)| {
+            let before = lower[..at].chars().next_back();
+            let after = lower[at + name.len()..].chars().next();
+            !before.is_some_and(char::is_alphabetic) && !after.is_some_and(char::is_alphabetic)
+        })
+    })
+}
+
+/// dr-core says what the plan says: its reports, notices, errors and checks call a region by the
+/// plan's name for it (`[region_names]`, else its code: `Plan::region_name`), in the direction of
+/// the run, never by the example plan's "Paris" and "Ireland". Comments may use the example to
+/// explain. `#[cfg(test)]` modules are left out: their fixture is the example plan
+/// (`plans/paris-ireland.toml`), and the texts they expect carry that plan's own names.
+#[test]
+fn dr_core_names_no_region_in_its_texts() {
+    let root = dr_tests::repo_root().join("crates/dr-core/src");
+    let mut files = Vec::new();
+    sources(&root, &root, &mut files);
+    let mut named = Vec::new();
+    for (module, text) in &files {
+        for (line, literal) in string_literals_outside_tests(text) {
+            if names_a_region(&literal) {
+                named.push(format!("{module}, line {line}: {literal:?}"));
+            }
+        }
+    }
+    assert!(named.is_empty(), "texts that call a region otherwise than the plan does:\n{}", named.join("\n"));
+
+    // The scanner: a literal is found, a comment and a test module are not.
+    let sample = "// Paris\nfn f<'a>() { g(\"to \\\"Ireland\\\"\", r#\"Paris\"#, '{', '\\'') }\n\
+                  #[cfg(test)]\nmod tests { \"Paris\" }\nfn h() { \"after\" }\n";
+    let literals: Vec<(usize, String)> = string_literals_outside_tests(sample);
+    let expected = [(2, "to \\\"Ireland\\\"".to_string()), (2, "Paris".to_string()), (5, "after".to_string())];
+    assert_eq!(literals, expected);
+    assert!(names_a_region("PARIS_DB_URL") && names_a_region("in-ireland") && !names_a_region("a comparison"));
 }

@@ -153,7 +153,7 @@ async fn a_round_trip_game_day_is_one_run_with_one_report_and_leaves_the_estate_
     }
     let reprotect = report.leg(Leg::Reprotect).expect("reprotect");
     assert_eq!(reprotect.timeline.len(), 2, "retire and replicate: {reprotect:#?}");
-    assert!(report.ireland_served_seconds.is_some_and(|s| s > 0.0), "{report:#?}");
+    assert!(report.dr_served_seconds.is_some_and(|s| s > 0.0), "{report:#?}");
     assert_eq!(report.data_lost_seconds, Some(0.0));
     assert!(report.plan_state.starts_with("armed again"), "{}", report.plan_state);
     assert!(report.final_state.iter().all(|row| row.is_ready()), "{:#?}", report.final_state);

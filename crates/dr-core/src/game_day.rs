@@ -156,9 +156,10 @@ async fn start_round_trip(
         return invalid("verification_minutes is a round trip's (round_trip: true)");
     }
     if request.mode != GameDayMode::Drill || request.direction != Direction::ToDr {
-        return invalid(
-            "a round trip is a live drill from Paris (mode drill, direction to-dr); its dry run is the failover's (mode dry-run)",
-        );
+        return invalid(&format!(
+            "a round trip is a live drill from {} (mode drill, direction to-dr); its dry run is the failover's (mode dry-run)",
+            plan.primary_name()
+        ));
     }
     let minutes = request.verification_minutes.unwrap_or(DEFAULT_VERIFICATION_MINUTES);
     if minutes > MAX_VERIFICATION_MINUTES {

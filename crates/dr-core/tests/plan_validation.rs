@@ -31,6 +31,7 @@ fn the_example_plan_describes_the_paris_ireland_tier1_estate() {
     assert_eq!(plan.targets.rpo().as_secs(), 3600);
     assert_eq!(plan.dns.ttl_seconds, 60);
     assert_eq!((plan.auto_scaling.failover.min, plan.auto_scaling.failover.max), (2, 6));
+    assert_eq!((plan.primary_name(), plan.dr_name()), ("Paris", "Ireland"));
     assert_eq!(plan.dns.strategy, DnsStrategy::RoutingHealthCheck, "the production default: the runbook moves traffic");
     assert!(
         plan.trigger.as_ref().is_some_and(|t| plan
@@ -48,6 +49,50 @@ fn each_broken_rule_has_its_named_problem() {
     let cases: Vec<(Breakage, ProblemCode, &str)> = vec![
         (|p| p.primary_region = "eu-west-9".into(), ProblemCode::UnknownRegion, "primary_region"),
         (|p| p.dr_region = "eu-west-3".into(), ProblemCode::ReplicaInPrimaryRegion, "dr_region"),
+        (
+            |p| {
+                p.region_names.insert("eu-west-2".into(), "London".into());
+            },
+            ProblemCode::UnknownRegion,
+            "region_names.\"eu-west-2\"",
+        ),
+        (
+            |p| {
+                p.region_names.insert("eu-west-1".into(), String::new());
+            },
+            ProblemCode::InvalidIdentifier,
+            "region_names.\"eu-west-1\"",
+        ),
+        (
+            |p| {
+                p.region_names.insert("eu-west-1".into(), "Ireland and the rest of the world too".into());
+            },
+            ProblemCode::InvalidIdentifier,
+            "region_names.\"eu-west-1\"",
+        ),
+        (
+            |p| {
+                p.region_names.insert("eu-west-1".into(), "Ireland | Dublin".into());
+            },
+            ProblemCode::InvalidIdentifier,
+            "region_names.\"eu-west-1\"",
+        ),
+        (
+            |p| {
+                p.region_names.insert("eu-west-1".into(), "paris".into());
+            },
+            ProblemCode::InvalidIdentifier,
+            "region_names.\"eu-west-1\"",
+        ),
+        (
+            // Unnamed, a region is called by its code: a name may not be the other region's code.
+            |p| {
+                p.region_names.remove("eu-west-3");
+                p.region_names.insert("eu-west-1".into(), "eu-west-3".into());
+            },
+            ProblemCode::InvalidIdentifier,
+            "region_names.\"eu-west-1\"",
+        ),
         (|p| p.auto_scaling.failover.desired = 7, ProblemCode::DesiredOutsideMinMax, "auto_scaling.failover.desired"),
         (|p| p.auto_scaling.failover.min = 9, ProblemCode::CapacityMinAboveMax, "auto_scaling.failover.min"),
         (
@@ -409,6 +454,29 @@ fn a_failback_sees_the_plan_reversed_and_keeps_what_lives_in_one_place() {
     assert_eq!(unfenced.facing(Direction::ToPrimary).expect_err("no Paris group").name(), "FenceFailed");
     unfenced.fence = None;
     assert_eq!(unfenced.facing(Direction::ToPrimary).expect_err("no fence").name(), "FenceFailed");
+}
+
+#[test]
+fn region_names_follow_their_codes_and_a_region_without_one_is_called_by_its_code() {
+    let plan = example();
+    let back = plan.facing(Direction::ToPrimary).expect("a failback of the example");
+    assert_eq!((back.primary_name(), back.dr_name()), ("Ireland", "Paris"), "the failback leaves Ireland for Paris");
+    // Published and loaded back, the names are the plan's.
+    let published = plan.published_text().expect("text");
+    assert_eq!(Plan::parse(&published, "published").expect("parses"), plan, "{published}");
+
+    let mut unnamed = plan.clone();
+    unnamed.region_names.clear();
+    assert!(unnamed.problems().is_empty(), "{:#?}", unnamed.problems());
+    assert_eq!((unnamed.primary_name(), unnamed.dr_name()), ("eu-west-3", "eu-west-1"));
+    assert_eq!(unnamed.region_name("us-east-1"), "us-east-1");
+    // A plan without names keeps the version it had before names existed: nothing is written.
+    assert!(!unnamed.published_text().expect("text").contains("region_names"));
+    assert_ne!(unnamed.version().expect("version"), plan.version().expect("version"));
+
+    let mut virginia = plan;
+    virginia.region_names.insert("eu-west-3".into(), "US East (N. Virginia)".into());
+    assert!(virginia.problems().is_empty(), "{:#?}", virginia.problems());
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub struct ExpectedCall {
     pub action: String,
     pub resource: String,
     pub context: Vec<(String, String)>,
+    /// Static, in role words ("the primary region", "the DR region"): true of any plan, and the
+    /// call's region is in its context (`aws:RequestedRegion`).
     pub why: &'static str,
 }
 
@@ -468,14 +470,14 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
                 &p,
                 &["autoscaling:DescribeAutoScalingGroups"],
                 "*".into(),
-                "the Paris application group",
+                "the primary region's application group",
             );
             t.add(
                 "FenceFunction",
                 &p,
                 &["autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"],
                 arn,
-                "scale the Paris application to zero, keep its size (and give it back when the barrier fails)",
+                "scale the primary region's application to zero, keep its size (and give it back when the barrier fails)",
             );
         }
         for hook in [&fence.lambda, &fence.barrier_function].into_iter().flatten() {
@@ -603,14 +605,14 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
             &p,
             &["s3:PutObject"],
             Table::object(&pair.source_bucket, &heartbeat),
-            "the bucket heartbeat, written in Paris",
+            "the bucket heartbeat, written in the primary region",
         );
         t.add(
             "RpoCheckFunction",
             &d,
             &["s3:GetObject"],
             Table::object(&pair.replica_bucket, &heartbeat),
-            "the heartbeat, read in Ireland",
+            "the heartbeat, read in the DR region",
         );
         t.add(
             "RpoCheckFunction",
@@ -663,7 +665,7 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
                 &d,
                 &["lambda:InvokeFunction"],
                 fence,
-                "fence on return: Paris fenced when it answers again after a failover",
+                "fence on return: the primary region fenced when it answers again after a failover",
             );
         }
     }
@@ -726,7 +728,7 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         &p,
         &["rds:CreateDBInstanceReadReplica", "rds:AddTagsToResource"],
         primary,
-        "the new Paris replica, under the old name",
+        "the new replica in the primary region, under the old primary's name",
     );
 
     if plan.restore_test.is_some() {

@@ -9,14 +9,34 @@ use crate::plan::Plan;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stage {
     pub title: &'static str,
-    pub proves: &'static str,
+    pub proves: String,
     pub commands: Vec<String>,
+}
+
+/// `name` as a word of a shell line (an environment variable's or a file's name): its ASCII
+/// letters and digits, every run of anything else one `separator`.
+fn shell_word(name: &str, separator: char) -> String {
+    let mut word = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            word.push(c);
+        } else if !word.is_empty() && !word.ends_with(separator) {
+            word.push(separator);
+        }
+    }
+    word.trim_end_matches(separator).to_string()
 }
 
 /// The drill's stages for `plan` (read from `plan_path`), deployed as `stack` in the plan's DR
 /// region with its plan store in `bucket`.
 pub fn staging_drill(plan: &Plan, plan_path: &str, stack: &str, bucket: &str) -> Vec<Stage> {
     let (dr, name) = (&plan.dr_region, &plan.name);
+    let (primary_name, dr_name) = (plan.primary_name(), plan.dr_name());
+    // The application's connection strings, and the rows found in the DR region, by the regions'
+    // names: PARIS_DB_URL, IRELAND_DB_URL, evidence/in-ireland for the example plan.
+    let primary_url = format!("{}_DB_URL", shell_word(primary_name, '_').to_ascii_uppercase());
+    let dr_url = format!("{}_DB_URL", shell_word(dr_name, '_').to_ascii_uppercase());
+    let rows_in_dr = format!("evidence/in-{}", shell_word(dr_name, '-').to_ascii_lowercase());
     let output = |key: &str| {
         format!(
             "$(aws cloudformation describe-stacks --region {dr} --stack-name {stack} \
@@ -32,7 +52,7 @@ pub fn staging_drill(plan: &Plan, plan_path: &str, stack: &str, bucket: &str) ->
     vec![
         Stage {
             title: "1. Deploy to the staging account",
-            proves: "the template deploys under the account's SCPs and guardrails, with the plan's names",
+            proves: "the template deploys under the account's SCPs and guardrails, with the plan's names".into(),
             commands: vec![
                 "sam build".into(),
                 format!(
@@ -53,9 +73,11 @@ pub fn staging_drill(plan: &Plan, plan_path: &str, stack: &str, bucket: &str) ->
         },
         Stage {
             title: "2. Doctor",
-            proves: "IAM's own simulator allows every call of every function on the real resources (the \
-                     organization's SCPs and the roles' boundaries included), and Ireland can serve: launch \
-                     template and AMI, certificates, target group, vCPU quota, keys, secret, your probes",
+            proves: format!(
+                "IAM's own simulator allows every call of every function on the real resources (the \
+                 organization's SCPs and the roles' boundaries included), and {dr_name} can serve: launch \
+                 template and AMI, certificates, target group, vCPU quota, keys, secret, your probes"
+            ),
             commands: vec![
                 format!("drctl doctor {plan_path} --stack {stack} --json > evidence/doctor.json"),
                 format!("drctl doctor {plan_path} --stack {stack}      # exit 0: nothing denied, everything ready"),
@@ -63,44 +85,51 @@ pub fn staging_drill(plan: &Plan, plan_path: &str, stack: &str, bucket: &str) ->
         },
         Stage {
             title: "3. Dry run",
-            proves: "the game day's checks and the runbook's preflight pass; nothing changes",
+            proves: "the game day's checks and the runbook's preflight pass; nothing changes".into(),
             commands: vec![format!(
                 "drctl drill start {plan_path} --dry-run --by \"$USER\" --reason \"staging drill: dry run\""
             )],
         },
         Stage {
             title: "4. Live drill with a writer",
-            proves: "a planned move loses no acknowledged write: the writer is fenced in Paris, a barrier \
-                     proves Ireland holds every row, then promotion, compute, serving targets, DNS",
+            proves: format!(
+                "a planned move loses no acknowledged write: the writer is fenced in {primary_name}, a barrier \
+                 proves {dr_name} holds every row, then promotion, compute, serving targets, DNS"
+            ),
             commands: vec![
-                "# a writer on the Paris primary throughout (PARIS_DB_URL, IRELAND_DB_URL: the application's \
-                 connection strings)"
-                    .into(),
-                "psql \"$PARIS_DB_URL\" -c 'CREATE TABLE IF NOT EXISTS dr_drill (n bigint PRIMARY KEY)'".into(),
-                "( n=0; while [ ! -f evidence/stop-writer ]; do n=$((n+1)); \
-                 psql \"$PARIS_DB_URL\" -qc \"INSERT INTO dr_drill VALUES ($n)\" >/dev/null 2>&1 \
-                 && echo $n >> evidence/acknowledged; done ) &"
-                    .into(),
+                format!(
+                    "# a writer on the {primary_name} primary throughout ({primary_url}, {dr_url}: the application's \
+                     connection strings)"
+                ),
+                format!("psql \"${primary_url}\" -c 'CREATE TABLE IF NOT EXISTS dr_drill (n bigint PRIMARY KEY)'"),
+                format!(
+                    "( n=0; while [ ! -f evidence/stop-writer ]; do n=$((n+1)); \
+                     psql \"${primary_url}\" -qc \"INSERT INTO dr_drill VALUES ($n)\" >/dev/null 2>&1 \
+                     && echo $n >> evidence/acknowledged; done ) &"
+                ),
                 format!(
                     "drctl drill start {plan_path} --live{confirm} --by \"$USER\" --reason \"staging drill: live\" \
                      | tee evidence/drill.json"
                 ),
                 "drctl run watch $(jq -r .execution_arn evidence/drill.json)   # exit 0: failed over".into(),
                 "touch evidence/stop-writer; wait".into(),
-                "psql \"$IRELAND_DB_URL\" -Atc 'SELECT n FROM dr_drill' | sort -n > evidence/in-ireland".into(),
-                "sort -n evidence/acknowledged | comm -23 - evidence/in-ireland   # empty: no acknowledged row lost"
-                    .into(),
+                format!("psql \"${dr_url}\" -Atc 'SELECT n FROM dr_drill' | sort -n > {rows_in_dr}"),
+                format!("sort -n evidence/acknowledged | comm -23 - {rows_in_dr}   # empty: no acknowledged row lost"),
             ],
         },
         Stage {
             title: "5. Reprotect and fail back",
-            proves: "Paris becomes Ireland's replica, then a planned failback returns to Paris",
+            proves: format!(
+                "{primary_name} becomes {dr_name}'s replica, then a planned failback returns to {primary_name}"
+            ),
             commands: vec![
                 format!(
                     "aws stepfunctions start-execution --region {dr} --state-machine-arn \"$DR_REPROTECT_STATE_MACHINE\" \
                      --input \"$(drctl failover input {plan_path})\""
                 ),
-                format!("drctl plan check {plan_path} --bucket {bucket}   # green, reversed: Paris replicates Ireland"),
+                format!(
+                    "drctl plan check {plan_path} --bucket {bucket}   # green, reversed: {primary_name} replicates {dr_name}"
+                ),
                 format!(
                     "drctl failback start {plan_path} --by \"$USER\" --reason \"staging drill: failback\" \
                      | tee evidence/failback.json"
@@ -115,7 +144,8 @@ pub fn staging_drill(plan: &Plan, plan_path: &str, stack: &str, bucket: &str) ->
         Stage {
             title: "6. Round trip",
             proves: "the whole way out and back in one run and one report: failover, verification window, \
-                     reprotect, failback, reprotect, re-armed",
+                     reprotect, failback, reprotect, re-armed"
+                .into(),
             commands: vec![
                 format!(
                     "drctl drill start {plan_path} --live --round-trip --verification-minutes 15{confirm} --by \"$USER\" \
@@ -127,7 +157,8 @@ pub fn staging_drill(plan: &Plan, plan_path: &str, stack: &str, bucket: &str) ->
         Stage {
             title: "7. Evidence to keep",
             proves: "an auditor can trace each claim to a file: IAM decisions, readiness, timelines, RTO and \
-                     RPO against the targets, rows counted",
+                     RPO against the targets, rows counted"
+                .into(),
             commands: vec![
                 format!("drctl doctor {plan_path} --stack {stack} --json > evidence/doctor-after.json"),
                 format!("drctl run list {name} > evidence/runs.txt"),
@@ -151,4 +182,33 @@ pub fn render(stages: &[Stage]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_drill_calls_the_regions_and_their_connection_strings_by_the_plans_names() {
+        let mut plan = Plan::parse(include_str!("../../../../plans/paris-ireland.toml"), "example").expect("plan");
+        let drill = |plan: &Plan| render(&staging_drill(plan, "plan.toml", "dr", "plans"));
+        let example = drill(&plan);
+        for said in
+            ["fenced in Paris, a barrier proves Ireland holds", "$PARIS_DB_URL", "$IRELAND_DB_URL", "in-ireland"]
+        {
+            assert!(example.contains(said), "{said}: {example}");
+        }
+        (plan.primary_region, plan.dr_region) = ("us-east-1".into(), "us-west-2".into());
+        plan.region_names = [("us-east-1".to_string(), "US East (N. Virginia)".to_string())].into();
+        let us = drill(&plan);
+        for said in ["fenced in US East (N. Virginia), a barrier proves us-west-2 holds", "$US_EAST_N_VIRGINIA_DB_URL"]
+        {
+            assert!(us.contains(said), "{said}: {us}");
+        }
+        assert!(us.contains("$US_WEST_2_DB_URL") && us.contains("evidence/in-us-west-2"), "{us}");
+        // The plan's resources keep their names (platform-db-paris, ...); the regions are not called so.
+        for region in ["Paris", "Ireland", "PARIS", "IRELAND", "in-ireland"] {
+            assert!(!us.contains(region), "{region}: {us}");
+        }
+    }
 }

@@ -7,6 +7,7 @@
 mod rules;
 pub mod stack;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -26,6 +27,11 @@ pub struct Plan {
     pub tier: u8,
     pub primary_region: String,
     pub dr_region: String,
+    /// What reports, notices and checks call the regions, by region code (`[region_names]`, e.g.
+    /// `"eu-west-3" = "Paris"`); a region without a name is called by its code. Keyed by code, so
+    /// that the names follow the regions when [`Plan::facing`] swaps them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub region_names: BTreeMap<String, String>,
     pub targets: Targets,
     pub database: Database,
     pub standby_instances: InstanceSelector,
@@ -115,6 +121,23 @@ impl Plan {
     /// This plan, by name and version.
     pub fn reference(&self) -> Result<PlanRef, DrError> {
         Ok(PlanRef { name: self.name.clone(), version: self.version()? })
+    }
+
+    /// What texts call the region `code`: the plan's name for it (`[region_names]`), else the
+    /// code itself.
+    pub fn region_name<'a>(&'a self, code: &'a str) -> &'a str {
+        self.region_names.get(code).map_or(code, String::as_str)
+    }
+
+    /// The name of `primary_region`: in the plan as a move sees it ([`Plan::facing`]), the region
+    /// the move leaves (the DR region as written, in a failback).
+    pub fn primary_name(&self) -> &str {
+        self.region_name(&self.primary_region)
+    }
+
+    /// The name of `dr_region`: in the plan as a move sees it, the region the move goes to.
+    pub fn dr_name(&self) -> &str {
+        self.region_name(&self.dr_region)
     }
 }
 
@@ -299,12 +322,13 @@ impl Plan {
             return Ok(self.clone());
         }
         let fence = self.fence_for_planned_move()?;
-        let Some(paris_group) = fence.auto_scaling_group.clone() else {
+        let Some(primary_group) = fence.auto_scaling_group.clone() else {
             return Err(DrError::FenceFailed {
                 region: self.primary_region.clone(),
                 reason: format!(
-                    "plan {} names no fence.auto_scaling_group: a failback has no Paris application to give back",
-                    self.name
+                    "plan {} names no fence.auto_scaling_group: a failback has no {} application to give back",
+                    self.name,
+                    self.primary_name()
                 ),
             });
         };
@@ -319,7 +343,7 @@ impl Plan {
             },
             standby_instances: InstanceSelector::default(),
             auto_scaling: AutoScaling {
-                group: paris_group,
+                group: primary_group,
                 standby: none,
                 failover: self.auto_scaling.failover,
                 // Paris's group serves alone (no standby instances there): what Ireland needed

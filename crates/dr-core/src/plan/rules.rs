@@ -36,6 +36,20 @@ pub const KNOWN_REGIONS: &[&str] = &[
     "us-west-2",
 ];
 
+/// The longest name `[region_names]` may give a region: it titles report lines and table cells.
+const MAX_REGION_NAME_CHARS: usize = 32;
+
+/// A region's name as reports, notices and the staging drill's shell lines can carry it: a letter
+/// first, then letters, digits, spaces, `-`, `.`, `(` or `)` (e.g. "Paris", "US East (N. Virginia)"),
+/// at most [`MAX_REGION_NAME_CHARS`], no space at either end. ASCII: it is also turned into
+/// environment variable and file names (`doctor::staging`).
+fn is_region_name(name: &str) -> bool {
+    name.len() <= MAX_REGION_NAME_CHARS
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.trim_end() == name
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || " -.()".contains(c))
+}
+
 /// The longest RTO any tier allows (tier 3): the state machines' execution history must hold a
 /// run this long (`tests/contract.rs`).
 pub const LONGEST_RTO_MINUTES: u32 = 24 * 60;
@@ -128,6 +142,51 @@ impl Plan {
                 ProblemCode::ReplicaInPrimaryRegion,
                 "dr_region",
                 format!("the replica and the DR stack must live outside the primary region {}", self.primary_region),
+            );
+        }
+        self.check_region_names(found);
+    }
+
+    /// `[region_names]` names the plan's two regions only, each so that texts can carry it, and
+    /// never both alike: a report that says "written in X, replayed in X" tells nothing.
+    fn check_region_names(&self, found: &mut Problems) {
+        // A mistyped or repeated region is reported as such, not once more per name it orphans.
+        let regions_valid = KNOWN_REGIONS.contains(&self.primary_region.as_str())
+            && KNOWN_REGIONS.contains(&self.dr_region.as_str())
+            && self.primary_region != self.dr_region;
+        for (code, name) in &self.region_names {
+            let field = format!("region_names.{code:?}");
+            if regions_valid && code != &self.primary_region && code != &self.dr_region {
+                found.add(
+                    ProblemCode::UnknownRegion,
+                    field.clone(),
+                    format!(
+                        "{code:?} is neither the primary region {} nor the DR region {}: name only those",
+                        self.primary_region, self.dr_region
+                    ),
+                );
+            }
+            if !is_region_name(name) {
+                found.add(
+                    ProblemCode::InvalidIdentifier,
+                    field,
+                    format!(
+                        "{name:?}: a letter, then up to {} letters, digits, spaces, '-', '.', '(' or ')'",
+                        MAX_REGION_NAME_CHARS - 1
+                    ),
+                );
+            }
+        }
+        // A region without a name is called by its code: that counts too.
+        if regions_valid && self.primary_name().eq_ignore_ascii_case(self.dr_name()) {
+            found.add(
+                ProblemCode::InvalidIdentifier,
+                format!("region_names.{:?}", self.dr_region),
+                format!(
+                    "{:?}: the primary region {} is called so too; give the regions names that tell them apart",
+                    self.dr_name(),
+                    self.primary_region
+                ),
             );
         }
     }
@@ -503,8 +562,9 @@ impl Plan {
                         "dns.routing.health_check",
                         format!(
                             "{:?} is the trigger's detection health check: on the PRIMARY record it would move traffic \
-                             as soon as Paris looks unhealthy, and back when it recovers",
-                            routing.health_check
+                             as soon as {} looks unhealthy, and back when it recovers",
+                            routing.health_check,
+                            self.primary_name()
                         ),
                     );
                 }
@@ -636,11 +696,16 @@ impl Plan {
             if host_name.is_empty() {
                 found.add(ProblemCode::InvalidProbeUrl, "trigger.probe_url", format!("{url:?}: use an http(s) URL"));
             } else if fqdn(host_name) == fqdn(&self.dns.record) {
-                // During the outage the failover record answers Ireland, which would answer the probe.
+                // During the outage the failover record answers the DR region, which would answer
+                // the probe.
                 found.add(
                     ProblemCode::InvalidProbeUrl,
                     "trigger.probe_url",
-                    format!("{url:?} goes through the failover record {}: probe Paris itself", self.dns.record),
+                    format!(
+                        "{url:?} goes through the failover record {}: probe {} itself",
+                        self.dns.record,
+                        self.primary_name()
+                    ),
                 );
             }
         }

@@ -70,10 +70,12 @@ pub enum PairKind {
 pub struct ReplicatedPair {
     pub plan: String,
     pub kind: PairKind,
-    /// RDS: the primary instance; S3: the Paris bucket.
+    /// RDS: the primary instance; S3: the primary region's bucket.
     pub source: String,
-    /// RDS: the replica instance; S3: the Ireland bucket.
+    /// RDS: the replica instance; S3: the DR region's bucket.
     pub replica: String,
+    /// What the plan calls the replica's region, in the pair's readings.
+    pub replica_region_name: String,
     pub rpo: Duration,
     /// RDS: a ReplicaLag datapoint older than this means not replicating.
     pub freshness: Duration,
@@ -99,6 +101,7 @@ pub fn pairs_of(plan: &Plan) -> Vec<ReplicatedPair> {
         kind: PairKind::Rds,
         source: plan.database.primary_instance.clone(),
         replica: plan.database.replica_instance.clone(),
+        replica_region_name: plan.dr_name().to_string(),
         rpo,
         freshness: plan.database.lag_freshness(),
         metrics_rule: None,
@@ -109,6 +112,7 @@ pub fn pairs_of(plan: &Plan) -> Vec<ReplicatedPair> {
         kind: PairKind::S3,
         source: bucket.source_bucket.clone(),
         replica: bucket.replica_bucket.clone(),
+        replica_region_name: plan.dr_name().to_string(),
         rpo,
         freshness: plan.database.lag_freshness(),
         metrics_rule: bucket.replication_metrics.then(|| bucket.replication_rule.clone()).flatten(),
@@ -351,7 +355,10 @@ async fn database_heartbeat_lag(
             && newest >= written_at
         {
             let replay = time::seconds_between(written_at, seen_at).max(0.0);
-            let detail = format!("database heartbeat replayed in Ireland {replay:.2} s after it was written");
+            let detail = format!(
+                "database heartbeat replayed in {} {replay:.2} s after it was written",
+                pair.replica_region_name
+            );
             return Ok((Some((LagReading::Lag { seconds: replay, age: Duration::ZERO }, detail)), write_error));
         }
         if written.is_some() && tokio::time::Instant::now() < watch_until {
@@ -362,7 +369,8 @@ async fn database_heartbeat_lag(
         let Some(newest) = newest else { return Ok((None, write_error)) };
         let age = time::elapsed(newest, seen_at);
         let detail = format!(
-            "newest database heartbeat replayed in Ireland was written {:.0} s ago ({})",
+            "newest database heartbeat replayed in {} was written {:.0} s ago ({})",
+            pair.replica_region_name,
             age.as_secs_f64(),
             time::rfc3339(newest)
         );

@@ -308,7 +308,11 @@ impl RunbookState {
         self.plan.validate()?;
         if self.run.direction == Direction::ToPrimary && self.run.kind != FailoverKind::Planned {
             return Err(DrError::InvalidInput {
-                message: "a failback is a planned move (run kind planned): Paris and Ireland both answer".into(),
+                message: format!(
+                    "a failback is a planned move (run kind planned): {} and {} both answer",
+                    self.plan.primary_name(),
+                    self.plan.dr_name()
+                ),
             });
         }
         let id_ok = !self.run.id.is_empty()

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::{InstanceStateName, SummaryStatus};
 
-use super::fence::{drop_fence_tag, fenced_capacity};
+// The trigger's preparation and the local stack set and read capacities through this module.
+pub use super::capacity::set_capacity;
+pub(crate) use super::capacity::{capacity_text, current_capacity};
+use super::capacity::{drop_fence_tag, fenced_capacity};
 use super::status_record;
 use crate::aws::lookup::{
     StandbyInstance, describe_auto_scaling_group, describe_standby_instances, gone_ones_replaced,
@@ -332,34 +335,6 @@ pub fn raised_capacity(current: (i32, i32, i32), failover: Capacity) -> (i32, i3
     let min = min.max(i32::from(failover.min)).min(max);
     let desired = desired.max(i32::from(failover.desired)).clamp(min, max);
     (min, desired, max)
-}
-
-pub(crate) fn current_capacity(group: &AutoScalingGroup) -> (i32, i32, i32) {
-    (group.min_size().unwrap_or(0), group.desired_capacity().unwrap_or(0), group.max_size().unwrap_or(0))
-}
-
-pub(crate) fn capacity_text((min, desired, max): (i32, i32, i32)) -> String {
-    format!("min {min} / desired {desired} / max {max}")
-}
-
-/// Sets a group's (min, desired, max).
-pub async fn set_capacity(
-    autoscaling: &aws_sdk_autoscaling::Client,
-    group: &str,
-    (min, desired, max): (i32, i32, i32),
-) -> Result<(), DrError> {
-    autoscaling
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(group)
-        .min_size(min)
-        .desired_capacity(desired)
-        .max_size(max)
-        .customize()
-        .config_override(once::autoscaling())
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("autoscaling", "UpdateAutoScalingGroup", e))?;
-    Ok(())
 }
 
 /// Raises min/desired/max to the failover capacity; already there or above: no call. A group a

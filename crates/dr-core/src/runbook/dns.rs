@@ -197,20 +197,20 @@ async fn flip_by_upsert(
 ) -> Result<StepRecord, DrError> {
     let plan = &state.plan;
     let pair = failover_pair(clients, plan).await?;
-    // Ireland's value in a failover, Paris's own back in a failback.
-    let ireland = plan.target_after_move().value.as_str();
+    // The DR region's value in a failover, the primary's own back in a failback.
+    let target = plan.target_after_move().value.as_str();
     let record = |text: String| vec![ResourceState::new(pair.primary.name(), text)];
-    if value_of(&pair.primary) == ireland {
+    if value_of(&pair.primary) == target {
         return Ok(timer.finish(
             Outcome::AlreadyDone,
             true,
-            format!("PRIMARY record already answers {ireland}"),
-            record(format!("PRIMARY answers {ireland}")),
+            format!("PRIMARY record already answers {target}"),
+            record(format!("PRIMARY answers {target}")),
         ));
     }
     let now = record(format!("PRIMARY answers {}", value_of(&pair.primary)));
     if state.is_dry_run() {
-        return Ok(timer.would(format!("UPSERT the PRIMARY record {} to {ireland}", pair.primary.name()), now));
+        return Ok(timer.would(format!("UPSERT the PRIMARY record {} to {target}", pair.primary.name()), now));
     }
     let build = |e| DrError::request_build("route53", "ChangeResourceRecordSets", e);
     let moved = ResourceRecordSet::builder()
@@ -220,7 +220,7 @@ async fn flip_by_upsert(
         .failover(ResourceRecordSetFailover::Primary)
         .set_ttl(pair.primary.ttl())
         .set_health_check_id(pair.primary.health_check_id().map(str::to_string))
-        .resource_records(ResourceRecord::builder().value(ireland).build().map_err(build)?)
+        .resource_records(ResourceRecord::builder().value(target).build().map_err(build)?)
         .build()
         .map_err(build)?;
     let batch = ChangeBatch::builder()
@@ -239,12 +239,12 @@ async fn flip_by_upsert(
         .await
         .map_err(|e| DrError::from_sdk("route53", "ChangeResourceRecordSets", e))?;
     let change_id = change.change_info().map(|c| c.id().to_string()).unwrap_or_default();
-    tracing::info!(plan = %plan.name, step = "flip-dns", resource = %plan.dns.record, change_id = %change_id, to = %ireland, "PRIMARY record moved");
+    tracing::info!(plan = %plan.name, step = "flip-dns", resource = %plan.dns.record, change_id = %change_id, to = %target, "PRIMARY record moved");
     let mut done = timer.finish(
         Outcome::Changed,
         true,
-        format!("PRIMARY record UPSERT to {ireland}, change {change_id}"),
-        record(format!("PRIMARY set to {ireland}")),
+        format!("PRIMARY record UPSERT to {target}, change {change_id}"),
+        record(format!("PRIMARY set to {target}")),
     );
     done.facts.insert(CHANGE_ID_FACT.to_string(), change_id);
     Ok(done)

@@ -14,23 +14,20 @@
 //! Nothing here runs for an unplanned failover: Paris may be gone, and its report says it was
 //! not fenced.
 
-use aws_sdk_autoscaling::types::{AutoScalingGroup, Tag as AsgTag};
 use serde::{Deserialize, Serialize};
 
-use super::compute::{current_capacity, set_capacity};
+// The fence's own tag, named where the fence is.
+pub use super::capacity::FENCE_CAPACITY_TAG;
+use super::capacity::{current_capacity, drop_fence_tag, fenced_capacity, keep_fenced_capacity, set_capacity};
 use crate::aws::AwsClients;
 use crate::aws::hooks::{HookEffect, invoke_hook};
 use crate::aws::lookup::{describe_auto_scaling_group, require_db_instance};
-use crate::aws::once;
 use crate::aws::postgres::{self, Credentials, Endpoint, Session};
 use crate::error::DrError;
 use crate::plan::{Fence, Plan, hook_timeout};
 use crate::run::budget::{Budget, status_record};
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
 use crate::time;
-
-/// Tag on the Paris Auto Scaling group while it is fenced: its capacity before, `min/desired/max`.
-pub const FENCE_CAPACITY_TAG: &str = "dr-fenced-capacity";
 
 /// Facts of the barrier record.
 pub const BARRIER_WRITTEN_FACT: &str = "barrier_written_at";
@@ -101,7 +98,7 @@ pub async fn fence(clients: &AwsClients, state: &RunbookState) -> Result<StepRec
     let detail = if held {
         format!("writer fenced: {}", methods(plan, fence).join(", "))
     } else {
-        "fencing: the Paris group still has instances".to_string()
+        format!("fencing: the {} group still has instances", plan.primary_name())
     };
     if !held {
         // A group whose instances never go (scale-in protection, a stuck lifecycle hook) stops the
@@ -126,29 +123,11 @@ async fn fence_group(clients: &AwsClients, group: &str) -> Result<(ResourceState
         id: group.to_string(),
         region: clients.primary.region.clone(),
     })?;
-    let capacity = (
-        found.min_size().unwrap_or_default(),
-        found.desired_capacity().unwrap_or_default(),
-        found.max_size().unwrap_or_default(),
-    );
+    let capacity = current_capacity(&found);
     let tagged = found.tags().iter().any(|tag| tag.key() == Some(FENCE_CAPACITY_TAG));
     let mut changed = false;
     if !tagged {
-        let tag = AsgTag::builder()
-            .resource_id(group)
-            .resource_type("auto-scaling-group")
-            .key(FENCE_CAPACITY_TAG)
-            .value(format!("{}/{}/{}", capacity.0, capacity.1, capacity.2))
-            .propagate_at_launch(false)
-            .build();
-        autoscaling
-            .create_or_update_tags()
-            .tags(tag)
-            .customize()
-            .config_override(once::autoscaling())
-            .send()
-            .await
-            .map_err(|e| DrError::from_sdk("autoscaling", "CreateOrUpdateTags", e))?;
+        keep_fenced_capacity(autoscaling, group, capacity).await?;
         changed = true;
     }
     if capacity != (0, 0, 0) {
@@ -257,10 +236,9 @@ pub async fn barrier(clients: &AwsClients, state: &RunbookState) -> Result<StepR
         Some(function) => barrier_by_hook(clients, state, function, &marker).await?,
         None => barrier_in_sql(clients, plan, &marker).await?,
     };
-    let BarrierLook { written_at, replayed, resources, by } = look;
     let now = time::now();
-    let waited = time::elapsed(written_at, now);
-    if !replayed && waited > fence.barrier_timeout() {
+    let waited = time::elapsed(look.written_at, now);
+    if !look.replayed && waited > fence.barrier_timeout() {
         return Err(DrError::BarrierNotReached {
             replica: plan.database.replica_instance.clone(),
             marker,
@@ -268,21 +246,29 @@ pub async fn barrier(clients: &AwsClients, state: &RunbookState) -> Result<StepR
             timeout_seconds: fence.barrier_timeout().as_secs(),
         });
     }
-    let detail = if replayed {
-        format!(
-            "barrier confirmed{by}: {marker} written in Paris at {}, replayed in Ireland by {}",
-            time::rfc3339(written_at),
-            time::rfc3339(now)
-        )
-    } else {
-        format!("waiting for {marker} to be replayed in Ireland{by} ({:.0} s so far)", waited.as_secs_f64())
-    };
-    let mut record = status_record(timer, state, StepKey::Barrier, replayed, detail, resources)?;
-    record.facts.insert(BARRIER_WRITTEN_FACT.into(), time::rfc3339(written_at));
-    if replayed {
+    let detail = barrier_detail(plan, &marker, &look, now);
+    let mut record = status_record(timer, state, StepKey::Barrier, look.replayed, detail, look.resources)?;
+    record.facts.insert(BARRIER_WRITTEN_FACT.into(), time::rfc3339(look.written_at));
+    if look.replayed {
         record.facts.insert(BARRIER_CONFIRMED_FACT.into(), time::rfc3339(now));
     }
     Ok(record)
+}
+
+/// What a look at the barrier saw, in the direction of the move: the marker is written in the
+/// region the move leaves (the faced plan's primary) and replayed in the one it goes to.
+fn barrier_detail(plan: &Plan, marker: &str, look: &BarrierLook, now: time::Timestamp) -> String {
+    let (from, to, by) = (plan.primary_name(), plan.dr_name(), &look.by);
+    if look.replayed {
+        format!(
+            "barrier confirmed{by}: {marker} written in {from} at {}, replayed in {to} by {}",
+            time::rfc3339(look.written_at),
+            time::rfc3339(now)
+        )
+    } else {
+        let waited = time::elapsed(look.written_at, now);
+        format!("waiting for {marker} to be replayed in {to}{by} ({:.0} s so far)", waited.as_secs_f64())
+    }
 }
 
 /// The built-in barrier: the marker row in the heartbeat table, through the fence in Paris.
@@ -375,7 +361,7 @@ pub async fn unfence(clients: &AwsClients, state: &RunbookState) -> Result<StepR
     if let Some(group) = &fence.auto_scaling_group {
         resources.push(unfence_group(clients, group).await?);
     }
-    let detail = format!("fence undone: Paris serves again ({})", resources.len());
+    let detail = format!("fence undone: {} serves again ({})", plan.primary_name(), resources.len());
     tracing::info!(plan = %plan.name, step = "unfence", "{detail}");
     Ok(timer.finish(Outcome::Changed, true, detail, resources))
 }
@@ -397,36 +383,46 @@ async fn unfence_group(clients: &AwsClients, group: &str) -> Result<ResourceStat
     Ok(ResourceState::new(group, format!("back to min {min} / desired {desired} / max {max}")))
 }
 
-/// The capacity a fence took from the group (its [`FENCE_CAPACITY_TAG`]), if it carries one; a
-/// tag that is not `min/desired/max` is `FenceFailed` (a human restores the group).
-pub fn fenced_capacity(group: &AutoScalingGroup, region: &str) -> Result<Option<(i32, i32, i32)>, DrError> {
-    let Some(tag) = group.tags().iter().find(|tag| tag.key() == Some(FENCE_CAPACITY_TAG)) else {
-        return Ok(None);
-    };
-    let value = tag.value().unwrap_or_default();
-    let parts: Vec<i32> = value.split('/').filter_map(|part| part.parse().ok()).collect();
-    let [min, desired, max] = parts[..] else {
-        return Err(DrError::FenceFailed {
-            region: region.to_string(),
-            reason: format!(
-                "{}'s tag {FENCE_CAPACITY_TAG} = {value:?} is not min/desired/max: restore it by hand",
-                group.auto_scaling_group_name().unwrap_or_default()
-            ),
-        });
-    };
-    Ok(Some((min, desired, max)))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Direction;
 
-/// Removes the fence's capacity tag once the group has its capacity back (or its standby size).
-pub async fn drop_fence_tag(autoscaling: &aws_sdk_autoscaling::Client, group: &str) -> Result<(), DrError> {
-    let tag = AsgTag::builder().resource_id(group).resource_type("auto-scaling-group").key(FENCE_CAPACITY_TAG).build();
-    autoscaling
-        .delete_tags()
-        .tags(tag)
-        .customize()
-        .config_override(once::autoscaling())
-        .send()
-        .await
-        .map_err(|e| DrError::from_sdk("autoscaling", "DeleteTags", e))?;
-    Ok(())
+    fn example() -> Plan {
+        Plan::parse(include_str!("../../../../plans/paris-ireland.toml"), "example").expect("example plan")
+    }
+
+    fn look(replayed: bool) -> BarrierLook {
+        let written_at = time::parse("2026-11-23T10:00:00Z").expect("time");
+        BarrierLook { written_at, replayed, resources: Vec::new(), by: String::new() }
+    }
+
+    #[test]
+    fn the_barrier_names_the_region_the_data_left_and_the_one_it_reached() {
+        let now = time::parse("2026-11-23T10:00:02Z").expect("time");
+        let plan = example();
+        assert_eq!(
+            barrier_detail(&plan, "barrier:r1", &look(true), now),
+            "barrier confirmed: barrier:r1 written in Paris at 2026-11-23T10:00:00Z, replayed in Ireland by 2026-11-23T10:00:02Z"
+        );
+        // A failback moves the data from Ireland back to Paris.
+        let failback = plan.facing(Direction::ToPrimary).expect("a failback of the example");
+        assert_eq!(
+            barrier_detail(&failback, "barrier:r2", &look(true), now),
+            "barrier confirmed: barrier:r2 written in Ireland at 2026-11-23T10:00:00Z, replayed in Paris by 2026-11-23T10:00:02Z"
+        );
+        assert_eq!(
+            barrier_detail(&failback, "barrier:r2", &look(false), now),
+            "waiting for barrier:r2 to be replayed in Paris (2 s so far)"
+        );
+        // A plan that names no region is told in region codes.
+        let mut us = example();
+        (us.primary_region, us.dr_region) = ("us-east-1".into(), "us-west-2".into());
+        us.region_names.clear();
+        let back = us.facing(Direction::ToPrimary).expect("a failback");
+        assert_eq!(
+            barrier_detail(&back, "barrier:r3", &look(true), now),
+            "barrier confirmed: barrier:r3 written in us-west-2 at 2026-11-23T10:00:00Z, replayed in us-east-1 by 2026-11-23T10:00:02Z"
+        );
+    }
 }

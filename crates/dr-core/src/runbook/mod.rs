@@ -12,6 +12,7 @@
 //! transient state clears, `NotReady` until a change has taken effect), and the state machine's
 //! Wait/Choice loop asks again, within the phase's time budget (`run::budget`).
 
+pub mod capacity;
 pub mod compute;
 pub mod database;
 pub mod decision;

@@ -298,13 +298,14 @@ async fn loss_at_incident_start(
             Ok(Some(newest)) => {
                 let loss = if newest >= at { 0.0 } else { time::seconds_between(newest, at) };
                 let basis = format!(
-                    "newest heartbeat replayed in Ireland written at {}, the incident started at {}",
+                    "newest heartbeat replayed in {} written at {}, the incident started at {}",
+                    plan.dr_name(),
                     time::rfc3339(newest),
                     time::rfc3339(at)
                 );
                 return Ok((LagReading::Lag { seconds: loss, age: time::elapsed(at, now) }, basis));
             }
-            Ok(None) => why_not_heartbeat = "no heartbeat has reached Ireland".to_string(),
+            Ok(None) => why_not_heartbeat = format!("no heartbeat has reached {}", plan.dr_name()),
             Err(err) => why_not_heartbeat = format!("heartbeat not read: {}", err.name()),
         }
     }

@@ -201,15 +201,17 @@ pub struct DataLoss {
     pub barrier_confirmed_at: Option<String>,
     /// "data lost: none (proven by the barrier)", or the loss measured at the incident's start.
     pub summary: String,
-    /// What the operator must do about Paris.
+    /// What the operator must do about the region the move left.
     pub primary: String,
+    /// That region, as the plan names it: the primary in a failover, the DR region in a failback.
+    #[serde(default = "DataLoss::region_not_recorded")]
+    pub region_left: String,
 }
 
-/// The region a move in `direction` leaves: Paris in a failover, Ireland in a failback.
-fn region_left(direction: Direction) -> &'static str {
-    match direction {
-        Direction::ToDr => "Paris",
-        Direction::ToPrimary => "Ireland",
+impl DataLoss {
+    /// What a report written before reports named the region calls it.
+    fn region_not_recorded() -> String {
+        "Old primary".to_string()
     }
 }
 
@@ -227,18 +229,19 @@ fn data_loss(state: &RunbookState, gate: Option<&GateDecision>) -> DataLoss {
     let fact = |key: StepKey, fact: &str| state.step(key).and_then(|r| r.facts.get(fact)).cloned();
     let unfenced = state.step(StepKey::Unfence).is_some();
     let kind = state.run.kind;
-    let old = region_left(state.run.direction);
+    // The plan as the move sees it: its primary is the region the move leaves.
+    let (left, reached) = (state.plan.primary_name(), state.plan.dr_name());
     let (summary, primary) = match kind {
         FailoverKind::Planned if barrier_replayed(state) => (
             "data lost: none (proven by the barrier)".to_string(),
             if state.run.direction == Direction::ToPrimary {
-                "fenced: Ireland takes no writes; reprotect makes it Paris's replica".to_string()
+                format!("fenced: {left} takes no writes; reprotect makes it {reached}'s replica")
             } else {
-                "fenced: Paris takes no writes until it is failed back".to_string()
+                format!("fenced: {left} takes no writes until it is failed back")
             },
         ),
         FailoverKind::Planned if unfenced => {
-            ("nothing promoted: the barrier was not reached".to_string(), format!("fence undone: {old} serves again"))
+            ("nothing promoted: the barrier was not reached".to_string(), format!("fence undone: {left} serves again"))
         }
         FailoverKind::Planned => (
             "not proven: the barrier was not reached".to_string(),
@@ -252,7 +255,7 @@ fn data_loss(state: &RunbookState, gate: Option<&GateDecision>) -> DataLoss {
                 },
                 None => "data lost: not measured (the gate was not reached)".to_string(),
             },
-            "not fenced: fence Paris (or keep it down) before it serves again".to_string(),
+            format!("not fenced: fence {left} (or keep it down) before it serves again"),
         ),
     };
     DataLoss {
@@ -261,10 +264,12 @@ fn data_loss(state: &RunbookState, gate: Option<&GateDecision>) -> DataLoss {
         barrier_confirmed_at: fact(StepKey::Barrier, fence::BARRIER_CONFIRMED_FACT),
         summary,
         primary,
+        region_left: left.to_string(),
     }
 }
 
-/// Builds the report from the execution state and the estate as it is now (no S3 write).
+/// Builds the report from the execution state, as the run's move sees it ([`RunbookState::facing`]:
+/// in a failback, the plan reversed), and the estate as it is now (no S3 write).
 pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunReport {
     let plan = &state.plan;
     let timeline = timeline_of(&state.steps, PHASES);
@@ -352,7 +357,7 @@ fn write_markdown(md: &mut String, report: &RunReport) -> fmt::Result {
             extra.push(format!("**Barrier confirmed at:** {at}"));
         }
         extra.push(format!("**Data loss:** {}", loss.summary));
-        extra.push(format!("**{}:** {}", region_left(report.direction), loss.primary));
+        extra.push(format!("**{}:** {}", loss.region_left, loss.primary));
     }
     for shortfall in &report.shortfall {
         extra.push(format!("**Serving on reduced capacity:** {shortfall}"));
@@ -716,5 +721,71 @@ mod tests {
         assert_eq!(report.head.status, RunStatus::Failed);
         assert_eq!(report.achieved.rto_seconds, None);
         assert!(render_markdown(&report).expect("markdown").contains("**Stopped by:** `StepTimedOut`"));
+    }
+
+    /// A planned move whose barrier was replayed, in `direction`, as its report sees it (faced).
+    fn planned_move(direction: Direction) -> RunbookState {
+        let mut state = state();
+        state.run.kind = FailoverKind::Planned;
+        state.run.direction = direction;
+        state
+            .steps
+            .insert(StepKey::Fence, record("fence", "2026-11-23T10:00:12Z", "2026-11-23T10:00:13Z", Outcome::Changed));
+        state.steps.insert(
+            StepKey::Barrier,
+            record("barrier", "2026-11-23T10:00:13Z", "2026-11-23T10:00:15Z", Outcome::Ready),
+        );
+        state.facing().expect("a planned move of the example")
+    }
+
+    #[test]
+    fn a_failbacks_report_and_notice_name_the_region_the_data_left_and_the_one_it_reached() {
+        let report = build_report(&planned_move(Direction::ToPrimary), Vec::new());
+        let loss = report.data_loss.as_ref().expect("data loss");
+        assert_eq!(loss.region_left, "Ireland", "a failback leaves Ireland");
+        assert_eq!(loss.primary, "fenced: Ireland takes no writes; reprotect makes it Paris's replica");
+        let markdown = render_markdown(&report).expect("markdown");
+        assert!(markdown.contains("# Failback report"), "{markdown}");
+        assert!(markdown.contains("**Ireland:** fenced: Ireland takes no writes; reprotect makes it Paris's replica"));
+        assert!(notice(&report).text.contains("fenced: Ireland takes no writes; reprotect makes it Paris's replica"));
+
+        let report = build_report(&planned_move(Direction::ToDr), Vec::new());
+        let markdown = render_markdown(&report).expect("markdown");
+        assert!(markdown.contains("**Paris:** fenced: Paris takes no writes until it is failed back"), "{markdown}");
+    }
+
+    #[test]
+    fn a_plan_without_region_names_is_told_in_its_region_codes() {
+        // The customer's microservices platform: us-east-1 -> us-west-2, no names given.
+        let us = |mut state: RunbookState| {
+            let plan = &mut state.plan;
+            plan.name = "microservices-prod".into();
+            (plan.primary_region, plan.dr_region) = ("us-east-1".into(), "us-west-2".into());
+            plan.region_names.clear();
+            plan.validate().expect("a valid plan");
+            state.run.plan = plan.reference().ok();
+            // The fixture's approval speaks of Paris: no gate here.
+            state.steps.get_mut(&StepKey::Preflight).expect("preflight").gate = None;
+            state
+        };
+        let failover = build_report(&us(state()), Vec::new());
+        let loss = failover.data_loss.as_ref().expect("data loss");
+        assert_eq!(loss.primary, "not fenced: fence us-east-1 (or keep it down) before it serves again");
+
+        let mut failback = us(state());
+        failback.run.kind = FailoverKind::Planned;
+        failback.run.direction = Direction::ToPrimary;
+        failback.steps.insert(
+            StepKey::Barrier,
+            record("barrier", "2026-11-23T10:00:13Z", "2026-11-23T10:00:15Z", Outcome::Ready),
+        );
+        let failback = build_report(&failback.facing().expect("a failback"), Vec::new());
+        let loss = failback.data_loss.as_ref().expect("data loss");
+        assert_eq!(loss.primary, "fenced: us-west-2 takes no writes; reprotect makes it us-east-1's replica");
+
+        for report in [&failover, &failback] {
+            let told = format!("{}\n{}", render_markdown(report).expect("markdown"), notice(report).text);
+            assert!(!told.contains("Paris") && !told.contains("Ireland"), "{told}");
+        }
     }
 }

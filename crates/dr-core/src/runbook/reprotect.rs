@@ -176,7 +176,7 @@ pub async fn create_replica(clients: &AwsClients, state: &RunbookState) -> Resul
             return Ok(timer.finish(
                 Outcome::AlreadyDone,
                 true,
-                format!("{name} replicates from Ireland"),
+                format!("{name} replicates from {}", plan.dr_name()),
                 vec![observed(&db)],
             ));
         }

@@ -56,13 +56,14 @@ impl Leg {
         }
     }
 
-    /// What the leg does, as the report says it.
-    pub fn label(self) -> &'static str {
+    /// What the leg does, as the report says it, for a plan whose regions (as written) are called
+    /// `primary` and `dr` ([`Plan::primary_name`], [`Plan::dr_name`]).
+    pub fn label(self, primary: &str, dr: &str) -> String {
         match self {
-            Leg::Failover => "failover to Ireland",
-            Leg::Reprotect => "reprotect: a Paris replica of Ireland",
-            Leg::Failback => "failback to Paris",
-            Leg::ReprotectBack => "reprotect: an Ireland replica of Paris",
+            Leg::Failover => format!("failover to {dr}"),
+            Leg::Reprotect => format!("reprotect: {} replica of {dr}", with_article(primary)),
+            Leg::Failback => format!("failback to {primary}"),
+            Leg::ReprotectBack => format!("reprotect: {} replica of {primary}", with_article(dr)),
         }
     }
 
@@ -78,6 +79,13 @@ impl Leg {
     pub fn is_move(self) -> bool {
         matches!(self, Leg::Failover | Leg::Failback)
     }
+}
+
+/// A region's name with its indefinite article, as it is read aloud: "an Ireland", "a Paris",
+/// "an eu-west-1" (letters spelled out), "a us-west-2".
+fn with_article(name: &str) -> String {
+    let article = if name.starts_with(['A', 'E', 'I', 'O', 'a', 'e', 'i', 'o']) { "an" } else { "a" };
+    format!("{article} {name}")
 }
 
 /// What the round-trip machine keeps of a leg's execution (its Task's `ResultSelector`).
@@ -99,7 +107,7 @@ pub struct RoundTripState {
     pub plan: Plan,
     /// The round trip as one run: its id prefixes every leg's run id; `triggered_at` is its start.
     pub run: RunInfo,
-    /// How long Ireland serves alone before reprotect and failback start.
+    /// How long the DR region serves alone before reprotect and failback start.
     pub verification_seconds: u64,
     /// The plan was armed when the round trip started: armed again at the end on a green check.
     pub rearm: bool,
@@ -229,7 +237,8 @@ pub async fn prepare_leg(store: &PlanStore, state: &RoundTripState, leg: Leg) ->
     let mut input = RunbookState::new(state.plan.clone(), run);
     input.validate()?;
     if leg.is_move() {
-        let reason = format!("round trip {}: {}", state.run.id, leg.label());
+        let reason =
+            format!("round trip {}: {}", state.run.id, leg.label(state.plan.primary_name(), state.plan.dr_name()));
         let taken =
             store.take_for_run(&state.plan, leg.direction(), &run_id, &format!("game-day: {by}"), &reason).await;
         if let Err(err) = taken {
@@ -288,11 +297,17 @@ pub struct RoundTripReport {
     pub head: Head,
     pub rto_target_seconds: u64,
     pub rpo_target_seconds: u64,
+    /// What the plan calls its primary region and its DR region (as written): the legs' labels.
+    /// A report written before reports named the regions reads "primary" and "DR".
+    #[serde(default = "RoundTripReport::primary_not_recorded")]
+    pub primary_region_name: String,
+    #[serde(default = "RoundTripReport::dr_not_recorded")]
+    pub dr_region_name: String,
     pub legs: Vec<LegSummary>,
-    /// How long Ireland served alone: the failover's DNS moved to the failback's start (the
+    /// How long the DR region served alone: the failover's DNS moved to the failback's start (the
     /// verification window and reprotect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ireland_served_seconds: Option<f64>,
+    pub dr_served_seconds: Option<f64>,
     pub verification_seconds: u64,
     /// Writes refused over both moves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -323,6 +338,19 @@ impl TimelineReport for RoundTripReport {
 impl RoundTripReport {
     pub fn leg(&self, leg: Leg) -> Option<&LegSummary> {
         self.legs.iter().find(|summary| summary.leg == leg)
+    }
+
+    /// What `leg` does, with the plan's names for its regions.
+    pub fn leg_label(&self, leg: Leg) -> String {
+        leg.label(&self.primary_region_name, &self.dr_region_name)
+    }
+
+    fn primary_not_recorded() -> String {
+        "primary".to_string()
+    }
+
+    fn dr_not_recorded() -> String {
+        "DR".to_string()
     }
 }
 
@@ -409,13 +437,14 @@ pub fn build_report(
     };
     let dns_moved = legs[0].finished_at;
     let failback_started = legs[2].started_at;
-    let ireland_served_seconds =
-        dns_moved.zip(failback_started).map(|(from, to)| time::seconds_between(from, to).max(0.0));
+    let dr_served_seconds = dns_moved.zip(failback_started).map(|(from, to)| time::seconds_between(from, to).max(0.0));
     RoundTripReport {
         head: Head::new(&state.plan.name, &state.run, status, state.error.clone()),
         rto_target_seconds: state.plan.targets.rto().as_secs(),
         rpo_target_seconds: state.plan.targets.rpo().as_secs(),
-        ireland_served_seconds,
+        primary_region_name: state.plan.primary_name().to_string(),
+        dr_region_name: state.plan.dr_name().to_string(),
+        dr_served_seconds,
         verification_seconds: state.verification_seconds,
         downtime_seconds: total(|leg| leg.downtime_seconds),
         data_lost_seconds: total(|leg| leg.achieved.as_ref().and_then(|a| a.rpo_seconds)),
@@ -438,8 +467,9 @@ fn write_markdown(md: &mut String, report: &RoundTripReport) -> fmt::Result {
         ),
         format!("**Data lost over the round trip:** {}", report::seconds(report.data_lost_seconds)),
         format!(
-            "**Ireland served alone for:** {} (verification window {} s, then reprotect)",
-            report::seconds(report.ireland_served_seconds),
+            "**{} served alone for:** {} (verification window {} s, then reprotect)",
+            report.dr_region_name,
+            report::seconds(report.dr_served_seconds),
             report.verification_seconds
         ),
         format!("**Plan state after the round trip:** {}", report.plan_state),
@@ -467,7 +497,7 @@ fn write_markdown(md: &mut String, report: &RoundTripReport) -> fmt::Result {
         writeln!(
             md,
             "| {} | {} | {:?} | {} | {} | {} | {} | {} |",
-            leg.leg.label(),
+            report.leg_label(leg.leg),
             leg.run_id,
             leg.status,
             leg.started_at.map(time::rfc3339).unwrap_or_default(),
@@ -519,7 +549,7 @@ pub fn render_svg(report: &RoundTripReport) -> Result<String, DrError> {
             && let Some((from, to)) = leg.finished_at.zip(report.leg(Leg::Failback).and_then(|back| back.started_at))
         {
             bars.push(Bar {
-                label: "Ireland serves alone (verification)".into(),
+                label: format!("{} serves alone (verification)", report.dr_region_name),
                 started_at: from,
                 finished_at: to,
                 colour: "#90a4ae",
@@ -671,5 +701,31 @@ mod tests {
         assert!(markdown.contains(not_run), "{markdown}");
         let svg = render_svg(&report).expect("svg");
         assert_eq!(svg.matches("<rect").count(), 2, "the reprotect's two phases; the failover's report was not found");
+    }
+
+    #[test]
+    fn the_legs_are_labelled_with_the_plans_region_names_or_codes() {
+        let labels = |plan: &Plan| Leg::ALL.map(|leg| leg.label(plan.primary_name(), plan.dr_name()));
+        let mut plan = state().plan;
+        assert_eq!(
+            labels(&plan),
+            [
+                "failover to Ireland",
+                "reprotect: a Paris replica of Ireland",
+                "failback to Paris",
+                "reprotect: an Ireland replica of Paris"
+            ]
+        );
+        (plan.primary_region, plan.dr_region) = ("us-east-1".into(), "us-west-2".into());
+        plan.region_names.clear();
+        assert_eq!(
+            labels(&plan),
+            [
+                "failover to us-west-2",
+                "reprotect: a us-east-1 replica of us-west-2",
+                "failback to us-east-1",
+                "reprotect: a us-west-2 replica of us-east-1"
+            ]
+        );
     }
 }

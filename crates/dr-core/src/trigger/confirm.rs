@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::context::TriggerContext;
-use super::decide::Judged;
 use super::outcome::{Decision, TriggerOutcome};
 use super::probe::{ProbeResult, probe};
 use crate::aws::AwsClients;
@@ -20,6 +19,15 @@ use crate::aws::metrics::{datapoints, per_minute};
 use crate::error::DrError;
 use crate::plan::{Plan, Trigger};
 use crate::time::{self, Timestamp};
+
+/// How the trigger came to judge an alarm.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Judged {
+    /// Its move to ALARM arrived: the window after the move is waited for until `deadline`.
+    OnEvent { deadline: tokio::time::Instant },
+    /// The schedule found it still in ALARM: the last whole window is judged, without waiting.
+    OnSchedule,
+}
 
 /// A minute's datapoint usually lands within this long after the minute ends ...
 pub const METRIC_SETTLE: Duration = Duration::from_secs(60);

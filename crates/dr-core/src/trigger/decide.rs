@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::confirm::confirm_outage;
+use super::confirm::{Judged, confirm_outage};
 use super::context::TriggerContext;
 use super::event::AlarmMove;
 use super::incident::{incident_input, incident_run_id};
@@ -22,15 +22,6 @@ pub const MAX_EVENT_AGE: Duration = Duration::from_secs(3600);
 
 /// How many times the trigger re-reads and re-decides after losing a conditional write.
 const TAKE_ATTEMPTS: u32 = 5;
-
-/// How the trigger came to judge an alarm.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Judged {
-    /// Its move to ALARM arrived: the window after the move is waited for until `deadline`.
-    OnEvent { deadline: tokio::time::Instant },
-    /// The schedule found it still in ALARM: the last whole window is judged, without waiting.
-    OnSchedule,
-}
 
 /// A move to ALARM older than [`MAX_EVENT_AGE`] is not acted on: a human decides (the decision is
 /// counted, and the template alarms on it).

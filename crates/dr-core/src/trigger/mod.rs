@@ -45,7 +45,8 @@ use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::StateValue;
 
-use self::decide::{Judged, decide, stale};
+use self::confirm::Judged;
+use self::decide::{decide, stale};
 use self::event::{alarm_in_alarm, alarm_move};
 use self::metric::record_decisions;
 use self::notice::decision_notice;

@@ -24,7 +24,8 @@ pub(super) fn decision_notice(plan: &Plan, outcome: &TriggerOutcome) -> Option<N
             NoticeKind::TriggerDecision,
             "alarm in ALARM, NOT failed over: a human decides",
             format!(
-                "If Paris is down: drctl failover start <plan {} file> --bucket <plan store> --state-machine <failover> --by YOU --reason WHY",
+                "If {} is down: drctl failover start <plan {} file> --bucket <plan store> --state-machine <failover> --by YOU --reason WHY",
+                plan.primary_name(),
                 plan.name
             ),
         ),
