@@ -17,7 +17,7 @@ use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::describe_db_instance;
 use dr_core::plan::SnapshotSource;
 use dr_core::restore::{EXPIRES_AT_TAG, RESTORE_TEST_TAG, RestoreReport, instance_id, janitor, start_restore_tests};
-use dr_core::run::{RunStatus, RunbookState};
+use dr_core::run::{RunStatus, RunbookState, StepAction};
 use dr_core::time;
 use dr_tests::{recorded_executions, restore_input, run_restore_test, seeded_estate, trigger_context, unique_suffix};
 
@@ -176,7 +176,9 @@ async fn a_run_never_deletes_another_runs_instance_even_under_its_own_name() {
         .await
         .expect("another run's instance");
     let mark = clients.calls.mark();
-    let refused = dr_core::restore::cleanup(&clients, &state).await.expect_err("not ours");
+    let refused = Box::pin(dr_core::restore::RESTORE_TEST.run("restore-cleanup", StepAction::Act, &clients, &state))
+        .await
+        .expect_err("not ours");
     assert_eq!(refused.name(), "NotARestoreTestInstance");
     assert!(clients.calls.since(mark).iter().all(|c| !c.is_mutating()));
     assert!(describe_db_instance(&clients.dr.rds, &name).await.expect("describe").is_some());

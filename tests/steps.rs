@@ -5,7 +5,6 @@
 
 use dr_core::run::table::run_step;
 use dr_core::run::{GateVerdict, RunInfo, RunbookState, StepAction};
-use dr_core::runbook::preflight::preflight;
 use dr_core::runbook::{FAILOVER, REPROTECT, report_task};
 use dr_core::store::{Decision, DecisionStatus, PlanStore, Question};
 use dr_emulator::estate::ensure_bucket;
@@ -53,7 +52,9 @@ async fn a_replica_promoted_outside_the_runbook_needs_a_human_approval() {
         .await
         .expect("PromoteReadReplica");
     let state = state_for(plan);
-    let err = preflight(&clients, &state).await.expect_err("no approval, no failover");
+    let err = Box::pin(FAILOVER.run("preflight", StepAction::Act, &clients, &state))
+        .await
+        .expect_err("no approval, no failover");
     assert_eq!(err.name(), "ReplicaNotReplicating", "{err}");
 
     // A human approves it: a decision recorded in the plan store for this run, which the gate
@@ -96,7 +97,8 @@ async fn a_replica_promoted_outside_the_runbook_needs_a_human_approval() {
         )
         .await
         .expect("approved");
-    let record = preflight(&clients, &approved).await.expect("approved preflight");
+    let record =
+        Box::pin(FAILOVER.run("preflight", StepAction::Act, &clients, &approved)).await.expect("approved preflight");
     let gate = record.gate.expect("gate decision");
     assert_eq!(gate.verdict, GateVerdict::Approved);
     assert_eq!(gate.approval.map(|a| a.by), Some(dba.arn));

@@ -147,7 +147,7 @@ pub async fn report_task(
     if action != Act {
         return Err(DrError::InvalidInput { message: format!("restore-report has no {action:?}: act") });
     }
-    Box::pin(report::write_restore_report(clients, state)).await
+    Box::pin(report::write_restore_report(clients, &state.clone().validated()?)).await
 }
 
 /// The execution input of a restore test of `plan`, started now: run id `restore-<time>`.

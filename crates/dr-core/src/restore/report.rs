@@ -8,7 +8,7 @@ use super::{SNAPSHOT_AGE_FACT, SNAPSHOT_CREATED_FACT, SNAPSHOT_FACT, instance_id
 use crate::aws::AwsClients;
 use crate::error::DrError;
 use crate::report::{self, Head, Objective, ReportFile, cell};
-use crate::run::{RunStatus, RunbookState, StepKey, StepRecord};
+use crate::run::{RunStatus, RunbookState, StepKey, StepRecord, ValidState};
 use crate::time::{self, Timestamp};
 
 /// The restore test's report: what was restored, how long it took against the RTO, how old the
@@ -120,8 +120,7 @@ fn objectives(report: &RestoreReport) -> [Objective<'static>; 2] {
 }
 
 /// Writes the report (JSON and Markdown) to `s3://<reports.bucket>/<prefix><plan>/restore-tests/<run>/`.
-pub async fn write_restore_report(clients: &AwsClients, state: &RunbookState) -> Result<RestoreReport, DrError> {
-    state.validate()?;
+pub async fn write_restore_report(clients: &AwsClients, state: &ValidState) -> Result<RestoreReport, DrError> {
     let mut report = build_restore_report(state);
     let reports = &state.plan.reports;
     let base = format!("{}{}/restore-tests/{}/", reports.prefix, state.plan.name, state.run.id);

@@ -14,7 +14,7 @@ use crate::aws::{AwsClients, once};
 use crate::error::DrError;
 use crate::plan::{RestoreTest, SnapshotSource, hook_timeout};
 use crate::run::budget::{Budget, status_record};
-use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer, ValidState};
 use crate::time::{self, Timestamp};
 
 /// The newest available snapshot, if it is recent enough.
@@ -57,8 +57,7 @@ pub fn newest_usable<'a>(
 
 /// Finds the newest available snapshot in the DR region, as the plan says where to look.
 /// None, or too old: a named error, and nothing is restored.
-pub async fn find_snapshot(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn find_snapshot(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let test = settings(state)?;
     let timer = StepTimer::start("find-snapshot", clients);
     // Copies are manual snapshots, or AWS Backup's (which DescribeDBSnapshots lists only when asked).
@@ -104,8 +103,7 @@ pub async fn find_snapshot(clients: &AwsClients, state: &RunbookState) -> Result
 
 /// Restores the snapshot into the run's temporary instance: tagged as a restore test with its
 /// expiry, not publicly accessible, in the plan's subnet group and class. Already there: no call.
-pub async fn restore_instance(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn restore_instance(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let test = settings(state)?;
     let snapshot = state
         .step(StepKey::Snapshot)
@@ -160,8 +158,7 @@ async fn restored_instance(clients: &AwsClients, state: &RunbookState) -> Result
 /// Ready when the temporary instance is available; a failed restore (a state RDS does not leave
 /// by itself) is `RestoreFailed` at once; not available within the RTO of the restore request is
 /// `StepTimedOut`.
-pub async fn restore_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn restore_status(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("restore-instance-status", clients);
     let (id, db) = restored_instance(clients, state).await?;
     let status = db.db_instance_status().unwrap_or("unknown").to_string();
@@ -202,8 +199,7 @@ pub fn validation_failures(db: &DbInstance, test: &RestoreTest) -> Vec<String> {
 }
 
 /// Status, engine and version, encryption, endpoint, not public: `RestoreValidationFailed` otherwise.
-pub async fn validate_restore(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn validate_restore(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let test = settings(state)?;
     let timer = StepTimer::start("validate-restore", clients);
     let (id, db) = restored_instance(clients, state).await?;
@@ -244,8 +240,7 @@ pub async fn validate_restore(clients: &AwsClients, state: &RunbookState) -> Res
 /// Deletes the run's temporary instance, without a final snapshot. Runs on every path, failures
 /// included: gone already is done; an instance without the restore-test prefix and tag is never
 /// deleted (`NotARestoreTestInstance`); one still being created is `InstanceBusy` (retried).
-pub async fn cleanup(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn cleanup(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("cleanup", clients);
     let id = instance_id(&state.run.id);
     let Some(db) = describe_db_instance(&clients.dr.rds, &id).await? else {

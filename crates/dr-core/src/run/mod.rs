@@ -53,6 +53,20 @@ pub struct RunbookState {
     pub execution: Option<ExecutionRef>,
 }
 
+/// A run's state that [`RunbookState::validate`] accepted: what every step receives, so that a
+/// step never validates again. Made only by validating ([`RunbookState::validated`],
+/// [`RunbookState::facing`]); read as a [`RunbookState`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidState(RunbookState);
+
+impl std::ops::Deref for ValidState {
+    type Target = RunbookState;
+
+    fn deref(&self) -> &RunbookState {
+        &self.0
+    }
+}
+
 /// An execution, as the state machine records itself.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ExecutionRef {
@@ -341,12 +355,18 @@ impl RunbookState {
 
     /// The state as the run's move sees it: the plan faced to `run.direction` ([`Plan::facing`]),
     /// validated first, so that a step written for Paris -> Ireland moves Ireland -> Paris.
-    pub fn facing(&self) -> Result<RunbookState, DrError> {
+    pub fn facing(&self) -> Result<ValidState, DrError> {
         self.validate()?;
         if self.run.direction == Direction::ToDr || self.plan.reversed {
-            return Ok(self.clone());
+            return Ok(ValidState(self.clone()));
         }
-        Ok(RunbookState { plan: self.plan.facing(self.run.direction)?, ..self.clone() })
+        Ok(ValidState(RunbookState { plan: self.plan.facing(self.run.direction)?, ..self.clone() }))
+    }
+
+    /// The state, validated ([`RunbookState::validate`]), as written.
+    pub fn validated(self) -> Result<ValidState, DrError> {
+        self.validate()?;
+        Ok(ValidState(self))
     }
 
     pub fn is_dry_run(&self) -> bool {

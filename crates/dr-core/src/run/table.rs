@@ -11,7 +11,7 @@
 use std::pin::Pin;
 
 use super::budget::Budget;
-use super::{Outcome, RunbookState, StepAction, StepKey, StepRecord, StepTimer};
+use super::{Outcome, RunbookState, StepAction, StepKey, StepRecord, StepTimer, ValidState};
 use crate::aws::AwsClients;
 use crate::error::DrError;
 use crate::time::{self, Timestamp};
@@ -20,7 +20,7 @@ use crate::time::{self, Timestamp};
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<StepRecord, DrError>> + 'a>>;
 
 /// A step's logic: a function of dr-core, boxed (the steps' futures are large and nested).
-pub type StepFn = for<'a> fn(&'a AwsClients, &'a RunbookState) -> StepFuture<'a>;
+pub type StepFn = for<'a> fn(&'a AwsClients, &'a ValidState) -> StepFuture<'a>;
 
 /// What a step does, which decides how a dry run and a repeated ask treat it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,18 +144,15 @@ impl Runbook {
 /// settled (a transient error becomes `Waiting` within the phase's budget; another attempt of a
 /// change carries the earlier ones over).
 pub async fn run_step(step: &Step, clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    let (faced_clients, faced_state);
+    let faced_clients;
     let (clients, state) = match step.facing {
-        Facing::AsWritten => {
-            state.validate()?;
-            (clients, state)
-        }
+        Facing::AsWritten => (clients, state.clone().validated()?),
         Facing::TheRun => {
-            faced_state = state.facing()?;
             faced_clients = if state.plan.reversed { clients.clone() } else { clients.facing(state.run.direction) };
-            (&faced_clients, &faced_state)
+            (&faced_clients, state.facing()?)
         }
     };
+    let state = &state;
     if step.kind == Kind::Waits && state.is_dry_run() {
         let timer = StepTimer::start(step.name, clients);
         return Ok(timer.finish(Outcome::Ready, true, "dry run: no change was made, nothing to wait for", Vec::new()));

@@ -17,7 +17,7 @@ use crate::aws::{AwsClients, once};
 use crate::error::DrError;
 use crate::plan::{Capacity, Direction};
 use crate::run::budget::Budget;
-use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer, ValidState};
 
 /// How many times the start step starts one instance before it counts it lost: an instance that
 /// falls back to stopped once (capacity) usually starts on the next try; three fallbacks mean a
@@ -166,8 +166,7 @@ pub fn instances_to_start(found: &[StandbyInstance]) -> Result<Vec<String>, DrEr
 /// run started that fell back to stopped (EC2 gives the reason) is started again, at most
 /// [`MAX_STARTS`] times in all; then it is counted lost, as a terminated one is, by name. Lost
 /// ones leaving fewer than the plan's `minimum_healthy`: `BelowMinimumCapacity`.
-pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn start_standby(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("start-standby", clients);
     if !state.plan.standby_instances.selects_any() {
         return Ok(nothing_on_standby(timer, state));
@@ -235,8 +234,7 @@ pub async fn start_standby(clients: &AwsClients, state: &RunbookState) -> Result
 /// serves, or when the compute budget is spent, the branch is ready on what serves if that
 /// reaches the plan's `minimum_healthy`, and names the shortfall (fact [`SHORTFALL_FACT`]); below
 /// it, `BelowMinimumCapacity`.
-pub async fn standby_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn standby_status(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("start-standby-status", clients);
     if !state.plan.standby_instances.selects_any() {
         return Ok(nothing_on_standby(timer, state));
@@ -340,8 +338,7 @@ pub fn raised_capacity(current: (i32, i32, i32), failover: Capacity) -> (i32, i3
 /// Raises min/desired/max to the failover capacity; already there or above: no call. A group a
 /// planned move fenced (Paris's, given back by a failback) gets the capacity in the fence's tag
 /// back, raised to at least the failover capacity, and loses the tag.
-pub async fn scale_asg(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn scale_asg(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("scale-asg", clients);
     let name = state.plan.auto_scaling.group.clone();
     let found = group(clients, state).await?;
@@ -383,8 +380,7 @@ pub async fn scale_asg(clients: &AwsClients, state: &RunbookState) -> Result<Ste
 /// back to standby. The group is set to its standby size (a fence's capacity tag dropped: Paris
 /// serves now) and the running standby instances are stopped. Asked again until done: ready when
 /// every standby instance is stopped and the group has no instance left above its standby size.
-pub async fn stand_down(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     if state.run.direction != Direction::ToPrimary {
         return Err(DrError::InvalidInput { message: "the stand-down follows a failback only".into() });
     }
@@ -453,8 +449,7 @@ pub async fn stand_down(clients: &AwsClients, state: &RunbookState) -> Result<St
 /// load balancer in the plan (`[serving]`), as many of its targets are healthy: users are served
 /// by the load balancer, not by the group (an instance InService can still fail the load
 /// balancer's health checks). Until then the routing flip waits, within the phase's budget.
-pub async fn asg_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn asg_status(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("scale-asg-status", clients);
     let group = group(clients, state).await?;
     let in_service = group

@@ -8,7 +8,7 @@ use crate::aws::lookup::{db_instance_tags, is_transient_rds_status, require_db_i
 use crate::aws::postgres::{self, Endpoint};
 use crate::aws::{AwsClients, once};
 use crate::error::{DrError, describe_sdk_error, sdk_error_code};
-use crate::run::{FailoverKind, Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::run::{FailoverKind, Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer, ValidState};
 
 async fn replica(clients: &AwsClients, state: &RunbookState) -> Result<aws_sdk_rds::types::DbInstance, DrError> {
     require_db_instance(&clients.dr.rds, &state.plan.database.replica_instance, &state.plan.dr_region).await
@@ -36,8 +36,7 @@ pub const DIVERGED_FACT: &str = "diverged";
 /// A roll-back's mark (the promote step's undo): the instance this run promoted, if it did, is
 /// tagged as diverged, so that nobody takes it for the replica or points an application at it.
 /// Not promoted (still a replica, and this run never asked): nothing to mark. Idempotent.
-pub async fn mark_diverged(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn mark_diverged(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("mark-diverged", clients);
     let db = replica(clients, state).await?;
     let id = state.plan.database.replica_instance.clone();
@@ -102,8 +101,7 @@ pub fn needs_promotion(db: &aws_sdk_rds::types::DbInstance) -> Result<bool, DrEr
 /// and the lag the gate accepted, so that a later attempt that finds it standalone knows the
 /// achieved RPO; the tags count only on a standalone instance, and a refused promotion removes them
 /// (the replica is gated and promoted again by the next attempt or run).
-pub async fn promote_replica(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn promote_replica(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let backups = Backups::of(&state.plan)?;
     let timer = StepTimer::start("promote-replica", clients);
     let db = replica(clients, state).await?;
@@ -230,8 +228,7 @@ async fn remove_promotion_tags(clients: &AwsClients, arn: &str) {
 
 /// Ready when the instance is standalone (no replication source) and accepts writes: `available`,
 /// or `backing-up` (a promoted replica takes its first automated backup while already writable).
-pub async fn replica_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn replica_status(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("promote-replica-status", clients);
     let db = replica(clients, state).await?;
     let standalone = db.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty();

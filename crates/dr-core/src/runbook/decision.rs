@@ -21,7 +21,7 @@ use crate::notify::{self, Notice, NoticeKind};
 use crate::run::CaughtError;
 use crate::run::budget::Budget;
 use crate::run::{
-    Approval, GateDecision, GateVerdict, Outcome, Principal, RunbookState, StepKey, StepRecord, StepTimer,
+    Approval, GateDecision, GateVerdict, Outcome, Principal, RunbookState, StepKey, StepRecord, StepTimer, ValidState,
 };
 use crate::store::{Decision, DecisionStatus, PlanStore, Question};
 
@@ -39,8 +39,7 @@ fn question_of(state: &RunbookState, question: Question) -> Result<(&CaughtError
 use crate::time;
 
 /// Asks for the decision once, then reads it: `ready` with the approval, not ready while pending.
-pub async fn decision(clients: &AwsClients, state: &RunbookState, question: Question) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn decision(clients: &AwsClients, state: &ValidState, question: Question) -> Result<StepRecord, DrError> {
     let Some(store) = PlanStore::of_run(clients, &state.run) else {
         return Err(DrError::InvalidInput {
             message: "a run that holds no plan state has nowhere to wait for a decision".into(),

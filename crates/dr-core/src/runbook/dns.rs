@@ -21,7 +21,7 @@ use crate::aws::metrics::{datapoints, per_minute};
 use crate::aws::{AwsClients, once};
 use crate::error::DrError;
 use crate::plan::{Direction, DnsStrategy, Plan, Routing, fqdn};
-use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer, ValidState};
 use crate::time::{self, Timestamp};
 
 /// Fact key of the Route53 change id in the flip's record (record-upsert).
@@ -52,8 +52,7 @@ fn moved_alarm_state(plan: &Plan) -> StateValue {
 }
 
 /// Moves traffic to the plan's DR region (Paris in a failback); already there: no call.
-pub async fn flip_dns(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn flip_dns(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("flip-dns", clients);
     match routing(&state.plan) {
         Some(routing) => flip_by_routing(timer, clients, state, routing).await,
@@ -253,8 +252,7 @@ async fn flip_by_upsert(
 /// Ready when DNS answers the region moved to: with the routing strategy once the routing alarm
 /// is in ALARM (OK after a failback; read in the home region); with record-upsert once the change
 /// is INSYNC.
-pub async fn dns_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn dns_status(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("flip-dns-status", clients);
     let plan = &state.plan;
     let (values, seen) = answered(clients, plan, "now").await?;

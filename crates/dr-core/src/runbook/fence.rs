@@ -26,7 +26,7 @@ use crate::aws::postgres::{self, Credentials, Endpoint, Session};
 use crate::error::DrError;
 use crate::plan::{Fence, Plan, hook_timeout};
 use crate::run::budget::{Budget, status_record};
-use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer, ValidState};
 use crate::time;
 
 /// Facts of the barrier record.
@@ -51,8 +51,7 @@ fn methods(plan: &Plan, fence: &Fence) -> Vec<String> {
 }
 
 /// Fences the writer in Paris. Idempotent: a fence that holds is `AlreadyDone`.
-pub async fn fence(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn fence(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let plan = &state.plan;
     let fence = plan.fence_for_planned_move()?;
     let timer = StepTimer::start("fence", clients);
@@ -226,8 +225,7 @@ struct BarrierLook {
 
 /// Writes the run's marker in Paris (once: a later attempt finds it) and looks for it in Ireland:
 /// in SQL, or by the plan's barrier hook.
-pub async fn barrier(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn barrier(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let plan = &state.plan;
     let fence = plan.fence_for_planned_move()?;
     let timer = StepTimer::start("barrier", clients);
@@ -336,8 +334,7 @@ async fn barrier_by_hook(
 }
 
 /// Undoes the fence, in reverse order: Paris serves again. Idempotent: what is not fenced is left.
-pub async fn unfence(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn unfence(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let plan = &state.plan;
     let fence = plan.fence_for_planned_move()?;
     let timer = StepTimer::start("unfence", clients);

@@ -11,7 +11,7 @@ use crate::readiness::{Check, CheckRow, Finding, Scope, check_plan};
 use crate::rpo::check::{Heartbeat, PairKind, ReplicatedPair, check_pairs, pairs_of};
 use crate::rpo::{LagReading, replica_lag_at};
 use crate::run::{
-    FailoverKind, GateDecision, GateVerdict, Outcome, ResourceState, RunbookState, StepRecord, StepTimer,
+    FailoverKind, GateDecision, GateVerdict, Outcome, ResourceState, RunbookState, StepRecord, StepTimer, ValidState,
 };
 use crate::store::PlanStore;
 use crate::time::{self, Timestamp};
@@ -103,8 +103,7 @@ async fn routing_as_last_checked(
 }
 
 /// Runs the plan check, records the state of every resource, and applies the RPO gate.
-pub async fn preflight(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn preflight(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("preflight", clients);
     require_plan_held(clients, state).await?;
     let readiness = check_plan(clients, &state.plan, Scope::DataPlane).await;

@@ -16,7 +16,9 @@ use crate::notify::{self, Notice};
 use crate::plan::{Direction, Plan};
 use crate::readiness::{CheckRow, Scope, check_plan};
 use crate::report::{self, Bar, Head, Objective, TimelineReport, cell};
-use crate::run::{CaughtError, FailoverKind, GateDecision, Outcome, RunStatus, RunbookState, StepKey, StepRecord};
+use crate::run::{
+    CaughtError, FailoverKind, GateDecision, Outcome, RunStatus, RunbookState, StepKey, StepRecord, ValidState,
+};
 use crate::store::{PlanState, PlanStatus, PlanStore, Versioned, WriteOutcome};
 use crate::time::{self, Timestamp};
 
@@ -451,10 +453,9 @@ pub fn outcome_colour(outcome: Outcome) -> &'static str {
 /// plan it holds is given back.
 pub async fn write_report(
     clients: &AwsClients,
-    state: &RunbookState,
+    state: &ValidState,
     changed_nothing: bool,
 ) -> Result<RunReport, DrError> {
-    state.validate()?;
     let readiness = check_plan(clients, &state.plan, Scope::DataPlane).await;
     let mut report = build_report(state, readiness.rows);
     if let Some(started) = reprotect_after_roll_back(clients, state).await {
@@ -735,7 +736,7 @@ mod tests {
             StepKey::Barrier,
             record("barrier", "2026-11-23T10:00:13Z", "2026-11-23T10:00:15Z", Outcome::Ready),
         );
-        state.facing().expect("a planned move of the example")
+        (*state.facing().expect("a planned move of the example")).clone()
     }
 
     #[test]

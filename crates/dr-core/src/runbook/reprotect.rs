@@ -26,7 +26,7 @@ use crate::aws::{AwsClients, once};
 use crate::error::DrError;
 use crate::plan::Plan;
 use crate::rpo::read_replica_lags;
-use crate::run::{Outcome, RunbookState, StepKey, StepRecord, StepTimer};
+use crate::run::{Outcome, RunbookState, StepKey, StepRecord, StepTimer, ValidState};
 use crate::time;
 
 /// Tags on the retired primary: the run that retired it, and its final snapshot.
@@ -80,8 +80,7 @@ fn replicates_from(db: &DbInstance, ireland: &DbInstance) -> bool {
 
 /// Retires the old Paris primary: final snapshot, then renamed and tagged. Asked again until it
 /// answers ready.
-pub async fn retire_primary(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn retire_primary(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let plan = &state.plan;
     let timer = StepTimer::start("retire-primary", clients);
     let ireland = ireland_primary(clients, state).await?;
@@ -164,8 +163,7 @@ pub async fn retire_primary(clients: &AwsClients, state: &RunbookState) -> Resul
 
 /// Creates the Paris replica of the Ireland primary under the plan's primary name, as the
 /// retired instance was. Already there: no call.
-pub async fn create_replica(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn create_replica(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let plan = &state.plan;
     let timer = StepTimer::start("create-replica", clients);
     let ireland = ireland_primary(clients, state).await?;
@@ -238,8 +236,7 @@ pub async fn create_replica(clients: &AwsClients, state: &RunbookState) -> Resul
 }
 
 /// Ready when the Paris replica is available and replicating within the RPO.
-pub async fn replica_status(clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    state.validate()?;
+pub async fn replica_status(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let plan = &state.plan;
     let timer = StepTimer::start("create-replica-status", clients);
     let name = &plan.database.primary_instance;

@@ -305,8 +305,9 @@ pub struct RoundTripReport {
     pub dr_region_name: String,
     pub legs: Vec<LegSummary>,
     /// How long the DR region served alone: the failover's DNS moved to the failback's start (the
-    /// verification window and reprotect).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// verification window and reprotect). Reports written before the plan named its regions
+    /// called it `ireland_served_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "ireland_served_seconds")]
     pub dr_served_seconds: Option<f64>,
     pub verification_seconds: u64,
     /// Writes refused over both moves.

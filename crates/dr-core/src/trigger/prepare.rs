@@ -54,7 +54,10 @@ fn preparing_state(plan: &Plan, run_id: &str) -> RunbookState {
 /// Marks, then starts, the stopped standby instances, and marks, then raises, the DR group; what
 /// was done, or why not.
 pub async fn prepare(clients: &AwsClients, plan: &Plan, run_id: &str) -> String {
-    let state = preparing_state(plan, run_id);
+    let state = match preparing_state(plan, run_id).validated() {
+        Ok(state) => state,
+        Err(err) => return format!("not prepared while confirming ({}: {err})", err.name()),
+    };
     let mut done = Vec::new();
     match mark_instances(clients, plan, run_id).await {
         Ok(()) => match compute::start_standby(clients, &state).await {
