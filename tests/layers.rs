@@ -35,27 +35,17 @@ fn rank(module: &str) -> u8 {
     })
 }
 
-/// Every `.rs` file under `dir`, with the top-level module it belongs to.
-fn sources(dir: &Path, root: &Path, found: &mut Vec<(String, String)>) {
-    for entry in std::fs::read_dir(dir).expect("source dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            sources(&path, root, found);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            let relative = path.strip_prefix(root).expect("under src").to_string_lossy().to_string();
-            let module = relative.split(['/', '.']).next().unwrap_or_default().to_string();
-            if module != "lib" {
-                found.push((module, std::fs::read_to_string(&path).expect("source")));
-            }
-        }
-    }
+/// Every `.rs` file under `root` but the crate root, with the top-level module it belongs to.
+fn sources(root: &Path) -> Vec<(String, String)> {
+    let mut modules = Vec::new();
+    file_modules(root, root, &mut modules);
+    modules.into_iter().map(|(module, text)| (module[0].clone(), text)).collect()
 }
 
 #[test]
 fn dr_core_imports_point_down_only() {
     let root = dr_tests::repo_root().join("crates/dr-core/src");
-    let mut files = Vec::new();
-    sources(&root, &root, &mut files);
+    let files = sources(&root);
     let mut wrong = Vec::new();
     for (module, text) in &files {
         let own = rank(module);
@@ -354,16 +344,20 @@ fn names_a_region(literal: &str) -> bool {
 /// plan's name for it (`[region_names]`, else its code: `Plan::region_name`), in the direction of
 /// the run, never by the example plan's "Paris" and "Ireland". Comments may use the example to
 /// explain. `#[cfg(test)]` modules are left out: their fixture is the example plan
+/// Fields of reports written before the plan named its regions, which dr-core still reads
+/// (a serde alias): their names are the stored reports', not a text anyone is told.
+const OLD_FIELD_NAMES: &[&str] = &["ireland_served_seconds"];
+
 /// (`plans/paris-ireland.toml`), and the texts they expect carry that plan's own names.
+/// [`OLD_FIELD_NAMES`] are no text: names of report fields written before, still read.
 #[test]
 fn dr_core_names_no_region_in_its_texts() {
     let root = dr_tests::repo_root().join("crates/dr-core/src");
-    let mut files = Vec::new();
-    sources(&root, &root, &mut files);
+    let files = sources(&root);
     let mut named = Vec::new();
     for (module, text) in &files {
         for (line, literal) in string_literals_outside_tests(text) {
-            if names_a_region(&literal) {
+            if names_a_region(&literal) && !OLD_FIELD_NAMES.contains(&literal.as_str()) {
                 named.push(format!("{module}, line {line}: {literal:?}"));
             }
         }

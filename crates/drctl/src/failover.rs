@@ -21,15 +21,17 @@ pub enum FailoverCommand {
     Start {
         #[command(flatten)]
         start: StartMove,
-        /// A planned move (Paris answers): fence the writer in Paris and prove by a barrier that
-        /// Ireland holds every acknowledged write before promoting. Without it: unplanned (an
-        /// incident; the data loss is measured at its start and Paris is not fenced).
+        /// A planned move (the primary region answers): fence the writer there and prove by a
+        /// barrier that the DR region holds every acknowledged write before promoting. Without
+        /// it: unplanned (an incident; the data loss is measured at its start and the primary
+        /// region is not fenced).
         #[arg(long, conflicts_with = "unplanned")]
         planned: bool,
         /// An unplanned move (the default, said explicitly).
         #[arg(long)]
         unplanned: bool,
-        /// Fail back to Paris (Ireland -> Paris, always planned): as `drctl failback start`.
+        /// Fail back to the primary region (DR -> primary, always planned): as `drctl failback
+        /// start`.
         #[arg(long)]
         failback: bool,
     },
@@ -72,8 +74,9 @@ pub struct StartMove {
 
 #[derive(Subcommand)]
 pub enum FailbackCommand {
-    /// Fail PLAN back to Paris (Ireland -> Paris, always planned: the writer fenced in Ireland,
-    /// a barrier, then the move): Ireland must be primary, with a Paris replica (reprotect).
+    /// Fail PLAN back to its primary region (DR -> primary, always planned: the writer fenced
+    /// in the DR region, a barrier, then the move): the DR region must be primary, with a
+    /// replica in the primary region (reprotect).
     /// Takes the plan like `failover start`; prints the execution ARN.
     Start(StartMove),
 }

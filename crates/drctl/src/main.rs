@@ -37,7 +37,7 @@ enum Command {
     /// Start a failover by hand, or print its execution input.
     #[command(subcommand)]
     Failover(failover::FailoverCommand),
-    /// Fail back to Paris once Ireland is primary and reprotected.
+    /// Fail back to the plan's primary region once its DR region is primary and reprotected.
     #[command(subcommand)]
     Failback(failover::FailbackCommand),
     /// Game days: a dry run, a live drill, a round trip.

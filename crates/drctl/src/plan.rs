@@ -29,8 +29,8 @@ pub enum PlanCommand {
         stack: Option<String>,
     },
     /// Readiness: every resource exists and sits in its standby state. Read-only. With the plan
-    /// store, in the direction the estate stands: after a failover (Ireland primary, Paris its
-    /// replica) the plan is checked reversed.
+    /// store, in the direction the estate stands: after a failover (the DR region primary, the
+    /// primary region its replica) the plan is checked reversed.
     Check {
         #[command(flatten)]
         plan: PlanArg,

@@ -11,7 +11,7 @@ use crate::common::PlanArg;
 #[derive(Subcommand)]
 pub enum ReprotectCommand {
     /// Delete the old primary reprotect retired (`<primary>-retired-<run time>`), once the new
-    /// Paris replica is available and replicating within the RPO and its final snapshot is
+    /// replica is available and replicating within the RPO and its final snapshot is
     /// available; refused otherwise, and for any instance reprotect did not retire.
     DeleteRetired {
         #[command(flatten)]

@@ -44,9 +44,9 @@ pub enum TriggerCommand {
         #[command(flatten)]
         store: StoreArg,
     },
-    /// Let an alarm fail the plan over (after a failover: once Paris serves again).
+    /// Let an alarm fail the plan over (after a failover: once the primary region serves again).
     Arm(StateChange),
-    /// Switch automatic failover off (maintenance, a planned Paris outage).
+    /// Switch automatic failover off (maintenance, a planned outage of the primary region).
     Disarm(StateChange),
 }
 
