@@ -21,6 +21,7 @@ pub use step::{
     GateDecision, GateVerdict, Outcome, ResourceState, StepAction, StepKey, StepRecord, StepRequest, StepTimer,
 };
 
+use crate::aws::AwsClients;
 use crate::error::DrError;
 use crate::plan::{Direction, Plan, PlanRef};
 use crate::time::Timestamp;
@@ -361,6 +362,14 @@ impl RunbookState {
             return Ok(ValidState(self.clone()));
         }
         Ok(ValidState(RunbookState { plan: self.plan.facing(self.run.direction)?, ..self.clone() }))
+    }
+
+    /// The state and the plan's clients as the run's move sees them: [`RunbookState::facing`],
+    /// and the clients faced the same way (a plan already reversed has its clients faced).
+    pub fn facing_with(&self, clients: &AwsClients) -> Result<(ValidState, AwsClients), DrError> {
+        let state = self.facing()?;
+        let clients = if self.plan.reversed { clients.clone() } else { clients.facing(self.run.direction) };
+        Ok((state, clients))
     }
 
     /// The state, validated ([`RunbookState::validate`]), as written.

@@ -144,15 +144,11 @@ impl Runbook {
 /// settled (a transient error becomes `Waiting` within the phase's budget; another attempt of a
 /// change carries the earlier ones over).
 pub async fn run_step(step: &Step, clients: &AwsClients, state: &RunbookState) -> Result<StepRecord, DrError> {
-    let faced_clients;
-    let (clients, state) = match step.facing {
-        Facing::AsWritten => (clients, state.clone().validated()?),
-        Facing::TheRun => {
-            faced_clients = if state.plan.reversed { clients.clone() } else { clients.facing(state.run.direction) };
-            (&faced_clients, state.facing()?)
-        }
+    let (state, clients) = match step.facing {
+        Facing::AsWritten => (state.clone().validated()?, clients.clone()),
+        Facing::TheRun => state.facing_with(clients)?,
     };
-    let state = &state;
+    let (state, clients) = (&state, &clients);
     if step.kind == Kind::Waits && state.is_dry_run() {
         let timer = StepTimer::start(step.name, clients);
         return Ok(timer.finish(Outcome::Ready, true, "dry run: no change was made, nothing to wait for", Vec::new()));

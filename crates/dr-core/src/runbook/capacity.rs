@@ -20,6 +20,18 @@ pub(crate) fn capacity_text((min, desired, max): (i32, i32, i32)) -> String {
     format!("min {min} / desired {desired} / max {max}")
 }
 
+/// A capacity as a tag keeps it (the fence's, the trigger's preparation mark): `min/desired/max`.
+pub(crate) fn capacity_tag_text((min, desired, max): (i32, i32, i32)) -> String {
+    format!("{min}/{desired}/{max}")
+}
+
+/// The capacity a tag keeps ([`capacity_tag_text`]), if it is one.
+pub(crate) fn parse_capacity_tag(text: &str) -> Option<(i32, i32, i32)> {
+    let parts: Vec<i32> = text.split('/').filter_map(|part| part.parse().ok()).collect();
+    let [min, desired, max] = parts[..] else { return None };
+    Some((min, desired, max))
+}
+
 /// Sets a group's (min, desired, max).
 pub async fn set_capacity(
     autoscaling: &aws_sdk_autoscaling::Client,
@@ -44,13 +56,13 @@ pub async fn set_capacity(
 pub(crate) async fn keep_fenced_capacity(
     autoscaling: &aws_sdk_autoscaling::Client,
     group: &str,
-    (min, desired, max): (i32, i32, i32),
+    capacity: (i32, i32, i32),
 ) -> Result<(), DrError> {
     let tag = AsgTag::builder()
         .resource_id(group)
         .resource_type("auto-scaling-group")
         .key(FENCE_CAPACITY_TAG)
-        .value(format!("{min}/{desired}/{max}"))
+        .value(capacity_tag_text(capacity))
         .propagate_at_launch(false)
         .build();
     autoscaling
@@ -71,17 +83,16 @@ pub fn fenced_capacity(group: &AutoScalingGroup, region: &str) -> Result<Option<
         return Ok(None);
     };
     let value = tag.value().unwrap_or_default();
-    let parts: Vec<i32> = value.split('/').filter_map(|part| part.parse().ok()).collect();
-    let [min, desired, max] = parts[..] else {
-        return Err(DrError::FenceFailed {
+    match parse_capacity_tag(value) {
+        Some(capacity) => Ok(Some(capacity)),
+        None => Err(DrError::FenceFailed {
             region: region.to_string(),
             reason: format!(
                 "{}'s tag {FENCE_CAPACITY_TAG} = {value:?} is not min/desired/max: restore it by hand",
                 group.auto_scaling_group_name().unwrap_or_default()
             ),
-        });
-    };
-    Ok(Some((min, desired, max)))
+        }),
+    }
 }
 
 /// Removes the fence's capacity tag once the group has its capacity back (or its standby size).

@@ -107,7 +107,6 @@ pub async fn report_task(
             });
         }
     };
-    let faced_state = state.facing()?;
-    let faced_clients = if state.plan.reversed { clients.clone() } else { clients.facing(state.run.direction) };
-    Box::pin(report::write_report(&faced_clients, &faced_state, changed_nothing)).await
+    let (state, clients) = state.facing_with(clients)?;
+    Box::pin(report::write_report(&clients, &state, changed_nothing)).await
 }

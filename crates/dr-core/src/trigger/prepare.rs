@@ -28,6 +28,7 @@ use crate::aws::{AwsClients, once};
 use crate::error::DrError;
 use crate::plan::Plan;
 use crate::run::{RunInfo, RunbookState};
+use crate::runbook::capacity::{capacity_tag_text, parse_capacity_tag};
 use crate::runbook::compute::{
     self, capacity_text, current_capacity, instances_to_start, raised_capacity, set_capacity,
 };
@@ -111,12 +112,11 @@ async fn mark_group(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<(
         return Ok(());
     }
     let before = prepared_capacity(&found).filter(|(by, _)| by == run_id).map_or(current, |(_, before)| before);
-    let (min, desired, max) = before;
     let tag = AsgTag::builder()
         .resource_id(name)
         .resource_type("auto-scaling-group")
         .key(PREPARED_CAPACITY_TAG)
-        .value(format!("{run_id} {min}/{desired}/{max}"))
+        .value(format!("{run_id} {}", capacity_tag_text(before)))
         .propagate_at_launch(false)
         .build();
     clients
@@ -134,9 +134,7 @@ async fn mark_group(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<(
 fn prepared_capacity(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Option<(String, (i32, i32, i32))> {
     let value = group.tags().iter().find(|tag| tag.key() == Some(PREPARED_CAPACITY_TAG))?.value()?;
     let (run_id, capacity) = value.split_once(' ')?;
-    let parts: Vec<i32> = capacity.split('/').filter_map(|part| part.parse().ok()).collect();
-    let [min, desired, max] = parts[..] else { return None };
-    Some((run_id.to_string(), (min, desired, max)))
+    Some((run_id.to_string(), parse_capacity_tag(capacity)?))
 }
 
 /// Puts back what this run's preparation started, unless the plan was taken meanwhile (an
