@@ -391,6 +391,10 @@ fn the_reconcilers_read_only_tasks_are_the_failover_runbooks() {
     assert_eq!(
         changing,
         [
+            "ActionsAfterCompute",
+            "ActionsAfterDataTier",
+            "ActionsAfterTraffic",
+            "ActionsBeforeDataTier",
             "AsgStatus",
             "Barrier",
             "DnsStatus",

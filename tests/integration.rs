@@ -8,6 +8,7 @@
 
 mod cli;
 mod contract;
+mod custom_actions;
 mod database;
 mod doctor;
 mod estate;

@@ -95,6 +95,11 @@ pub enum DrError {
     #[error("the writer in {region} was not fenced: {reason}")]
     FenceFailed { region: String, reason: String },
 
+    /// A plan's custom action failed (a function error, or an answer that is not `{ready,
+    /// detail}`) or said it failed: the run stops there, as a failure of the step at that point.
+    #[error("custom action {action} ({point}) failed: {reason}")]
+    CustomActionFailed { action: String, point: String, reason: String },
+
     /// The database server's certificate is not one the RDS CA bundle (or `DR_DB_CA_BUNDLE`)
     /// vouches for, or does not name the endpoint: nothing is sent to it, credentials included.
     #[error("database {instance} at {address}: its TLS certificate is not trusted ({reason})")]
@@ -370,6 +375,7 @@ pub enum ProblemCode {
     NoRouteToPrimaryRegion,
     InvalidServing,
     InvalidReadinessProbe,
+    InvalidCustomAction,
 }
 
 impl ProblemCode {

@@ -155,6 +155,27 @@ fn each_broken_rule_has_its_named_problem() {
             "readiness.probes[0].function",
         ),
         (
+            |p| p.custom_actions = vec![custom_action("redis", "redis-failover", 600)],
+            ProblemCode::InvalidCustomAction,
+            "custom_actions[0].function",
+        ),
+        (
+            // Tier 1's RTO of 4 h: each point may take 30 min.
+            |p| p.custom_actions = vec![custom_action("redis", "dr-custom-action-redis", 1801)],
+            ProblemCode::InvalidCustomAction,
+            "custom_actions[0].timeout_seconds",
+        ),
+        (
+            |p| {
+                p.custom_actions = vec![
+                    custom_action("redis", "dr-custom-action-redis", 600),
+                    custom_action("redis", "dr-custom-action-efs", 600),
+                ]
+            },
+            ProblemCode::InvalidCustomAction,
+            "custom_actions[1].name",
+        ),
+        (
             |p| {
                 p.network = Some(dr_core::plan::Network {
                     database_subnets: vec![],
@@ -500,4 +521,13 @@ fn a_plan_without_its_minimum_healthy_capacity_is_refused_by_name() {
     let err = Plan::parse(&without, "without").expect_err("refused");
     assert_eq!(err.name(), "PlanParseError");
     assert!(err.to_string().contains("minimum_healthy"), "{err}");
+}
+
+fn custom_action(name: &str, function: &str, timeout_seconds: u32) -> dr_core::plan::CustomAction {
+    dr_core::plan::CustomAction {
+        name: name.into(),
+        function: function.into(),
+        point: dr_core::plan::ActionPoint::AfterDataTier,
+        timeout_seconds,
+    }
 }

@@ -158,6 +158,13 @@ def _operation(environ, service, body):
             payload = {}
         name = payload.get("name") or payload.get("stateMachineArn") or payload.get("Name") or ""
         return target.rsplit(".", 1)[-1], str(name)
+    if service == "lambda":  # REST: POST /2015-03-31/functions/<name>/invocations
+        parts = environ.get("PATH_INFO", "").strip("/").split("/")
+        if len(parts) >= 4 and parts[1] == "functions" and parts[3] == "invocations":
+            return "Invoke", parts[2]
+        if len(parts) == 3 and parts[1] == "functions" and environ.get("REQUEST_METHOD") == "GET":
+            return "GetFunction", parts[2]
+        return environ.get("REQUEST_METHOD", "GET").title() + "Lambda", "/".join(parts[2:3])
     if service in ("s3",):
         method = environ.get("REQUEST_METHOD", "GET")
         operation = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject", "POST": "PostObject"}[method]

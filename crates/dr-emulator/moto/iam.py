@@ -425,7 +425,10 @@ class Iam:
             return self.deny(start_response, function, service, authorization.operation, denied, why)
         _ledger.allowed(function, answer)
         if service in self.forward and self.forward[service]:
-            return self.proxy(environ, start_response, self.forward[service], body)
+            # Authorized: on to the local service, through the fault layer (a Lambda Invoke or a
+            # StartExecution is throttled and loses its answer as any other call).
+            environ[FORWARD_TO] = self.forward[service]
+            return self.app(environ, start_response)
         if (service, authorization.operation) == ("ec2", "StartInstances"):
             self.grant_ebs_keys(function, region, request)
         if (service, authorization.operation) in (("s3", "GetObject"), ("s3", "HeadObject")):
@@ -509,27 +512,47 @@ class Iam:
         start_response(captured.get("status", "500 Internal Server Error"), captured.get("headers", []))
         return chunks
 
-    def proxy(self, environ, start_response, base, body):
-        target = urlsplit(base)
-        connection = http.client.HTTPConnection(target.hostname, target.port, timeout=900)
-        path = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
-        if environ.get("QUERY_STRING") and "?" not in path:
-            path += "?" + environ["QUERY_STRING"]
-        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_") and k != "HTTP_HOST"}
-        if environ.get("CONTENT_TYPE"):
-            headers["Content-Type"] = environ["CONTENT_TYPE"]
-        headers["Content-Length"] = str(len(body))
-        try:
-            connection.request(environ.get("REQUEST_METHOD", "POST"), path, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-            skip = {"content-length", "transfer-encoding", "connection"}
-            out = [(k, v) for k, v in response.getheaders() if k.lower() not in skip]
-            start_response(f"{response.status} {response.reason}", out + [("Content-Length", str(len(payload)))])
-            return [payload]
-        except OSError as error:
-            payload = json.dumps({"message": f"local service unreachable: {error}"}).encode()
-            start_response("502 Bad Gateway", [("Content-Length", str(len(payload)))])
-            return [payload]
-        finally:
-            connection.close()
+
+# Where Iam sends a function's authorized Lambda or Step Functions call (the local services),
+# for Forward, the innermost layer, to find after the fault layer.
+FORWARD_TO = "dr.forward_to"
+
+
+class Forward:
+    """WSGI app under the fault layer: a function's authorized call to Lambda or Step Functions
+    goes to the local service Iam named; everything else to moto."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        base = environ.get(FORWARD_TO)
+        if base:
+            return proxy(environ, start_response, base, faults.read_body(environ))
+        return self.app(environ, start_response)
+
+
+def proxy(environ, start_response, base, body):
+    target = urlsplit(base)
+    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=900)
+    path = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
+    if environ.get("QUERY_STRING") and "?" not in path:
+        path += "?" + environ["QUERY_STRING"]
+    headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_") and k != "HTTP_HOST"}
+    if environ.get("CONTENT_TYPE"):
+        headers["Content-Type"] = environ["CONTENT_TYPE"]
+    headers["Content-Length"] = str(len(body))
+    try:
+        connection.request(environ.get("REQUEST_METHOD", "POST"), path, body=body, headers=headers)
+        response = connection.getresponse()
+        payload = response.read()
+        skip = {"content-length", "transfer-encoding", "connection"}
+        out = [(k, v) for k, v in response.getheaders() if k.lower() not in skip]
+        start_response(f"{response.status} {response.reason}", out + [("Content-Length", str(len(payload)))])
+        return [payload]
+    except OSError as error:
+        payload = json.dumps({"message": f"local service unreachable: {error}"}).encode()
+        start_response("502 Bad Gateway", [("Content-Length", str(len(payload)))])
+        return [payload]
+    finally:
+        connection.close()

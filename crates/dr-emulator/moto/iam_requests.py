@@ -86,6 +86,8 @@ def operation_name(request):
     if request.service == "lambda":
         if re.fullmatch(r"/2015-03-31/functions/[^/]+/invocations/?", request.path) and request.method == "POST":
             return "Invoke"
+        if re.fullmatch(r"/2015-03-31/functions/[^/]+/?", request.path) and request.method == "GET":
+            return "GetFunction"
     return f"{request.method} {request.path}"
 
 
@@ -540,6 +542,11 @@ def _invoke(request):
     return [("lambda:InvokeFunction", _function_arn(request.region, name), {})]
 
 
+def _get_function(request):
+    name = request.path.split("/")[3]
+    return [("lambda:GetFunction", _function_arn(request.region, name), {})]
+
+
 def _states(action, field_name):
     def build(request):
         return [(action, request.params.get(field_name, ""), {})]
@@ -613,6 +620,7 @@ OPERATIONS = {
     ("secretsmanager", "DescribeSecret"): _secret("secretsmanager:DescribeSecret"),
     ("kms", "DescribeKey"): _describe_key,
     ("lambda", "Invoke"): _invoke,
+    ("lambda", "GetFunction"): _get_function,
     ("states", "StartExecution"): _states("states:StartExecution", "stateMachineArn"),
     ("states", "DescribeExecution"): _states("states:DescribeExecution", "executionArn"),
     ("states", "StopExecution"): _states("states:StopExecution", "executionArn"),

@@ -68,7 +68,8 @@ def main():
     iam.configure(args.template, dict(item.split("=", 1) for item in args.name))
     # IAM first, as AWS authorizes a request before the service acts on it; the faults are the
     # network's and the service's, after.
-    app = iam.Iam(faults.Faults(app), lambda_url=args.lambda_url, sfn_url=args.sfn_url)
+    # A function's Lambda and Step Functions calls go on to the local services, past the faults.
+    app = iam.Iam(faults.Faults(iam.Forward(app)), lambda_url=args.lambda_url, sfn_url=args.sfn_url)
     run_simple(args.host, args.port, control.Control(app), threaded=True)
 
 

@@ -151,6 +151,7 @@ pub async fn serve(config: Config, address: SocketAddr) -> std::io::Result<()> {
     });
     let app = Router::new()
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route("/2015-03-31/functions/{name}", get(get_function))
         .route("/dr-local/stats", get(stats))
         .route("/", get(|| async { "dr-emulator lambdas" }))
         .with_state(service);
@@ -195,6 +196,26 @@ async fn invoke(
         Ok(Completion::Error(body)) => function_error(body),
         Err(body) => function_error(body),
     }
+}
+
+/// GetFunction: the function's configuration as Lambda answers it (the fields the readiness
+/// check reads), or `ResourceNotFoundException`.
+async fn get_function(State(service): State<Arc<Service>>, Path(requested): Path<String>) -> Response {
+    let name = function_name(&requested).to_string();
+    let arn = service.function_arn(&name);
+    let Some(spec) = service.config.functions.get(&name) else {
+        return aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {arn}"));
+    };
+    let body = serde_json::json!({
+        "Configuration": {
+            "FunctionName": name,
+            "FunctionArn": arn,
+            "Timeout": spec.timeout_seconds,
+            "MemorySize": spec.memory_mb,
+            "State": "Active",
+        }
+    });
+    (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response()
 }
 
 /// Lambda's answer to a function error: 200, the error payload, `X-Amz-Function-Error`.

@@ -280,6 +280,7 @@ const TASK_FUNCTIONS: &[&str] = &[
     "RetirePrimaryFunction",
     "CreateReplicaFunction",
     "FenceFunction",
+    "CustomActionsFunction",
     "FailoverReportFunction",
     "RestoreFindSnapshotFunction",
     "RestoreInstanceFunction",
@@ -576,6 +577,22 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
     }
     t.publish("ReadinessCheckFunction", "readiness drift");
 
+    // The plan's custom actions run where the run moves to: Ireland for a failover, Paris for a
+    // failback.
+    for action in &plan.custom_actions {
+        for region in [&d, &p] {
+            let arn = t.function_arn(region, &action.function);
+            t.add(
+                "CustomActionsFunction",
+                region,
+                &["lambda:InvokeFunction"],
+                arn.clone(),
+                "a custom action of the plan",
+            );
+            t.add("ReadinessCheckFunction", region, &["lambda:GetFunction"], arn, "a custom action deployed");
+        }
+    }
+
     t.add("RpoCheckFunction", &p, &["rds:DescribeDBInstances"], primary.clone(), "the primary of the pair");
     t.add("RpoCheckFunction", &d, &["rds:DescribeDBInstances"], replica.clone(), "the replica of the pair");
     t.add("RpoCheckFunction", &d, &["cloudwatch:GetMetricData"], "*".into(), "lag and replication metrics");
@@ -795,7 +812,7 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
 }
 
 /// Every action each function's rows name, whatever options a plan takes (a load balancer,
-/// probes, keys, either DNS strategy, credentials): what `scripts/iam_report.py` holds every
+/// probes, keys, either DNS strategy, credentials, custom actions): what `scripts/iam_report.py` holds every
 /// action the suite's functions were authorized for against, so that doctor simulates each call
 /// the enforcement ever allowed.
 pub fn actions_by_function(plan: &Plan) -> BTreeMap<String, BTreeSet<String>> {
@@ -814,6 +831,12 @@ pub fn actions_by_function(plan: &Plan) -> BTreeMap<String, BTreeSet<String>> {
         }],
     });
     every.standby_instances.ebs_kms_key = Some("arn:aws:kms:eu-west-1:123456789012:key/key".into());
+    every.custom_actions = vec![crate::plan::CustomAction {
+        name: "action".into(),
+        function: format!("{}action", crate::plan::CUSTOM_ACTION_PREFIX),
+        point: crate::plan::ActionPoint::AfterDataTier,
+        timeout_seconds: 60,
+    }];
     if let Some(fence) = every.fence.as_mut() {
         fence.lambda = Some("fence-hook".into());
         fence.barrier_function = Some("barrier-hook".into());

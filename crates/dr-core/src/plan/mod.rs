@@ -68,6 +68,11 @@ pub struct Plan {
     /// may not approve it (`ApproverIsStarter`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub two_person_approval: bool,
+    /// What the plan does not know itself takes part through the plan's own Lambdas, each run at
+    /// a named point of every failover and failback (`[[custom_actions]]`): a Redis global
+    /// datastore's failover, EFS replication, a cache flush.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_actions: Vec<CustomAction>,
     /// `true` in the plan as a failback sees it ([`Plan::facing`]): the regions, the database's
     /// roles and the application groups swapped. Never in a plan file.
     #[serde(skip)]
@@ -195,6 +200,85 @@ pub struct ReadinessProbe {
     pub function: String,
     /// Where it runs: the plan's primary or DR region.
     pub region: String,
+}
+
+/// A Lambda of the plan's own that a run invokes at a named point, until it answers ready
+/// (`runbook::actions`). It is told the run (kind, direction, dry run) and asked again with the
+/// same idempotency key until it says it is done, so it must be idempotent: a lost answer or a
+/// throttled call is asked again, never taken for a second action.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomAction {
+    /// How records, reports and the action itself name it; unique in the plan.
+    pub name: String,
+    /// The function, by name or ARN; its name starts with `dr-custom-action-` (the stack may
+    /// invoke only those). It runs in the region the run moves to (the DR region for a failover,
+    /// the primary for a failback): deploy it in both.
+    pub function: String,
+    pub point: ActionPoint,
+    /// How long the action may take, from its first invocation to its answer `ready`, across
+    /// every ask (each one call of at most [`CUSTOM_ACTION_CALL_SECONDS`]): at most an eighth of
+    /// the RTO, the share of the run each point may take.
+    pub timeout_seconds: u32,
+}
+
+/// Where in a run a custom action takes part.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    Serialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum ActionPoint {
+    /// Once the run may go on (its gate passed or decided), before the fence and the promotion.
+    BeforeDataTier,
+    /// Once the database is promoted and writable, in the database's branch (a failure there is
+    /// a failure of the data tier: a planned move rolls back).
+    AfterDataTier,
+    /// Once the standby compute serves, in the compute branch.
+    AfterCompute,
+    /// Once DNS answers the region the run moved to, before the report.
+    AfterTraffic,
+}
+
+impl ActionPoint {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl std::fmt::Display for ActionPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The prefix every custom action's function name carries: the stack's role may invoke only
+/// functions named so (template.yaml, `InvokeTheCustomActions`).
+pub const CUSTOM_ACTION_PREFIX: &str = "dr-custom-action-";
+/// The longest one invocation of a custom action may take: the custom-actions function's 60 s
+/// less what the rest of its step needs. An action that needs longer answers `ready: false` and
+/// is asked again.
+pub const CUSTOM_ACTION_CALL_SECONDS: u32 = 40;
+/// The most custom actions a plan may name: one ask invokes every action of a point at once,
+/// within one function's time.
+pub const MAX_CUSTOM_ACTIONS: usize = 20;
+
+impl Plan {
+    /// The plan's custom actions at `point`, in the plan's order.
+    pub fn custom_actions_at(&self, point: ActionPoint) -> impl Iterator<Item = &CustomAction> {
+        self.custom_actions.iter().filter(move |action| action.point == point)
+    }
 }
 
 /// The prefix every readiness probe's function name carries: the stack's role may invoke only

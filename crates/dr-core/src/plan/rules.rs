@@ -115,6 +115,7 @@ impl Plan {
         self.check_fence(&mut found);
         self.check_network(&mut found);
         self.check_readiness_needs(&mut found);
+        self.check_custom_actions(&mut found);
         found.0
     }
 
@@ -339,6 +340,63 @@ impl Plan {
                     ProblemCode::InvalidReadinessProbe,
                     format!("{field}.name"),
                     format!("{}: named twice", probe.name),
+                );
+            }
+        }
+    }
+
+    /// Each action a function the stack may invoke, named once so that its records and its
+    /// idempotency key are its own, and given a time its point of the run can hold.
+    fn check_custom_actions(&self, found: &mut Problems) {
+        if self.custom_actions.len() > super::MAX_CUSTOM_ACTIONS {
+            found.add(
+                ProblemCode::InvalidCustomAction,
+                "custom_actions",
+                format!("{} actions: at most {}", self.custom_actions.len(), super::MAX_CUSTOM_ACTIONS),
+            );
+        }
+        let longest = self.targets.rto_minutes.saturating_mul(60) / 8;
+        for (index, action) in self.custom_actions.iter().enumerate() {
+            let field = format!("custom_actions[{index}]");
+            let name_ok = !action.name.is_empty()
+                && action.name.len() <= 64
+                && action.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !name_ok {
+                found.add(
+                    ProblemCode::InvalidCustomAction,
+                    format!("{field}.name"),
+                    format!("{:?}: use 1 to 64 letters, digits, '-' or '_'", action.name),
+                );
+            }
+            if self.custom_actions[..index].iter().any(|earlier| earlier.name == action.name) {
+                found.add(
+                    ProblemCode::InvalidCustomAction,
+                    format!("{field}.name"),
+                    format!(
+                        "{}: named before, and an action's records and idempotency key are its name's",
+                        action.name
+                    ),
+                );
+            }
+            if !super::lambda_function_name(&action.function).starts_with(super::CUSTOM_ACTION_PREFIX) {
+                found.add(
+                    ProblemCode::InvalidCustomAction,
+                    format!("{field}.function"),
+                    format!(
+                        "{}: the stack may invoke only functions named {}*",
+                        action.function,
+                        super::CUSTOM_ACTION_PREFIX
+                    ),
+                );
+            }
+            if action.timeout_seconds == 0 || action.timeout_seconds > longest {
+                found.add(
+                    ProblemCode::InvalidCustomAction,
+                    format!("{field}.timeout_seconds"),
+                    format!(
+                        "{} s: between 1 s and an eighth of the RTO ({longest} s), the share of the run each point may take",
+                        action.timeout_seconds
+                    ),
                 );
             }
         }

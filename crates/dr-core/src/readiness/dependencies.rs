@@ -13,7 +13,7 @@ use super::{Check, CheckRow, Finding, at};
 use crate::aws::RegionClients;
 use crate::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
 use crate::error::{DrError, sdk_error_code};
-use crate::plan::{Plan, ReadinessProbe, Serving, lambda_function_name};
+use crate::plan::{CustomAction, Plan, ReadinessProbe, Serving, lambda_function_name};
 use crate::time;
 
 /// The quota of "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", in vCPUs.
@@ -22,18 +22,20 @@ const STANDARD_VCPU_QUOTA: (&str, &str) = ("ec2", "L-1216C47A");
 /// Every dependency row of the plan's DR region; `primary` runs probes placed in Paris.
 pub(super) async fn check_dependencies(primary: &RegionClients, dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
     let group = describe_auto_scaling_group(&dr.autoscaling, &plan.auto_scaling.group).await.ok().flatten();
-    let (launch, serving, keys, secret, probes) = tokio::join!(
+    let (launch, serving, keys, secret, probes, actions) = tokio::join!(
         check_launch_template_and_quota(dr, plan, group.as_ref()),
         check_serving(dr, plan, group.as_ref()),
         check_kms_keys(dr, plan),
         check_database_secret(dr, plan),
         check_probes(primary, dr, plan),
+        check_custom_actions(primary, dr, plan),
     );
     let mut rows = launch;
     rows.extend(serving);
     rows.extend(keys);
     rows.extend(secret);
     rows.extend(probes);
+    rows.extend(actions);
     rows
 }
 
@@ -502,5 +504,38 @@ async fn check_probe(region: &RegionClients, plan: &Plan, probe: &ReadinessProbe
             Finding::ProbeFailed,
             format!("answered {body:?}, not {{\"ready\": bool, \"detail\": string}}: {err}"),
         ),
+    }
+}
+
+/// Each custom action's function, where a run invokes it: the DR region (failovers) and the
+/// primary (failbacks). Read only (GetFunction): the readiness check never runs an action.
+async fn check_custom_actions(primary: &RegionClients, dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
+    let runs = plan
+        .custom_actions
+        .iter()
+        .flat_map(|action| [(dr, action), (primary, action)])
+        .map(|(region, action)| check_custom_action(region, action));
+    futures_util::future::join_all(runs).await
+}
+
+async fn check_custom_action(region: &RegionClients, action: &CustomAction) -> CheckRow {
+    const CHECK: Check = Check::CustomAction;
+    let resource =
+        format!("{} ({}, {}, {})", action.name, lambda_function_name(&action.function), action.point, region.region);
+    match region.lambda.get_function().function_name(&action.function).send().await {
+        Ok(found) => {
+            let state = found.configuration().and_then(|c| c.state()).map_or("unknown", |s| s.as_str()).to_string();
+            CheckRow::ready(CHECK, resource, format!("deployed ({state})"))
+        }
+        Err(err) if sdk_error_code(&err) == Some("ResourceNotFoundException") => CheckRow::not_ready(
+            CHECK,
+            resource,
+            Finding::CustomActionMissing,
+            format!(
+                "no function {} in {}: a run moving there would stop at {}",
+                action.function, region.region, action.point
+            ),
+        ),
+        Err(err) => CheckRow::failed(CHECK, resource, &DrError::from_sdk("lambda", "GetFunction", err)),
     }
 }

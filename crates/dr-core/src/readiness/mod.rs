@@ -50,6 +50,7 @@ pub enum Check {
     KmsKey,
     DatabaseSecret,
     CustomProbe,
+    CustomAction,
 }
 
 impl Check {
@@ -79,6 +80,7 @@ impl Check {
             Check::KmsKey => "kms key",
             Check::DatabaseSecret => "database secret",
             Check::CustomProbe => "custom probe",
+            Check::CustomAction => "custom action",
         }
     }
 
@@ -133,6 +135,9 @@ pub enum Finding {
     KmsKeyDisabled,
     SecretNotReplicated,
     ProbeFailed,
+    /// A custom action's function is not in a region a run may invoke it in (the DR region for a
+    /// failover, the primary for a failback).
+    CustomActionMissing,
     CheckFailed,
 }
 

@@ -31,10 +31,11 @@ pub const MAX_POLL_SECONDS: u64 = 300;
 /// share of the RTO times the events of one turn of its loop (a Task is 5 events, a Wait or a
 /// Choice 2). The worst path is an unplanned run's: preflight 0.125 x 9, a decision at the RPO
 /// gate 0.25 x 9, database 0.5 x 9, compute 0.5 x 14, a decision below the minimum capacity
-/// 0.25 x 9, DNS 0.125 x 9. A planned one has the fence and barrier (0.125 x 9) instead of the
-/// decisions, then DNS and a failback's stand-down, or the roll-back's unfence and mark
-/// (0.125 x 9 each): 16. `tests/contract.rs` checks the definitions against it.
-pub const FAILOVER_EVENTS_PER_RTO_SECOND: f64 = 18.25;
+/// 0.25 x 9, DNS 0.125 x 9, and the plan's custom actions at four points, 0.125 x 9 each. A
+/// planned one has the fence and barrier (0.125 x 9) instead of the decisions, then DNS and a
+/// failback's stand-down, or the roll-back's unfence and mark (0.125 x 9 each): 20.5.
+/// `tests/contract.rs` checks the definitions against it.
+pub const FAILOVER_EVENTS_PER_RTO_SECOND: f64 = 22.75;
 
 /// How often the state machines ask again, for a plan with this RTO.
 pub fn poll_seconds(rto: Duration) -> u64 {
@@ -68,6 +69,12 @@ impl StepKey {
             StepKey::Diverged => (StepKey::Diverged, 0.125),
             // Stopping instances takes minutes; the users are already back on Paris.
             StepKey::StandDown => (StepKey::StandDown, 0.125),
+            // Each point of the plan's custom actions: the longest `timeout_seconds` the plan
+            // accepts.
+            StepKey::ActionsBeforeDataTier => (StepKey::ActionsBeforeDataTier, 0.125),
+            StepKey::ActionsAfterDataTier => (StepKey::ActionsAfterDataTier, 0.125),
+            StepKey::ActionsAfterCompute => (StepKey::ActionsAfterCompute, 0.125),
+            StepKey::ActionsAfterTraffic => (StepKey::ActionsAfterTraffic, 0.125),
             // Reprotect is not on an outage's clock, but a snapshot and a new cross-region replica
             // of a large database take hours: half the RTO, then the RTO (within the history
             // quota at the longest RTO). Out of it, StepTimedOut; a new run goes on from there.
@@ -192,14 +199,15 @@ mod tests {
 
     #[test]
     fn the_run_carries_its_poll_interval() {
-        assert_eq!(promoting().run.poll_seconds, MIN_POLL_SECONDS);
+        // Tier 1's 4 h: the custom actions' four points took it past the 15 s floor.
+        assert_eq!(promoting().run.poll_seconds, 17);
     }
 
     #[test]
     fn the_poll_interval_grows_with_the_rto_within_bounds() {
         assert_eq!(poll_seconds(Duration::from_secs(30 * 60)), MIN_POLL_SECONDS);
-        assert_eq!(poll_seconds(Duration::from_secs(4 * 3600)), MIN_POLL_SECONDS);
-        assert_eq!(poll_seconds(Duration::from_secs(8 * 3600)), 27);
-        assert_eq!(poll_seconds(Duration::from_secs(24 * 3600)), 79);
+        assert_eq!(poll_seconds(Duration::from_secs(4 * 3600)), 17);
+        assert_eq!(poll_seconds(Duration::from_secs(8 * 3600)), 33);
+        assert_eq!(poll_seconds(Duration::from_secs(24 * 3600)), 99);
     }
 }

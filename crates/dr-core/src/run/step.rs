@@ -38,6 +38,11 @@ pub enum StepKey {
     Diverged,
     // A failback: the DR region's compute back to standby once Paris serves.
     StandDown,
+    // The plan's custom actions, one record per point of the run (`runbook::actions`).
+    ActionsBeforeDataTier,
+    ActionsAfterDataTier,
+    ActionsAfterCompute,
+    ActionsAfterTraffic,
     // Reprotect after a failover: the old primary retired, a Paris replica of Ireland.
     RetirePrimary,
     Replica,
@@ -88,6 +93,12 @@ pub enum StepAction {
     /// The decision step's second question: an unplanned run below its minimum compute after
     /// the promotion asks a human whether to move traffic on what serves.
     Decide,
+    /// The custom-actions handler's, one per point of the run: the plan's custom actions at that
+    /// point (`plan::ActionPoint`).
+    BeforeDataTier,
+    AfterDataTier,
+    AfterCompute,
+    AfterTraffic,
     /// The report's only: the failure report of a run stopped before any change (preflight, its
     /// RPO gate, a decision), which gives the plan back to the status the run took it from.
     GiveBack,

@@ -12,6 +12,7 @@
 //! transient state clears, `NotReady` until a change has taken effect), and the state machine's
 //! Wait/Choice loop asks again, within the phase's time budget (`run::budget`).
 
+pub mod actions;
 pub mod capacity;
 pub mod compute;
 pub mod database;
@@ -25,6 +26,7 @@ pub mod round_trip;
 
 use crate::aws::AwsClients;
 use crate::error::DrError;
+use crate::plan::ActionPoint;
 pub use crate::run::budget::status_record;
 use crate::run::table::Kind::{Asks, Changes, Checks, Waits};
 use crate::run::table::{Runbook, step};
@@ -70,6 +72,14 @@ pub const FAILOVER: Runbook = Runbook {
              |c, s| Box::pin(dns::flip_dns(c, s))),
         step("flip-dns",        Status, Waits,    &["DnsStatus"],        StepKey::DnsStatus,         "flip-dns-status",
              |c, s| Box::pin(dns::dns_status(c, s))),
+        step(actions::HANDLER,  BeforeDataTier, Changes, &["ActionsBeforeDataTier"], StepKey::ActionsBeforeDataTier, "custom-actions-before-data-tier",
+             |c, s| Box::pin(actions::run_point(c, s, ActionPoint::BeforeDataTier))),
+        step(actions::HANDLER,  AfterDataTier,  Changes, &["ActionsAfterDataTier"],  StepKey::ActionsAfterDataTier,  "custom-actions-after-data-tier",
+             |c, s| Box::pin(actions::run_point(c, s, ActionPoint::AfterDataTier))),
+        step(actions::HANDLER,  AfterCompute,   Changes, &["ActionsAfterCompute"],   StepKey::ActionsAfterCompute,   "custom-actions-after-compute",
+             |c, s| Box::pin(actions::run_point(c, s, ActionPoint::AfterCompute))),
+        step(actions::HANDLER,  AfterTraffic,   Changes, &["ActionsAfterTraffic"],   StepKey::ActionsAfterTraffic,   "custom-actions-after-traffic",
+             |c, s| Box::pin(actions::run_point(c, s, ActionPoint::AfterTraffic))),
     ],
 };
 

@@ -29,12 +29,16 @@ pub type Phase = (&'static str, StepKey, Option<StepKey>);
 const PHASES: &[Phase] = &[
     ("preflight and RPO gate", StepKey::Preflight, None),
     ("wait for a decision (RPO gate refused)", StepKey::Decision, None),
+    ("custom actions before the data tier", StepKey::ActionsBeforeDataTier, None),
     (FENCE_PHASE, StepKey::Fence, Some(StepKey::Barrier)),
     ("undo the fence", StepKey::Unfence, None),
     ("promote replica", StepKey::Promote, Some(StepKey::PromoteStatus)),
+    ("custom actions after the data tier", StepKey::ActionsAfterDataTier, None),
     ("start standby EC2", StepKey::Standby, Some(StepKey::StandbyStatus)),
     ("scale Auto Scaling group", StepKey::Asg, Some(StepKey::AsgStatus)),
+    ("custom actions after compute", StepKey::ActionsAfterCompute, None),
     (DNS_PHASE, StepKey::FlipDns, Some(StepKey::DnsStatus)),
+    ("custom actions after traffic moved", StepKey::ActionsAfterTraffic, None),
     ("stand down the DR region's compute (failback)", StepKey::StandDown, None),
 ];
 const FENCE_PHASE: &str = "fence the writer and barrier";
@@ -51,7 +55,11 @@ pub fn timeline_of(steps: &BTreeMap<StepKey, StepRecord>, phases: &[Phase]) -> V
     phases
         .iter()
         .filter_map(|(phase, act_key, status_key)| {
-            let act = steps.get(act_key)?;
+            // A point of the run with no custom action checked nothing and called nothing: not a
+            // phase of this run.
+            let act = steps
+                .get(act_key)
+                .filter(|r| !(r.outcome == Outcome::Checked && r.calls.is_empty() && r.resources.is_empty()))?;
             let status = status_key.and_then(|key| steps.get(&key));
             let last = status.unwrap_or(act);
             let records: Vec<&StepRecord> = [Some(act), status].into_iter().flatten().collect();

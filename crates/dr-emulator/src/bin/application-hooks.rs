@@ -15,8 +15,18 @@
 //!   `s3://dr-local-application/probe-fails/<plan>/<probe>` exists, whose content is then the
 //!   reason it answers `{"ready": false, "detail"}` (a Transit Gateway route gone, a directory
 //!   login refused).
+//! - a `CustomActionRequest` (served as `dr-custom-action-application`, a plan's
+//!   `custom_actions`): a stand-in for what the plan does not know (a Redis global datastore's
+//!   failover, EFS replication). Its journal is `s3://dr-local-application/custom-actions/<plan>/
+//!   <run_id>/<action>.json` (`{"asks": [...every request...], "started", "started_at"}`), which
+//!   tests read: it starts its work once per idempotency key, however often it is asked, and
+//!   answers `ready` from its `asks_before_ready`-th live ask on. A dry run is answered at once
+//!   and starts nothing. `s3://dr-local-application/action-config/<plan>/<action>` holds
+//!   `{"asks_before_ready": n, "fails": "reason"}` (both optional; 1 and none by default): with
+//!   `fails`, a live ask is a function error.
 
 use aws_sdk_s3::primitives::ByteStream;
+use dr_core::runbook::actions::CustomActionRequest;
 use dr_core::runbook::fence::{BarrierHookAnswer, BarrierHookRequest};
 use dr_core::time;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -28,15 +38,26 @@ const BUCKET: &str = "dr-local-application";
 async fn main() -> Result<(), Error> {
     let config = dr_core::aws::tls::sdk_config_loader().load().await;
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
-    let s3 = &s3;
-    run(service_fn(move |event: LambdaEvent<Value>| async move { handle(s3, event.payload).await })).await
+    // The custom actions' journal is the tests' observer, not part of the estate: it signs with a
+    // key of its own, which the fault layer (scoped to the functions' `local-lambda` keys) never
+    // touches, so that a throttled journal write is never taken for a failed action.
+    let observer =
+        aws_sdk_s3::config::Credentials::new("dr-local-observer", "testing", None, None, "application-hooks");
+    let journal = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config).credentials_provider(observer).force_path_style(true).build(),
+    );
+    let (s3, journal) = (&s3, &journal);
+    run(service_fn(move |event: LambdaEvent<Value>| async move { handle(s3, journal, event.payload).await })).await
 }
 
-async fn handle(s3: &aws_sdk_s3::Client, payload: Value) -> Result<Value, Error> {
+async fn handle(s3: &aws_sdk_s3::Client, journal: &aws_sdk_s3::Client, payload: Value) -> Result<Value, Error> {
     if let (Some(plan), Some(probe)) =
         (payload.get("plan").and_then(Value::as_str), payload.get("probe").and_then(Value::as_str))
     {
         return readiness_probe(s3, plan, probe).await;
+    }
+    if payload.get("idempotency_key").is_some() {
+        return custom_action(journal, serde_json::from_value(payload)?).await;
     }
     match payload.get("action").and_then(Value::as_str) {
         Some("barrier") => barrier(serde_json::from_value(payload)?).await,
@@ -59,6 +80,61 @@ async fn readiness_probe(s3: &aws_sdk_s3::Client, plan: &str, probe: &str) -> Re
     }
 }
 
+async fn read_json(s3: &aws_sdk_s3::Client, key: &str) -> Option<Value> {
+    let found = s3.get_object().bucket(BUCKET).key(key).send().await.ok()?;
+    serde_json::from_slice(&found.body.collect().await.ok()?.into_bytes()).ok()
+}
+
+async fn custom_action(s3: &aws_sdk_s3::Client, request: CustomActionRequest) -> Result<Value, Error> {
+    let config = read_json(s3, &format!("action-config/{}/{}", request.plan, request.action)).await.unwrap_or_default();
+    let key = format!("custom-actions/{}/{}/{}.json", request.plan, request.run_id, request.action);
+    let mut journal = read_json(s3, &key).await.unwrap_or_else(|| json!({ "asks": [], "started": 0 }));
+    let mut asked = serde_json::to_value(&request)?;
+    asked["at"] = json!(time::rfc3339(time::now()));
+    journal["asks"].as_array_mut().ok_or("a journal without asks")?.push(asked);
+    let answer = if request.dry_run {
+        json!({ "ready": true, "detail": format!("would fail {} over to {}", request.action, request.to_region) })
+    } else if let Some(reason) = config.get("fails").and_then(Value::as_str) {
+        put_json(s3, &key, &journal).await?;
+        return Err(reason.to_string().into());
+    } else {
+        if journal["started"].as_u64().unwrap_or(0) == 0 {
+            journal["started"] = json!(1);
+            journal["started_at"] = json!(time::rfc3339(time::now()));
+        }
+        let live_asks = journal["asks"].as_array().map_or(0, |asks| {
+            asks.iter().filter(|ask| ask["dry_run"] == false && ask["point"] == json!(request.point)).count()
+        });
+        let needed = config.get("asks_before_ready").and_then(Value::as_u64).unwrap_or(1) as usize;
+        let ready = live_asks >= needed;
+        let detail = if ready {
+            format!("{} failed over to {}", request.action, request.to_region)
+        } else {
+            format!("{} failing over ({live_asks} of {needed})", request.action)
+        };
+        json!({ "ready": ready, "detail": detail })
+    };
+    put_json(s3, &key, &journal).await?;
+    Ok(answer)
+}
+
+async fn put_json(s3: &aws_sdk_s3::Client, key: &str, value: &Value) -> Result<(), Error> {
+    ensure_bucket(s3).await?;
+    s3.put_object().bucket(BUCKET).key(key).body(ByteStream::from(value.to_string().into_bytes())).send().await?;
+    Ok(())
+}
+
+async fn ensure_bucket(s3: &aws_sdk_s3::Client) -> Result<(), Error> {
+    if s3.head_bucket().bucket(BUCKET).send().await.is_err() {
+        let region = s3.config().region().map(|r| r.to_string()).unwrap_or_default();
+        let location = aws_sdk_s3::types::CreateBucketConfiguration::builder()
+            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
+            .build();
+        s3.create_bucket().bucket(BUCKET).create_bucket_configuration(location).send().await?;
+    }
+    Ok(())
+}
+
 async fn switch(s3: &aws_sdk_s3::Client, plan: &str, run_id: &str, maintenance: bool) -> Result<Value, Error> {
     if s3.head_object().bucket(BUCKET).key(format!("broken/{plan}")).send().await.is_ok() {
         return Err("the maintenance switch is broken".into());
@@ -77,14 +153,7 @@ async fn switch(s3: &aws_sdk_s3::Client, plan: &str, run_id: &str, maintenance: 
         Err(_) => 0,
     };
     let state = json!({ "maintenance": maintenance, "run_id": run_id, "switched": switched + 1 });
-    if s3.head_bucket().bucket(BUCKET).send().await.is_err() {
-        let region = s3.config().region().map(|r| r.to_string()).unwrap_or_default();
-        let location = aws_sdk_s3::types::CreateBucketConfiguration::builder()
-            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
-            .build();
-        s3.create_bucket().bucket(BUCKET).create_bucket_configuration(location).send().await?;
-    }
-    s3.put_object().bucket(BUCKET).key(&key).body(ByteStream::from(state.to_string().into_bytes())).send().await?;
+    put_json(s3, &key, &state).await?;
     Ok(state)
 }
 
