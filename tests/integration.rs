@@ -27,5 +27,6 @@ mod round_trip;
 mod routing;
 mod rpo;
 mod steps;
+mod terraform;
 mod trigger;
 mod under_faults;

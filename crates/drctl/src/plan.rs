@@ -28,6 +28,27 @@ pub enum PlanCommand {
         #[arg(long, env = "DR_STACK")]
         stack: Option<String>,
     },
+    /// The plan as Terraform reads it (`--json`: the plan, its version, and the parameters of both
+    /// stacks it determines, for `jsondecode` in terraform/modules/dr); without `--json`, the text
+    /// `drctl plan publish` stores.
+    Export {
+        #[command(flatten)]
+        plan: PlanArg,
+        #[command(flatten)]
+        format: JsonArg,
+    },
+    /// After a failover, what the estate's own Terraform must change: the inputs of the modules
+    /// that created it (which region is primary, which instance is the writer and which the
+    /// replica, the PRIMARY record's value) as the estate stands, against the plan as written.
+    /// Read-only (the plan store's state, RDS, Route 53). docs/deploy.md says how to apply them.
+    TerraformInputs {
+        #[command(flatten)]
+        plan: PlanArg,
+        #[command(flatten)]
+        store: StoreArg,
+        #[command(flatten)]
+        format: JsonArg,
+    },
     /// Readiness: every resource exists and sits in its standby state. Read-only. With the plan
     /// store, in the direction the estate stands: after a failover (the DR region primary, the
     /// primary region its replica) the plan is checked reversed.
@@ -63,6 +84,26 @@ impl PlanCommand {
                 }
                 store.open(&clients).publish_plan(&plan).await?;
                 println!("published plan {} to s3://{}/plans/{}.toml", plan.name, store.bucket, plan.name);
+                Ok(ExitCode::SUCCESS)
+            }
+            PlanCommand::Export { plan, format } => {
+                let plan = plan.load()?;
+                if format.json {
+                    output::print_json(&dr_core::plan::stack::PlanExport::of(&plan)?)?;
+                } else {
+                    print!("{}", plan.published_text()?);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            PlanCommand::TerraformInputs { plan, store, format } => {
+                let (plan, clients) = plan.load_with_clients().await?;
+                let inputs =
+                    dr_core::doctor::terraform::terraform_inputs(&clients, &store.open(&clients), &plan).await?;
+                if format.json {
+                    output::print_json(&inputs)?;
+                } else {
+                    print!("{}", dr_core::doctor::terraform::render(&plan, &inputs));
+                }
                 Ok(ExitCode::SUCCESS)
             }
             PlanCommand::Check { plan, bucket, format } => {

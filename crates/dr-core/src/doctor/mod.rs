@@ -14,6 +14,7 @@
 
 pub mod calls;
 pub mod staging;
+pub mod terraform;
 
 use std::collections::BTreeMap;
 

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
 use super::{DnsStrategy, Plan};
 use crate::error::DrError;
 
@@ -63,6 +65,39 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
             plan.network.as_ref().map(|n| n.database_security_groups.join(",")).unwrap_or_default(),
         ),
     ])
+}
+
+/// A plan as Terraform reads it (`drctl plan export --json`, for `jsondecode`): the plan, its
+/// version, and the parameters of both stacks it determines, computed here once
+/// ([`stack_parameters`], [`detection_stack_parameters`]) so that the Terraform module
+/// (`terraform/modules/dr`) derives no name itself. Terraform reads no TOML.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanExport {
+    pub plan: Plan,
+    /// The version `drctl plan publish` stores the plan under ([`Plan::version`]).
+    pub version: String,
+    pub stack_parameters: BTreeMap<String, String>,
+    /// `None` when the plan has no `[trigger]` (no detection stack to deploy).
+    pub detection_stack_parameters: Option<BTreeMap<String, String>>,
+}
+
+impl PlanExport {
+    pub fn of(plan: &Plan) -> Result<PlanExport, DrError> {
+        let named = |parameters: Vec<(&'static str, String)>| {
+            parameters.into_iter().map(|(name, value)| (name.to_string(), value)).collect::<BTreeMap<_, _>>()
+        };
+        Ok(PlanExport {
+            plan: plan.clone(),
+            version: plan.version()?,
+            stack_parameters: named(stack_parameters(plan)?),
+            detection_stack_parameters: plan
+                .trigger
+                .as_ref()
+                .map(|_| detection_stack_parameters(plan))
+                .transpose()?
+                .map(named),
+        })
+    }
 }
 
 /// A fence hook by its function name, as a policy's `function:<name>` resource needs it.

@@ -185,6 +185,11 @@ async fn failover_pair(clients: &AwsClients, plan: &Plan) -> Result<FailoverPair
     Ok(FailoverPair { zone_id, primary })
 }
 
+/// The PRIMARY failover record's value as Route 53 holds it now (a record-upsert move changes it).
+pub async fn primary_record_value(clients: &AwsClients, plan: &Plan) -> Result<String, DrError> {
+    Ok(value_of(&failover_pair(clients, plan).await?.primary).to_string())
+}
+
 fn value_of(set: &ResourceRecordSet) -> &str {
     set.resource_records().first().map(|r| r.value()).unwrap_or_default()
 }

@@ -55,11 +55,18 @@ pub fn timeline_of(steps: &BTreeMap<StepKey, StepRecord>, phases: &[Phase]) -> V
     phases
         .iter()
         .filter_map(|(phase, act_key, status_key)| {
-            // A point of the run with no custom action checked nothing and called nothing: not a
-            // phase of this run.
-            let act = steps
-                .get(act_key)
-                .filter(|r| !(r.outcome == Outcome::Checked && r.calls.is_empty() && r.resources.is_empty()))?;
+            // A point of the run with no custom action (its record names none): not a phase of
+            // this run.
+            let no_action = |record: &&StepRecord| {
+                matches!(
+                    act_key,
+                    StepKey::ActionsBeforeDataTier
+                        | StepKey::ActionsAfterDataTier
+                        | StepKey::ActionsAfterCompute
+                        | StepKey::ActionsAfterTraffic
+                ) && record.resources.is_empty()
+            };
+            let act = steps.get(act_key).filter(|record| !no_action(record))?;
             let status = status_key.and_then(|key| steps.get(&key));
             let last = status.unwrap_or(act);
             let records: Vec<&StepRecord> = [Some(act), status].into_iter().flatten().collect();
