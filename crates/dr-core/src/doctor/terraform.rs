@@ -63,7 +63,7 @@ pub async fn terraform_inputs(
     let replica_why = match (&other_db, source(&other_db)) {
         (Some(_), Some(from)) => format!("{other} in {} replicates {from}", plan.region_name(dr_region)),
         (Some(_), None) => format!(
-            "{other} in {} is standalone, no replica: reprotect makes one (drctl reprotect start)",
+            "{other} in {} is standalone, no replica: reprotect makes one (docs/operations.md, Reprotect after a failover)",
             plan.region_name(dr_region)
         ),
         (None, _) => format!("no {other} in {}: reprotect makes one", plan.region_name(dr_region)),
