@@ -170,6 +170,22 @@ def main():
                 fail(f"{stack}: {parameter} takes var.{variable}, which is not a module variable")
         print(f"{stack}: {len(parameters)} parameters: {len(set(determined) & set(parameters))} the plan's, {len(chosen)} the deployment's choices")
 
+    # A stack whose template creates IAM resources needs CAPABILITY_IAM, or CloudFormation
+    # refuses it (InsufficientCapabilities).
+    stacks = {}
+    for block in parse(MODULE / "main.tf").get("resource", []):
+        for kind, named in block.items():
+            if unquote(kind) == "aws_cloudformation_stack":
+                stacks.update({unquote(name): body for name, body in named.items() if not name.startswith("__")})
+    for name, template in [("dr", "template.yaml"), ("detection", "template-us-east-1.yaml")]:
+        creates_iam = "AWS::IAM::" in (ROOT / template).read_text() or "AWS::Serverless::Function" in (ROOT / template).read_text()
+        capabilities = str(stacks.get(name, {}).get("capabilities", ""))
+        if name not in stacks:
+            fail(f"no aws_cloudformation_stack.{name} for {template}")
+        elif creates_iam and "CAPABILITY_IAM" not in capabilities:
+            fail(f"aws_cloudformation_stack.{name}: {template} creates IAM roles, and the stack has no CAPABILITY_IAM")
+    print(f"{len(stacks)} stacks, each with the capabilities its template needs")
+
     text = "\n".join(path.read_text() for path in sorted(MODULE.glob("*.tf")) if path.name != "variables.tf")
     for variable in variables:
         if not re.search(rf"\bvar\.{variable}\b", text):
@@ -199,6 +215,10 @@ def main():
         if sam_choices != given:
             fail(f"samconfig.toml [{section}] chooses {sam_choices}, the example {given}")
     print("the example deploys samconfig.toml's choices")
+    # The build the example packages is the architecture it deploys (another would not start).
+    built = re.findall(r"scripts/package (\w+)", EXAMPLE.read_text())
+    if built != [str(unquote(call.get("architecture", "")))]:
+        fail(f"the example packages {built} and deploys architecture {unquote(call.get('architecture', ''))!r}")
 
     scope = {"var": {k: unquote(v) for k, v in call.items()}, "local": {"exported": exported, "plan": exported["plan"]}}
     checks = preconditions()

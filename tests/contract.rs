@@ -392,6 +392,7 @@ fn the_reconcilers_read_only_tasks_are_the_failover_runbooks() {
         changing,
         [
             "ActionsAfterCompute",
+            "ActionsAfterComputeApproved",
             "ActionsAfterDataTier",
             "ActionsAfterTraffic",
             "ActionsBeforeDataTier",

@@ -9,6 +9,7 @@
 //! - A drill whose action after the data tier fails rolls back: Paris serves again, DNS never
 //!   moved.
 //! - The readiness check lists every action in both regions, and names one not deployed.
+//! - A failback tells its actions the way back, and invokes them in Paris.
 
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used, clippy::panic)]
@@ -20,9 +21,10 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
+use dr_core::plan::Direction;
 use dr_core::plan::{ActionPoint, CustomAction};
 use dr_core::readiness::{Check, CheckRow, Finding, Scope, check_plan};
-use dr_core::run::{FailoverKind, RunMode, RunbookState};
+use dr_core::run::{FailoverKind, RunMode, RunbookState, StepRecord};
 use dr_core::runbook::report::RunReport;
 use dr_emulator::control::{Faults, clear_faults, fault_report, inject_faults};
 use dr_emulator::estate::ensure_bucket;
@@ -71,6 +73,13 @@ fn asks(journal: &Value) -> Vec<Value> {
 
 fn first_ask_at(journal: &Value) -> String {
     asks(journal).first().and_then(|ask| ask["at"].as_str().map(str::to_string)).expect("an ask")
+}
+
+/// Every action of `record` was invoked in `region` (where the run moved to), and at least one.
+fn assert_invoked_in(record: &StepRecord, region: &str) {
+    let invokes: Vec<&str> =
+        record.calls.iter().filter(|c| c.operation == "Invoke").map(|c| c.region.as_str()).collect();
+    assert!(!invokes.is_empty() && invokes.iter().all(|r| *r == region), "{} invoked in {invokes:?}", record.step);
 }
 
 fn run(input: &Value) -> Execution {
@@ -123,7 +132,9 @@ async fn custom_actions_are_told_the_run_at_their_points_and_start_once_under_th
     let mut first = std::collections::BTreeMap::new();
     for action in &plan.custom_actions {
         let journal = journal(&clients, &plan, &run_id, &action.name).await;
+        // One key on every ask (an action told a new key per ask would start again each time).
         assert_eq!(journal["started"], 1, "{} started once however often asked: {journal:#}", action.name);
+        assert_eq!(journal["started_keys"], json!([format!("{run_id}/{}", action.name)]), "{journal:#}");
         for ask in asks(&journal) {
             assert_eq!(ask["point"], action.point.as_str());
             assert_eq!(ask["kind"], "unplanned");
@@ -151,6 +162,7 @@ async fn custom_actions_are_told_the_run_at_their_points_and_start_once_under_th
         let record =
             report.steps.iter().find(|s| s.step == format!("custom-actions-{}", action.point)).expect("record");
         assert!(record.resources.iter().any(|r| r.resource == named && r.state.starts_with("ready")), "{record:#?}");
+        assert_invoked_in(record, "eu-west-1");
     }
 }
 
@@ -217,4 +229,30 @@ async fn the_readiness_check_lists_each_action_where_runs_invoke_it_and_names_a_
         "{missing:#?}"
     );
     assert!(readiness.findings().contains(&Finding::CustomActionMissing));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failback_tells_its_actions_the_way_back_and_invokes_them_in_paris() {
+    // The pair must outlive the failback: it is the estate's database.
+    let crate::failback::Reprotected { mut plan, store, pair: _pair, .. } =
+        crate::failback::failed_over_and_reprotected("actions-back").await;
+    with_actions(&mut plan);
+    let failback = crate::failback::planned_move(&store, &plan, Direction::ToPrimary, "actions-back").await;
+    let execution = crate::failback::run_move(&failback);
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let report: RunReport = serde_json::from_value(execution.output).expect("report");
+    let clients = dr_tests::emulator_clients(&plan).await;
+    for action in &plan.custom_actions {
+        let record =
+            report.steps.iter().find(|s| s.step == format!("custom-actions-{}", action.point)).expect("record");
+        assert_invoked_in(record, "eu-west-3");
+        let journal = journal(&clients, &plan, &failback.run.id, &action.name).await;
+        for ask in asks(&journal) {
+            assert_eq!((ask["kind"].as_str(), ask["direction"].as_str()), (Some("planned"), Some("to-primary")));
+            assert_eq!(
+                (ask["from_region"].as_str(), ask["to_region"].as_str()),
+                (Some("eu-west-1"), Some("eu-west-3"))
+            );
+        }
+    }
 }

@@ -37,7 +37,7 @@ use dr_tests::{
 
 /// A live planned move of `plan` in `direction`, holding the plan in `store` as `drctl failover
 /// start` does.
-async fn planned_move(store: &PlanStore, plan: &Plan, direction: Direction, label: &str) -> RunbookState {
+pub(crate) async fn planned_move(store: &PlanStore, plan: &Plan, direction: Direction, label: &str) -> RunbookState {
     let mut state = move_input(plan, direction, label).await;
     store.take_for_run(plan, direction, &state.run.id, "test", label).await.expect("plan taken");
     state.run.plan_state = Some(store.reference());
@@ -54,7 +54,7 @@ async fn move_input(plan: &Plan, direction: Direction, label: &str) -> RunbookSt
     state
 }
 
-fn run_move(state: &RunbookState) -> dr_tests::Execution {
+pub(crate) fn run_move(state: &RunbookState) -> dr_tests::Execution {
     let input = serde_json::to_value(state).expect("input");
     run_state_machine_waiting("failover.asl.json", &failover_substitutions(), &input, Duration::from_millis(300))
 }
@@ -107,21 +107,21 @@ fn table(readiness: &dr_core::readiness::Readiness) -> Vec<(String, String, Opti
 
 /// What a failover and its reprotect left: Ireland primary (the pair's standby server, promoted),
 /// Paris its replica (a new server).
-struct Reprotected {
-    plan: Plan,
-    clients: AwsClients,
-    pair: Pair,
-    store: PlanStore,
+pub(crate) struct Reprotected {
+    pub(crate) plan: Plan,
+    pub(crate) clients: AwsClients,
+    pub(crate) pair: Pair,
+    pub(crate) store: PlanStore,
     /// The readiness table before the failover.
-    before: Vec<(String, String, Option<String>)>,
+    pub(crate) before: Vec<(String, String, Option<String>)>,
     /// The reprotect run (its old-primary names).
-    reprotect: RunbookState,
+    pub(crate) reprotect: RunbookState,
     /// The rows acknowledged so far.
-    written: Vec<u64>,
+    pub(crate) written: Vec<u64>,
 }
 
 /// A planned failover and reprotect on a real pair, rows 1..=20 written along the way.
-async fn failed_over_and_reprotected(name: &str) -> Reprotected {
+pub(crate) async fn failed_over_and_reprotected(name: &str) -> Reprotected {
     let (plan, clients, pair) = backed_estate(name).await;
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
     let before = check_plan(&clients, &plan, Scope::Full).await;

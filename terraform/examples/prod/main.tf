@@ -1,7 +1,7 @@
 # The production root module's call, as the customer sketched it, with what the module needs
 # beside it. Before `terraform apply`:
 #
-#   scripts/package x86_64
+#   scripts/package arm64                # the architecture below
 #   sam package --s3-bucket platform-dr-artifacts-ireland --region eu-west-1 \
 #     --output-template-file terraform/examples/prod/packaged.yaml
 #   drctl plan export plans/paris-ireland.toml --json > terraform/examples/prod/plan.json
@@ -9,6 +9,9 @@
 # docs/deploy.md ("With Terraform") says why each is there, and what to do after a failover.
 
 terraform {
+  # S3's own lock file (use_lockfile) came with Terraform 1.10.
+  required_version = ">= 1.10.0"
+
   # State in the DR region: during a Paris outage, Terraform must still run where the failover
   # went (docs/deploy.md, "When the state backend is in the failed region").
   backend "s3" {

@@ -73,8 +73,8 @@ resource "terraform_data" "plan_agrees" {
 resource "aws_s3_object" "packaged_template" {
   bucket = var.artifacts_bucket
   key    = "dr-orchestrator/${local.plan.name}/template-${filemd5(var.packaged_template_file)}.yaml"
-  source = var.packaged_template_file
-  etag   = filemd5(var.packaged_template_file)
+  source      = var.packaged_template_file
+  source_hash = filemd5(var.packaged_template_file)
 }
 
 resource "aws_cloudformation_stack" "dr" {
@@ -98,7 +98,9 @@ resource "aws_cloudformation_stack" "detection" {
   name          = "${var.stack_name}-us-east-1"
   template_body = file(local.detection_template)
   parameters    = local.detection_parameters
-  tags          = var.tags
+  # Its rule's role (ForwardRole, unnamed).
+  capabilities = ["CAPABILITY_IAM"]
+  tags         = var.tags
 
   depends_on = [terraform_data.plan_agrees]
 }

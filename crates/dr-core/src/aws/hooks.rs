@@ -1,5 +1,5 @@
-//! The plan's own Lambdas (a fencing switch, a barrier hook, the restore test's SQL probe),
-//! invoked in the DR region with a JSON request. A function error is the hook's answer, not a
+//! The plan's own Lambdas (a fencing switch, a barrier hook, the restore test's SQL probe, a
+//! custom action), invoked with a JSON request in the region each caller names. A function error is the hook's answer, not a
 //! failed call: each caller names what it means.
 
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use serde::Serialize;
 
-use super::{AwsClients, once};
+use super::{RegionClients, once};
 use crate::error::DrError;
 
 /// Whether invoking the hook changes something (no SDK retry: a lost answer is found out on the
@@ -47,18 +47,19 @@ fn hook_timeouts(timeout: Duration) -> TimeoutConfig {
         .build()
 }
 
-/// Invokes `function` with `request`, allowing it `timeout` (the plan's `hook_timeout_seconds`):
+/// Invokes `function` in `region` with `request`, allowing it `timeout` (the plan's
+/// `hook_timeout_seconds`):
 /// `Ok(Ok(payload))` when it answered, `Ok(Err(failure))` when it ran and failed, `Err` when the
 /// call itself failed or did not answer in time.
 pub async fn invoke_hook(
-    clients: &AwsClients,
+    region: &RegionClients,
     function: &str,
     request: &impl Serialize,
     effect: HookEffect,
     timeout: Duration,
 ) -> Result<Result<Vec<u8>, HookFailure>, DrError> {
     let payload = serde_json::to_vec(request).map_err(|e| DrError::serialisation("hook request", e))?;
-    let call = clients.home.lambda.invoke().function_name(function).payload(aws_smithy_types::Blob::new(payload));
+    let call = region.lambda.invoke().function_name(function).payload(aws_smithy_types::Blob::new(payload));
     let config = match effect {
         HookEffect::Changes => once::lambda(),
         // Within the hook's time: the operation timeout leaves no room for a second attempt.

@@ -52,21 +52,28 @@ pub async fn terraform_inputs(
     let (writer_clients, other_clients) =
         if failed_over { (&clients.dr, &clients.primary) } else { (&clients.primary, &clients.dr) };
     let writer_db = describe_db_instance(&writer_clients.rds, writer).await?;
-    let other_db = describe_db_instance(&other_clients.rds, other).await?;
+    // The region failed away from may not answer yet: its instance is then unknown, not an error.
+    let other_read = describe_db_instance(&other_clients.rds, other).await;
     let source = |db: &Option<aws_sdk_rds::types::DbInstance>| {
         db.as_ref().and_then(|db| db.read_replica_source_db_instance_identifier()).map(str::to_string)
     };
+    let other_db = other_read.as_ref().ok().cloned().flatten();
     let replica_now = match (&other_db, source(&other_db)) {
         (Some(_), Some(_)) => Some(other.clone()),
         _ => None,
     };
-    let replica_why = match (&other_db, source(&other_db)) {
-        (Some(_), Some(from)) => format!("{other} in {} replicates {from}", plan.region_name(dr_region)),
-        (Some(_), None) => format!(
+    let replica_why = match (&other_read, source(&other_db)) {
+        (Err(err), _) => format!(
+            "{other} in {} could not be read ({}): no replica to count on until it answers and reprotect runs",
+            plan.region_name(dr_region),
+            err.name()
+        ),
+        (Ok(db), _) if db.is_none() => format!("no {other} in {}: reprotect makes one", plan.region_name(dr_region)),
+        (Ok(_), Some(from)) => format!("{other} in {} replicates {from}", plan.region_name(dr_region)),
+        (Ok(_), None) => format!(
             "{other} in {} is standalone, no replica: reprotect makes one (docs/operations.md, Reprotect after a failover)",
             plan.region_name(dr_region)
         ),
-        (None, _) => format!("no {other} in {}: reprotect makes one", plan.region_name(dr_region)),
     };
     let writer_why = match (&writer_db, source(&writer_db)) {
         (Some(_), None) => {

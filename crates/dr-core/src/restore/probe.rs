@@ -34,7 +34,7 @@ pub(crate) async fn invoke_probe(
     request: &SqlProbeRequest,
     timeout: std::time::Duration,
 ) -> Result<SqlProbeAnswer, DrError> {
-    match invoke_hook(clients, hook, request, HookEffect::Reads, timeout).await? {
+    match invoke_hook(&clients.home, hook, request, HookEffect::Reads, timeout).await? {
         Err(failure) => Ok(SqlProbeAnswer { ok: false, detail: format!("the probe failed ({failure})") }),
         Ok(body) => serde_json::from_slice(&body).map_err(|e| DrError::InvalidInput {
             message: format!("the SQL probe {hook} answered something other than {{ok, detail}}: {e}"),

@@ -62,8 +62,8 @@ pub struct CustomActionAnswer {
     pub failed: bool,
 }
 
-/// The fact of a point's record that keeps an action's answer: `action:<name>` = `ready` or
-/// `asked <n>: <detail>`.
+/// The fact of a point's record that keeps an action's answer: `action:<name>` = `ready (ask
+/// <n>)` or `asked <n>: <detail>`.
 fn answer_fact(action: &CustomAction) -> String {
     format!("action:{}", action.name)
 }
@@ -101,7 +101,9 @@ pub async fn run_point(clients: &AwsClients, state: &ValidState, point: ActionPo
     let first_ask = earlier.map_or_else(time::now, |record| record.started_at);
     let ask = earlier.map_or(0, |record| record.attempt) + 1;
     let done = |action: &CustomAction| {
-        earlier.and_then(|record| record.facts.get(&answer_fact(action))).is_some_and(|answer| answer == "ready")
+        earlier
+            .and_then(|record| record.facts.get(&answer_fact(action)))
+            .is_some_and(|answer| answer.starts_with("ready"))
     };
     let pending: Vec<&CustomAction> = actions.iter().copied().filter(|action| !done(action)).collect();
     let answers =
@@ -114,7 +116,7 @@ pub async fn run_point(clients: &AwsClients, state: &ValidState, point: ActionPo
     for (action, answer) in pending.iter().zip(answers) {
         match answer? {
             Asked::Ready(detail) => {
-                facts.push((answer_fact(action), "ready".to_string()));
+                facts.push((answer_fact(action), format!("ready (ask {ask})")));
                 resources.push(ResourceState::new(resource_name(action), format!("ready: {detail}")));
             }
             Asked::NotReady(detail) => {
@@ -143,7 +145,13 @@ pub async fn run_point(clients: &AwsClients, state: &ValidState, point: ActionPo
         timer.finish(Outcome::Changed, true, format!("done at {point}: {answers}"), resources)
     } else {
         let detail = format!("not done yet at {point} ({}): {answers}", waiting.join(", "));
-        timer.finish(Outcome::NotReady, false, detail, resources)
+        let mut record = timer.finish(Outcome::NotReady, false, detail, resources);
+        // Each ask's invocations would be carried into the next ask's record (an act step keeps
+        // its changes): up to 20 actions asked every poll for an eighth of the RTO would outgrow
+        // Step Functions' 256 KiB state. The facts count the asks; the record keeps the calls of
+        // the ask that finished the point.
+        record.calls.retain(|call| call.operation != "Invoke");
+        record
     };
     record.facts.extend(facts);
     record.attempt = ask;
@@ -184,7 +192,9 @@ async fn ask_action(
         point: action.point.to_string(),
         reason,
     };
-    let body = match invoke_hook(clients, &action.function, &request, effect, call).await {
+    // Where the run moves to: the DR region for a failover, the primary for a failback (the
+    // clients are faced to the run).
+    let body = match invoke_hook(&clients.dr, &action.function, &request, effect, call).await {
         Ok(Ok(body)) => body,
         Ok(Err(failure)) => return Err(failed(format!("{} answered a function error ({failure})", action.function))),
         Err(err) if err.is_retryable() => {

@@ -151,7 +151,7 @@ async fn invoke_fence_lambda(
 ) -> Result<(), DrError> {
     let request = serde_json::json!({ "action": action, "plan": state.plan.name, "run_id": state.run.id });
     let timeout = hook_timeout(state.plan.fence_for_planned_move()?.hook_timeout_seconds);
-    invoke_hook(clients, function, &request, HookEffect::Changes, timeout).await?.map(drop).map_err(|failure| {
+    invoke_hook(&clients.home, function, &request, HookEffect::Changes, timeout).await?.map(drop).map_err(|failure| {
         DrError::FenceFailed {
             region: state.plan.primary_region.clone(),
             reason: format!("{function} ({action}) failed ({failure})"),
@@ -317,7 +317,7 @@ async fn barrier_by_hook(
     };
     let refused = |reason: String| DrError::FenceFailed { region: plan.primary_region.clone(), reason };
     let timeout = hook_timeout(plan.fence_for_planned_move()?.hook_timeout_seconds);
-    let body = invoke_hook(clients, function, &request, HookEffect::Changes, timeout)
+    let body = invoke_hook(&clients.home, function, &request, HookEffect::Changes, timeout)
         .await?
         .map_err(|failure| refused(format!("barrier hook {function} failed ({failure})")))?;
     let answer: BarrierHookAnswer = serde_json::from_slice(&body).map_err(|e| {

@@ -76,7 +76,7 @@ pub const FAILOVER: Runbook = Runbook {
              |c, s| Box::pin(actions::run_point(c, s, ActionPoint::BeforeDataTier))),
         step(actions::HANDLER,  AfterDataTier,  Changes, &["ActionsAfterDataTier"],  StepKey::ActionsAfterDataTier,  "custom-actions-after-data-tier",
              |c, s| Box::pin(actions::run_point(c, s, ActionPoint::AfterDataTier))),
-        step(actions::HANDLER,  AfterCompute,   Changes, &["ActionsAfterCompute"],   StepKey::ActionsAfterCompute,   "custom-actions-after-compute",
+        step(actions::HANDLER,  AfterCompute,   Changes, &["ActionsAfterCompute", "ActionsAfterComputeApproved"], StepKey::ActionsAfterCompute,   "custom-actions-after-compute",
              |c, s| Box::pin(actions::run_point(c, s, ActionPoint::AfterCompute))),
         step(actions::HANDLER,  AfterTraffic,   Changes, &["ActionsAfterTraffic"],   StepKey::ActionsAfterTraffic,   "custom-actions-after-traffic",
              |c, s| Box::pin(actions::run_point(c, s, ActionPoint::AfterTraffic))),

@@ -54,9 +54,10 @@ pub async fn fence_on_return(
     run.kind = FailoverKind::Planned;
     let request = StepRequest { action: StepAction::Act, state: RunbookState::new(plan.clone(), run) };
     let timeout = Duration::from_secs(u64::from(HOOK_CALLER_TIMEOUT_SECONDS));
-    let answer = invoke_hook(clients, function, &request, HookEffect::Changes, timeout).await?.map_err(|failure| {
-        DrError::FenceFailed { region: plan.primary_region.clone(), reason: format!("fence on return: {failure}") }
-    })?;
+    let answer =
+        invoke_hook(&clients.home, function, &request, HookEffect::Changes, timeout).await?.map_err(|failure| {
+            DrError::FenceFailed { region: plan.primary_region.clone(), reason: format!("fence on return: {failure}") }
+        })?;
     let record: StepRecord = serde_json::from_slice(&answer).map_err(|e| DrError::serialisation("fence record", e))?;
     // What each method did (the group scaled, the database read-only), not only whether the
     // group has emptied yet: its instances terminate on their own.

@@ -18,8 +18,9 @@
 //! - a `CustomActionRequest` (served as `dr-custom-action-application`, a plan's
 //!   `custom_actions`): a stand-in for what the plan does not know (a Redis global datastore's
 //!   failover, EFS replication). Its journal is `s3://dr-local-application/custom-actions/<plan>/
-//!   <run_id>/<action>.json` (`{"asks": [...every request...], "started", "started_at"}`), which
-//!   tests read: it starts its work once per idempotency key, however often it is asked, and
+//!   <run_id>/<action>.json` (`{"asks": [...every request...], "started", "started_keys",
+//!   "started_at"}`), which tests read: it starts its work once per idempotency key (`started`
+//!   counts the keys it started under), however often it is asked, and
 //!   answers `ready` from its `asks_before_ready`-th live ask on. A dry run is answered at once
 //!   and starts nothing. `s3://dr-local-application/action-config/<plan>/<action>` holds
 //!   `{"asks_before_ready": n, "fails": "reason"}` (both optional; 1 and none by default): with
@@ -98,8 +99,13 @@ async fn custom_action(s3: &aws_sdk_s3::Client, request: CustomActionRequest) ->
         put_json(s3, &key, &journal).await?;
         return Err(reason.to_string().into());
     } else {
-        if journal["started"].as_u64().unwrap_or(0) == 0 {
-            journal["started"] = json!(1);
+        // Its work starts once per idempotency key: `started` counts the keys it started under.
+        let keys = journal["started_keys"].as_array().cloned().unwrap_or_default();
+        if !keys.contains(&json!(request.idempotency_key)) {
+            let mut keys = keys;
+            keys.push(json!(request.idempotency_key));
+            journal["started"] = json!(keys.len());
+            journal["started_keys"] = json!(keys);
             journal["started_at"] = json!(time::rfc3339(time::now()));
         }
         let live_asks = journal["asks"].as_array().map_or(0, |asks| {
