@@ -302,6 +302,13 @@ async fn the_roll_back_completes_under_throttling_5xx_and_lost_answers_and_each_
 async fn an_alarm_triggered_failover_below_the_minimum_asks_a_human_and_approved_moves_traffic_on_what_serves() {
     let (mut plan, mut clients) = seeded_estate().await;
     plan.standby_instances.minimum_healthy = 2;
+    // An action after compute: the compute branch ends before it, and the approval runs it.
+    plan.custom_actions = vec![dr_core::plan::CustomAction {
+        name: "efs".into(),
+        function: "dr-custom-action-application".into(),
+        point: dr_core::plan::ActionPoint::AfterCompute,
+        timeout_seconds: 600,
+    }];
     let (sqs, queue) = subscribe(&mut clients).await;
     let ctx = trigger_context(&plan, &clients).await;
     ctx.store.set_armed(&plan.name, true, "test", "armed for the test", false).await.expect("armed");
@@ -346,6 +353,8 @@ async fn an_alarm_triggered_failover_below_the_minimum_asks_a_human_and_approved
     assert!(report.steps.iter().any(|s| s.step == "flip-dns-status" && s.ready), "traffic moved: {:#?}", report.steps);
     assert_eq!(report.shortfall.len(), 1, "{report:#?}");
     assert!(report.shortfall[0].contains(&format!("approved by {}", me.arn)), "{:?}", report.shortfall);
+    let actions = report.steps.iter().find(|s| s.step == "custom-actions-after-compute").expect("the action ran");
+    assert!(actions.ready && actions.detail.contains("custom action efs"), "{actions:#?}");
     assert_eq!(store.read_state(&plan.name).await.expect("state").state.status, PlanStatus::FailedOver);
 
     let mut seen = Vec::new();
