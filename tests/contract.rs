@@ -586,3 +586,24 @@ fn every_runbook_step_is_one_row_of_its_table_and_the_table_is_what_the_machine_
     assert_eq!(keys, unique, "a key is one row's: two rows would write the same record");
     assert_eq!(unique, StepKey::all().collect::<Vec<_>>(), "every StepKey is a row's");
 }
+
+/// Evidence that holds (issue 35, in part): with `ReportRetentionDays`, the report bucket is
+/// created with S3 Object Lock and a default retention of that many days in the chosen mode;
+/// without it, no lock (cfn-lint and checkov check the rest of the template in `scripts/test`).
+#[test]
+fn the_report_bucket_is_write_once_for_the_retention_the_deployment_chooses() {
+    let template = std::fs::read_to_string(dr_tests::repo_root().join("template.yaml")).expect("template.yaml");
+    assert!(template.contains("  LocksReports: !Not [!Equals [!Ref ReportRetentionDays, 0]]"), "the condition");
+    let bucket =
+        template.split("\n  ReportBucket:\n").nth(1).and_then(|rest| rest.split("\n\n").next()).expect("ReportBucket");
+    for line in [
+        "ObjectLockEnabled: !If [LocksReports, true, !Ref AWS::NoValue]",
+        "ObjectLockConfiguration: !If",
+        "- LocksReports",
+        "Mode: !Ref ReportRetentionMode",
+        "Days: !Ref ReportRetentionDays",
+        "Status: Enabled",
+    ] {
+        assert!(bucket.contains(line), "ReportBucket lacks {line:?}:\n{bucket}");
+    }
+}

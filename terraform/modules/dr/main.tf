@@ -24,6 +24,8 @@ locals {
     RestoreTestSchedule          = var.restore_test_schedule
     RpoMetricNamespace           = var.rpo_metric_namespace
     RpoWarningPercent            = var.rpo_warning_percent == null ? null : tostring(var.rpo_warning_percent)
+    ReportRetentionDays          = var.report_retention_days == null ? null : tostring(var.report_retention_days)
+    ReportRetentionMode          = var.report_retention_mode
     RestoreProbeSubnetIds        = var.restore_probe_subnet_ids == null ? null : join(",", var.restore_probe_subnet_ids)
     RestoreProbeSecurityGroupIds = var.restore_probe_security_group_ids == null ? null : join(",", var.restore_probe_security_group_ids)
   }

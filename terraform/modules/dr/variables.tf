@@ -152,6 +152,18 @@ variable "rpo_warning_percent" {
   description = "RpoWarningPercent: the RPO warning alarm, in percent of the RPO."
 }
 
+variable "report_retention_days" {
+  type        = number
+  default     = null
+  description = "ReportRetentionDays: S3 Object Lock on the report bucket, in days (0: none); decide it at the first apply."
+}
+
+variable "report_retention_mode" {
+  type        = string
+  default     = null
+  description = "ReportRetentionMode: COMPLIANCE or GOVERNANCE."
+}
+
 variable "restore_probe_subnet_ids" {
   type        = list(string)
   default     = null
