@@ -101,7 +101,7 @@ fn template_parameters() -> Vec<String> {
 #[test]
 fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalised() {
     // What the deployment chooses (or looks up), not the plan: everything else comes from it.
-    const DEPLOYMENT_CHOICES: [&str; 16] = [
+    const DEPLOYMENT_CHOICES: [&str; 18] = [
         "Architecture",
         "PlanReconcilerSchedule",
         "HostedZoneId",
@@ -118,6 +118,8 @@ fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalise
         "NotificationKmsKeyId",
         "FailoverReservedConcurrency",
         "LogRetentionDays",
+        "ReportRetentionDays",
+        "ReportRetentionMode",
     ];
     let out = drctl(&["deploy", "params", example_plan().to_str().expect("utf-8"), "--json"]);
     assert!(out.status.success(), "{out:?}");
