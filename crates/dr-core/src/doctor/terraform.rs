@@ -40,8 +40,7 @@ pub async fn terraform_inputs(
     plan: &Plan,
 ) -> Result<Vec<TerraformInput>, DrError> {
     let state = store.read_state(&plan.name).await?.state;
-    let primary_now = state.primary_region.clone().unwrap_or_else(|| plan.primary_region.clone());
-    let failed_over = primary_now == plan.dr_region;
+    let failed_over = state.dr_is_primary(plan);
     let (primary_region, dr_region) =
         if failed_over { (&plan.dr_region, &plan.primary_region) } else { (&plan.primary_region, &plan.dr_region) };
     let (writer, other) = if failed_over {
@@ -49,11 +48,11 @@ pub async fn terraform_inputs(
     } else {
         (&plan.database.primary_instance, &plan.database.replica_instance)
     };
-    let (writer_clients, other_clients) =
-        if failed_over { (&clients.dr, &clients.primary) } else { (&clients.primary, &clients.dr) };
-    let writer_db = describe_db_instance(&writer_clients.rds, writer).await?;
+    // Faced as the estate stands: `primary` the writer's region, `dr` the other.
+    let faced = clients.facing(state.next_move(plan));
+    let writer_db = describe_db_instance(&faced.primary.rds, writer).await?;
     // The region failed away from may not answer yet: its instance is then unknown, not an error.
-    let other_read = describe_db_instance(&other_clients.rds, other).await;
+    let other_read = describe_db_instance(&faced.dr.rds, other).await;
     let source = |db: &Option<aws_sdk_rds::types::DbInstance>| {
         db.as_ref().and_then(|db| db.read_replica_source_db_instance_identifier()).map(str::to_string)
     };
