@@ -140,6 +140,20 @@ install_postgres() {
   DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -qq postgresql > /dev/null
 }
 
+# Debian's Chromium and poppler-utils (pdftotext), for the posture page's check as a person sees
+# it (tests/posture_page.rs: a headless screenshot and a printed PDF, dr_tests::chromium).
+# Installs as root with apt-get.
+install_chromium() {
+  if [[ -x /usr/bin/chromium ]] && command -v pdftotext > /dev/null; then
+    return 0
+  fi
+  log "installing Chromium and poppler-utils (Debian's chromium and poppler-utils packages)"
+  local sudo=""
+  [[ "$(id -u)" == "0" ]] || sudo="sudo"
+  ${sudo} apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -qq chromium poppler-utils > /dev/null
+}
+
 # The workspace's own crates compiled by clippy-driver from here on, as `cargo clippy` runs it
 # (RUSTC_WORKSPACE_WRAPPER; CLIPPY_ARGS holds `cargo clippy -- -D warnings`' arguments, separated
 # as cargo-clippy separates them): clippy's lints fail the build that the tests then run, and the

@@ -14,8 +14,9 @@ use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use dr_core::aws::AwsClients;
+use dr_core::aws::metrics::publish_metrics;
 use dr_core::rpo::check::{
-    Heartbeat, HeartbeatBody, PairKind, ReplicatedPair, check_pairs, heartbeat_key, publish_metrics, rpo_metrics,
+    Heartbeat, HeartbeatBody, PairKind, ReplicatedPair, check_pairs, heartbeat_key, rpo_metrics,
 };
 use dr_core::time;
 use dr_tests::{isolated_plan, unique_suffix};

@@ -101,7 +101,7 @@ fn template_parameters() -> Vec<String> {
 #[test]
 fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalised() {
     // What the deployment chooses (or looks up), not the plan: everything else comes from it.
-    const DEPLOYMENT_CHOICES: [&str; 18] = [
+    const DEPLOYMENT_CHOICES: [&str; 21] = [
         "Architecture",
         "PlanReconcilerSchedule",
         "HostedZoneId",
@@ -120,6 +120,9 @@ fn deploy_params_are_the_templates_parameters_that_the_plan_determines_normalise
         "LogRetentionDays",
         "ReportRetentionDays",
         "ReportRetentionMode",
+        "PagerDutyRoutingKey",
+        "OpsgenieApiKey",
+        "OpsgenieApiUrl",
     ];
     let out = drctl(&["deploy", "params", example_plan().to_str().expect("utf-8"), "--json"]);
     assert!(out.status.success(), "{out:?}");

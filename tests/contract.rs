@@ -11,6 +11,9 @@
 //! - every Task retries exactly the retryable `DrError` names (`ErrorName::is_retryable`), and
 //!   Lambda's crashes and timeouts.
 //!
+//! And template.yaml against the code: the dashboard searches only the metrics the code
+//! publishes, names no plan, and lists every alarm of the template.
+//!
 //! No emulator needed.
 
 // Test code: a failed step is a failed test, so helpers panic with a message.
@@ -605,5 +608,265 @@ fn the_report_bucket_is_write_once_for_the_retention_the_deployment_chooses() {
         "Status: Enabled",
     ] {
         assert!(bucket.contains(line), "ReportBucket lacks {line:?}:\n{bucket}");
+    }
+}
+
+/// What the code publishes, as the dashboard may search it: (namespace, metric, dimension names
+/// in alphabetical order). The readiness check (`PlanStatus`, `NotReady`, `Finding`), the alarm
+/// trigger (`Decisions`), the RPO check (its namespace is the `RpoMetricNamespace` parameter,
+/// whose default is the code's) and the report functions (`dr_core::report::run_metrics`).
+const PUBLISHED: &[(&str, &str, &[&str])] = &[
+    (dr_core::readiness::scheduled::READINESS_NAMESPACE, "PlanStatus", &["Plan", "Status"]),
+    (dr_core::readiness::scheduled::READINESS_NAMESPACE, "NotReady", &["Plan"]),
+    (dr_core::readiness::scheduled::READINESS_NAMESPACE, "Finding", &["Finding", "Plan"]),
+    (dr_core::trigger::DECISION_NAMESPACE, dr_core::trigger::DECISION_METRIC, &["Decision", "Plan"]),
+    (dr_core::rpo::check::DEFAULT_NAMESPACE, "ReplicationLagSeconds", &["Pair", "Plan"]),
+    (dr_core::rpo::check::DEFAULT_NAMESPACE, "RpoBudgetUsedPercent", &["Pair", "Plan"]),
+    (dr_core::rpo::check::DEFAULT_NAMESPACE, "NotReplicating", &["Pair", "Plan"]),
+    (dr_core::rpo::check::DEFAULT_NAMESPACE, "MaxRpoBudgetUsedPercent", &["Plan"]),
+    (dr_core::rpo::check::DEFAULT_NAMESPACE, "NotReplicatingPairs", &["Plan"]),
+    (dr_core::report::RUNS_NAMESPACE, "RunsFinished", &["Kind", "Outcome", "Plan"]),
+    (dr_core::report::RUNS_NAMESPACE, "AchievedRtoSeconds", &["Kind", "Plan"]),
+    (dr_core::report::RUNS_NAMESPACE, "RtoTargetSeconds", &["Plan"]),
+];
+
+/// The region the dashboard is substituted with here.
+const SAMPLE_REGION: &str = "eu-west-1";
+
+/// The ARN `${Alarm.Arn}` is substituted with here, and back.
+fn sample_alarm_arn(logical_id: &str) -> String {
+    format!("arn:aws:cloudwatch:{SAMPLE_REGION}:123456789012:alarm:{logical_id}")
+}
+
+fn alarm_of_sample_arn(arn: &str) -> String {
+    let prefix = sample_alarm_arn("");
+    arn.strip_prefix(&prefix).unwrap_or_else(|| panic!("{arn} is not an alarm's ARN (${{Alarm.Arn}})")).to_string()
+}
+
+/// Every `AWS::CloudWatch::Alarm` of the template's Resources, with its `Condition` if it has one.
+fn template_alarms(template: &str) -> BTreeMap<String, Option<String>> {
+    let resources = template.split("\nResources:\n").nth(1).and_then(|rest| rest.split("\nOutputs:\n").next());
+    let resources = resources.expect("the template's Resources");
+    let mut alarms = BTreeMap::new();
+    for line in resources.lines() {
+        let Some(id) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) else { continue };
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        let text = resource_text(resources, id);
+        if text.contains("\n    Type: AWS::CloudWatch::Alarm\n") {
+            let condition = text.lines().find_map(|l| l.strip_prefix("    Condition: ")).map(|c| c.trim().to_string());
+            alarms.insert(id.to_string(), condition);
+        }
+    }
+    alarms
+}
+
+/// The dashboard's `DashboardBody: !Sub [<literal block>, <variables>]` as written: the JSON with
+/// its `${...}` unsubstituted, and each variable's value (its YAML text, one line each).
+fn dashboard_source(template: &str) -> (String, BTreeMap<String, String>) {
+    let text = resource_text(template, "PostureDashboard");
+    assert!(text.contains("\n    Type: AWS::CloudWatch::Dashboard\n"), "PostureDashboard is a dashboard:\n{text}");
+    assert!(text.contains("\n      DashboardName: !Sub \"${AWS::StackName}-dr-posture\"\n"), "one per deployment");
+    let (_, rest) = text
+        .split_once("\n      DashboardBody: !Sub\n        - |\n")
+        .expect("DashboardBody: !Sub with a literal block and its variables");
+    let mut body = Vec::new();
+    let mut variables = BTreeMap::new();
+    let mut in_variables = false;
+    for line in rest.lines().filter(|line| !line.trim().is_empty()) {
+        let entry = if in_variables {
+            line.strip_prefix("          ")
+        } else if let Some(first) = line.strip_prefix("        - ") {
+            in_variables = true;
+            Some(first)
+        } else {
+            body.push(line.strip_prefix("          ").unwrap_or_else(|| panic!("a line of the block: {line:?}")));
+            continue;
+        };
+        let (name, value) = entry.and_then(|e| e.split_once(": ")).unwrap_or_else(|| panic!("a variable: {line:?}"));
+        variables.insert(name.to_string(), value.to_string());
+    }
+    (body.join("\n"), variables)
+}
+
+/// A variable that lists a conditional alarm: `!If [Condition, '"<its ARN>", ', ""]` (empty when
+/// the alarm does not exist, so the alarm list stays valid JSON): (condition, alarm).
+fn conditional_alarm_entry(value: &str) -> Option<(String, String)> {
+    let (condition, rest) = value.strip_prefix("!If [")?.split_once(", ")?;
+    let alarm = rest.strip_prefix(r#"!Join ["", ['"', !GetAtt "#)?.strip_suffix(r#".Arn, '", ']], ""]"#)?;
+    Some((condition.to_string(), alarm.to_string()))
+}
+
+/// The body with every `${...}` replaced: `${X.Arn}` by a sample ARN naming X, the others from
+/// `values` (a name it lacks fails the test: every substitution is known).
+fn substitute(body: &str, values: &BTreeMap<&str, String>) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let (name, after) = rest[at + 2..].split_once('}').expect("every ${ is closed");
+        match name.strip_suffix(".Arn") {
+            Some(id) => out.push_str(&sample_alarm_arn(id)),
+            None => out.push_str(values.get(name).unwrap_or_else(|| panic!("${{{name}}} is not a known substitution"))),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A search: (namespace, dimension names in alphabetical order, the search terms as written).
+fn parse_search(expression: &str) -> (String, Vec<String>, String) {
+    let query = expression
+        .strip_prefix("SEARCH('{")
+        .and_then(|rest| rest.split_once("', '"))
+        .map(|(query, _)| query)
+        .unwrap_or_else(|| panic!("SEARCH('{{schema}} terms', 'Stat', period): {expression}"));
+    let (schema, terms) = query.split_once('}').unwrap_or_else(|| panic!("a metric schema: {expression}"));
+    let mut parts = schema.split(',').map(|part| part.trim().trim_matches('"').to_string());
+    let namespace = parts.next().unwrap_or_default();
+    let mut dimensions: Vec<String> = parts.collect();
+    dimensions.sort();
+    (namespace, dimensions, terms.trim().to_string())
+}
+
+/// The `Name="value"` terms of a search (`NOT` and other words left out).
+fn search_filters(terms: &str) -> Vec<(String, String)> {
+    terms
+        .split_whitespace()
+        .filter_map(|term| term.split_once("=\""))
+        .map(|(name, value)| (name.to_string(), value.trim_end_matches('"').to_string()))
+        .collect()
+}
+
+/// Issue 35 (in part): the stack's dashboard. Plans are data, so every metric widget finds the
+/// plans by metric search, never by a plan name; each search is of a metric the code publishes,
+/// with its dimensions; the alarm widget lists every alarm of the template, a conditional one
+/// through a substitution that keeps the body valid JSON whether or not the alarm exists.
+#[test]
+fn the_dashboard_finds_every_plan_by_metric_search_and_shows_every_alarm() {
+    use dr_core::report::RunKind;
+    let template = std::fs::read_to_string(dr_tests::repo_root().join("template.yaml")).expect("template.yaml");
+    let (body, variables) = dashboard_source(&template);
+    let example = dr_core::Plan::load(&dr_tests::example_plan_path()).expect("the example plan");
+    assert!(!body.contains("PlanName"), "the dashboard names no plan (PlanName): plans are found by search");
+    assert!(!body.contains(&example.name), "the dashboard names no plan ({})", example.name);
+    let namespace_default =
+        format!("  RpoMetricNamespace:\n    Type: String\n    Default: {}\n", dr_core::rpo::check::DEFAULT_NAMESPACE);
+    assert!(template.contains(&namespace_default), "RpoMetricNamespace defaults to the RPO check's namespace");
+
+    let alarms = template_alarms(&template);
+    assert!(alarms.len() >= 5, "the template's alarms: {alarms:?}");
+    let mut conditional = BTreeMap::new();
+    for (name, value) in &variables {
+        let (condition, alarm) = conditional_alarm_entry(value)
+            .unwrap_or_else(|| panic!("{name}: {value} is not a conditional alarm's entry"));
+        assert_eq!(alarms.get(&alarm), Some(&Some(condition.clone())), "{name}: {alarm} is an alarm under {condition}");
+        conditional.insert(name.clone(), (condition, alarm));
+    }
+    let kinds: Vec<&str> = [
+        RunKind::Failover,
+        RunKind::Failback,
+        RunKind::Drill,
+        RunKind::DryRun,
+        RunKind::RoundTrip,
+        RunKind::RestoreTest,
+    ]
+    .into_iter()
+    .map(RunKind::name)
+    .collect();
+
+    // Once with every condition true, once with every one false.
+    for holds in [true, false] {
+        let mut values: BTreeMap<&str, String> = BTreeMap::from([
+            ("AWS::StackName", "dr-orchestrator".to_string()),
+            ("AWS::Region", SAMPLE_REGION.to_string()),
+            ("RpoMetricNamespace", dr_core::rpo::check::DEFAULT_NAMESPACE.to_string()),
+            ("RpoWarningPercent", "50".to_string()),
+        ]);
+        for (name, (_, alarm)) in &conditional {
+            let entry = if holds { format!("\"{}\", ", sample_alarm_arn(alarm)) } else { String::new() };
+            values.insert(name.as_str(), entry);
+        }
+        let json = substitute(&body, &values);
+        let dashboard: Value = serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("conditions {holds}: the body is not JSON ({e}):\n{json}"));
+        let widgets = dashboard["widgets"].as_array().expect("widgets");
+        assert_eq!(widgets[0]["type"], "text", "a text widget first");
+        let markdown = widgets[0]["properties"]["markdown"].as_str().unwrap_or_default();
+        assert!(markdown.contains("docs/operations.md"), "the text points to the runbook: {markdown}");
+
+        let mut listed: Vec<String> = Vec::new();
+        let mut namespaces = BTreeSet::new();
+        let mut restore_tests = false;
+        for widget in widgets {
+            let properties = &widget["properties"];
+            let title = properties["title"].as_str().unwrap_or_default();
+            match widget["type"].as_str() {
+                Some("text") => continue,
+                Some("alarm") => {
+                    assert!(!title.is_empty(), "an alarm widget has a title");
+                    let arns = properties["alarms"].as_array().expect("alarms");
+                    listed.extend(arns.iter().map(|arn| alarm_of_sample_arn(arn.as_str().expect("an ARN"))));
+                    continue;
+                }
+                Some("metric") => {}
+                other => panic!("a widget of type {other:?}"),
+            }
+            assert!(!title.is_empty(), "every metric widget says what it shows");
+            assert_eq!(properties["region"], SAMPLE_REGION, "{title}: the stack's region");
+            let mut searched = Vec::new();
+            for metric in properties["metrics"].as_array().expect("metrics") {
+                let [only] = metric.as_array().map(Vec::as_slice).unwrap_or_default() else {
+                    panic!("{title}: {metric} is a literal metric, not a search");
+                };
+                let expression = only["expression"].as_str().unwrap_or_default();
+                assert!(expression.starts_with("SEARCH('"), "{title}: {expression} is a metric search");
+                let (namespace, dimensions, terms) = parse_search(expression);
+                let name = terms
+                    .split("MetricName=\"")
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .unwrap_or_else(|| panic!("{title}: {expression} names its metric exactly"));
+                let published = PUBLISHED.iter().any(|(ns, metric, dims)| {
+                    *ns == namespace
+                        && *metric == name
+                        && dims.iter().copied().eq(dimensions.iter().map(String::as_str))
+                });
+                assert!(published, "{title}: {namespace} {name} {dimensions:?} is not what the code publishes");
+                for (filter, value) in search_filters(&terms) {
+                    assert_ne!(filter, "Plan", "{title}: {expression} freezes a plan");
+                    if filter != "MetricName" {
+                        assert!(dimensions.contains(&filter), "{title}: {filter} is a dimension of {name}");
+                    }
+                    if filter == "Kind" {
+                        assert!(kinds.contains(&value.as_str()), "{title}: Kind {value} is a run kind ({kinds:?})");
+                    }
+                }
+                namespaces.insert(namespace);
+                searched.push((name.to_string(), terms));
+            }
+            assert!(!searched.is_empty(), "{title}: a metric widget shows something");
+            if title.starts_with("Restore-test durations against the RTO") {
+                let restore = format!("Kind=\"{}\"", RunKind::RestoreTest.name());
+                restore_tests = searched.iter().any(|(name, terms)| {
+                    name == "AchievedRtoSeconds" && terms.contains(&restore) && !terms.contains("NOT")
+                }) && searched.iter().any(|(name, _)| name == "RtoTargetSeconds");
+            }
+        }
+        assert!(restore_tests, "a widget shows restore-test durations against the RTO target");
+        let expected_namespaces: BTreeSet<String> = PUBLISHED.iter().map(|(ns, _, _)| ns.to_string()).collect();
+        assert_eq!(namespaces, expected_namespaces, "the dashboard searches each namespace the code publishes");
+
+        let expected: BTreeSet<String> = alarms
+            .iter()
+            .filter(|(_, condition)| holds || condition.is_none())
+            .map(|(alarm, _)| alarm.clone())
+            .collect();
+        let unique: BTreeSet<String> = listed.iter().cloned().collect();
+        assert_eq!(unique.len(), listed.len(), "an alarm is listed once: {listed:?}");
+        assert_eq!(unique, expected, "conditions {holds}: the alarm widget lists every alarm of the template");
+        assert!(listed.len() <= 100, "an alarm widget lists at most 100 alarms");
     }
 }

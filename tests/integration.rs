@@ -21,6 +21,8 @@ mod locks;
 mod lost_answers;
 mod notifications;
 mod operator;
+mod posture;
+mod posture_page;
 mod reprotect;
 mod restore;
 mod round_trip;

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("game_day", 11),
     ("reconcile", 11),
     ("doctor", 12),
+    ("posture", 12),
 ];
 
 fn rank(module: &str) -> u8 {

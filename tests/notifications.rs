@@ -12,21 +12,22 @@
 use std::time::Duration;
 
 use dr_core::error::parse_input;
-use dr_core::notify::{Notice, NoticeKind};
+use dr_core::notify::{Notice, NoticeAction, NoticeKind, Severity};
 use dr_core::rpo::check::{DEFAULT_NAMESPACE, run_check};
 use dr_core::trigger::{Decision, handle_alarm_event};
 use dr_emulator::estate::publish_replica_lag;
 use dr_emulator::executions::execution_input;
 use dr_emulator::outage::{Outage, alarm_state_change_event, simulate_outage};
 use dr_tests::{
-    failover_input, notices, of_kind, restore_input, run_failover, run_restore_test, seeded_estate, subscribe,
-    trigger_context, unique_suffix,
+    failover_input, notice_events, notices, of_kind, restore_input, run_failover, run_restore_test, seeded_estate,
+    subscribe, subscribe_events, trigger_context, unique_suffix,
 };
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failover_is_told_when_it_starts_when_a_human_must_decide_and_when_it_ends() {
     let (plan, mut clients) = seeded_estate().await;
     let (sqs, url) = subscribe(&mut clients).await;
+    let (event_sqs, event_url) = subscribe_events(&mut clients, &plan.name).await;
     let ctx = trigger_context(&plan, &clients).await;
     ctx.store.set_armed(&plan.name, true, "test", "armed", false).await.expect("armed");
     let event = simulate_outage(&clients, &plan, Outage::Sustained).await.expect("outage");
@@ -61,6 +62,30 @@ async fn a_failover_is_told_when_it_starts_when_a_human_must_decide_and_when_it_
     );
     assert_eq!(finished[0].facts["rto_met"], serde_json::json!(true));
     eprintln!("what the phone shows:\n{}\n{text}", finished[0].subject);
+
+    // For the on-call tools: one incident per run, opened critical by the automatic start and
+    // resolved by the run's report; a decision of no run is the plan's trigger incident.
+    let run_id = execution_arn.rsplit(':').next().expect("the run id");
+    let run_key = format!("dr-orchestrator.{}.run.{run_id}", plan.name);
+    assert_eq!(
+        (started[0].dedup_key.as_str(), started[0].severity, started[0].event_action, started[0].priority.as_str()),
+        (run_key.as_str(), Severity::Critical, NoticeAction::Trigger, "P1")
+    );
+    assert_eq!(
+        (finished[0].dedup_key.as_str(), finished[0].severity, finished[0].event_action),
+        (run_key.as_str(), Severity::Info, NoticeAction::Resolve)
+    );
+    assert_eq!(
+        (decided[0].dedup_key.clone(), decided[0].severity, decided[0].event_action),
+        (format!("dr-orchestrator.{}.trigger-decision", plan.name), Severity::Warning, NoticeAction::Trigger)
+    );
+    // The same notices, as the events the template's PagerDuty and Opsgenie rules read.
+    let key = |n: &Notice| (n.dedup_key.clone(), n.subject.clone());
+    let mut events = notice_events(&event_sqs, &event_url).await;
+    let mut told = seen.clone();
+    events.sort_by_key(key);
+    told.sort_by_key(key);
+    assert_eq!(events, told);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -131,6 +156,10 @@ async fn a_scheduled_readiness_check_tells_a_drifted_standby_once_and_its_recove
     assert!(told[0].text.contains("StandbyInstanceRunning") && told[0].text.contains(&instances[0].id));
     assert_eq!(told[0].facts["findings"], serde_json::json!(["StandbyInstanceRunning"]));
     assert!(told[1].subject.ends_with("standby READY again"), "{}", told[1].subject);
+    // One incident for the drift, closed by the recovery.
+    assert_eq!((told[0].severity, told[0].event_action), (Severity::Warning, NoticeAction::Trigger));
+    assert_eq!((told[1].severity, told[1].event_action), (Severity::Info, NoticeAction::Resolve));
+    assert_eq!(told[0].dedup_key, told[1].dedup_key);
     eprintln!("what the phone shows:\n{}\n{}", told[0].subject, told[0].text);
 
     // The metric the template's NotReadyAlarm watches, and the finding by name.
@@ -147,17 +176,47 @@ async fn a_scheduled_readiness_check_tells_a_drifted_standby_once_and_its_recove
         .metrics()
         .iter()
         .map(|m| {
-            let finding = m.dimensions().iter().find(|d| d.name() == Some("Finding")).and_then(|d| d.value());
-            format!("{}{}", m.metric_name().unwrap_or_default(), finding.map(|f| format!(":{f}")).unwrap_or_default())
+            let detail =
+                m.dimensions().iter().find(|d| matches!(d.name(), Some("Finding" | "Status"))).and_then(|d| d.value());
+            format!("{}{}", m.metric_name().unwrap_or_default(), detail.map(|f| format!(":{f}")).unwrap_or_default())
         })
         .collect();
     names.sort();
     // moto lists a metric once per datapoint; ListMetrics on AWS, once.
     names.dedup();
-    assert_eq!(names, ["Finding:StandbyInstanceRunning", "NotReady"]);
+    // The plan's state for the dashboard (never armed here: disarmed).
+    assert_eq!(names, ["Finding:StandbyInstanceRunning", "NotReady", "PlanStatus:disarmed"]);
 
-    // A plan a run holds is not checked: the run is changing it.
+    // A plan a run holds is not checked: the run is changing it. Its state is still published.
     ctx.store.take_for_run(&plan, dr_core::plan::Direction::ToDr, "held-run", "test", "a drill").await.expect("taken");
     let held = run_scheduled_check(&clients, &ctx.store, &plan).await.expect("not checked");
     assert_eq!((held.outcome.as_str(), held.ready), ("not checked: held by run held-run", None));
+    let statuses = clients
+        .home
+        .cloudwatch
+        .list_metrics()
+        .namespace(READINESS_NAMESPACE)
+        .metric_name("PlanStatus")
+        .dimensions(aws_sdk_cloudwatch::types::DimensionFilter::builder().name("Plan").value(&plan.name).build())
+        .send()
+        .await
+        .expect("ListMetrics");
+    let seen: Vec<&str> = statuses
+        .metrics()
+        .iter()
+        .filter_map(|m| m.dimensions().iter().find(|d| d.name() == Some("Status")).and_then(|d| d.value()))
+        .collect();
+    assert!(seen.contains(&"failing-over"), "{seen:?}");
+
+    // The history of the changes, for the posture page: the first check, the drift, the recovery.
+    let history = clients
+        .home
+        .s3
+        .list_objects_v2()
+        .bucket(&plan.reports.bucket)
+        .prefix(dr_core::readiness::scheduled::history_prefix(&plan.name))
+        .send()
+        .await
+        .expect("ListObjectsV2");
+    assert_eq!(history.contents().len(), 3, "{history:?}");
 }

@@ -14,14 +14,15 @@ use std::time::{Duration, Instant};
 
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
-use dr_core::notify::NoticeKind;
+use dr_core::notify::{Notice, NoticeAction, NoticeKind, Severity};
 use dr_core::readiness::{Scope, check_plan};
 use dr_core::run::GateVerdict;
 use dr_core::runbook::report::RunReport;
 use dr_core::store::{DecisionStatus, PlanStore, Question};
 use dr_emulator::estate::publish_replica_lag;
 use dr_tests::{
-    iam_person, notices, of_kind, plan_file, read_report, register_runbook, seeded_estate, subscribe, workspace_binary,
+    iam_person, notice_events, notices, of_kind, plan_file, read_report, register_runbook, seeded_estate, subscribe,
+    subscribe_events, workspace_binary,
 };
 
 pub(crate) fn drctl(args: &[&str]) -> Output {
@@ -39,19 +40,19 @@ fn drctl_as(key: &str, secret: &str, args: &[&str]) -> Output {
 }
 
 /// `drctl <command> PLAN --bucket BUCKET --state-machine RUNBOOK <rest>`.
-fn drctl_on(command: &[&str], plan: &str, bucket: &str, runbook: &str, rest: &[&str]) -> Output {
+pub(crate) fn drctl_on(command: &[&str], plan: &str, bucket: &str, runbook: &str, rest: &[&str]) -> Output {
     let mut args = command.to_vec();
     args.extend([plan, "--bucket", bucket, "--state-machine", runbook]);
     args.extend(rest);
     drctl(&args)
 }
 
-fn stdout(out: &Output) -> String {
+pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `drctl run watch` following `arn` in the background; its output once it ends.
-fn watch(arn: &str) -> Child {
+pub(crate) fn watch(arn: &str) -> Child {
     Command::new(workspace_binary("drctl"))
         .args(["run", "watch", arn, "--poll-seconds", "0.3"])
         .stdout(Stdio::piped())
@@ -187,7 +188,8 @@ async fn an_unplanned_run_over_the_rpo_waits_is_approved_with_drctl_and_complete
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_run_stops_with_a_named_error_having_changed_nothing_and_a_waiting_one_can_be_stopped() {
-    let (plan, clients, file, store, runbook) = lagging_estate().await;
+    let (plan, mut clients, file, store, runbook) = lagging_estate().await;
+    let (event_sqs, event_url) = subscribe_events(&mut clients, &plan.name).await;
     let before = readiness_rows(&check_plan(&clients, &plan, Scope::Full).await);
     let (arn, run_id) = start_failover(&file, &store, &runbook);
     let watcher = watch(&arn);
@@ -221,6 +223,17 @@ async fn a_rejected_run_stops_with_a_named_error_having_changed_nothing_and_a_wa
     assert!(writes.iter().all(|(service, operation)| service == "S3" && operation == "PutObject"), "{writes:?}");
     assert!(shown.contains("RPO gate: **refused**: RpoExceeded: replica"), "{shown}");
     assert_eq!(readiness_rows(&check_plan(&clients, &plan, Scope::Full).await), before, "nothing changed");
+
+    // The on-call tools see one incident for the run: the decision asked (critical), then the
+    // run failed (critical), under the run's one deduplication key.
+    let events = notice_events(&event_sqs, &event_url).await;
+    let of_run: Vec<&Notice> = events.iter().filter(|n| n.run.as_deref() == Some(run_id.as_str())).collect();
+    let kinds: Vec<(NoticeKind, Severity, NoticeAction)> =
+        of_run.iter().map(|n| (n.kind, n.severity, n.event_action)).collect();
+    assert!(kinds.contains(&(NoticeKind::DecisionNeeded, Severity::Critical, NoticeAction::Trigger)), "{kinds:?}");
+    assert!(kinds.contains(&(NoticeKind::RunFailed, Severity::Critical, NoticeAction::Trigger)), "{kinds:?}");
+    let keys: std::collections::BTreeSet<&str> = of_run.iter().map(|n| n.dedup_key.as_str()).collect();
+    assert_eq!(keys.into_iter().collect::<Vec<_>>(), [format!("dr-orchestrator.{}.run.{run_id}", plan.name)]);
 
     // The rejected run changed nothing: it gave the plan back armed, and said so in its report; a
     // second run, left waiting, is stopped by hand.

@@ -8,6 +8,8 @@
 //! so tests run in parallel without resetting the emulator; even the faults a test injects are
 //! scoped to its estate ([`estate_suffix`]).
 
+pub mod chromium;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,7 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
-use dr_core::notify::{EVENT_ATTRIBUTE, Notice, NoticeKind};
+use dr_core::notify::{
+    DEDUP_KEY_ATTRIBUTE, EVENT_ATTRIBUTE, EVENT_DETAIL_TYPE, EVENT_SOURCE, Notice, NoticeKind, SEVERITY_ATTRIBUTE,
+};
 use dr_core::run::{RunInfo, RunbookState, Starter};
 use dr_core::store::PlanStore;
 use dr_core::time;
@@ -476,6 +480,10 @@ pub async fn notices(sqs: &aws_sdk_sqs::Client, url: &str, plan: &str, seen: &mu
                 serde_json::from_str(message.body().unwrap_or_default()).expect("an SNS envelope");
             let event = envelope["MessageAttributes"][EVENT_ATTRIBUTE]["Value"].as_str().expect("the event attribute");
             let notice: Notice = serde_json::from_str(event).expect("a notice");
+            // What an SNS subscription filter policy routes on: the same as the notice says.
+            let attribute = |name: &str| envelope["MessageAttributes"][name]["Value"].as_str().map(str::to_string);
+            assert_eq!(attribute(SEVERITY_ATTRIBUTE).as_deref(), Some(notice.severity.name()), "{envelope}");
+            assert_eq!(attribute(DEDUP_KEY_ATTRIBUTE), Some(notice.dedup_key.clone()), "{envelope}");
             assert!(envelope["Subject"].as_str().is_some_and(|s| s.starts_with("[dr] ") && s.len() < 100));
             assert_eq!(envelope["Message"].as_str(), Some(notice.text.as_str()), "the text is the message");
             if notice.plan == plan {
@@ -487,6 +495,74 @@ pub async fn notices(sqs: &aws_sdk_sqs::Client, url: &str, plan: &str, seen: &mu
         }
     }
     seen.clone()
+}
+
+/// An SQS queue that a rule on the DR region's default bus fills with the notices' events about
+/// `plan`, as the template's PagerDuty and Opsgenie rules match them (source and detail-type).
+/// The test's own clients put their notices' events on that bus too, as the functions do
+/// (template.yaml's `NOTICE_EVENT_BUS`).
+pub async fn subscribe_events(clients: &mut AwsClients, plan: &str) -> (aws_sdk_sqs::Client, String) {
+    let config =
+        dr_core::aws::tls::sdk_config_loader().region(aws_config::Region::new(clients.dr.region.clone())).load().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let queue = sqs.create_queue().queue_name(format!("events-{}", unique_suffix())).send().await.expect("queue");
+    let url = queue.queue_url().expect("queue URL").to_string();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue ARN");
+    let queue_arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .expect("queue ARN")
+        .clone();
+    let rule = format!("notices-{}", unique_suffix());
+    let pattern = serde_json::json!({
+        "source": [EVENT_SOURCE],
+        "detail-type": [EVENT_DETAIL_TYPE],
+        "detail": {"plan": [plan]},
+    });
+    events.put_rule().name(&rule).event_pattern(pattern.to_string()).send().await.expect("PutRule");
+    let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build().expect("target");
+    events.put_targets().rule(&rule).targets(target).send().await.expect("PutTargets");
+    clients.notice_bus = Some("default".into());
+    (sqs, url)
+}
+
+/// Every notice event delivered so far (the event's detail), with the event's source and
+/// detail-type checked.
+pub async fn notice_events(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Notice> {
+    let mut seen = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        let messages = received.messages();
+        if messages.is_empty() {
+            return seen;
+        }
+        for message in messages {
+            let event: serde_json::Value =
+                serde_json::from_str(message.body().unwrap_or_default()).expect("an EventBridge event");
+            assert_eq!(
+                (event["source"].as_str(), event["detail-type"].as_str()),
+                (Some(EVENT_SOURCE), Some(EVENT_DETAIL_TYPE))
+            );
+            seen.push(serde_json::from_value(event["detail"].clone()).expect("a notice as the detail"));
+            if let Some(handle) = message.receipt_handle() {
+                sqs.delete_message().queue_url(url).receipt_handle(handle).send().await.expect("DeleteMessage");
+            }
+        }
+    }
 }
 
 pub fn of_kind(seen: &[Notice], kind: NoticeKind) -> Vec<&Notice> {

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::DrError;
-use crate::notify::{self, Notice, NoticeKind};
+use crate::notify::{self, Notice, NoticeKind, Severity};
 use crate::plan::{Direction, Environment, Plan};
 use crate::run::{Approval, FailoverKind, RunInfo, RunMode, RunbookState};
 use crate::runbook::round_trip::{Leg, RoundTripState, prepare_leg};
@@ -105,6 +105,7 @@ pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> R
     run.kind = FailoverKind::Planned;
     run.direction = request.direction;
     run.requested_by = Some(Approval { by: request.requested_by.clone(), reason: request.reason.clone() });
+    run.game_day = true;
     let mut input = RunbookState::new(plan.clone(), run);
     input.validate()?;
 
@@ -139,6 +140,7 @@ async fn notify_started(
     let text = format!("{what} STARTED by {}: {}\nExecution: {execution_arn}", request.requested_by, request.reason);
     let notice =
         Notice::new(NoticeKind::RunStarted, &plan.name, Some(run_id), format!("{}: {what} STARTED", plan.name), text)
+            .severity(Severity::Info)
             .fact("requested_by", &request.requested_by)
             .fact("execution", execution_arn);
     notify::send(&(ctx.clients_for)(plan), &notice).await;
@@ -172,6 +174,7 @@ async fn start_round_trip(
     let run_id = format!("{}-roundtrip-{}", plan.name, time::compact(now));
     let mut run = RunInfo::new(&run_id, now, format!("game day (round trip) by {}", request.requested_by));
     run.requested_by = Some(Approval { by: request.requested_by.clone(), reason: request.reason.clone() });
+    run.game_day = true;
     run.plan_state = Some(ctx.store.reference());
     let armed = ctx.store.read_state(&plan.name).await?.state.status == PlanStatus::Armed;
     let mut state = RoundTripState::new(plan, run, minutes * 60, armed);

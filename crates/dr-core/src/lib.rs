@@ -19,7 +19,8 @@
 //! 10. [`trigger`]: the alarm trigger (it prepares the compute with the runbook's steps);
 //! 11. [`game_day`]: a drill, a dry run or a round trip started by hand; [`reconcile`]: a hold
 //!     whose run ended without ending it;
-//! 12. [`doctor`]: a deployed stack examined against the real account (drctl doctor).
+//! 12. [`doctor`]: a deployed stack examined against the real account (drctl doctor); [`posture`]:
+//!     the DR posture page from what the stack stores (drctl report posture).
 //!
 //! The Lambda entry points (`functions/`) and the operator CLI (`crates/drctl`) sit on top; the
 //! emulator (`crates/dr-emulator`) is not part of the product.
@@ -53,6 +54,7 @@ pub mod game_day;
 pub mod reconcile;
 
 pub mod doctor;
+pub mod posture;
 
 pub use error::DrError;
 pub use plan::Plan;

@@ -5,12 +5,23 @@
 //! is over the RPO. Each message has a subject and a few lines readable on a phone, and one
 //! message attribute, `event`, with the same facts as JSON for chat integrations.
 //!
+//! Each notice also says how an on-call tool should treat it: a severity (PagerDuty's words,
+//! `critical|error|warning|info`, and Opsgenie's priority `P1`-`P5`), a deduplication key (one
+//! per run, so that a retried step or a repeated notice never opens a second incident; one per
+//! plan and condition for the rest) and an action (`trigger`, or `resolve` when the run
+//! succeeded or the standby is ready again). They are SNS message attributes (for subscription
+//! filter policies) and fields of an EventBridge event per notice on the deployment's bus
+//! (`NOTICE_EVENT_BUS`, source [`EVENT_SOURCE`], detail-type [`EVENT_DETAIL_TYPE`]): the form the
+//! template's PagerDuty (Events API v2) and Opsgenie (Alert API) API destinations read
+//! (docs/operations.md, "Paging the on-call").
+//!
 //! Best effort: a notification that cannot be published is logged (`NotificationFailed` in the
 //! log) and never fails the run or the check that sent it. The decision metrics and alarms in the
 //! template still page through CloudWatch if SNS itself is down.
 
 use std::collections::BTreeMap;
 
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sns::types::MessageAttributeValue;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +30,13 @@ use crate::error::DrError;
 
 /// The message attribute that carries the facts as JSON.
 pub const EVENT_ATTRIBUTE: &str = "event";
+/// The message attributes that carry the severity and the deduplication key.
+pub const SEVERITY_ATTRIBUTE: &str = "severity";
+pub const DEDUP_KEY_ATTRIBUTE: &str = "dedup_key";
+/// The EventBridge event of a notice: its source and detail-type (the template's rules match them,
+/// and the publishers' policy allows only this source).
+pub const EVENT_SOURCE: &str = "dr-orchestrator";
+pub const EVENT_DETAIL_TYPE: &str = "DR notice";
 /// SNS subjects are fewer than 100 ASCII characters, with no line break.
 const MAX_SUBJECT: usize = 99;
 
@@ -42,6 +60,78 @@ pub enum NoticeKind {
     FencedOnReturn,
 }
 
+impl NoticeKind {
+    /// How urgent a notice of this kind is, unless its sender says otherwise: what needs a human
+    /// now is critical (a run waits for a decision, a run failed); a breach or a hold a run left
+    /// behind is an error; a run in progress or a drift is a warning; an end is information.
+    fn default_severity(self) -> Severity {
+        match self {
+            NoticeKind::DecisionNeeded | NoticeKind::RunFailed => Severity::Critical,
+            NoticeKind::RpoBreach | NoticeKind::HoldReconciled => Severity::Error,
+            NoticeKind::RunStarted
+            | NoticeKind::TriggerDecision
+            | NoticeKind::ReadinessDrift
+            | NoticeKind::FencedOnReturn => Severity::Warning,
+            NoticeKind::RunFinished | NoticeKind::RestoreTestResult => Severity::Info,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            NoticeKind::RunStarted => "run-started",
+            NoticeKind::DecisionNeeded => "decision-needed",
+            NoticeKind::RunFinished => "run-finished",
+            NoticeKind::RunFailed => "run-failed",
+            NoticeKind::TriggerDecision => "trigger-decision",
+            NoticeKind::RestoreTestResult => "restore-test-result",
+            NoticeKind::RpoBreach => "rpo-breach",
+            NoticeKind::ReadinessDrift => "readiness-drift",
+            NoticeKind::HoldReconciled => "hold-reconciled",
+            NoticeKind::FencedOnReturn => "fenced-on-return",
+        }
+    }
+}
+
+/// How urgent a notice is, in PagerDuty's Events API v2 words (`payload.severity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    Critical,
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+
+    /// The same urgency as an Opsgenie alert priority.
+    pub fn opsgenie_priority(self) -> &'static str {
+        match self {
+            Severity::Critical => "P1",
+            Severity::Error => "P2",
+            Severity::Warning => "P3",
+            Severity::Info => "P5",
+        }
+    }
+}
+
+/// What an on-call tool does with a notice: open (or add to) the incident of its key, or close it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoticeAction {
+    #[default]
+    Trigger,
+    Resolve,
+}
+
 /// One message.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Notice {
@@ -49,6 +139,15 @@ pub struct Notice {
     pub plan: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    pub severity: Severity,
+    /// Opsgenie's name for the severity (`P1`-`P5`), so that its Alert API reads it as is.
+    pub priority: String,
+    /// One incident per run (`dr-orchestrator.<plan>.run.<run>`); one per plan and condition for
+    /// a notice of no run (`dr-orchestrator.<plan>.<kind>`). Only letters, digits, '.', '-' and
+    /// '_': it is an Opsgenie alias in a URL path too.
+    pub dedup_key: String,
+    /// PagerDuty's `event_action`: `trigger` or `resolve`.
+    pub event_action: NoticeAction,
     /// One line (SNS takes fewer than 100 characters: [`Notice::sns_subject`]).
     pub subject: String,
     /// A few short lines.
@@ -60,7 +159,41 @@ pub struct Notice {
 
 impl Notice {
     pub fn new(kind: NoticeKind, plan: &str, run: Option<&str>, subject: String, text: String) -> Notice {
-        Notice { kind, plan: plan.to_string(), run: run.map(str::to_string), subject, text, facts: BTreeMap::new() }
+        let severity = kind.default_severity();
+        let dedup_key = match run {
+            Some(run) => format!("{EVENT_SOURCE}.{plan}.run.{run}"),
+            None => format!("{EVENT_SOURCE}.{plan}.{}", kind.name()),
+        };
+        let dedup_key = dedup_key
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+            .collect();
+        Notice {
+            kind,
+            plan: plan.to_string(),
+            run: run.map(str::to_string),
+            severity,
+            priority: severity.opsgenie_priority().to_string(),
+            dedup_key,
+            event_action: NoticeAction::Trigger,
+            subject,
+            text,
+            facts: BTreeMap::new(),
+        }
+    }
+
+    /// The same notice with another severity than its kind's.
+    pub fn severity(mut self, severity: Severity) -> Notice {
+        self.severity = severity;
+        self.priority = severity.opsgenie_priority().to_string();
+        self
+    }
+
+    /// The same notice, closing the incident of its key: the run succeeded, the standby is ready
+    /// again.
+    pub fn resolving(mut self) -> Notice {
+        self.event_action = NoticeAction::Resolve;
+        self
     }
 
     /// Adds a fact (anything serialisable; one that is not is left out).
@@ -81,21 +214,31 @@ impl Notice {
     }
 }
 
-/// Publishes `notice` to the clients' topic, if they have one. Never fails the caller.
+/// Publishes `notice` to the clients' topic and puts its event on their bus, where they have
+/// them. Never fails the caller.
 pub async fn send(clients: &AwsClients, notice: &Notice) {
-    let Some(topic) = clients.notify_topic.as_deref() else { return };
-    if let Err(err) = publish(clients, topic, notice).await {
+    if let Some(topic) = clients.notify_topic.as_deref()
+        && let Err(err) = publish(clients, topic, notice).await
+    {
+        tracing::warn!(plan = %notice.plan, kind = ?notice.kind, error = err.name(), "NotificationFailed: {err}");
+    }
+    if let Some(bus) = clients.notice_bus.as_deref()
+        && let Err(err) = put_event(clients, bus, notice).await
+    {
         tracing::warn!(plan = %notice.plan, kind = ?notice.kind, error = err.name(), "NotificationFailed: {err}");
     }
 }
 
+fn string_attribute(value: String) -> Result<MessageAttributeValue, DrError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| DrError::Internal { message: format!("notification attribute: {e}") })
+}
+
 async fn publish(clients: &AwsClients, topic: &str, notice: &Notice) -> Result<(), DrError> {
     let event = serde_json::to_string(notice).map_err(|e| DrError::serialisation("notification", e))?;
-    let attribute = MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(event)
-        .build()
-        .map_err(|e| DrError::Internal { message: format!("notification attribute: {e}") })?;
     clients
         .home
         .sns
@@ -103,11 +246,38 @@ async fn publish(clients: &AwsClients, topic: &str, notice: &Notice) -> Result<(
         .topic_arn(topic)
         .subject(notice.sns_subject())
         .message(&notice.text)
-        .message_attributes(EVENT_ATTRIBUTE, attribute)
+        .message_attributes(EVENT_ATTRIBUTE, string_attribute(event)?)
+        .message_attributes(SEVERITY_ATTRIBUTE, string_attribute(notice.severity.name().to_string())?)
+        .message_attributes(DEDUP_KEY_ATTRIBUTE, string_attribute(notice.dedup_key.clone())?)
         .send()
         .await
         .map_err(|e| DrError::from_sdk("sns", "Publish", e))?;
     tracing::info!(plan = %notice.plan, kind = ?notice.kind, "notified: {}", notice.subject);
+    Ok(())
+}
+
+/// One EventBridge event: the notice as its detail. PutEvents answers 200 with a failed entry
+/// when the entry is refused, so the entry's own error is checked too.
+async fn put_event(clients: &AwsClients, bus: &str, notice: &Notice) -> Result<(), DrError> {
+    let detail = serde_json::to_string(notice).map_err(|e| DrError::serialisation("notification", e))?;
+    let entry = PutEventsRequestEntry::builder()
+        .event_bus_name(bus)
+        .source(EVENT_SOURCE)
+        .detail_type(EVENT_DETAIL_TYPE)
+        .detail(detail)
+        .build();
+    let answer = clients
+        .home
+        .events
+        .put_events()
+        .entries(entry)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("events", "PutEvents", e))?;
+    if answer.failed_entry_count() > 0 {
+        let refused = answer.entries().iter().find_map(|e| e.error_message()).unwrap_or("refused").to_string();
+        return Err(DrError::AwsTransient { service: "events", operation: "PutEvents", message: refused });
+    }
     Ok(())
 }
 

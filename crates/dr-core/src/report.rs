@@ -7,9 +7,13 @@ use std::fmt::{self, Write as _};
 
 use serde::{Deserialize, Serialize};
 
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+
+use crate::aws::metrics::publish_metrics;
 use crate::aws::{AwsClients, objects};
 use crate::error::DrError;
-use crate::notify::{Notice, NoticeKind};
+use crate::notify::{Notice, NoticeKind, Severity};
+use crate::plan::Direction;
 use crate::run::{CaughtError, RunInfo, RunMode, RunStatus, RunbookState};
 use crate::time::{self, Timestamp};
 
@@ -121,16 +125,105 @@ impl Head {
         if let Some(markdown) = self.locations.iter().find(|l| l.ends_with(".md")) {
             text.push(format!("Report: {markdown}"));
         }
-        Notice::new(
+        let notice = Notice::new(
             kind,
             &self.plan,
             Some(self.run.id.as_str()),
             format!("{}: {what} {status}", self.plan),
             text.join("\n"),
-        )
-        .fact("status", self.status)
-        .fact("error", self.error.as_ref().map(|e| e.error.clone()))
-        .fact("report", &self.locations)
+        );
+        // A run that ended well closes its incident; a dry run that failed changed nothing and
+        // pages nobody at night.
+        let notice = match (self.status.is_success(), self.run.mode) {
+            (true, _) => notice.resolving(),
+            (false, RunMode::DryRun) => notice.severity(Severity::Warning),
+            (false, RunMode::Live) => notice,
+        };
+        notice
+            .fact("status", self.status)
+            .fact("error", self.error.as_ref().map(|e| e.error.clone()))
+            .fact("report", &self.locations)
+    }
+}
+
+/// What a report is about, as the dashboard's run metrics and the posture page name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunKind {
+    /// A move to the DR region that is not a game day: an incident's, or an operator's.
+    Failover,
+    /// A move back to the primary region (a game day's too).
+    Failback,
+    /// A game day's live failover (a drill, a round trip's failover leg).
+    Drill,
+    DryRun,
+    RoundTrip,
+    RestoreTest,
+}
+
+impl RunKind {
+    /// The kind of a failover runbook's run.
+    pub fn of_move(run: &RunInfo) -> RunKind {
+        match (run.mode, run.direction, run.game_day) {
+            (RunMode::DryRun, _, _) => RunKind::DryRun,
+            (RunMode::Live, Direction::ToPrimary, _) => RunKind::Failback,
+            (RunMode::Live, Direction::ToDr, true) => RunKind::Drill,
+            (RunMode::Live, Direction::ToDr, false) => RunKind::Failover,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RunKind::Failover => "failover",
+            RunKind::Failback => "failback",
+            RunKind::Drill => "drill",
+            RunKind::DryRun => "dry-run",
+            RunKind::RoundTrip => "round-trip",
+            RunKind::RestoreTest => "restore-test",
+        }
+    }
+}
+
+/// The namespace of the run metrics (the template's dashboard and the report functions' policy).
+pub const RUNS_NAMESPACE: &str = "DrOrchestrator/Runs";
+
+/// The run metrics of a finished run: `RunsFinished` (1, by plan, kind and outcome), and when an
+/// RTO was measured `AchievedRtoSeconds` (by plan and kind) beside `RtoTargetSeconds` (by plan).
+pub fn run_metrics(head: &Head, kind: RunKind, rto: &Objective<'_>) -> Vec<MetricDatum> {
+    let at = time::to_smithy(head.generated_at);
+    let dimension = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
+    let outcome = if head.status.is_success() { "succeeded" } else { "failed" };
+    let datum = |name: &str, value: f64, unit: StandardUnit| {
+        MetricDatum::builder().metric_name(name).timestamp(at).value(value).unit(unit)
+    };
+    let mut data = vec![
+        datum("RunsFinished", 1.0, StandardUnit::Count)
+            .dimensions(dimension("Plan", &head.plan))
+            .dimensions(dimension("Kind", kind.name()))
+            .dimensions(dimension("Outcome", outcome))
+            .build(),
+    ];
+    if let Some(achieved) = rto.achieved_seconds {
+        data.push(
+            datum("AchievedRtoSeconds", achieved, StandardUnit::Seconds)
+                .dimensions(dimension("Plan", &head.plan))
+                .dimensions(dimension("Kind", kind.name()))
+                .build(),
+        );
+        data.push(
+            datum("RtoTargetSeconds", rto.target_seconds as f64, StandardUnit::Seconds)
+                .dimensions(dimension("Plan", &head.plan))
+                .build(),
+        );
+    }
+    data
+}
+
+/// Publishes a finished run's metrics. Best effort, as a notice: the report is written and told
+/// whatever CloudWatch answers (`MetricsNotPublished` in the log).
+pub async fn publish_run_metrics(clients: &AwsClients, head: &Head, kind: RunKind, rto: &Objective<'_>) {
+    if let Err(err) = publish_metrics(&clients.home.cloudwatch, RUNS_NAMESPACE, run_metrics(head, kind, rto)).await {
+        tracing::warn!(plan = %head.plan, run = %head.run.id, error = err.name(), "MetricsNotPublished: {err}");
     }
 }
 
@@ -226,8 +319,10 @@ pub fn write_gantt(svg: &mut String, title: &str, origin: (&str, Timestamp), bar
     writeln!(svg, "</svg>")
 }
 
-fn xml(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+/// Text made safe for XML and HTML, in an element or a quoted attribute: the timeline picture, the
+/// posture page (`posture::page`).
+pub(crate) fn xml(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// A report file: key, body, content type.

@@ -188,6 +188,11 @@ impl PlanStore {
         PlanStore { s3, bucket: bucket.into() }
     }
 
+    /// The plan store's bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
     /// The plan store whose state `run` holds (`run.plan_state`), in the deployment's region;
     /// `None` for a run that holds none.
     pub fn of_run(clients: &AwsClients, run: &RunInfo) -> Option<PlanStore> {

@@ -53,7 +53,7 @@ READ_PREFIXES = ("Describe", "List", "Get", "Head")
 
 # The signing names of the services the functions call whose protocol is JSON: their errors are
 # JSON bodies with x-amzn-ErrorType (Lambda's REST-JSON answers are its own).
-JSON_PROTOCOLS = ("states", "secretsmanager", "kms", "sqs", "acm", "servicequotas")
+JSON_PROTOCOLS = ("states", "secretsmanager", "kms", "sqs", "acm", "servicequotas", "events")
 
 CREDENTIAL = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 

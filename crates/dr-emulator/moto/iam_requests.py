@@ -517,6 +517,23 @@ def _sns_publish(request):
     return [("sns:Publish", request.params.get("TopicArn", ""), {})]
 
 
+def _put_events(request):
+    """One check per bus the entries name (a name, or an ARN), with every entry's source and
+    detail-type as the multivalued events:source / events:detail-type condition keys (ArrayOfString
+    in the Service Authorization Reference: a policy must use ForAllValues/ForAnyValue;
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-conditions.html)."""
+    entries = request.params.get("Entries", [])
+    context = {
+        "events:source": sorted({entry.get("Source", "") for entry in entries}),
+        "events:detail-type": sorted({entry.get("DetailType", "") for entry in entries}),
+    }
+    buses = sorted({entry.get("EventBusName") or "default" for entry in entries})
+    return [
+        ("events:PutEvents", bus if bus.startswith("arn:") else f"arn:aws:events:{request.region}:{ACCOUNT}:event-bus/{bus}", context)
+        for bus in buses
+    ]
+
+
 def _secret(action):
     def build(request):
         return [(action, _secret_arn(request.region, request.params.get("SecretId", "")), {})]
@@ -616,6 +633,7 @@ OPERATIONS = {
     ("route53", "ListTagsForResource"): _health_check("route53:ListTagsForResource"),
     # SNS, Secrets Manager, KMS, Lambda, Step Functions
     ("sns", "Publish"): _sns_publish,
+    ("events", "PutEvents"): _put_events,
     ("secretsmanager", "GetSecretValue"): _secret("secretsmanager:GetSecretValue"),
     ("secretsmanager", "DescribeSecret"): _secret("secretsmanager:DescribeSecret"),
     ("kms", "DescribeKey"): _describe_key,

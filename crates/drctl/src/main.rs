@@ -82,7 +82,7 @@ impl Command {
             Command::Drill(command) => command.run().await,
             Command::Run(command) => command.run().await,
             Command::Deploy(command) => command.run(),
-            Command::Report(command) => command.run(),
+            Command::Report(command) => command.run().await,
             Command::Trigger(command) => command.run().await,
             Command::Rpo(command) => command.run().await,
             Command::RestoreTest(command) => command.run(),

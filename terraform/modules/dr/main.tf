@@ -14,6 +14,9 @@ locals {
     HostedZoneId                 = var.hosted_zone_id
     DatabaseCredentialsSecretArn = var.database_credentials_secret_arn
     NotificationKmsKeyId         = var.notification_kms_key_id
+    PagerDutyRoutingKey          = var.pagerduty_routing_key
+    OpsgenieApiKey               = var.opsgenie_api_key
+    OpsgenieApiUrl               = var.opsgenie_api_url
     Architecture                 = var.architecture
     FailoverReservedConcurrency  = var.failover_reserved_concurrency == null ? null : tostring(var.failover_reserved_concurrency)
     LogRetentionDays             = var.log_retention_days == null ? null : tostring(var.log_retention_days)

@@ -92,6 +92,26 @@ variable "notification_kms_key_id" {
   description = "NotificationKmsKeyId: a customer-managed key for the notification topic."
 }
 
+variable "pagerduty_routing_key" {
+  type        = string
+  default     = null
+  sensitive   = true
+  description = "PagerDutyRoutingKey: a PagerDuty Events API v2 integration key; each notice becomes a PagerDuty event (docs/operations.md, Paging the on-call)."
+}
+
+variable "opsgenie_api_key" {
+  type        = string
+  default     = null
+  sensitive   = true
+  description = "OpsgenieApiKey: an Opsgenie API integration key; each notice becomes an Opsgenie alert."
+}
+
+variable "opsgenie_api_url" {
+  type        = string
+  default     = null
+  description = "OpsgenieApiUrl: https://api.opsgenie.com, or https://api.eu.opsgenie.com for an EU account."
+}
+
 variable "architecture" {
   type        = string
   default     = null

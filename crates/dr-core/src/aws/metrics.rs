@@ -1,15 +1,37 @@
-//! CloudWatch metric reads, batched: the one implementation behind the replica lag, the RPO
-//! check's S3 replication latency and the trigger's health-check confirmation.
+//! CloudWatch metrics: reads, batched (the one implementation behind the replica lag, the RPO
+//! check's S3 replication latency and the trigger's health-check confirmation), and writes (the
+//! RPO, readiness and run metrics).
 
 use std::time::Duration;
 
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricDatum, MetricStat, ScanBy};
 
 use crate::error::DrError;
 use crate::time::{self, Timestamp};
 
 /// GetMetricData accepts at most this many queries per call.
 pub const MAX_QUERIES_PER_CALL: usize = 500;
+
+/// PutMetricData accepts at most this many datums per call.
+pub const MAX_DATUMS_PER_CALL: usize = 1000;
+
+/// Publishes the metrics, [`MAX_DATUMS_PER_CALL`] per PutMetricData call.
+pub async fn publish_metrics(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    data: Vec<MetricDatum>,
+) -> Result<(), DrError> {
+    for batch in data.chunks(MAX_DATUMS_PER_CALL) {
+        cloudwatch
+            .put_metric_data()
+            .namespace(namespace)
+            .set_metric_data(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("cloudwatch", "PutMetricData", e))?;
+    }
+    Ok(())
+}
 
 /// A one-minute statistic (`Maximum`, `Minimum`, ...) of a metric.
 pub fn per_minute(namespace: &str, metric: &str, dimensions: &[(&str, &str)], stat: &str) -> MetricStat {

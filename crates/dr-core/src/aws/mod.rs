@@ -38,6 +38,8 @@ pub struct RegionClients {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub ec2: aws_sdk_ec2::Client,
+    /// Each notice's event (`notify`). Not in the call log, as SNS.
+    pub events: aws_sdk_eventbridge::Client,
     /// The DR load balancer: its listeners, target groups and target health.
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     /// The keys the DR side decrypts with (readiness: enabled in the region).
@@ -60,6 +62,9 @@ pub struct RegionClients {
 /// The variable that names the deployment's notification topic (an ARN, set by template.yaml);
 /// unset or empty: nothing is published (`notify`).
 pub const NOTIFY_TOPIC_ENV: &str = "NOTIFY_TOPIC_ARN";
+/// The variable that names the event bus each notice's event goes to (set by template.yaml: the
+/// region's default bus); unset or empty: no event is put (`notify`).
+pub const NOTICE_EVENT_BUS_ENV: &str = "NOTICE_EVENT_BUS";
 
 /// Everything a plan's steps talk to: the primary region, the DR region and Route53.
 #[derive(Debug, Clone)]
@@ -81,6 +86,8 @@ pub struct AwsClients {
     pub calls: ApiCallLog,
     /// The deployment's notification topic (`notify::TOPIC_ENV`), if it has one.
     pub notify_topic: Option<String>,
+    /// The event bus of each notice's event (`NOTICE_EVENT_BUS_ENV`), if it has one.
+    pub notice_bus: Option<String>,
 }
 
 impl AwsClients {
@@ -115,6 +122,7 @@ impl AwsClients {
             endpoint_url: shared.endpoint_url().map(str::to_string),
             calls,
             notify_topic: std::env::var(NOTIFY_TOPIC_ENV).ok().filter(|topic| !topic.is_empty()),
+            notice_bus: std::env::var(NOTICE_EVENT_BUS_ENV).ok().filter(|bus| !bus.is_empty()),
         }
     }
 
@@ -154,6 +162,7 @@ impl RegionClients {
             ec2: aws_sdk_ec2::Client::from_conf(
                 aws_sdk_ec2::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
+            events: aws_sdk_eventbridge::Client::new(&config),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
                 aws_sdk_elasticloadbalancingv2::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{DrError, sdk_error_code};
+use crate::time::{self, Timestamp};
 
 /// An object as read: its bytes and the ETag a conditional write must match.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +58,35 @@ pub async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Opt
             _ => Err(DrError::from_sdk("s3", "GetObject", err)),
         },
     }
+}
+
+/// The keys under `prefix`, every page, oldest first by last modification; with `since`, only
+/// the objects written since then.
+pub async fn list_keys(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    since: Option<Timestamp>,
+) -> Result<Vec<String>, DrError> {
+    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    let mut keys = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| match sdk_error_code(&err) {
+            Some("NoSuchBucket") => DrError::bucket_not_found(bucket, &region_of(s3)),
+            _ => DrError::from_sdk("s3", "ListObjectsV2", err),
+        })?;
+        for object in page.contents() {
+            let modified = object.last_modified().and_then(time::from_smithy);
+            if since.is_some_and(|since| modified.is_some_and(|at| at < since)) {
+                continue;
+            }
+            if let Some(key) = object.key() {
+                keys.push((modified, key.to_string()));
+            }
+        }
+    }
+    keys.sort();
+    Ok(keys.into_iter().map(|(_, key)| key).collect())
 }
 
 /// Reads and parses a JSON object; one that is not a `what` is `InvalidInput`.

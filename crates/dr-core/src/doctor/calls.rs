@@ -11,8 +11,10 @@ use serde::Serialize;
 use super::DeployedStack;
 use crate::aws::AwsClients;
 use crate::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
+use crate::notify::EVENT_SOURCE;
 use crate::plan::{DnsStrategy, Plan, lambda_function_name};
 use crate::readiness::scheduled::snapshot_key as readiness_snapshot_key;
+use crate::report::RUNS_NAMESPACE;
 use crate::restore::{INSTANCE_PREFIX, RESTORE_TEST_TAG};
 use crate::rpo::check::{heartbeat_key, snapshot_key as rpo_snapshot_key};
 
@@ -212,10 +214,22 @@ impl Table<'_> {
     }
 
     fn publish(&mut self, function: &str, why: &'static str) {
+        let region = self.plan.dr_region.clone();
         if let Some(topic) = self.topic() {
-            let region = self.plan.dr_region.clone();
             self.add(function, &region, &["sns:Publish"], topic, why);
         }
+        // The notice's event, for the on-call tools (notify::put_event).
+        let bus = format!("arn:aws:events:{region}:{}:event-bus/default", self.account());
+        let source = [("events:source", EVENT_SOURCE.to_string())];
+        self.add_with(function, &region, &["events:PutEvents"], bus, &source, why);
+    }
+
+    /// A report writer's run metrics (report::publish_run_metrics).
+    fn run_metrics(&mut self, function: &str) {
+        let region = self.plan.dr_region.clone();
+        let namespace = [("cloudwatch:namespace", RUNS_NAMESPACE.to_string())];
+        let why = "the run's outcome and RTO on the dashboard";
+        self.add_with(function, &region, &["cloudwatch:PutMetricData"], "*".into(), &namespace, why);
     }
 
     fn plan_state(&mut self, function: &str, actions: &[&str], why: &'static str) {
@@ -455,6 +469,7 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
     t.run_reports("FailoverReportFunction", &["s3:PutObject"], "the run's report");
     t.plan_state("FailoverReportFunction", &["s3:GetObject", "s3:PutObject"], "the plan stays failed over");
     t.publish("FailoverReportFunction", "the run's outcome");
+    t.run_metrics("FailoverReportFunction");
 
     if let Some(fence) = &plan.fence {
         t.add("FenceFunction", &p, &["rds:DescribeDBInstances"], primary.clone(), "the writer's endpoint");
@@ -722,6 +737,7 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
     t.run_reports("RoundTripFunction", &["s3:GetObject", "s3:PutObject"], "the legs' reports, the round trip's report");
     t.plan_state("RoundTripFunction", &["s3:GetObject", "s3:PutObject"], "the plan's state between legs");
     t.publish("RoundTripFunction", "the round trip's outcome");
+    t.run_metrics("RoundTripFunction");
 
     // Reprotect, after a failover: Paris becomes the replica.
     t.add(
@@ -771,6 +787,7 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
             );
         }
         t.publish("RestoreReportFunction", "the restore test's outcome");
+        t.run_metrics("RestoreReportFunction");
         let test_instance = t.db(&d, &format!("{INSTANCE_PREFIX}doctor"));
         let request_tag = [(format!("aws:RequestTag/{RESTORE_TEST_TAG}"), "true".to_string())];
         t.add(

@@ -21,6 +21,11 @@ use std::collections::BTreeMap;
 use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum, PolicyEvaluationDecisionType};
 use serde::Serialize;
 
+/// Condition keys IAM gives a list of values (the Service Authorization Reference's
+/// ArrayOfString): a simulation passes them as `stringList`, as AWS evaluates them.
+/// `events:source` is every entry's source of one PutEvents.
+const MULTIVALUED_KEYS: &[&str] = &["events:source", "events:detail-type"];
+
 use crate::aws::AwsClients;
 use crate::error::DrError;
 use crate::plan::Plan;
@@ -207,7 +212,9 @@ pub async fn simulate_calls(
             .context
             .iter()
             .map(|(key, value)| {
-                let kind = if value == "true" || value == "false" {
+                let kind = if MULTIVALUED_KEYS.contains(&key.as_str()) {
+                    ContextKeyTypeEnum::StringList
+                } else if value == "true" || value == "false" {
                     ContextKeyTypeEnum::Boolean
                 } else {
                     ContextKeyTypeEnum::String

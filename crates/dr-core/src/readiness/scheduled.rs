@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{CheckRow, Readiness, Scope, check_plan};
 use crate::aws::AwsClients;
+use crate::aws::metrics::publish_metrics;
 use crate::aws::objects;
 use crate::error::DrError;
-use crate::notify::{self, Notice, NoticeKind};
+use crate::notify::{self, Notice, NoticeKind, Severity};
 use crate::plan::{Direction, Plan};
-use crate::rpo::check::publish_metrics;
 use crate::store::{PlanStatus, PlanStore};
 use crate::time::{self, Timestamp};
 
@@ -67,6 +67,27 @@ pub fn snapshot_key(plan: &str) -> String {
     format!("readiness/{plan}/latest.json")
 }
 
+/// Where the snapshots of the changes are kept, one per change: `readiness/<plan>/history/`.
+pub fn history_prefix(plan: &str) -> String {
+    format!("readiness/{plan}/history/")
+}
+
+fn history_key(plan: &str, checked_at: Timestamp) -> String {
+    format!("{}{}.json", history_prefix(plan), time::compact(checked_at))
+}
+
+/// `PlanStatus` = 1 for the plan's state now (by plan and status): the dashboard's state widget.
+pub fn plan_status_metric(plan: &Plan, status: PlanStatus) -> MetricDatum {
+    MetricDatum::builder()
+        .metric_name("PlanStatus")
+        .dimensions(Dimension::builder().name("Plan").value(&plan.name).build())
+        .dimensions(Dimension::builder().name("Status").value(status.name()).build())
+        .timestamp(time::to_smithy(time::now()))
+        .value(1.0)
+        .unit(StandardUnit::Count)
+        .build()
+}
+
 /// The environment variable holding the scheduled check's EventBridge schedule (the template's
 /// `ReadinessCheckSchedule`), for the readers of its snapshot.
 pub const SCHEDULE_ENV: &str = "READINESS_CHECK_SCHEDULE";
@@ -112,6 +133,9 @@ pub async fn run_scheduled_check(
     plan: &Plan,
 ) -> Result<ScheduledReadiness, DrError> {
     let state = store.read_state(&plan.name).await?.state;
+    // The plan's state on the dashboard, whether or not a run holds it.
+    publish_metrics(&clients.home.cloudwatch, READINESS_NAMESPACE, vec![plan_status_metric(plan, state.status)])
+        .await?;
     if state.status == PlanStatus::FailingOver {
         let holder = state.run_id.unwrap_or_default();
         return Ok(ScheduledReadiness {
@@ -148,6 +172,11 @@ pub async fn run_scheduled_check(
     };
     objects::put_json(&clients.home.s3, &plan.reports.bucket, &key, &snapshot).await?;
     let notice = drift_notice(&current, previous.as_ref(), &snapshot);
+    // The history the posture page draws the drift from: the first check, then each change.
+    if notice.is_some() || previous.is_none() {
+        let history = history_key(&plan.name, snapshot.checked_at);
+        objects::put_json(&clients.home.s3, &plan.reports.bucket, &history, &snapshot).await?;
+    }
     if let Some(notice) = &notice {
         notify::send(clients, notice).await;
     }
@@ -219,6 +248,8 @@ pub fn drift_notice(plan: &Plan, previous: Option<&ReadinessSnapshot>, now: &Rea
                 format!("{}: standby READY again", plan.name),
                 format!("plan check {} -> {}: every check ready", plan.primary_region, plan.dr_region),
             )
+            .resolving()
+            .severity(Severity::Info)
         });
     }
     if new.is_empty() {

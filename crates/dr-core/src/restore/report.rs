@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::{SNAPSHOT_AGE_FACT, SNAPSHOT_CREATED_FACT, SNAPSHOT_FACT, instance_id};
 use crate::aws::AwsClients;
 use crate::error::DrError;
-use crate::report::{self, Head, Objective, ReportFile, cell};
+use crate::notify::Severity;
+use crate::report::{self, Head, Objective, ReportFile, RunKind, cell};
 use crate::run::{RunStatus, RunbookState, StepKey, StepRecord, ValidState};
 use crate::time::{self, Timestamp};
 
@@ -134,6 +135,8 @@ pub async fn write_restore_report(clients: &AwsClients, state: &ValidState) -> R
     ];
     report::put_report_files(clients, &reports.bucket, files).await?;
     tracing::info!(plan = %state.plan.name, step = "restore-report", status = ?report.head.status, "restore test report written");
+    let [rto_objective, _] = objectives(&report);
+    report::publish_run_metrics(clients, &report.head, RunKind::RestoreTest, &rto_objective).await;
     let [rto, rpo] = objectives(&report).map(|objective| objective.line());
     let lines = vec![
         rto,
@@ -144,6 +147,8 @@ pub async fn write_restore_report(clients: &AwsClients, state: &ValidState) -> R
         ),
     ];
     let notice = report.head.notice("restore test", &lines).fact("restore_seconds", report.restore_seconds);
+    // A failed restore test needs a human in working hours, not at night.
+    let notice = if report.head.status.is_success() { notice } else { notice.severity(Severity::Error) };
     crate::notify::send(clients, &notice.fact("cleaned_up", report.cleaned_up)).await;
     Ok(report)
 }

@@ -32,7 +32,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{LagReading, LagVerdict, read_replica_lags};
-use crate::aws::metrics::{maximum_per_minute, newest_datapoints};
+use crate::aws::metrics::{maximum_per_minute, newest_datapoints, publish_metrics};
 use crate::aws::objects;
 use crate::aws::postgres;
 use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, within_primary_budget};
@@ -51,9 +51,6 @@ pub const HEARTBEAT_CONCURRENCY: usize = 32;
 
 /// How long the check watches the Ireland replica for the database heartbeat it just wrote.
 pub const HEARTBEAT_REPLAY_WAIT: Duration = Duration::from_secs(2);
-
-/// PutMetricData accepts at most this many datums per call.
-pub const MAX_DATUMS_PER_CALL: usize = 1000;
 
 /// The default namespace of the RPO metrics (template.yaml's `RpoMetricNamespace`).
 pub const DEFAULT_NAMESPACE: &str = "DrOrchestrator/Rpo";
@@ -450,24 +447,6 @@ pub fn rpo_metrics(statuses: &[PairStatus], now: Timestamp) -> Vec<MetricDatum> 
         data.push(datum("NotReplicatingPairs", not_replicating, StandardUnit::Count, dims));
     }
     data
-}
-
-/// Publishes the metrics, [`MAX_DATUMS_PER_CALL`] per PutMetricData call.
-pub async fn publish_metrics(
-    cloudwatch: &aws_sdk_cloudwatch::Client,
-    namespace: &str,
-    data: Vec<MetricDatum>,
-) -> Result<(), DrError> {
-    for batch in data.chunks(MAX_DATUMS_PER_CALL) {
-        cloudwatch
-            .put_metric_data()
-            .namespace(namespace)
-            .set_metric_data(Some(batch.to_vec()))
-            .send()
-            .await
-            .map_err(|e| DrError::from_sdk("cloudwatch", "PutMetricData", e))?;
-    }
-    Ok(())
 }
 
 /// A plan's status snapshot, as written to `s3://<reports.bucket>/rpo/<plan>/latest.json`.

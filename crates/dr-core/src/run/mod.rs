@@ -144,6 +144,10 @@ pub struct RunInfo {
     /// Who asked for a game-day run, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<Approval>,
+    /// A game day's run (a drill, its dry run, a round trip and its legs), not an incident's or a
+    /// move an operator made: the posture page and the dashboard count drills by it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub game_day: bool,
     /// Who started a run by hand, as STS verified them (`drctl`), with their own start record in
     /// the plan store: a two-person plan's approvals are checked against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,6 +176,7 @@ impl RunInfo {
             direction: Direction::ToDr,
             incident: None,
             requested_by: None,
+            game_day: false,
             started_by: None,
             plan: None,
             plan_state: None,

@@ -15,7 +15,7 @@ use crate::error::DrError;
 use crate::notify::{self, Notice};
 use crate::plan::{Direction, Plan};
 use crate::readiness::{CheckRow, Scope, check_plan};
-use crate::report::{self, Bar, Head, Objective, TimelineReport, cell};
+use crate::report::{self, Bar, Head, Objective, RunKind, TimelineReport, cell};
 use crate::run::{
     CaughtError, FailoverKind, GateDecision, Outcome, RunStatus, RunbookState, StepKey, StepRecord, ValidState,
 };
@@ -490,6 +490,8 @@ pub async fn write_report(
         tracing::warn!(plan = %state.plan.name, step = "report", "plan state changed by someone else; left as they left it");
         report.plan_state = Some("changed by someone else while the report was written; left as they left it".into());
     }
+    let [rto, _] = report.achieved.objectives("RTO", "RPO");
+    report::publish_run_metrics(clients, &report.head, RunKind::of_move(&state.run), &rto).await;
     notify::send(clients, &notice(&report)).await;
     Ok(report)
 }

@@ -28,7 +28,7 @@ use crate::error::DrError;
 use crate::notify;
 use crate::plan::{Direction, Plan};
 use crate::readiness::{CheckRow, Scope, check_plan};
-use crate::report::{self, Bar, Head, Objective, TimelineReport, cell};
+use crate::report::{self, Bar, Head, Objective, RunKind, TimelineReport, cell};
 use crate::run::{CaughtError, FailoverKind, RunInfo, RunMode, RunStatus, RunbookState, StepKey, StepRecord};
 use crate::store::{PlanStatus, PlanStore};
 use crate::time::{self, Timestamp};
@@ -234,6 +234,7 @@ pub async fn prepare_leg(store: &PlanStore, state: &RoundTripState, leg: Leg) ->
     run.kind = FailoverKind::Planned;
     run.direction = leg.direction();
     run.requested_by = state.run.requested_by.clone();
+    run.game_day = true;
     let mut input = RunbookState::new(state.plan.clone(), run);
     input.validate()?;
     if leg.is_move() {
@@ -612,6 +613,9 @@ pub async fn write_report(clients: &AwsClients, state: &RoundTripState) -> Resul
         format!("Data lost: {}", report::seconds(report.data_lost_seconds)),
         format!("Plan: {}", report.plan_state),
     ];
+    // Each leg's report publishes its own RTO (a drill's, a failback's); the round trip counts.
+    let rto = Objective { name: "RTO", target_seconds: report.rto_target_seconds, achieved_seconds: None, met: None };
+    report::publish_run_metrics(clients, &report.head, RunKind::RoundTrip, &rto).await;
     let notice = report
         .head
         .notice("round-trip game day", &lines)

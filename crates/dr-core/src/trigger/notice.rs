@@ -1,7 +1,7 @@
 //! What the on-call is told of the alarm trigger's decisions.
 
 use super::outcome::{Decision, TriggerOutcome};
-use crate::notify::{Notice, NoticeKind};
+use crate::notify::{Notice, NoticeKind, Severity};
 use crate::plan::Plan;
 
 /// What a human must hear of a decision on an alarm's event: a run started, or an alarm in ALARM
@@ -32,7 +32,12 @@ pub(super) fn decision_notice(plan: &Plan, outcome: &TriggerOutcome) -> Option<N
         _ => return None,
     };
     let text = format!("{headline} ({}): alarm {}\n{}\n{next}", outcome.decision.name(), outcome.alarm, outcome.detail);
-    let notice = Notice::new(kind, &plan.name, None, format!("{}: {headline}", plan.name), text)
+    // A started run is one incident from its start notice to its report's: its execution name is
+    // its run id. An automatic failover of production needs the on-call now.
+    let run = outcome.execution_arn.as_deref().and_then(|arn| arn.rsplit(':').next());
+    let notice = Notice::new(kind, &plan.name, run, format!("{}: {headline}", plan.name), text);
+    let notice = if kind == NoticeKind::RunStarted { notice.severity(Severity::Critical) } else { notice };
+    let notice = notice
         .fact("decision", outcome.decision.name())
         .fact("alarm", &outcome.alarm)
         .fact("execution", &outcome.execution_arn);
