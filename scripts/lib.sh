@@ -127,31 +127,27 @@ install_iam_evaluator() {
   (cd "${REPO_ROOT}/crates/dr-emulator/iam" && npm ci --no-audit --no-fund --silent)
 }
 
-# Debian's PostgreSQL server programs, for the real primary/standby pair of the database tests
-# (crates/dr-emulator/src/postgres.rs starts the servers itself). Installs as root with apt-get.
-install_postgres() {
-  if compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
-    return 0
-  fi
-  log "installing PostgreSQL (Debian's postgresql package)"
+# Debian's packages the suite needs, those the machine lacks installed in one apt-get (as root,
+# or with sudo): postgresql for the real database pair (crates/dr-emulator/src/postgres.rs starts
+# the servers itself); chromium and poppler-utils (pdftotext) for the posture page as a person
+# sees it (dr_tests::chromium: a headless screenshot and a printed PDF read back).
+#   install_debian_packages PACKAGE...
+install_debian_packages() {
+  local package missing=()
+  for package in "$@"; do
+    case "${package}" in
+      postgresql) compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || missing+=("${package}") ;;
+      chromium) [[ -x /usr/bin/chromium ]] || missing+=("${package}") ;;
+      poppler-utils) command -v pdftotext > /dev/null || missing+=("${package}") ;;
+      *) log "install_debian_packages: no probe for ${package}"; return 1 ;;
+    esac
+  done
+  (( ${#missing[@]} )) || return 0
+  log "installing Debian's ${missing[*]}"
   local sudo=""
   [[ "$(id -u)" == "0" ]] || sudo="sudo"
   ${sudo} apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -qq postgresql > /dev/null
-}
-
-# Debian's Chromium and poppler-utils (pdftotext), for the posture page's check as a person sees
-# it (tests/posture_page.rs: a headless screenshot and a printed PDF, dr_tests::chromium).
-# Installs as root with apt-get.
-install_chromium() {
-  if [[ -x /usr/bin/chromium ]] && command -v pdftotext > /dev/null; then
-    return 0
-  fi
-  log "installing Chromium and poppler-utils (Debian's chromium and poppler-utils packages)"
-  local sudo=""
-  [[ "$(id -u)" == "0" ]] || sudo="sudo"
-  ${sudo} apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -qq chromium poppler-utils > /dev/null
+  DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -qq "${missing[@]}" > /dev/null
 }
 
 # The workspace's own crates compiled by clippy-driver from here on, as `cargo clippy` runs it

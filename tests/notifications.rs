@@ -35,7 +35,8 @@ async fn a_failover_is_told_when_it_starts_when_a_human_must_decide_and_when_it_
     assert_eq!(outcome.decision, Decision::Started, "{outcome:?}");
     // A second incident while the plan is held: not failed over, a human decides.
     let alarm = event["detail"]["alarmName"].as_str().expect("alarm");
-    let later = alarm_state_change_event(alarm, "hc", "ALARM", "OK", dr_core::time::now(), "Threshold Crossed");
+    let later_at = dr_core::time::now();
+    let later = alarm_state_change_event(alarm, "hc", "ALARM", "OK", later_at, "Threshold Crossed");
     let second = handle_alarm_event(&ctx, parse_input(later, "alarm").expect("event")).await.expect("handled");
     assert_eq!(second.decision, Decision::NotArmed);
 
@@ -75,9 +76,11 @@ async fn a_failover_is_told_when_it_starts_when_a_human_must_decide_and_when_it_
         (finished[0].dedup_key.as_str(), finished[0].severity, finished[0].event_action),
         (run_key.as_str(), Severity::Info, NoticeAction::Resolve)
     );
+    // The second alarm is another incident, which nothing fails over: a human decides, now.
+    let later_key = format!("dr-orchestrator.{}.run.{}", plan.name, dr_core::trigger::incident_run_id(&plan, later_at));
     assert_eq!(
         (decided[0].dedup_key.clone(), decided[0].severity, decided[0].event_action),
-        (format!("dr-orchestrator.{}.trigger-decision", plan.name), Severity::Warning, NoticeAction::Trigger)
+        (later_key, Severity::Critical, NoticeAction::Trigger)
     );
     // The same notices, as the events the template's PagerDuty and Opsgenie rules read.
     let key = |n: &Notice| (n.dedup_key.clone(), n.subject.clone());

@@ -140,7 +140,7 @@ async fn notify_started(
     let text = format!("{what} STARTED by {}: {}\nExecution: {execution_arn}", request.requested_by, request.reason);
     let notice =
         Notice::new(NoticeKind::RunStarted, &plan.name, Some(run_id), format!("{}: {what} STARTED", plan.name), text)
-            .severity(Severity::Info)
+            .with_severity(Severity::Info)
             .fact("requested_by", &request.requested_by)
             .fact("execution", execution_arn);
     notify::send(&(ctx.clients_for)(plan), &notice).await;

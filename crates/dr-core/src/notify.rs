@@ -161,13 +161,9 @@ impl Notice {
     pub fn new(kind: NoticeKind, plan: &str, run: Option<&str>, subject: String, text: String) -> Notice {
         let severity = kind.default_severity();
         let dedup_key = match run {
-            Some(run) => format!("{EVENT_SOURCE}.{plan}.run.{run}"),
-            None => format!("{EVENT_SOURCE}.{plan}.{}", kind.name()),
+            Some(run) => run_key(plan, run),
+            None => key_of(format!("{EVENT_SOURCE}.{plan}.{}", kind.name())),
         };
-        let dedup_key = dedup_key
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
-            .collect();
         Notice {
             kind,
             plan: plan.to_string(),
@@ -182,8 +178,14 @@ impl Notice {
         }
     }
 
+    /// The same notice in the incident of another run: a round trip's leg in its round trip's.
+    pub fn in_incident_of(mut self, run: &str) -> Notice {
+        self.dedup_key = run_key(&self.plan, run);
+        self
+    }
+
     /// The same notice with another severity than its kind's.
-    pub fn severity(mut self, severity: Severity) -> Notice {
+    pub fn with_severity(mut self, severity: Severity) -> Notice {
         self.severity = severity;
         self.priority = severity.opsgenie_priority().to_string();
         self
@@ -212,6 +214,16 @@ impl Notice {
             .collect();
         line.chars().take(MAX_SUBJECT).collect()
     }
+}
+
+/// The incident key of a run.
+fn run_key(plan: &str, run: &str) -> String {
+    key_of(format!("{EVENT_SOURCE}.{plan}.run.{run}"))
+}
+
+/// Only letters, digits, '.', '-' and '_': a key is an Opsgenie alias in a URL path too.
+fn key_of(text: String) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect()
 }
 
 /// Publishes `notice` to the clients' topic and puts its event on their bus, where they have

@@ -133,11 +133,16 @@ impl Head {
             text.join("\n"),
         );
         // A run that ended well closes its incident; a dry run that failed changed nothing and
-        // pages nobody at night.
-        let notice = match (self.status.is_success(), self.run.mode) {
-            (true, _) => notice.resolving(),
-            (false, RunMode::DryRun) => notice.severity(Severity::Warning),
-            (false, RunMode::Live) => notice,
+        // pages nobody at night. A round trip's leg is part of the round trip's incident, which
+        // only the round trip's own report closes.
+        let notice = match (&self.run.round_trip, self.status.is_success(), self.run.mode) {
+            (Some(round_trip), succeeded, _) => {
+                let notice = notice.in_incident_of(round_trip);
+                if succeeded { notice.with_severity(Severity::Info) } else { notice }
+            }
+            (None, true, _) => notice.resolving(),
+            (None, false, RunMode::DryRun) => notice.with_severity(Severity::Warning),
+            (None, false, RunMode::Live) => notice,
         };
         notice
             .fact("status", self.status)
@@ -373,4 +378,32 @@ pub async fn put_report_files(clients: &AwsClients, bucket: &str, files: Vec<Rep
         objects::put(&clients.home.s3, bucket, &file.key, file.body, file.content_type).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::NoticeAction;
+
+    #[test]
+    fn a_run_is_one_incident_closed_by_its_success_and_a_leg_is_its_round_trips() {
+        let mut run = RunInfo::new("prod-20261207T031500Z", time::now(), "alarm-trigger");
+        let failed = Head::new("prod", &run, RunStatus::Failed, None).notice("failover", &[]);
+        let succeeded = Head::new("prod", &run, RunStatus::Succeeded, None).notice("failover", &[]);
+        assert_eq!(failed.dedup_key, "dr-orchestrator.prod.run.prod-20261207T031500Z");
+        assert_eq!((failed.severity, failed.event_action), (Severity::Critical, NoticeAction::Trigger));
+        assert_eq!(succeeded.dedup_key, failed.dedup_key);
+        assert_eq!((succeeded.severity, succeeded.event_action), (Severity::Info, NoticeAction::Resolve));
+
+        run.mode = RunMode::DryRun;
+        let dry = Head::new("prod", &run, RunStatus::DryRunFailed, None).notice("failover", &[]);
+        assert_eq!(dry.severity, Severity::Warning, "a failed dry run changed nothing");
+
+        let mut leg = RunInfo::new("prod-roundtrip-1-failover", time::now(), "round trip prod-roundtrip-1 (failover)");
+        leg.round_trip = Some("prod-roundtrip-1".into());
+        let done = Head::new("prod", &leg, RunStatus::Succeeded, None).notice("drill", &[]);
+        assert_eq!(done.dedup_key, "dr-orchestrator.prod.run.prod-roundtrip-1");
+        assert_eq!(done.event_action, NoticeAction::Trigger, "only the round trip's own report closes it");
+        assert_eq!(done.run.as_deref(), Some("prod-roundtrip-1-failover"));
+    }
 }

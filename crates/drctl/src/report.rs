@@ -30,10 +30,9 @@ pub enum ReportCommand {
         /// The plan files (TOML), e.g. plans/paris-ireland.toml.
         #[arg(required = true)]
         plans: Vec<PathBuf>,
-        /// The plan store bucket (plans, their states, the decisions). Without it the page has no
-        /// plan state and no decision.
+        /// The plan store bucket (plans, their states, the decisions humans took).
         #[arg(long, env = "DR_PLAN_STATE_BUCKET")]
-        bucket: Option<String>,
+        bucket: String,
         /// How far back: a number and a unit, `12mo` (months), `90d`, `8w`, `1y`.
         #[arg(long, default_value = "12mo", value_parser = parse_since)]
         since: Duration,
@@ -53,8 +52,8 @@ impl ReportCommand {
                 let mut evidence = Vec::new();
                 for plan in plans {
                     let (plan, clients) = PlanArg { plan }.load_with_clients().await?;
-                    let store = bucket.as_ref().map(|bucket| PlanStore::new(clients.home.s3.clone(), bucket));
-                    evidence.push(gather(&clients, &plan, store.as_ref(), window).await?);
+                    let store = PlanStore::new(clients.home.s3.clone(), &bucket);
+                    evidence.push(gather(&clients, &plan, &store).await?);
                 }
                 let page = posture::build(&evidence, window);
                 let html = posture::render_html(&page)?;
@@ -85,7 +84,7 @@ fn show(report: &Path) -> Result<ExitCode, DrError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `12mo`, `90d`, `8w`, `1y`, `36h`: a look-back (a month is 30 days, a year 365).
+/// `12mo`, `90d`, `8w`, `1y`, `36h`: a look-back (a month is a twelfth of a 365-day year).
 fn parse_since(text: &str) -> Result<Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
@@ -94,7 +93,7 @@ fn parse_since(text: &str) -> Result<Duration, String> {
         "h" => 3600,
         "d" => 86_400,
         "w" => 7 * 86_400,
-        "mo" => 30 * 86_400,
+        "mo" => 365 * 86_400 / 12,
         "y" => 365 * 86_400,
         _ => return Err(format!("{text}: the unit is h, d, w, mo or y")),
     };
@@ -107,7 +106,7 @@ mod tests {
 
     #[test]
     fn a_look_back_is_a_number_and_a_unit() {
-        assert_eq!(parse_since("12mo"), Ok(std::time::Duration::from_secs(360 * 86_400)));
+        assert_eq!(parse_since("12mo"), parse_since("1y"));
         assert_eq!(parse_since("90d"), Ok(std::time::Duration::from_secs(90 * 86_400)));
         assert!(parse_since("12").is_err() && parse_since("mo").is_err() && parse_since("3m").is_err());
     }

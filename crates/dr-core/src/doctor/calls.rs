@@ -13,7 +13,7 @@ use crate::aws::AwsClients;
 use crate::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
 use crate::notify::EVENT_SOURCE;
 use crate::plan::{DnsStrategy, Plan, lambda_function_name};
-use crate::readiness::scheduled::snapshot_key as readiness_snapshot_key;
+use crate::readiness::scheduled::{history_prefix as readiness_history_prefix, snapshot_key as readiness_snapshot_key};
 use crate::report::RUNS_NAMESPACE;
 use crate::restore::{INSTANCE_PREFIX, RESTORE_TEST_TAG};
 use crate::rpo::check::{heartbeat_key, snapshot_key as rpo_snapshot_key};
@@ -521,6 +521,14 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         &["s3:GetObject", "s3:PutObject"],
         Table::object(&plan.reports.bucket, &snapshot),
         "the previous readiness, for drift",
+    );
+    let history = format!("{}doctor.json", readiness_history_prefix(&plan.name));
+    t.add(
+        "ReadinessCheckFunction",
+        &d,
+        &["s3:PutObject"],
+        Table::object(&plan.reports.bucket, &history),
+        "each change, for the posture page's drift",
     );
     let readiness_ns = [("cloudwatch:namespace", "DrOrchestrator/Readiness".to_string())];
     t.add_with(

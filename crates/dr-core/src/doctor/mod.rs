@@ -21,16 +21,16 @@ use std::collections::BTreeMap;
 use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum, PolicyEvaluationDecisionType};
 use serde::Serialize;
 
-/// Condition keys IAM gives a list of values (the Service Authorization Reference's
-/// ArrayOfString): a simulation passes them as `stringList`, as AWS evaluates them.
-/// `events:source` is every entry's source of one PutEvents.
-const MULTIVALUED_KEYS: &[&str] = &["events:source", "events:detail-type"];
-
 use crate::aws::AwsClients;
 use crate::error::DrError;
 use crate::plan::Plan;
 use crate::readiness::{Readiness, Scope, check_plan};
 pub use calls::{ExpectedCall, expected_calls};
+
+/// Condition keys IAM gives a list of values (the Service Authorization Reference's
+/// ArrayOfString): a simulation passes them as `stringList`, as AWS evaluates them.
+/// `events:source` is every entry's source of one PutEvents.
+const MULTIVALUED_KEYS: &[&str] = &["events:source", "events:detail-type"];
 
 /// What a deployed stack holds, as CloudFormation and IAM describe it.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -455,7 +455,8 @@ fn is_game_day_before_marking(run: &RunInfo) -> bool {
         && (run.trigger.starts_with("game day") || round_trip_of_trigger(&run.trigger).is_some())
 }
 
-/// The round trip a leg's trigger names: `round trip <id> (<leg>) by <who>`.
+/// The round trip a leg's trigger names: `round trip <id> (<leg>) by <who>`, in a report written
+/// before legs named their round trip (`RunInfo::round_trip`).
 fn round_trip_of_trigger(trigger: &str) -> Option<&str> {
     let rest = trigger.strip_prefix("round trip ")?;
     let (id, _) = rest.split_once(" (")?;
@@ -473,10 +474,12 @@ fn round_trip_legs(round_trips: &[RoundTripReport]) -> Vec<(String, String)> {
 fn run_event(report: &RunReport, legs: &[(String, String)]) -> Event {
     let run = &report.head.run;
     let kind = classify(run, report.direction);
-    let round_trip = legs
-        .iter()
-        .find(|(leg, _)| *leg == run.id)
-        .map(|(_, round_trip)| round_trip.clone())
+    // The leg says so itself (`RunInfo::round_trip`); an older one is known by its round trip's
+    // report, or by the trigger text its round trip gave it.
+    let round_trip = run
+        .round_trip
+        .clone()
+        .or_else(|| legs.iter().find(|(leg, _)| *leg == run.id).map(|(_, round_trip)| round_trip.clone()))
         .or_else(|| round_trip_of_trigger(&run.trigger).map(str::to_string));
     let achieved = &report.achieved;
     let mut notes = Vec::new();

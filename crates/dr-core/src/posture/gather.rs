@@ -6,7 +6,7 @@
 
 use serde::de::DeserializeOwned;
 
-use super::{Evidence, Window};
+use super::Evidence;
 use crate::aws::{AwsClients, objects};
 use crate::error::DrError;
 use crate::plan::Plan;
@@ -18,15 +18,11 @@ use crate::store::{Decision, PlanStore};
 /// What the report bucket holds under a plan's prefix besides runs: the doctor's reports.
 const NOT_A_RUN: &str = "doctor";
 
-/// Everything the stack stores about `plan` in `window` (reports written since its start; the
-/// readiness history; the decisions; the state now). `store` is the deployment's plan store,
-/// when known: without it there is no state and no decision.
-pub async fn gather(
-    clients: &AwsClients,
-    plan: &Plan,
-    store: Option<&PlanStore>,
-    window: Window,
-) -> Result<Evidence, DrError> {
+/// Everything the stack stores about `plan`, whatever its date: what came before the window
+/// still says when the last drill was, how long the gap into the window is, and what the
+/// readiness was when the window opened ([`super::build`] keeps to the window). The plan store
+/// gives the plan's state and the decisions.
+pub async fn gather(clients: &AwsClients, plan: &Plan, store: &PlanStore) -> Result<Evidence, DrError> {
     let s3 = &clients.home.s3;
     let bucket = &plan.reports.bucket;
     let mut evidence = Evidence {
@@ -45,7 +41,7 @@ pub async fn gather(
     };
 
     let base = format!("{}{}/", plan.reports.prefix, plan.name);
-    for key in objects::list_keys(s3, bucket, &base, Some(window.since)).await? {
+    for key in objects::list_keys(s3, bucket, &base, None).await? {
         let Some(path) = key.strip_prefix(&base).and_then(|rest| rest.strip_suffix("/report.json")) else {
             continue;
         };
@@ -74,7 +70,7 @@ pub async fn gather(
     }
 
     // The readiness history (each change) and the latest check.
-    let history = objects::list_keys(s3, bucket, &history_prefix(&plan.name), Some(window.since)).await?;
+    let history = objects::list_keys(s3, bucket, &history_prefix(&plan.name), None).await?;
     for key in history.iter().map(String::as_str).chain([snapshot_key(&plan.name).as_str()]) {
         if let Some(snapshot) = read::<ReadinessSnapshot>(clients, bucket, key, &mut evidence.unreadable).await
             && evidence.readiness.last() != Some(&snapshot)
@@ -85,13 +81,11 @@ pub async fn gather(
     evidence.readiness.sort_by_key(|snapshot| snapshot.checked_at);
     evidence.readiness.dedup();
 
-    if let Some(store) = store {
-        evidence.state = Some(store.read_state(&plan.name).await?.state);
-        let prefix = format!("decisions/{}/", plan.name);
-        for key in objects::list_keys(s3, store.bucket(), &prefix, Some(window.since)).await? {
-            if let Some(decision) = read::<Decision>(clients, store.bucket(), &key, &mut evidence.unreadable).await {
-                evidence.decisions.push(decision);
-            }
+    evidence.state = Some(store.read_state(&plan.name).await?.state);
+    let prefix = format!("decisions/{}/", plan.name);
+    for key in objects::list_keys(s3, store.bucket(), &prefix, None).await? {
+        if let Some(decision) = read::<Decision>(clients, store.bucket(), &key, &mut evidence.unreadable).await {
+            evidence.decisions.push(decision);
         }
     }
     Ok(evidence)

@@ -133,9 +133,12 @@ pub async fn run_scheduled_check(
     plan: &Plan,
 ) -> Result<ScheduledReadiness, DrError> {
     let state = store.read_state(&plan.name).await?.state;
-    // The plan's state on the dashboard, whether or not a run holds it.
-    publish_metrics(&clients.home.cloudwatch, READINESS_NAMESPACE, vec![plan_status_metric(plan, state.status)])
-        .await?;
+    // The plan's state on the dashboard, whether or not a run holds it. Best effort: a throttled
+    // metric must not stop the check (the readiness metrics below page when they are missing).
+    let status = vec![plan_status_metric(plan, state.status)];
+    if let Err(err) = publish_metrics(&clients.home.cloudwatch, READINESS_NAMESPACE, status).await {
+        tracing::warn!(plan = %plan.name, error = err.name(), "MetricsNotPublished: PlanStatus: {err}");
+    }
     if state.status == PlanStatus::FailingOver {
         let holder = state.run_id.unwrap_or_default();
         return Ok(ScheduledReadiness {
@@ -170,13 +173,15 @@ pub async fn run_scheduled_check(
             None
         }
     };
-    objects::put_json(&clients.home.s3, &plan.reports.bucket, &key, &snapshot).await?;
     let notice = drift_notice(&current, previous.as_ref(), &snapshot);
     // The history the posture page draws the drift from: the first check, then each change.
+    // Written before the latest snapshot: a write that fails leaves the previous snapshot as it
+    // was, so the next check finds the same change again, records and tells it.
     if notice.is_some() || previous.is_none() {
         let history = history_key(&plan.name, snapshot.checked_at);
         objects::put_json(&clients.home.s3, &plan.reports.bucket, &history, &snapshot).await?;
     }
+    objects::put_json(&clients.home.s3, &plan.reports.bucket, &key, &snapshot).await?;
     if let Some(notice) = &notice {
         notify::send(clients, notice).await;
     }
@@ -249,7 +254,7 @@ pub fn drift_notice(plan: &Plan, previous: Option<&ReadinessSnapshot>, now: &Rea
                 format!("plan check {} -> {}: every check ready", plan.primary_region, plan.dr_region),
             )
             .resolving()
-            .severity(Severity::Info)
+            .with_severity(Severity::Info)
         });
     }
     if new.is_empty() {

@@ -148,7 +148,7 @@ pub async fn write_restore_report(clients: &AwsClients, state: &ValidState) -> R
     ];
     let notice = report.head.notice("restore test", &lines).fact("restore_seconds", report.restore_seconds);
     // A failed restore test needs a human in working hours, not at night.
-    let notice = if report.head.status.is_success() { notice } else { notice.severity(Severity::Error) };
+    let notice = if report.head.status.is_success() { notice } else { notice.with_severity(Severity::Error) };
     crate::notify::send(clients, &notice.fact("cleaned_up", report.cleaned_up)).await;
     Ok(report)
 }

@@ -37,7 +37,7 @@ use crate::aws::objects;
 use crate::aws::postgres;
 use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, within_primary_budget};
 use crate::error::DrError;
-use crate::notify::{self, Notice, NoticeKind};
+use crate::notify::{self, Notice, NoticeKind, Severity};
 use crate::plan::Plan;
 use crate::time::{self, Timestamp};
 
@@ -495,7 +495,22 @@ pub fn breach_notice(plan: &Plan, previous: Option<&RpoSnapshot>, now: &RpoSnaps
     let breached: Vec<&PairStatus> =
         now.pairs.iter().filter(|pair| pair.verdict != LagVerdict::WithinRpo && was_within(pair)).collect();
     if breached.is_empty() {
-        return None;
+        // Every pair back within the RPO after a check that had one out: the breach's incident
+        // closes (same key: one per plan and kind).
+        let all_within = !now.pairs.is_empty() && now.pairs.iter().all(|pair| pair.verdict == LagVerdict::WithinRpo);
+        let was_out =
+            previous.is_some_and(|before| before.pairs.iter().any(|old| old.verdict != LagVerdict::WithinRpo));
+        return (all_within && was_out).then(|| {
+            Notice::new(
+                NoticeKind::RpoBreach,
+                &plan.name,
+                None,
+                format!("{}: RPO within target again", plan.name),
+                format!("every pair within the RPO of {} s again", now.rpo_seconds),
+            )
+            .resolving()
+            .with_severity(Severity::Info)
+        });
     }
     let lines: Vec<String> =
         breached.iter().map(|pair| format!("{}: {:?}: {}", pair.pair, pair.verdict, pair.detail)).collect();
@@ -618,7 +633,12 @@ mod tests {
         assert!(told.text.contains("a -> b: RpoExceeded"), "{}", told.text);
         assert!(breach_notice(&plan, Some(&over), &over).is_none(), "still over: already told");
         assert!(breach_notice(&plan, None, &over).is_none(), "the first check sets the baseline: the alarms page");
-        assert!(breach_notice(&plan, Some(&over), &within).is_none(), "back within: nothing to page");
+        let back = breach_notice(&plan, Some(&over), &within).expect("back within: the breach's incident closes");
+        assert_eq!(
+            (back.event_action, back.dedup_key.as_str()),
+            (crate::notify::NoticeAction::Resolve, told.dedup_key.as_str())
+        );
+        assert!(breach_notice(&plan, Some(&within), &within).is_none(), "within and within: nothing to tell");
     }
 
     #[test]

@@ -148,6 +148,10 @@ pub struct RunInfo {
     /// move an operator made: the posture page and the dashboard count drills by it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub game_day: bool,
+    /// The round trip a leg belongs to (its run id): the leg's notices are that round trip's
+    /// incident, and the posture page shows the leg under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_trip: Option<String>,
     /// Who started a run by hand, as STS verified them (`drctl`), with their own start record in
     /// the plan store: a two-person plan's approvals are checked against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,6 +181,7 @@ impl RunInfo {
             incident: None,
             requested_by: None,
             game_day: false,
+            round_trip: None,
             started_by: None,
             plan: None,
             plan_state: None,

@@ -235,6 +235,7 @@ pub async fn prepare_leg(store: &PlanStore, state: &RoundTripState, leg: Leg) ->
     run.direction = leg.direction();
     run.requested_by = state.run.requested_by.clone();
     run.game_day = true;
+    run.round_trip = Some(state.run.id.clone());
     let mut input = RunbookState::new(state.plan.clone(), run);
     input.validate()?;
     if leg.is_move() {

@@ -119,7 +119,7 @@ pub async fn handle_alarm_event(ctx: &TriggerContext, event: AlarmStateChange) -
     };
     let clients = (ctx.clients_for)(&plan);
     record_decisions(&clients, &plan, std::slice::from_ref(&outcome)).await;
-    if let Some(notice) = decision_notice(&plan, &outcome) {
+    if let Some(notice) = decision_notice(&plan, &outcome, Some(change.at)) {
         notify::send(&clients, &notice).await;
     }
     Ok(outcome)
@@ -181,7 +181,7 @@ pub async fn reevaluate(ctx: &TriggerContext) -> Result<Vec<TriggerOutcome>, DrE
         record_decisions(&clients, &plan, &decided).await;
         // The schedule judges an alarm again every run: only a run it starts is news.
         for outcome in decided.iter().filter(|outcome| outcome.decision == Decision::Started) {
-            if let Some(notice) = decision_notice(&plan, outcome) {
+            if let Some(notice) = decision_notice(&plan, outcome, None) {
                 notify::send(&clients, &notice).await;
             }
         }
