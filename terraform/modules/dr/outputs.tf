@@ -32,3 +32,8 @@ output "plan_version" {
   description = "The plan version published."
   value       = local.exported.version
 }
+
+output "dashboard_url" {
+  description = "The DR posture dashboard in the CloudWatch console (docs/operations.md, The dashboard)."
+  value       = aws_cloudformation_stack.dr.outputs["DashboardUrl"]
+}

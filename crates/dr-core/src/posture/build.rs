@@ -276,6 +276,10 @@ pub struct Gap {
     pub ongoing: bool,
     /// It starts at the window's start (no success before it in the window).
     pub from_window_start: bool,
+    /// The plan's first record (its first readiness check or run) came after the window's start:
+    /// the gap is counted from there, not from before the plan existed.
+    #[serde(default)]
+    pub from_first_record: bool,
     /// How many successes the window holds.
     pub successes: usize,
 }
@@ -413,6 +417,22 @@ fn build_plan(evidence: &Evidence, window: Window) -> PlanPosture {
     let last_successful_restore_test = newest(&Event::is_successful_restore_test);
     let successes =
         |wanted: fn(&Event) -> bool| -> Vec<Timestamp> { events.iter().filter(|e| wanted(e)).map(|e| e.at).collect() };
+    // A plan younger than the window: its gaps start at its first record, not before it existed.
+    let first_record = evidence
+        .readiness
+        .iter()
+        .map(|snapshot| snapshot.checked_at)
+        .chain(events.iter().chain(earlier.iter()).map(|event| event.at))
+        .min();
+    let counted = match first_record {
+        Some(first) if first > window.since => Window { since: first.min(window.until), until: window.until },
+        _ => window,
+    };
+    let gap_of = |wanted: fn(&Event) -> bool| {
+        let mut gap = longest_gap(counted, successes(wanted));
+        gap.from_first_record = gap.from_window_start && counted.since > window.since;
+        gap
+    };
     PlanPosture {
         plan: evidence.plan.clone(),
         primary_region_name: evidence.primary_region_name.clone(),
@@ -421,8 +441,8 @@ fn build_plan(evidence: &Evidence, window: Window) -> PlanPosture {
         rpo_target_seconds: evidence.rpo_target_seconds,
         state: evidence.state.clone(),
         readiness: readiness_now(&evidence.readiness, window.until),
-        drill_gap: longest_gap(window, successes(Event::is_successful_drill)),
-        restore_test_gap: longest_gap(window, successes(Event::is_successful_restore_test)),
+        drill_gap: gap_of(Event::is_successful_drill),
+        restore_test_gap: gap_of(Event::is_successful_restore_test),
         drift: drift(&evidence.readiness, window),
         totals: totals(&events),
         last_successful_drill,
@@ -756,6 +776,7 @@ pub fn longest_gap(window: Window, mut successes: Vec<Timestamp>) -> Gap {
         seconds: time::seconds_between(from, to).max(0.0),
         ongoing: !to_success,
         from_window_start: !from_success,
+        from_first_record: false,
         successes: count,
     }
 }
@@ -1177,6 +1198,21 @@ mod tests {
         let approval = &plan.approvals[0];
         assert_eq!((approval.source, approval.verified), (ApprovalSource::RunReport, false));
         assert_eq!(approval.by.as_deref(), Some(APPROVER));
+    }
+
+    #[test]
+    fn a_plan_younger_than_the_window_counts_its_gaps_from_its_first_record() {
+        let mut evidence = evidence();
+        evidence.restore_tests.clear();
+        evidence.round_trips.clear();
+        evidence.runs.clear();
+        evidence.readiness.retain(|snapshot| snapshot.checked_at >= at("2026-11-20T00:00:00Z"));
+        let first = evidence.readiness.iter().map(|snapshot| snapshot.checked_at).min();
+        let year = Window { since: at("2025-12-01T00:00:00Z"), until: window().until };
+        let plan = &build(&[evidence], year).plans[0];
+        let gap = &plan.drill_gap;
+        assert_eq!(Some(gap.from), first, "{gap:?}");
+        assert!(gap.from_first_record && gap.ongoing && gap.successes == 0, "{gap:?}");
     }
 
     #[test]

@@ -673,7 +673,9 @@ fn milestone(milestone: Option<&Milestone>) -> String {
 }
 
 fn gap(gap: &Gap) -> String {
-    let from = if gap.from_window_start {
+    let from = if gap.from_first_record {
+        format!("the plan's first record ({})", date_time(gap.from))
+    } else if gap.from_window_start {
         format!("the window's start ({})", date_time(gap.from))
     } else {
         format!("a success at {}", date_time(gap.from))
