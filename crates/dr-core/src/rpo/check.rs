@@ -37,7 +37,7 @@ use crate::aws::objects;
 use crate::aws::postgres;
 use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, within_primary_budget};
 use crate::error::DrError;
-use crate::notify::{self, Notice, NoticeKind, Severity};
+use crate::notify::{self, Notice, NoticeAction, NoticeKind, Severity};
 use crate::plan::Plan;
 use crate::time::{self, Timestamp};
 
@@ -456,6 +456,10 @@ pub struct RpoSnapshot {
     pub checked_at: Timestamp,
     pub rpo_seconds: u64,
     pub pairs: Vec<PairStatus>,
+    /// A breach was told and not yet resolved: only then does "within the RPO again" close an
+    /// incident (a first check over the RPO opened none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub breach_told: bool,
 }
 
 pub fn snapshot_key(plan: &str) -> String {
@@ -481,6 +485,10 @@ async fn read_snapshot(clients: &AwsClients, plan: &Plan) -> Option<RpoSnapshot>
     }
 }
 
+fn all_within(snapshot: &RpoSnapshot) -> bool {
+    !snapshot.pairs.is_empty() && snapshot.pairs.iter().all(|pair| pair.verdict == LagVerdict::WithinRpo)
+}
+
 /// The notification of pairs that went over the RPO (or stopped replicating) since the last
 /// check: only the change is news, the check runs every few minutes. The RPO alarms of the
 /// template (whose action is the same topic) page as long as it lasts.
@@ -495,12 +503,10 @@ pub fn breach_notice(plan: &Plan, previous: Option<&RpoSnapshot>, now: &RpoSnaps
     let breached: Vec<&PairStatus> =
         now.pairs.iter().filter(|pair| pair.verdict != LagVerdict::WithinRpo && was_within(pair)).collect();
     if breached.is_empty() {
-        // Every pair back within the RPO after a check that had one out: the breach's incident
-        // closes (same key: one per plan and kind).
-        let all_within = !now.pairs.is_empty() && now.pairs.iter().all(|pair| pair.verdict == LagVerdict::WithinRpo);
-        let was_out =
-            previous.is_some_and(|before| before.pairs.iter().any(|old| old.verdict != LagVerdict::WithinRpo));
-        return (all_within && was_out).then(|| {
+        // Every pair back within the RPO after a breach that was told: its incident closes (same
+        // key: one per plan and kind).
+        let told = previous.is_some_and(|before| before.breach_told);
+        return (all_within(now) && told).then(|| {
             Notice::new(
                 NoticeKind::RpoBreach,
                 &plan.name,
@@ -546,15 +552,21 @@ pub async fn run_check(clients: &AwsClients, plans: &[Plan], namespace: &str) ->
     publish_metrics(&clients.home.cloudwatch, namespace, rpo_metrics(&statuses, now)).await?;
     let mut snapshots = Vec::new();
     for plan in plans {
-        let snapshot = RpoSnapshot {
+        let mut snapshot = RpoSnapshot {
             plan: plan.name.clone(),
             checked_at: now,
             rpo_seconds: plan.targets.rpo().as_secs(),
             pairs: statuses.iter().filter(|s| s.plan == plan.name).cloned().collect(),
+            breach_told: false,
         };
         let previous = read_snapshot(clients, plan).await;
+        let notice = breach_notice(plan, previous.as_ref(), &snapshot);
+        snapshot.breach_told = match &notice {
+            Some(notice) => notice.event_action == NoticeAction::Trigger,
+            None => previous.as_ref().is_some_and(|before| before.breach_told) && !all_within(&snapshot),
+        };
         snapshots.push(write_snapshot(clients, plan, &snapshot).await?);
-        if let Some(notice) = breach_notice(plan, previous.as_ref(), &snapshot) {
+        if let Some(notice) = notice {
             notify::send(clients, &notice).await;
         }
     }
@@ -626,18 +638,18 @@ mod tests {
             checked_at: time::from_epoch_seconds(0),
             rpo_seconds: 3600,
             pairs: vec![status("p", Some(7200.0), verdict)],
+            breach_told: false,
         };
         let (within, over) = (snapshot(LagVerdict::WithinRpo), snapshot(LagVerdict::RpoExceeded));
         let told = breach_notice(&plan, Some(&within), &over).expect("a new breach is told");
+        let over_told = RpoSnapshot { breach_told: true, ..over.clone() };
         assert_eq!(told.kind, NoticeKind::RpoBreach);
         assert!(told.text.contains("a -> b: RpoExceeded"), "{}", told.text);
         assert!(breach_notice(&plan, Some(&over), &over).is_none(), "still over: already told");
         assert!(breach_notice(&plan, None, &over).is_none(), "the first check sets the baseline: the alarms page");
-        let back = breach_notice(&plan, Some(&over), &within).expect("back within: the breach's incident closes");
-        assert_eq!(
-            (back.event_action, back.dedup_key.as_str()),
-            (crate::notify::NoticeAction::Resolve, told.dedup_key.as_str())
-        );
+        assert!(breach_notice(&plan, Some(&over), &within).is_none(), "back within, no breach told: nothing to close");
+        let back = breach_notice(&plan, Some(&over_told), &within).expect("back within: the breach's incident closes");
+        assert_eq!((back.event_action, back.dedup_key.as_str()), (NoticeAction::Resolve, told.dedup_key.as_str()));
         assert!(breach_notice(&plan, Some(&within), &within).is_none(), "within and within: nothing to tell");
     }
 
