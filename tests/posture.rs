@@ -13,9 +13,8 @@ use dr_core::posture::{EventKind, Posture};
 use dr_core::readiness::scheduled::run_scheduled_check;
 use dr_core::rpo::check::{DEFAULT_NAMESPACE, run_check};
 use dr_core::run::RunStatus;
-use dr_emulator::control::back_instance_with;
 use dr_tests::chromium::render_page;
-use dr_tests::{repo_root, restore_input, run_restore_test, unique_suffix};
+use dr_tests::{back_with_real_pair, repo_root, restore_input, run_restore_test};
 
 use crate::operator::{drctl, drctl_on, lagging_estate, start_failover, stdout, wait_for_question, watch};
 
@@ -38,13 +37,7 @@ async fn the_posture_page_after_a_refused_failover_a_drill_and_a_restore_test_re
     // The replica caught up: the database pair is real PostgreSQL from here (a planned move
     // fences the writer and proves the barrier over SQL), and a game day's live drill moves to
     // Ireland with nothing lost.
-    let pair = dr_emulator::postgres::Pair::start(&format!("posture-{}", unique_suffix())).expect("a PostgreSQL pair");
-    back_instance_with(&clients, &plan.primary_region, &plan.database.primary_instance, &pair.primary)
-        .await
-        .expect("primary backed");
-    back_instance_with(&clients, &plan.dr_region, &plan.database.replica_instance, &pair.standby)
-        .await
-        .expect("replica backed");
+    let _pair = back_with_real_pair(&clients, &plan, "posture").await;
     // The scheduled RPO check writes the database heartbeat in Paris; the gate finds it replayed
     // in Ireland (the heartbeat, not ReplicaLag, is its reading where the plan has credentials).
     run_check(&clients, std::slice::from_ref(&plan), DEFAULT_NAMESPACE).await.expect("RPO check");

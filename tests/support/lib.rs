@@ -133,15 +133,22 @@ pub async fn seeded_estate() -> (Plan, AwsClients) {
 /// RDS instances answer with the pair's endpoints, and promote, rename and replicate it).
 pub async fn backed_estate(name: &str) -> (Plan, AwsClients, dr_emulator::postgres::Pair) {
     let (plan, clients) = seeded_estate().await;
+    let pair = back_with_real_pair(&clients, &plan, name).await;
+    (plan, clients, pair)
+}
+
+/// A real PostgreSQL pair (`<name>-<suffix>`) behind the plan's emulated primary and replica,
+/// from here on: kept running while the pair lives.
+pub async fn back_with_real_pair(clients: &AwsClients, plan: &Plan, name: &str) -> dr_emulator::postgres::Pair {
     let pair = dr_emulator::postgres::Pair::start(&format!("{name}-{}", unique_suffix())).expect("a PostgreSQL pair");
     use dr_emulator::control::back_instance_with;
-    back_instance_with(&clients, &plan.primary_region, &plan.database.primary_instance, &pair.primary)
+    back_instance_with(clients, &plan.primary_region, &plan.database.primary_instance, &pair.primary)
         .await
         .expect("primary backed");
-    back_instance_with(&clients, &plan.dr_region, &plan.database.replica_instance, &pair.standby)
+    back_instance_with(clients, &plan.dr_region, &plan.database.replica_instance, &pair.standby)
         .await
         .expect("replica backed");
-    (plan, clients, pair)
+    pair
 }
 
 /// One execution of a state machine in aws-local-stepfunctions, as `tests/sfn/run.mjs` prints it.
@@ -425,14 +432,13 @@ pub fn is_route53_api(call: &dr_core::aws::ApiCall) -> bool {
 /// The topic the local Lambda service hands the functions (scripts/lib.sh).
 const TOPIC_NAME: &str = "dr-notifications";
 
-/// A queue subscribed to the deployment's topic; the topic's ARN. The clients publish to it too.
-pub async fn subscribe(clients: &mut AwsClients) -> (aws_sdk_sqs::Client, String) {
-    let topic = clients.dr.sns.create_topic().name(TOPIC_NAME).send().await.expect("CreateTopic");
-    let topic_arn = topic.topic_arn().expect("topic ARN").to_string();
+/// A queue of its own in the DR region, named `<kind>-<suffix>`: the SQS client, its URL and its
+/// ARN.
+async fn test_queue(clients: &AwsClients, kind: &str) -> (aws_sdk_sqs::Client, String, String) {
     let config =
         dr_core::aws::tls::sdk_config_loader().region(aws_config::Region::new(clients.dr.region.clone())).load().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let queue = sqs.create_queue().queue_name(format!("notes-{}", unique_suffix())).send().await.expect("queue");
+    let queue = sqs.create_queue().queue_name(format!("{kind}-{}", unique_suffix())).send().await.expect("queue");
     let url = queue.queue_url().expect("queue URL").to_string();
     let attributes = sqs
         .get_queue_attributes()
@@ -446,6 +452,14 @@ pub async fn subscribe(clients: &mut AwsClients) -> (aws_sdk_sqs::Client, String
         .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
         .expect("queue ARN")
         .clone();
+    (sqs, url, queue_arn)
+}
+
+/// A queue subscribed to the deployment's topic; the topic's ARN. The clients publish to it too.
+pub async fn subscribe(clients: &mut AwsClients) -> (aws_sdk_sqs::Client, String) {
+    let topic = clients.dr.sns.create_topic().name(TOPIC_NAME).send().await.expect("CreateTopic");
+    let topic_arn = topic.topic_arn().expect("topic ARN").to_string();
+    let (sqs, url, queue_arn) = test_queue(clients, "notes").await;
     clients
         .dr
         .sns
@@ -502,24 +516,10 @@ pub async fn notices(sqs: &aws_sdk_sqs::Client, url: &str, plan: &str, seen: &mu
 /// The test's own clients put their notices' events on that bus too, as the functions do
 /// (template.yaml's `NOTICE_EVENT_BUS`).
 pub async fn subscribe_events(clients: &mut AwsClients, plan: &str) -> (aws_sdk_sqs::Client, String) {
+    let (sqs, url, queue_arn) = test_queue(clients, "events").await;
     let config =
         dr_core::aws::tls::sdk_config_loader().region(aws_config::Region::new(clients.dr.region.clone())).load().await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
     let events = aws_sdk_eventbridge::Client::new(&config);
-    let queue = sqs.create_queue().queue_name(format!("events-{}", unique_suffix())).send().await.expect("queue");
-    let url = queue.queue_url().expect("queue URL").to_string();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue ARN");
-    let queue_arn = attributes
-        .attributes()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-        .expect("queue ARN")
-        .clone();
     let rule = format!("notices-{}", unique_suffix());
     let pattern = serde_json::json!({
         "source": [EVENT_SOURCE],

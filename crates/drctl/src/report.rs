@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::Subcommand;
 use dr_core::DrError;
 use dr_core::posture::{self, Window, gather::gather};
-use dr_core::runbook::report::{RunReport, render_markdown};
-use dr_core::runbook::round_trip::{self, RoundTripReport};
+use dr_core::runbook::report::render_markdown;
+use dr_core::runbook::round_trip::{self, AnyRunReport};
 use dr_core::store::PlanStore;
 use dr_core::time;
 
@@ -71,16 +71,17 @@ impl ReportCommand {
 }
 
 fn show(report: &Path) -> Result<ExitCode, DrError> {
+    let not_a_report = |e: &dyn std::fmt::Display| DrError::InvalidInput {
+        message: format!("{}: not a run report: {e}", report.display()),
+    };
     let text = std::fs::read_to_string(report)
         .map_err(|e| DrError::InvalidInput { message: format!("{}: {e}", report.display()) })?;
-    // A round trip's report has its legs; any other run's has its own timeline.
-    if let Ok(round_trip) = serde_json::from_str::<RoundTripReport>(&text) {
-        println!("{}", round_trip::render_markdown(&round_trip)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let parsed: RunReport = serde_json::from_str(&text)
-        .map_err(|e| DrError::InvalidInput { message: format!("{}: not a run report: {e}", report.display()) })?;
-    println!("{}", render_markdown(&parsed)?);
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| not_a_report(&e))?;
+    let markdown = match AnyRunReport::from_json(value).map_err(|e| not_a_report(&e))? {
+        AnyRunReport::RoundTrip(round_trip) => round_trip::render_markdown(&round_trip)?,
+        AnyRunReport::Run(run) => render_markdown(&run)?,
+    };
+    println!("{markdown}");
     Ok(ExitCode::SUCCESS)
 }
 

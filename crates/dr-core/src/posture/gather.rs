@@ -13,6 +13,7 @@ use crate::plan::Plan;
 use crate::readiness::scheduled::{ReadinessSnapshot, history_prefix, snapshot_key};
 use crate::report::location;
 use crate::restore::report::RestoreReport;
+use crate::runbook::round_trip::AnyRunReport;
 use crate::store::{Decision, PlanStore};
 
 /// What the report bucket holds under a plan's prefix besides runs: the doctor's reports.
@@ -58,11 +59,10 @@ pub async fn gather(clients: &AwsClients, plan: &Plan, store: &PlanStore) -> Res
                 else {
                     continue;
                 };
-                // A round trip's report has its legs; any other run's has its own timeline.
-                if value.get("legs").is_some() {
-                    push_parsed(value, &key, bucket, &mut evidence.round_trips, &mut evidence.unreadable);
-                } else {
-                    push_parsed(value, &key, bucket, &mut evidence.runs, &mut evidence.unreadable);
+                match AnyRunReport::from_json(value) {
+                    Ok(AnyRunReport::Run(report)) => evidence.runs.push(*report),
+                    Ok(AnyRunReport::RoundTrip(report)) => evidence.round_trips.push(*report),
+                    Err(err) => evidence.unreadable.push(format!("{}: not a report: {err}", location(bucket, &key))),
                 }
             }
             _ => {}
@@ -108,18 +108,5 @@ async fn read<T: DeserializeOwned>(
             unreadable.push(format!("{}: {}: {err}", location(bucket, key), err.name()));
             None
         }
-    }
-}
-
-fn push_parsed<T: DeserializeOwned>(
-    value: serde_json::Value,
-    key: &str,
-    bucket: &str,
-    into: &mut Vec<T>,
-    unreadable: &mut Vec<String>,
-) {
-    match serde_json::from_value(value) {
-        Ok(parsed) => into.push(parsed),
-        Err(err) => unreadable.push(format!("{}: not a report: {err}", location(bucket, key))),
     }
 }

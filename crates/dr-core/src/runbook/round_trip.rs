@@ -458,6 +458,24 @@ pub fn build_report(
 }
 
 /// The human-readable round-trip report.
+/// A `report.json` under a plan's prefix: a round trip's (it has its legs) or any other run's
+/// (its own timeline). `drctl report show` and the posture page read both.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyRunReport {
+    Run(Box<RunReport>),
+    RoundTrip(Box<RoundTripReport>),
+}
+
+impl AnyRunReport {
+    pub fn from_json(value: serde_json::Value) -> Result<AnyRunReport, serde_json::Error> {
+        if value.get("legs").is_some() {
+            Ok(AnyRunReport::RoundTrip(Box::new(serde_json::from_value(value)?)))
+        } else {
+            Ok(AnyRunReport::Run(Box::new(serde_json::from_value(value)?)))
+        }
+    }
+}
+
 pub fn render_markdown(report: &RoundTripReport) -> Result<String, DrError> {
     report::render(|md| write_markdown(md, report))
 }
