@@ -11,6 +11,7 @@ mod contract;
 mod custom_actions;
 mod database;
 mod doctor;
+mod ecs;
 mod estate;
 mod failback;
 mod failover;

@@ -123,16 +123,47 @@ pub async fn deploy(clients: &AwsClients, plan: &Plan) {
 
 /// An isolated plan, its clients, and its estate seeded in standby.
 pub async fn seeded_estate() -> (Plan, AwsClients) {
-    let plan = isolated_plan();
+    seeded_estate_with(|_| {}).await
+}
+
+/// [`seeded_estate`] of the isolated plan as `shape` changes it (what it adds is seeded, and the
+/// local stack's IAM authorizes the functions for it).
+pub async fn seeded_estate_with(shape: impl FnOnce(&mut Plan)) -> (Plan, AwsClients) {
+    let mut plan = isolated_plan();
+    shape(&mut plan);
+    plan.validate().expect("the shaped plan is valid");
     let clients = emulator_clients(&plan).await;
     seed(&clients, &plan, SeedOptions::default()).await.expect("seeding the emulated estate");
     (plan, clients)
 }
 
+/// Three ECS services in the DR region, in two clusters named for the plan's estate: `api`
+/// (standby 1, failover 4), `worker` (0 to 3) and `batch/jobs` (0 to 2).
+pub fn with_ecs_services(plan: &mut Plan) {
+    let suffix = estate_suffix(plan).to_string();
+    let service = |cluster: &str, service: &str, standby: u16, failover: u16| dr_core::plan::EcsService {
+        cluster: format!("{cluster}-{suffix}"),
+        service: service.into(),
+        failover_count: failover,
+        standby_count: standby,
+        minimum_healthy: 1,
+    };
+    plan.ecs_services =
+        vec![service("platform", "api", 1, 4), service("platform", "worker", 0, 3), service("batch", "jobs", 0, 2)];
+}
+
 /// A seeded estate whose primary and replica are backed by a real PostgreSQL pair (the emulated
 /// RDS instances answer with the pair's endpoints, and promote, rename and replicate it).
 pub async fn backed_estate(name: &str) -> (Plan, AwsClients, dr_emulator::postgres::Pair) {
-    let (plan, clients) = seeded_estate().await;
+    backed_estate_with(name, |_| {}).await
+}
+
+/// [`backed_estate`] of the isolated plan as `shape` changes it.
+pub async fn backed_estate_with(
+    name: &str,
+    shape: impl FnOnce(&mut Plan),
+) -> (Plan, AwsClients, dr_emulator::postgres::Pair) {
+    let (plan, clients) = seeded_estate_with(shape).await;
     let pair = back_with_real_pair(&clients, &plan, name).await;
     (plan, clients, pair)
 }

@@ -376,6 +376,7 @@ pub enum ProblemCode {
     InvalidServing,
     InvalidReadinessProbe,
     InvalidCustomAction,
+    InvalidEcsService,
 }
 
 impl ProblemCode {

@@ -176,6 +176,39 @@ fn each_broken_rule_has_its_named_problem() {
             "custom_actions[1].name",
         ),
         (
+            |p| p.ecs_services = vec![ecs_service("platform", "orders", 0, 0, 1)],
+            ProblemCode::InvalidEcsService,
+            "ecs_services[0].failover_count",
+        ),
+        (
+            |p| p.ecs_services = vec![ecs_service("platform", "orders", 4, 6, 2)],
+            ProblemCode::InvalidEcsService,
+            "ecs_services[0].standby_count",
+        ),
+        (
+            |p| p.ecs_services = vec![ecs_service("platform", "orders", 4, 0, 5)],
+            ProblemCode::InvalidEcsService,
+            "ecs_services[0].minimum_healthy",
+        ),
+        (
+            |p| p.ecs_services = vec![ecs_service("platform", "orders/v2", 4, 0, 2)],
+            ProblemCode::InvalidEcsService,
+            "ecs_services[0].service",
+        ),
+        (
+            |p| {
+                p.ecs_services =
+                    vec![ecs_service("platform", "orders", 4, 0, 2), ecs_service("platform", "orders", 8, 0, 2)]
+            },
+            ProblemCode::InvalidEcsService,
+            "ecs_services[1].service",
+        ),
+        (
+            |p| p.ecs_services = (0..51).map(|i| ecs_service("platform", &format!("service-{i}"), 2, 0, 1)).collect(),
+            ProblemCode::InvalidEcsService,
+            "ecs_services",
+        ),
+        (
             |p| {
                 p.network = Some(dr_core::plan::Network {
                     database_subnets: vec![],
@@ -529,5 +562,15 @@ fn custom_action(name: &str, function: &str, timeout_seconds: u32) -> dr_core::p
         function: function.into(),
         point: dr_core::plan::ActionPoint::AfterDataTier,
         timeout_seconds,
+    }
+}
+
+fn ecs_service(cluster: &str, service: &str, failover: u16, standby: u16, minimum: u16) -> dr_core::plan::EcsService {
+    dr_core::plan::EcsService {
+        cluster: cluster.into(),
+        service: service.into(),
+        failover_count: failover,
+        standby_count: standby,
+        minimum_healthy: minimum,
     }
 }

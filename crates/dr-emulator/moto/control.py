@@ -40,6 +40,9 @@
                                  "description"}: a group's running targets fail (or pass again)
                                  their health checks (elbv2.py)
     DELETE /dr-local/elbv2/target-health every group's targets back to ELB's model
+    POST   /dr-local/ecs/task-capacity {"region", "cluster", "service", "running"}: at most that many
+                                 of the service's tasks can run, the others stay pending (ecs.py)
+    DELETE /dr-local/ecs/task-capacity every cap lifted
 
 Everything else goes to moto.
 """
@@ -51,6 +54,7 @@ from urllib.parse import parse_qs
 import acm
 import alarms
 import ec2
+import ecs
 import elbv2
 import faults
 import iam
@@ -167,6 +171,14 @@ class Control:
                 return "200 OK", {"target_group": request["target_group"], "state": request["state"]}
             if method == "DELETE":
                 elbv2.clear()
+                return "200 OK", {"cleared": True}
+        if path == "/dr-local/ecs/task-capacity":
+            if method == "POST":
+                request = self.json_body(environ)
+                ecs.set_capacity(request["region"], request["cluster"], request["service"], request["running"])
+                return "200 OK", {"service": request["service"], "running": request["running"]}
+            if method == "DELETE":
+                ecs.clear()
                 return "200 OK", {"cleared": True}
         if path == "/dr-local/iam" and method == "GET":
             query = parse_qs(environ.get("QUERY_STRING", ""))

@@ -53,7 +53,7 @@ READ_PREFIXES = ("Describe", "List", "Get", "Head")
 
 # The signing names of the services the functions call whose protocol is JSON: their errors are
 # JSON bodies with x-amzn-ErrorType (Lambda's REST-JSON answers are its own).
-JSON_PROTOCOLS = ("states", "secretsmanager", "kms", "sqs", "acm", "servicequotas", "events")
+JSON_PROTOCOLS = ("states", "secretsmanager", "kms", "sqs", "acm", "servicequotas", "events", "ecs")
 
 CREDENTIAL = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
@@ -157,6 +157,8 @@ def _operation(environ, service, body):
         except ValueError:
             payload = {}
         name = payload.get("name") or payload.get("stateMachineArn") or payload.get("Name") or ""
+        if service == "ecs" and payload.get("service"):  # UpdateService: its cluster and service
+            name = f"{payload.get('cluster', 'default')}/{payload['service']}"
         return target.rsplit(".", 1)[-1], str(name)
     if service == "lambda":  # REST: POST /2015-03-31/functions/<name>/invocations
         parts = environ.get("PATH_INFO", "").strip("/").split("/")

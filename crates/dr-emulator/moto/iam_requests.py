@@ -564,6 +564,25 @@ def _get_function(request):
     return [("lambda:GetFunction", _function_arn(request.region, name), {})]
 
 
+def _ecs_services(action):
+    """One check per service the request names (ECS's JSON protocol: `cluster`, and `services` or
+    `service`, by name or ARN), on its ARN (arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/SERVICE), with
+    ecs:cluster (the cluster's ARN) and aws:ResourceAccount, which the stack's statements bind (the
+    Service Authorization Reference, Amazon ECS: DescribeServices and UpdateService authorize the
+    `service` resource type, condition key ecs:cluster)."""
+
+    def build(request):
+        cluster = (request.params.get("cluster") or "default").split("/")[-1]
+        named = request.params.get("services") or [request.params.get("service", "")]
+        context = {"ecs:cluster": f"arn:aws:ecs:{request.region}:{ACCOUNT}:cluster/{cluster}", "aws:ResourceAccount": ACCOUNT}
+        return [
+            (action, f"arn:aws:ecs:{request.region}:{ACCOUNT}:service/{cluster}/{name.split('/')[-1]}", dict(context))
+            for name in named
+        ]
+
+    return build
+
+
 def _states(action, field_name):
     def build(request):
         return [(action, request.params.get(field_name, ""), {})]
@@ -596,6 +615,8 @@ OPERATIONS = {
     ("ec2", "DescribeLaunchTemplateVersions"): _everything("ec2:DescribeLaunchTemplateVersions"),
     ("ec2", "DescribeImages"): _everything("ec2:DescribeImages"),
     ("ec2", "DescribeInstanceTypes"): _everything("ec2:DescribeInstanceTypes"),
+    ("ecs", "DescribeServices"): _ecs_services("ecs:DescribeServices"),
+    ("ecs", "UpdateService"): _ecs_services("ecs:UpdateService"),
     ("autoscaling", "DescribeAutoScalingGroups"): _everything("autoscaling:DescribeAutoScalingGroups"),
     ("autoscaling", "UpdateAutoScalingGroup"): _asg_update,
     ("autoscaling", "CreateOrUpdateTags"): _asg_tags_change("autoscaling:CreateOrUpdateTags"),

@@ -4,6 +4,8 @@ modelled (test setup only, started by scripts/emulator). Each module says what A
 - rds.py: PromoteReadReplica clears the replica's source, as RDS does; transient states
   (backing-up, ...) last a while and refuse a promotion;
 - ec2.py: a started instance can fall back to stopped (capacity, an EBS key), as EC2 does;
+- ecs.py: a service's tasks start and stop over time, and its deployment follows them, as ECS's
+  do; some can be kept from starting;
 - elbv2.py: target health follows the instances (registering, draining, stopped) and can be made
   to fail its health checks, as ELB's health checks would; Auto Scaling registers what it launches;
 - quotas.py: GetServiceQuota answers EC2's On-Demand vCPU quota, settable per Region;
@@ -37,6 +39,7 @@ import cloudformation
 import control
 import dns
 import ec2
+import ecs
 import elbv2
 import faults
 import iam
@@ -61,7 +64,7 @@ def main():
         help="NAME=VALUE: a physical name of the local stack (a state machine's ARN, the default plan store)",
     )
     args = parser.parse_args()
-    for module in (rds, ec2, elbv2, quotas, s3, alarms, route53, cloudformation):
+    for module in (rds, ec2, ecs, elbv2, quotas, s3, alarms, route53, cloudformation):
         module.install()
     dns.serve(args.host, args.dns_port)
     app = DomainDispatcherApplication(create_backend_app)

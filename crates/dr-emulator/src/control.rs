@@ -247,6 +247,20 @@ pub async fn start_terminates(clients: &AwsClients, instance: &str, code: &str, 
     post(clients, "/dr-local/ec2/start-fallback", body).await
 }
 
+/// At most `running` tasks of the ECS service can run, the others staying pending (an image that
+/// does not pull, a subnet out of addresses); `None`: the cap lifted, the pending tasks start
+/// (moto/ecs.py).
+pub async fn cap_ecs_tasks(
+    clients: &AwsClients,
+    region: &str,
+    cluster: &str,
+    service: &str,
+    running: Option<u32>,
+) -> Result<(), DrError> {
+    let body = serde_json::json!({ "region": region, "cluster": cluster, "service": service, "running": running });
+    post(clients, "/dr-local/ecs/task-capacity", body).await
+}
+
 /// The RTO model in force (crates/dr-emulator/moto/timing.py): AWS's durations, in AWS seconds,
 /// and the scale they are played at (`None`: off, moto's instant changes).
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -260,3 +260,109 @@ pub async fn describe_alarm(
         .map_err(|e| DrError::from_sdk("cloudwatch", "DescribeAlarms", e))?;
     Ok(out.metric_alarms().iter().find(|alarm| alarm.alarm_name() == Some(name)).cloned())
 }
+
+/// How many services one DescribeServices call may name (ECS API Reference, DescribeServices:
+/// "You may specify up to 10 services to describe").
+const DESCRIBE_SERVICES_BATCH: usize = 10;
+
+/// A plan's ECS service as ECS describes it, or why it is not there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EcsServiceFound {
+    /// The cluster does not exist (ClusterNotFoundException).
+    ClusterMissing,
+    /// The cluster has no such service (ECS's failure `MISSING`), or it is being deleted
+    /// (`DRAINING`, `INACTIVE`): the reason, as ECS gives it.
+    ServiceMissing(String),
+    Found(EcsServiceStatus),
+}
+
+/// What the compute branch and readiness read of a service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EcsServiceStatus {
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    /// How many deployments the service has: more than one while a deployment replaces tasks.
+    pub deployments: usize,
+    /// The primary deployment's `rolloutState` (IN_PROGRESS, COMPLETED, FAILED), when ECS gives it.
+    pub rollout: Option<String>,
+}
+
+impl EcsServiceStatus {
+    /// Steady as ECS's own waiter (`services-stable`) means it: one deployment, not rolling out
+    /// and not failed.
+    pub fn is_steady(&self) -> bool {
+        self.deployments == 1 && self.rollout.as_deref().is_none_or(|rollout| rollout == "COMPLETED")
+    }
+
+    /// "desired 12, running 3, pending 9".
+    pub fn text(&self) -> String {
+        let mut text = format!("desired {}, running {}, pending {}", self.desired, self.running, self.pending);
+        if self.deployments > 1 {
+            text.push_str(&format!(", {} deployments", self.deployments));
+        }
+        if let Some(rollout) = self.rollout.as_deref().filter(|rollout| *rollout != "COMPLETED") {
+            text.push_str(&format!(", rollout {rollout}"));
+        }
+        text
+    }
+}
+
+/// Each of `services` (in their order) as ECS describes it in the client's region: one call per
+/// cluster and ten services. A missing cluster or service is an answer, not an error.
+pub async fn describe_ecs_services(
+    ecs: &aws_sdk_ecs::Client,
+    services: &[crate::plan::EcsService],
+) -> Result<Vec<EcsServiceFound>, DrError> {
+    let mut found = vec![EcsServiceFound::ServiceMissing("not described".into()); services.len()];
+    let mut clusters: Vec<&str> = services.iter().map(|service| service.cluster.as_str()).collect();
+    clusters.sort_unstable();
+    clusters.dedup();
+    for cluster in clusters {
+        let indexes: Vec<usize> = (0..services.len()).filter(|&i| services[i].cluster == cluster).collect();
+        for batch in indexes.chunks(DESCRIBE_SERVICES_BATCH) {
+            let names = batch.iter().map(|&i| services[i].service.clone()).collect();
+            let described = match ecs.describe_services().cluster(cluster).set_services(Some(names)).send().await {
+                Ok(described) => described,
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_cluster_not_found_exception()) => {
+                    for &i in batch {
+                        found[i] = EcsServiceFound::ClusterMissing;
+                    }
+                    continue;
+                }
+                Err(err) => return Err(DrError::from_sdk("ecs", "DescribeServices", err)),
+            };
+            for &i in batch {
+                let name = &services[i].service;
+                let arn_names = |arn: &str| arn.rsplit('/').next() == Some(name.as_str());
+                found[i] = match described.services().iter().find(|s| s.service_name() == Some(name.as_str())) {
+                    Some(service) if service.status() != Some("ACTIVE") => {
+                        EcsServiceFound::ServiceMissing(format!("status {}", service.status().unwrap_or("unknown")))
+                    }
+                    Some(service) => EcsServiceFound::Found(EcsServiceStatus {
+                        desired: service.desired_count(),
+                        running: service.running_count(),
+                        pending: service.pending_count(),
+                        deployments: service.deployments().len(),
+                        rollout: service
+                            .deployments()
+                            .iter()
+                            .find(|d| d.status() == Some("PRIMARY"))
+                            .and_then(|d| d.rollout_state())
+                            .map(|state| state.as_str().to_string()),
+                    }),
+                    None => {
+                        let reason = described
+                            .failures()
+                            .iter()
+                            .find(|f| f.arn().is_some_and(arn_names))
+                            .and_then(|f| f.reason())
+                            .unwrap_or("MISSING");
+                        EcsServiceFound::ServiceMissing(reason.to_string())
+                    }
+                };
+            }
+        }
+    }
+    Ok(found)
+}

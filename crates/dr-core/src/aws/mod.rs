@@ -38,6 +38,8 @@ pub struct RegionClients {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub ec2: aws_sdk_ec2::Client,
+    /// The plan's ECS services (`[[ecs_services]]`): scaled by the compute branch, read by readiness.
+    pub ecs: aws_sdk_ecs::Client,
     /// Each notice's event (`notify`). Not in the call log, as SNS.
     pub events: aws_sdk_eventbridge::Client,
     /// The DR load balancer: its listeners, target groups and target health.
@@ -161,6 +163,9 @@ impl RegionClients {
             ),
             ec2: aws_sdk_ec2::Client::from_conf(
                 aws_sdk_ec2::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+            ecs: aws_sdk_ecs::Client::from_conf(
+                aws_sdk_ecs::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             events: aws_sdk_eventbridge::Client::new(&config),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(

@@ -27,6 +27,7 @@ once! {
     autoscaling => aws_sdk_autoscaling,
     cloudwatch => aws_sdk_cloudwatch,
     ec2 => aws_sdk_ec2,
+    ecs => aws_sdk_ecs,
     lambda => aws_sdk_lambda,
     rds => aws_sdk_rds,
     route53 => aws_sdk_route53,

@@ -128,6 +128,22 @@ impl Table<'_> {
         format!("arn:aws:lambda:{region}:{}:function:{}", self.account(), lambda_function_name(named))
     }
 
+    /// The plan's ECS services, each by its ARN, with the account IAM reads as
+    /// `aws:ResourceAccount` (the stack's policies bind it).
+    fn ecs_services(&mut self, function: &str, actions: &[&str], why: &'static str) {
+        let region = self.plan.dr_region.clone();
+        let account = self.account().to_string();
+        let services: Vec<String> = self
+            .plan
+            .ecs_services
+            .iter()
+            .map(|s| format!("arn:aws:ecs:{region}:{account}:service/{}/{}", s.cluster, s.service))
+            .collect();
+        for arn in services {
+            self.add_with(function, &region, actions, arn, &[("aws:ResourceAccount", account.clone())], why);
+        }
+    }
+
     fn store(&self) -> &str {
         self.stack.output("PlanStateBucketName").unwrap_or_else(|| self.stack.parameter("PlanStateBucketName"))
     }
@@ -170,6 +186,7 @@ impl Table<'_> {
         self.add(function, &d, &["cloudwatch:GetMetricData"], "*".into(), "the replica's lag");
         self.add(function, &d, &["ec2:DescribeInstances"], "*".into(), "the standby instances");
         self.add(function, &d, &["autoscaling:DescribeAutoScalingGroups"], "*".into(), "the DR group's size");
+        self.ecs_services(function, &["ecs:DescribeServices"], "the DR ECS services at their standby count");
         if let Some(routing) = &self.plan.dns.routing {
             let alarm = format!("arn:aws:cloudwatch:{d}:{}:alarm:{}", self.account(), routing.alarm);
             self.add(function, &d, &["cloudwatch:DescribeAlarms"], alarm, "the routing alarm");
@@ -408,6 +425,11 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         &["autoscaling:UpdateAutoScalingGroup", "autoscaling:DeleteTags"],
         group,
         "raise the DR group to its failover size (after a failback: back to standby, its fence tag dropped)",
+    );
+    t.ecs_services(
+        "ScaleAsgFunction",
+        &["ecs:DescribeServices", "ecs:UpdateService"],
+        "raise the DR ECS services to their failover count, read their tasks (after a failback: back to standby)",
     );
     // A failback's stand-down: Ireland's standby instances stopped again, only the tagged ones.
     for arn in t.standby_instance_arns(found) {
@@ -861,6 +883,13 @@ pub fn actions_by_function(plan: &Plan) -> BTreeMap<String, BTreeSet<String>> {
         function: format!("{}action", crate::plan::CUSTOM_ACTION_PREFIX),
         point: crate::plan::ActionPoint::AfterDataTier,
         timeout_seconds: 60,
+    }];
+    every.ecs_services = vec![crate::plan::EcsService {
+        cluster: "cluster".into(),
+        service: "service".into(),
+        failover_count: 2,
+        standby_count: 0,
+        minimum_healthy: 1,
     }];
     if let Some(fence) = every.fence.as_mut() {
         fence.lambda = Some("fence-hook".into());

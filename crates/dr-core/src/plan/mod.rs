@@ -73,6 +73,11 @@ pub struct Plan {
     /// datastore's failover, EFS replication, a cache flush.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub custom_actions: Vec<CustomAction>,
+    /// The DR region's ECS services (`[[ecs_services]]`): kept at their standby count while the
+    /// primary serves, raised to their failover count by the compute branch, and back after a
+    /// failback.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ecs_services: Vec<EcsService>,
     /// `true` in the plan as a failback sees it ([`Plan::facing`]): the regions, the database's
     /// roles and the application groups swapped. Never in a plan file.
     #[serde(skip)]
@@ -221,6 +226,40 @@ pub struct CustomAction {
     /// the RTO, the share of the run each point may take.
     pub timeout_seconds: u32,
 }
+
+/// An ECS service of the DR region (Fargate or EC2 capacity alike) that the compute branch
+/// scales: its desired count raised to `failover_count` (never lowering a higher one), ready when
+/// that many tasks run and its deployment is steady; a failback's stand-down sets it back to
+/// `standby_count`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcsService {
+    /// The cluster, by name, in `dr_region`.
+    pub cluster: String,
+    /// The service, by name; unique in the plan with its cluster.
+    pub service: String,
+    /// The desired count a failover sets.
+    pub failover_count: u16,
+    /// The desired count it keeps while the primary serves (often 0): what readiness expects and
+    /// what the stand-down after a failback sets.
+    #[serde(default)]
+    pub standby_count: u16,
+    /// How many running tasks it must have to serve when the compute budget runs out (fewer:
+    /// `BelowMinimumCapacity`). At most `failover_count`.
+    pub minimum_healthy: u16,
+}
+
+impl EcsService {
+    /// How records, reports and the readiness table name it: `cluster/service`.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.cluster, self.service)
+    }
+}
+
+/// The most ECS services a plan may name: DescribeServices reads ten a call, and the compute
+/// branch's one function updates every one that is short (one UpdateService each, in turn,
+/// within ECS's request rate: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html).
+pub const MAX_ECS_SERVICES: usize = 50;
 
 /// Where in a run a custom action takes part.
 #[derive(
@@ -444,6 +483,10 @@ impl Plan {
             // again is judged by its group and the DNS answer.
             serving: None,
             readiness: None,
+            // The plan's ECS services are Ireland's: Paris's services serve as its own deployment
+            // keeps them (a fence does not scale them), and the stand-down after the failback
+            // sets Ireland's back to their standby count.
+            ecs_services: Vec::new(),
             reversed: true,
             ..self.clone()
         })

@@ -116,6 +116,7 @@ impl Plan {
         self.check_network(&mut found);
         self.check_readiness_needs(&mut found);
         self.check_custom_actions(&mut found);
+        self.check_ecs_services(&mut found);
         found.0
     }
 
@@ -396,6 +397,68 @@ impl Plan {
                     format!(
                         "{} s: between 1 s and an eighth of the RTO ({longest} s), the share of the run each point may take",
                         action.timeout_seconds
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Each service named once (its records are its `cluster/service`), with a failover count
+    /// that serves and a standby and a minimum that fit under it.
+    fn check_ecs_services(&self, found: &mut Problems) {
+        if self.ecs_services.len() > super::MAX_ECS_SERVICES {
+            found.add(
+                ProblemCode::InvalidEcsService,
+                "ecs_services",
+                format!("{} services: at most {}", self.ecs_services.len(), super::MAX_ECS_SERVICES),
+            );
+        }
+        // ECS: "Up to 255 letters (uppercase and lowercase), numbers, underscores, and hyphens"
+        // for a cluster's and a service's name (CreateCluster, CreateService).
+        let is_ecs_name = |name: &str| {
+            (1..=255).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        for (index, service) in self.ecs_services.iter().enumerate() {
+            let field = format!("ecs_services[{index}]");
+            for (part, name) in [("cluster", &service.cluster), ("service", &service.service)] {
+                if !is_ecs_name(name) {
+                    found.add(
+                        ProblemCode::InvalidEcsService,
+                        format!("{field}.{part}"),
+                        format!("{name:?}: an ECS {part} name is 1 to 255 letters, digits, '-' or '_'"),
+                    );
+                }
+            }
+            if self.ecs_services[..index].iter().any(|earlier| earlier.label() == service.label()) {
+                found.add(
+                    ProblemCode::InvalidEcsService,
+                    format!("{field}.service"),
+                    format!("{}: named before, and a service's records are its cluster/service", service.label()),
+                );
+            }
+            if service.failover_count == 0 {
+                found.add(
+                    ProblemCode::InvalidEcsService,
+                    format!("{field}.failover_count"),
+                    "a failover must run at least one task".to_string(),
+                );
+            }
+            if service.standby_count > service.failover_count {
+                found.add(
+                    ProblemCode::InvalidEcsService,
+                    format!("{field}.standby_count"),
+                    format!("{} is above the failover count {}", service.standby_count, service.failover_count),
+                );
+            }
+            if service.minimum_healthy == 0
+                || (service.failover_count > 0 && service.minimum_healthy > service.failover_count)
+            {
+                found.add(
+                    ProblemCode::InvalidEcsService,
+                    format!("{field}.minimum_healthy"),
+                    format!(
+                        "{}: between 1 and the failover count {} (a service that may serve with no task is not part of the plan)",
+                        service.minimum_healthy, service.failover_count
                     ),
                 );
             }

@@ -38,6 +38,17 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
         ("StandbyTagValue", tag.value.clone()),
         ("StandbyEbsKmsKeyArn", plan.standby_instances.ebs_kms_key.clone().unwrap_or_default()),
         ("AutoScalingGroupName", plan.auto_scaling.group.clone()),
+        // ECS has no resource-based policy, so a role reaches only its own account's services: the
+        // account is `*` here (the plan does not know it) and the template binds it with
+        // aws:ResourceAccount.
+        (
+            "EcsServiceArns",
+            plan.ecs_services
+                .iter()
+                .map(|s| format!("arn:aws:ecs:{}:*:service/{}/{}", plan.dr_region, s.cluster, s.service))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         ("DnsStrategy", strategy.to_string()),
         // Route 53 names records in lower case without the trailing dot in its IAM conditions
         // (route53:ChangeResourceRecordSetsNormalizedRecordNames).

@@ -14,8 +14,8 @@ mod dns;
 pub mod scheduled;
 
 use crate::aws::lookup::{
-    bucket_exists, describe_auto_scaling_group, describe_db_instance, describe_standby_instances, gone_ones_replaced,
-    is_plan_primary, is_transient_rds_status,
+    EcsServiceFound, bucket_exists, describe_auto_scaling_group, describe_db_instance, describe_ecs_services,
+    describe_standby_instances, gone_ones_replaced, is_plan_primary, is_transient_rds_status,
 };
 use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, RegionClients, within_primary_budget};
 use crate::error::{DrError, ErrorName, sdk_error_code};
@@ -32,6 +32,7 @@ pub enum Check {
     ReplicaLag,
     StandbyInstance,
     AutoScalingGroup,
+    EcsService,
     RoutingAlarm,
     RoutingHealthCheck,
     DetectionHealthCheck,
@@ -62,6 +63,7 @@ impl Check {
             Check::ReplicaLag => "replica lag",
             Check::StandbyInstance => "standby instance",
             Check::AutoScalingGroup => "auto scaling group",
+            Check::EcsService => "ecs service",
             Check::RoutingAlarm => "routing alarm",
             Check::RoutingHealthCheck => "routing health check",
             Check::DetectionHealthCheck => "detection health check",
@@ -109,6 +111,11 @@ pub enum Finding {
     StandbyInstanceNotStopped,
     AsgMissing,
     AsgNotAtStandbySize,
+    EcsClusterMissing,
+    EcsServiceMissing,
+    /// The service's desired count is not the plan's `standby_count` (a failover raised it, or
+    /// someone scaled it by hand).
+    EcsServiceNotAtStandbyCount,
     HostedZoneMissing,
     RecordMissing,
     RecordMisconfigured,
@@ -223,12 +230,13 @@ pub async fn check_plan(clients: &AwsClients, plan: &Plan, scope: Scope) -> Read
     let now = time::now();
     // Paris may hang: its checks share one short deadline, whatever their number.
     let deadline = tokio::time::Instant::now() + PRIMARY_REGION_BUDGET;
-    let (primary, replica, lag, instances, asg, dns, buckets, reports) = tokio::join!(
+    let (primary, replica, lag, instances, asg, services, dns, buckets, reports) = tokio::join!(
         check_primary(&clients.primary, plan, deadline),
         check_replica(&clients.dr, plan),
         check_replica_lag(&clients.dr, plan, now),
         check_standby_instances(&clients.dr, plan),
         check_auto_scaling(&clients.dr, plan),
+        check_ecs_services(&clients.dr, plan),
         dns::check_dns(clients, plan, scope),
         check_bucket_pairs(clients, plan, deadline),
         check_report_bucket(&clients.home, plan),
@@ -236,6 +244,7 @@ pub async fn check_plan(clients: &AwsClients, plan: &Plan, scope: Scope) -> Read
     let mut rows = vec![primary, replica, lag];
     rows.extend(instances);
     rows.push(asg);
+    rows.extend(services);
     rows.extend(dns);
     rows.extend(buckets);
     rows.push(reports);
@@ -430,6 +439,52 @@ async fn check_auto_scaling(dr: &RegionClients, plan: &Plan) -> CheckRow {
             format!("{}, standby size is {}", shown(actual), shown(expected)),
         )
     }
+}
+
+/// One row per ECS service of the plan: its cluster and service there, at its standby count.
+async fn check_ecs_services(dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
+    const CHECK: Check = Check::EcsService;
+    if plan.ecs_services.is_empty() {
+        return Vec::new();
+    }
+    let resource = |service: &crate::plan::EcsService| at(&service.label(), &dr.region);
+    let found = match describe_ecs_services(&dr.ecs, &plan.ecs_services).await {
+        Ok(found) => found,
+        Err(err) => {
+            return plan.ecs_services.iter().map(|service| CheckRow::failed(CHECK, resource(service), &err)).collect();
+        }
+    };
+    plan.ecs_services
+        .iter()
+        .zip(found)
+        .map(|(service, found)| match found {
+            EcsServiceFound::ClusterMissing => CheckRow::not_ready(
+                CHECK,
+                resource(service),
+                Finding::EcsClusterMissing,
+                format!("no cluster {} in {}", service.cluster, dr.region),
+            ),
+            EcsServiceFound::ServiceMissing(reason) => CheckRow::not_ready(
+                CHECK,
+                resource(service),
+                Finding::EcsServiceMissing,
+                format!("no service {} in cluster {} ({reason})", service.service, service.cluster),
+            ),
+            EcsServiceFound::Found(status) if status.desired != i32::from(service.standby_count) => {
+                CheckRow::not_ready(
+                    CHECK,
+                    resource(service),
+                    Finding::EcsServiceNotAtStandbyCount,
+                    format!("{}, standby count is {}", status.text(), service.standby_count),
+                )
+            }
+            EcsServiceFound::Found(status) => CheckRow::ready(
+                CHECK,
+                resource(service),
+                format!("{} (standby count; {} on failover)", status.text(), service.failover_count),
+            ),
+        })
+        .collect()
 }
 
 /// Every pair at once: each reads the primary region, within the shared deadline.

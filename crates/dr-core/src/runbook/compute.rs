@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{InstanceStateName, SummaryStatus};
 pub use super::capacity::set_capacity;
 pub(crate) use super::capacity::{capacity_text, current_capacity};
 use super::capacity::{drop_fence_tag, fenced_capacity};
-use super::status_record;
+use super::{services, status_record};
 use crate::aws::lookup::{
     StandbyInstance, describe_auto_scaling_group, describe_standby_instances, gone_ones_replaced,
 };
@@ -335,29 +335,42 @@ pub fn raised_capacity(current: (i32, i32, i32), failover: Capacity) -> (i32, i3
     (min, desired, max)
 }
 
-/// Raises min/desired/max to the failover capacity; already there or above: no call. A group a
-/// planned move fenced (Paris's, given back by a failback) gets the capacity in the fence's tag
-/// back, raised to at least the failover capacity, and loses the tag.
+/// Raises min/desired/max to the failover capacity, and each ECS service of the plan to its
+/// failover count; what is already there or above: no call. A group a planned move fenced
+/// (Paris's, given back by a failback) gets the capacity in the fence's tag back, raised to at
+/// least the failover capacity, and loses the tag. Every service is described before anything
+/// changes: a missing one is `ResourceNotFound` with no change made.
 pub async fn scale_asg(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("scale-asg", clients);
     let name = state.plan.auto_scaling.group.clone();
     let found = group(clients, state).await?;
+    let services = services::describe_required(&clients.dr, &state.plan.ecs_services).await?;
     let current = current_capacity(&found);
     let fenced = fenced_capacity(&found, &clients.dr.region)?;
     let target = raised_capacity(fenced.unwrap_or(current), state.plan.auto_scaling.failover);
-    let resources = vec![ResourceState { resource: name.clone(), state: capacity_text(current) }];
-    if target == current && fenced.is_none() {
-        return Ok(timer.finish(
-            Outcome::AlreadyDone,
-            true,
-            format!("{name} already at {}", capacity_text(current)),
-            resources,
-        ));
+    let raises = services::raises(&services);
+    let region = &clients.dr.region;
+    let mut resources = vec![ResourceState { resource: name.clone(), state: capacity_text(current) }];
+    resources.extend(services::resources(region, &services, &[]));
+    let group_changes = target != current || fenced.is_some();
+    let mut changes = Vec::new();
+    if !group_changes && raises.is_empty() {
+        let mut detail = format!("{name} already at {}", capacity_text(current));
+        if !services.is_empty() {
+            detail.push_str(&format!("; {} ECS service(s) at their failover count", services.len()));
+        }
+        return Ok(timer.finish(Outcome::AlreadyDone, true, detail, resources));
     }
     let given_back = if fenced.is_some() { " (the capacity its fence took)" } else { "" };
+    if group_changes {
+        changes.push(format!("{name}: {} -> {}{given_back}", capacity_text(current), capacity_text(target)));
+    }
+    changes.extend(raises.iter().map(|raise| raise.text()));
     if state.is_dry_run() {
-        let change = format!("raise {name}: {} -> {}{given_back}", capacity_text(current), capacity_text(target));
-        return Ok(timer.would(change, resources));
+        return Ok(timer.would(format!("raise {}", changes.join("; ")), resources));
+    }
+    if !group_changes {
+        changes.insert(0, format!("{name} already at {}", capacity_text(current)));
     }
     if target != current {
         set_capacity(&clients.dr.autoscaling, &name, target).await?;
@@ -365,15 +378,12 @@ pub async fn scale_asg(clients: &AwsClients, state: &ValidState) -> Result<StepR
     if fenced.is_some() {
         drop_fence_tag(&clients.dr.autoscaling, &name).await?;
     }
+    services::set_counts(&clients.dr, &raises).await?;
     let (min, desired, max) = target;
-    tracing::info!(plan = %state.plan.name, step = "scale-asg", resource = %name, min, desired, max, "group raised");
-    let resources = vec![ResourceState { resource: name.clone(), state: capacity_text(target) }];
-    Ok(timer.finish(
-        Outcome::Changed,
-        true,
-        format!("{name}: {} -> {}{given_back}", capacity_text(current), capacity_text(target)),
-        resources,
-    ))
+    tracing::info!(plan = %state.plan.name, step = "scale-asg", resource = %name, min, desired, max, services = raises.len(), "compute raised");
+    let mut resources = vec![ResourceState { resource: name.clone(), state: capacity_text(target) }];
+    resources.extend(services::resources(region, &services, &raises));
+    Ok(timer.finish(Outcome::Changed, true, changes.join("; "), resources))
 }
 
 /// After a failback (the plan as written, traffic back on Paris): the DR region's compute goes
@@ -392,6 +402,8 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
     let standby = plan.auto_scaling.standby;
     let target = (i32::from(standby.min), i32::from(standby.desired), i32::from(standby.max));
     let fenced = fenced_capacity(&found, &clients.dr.region)?;
+    let services = services::describe_required(&clients.dr, &plan.ecs_services).await?;
+    let service_changes = services::to_standby(&services);
     let instances = describe_standby_instances(&clients.dr.ec2, plan).await?;
     // A pending instance cannot be stopped yet (EC2 answers IncorrectInstanceState): it is
     // stopped once running, on a later ask.
@@ -399,6 +411,7 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
         instances.iter().filter(|i| i.state == InstanceStateName::Running).map(|i| i.id.clone()).collect();
     let mut resources = instance_states(&instances);
     resources.push(ResourceState::new(&name, capacity_text(current)));
+    resources.extend(services::resources(&clients.dr.region, &services, &service_changes));
     let mut changes = Vec::new();
     if current != target || fenced.is_some() {
         changes.push(format!("set {name} to its standby size {}", capacity_text(target)));
@@ -406,6 +419,7 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
     if !running.is_empty() {
         changes.push(format!("stop {}", running.join(", ")));
     }
+    changes.extend(service_changes.iter().map(|change| format!("set {}", change.text())));
     if state.is_dry_run() {
         let change = if changes.is_empty() { "nothing: already on standby".to_string() } else { changes.join("; ") };
         return Ok(timer.would(change, resources));
@@ -428,13 +442,34 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
             .await
             .map_err(|e| DrError::from_sdk("ec2", "StopInstances", e))?;
     }
+    services::set_counts(&clients.dr, &service_changes).await?;
     let left_in_group = found.instances().len();
     let stopped = instances.iter().all(|i| i.state == InstanceStateName::Stopped || i.is_gone());
-    let done = running.is_empty() && stopped && left_in_group <= usize::from(standby.desired);
+    // A service whose count was just set is not down yet: its tasks stop on a later ask.
+    let services_down: Vec<String> = services
+        .iter()
+        .filter(|d| !services::on_standby(d) || service_changes.iter().any(|c| c.service.label() == d.service.label()))
+        .map(|d| d.service.label())
+        .collect();
+    let done =
+        running.is_empty() && stopped && left_in_group <= usize::from(standby.desired) && services_down.is_empty();
     let detail = if done {
-        format!("{} on standby: group at {}, standby instances stopped", plan.dr_region, capacity_text(target))
+        let with_services = if services.is_empty() {
+            String::new()
+        } else {
+            format!(", {} ECS service(s) at their standby count", services.len())
+        };
+        format!(
+            "{} on standby: group at {}, standby instances stopped{with_services}",
+            plan.dr_region,
+            capacity_text(target)
+        )
     } else {
-        let waiting = format!("{left_in_group} instance(s) in {name}, standby instances not all stopped yet");
+        let mut waiting = format!("{left_in_group} instance(s) in {name}, standby instances not all stopped yet");
+        if !services_down.is_empty() {
+            waiting =
+                format!("{waiting}; ECS services not down to their standby count yet: {}", services_down.join(", "));
+        }
         if changes.is_empty() { waiting } else { format!("{}; {waiting}", changes.join("; ")) }
     };
     tracing::info!(plan = %plan.name, step = "stand-down", resource = %name, done, "{detail}");
@@ -485,15 +520,38 @@ pub async fn asg_status(clients: &AwsClients, state: &ValidState) -> Result<Step
     }
     let minimum = state.plan.auto_scaling.minimum_healthy;
     let group = state.plan.auto_scaling.group.clone();
-    let mut shortfall = None;
+    let mut shortfalls = Vec::new();
     if !ready && out_of_budget_verdict(state, StepKey::AsgStatus, serving_now, minimum, group.clone(), &detail)? {
-        shortfall = Some(format!(
+        shortfalls.push(format!(
             "{group}: {serving_now} of {wanted} instances serve (minimum {minimum}) when the compute budget ran out: {detail}"
         ));
         ready = true;
     }
+    // Each ECS service serves on its own: ready at its failover count with a steady deployment;
+    // out of the budget, degraded at its minimum or `BelowMinimumCapacity`.
+    let services = services::describe_required(&clients.dr, &state.plan.ecs_services).await?;
+    resources.extend(services::resources(&clients.dr.region, &services, &[]));
+    let waiting: Vec<&services::Described<'_>> = services.iter().filter(|d| !services::serves(d)).collect();
+    if !services.is_empty() {
+        detail = format!("{detail}; {} of {} ECS services serve", services.len() - waiting.len(), services.len());
+    }
+    for service in waiting {
+        let (label, status) = (service.service.label(), service.status.text());
+        let running = usize::try_from(service.status.running).unwrap_or(0);
+        let minimum = service.service.minimum_healthy;
+        let wanted = service.service.failover_count;
+        if out_of_budget_verdict(state, StepKey::AsgStatus, running, minimum, format!("ECS service {label}"), &status)?
+        {
+            shortfalls.push(format!(
+                "ECS service {label}: {running} of {wanted} tasks run (minimum {minimum}) when the compute budget ran out: {status}"
+            ));
+        } else {
+            ready = false;
+        }
+    }
     let mut record = status_record(timer, state, StepKey::AsgStatus, ready, detail, resources)?;
-    if let Some(shortfall) = shortfall {
+    if !shortfalls.is_empty() {
+        let shortfall = shortfalls.join("; ");
         tracing::warn!(plan = %state.plan.name, step = "scale-asg-status", "degraded: {shortfall}");
         record.facts.insert(SHORTFALL_FACT.into(), shortfall);
     }

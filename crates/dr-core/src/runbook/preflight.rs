@@ -22,8 +22,13 @@ pub const LAG_AT_PROMOTION_TAG: &str = "dr-lag-at-promotion-seconds";
 pub const PROMOTED_BY_RUN_TAG: &str = "dr-promoted-by-run";
 
 /// Findings that mean "an earlier attempt of this failover already moved this resource".
-const ALREADY_MOVED: &[Finding] =
-    &[Finding::NotAReplica, Finding::StandbyInstanceRunning, Finding::AsgNotAtStandbySize, Finding::DnsNotOnPrimary];
+const ALREADY_MOVED: &[Finding] = &[
+    Finding::NotAReplica,
+    Finding::StandbyInstanceRunning,
+    Finding::AsgNotAtStandbySize,
+    Finding::EcsServiceNotAtStandbyCount,
+    Finding::DnsNotOnPrimary,
+];
 
 /// Findings of states that clear by themselves (a replica backing up, an instance stopping): not
 /// blocking; the step that needs the resource waits for it within its budget.

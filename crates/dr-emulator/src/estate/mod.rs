@@ -55,6 +55,7 @@ pub async fn seed(clients: &AwsClients, plan: &Plan, options: SeedOptions) -> Re
     seed_standby_instances(&clients.dr, plan).await?;
     seed_auto_scaling_group(&clients.dr, plan).await?;
     seed_primary_group(&clients.primary, plan).await?;
+    seed_ecs_services(&clients.dr, plan).await?;
     seed_credentials(&clients.dr, plan).await?;
     seed_serving(clients, plan).await?;
     dns::seed_dns(clients, plan).await?;
@@ -311,6 +312,78 @@ async fn seed_auto_scaling_group(dr: &RegionClients, plan: &Plan) -> Result<(), 
     let asg = &plan.auto_scaling;
     let standby = (i32::from(asg.standby.min), i32::from(asg.standby.desired), i32::from(asg.standby.max));
     ensure_group(dr, &asg.group, standby).await
+}
+
+/// The plan's ECS services in the DR region, at their standby count: each cluster (CreateCluster
+/// answers an existing one as it is), one task definition for all, and each service created or set
+/// back to its standby count. Their tasks start and stop on the emulator's model (ecs.py).
+async fn seed_ecs_services(dr: &RegionClients, plan: &Plan) -> Result<(), DrError> {
+    use aws_sdk_ecs::types::{ContainerDefinition, LaunchType};
+    use dr_core::aws::lookup::{EcsServiceFound, describe_ecs_services};
+    if plan.ecs_services.is_empty() {
+        return Ok(());
+    }
+    let mut clusters: Vec<&str> = plan.ecs_services.iter().map(|s| s.cluster.as_str()).collect();
+    clusters.sort_unstable();
+    clusters.dedup();
+    for cluster in clusters {
+        dr.ecs
+            .create_cluster()
+            .cluster_name(cluster)
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("ecs", "CreateCluster", e))?;
+    }
+    let family = "dr-emulator-service";
+    let task = dr
+        .ecs
+        .register_task_definition()
+        .family(family)
+        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .cpu("256")
+        .memory("512")
+        .container_definitions(
+            ContainerDefinition::builder().name("app").image("public.ecr.aws/nginx/nginx:stable").build(),
+        )
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("ecs", "RegisterTaskDefinition", e))?;
+    let task_arn = task
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .ok_or_else(|| missing("task definition", family, &dr.region))?
+        .to_string();
+    let found = describe_ecs_services(&dr.ecs, &plan.ecs_services).await?;
+    for (service, found) in plan.ecs_services.iter().zip(found) {
+        let standby = i32::from(service.standby_count);
+        match found {
+            EcsServiceFound::Found(status) if status.desired == standby => {}
+            EcsServiceFound::Found(_) => {
+                dr.ecs
+                    .update_service()
+                    .cluster(&service.cluster)
+                    .service(&service.service)
+                    .desired_count(standby)
+                    .send()
+                    .await
+                    .map_err(|e| DrError::from_sdk("ecs", "UpdateService", e))?;
+            }
+            EcsServiceFound::ClusterMissing | EcsServiceFound::ServiceMissing(_) => {
+                dr.ecs
+                    .create_service()
+                    .cluster(&service.cluster)
+                    .service_name(&service.service)
+                    .task_definition(&task_arn)
+                    .desired_count(standby)
+                    .launch_type(LaunchType::Fargate)
+                    .send()
+                    .await
+                    .map_err(|e| DrError::from_sdk("ecs", "CreateService", e))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The application's group in Paris, which a planned move's fence scales to zero: serving, at the
