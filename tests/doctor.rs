@@ -36,7 +36,8 @@ fn drctl(args: &[&str]) -> Output {
     std::process::Command::new(workspace_binary("drctl")).args(args).output().expect("drctl runs")
 }
 
-/// An isolated plan served through a DR load balancer, with a probe of the customer's own.
+/// An isolated plan served through a DR load balancer, with a probe of the customer's own, and
+/// ECS services beside its group.
 fn serving_plan() -> Plan {
     let mut plan = isolated_plan();
     plan.serving = Some(Serving {
@@ -52,6 +53,8 @@ fn serving_plan() -> Plan {
             region: plan.primary_region.clone(),
         }],
     });
+    // Its compute includes ECS services: the doctor simulates their calls too.
+    dr_tests::with_ecs_services(&mut plan);
     plan.validate().expect("the serving plan is valid");
     plan
 }
@@ -111,6 +114,13 @@ async fn doctor_is_clean_on_the_template_and_names_a_missing_statement_and_an_or
     for function in ["PreflightFunction", "PromoteReplicaFunction", "StartStandbyFunction", "ScaleAsgFunction"] {
         assert!(functions.contains(function), "{function} simulated: {functions:?}");
     }
+    let scales_services = |call: &&Value| {
+        call["function"] == "ScaleAsgFunction"
+            && call["action"] == "ecs:UpdateService"
+            && call["resource"].as_str().is_some_and(|arn| arn.ends_with(&plan.ecs_services[2].label()))
+    };
+    let calls = report["calls"].as_array().expect("calls");
+    assert!(calls.iter().any(|call| scales_services(&call) && call["decision"] == "allowed"), "{report:#}");
 
     // One statement lost from the deployed role: that function's call named, as IAM denies it.
     let edited = format!("dr-{}-edited", plan.name);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
-use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance};
+use dr_core::aws::lookup::{EcsServiceFound, describe_auto_scaling_group, describe_db_instance, describe_ecs_services};
 use dr_core::error::parse_input;
 use dr_core::notify::NoticeKind;
 use dr_core::plan::Direction;
@@ -31,8 +31,9 @@ use dr_emulator::estate::publish_replica_lag;
 use dr_emulator::outage::{Outage, simulate_outage, simulate_recovery};
 use dr_emulator::postgres::{Pair, psql};
 use dr_tests::{
-    backed_estate, failover_input, failover_substitutions, local_substitutions, notices, of_kind, recorded_executions,
-    run_state_machine, run_state_machine_waiting, subscribe, trigger_context, unique_suffix,
+    backed_estate, backed_estate_with, failover_input, failover_substitutions, local_substitutions, notices, of_kind,
+    recorded_executions, run_state_machine, run_state_machine_waiting, subscribe, trigger_context, unique_suffix,
+    with_ecs_services,
 };
 
 /// A live planned move of `plan` in `direction`, holding the plan in `store` as `drctl failover
@@ -122,7 +123,9 @@ pub(crate) struct Reprotected {
 
 /// A planned failover and reprotect on a real pair, rows 1..=20 written along the way.
 pub(crate) async fn failed_over_and_reprotected(name: &str) -> Reprotected {
-    let (plan, clients, pair) = backed_estate(name).await;
+    // Its compute includes ECS services: the failover raises them, the failback's stand-down
+    // sets them back to their standby count.
+    let (plan, clients, pair) = backed_estate_with(name, with_ecs_services).await;
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
     let before = check_plan(&clients, &plan, Scope::Full).await;
     assert!(before.is_ready(), "{before:#?}");
@@ -198,6 +201,12 @@ async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_
         .expect("group")
         .expect("group");
     assert_eq!(ireland_group.desired_capacity(), Some(0), "Ireland's group back to standby");
+    let services = describe_ecs_services(&clients.dr.ecs, &plan.ecs_services).await.expect("services");
+    for (service, found) in plan.ecs_services.iter().zip(services) {
+        let standby = i32::from(service.standby_count);
+        let back = matches!(&found, EcsServiceFound::Found(s) if s.desired == standby && s.running == standby);
+        assert!(back, "{} back to its standby count: {found:?}", service.label());
+    }
     written.extend(write_rows(paris_port, 21..31));
 
     // Each failback step asked again after it succeeded (a lost answer, a retried Task) observes
