@@ -176,8 +176,8 @@ async fn the_readiness_check_names_what_ireland_needs_to_serve() {
     // A failover of 120 instances: the example's instance type fits the region's vCPU quota
     // (the emulator's default, 100,000), the largest type does not (below). The quota itself is
     // the region's, read by every other test's readiness: this test leaves it alone.
-    plan.auto_scaling.failover.desired = LARGE_FAILOVER;
-    plan.auto_scaling.failover.max = LARGE_FAILOVER;
+    dr_tests::dr_group_mut(&mut plan).failover.desired = LARGE_FAILOVER;
+    dr_tests::dr_group_mut(&mut plan).failover.max = LARGE_FAILOVER;
     let clients = emulator_clients(&plan).await;
     let key = clients.dr.kms.create_key().send().await.expect("key");
     let key_id = key.key_metadata().map(|m| m.key_id().to_string()).expect("key id");
@@ -206,7 +206,7 @@ async fn the_readiness_check_names_what_ireland_needs_to_serve() {
         aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder().launch_template_name(&template).build();
     dr.autoscaling
         .update_auto_scaling_group()
-        .auto_scaling_group_name(&plan.auto_scaling.group)
+        .auto_scaling_group_name(&dr_tests::dr_group(&plan).group)
         .launch_template(spec)
         .send()
         .await
@@ -231,7 +231,7 @@ async fn the_readiness_check_names_what_ireland_needs_to_serve() {
     // The group detached from its target group: its instances would serve no one.
     dr.autoscaling
         .detach_load_balancer_target_groups()
-        .auto_scaling_group_name(&plan.auto_scaling.group)
+        .auto_scaling_group_name(&dr_tests::dr_group(&plan).group)
         .target_group_arns(&group)
         .send()
         .await

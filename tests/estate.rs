@@ -107,7 +107,7 @@ async fn estate_snapshot(plan: &dr_core::Plan, clients: &dr_core::aws::AwsClient
         .into_iter()
         .map(|i| json!([i.id, i.state.as_str()]))
         .collect();
-    let groups: Vec<_> = describe_auto_scaling_group(&clients.dr.autoscaling, &plan.auto_scaling.group)
+    let groups: Vec<_> = describe_auto_scaling_group(&clients.dr.autoscaling, &dr_tests::dr_group(plan).group)
         .await
         .expect("DescribeAutoScalingGroups")
         .iter()
@@ -301,7 +301,7 @@ async fn an_asg_not_at_standby_size_is_reported() {
         .dr
         .autoscaling
         .update_auto_scaling_group()
-        .auto_scaling_group_name(&plan.auto_scaling.group)
+        .auto_scaling_group_name(&dr_tests::dr_group(&plan).group)
         .max_size(6)
         .min_size(2)
         .desired_capacity(2)

@@ -196,7 +196,7 @@ async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_
     let state = store.read_state(&plan.name).await.expect("state").state;
     assert_eq!((state.status, state.primary_region.as_deref()), (PlanStatus::Disarmed, Some("eu-west-3")));
     assert_eq!(psql(paris_port, "SELECT pg_is_in_recovery()").expect("Paris"), "f", "Paris promoted");
-    let ireland_group = describe_auto_scaling_group(&clients.dr.autoscaling, &plan.auto_scaling.group)
+    let ireland_group = describe_auto_scaling_group(&clients.dr.autoscaling, &dr_tests::dr_group(&plan).group)
         .await
         .expect("group")
         .expect("group");
@@ -293,7 +293,7 @@ async fn a_failback_while_the_paris_replica_lags_past_the_rpo_is_refused_before_
         .expect("describe")
         .expect("the Paris replica");
     assert!(paris.read_replica_source_db_instance_identifier().is_some(), "still a replica");
-    let group = describe_auto_scaling_group(&clients.dr.autoscaling, &plan.auto_scaling.group)
+    let group = describe_auto_scaling_group(&clients.dr.autoscaling, &dr_tests::dr_group(&plan).group)
         .await
         .expect("group")
         .expect("group");

@@ -45,7 +45,7 @@ async fn assert_failed_over(plan: &Plan, clients: &AwsClients) {
     assert_eq!(instances.len(), 2);
     assert!(instances.iter().all(|i| i.state == InstanceStateName::Running), "{instances:?}");
 
-    let group = describe_auto_scaling_group(&clients.dr.autoscaling, &plan.auto_scaling.group)
+    let group = describe_auto_scaling_group(&clients.dr.autoscaling, &dr_tests::dr_group(plan).group)
         .await
         .expect("DescribeAutoScalingGroups")
         .expect("the DR group exists");

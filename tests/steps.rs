@@ -20,7 +20,7 @@ async fn every_step_refuses_bad_input_before_any_aws_call() {
     let mut bad_run_id = state_for(plan.clone());
     bad_run_id.run.id = "not a run id!".to_string();
     let mut bad_plan = state_for(plan);
-    bad_plan.plan.auto_scaling.failover.desired = 0;
+    dr_tests::dr_group_mut(&mut bad_plan.plan).failover.desired = 0;
     for (state, expected) in [(bad_run_id, "InvalidInput"), (bad_plan, "InvalidPlan")] {
         for runbook in [FAILOVER, REPROTECT] {
             for step in runbook.steps {

@@ -583,7 +583,9 @@ async fn a_flaps_undo_leaves_the_compute_an_operator_started_by_hand() {
     let (by_hand, left) = (standby[0].id.clone(), standby[1].id.clone());
     clients.dr.ec2.start_instances().instance_ids(&by_hand).send().await.expect("started by hand");
     let raised_by_hand = (1, 1, 3);
-    set_capacity(&clients.dr.autoscaling, &plan.auto_scaling.group, raised_by_hand).await.expect("raised by hand");
+    set_capacity(&clients.dr.autoscaling, &dr_tests::dr_group(&plan).group, raised_by_hand)
+        .await
+        .expect("raised by hand");
 
     let mark = clients.calls.mark();
     let outcome = deliver(&ctx, &flap).await;
@@ -611,7 +613,7 @@ async fn a_flaps_undo_leaves_the_compute_an_operator_started_by_hand() {
     assert_eq!(state_of(&by_hand), Some(InstanceStateName::Running), "the operator's instance still runs");
     assert_eq!(state_of(&left), Some(InstanceStateName::Stopped), "the prepared one is stopped again");
     assert!(after.iter().all(|i| i.tag(PREPARED_BY_TAG).is_none()), "no mark left: {after:?}");
-    let group = describe_auto_scaling_group(&clients.dr.autoscaling, &plan.auto_scaling.group)
+    let group = describe_auto_scaling_group(&clients.dr.autoscaling, &dr_tests::dr_group(&plan).group)
         .await
         .expect("group")
         .expect("the DR group");

@@ -63,7 +63,7 @@ pub fn isolated_plan() -> Plan {
     if let Some(tag) = plan.standby_instances.tag.as_mut() {
         tag.value = format!("standby-{s}");
     }
-    plan.auto_scaling.group = format!("web-ireland-{s}");
+    dr_group_mut(&mut plan).group = format!("web-ireland-{s}");
     if let Some(fence) = plan.fence.as_mut() {
         fence.auto_scaling_group = Some(format!("web-paris-{s}"));
     }
@@ -85,6 +85,16 @@ pub fn isolated_plan() -> Plan {
     }
     plan.validate().expect("isolated plan stays valid");
     plan
+}
+
+/// The plan's DR Auto Scaling group: the example plan has one.
+pub fn dr_group(plan: &Plan) -> &dr_core::plan::AutoScaling {
+    plan.auto_scaling.as_ref().expect("the plan has an Auto Scaling group")
+}
+
+/// [`dr_group`], to change.
+pub fn dr_group_mut(plan: &mut Plan) -> &mut dr_core::plan::AutoScaling {
+    plan.auto_scaling.as_mut().expect("the plan has an Auto Scaling group")
 }
 
 /// The suffix every resource name of an [`isolated_plan`] carries (the plan itself is named

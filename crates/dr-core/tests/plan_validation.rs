@@ -30,7 +30,7 @@ fn the_example_plan_describes_the_paris_ireland_tier1_estate() {
     assert_eq!(plan.targets.rto().as_secs(), 4 * 3600);
     assert_eq!(plan.targets.rpo().as_secs(), 3600);
     assert_eq!(plan.dns.ttl_seconds, 60);
-    assert_eq!((plan.auto_scaling.failover.min, plan.auto_scaling.failover.max), (2, 6));
+    assert_eq!((dr_group(&plan).failover.min, dr_group(&plan).failover.max), (2, 6));
     assert_eq!((plan.primary_name(), plan.dr_name()), ("Paris", "Ireland"));
     assert_eq!(plan.dns.strategy, DnsStrategy::RoutingHealthCheck, "the production default: the runbook moves traffic");
     assert!(
@@ -93,17 +93,17 @@ fn each_broken_rule_has_its_named_problem() {
             ProblemCode::InvalidIdentifier,
             "region_names.\"eu-west-1\"",
         ),
-        (|p| p.auto_scaling.failover.desired = 7, ProblemCode::DesiredOutsideMinMax, "auto_scaling.failover.desired"),
-        (|p| p.auto_scaling.failover.min = 9, ProblemCode::CapacityMinAboveMax, "auto_scaling.failover.min"),
+        (|p| dr_group_mut(p).failover.desired = 7, ProblemCode::DesiredOutsideMinMax, "auto_scaling.failover.desired"),
+        (|p| dr_group_mut(p).failover.min = 9, ProblemCode::CapacityMinAboveMax, "auto_scaling.failover.min"),
         (
             |p| {
-                p.auto_scaling.failover = dr_core::plan::Capacity { min: 0, desired: 0, max: 6 };
-                p.auto_scaling.minimum_healthy = 0;
+                dr_group_mut(p).failover = dr_core::plan::Capacity { min: 0, desired: 0, max: 6 };
+                dr_group_mut(p).minimum_healthy = 0;
             },
             ProblemCode::FailoverCapacityZero,
             "auto_scaling.failover.desired",
         ),
-        (|p| p.auto_scaling.minimum_healthy = 3, ProblemCode::InvalidMinimumHealthy, "auto_scaling.minimum_healthy"),
+        (|p| dr_group_mut(p).minimum_healthy = 3, ProblemCode::InvalidMinimumHealthy, "auto_scaling.minimum_healthy"),
         (
             |p| p.standby_instances.minimum_healthy = 3,
             ProblemCode::InvalidMinimumHealthy,
@@ -111,7 +111,7 @@ fn each_broken_rule_has_its_named_problem() {
         ),
         (
             |p| {
-                p.auto_scaling.minimum_healthy = 0;
+                dr_group_mut(p).minimum_healthy = 0;
                 p.standby_instances.minimum_healthy = 0;
             },
             ProblemCode::InvalidMinimumHealthy,
@@ -220,7 +220,8 @@ fn each_broken_rule_has_its_named_problem() {
             "network.database_subnets",
         ),
         (
-            |p| p.standby_instances = InstanceSelector::default(),
+            // Required instances, none selected (an absent [standby_instances] is no instances).
+            |p| p.standby_instances = InstanceSelector { minimum_healthy: 1, ..InstanceSelector::default() },
             ProblemCode::EmptyInstanceSelector,
             "standby_instances",
         ),
@@ -414,8 +415,8 @@ fn several_problems_are_reported_together() {
     let mut plan = example();
     plan.dr_region = plan.primary_region.clone();
     plan.dns.ttl_seconds = 120;
-    plan.auto_scaling.failover.desired = 10;
-    plan.standby_instances = InstanceSelector::default();
+    dr_group_mut(&mut plan).failover.desired = 10;
+    plan.standby_instances = InstanceSelector { minimum_healthy: 1, ..InstanceSelector::default() };
     assert_eq!(
         codes(&plan),
         vec![
@@ -482,9 +483,9 @@ fn a_failback_sees_the_plan_reversed_and_keeps_what_lives_in_one_place() {
     assert_eq!(back.database.replica_instance, plan.database.primary_instance);
     // Paris's application group is the one given back; Ireland's the one fenced.
     let paris_group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone());
-    assert_eq!(Some(back.auto_scaling.group.clone()), paris_group);
-    assert_eq!(back.auto_scaling.failover, plan.auto_scaling.failover);
-    assert_eq!(back.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()), Some(plan.auto_scaling.group.clone()));
+    assert_eq!(Some(dr_group(&back).group.clone()), paris_group);
+    assert_eq!(dr_group(&back).failover, dr_group(&plan).failover);
+    assert_eq!(back.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()), Some(dr_group(&plan).group.clone()));
     // Paris keeps no standby instances; no trigger, restore test or bucket pair moves back.
     assert!(!back.standby_instances.selects_any());
     assert!(back.trigger.is_none() && back.restore_test.is_none() && back.s3_replication.is_empty());
@@ -573,4 +574,42 @@ fn ecs_service(cluster: &str, service: &str, failover: u16, standby: u16, minimu
         standby_count: standby,
         minimum_healthy: minimum,
     }
+}
+
+fn dr_group(plan: &Plan) -> &dr_core::plan::AutoScaling {
+    plan.auto_scaling.as_ref().expect("the example plan has an Auto Scaling group")
+}
+
+fn dr_group_mut(plan: &mut Plan) -> &mut dr_core::plan::AutoScaling {
+    plan.auto_scaling.as_mut().expect("the example plan has an Auto Scaling group")
+}
+
+#[test]
+fn an_estate_on_ecs_alone_needs_no_group_and_no_standby_instances_but_something_must_serve() {
+    let mut plan = example();
+    plan.auto_scaling = None;
+    plan.standby_instances = InstanceSelector::default();
+    if let Some(fence) = plan.fence.as_mut() {
+        fence.auto_scaling_group = None;
+    }
+    let problems = plan.problems();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!((problems[0].code, problems[0].field.as_str()), (ProblemCode::InvalidMinimumHealthy, "auto_scaling"));
+
+    plan.ecs_services = vec![ecs_service("platform", "orders", 4, 0, 2)];
+    assert_eq!(plan.problems(), Vec::new());
+    // Written without the sections, read back the same.
+    let text = plan.published_text().expect("text");
+    assert!(!text.contains("[auto_scaling") && !text.contains("[standby_instances"), "{text}");
+    assert_eq!(Plan::parse(&text, "ecs").expect("parsed"), plan);
+    // A failback has no group to give back: the fence is the database's.
+    let back = plan.facing(Direction::ToPrimary).expect("a failback");
+    assert_eq!((back.auto_scaling.clone(), back.ecs_services.len()), (None, 0));
+    assert_eq!(back.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()), None);
+
+    // A fence group is given back at the DR group's size: without a DR group, it is refused.
+    if let Some(fence) = plan.fence.as_mut() {
+        fence.auto_scaling_group = Some("web-paris".into());
+    }
+    assert_eq!(codes(&plan), [ProblemCode::FenceWithoutMethod]);
 }

@@ -65,7 +65,7 @@ impl Found {
                 .filter(|db| db.storage_encrypted() == Some(true))
                 .and_then(|db| db.kms_key_id().map(str::to_string)),
             standby_instances,
-            dr_group_arn: group_arn(&clients.dr.autoscaling, Some(plan.auto_scaling.group.clone())).await,
+            dr_group_arn: group_arn(&clients.dr.autoscaling, plan.auto_scaling.as_ref().map(|a| a.group.clone())).await,
             fence_group_arn: group_arn(&clients.primary.autoscaling, fence_group).await,
         }
     }
@@ -207,7 +207,11 @@ impl Table<'_> {
     }
 
     /// The standby instances' ARNs (`instance/*` when none is found: the policies' own pattern).
+    /// None when the plan has no standby instances (the stack then grants no start or stop).
     fn standby_instance_arns(&self, found: &Found) -> Vec<String> {
+        if !self.plan.standby_instances.selects_any() {
+            return Vec::new();
+        }
         let ids =
             if found.standby_instances.is_empty() { vec!["*".to_string()] } else { found.standby_instances.clone() };
         let (region, account) = (&self.plan.dr_region, self.account());
@@ -405,13 +409,6 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         );
     }
 
-    let group = found.dr_group_arn.clone().unwrap_or_else(|| {
-        format!(
-            "arn:aws:autoscaling:{d}:{}:autoScalingGroup:*:autoScalingGroupName/{}",
-            t.account(),
-            plan.auto_scaling.group
-        )
-    });
     t.add(
         "ScaleAsgFunction",
         &d,
@@ -419,13 +416,18 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         "*".into(),
         "the DR group's instances",
     );
-    t.add(
-        "ScaleAsgFunction",
-        &d,
-        &["autoscaling:UpdateAutoScalingGroup", "autoscaling:DeleteTags"],
-        group,
-        "raise the DR group to its failover size (after a failback: back to standby, its fence tag dropped)",
-    );
+    if let Some(asg) = &plan.auto_scaling {
+        let group = found.dr_group_arn.clone().unwrap_or_else(|| {
+            format!("arn:aws:autoscaling:{d}:{}:autoScalingGroup:*:autoScalingGroupName/{}", t.account(), asg.group)
+        });
+        t.add(
+            "ScaleAsgFunction",
+            &d,
+            &["autoscaling:UpdateAutoScalingGroup", "autoscaling:DeleteTags"],
+            group,
+            "raise the DR group to its failover size (after a failback: back to standby, its fence tag dropped)",
+        );
+    }
     t.ecs_services(
         "ScaleAsgFunction",
         &["ecs:DescribeServices", "ecs:UpdateService"],

@@ -34,8 +34,14 @@ pub struct Plan {
     pub region_names: BTreeMap<String, String>,
     pub targets: Targets,
     pub database: Database,
+    /// The stopped EC2 instances a failover starts. Absent: none (an estate whose compute is
+    /// its Auto Scaling group or its ECS services).
+    #[serde(default, skip_serializing_if = "InstanceSelector::is_absent")]
     pub standby_instances: InstanceSelector,
-    pub auto_scaling: AutoScaling,
+    /// The DR region's Auto Scaling group. Absent: none (an estate whose compute is its standby
+    /// instances or its ECS services).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling: Option<AutoScaling>,
     pub dns: Dns,
     #[serde(default)]
     pub s3_replication: Vec<BucketPair>,
@@ -445,17 +451,36 @@ impl Plan {
             return Ok(self.clone());
         }
         let fence = self.fence_for_planned_move()?;
-        let Some(primary_group) = fence.auto_scaling_group.clone() else {
-            return Err(DrError::FenceFailed {
-                region: self.primary_region.clone(),
-                reason: format!(
-                    "plan {} names no fence.auto_scaling_group: a failback has no {} application to give back",
-                    self.name,
-                    self.primary_name()
-                ),
-            });
+        // With an Auto Scaling group in Ireland, a failback gives Paris's application group back
+        // and fences Ireland's. Without one (compute on ECS or standby instances only), Paris's
+        // compute is its own deployment's, and the fence is the database's and the hook's.
+        let (auto_scaling, fence) = match &self.auto_scaling {
+            None => (None, fence.clone()),
+            Some(dr_group) => {
+                let Some(primary_group) = fence.auto_scaling_group.clone() else {
+                    return Err(DrError::FenceFailed {
+                        region: self.primary_region.clone(),
+                        reason: format!(
+                            "plan {} names no fence.auto_scaling_group: a failback has no {} application to give back",
+                            self.name,
+                            self.primary_name()
+                        ),
+                    });
+                };
+                let none = Capacity { min: 0, desired: 0, max: 0 };
+                let given_back = AutoScaling {
+                    group: primary_group,
+                    standby: none,
+                    failover: dr_group.failover,
+                    // Paris's group serves alone (no standby instances there): what Ireland needed
+                    // from both.
+                    minimum_healthy: (dr_group.minimum_healthy + self.standby_instances.minimum_healthy)
+                        .min(dr_group.failover.desired)
+                        .max(1),
+                };
+                (Some(given_back), Fence { auto_scaling_group: Some(dr_group.group.clone()), ..fence.clone() })
+            }
         };
-        let none = Capacity { min: 0, desired: 0, max: 0 };
         Ok(Plan {
             primary_region: self.dr_region.clone(),
             dr_region: self.primary_region.clone(),
@@ -465,17 +490,8 @@ impl Plan {
                 ..self.database.clone()
             },
             standby_instances: InstanceSelector::default(),
-            auto_scaling: AutoScaling {
-                group: primary_group,
-                standby: none,
-                failover: self.auto_scaling.failover,
-                // Paris's group serves alone (no standby instances there): what Ireland needed
-                // from both.
-                minimum_healthy: (self.auto_scaling.minimum_healthy + self.standby_instances.minimum_healthy)
-                    .min(self.auto_scaling.failover.desired)
-                    .max(1),
-            },
-            fence: Some(Fence { auto_scaling_group: Some(self.auto_scaling.group.clone()), ..fence.clone() }),
+            auto_scaling,
+            fence: Some(fence),
             s3_replication: Vec::new(),
             trigger: None,
             restore_test: None,
@@ -656,6 +672,12 @@ pub struct InstanceSelector {
 }
 
 impl InstanceSelector {
+    /// No `[standby_instances]` in the plan (the default selector: nothing selected, nothing
+    /// required).
+    pub fn is_absent(&self) -> bool {
+        *self == InstanceSelector::default()
+    }
+
     /// Whether it names any instance: a failback's plan ([`Plan::facing`]) has none to start.
     pub fn selects_any(&self) -> bool {
         self.ids.is_some() || self.tag.is_some()

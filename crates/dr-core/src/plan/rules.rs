@@ -494,6 +494,9 @@ impl Plan {
 
     fn check_standby_instances(&self, found: &mut Problems) {
         let selector = &self.standby_instances;
+        if selector.is_absent() {
+            return;
+        }
         match (&selector.ids, &selector.tag) {
             (Some(_), Some(_)) => found.add(
                 ProblemCode::AmbiguousInstanceSelector,
@@ -561,36 +564,8 @@ impl Plan {
     }
 
     fn check_auto_scaling(&self, found: &mut Problems) {
-        let asg = &self.auto_scaling;
-        found.identifier("auto_scaling.group", &asg.group, |s| !s.trim().is_empty() && s.len() <= 255);
-        for (field, capacity) in [("auto_scaling.standby", asg.standby), ("auto_scaling.failover", asg.failover)] {
-            if capacity.min > capacity.max {
-                found.add(
-                    ProblemCode::CapacityMinAboveMax,
-                    format!("{field}.min"),
-                    format!("min {} is above max {}", capacity.min, capacity.max),
-                );
-            } else if !(capacity.min..=capacity.max).contains(&capacity.desired) {
-                found.add(
-                    ProblemCode::DesiredOutsideMinMax,
-                    format!("{field}.desired"),
-                    format!("desired {} is outside {}..={}", capacity.desired, capacity.min, capacity.max),
-                );
-            }
-        }
-        if asg.failover.desired == 0 {
-            found.add(
-                ProblemCode::FailoverCapacityZero,
-                "auto_scaling.failover.desired",
-                "a failover must bring up at least one instance".to_string(),
-            );
-        }
-        if asg.minimum_healthy > asg.failover.desired {
-            found.add(
-                ProblemCode::InvalidMinimumHealthy,
-                "auto_scaling.minimum_healthy",
-                format!("{} is above the failover's desired {}", asg.minimum_healthy, asg.failover.desired),
-            );
+        if let Some(asg) = &self.auto_scaling {
+            check_group(asg, found);
         }
         let standby = &self.standby_instances;
         // A selector that counts nothing is named by its own rules.
@@ -601,11 +576,31 @@ impl Plan {
                 format!("{} is above the {} standby instances", standby.minimum_healthy, standby.expected()),
             );
         }
-        if asg.minimum_healthy == 0 && standby.minimum_healthy == 0 {
+        // Something must serve once traffic moves: the group, the standby instances, or an ECS
+        // service (each has a minimum of at least 1). A failback's plan has none: Paris's compute
+        // is its own deployment's.
+        let group_minimum = self.auto_scaling.as_ref().map_or(0, |asg| asg.minimum_healthy);
+        if !self.reversed && group_minimum == 0 && standby.minimum_healthy == 0 && self.ecs_services.is_empty() {
+            let (field, what) = match &self.auto_scaling {
+                Some(_) => {
+                    ("auto_scaling.minimum_healthy", "the group's and the standby instances' minimums are both 0")
+                }
+                None => ("auto_scaling", "no Auto Scaling group, no standby instances to serve and no ECS service"),
+            };
             found.add(
                 ProblemCode::InvalidMinimumHealthy,
-                "auto_scaling.minimum_healthy",
-                "the group's and the standby instances' minimums are both 0: a failover would move traffic to nothing"
+                field,
+                format!("{what}: a failover would move traffic to nothing"),
+            );
+        }
+        if self.auto_scaling.is_none()
+            && let Some(fence) = &self.fence
+            && fence.auto_scaling_group.is_some()
+        {
+            found.add(
+                ProblemCode::FenceWithoutMethod,
+                "fence.auto_scaling_group",
+                "a failback gives Paris's group back at the DR group's failover size: name the DR group (auto_scaling)"
                     .to_string(),
             );
         }
@@ -849,6 +844,40 @@ impl Problems {
 }
 
 /// RDS: 1-63 letters, digits or hyphens, starting with a letter, no trailing or double hyphen.
+/// The group's own rules: its name, its sizes, and a minimum its failover size reaches.
+fn check_group(asg: &super::AutoScaling, found: &mut Problems) {
+    found.identifier("auto_scaling.group", &asg.group, |s| !s.trim().is_empty() && s.len() <= 255);
+    for (field, capacity) in [("auto_scaling.standby", asg.standby), ("auto_scaling.failover", asg.failover)] {
+        if capacity.min > capacity.max {
+            found.add(
+                ProblemCode::CapacityMinAboveMax,
+                format!("{field}.min"),
+                format!("min {} is above max {}", capacity.min, capacity.max),
+            );
+        } else if !(capacity.min..=capacity.max).contains(&capacity.desired) {
+            found.add(
+                ProblemCode::DesiredOutsideMinMax,
+                format!("{field}.desired"),
+                format!("desired {} is outside {}..={}", capacity.desired, capacity.min, capacity.max),
+            );
+        }
+    }
+    if asg.failover.desired == 0 {
+        found.add(
+            ProblemCode::FailoverCapacityZero,
+            "auto_scaling.failover.desired",
+            "a failover must bring up at least one instance".to_string(),
+        );
+    }
+    if asg.minimum_healthy > asg.failover.desired {
+        found.add(
+            ProblemCode::InvalidMinimumHealthy,
+            "auto_scaling.minimum_healthy",
+            format!("{} is above the failover's desired {}", asg.minimum_healthy, asg.failover.desired),
+        );
+    }
+}
+
 fn is_rds_identifier(id: &str) -> bool {
     (1..=63).contains(&id.len())
         && id.starts_with(|c: char| c.is_ascii_alphabetic())

@@ -15,11 +15,18 @@ use crate::error::DrError;
 pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrError> {
     // The stack scopes StartInstances and StopInstances to the standby tag, whatever selector the
     // plan uses to find the instances: a plan without one cannot be deployed.
-    let tag = plan.standby_instances.tag.as_ref().ok_or_else(|| DrError::InvalidInput {
-        message:
-            "the stack lets the runbook start and stop only tagged standby instances: give standby_instances a tag"
-                .into(),
-    })?;
+    // No standby instances: no tag, and the stack grants no start or stop.
+    let no_tag = super::TagFilter { key: String::new(), value: String::new() };
+    let tag = match plan.standby_instances.tag.as_ref() {
+        Some(tag) => tag,
+        None if !plan.standby_instances.selects_any() => &no_tag,
+        None => {
+            return Err(DrError::InvalidInput {
+                message: "the stack lets the runbook start and stop only tagged standby instances: give standby_instances a tag"
+                    .into(),
+            });
+        }
+    };
     let routing = plan.dns.routing.as_ref();
     let routing_field = |field: fn(&super::Routing) -> &String| routing.map(field).cloned().unwrap_or_default();
     let bucket_arns = |bucket: fn(&super::BucketPair) -> &String| {
@@ -37,7 +44,7 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
         ("StandbyTagKey", tag.key.clone()),
         ("StandbyTagValue", tag.value.clone()),
         ("StandbyEbsKmsKeyArn", plan.standby_instances.ebs_kms_key.clone().unwrap_or_default()),
-        ("AutoScalingGroupName", plan.auto_scaling.group.clone()),
+        ("AutoScalingGroupName", plan.auto_scaling.as_ref().map(|asg| asg.group.clone()).unwrap_or_default()),
         // ECS has no resource-based policy, so a role reaches only its own account's services: the
         // account is `*` here (the plan does not know it) and the template binds it with
         // aws:ResourceAccount.

@@ -21,7 +21,10 @@ const STANDARD_VCPU_QUOTA: (&str, &str) = ("ec2", "L-1216C47A");
 
 /// Every dependency row of the plan's DR region; `primary` runs probes placed in Paris.
 pub(super) async fn check_dependencies(primary: &RegionClients, dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
-    let group = describe_auto_scaling_group(&dr.autoscaling, &plan.auto_scaling.group).await.ok().flatten();
+    let group = match &plan.auto_scaling {
+        Some(asg) => describe_auto_scaling_group(&dr.autoscaling, &asg.group).await.ok().flatten(),
+        None => None,
+    };
     let (launch, serving, keys, secret, probes, actions) = tokio::join!(
         check_launch_template_and_quota(dr, plan, group.as_ref()),
         check_serving(dr, plan, group.as_ref()),
@@ -57,7 +60,7 @@ async fn check_launch_template_and_quota(
             .cloned()
     });
     let Some(spec) = spec else {
-        let resource = at(&plan.auto_scaling.group, &dr.region);
+        let resource = at(group.auto_scaling_group_name().unwrap_or("?"), &dr.region);
         return vec![CheckRow::ready(
             CHECK,
             resource,
@@ -141,7 +144,7 @@ async fn check_vcpu_quota(dr: &RegionClients, plan: &Plan, group_type: Option<&s
         let vcpus = vcpus_of(dr, &types).await?;
         let of = |t: Option<&str>| t.and_then(|t| vcpus.iter().find(|(name, _)| name == t)).map_or(0, |(_, n)| *n);
         let standby_vcpus: i64 = standby.iter().filter(|i| !i.is_gone()).map(|i| of(i.instance_type.as_deref())).sum();
-        let group_vcpus = of(group_type) * i64::from(plan.auto_scaling.failover.desired);
+        let group_vcpus = of(group_type) * i64::from(plan.auto_scaling.as_ref().map_or(0, |asg| asg.failover.desired));
         let in_use: i64 = running.iter().map(|t| of(Some(t))).sum();
         let quota = dr
             .quotas
@@ -235,7 +238,7 @@ async fn check_serving(dr: &RegionClients, plan: &Plan, group: Option<&AutoScali
             Some(arn)
         }
     };
-    rows.push(check_target_group(dr, plan, serving, balancer.as_deref(), group).await);
+    rows.push(check_target_group(dr, serving, balancer.as_deref(), group).await);
     rows
 }
 
@@ -326,7 +329,6 @@ async fn check_certificates(dr: &RegionClients, plan: &Plan, serving: &Serving, 
 /// Auto Scaling group registers its instances only in the target groups it is attached to).
 async fn check_target_group(
     dr: &RegionClients,
-    plan: &Plan,
     serving: &Serving,
     balancer: Option<&str>,
     group: Option<&AutoScalingGroup>,
@@ -355,7 +357,10 @@ async fn check_target_group(
             CHECK,
             resource,
             Finding::TargetGroupDetached,
-            format!("the group {} is not attached to it: its instances would serve no one", plan.auto_scaling.group),
+            format!(
+                "the group {} is not attached to it: its instances would serve no one",
+                group.auto_scaling_group_name().unwrap_or("?")
+            ),
         ),
         _ => CheckRow::ready(CHECK, resource, format!("behind {}, the group attached", serving.load_balancer)),
     }

@@ -243,7 +243,7 @@ pub async fn check_plan(clients: &AwsClients, plan: &Plan, scope: Scope) -> Read
     );
     let mut rows = vec![primary, replica, lag];
     rows.extend(instances);
-    rows.push(asg);
+    rows.extend(asg);
     rows.extend(services);
     rows.extend(dns);
     rows.extend(buckets);
@@ -411,9 +411,13 @@ async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRo
     rows
 }
 
-async fn check_auto_scaling(dr: &RegionClients, plan: &Plan) -> CheckRow {
+async fn check_auto_scaling(dr: &RegionClients, plan: &Plan) -> Option<CheckRow> {
+    let asg = plan.auto_scaling.as_ref()?;
+    Some(check_group(dr, asg).await)
+}
+
+async fn check_group(dr: &RegionClients, asg: &crate::plan::AutoScaling) -> CheckRow {
     const CHECK: Check = Check::AutoScalingGroup;
-    let asg = &plan.auto_scaling;
     let resource = at(&asg.group, &dr.region);
     let group = match describe_auto_scaling_group(&dr.autoscaling, &asg.group).await {
         Err(err) => return CheckRow::failed(CHECK, resource, &err),

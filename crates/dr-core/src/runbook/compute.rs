@@ -15,7 +15,7 @@ use crate::aws::lookup::{
 };
 use crate::aws::{AwsClients, once};
 use crate::error::DrError;
-use crate::plan::{Capacity, Direction};
+use crate::plan::{AutoScaling, Capacity, Direction};
 use crate::run::budget::Budget;
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer, ValidState};
 
@@ -317,13 +317,20 @@ pub async fn standby_status(clients: &AwsClients, state: &ValidState) -> Result<
     Ok(record)
 }
 
-async fn group(clients: &AwsClients, state: &RunbookState) -> Result<AutoScalingGroup, DrError> {
-    let name = &state.plan.auto_scaling.group;
-    describe_auto_scaling_group(&clients.dr.autoscaling, name).await?.ok_or_else(|| DrError::ResourceNotFound {
+/// The plan's group in the DR region, as Auto Scaling describes it (`ResourceNotFound` when it is
+/// not there); `None` when the plan has no group.
+async fn group<'a>(
+    clients: &AwsClients,
+    state: &'a RunbookState,
+) -> Result<Option<(&'a AutoScaling, AutoScalingGroup)>, DrError> {
+    let Some(asg) = &state.plan.auto_scaling else { return Ok(None) };
+    let found = describe_auto_scaling_group(&clients.dr.autoscaling, &asg.group).await?;
+    let found = found.ok_or_else(|| DrError::ResourceNotFound {
         kind: "Auto Scaling group",
-        id: name.clone(),
+        id: asg.group.clone(),
         region: state.plan.dr_region.clone(),
-    })
+    })?;
+    Ok(Some((asg, found)))
 }
 
 /// The size to set: the plan's failover capacity, never lowering a higher current value.
@@ -342,48 +349,60 @@ pub fn raised_capacity(current: (i32, i32, i32), failover: Capacity) -> (i32, i3
 /// changes: a missing one is `ResourceNotFound` with no change made.
 pub async fn scale_asg(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("scale-asg", clients);
-    let name = state.plan.auto_scaling.group.clone();
-    let found = group(clients, state).await?;
+    let group = group(clients, state).await?;
     let services = services::describe_required(&clients.dr, &state.plan.ecs_services).await?;
-    let current = current_capacity(&found);
-    let fenced = fenced_capacity(&found, &clients.dr.region)?;
-    let target = raised_capacity(fenced.unwrap_or(current), state.plan.auto_scaling.failover);
     let raises = services::raises(&services);
     let region = &clients.dr.region;
-    let mut resources = vec![ResourceState { resource: name.clone(), state: capacity_text(current) }];
+    // The group: its name, current and target sizes, and whether a fence's capacity is given back.
+    let mut sizing = None;
+    if let Some((asg, found)) = &group {
+        let current = current_capacity(found);
+        let fenced = fenced_capacity(found, region)?;
+        let target = raised_capacity(fenced.unwrap_or(current), asg.failover);
+        sizing = Some((asg.group.clone(), current, target, fenced.is_some()));
+    }
+    let mut resources: Vec<ResourceState> =
+        sizing.iter().map(|(name, current, ..)| ResourceState::new(name, capacity_text(*current))).collect();
     resources.extend(services::resources(region, &services, &[]));
-    let group_changes = target != current || fenced.is_some();
-    let mut changes = Vec::new();
+    let group_changes = sizing.as_ref().is_some_and(|(_, current, target, fenced)| target != current || *fenced);
+    let mut already: Vec<String> = sizing
+        .iter()
+        .filter(|_| !group_changes)
+        .map(|(name, current, ..)| format!("{name} already at {}", capacity_text(*current)))
+        .collect();
     if !group_changes && raises.is_empty() {
-        let mut detail = format!("{name} already at {}", capacity_text(current));
         if !services.is_empty() {
-            detail.push_str(&format!("; {} ECS service(s) at their failover count", services.len()));
+            already.push(format!("{} ECS service(s) at their failover count", services.len()));
         }
+        let detail =
+            if already.is_empty() { "no group and no ECS service to raise".to_string() } else { already.join("; ") };
         return Ok(timer.finish(Outcome::AlreadyDone, true, detail, resources));
     }
-    let given_back = if fenced.is_some() { " (the capacity its fence took)" } else { "" };
-    if group_changes {
-        changes.push(format!("{name}: {} -> {}{given_back}", capacity_text(current), capacity_text(target)));
+    let mut changes = Vec::new();
+    if let Some((name, current, target, fenced)) = sizing.as_ref().filter(|_| group_changes) {
+        let given_back = if *fenced { " (the capacity its fence took)" } else { "" };
+        changes.push(format!("{name}: {} -> {}{given_back}", capacity_text(*current), capacity_text(*target)));
     }
     changes.extend(raises.iter().map(|raise| raise.text()));
     if state.is_dry_run() {
         return Ok(timer.would(format!("raise {}", changes.join("; ")), resources));
     }
-    if !group_changes {
-        changes.insert(0, format!("{name} already at {}", capacity_text(current)));
-    }
-    if target != current {
-        set_capacity(&clients.dr.autoscaling, &name, target).await?;
-    }
-    if fenced.is_some() {
-        drop_fence_tag(&clients.dr.autoscaling, &name).await?;
+    if let Some((name, current, target, fenced)) = &sizing {
+        if target != current {
+            set_capacity(&clients.dr.autoscaling, name, *target).await?;
+        }
+        if *fenced {
+            drop_fence_tag(&clients.dr.autoscaling, name).await?;
+        }
+        let (min, desired, max) = *target;
+        tracing::info!(plan = %state.plan.name, step = "scale-asg", resource = %name, min, desired, max, "group raised");
     }
     services::set_counts(&clients.dr, &raises).await?;
-    let (min, desired, max) = target;
-    tracing::info!(plan = %state.plan.name, step = "scale-asg", resource = %name, min, desired, max, services = raises.len(), "compute raised");
-    let mut resources = vec![ResourceState { resource: name.clone(), state: capacity_text(target) }];
+    let mut resources: Vec<ResourceState> =
+        sizing.iter().map(|(name, _, target, _)| ResourceState::new(name, capacity_text(*target))).collect();
     resources.extend(services::resources(region, &services, &raises));
-    Ok(timer.finish(Outcome::Changed, true, changes.join("; "), resources))
+    already.extend(changes);
+    Ok(timer.finish(Outcome::Changed, true, already.join("; "), resources))
 }
 
 /// After a failback (the plan as written, traffic back on Paris): the DR region's compute goes
@@ -396,12 +415,19 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
     }
     let timer = StepTimer::start("stand-down", clients);
     let plan = &state.plan;
-    let name = plan.auto_scaling.group.clone();
-    let found = group(clients, state).await?;
-    let current = current_capacity(&found);
-    let standby = plan.auto_scaling.standby;
-    let target = (i32::from(standby.min), i32::from(standby.desired), i32::from(standby.max));
-    let fenced = fenced_capacity(&found, &clients.dr.region)?;
+    let group = group(clients, state).await?;
+    // The group: its name, current and standby sizes, whether a fence's tag is on it, and how many
+    // instances it still has.
+    let sizing = group
+        .as_ref()
+        .map(|(asg, found)| {
+            let standby = asg.standby;
+            let target = (i32::from(standby.min), i32::from(standby.desired), i32::from(standby.max));
+            let fenced = fenced_capacity(found, &clients.dr.region)?.is_some();
+            let left = found.instances().len();
+            Ok::<_, DrError>((asg.group.clone(), current_capacity(found), target, fenced, left))
+        })
+        .transpose()?;
     let services = services::describe_required(&clients.dr, &plan.ecs_services).await?;
     let service_changes = services::to_standby(&services);
     let instances = describe_standby_instances(&clients.dr.ec2, plan).await?;
@@ -410,11 +436,13 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
     let running: Vec<String> =
         instances.iter().filter(|i| i.state == InstanceStateName::Running).map(|i| i.id.clone()).collect();
     let mut resources = instance_states(&instances);
-    resources.push(ResourceState::new(&name, capacity_text(current)));
+    resources.extend(sizing.iter().map(|(name, current, ..)| ResourceState::new(name, capacity_text(*current))));
     resources.extend(services::resources(&clients.dr.region, &services, &service_changes));
     let mut changes = Vec::new();
-    if current != target || fenced.is_some() {
-        changes.push(format!("set {name} to its standby size {}", capacity_text(target)));
+    if let Some((name, current, target, fenced, _)) = &sizing
+        && (current != target || *fenced)
+    {
+        changes.push(format!("set {name} to its standby size {}", capacity_text(*target)));
     }
     if !running.is_empty() {
         changes.push(format!("stop {}", running.join(", ")));
@@ -424,11 +452,13 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
         let change = if changes.is_empty() { "nothing: already on standby".to_string() } else { changes.join("; ") };
         return Ok(timer.would(change, resources));
     }
-    if current != target {
-        set_capacity(&clients.dr.autoscaling, &name, target).await?;
-    }
-    if fenced.is_some() {
-        drop_fence_tag(&clients.dr.autoscaling, &name).await?;
+    if let Some((name, current, target, fenced, _)) = &sizing {
+        if current != target {
+            set_capacity(&clients.dr.autoscaling, name, *target).await?;
+        }
+        if *fenced {
+            drop_fence_tag(&clients.dr.autoscaling, name).await?;
+        }
     }
     if !running.is_empty() {
         clients
@@ -443,7 +473,6 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
             .map_err(|e| DrError::from_sdk("ec2", "StopInstances", e))?;
     }
     services::set_counts(&clients.dr, &service_changes).await?;
-    let left_in_group = found.instances().len();
     let stopped = instances.iter().all(|i| i.state == InstanceStateName::Stopped || i.is_gone());
     // A service whose count was just set is not down yet: its tasks stop on a later ask.
     let services_down: Vec<String> = services
@@ -451,28 +480,28 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
         .filter(|d| !services::on_standby(d) || service_changes.iter().any(|c| c.service.label() == d.service.label()))
         .map(|d| d.service.label())
         .collect();
-    let done =
-        running.is_empty() && stopped && left_in_group <= usize::from(standby.desired) && services_down.is_empty();
+    let group_down =
+        sizing.as_ref().is_none_or(|(_, _, target, _, left)| *left <= usize::try_from(target.1).unwrap_or(0));
+    let done = running.is_empty() && stopped && group_down && services_down.is_empty();
     let detail = if done {
-        let with_services = if services.is_empty() {
-            String::new()
-        } else {
-            format!(", {} ECS service(s) at their standby count", services.len())
-        };
-        format!(
-            "{} on standby: group at {}, standby instances stopped{with_services}",
-            plan.dr_region,
-            capacity_text(target)
-        )
+        let mut parts: Vec<String> =
+            sizing.iter().map(|(_, _, target, ..)| format!("group at {}", capacity_text(*target))).collect();
+        parts.push("standby instances stopped".to_string());
+        if !services.is_empty() {
+            parts.push(format!("{} ECS service(s) at their standby count", services.len()));
+        }
+        format!("{} on standby: {}", plan.dr_region, parts.join(", "))
     } else {
-        let mut waiting = format!("{left_in_group} instance(s) in {name}, standby instances not all stopped yet");
+        let in_group: String =
+            sizing.iter().map(|(name, _, _, _, left)| format!("{left} instance(s) in {name}, ")).collect();
+        let mut waiting = format!("{in_group}standby instances not all stopped yet");
         if !services_down.is_empty() {
             waiting =
                 format!("{waiting}; ECS services not down to their standby count yet: {}", services_down.join(", "));
         }
         if changes.is_empty() { waiting } else { format!("{}; {waiting}", changes.join("; ")) }
     };
-    tracing::info!(plan = %plan.name, step = "stand-down", resource = %name, done, "{detail}");
+    tracing::info!(plan = %plan.name, step = "stand-down", done, "{detail}");
     if changes.is_empty() {
         // Nothing called: waiting for instances to stop, within the budget.
         return status_record(timer, state, StepKey::StandDown, done, detail, resources);
@@ -486,46 +515,53 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
 /// balancer's health checks). Until then the routing flip waits, within the phase's budget.
 pub async fn asg_status(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("scale-asg-status", clients);
-    let group = group(clients, state).await?;
-    let in_service = group
-        .instances()
-        .iter()
-        .filter(|i| {
-            i.lifecycle_state() == Some(&aws_sdk_autoscaling::types::LifecycleState::InService)
-                && i.health_status() == Some("Healthy")
-        })
-        .count();
-    let wanted = usize::from(state.plan.auto_scaling.failover.desired);
-    let mut detail = format!("{in_service} of {wanted} instances InService and Healthy");
-    let mut resources = vec![ResourceState { resource: state.plan.auto_scaling.group.clone(), state: detail.clone() }];
-    let mut ready = in_service >= wanted;
-    let mut serving_now = in_service;
-    if let Some(serving) = &state.plan.serving {
-        let targets = target_health(clients, &serving.target_group).await?;
-        let healthy = targets.iter().filter(|(_, health)| health == "healthy").count();
-        let others: Vec<String> = targets
-            .iter()
-            .filter(|(_, health)| health != "healthy")
-            .map(|(id, health)| format!("{id} {health}"))
-            .collect();
-        let targets_text = format!(
-            "{healthy} of {wanted} targets healthy in {}{}",
-            serving.target_group,
-            if others.is_empty() { String::new() } else { format!(" ({})", others.join(", ")) }
-        );
-        detail = format!("{detail}; {targets_text}");
-        resources.push(ResourceState { resource: serving.target_group.clone(), state: targets_text });
-        ready &= healthy >= wanted;
-        serving_now = serving_now.min(healthy);
-    }
-    let minimum = state.plan.auto_scaling.minimum_healthy;
-    let group = state.plan.auto_scaling.group.clone();
+    let mut resources = Vec::new();
+    let mut details = Vec::new();
+    let mut ready = true;
     let mut shortfalls = Vec::new();
-    if !ready && out_of_budget_verdict(state, StepKey::AsgStatus, serving_now, minimum, group.clone(), &detail)? {
-        shortfalls.push(format!(
-            "{group}: {serving_now} of {wanted} instances serve (minimum {minimum}) when the compute budget ran out: {detail}"
-        ));
-        ready = true;
+    if let Some((asg, group)) = group(clients, state).await? {
+        let in_service = group
+            .instances()
+            .iter()
+            .filter(|i| {
+                i.lifecycle_state() == Some(&aws_sdk_autoscaling::types::LifecycleState::InService)
+                    && i.health_status() == Some("Healthy")
+            })
+            .count();
+        let wanted = usize::from(asg.failover.desired);
+        let mut detail = format!("{in_service} of {wanted} instances InService and Healthy");
+        resources.push(ResourceState { resource: asg.group.clone(), state: detail.clone() });
+        let mut group_ready = in_service >= wanted;
+        let mut serving_now = in_service;
+        if let Some(serving) = &state.plan.serving {
+            let targets = target_health(clients, &serving.target_group).await?;
+            let healthy = targets.iter().filter(|(_, health)| health == "healthy").count();
+            let others: Vec<String> = targets
+                .iter()
+                .filter(|(_, health)| health != "healthy")
+                .map(|(id, health)| format!("{id} {health}"))
+                .collect();
+            let targets_text = format!(
+                "{healthy} of {wanted} targets healthy in {}{}",
+                serving.target_group,
+                if others.is_empty() { String::new() } else { format!(" ({})", others.join(", ")) }
+            );
+            detail = format!("{detail}; {targets_text}");
+            resources.push(ResourceState { resource: serving.target_group.clone(), state: targets_text });
+            group_ready &= healthy >= wanted;
+            serving_now = serving_now.min(healthy);
+        }
+        let (minimum, name) = (asg.minimum_healthy, asg.group.clone());
+        if !group_ready {
+            if out_of_budget_verdict(state, StepKey::AsgStatus, serving_now, minimum, name.clone(), &detail)? {
+                shortfalls.push(format!(
+                    "{name}: {serving_now} of {wanted} instances serve (minimum {minimum}) when the compute budget ran out: {detail}"
+                ));
+            } else {
+                ready = false;
+            }
+        }
+        details.push(detail);
     }
     // Each ECS service serves on its own: ready at its failover count with a steady deployment;
     // out of the budget, degraded at its minimum or `BelowMinimumCapacity`.
@@ -533,7 +569,7 @@ pub async fn asg_status(clients: &AwsClients, state: &ValidState) -> Result<Step
     resources.extend(services::resources(&clients.dr.region, &services, &[]));
     let waiting: Vec<&services::Described<'_>> = services.iter().filter(|d| !services::serves(d)).collect();
     if !services.is_empty() {
-        detail = format!("{detail}; {} of {} ECS services serve", services.len() - waiting.len(), services.len());
+        details.push(format!("{} of {} ECS services serve", services.len() - waiting.len(), services.len()));
     }
     for service in waiting {
         let (label, status) = (service.service.label(), service.status.text());
@@ -549,6 +585,8 @@ pub async fn asg_status(clients: &AwsClients, state: &ValidState) -> Result<Step
             ready = false;
         }
     }
+    let detail =
+        if details.is_empty() { "no group and no ECS service to wait for".to_string() } else { details.join("; ") };
     let mut record = status_record(timer, state, StepKey::AsgStatus, ready, detail, resources)?;
     if !shortfalls.is_empty() {
         let shortfall = shortfalls.join("; ");

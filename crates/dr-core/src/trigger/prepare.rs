@@ -103,12 +103,13 @@ async fn mark_instances(clients: &AwsClients, plan: &Plan, run_id: &str) -> Resu
 /// incident left behind is replaced: the group is not raised now, so its capacity now is the one
 /// to give back.
 async fn mark_group(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<(), DrError> {
-    let name = &plan.auto_scaling.group;
+    let Some(asg) = &plan.auto_scaling else { return Ok(()) };
+    let name = &asg.group;
     let Some(found) = describe_auto_scaling_group(&clients.dr.autoscaling, name).await? else {
         return Ok(());
     };
     let current = current_capacity(&found);
-    if raised_capacity(current, plan.auto_scaling.failover) == current {
+    if raised_capacity(current, asg.failover) == current {
         return Ok(());
     }
     let before = prepared_capacity(&found).filter(|(by, _)| by == run_id).map_or(current, |(_, before)| before);
@@ -225,8 +226,13 @@ async fn undo_once(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<Un
     }
     let instances_done = running.is_empty() && settling == 0;
 
-    let name = &plan.auto_scaling.group;
-    let group_done = match describe_auto_scaling_group(&clients.dr.autoscaling, name).await? {
+    let name = plan.auto_scaling.as_ref().map(|asg| asg.group.clone()).unwrap_or_default();
+    let name = &name;
+    let found = match &plan.auto_scaling {
+        Some(_) => describe_auto_scaling_group(&clients.dr.autoscaling, name).await?,
+        None => None,
+    };
+    let group_done = match found {
         Some(group) => match prepared_capacity(&group).filter(|(by, _)| by == run_id) {
             Some((_, before)) => {
                 if current_capacity(&group) != before {

@@ -309,7 +309,7 @@ async fn emulator_image(dr: &RegionClients) -> Result<String, DrError> {
 }
 
 async fn seed_auto_scaling_group(dr: &RegionClients, plan: &Plan) -> Result<(), DrError> {
-    let asg = &plan.auto_scaling;
+    let Some(asg) = &plan.auto_scaling else { return Ok(()) };
     let standby = (i32::from(asg.standby.min), i32::from(asg.standby.desired), i32::from(asg.standby.max));
     ensure_group(dr, &asg.group, standby).await
 }
@@ -390,7 +390,7 @@ async fn seed_ecs_services(dr: &RegionClients, plan: &Plan) -> Result<(), DrErro
 /// size the plan gives the DR group on failover.
 async fn seed_primary_group(primary: &RegionClients, plan: &Plan) -> Result<(), DrError> {
     let Some(group) = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.as_ref()) else { return Ok(()) };
-    let size = &plan.auto_scaling.failover;
+    let Some(size) = plan.auto_scaling.as_ref().map(|asg| asg.failover) else { return Ok(()) };
     ensure_group(primary, group, (i32::from(size.min), i32::from(size.desired), i32::from(size.max))).await
 }
 
@@ -447,9 +447,11 @@ async fn seed_serving(clients: &AwsClients, plan: &Plan) -> Result<(), DrError> 
         .send()
         .await
         .map_err(|e| DrError::from_sdk("elasticloadbalancing", "CreateListener", e))?;
+    // Without a group (ECS services behind it), the target group stays as it is.
+    let Some(asg) = &plan.auto_scaling else { return Ok(()) };
     dr.autoscaling
         .attach_load_balancer_target_groups()
-        .auto_scaling_group_name(&plan.auto_scaling.group)
+        .auto_scaling_group_name(&asg.group)
         .target_group_arns(group)
         .send()
         .await
