@@ -258,3 +258,32 @@ async fn a_run_of_a_plan_never_published_is_refused_before_any_aws_call() {
     plan.dns.ttl_seconds = 60;
     assert_eq!(findings(&check_plan(&clients, &plan, Scope::Full).await), before);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_window_that_meets_the_maintenance_window_is_named_and_the_promotion_keeps_the_replicas_own() {
+    // The replica's maintenance window is moto's default, wed:06:38-wed:07:08: this window meets it.
+    let (plan, clients) = dr_tests::seeded_estate_with(|plan| plan.database.backup_window = "07:00-07:30".into()).await;
+    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance).await.expect("replica");
+    let maintenance = replica.and_then(|db| db.preferred_maintenance_window().map(str::to_string)).expect("window");
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
+    let finding = readiness.rows.iter().find(|r| r.resource.starts_with(&plan.database.replica_instance));
+    assert_eq!(
+        finding.and_then(|r| r.finding),
+        Some(dr_core::readiness::Finding::BackupWindowConflictsMaintenance),
+        "{maintenance}: {readiness:#?}"
+    );
+
+    // RDS would refuse the promotion with that window: the failover goes on with the replica's.
+    let report = report_of(&run_failover(&failover_input(&plan, &format!("window-{}", unique_suffix())).await));
+    let preflight = report.steps.iter().find(|s| s.step == "preflight").expect("preflight");
+    assert!(
+        preflight.resources.iter().any(|r| r.state.starts_with("warning: BackupWindowConflictsMaintenance")),
+        "{preflight:#?}"
+    );
+    let promote = report.steps.iter().find(|s| s.step == "promote-replica").expect("promotion");
+    let kept = promote.facts.get("backup_window_not_applied").cloned().unwrap_or_default();
+    assert!(kept.contains("07:00-07:30") && kept.contains(&maintenance), "{promote:#?}");
+    let promoted = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance).await.expect("promoted");
+    let window = promoted.and_then(|db| db.preferred_backup_window().map(str::to_string)).unwrap_or_default();
+    assert_ne!(window, "07:00-07:30", "RDS's refusal was not provoked");
+}

@@ -20,6 +20,7 @@ mod iam;
 mod layers;
 mod locks;
 mod lost_answers;
+mod microservices;
 mod notifications;
 mod operator;
 mod posture;

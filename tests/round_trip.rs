@@ -35,7 +35,7 @@ use dr_tests::{
 };
 
 /// The triggers' context with a (stand-in) round-trip machine registered beside the failover one.
-async fn round_trip_context(plan: &dr_core::Plan, clients: &AwsClients) -> TriggerContext {
+pub(crate) async fn round_trip_context(plan: &dr_core::Plan, clients: &AwsClients) -> TriggerContext {
     let mut ctx = trigger_context(plan, clients).await;
     let bucket = ctx.store.reference().bucket;
     let arn = register_stand_in(clients, plan, &bucket, &format!("{}-round-trip", plan.name)).await;
@@ -43,7 +43,7 @@ async fn round_trip_context(plan: &dr_core::Plan, clients: &AwsClients) -> Trigg
     ctx
 }
 
-fn request(plan: &str) -> GameDayRequest {
+pub(crate) fn request(plan: &str) -> GameDayRequest {
     GameDayRequest {
         plan: plan.to_string(),
         mode: GameDayMode::Drill,
@@ -58,7 +58,11 @@ fn request(plan: &str) -> GameDayRequest {
 
 /// Runs the round trip the game day started (its input, as Step Functions has it) in the ASL
 /// engine, its legs too, every Wait lasting `wait`.
-async fn run_started_round_trip(clients: &AwsClients, outcome: &GameDayOutcome, wait: Duration) -> Execution {
+pub(crate) async fn run_started_round_trip(
+    clients: &AwsClients,
+    outcome: &GameDayOutcome,
+    wait: Duration,
+) -> Execution {
     let input: serde_json::Value =
         serde_json::from_str(&execution_input(clients, &outcome.execution_arn).await.expect("recorded input"))
             .expect("input is JSON");
@@ -76,7 +80,11 @@ fn table(readiness: &Readiness) -> Vec<(String, String, Option<String>)> {
 /// The application: inserts numbered rows, one session each, into whichever of the plan's two
 /// database instances takes writes (as it would follow DNS and its connection string), until
 /// told to stop. Returns the numbers acknowledged.
-fn application(clients: AwsClients, plan: dr_core::Plan, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<u64>> {
+pub(crate) fn application(
+    clients: AwsClients,
+    plan: dr_core::Plan,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<u64>> {
     tokio::spawn(async move {
         let mut acknowledged = Vec::new();
         let mut n = 1_u64;
@@ -102,7 +110,7 @@ fn application(clients: AwsClients, plan: dr_core::Plan, stop: Arc<AtomicBool>) 
     })
 }
 
-async fn rows_in(rds: &aws_sdk_rds::Client, instance: &str) -> Vec<u64> {
+pub(crate) async fn rows_in(rds: &aws_sdk_rds::Client, instance: &str) -> Vec<u64> {
     let db = describe_db_instance(rds, instance).await.expect("describe").expect("instance");
     let port = db.endpoint().and_then(|e| e.port()).and_then(|p| u16::try_from(p).ok()).expect("a backed endpoint");
     psql(port, "SELECT n FROM orders ORDER BY n").expect("rows").lines().filter_map(|line| line.parse().ok()).collect()

@@ -87,6 +87,41 @@ pub fn isolated_plan() -> Plan {
     plan
 }
 
+/// The microservices example plan (us-east-1 -> us-west-2, ECS only) with every resource renamed
+/// so that no other test touches it; its custom actions are the local stand-in
+/// (`dr-custom-action-application`).
+pub fn isolated_microservices_plan() -> Plan {
+    let mut plan = Plan::load(&repo_root().join("plans/us-east-west-microservices.toml")).expect("the plan is valid");
+    let s = unique_suffix();
+    plan.name = format!("t{s}");
+    plan.database.primary_instance = format!("db-virginia-{s}");
+    plan.database.replica_instance = format!("db-oregon-{s}");
+    plan.database.credentials_secret = Some(format!("db-credentials-{s}"));
+    for service in &mut plan.ecs_services {
+        service.cluster = format!("{}-{s}", service.cluster);
+    }
+    plan.dns.hosted_zone = format!("t{s}.example.com.");
+    plan.dns.record = format!("api.t{s}.example.com.");
+    if let Some(routing) = plan.dns.routing.as_mut() {
+        routing.health_check = format!("route-to-oregon-{s}");
+        routing.alarm = format!("route-to-oregon-{s}");
+    }
+    for (index, pair) in plan.s3_replication.iter_mut().enumerate() {
+        pair.source_bucket = format!("media{index}-virginia-{s}");
+        pair.replica_bucket = format!("media{index}-oregon-{s}");
+    }
+    plan.reports.bucket = format!("reports-{s}");
+    if let Some(trigger) = plan.trigger.as_mut() {
+        trigger.alarms = vec![format!("virginia-down-{s}")];
+        trigger.detection_health_check = format!("virginia-primary-{s}");
+    }
+    for action in &mut plan.custom_actions {
+        action.function = "dr-custom-action-application".into();
+    }
+    plan.validate().expect("the isolated microservices plan stays valid");
+    plan
+}
+
 /// The plan's DR Auto Scaling group: the example plan has one.
 pub fn dr_group(plan: &Plan) -> &dr_core::plan::AutoScaling {
     plan.auto_scaling.as_ref().expect("the plan has an Auto Scaling group")

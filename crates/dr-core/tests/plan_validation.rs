@@ -22,6 +22,20 @@ fn codes(plan: &Plan) -> Vec<ProblemCode> {
 }
 
 #[test]
+fn the_microservices_example_plan_describes_the_us_estate_on_ecs() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plans/us-east-west-microservices.toml");
+    let plan = Plan::load(&path).expect("the microservices example plan is valid");
+    assert_eq!((plan.primary_name(), plan.dr_name()), ("N. Virginia", "Oregon"));
+    assert_eq!((plan.primary_region.as_str(), plan.dr_region.as_str()), ("us-east-1", "us-west-2"));
+    assert_eq!((plan.auto_scaling.as_ref(), plan.standby_instances.is_absent()), (None, true));
+    assert_eq!((plan.ecs_services.len(), plan.s3_replication.len(), plan.custom_actions.len()), (15, 4, 2));
+    let tasks: u32 = plan.ecs_services.iter().map(|s| u32::from(s.failover_count)).sum();
+    assert!(plan.ecs_services.iter().all(|s| (10..=50).contains(&s.failover_count)), "10-50 tasks each");
+    assert_eq!(tasks, 290);
+    assert!(plan.problems().is_empty());
+}
+
+#[test]
 fn the_example_plan_describes_the_paris_ireland_tier1_estate() {
     let plan = example();
     assert_eq!(plan.name, "paris-ireland-prod");

@@ -42,6 +42,7 @@ import uuid
 
 from moto.rds.exceptions import RDSClientError
 from moto.rds.models import DBInstance, RDSBackend
+from moto.rds.utils import valid_preferred_maintenance_window
 
 import timing
 
@@ -162,6 +163,14 @@ def _promote(self, db_kwargs):
             "InvalidDBInstanceState",
             f"Database instance {identifier} is {database.status}: it can be promoted only when available.",
         )
+    # RDS refuses a backup window that meets the instance's maintenance window ("Must not conflict
+    # with the preferred maintenance window": PromoteReadReplica, PreferredBackupWindow); moto's
+    # promotion takes any window, and its ModifyDBInstance then refuses every later change.
+    window = db_kwargs.get("preferred_backup_window")
+    if database is not None and window:
+        refusal = valid_preferred_maintenance_window(database.preferred_maintenance_window, window)
+        if refusal:
+            raise RDSClientError("InvalidParameterValue", refusal)
     was_replica = database is not None and database.is_replica
     if was_replica:
         _promote_standby(self.region_name, identifier)

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::DrError;
 pub use crate::error::{PlanProblem, ProblemCode};
-pub use rules::{KNOWN_REGIONS, LONGEST_RTO_MINUTES, MAX_STANDBY_INSTANCES};
+pub use rules::{KNOWN_REGIONS, LONGEST_RTO_MINUTES, MAX_STANDBY_INSTANCES, backup_window_conflicts};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

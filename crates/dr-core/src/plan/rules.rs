@@ -96,6 +96,36 @@ pub fn is_backup_window(window: &str) -> bool {
     length >= 30
 }
 
+const MINUTES_PER_WEEK: u32 = 7 * 24 * 60;
+
+/// Minutes since Monday 00:00 of `ddd:hh:mm` (RDS's maintenance window ends: `wed:06:38`).
+fn minutes_of_week(text: &str) -> Option<u32> {
+    let (day, time) = text.split_once(':')?;
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let day = DAYS.iter().position(|d| d.eq_ignore_ascii_case(day))?;
+    Some(u32::try_from(day).ok()? * 24 * 60 + minutes_of_day(time)?)
+}
+
+/// Whether the daily backup window `hh24:mi-hh24:mi` meets the weekly maintenance window
+/// `ddd:hh24:mi-ddd:hh24:mi`: RDS refuses such a backup window ("Must not conflict with the
+/// preferred maintenance window": PromoteReadReplica and ModifyDBInstance, PreferredBackupWindow).
+/// Unreadable windows conflict with nothing (the plan's rules name a bad backup window).
+pub fn backup_window_conflicts(backup: &str, maintenance: &str) -> bool {
+    let Some((start, end)) = backup.split_once('-') else { return false };
+    let (Some(start), Some(end)) = (minutes_of_day(start), minutes_of_day(end)) else { return false };
+    let Some((from, to)) = maintenance.split_once('-') else { return false };
+    let (Some(from), Some(to)) = (minutes_of_week(from), minutes_of_week(to)) else { return false };
+    let day = 24 * 60;
+    let backup_length = (end + day - start) % day;
+    let maintenance_length = (to + MINUTES_PER_WEEK - from) % MINUTES_PER_WEEK;
+    // Two spans of a circle meet when either starts inside the other.
+    let inside = |point: u32, begin: u32, length: u32| (point + MINUTES_PER_WEEK - begin) % MINUTES_PER_WEEK < length;
+    (0..7).any(|weekday| {
+        let backup_start = weekday * day + start;
+        inside(backup_start, from, maintenance_length) || inside(from, backup_start, backup_length)
+    })
+}
+
 /// Tier-1 records must move within a minute of the flip.
 const TIER1_MAX_TTL_SECONDS: u32 = 60;
 
@@ -600,7 +630,7 @@ impl Plan {
             found.add(
                 ProblemCode::FenceWithoutMethod,
                 "fence.auto_scaling_group",
-                "a failback gives Paris's group back at the DR group's failover size: name the DR group (auto_scaling)"
+                "a failback gives the primary region's group back at the DR group's failover size: name the DR group (auto_scaling)"
                     .to_string(),
             );
         }
@@ -898,4 +928,23 @@ fn is_bucket_name(name: &str) -> bool {
         && name.ends_with(edge_ok)
         && name.chars().all(|c| edge_ok(c) || c == '-' || c == '.')
         && !name.contains("..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backup_window_conflicts;
+
+    #[test]
+    fn a_backup_window_conflicts_with_a_maintenance_window_it_meets_on_its_day() {
+        // moto's default maintenance window, and RDS's examples.
+        assert!(backup_window_conflicts("07:00-07:30", "wed:06:38-wed:07:08"));
+        assert!(backup_window_conflicts("06:00-06:40", "wed:06:38-wed:07:08"));
+        assert!(!backup_window_conflicts("07:08-07:38", "wed:06:38-wed:07:08"), "touching is not meeting");
+        assert!(!backup_window_conflicts("01:00-01:30", "wed:06:38-wed:07:08"));
+        // Across midnight, and a maintenance window across the week's end.
+        assert!(backup_window_conflicts("23:45-00:15", "mon:00:00-mon:00:30"));
+        assert!(backup_window_conflicts("23:50-00:20", "sun:23:30-mon:00:10"));
+        assert!(!backup_window_conflicts("02:00-02:30", "sun:23:30-mon:00:10"));
+        assert!(!backup_window_conflicts("nonsense", "wed:06:38-wed:07:08"));
+    }
 }

@@ -103,6 +103,9 @@ pub enum Finding {
     ReplicaNotAvailable,
     ReplicaBusy,
     ReplicaNotReplicating,
+    /// The plan's `database.backup_window` meets the replica's maintenance window: RDS refuses it
+    /// in a promotion, which then keeps the replica's own window.
+    BackupWindowConflictsMaintenance,
     RpoExceeded,
     StandbyInstanceMissing,
     StandbyInstanceTerminated,
@@ -302,6 +305,19 @@ async fn check_replica(dr: &RegionClients, plan: &Plan) -> CheckRow {
         )
     } else if status != "available" {
         CheckRow::not_ready(CHECK, resource, Finding::ReplicaNotAvailable, format!("status is {status}"))
+    } else if let Some(maintenance) = db
+        .preferred_maintenance_window()
+        .filter(|maintenance| crate::plan::backup_window_conflicts(&plan.database.backup_window, maintenance))
+    {
+        CheckRow::not_ready(
+            CHECK,
+            resource,
+            Finding::BackupWindowConflictsMaintenance,
+            format!(
+                "the plan's backup window {} UTC meets the replica's maintenance window {maintenance}: RDS refuses it, so a promotion keeps the replica's own window; move either",
+                plan.database.backup_window
+            ),
+        )
     } else {
         CheckRow::ready(CHECK, resource, format!("replica of {source}, available"))
     }

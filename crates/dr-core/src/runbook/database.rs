@@ -102,9 +102,9 @@ pub fn needs_promotion(db: &aws_sdk_rds::types::DbInstance) -> Result<bool, DrEr
 /// achieved RPO; the tags count only on a standalone instance, and a refused promotion removes them
 /// (the replica is gated and promoted again by the next attempt or run).
 pub async fn promote_replica(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
-    let backups = Backups::of(&state.plan)?;
     let timer = StepTimer::start("promote-replica", clients);
     let db = replica(clients, state).await?;
+    let backups = Backups::of(&state.plan, &db)?;
     let id = state.plan.database.replica_instance.clone();
     if !needs_promotion(&db)? {
         return Ok(timer.finish(
@@ -148,7 +148,7 @@ pub async fn promote_replica(clients: &AwsClients, state: &ValidState) -> Result
         .db_instance_identifier(&id)
         // Without them the new primary keeps 1 day of backups.
         .backup_retention_period(backups.retention_days)
-        .preferred_backup_window(&backups.window)
+        .set_preferred_backup_window(backups.window.clone())
         .customize()
         .config_override(once::rds())
         .send()
@@ -180,29 +180,53 @@ pub async fn promote_replica(clients: &AwsClients, state: &ValidState) -> Result
     let mut record =
         timer.finish(Outcome::Changed, true, format!("promotion of {id} requested, keeping {backups}"), resources);
     record.facts.insert("backup_retention_days".into(), backups.retention_days.to_string());
-    record.facts.insert("backup_window".into(), backups.window.clone());
+    match &backups.window {
+        Some(window) => record.facts.insert("backup_window".into(), window.clone()),
+        None => record.facts.insert("backup_window_not_applied".into(), backups.to_string()),
+    };
     Ok(record)
 }
 
 /// The backups the promoted instance keeps, from the plan.
 struct Backups {
     retention_days: i32,
-    window: String,
+    /// The plan's window; `None` when it meets the instance's maintenance window, which RDS
+    /// refuses in a promotion ("Must not conflict with the preferred maintenance window"): the
+    /// promotion goes on with the instance's own window rather than fail (readiness names the
+    /// conflict beforehand: `BackupWindowConflictsMaintenance`).
+    window: Option<String>,
+    plan_window: String,
+    maintenance: Option<String>,
 }
 
 impl Backups {
-    fn of(plan: &crate::plan::Plan) -> Result<Backups, DrError> {
+    fn of(plan: &crate::plan::Plan, db: &aws_sdk_rds::types::DbInstance) -> Result<Backups, DrError> {
         let days = plan.database.backup_retention_days;
         let retention_days = i32::try_from(days).map_err(|_| DrError::InvalidInput {
             message: format!("database.backup_retention_days {days} is out of range"),
         })?;
-        Ok(Backups { retention_days, window: plan.database.backup_window.clone() })
+        let plan_window = plan.database.backup_window.clone();
+        let maintenance = db.preferred_maintenance_window().map(str::to_string);
+        let conflicts = maintenance
+            .as_deref()
+            .is_some_and(|maintenance| crate::plan::backup_window_conflicts(&plan_window, maintenance));
+        let window = (!conflicts).then(|| plan_window.clone());
+        Ok(Backups { retention_days, window, plan_window, maintenance })
     }
 }
 
 impl std::fmt::Display for Backups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} days of backups, window {} UTC", self.retention_days, self.window)
+        match &self.window {
+            Some(window) => write!(f, "{} days of backups, window {window} UTC", self.retention_days),
+            None => write!(
+                f,
+                "{} days of backups in its own window (the plan's {} UTC meets its maintenance window {}, which RDS refuses)",
+                self.retention_days,
+                self.plan_window,
+                self.maintenance.as_deref().unwrap_or("?")
+            ),
+        }
     }
 }
 

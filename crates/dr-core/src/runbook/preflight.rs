@@ -34,6 +34,10 @@ const ALREADY_MOVED: &[Finding] = &[
 /// blocking; the step that needs the resource waits for it within its budget.
 const TRANSIENT: &[Finding] = &[Finding::ReplicaBusy, Finding::StandbyInstanceNotStopped];
 
+/// Findings a failover goes on with, recorded as warnings: the promotion keeps the replica's own
+/// backup window rather than fail on a window RDS refuses.
+const WARNINGS: &[Finding] = &[Finding::BackupWindowConflictsMaintenance];
+
 /// The routing pieces only Route 53's API shows (the records, the PRIMARY's health check), which
 /// preflight does not call: it takes them from the scheduled readiness check's snapshot.
 const ROUTING_CHECKS: &[Check] = &[
@@ -123,6 +127,7 @@ pub async fn preflight(clients: &AwsClients, state: &ValidState) -> Result<StepR
             None => "standby".to_string(),
             Some(finding) if ALREADY_MOVED.contains(&finding) => format!("already failed over ({})", finding.name()),
             Some(finding) if TRANSIENT.contains(&finding) => format!("transient: {} (waited for)", finding.name()),
+            Some(finding) if WARNINGS.contains(&finding) => format!("warning: {}", finding.name()),
             Some(finding) if row.check.is_primary_side() => {
                 format!("primary side: {}", finding.name())
             }

@@ -624,17 +624,15 @@ pub(crate) fn unique_suffix() -> i64 {
 
 /// Creates `bucket` in the region unless it is already there.
 pub async fn ensure_bucket(region: &RegionClients, bucket: &str) -> Result<(), DrError> {
-    let created = region
-        .s3
-        .create_bucket()
-        .bucket(bucket)
-        .create_bucket_configuration(
-            CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(region.region.as_str()))
-                .build(),
-        )
-        .send()
-        .await;
+    // us-east-1 takes no location constraint: S3 refuses one naming it (InvalidLocationConstraint;
+    // S3 API Reference, CreateBucket: "If you don't specify a Region, the bucket is created in US
+    // East (N. Virginia)").
+    let configuration = (region.region != "us-east-1").then(|| {
+        CreateBucketConfiguration::builder()
+            .location_constraint(BucketLocationConstraint::from(region.region.as_str()))
+            .build()
+    });
+    let created = region.s3.create_bucket().bucket(bucket).set_create_bucket_configuration(configuration).send().await;
     match created {
         Ok(_) => {}
         Err(err) if sdk_error_code(&err) == Some("BucketAlreadyOwnedByYou") => {}

@@ -1,0 +1,134 @@
+//! The second example plan, the microservices estate (issue 32, in part): N. Virginia (us-east-1)
+//! to Oregon (us-west-2), 15 ECS services and no EC2, an RDS PostgreSQL pair on real PostgreSQL,
+//! four S3 pairs, custom actions standing for the Redis global datastore and EFS replication
+//! (the local stand-in, `dr-custom-action-application`).
+//!
+//! A dry run changes nothing but telling the actions; a round-trip game day with an application
+//! writing throughout fails over to Oregon (every service at its failover count), fails back and
+//! reprotects both ways: 0 acknowledged rows lost, every service back at its standby count, and
+//! the plan's own region names in every report.
+
+// Test code: a failed step is a failed test, so helpers panic with a message.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use dr_core::aws::AwsClients;
+use dr_core::aws::lookup::{EcsServiceFound, describe_ecs_services};
+use dr_core::game_day::handle_game_day;
+use dr_core::readiness::{Scope, check_plan};
+use dr_core::run::{RunMode, RunbookState};
+use dr_core::runbook::report::RunReport;
+use dr_core::runbook::round_trip::{Leg, LegStatus, RoundTripReport};
+use dr_core::{Plan, run::RunStatus};
+use dr_emulator::estate::{SeedOptions, publish_replica_lag, seed};
+use dr_tests::{
+    back_with_real_pair, emulator_clients, failover_input, failover_substitutions, isolated_microservices_plan,
+    read_report, run_state_machine_waiting, unique_suffix,
+};
+
+use crate::round_trip::{application, request, round_trip_context, rows_in, run_started_round_trip};
+
+/// Each service's desired count, in the plan's order.
+async fn desired_counts(clients: &AwsClients, plan: &Plan) -> Vec<i32> {
+    describe_ecs_services(&clients.dr.ecs, &plan.ecs_services)
+        .await
+        .expect("services")
+        .into_iter()
+        .map(|found| match found {
+            EcsServiceFound::Found(status) if status.running == status.desired => status.desired,
+            other => panic!("a service is missing or not settled: {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_microservices_estate_round_trips_to_oregon_on_ecs_with_every_row_and_its_region_names() {
+    let plan = isolated_microservices_plan();
+    let clients = emulator_clients(&plan).await;
+    seed(&clients, &plan, SeedOptions::default()).await.expect("seeding the microservices estate");
+    let pair = back_with_real_pair(&clients, &plan, "microservices").await;
+    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
+    let standby: Vec<i32> = plan.ecs_services.iter().map(|s| i32::from(s.standby_count)).collect();
+    let failover: Vec<i32> = plan.ecs_services.iter().map(|s| i32::from(s.failover_count)).collect();
+    assert_eq!(desired_counts(&clients, &plan).await, standby);
+    let before = check_plan(&clients, &plan, Scope::Full).await;
+    assert!(before.is_ready(), "{before:#?}");
+    assert_eq!(before.rows.iter().filter(|r| r.check == dr_core::readiness::Check::EcsService).count(), 15);
+
+    // A dry run: every step says what it would do; only the custom actions are told (dry run).
+    let mut dry: RunbookState =
+        serde_json::from_value(failover_input(&plan, &format!("ms-dry-{}", unique_suffix())).await).expect("state");
+    dry.run.mode = RunMode::DryRun;
+    let execution = run_state_machine_waiting(
+        "failover.asl.json",
+        &failover_substitutions(),
+        &serde_json::to_value(&dry).expect("input"),
+        Duration::from_millis(200),
+    );
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let rehearsed: RunReport = serde_json::from_value(execution.output).expect("report");
+    let mutating: Vec<&str> = rehearsed
+        .steps
+        .iter()
+        .flat_map(|s| &s.calls)
+        .filter(|c| c.is_mutating())
+        .map(|c| c.operation.as_str())
+        .collect();
+    assert!(mutating.iter().all(|op| *op == "Invoke"), "a dry run only tells the actions: {mutating:?}");
+    assert_eq!(desired_counts(&clients, &plan).await, standby, "a dry run raises nothing");
+
+    // The round trip, an application writing to whichever database takes writes throughout.
+    let ctx = round_trip_context(&plan, &clients).await;
+    ctx.store.set_armed(&plan.name, true, "test", "armed before the game day", false).await.expect("armed");
+    pair.sql(&pair.primary, "CREATE TABLE orders (n bigint PRIMARY KEY)").expect("table");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = application(clients.clone(), plan.clone(), Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let outcome = handle_game_day(&ctx, request(&plan.name)).await.expect("round trip started");
+    let execution = run_started_round_trip(&clients, &outcome, Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = writer.await.expect("the application");
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let report: RoundTripReport =
+        serde_json::from_value(execution.output["report"].clone()).expect("the round-trip report");
+    assert_eq!(report.head.status, RunStatus::Succeeded, "{report:#?}");
+    assert!(report.legs.iter().all(|leg| leg.status == LegStatus::Succeeded), "{report:#?}");
+    for leg in [Leg::Failover, Leg::Failback] {
+        let achieved = report.leg(leg).and_then(|s| s.achieved.clone()).expect("the move's own report");
+        assert_eq!(achieved.rpo_seconds, Some(0.0), "{leg:?} proven by its barrier");
+    }
+    assert!(acknowledged.len() > 10, "the application wrote throughout: {}", acknowledged.len());
+    for (rds, instance) in
+        [(&clients.primary.rds, &plan.database.primary_instance), (&clients.dr.rds, &plan.database.replica_instance)]
+    {
+        let rows = rows_in(rds, instance).await;
+        let lost: Vec<&u64> = acknowledged.iter().filter(|n| !rows.contains(n)).collect();
+        assert!(lost.is_empty(), "acknowledged, missing in {instance}: {lost:?}");
+    }
+
+    // The failover leg raised every service in Oregon, and the failback stood them down again.
+    let failover_run = format!("{}-failover", outcome.run_id);
+    let moved: RunReport =
+        serde_json::from_slice(&read_report(&clients, &plan, &failover_run, "report.json").await).expect("report");
+    let status = moved.steps.iter().find(|s| s.step == "scale-asg-status").expect("the compute branch");
+    assert!(status.ready && status.detail.contains("15 of 15 ECS services serve"), "{status:#?}");
+    for (service, count) in plan.ecs_services.iter().zip(&failover) {
+        let row =
+            status.resources.iter().find(|r| r.resource == format!("ECS service {} (us-west-2)", service.label()));
+        assert!(row.is_some_and(|r| r.state.contains(&format!("running {count}"))), "{}: {status:#?}", service.label());
+    }
+    assert_eq!(desired_counts(&clients, &plan).await, standby, "back at their standby count");
+
+    // The plan's own names for its regions, in every report.
+    let failback_run = format!("{}-failback", outcome.run_id);
+    for run in [&failover_run, &failback_run] {
+        let markdown = String::from_utf8(read_report(&clients, &plan, run, "report.md").await).expect("markdown");
+        assert!(markdown.contains("Oregon") && markdown.contains("N. Virginia"), "{run}: {markdown}");
+        assert!(!markdown.contains("Paris") && !markdown.contains("Ireland"), "{run}: {markdown}");
+    }
+    let whole = String::from_utf8(read_report(&clients, &plan, &outcome.run_id, "report.md").await).expect("markdown");
+    assert!(whole.contains("Oregon") && !whole.contains("Ireland"), "{whole}");
+}
