@@ -19,16 +19,19 @@ SFN_URL="http://127.0.0.1:${SFN_PORT}"
 BIN_DIR="${REPO_ROOT}/target/debug"
 # The local triggers' configuration (template.yaml sets it in AWS): the demo's plan store, its
 # plan, and the state machines `dr-emulator triggers` registers in the emulator.
-DEMO_PLAN_NAME="paris-ireland-prod"
+# The demo exports the name of the plan it runs (scripts/demo PLAN).
+DEMO_PLAN_NAME="${DEMO_PLAN_NAME:-paris-ireland-prod}"
 DEMO_PLAN_STATE_BUCKET="platform-dr-plans-ireland"
 # The emulator's account (moto's default), the deployment's AWS::AccountId locally.
 DEMO_ACCOUNT_ID="123456789012"
-DEMO_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-failover"
-DEMO_RESTORE_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-restore-test"
-DEMO_ROUND_TRIP_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-round-trip"
-DEMO_REPROTECT_STATE_MACHINE_ARN="arn:aws:states:eu-west-1:123456789012:stateMachine:dr-reprotect"
+# The region the local deployment stands in: the demo's plan's DR region (scripts/demo exports it).
+DEMO_REGION="${DEMO_REGION:-eu-west-1}"
+DEMO_STATE_MACHINE_ARN="arn:aws:states:${DEMO_REGION}:123456789012:stateMachine:dr-failover"
+DEMO_RESTORE_STATE_MACHINE_ARN="arn:aws:states:${DEMO_REGION}:123456789012:stateMachine:dr-restore-test"
+DEMO_ROUND_TRIP_STATE_MACHINE_ARN="arn:aws:states:${DEMO_REGION}:123456789012:stateMachine:dr-round-trip"
+DEMO_REPROTECT_STATE_MACHINE_ARN="arn:aws:states:${DEMO_REGION}:123456789012:stateMachine:dr-reprotect"
 # The notification topic the local Lambdas publish to (tests and the demo create it and subscribe).
-DEMO_NOTIFICATION_TOPIC_ARN="arn:aws:sns:eu-west-1:123456789012:dr-notifications"
+DEMO_NOTIFICATION_TOPIC_ARN="arn:aws:sns:${DEMO_REGION}:123456789012:dr-notifications"
 # The local stack's database CA: it signs the local PostgreSQL servers' certificates, and the
 # functions verify them against it as they verify RDS's against the shipped RDS CA bundle
 # (DR_DB_CA_BUNDLE replaces that bundle; crates/dr-core/src/aws/postgres.rs).
@@ -48,7 +51,7 @@ use_emulator_env() {
   export AWS_ENDPOINT_URL="${EMULATOR_URL}"
   export AWS_ACCESS_KEY_ID="testing"
   export AWS_SECRET_ACCESS_KEY="testing"
-  export AWS_REGION="eu-west-1"
+  export AWS_REGION="${DEMO_REGION}"
   export MOTO_PORT="${EMULATOR_PORT}"
   # Where the ASL engine and the restore test's probe hook invoke the Lambdas.
   export AWS_ENDPOINT_URL_LAMBDA="${LAMBDA_URL}"

@@ -215,9 +215,9 @@ impl Command {
                     .await?
                     .why;
                 let side = if values.contains(&plan.dns.primary.value) {
-                    "Paris"
+                    plan.primary_name()
                 } else if values.contains(&plan.dns.secondary.value) {
-                    "Ireland"
+                    plan.dr_name()
                 } else {
                     "neither region"
                 };
