@@ -26,14 +26,13 @@ use dr_core::plan::{ActionPoint, CustomAction};
 use dr_core::readiness::{Check, CheckRow, Finding, Scope, check_plan};
 use dr_core::run::{FailoverKind, RunMode, RunbookState, StepRecord};
 use dr_core::runbook::report::RunReport;
-use dr_emulator::control::{Faults, clear_faults, fault_report, inject_faults};
 use dr_emulator::estate::ensure_bucket;
 use serde_json::{Value, json};
 
 use crate::database::start_writer;
 use dr_tests::{
-    Execution, backed_estate, estate_suffix, failover_input, failover_substitutions, published_failover_input,
-    read_report, run_state_machine_waiting, seeded_estate, unique_suffix,
+    Execution, backed_estate, failover_input, failover_substitutions, failover_under_faults, read_report,
+    run_state_machine_waiting, seeded_estate, unique_suffix,
 };
 
 const APPLICATION: &str = "dr-local-application";
@@ -109,21 +108,9 @@ async fn custom_actions_are_told_the_run_at_their_points_and_start_once_under_th
         report.steps.iter().flat_map(|s| &s.calls).filter(|c| c.is_mutating()).map(|c| c.operation.clone()).collect();
     assert!(mutating.iter().all(|op| op == "Invoke"), "a dry run only tells the actions: {mutating:?}");
 
-    // The failover, under throttling and lost answers.
-    let faults =
-        Faults { throttle_share: 0.2, lose_share: 0.5, seed: 32, ..Faults::for_the_lambdas(estate_suffix(&plan)) };
-    inject_faults(&clients, &faults).await.expect("faults injected");
+    // The failover, under throttling and lost answers, run again from where it stopped.
     let run_id = format!("actions-{}", unique_suffix());
-    let input = published_failover_input(&plan, &run_id);
-    // A run stopped in a named state is run again, as an operator would (same run, same keys).
-    let mut execution = run(&input);
-    let mut stopped = Vec::new();
-    while execution.status != "SUCCEEDED" && stopped.len() < 2 {
-        stopped.push(execution.error.clone().unwrap_or_default());
-        execution = run(&input);
-    }
-    let injected = fault_report(&clients, estate_suffix(&plan)).await.expect("fault report");
-    clear_faults(&clients, estate_suffix(&plan)).await.expect("faults cleared");
+    let (execution, stopped, injected) = failover_under_faults(&clients, &plan, 32, &run_id, run).await;
     assert_eq!(execution.status, "SUCCEEDED", "re-runs after {stopped:?}: {execution:#?}");
     eprintln!("custom actions under {:?}: re-runs after {stopped:?}", injected.injected);
     let invokes: u32 = injected.applied.iter().filter(|c| c.operation == "Invoke").map(|c| c.times).sum();

@@ -9,7 +9,8 @@
 //! - A missing cluster or service stops the failover in preflight, by name, before any change;
 //!   the readiness table names it, and a service not at its standby count.
 //! - A service whose tasks do not all start keeps the run waiting (the compute branch is not
-//!   ready), and the status record says which.
+//!   ready), and the status record says which; out of the compute budget, it serves degraded at
+//!   its minimum (the shortfall named) and stops the run below it (`BelowMinimumCapacity`).
 
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used, clippy::panic)]
@@ -21,16 +22,18 @@ use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::{EcsServiceFound, describe_ecs_services};
 use dr_core::readiness::{Check, CheckRow, Finding, Scope, check_plan};
 use dr_core::run::table::run_step;
-use dr_core::run::{RunInfo, RunMode, RunbookState, StepAction, StepRecord};
+use dr_core::run::{RunInfo, RunMode, RunbookState, StepAction, StepKey, StepRecord};
 use dr_core::runbook::FAILOVER;
+use dr_core::runbook::compute::SHORTFALL_FACT;
 use dr_core::runbook::report::RunReport;
 use dr_core::time;
-use dr_emulator::control::{Faults, cap_ecs_tasks, clear_faults, fault_report, inject_faults};
+use dr_emulator::control::{Faults, cap_ecs_tasks, clear_faults, inject_faults};
 use serde_json::Value;
 
 use dr_tests::{
-    Execution, deploy, estate_suffix, failover_input, failover_substitutions, publish, published_failover_input,
-    read_report, run_state_machine_waiting, seeded_estate_with, unique_suffix, with_ecs_services,
+    Execution, deploy, estate_suffix, failover_input, failover_substitutions, failover_under_faults, publish,
+    published_failover_input, read_report, run_state_machine_waiting, seeded_estate_with, unique_suffix,
+    with_ecs_services,
 };
 
 fn run(input: &Value) -> Execution {
@@ -83,21 +86,9 @@ async fn ecs_services_are_raised_once_under_throttling_and_lost_answers_and_each
     }
     assert_eq!(counts(&clients, &plan).await, standby, "a dry run raises nothing");
 
-    // The failover, under throttling and lost answers; a run stopped in a named state is run
-    // again, as an operator would.
-    let faults =
-        Faults { throttle_share: 0.2, lose_share: 0.5, seed: 41, ..Faults::for_the_lambdas(estate_suffix(&plan)) };
-    inject_faults(&clients, &faults).await.expect("faults injected");
+    // The failover, under throttling and lost answers, run again from where it stopped.
     let run_id = format!("ecs-{}", unique_suffix());
-    let input = published_failover_input(&plan, &run_id);
-    let mut execution = run(&input);
-    let mut stopped = Vec::new();
-    while execution.status != "SUCCEEDED" && stopped.len() < 2 {
-        stopped.push(execution.error.clone().unwrap_or_default());
-        execution = run(&input);
-    }
-    let injected = fault_report(&clients, estate_suffix(&plan)).await.expect("fault report");
-    clear_faults(&clients, estate_suffix(&plan)).await.expect("faults cleared");
+    let (execution, stopped, injected) = failover_under_faults(&clients, &plan, 41, &run_id, run).await;
     assert_eq!(execution.status, "SUCCEEDED", "re-runs after {stopped:?}: {execution:#?}");
     eprintln!("ECS services under {:?}: re-runs after {stopped:?}", injected.injected);
     let updates: Vec<(&str, u32)> = injected
@@ -221,4 +212,38 @@ async fn a_service_whose_tasks_do_not_all_start_keeps_the_compute_branch_waiting
     cap_ecs_tasks(&clients, &plan.dr_region, &worker.cluster, &worker.service, None).await.expect("lifted");
     let serving = status_until(&clients, &state, |r| r.ready).await;
     assert!(serving.detail.contains("3 of 3 ECS services serve"), "{serving:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_the_compute_budget_a_service_serves_degraded_at_its_minimum_and_below_it_stops_the_run() {
+    let (plan, clients) = seeded_estate_with(with_ecs_services).await;
+    let (api, worker) = (plan.ecs_services[0].clone(), plan.ecs_services[1].clone());
+    let mut state =
+        RunbookState::new(plan.clone(), RunInfo::new(format!("ecs-budget-{}", unique_suffix()), time::now(), "test"));
+    let scale = FAILOVER.step("scale-asg", StepAction::Act).expect("the scale step");
+    let mut raised = Box::pin(run_step(scale, &clients, &state)).await.expect("raised");
+    // The compute phase started longer ago than its budget (half the RTO).
+    let budget = plan.targets.rto().mul_f64(StepKey::AsgStatus.phase().share_of_rto);
+    raised.started_at = time::before(time::now(), budget + Duration::from_secs(60));
+    state.steps.insert(StepKey::AsgStatus.phase().first, raised);
+
+    // The worker runs 1 of its 3 tasks, its minimum: the branch serves, the shortfall named.
+    cap_ecs_tasks(&clients, &plan.dr_region, &worker.cluster, &worker.service, Some(1)).await.expect("capped");
+    let degraded = status_until(&clients, &state, |r| r.facts.contains_key(SHORTFALL_FACT)).await;
+    assert!(degraded.ready, "{degraded:#?}");
+    let shortfall = &degraded.facts[SHORTFALL_FACT];
+    assert!(
+        shortfall.contains(&format!("ECS service {}: 1 of 3 tasks run (minimum 1)", worker.label())),
+        "{shortfall}"
+    );
+
+    // The API runs none of its 4 (minimum 1): BelowMinimumCapacity, naming it.
+    cap_ecs_tasks(&clients, &plan.dr_region, &api.cluster, &api.service, Some(0)).await.expect("capped");
+    let step = FAILOVER.step("scale-asg", StepAction::Status).expect("the status step");
+    let refused = Box::pin(run_step(step, &clients, &state)).await.expect_err("below the minimum");
+    assert_eq!(refused.name(), "BelowMinimumCapacity", "{refused}");
+    assert!(refused.to_string().contains(&api.label()), "{refused}");
+    for service in [&api, &worker] {
+        cap_ecs_tasks(&clients, &plan.dr_region, &service.cluster, &service.service, None).await.expect("lifted");
+    }
 }

@@ -122,6 +122,32 @@ pub fn isolated_microservices_plan() -> Plan {
     plan
 }
 
+/// A failover of `plan` (run `run_id`, its input published) under 20 % throttling and half of
+/// the mutating calls' answers lost (drawn from `seed`), run again from where it stopped, at most
+/// twice, as an operator would (same run, same keys): the last execution, the errors the earlier
+/// ones stopped with, and what the fault layer injected and let through.
+pub async fn failover_under_faults(
+    clients: &AwsClients,
+    plan: &Plan,
+    seed: u64,
+    run_id: &str,
+    run: impl Fn(&serde_json::Value) -> Execution,
+) -> (Execution, Vec<String>, dr_emulator::control::FaultReport) {
+    use dr_emulator::control::{Faults, clear_faults, fault_report, inject_faults};
+    let faults = Faults { throttle_share: 0.2, lose_share: 0.5, seed, ..Faults::for_the_lambdas(estate_suffix(plan)) };
+    inject_faults(clients, &faults).await.expect("faults injected");
+    let input = published_failover_input(plan, run_id);
+    let mut execution = run(&input);
+    let mut stopped = Vec::new();
+    while execution.status != "SUCCEEDED" && stopped.len() < 2 {
+        stopped.push(execution.error.clone().unwrap_or_default());
+        execution = run(&input);
+    }
+    let injected = fault_report(clients, estate_suffix(plan)).await.expect("fault report");
+    clear_faults(clients, estate_suffix(plan)).await.expect("faults cleared");
+    (execution, stopped, injected)
+}
+
 /// The plan's DR Auto Scaling group: the example plan has one.
 pub fn dr_group(plan: &Plan) -> &dr_core::plan::AutoScaling {
     plan.auto_scaling.as_ref().expect("the plan has an Auto Scaling group")

@@ -7,8 +7,8 @@ state. When the service reaches a steady state, the deployment transitions to a 
 
 - a raised desired count starts tasks: they are `pendingCount` (PROVISIONING, PENDING) until they
   run, then `runningCount`; the PRIMARY deployment counts them too and is IN_PROGRESS until
-  runningCount reaches desiredCount, then COMPLETED. A task takes TASK_START_SECONDS to run;
-- a lowered desired count stops tasks: they keep running for TASK_STOP_SECONDS (the container's
+  runningCount reaches desiredCount, then COMPLETED. A task takes timing.ECS_TASK_START_SECONDS to run;
+- a lowered desired count stops tasks: they keep running for timing.ECS_TASK_STOP_SECONDS (the container's
   stopTimeout), then are gone;
 - a new service starts its tasks the same way (moto has none running until
   MOTO_ECS_SERVICE_RUNNING says otherwise);
@@ -30,14 +30,7 @@ from moto.ecs.models import EC2ContainerServiceBackend
 
 import timing
 
-# Fargate: a task goes PROVISIONING (its network interface attached), PENDING (its image pulled),
-# RUNNING; AWS gives no figure ("Amazon ECS task lifecycle", Developer Guide). Taken: 60 s (an
-# assumption, typical for a small image from ECR in the same region).
-TASK_START_SECONDS = 60
-
-# A stopped task gets SIGTERM, then SIGKILL after the container's stopTimeout, 30 s by default
-# (ContainerDefinition.stopTimeout, API Reference). Taken: 30 s.
-TASK_STOP_SECONDS = 30
+# The durations, on the RTO model's clock: timing.ECS_TASK_START_SECONDS, timing.ECS_TASK_STOP_SECONDS.
 
 _lock = threading.Lock()
 # (region, cluster name, service name) -> tasks that can run at most
@@ -93,7 +86,7 @@ def _start_or_stop(backend, service, running_before):
         service.running_count = running_before
         service.pending_count = max(service.desired_count - running_before, 0)
         _follow(service)
-    timing.after(TASK_START_SECONDS if raised else TASK_STOP_SECONDS, lambda: _settle(backend, service, change))
+    timing.after(timing.ECS_TASK_START_SECONDS if raised else timing.ECS_TASK_STOP_SECONDS, lambda: _settle(backend, service, change))
 
 
 def _update_service_over_time(self, service_properties):

@@ -36,6 +36,15 @@ STATUS_CHECK_SECONDS = 120
 # Taken: boot (45 s) plus the first EC2 status check round (60 s).
 ASG_IN_SERVICE_SECONDS = 105
 
+# ECS on Fargate: a task goes PROVISIONING (its network interface attached), PENDING (its image
+# pulled), RUNNING; AWS gives no figure ("Amazon ECS task lifecycle", Developer Guide). Taken:
+# 60 s (an assumption, typical for a small image from ECR in the same region). ecs.py plays it.
+ECS_TASK_START_SECONDS = 60
+
+# A stopped ECS task gets SIGTERM, then SIGKILL after the container's stopTimeout, 30 s by default
+# (ContainerDefinition.stopTimeout, ECS API Reference).
+ECS_TASK_STOP_SECONDS = 30
+
 # Route 53: "Changes generally propagate to all Route 53 name servers within 60 seconds"
 # (Route 53 Developer Guide, resource-record-sets-changing; GetChange INSYNC).
 DNS_PROPAGATION_SECONDS = 60
@@ -63,6 +72,7 @@ def figures():
         "boot_seconds": BOOT_SECONDS,
         "status_check_seconds": STATUS_CHECK_SECONDS,
         "asg_in_service_seconds": ASG_IN_SERVICE_SECONDS,
+        "ecs_task_start_seconds": ECS_TASK_START_SECONDS,
         "dns_propagation_seconds": DNS_PROPAGATION_SECONDS,
         "routing_alarm_period_seconds": ROUTING_ALARM_PERIOD_SECONDS,
     }

@@ -270,6 +270,8 @@ pub struct TimingModel {
     pub boot_seconds: f64,
     pub status_check_seconds: f64,
     pub asg_in_service_seconds: f64,
+    /// An ECS task from its start to running (moto/ecs.py).
+    pub ecs_task_start_seconds: f64,
     pub dns_propagation_seconds: f64,
     pub routing_alarm_period_seconds: f64,
 }
