@@ -567,14 +567,13 @@ def _get_function(request):
 def _ecs_services(action):
     """One check per service the request names (ECS's JSON protocol: `cluster`, and `services` or
     `service`, by name or ARN), on its ARN (arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/SERVICE), with
-    ecs:cluster (the cluster's ARN) and aws:ResourceAccount, which the stack's statements bind (the
-    Service Authorization Reference, Amazon ECS: DescribeServices and UpdateService authorize the
-    `service` resource type, condition key ecs:cluster)."""
+    ecs:cluster, the cluster's ARN (the Service Authorization Reference, Amazon ECS: DescribeServices
+    and UpdateService authorize the `service` resource type, condition key ecs:cluster)."""
 
     def build(request):
         cluster = (request.params.get("cluster") or "default").split("/")[-1]
         named = request.params.get("services") or [request.params.get("service", "")]
-        context = {"ecs:cluster": f"arn:aws:ecs:{request.region}:{ACCOUNT}:cluster/{cluster}", "aws:ResourceAccount": ACCOUNT}
+        context = {"ecs:cluster": f"arn:aws:ecs:{request.region}:{ACCOUNT}:cluster/{cluster}"}
         return [
             (action, f"arn:aws:ecs:{request.region}:{ACCOUNT}:service/{cluster}/{name.split('/')[-1]}", dict(context))
             for name in named

@@ -128,8 +128,7 @@ impl Table<'_> {
         format!("arn:aws:lambda:{region}:{}:function:{}", self.account(), lambda_function_name(named))
     }
 
-    /// The plan's ECS services, each by its ARN, with the account IAM reads as
-    /// `aws:ResourceAccount` (the stack's policies bind it).
+    /// The plan's ECS services, each by its ARN in the deployment's account.
     fn ecs_services(&mut self, function: &str, actions: &[&str], why: &'static str) {
         let region = self.plan.dr_region.clone();
         let account = self.account().to_string();
@@ -140,7 +139,7 @@ impl Table<'_> {
             .map(|s| format!("arn:aws:ecs:{region}:{account}:service/{}/{}", s.cluster, s.service))
             .collect();
         for arn in services {
-            self.add_with(function, &region, actions, arn, &[("aws:ResourceAccount", account.clone())], why);
+            self.add(function, &region, actions, arn, why);
         }
     }
 

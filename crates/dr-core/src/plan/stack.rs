@@ -46,8 +46,7 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
         ("StandbyEbsKmsKeyArn", plan.standby_instances.ebs_kms_key.clone().unwrap_or_default()),
         ("AutoScalingGroupName", plan.auto_scaling.as_ref().map(|asg| asg.group.clone()).unwrap_or_default()),
         // ECS has no resource-based policy, so a role reaches only its own account's services: the
-        // account is `*` here (the plan does not know it) and the template binds it with
-        // aws:ResourceAccount.
+        // account is `*` here (the plan does not know it), which grants nothing beyond it.
         (
             "EcsServiceArns",
             plan.ecs_services
