@@ -333,6 +333,34 @@ async fn group<'a>(
     Ok(Some((asg, found)))
 }
 
+/// The DR group as a step sees it: its name, its size now, the size the step sets, whether a
+/// fence's capacity tag is on it, and how many instances it still has.
+struct GroupSizing {
+    name: String,
+    current: (i32, i32, i32),
+    target: (i32, i32, i32),
+    fenced: bool,
+    instances: usize,
+}
+
+impl GroupSizing {
+    /// Whether the step changes the group: another size, or a fence tag to drop.
+    fn changes(&self) -> bool {
+        self.target != self.current || self.fenced
+    }
+
+    /// Sets the target size and drops the fence's tag, each only when needed.
+    async fn apply(&self, autoscaling: &aws_sdk_autoscaling::Client) -> Result<(), DrError> {
+        if self.target != self.current {
+            set_capacity(autoscaling, &self.name, self.target).await?;
+        }
+        if self.fenced {
+            drop_fence_tag(autoscaling, &self.name).await?;
+        }
+        Ok(())
+    }
+}
+
 /// The size to set: the plan's failover capacity, never lowering a higher current value.
 pub fn raised_capacity(current: (i32, i32, i32), failover: Capacity) -> (i32, i32, i32) {
     let (min, desired, max) = current;
@@ -353,22 +381,22 @@ pub async fn scale_asg(clients: &AwsClients, state: &ValidState) -> Result<StepR
     let services = services::describe_required(&clients.dr, &state.plan.ecs_services).await?;
     let raises = services::raises(&services);
     let region = &clients.dr.region;
-    // The group: its name, current and target sizes, and whether a fence's capacity is given back.
     let mut sizing = None;
     if let Some((asg, found)) = &group {
         let current = current_capacity(found);
         let fenced = fenced_capacity(found, region)?;
         let target = raised_capacity(fenced.unwrap_or(current), asg.failover);
-        sizing = Some((asg.group.clone(), current, target, fenced.is_some()));
+        let instances = found.instances().len();
+        sizing = Some(GroupSizing { name: asg.group.clone(), current, target, fenced: fenced.is_some(), instances });
     }
     let mut resources: Vec<ResourceState> =
-        sizing.iter().map(|(name, current, ..)| ResourceState::new(name, capacity_text(*current))).collect();
+        sizing.iter().map(|g| ResourceState::new(&g.name, capacity_text(g.current))).collect();
     resources.extend(services::resources(region, &services, &[]));
-    let group_changes = sizing.as_ref().is_some_and(|(_, current, target, fenced)| target != current || *fenced);
+    let group_changes = sizing.as_ref().is_some_and(GroupSizing::changes);
     let mut already: Vec<String> = sizing
         .iter()
         .filter(|_| !group_changes)
-        .map(|(name, current, ..)| format!("{name} already at {}", capacity_text(*current)))
+        .map(|g| format!("{} already at {}", g.name, capacity_text(g.current)))
         .collect();
     if !group_changes && raises.is_empty() {
         if !services.is_empty() {
@@ -379,27 +407,22 @@ pub async fn scale_asg(clients: &AwsClients, state: &ValidState) -> Result<StepR
         return Ok(timer.finish(Outcome::AlreadyDone, true, detail, resources));
     }
     let mut changes = Vec::new();
-    if let Some((name, current, target, fenced)) = sizing.as_ref().filter(|_| group_changes) {
-        let given_back = if *fenced { " (the capacity its fence took)" } else { "" };
-        changes.push(format!("{name}: {} -> {}{given_back}", capacity_text(*current), capacity_text(*target)));
+    if let Some(g) = sizing.as_ref().filter(|_| group_changes) {
+        let given_back = if g.fenced { " (the capacity its fence took)" } else { "" };
+        changes.push(format!("{}: {} -> {}{given_back}", g.name, capacity_text(g.current), capacity_text(g.target)));
     }
     changes.extend(raises.iter().map(|raise| raise.text()));
     if state.is_dry_run() {
         return Ok(timer.would(format!("raise {}", changes.join("; ")), resources));
     }
-    if let Some((name, current, target, fenced)) = &sizing {
-        if target != current {
-            set_capacity(&clients.dr.autoscaling, name, *target).await?;
-        }
-        if *fenced {
-            drop_fence_tag(&clients.dr.autoscaling, name).await?;
-        }
-        let (min, desired, max) = *target;
-        tracing::info!(plan = %state.plan.name, step = "scale-asg", resource = %name, min, desired, max, "group raised");
+    if let Some(g) = &sizing {
+        g.apply(&clients.dr.autoscaling).await?;
+        let (min, desired, max) = g.target;
+        tracing::info!(plan = %state.plan.name, step = "scale-asg", resource = %g.name, min, desired, max, "group raised");
     }
     services::set_counts(&clients.dr, &raises).await?;
     let mut resources: Vec<ResourceState> =
-        sizing.iter().map(|(name, _, target, _)| ResourceState::new(name, capacity_text(*target))).collect();
+        sizing.iter().map(|g| ResourceState::new(&g.name, capacity_text(g.target))).collect();
     resources.extend(services::resources(region, &services, &raises));
     already.extend(changes);
     Ok(timer.finish(Outcome::Changed, true, already.join("; "), resources))
@@ -416,16 +439,17 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
     let timer = StepTimer::start("stand-down", clients);
     let plan = &state.plan;
     let group = group(clients, state).await?;
-    // The group: its name, current and standby sizes, whether a fence's tag is on it, and how many
-    // instances it still has.
     let sizing = group
         .as_ref()
         .map(|(asg, found)| {
             let standby = asg.standby;
-            let target = (i32::from(standby.min), i32::from(standby.desired), i32::from(standby.max));
-            let fenced = fenced_capacity(found, &clients.dr.region)?.is_some();
-            let left = found.instances().len();
-            Ok::<_, DrError>((asg.group.clone(), current_capacity(found), target, fenced, left))
+            Ok::<_, DrError>(GroupSizing {
+                name: asg.group.clone(),
+                current: current_capacity(found),
+                target: (i32::from(standby.min), i32::from(standby.desired), i32::from(standby.max)),
+                fenced: fenced_capacity(found, &clients.dr.region)?.is_some(),
+                instances: found.instances().len(),
+            })
         })
         .transpose()?;
     let services = services::describe_required(&clients.dr, &plan.ecs_services).await?;
@@ -436,13 +460,11 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
     let running: Vec<String> =
         instances.iter().filter(|i| i.state == InstanceStateName::Running).map(|i| i.id.clone()).collect();
     let mut resources = instance_states(&instances);
-    resources.extend(sizing.iter().map(|(name, current, ..)| ResourceState::new(name, capacity_text(*current))));
+    resources.extend(sizing.iter().map(|g| ResourceState::new(&g.name, capacity_text(g.current))));
     resources.extend(services::resources(&clients.dr.region, &services, &service_changes));
     let mut changes = Vec::new();
-    if let Some((name, current, target, fenced, _)) = &sizing
-        && (current != target || *fenced)
-    {
-        changes.push(format!("set {name} to its standby size {}", capacity_text(*target)));
+    if let Some(g) = sizing.as_ref().filter(|g| g.changes()) {
+        changes.push(format!("set {} to its standby size {}", g.name, capacity_text(g.target)));
     }
     if !running.is_empty() {
         changes.push(format!("stop {}", running.join(", ")));
@@ -452,13 +474,8 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
         let change = if changes.is_empty() { "nothing: already on standby".to_string() } else { changes.join("; ") };
         return Ok(timer.would(change, resources));
     }
-    if let Some((name, current, target, fenced, _)) = &sizing {
-        if current != target {
-            set_capacity(&clients.dr.autoscaling, name, *target).await?;
-        }
-        if *fenced {
-            drop_fence_tag(&clients.dr.autoscaling, name).await?;
-        }
+    if let Some(g) = &sizing {
+        g.apply(&clients.dr.autoscaling).await?;
     }
     if !running.is_empty() {
         clients
@@ -480,20 +497,17 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
         .filter(|d| !services::on_standby(d) || service_changes.iter().any(|c| c.service.label() == d.service.label()))
         .map(|d| d.service.label())
         .collect();
-    let group_down =
-        sizing.as_ref().is_none_or(|(_, _, target, _, left)| *left <= usize::try_from(target.1).unwrap_or(0));
+    let group_down = sizing.as_ref().is_none_or(|g| g.instances <= usize::try_from(g.target.1).unwrap_or(0));
     let done = running.is_empty() && stopped && group_down && services_down.is_empty();
     let detail = if done {
-        let mut parts: Vec<String> =
-            sizing.iter().map(|(_, _, target, ..)| format!("group at {}", capacity_text(*target))).collect();
+        let mut parts: Vec<String> = sizing.iter().map(|g| format!("group at {}", capacity_text(g.target))).collect();
         parts.push("standby instances stopped".to_string());
         if !services.is_empty() {
             parts.push(format!("{} ECS service(s) at their standby count", services.len()));
         }
         format!("{} on standby: {}", plan.dr_region, parts.join(", "))
     } else {
-        let in_group: String =
-            sizing.iter().map(|(name, _, _, _, left)| format!("{left} instance(s) in {name}, ")).collect();
+        let in_group: String = sizing.iter().map(|g| format!("{} instance(s) in {}, ", g.instances, g.name)).collect();
         let mut waiting = format!("{in_group}standby instances not all stopped yet");
         if !services_down.is_empty() {
             waiting =
