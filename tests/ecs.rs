@@ -41,7 +41,7 @@ fn run(input: &Value) -> Execution {
 }
 
 /// Each service's (desired, running), in the plan's order.
-async fn counts(clients: &AwsClients, plan: &Plan) -> Vec<(i32, i32)> {
+pub(crate) async fn counts(clients: &AwsClients, plan: &Plan) -> Vec<(i32, i32)> {
     describe_ecs_services(&clients.dr.ecs, &plan.ecs_services)
         .await
         .expect("services described")

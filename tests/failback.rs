@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
-use dr_core::aws::lookup::{EcsServiceFound, describe_auto_scaling_group, describe_db_instance, describe_ecs_services};
+use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance};
 use dr_core::error::parse_input;
 use dr_core::notify::NoticeKind;
 use dr_core::plan::Direction;
@@ -201,12 +201,9 @@ async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_
         .expect("group")
         .expect("group");
     assert_eq!(ireland_group.desired_capacity(), Some(0), "Ireland's group back to standby");
-    let services = describe_ecs_services(&clients.dr.ecs, &plan.ecs_services).await.expect("services");
-    for (service, found) in plan.ecs_services.iter().zip(services) {
-        let standby = i32::from(service.standby_count);
-        let back = matches!(&found, EcsServiceFound::Found(s) if s.desired == standby && s.running == standby);
-        assert!(back, "{} back to its standby count: {found:?}", service.label());
-    }
+    let standby: Vec<(i32, i32)> =
+        plan.ecs_services.iter().map(|s| (i32::from(s.standby_count), i32::from(s.standby_count))).collect();
+    assert_eq!(crate::ecs::counts(&clients, &plan).await, standby, "Ireland's ECS services back to standby");
     written.extend(write_rows(paris_port, 21..31));
 
     // Each failback step asked again after it succeeded (a lost answer, a retried Task) observes

@@ -11,38 +11,22 @@
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use dr_core::aws::AwsClients;
-use dr_core::aws::lookup::{EcsServiceFound, describe_ecs_services};
 use dr_core::game_day::handle_game_day;
 use dr_core::readiness::{Scope, check_plan};
+use dr_core::run::RunStatus;
 use dr_core::run::{RunMode, RunbookState};
 use dr_core::runbook::report::RunReport;
 use dr_core::runbook::round_trip::{Leg, LegStatus, RoundTripReport};
-use dr_core::{Plan, run::RunStatus};
 use dr_emulator::estate::{SeedOptions, publish_replica_lag, seed};
 use dr_tests::{
     back_with_real_pair, emulator_clients, failover_input, failover_substitutions, isolated_microservices_plan,
     read_report, run_state_machine_waiting, unique_suffix,
 };
 
-use crate::round_trip::{application, request, round_trip_context, rows_in, run_started_round_trip};
-
-/// Each service's desired count, in the plan's order.
-async fn desired_counts(clients: &AwsClients, plan: &Plan) -> Vec<i32> {
-    describe_ecs_services(&clients.dr.ecs, &plan.ecs_services)
-        .await
-        .expect("services")
-        .into_iter()
-        .map(|found| match found {
-            EcsServiceFound::Found(status) if status.running == status.desired => status.desired,
-            other => panic!("a service is missing or not settled: {other:?}"),
-        })
-        .collect()
-}
+use crate::ecs::counts;
+use crate::round_trip::{Writer, armed_round_trip_context, request, rows_in, run_started_round_trip};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_microservices_estate_round_trips_to_oregon_on_ecs_with_every_row_and_its_region_names() {
@@ -51,9 +35,11 @@ async fn the_microservices_estate_round_trips_to_oregon_on_ecs_with_every_row_an
     seed(&clients, &plan, SeedOptions::default()).await.expect("seeding the microservices estate");
     let pair = back_with_real_pair(&clients, &plan, "microservices").await;
     publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
-    let standby: Vec<i32> = plan.ecs_services.iter().map(|s| i32::from(s.standby_count)).collect();
+    // Each service's (desired, running) on standby, every task settled.
+    let standby: Vec<(i32, i32)> =
+        plan.ecs_services.iter().map(|s| (i32::from(s.standby_count), i32::from(s.standby_count))).collect();
     let failover: Vec<i32> = plan.ecs_services.iter().map(|s| i32::from(s.failover_count)).collect();
-    assert_eq!(desired_counts(&clients, &plan).await, standby);
+    assert_eq!(counts(&clients, &plan).await, standby);
     let before = check_plan(&clients, &plan, Scope::Full).await;
     assert!(before.is_ready(), "{before:#?}");
     assert_eq!(before.rows.iter().filter(|r| r.check == dr_core::readiness::Check::EcsService).count(), 15);
@@ -78,19 +64,14 @@ async fn the_microservices_estate_round_trips_to_oregon_on_ecs_with_every_row_an
         .map(|c| c.operation.as_str())
         .collect();
     assert!(mutating.iter().all(|op| *op == "Invoke"), "a dry run only tells the actions: {mutating:?}");
-    assert_eq!(desired_counts(&clients, &plan).await, standby, "a dry run raises nothing");
+    assert_eq!(counts(&clients, &plan).await, standby, "a dry run raises nothing");
 
     // The round trip, an application writing to whichever database takes writes throughout.
-    let ctx = round_trip_context(&plan, &clients).await;
-    ctx.store.set_armed(&plan.name, true, "test", "armed before the game day", false).await.expect("armed");
-    pair.sql(&pair.primary, "CREATE TABLE orders (n bigint PRIMARY KEY)").expect("table");
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = application(clients.clone(), plan.clone(), Arc::clone(&stop));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ctx = armed_round_trip_context(&plan, &clients).await;
+    let writer = Writer::start(&clients, &plan, &pair).await;
     let outcome = handle_game_day(&ctx, request(&plan.name)).await.expect("round trip started");
     let execution = run_started_round_trip(&clients, &outcome, Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    let acknowledged = writer.await.expect("the application");
+    let acknowledged = writer.stop().await;
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RoundTripReport =
         serde_json::from_value(execution.output["report"].clone()).expect("the round-trip report");
@@ -120,7 +101,7 @@ async fn the_microservices_estate_round_trips_to_oregon_on_ecs_with_every_row_an
             status.resources.iter().find(|r| r.resource == format!("ECS service {} (us-west-2)", service.label()));
         assert!(row.is_some_and(|r| r.state.contains(&format!("running {count}"))), "{}: {status:#?}", service.label());
     }
-    assert_eq!(desired_counts(&clients, &plan).await, standby, "back at their standby count");
+    assert_eq!(counts(&clients, &plan).await, standby, "back at their standby count");
 
     // The plan's own names for its regions, in every report.
     let failback_run = format!("{}-failback", outcome.run_id);

@@ -43,6 +43,13 @@ pub(crate) async fn round_trip_context(plan: &dr_core::Plan, clients: &AwsClient
     ctx
 }
 
+/// [`round_trip_context`] with the plan armed, as a game day finds it.
+pub(crate) async fn armed_round_trip_context(plan: &dr_core::Plan, clients: &AwsClients) -> TriggerContext {
+    let ctx = round_trip_context(plan, clients).await;
+    ctx.store.set_armed(&plan.name, true, "test", "armed before the game day", false).await.expect("armed");
+    ctx
+}
+
 pub(crate) fn request(plan: &str) -> GameDayRequest {
     GameDayRequest {
         plan: plan.to_string(),
@@ -77,14 +84,37 @@ fn table(readiness: &Readiness) -> Vec<(String, String, Option<String>)> {
         .collect()
 }
 
+/// The application of a round trip, writing throughout: its `orders` table created in the
+/// primary, then [`application`] running.
+pub(crate) struct Writer {
+    stop: Arc<AtomicBool>,
+    handle: tokio::task::JoinHandle<Vec<u64>>,
+}
+
+impl Writer {
+    pub(crate) async fn start(
+        clients: &AwsClients,
+        plan: &dr_core::Plan,
+        pair: &dr_emulator::postgres::Pair,
+    ) -> Writer {
+        pair.sql(&pair.primary, "CREATE TABLE orders (n bigint PRIMARY KEY)").expect("table");
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = application(clients.clone(), plan.clone(), Arc::clone(&stop));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Writer { stop, handle }
+    }
+
+    /// Stops it: the numbers it had acknowledged.
+    pub(crate) async fn stop(self) -> Vec<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.await.expect("the application")
+    }
+}
+
 /// The application: inserts numbered rows, one session each, into whichever of the plan's two
 /// database instances takes writes (as it would follow DNS and its connection string), until
 /// told to stop. Returns the numbers acknowledged.
-pub(crate) fn application(
-    clients: AwsClients,
-    plan: dr_core::Plan,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<Vec<u64>> {
+fn application(clients: AwsClients, plan: dr_core::Plan, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<u64>> {
     tokio::spawn(async move {
         let mut acknowledged = Vec::new();
         let mut n = 1_u64;
@@ -121,12 +151,8 @@ async fn a_round_trip_game_day_is_one_run_with_one_report_and_leaves_the_estate_
     let (plan, clients, pair) = backed_estate("roundtrip").await;
     let before = check_plan(&clients, &plan, Scope::Full).await;
     assert!(before.is_ready(), "{before:#?}");
-    let ctx = round_trip_context(&plan, &clients).await;
-    ctx.store.set_armed(&plan.name, true, "test", "armed before the game day", false).await.expect("armed");
-    pair.sql(&pair.primary, "CREATE TABLE orders (n bigint PRIMARY KEY)").expect("table");
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = application(clients.clone(), plan.clone(), Arc::clone(&stop));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ctx = armed_round_trip_context(&plan, &clients).await;
+    let writer = Writer::start(&clients, &plan, &pair).await;
 
     // The game day takes the plan for the failover leg before anything starts.
     let outcome = handle_game_day(&ctx, request(&plan.name)).await.expect("round trip started");
@@ -136,8 +162,7 @@ async fn a_round_trip_game_day_is_one_run_with_one_report_and_leaves_the_estate_
     assert_eq!(held.run_id, Some(format!("{}-failover", outcome.run_id)));
 
     let execution = run_started_round_trip(&clients, &outcome, Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    let acknowledged = writer.await.expect("the application");
+    let acknowledged = writer.stop().await;
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let legs: Vec<(&str, &str)> =
         execution.children.iter().map(|child| (child.machine.as_str(), child.status.as_str())).collect();

@@ -130,23 +130,12 @@ async fn put_json(s3: &aws_sdk_s3::Client, key: &str, value: &Value) -> Result<(
     Ok(())
 }
 
-/// Creates the stand-in's bucket when it is not there. Two actions asked at once may both find it
-/// missing: the second's BucketAlreadyOwnedByYou is the bucket there. us-east-1 takes no location
-/// constraint (S3 refuses one naming it).
+/// Creates the stand-in's bucket when it is not there (two actions asked at once may both find it
+/// missing: `create_bucket` takes the second's BucketAlreadyOwnedByYou as the bucket there).
 async fn ensure_bucket(s3: &aws_sdk_s3::Client) -> Result<(), Error> {
     if s3.head_bucket().bucket(BUCKET).send().await.is_err() {
         let region = s3.config().region().map(|r| r.to_string()).unwrap_or_default();
-        let location = (region != "us-east-1").then(|| {
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
-                .build()
-        });
-        let created = s3.create_bucket().bucket(BUCKET).set_create_bucket_configuration(location).send().await;
-        match created {
-            Ok(_) => {}
-            Err(err) if dr_core::error::sdk_error_code(&err) == Some("BucketAlreadyOwnedByYou") => {}
-            Err(err) => return Err(err.into()),
-        }
+        dr_emulator::estate::create_bucket(s3, &region, BUCKET).await?;
     }
     Ok(())
 }

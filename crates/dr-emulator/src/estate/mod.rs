@@ -624,20 +624,7 @@ pub(crate) fn unique_suffix() -> i64 {
 
 /// Creates `bucket` in the region unless it is already there.
 pub async fn ensure_bucket(region: &RegionClients, bucket: &str) -> Result<(), DrError> {
-    // us-east-1 takes no location constraint: S3 refuses one naming it (InvalidLocationConstraint;
-    // S3 API Reference, CreateBucket: "If you don't specify a Region, the bucket is created in US
-    // East (N. Virginia)").
-    let configuration = (region.region != "us-east-1").then(|| {
-        CreateBucketConfiguration::builder()
-            .location_constraint(BucketLocationConstraint::from(region.region.as_str()))
-            .build()
-    });
-    let created = region.s3.create_bucket().bucket(bucket).set_create_bucket_configuration(configuration).send().await;
-    match created {
-        Ok(_) => {}
-        Err(err) if sdk_error_code(&err) == Some("BucketAlreadyOwnedByYou") => {}
-        Err(err) => return Err(DrError::from_sdk("s3", "CreateBucket", err)),
-    }
+    create_bucket(&region.s3, &region.region, bucket).await?;
     region
         .s3
         .put_bucket_versioning()
@@ -647,6 +634,21 @@ pub async fn ensure_bucket(region: &RegionClients, bucket: &str) -> Result<(), D
         .await
         .map_err(|e| DrError::from_sdk("s3", "PutBucketVersioning", e))?;
     Ok(())
+}
+
+/// Creates `bucket` in `region`, or finds it there already (BucketAlreadyOwnedByYou: an earlier
+/// seeding, or a concurrent caller). us-east-1 takes no location constraint: S3 refuses one naming
+/// it (InvalidLocationConstraint; S3 API Reference, CreateBucket: "If you don't specify a Region,
+/// the bucket is created in US East (N. Virginia)").
+pub async fn create_bucket(s3: &aws_sdk_s3::Client, region: &str, bucket: &str) -> Result<(), DrError> {
+    let configuration = (region != "us-east-1").then(|| {
+        CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region)).build()
+    });
+    match s3.create_bucket().bucket(bucket).set_create_bucket_configuration(configuration).send().await {
+        Ok(_) => Ok(()),
+        Err(err) if sdk_error_code(&err) == Some("BucketAlreadyOwnedByYou") => Ok(()),
+        Err(err) => Err(DrError::from_sdk("s3", "CreateBucket", err)),
+    }
 }
 
 async fn ensure_replication(
