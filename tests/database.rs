@@ -57,7 +57,7 @@ fn wait_for_replay(pair: &Pair, rows: u64) {
 async fn the_runbooks_promotion_promotes_the_real_standby_with_every_replicated_row() {
     let (plan, clients) = seeded_estate().await;
     let pair = Pair::start(&format!("promote-{}", unique_suffix())).expect("a PostgreSQL primary and standby");
-    back_instance_with(&clients, &plan.dr_region, &plan.database.replica_instance, &pair.standby)
+    back_instance_with(&clients, &plan.dr_region, &plan.databases[0].replica_instance, &pair.standby)
         .await
         .expect("replica backed by the standby");
 
@@ -86,11 +86,11 @@ async fn a_promotion_without_a_retention_keeps_one_day_of_backups_as_rds_does() 
         .dr
         .rds
         .promote_read_replica()
-        .db_instance_identifier(&plan.database.replica_instance)
+        .db_instance_identifier(&plan.databases[0].replica_instance)
         .send()
         .await
         .expect("promoted");
-    let promoted = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+    let promoted = describe_db_instance(&clients.dr.rds, &plan.databases[0].replica_instance)
         .await
         .expect("describe")
         .expect("the promoted instance");
@@ -116,7 +116,7 @@ async fn run_planned(plan: &Plan, run_id: &str, wait: Duration) -> dr_tests::Exe
 
 /// Neither the emulated replica nor its standby was promoted.
 async fn assert_nothing_promoted(clients: &AwsClients, plan: &Plan, pair: &Pair) {
-    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+    let replica = describe_db_instance(&clients.dr.rds, &plan.databases[0].replica_instance)
         .await
         .expect("describe")
         .expect("replica");
@@ -253,7 +253,7 @@ fn heartbeat_written(pair: &Pair, source: &str, minutes_ago: u64) {
 async fn late_unplanned_run(last_write_minutes_ago: u64) -> (serde_json::Value, Option<String>, Plan, AwsClients) {
     let (plan, clients, pair) = backed_estate("unplanned").await;
     heartbeat_written(&pair, "rpo-check", last_write_minutes_ago);
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 5400.0).await.expect("lag published");
+    publish_replica_lag(&clients.dr, &plan.databases[0].replica_instance, 5400.0).await.expect("lag published");
     let run_id = format!("late-{}", unique_suffix());
     let mut state: RunbookState =
         serde_json::from_value(input_of(&plan, &run_id, FailoverKind::Unplanned).await).expect("state");
@@ -300,7 +300,7 @@ async fn the_rpo_check_measures_the_database_by_its_heartbeat_not_an_idle_primar
     let (plan, clients, pair) = backed_estate("rpo").await;
     // Nothing written for 40 minutes: RDS PostgreSQL's ReplicaLag (the age of the last replayed
     // transaction) has grown to 2,400 s although the replica misses nothing.
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 2400.0).await.expect("lag published");
+    publish_replica_lag(&clients.dr, &plan.databases[0].replica_instance, 2400.0).await.expect("lag published");
     let rds = || pairs_of(&plan).into_iter().filter(|p| p.kind == PairKind::Rds).collect::<Vec<_>>();
 
     let statuses = check_pairs(&clients, &rds(), Heartbeat::Write, time::now()).await.expect("checked");
@@ -444,7 +444,7 @@ async fn reprotect_makes_the_new_paris_replica_a_real_standby_of_ireland_and_kee
     pair.sql(&pair.standby, "INSERT INTO orders VALUES (2)").expect("Ireland takes writes");
 
     // RDS publishes the new replica's ReplicaLag; moto does not.
-    publish_replica_lag(&clients.primary, &plan.database.primary_instance, 1.0).await.expect("lag published");
+    publish_replica_lag(&clients.primary, &plan.databases[0].primary_instance, 1.0).await.expect("lag published");
     let input = input_of(&plan, &format!("reprotect-{}", unique_suffix()), FailoverKind::Planned).await;
     let state = RunbookState { plan: plan.clone(), ..serde_json::from_value(input.clone()).expect("state") };
     let execution = dr_tests::run_state_machine(
@@ -457,7 +457,7 @@ async fn reprotect_makes_the_new_paris_replica_a_real_standby_of_ireland_and_kee
     let retire = done.step(dr_core::run::StepKey::RetirePrimary).expect("retire record");
     eprintln!("reprotect: retire-primary {:?} after {} attempt(s): {}", retire.outcome, retire.attempt, retire.detail);
 
-    let paris = describe_db_instance(&clients.primary.rds, &plan.database.primary_instance)
+    let paris = describe_db_instance(&clients.primary.rds, &plan.databases[0].primary_instance)
         .await
         .expect("describe")
         .expect("the new Paris replica");
@@ -473,10 +473,13 @@ async fn reprotect_makes_the_new_paris_replica_a_real_standby_of_ireland_and_kee
     }
 
     // The old primary: renamed, its server kept behind the new name, its rows as it left them.
-    let retired = describe_db_instance(&clients.primary.rds, &dr_core::runbook::reprotect::retired_id(&state))
-        .await
-        .expect("describe")
-        .expect("the retired primary");
+    let retired = describe_db_instance(
+        &clients.primary.rds,
+        &dr_core::runbook::reprotect::retired_id(&state, &state.plan.databases[0]),
+    )
+    .await
+    .expect("describe")
+    .expect("the retired primary");
     assert_eq!(retired.endpoint().and_then(|e| e.port()), Some(i32::from(pair.primary.port)));
     assert_eq!(pair.sql(&pair.primary, "SELECT count(*) FROM orders").expect("rows"), "1");
 }

@@ -238,7 +238,7 @@ async fn the_readiness_check_names_what_ireland_needs_to_serve() {
         .expect("detached");
     // A key disabled, the database secret gone from Ireland, the probe failing.
     dr.kms.disable_key().key_id(&key_id).send().await.expect("disabled");
-    let secret = plan.database.credentials_secret.clone().expect("secret");
+    let secret = plan.databases[0].credentials_secret.clone().expect("secret");
     dr.secrets.delete_secret().secret_id(&secret).force_delete_without_recovery(true).send().await.expect("deleted");
     ensure_bucket(dr, "dr-local-application").await.expect("application bucket");
     let reason = "no route to 10.20.0.0/16 through tgw-0a1b2c3d";

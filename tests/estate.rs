@@ -99,8 +99,8 @@ async fn estate_snapshot(plan: &dr_core::Plan, clients: &dr_core::aws::AwsClient
                 .collect::<Vec<_>>()
         }
     };
-    let primary = db(&clients.primary, plan.database.primary_instance.clone()).await;
-    let replica = db(&clients.dr, plan.database.replica_instance.clone()).await;
+    let primary = db(&clients.primary, plan.databases[0].primary_instance.clone()).await;
+    let replica = db(&clients.dr, plan.databases[0].replica_instance.clone()).await;
     let instances: Vec<_> = describe_standby_instances(&clients.dr.ec2, plan)
         .await
         .expect("DescribeInstances")
@@ -230,7 +230,7 @@ async fn a_missing_replica_is_reported() {
         .dr
         .rds
         .delete_db_instance()
-        .db_instance_identifier(&plan.database.replica_instance)
+        .db_instance_identifier(&plan.databases[0].replica_instance)
         .skip_final_snapshot(true)
         .send()
         .await;
@@ -280,7 +280,7 @@ async fn a_terminated_standby_instance_is_named_until_it_is_replaced() {
 async fn lag_over_the_rpo_is_reported() {
     let (plan, clients) = seeded_estate().await;
     let two_hours = 2.0 * plan.targets.rpo().as_secs_f64();
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, two_hours).await.expect("PutMetricData");
+    publish_replica_lag(&clients.dr, &plan.databases[0].replica_instance, two_hours).await.expect("PutMetricData");
     let readiness = check_plan(&clients, &plan, Scope::Full).await;
     assert_only_finding(&readiness, "replica lag", Finding::RpoExceeded);
 }

@@ -126,7 +126,7 @@ pub(crate) async fn failed_over_and_reprotected(name: &str) -> Reprotected {
     // Its compute includes ECS services: the failover raises them, the failback's stand-down
     // sets them back to their standby count.
     let (plan, clients, pair) = backed_estate_with(name, with_ecs_services).await;
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
+    publish_replica_lag(&clients.dr, &plan.databases[0].replica_instance, 1.0).await.expect("lag");
     let before = check_plan(&clients, &plan, Scope::Full).await;
     assert!(before.is_ready(), "{before:#?}");
     let store = trigger_context(&plan, &clients).await.store;
@@ -141,7 +141,7 @@ pub(crate) async fn failed_over_and_reprotected(name: &str) -> Reprotected {
     written.extend(write_rows(pair.standby.port, 11..16));
 
     // RDS publishes the new Paris replica's ReplicaLag; moto does not.
-    publish_replica_lag(&clients.primary, &plan.database.primary_instance, 1.0).await.expect("lag");
+    publish_replica_lag(&clients.primary, &plan.databases[0].primary_instance, 1.0).await.expect("lag");
     let reprotect = reprotect(&plan, Direction::ToDr, "reprotect").await;
     written.extend(write_rows(pair.standby.port, 16..21));
     Reprotected { before: table(&before), plan, clients, pair, store, reprotect, written }
@@ -156,7 +156,7 @@ async fn snapshot_exists(rds: &aws_sdk_rds::Client, id: &str) -> bool {
 async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_every_row() {
     let Reprotected { plan, clients, pair, store, before, reprotect: first, mut written } =
         failed_over_and_reprotected("roundtrip").await;
-    let paris_port = port_of(&clients.primary.rds, &plan.database.primary_instance).await;
+    let paris_port = port_of(&clients.primary.rds, &plan.databases[0].primary_instance).await;
 
     // Ireland primary: `plan check` of the plan as it stands (reversed) is green, and the RPO
     // check writes its heartbeat in Ireland and reads it on the Paris replica.
@@ -222,9 +222,9 @@ async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_
     }
 
     // Reprotect the original direction: Ireland's old primary retired, an Ireland replica of Paris.
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
+    publish_replica_lag(&clients.dr, &plan.databases[0].replica_instance, 1.0).await.expect("lag");
     let second = reprotect(&plan, Direction::ToPrimary, "reprotect-back").await;
-    let ireland_port = port_of(&clients.dr.rds, &plan.database.replica_instance).await;
+    let ireland_port = port_of(&clients.dr.rds, &plan.databases[0].replica_instance).await;
     assert_ne!(ireland_port, pair.standby.port, "a new Ireland replica");
     written.extend(write_rows(paris_port, 31..41));
     wait_for_rows(ireland_port, written.len());
@@ -235,11 +235,12 @@ async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_
     assert_eq!(table(&after), before, "the readiness table after the round trip is the one from before");
 
     // Both old primaries are kept beside their final snapshots; no acknowledged row is lost.
-    let paris_old = (retired_id(&first), final_snapshot_id(&first));
+    let paris_old = (retired_id(&first, &first.plan.databases[0]), final_snapshot_id(&first, &first.plan.databases[0]));
     assert!(describe_db_instance(&clients.primary.rds, &paris_old.0).await.expect("describe").is_some());
     assert!(snapshot_exists(&clients.primary.rds, &paris_old.1).await, "Paris's final snapshot {}", paris_old.1);
     let second = second.facing().expect("the failback's plan");
-    let ireland_old = (retired_id(&second), final_snapshot_id(&second));
+    let ireland_old =
+        (retired_id(&second, &second.plan.databases[0]), final_snapshot_id(&second, &second.plan.databases[0]));
     assert!(describe_db_instance(&clients.dr.rds, &ireland_old.0).await.expect("describe").is_some());
     assert!(snapshot_exists(&clients.dr.rds, &ireland_old.1).await, "Ireland's final snapshot {}", ireland_old.1);
     let (in_paris, in_ireland) = (rows_at(paris_port), rows_at(ireland_port));
@@ -258,8 +259,8 @@ async fn failover_reprotect_failback_reprotect_leaves_the_estate_as_before_with_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failback_while_the_paris_replica_lags_past_the_rpo_is_refused_before_any_change() {
     let Reprotected { plan, clients, store, pair: _servers, .. } = failed_over_and_reprotected("lagging").await;
-    let ireland_port = port_of(&clients.dr.rds, &plan.database.replica_instance).await;
-    let paris_port = port_of(&clients.primary.rds, &plan.database.primary_instance).await;
+    let ireland_port = port_of(&clients.dr.rds, &plan.databases[0].replica_instance).await;
+    let paris_port = port_of(&clients.primary.rds, &plan.databases[0].primary_instance).await;
     // The Paris replica stopped replaying two hours ago: its newest heartbeat is that old. (The
     // heartbeats are backdated in Ireland, replayed, then replay is paused.)
     psql(ireland_port, "UPDATE dr_orchestrator.heartbeat SET written_at = now() - interval '120 minutes'")
@@ -285,7 +286,7 @@ async fn a_failback_while_the_paris_replica_lags_past_the_rpo_is_refused_before_
     // group not fenced.
     assert_eq!(psql(ireland_port, "SELECT pg_is_in_recovery()").expect("Ireland"), "f");
     assert_eq!(psql(paris_port, "SELECT pg_is_in_recovery()").expect("Paris"), "t");
-    let paris = describe_db_instance(&clients.primary.rds, &plan.database.primary_instance)
+    let paris = describe_db_instance(&clients.primary.rds, &plan.databases[0].primary_instance)
         .await
         .expect("describe")
         .expect("the Paris replica");
@@ -314,7 +315,7 @@ async fn a_failback_while_the_paris_replica_lags_past_the_rpo_is_refused_before_
 async fn paris_answering_again_after_an_unplanned_failover_is_fenced_and_told_and_a_failback_unfences_it() {
     let (plan, mut clients, pair) = backed_estate("on-return").await;
     assert!(plan.fences_on_return(), "a production plan fences on return by default");
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
+    publish_replica_lag(&clients.dr, &plan.databases[0].replica_instance, 1.0).await.expect("lag");
     let (sqs, queue) = subscribe(&mut clients).await;
     let mut ctx = trigger_context(&plan, &clients).await;
     // The deployment's fence function, as FENCE_FUNCTION names it (template.yaml).
@@ -364,7 +365,7 @@ async fn paris_answering_again_after_an_unplanned_failover_is_fenced_and_told_an
     eprintln!("what the phone shows:\n{}\n{}", told[0].subject, told[0].text);
 
     // The way back: reprotect, then the failback gives Paris's group its capacity back.
-    publish_replica_lag(&clients.primary, &plan.database.primary_instance, 1.0).await.expect("lag");
+    publish_replica_lag(&clients.primary, &plan.databases[0].primary_instance, 1.0).await.expect("lag");
     reprotect(&plan, Direction::ToDr, "reprotect").await;
     // Paris seen answering only after reprotect (the schedule off meanwhile): the primary's name
     // is now Ireland's replica, which takes no writes; the fence holds the group and says so.

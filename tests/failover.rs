@@ -31,15 +31,15 @@ fn report_of(execution: &Execution) -> RunReport {
 
 /// The estate as the runbook leaves it, checked resource by resource.
 async fn assert_failed_over(plan: &Plan, clients: &AwsClients) {
-    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+    let replica = describe_db_instance(&clients.dr.rds, &plan.databases[0].replica_instance)
         .await
         .expect("describe")
         .expect("replica");
     assert_eq!(replica.read_replica_source_db_instance_identifier().unwrap_or_default(), "", "replica is standalone");
     assert_eq!(replica.db_instance_status(), Some("available"));
     // The promotion request carried the plan's backups (RDS alone would keep 1 day).
-    assert_eq!(replica.backup_retention_period(), i32::try_from(plan.database.backup_retention_days).ok());
-    assert_eq!(replica.preferred_backup_window(), Some(plan.database.backup_window.as_str()));
+    assert_eq!(replica.backup_retention_period(), i32::try_from(plan.databases[0].backup_retention_days).ok());
+    assert_eq!(replica.preferred_backup_window(), Some(plan.databases[0].backup_window.as_str()));
 
     let instances = describe_standby_instances(&clients.dr.ec2, plan).await.expect("instances");
     assert_eq!(instances.len(), 2);
@@ -146,7 +146,7 @@ async fn running_the_runbook_again_after_success_changes_nothing() {
 async fn lag_over_the_rpo_stops_in_preflight_and_an_approval_or_a_plan_in_the_input_is_refused() {
     let (plan, clients) = seeded_estate().await;
     let two_hours = 2.0 * plan.targets.rpo().as_secs_f64();
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, two_hours).await.expect("lag published");
+    publish_replica_lag(&clients.dr, &plan.databases[0].replica_instance, two_hours).await.expect("lag published");
     let before = findings(&check_plan(&clients, &plan, Scope::Full).await);
 
     let run_id = format!("gate-{}", unique_suffix());
@@ -262,11 +262,12 @@ async fn a_run_of_a_plan_never_published_is_refused_before_any_aws_call() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backup_window_that_meets_the_maintenance_window_is_named_and_the_promotion_keeps_the_replicas_own() {
     // The replica's maintenance window is moto's default, wed:06:38-wed:07:08: this window meets it.
-    let (plan, clients) = dr_tests::seeded_estate_with(|plan| plan.database.backup_window = "07:00-07:30".into()).await;
-    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance).await.expect("replica");
+    let (plan, clients) =
+        dr_tests::seeded_estate_with(|plan| plan.databases[0].backup_window = "07:00-07:30".into()).await;
+    let replica = describe_db_instance(&clients.dr.rds, &plan.databases[0].replica_instance).await.expect("replica");
     let maintenance = replica.and_then(|db| db.preferred_maintenance_window().map(str::to_string)).expect("window");
     let readiness = check_plan(&clients, &plan, Scope::Full).await;
-    let finding = readiness.rows.iter().find(|r| r.resource.starts_with(&plan.database.replica_instance));
+    let finding = readiness.rows.iter().find(|r| r.resource.starts_with(&plan.databases[0].replica_instance));
     assert_eq!(
         finding.and_then(|r| r.finding),
         Some(dr_core::readiness::Finding::BackupWindowConflictsMaintenance),
@@ -283,7 +284,7 @@ async fn a_backup_window_that_meets_the_maintenance_window_is_named_and_the_prom
     let promote = report.steps.iter().find(|s| s.step == "promote-replica").expect("promotion");
     let kept = promote.facts.get("backup_window_not_applied").cloned().unwrap_or_default();
     assert!(kept.contains("07:00-07:30") && kept.contains(&maintenance), "{promote:#?}");
-    let promoted = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance).await.expect("promoted");
+    let promoted = describe_db_instance(&clients.dr.rds, &plan.databases[0].replica_instance).await.expect("promoted");
     let window = promoted.and_then(|db| db.preferred_backup_window().map(str::to_string)).unwrap_or_default();
     assert_ne!(window, "07:00-07:30", "RDS's refusal was not provoked");
 }

@@ -135,7 +135,7 @@ async fn assert_rolled_back(
     assert!(failure.steps.iter().all(|s| !s.step.starts_with("flip-dns")), "DNS never moved: {:#?}", failure.steps);
     assert!(failure.steps.iter().any(|s| s.step == "promote-replica"), "the promotion is reported");
     let marked = failure.steps.iter().find(|s| s.step == "mark-diverged").expect("the mark is reported");
-    assert_eq!(marked.facts.get("diverged"), Some(&plan.database.replica_instance), "{marked:#?}");
+    assert_eq!(marked.facts.get("diverged"), Some(&plan.databases[0].replica_instance), "{marked:#?}");
     assert_eq!(failure.rolled_back.len(), 3, "{failure:#?}");
     assert!(failure.rolled_back[0].starts_with("rolled back: fence undone"), "{:?}", failure.rolled_back);
     assert!(failure.rolled_back[1].starts_with("NO DR:"), "{:?}", failure.rolled_back);
@@ -222,7 +222,7 @@ async fn a_drill_below_the_minimum_after_the_promotion_puts_paris_back_serving()
     // RDS publishes the new replica's ReplicaLag; moto does not (the seed's lag stands in).
     let deadline = Instant::now() + Duration::from_secs(300);
     let status = loop {
-        publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
+        publish_replica_lag(&clients.dr, &plan.databases[0].replica_instance, 1.0).await.expect("lag");
         let described = clients.dr.sfn.describe_execution().execution_arn(&execution_arn).send().await;
         let status = described.expect("the reprotect execution").status().as_str().to_string();
         if status != "RUNNING" || Instant::now() > deadline {
@@ -231,14 +231,14 @@ async fn a_drill_below_the_minimum_after_the_promotion_puts_paris_back_serving()
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     assert_eq!(status, "SUCCEEDED", "the reprotect started after the roll-back");
-    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+    let replica = describe_db_instance(&clients.dr.rds, &plan.databases[0].replica_instance)
         .await
         .expect("describe")
         .expect("a new Ireland replica");
     let source = replica.read_replica_source_db_instance_identifier().unwrap_or_default();
-    assert!(source.contains(&plan.database.primary_instance), "Ireland replicates Paris again: {source}");
+    assert!(source.contains(&plan.databases[0].primary_instance), "Ireland replicates Paris again: {source}");
     // The diverged instance was retired, not deleted, and keeps its mark.
-    let prefix = format!("{}-retired-", plan.database.replica_instance);
+    let prefix = format!("{}-retired-", plan.databases[0].replica_instance);
     let mut pages = clients.dr.rds.describe_db_instances().into_paginator().send();
     let mut retired = None;
     while let Some(page) = pages.next().await {
@@ -282,7 +282,7 @@ async fn the_roll_back_completes_under_throttling_5xx_and_lost_answers_and_each_
     assert!(faults.injected.get("lost").copied().unwrap_or(0) > 0, "answers were lost: {faults:#?}");
     let failure = assert_rolled_back(&clients, &plan, &run_id, before).await;
     assert!(failure.rolled_back.iter().any(|l| l.starts_with("reprotect waits for an operator")), "{failure:#?}");
-    assert_eq!(diverged_by(&clients, &plan.database.replica_instance).await.as_deref(), Some(run_id.as_str()));
+    assert_eq!(diverged_by(&clients, &plan.databases[0].replica_instance).await.as_deref(), Some(run_id.as_str()));
     // Each change once: the fence and its undo are one change each on the Paris group; the
     // replica is tagged once for its promotion and once as diverged.
     let mut changes: BTreeMap<(String, String), u32> = BTreeMap::new();
@@ -292,9 +292,9 @@ async fn the_roll_back_completes_under_throttling_5xx_and_lost_answers_and_each_
     let times = |operation: &str, target: &str| {
         changes.iter().filter(|((o, t), _)| o == operation && t.contains(target)).map(|(_, n)| *n).sum::<u32>()
     };
-    assert_eq!(times("PromoteReadReplica", &plan.database.replica_instance), 1, "{changes:#?}");
+    assert_eq!(times("PromoteReadReplica", &plan.databases[0].replica_instance), 1, "{changes:#?}");
     assert_eq!(times("UpdateAutoScalingGroup", &group), 2, "fenced once, unfenced once: {changes:#?}");
-    assert_eq!(times("AddTagsToResource", &plan.database.replica_instance), 2, "{changes:#?}");
+    assert_eq!(times("AddTagsToResource", &plan.databases[0].replica_instance), 2, "{changes:#?}");
     assert_eq!(times("ChangeResourceRecordSets", ""), 0, "{changes:#?}");
 }
 

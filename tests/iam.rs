@@ -33,7 +33,7 @@ async fn a_call_outside_the_functions_role_is_access_denied_and_the_run_names_it
     let (plan, clients) = seeded_estate().await;
     let mut outside = plan.clone();
     // A replica no deployment's role names.
-    outside.database.replica_instance = format!("iam-denied-{}", unique_suffix());
+    outside.databases[0].replica_instance = format!("iam-denied-{}", unique_suffix());
     dr_tests::publish(&outside).await;
     let payload = serde_json::json!({ "action": "act", "state": state_for(outside.clone()) });
     let (answer, function_error) = invoke_lambda("promote-replica", &payload);
@@ -41,11 +41,13 @@ async fn a_call_outside_the_functions_role_is_access_denied_and_the_run_names_it
     assert_eq!(answer["errorType"], "AccessDenied", "{answer}");
     let message = answer["errorMessage"].as_str().unwrap_or_default();
     assert!(message.contains("rds:DescribeDBInstances"), "{message}");
-    assert!(message.contains(&outside.database.replica_instance), "{message}");
+    assert!(message.contains(&outside.databases[0].replica_instance), "{message}");
     let seen = report(&clients).await.expect("the local IAM's report");
     let denied = &seen.functions["PromoteReplicaFunction"].denied;
     assert!(
-        denied.iter().any(|d| d.resource.as_deref().is_some_and(|r| r.ends_with(&outside.database.replica_instance))),
+        denied
+            .iter()
+            .any(|d| d.resource.as_deref().is_some_and(|r| r.ends_with(&outside.databases[0].replica_instance))),
         "{denied:?}"
     );
     // The same step on the deployment's own replica is allowed.

@@ -34,7 +34,7 @@ async fn the_microservices_estate_round_trips_to_oregon_on_ecs_with_every_row_an
     let clients = emulator_clients(&plan).await;
     seed(&clients, &plan, SeedOptions::default()).await.expect("seeding the microservices estate");
     let pair = back_with_real_pair(&clients, &plan, "microservices").await;
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 1.0).await.expect("lag");
+    publish_replica_lag(&clients.dr, &plan.databases[0].replica_instance, 1.0).await.expect("lag");
     // Each service's (desired, running) on standby, every task settled.
     let standby: Vec<(i32, i32)> =
         plan.ecs_services.iter().map(|s| (i32::from(s.standby_count), i32::from(s.standby_count))).collect();
@@ -82,9 +82,10 @@ async fn the_microservices_estate_round_trips_to_oregon_on_ecs_with_every_row_an
         assert_eq!(achieved.rpo_seconds, Some(0.0), "{leg:?} proven by its barrier");
     }
     assert!(acknowledged.len() > 10, "the application wrote throughout: {}", acknowledged.len());
-    for (rds, instance) in
-        [(&clients.primary.rds, &plan.database.primary_instance), (&clients.dr.rds, &plan.database.replica_instance)]
-    {
+    for (rds, instance) in [
+        (&clients.primary.rds, &plan.databases[0].primary_instance),
+        (&clients.dr.rds, &plan.databases[0].replica_instance),
+    ] {
         let rows = rows_in(rds, instance).await;
         let lost: Vec<&u64> = acknowledged.iter().filter(|n| !rows.contains(n)).collect();
         assert!(lost.is_empty(), "acknowledged, missing in {instance}: {lost:?}");

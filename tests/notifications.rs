@@ -102,7 +102,7 @@ async fn a_failed_run_a_restore_test_and_an_rpo_breach_are_told_once() {
 
     // The replica falls two hours behind. The RPO gate refuses an unplanned run: told as failed,
     // with the error.
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 7200.0).await.expect("lag");
+    publish_replica_lag(&clients.dr, &plan.databases[0].replica_instance, 7200.0).await.expect("lag");
     let refused = run_failover(&failover_input(&plan, &format!("refused-{}", unique_suffix())).await);
     assert_eq!(refused.status, "FAILED");
 

@@ -73,7 +73,7 @@ async fn lagging_estate_of(edit: impl FnOnce(&mut Plan)) -> (Plan, AwsClients, P
     edit(&mut plan);
     dr_tests::publish(&plan).await;
     let lag = 2.0 * plan.targets.rpo().as_secs_f64();
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, lag).await.expect("lag published");
+    publish_replica_lag(&clients.dr, &plan.databases[0].replica_instance, lag).await.expect("lag published");
     let bucket = format!("plans-{}", plan.name);
     let runbook = register_runbook(&clients, &plan, &bucket).await;
     let store = PlanStore::new(clients.dr.s3.clone(), &bucket);

@@ -26,7 +26,7 @@ async fn reprotect_retires_the_old_primary_with_its_snapshot_and_replicates_irel
     assert_eq!(failover.status, "SUCCEEDED", "{failover:#?}");
 
     // RDS publishes ReplicaLag for a replica every minute; moto does not.
-    publish_replica_lag(&clients.primary, &plan.database.primary_instance, 3.0).await.expect("lag published");
+    publish_replica_lag(&clients.primary, &plan.databases[0].primary_instance, 3.0).await.expect("lag published");
     let input = failover_input(&plan, &format!("reprotect-{}", unique_suffix())).await;
     let state = RunbookState { plan: plan.clone(), ..serde_json::from_value(input.clone()).expect("state") };
     let execution = run_reprotect(&input);
@@ -43,7 +43,7 @@ async fn reprotect_retires_the_old_primary_with_its_snapshot_and_replicates_irel
     assert_eq!(changes, ["CreateDBSnapshot", "AddTagsToResource", "ModifyDBInstance"], "{retire:#?}");
 
     // The old primary: kept under its retired name, tagged with the run and its final snapshot.
-    let retired = describe_db_instance(&clients.primary.rds, &retired_id(&state))
+    let retired = describe_db_instance(&clients.primary.rds, &retired_id(&state, &state.plan.databases[0]))
         .await
         .expect("describe")
         .expect("the old primary is kept, renamed");
@@ -53,23 +53,26 @@ async fn reprotect_retires_the_old_primary_with_its_snapshot_and_replicates_irel
         .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
         .collect();
     assert!(tags.contains(&(RETIRED_BY_RUN_TAG.to_string(), state.run.id.clone())), "{tags:?}");
-    assert!(tags.contains(&(FINAL_SNAPSHOT_TAG.to_string(), final_snapshot_id(&state))), "{tags:?}");
+    assert!(
+        tags.contains(&(FINAL_SNAPSHOT_TAG.to_string(), final_snapshot_id(&state, &state.plan.databases[0]))),
+        "{tags:?}"
+    );
     let snapshots = clients
         .primary
         .rds
         .describe_db_snapshots()
-        .db_snapshot_identifier(final_snapshot_id(&state))
+        .db_snapshot_identifier(final_snapshot_id(&state, &state.plan.databases[0]))
         .send()
         .await
         .expect("the final snapshot exists");
     assert_eq!(snapshots.db_snapshots().first().and_then(|s| s.status()), Some("available"));
 
     // The plan's Paris name is now a replica of the Ireland primary.
-    let ireland = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+    let ireland = describe_db_instance(&clients.dr.rds, &plan.databases[0].replica_instance)
         .await
         .expect("describe")
         .expect("the Ireland primary");
-    let paris = describe_db_instance(&clients.primary.rds, &plan.database.primary_instance)
+    let paris = describe_db_instance(&clients.primary.rds, &plan.databases[0].primary_instance)
         .await
         .expect("describe")
         .expect("the new Paris replica");
@@ -86,17 +89,28 @@ async fn reprotect_retires_the_old_primary_with_its_snapshot_and_replicates_irel
 
     // The operator's last step: the new replica is never taken for a retired primary; the
     // retired one goes, its final snapshot stays.
-    let refused = delete_retired(&clients, &plan, &plan.database.primary_instance).await.expect_err("refused");
+    let refused = delete_retired(&clients, &plan, &plan.databases[0].primary_instance).await.expect_err("refused");
     assert_eq!(refused.name(), "ReprotectRefused", "{refused}");
     assert!(
-        describe_db_instance(&clients.primary.rds, &plan.database.primary_instance).await.expect("describe").is_some()
+        describe_db_instance(&clients.primary.rds, &plan.databases[0].primary_instance)
+            .await
+            .expect("describe")
+            .is_some()
     );
-    let deleted = delete_retired(&clients, &plan, &retired_id(&state)).await.expect("deleted");
+    let deleted =
+        delete_retired(&clients, &plan, &retired_id(&state, &state.plan.databases[0])).await.expect("deleted");
     eprintln!("{deleted}");
-    let gone = describe_db_instance(&clients.primary.rds, &retired_id(&state)).await.expect("describe");
+    let gone = describe_db_instance(&clients.primary.rds, &retired_id(&state, &state.plan.databases[0]))
+        .await
+        .expect("describe");
     assert!(gone.as_ref().is_none_or(|db| db.db_instance_status() == Some("deleting")), "{gone:?}");
-    let kept =
-        clients.primary.rds.describe_db_snapshots().db_snapshot_identifier(final_snapshot_id(&state)).send().await;
+    let kept = clients
+        .primary
+        .rds
+        .describe_db_snapshots()
+        .db_snapshot_identifier(final_snapshot_id(&state, &state.plan.databases[0]))
+        .send()
+        .await;
     assert!(kept.is_ok_and(|found| !found.db_snapshots().is_empty()), "the final snapshot is kept");
 }
 
@@ -108,14 +122,25 @@ async fn reprotect_before_a_failover_is_refused_before_any_change() {
     let execution = run_reprotect(&input);
     assert_eq!(execution.status, "FAILED", "{execution:#?}");
     assert_eq!(execution.error.as_deref(), Some("ReprotectRefused"), "{execution:#?}");
-    let primary = describe_db_instance(&clients.primary.rds, &plan.database.primary_instance).await.expect("describe");
+    let primary =
+        describe_db_instance(&clients.primary.rds, &plan.databases[0].primary_instance).await.expect("describe");
     assert!(
         primary.is_some_and(|db| db.read_replica_source_db_instance_identifier().is_none()),
         "the primary is as it was"
     );
-    assert!(describe_db_instance(&clients.primary.rds, &retired_id(&state)).await.expect("describe").is_none());
-    let snapshot =
-        clients.primary.rds.describe_db_snapshots().db_snapshot_identifier(final_snapshot_id(&state)).send().await;
+    assert!(
+        describe_db_instance(&clients.primary.rds, &retired_id(&state, &state.plan.databases[0]))
+            .await
+            .expect("describe")
+            .is_none()
+    );
+    let snapshot = clients
+        .primary
+        .rds
+        .describe_db_snapshots()
+        .db_snapshot_identifier(final_snapshot_id(&state, &state.plan.databases[0]))
+        .send()
+        .await;
     assert!(snapshot.map_or(true, |found| found.db_snapshots().is_empty()), "no snapshot taken");
 }
 
@@ -134,11 +159,16 @@ async fn a_dry_run_of_reprotect_says_what_it_would_do_and_changes_nothing() {
     let retire = done.step(StepKey::RetirePrimary).expect("retire record");
     let replica = done.step(StepKey::Replica).expect("replica record");
     assert_eq!((retire.outcome, replica.outcome), (Outcome::WouldChange, Outcome::WouldChange));
-    assert!(retire.detail.contains(&format!("rename it {}", retired_id(&state))), "{}", retire.detail);
+    assert!(
+        retire.detail.contains(&format!("rename it {}", retired_id(&state, &state.plan.databases[0]))),
+        "{}",
+        retire.detail
+    );
     assert!(replica.detail.contains("as a read replica of"), "{}", replica.detail);
     let mutating: usize = StepKey::all().filter_map(|key| done.step(key)).map(|r| r.mutating_calls()).sum();
     assert_eq!(mutating, 0, "{done:#?}");
-    let primary = describe_db_instance(&clients.primary.rds, &plan.database.primary_instance).await.expect("describe");
+    let primary =
+        describe_db_instance(&clients.primary.rds, &plan.databases[0].primary_instance).await.expect("describe");
     assert!(
         primary.is_some_and(|db| db.read_replica_source_db_instance_identifier().is_none()),
         "the old primary as it was"

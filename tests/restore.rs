@@ -40,7 +40,7 @@ async fn a_full_run_restores_validates_deletes_and_reports_the_duration() {
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RestoreReport = serde_json::from_value(execution.output).expect("the output is the report");
     assert_eq!(report.head.status, RunStatus::Succeeded);
-    assert_eq!(report.snapshot.as_deref(), Some(format!("{}-copy", plan.database.primary_instance).as_str()));
+    assert_eq!(report.snapshot.as_deref(), Some(format!("{}-copy", plan.databases[0].primary_instance).as_str()));
     assert!(report.restore_seconds.is_some() && report.rto_met == Some(true), "{report:#?}");
     assert_eq!(report.rpo_met, Some(true), "a fresh snapshot is within the RPO");
     assert!(report.validation.as_deref().is_some_and(|v| v.contains("encrypted")), "{report:#?}");
@@ -48,7 +48,9 @@ async fn a_full_run_restores_validates_deletes_and_reports_the_duration() {
     assert!(gone(&clients, &input.run.id).await, "the temporary instance is deleted");
     assert_eq!(stored_report(&clients, &plan, &input.run.id).await.head.status, RunStatus::Succeeded);
     // Only the restore-test instance was touched: the replica is still there.
-    assert!(describe_db_instance(&clients.dr.rds, &plan.database.replica_instance).await.expect("describe").is_some());
+    assert!(
+        describe_db_instance(&clients.dr.rds, &plan.databases[0].replica_instance).await.expect("describe").is_some()
+    );
 }
 
 #[tokio::test]
@@ -94,7 +96,7 @@ async fn no_snapshot_is_a_named_error_and_nothing_is_restored() {
 #[tokio::test]
 async fn the_janitor_removes_expired_leftovers_and_nothing_else() {
     let (plan, clients) = seeded_estate().await;
-    let snapshot = format!("{}-copy", plan.database.primary_instance);
+    let snapshot = format!("{}-copy", plan.databases[0].primary_instance);
     let s = unique_suffix();
     let restore = |id: String, tags: Vec<Tag>| {
         let clients = clients.clone();
@@ -134,7 +136,7 @@ async fn the_janitor_removes_expired_leftovers_and_nothing_else() {
     let run = janitor(&clients, time::now()).await.expect("janitor");
     assert!(run.deleted.contains(&expired), "{run:?}");
     assert!(run.kept.contains(&unexpired), "{run:?}");
-    for kept in [&unexpired, &untagged, &plan.database.replica_instance] {
+    for kept in [&unexpired, &untagged, &plan.databases[0].replica_instance] {
         assert!(!run.deleted.contains(kept), "{run:?}");
         assert!(describe_db_instance(&clients.dr.rds, kept).await.expect("describe").is_some(), "{kept} kept");
     }
@@ -167,7 +169,7 @@ async fn a_run_never_deletes_another_runs_instance_even_under_its_own_name() {
         .rds
         .restore_db_instance_from_db_snapshot()
         .db_instance_identifier(&name)
-        .db_snapshot_identifier(format!("{}-copy", plan.database.primary_instance))
+        .db_snapshot_identifier(format!("{}-copy", plan.databases[0].primary_instance))
         .db_instance_class("db.t4g.medium")
         .db_subnet_group_name("platform-db-ireland")
         .tags(tag(RESTORE_TEST_TAG, "true"))

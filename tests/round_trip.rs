@@ -120,8 +120,8 @@ fn application(clients: AwsClients, plan: dr_core::Plan, stop: Arc<AtomicBool>) 
         let mut n = 1_u64;
         while !stop.load(Ordering::Relaxed) {
             for (rds, instance) in [
-                (&clients.primary.rds, &plan.database.primary_instance),
-                (&clients.dr.rds, &plan.database.replica_instance),
+                (&clients.primary.rds, &plan.databases[0].primary_instance),
+                (&clients.dr.rds, &plan.databases[0].replica_instance),
             ] {
                 let Ok(Some(db)) = describe_db_instance(rds, instance).await else { continue };
                 let Some(port) = db.endpoint().and_then(|e| e.port()).and_then(|p| u16::try_from(p).ok()) else {
@@ -213,14 +213,14 @@ async fn a_round_trip_game_day_is_one_run_with_one_report_and_leaves_the_estate_
     assert_eq!((state.status, state.primary_region.as_deref()), (PlanStatus::Armed, Some("eu-west-3")));
     let after = check_plan(&clients, &plan, Scope::Full).await;
     assert_eq!(table(&after), table(&before), "the readiness table after the round trip is the one from before");
-    let in_paris = rows_in(&clients.primary.rds, &plan.database.primary_instance).await;
-    let mut in_ireland = rows_in(&clients.dr.rds, &plan.database.replica_instance).await;
+    let in_paris = rows_in(&clients.primary.rds, &plan.databases[0].primary_instance).await;
+    let mut in_ireland = rows_in(&clients.dr.rds, &plan.databases[0].replica_instance).await;
     for _ in 0..50 {
         if acknowledged.iter().all(|n| in_ireland.contains(n)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        in_ireland = rows_in(&clients.dr.rds, &plan.database.replica_instance).await;
+        in_ireland = rows_in(&clients.dr.rds, &plan.databases[0].replica_instance).await;
     }
     let lost: Vec<&u64> = acknowledged.iter().filter(|n| !in_paris.contains(n) || !in_ireland.contains(n)).collect();
     eprintln!(
@@ -272,7 +272,7 @@ async fn a_round_trip_whose_failover_is_refused_stops_there_and_reports_what_ran
     let (plan, clients, pair) = backed_estate("roundtrip-stopped").await;
     let ctx = round_trip_context(&plan, &clients).await;
     // The Ireland replica reads two hours behind: the failover leg's RPO gate refuses it.
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, 7200.0).await.expect("lag");
+    publish_replica_lag(&clients.dr, &plan.databases[0].replica_instance, 7200.0).await.expect("lag");
     let outcome = handle_game_day(&ctx, request(&plan.name)).await.expect("round trip started");
     let execution = run_started_round_trip(&clients, &outcome, Duration::ZERO).await;
     assert_eq!(execution.status, "FAILED", "{execution:#?}");

@@ -305,7 +305,7 @@ async fn a_detached_routing_health_check_named_by_the_readiness_check_stops_pref
     assert_eq!(refused.error.as_deref(), Some("PreflightFailed"), "{refused:#?}");
     let cause = refused.cause.as_ref().map(|c| c.to_string()).unwrap_or_default();
     assert!(cause.contains("health check is none") && cause.contains("readiness check of"), "{cause}");
-    let replica = dr_core::aws::lookup::describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+    let replica = dr_core::aws::lookup::describe_db_instance(&clients.dr.rds, &plan.databases[0].replica_instance)
         .await
         .expect("describe")
         .expect("replica");

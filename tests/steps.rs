@@ -47,7 +47,7 @@ async fn a_replica_promoted_outside_the_runbook_needs_a_human_approval() {
         .dr
         .rds
         .promote_read_replica()
-        .db_instance_identifier(&plan.database.replica_instance)
+        .db_instance_identifier(&plan.databases[0].replica_instance)
         .send()
         .await
         .expect("PromoteReadReplica");

@@ -86,7 +86,7 @@ async fn after_a_failover_drctl_names_the_terraform_inputs_that_now_differ() {
     assert!(line("primary_region ").contains("= \"eu-west-1\"  # was \"eu-west-3\""), "{after}");
     assert!(line("dr_region ").contains("= \"eu-west-3\"  # was \"eu-west-1\""), "{after}");
     let writer = line("database.primary_instance ");
-    assert!(writer.contains(&format!("= \"{}\"", plan.database.replica_instance)), "{writer}");
+    assert!(writer.contains(&format!("= \"{}\"", plan.databases[0].replica_instance)), "{writer}");
     assert!(writer.contains("is standalone and takes the writes"), "{writer}");
     let replica = line("database.replica_instance ");
     assert!(replica.contains("= null") && replica.contains("reprotect makes one"), "{replica}");

@@ -179,7 +179,7 @@ async fn a_replica_in_its_backup_window_past_every_retry_is_waited_out_then_prom
     // Wait loop and its budget, not the window's length, so the window and the Waits are short.
     let backup = Duration::from_secs(30);
     let held = std::time::Instant::now();
-    hold_rds_status(&clients, &plan.dr_region, &plan.database.replica_instance, "backing-up", backup.as_secs())
+    hold_rds_status(&clients, &plan.dr_region, &plan.databases[0].replica_instance, "backing-up", backup.as_secs())
         .await
         .expect("replica held in backing-up");
 
@@ -196,7 +196,7 @@ async fn a_replica_in_its_backup_window_past_every_retry_is_waited_out_then_prom
     assert!(held.elapsed() >= backup, "the run waited out the backup window");
     let promote = report.timeline.iter().find(|e| e.phase == "promote replica").expect("promote phase");
     assert!(promote.seconds >= 20.0, "promotion waited for the backup: {promote:?}");
-    let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance)
+    let replica = describe_db_instance(&clients.dr.rds, &plan.databases[0].replica_instance)
         .await
         .expect("describe")
         .expect("replica");

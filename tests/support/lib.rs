@@ -58,8 +58,8 @@ pub fn isolated_plan() -> Plan {
     let mut plan = Plan::load(&example_plan_path()).expect("example plan is valid");
     let s = unique_suffix();
     plan.name = format!("t{s}");
-    plan.database.primary_instance = format!("db-paris-{s}");
-    plan.database.replica_instance = format!("db-ireland-{s}");
+    plan.databases[0].primary_instance = format!("db-paris-{s}");
+    plan.databases[0].replica_instance = format!("db-ireland-{s}");
     if let Some(tag) = plan.standby_instances.tag.as_mut() {
         tag.value = format!("standby-{s}");
     }
@@ -67,7 +67,7 @@ pub fn isolated_plan() -> Plan {
     if let Some(fence) = plan.fence.as_mut() {
         fence.auto_scaling_group = Some(format!("web-paris-{s}"));
     }
-    plan.database.credentials_secret = Some(format!("db-credentials-{s}"));
+    plan.databases[0].credentials_secret = Some(format!("db-credentials-{s}"));
     plan.dns.hosted_zone = format!("t{s}.example.com.");
     plan.dns.record = format!("app.t{s}.example.com.");
     if let Some(routing) = plan.dns.routing.as_mut() {
@@ -94,9 +94,9 @@ pub fn isolated_microservices_plan() -> Plan {
     let mut plan = Plan::load(&repo_root().join("plans/us-east-west-microservices.toml")).expect("the plan is valid");
     let s = unique_suffix();
     plan.name = format!("t{s}");
-    plan.database.primary_instance = format!("db-virginia-{s}");
-    plan.database.replica_instance = format!("db-oregon-{s}");
-    plan.database.credentials_secret = Some(format!("db-credentials-{s}"));
+    plan.databases[0].primary_instance = format!("db-virginia-{s}");
+    plan.databases[0].replica_instance = format!("db-oregon-{s}");
+    plan.databases[0].credentials_secret = Some(format!("db-credentials-{s}"));
     for service in &mut plan.ecs_services {
         service.cluster = format!("{}-{s}", service.cluster);
     }
@@ -244,10 +244,10 @@ pub async fn backed_estate_with(
 pub async fn back_with_real_pair(clients: &AwsClients, plan: &Plan, name: &str) -> dr_emulator::postgres::Pair {
     let pair = dr_emulator::postgres::Pair::start(&format!("{name}-{}", unique_suffix())).expect("a PostgreSQL pair");
     use dr_emulator::control::back_instance_with;
-    back_instance_with(clients, &plan.primary_region, &plan.database.primary_instance, &pair.primary)
+    back_instance_with(clients, &plan.primary_region, &plan.databases[0].primary_instance, &pair.primary)
         .await
         .expect("primary backed");
-    back_instance_with(clients, &plan.dr_region, &plan.database.replica_instance, &pair.standby)
+    back_instance_with(clients, &plan.dr_region, &plan.databases[0].replica_instance, &pair.standby)
         .await
         .expect("replica backed");
     pair

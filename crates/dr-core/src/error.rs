@@ -377,6 +377,7 @@ pub enum ProblemCode {
     InvalidReadinessProbe,
     InvalidCustomAction,
     InvalidEcsService,
+    InvalidDatabase,
 }
 
 impl ProblemCode {

@@ -269,35 +269,43 @@ fn each_broken_rule_has_its_named_problem() {
         (|p| p.name = "paris ireland!".into(), ProblemCode::InvalidPlanName, "name"),
         (|p| p.targets.rto_minutes = 0, ProblemCode::InvalidTarget, "targets.rto_minutes"),
         (|p| p.targets.rpo_minutes = 300, ProblemCode::TargetExceedsTier, "targets.rpo_minutes"),
-        (|p| p.database.replica_instance = "1-bad".into(), ProblemCode::InvalidIdentifier, "database.replica_instance"),
         (
-            |p| p.database.lag_freshness_seconds = 7200,
+            |p| p.databases[0].replica_instance = "1-bad".into(),
+            ProblemCode::InvalidIdentifier,
+            "database.replica_instance",
+        ),
+        (
+            |p| p.databases[0].lag_freshness_seconds = 7200,
             ProblemCode::InvalidFreshnessWindow,
             "database.lag_freshness_seconds",
         ),
         (
-            |p| p.database.backup_retention_days = 0,
+            |p| p.databases[0].backup_retention_days = 0,
             ProblemCode::BackupRetentionOutOfRange,
             "database.backup_retention_days",
         ),
         (
-            |p| p.database.backup_retention_days = 36,
+            |p| p.databases[0].backup_retention_days = 36,
             ProblemCode::BackupRetentionOutOfRange,
             "database.backup_retention_days",
         ),
         (
-            |p| p.database.backup_retention_days = 14,
+            |p| p.databases[0].backup_retention_days = 14,
             ProblemCode::BackupRetentionBelowTier,
             "database.backup_retention_days",
         ),
-        (|p| p.database.backup_window = "1:00-1:30".into(), ProblemCode::InvalidBackupWindow, "database.backup_window"),
         (
-            |p| p.database.backup_window = "01:00-01:15".into(),
+            |p| p.databases[0].backup_window = "1:00-1:30".into(),
             ProblemCode::InvalidBackupWindow,
             "database.backup_window",
         ),
         (
-            |p| p.database.backup_window = "25:00-01:00".into(),
+            |p| p.databases[0].backup_window = "01:00-01:15".into(),
+            ProblemCode::InvalidBackupWindow,
+            "database.backup_window",
+        ),
+        (
+            |p| p.databases[0].backup_window = "25:00-01:00".into(),
             ProblemCode::InvalidBackupWindow,
             "database.backup_window",
         ),
@@ -390,7 +398,11 @@ fn each_broken_rule_has_its_named_problem() {
             ProblemCode::FenceWithoutMethod,
             "fence",
         ),
-        (|p| p.database.credentials_secret = None, ProblemCode::FenceWithoutCredentials, "database.credentials_secret"),
+        (
+            |p| p.databases[0].credentials_secret = None,
+            ProblemCode::FenceWithoutCredentials,
+            "database.credentials_secret",
+        ),
         (
             |p| {
                 if let Some(fence) = p.fence.as_mut() {
@@ -415,12 +427,12 @@ fn each_broken_rule_has_its_named_problem() {
 #[test]
 fn a_backup_window_may_span_midnight_and_lower_tiers_keep_a_week() {
     let mut plan = example();
-    plan.database.backup_window = "23:45-00:15".into();
+    plan.databases[0].backup_window = "23:45-00:15".into();
     assert_eq!(codes(&plan), []);
     plan.tier = 2;
-    plan.database.backup_retention_days = 7;
+    plan.databases[0].backup_retention_days = 7;
     assert_eq!(codes(&plan), []);
-    plan.database.backup_retention_days = 6;
+    plan.databases[0].backup_retention_days = 6;
     assert_eq!(codes(&plan), [ProblemCode::BackupRetentionBelowTier]);
 }
 
@@ -493,8 +505,8 @@ fn a_failback_sees_the_plan_reversed_and_keeps_what_lives_in_one_place() {
     let back = plan.facing(Direction::ToPrimary).expect("a failback of the example");
     assert!(back.reversed);
     assert_eq!((back.primary_region.as_str(), back.dr_region.as_str()), ("eu-west-1", "eu-west-3"));
-    assert_eq!(back.database.primary_instance, plan.database.replica_instance);
-    assert_eq!(back.database.replica_instance, plan.database.primary_instance);
+    assert_eq!(back.databases[0].primary_instance, plan.databases[0].replica_instance);
+    assert_eq!(back.databases[0].replica_instance, plan.databases[0].primary_instance);
     // Paris's application group is the one given back; Ireland's the one fenced.
     let paris_group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone());
     assert_eq!(Some(dr_group(&back).group.clone()), paris_group);
@@ -505,7 +517,7 @@ fn a_failback_sees_the_plan_reversed_and_keeps_what_lives_in_one_place() {
     assert!(back.trigger.is_none() && back.restore_test.is_none() && back.s3_replication.is_empty());
     // The record, the secret and the reports stay; traffic moves to Paris's value.
     assert_eq!(back.dns, plan.dns);
-    assert_eq!(back.database.credentials_secret, plan.database.credentials_secret);
+    assert_eq!(back.databases[0].credentials_secret, plan.databases[0].credentials_secret);
     assert_eq!(back.reports, plan.reports);
     assert_eq!(back.target_after_move(), &plan.dns.primary);
     assert_eq!(back.serving_target(), &plan.dns.secondary);

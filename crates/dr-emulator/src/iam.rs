@@ -58,11 +58,17 @@ async fn deployment_parameters(
     if let Some(bucket) = plan_state_bucket {
         parameters.insert("PlanStateBucketName".into(), bucket.to_string());
     }
-    if let Some(secret) = &plan.database.credentials_secret
-        && let Ok(found) = clients.dr.secrets.describe_secret().secret_id(secret).send().await
-        && let Some(arn) = found.arn()
-    {
-        parameters.insert("DatabaseCredentialsSecretArn".into(), arn.to_string());
+    let mut secret_arns = Vec::new();
+    for secret in plan.databases.iter().filter_map(|db| db.credentials_secret.as_ref()) {
+        if let Ok(found) = clients.dr.secrets.describe_secret().secret_id(secret).send().await
+            && let Some(arn) = found.arn()
+            && !secret_arns.iter().any(|known| known == arn)
+        {
+            secret_arns.push(arn.to_string());
+        }
+    }
+    if !secret_arns.is_empty() {
+        parameters.insert("DatabaseCredentialsSecretArn".into(), secret_arns.join(","));
     }
     if let Ok(zones) = clients.route53.list_hosted_zones_by_name().dns_name(&plan.dns.hosted_zone).send().await
         && let Some(zone) = zones.hosted_zones().iter().find(|zone| zone.name() == plan.dns.hosted_zone)

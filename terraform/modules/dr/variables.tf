@@ -83,7 +83,7 @@ variable "hosted_zone_id" {
 variable "database_credentials_secret_arn" {
   type        = string
   default     = null
-  description = "DatabaseCredentialsSecretArn: the full ARN of the plan's database secret in the DR region."
+  description = "DatabaseCredentialsSecretArn: the full ARN of each database secret of the plan in the DR region, comma-separated."
 }
 
 variable "notification_kms_key_id" {

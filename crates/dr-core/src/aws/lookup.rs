@@ -54,13 +54,14 @@ pub async fn describe_db_instance(
     }
 }
 
-/// Whether `source` (a replica's ReadReplicaSourceDBInstanceIdentifier) names the plan's primary.
-/// Cross-region replicas name their source by ARN: `arn:aws:rds:REGION:ACCOUNT:db:ID`.
-pub fn is_plan_primary(plan: &Plan, source: &str) -> bool {
+/// Whether `source` (a replica's ReadReplicaSourceDBInstanceIdentifier) names the database's
+/// primary in the plan's primary region. Cross-region replicas name their source by ARN:
+/// `arn:aws:rds:REGION:ACCOUNT:db:ID`.
+pub fn is_plan_primary(plan: &Plan, db: &crate::plan::Database, source: &str) -> bool {
     let parts: Vec<&str> = source.split(':').collect();
     match parts.as_slice() {
         ["arn", _partition, "rds", region, _account, "db", id] => {
-            *region == plan.primary_region && *id == plan.database.primary_instance
+            *region == plan.primary_region && *id == db.primary_instance
         }
         _ => false,
     }

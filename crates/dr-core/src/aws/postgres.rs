@@ -20,7 +20,7 @@ use tokio_postgres::config::SslMode;
 
 use super::AwsClients;
 use crate::error::DrError;
-use crate::plan::Plan;
+use crate::plan::{Database, Plan};
 use crate::time::Timestamp;
 
 /// Connect and each statement: a database that does not answer in this time is not waited on
@@ -90,16 +90,16 @@ impl Endpoint {
     }
 }
 
-/// Reads the plan's database credentials (Secrets Manager, DR region). A plan without
-/// `database.credentials_secret` is `InvalidPlan`.
-pub async fn credentials(clients: &AwsClients, plan: &Plan) -> Result<Credentials, DrError> {
-    let Some(secret) = plan.database.credentials_secret.as_deref() else {
+/// Reads a database's credentials (Secrets Manager, DR region). A database without
+/// `credentials_secret` is `InvalidPlan`.
+pub async fn credentials(clients: &AwsClients, plan: &Plan, db: &Database) -> Result<Credentials, DrError> {
+    let Some(secret) = db.credentials_secret.as_deref() else {
         return Err(DrError::InvalidPlan {
             plan: plan.name.clone(),
             problems: vec![crate::error::PlanProblem {
                 code: crate::error::ProblemCode::FenceWithoutCredentials,
                 field: "database.credentials_secret".into(),
-                message: "the database's credentials are needed to speak SQL to it".into(),
+                message: format!("the credentials of {} are needed to speak SQL to it", db.label()),
             }],
         });
     };

@@ -12,7 +12,7 @@ use super::DeployedStack;
 use crate::aws::AwsClients;
 use crate::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
 use crate::notify::EVENT_SOURCE;
-use crate::plan::{DnsStrategy, Plan, lambda_function_name};
+use crate::plan::{Database, DnsStrategy, Plan, lambda_function_name};
 use crate::readiness::scheduled::{history_prefix as readiness_history_prefix, snapshot_key as readiness_snapshot_key};
 use crate::report::RUNS_NAMESPACE;
 use crate::restore::{INSTANCE_PREFIX, RESTORE_TEST_TAG};
@@ -39,8 +39,8 @@ pub struct Found {
     pub standby_instances: Vec<String>,
     pub dr_group_arn: Option<String>,
     pub fence_group_arn: Option<String>,
-    /// The replica's storage key, when it is encrypted.
-    pub replica_key: Option<String>,
+    /// The replicas' storage keys, of those encrypted.
+    pub replica_keys: Vec<String>,
 }
 
 impl Found {
@@ -59,11 +59,17 @@ impl Found {
             }
         };
         let fence_group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone());
-        let replica = describe_db_instance(&clients.dr.rds, &plan.database.replica_instance).await.ok().flatten();
+        let mut replica_keys = Vec::new();
+        for db in &plan.databases {
+            let replica = describe_db_instance(&clients.dr.rds, &db.replica_instance).await.ok().flatten();
+            replica_keys.extend(
+                replica
+                    .filter(|db| db.storage_encrypted() == Some(true))
+                    .and_then(|db| db.kms_key_id().map(str::to_string)),
+            );
+        }
         Found {
-            replica_key: replica
-                .filter(|db| db.storage_encrypted() == Some(true))
-                .and_then(|db| db.kms_key_id().map(str::to_string)),
+            replica_keys,
             standby_instances,
             dr_group_arn: group_arn(&clients.dr.autoscaling, plan.auto_scaling.as_ref().map(|a| a.group.clone())).await,
             fence_group_arn: group_arn(&clients.primary.autoscaling, fence_group).await,
@@ -80,6 +86,18 @@ struct Table<'a> {
 impl Table<'_> {
     fn add(&mut self, function: &str, region: &str, actions: &[&str], resource: String, why: &'static str) {
         self.add_with::<&str>(function, region, actions, resource, &[], why);
+    }
+
+    /// The same calls on each of several resources (each of the plan's databases).
+    fn add_each(&mut self, function: &str, region: &str, actions: &[&str], resources: &[String], why: &'static str) {
+        for resource in resources {
+            self.add(function, region, actions, resource.clone(), why);
+        }
+    }
+
+    /// Each database's instance ARN in `region`: its primary's, or its replica's.
+    fn dbs(&self, region: &str, instance: fn(&Database) -> &String) -> Vec<String> {
+        self.plan.databases.iter().map(|db| self.db(region, instance(db))).collect()
     }
 
     fn add_with<K: AsRef<str>>(
@@ -162,20 +180,20 @@ impl Table<'_> {
     /// What preflight, the readiness check, the report and the round trip read of the estate.
     fn plan_check_reads(&mut self, function: &str) {
         let (p, d) = (self.plan.primary_region.clone(), self.plan.dr_region.clone());
-        let primary = self.db(&p, &self.plan.database.primary_instance);
-        let replica = self.db(&d, &self.plan.database.replica_instance);
-        self.add(
+        let primary = self.dbs(&p, |db| &db.primary_instance);
+        let replica = self.dbs(&d, |db| &db.replica_instance);
+        self.add_each(
             function,
             &p,
             &["rds:DescribeDBInstances", "rds:ListTagsForResource"],
-            primary,
+            &primary,
             "the primary database's status and its run tags",
         );
-        self.add(
+        self.add_each(
             function,
             &d,
             &["rds:DescribeDBInstances", "rds:ListTagsForResource"],
-            replica,
+            &replica,
             "the replica's status, source and run tags",
         );
         if self.plan.dns.strategy == DnsStrategy::RecordUpsert {
@@ -289,12 +307,19 @@ impl Table<'_> {
         );
     }
 
+    /// Each database's secret, as the stack names them (`DatabaseCredentialsSecretArn`, a list).
     fn secret(&mut self, function: &str, why: &'static str) {
-        let secret = self.stack.parameter("DatabaseCredentialsSecretArn").to_string();
-        if self.plan.database.credentials_secret.is_some() && !secret.is_empty() {
-            let d = self.plan.dr_region.clone();
-            self.add(function, &d, &["secretsmanager:GetSecretValue"], secret, why);
+        if self.plan.databases.iter().all(|db| db.credentials_secret.is_none()) {
+            return;
         }
+        let secrets = self.secret_arns();
+        let d = self.plan.dr_region.clone();
+        self.add_each(function, &d, &["secretsmanager:GetSecretValue"], &secrets, why);
+    }
+
+    fn secret_arns(&self) -> Vec<String> {
+        let listed = self.stack.parameter("DatabaseCredentialsSecretArn");
+        listed.split(',').map(str::trim).filter(|arn| !arn.is_empty()).map(str::to_string).collect()
     }
 
     fn run_reports(&mut self, function: &str, actions: &[&str], why: &'static str) {
@@ -328,8 +353,8 @@ const TASK_FUNCTIONS: &[&str] = &[
 pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<ExpectedCall> {
     let mut t = Table { plan, stack, calls: Vec::new() };
     let (p, d) = (plan.primary_region.clone(), plan.dr_region.clone());
-    let primary = t.db(&p, &plan.database.primary_instance);
-    let replica = t.db(&d, &plan.database.replica_instance);
+    let primary = t.dbs(&p, |db| &db.primary_instance);
+    let replica = t.dbs(&d, |db| &db.replica_instance);
 
     // Every Task of the state machines loads the plan version its run took.
     for function in TASK_FUNCTIONS {
@@ -362,20 +387,14 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
     t.secret("PreflightFunction", "the data loss at the incident's start, over SQL");
     t.publish("PreflightFunction", "a decision a human must take");
 
-    t.add(
+    t.add_each(
         "PromoteReplicaFunction",
         &d,
         &["rds:DescribeDBInstances", "rds:ListTagsForResource", "rds:PromoteReadReplica", "rds:AddTagsToResource"],
-        replica.clone(),
+        &replica,
         "promote the replica, keeping the plan's backups",
     );
-    t.add(
-        "PromoteReplicaFunction",
-        &p,
-        &["rds:DescribeDBInstances"],
-        primary.clone(),
-        "the old primary, for the report",
-    );
+    t.add_each("PromoteReplicaFunction", &p, &["rds:DescribeDBInstances"], &primary, "the old primary, for the report");
     t.secret("PromoteReplicaFunction", "a planned move's return to writable");
 
     t.add(
@@ -495,8 +514,8 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
     t.run_metrics("FailoverReportFunction");
 
     if let Some(fence) = &plan.fence {
-        t.add("FenceFunction", &p, &["rds:DescribeDBInstances"], primary.clone(), "the writer's endpoint");
-        t.add("FenceFunction", &d, &["rds:DescribeDBInstances"], replica.clone(), "the replica's endpoint (barrier)");
+        t.add_each("FenceFunction", &p, &["rds:DescribeDBInstances"], &primary, "the writer's endpoint");
+        t.add_each("FenceFunction", &d, &["rds:DescribeDBInstances"], &replica, "the replica's endpoint (barrier)");
         t.secret("FenceFunction", "the read-only fence and the barrier, over SQL");
         if let Some(arn) = found.fence_group_arn.clone().or_else(|| {
             fence
@@ -600,20 +619,20 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
     }
     let mut keys: Vec<String> = plan.readiness.iter().flat_map(|r| r.kms_keys.iter().cloned()).collect();
     keys.extend(plan.standby_instances.ebs_kms_key.clone());
-    keys.extend(found.replica_key.clone());
+    keys.extend(found.replica_keys.iter().cloned());
     keys.sort();
     keys.dedup();
     for key in keys {
         let arn = if key.starts_with("arn:") { key } else { format!("arn:aws:kms:{d}:{}:key/{key}", t.account()) };
         t.add("ReadinessCheckFunction", &d, &["kms:DescribeKey"], arn, "a key the DR side decrypts with is enabled");
     }
-    let secret = stack.parameter("DatabaseCredentialsSecretArn").to_string();
-    if plan.database.credentials_secret.is_some() && !secret.is_empty() {
-        t.add(
+    if plan.databases.iter().any(|db| db.credentials_secret.is_some()) {
+        let secrets = t.secret_arns();
+        t.add_each(
             "ReadinessCheckFunction",
             &d,
             &["secretsmanager:DescribeSecret"],
-            secret,
+            &secrets,
             "the database secret is in the DR region",
         );
     }
@@ -639,8 +658,8 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         }
     }
 
-    t.add("RpoCheckFunction", &p, &["rds:DescribeDBInstances"], primary.clone(), "the primary of the pair");
-    t.add("RpoCheckFunction", &d, &["rds:DescribeDBInstances"], replica.clone(), "the replica of the pair");
+    t.add_each("RpoCheckFunction", &p, &["rds:DescribeDBInstances"], &primary, "the primary of the pair");
+    t.add_each("RpoCheckFunction", &d, &["rds:DescribeDBInstances"], &replica, "the replica of the pair");
     t.add("RpoCheckFunction", &d, &["cloudwatch:GetMetricData"], "*".into(), "lag and replication metrics");
     let rpo_ns = [("cloudwatch:namespace", "DrOrchestrator/Rpo".to_string())];
     t.add_with("RpoCheckFunction", &d, &["cloudwatch:PutMetricData"], "*".into(), &rpo_ns, "the RPO metrics");
@@ -771,27 +790,27 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
     t.run_metrics("RoundTripFunction");
 
     // Reprotect, after a failover: Paris becomes the replica.
-    t.add(
+    t.add_each(
         "RetirePrimaryFunction",
         &p,
         &["rds:DescribeDBInstances", "rds:CreateDBSnapshot", "rds:ModifyDBInstance", "rds:AddTagsToResource"],
-        primary.clone(),
+        &primary,
         "snapshot and rename the old primary",
     );
     t.add("RetirePrimaryFunction", &p, &["rds:DescribeDBSnapshots"], "*".into(), "the final snapshot available");
     t.add("CreateReplicaFunction", &p, &["cloudwatch:GetMetricData"], "*".into(), "the new replica's lag");
-    t.add(
+    t.add_each(
         "CreateReplicaFunction",
         &d,
         &["rds:DescribeDBInstances", "rds:CreateDBInstanceReadReplica"],
-        replica.clone(),
+        &replica,
         "the new primary is the replica's source",
     );
-    t.add(
+    t.add_each(
         "CreateReplicaFunction",
         &p,
         &["rds:CreateDBInstanceReadReplica", "rds:AddTagsToResource"],
-        primary,
+        &primary,
         "the new replica in the primary region, under the old primary's name",
     );
 

@@ -19,7 +19,7 @@ use crate::store::PlanStore;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TerraformInput {
     /// The input, named as the plan's field it mirrors.
-    pub name: &'static str,
+    pub name: String,
     /// Its value as the plan is written (`None`: no value).
     pub written: Option<String>,
     pub now: Option<String>,
@@ -43,70 +43,75 @@ pub async fn terraform_inputs(
     let failed_over = state.dr_is_primary(plan);
     let (primary_region, dr_region) =
         if failed_over { (&plan.dr_region, &plan.primary_region) } else { (&plan.primary_region, &plan.dr_region) };
-    let (writer, other) = if failed_over {
-        (&plan.database.replica_instance, &plan.database.primary_instance)
-    } else {
-        (&plan.database.primary_instance, &plan.database.replica_instance)
-    };
-    // Faced as the estate stands: `primary` the writer's region, `dr` the other.
-    let faced = clients.facing(state.next_move(plan));
-    let writer_db = describe_db_instance(&faced.primary.rds, writer).await?;
-    // The region failed away from may not answer yet: its instance is then unknown, not an error.
-    let other_read = describe_db_instance(&faced.dr.rds, other).await;
-    let source = |db: &Option<aws_sdk_rds::types::DbInstance>| {
-        db.as_ref().and_then(|db| db.read_replica_source_db_instance_identifier()).map(str::to_string)
-    };
-    let other_db = other_read.as_ref().ok().cloned().flatten();
-    let replica_now = match (&other_db, source(&other_db)) {
-        (Some(_), Some(_)) => Some(other.clone()),
-        _ => None,
-    };
-    let replica_why = match (&other_read, source(&other_db)) {
-        (Err(err), _) => format!(
-            "{other} in {} could not be read ({}): no replica to count on until it answers and reprotect runs",
-            plan.region_name(dr_region),
-            err.name()
-        ),
-        (Ok(db), _) if db.is_none() => format!("no {other} in {}: reprotect makes one", plan.region_name(dr_region)),
-        (Ok(_), Some(from)) => format!("{other} in {} replicates {from}", plan.region_name(dr_region)),
-        (Ok(_), None) => format!(
-            "{other} in {} is standalone, no replica: reprotect makes one (docs/operations.md, Reprotect after a failover)",
-            plan.region_name(dr_region)
-        ),
-    };
-    let writer_why = match (&writer_db, source(&writer_db)) {
-        (Some(_), None) => {
-            format!("{writer} in {} is standalone and takes the writes", plan.region_name(primary_region))
-        }
-        (Some(_), Some(from)) => format!("{writer} still replicates {from}: not promoted"),
-        (None, _) => format!("no {writer} in {}", plan.region_name(primary_region)),
-    };
     let mut inputs = vec![
         TerraformInput {
-            name: "primary_region",
+            name: "primary_region".into(),
             written: Some(plan.primary_region.clone()),
             now: Some(primary_region.clone()),
             why: format!("the plan store: plan {} is {}", plan.name, state.status.name()),
         },
         TerraformInput {
-            name: "dr_region",
+            name: "dr_region".into(),
             written: Some(plan.dr_region.clone()),
             now: Some(dr_region.clone()),
             why: "the region the next move goes to".into(),
         },
-        TerraformInput {
-            name: "database.primary_instance",
-            written: Some(plan.database.primary_instance.clone()),
+    ];
+    // Faced as the estate stands: `primary` the writer's region, `dr` the other.
+    let faced = clients.facing(state.next_move(plan));
+    for (index, db) in plan.databases.iter().enumerate() {
+        let (writer, other) = if failed_over {
+            (&db.replica_instance, &db.primary_instance)
+        } else {
+            (&db.primary_instance, &db.replica_instance)
+        };
+        let writer_db = describe_db_instance(&faced.primary.rds, writer).await?;
+        // The region failed away from may not answer yet: its instance is then unknown, not an
+        // error.
+        let other_read = describe_db_instance(&faced.dr.rds, other).await;
+        let source = |db: &Option<aws_sdk_rds::types::DbInstance>| {
+            db.as_ref().and_then(|db| db.read_replica_source_db_instance_identifier()).map(str::to_string)
+        };
+        let other_db = other_read.as_ref().ok().cloned().flatten();
+        let replica_now = match (&other_db, source(&other_db)) {
+            (Some(_), Some(_)) => Some(other.clone()),
+            _ => None,
+        };
+        let replica_why = match (&other_read, source(&other_db)) {
+            (Err(err), _) => format!(
+                "{other} in {} could not be read ({}): no replica to count on until it answers and reprotect runs",
+                plan.region_name(dr_region),
+                err.name()
+            ),
+            (Ok(db), _) if db.is_none() => {
+                format!("no {other} in {}: reprotect makes one", plan.region_name(dr_region))
+            }
+            (Ok(_), Some(from)) => format!("{other} in {} replicates {from}", plan.region_name(dr_region)),
+            (Ok(_), None) => format!(
+                "{other} in {} is standalone, no replica: reprotect makes one (docs/operations.md, Reprotect after a failover)",
+                plan.region_name(dr_region)
+            ),
+        };
+        let writer_why = match (&writer_db, source(&writer_db)) {
+            (Some(_), None) => {
+                format!("{writer} in {} is standalone and takes the writes", plan.region_name(primary_region))
+            }
+            (Some(_), Some(from)) => format!("{writer} still replicates {from}: not promoted"),
+            (None, _) => format!("no {writer} in {}", plan.region_name(primary_region)),
+        };
+        inputs.push(TerraformInput {
+            name: plan.database_field(index, "primary_instance"),
+            written: Some(db.primary_instance.clone()),
             now: Some(writer.clone()),
             why: writer_why,
-        },
-        TerraformInput {
-            name: "database.replica_instance",
-            written: Some(plan.database.replica_instance.clone()),
+        });
+        inputs.push(TerraformInput {
+            name: plan.database_field(index, "replica_instance"),
+            written: Some(db.replica_instance.clone()),
             now: replica_now,
             why: replica_why,
-        },
-    ];
+        });
+    }
     let written_primary = plan.dns.primary.value.clone();
     let (record_now, record_why) = match plan.dns.strategy {
         DnsStrategy::RecordUpsert => {
@@ -121,7 +126,7 @@ pub async fn terraform_inputs(
         }
     };
     inputs.push(TerraformInput {
-        name: "dns.primary.value",
+        name: "dns.primary.value".into(),
         written: Some(written_primary),
         now: Some(record_now),
         why: record_why,

@@ -33,7 +33,12 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub region_names: BTreeMap<String, String>,
     pub targets: Targets,
-    pub database: Database,
+    /// The estate's databases, each an RDS instance and its cross-region read replica
+    /// (`[[databases]]`; a plan with one may write it `[database]`). One RPO gate decides for all,
+    /// a planned move fences and proves its barrier on each before any promotion, and the data
+    /// tier moves whole or not at all.
+    #[serde(rename = "databases", alias = "database", default, deserialize_with = "one_or_many_databases")]
+    pub databases: Vec<Database>,
     /// The stopped EC2 instances a failover starts. Absent: none (an estate whose compute is
     /// its Auto Scaling group or its ECS services).
     #[serde(default, skip_serializing_if = "InstanceSelector::is_absent")]
@@ -126,7 +131,20 @@ impl Plan {
         } else {
             Ok(self)
         }?;
-        toml::to_string(written).map_err(|e| DrError::serialisation(&format!("plan {}", self.name), e))
+        let text = toml::to_string(written).map_err(|e| DrError::serialisation(&format!("plan {}", self.name), e))?;
+        // A plan with one database is published in the form it was written in before estates
+        // (`[database]`), so that its text, and so its version, stay what they were.
+        Ok(match self.databases.len() {
+            1 => text.lines().map(|line| if line == "[[databases]]" { "[database]" } else { line }).fold(
+                String::with_capacity(text.len()),
+                |mut out, line| {
+                    out.push_str(line);
+                    out.push('\n');
+                    out
+                },
+            ),
+            _ => text,
+        })
     }
 
     /// The plan's version: the SHA-256 of [`Plan::published_text`], in hex.
@@ -484,11 +502,15 @@ impl Plan {
         Ok(Plan {
             primary_region: self.dr_region.clone(),
             dr_region: self.primary_region.clone(),
-            database: Database {
-                primary_instance: self.database.replica_instance.clone(),
-                replica_instance: self.database.primary_instance.clone(),
-                ..self.database.clone()
-            },
+            databases: self
+                .databases
+                .iter()
+                .map(|db| Database {
+                    primary_instance: db.replica_instance.clone(),
+                    replica_instance: db.primary_instance.clone(),
+                    ..db.clone()
+                })
+                .collect(),
             standby_instances: InstanceSelector::default(),
             auto_scaling,
             fence: Some(fence),
@@ -506,6 +528,20 @@ impl Plan {
             reversed: true,
             ..self.clone()
         })
+    }
+
+    /// The database the monthly restore test restores: the plan's first. (An estate's other
+    /// databases are not restore-tested yet.)
+    pub fn restore_tested_database(&self) -> Result<&Database, DrError> {
+        self.databases
+            .first()
+            .ok_or_else(|| DrError::InvalidInput { message: format!("plan {} names no database", self.name) })
+    }
+
+    /// Where a database's field is, in messages and problems: `database.FIELD` in a plan with one
+    /// (as it may be written), `databases[i].FIELD` in an estate.
+    pub fn database_field(&self, index: usize, field: &str) -> String {
+        if self.databases.len() == 1 { format!("database.{field}") } else { format!("databases[{index}].{field}") }
     }
 
     /// Where traffic goes while this plan's `primary_region` serves: the PRIMARY record's value
@@ -638,7 +674,35 @@ pub struct Database {
     pub credentials_secret: Option<String>,
 }
 
+/// The most databases a plan may name: the data tier's steps read and promote them in turn inside
+/// one function run each, and a failover's report and decision name every one.
+pub const MAX_DATABASES: usize = 20;
+
+/// `[database]` (the single-valued form plans were first written in) or `[[databases]]`, read
+/// with the same errors as any table: an untagged enum would hide a typo behind "did not match".
+fn one_or_many_databases<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Database>, D::Error> {
+    struct OneOrMany;
+    impl<'de> serde::de::Visitor<'de> for OneOrMany {
+        type Value = Vec<Database>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a [database] table or [[databases]] tables")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Database::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|db| vec![db])
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Vec::<Database>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+        }
+    }
+    deserializer.deserialize_any(OneOrMany)
+}
+
 impl Database {
+    /// How records, reports and messages name it: `primary -> replica`.
+    pub fn label(&self) -> String {
+        format!("{} -> {}", self.primary_instance, self.replica_instance)
+    }
+
     fn default_lag_freshness_seconds() -> u32 {
         300
     }

@@ -135,7 +135,7 @@ impl Plan {
         let mut found = Problems::default();
         self.check_identity(&mut found);
         self.check_targets(&mut found);
-        self.check_database(&mut found);
+        self.check_databases(&mut found);
         self.check_standby_instances(&mut found);
         self.check_auto_scaling(&mut found);
         self.check_dns(&mut found);
@@ -245,15 +245,48 @@ impl Plan {
         }
     }
 
-    fn check_database(&self, found: &mut Problems) {
-        let db = &self.database;
-        found.identifier("database.primary_instance", &db.primary_instance, is_rds_identifier);
-        found.identifier("database.replica_instance", &db.replica_instance, is_rds_identifier);
+    fn check_databases(&self, found: &mut Problems) {
+        if self.databases.is_empty() || self.databases.len() > super::MAX_DATABASES {
+            found.add(
+                ProblemCode::InvalidDatabase,
+                "databases",
+                format!(
+                    "{} databases: name 1 to {} as [[databases]] tables (primary_instance, replica_instance, \
+                     backup_retention_days, backup_window), or one as [database]",
+                    self.databases.len(),
+                    super::MAX_DATABASES
+                ),
+            );
+        }
+        for (index, db) in self.databases.iter().enumerate() {
+            self.check_database(index, db, found);
+        }
+    }
+
+    fn check_database(&self, index: usize, db: &super::Database, found: &mut Problems) {
+        let field = |name: &str| self.database_field(index, name);
+        found.identifier(&field("primary_instance"), &db.primary_instance, is_rds_identifier);
+        found.identifier(&field("replica_instance"), &db.replica_instance, is_rds_identifier);
+        // Each instance is one database's: a failover promotes each replica once, and a failback
+        // (which swaps the roles) must not find an instance in two pairs.
+        let earlier = self.databases[..index]
+            .iter()
+            .flat_map(|other| [&other.primary_instance, &other.replica_instance])
+            .collect::<Vec<_>>();
+        for (part, name) in [("primary_instance", &db.primary_instance), ("replica_instance", &db.replica_instance)] {
+            if earlier.contains(&name) || db.primary_instance == db.replica_instance {
+                found.add(
+                    ProblemCode::InvalidDatabase,
+                    field(part),
+                    format!("{name}: already named in this plan; each instance belongs to one database pair"),
+                );
+            }
+        }
         let rpo_seconds = u64::from(self.targets.rpo_minutes) * 60;
         if db.lag_freshness_seconds == 0 || u64::from(db.lag_freshness_seconds) > rpo_seconds {
             found.add(
                 ProblemCode::InvalidFreshnessWindow,
-                "database.lag_freshness_seconds",
+                field("lag_freshness_seconds"),
                 format!("{} s: must be between 1 s and the RPO ({rpo_seconds} s)", db.lag_freshness_seconds),
             );
         }
@@ -261,13 +294,13 @@ impl Plan {
         if !(1..=MAX_BACKUP_RETENTION_DAYS).contains(&retention) {
             found.add(
                 ProblemCode::BackupRetentionOutOfRange,
-                "database.backup_retention_days",
+                field("backup_retention_days"),
                 format!("{retention} days: RDS keeps 1 to {MAX_BACKUP_RETENTION_DAYS} days"),
             );
         } else if retention < tier_min_backup_retention_days(self.tier) {
             found.add(
                 ProblemCode::BackupRetentionBelowTier,
-                "database.backup_retention_days",
+                field("backup_retention_days"),
                 format!(
                     "{retention} days: a tier-{} plan keeps at least {} days",
                     self.tier,
@@ -278,7 +311,7 @@ impl Plan {
         if !is_backup_window(&db.backup_window) {
             found.add(
                 ProblemCode::InvalidBackupWindow,
-                "database.backup_window",
+                field("backup_window"),
                 format!("{:?}: use hh24:mi-hh24:mi in UTC, at least 30 minutes", db.backup_window),
             );
         }
@@ -296,10 +329,11 @@ impl Plan {
         }
         // The built-in barrier and a read-only fence speak SQL to the instances.
         let speaks_sql = fence.barrier_function.is_none() || fence.database_read_only;
-        if speaks_sql && self.database.credentials_secret.is_none() {
+        let without_secret = self.databases.iter().enumerate().filter(|(_, db)| db.credentials_secret.is_none());
+        for (index, _) in without_secret.filter(|_| speaks_sql) {
             found.add(
                 ProblemCode::FenceWithoutCredentials,
-                "database.credentials_secret",
+                self.database_field(index, "credentials_secret"),
                 "the barrier (without fence.barrier_function) and a read-only fence speak SQL: name the secret \
                  of the database's credentials"
                     .to_string(),

@@ -39,8 +39,13 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
     Ok(vec![
         ("PlanName", plan.name.clone()),
         ("PrimaryRegion", plan.primary_region.clone()),
-        ("PrimaryDbInstance", plan.database.primary_instance.clone()),
-        ("ReplicaDbInstance", plan.database.replica_instance.clone()),
+        ("DatabaseArns", database_arns(plan, |id| vec![format!("db:{id}")])),
+        (
+            "RetiredDatabaseArns",
+            database_arns(plan, |id| {
+                vec![format!("db:{id}"), format!("db:{id}-retired-*"), format!("snapshot:{id}-final-*")]
+            }),
+        ),
         ("StandbyTagKey", tag.key.clone()),
         ("StandbyTagValue", tag.value.clone()),
         ("StandbyEbsKmsKeyArn", plan.standby_instances.ebs_kms_key.clone().unwrap_or_default()),
@@ -82,6 +87,21 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
             plan.network.as_ref().map(|n| n.database_security_groups.join(",")).unwrap_or_default(),
         ),
     ])
+}
+
+/// Every database's instances as RDS ARNs, each primary in the primary region and each replica in
+/// the DR region, with `resources` naming what of each instance a statement reaches (`db:NAME`,
+/// `snapshot:NAME-final-*`). The account is `*`, as for ECS: RDS has no resource-based policy, so
+/// a role reaches only its own account's instances, and the plan does not know the account.
+fn database_arns(plan: &Plan, resources: impl Fn(&str) -> Vec<String>) -> String {
+    plan.databases
+        .iter()
+        .flat_map(|db| [(&plan.primary_region, &db.primary_instance), (&plan.dr_region, &db.replica_instance)])
+        .flat_map(|(region, id)| {
+            resources(id).into_iter().map(move |resource| format!("arn:aws:rds:{region}:*:{resource}"))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A plan as Terraform reads it (`drctl plan export --json`, for `jsondecode`): the plan, its

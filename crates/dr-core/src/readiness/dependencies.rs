@@ -29,7 +29,7 @@ pub(super) async fn check_dependencies(primary: &RegionClients, dr: &RegionClien
         check_launch_template_and_quota(dr, plan, group.as_ref()),
         check_serving(dr, plan, group.as_ref()),
         check_kms_keys(dr, plan),
-        check_database_secret(dr, plan),
+        check_database_secrets(dr, plan),
         check_probes(primary, dr, plan),
         check_custom_actions(primary, dr, plan),
     );
@@ -389,10 +389,12 @@ async fn check_kms_keys(dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
     const CHECK: Check = Check::KmsKey;
     let mut keys: Vec<String> = plan.readiness.iter().flat_map(|r| r.kms_keys.iter().cloned()).collect();
     keys.extend(plan.standby_instances.ebs_kms_key.clone());
-    if let Ok(Some(replica)) = describe_db_instance(&dr.rds, &plan.database.replica_instance).await
-        && replica.storage_encrypted() == Some(true)
-    {
-        keys.extend(replica.kms_key_id().map(str::to_string));
+    for db in &plan.databases {
+        if let Ok(Some(replica)) = describe_db_instance(&dr.rds, &db.replica_instance).await
+            && replica.storage_encrypted() == Some(true)
+        {
+            keys.extend(replica.kms_key_id().map(str::to_string));
+        }
     }
     keys.sort();
     keys.dedup();
@@ -425,13 +427,19 @@ async fn check_kms_keys(dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
     rows
 }
 
-/// The database secret, present in the DR region (a replica of Paris's, or Ireland's own): the
+/// Each database secret, present in the DR region (a replica of Paris's, or Ireland's own): the
 /// heartbeats, the barrier and the data-loss measure read it there when Paris is gone.
-async fn check_database_secret(dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
+async fn check_database_secrets(dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
+    let mut secrets: Vec<&String> = plan.databases.iter().filter_map(|db| db.credentials_secret.as_ref()).collect();
+    secrets.sort();
+    secrets.dedup();
+    futures_util::future::join_all(secrets.into_iter().map(|secret| check_database_secret(dr, secret))).await
+}
+
+async fn check_database_secret(dr: &RegionClients, secret: &str) -> CheckRow {
     const CHECK: Check = Check::DatabaseSecret;
-    let Some(secret) = &plan.database.credentials_secret else { return Vec::new() };
     let resource = at(secret, &dr.region);
-    vec![match dr.secrets.describe_secret().secret_id(secret).send().await {
+    match dr.secrets.describe_secret().secret_id(secret).send().await {
         Ok(out) if out.deleted_date().is_some() => {
             CheckRow::not_ready(CHECK, resource, Finding::SecretNotReplicated, "scheduled for deletion")
         }
@@ -450,7 +458,7 @@ async fn check_database_secret(dr: &RegionClients, plan: &Plan) -> Vec<CheckRow>
             format!("no such secret in {}: replicate it there", dr.region),
         ),
         Err(err) => CheckRow::failed(CHECK, resource, &DrError::from_sdk("secretsmanager", "DescribeSecret", err)),
-    }]
+    }
 }
 
 /// A probe's answer.

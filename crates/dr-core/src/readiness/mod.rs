@@ -19,7 +19,7 @@ use crate::aws::lookup::{
 };
 use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, RegionClients, within_primary_budget};
 use crate::error::{DrError, ErrorName, sdk_error_code};
-use crate::plan::{BucketPair, Plan};
+use crate::plan::{BucketPair, Database, Plan};
 use crate::rpo::{LagReading, LagVerdict, read_replica_lags};
 use crate::time;
 
@@ -233,10 +233,16 @@ pub async fn check_plan(clients: &AwsClients, plan: &Plan, scope: Scope) -> Read
     let now = time::now();
     // Paris may hang: its checks share one short deadline, whatever their number.
     let deadline = tokio::time::Instant::now() + PRIMARY_REGION_BUDGET;
-    let (primary, replica, lag, instances, asg, services, dns, buckets, reports) = tokio::join!(
-        check_primary(&clients.primary, plan, deadline),
-        check_replica(&clients.dr, plan),
-        check_replica_lag(&clients.dr, plan, now),
+    let databases = plan.databases.iter().map(|db| async move {
+        let (primary, replica, lag) = tokio::join!(
+            check_primary(&clients.primary, db, deadline),
+            check_replica(&clients.dr, plan, db),
+            check_replica_lag(&clients.dr, plan, db, now),
+        );
+        [primary, replica, lag]
+    });
+    let (databases, instances, asg, services, dns, buckets, reports) = tokio::join!(
+        futures_util::future::join_all(databases),
         check_standby_instances(&clients.dr, plan),
         check_auto_scaling(&clients.dr, plan),
         check_ecs_services(&clients.dr, plan),
@@ -244,7 +250,7 @@ pub async fn check_plan(clients: &AwsClients, plan: &Plan, scope: Scope) -> Read
         check_bucket_pairs(clients, plan, deadline),
         check_report_bucket(&clients.home, plan),
     );
-    let mut rows = vec![primary, replica, lag];
+    let mut rows: Vec<CheckRow> = databases.into_iter().flatten().collect();
     rows.extend(instances);
     rows.extend(asg);
     rows.extend(services);
@@ -263,10 +269,10 @@ pub(crate) fn at(id: &str, region: &str) -> String {
     format!("{id} ({region})")
 }
 
-async fn check_primary(primary: &RegionClients, plan: &Plan, deadline: tokio::time::Instant) -> CheckRow {
+async fn check_primary(primary: &RegionClients, db: &Database, deadline: tokio::time::Instant) -> CheckRow {
     const CHECK: Check = Check::PrimaryDatabase;
-    let resource = at(&plan.database.primary_instance, &primary.region);
-    let described = describe_db_instance(&primary.rds, &plan.database.primary_instance);
+    let resource = at(&db.primary_instance, &primary.region);
+    let described = describe_db_instance(&primary.rds, &db.primary_instance);
     match within_primary_budget(deadline, &primary.region, described).await {
         Err(err) => CheckRow::failed(CHECK, resource, &err),
         Ok(None) => CheckRow::not_ready(CHECK, resource, Finding::PrimaryMissing, "no such RDS instance"),
@@ -282,10 +288,10 @@ async fn check_primary(primary: &RegionClients, plan: &Plan, deadline: tokio::ti
     }
 }
 
-async fn check_replica(dr: &RegionClients, plan: &Plan) -> CheckRow {
+async fn check_replica(dr: &RegionClients, plan: &Plan, plan_db: &Database) -> CheckRow {
     const CHECK: Check = Check::ReadReplica;
-    let resource = at(&plan.database.replica_instance, &dr.region);
-    let db = match describe_db_instance(&dr.rds, &plan.database.replica_instance).await {
+    let resource = at(&plan_db.replica_instance, &dr.region);
+    let db = match describe_db_instance(&dr.rds, &plan_db.replica_instance).await {
         Err(err) => return CheckRow::failed(CHECK, resource, &err),
         Ok(None) => return CheckRow::not_ready(CHECK, resource, Finding::ReplicaMissing, "no such RDS instance"),
         Ok(Some(db)) => db,
@@ -294,7 +300,7 @@ async fn check_replica(dr: &RegionClients, plan: &Plan) -> CheckRow {
     let status = db.db_instance_status().unwrap_or("unknown");
     if source.is_empty() {
         CheckRow::not_ready(CHECK, resource, Finding::NotAReplica, "standalone instance: it has no replication source")
-    } else if !is_plan_primary(plan, source) {
+    } else if !is_plan_primary(plan, plan_db, source) {
         CheckRow::not_ready(CHECK, resource, Finding::ReplicaOfAnotherSource, format!("replicates from {source}"))
     } else if is_transient_rds_status(status) {
         CheckRow::not_ready(
@@ -307,7 +313,7 @@ async fn check_replica(dr: &RegionClients, plan: &Plan) -> CheckRow {
         CheckRow::not_ready(CHECK, resource, Finding::ReplicaNotAvailable, format!("status is {status}"))
     } else if let Some(maintenance) = db
         .preferred_maintenance_window()
-        .filter(|maintenance| crate::plan::backup_window_conflicts(&plan.database.backup_window, maintenance))
+        .filter(|maintenance| crate::plan::backup_window_conflicts(&plan_db.backup_window, maintenance))
     {
         CheckRow::not_ready(
             CHECK,
@@ -315,7 +321,7 @@ async fn check_replica(dr: &RegionClients, plan: &Plan) -> CheckRow {
             Finding::BackupWindowConflictsMaintenance,
             format!(
                 "the plan's backup window {} UTC meets the replica's maintenance window {maintenance}: RDS refuses it, so a promotion keeps the replica's own window; move either",
-                plan.database.backup_window
+                plan_db.backup_window
             ),
         )
     } else {
@@ -323,12 +329,12 @@ async fn check_replica(dr: &RegionClients, plan: &Plan) -> CheckRow {
     }
 }
 
-async fn check_replica_lag(dr: &RegionClients, plan: &Plan, now: time::Timestamp) -> CheckRow {
+async fn check_replica_lag(dr: &RegionClients, plan: &Plan, db: &Database, now: time::Timestamp) -> CheckRow {
     const CHECK: Check = Check::ReplicaLag;
-    let replica = plan.database.replica_instance.clone();
+    let replica = db.replica_instance.clone();
     let resource = at(&replica, &dr.region);
     let rpo = plan.targets.rpo();
-    let reading = match read_replica_lags(&dr.cloudwatch, &[replica], plan.database.lag_freshness(), now).await {
+    let reading = match read_replica_lags(&dr.cloudwatch, &[replica], db.lag_freshness(), now).await {
         Err(err) => return CheckRow::failed(CHECK, resource, &err),
         Ok(readings) => readings.into_iter().next(),
     };

@@ -61,9 +61,10 @@ pub async fn find_snapshot(clients: &AwsClients, state: &ValidState) -> Result<S
     let test = settings(state)?;
     let timer = StepTimer::start("find-snapshot", clients);
     // Copies are manual snapshots, or AWS Backup's (which DescribeDBSnapshots lists only when asked).
+    let tested = state.plan.restore_tested_database()?;
     let (database, kinds) = match test.snapshot_source {
-        SnapshotSource::Automated => (&state.plan.database.replica_instance, &["automated"][..]),
-        SnapshotSource::CrossRegionCopy => (&state.plan.database.primary_instance, &["manual", "awsbackup"][..]),
+        SnapshotSource::Automated => (&tested.replica_instance, &["automated"][..]),
+        SnapshotSource::CrossRegionCopy => (&tested.primary_instance, &["manual", "awsbackup"][..]),
     };
     let mut snapshots = Vec::new();
     for kind in kinds {

@@ -38,7 +38,7 @@ use crate::aws::postgres;
 use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, within_primary_budget};
 use crate::error::DrError;
 use crate::notify::{self, Notice, NoticeAction, NoticeKind, Severity};
-use crate::plan::Plan;
+use crate::plan::{Database, Plan};
 use crate::time::{self, Timestamp};
 
 /// Where a plan's heartbeat lives in both buckets of a pair.
@@ -90,20 +90,26 @@ impl ReplicatedPair {
     }
 }
 
-/// Every replicated pair of a plan: its database, then its buckets.
+/// Every replicated pair of a plan: its databases, then its buckets.
 pub fn pairs_of(plan: &Plan) -> Vec<ReplicatedPair> {
     let rpo = plan.targets.rpo();
-    let mut pairs = vec![ReplicatedPair {
-        plan: plan.name.clone(),
-        kind: PairKind::Rds,
-        source: plan.database.primary_instance.clone(),
-        replica: plan.database.replica_instance.clone(),
-        replica_region_name: plan.dr_name().to_string(),
-        rpo,
-        freshness: plan.database.lag_freshness(),
-        metrics_rule: None,
-        credentials_secret: plan.database.credentials_secret.clone(),
-    }];
+    // The buckets' replication metrics are judged with the strictest of the databases' windows.
+    let freshness = plan.databases.iter().map(Database::lag_freshness).min().unwrap_or_default();
+    let mut pairs: Vec<ReplicatedPair> = plan
+        .databases
+        .iter()
+        .map(|db| ReplicatedPair {
+            plan: plan.name.clone(),
+            kind: PairKind::Rds,
+            source: db.primary_instance.clone(),
+            replica: db.replica_instance.clone(),
+            replica_region_name: plan.dr_name().to_string(),
+            rpo,
+            freshness: db.lag_freshness(),
+            metrics_rule: None,
+            credentials_secret: db.credentials_secret.clone(),
+        })
+        .collect();
     pairs.extend(plan.s3_replication.iter().map(|bucket| ReplicatedPair {
         plan: plan.name.clone(),
         kind: PairKind::S3,
@@ -111,7 +117,7 @@ pub fn pairs_of(plan: &Plan) -> Vec<ReplicatedPair> {
         replica: bucket.replica_bucket.clone(),
         replica_region_name: plan.dr_name().to_string(),
         rpo,
-        freshness: plan.database.lag_freshness(),
+        freshness,
         metrics_rule: bucket.replication_metrics.then(|| bucket.replication_rule.clone()).flatten(),
         credentials_secret: None,
     }));

@@ -24,7 +24,7 @@ use crate::aws::hooks::{HookEffect, invoke_hook};
 use crate::aws::lookup::{describe_auto_scaling_group, require_db_instance};
 use crate::aws::postgres::{self, Credentials, Endpoint, Session};
 use crate::error::DrError;
-use crate::plan::{Fence, Plan, hook_timeout};
+use crate::plan::{Database, Fence, Plan, hook_timeout};
 use crate::run::budget::{Budget, status_record};
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer, ValidState};
 use crate::time;
@@ -45,7 +45,8 @@ fn methods(plan: &Plan, fence: &Fence) -> Vec<String> {
         methods.push(format!("invoke {function}"));
     }
     if fence.database_read_only {
-        methods.push(format!("make {} read-only", plan.database.primary_instance));
+        let primaries = plan.databases.iter().map(|db| db.primary_instance.as_str()).collect::<Vec<_>>();
+        methods.push(format!("make {} read-only", primaries.join(", ")));
     }
     methods
 }
@@ -73,14 +74,15 @@ pub async fn fence(clients: &AwsClients, state: &ValidState) -> Result<StepRecor
         resources.push(ResourceState::new(function, "fence: answered without error"));
         changed = true;
     }
-    if fence.database_read_only {
-        let credentials = postgres::credentials(clients, plan).await?;
-        let session = primary_session(clients, plan, &credentials).await?;
+    // Every database, before any barrier: one fence for the data tier.
+    for db in plan.databases.iter().filter(|_| fence.database_read_only) {
+        let credentials = postgres::credentials(clients, plan, db).await?;
+        let session = primary_session(clients, plan, db, &credentials).await?;
         // Fence on return after reprotect: the primary's name is the new replica's, which takes
         // no writes (and could not take the setting).
         if session.is_in_recovery().await? {
             resources.push(ResourceState::new(
-                &plan.database.primary_instance,
+                &db.primary_instance,
                 format!("database {} is a replica (in recovery): it takes no writes", session.dbname()),
             ));
         } else {
@@ -88,7 +90,7 @@ pub async fn fence(clients: &AwsClients, state: &ValidState) -> Result<StepRecor
             let ended = session.make_read_only().await?;
             changed |= !was;
             resources.push(ResourceState::new(
-                &plan.database.primary_instance,
+                &db.primary_instance,
                 format!("database {} read-only; {ended} other session(s) ended", session.dbname()),
             ));
         }
@@ -159,17 +161,27 @@ async fn invoke_fence_lambda(
     })
 }
 
-/// A session on the Paris primary that writes through the read-only fence.
-async fn primary_session(clients: &AwsClients, plan: &Plan, credentials: &Credentials) -> Result<Session, DrError> {
-    let primary = &plan.database.primary_instance;
+/// A session on a Paris primary that writes through the read-only fence.
+async fn primary_session(
+    clients: &AwsClients,
+    plan: &Plan,
+    db: &Database,
+    credentials: &Credentials,
+) -> Result<Session, DrError> {
+    let primary = &db.primary_instance;
     let session = postgres::connect_to(&clients.primary.rds, primary, &plan.primary_region, credentials).await?;
     session.write_through_the_fence().await?;
     Ok(session)
 }
 
-/// A session on the Ireland replica.
-async fn replica_session(clients: &AwsClients, plan: &Plan, credentials: &Credentials) -> Result<Session, DrError> {
-    postgres::connect_to(&clients.dr.rds, &plan.database.replica_instance, &plan.dr_region, credentials).await
+/// A session on an Ireland replica.
+async fn replica_session(
+    clients: &AwsClients,
+    plan: &Plan,
+    db: &Database,
+    credentials: &Credentials,
+) -> Result<Session, DrError> {
+    postgres::connect_to(&clients.dr.rds, &db.replica_instance, &plan.dr_region, credentials).await
 }
 
 /// What the plan's barrier hook (`fence.barrier_function`) receives, on every attempt.
@@ -223,27 +235,47 @@ struct BarrierLook {
     by: String,
 }
 
-/// Writes the run's marker in Paris (once: a later attempt finds it) and looks for it in Ireland:
-/// in SQL, or by the plan's barrier hook.
+impl BarrierLook {
+    /// The data tier's barrier: replayed when every database's is, written when the first was.
+    fn of_all(looks: Vec<BarrierLook>) -> BarrierLook {
+        let written_at = looks.iter().map(|look| look.written_at).min().unwrap_or_else(time::now);
+        let replayed = looks.iter().all(|look| look.replayed);
+        let by = looks.first().map(|look| look.by.clone()).unwrap_or_default();
+        let resources = looks.into_iter().flat_map(|look| look.resources).collect();
+        BarrierLook { written_at, replayed, resources, by }
+    }
+}
+
+/// Writes the run's marker in each Paris primary (once: a later attempt finds it) and looks for it
+/// in each Ireland replica: in SQL, or by the plan's barrier hook (asked once per database).
 pub async fn barrier(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let plan = &state.plan;
     let fence = plan.fence_for_planned_move()?;
     let timer = StepTimer::start("barrier", clients);
     let marker = postgres::barrier_source(&state.run.id);
-    let look = match &fence.barrier_function {
-        Some(function) => barrier_by_hook(clients, state, function, &marker).await?,
-        None => barrier_in_sql(clients, plan, &marker).await?,
-    };
-    let now = time::now();
-    let waited = time::elapsed(look.written_at, now);
-    if !look.replayed && waited > fence.barrier_timeout() {
-        return Err(DrError::BarrierNotReached {
-            replica: plan.database.replica_instance.clone(),
-            marker,
-            waited_seconds: waited.as_secs(),
-            timeout_seconds: fence.barrier_timeout().as_secs(),
-        });
+    // Proved on every database before any promotion: the marker is written in each primary and
+    // looked for in each replica. The barrier holds when every replica has replayed its own.
+    let mut looks = Vec::with_capacity(plan.databases.len());
+    for db in &plan.databases {
+        let look = match &fence.barrier_function {
+            Some(function) => barrier_by_hook(clients, state, db, function, &marker).await?,
+            None => barrier_in_sql(clients, plan, db, &marker).await?,
+        };
+        looks.push((db, look));
     }
+    let now = time::now();
+    for (db, look) in &looks {
+        let waited = time::elapsed(look.written_at, now);
+        if !look.replayed && waited > fence.barrier_timeout() {
+            return Err(DrError::BarrierNotReached {
+                replica: db.replica_instance.clone(),
+                marker,
+                waited_seconds: waited.as_secs(),
+                timeout_seconds: fence.barrier_timeout().as_secs(),
+            });
+        }
+    }
+    let look = BarrierLook::of_all(looks.into_iter().map(|(_, look)| look).collect());
     let detail = barrier_detail(plan, &marker, &look, now);
     let mut record = status_record(timer, state, StepKey::Barrier, look.replayed, detail, look.resources)?;
     record.facts.insert(BARRIER_WRITTEN_FACT.into(), time::rfc3339(look.written_at));
@@ -270,20 +302,22 @@ fn barrier_detail(plan: &Plan, marker: &str, look: &BarrierLook, now: time::Time
 }
 
 /// The built-in barrier: the marker row in the heartbeat table, through the fence in Paris.
-async fn barrier_in_sql(clients: &AwsClients, plan: &Plan, marker: &str) -> Result<BarrierLook, DrError> {
-    let credentials = postgres::credentials(clients, plan).await?;
-    let mut primary = primary_session(clients, plan, &credentials).await?;
+async fn barrier_in_sql(
+    clients: &AwsClients,
+    plan: &Plan,
+    db: &Database,
+    marker: &str,
+) -> Result<BarrierLook, DrError> {
+    let credentials = postgres::credentials(clients, plan, db).await?;
+    let mut primary = primary_session(clients, plan, db, &credentials).await?;
     let written_at = primary.write_heartbeat(marker, false).await?;
-    let replica = replica_session(clients, plan, &credentials).await?;
+    let replica = replica_session(clients, plan, db, &credentials).await?;
     let replayed = replica.heartbeat(marker).await?.is_some();
     let waited = time::elapsed(written_at, time::now());
     let resources = vec![
+        ResourceState::new(&db.primary_instance, format!("marker {marker} written at {}", time::rfc3339(written_at))),
         ResourceState::new(
-            &plan.database.primary_instance,
-            format!("marker {marker} written at {}", time::rfc3339(written_at)),
-        ),
-        ResourceState::new(
-            &plan.database.replica_instance,
+            &db.replica_instance,
             if replayed {
                 format!("marker replayed ({:.1} s after it was written)", waited.as_secs_f64())
             } else {
@@ -299,13 +333,14 @@ async fn barrier_in_sql(clients: &AwsClients, plan: &Plan, marker: &str) -> Resu
 async fn barrier_by_hook(
     clients: &AwsClients,
     state: &RunbookState,
+    db: &Database,
     function: &str,
     marker: &str,
 ) -> Result<BarrierLook, DrError> {
     let plan = &state.plan;
-    let primary = require_db_instance(&clients.primary.rds, &plan.database.primary_instance, &plan.primary_region);
+    let primary = require_db_instance(&clients.primary.rds, &db.primary_instance, &plan.primary_region);
     let primary = HookEndpoint::of(Endpoint::require(&primary.await?)?, &plan.primary_region);
-    let replica = require_db_instance(&clients.dr.rds, &plan.database.replica_instance, &plan.dr_region).await?;
+    let replica = require_db_instance(&clients.dr.rds, &db.replica_instance, &plan.dr_region).await?;
     let replica = HookEndpoint::of(Endpoint::require(&replica)?, &plan.dr_region);
     let request = BarrierHookRequest {
         action: "barrier".into(),
@@ -328,7 +363,10 @@ async fn barrier_by_hook(
     Ok(BarrierLook {
         written_at: answer.written_at,
         replayed: answer.replayed,
-        resources: vec![ResourceState::new(function, format!("barrier hook: marker {marker}: {seen}"))],
+        resources: vec![ResourceState::new(
+            &db.replica_instance,
+            format!("barrier hook {function}: marker {marker}: {seen}"),
+        )],
         by: format!(" by {function}"),
     })
 }
@@ -342,14 +380,11 @@ pub async fn unfence(clients: &AwsClients, state: &ValidState) -> Result<StepRec
         return Ok(timer.finish(Outcome::AlreadyDone, true, "dry run: nothing was fenced", Vec::new()));
     }
     let mut resources = Vec::new();
-    if fence.database_read_only {
-        let credentials = postgres::credentials(clients, plan).await?;
-        let session = primary_session(clients, plan, &credentials).await?;
+    for db in plan.databases.iter().filter(|_| fence.database_read_only) {
+        let credentials = postgres::credentials(clients, plan, db).await?;
+        let session = primary_session(clients, plan, db, &credentials).await?;
         session.make_writable().await?;
-        resources.push(ResourceState::new(
-            &plan.database.primary_instance,
-            format!("database {} writable", session.dbname()),
-        ));
+        resources.push(ResourceState::new(&db.primary_instance, format!("database {} writable", session.dbname())));
     }
     if let Some(function) = &fence.lambda {
         invoke_fence_lambda(clients, state, function, "unfence").await?;

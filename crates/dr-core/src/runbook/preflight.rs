@@ -5,7 +5,7 @@ use crate::aws::AwsClients;
 use crate::aws::lookup::{db_instance_tags, require_db_instance};
 use crate::aws::postgres::{self, Endpoint};
 use crate::error::DrError;
-use crate::plan::Plan;
+use crate::plan::{Database, Plan};
 use crate::readiness::scheduled::{SCHEDULE_ENV, read_snapshot, schedule_interval};
 use crate::readiness::{Check, CheckRow, Finding, Scope, check_plan};
 use crate::rpo::check::{Heartbeat, PairKind, ReplicatedPair, check_pairs, pairs_of};
@@ -207,52 +207,137 @@ async fn require_plan_held(clients: &AwsClients, state: &RunbookState) -> Result
     })
 }
 
-/// The RPO gate, applied while the replica is still a replica.
+/// One database as the gate reads it.
+enum DatabaseGate {
+    /// Promoted by this runbook: the lag its promotion accepted stands.
+    Promoted { replica: String, run: String, lag_seconds: Option<f64> },
+    /// Still a replica, or standalone with an unknown data age: its lag (when known), and either
+    /// the lag within the RPO or the refusal.
+    Read { replica: String, lag_seconds: Option<f64>, within: Result<f64, DrError>, basis: String },
+}
+
+impl DatabaseGate {
+    fn lag_seconds(&self) -> Option<f64> {
+        match self {
+            DatabaseGate::Promoted { lag_seconds, .. } | DatabaseGate::Read { lag_seconds, .. } => *lag_seconds,
+        }
+    }
+
+    fn into_refusal(self) -> Option<DrError> {
+        match self {
+            DatabaseGate::Read { within: Err(refused), .. } => Some(refused),
+            _ => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            DatabaseGate::Promoted { replica, run, lag_seconds: Some(lag) } => {
+                format!("{replica} already promoted by run {run}; lag at promotion {lag:.0} s stands")
+            }
+            DatabaseGate::Promoted { replica, run, lag_seconds: None } => {
+                format!("{replica} already promoted by run {run}, which was approved past the gate")
+            }
+            DatabaseGate::Read { replica, within: Ok(lag), basis, .. } => {
+                format!("{replica}: lag {lag:.0} s ({basis})")
+            }
+            DatabaseGate::Read { replica, within: Err(refused), basis, .. } => {
+                format!("{replica}: {} {refused} ({basis})", refused.name())
+            }
+        }
+    }
+}
+
+/// The RPO gate, applied while the replicas are still replicas: one decision for every database.
+/// It passes only if each is within the RPO (or was promoted by this runbook); else a human's
+/// approval, recorded in the plan store, takes the whole data tier past it, and without one the
+/// gate refuses before any database is promoted. The lag it accepts is the worst of them: the data
+/// tier's achieved RPO.
 async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDecision, DrError> {
     let plan = &state.plan;
-    let replica_id = &plan.database.replica_instance;
     let rpo = plan.targets.rpo();
-    let replica = require_db_instance(&clients.dr.rds, replica_id, &plan.dr_region).await?;
+    let mut databases = Vec::with_capacity(plan.databases.len());
+    for db in &plan.databases {
+        databases.push(gate_database(clients, state, db).await?);
+    }
+    let worst_lag = databases.iter().filter_map(DatabaseGate::lag_seconds).reduce(f64::max);
+    let described = databases.iter().map(DatabaseGate::describe).collect::<Vec<_>>().join("; ");
+    if databases.iter().all(|db| matches!(db, DatabaseGate::Promoted { .. })) {
+        return Ok(GateDecision {
+            verdict: GateVerdict::AlreadyPromoted,
+            lag_seconds: worst_lag,
+            rpo_seconds: rpo.as_secs(),
+            reason: described,
+            approval: None,
+        });
+    }
+    // The worst refusal speaks for the data tier: a replica that does not replicate before one
+    // that lags, then the longest lag.
+    let refused = databases
+        .into_iter()
+        .filter_map(DatabaseGate::into_refusal)
+        .max_by(|a, b| refusal_rank(a).total_cmp(&refusal_rank(b)));
+    let Some(refused) = refused else {
+        return Ok(GateDecision {
+            verdict: GateVerdict::WithinRpo,
+            lag_seconds: worst_lag,
+            rpo_seconds: rpo.as_secs(),
+            reason: format!("within the RPO of {} s: {described}", rpo.as_secs()),
+            approval: None,
+        });
+    };
+    // Only a refused gate looks for a human's decision: recorded in the plan store, never taken
+    // from the run's input.
+    match recorded_approval(clients, state).await? {
+        Some(approval) => Ok(GateDecision {
+            verdict: GateVerdict::Approved,
+            lag_seconds: worst_lag,
+            rpo_seconds: rpo.as_secs(),
+            reason: format!("{} overridden by {} for every database: {described}", refused.name(), approval.by),
+            approval: Some(approval),
+        }),
+        None => Err(refused),
+    }
+}
 
+/// How bad a refusal is: not replicating (or an unknown age) above any lag.
+fn refusal_rank(refused: &DrError) -> f64 {
+    match refused {
+        DrError::RpoExceeded { lag_seconds, .. } => *lag_seconds,
+        _ => f64::INFINITY,
+    }
+}
+
+/// One database's part of the gate.
+async fn gate_database(clients: &AwsClients, state: &RunbookState, db: &Database) -> Result<DatabaseGate, DrError> {
+    let plan = &state.plan;
+    let replica_id = &db.replica_instance;
+    let replica = require_db_instance(&clients.dr.rds, replica_id, &plan.dr_region).await?;
     if replica.read_replica_source_db_instance_identifier().unwrap_or_default().is_empty() {
-        let promotion = promotion_tags(clients, replica.db_instance_arn()).await?;
-        let approval = match promotion {
-            Some(_) => None,
-            None => recorded_approval(clients, state).await?,
-        };
-        return match (promotion, &approval) {
-            (Some(PromotionTags { run, lag_seconds }), _) => Ok(GateDecision {
-                verdict: GateVerdict::AlreadyPromoted,
-                lag_seconds,
-                rpo_seconds: rpo.as_secs(),
-                reason: match lag_seconds {
-                    Some(lag) => format!("replica already promoted by run {run}; lag at promotion {lag:.0} s stands"),
-                    None => format!("replica already promoted by run {run}, which was approved past the gate"),
-                },
-                approval: None,
-            }),
-            // Promoted outside this runbook: its data may be arbitrarily old. Only a human may
-            // decide to serve it.
-            (None, Some(approval)) => Ok(GateDecision {
-                verdict: GateVerdict::Approved,
-                lag_seconds: None,
-                rpo_seconds: rpo.as_secs(),
-                reason: format!("standalone instance promoted outside this runbook, accepted by {}", approval.by),
-                approval: Some(approval.clone()),
-            }),
-            (None, None) => Err(DrError::ReplicaNotReplicating {
+        if let Some(PromotionTags { run, lag_seconds }) = promotion_tags(clients, replica.db_instance_arn()).await? {
+            return Ok(DatabaseGate::Promoted { replica: replica_id.clone(), run, lag_seconds });
+        }
+        // Promoted outside this runbook: its data may be arbitrarily old. Only a human may decide
+        // to serve it.
+        return Ok(DatabaseGate::Read {
+            replica: replica_id.clone(),
+            lag_seconds: None,
+            within: Err(DrError::ReplicaNotReplicating {
                 replica: replica_id.clone(),
                 reason: "it is a standalone instance that this runbook did not promote: its data age is unknown"
                     .to_string(),
             }),
-        };
+            basis: "standalone, promoted outside this runbook".to_string(),
+        });
     }
-
     let (reading, basis) = match state.run.kind {
         // The barrier proves the rest: the gate asks that the replica replicates, now, as the RPO
         // status reads it (the database heartbeat where the plan has one, else ReplicaLag).
         FailoverKind::Planned => {
-            let pair: Vec<ReplicatedPair> = pairs_of(plan).into_iter().filter(|p| p.kind == PairKind::Rds).collect();
+            let pair: Vec<ReplicatedPair> = pairs_of(plan)
+                .into_iter()
+                .filter(|p| p.kind == PairKind::Rds && p.replica == db.replica_instance)
+                .collect();
             let statuses = check_pairs(clients, &pair, Heartbeat::ReadOnly, time::now()).await?;
             let status = statuses.into_iter().next().ok_or_else(|| DrError::ReplicaNotReplicating {
                 replica: replica_id.clone(),
@@ -260,33 +345,14 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
             })?;
             (status.reading(), format!("{}; the barrier proves the rest", status.detail))
         }
-        FailoverKind::Unplanned => loss_at_incident_start(clients, state, &replica).await?,
+        FailoverKind::Unplanned => loss_at_incident_start(clients, state, db, &replica).await?,
     };
     let lag_seconds = match &reading {
         LagReading::Lag { seconds, .. } => Some(*seconds),
         LagReading::NotReplicating { .. } => None,
     };
-    let within = reading.require_within(replica_id, rpo);
-    // Only a refused gate looks for a human's decision: recorded in the plan store, never taken
-    // from the run's input.
-    let approval = if within.is_err() { recorded_approval(clients, state).await? } else { None };
-    match (within, &approval) {
-        (Ok(lag), _) => Ok(GateDecision {
-            verdict: GateVerdict::WithinRpo,
-            lag_seconds: Some(lag),
-            rpo_seconds: rpo.as_secs(),
-            reason: format!("lag {lag:.0} s within the RPO of {} s ({basis})", rpo.as_secs()),
-            approval: None,
-        }),
-        (Err(refused), Some(approval)) => Ok(GateDecision {
-            verdict: GateVerdict::Approved,
-            lag_seconds,
-            rpo_seconds: rpo.as_secs(),
-            reason: format!("{} overridden by {}: {} ({basis})", refused.name(), approval.by, refused),
-            approval: Some(approval.clone()),
-        }),
-        (Err(refused), None) => Err(refused),
-    }
+    let within = reading.require_within(replica_id, plan.targets.rpo());
+    Ok(DatabaseGate::Read { replica: replica_id.clone(), lag_seconds, within, basis })
 }
 
 /// An unplanned run's data loss, measured at the incident's start, never at the time of the run:
@@ -296,14 +362,15 @@ async fn rpo_gate(clients: &AwsClients, state: &RunbookState) -> Result<GateDeci
 async fn loss_at_incident_start(
     clients: &AwsClients,
     state: &RunbookState,
+    db: &Database,
     replica: &aws_sdk_rds::types::DbInstance,
 ) -> Result<(LagReading, String), DrError> {
     let plan = &state.plan;
     let at = state.run.incident_start();
     let now = time::now();
     let mut why_not_heartbeat = "the plan writes no database heartbeat".to_string();
-    if plan.database.credentials_secret.is_some() {
-        match newest_replayed_heartbeat(clients, plan, replica).await {
+    if db.credentials_secret.is_some() {
+        match newest_replayed_heartbeat(clients, plan, db, replica).await {
             Ok(Some(newest)) => {
                 let loss = if newest >= at { 0.0 } else { time::seconds_between(newest, at) };
                 let basis = format!(
@@ -318,9 +385,7 @@ async fn loss_at_incident_start(
             Err(err) => why_not_heartbeat = format!("heartbeat not read: {}", err.name()),
         }
     }
-    let reading =
-        replica_lag_at(&clients.dr.cloudwatch, &plan.database.replica_instance, plan.database.lag_freshness(), at, now)
-            .await?;
+    let reading = replica_lag_at(&clients.dr.cloudwatch, &db.replica_instance, db.lag_freshness(), at, now).await?;
     Ok((reading, format!("ReplicaLag at the incident's start {} ({why_not_heartbeat})", time::rfc3339(at))))
 }
 
@@ -328,9 +393,10 @@ async fn loss_at_incident_start(
 async fn newest_replayed_heartbeat(
     clients: &AwsClients,
     plan: &Plan,
+    db: &Database,
     replica: &aws_sdk_rds::types::DbInstance,
 ) -> Result<Option<Timestamp>, DrError> {
-    let credentials = postgres::credentials(clients, plan).await?;
+    let credentials = postgres::credentials(clients, plan, db).await?;
     let session = postgres::connect(&Endpoint::require(replica)?, &credentials).await?;
     session.newest_heartbeat().await
 }

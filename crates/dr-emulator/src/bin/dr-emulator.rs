@@ -153,12 +153,14 @@ impl Command {
             }
             Command::ReplicaLag { plan, seconds } => {
                 let (plan, clients) = plan.load().await?;
-                publish_replica_lag(&clients.primary, &plan.database.primary_instance, seconds).await?;
-                publish_replica_lag(&clients.dr, &plan.database.replica_instance, seconds).await?;
-                println!(
-                    "ReplicaLag {seconds} s published for {} and {}",
-                    plan.database.primary_instance, plan.database.replica_instance
-                );
+                for db in &plan.databases {
+                    publish_replica_lag(&clients.primary, &db.primary_instance, seconds).await?;
+                    publish_replica_lag(&clients.dr, &db.replica_instance, seconds).await?;
+                    println!(
+                        "ReplicaLag {seconds} s published for {} and {}",
+                        db.primary_instance, db.replica_instance
+                    );
+                }
             }
             Command::Triggers { plan, bucket, definition, substitutions, state_machine_name } => {
                 let (plan, clients) = plan.load().await?;
@@ -228,20 +230,27 @@ impl Command {
                 let unavailable = |e: dr_emulator::postgres::PostgresError| DrError::InvalidInput {
                     message: format!("the local PostgreSQL pair: {e}"),
                 };
-                let pair = dr_emulator::postgres::Pair::start(&plan.name).map_err(unavailable)?;
-                back_instance_with(&clients, &plan.primary_region, &plan.database.primary_instance, &pair.primary)
-                    .await?;
-                back_instance_with(&clients, &plan.dr_region, &plan.database.replica_instance, &pair.standby).await?;
-                let ports = serde_json::json!({ "primary_port": pair.primary.port, "standby_port": pair.standby.port });
+                // One PostgreSQL pair per database; the ready file gives the first's ports (the
+                // demo's writer writes to it).
+                let mut pairs = Vec::new();
+                for (index, db) in plan.databases.iter().enumerate() {
+                    let pair =
+                        dr_emulator::postgres::Pair::start(&format!("{}-{index}", plan.name)).map_err(unavailable)?;
+                    back_instance_with(&clients, &plan.primary_region, &db.primary_instance, &pair.primary).await?;
+                    back_instance_with(&clients, &plan.dr_region, &db.replica_instance, &pair.standby).await?;
+                    println!(
+                        "{} backed by PostgreSQL on 127.0.0.1:{}, {} by its standby on 127.0.0.1:{}",
+                        db.primary_instance, pair.primary.port, db.replica_instance, pair.standby.port
+                    );
+                    pairs.push(pair);
+                }
+                let first = pairs
+                    .first()
+                    .ok_or_else(|| DrError::InvalidInput { message: "the plan names no database".into() })?;
+                let ports =
+                    serde_json::json!({ "primary_port": first.primary.port, "standby_port": first.standby.port });
                 std::fs::write(&ready, ports.to_string())
                     .map_err(|e| DrError::InvalidInput { message: format!("{}: {e}", ready.display()) })?;
-                println!(
-                    "{} backed by PostgreSQL on 127.0.0.1:{}, {} by its standby on 127.0.0.1:{}",
-                    plan.database.primary_instance,
-                    pair.primary.port,
-                    plan.database.replica_instance,
-                    pair.standby.port
-                );
                 // Until stopped (scripts/lib.sh's stop_background sends SIGTERM); the pair stops on drop.
                 let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                     .map_err(|e| DrError::Internal { message: format!("signal: {e}") })?;
@@ -250,7 +259,7 @@ impl Command {
                     _ = tokio::signal::ctrl_c() => {}
                 }
                 let _ = std::fs::remove_file(&ready);
-                drop(pair);
+                drop(pairs);
             }
             Command::ExecutionInput { execution_arn } => {
                 let region = execution_arn.split(':').nth(3).unwrap_or_default().to_string();

@@ -50,8 +50,10 @@ pub const EMULATOR_ACCOUNT: &str = "123456789012";
 pub async fn seed(clients: &AwsClients, plan: &Plan, options: SeedOptions) -> Result<(), DrError> {
     require_emulator(clients)?;
     plan.validate()?;
-    seed_database(clients, plan).await?;
-    publish_replica_lag(&clients.dr, &plan.database.replica_instance, options.replica_lag_seconds).await?;
+    for db in &plan.databases {
+        seed_database(clients, plan, db).await?;
+        publish_replica_lag(&clients.dr, &db.replica_instance, options.replica_lag_seconds).await?;
+    }
     seed_standby_instances(&clients.dr, plan).await?;
     seed_auto_scaling_group(&clients.dr, plan).await?;
     seed_primary_group(&clients.primary, plan).await?;
@@ -96,8 +98,7 @@ pub async fn publish_to_the_local_deployment(
     dr_core::store::PlanStore::new(clients.dr.s3.clone(), LOCAL_PLAN_STORE).publish_plan(plan).await
 }
 
-async fn seed_database(clients: &AwsClients, plan: &Plan) -> Result<(), DrError> {
-    let db = &plan.database;
+async fn seed_database(clients: &AwsClients, plan: &Plan, db: &dr_core::plan::Database) -> Result<(), DrError> {
     let primary = match describe_db_instance(&clients.primary.rds, &db.primary_instance).await? {
         Some(primary) => primary,
         None => clients
@@ -459,10 +460,16 @@ async fn seed_serving(clients: &AwsClients, plan: &Plan) -> Result<(), DrError> 
     Ok(())
 }
 
-/// The plan's database credentials (`database.credentials_secret`), for the local PostgreSQL
-/// servers (`crate::postgres`), which trust loopback connections whatever the password.
+/// The plan's database credentials (each database's `credentials_secret`), for the local
+/// PostgreSQL servers (`crate::postgres`), which trust loopback connections whatever the password.
 async fn seed_credentials(dr: &RegionClients, plan: &Plan) -> Result<(), DrError> {
-    let Some(secret) = &plan.database.credentials_secret else { return Ok(()) };
+    for secret in plan.databases.iter().filter_map(|db| db.credentials_secret.as_ref()) {
+        seed_secret(dr, secret).await?;
+    }
+    Ok(())
+}
+
+async fn seed_secret(dr: &RegionClients, secret: &str) -> Result<(), DrError> {
     if dr.secrets.describe_secret().secret_id(secret).send().await.is_ok() {
         return Ok(());
     }
@@ -558,7 +565,7 @@ async fn seed_restore_test(clients: &AwsClients, plan: &Plan) -> Result<(), DrEr
     if test.snapshot_source != dr_core::plan::SnapshotSource::CrossRegionCopy {
         return Ok(());
     }
-    let primary = &plan.database.primary_instance;
+    let primary = &plan.restore_tested_database()?.primary_instance;
     let copy_id = format!("{primary}-copy");
     let copies = clients.dr.rds.describe_db_snapshots().db_snapshot_identifier(&copy_id).send().await;
     if copies.is_ok_and(|c| !c.db_snapshots().is_empty()) {
