@@ -59,7 +59,7 @@ async fn lose_a_standby_instance_at_its_start(clients: &AwsClients, plan: &Plan)
 }
 
 /// A planned move (a live drill) of `plan`, its Wait states lasting `wait`.
-async fn run_drill(plan: &Plan, run_id: &str, wait: Duration) -> dr_tests::Execution {
+pub(crate) async fn run_drill(plan: &Plan, run_id: &str, wait: Duration) -> dr_tests::Execution {
     let mut state: RunbookState = serde_json::from_value(failover_input(plan, run_id).await).expect("state");
     state.run.kind = FailoverKind::Planned;
     let input = serde_json::to_value(&state).expect("input");
@@ -67,7 +67,7 @@ async fn run_drill(plan: &Plan, run_id: &str, wait: Duration) -> dr_tests::Execu
 }
 
 /// The rows of `writes` on `server`.
-fn rows_on(pair: &Pair, server: &dr_emulator::postgres::Server) -> Vec<u64> {
+pub(crate) fn rows_on(pair: &Pair, server: &dr_emulator::postgres::Server) -> Vec<u64> {
     pair.sql(server, "SELECT n FROM writes ORDER BY n")
         .expect("rows")
         .lines()
@@ -75,7 +75,7 @@ fn rows_on(pair: &Pair, server: &dr_emulator::postgres::Server) -> Vec<u64> {
         .collect()
 }
 
-fn missing(acknowledged: &[u64], found: &[u64]) -> Vec<u64> {
+pub(crate) fn missing(acknowledged: &[u64], found: &[u64]) -> Vec<u64> {
     acknowledged.iter().filter(|n| !found.contains(n)).copied().collect()
 }
 

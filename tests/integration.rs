@@ -10,6 +10,7 @@ mod cli;
 mod contract;
 mod custom_actions;
 mod database;
+mod databases;
 mod doctor;
 mod ecs;
 mod estate;

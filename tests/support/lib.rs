@@ -242,15 +242,33 @@ pub async fn backed_estate_with(
 /// A real PostgreSQL pair (`<name>-<suffix>`) behind the plan's emulated primary and replica,
 /// from here on: kept running while the pair lives.
 pub async fn back_with_real_pair(clients: &AwsClients, plan: &Plan, name: &str) -> dr_emulator::postgres::Pair {
+    back_database_with_real_pair(clients, plan, &plan.databases[0], name).await
+}
+
+/// [`back_with_real_pair`] for one of the plan's databases.
+pub async fn back_database_with_real_pair(
+    clients: &AwsClients,
+    plan: &Plan,
+    db: &dr_core::plan::Database,
+    name: &str,
+) -> dr_emulator::postgres::Pair {
     let pair = dr_emulator::postgres::Pair::start(&format!("{name}-{}", unique_suffix())).expect("a PostgreSQL pair");
     use dr_emulator::control::back_instance_with;
-    back_instance_with(clients, &plan.primary_region, &plan.databases[0].primary_instance, &pair.primary)
+    back_instance_with(clients, &plan.primary_region, &db.primary_instance, &pair.primary)
         .await
         .expect("primary backed");
-    back_instance_with(clients, &plan.dr_region, &plan.databases[0].replica_instance, &pair.standby)
-        .await
-        .expect("replica backed");
+    back_instance_with(clients, &plan.dr_region, &db.replica_instance, &pair.standby).await.expect("replica backed");
     pair
+}
+
+/// A second database in the estate, named for it: `db-orders-paris-<suffix>` and its Ireland
+/// replica, with the first one's settings and credentials.
+pub fn with_second_database(plan: &mut Plan) {
+    let suffix = estate_suffix(plan).to_string();
+    let mut orders = plan.databases[0].clone();
+    orders.primary_instance = format!("db-orders-paris-{suffix}");
+    orders.replica_instance = format!("db-orders-ireland-{suffix}");
+    plan.databases.push(orders);
 }
 
 /// One execution of a state machine in aws-local-stepfunctions, as `tests/sfn/run.mjs` prints it.

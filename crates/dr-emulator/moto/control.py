@@ -13,6 +13,8 @@
                                  this status for that long (rds.hold_status)
     POST /dr-local/rds/backing   {"region", "instance", "host", "port"}: a real PostgreSQL standby
                                  backs the replica; promoting it promotes the standby (rds.back_with)
+    POST /dr-local/rds/promotion-fails {"region", "instance", "status"}: the replica's next
+                                 promotion is accepted and ends in that status (rds.promotion_fails)
     POST /dr-local/ec2/start-fallback {"instance", "times", "code", "message", "terminates"}: its
                                  next starts fall back to stopped with this state reason, or
                                  (terminates) its next start ends terminated (ec2.fall_back)
@@ -110,6 +112,10 @@ class Control:
             request = self.json_body(environ)
             rds.back_with(request["region"], request["instance"], request["host"], request["port"])
             return "200 OK", {"backed_by": f"{request['host']}:{request['port']}"}
+        if path == "/dr-local/rds/promotion-fails" and method == "POST":
+            request = self.json_body(environ)
+            rds.promotion_fails(request["region"], request["instance"], request["status"])
+            return "200 OK", {"promotion_ends": request["status"]}
         if path == "/dr-local/ec2/start-fallback" and method == "POST":
             request = self.json_body(environ)
             ec2.fall_back(

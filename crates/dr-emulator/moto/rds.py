@@ -15,6 +15,12 @@
   Endpoint is its server's address and port. An instance with no server behind it answers with an
   endpoint that refuses connections (loopback, port 9), as a database nobody can reach: moto's
   made-up host name would leave each connection to the machine's resolver.
+- a promotion can fail after RDS accepted it: the instance no longer replicates and is left in a
+  status it does not leave by itself (`incompatible-parameters` when the promoted instance cannot
+  start with its parameter group, `storage-full`, ...: "DB instance status" in the RDS User Guide,
+  https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monitoring.html). moto's
+  promotions always succeed; the control API makes a replica's next one fail so
+  (`POST /dr-local/rds/promotion-fails`). Its PostgreSQL standby is not promoted: it takes no writes.
 - a renamed instance (ModifyDBInstance with NewDBInstanceIdentifier) is `renaming` for a while
   under its new name (moto renames at once), and keeps its PostgreSQL server behind it;
 - a read replica created of a backed instance (CreateDBInstanceReadReplica, e.g. reprotect's
@@ -123,6 +129,17 @@ def _start_standby_of(host, port):
     raise RDSClientError("InternalFailure", f"pg_ctl start: {last}")
 
 
+# (region, instance) -> the status its next promotion ends in
+_failing_promotions = {}
+# A failed status is held for a day: longer than any run waits, as RDS leaves it until a human acts.
+_FAILED_FOR_SECONDS = 86400
+
+
+def promotion_fails(region, instance, status):
+    with _lock:
+        _failing_promotions[(region, instance)] = status
+
+
 def hold_status(region, instance, status, seconds):
     with _lock:
         _held[(region, instance)] = (status, time.monotonic() + float(seconds))
@@ -172,10 +189,15 @@ def _promote(self, db_kwargs):
         if refusal:
             raise RDSClientError("InvalidParameterValue", refusal)
     was_replica = database is not None and database.is_replica
-    if was_replica:
+    with _lock:
+        fails_as = _failing_promotions.pop((self.region_name, identifier), None) if was_replica else None
+    if was_replica and fails_as is None:
         _promote_standby(self.region_name, identifier)
     database = _promote_read_replica(self, db_kwargs)
     database.source_db_instance_identifier = None
+    if fails_as is not None:
+        hold_status(self.region_name, identifier, fails_as, _FAILED_FOR_SECONDS)
+        return database
     if was_replica and timing.on():
         # The RTO model: RDS reboots the promoted instance before making it available.
         hold_status(self.region_name, identifier, "modifying", timing.scaled(timing.PROMOTE_SECONDS))

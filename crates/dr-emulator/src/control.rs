@@ -214,6 +214,13 @@ pub async fn hold_rds_status(
     post(clients, "/dr-local/rds/status", body).await
 }
 
+/// The replica's next promotion is accepted, then ends in `status` (e.g. `incompatible-parameters`)
+/// with the instance no longer replicating, as a promotion RDS cannot finish does (moto/rds.py).
+pub async fn promotion_fails(clients: &AwsClients, region: &str, instance: &str, status: &str) -> Result<(), DrError> {
+    let body = serde_json::json!({ "region": region, "instance": instance, "status": status });
+    post(clients, "/dr-local/rds/promotion-fails", body).await
+}
+
 /// The emulated RDS `instance` in `region` is backed by the real PostgreSQL `server`: its
 /// endpoint is the server's, and promoting the instance (a replica) promotes the server, a
 /// standby (moto/rds.py).
