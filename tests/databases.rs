@@ -7,6 +7,8 @@
 //!   `moto/rds.py`, a promotion that ends in `incompatible-parameters`): the run rolls back, with
 //!   both Paris databases writable again, no acknowledged row lost, DNS never moved, and each
 //!   instance the run promoted marked diverged.
+//! - A dry run names each promotion and makes none; under 20 % throttling and half the answers
+//!   lost, each replica is promoted exactly once.
 //! - A plan with two databases written badly is refused by name, before any call.
 
 // Test code: a failed step is a failed test, so helpers panic with a message.
@@ -22,14 +24,14 @@ use crate::operator::{drctl, start_failover, wait_for_question, watch};
 use dr_core::aws::lookup::describe_db_instance;
 use dr_core::plan::Plan;
 use dr_core::readiness::{Scope, check_plan};
-use dr_core::run::GateVerdict;
+use dr_core::run::{GateVerdict, RunMode, RunbookState};
 use dr_core::runbook::report::RunReport;
 use dr_core::store::{PlanStore, Question};
 use dr_emulator::control::promotion_fails;
 use dr_emulator::estate::publish_replica_lag;
 use dr_tests::{
-    back_database_with_real_pair, plan_file, read_report, register_runbook, seeded_estate_with, unique_suffix,
-    with_second_database,
+    back_database_with_real_pair, failover_input, failover_substitutions, failover_under_faults, plan_file,
+    read_report, register_runbook, run_state_machine_waiting, seeded_estate_with, unique_suffix, with_second_database,
 };
 
 /// Whether the instance (in Ireland) still replicates.
@@ -154,6 +156,51 @@ async fn a_second_promotion_failing_after_the_first_rolls_the_drill_back_with_no
         eprintln!("split data tier rolled back: {} rows acknowledged, {} lost", acknowledged.len(), lost.len());
         assert!(!acknowledged.is_empty() && lost.is_empty(), "acknowledged in Paris, missing there: {lost:?}");
         pair.sql(&pair.primary, "INSERT INTO writes (n) VALUES (-1)").expect("Paris writable after the roll-back");
+    }
+}
+
+fn run(input: &serde_json::Value) -> dr_tests::Execution {
+    run_state_machine_waiting("failover.asl.json", &failover_substitutions(), input, Duration::from_millis(200))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_database_is_promoted_once_under_throttling_and_lost_answers_and_a_dry_run_promotes_none() {
+    let (plan, clients) = seeded_estate_with(with_second_database).await;
+    let replicas: Vec<&str> = plan.databases.iter().map(|db| db.replica_instance.as_str()).collect();
+
+    // A dry run names each promotion, and makes none.
+    let mut dry: RunbookState =
+        serde_json::from_value(failover_input(&plan, &format!("dbs-dry-{}", unique_suffix())).await).expect("state");
+    dry.run.mode = RunMode::DryRun;
+    let execution = run(&serde_json::to_value(&dry).expect("input"));
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let rehearsed: RunReport = serde_json::from_value(execution.output).expect("report");
+    assert_eq!(rehearsed.mutating_calls, 0, "{rehearsed:#?}");
+    let promote = rehearsed.steps.iter().find(|s| s.step == "promote-replica").expect("the promotion");
+    for replica in &replicas {
+        assert!(promote.detail.contains(&format!("promote {replica} to a standalone primary")), "{promote:#?}");
+        assert!(is_replica(&clients, replica).await, "a dry run promoted {replica}");
+    }
+
+    let run_id = format!("dbs-{}", unique_suffix());
+    let (execution, stopped, injected) = failover_under_faults(&clients, &plan, 43, &run_id, run).await;
+    assert_eq!(execution.status, "SUCCEEDED", "re-runs after {stopped:?}: {execution:#?}");
+    eprintln!("two databases under {:?}: re-runs after {stopped:?}", injected.injected);
+    let mut promotions: Vec<(&str, u32)> = injected
+        .applied
+        .iter()
+        .filter(|call| call.operation == "PromoteReadReplica")
+        .map(|call| (call.target.trim_start_matches("DBInstanceIdentifier="), call.times))
+        .collect();
+    promotions.sort_unstable();
+    let mut once: Vec<(&str, u32)> = replicas.iter().map(|replica| (*replica, 1)).collect();
+    once.sort_unstable();
+    assert_eq!(promotions, once, "each replica promoted exactly once: {injected:#?}");
+    let report: RunReport = serde_json::from_value(execution.output).expect("report");
+    let status = report.steps.iter().find(|s| s.step == "promote-replica-status").expect("the status step");
+    for replica in &replicas {
+        assert!(!is_replica(&clients, replica).await, "{replica} not promoted");
+        assert!(status.resources.iter().any(|r| r.resource == *replica), "{status:#?}");
     }
 }
 
