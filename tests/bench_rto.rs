@@ -152,7 +152,9 @@ async fn failover_of(
         None => None,
     };
     // The name servers' answer before the run: a change from it is what propagates.
-    route53_answer(&clients, &plan.dns.record, &plan.dns.record_type, None).await.expect("Route 53's answer");
+    route53_answer(&clients, &plan.dns.records[0].record, &plan.dns.records[0].record_type, None)
+        .await
+        .expect("Route 53's answer");
     let run_id = format!("rto-{}", dr_tests::unique_suffix());
     if let Some(seconds) = prepared_for {
         let prepared = dr_core::trigger::prepare::prepare(&clients, &plan, &run_id).await;
@@ -179,7 +181,7 @@ async fn main() {
     let plan = dr_core::Plan::load(&dr_tests::example_plan_path()).expect("the example plan");
     let detection = Detection::from_template();
     let confirmation = plan.trigger.as_ref().map_or(0, |t| t.confirmation_window_seconds) as f64;
-    let ttl = plan.dns.ttl_seconds as f64;
+    let ttl = plan.dns.records[0].ttl_seconds as f64;
 
     let shipped = "failover.asl.json";
     let (instant, _, _) = failover(shipped, None, None).await;
@@ -293,7 +295,7 @@ async fn main() {
     let services = microservices.ecs_services.len();
     let tasks: u32 = microservices.ecs_services.iter().map(|s| u32::from(s.failover_count)).sum();
     let ms_confirmation = microservices.trigger.as_ref().map_or(0, |t| t.confirmation_window_seconds) as f64;
-    let ms_ttl = microservices.dns.ttl_seconds as f64;
+    let ms_ttl = microservices.dns.records[0].ttl_seconds as f64;
     let (ms_execution, _, _) = failover_of(microservices, shipped, Some(scale), None).await;
     let ms = Phases::of(&ms_execution, scale);
     let ms_achieved =

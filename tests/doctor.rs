@@ -307,10 +307,19 @@ async fn a_failover_whose_targets_never_turn_healthy_does_not_move_traffic_and_s
     // Traffic did not move: no DNS step ran.
     let phases: Vec<&str> = report.timeline.iter().map(|e| e.phase.as_str()).collect();
     assert!(!phases.iter().any(|p| p.contains("DNS") || p.contains("dns")), "{phases:?}");
-    let answer = dr_emulator::control::route53_answer(&clients, &plan.dns.record, &plan.dns.record_type, None)
-        .await
-        .expect("Route 53's answer");
-    assert_eq!(answer.values, std::slice::from_ref(&plan.dns.primary.value), "DNS still answers Paris: {answer:?}");
+    let answer = dr_emulator::control::route53_answer(
+        &clients,
+        &plan.dns.records[0].record,
+        &plan.dns.records[0].record_type,
+        None,
+    )
+    .await
+    .expect("Route 53's answer");
+    assert_eq!(
+        answer.values,
+        std::slice::from_ref(&plan.dns.records[0].primary.value),
+        "DNS still answers Paris: {answer:?}"
+    );
 
     // The application answers its health checks again: the rerun waits for the targets, then
     // moves traffic.

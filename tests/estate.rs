@@ -317,12 +317,14 @@ async fn dns_answering_ireland_is_reported() {
     let (plan, clients) = seeded_estate().await;
     let zone_id = find_hosted_zone(&clients.route53, &plan.dns.hosted_zone).await.expect("zone").expect("zone");
     let primary_on_ireland = ResourceRecordSet::builder()
-        .name(fqdn(&plan.dns.record))
+        .name(fqdn(&plan.dns.records[0].record))
         .r#type(RrType::Cname)
-        .set_identifier(&plan.dns.primary.set_identifier)
+        .set_identifier(&plan.dns.records[0].primary.set_identifier)
         .failover(ResourceRecordSetFailover::Primary)
         .ttl(60)
-        .resource_records(ResourceRecord::builder().value(&plan.dns.secondary.value).build().expect("record"))
+        .resource_records(
+            ResourceRecord::builder().value(&plan.dns.records[0].secondary.value).build().expect("record"),
+        )
         .build()
         .expect("record set");
     let batch = ChangeBatch::builder()

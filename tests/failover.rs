@@ -57,8 +57,9 @@ async fn assert_failed_over(plan: &Plan, clients: &AwsClients) {
         .count();
     assert!(in_service >= 2, "{in_service} InService");
 
-    let answer = clients.dns.answer(&plan.dns.record, &plan.dns.record_type).await.expect("DNS answer");
-    assert_eq!(answer, std::slice::from_ref(&plan.dns.secondary.value), "DNS answers Ireland");
+    let answer =
+        clients.dns.answer(&plan.dns.records[0].record, &plan.dns.records[0].record_type).await.expect("DNS answer");
+    assert_eq!(answer, std::slice::from_ref(&plan.dns.records[0].secondary.value), "DNS answers Ireland");
 }
 
 /// Stable view of the estate for before/after comparisons: each row's finding.
@@ -249,13 +250,13 @@ async fn a_run_of_a_plan_never_published_is_refused_before_any_aws_call() {
     let before = findings(&check_plan(&clients, &plan, Scope::Full).await);
     // An invalid plan cannot be published (drctl plan publish validates it): a run that names
     // its version finds none.
-    plan.dns.ttl_seconds = 300;
+    plan.dns.records[0].ttl_seconds = 300;
     let mark = clients.calls.mark();
     let execution = run_failover(&published_failover_input(&plan, &format!("invalid-{}", unique_suffix())));
     assert_eq!(execution.status, "FAILED");
     assert_eq!(execution.error.as_deref(), Some("PlanNotFound"), "{execution:#?}");
     assert!(clients.calls.since(mark).iter().all(|c| !c.is_mutating()));
-    plan.dns.ttl_seconds = 60;
+    plan.dns.records[0].ttl_seconds = 60;
     assert_eq!(findings(&check_plan(&clients, &plan, Scope::Full).await), before);
 }
 

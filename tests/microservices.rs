@@ -1,5 +1,6 @@
 //! The second example plan, the microservices estate (issue 32, in part): N. Virginia (us-east-1)
-//! to Oregon (us-west-2), 15 ECS services and no EC2, an RDS PostgreSQL pair on real PostgreSQL,
+//! to Oregon (us-west-2), 15 ECS services and no EC2, two failover records moved together, an RDS
+//! PostgreSQL pair on real PostgreSQL,
 //! four S3 pairs, custom actions standing for the Redis global datastore and EFS replication
 //! (the local stand-in, `dr-custom-action-application`).
 //!
@@ -103,6 +104,19 @@ async fn the_microservices_estate_round_trips_to_oregon_on_ecs_with_every_row_an
         assert!(row.is_some_and(|r| r.state.contains(&format!("running {count}"))), "{}: {status:#?}", service.label());
     }
     assert_eq!(counts(&clients, &plan).await, standby, "back at their standby count");
+    // Both records moved to Oregon together, each answered there before the run went on.
+    let dns = moved.steps.iter().find(|s| s.step == "flip-dns-status").expect("the DNS status");
+    assert_eq!(plan.dns.records.len(), 2);
+    for record in &plan.dns.records {
+        let row = dns.resources.iter().find(|r| r.resource == record.record);
+        let oregon = &record.secondary.value;
+        assert!(row.is_some_and(|r| r.state.contains(oregon.as_str())), "{} on {oregon}: {dns:#?}", record.record);
+    }
+    // And back: after the failback each answers N. Virginia.
+    for record in &plan.dns.records {
+        let answers = clients.dns.answer(&record.record, &record.record_type).await.expect("DNS answers");
+        assert!(answers.iter().any(|a| a.trim_end_matches('.') == record.primary.value), "{answers:?}");
+    }
 
     // The plan's own names for its regions, in every report.
     let failback_run = format!("{}-failback", outcome.run_id);

@@ -38,7 +38,8 @@ use dr_tests::{
 
 /// What DNS answers for the plan's record now.
 async fn dns(clients: &AwsClients, plan: &Plan) -> String {
-    let values = clients.dns.answer(&plan.dns.record, &plan.dns.record_type).await.expect("a DNS answer");
+    let values =
+        clients.dns.answer(&plan.dns.records[0].record, &plan.dns.records[0].record_type).await.expect("a DNS answer");
     assert_eq!(values.len(), 1, "{values:?}");
     values[0].clone()
 }
@@ -55,7 +56,7 @@ fn report(execution: &dr_tests::Execution) -> RunReport {
 #[tokio::test(flavor = "multi_thread")]
 async fn paris_unhealthy_moves_nothing_until_the_runbook_flips_and_a_recovered_paris_gets_nothing_back() {
     let (plan, clients) = seeded_estate().await;
-    let (paris, ireland) = (plan.dns.primary.value.clone(), plan.dns.secondary.value.clone());
+    let (paris, ireland) = (plan.dns.records[0].primary.value.clone(), plan.dns.records[0].secondary.value.clone());
     let ctx = trigger_context(&plan, &clients).await;
     ctx.store.set_armed(&plan.name, true, "test", "armed", false).await.expect("armed");
     assert_eq!(dns(&clients, &plan).await, paris);
@@ -103,7 +104,9 @@ async fn paris_unhealthy_moves_nothing_until_the_runbook_flips_and_a_recovered_p
     // ... and when the runbook's datapoint has long aged out (ten minutes on, no new data), the
     // routing alarm keeps ALARM (TreatMissingData = ignore) and the health check its status.
     let later = time::after(time::now(), Duration::from_secs(600));
-    let answer = route53_answer(&clients, &plan.dns.record, &plan.dns.record_type, Some(later)).await.expect("answer");
+    let answer = route53_answer(&clients, &plan.dns.records[0].record, &plan.dns.records[0].record_type, Some(later))
+        .await
+        .expect("answer");
     assert_eq!(answer.values, std::slice::from_ref(&ireland), "{answer:?}");
 }
 
@@ -123,12 +126,12 @@ async fn a_flap_leaves_traffic_on_paris_throughout() {
     let ctx = trigger_context(&plan, &clients).await;
     ctx.store.set_armed(&plan.name, true, "test", "armed", false).await.expect("armed");
     let event = simulate_outage(&clients, &plan, Outage::Flap).await.expect("flap simulated");
-    assert_eq!(dns(&clients, &plan).await, plan.dns.primary.value);
+    assert_eq!(dns(&clients, &plan).await, plan.dns.records[0].primary.value);
     let outcome = handle_alarm_event(&ctx, parse_input(event, "alarm event").expect("event")).await.expect("handled");
     assert_eq!(outcome.decision, Decision::Flap, "{outcome:?}");
-    assert_eq!(dns(&clients, &plan).await, plan.dns.primary.value);
+    assert_eq!(dns(&clients, &plan).await, plan.dns.records[0].primary.value);
     simulate_recovery(&clients, &plan).await.expect("Paris answers");
-    assert_eq!(dns(&clients, &plan).await, plan.dns.primary.value);
+    assert_eq!(dns(&clients, &plan).await, plan.dns.records[0].primary.value);
 }
 
 /// Without `TreatMissingData = ignore` and `LastKnownStatus`, one published datapoint is not
@@ -148,10 +151,16 @@ async fn without_the_two_settings_traffic_goes_back_when_the_datapoint_ages_out(
         .await
         .expect("routing metric");
     // Route 53 judges the stream at the end of the datapoint's minute.
-    dns_moves_to(&clients, &plan, &plan.dns.secondary.value).await;
+    dns_moves_to(&clients, &plan, &plan.dns.records[0].secondary.value).await;
     let later = time::after(time::now(), Duration::from_secs(600));
-    let answer = route53_answer(&clients, &plan.dns.record, &plan.dns.record_type, Some(later)).await.expect("answer");
-    assert_eq!(answer.values, std::slice::from_ref(&plan.dns.primary.value), "back to Paris by itself: {answer:?}");
+    let answer = route53_answer(&clients, &plan.dns.records[0].record, &plan.dns.records[0].record_type, Some(later))
+        .await
+        .expect("answer");
+    assert_eq!(
+        answer.values,
+        std::slice::from_ref(&plan.dns.records[0].primary.value),
+        "back to Paris by itself: {answer:?}"
+    );
 }
 
 /// Waits until DNS answers `value`: Route 53's checkers judge the alarm's data stream at the end
@@ -179,7 +188,7 @@ async fn traffic_moves_even_when_route_53_misses_the_first_routing_datapoints() 
     let report = report(&run_failover(&failover_input(&plan, &run_id).await));
     assert_eq!(report.head.status, RunStatus::Succeeded);
     let status = report.steps.iter().find(|s| report_key(s) == Some(StepKey::DnsStatus)).expect("dns status");
-    assert!(status.detail.contains(&format!("answers {}", plan.dns.secondary.value)), "{status:#?}");
+    assert!(status.detail.contains(&format!("answers {}", plan.dns.records[0].secondary.value)), "{status:#?}");
     let metric = per_minute(&routing.namespace, &routing.metric, &[("Plan", plan.name.as_str())], "SampleCount");
     let since = time::before(time::now(), Duration::from_secs(900));
     let points = datapoints(&clients.home.cloudwatch, metric, since, time::after(time::now(), Duration::from_secs(60)))
@@ -187,19 +196,19 @@ async fn traffic_moves_even_when_route_53_misses_the_first_routing_datapoints() 
         .expect("GetMetricData");
     let publications: f64 = points.iter().map(|(_, count)| count).sum();
     assert!(publications >= 3.0, "the flip's datapoint, the two missed and more: {points:?}");
-    assert_eq!(dns(&clients, &plan).await, plan.dns.secondary.value);
+    assert_eq!(dns(&clients, &plan).await, plan.dns.records[0].secondary.value);
 }
 
 /// Points the PRIMARY record at another health check (or none), as an operator could by hand.
 async fn set_primary_health_check(clients: &AwsClients, plan: &Plan, health_check: Option<&str>) {
     let zone = find_hosted_zone(&clients.route53, &plan.dns.hosted_zone).await.expect("zone").expect("zone");
     let set = ResourceRecordSet::builder()
-        .name(fqdn(&plan.dns.record))
+        .name(fqdn(&plan.dns.records[0].record))
         .r#type(RrType::Cname)
-        .set_identifier(&plan.dns.primary.set_identifier)
+        .set_identifier(&plan.dns.records[0].primary.set_identifier)
         .failover(ResourceRecordSetFailover::Primary)
-        .ttl(i64::from(plan.dns.ttl_seconds))
-        .resource_records(ResourceRecord::builder().value(&plan.dns.primary.value).build().expect("record"))
+        .ttl(i64::from(plan.dns.records[0].ttl_seconds))
+        .resource_records(ResourceRecord::builder().value(&plan.dns.records[0].primary.value).build().expect("record"))
         .set_health_check_id(health_check.map(str::to_string))
         .build()
         .expect("record set");
@@ -265,14 +274,26 @@ async fn the_detection_check_on_the_primary_record_is_refused_in_the_plan_and_na
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn record_upsert_moves_the_record_itself_and_dns_follows() {
+async fn record_upsert_moves_every_record_in_one_batch_and_dns_follows() {
     let mut plan = isolated_plan();
     plan.dns.strategy = DnsStrategy::RecordUpsert;
     plan.dns.routing = None;
+    // A second failover pair in the zone: the storefront beside the application.
+    let mut storefront = plan.dns.records[0].clone();
+    storefront.record = storefront.record.replacen("app.", "www.", 1);
+    storefront.primary.value = "storefront-paris.example.net".into();
+    storefront.secondary.value = "storefront-ireland.example.net".into();
+    plan.dns.records.push(storefront);
+    plan.validate().expect("two records");
     let clients = emulator_clients(&plan).await;
     seed(&clients, &plan, SeedOptions::default()).await.expect("seeding");
-    assert!(check_plan(&clients, &plan, Scope::Full).await.is_ready());
-    assert_eq!(dns(&clients, &plan).await, plan.dns.primary.value);
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
+    assert!(readiness.is_ready(), "{:#?}", readiness.rows);
+    for record in &plan.dns.records {
+        let rows = readiness.rows.iter().filter(|row| row.resource.starts_with(&fqdn(&record.record))).count();
+        assert_eq!(rows, 3, "its PRIMARY, its SECONDARY and its answer: {:#?}", readiness.rows);
+        assert_eq!(answer(&clients, record).await, record.primary.value);
+    }
     let report = report(&run_failover(&failover_input(&plan, &format!("upsert-{}", unique_suffix())).await));
     let flips: Vec<&str> = report
         .steps
@@ -281,8 +302,15 @@ async fn record_upsert_moves_the_record_itself_and_dns_follows() {
         .filter(|c| c.is_mutating() && is_route53_api(c))
         .map(|c| c.operation.as_str())
         .collect();
-    assert_eq!(flips, ["ChangeResourceRecordSets"]);
-    assert_eq!(dns(&clients, &plan).await, plan.dns.secondary.value);
+    assert_eq!(flips, ["ChangeResourceRecordSets"], "one batch moves both records");
+    for record in &plan.dns.records {
+        assert_eq!(answer(&clients, record).await, record.secondary.value, "{}", record.record);
+    }
+}
+
+async fn answer(clients: &AwsClients, record: &dr_core::plan::DnsRecord) -> String {
+    let values = clients.dns.answer(&record.record, &record.record_type).await.expect("a DNS answer");
+    values.join(", ")
 }
 
 /// Preflight makes no Route 53 API call, so it takes the routing pieces from the scheduled
@@ -328,5 +356,5 @@ async fn a_detached_routing_health_check_named_by_the_readiness_check_stops_pref
         "{:#?}",
         preflight.resources
     );
-    assert_eq!(dns(&clients, &plan).await, plan.dns.secondary.value);
+    assert_eq!(dns(&clients, &plan).await, plan.dns.records[0].secondary.value);
 }

@@ -522,8 +522,9 @@ async fn a_flap_is_judged_a_flap_ten_times_in_a_row_at_any_second() {
         assert_eq!(deliver(&ctx, &event).await.decision, Decision::Flap, "round {round}");
         let outcomes = reevaluate(&ctx).await.expect("re-evaluated");
         assert_eq!(outcomes.iter().map(|o| o.decision).collect::<Vec<_>>(), [Decision::Flap], "round {round}");
-        let answer = clients.dns.answer(&plan.dns.record, &plan.dns.record_type).await.expect("DNS");
-        assert_eq!(answer, std::slice::from_ref(&plan.dns.primary.value), "round {round}");
+        let answer =
+            clients.dns.answer(&plan.dns.records[0].record, &plan.dns.records[0].record_type).await.expect("DNS");
+        assert_eq!(answer, std::slice::from_ref(&plan.dns.records[0].primary.value), "round {round}");
         assert_eq!(status(&ctx, &plan).await, PlanStatus::Armed);
     }
     assert!(recorded_executions(&clients, &plan).await.is_empty(), "no run started (seconds {seconds:?})");

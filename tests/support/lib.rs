@@ -69,7 +69,7 @@ pub fn isolated_plan() -> Plan {
     }
     plan.databases[0].credentials_secret = Some(format!("db-credentials-{s}"));
     plan.dns.hosted_zone = format!("t{s}.example.com.");
-    plan.dns.record = format!("app.t{s}.example.com.");
+    plan.dns.records[0].record = format!("app.t{s}.example.com.");
     if let Some(routing) = plan.dns.routing.as_mut() {
         routing.health_check = format!("route-to-ireland-{s}");
         routing.alarm = format!("route-to-ireland-{s}");
@@ -101,7 +101,10 @@ pub fn isolated_microservices_plan() -> Plan {
         service.cluster = format!("{}-{s}", service.cluster);
     }
     plan.dns.hosted_zone = format!("t{s}.example.com.");
-    plan.dns.record = format!("api.t{s}.example.com.");
+    for record in &mut plan.dns.records {
+        let host = record.record.split('.').next().unwrap_or("app").to_string();
+        record.record = format!("{host}.t{s}.example.com.");
+    }
     if let Some(routing) = plan.dns.routing.as_mut() {
         routing.health_check = format!("route-to-oregon-{s}");
         routing.alarm = format!("route-to-oregon-{s}");

@@ -378,6 +378,7 @@ pub enum ProblemCode {
     InvalidCustomAction,
     InvalidEcsService,
     InvalidDatabase,
+    InvalidDnsRecord,
 }
 
 impl ProblemCode {

@@ -43,7 +43,7 @@ fn the_example_plan_describes_the_paris_ireland_tier1_estate() {
     assert_eq!(plan.tier, 1);
     assert_eq!(plan.targets.rto().as_secs(), 4 * 3600);
     assert_eq!(plan.targets.rpo().as_secs(), 3600);
-    assert_eq!(plan.dns.ttl_seconds, 60);
+    assert_eq!(plan.dns.records[0].ttl_seconds, 60);
     assert_eq!((dr_group(&plan).failover.min, dr_group(&plan).failover.max), (2, 6));
     assert_eq!((plan.primary_name(), plan.dr_name()), ("Paris", "Ireland"));
     assert_eq!(plan.dns.strategy, DnsStrategy::RoutingHealthCheck, "the production default: the runbook moves traffic");
@@ -131,7 +131,7 @@ fn each_broken_rule_has_its_named_problem() {
             ProblemCode::InvalidMinimumHealthy,
             "auto_scaling.minimum_healthy",
         ),
-        (|p| p.dns.ttl_seconds = 300, ProblemCode::TtlTooHighForTier, "dns.ttl_seconds"),
+        (|p| p.dns.records[0].ttl_seconds = 300, ProblemCode::TtlTooHighForTier, "dns.ttl_seconds"),
         (
             |p| {
                 p.network = Some(dr_core::plan::Network {
@@ -309,11 +309,15 @@ fn each_broken_rule_has_its_named_problem() {
             ProblemCode::InvalidBackupWindow,
             "database.backup_window",
         ),
-        (|p| p.dns.record = "app.elsewhere.com.".into(), ProblemCode::RecordOutsideZone, "dns.record"),
-        (|p| p.dns.record_type = "MX".into(), ProblemCode::UnsupportedRecordType, "dns.record_type"),
-        (|p| p.dns.secondary.value = p.dns.primary.value.clone(), ProblemCode::SameDnsTarget, "dns.secondary.value"),
+        (|p| p.dns.records[0].record = "app.elsewhere.com.".into(), ProblemCode::RecordOutsideZone, "dns.record"),
+        (|p| p.dns.records[0].record_type = "MX".into(), ProblemCode::UnsupportedRecordType, "dns.record_type"),
         (
-            |p| p.dns.secondary.set_identifier = p.dns.primary.set_identifier.clone(),
+            |p| p.dns.records[0].secondary.value = p.dns.records[0].primary.value.clone(),
+            ProblemCode::SameDnsTarget,
+            "dns.secondary.value",
+        ),
+        (
+            |p| p.dns.records[0].secondary.set_identifier = p.dns.records[0].primary.set_identifier.clone(),
             ProblemCode::DuplicateSetIdentifier,
             "dns.secondary.set_identifier",
         ),
@@ -440,7 +444,7 @@ fn a_backup_window_may_span_midnight_and_lower_tiers_keep_a_week() {
 fn several_problems_are_reported_together() {
     let mut plan = example();
     plan.dr_region = plan.primary_region.clone();
-    plan.dns.ttl_seconds = 120;
+    plan.dns.records[0].ttl_seconds = 120;
     dr_group_mut(&mut plan).failover.desired = 10;
     plan.standby_instances = InstanceSelector { minimum_healthy: 1, ..InstanceSelector::default() };
     assert_eq!(
@@ -462,7 +466,7 @@ fn several_problems_are_reported_together() {
 fn a_tier2_plan_may_keep_a_longer_ttl() {
     let mut plan = example();
     plan.tier = 2;
-    plan.dns.ttl_seconds = 300;
+    plan.dns.records[0].ttl_seconds = 300;
     assert!(plan.problems().is_empty(), "{:#?}", plan.problems());
 }
 
@@ -519,8 +523,8 @@ fn a_failback_sees_the_plan_reversed_and_keeps_what_lives_in_one_place() {
     assert_eq!(back.dns, plan.dns);
     assert_eq!(back.databases[0].credentials_secret, plan.databases[0].credentials_secret);
     assert_eq!(back.reports, plan.reports);
-    assert_eq!(back.target_after_move(), &plan.dns.primary);
-    assert_eq!(back.serving_target(), &plan.dns.secondary);
+    assert_eq!(back.target_after_move(&back.dns.records[0]), &plan.dns.records[0].primary);
+    assert_eq!(back.serving_target(&back.dns.records[0]), &plan.dns.records[0].secondary);
     assert_eq!(back.move_direction(), Direction::ToPrimary);
     // Facing twice, or facing a failover, changes nothing.
     assert_eq!(back.facing(Direction::ToPrimary).expect("already reversed"), back);

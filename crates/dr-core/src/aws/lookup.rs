@@ -214,14 +214,14 @@ pub async fn find_health_check(route53: &aws_sdk_route53::Client, name: &str) ->
     Ok(None)
 }
 
-/// The failover record sets of the plan's record name and type.
+/// The failover record sets of one of the plan's record names and types.
 pub async fn failover_records(
     route53: &aws_sdk_route53::Client,
     zone_id: &str,
-    plan: &Plan,
+    dns_record: &crate::plan::DnsRecord,
 ) -> Result<Vec<ResourceRecordSet>, DrError> {
-    let record = fqdn(&plan.dns.record);
-    let record_type = RrType::from(plan.dns.record_type.as_str());
+    let record = fqdn(&dns_record.record);
+    let record_type = RrType::from(dns_record.record_type.as_str());
     let out = route53
         .list_resource_record_sets()
         .hosted_zone_id(zone_id)

@@ -112,25 +112,30 @@ pub async fn terraform_inputs(
             why: replica_why,
         });
     }
-    let written_primary = plan.dns.primary.value.clone();
-    let (record_now, record_why) = match plan.dns.strategy {
-        DnsStrategy::RecordUpsert => {
-            let value = crate::runbook::dns::primary_record_value(clients, plan).await?;
-            let why = format!("Route 53: the PRIMARY record of {} answers {value}", plan.dns.record);
-            (value, why)
-        }
-        // The records do not change: traffic moved by the routing health check, whose metric the
-        // runbook publishes and Terraform does not manage.
-        DnsStrategy::RoutingHealthCheck => {
-            (written_primary.clone(), "routing-health-check: the records stay; the routing metric moved traffic".into())
-        }
+    let upserted = match plan.dns.strategy {
+        DnsStrategy::RecordUpsert => Some(crate::runbook::dns::primary_record_values(clients, plan).await?),
+        DnsStrategy::RoutingHealthCheck => None,
     };
-    inputs.push(TerraformInput {
-        name: "dns.primary.value".into(),
-        written: Some(written_primary),
-        now: Some(record_now),
-        why: record_why,
-    });
+    for (index, record) in plan.dns.records.iter().enumerate() {
+        let written_primary = record.primary.value.clone();
+        let (record_now, record_why) = match upserted.as_ref().and_then(|values| values.get(index)) {
+            Some(value) => {
+                (value.clone(), format!("Route 53: the PRIMARY record of {} answers {value}", record.record))
+            }
+            // The records do not change: traffic moved by the routing health check, whose metric
+            // the runbook publishes and Terraform does not manage.
+            None => (
+                written_primary.clone(),
+                "routing-health-check: the records stay; the routing metric moved traffic".into(),
+            ),
+        };
+        inputs.push(TerraformInput {
+            name: plan.dns_field(index, "primary.value"),
+            written: Some(written_primary),
+            now: Some(record_now),
+            why: record_why,
+        });
+    }
     Ok(inputs)
 }
 

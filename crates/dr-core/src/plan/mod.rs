@@ -544,15 +544,21 @@ impl Plan {
         if self.databases.len() == 1 { format!("database.{field}") } else { format!("databases[{index}].{field}") }
     }
 
-    /// Where traffic goes while this plan's `primary_region` serves: the PRIMARY record's value
-    /// as written, Ireland's in a reversed plan.
-    pub fn serving_target(&self) -> &RecordTarget {
-        if self.reversed { &self.dns.secondary } else { &self.dns.primary }
+    /// Where a record sends traffic while this plan's `primary_region` serves: the PRIMARY
+    /// record's value as written, Ireland's in a reversed plan.
+    pub fn serving_target<'r>(&self, record: &'r DnsRecord) -> &'r RecordTarget {
+        if self.reversed { &record.secondary } else { &record.primary }
     }
 
-    /// Where a move of this plan sends traffic.
-    pub fn target_after_move(&self) -> &RecordTarget {
-        if self.reversed { &self.dns.primary } else { &self.dns.secondary }
+    /// Where a move of this plan sends a record's traffic.
+    pub fn target_after_move<'r>(&self, record: &'r DnsRecord) -> &'r RecordTarget {
+        if self.reversed { &record.primary } else { &record.secondary }
+    }
+
+    /// Where a record's field is, in problems: `dns.FIELD` in a plan with one record (as it may
+    /// be written), `dns.records[i].FIELD` otherwise.
+    pub fn dns_field(&self, index: usize, field: &str) -> String {
+        if self.dns.records.len() == 1 { format!("dns.{field}") } else { format!("dns.records[{index}].{field}") }
     }
 
     /// (primary, DR) as the plan is written, whichever way [`Plan::facing`] turned it: the
@@ -674,6 +680,10 @@ pub struct Database {
     pub credentials_secret: Option<String>,
 }
 
+/// The most failover records a plan may name: one change batch moves them all with record-upsert
+/// (Route 53 takes up to 1,000 records a batch), and the status step asks DNS for each.
+pub const MAX_DNS_RECORDS: usize = 20;
+
 /// The most databases a plan may name: the data tier's steps read and promote them in turn inside
 /// one function run each, and a failover's report and decision name every one.
 pub const MAX_DATABASES: usize = 20;
@@ -787,31 +797,124 @@ pub struct Capacity {
     pub max: u16,
 }
 
+/// How traffic moves: the estate's failover records, all in one hosted zone, moved together by
+/// one strategy (and, with the routing strategy, one routing health check that every PRIMARY
+/// record carries: one metric moves them all at once).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "DnsText", into = "DnsText")]
 pub struct Dns {
     /// How the runbook moves traffic (docs/plan.md compares them).
-    #[serde(default)]
     pub strategy: DnsStrategy,
     /// Public hosted zone name, e.g. `platform.example.com.`.
     pub hosted_zone: String,
-    /// The failover record, inside `hosted_zone`.
+    /// The failover records, inside `hosted_zone` (`[[dns.records]]`; a plan with one may write
+    /// its fields in `[dns]` itself).
+    pub records: Vec<DnsRecord>,
+    /// The routing health check every PRIMARY record carries (the `routing-health-check`
+    /// strategy).
+    pub routing: Option<Routing>,
+}
+
+/// One failover pair of records: PRIMARY (Paris) and SECONDARY (Ireland), under one name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsRecord {
+    /// The failover record, inside the zone.
     pub record: String,
-    #[serde(default = "Dns::default_record_type")]
+    #[serde(default = "DnsRecord::default_record_type")]
     pub record_type: String,
     pub ttl_seconds: u32,
     /// The PRIMARY failover record: Paris.
     pub primary: RecordTarget,
     /// The SECONDARY failover record: Ireland. It carries no health check.
     pub secondary: RecordTarget,
-    /// The routing health check the PRIMARY record carries (the `routing-health-check` strategy).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub routing: Option<Routing>,
 }
 
-impl Dns {
+impl DnsRecord {
     fn default_record_type() -> String {
         "CNAME".to_string()
+    }
+}
+
+/// `[dns]` as written: one record's fields in the table itself (the form plans were first written
+/// in, and the one a plan with one record is published in, so that its version stays), or
+/// `[[dns.records]]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct DnsText {
+    #[serde(default)]
+    strategy: DnsStrategy,
+    hosted_zone: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    primary: Option<RecordTarget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secondary: Option<RecordTarget>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    records: Vec<DnsRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    routing: Option<Routing>,
+}
+
+impl TryFrom<DnsText> for Dns {
+    type Error = String;
+
+    fn try_from(text: DnsText) -> Result<Dns, String> {
+        let single = (text.record, text.ttl_seconds, text.primary, text.secondary);
+        let written_in_table = single.0.is_some() || single.1.is_some() || single.2.is_some() || single.3.is_some();
+        let records = match (single, text.records.is_empty()) {
+            ((None, None, None, None), _) => text.records,
+            ((Some(record), Some(ttl_seconds), Some(primary), Some(secondary)), true) => vec![DnsRecord {
+                record,
+                record_type: text.record_type.unwrap_or_else(DnsRecord::default_record_type),
+                ttl_seconds,
+                primary,
+                secondary,
+            }],
+            _ if written_in_table && !text.records.is_empty() => {
+                return Err("[dns] names a record and [[dns.records]] too: write every record as [[dns.records]] \
+                            (record, ttl_seconds, [dns.records.primary], [dns.records.secondary])"
+                    .into());
+            }
+            _ => {
+                return Err("[dns] names part of a record: give record, ttl_seconds, [dns.primary] and \
+                            [dns.secondary], or write each record as [[dns.records]]"
+                    .into());
+            }
+        };
+        Ok(Dns { strategy: text.strategy, hosted_zone: text.hosted_zone, records, routing: text.routing })
+    }
+}
+
+impl From<Dns> for DnsText {
+    fn from(dns: Dns) -> DnsText {
+        let mut text = DnsText {
+            strategy: dns.strategy,
+            hosted_zone: dns.hosted_zone,
+            record: None,
+            record_type: None,
+            ttl_seconds: None,
+            primary: None,
+            secondary: None,
+            records: Vec::new(),
+            routing: dns.routing,
+        };
+        match <[DnsRecord; 1]>::try_from(dns.records) {
+            Ok([one]) => {
+                text.record = Some(one.record);
+                text.record_type = Some(one.record_type);
+                text.ttl_seconds = Some(one.ttl_seconds);
+                text.primary = Some(one.primary);
+                text.secondary = Some(one.secondary);
+            }
+            Err(records) => text.records = records,
+        }
+        text
     }
 }
 

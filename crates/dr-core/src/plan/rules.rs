@@ -672,46 +672,74 @@ impl Plan {
 
     fn check_dns(&self, found: &mut Problems) {
         let dns = &self.dns;
-        if self.tier == 1 && dns.ttl_seconds > TIER1_MAX_TTL_SECONDS {
+        if dns.records.is_empty() || dns.records.len() > super::MAX_DNS_RECORDS {
             found.add(
-                ProblemCode::TtlTooHighForTier,
-                "dns.ttl_seconds",
-                format!("{} s: a tier-1 record must have a TTL of at most {TIER1_MAX_TTL_SECONDS} s", dns.ttl_seconds),
+                ProblemCode::InvalidDnsRecord,
+                "dns.records",
+                format!(
+                    "{} records: name 1 to {} as [[dns.records]] (record, ttl_seconds, primary, secondary), or one in \
+                     [dns] itself",
+                    dns.records.len(),
+                    super::MAX_DNS_RECORDS
+                ),
             );
         }
         let zone = fqdn(&dns.hosted_zone);
-        let record = fqdn(&dns.record);
-        if dns.hosted_zone.trim().is_empty() || !(record == zone || record.ends_with(&format!(".{zone}"))) {
-            found.add(
-                ProblemCode::RecordOutsideZone,
-                "dns.record",
-                format!("{record} is not inside the hosted zone {zone}"),
-            );
-        }
-        if !["A", "AAAA", "CNAME"].contains(&dns.record_type.as_str()) {
-            found.add(
-                ProblemCode::UnsupportedRecordType,
-                "dns.record_type",
-                format!("{:?}: use A, AAAA or CNAME", dns.record_type),
-            );
-        }
-        for (field, target) in [("dns.primary", &dns.primary), ("dns.secondary", &dns.secondary)] {
-            found.identifier(&format!("{field}.set_identifier"), &target.set_identifier, |s| !s.trim().is_empty());
-            found.identifier(&format!("{field}.value"), &target.value, |s| !s.trim().is_empty());
-        }
-        if dns.primary.value == dns.secondary.value {
-            found.add(
-                ProblemCode::SameDnsTarget,
-                "dns.secondary.value",
-                "the secondary must answer something other than the primary".to_string(),
-            );
-        }
-        if dns.primary.set_identifier == dns.secondary.set_identifier {
-            found.add(
-                ProblemCode::DuplicateSetIdentifier,
-                "dns.secondary.set_identifier",
-                "PRIMARY and SECONDARY records need different set identifiers".to_string(),
-            );
+        for (index, record) in dns.records.iter().enumerate() {
+            let field = |name: &str| self.dns_field(index, name);
+            if self.tier == 1 && record.ttl_seconds > TIER1_MAX_TTL_SECONDS {
+                found.add(
+                    ProblemCode::TtlTooHighForTier,
+                    field("ttl_seconds"),
+                    format!(
+                        "{} s: a tier-1 record must have a TTL of at most {TIER1_MAX_TTL_SECONDS} s",
+                        record.ttl_seconds
+                    ),
+                );
+            }
+            let name = fqdn(&record.record);
+            if dns.hosted_zone.trim().is_empty() || !(name == zone || name.ends_with(&format!(".{zone}"))) {
+                found.add(
+                    ProblemCode::RecordOutsideZone,
+                    field("record"),
+                    format!("{name} is not inside the hosted zone {zone}"),
+                );
+            }
+            let earlier = &dns.records[..index];
+            if earlier.iter().any(|other| fqdn(&other.record) == name && other.record_type == record.record_type) {
+                found.add(
+                    ProblemCode::InvalidDnsRecord,
+                    field("record"),
+                    format!("{name} {} named twice: each failover pair once", record.record_type),
+                );
+            }
+            if !["A", "AAAA", "CNAME"].contains(&record.record_type.as_str()) {
+                found.add(
+                    ProblemCode::UnsupportedRecordType,
+                    field("record_type"),
+                    format!("{:?}: use A, AAAA or CNAME", record.record_type),
+                );
+            }
+            for (part, target) in [("primary", &record.primary), ("secondary", &record.secondary)] {
+                found.identifier(&field(&format!("{part}.set_identifier")), &target.set_identifier, |s| {
+                    !s.trim().is_empty()
+                });
+                found.identifier(&field(&format!("{part}.value")), &target.value, |s| !s.trim().is_empty());
+            }
+            if record.primary.value == record.secondary.value {
+                found.add(
+                    ProblemCode::SameDnsTarget,
+                    field("secondary.value"),
+                    "the secondary must answer something other than the primary".to_string(),
+                );
+            }
+            if record.primary.set_identifier == record.secondary.set_identifier {
+                found.add(
+                    ProblemCode::DuplicateSetIdentifier,
+                    field("secondary.set_identifier"),
+                    "PRIMARY and SECONDARY records need different set identifiers".to_string(),
+                );
+            }
         }
         match (dns.strategy, &dns.routing) {
             (DnsStrategy::RoutingHealthCheck, None) => found.add(
@@ -875,7 +903,7 @@ impl Plan {
             let host_name = host.split(['/', ':', '?']).next().unwrap_or_default();
             if host_name.is_empty() {
                 found.add(ProblemCode::InvalidProbeUrl, "trigger.probe_url", format!("{url:?}: use an http(s) URL"));
-            } else if fqdn(host_name) == fqdn(&self.dns.record) {
+            } else if let Some(record) = self.dns.records.iter().find(|r| fqdn(host_name) == fqdn(&r.record)) {
                 // During the outage the failover record answers the DR region, which would answer
                 // the probe.
                 found.add(
@@ -883,7 +911,7 @@ impl Plan {
                     "trigger.probe_url",
                     format!(
                         "{url:?} goes through the failover record {}: probe {} itself",
-                        self.dns.record,
+                        record.record,
                         self.primary_name()
                     ),
                 );

@@ -63,7 +63,15 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
         ("DnsStrategy", strategy.to_string()),
         // Route 53 names records in lower case without the trailing dot in its IAM conditions
         // (route53:ChangeResourceRecordSetsNormalizedRecordNames).
-        ("FailoverRecordName", plan.dns.record.trim_end_matches('.').to_lowercase()),
+        (
+            "FailoverRecordName",
+            plan.dns
+                .records
+                .iter()
+                .map(|r| r.record.trim_end_matches('.').to_lowercase())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         ("RoutingHealthCheckName", routing_field(|r| &r.health_check)),
         ("RoutingAlarmName", routing_field(|r| &r.alarm)),
         ("RoutingMetricNamespace", routing_field(|r| &r.namespace)),
@@ -162,10 +170,15 @@ pub fn detection_stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, Stri
             ),
         });
     };
+    // The detection health check probes the primary region's application where the first
+    // record's PRIMARY answers.
+    let Some(first) = plan.dns.records.first() else {
+        return Err(DrError::InvalidInput { message: format!("plan {} names no DNS record", plan.name) });
+    };
     Ok(vec![
         ("PlanName", plan.name.clone()),
         ("DetectionHealthCheckName", trigger.detection_health_check.clone()),
-        ("PrimaryEndpoint", plan.dns.primary.value.trim_end_matches('.').to_string()),
+        ("PrimaryEndpoint", first.primary.value.trim_end_matches('.').to_string()),
         ("AlarmName", alarm.clone()),
         ("DrRegion", plan.dr_region.clone()),
     ])

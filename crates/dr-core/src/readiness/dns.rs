@@ -17,7 +17,7 @@ use super::{Check, CheckRow, Finding, Scope, at};
 use crate::aws::lookup::{describe_alarm, failover_records, find_health_check, find_hosted_zone};
 use crate::aws::{AwsClients, RegionClients};
 use crate::error::DrError;
-use crate::plan::{DnsStrategy, Plan, Routing, fqdn};
+use crate::plan::{DnsRecord, DnsStrategy, Plan, Routing, fqdn};
 
 pub(super) async fn check_dns(clients: &AwsClients, plan: &Plan, scope: Scope) -> Vec<CheckRow> {
     let mut rows = Vec::new();
@@ -28,7 +28,9 @@ pub(super) async fn check_dns(clients: &AwsClients, plan: &Plan, scope: Scope) -
     if scope == Scope::Full || plan.dns.strategy == DnsStrategy::RecordUpsert {
         rows.extend(check_records(clients, plan, routing, scope).await);
     }
-    rows.push(check_answer(clients, plan).await);
+    for record in &plan.dns.records {
+        rows.push(check_answer(clients, plan, record).await);
+    }
     rows
 }
 
@@ -94,16 +96,15 @@ pub fn routing_alarm_problem(alarm: &MetricAlarm, plan: &Plan, routing: &Routing
     }
 }
 
-async fn check_answer(clients: &AwsClients, plan: &Plan) -> CheckRow {
+async fn check_answer(clients: &AwsClients, plan: &Plan, dns: &DnsRecord) -> CheckRow {
     const CHECK: Check = Check::DnsAnswer;
-    let dns = &plan.dns;
     let resource = format!("{} {}", fqdn(&dns.record), dns.record_type);
     let values = match clients.dns.answer(&dns.record, &dns.record_type).await {
         Err(err) => return CheckRow::failed(CHECK, resource, &err),
         Ok(values) => values,
     };
     let answers = |target: &str| values.iter().any(|v| fqdn(v) == fqdn(target));
-    let (serving, moved) = (plan.serving_target(), plan.target_after_move());
+    let (serving, moved) = (plan.serving_target(dns), plan.target_after_move(dns));
     if answers(&serving.value) {
         CheckRow::ready(CHECK, resource, format!("answers {} (the primary)", serving.value))
     } else if answers(&moved.value) {
@@ -179,18 +180,22 @@ async fn check_records(clients: &AwsClients, plan: &Plan, routing: Option<&Routi
         }
         Ok(Some(id)) => id,
     };
-    let records = match failover_records(&clients.route53, &zone_id, plan).await {
-        Err(err) => {
-            rows.push(CheckRow::failed(Check::DnsRecord, dns.record.clone(), &err));
-            return rows;
+    let mut records = Vec::with_capacity(dns.records.len());
+    for record in &dns.records {
+        match failover_records(&clients.route53, &zone_id, record).await {
+            Err(err) => rows.push(CheckRow::failed(Check::DnsRecord, record.record.clone(), &err)),
+            Ok(sets) => records.push((record, sets)),
         }
-        Ok(records) => records,
-    };
+    }
     if let Some(detection_id) = &detection_id {
         let carried_by: Vec<String> = records
             .iter()
+            .flat_map(|(_, sets)| sets)
             .filter(|set| set.health_check_id() == Some(detection_id.as_str()))
-            .map(|set| format!("{} {}", set.failover().map_or("", |f| f.as_str()), set.set_identifier().unwrap_or("")))
+            .map(|set| {
+                let role = set.failover().map_or("", |f| f.as_str());
+                format!("{} {role} {}", fqdn(set.name()), set.set_identifier().unwrap_or(""))
+            })
             .collect();
         let name = plan.trigger.as_ref().map(|t| t.detection_health_check.clone()).unwrap_or_default();
         rows.push(if carried_by.is_empty() {
@@ -208,21 +213,23 @@ async fn check_records(clients: &AwsClients, plan: &Plan, routing: Option<&Routi
             )
         });
     }
-    for role in [ResourceRecordSetFailover::Primary, ResourceRecordSetFailover::Secondary] {
-        let expected_check = if role == ResourceRecordSetFailover::Primary { routing_id.as_deref() } else { None };
-        rows.push(check_record(plan, &records, role, expected_check, detection_id.as_deref()));
+    for (record, sets) in &records {
+        for role in [ResourceRecordSetFailover::Primary, ResourceRecordSetFailover::Secondary] {
+            let expected_check = if role == ResourceRecordSetFailover::Primary { routing_id.as_deref() } else { None };
+            rows.push(check_record(plan, record, sets, role, expected_check, detection_id.as_deref()));
+        }
     }
     rows
 }
 
 fn check_record(
     plan: &Plan,
+    dns: &DnsRecord,
     records: &[ResourceRecordSet],
     role: ResourceRecordSetFailover,
     expected_check: Option<&str>,
     detection_id: Option<&str>,
 ) -> CheckRow {
-    let dns = &plan.dns;
     let (check, target) = match role {
         ResourceRecordSetFailover::Primary => (Check::DnsPrimaryRecord, &dns.primary),
         _ => (Check::DnsSecondaryRecord, &dns.secondary),
@@ -243,7 +250,7 @@ fn check_record(
     // written, Ireland's while Ireland is primary (a failover moved it). The routing strategy
     // never changes the record.
     let upserted = role == ResourceRecordSetFailover::Primary && plan.dns.strategy == DnsStrategy::RecordUpsert;
-    let expected = if upserted { plan.serving_target() } else { target };
+    let expected = if upserted { plan.serving_target(dns) } else { target };
     if values != [expected.value.as_str()] {
         // The PRIMARY with the other region's value: an earlier record-upsert move moved it.
         let other = if expected.value == dns.primary.value { &dns.secondary } else { &dns.primary };

@@ -31,11 +31,17 @@ fn routing(plan: &Plan) -> Option<&Routing> {
     plan.dns.routing.as_ref().filter(|_| plan.dns.strategy == DnsStrategy::RoutingHealthCheck)
 }
 
-/// What DNS answers for the plan's record now, as a resource state.
-async fn answered(clients: &AwsClients, plan: &Plan, when: &str) -> Result<(Vec<String>, ResourceState), DrError> {
-    let values = clients.dns.answer(&plan.dns.record, &plan.dns.record_type).await?;
-    let shown = if values.is_empty() { "nothing".to_string() } else { values.join(", ") };
-    Ok((values, ResourceState::new(fqdn(&plan.dns.record), format!("{when}: answers {shown}"))))
+/// What DNS answers for each of the plan's records now: whether it answers the target of the move,
+/// and what it answers as a resource state.
+async fn answered(clients: &AwsClients, plan: &Plan, when: &str) -> Result<Vec<(bool, ResourceState)>, DrError> {
+    let mut seen = Vec::with_capacity(plan.dns.records.len());
+    for record in &plan.dns.records {
+        let values = clients.dns.answer(&record.record, &record.record_type).await?;
+        let shown = if values.is_empty() { "nothing".to_string() } else { values.join(", ") };
+        let on_target = answers(&values, &plan.target_after_move(record).value);
+        seen.push((on_target, ResourceState::new(fqdn(&record.record), format!("{when}: answers {shown}"))));
+    }
+    Ok(seen)
 }
 
 fn answers(values: &[String], target: &str) -> bool {
@@ -126,17 +132,18 @@ async fn flip_by_routing(
     let plan = &state.plan;
     let (to, moved) = (plan.move_direction(), moved_alarm_state(plan));
     let alarm = routing_alarm(clients, routing).await?;
-    let (_, before) = answered(clients, plan, "before the flip").await?;
     let alarm_state = ResourceState::new(
         format!("{} ({})", routing.alarm, clients.home.region),
         alarm.as_ref().map_or("unknown", |s| s.as_str()).to_string(),
     );
+    let mut resources = vec![alarm_state];
+    resources.extend(answered(clients, plan, "before the flip").await?.into_iter().map(|(_, seen)| seen));
     if alarm.as_ref() == Some(&moved) {
         return Ok(timer.finish(
             Outcome::AlreadyDone,
             true,
             format!("routing alarm {} already {}: traffic goes to {}", routing.alarm, moved.as_str(), plan.dr_region),
-            vec![alarm_state, before],
+            resources,
         ));
     }
     let change = format!(
@@ -148,94 +155,111 @@ async fn flip_by_routing(
         clients.home.region
     );
     if state.is_dry_run() {
-        return Ok(timer.would(change, vec![alarm_state, before]));
+        return Ok(timer.would(change, resources));
     }
     if routing_published_since(clients, plan, routing, to, state.run.triggered_at).await? {
         return Ok(timer.finish(
             Outcome::AlreadyDone,
             true,
             format!("routing metric already published by this run; alarm {} not evaluated yet", routing.alarm),
-            vec![alarm_state, before],
+            resources,
         ));
     }
     publish_routing(clients, plan, routing, to).await?;
     tracing::info!(plan = %plan.name, step = "flip-dns", resource = %routing.alarm, to = %plan.dr_region, "routing metric published");
-    Ok(timer.finish(Outcome::Changed, true, change.replacen("publish", "published", 1), vec![alarm_state, before]))
+    Ok(timer.finish(Outcome::Changed, true, change.replacen("publish", "published", 1), resources))
 }
 
-struct FailoverPair {
+/// The PRIMARY failover record of each of the plan's records, as Route 53 holds them, in the
+/// plan's order, and their zone.
+struct Primaries {
     zone_id: String,
-    primary: ResourceRecordSet,
+    records: Vec<ResourceRecordSet>,
 }
 
-async fn failover_pair(clients: &AwsClients, plan: &Plan) -> Result<FailoverPair, DrError> {
+async fn primaries(clients: &AwsClients, plan: &Plan) -> Result<Primaries, DrError> {
     let dns = &plan.dns;
     let zone_id = find_hosted_zone(&clients.route53, &dns.hosted_zone).await?.ok_or_else(|| {
         DrError::ResourceNotFound { kind: "hosted zone", id: dns.hosted_zone.clone(), region: "global".to_string() }
     })?;
-    let records = failover_records(&clients.route53, &zone_id, plan).await?;
-    let primary =
-        records.iter().find(|set| set.failover() == Some(&ResourceRecordSetFailover::Primary)).cloned().ok_or_else(
-            || DrError::ResourceNotFound {
-                kind: "failover record",
-                id: format!("{} PRIMARY", dns.record),
-                region: "global".to_string(),
-            },
-        )?;
-    Ok(FailoverPair { zone_id, primary })
+    let mut records = Vec::with_capacity(dns.records.len());
+    for record in &dns.records {
+        let sets = failover_records(&clients.route53, &zone_id, record).await?;
+        let primary = sets.into_iter().find(|set| set.failover() == Some(&ResourceRecordSetFailover::Primary));
+        records.push(primary.ok_or_else(|| DrError::ResourceNotFound {
+            kind: "failover record",
+            id: format!("{} PRIMARY", record.record),
+            region: "global".to_string(),
+        })?);
+    }
+    Ok(Primaries { zone_id, records })
 }
 
-/// The PRIMARY failover record's value as Route 53 holds it now (a record-upsert move changes it).
-pub async fn primary_record_value(clients: &AwsClients, plan: &Plan) -> Result<String, DrError> {
-    Ok(value_of(&failover_pair(clients, plan).await?.primary).to_string())
+/// Each PRIMARY failover record's value as Route 53 holds it now (a record-upsert move changes
+/// them), in the plan's order.
+pub async fn primary_record_values(clients: &AwsClients, plan: &Plan) -> Result<Vec<String>, DrError> {
+    Ok(primaries(clients, plan).await?.records.iter().map(|set| value_of(set).to_string()).collect())
 }
 
 fn value_of(set: &ResourceRecordSet) -> &str {
     set.resource_records().first().map(|r| r.value()).unwrap_or_default()
 }
 
+/// UPSERTs every PRIMARY record not yet at its target, in one change batch (Route 53 applies a
+/// batch whole or not at all: the records move together).
 async fn flip_by_upsert(
     timer: StepTimer<'_>,
     clients: &AwsClients,
     state: &RunbookState,
 ) -> Result<StepRecord, DrError> {
     let plan = &state.plan;
-    let pair = failover_pair(clients, plan).await?;
+    let found = primaries(clients, plan).await?;
     // The DR region's value in a failover, the primary's own back in a failback.
-    let target = plan.target_after_move().value.as_str();
-    let record = |text: String| vec![ResourceState::new(pair.primary.name(), text)];
-    if value_of(&pair.primary) == target {
-        return Ok(timer.finish(
-            Outcome::AlreadyDone,
-            true,
-            format!("PRIMARY record already answers {target}"),
-            record(format!("PRIMARY answers {target}")),
-        ));
+    let moves: Vec<(&ResourceRecordSet, &str)> = found
+        .records
+        .iter()
+        .zip(&plan.dns.records)
+        .map(|(set, record)| (set, plan.target_after_move(record).value.as_str()))
+        .collect();
+    let resources: Vec<ResourceState> = moves
+        .iter()
+        .map(|(set, _)| ResourceState::new(set.name(), format!("PRIMARY answers {}", value_of(set))))
+        .collect();
+    let to_move: Vec<&(&ResourceRecordSet, &str)> =
+        moves.iter().filter(|(set, target)| value_of(set) != *target).collect();
+    if to_move.is_empty() {
+        let detail = format!("every PRIMARY record already answers its {} value", plan.dr_name());
+        return Ok(timer.finish(Outcome::AlreadyDone, true, detail, resources));
     }
-    let now = record(format!("PRIMARY answers {}", value_of(&pair.primary)));
+    let described =
+        to_move.iter().map(|(set, target)| format!("{} to {target}", set.name())).collect::<Vec<_>>().join(", ");
     if state.is_dry_run() {
-        return Ok(timer.would(format!("UPSERT the PRIMARY record {} to {target}", pair.primary.name()), now));
+        return Ok(timer.would(format!("UPSERT the PRIMARY record {described}"), resources));
     }
     let build = |e| DrError::request_build("route53", "ChangeResourceRecordSets", e);
-    let moved = ResourceRecordSet::builder()
-        .name(pair.primary.name())
-        .r#type(pair.primary.r#type().clone())
-        .set_set_identifier(pair.primary.set_identifier().map(str::to_string))
-        .failover(ResourceRecordSetFailover::Primary)
-        .set_ttl(pair.primary.ttl())
-        .set_health_check_id(pair.primary.health_check_id().map(str::to_string))
-        .resource_records(ResourceRecord::builder().value(target).build().map_err(build)?)
-        .build()
-        .map_err(build)?;
+    let mut changes = Vec::with_capacity(to_move.len());
+    for (set, target) in &to_move {
+        let moved = ResourceRecordSet::builder()
+            .name(set.name())
+            .r#type(set.r#type().clone())
+            .set_set_identifier(set.set_identifier().map(str::to_string))
+            .failover(ResourceRecordSetFailover::Primary)
+            .set_ttl(set.ttl())
+            .set_health_check_id(set.health_check_id().map(str::to_string))
+            .resource_records(ResourceRecord::builder().value(*target).build().map_err(build)?)
+            .build()
+            .map_err(build)?;
+        changes.push(Change::builder().action(ChangeAction::Upsert).resource_record_set(moved).build().map_err(build)?);
+    }
     let batch = ChangeBatch::builder()
         .comment(format!("dr-orchestrator {} {} run {}", state.run.direction.move_name(), plan.name, state.run.id))
-        .changes(Change::builder().action(ChangeAction::Upsert).resource_record_set(moved).build().map_err(build)?)
+        .set_changes(Some(changes))
         .build()
         .map_err(build)?;
     let change = clients
         .route53
         .change_resource_record_sets()
-        .hosted_zone_id(&pair.zone_id)
+        .hosted_zone_id(&found.zone_id)
         .change_batch(batch)
         .customize()
         .config_override(once::route53())
@@ -243,13 +267,11 @@ async fn flip_by_upsert(
         .await
         .map_err(|e| DrError::from_sdk("route53", "ChangeResourceRecordSets", e))?;
     let change_id = change.change_info().map(|c| c.id().to_string()).unwrap_or_default();
-    tracing::info!(plan = %plan.name, step = "flip-dns", resource = %plan.dns.record, change_id = %change_id, to = %target, "PRIMARY record moved");
-    let mut done = timer.finish(
-        Outcome::Changed,
-        true,
-        format!("PRIMARY record UPSERT to {target}, change {change_id}"),
-        record(format!("PRIMARY set to {target}")),
-    );
+    tracing::info!(plan = %plan.name, step = "flip-dns", change_id = %change_id, "PRIMARY records moved: {described}");
+    let moved: Vec<ResourceState> =
+        moves.iter().map(|(set, target)| ResourceState::new(set.name(), format!("PRIMARY set to {target}"))).collect();
+    let mut done =
+        timer.finish(Outcome::Changed, true, format!("PRIMARY record UPSERT {described}, change {change_id}"), moved);
     done.facts.insert(CHANGE_ID_FACT.to_string(), change_id);
     Ok(done)
 }
@@ -260,8 +282,9 @@ async fn flip_by_upsert(
 pub async fn dns_status(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("flip-dns-status", clients);
     let plan = &state.plan;
-    let (values, seen) = answered(clients, plan, "now").await?;
-    let on_target = answers(&values, &plan.target_after_move().value);
+    let seen = answered(clients, plan, "now").await?;
+    let on_target = seen.iter().all(|(on_target, _)| *on_target);
+    let seen: Vec<ResourceState> = seen.into_iter().map(|(_, seen)| seen).collect();
     let (settled, how) = match routing(plan) {
         Some(routing) => {
             let alarm = routing_alarm(clients, routing).await?;
@@ -299,6 +322,10 @@ pub async fn dns_status(clients: &AwsClients, state: &ValidState) -> Result<Step
             (in_sync, format!("change {}", if in_sync { "INSYNC" } else { "PENDING" }))
         }
     };
-    let detail = format!("{how}; {}", seen.state);
-    status_record(timer, state, StepKey::DnsStatus, settled && on_target, detail, vec![seen])
+    let answers = seen.iter().map(|s| format!("{} {}", s.resource, s.state)).collect::<Vec<_>>().join("; ");
+    let detail = match seen.as_slice() {
+        [one] => format!("{how}; {}", one.state),
+        _ => format!("{how}; {answers}"),
+    };
+    status_record(timer, state, StepKey::DnsStatus, settled && on_target, detail, seen)
 }

@@ -212,18 +212,20 @@ impl Command {
             }
             Command::Dns { plan } => {
                 let (plan, clients) = plan.load().await?;
-                let values = clients.dns.answer(&plan.dns.record, &plan.dns.record_type).await?;
-                let why = dr_emulator::control::route53_answer(&clients, &plan.dns.record, &plan.dns.record_type, None)
-                    .await?
-                    .why;
-                let side = if values.contains(&plan.dns.primary.value) {
-                    plan.primary_name()
-                } else if values.contains(&plan.dns.secondary.value) {
-                    plan.dr_name()
-                } else {
-                    "neither region"
-                };
-                println!("{} {} -> {} ({side}): {why}", plan.dns.record, plan.dns.record_type, values.join(", "));
+                for record in &plan.dns.records {
+                    let values = clients.dns.answer(&record.record, &record.record_type).await?;
+                    let why = dr_emulator::control::route53_answer(&clients, &record.record, &record.record_type, None)
+                        .await?
+                        .why;
+                    let side = if values.contains(&record.primary.value) {
+                        plan.primary_name()
+                    } else if values.contains(&record.secondary.value) {
+                        plan.dr_name()
+                    } else {
+                        "neither region"
+                    };
+                    println!("{} {} -> {} ({side}): {why}", record.record, record.record_type, values.join(", "));
+                }
             }
             Command::Database { plan, ready } => {
                 let (plan, clients) = plan.load().await?;

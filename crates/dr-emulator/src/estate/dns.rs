@@ -19,7 +19,7 @@ use aws_sdk_route53::types::{
 use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::{find_health_check, find_hosted_zone};
 use dr_core::error::DrError;
-use dr_core::plan::{Direction, DnsStrategy, Plan, RecordTarget, Routing, fqdn};
+use dr_core::plan::{Direction, DnsRecord, DnsStrategy, Plan, RecordTarget, Routing, fqdn};
 use dr_core::runbook::dns::publish_routing;
 
 use super::{missing, unique_suffix};
@@ -49,22 +49,28 @@ pub(crate) async fn seed_dns(clients: &AwsClients, plan: &Plan) -> Result<(), Dr
         (DnsStrategy::RoutingHealthCheck, Some(routing)) => Some(seed_routing(clients, plan, routing).await?),
         _ => None,
     };
-    let record = |role: ResourceRecordSetFailover, target: &RecordTarget, health_check: Option<&str>| {
+    let set = |record: &DnsRecord, role: ResourceRecordSetFailover, target: &RecordTarget, check: Option<&str>| {
         ResourceRecordSet::builder()
-            .name(fqdn(&dns.record))
-            .r#type(RrType::from(dns.record_type.as_str()))
+            .name(fqdn(&record.record))
+            .r#type(RrType::from(record.record_type.as_str()))
             .set_identifier(&target.set_identifier)
             .failover(role)
-            .ttl(i64::from(dns.ttl_seconds))
+            .ttl(i64::from(record.ttl_seconds))
             .resource_records(ResourceRecord::builder().value(&target.value).build().ok()?)
-            .set_health_check_id(health_check.map(str::to_string))
+            .set_health_check_id(check.map(str::to_string))
             .build()
             .ok()
     };
-    let primary = record(ResourceRecordSetFailover::Primary, &dns.primary, routing_check.as_deref());
-    let secondary = record(ResourceRecordSetFailover::Secondary, &dns.secondary, None);
-    let changes: Option<Vec<Change>> = [primary, secondary]
-        .into_iter()
+    // Every record's PRIMARY carries the one routing health check.
+    let changes: Option<Vec<Change>> = dns
+        .records
+        .iter()
+        .flat_map(|record| {
+            [
+                set(record, ResourceRecordSetFailover::Primary, &record.primary, routing_check.as_deref()),
+                set(record, ResourceRecordSetFailover::Secondary, &record.secondary, None),
+            ]
+        })
         .map(|set| Change::builder().action(ChangeAction::Upsert).resource_record_set(set?).build().ok())
         .collect();
     let batch = ChangeBatch::builder()
@@ -148,14 +154,15 @@ pub async fn create_routing_health_check(
     create_health_check(clients, name, config).await
 }
 
-/// The detection health check: HTTPS on the Paris endpoint, attached to no record.
+/// The detection health check: HTTPS on the Paris endpoint (the first record's PRIMARY value, as
+/// the detection stack's `PrimaryEndpoint`), attached to no record.
 async fn seed_detection(clients: &AwsClients, plan: &Plan, name: &str) -> Result<String, DrError> {
     if let Some(id) = find_health_check(&clients.route53, name).await? {
         return Ok(id);
     }
     let config = HealthCheckConfig::builder()
         .r#type(HealthCheckType::Https)
-        .fully_qualified_domain_name(&plan.dns.primary.value)
+        .set_fully_qualified_domain_name(plan.dns.records.first().map(|record| record.primary.value.clone()))
         .port(443)
         .resource_path("/health")
         .request_interval(10)

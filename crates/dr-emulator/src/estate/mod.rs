@@ -436,8 +436,8 @@ async fn seed_serving(clients: &AwsClients, plan: &Plan) -> Result<(), DrError> 
         .await
         .map_err(|e| DrError::from_sdk("elasticloadbalancing", "CreateTargetGroup", e))?;
     let group = group.target_groups().first().and_then(|tg| tg.target_group_arn()).unwrap_or_default().to_string();
-    let certificate =
-        crate::models::issue_certificate(clients, &dr.region, plan.dns.record.trim_end_matches('.'), 365.0).await?;
+    let domain = plan.dns.records.first().map(|record| record.record.trim_end_matches('.')).unwrap_or_default();
+    let certificate = crate::models::issue_certificate(clients, &dr.region, domain, 365.0).await?;
     dr.elbv2
         .create_listener()
         .load_balancer_arn(&balancer)
