@@ -182,7 +182,7 @@ async fn a_planned_drill_with_a_writer_throughout_loses_no_acknowledged_row() {
     assert_eq!(report.achieved.rpo_seconds, Some(0.0));
     let markdown = String::from_utf8(read_report(&clients, &plan, &run_id, "report.md").await).expect("markdown");
     assert!(markdown.contains("data lost: none (proven by the barrier)"), "{markdown}");
-    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()).expect("fenced group");
+    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.first().cloned()).expect("fenced group");
     let paris = describe_auto_scaling_group(&clients.primary.autoscaling, &group).await.expect("group").expect("group");
     assert_eq!(paris.desired_capacity(), Some(0), "the Paris application stays fenced after the move");
 }
@@ -193,7 +193,7 @@ async fn a_barrier_that_never_arrives_promotes_nothing_and_undoes_the_fence() {
     if let Some(fence) = plan.fence.as_mut() {
         fence.barrier_timeout_seconds = 5;
     }
-    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()).expect("fenced group");
+    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.first().cloned()).expect("fenced group");
     let before =
         describe_auto_scaling_group(&clients.primary.autoscaling, &group).await.expect("group").expect("group");
     pair.pause_replay(true).expect("replay paused");
@@ -346,7 +346,7 @@ async fn maintenance_switch(clients: &AwsClients, plan: &Plan) -> (bool, u64) {
 /// A plan whose fence is only the application's own Lambda, and whose barrier is its own hook.
 fn fenced_by_the_application(plan: &mut Plan, barrier_timeout_seconds: u32) {
     let fence = plan.fence.as_mut().expect("the plan has a [fence]");
-    fence.auto_scaling_group = None;
+    fence.auto_scaling_group.clear();
     fence.database_read_only = false;
     fence.lambda = Some("application-hooks".to_string());
     fence.barrier_function = Some("application-hooks".to_string());

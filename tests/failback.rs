@@ -321,7 +321,7 @@ async fn paris_answering_again_after_an_unplanned_failover_is_fenced_and_told_an
     // The deployment's fence function, as FENCE_FUNCTION names it (template.yaml).
     ctx.fence_function = Some("fence".into());
     ctx.store.set_armed(&plan.name, true, "test", "armed", false).await.expect("armed");
-    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()).expect("fenced group");
+    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.first().cloned()).expect("fenced group");
     let paris_group = || async {
         describe_auto_scaling_group(&clients.primary.autoscaling, &group).await.expect("group").expect("group")
     };

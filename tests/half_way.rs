@@ -125,7 +125,7 @@ async fn assert_rolled_back(
     run_id: &str,
     before: (Option<i32>, Option<i32>, Option<i32>),
 ) -> RunReport {
-    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()).expect("fenced group");
+    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.first().cloned()).expect("fenced group");
     let after = describe_auto_scaling_group(&clients.primary.autoscaling, &group).await.expect("group").expect("group");
     assert_eq!((after.min_size(), after.desired_capacity(), after.max_size()), before, "the Paris group is back");
     assert!(after.tags().iter().all(|t| t.key() != Some(FENCE_CAPACITY_TAG)), "{:?}", after.tags());
@@ -177,7 +177,7 @@ async fn a_drill_below_the_minimum_after_the_promotion_puts_paris_back_serving()
     reprotect_machine_registered(&clients, &plan).await;
     plan.standby_instances.minimum_healthy = 2;
     let (sqs, queue) = subscribe(&mut clients).await;
-    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()).expect("fenced group");
+    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.first().cloned()).expect("fenced group");
     let before =
         describe_auto_scaling_group(&clients.primary.autoscaling, &group).await.expect("group").expect("group");
     let before = (before.min_size(), before.desired_capacity(), before.max_size());
@@ -258,7 +258,7 @@ async fn the_roll_back_completes_under_throttling_5xx_and_lost_answers_and_each_
     if let Some(fence) = plan.fence.as_mut() {
         fence.reprotect_after_roll_back = Some(false);
     }
-    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()).expect("fenced group");
+    let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.first().cloned()).expect("fenced group");
     let before =
         describe_auto_scaling_group(&clients.primary.autoscaling, &group).await.expect("group").expect("group");
     let before = (before.min_size(), before.desired_capacity(), before.max_size());

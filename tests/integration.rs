@@ -16,6 +16,7 @@ mod ecs;
 mod estate;
 mod failback;
 mod failover;
+mod groups;
 mod half_way;
 mod iam;
 mod layers;

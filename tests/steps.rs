@@ -130,7 +130,7 @@ async fn a_malformed_task_input_gets_invalid_input_from_the_lambda() {
 async fn a_hook_that_takes_30_s_is_answered_and_invoked_once() {
     let (mut plan, clients) = seeded_estate().await;
     let fence = plan.fence.as_mut().expect("the plan has a [fence]");
-    fence.auto_scaling_group = None;
+    fence.auto_scaling_group.clear();
     fence.database_read_only = false;
     fence.lambda = Some("application-hooks".to_string());
     fence.barrier_function = Some("application-hooks".to_string());

@@ -65,7 +65,7 @@ pub fn isolated_plan() -> Plan {
     }
     dr_group_mut(&mut plan).group = format!("web-ireland-{s}");
     if let Some(fence) = plan.fence.as_mut() {
-        fence.auto_scaling_group = Some(format!("web-paris-{s}"));
+        fence.auto_scaling_group = vec![format!("web-paris-{s}")];
     }
     plan.databases[0].credentials_secret = Some(format!("db-credentials-{s}"));
     plan.dns.hosted_zone = format!("t{s}.example.com.");
@@ -153,12 +153,12 @@ pub async fn failover_under_faults(
 
 /// The plan's DR Auto Scaling group: the example plan has one.
 pub fn dr_group(plan: &Plan) -> &dr_core::plan::AutoScaling {
-    plan.auto_scaling.as_ref().expect("the plan has an Auto Scaling group")
+    plan.auto_scaling.first().expect("the plan has an Auto Scaling group")
 }
 
 /// [`dr_group`], to change.
 pub fn dr_group_mut(plan: &mut Plan) -> &mut dr_core::plan::AutoScaling {
-    plan.auto_scaling.as_mut().expect("the plan has an Auto Scaling group")
+    plan.auto_scaling.first_mut().expect("the plan has an Auto Scaling group")
 }
 
 /// The suffix every resource name of an [`isolated_plan`] carries (the plan itself is named

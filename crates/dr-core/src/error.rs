@@ -379,6 +379,7 @@ pub enum ProblemCode {
     InvalidEcsService,
     InvalidDatabase,
     InvalidDnsRecord,
+    InvalidAutoScalingGroup,
 }
 
 impl ProblemCode {

@@ -27,7 +27,7 @@ fn the_microservices_example_plan_describes_the_us_estate_on_ecs() {
     let plan = Plan::load(&path).expect("the microservices example plan is valid");
     assert_eq!((plan.primary_name(), plan.dr_name()), ("N. Virginia", "Oregon"));
     assert_eq!((plan.primary_region.as_str(), plan.dr_region.as_str()), ("us-east-1", "us-west-2"));
-    assert_eq!((plan.auto_scaling.as_ref(), plan.standby_instances.is_absent()), (None, true));
+    assert_eq!((plan.auto_scaling.is_empty(), plan.standby_instances.is_absent()), (true, true));
     assert_eq!((plan.ecs_services.len(), plan.s3_replication.len(), plan.custom_actions.len()), (15, 4, 2));
     let tasks: u32 = plan.ecs_services.iter().map(|s| u32::from(s.failover_count)).sum();
     assert!(plan.ecs_services.iter().all(|s| (10..=50).contains(&s.failover_count)), "10-50 tasks each");
@@ -395,7 +395,7 @@ fn each_broken_rule_has_its_named_problem() {
         (
             |p| {
                 if let Some(fence) = p.fence.as_mut() {
-                    fence.auto_scaling_group = None;
+                    fence.auto_scaling_group.clear();
                     fence.database_read_only = false;
                 }
             },
@@ -512,10 +512,13 @@ fn a_failback_sees_the_plan_reversed_and_keeps_what_lives_in_one_place() {
     assert_eq!(back.databases[0].primary_instance, plan.databases[0].replica_instance);
     assert_eq!(back.databases[0].replica_instance, plan.databases[0].primary_instance);
     // Paris's application group is the one given back; Ireland's the one fenced.
-    let paris_group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone());
+    let paris_group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.first().cloned());
     assert_eq!(Some(dr_group(&back).group.clone()), paris_group);
     assert_eq!(dr_group(&back).failover, dr_group(&plan).failover);
-    assert_eq!(back.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()), Some(dr_group(&plan).group.clone()));
+    assert_eq!(
+        back.fence.as_ref().and_then(|f| f.auto_scaling_group.first().cloned()),
+        Some(dr_group(&plan).group.clone())
+    );
     // Paris keeps no standby instances; no trigger, restore test or bucket pair moves back.
     assert!(!back.standby_instances.selects_any());
     assert!(back.trigger.is_none() && back.restore_test.is_none() && back.s3_replication.is_empty());
@@ -534,7 +537,7 @@ fn a_failback_sees_the_plan_reversed_and_keeps_what_lives_in_one_place() {
     // Without a fenced Paris group there is nothing to give back: named before any call.
     let mut unfenced = plan.clone();
     if let Some(fence) = unfenced.fence.as_mut() {
-        fence.auto_scaling_group = None;
+        fence.auto_scaling_group.clear();
     }
     assert_eq!(unfenced.facing(Direction::ToPrimary).expect_err("no Paris group").name(), "FenceFailed");
     unfenced.fence = None;
@@ -607,20 +610,20 @@ fn ecs_service(cluster: &str, service: &str, failover: u16, standby: u16, minimu
 }
 
 fn dr_group(plan: &Plan) -> &dr_core::plan::AutoScaling {
-    plan.auto_scaling.as_ref().expect("the example plan has an Auto Scaling group")
+    plan.auto_scaling.first().expect("the example plan has an Auto Scaling group")
 }
 
 fn dr_group_mut(plan: &mut Plan) -> &mut dr_core::plan::AutoScaling {
-    plan.auto_scaling.as_mut().expect("the example plan has an Auto Scaling group")
+    plan.auto_scaling.first_mut().expect("the example plan has an Auto Scaling group")
 }
 
 #[test]
 fn an_estate_on_ecs_alone_needs_no_group_and_no_standby_instances_but_something_must_serve() {
     let mut plan = example();
-    plan.auto_scaling = None;
+    plan.auto_scaling.clear();
     plan.standby_instances = InstanceSelector::default();
     if let Some(fence) = plan.fence.as_mut() {
-        fence.auto_scaling_group = None;
+        fence.auto_scaling_group.clear();
     }
     let problems = plan.problems();
     assert_eq!(problems.len(), 1, "{problems:#?}");
@@ -634,12 +637,12 @@ fn an_estate_on_ecs_alone_needs_no_group_and_no_standby_instances_but_something_
     assert_eq!(Plan::parse(&text, "ecs").expect("parsed"), plan);
     // A failback has no group to give back: the fence is the database's.
     let back = plan.facing(Direction::ToPrimary).expect("a failback");
-    assert_eq!((back.auto_scaling.clone(), back.ecs_services.len()), (None, 0));
-    assert_eq!(back.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()), None);
+    assert_eq!((back.auto_scaling.len(), back.ecs_services.len()), (0, 0));
+    assert_eq!(back.fence.as_ref().and_then(|f| f.auto_scaling_group.first().cloned()), None);
 
     // A fence group is given back at the DR group's size: without a DR group, it is refused.
     if let Some(fence) = plan.fence.as_mut() {
-        fence.auto_scaling_group = Some("web-paris".into());
+        fence.auto_scaling_group = vec!["web-paris".into()];
     }
     assert_eq!(codes(&plan), [ProblemCode::FenceWithoutMethod]);
 }

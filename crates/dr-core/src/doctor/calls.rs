@@ -37,8 +37,10 @@ pub struct ExpectedCall {
 #[derive(Debug, Clone, Default)]
 pub struct Found {
     pub standby_instances: Vec<String>,
-    pub dr_group_arn: Option<String>,
-    pub fence_group_arn: Option<String>,
+    /// Each DR group's ARN, by name, of those found.
+    pub dr_group_arns: BTreeMap<String, String>,
+    /// Each primary-region application group's ARN (the fence's), by name, of those found.
+    pub fence_group_arns: BTreeMap<String, String>,
     /// The replicas' storage keys, of those encrypted.
     pub replica_keys: Vec<String>,
 }
@@ -50,15 +52,21 @@ impl Found {
             .await
             .map(|found| found.into_iter().map(|i| i.id).collect())
             .unwrap_or_default();
-        let group_arn = |client: &aws_sdk_autoscaling::Client, name: Option<String>| {
+        let group_arns = |client: &aws_sdk_autoscaling::Client, names: Vec<String>| {
             let client = client.clone();
             async move {
-                let name = name?;
-                let group = describe_auto_scaling_group(&client, &name).await.ok().flatten()?;
-                group.auto_scaling_group_arn().map(str::to_string)
+                let mut arns = BTreeMap::new();
+                for name in names {
+                    let group = describe_auto_scaling_group(&client, &name).await.ok().flatten();
+                    if let Some(arn) = group.as_ref().and_then(|g| g.auto_scaling_group_arn()) {
+                        arns.insert(name, arn.to_string());
+                    }
+                }
+                arns
             }
         };
-        let fence_group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone());
+        let fence_groups = plan.fence.iter().flat_map(|f| f.auto_scaling_group.clone()).collect();
+        let dr_groups = plan.auto_scaling.iter().map(|a| a.group.clone()).collect();
         let mut replica_keys = Vec::new();
         for db in &plan.databases {
             let replica = describe_db_instance(&clients.dr.rds, &db.replica_instance).await.ok().flatten();
@@ -71,8 +79,8 @@ impl Found {
         Found {
             replica_keys,
             standby_instances,
-            dr_group_arn: group_arn(&clients.dr.autoscaling, plan.auto_scaling.as_ref().map(|a| a.group.clone())).await,
-            fence_group_arn: group_arn(&clients.primary.autoscaling, fence_group).await,
+            dr_group_arns: group_arns(&clients.dr.autoscaling, dr_groups).await,
+            fence_group_arns: group_arns(&clients.primary.autoscaling, fence_groups).await,
         }
     }
 }
@@ -434,8 +442,8 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         "*".into(),
         "the DR group's instances",
     );
-    if let Some(asg) = &plan.auto_scaling {
-        let group = found.dr_group_arn.clone().unwrap_or_else(|| {
+    for asg in &plan.auto_scaling {
+        let group = found.dr_group_arns.get(&asg.group).cloned().unwrap_or_else(|| {
             format!("arn:aws:autoscaling:{d}:{}:autoScalingGroup:*:autoScalingGroupName/{}", t.account(), asg.group)
         });
         t.add(
@@ -517,12 +525,10 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         t.add_each("FenceFunction", &p, &["rds:DescribeDBInstances"], &primary, "the writer's endpoint");
         t.add_each("FenceFunction", &d, &["rds:DescribeDBInstances"], &replica, "the replica's endpoint (barrier)");
         t.secret("FenceFunction", "the read-only fence and the barrier, over SQL");
-        if let Some(arn) = found.fence_group_arn.clone().or_else(|| {
-            fence
-                .auto_scaling_group
-                .as_ref()
-                .map(|g| format!("arn:aws:autoscaling:{p}:{}:autoScalingGroup:*:autoScalingGroupName/{g}", t.account()))
-        }) {
+        for group in &fence.auto_scaling_group {
+            let arn = found.fence_group_arns.get(group).cloned().unwrap_or_else(|| {
+                format!("arn:aws:autoscaling:{p}:{}:autoScalingGroup:*:autoScalingGroupName/{group}", t.account())
+            });
             t.add(
                 "FenceFunction",
                 &p,
@@ -914,7 +920,9 @@ pub fn actions_by_function(plan: &Plan) -> BTreeMap<String, BTreeSet<String>> {
     if let Some(fence) = every.fence.as_mut() {
         fence.lambda = Some("fence-hook".into());
         fence.barrier_function = Some("barrier-hook".into());
-        fence.auto_scaling_group.get_or_insert_with(|| "application-group".into());
+        if fence.auto_scaling_group.is_empty() {
+            fence.auto_scaling_group = vec!["application-group".into()];
+        }
     }
     let mut stack = DeployedStack::default();
     stack.parameters.insert("DatabaseCredentialsSecretArn".into(), "arn:aws:secretsmanager:::secret:s".into());

@@ -37,16 +37,22 @@ pub struct Plan {
     /// (`[[databases]]`; a plan with one may write it `[database]`). One RPO gate decides for all,
     /// a planned move fences and proves its barrier on each before any promotion, and the data
     /// tier moves whole or not at all.
-    #[serde(rename = "databases", alias = "database", default, deserialize_with = "one_or_many_databases")]
+    #[serde(rename = "databases", alias = "database", default, deserialize_with = "one_or_many")]
     pub databases: Vec<Database>,
     /// The stopped EC2 instances a failover starts. Absent: none (an estate whose compute is
     /// its Auto Scaling group or its ECS services).
     #[serde(default, skip_serializing_if = "InstanceSelector::is_absent")]
     pub standby_instances: InstanceSelector,
-    /// The DR region's Auto Scaling group. Absent: none (an estate whose compute is its standby
-    /// instances or its ECS services).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_scaling: Option<AutoScaling>,
+    /// The DR region's Auto Scaling groups (`[auto_scaling]`, or `[[auto_scaling]]` for several),
+    /// each raised to its failover size and judged by its own minimum. None: an estate whose
+    /// compute is its standby instances or its ECS services.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many",
+        serialize_with = "one_or_many_out"
+    )]
+    pub auto_scaling: Vec<AutoScaling>,
     pub dns: Dns,
     #[serde(default)]
     pub s3_replication: Vec<BucketPair>,
@@ -374,10 +380,16 @@ pub enum Egress {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fence {
-    /// The primary region's Auto Scaling group of the application: scaled to zero, its capacity
-    /// kept in a tag on the group so that the undo restores it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_scaling_group: Option<String>,
+    /// The primary region's Auto Scaling groups of the application (a name, or a list: the
+    /// primary group of each `[[auto_scaling]]` group, in order): scaled to zero, each one's
+    /// capacity kept in a tag on it so that the undo restores it, and given back by a failback.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many",
+        serialize_with = "one_or_many_out"
+    )]
+    pub auto_scaling_group: Vec<String>,
     /// A Lambda (name or ARN, in `dr_region`) that switches the application to maintenance:
     /// invoked with `{"action": "fence" | "unfence", "plan", "run_id"}`; a function error means
     /// the fence did not hold. It must be idempotent.
@@ -456,9 +468,9 @@ impl Plan {
     /// The plan as a move in `direction` sees it. `ToDr` (a failover): the plan as written.
     /// `ToPrimary` (a failback, Ireland -> Paris): `primary_region` is the DR region, the
     /// database's primary is the promoted Ireland instance and its replica the Paris one, the
-    /// group a failback raises is Paris's application group (`fence.auto_scaling_group`, given
-    /// back at least `auto_scaling.failover`), and the fence scales Ireland's group
-    /// (`auto_scaling.group`). The DNS record, the routing alarm, the fencing Lambda, the
+    /// groups a failback raises are Paris's application groups (`fence.auto_scaling_group`, each
+    /// given back at least its Ireland group's `failover`), and the fence scales Ireland's groups
+    /// (`auto_scaling[].group`). The DNS record, the routing alarm, the fencing Lambda, the
     /// secret and the report bucket stay what they are: they live in one place, and
     /// [`Plan::serving_target`] tells which record value serves. Paris has no standby instances
     /// to start, and neither its buckets nor a restore test nor an automatic trigger are part of a
@@ -472,32 +484,44 @@ impl Plan {
         // With an Auto Scaling group in Ireland, a failback gives Paris's application group back
         // and fences Ireland's. Without one (compute on ECS or standby instances only), Paris's
         // compute is its own deployment's, and the fence is the database's and the hook's.
-        let (auto_scaling, fence) = match &self.auto_scaling {
-            None => (None, fence.clone()),
-            Some(dr_group) => {
-                let Some(primary_group) = fence.auto_scaling_group.clone() else {
-                    return Err(DrError::FenceFailed {
-                        region: self.primary_region.clone(),
-                        reason: format!(
-                            "plan {} names no fence.auto_scaling_group: a failback has no {} application to give back",
-                            self.name,
-                            self.primary_name()
-                        ),
-                    });
-                };
-                let none = Capacity { min: 0, desired: 0, max: 0 };
-                let given_back = AutoScaling {
-                    group: primary_group,
-                    standby: none,
-                    failover: dr_group.failover,
-                    // Paris's group serves alone (no standby instances there): what Ireland needed
-                    // from both.
-                    minimum_healthy: (dr_group.minimum_healthy + self.standby_instances.minimum_healthy)
-                        .min(dr_group.failover.desired)
-                        .max(1),
-                };
-                (Some(given_back), Fence { auto_scaling_group: Some(dr_group.group.clone()), ..fence.clone() })
+        let (auto_scaling, fence) = if self.auto_scaling.is_empty() {
+            (Vec::new(), fence.clone())
+        } else {
+            if fence.auto_scaling_group.len() != self.auto_scaling.len() {
+                return Err(DrError::FenceFailed {
+                    region: self.primary_region.clone(),
+                    reason: format!(
+                        "plan {} names {} fence.auto_scaling_group for {} Auto Scaling group(s): a failback gives \
+                         each {} application group back",
+                        self.name,
+                        fence.auto_scaling_group.len(),
+                        self.auto_scaling.len(),
+                        self.primary_name()
+                    ),
+                });
             }
+            let none = Capacity { min: 0, desired: 0, max: 0 };
+            let given_back = self
+                .auto_scaling
+                .iter()
+                .zip(&fence.auto_scaling_group)
+                .enumerate()
+                .map(|(index, (dr_group, primary_group))| {
+                    // Paris's groups serve alone (no standby instances there): the first gives what
+                    // Ireland needed from it and the standby instances.
+                    let standby_share = if index == 0 { self.standby_instances.minimum_healthy } else { 0 };
+                    AutoScaling {
+                        group: primary_group.clone(),
+                        standby: none,
+                        failover: dr_group.failover,
+                        minimum_healthy: (dr_group.minimum_healthy + standby_share)
+                            .min(dr_group.failover.desired)
+                            .max(1),
+                    }
+                })
+                .collect();
+            let fenced = self.auto_scaling.iter().map(|dr_group| dr_group.group.clone()).collect();
+            (given_back, Fence { auto_scaling_group: fenced, ..fence.clone() })
         };
         Ok(Plan {
             primary_region: self.dr_region.clone(),
@@ -684,27 +708,48 @@ pub struct Database {
 /// (Route 53 takes up to 1,000 records a batch), and the status step asks DNS for each.
 pub const MAX_DNS_RECORDS: usize = 20;
 
+/// The most Auto Scaling groups a plan may name: the compute branch's one function describes and
+/// raises each in turn.
+pub const MAX_AUTO_SCALING_GROUPS: usize = 20;
+
 /// The most databases a plan may name: the data tier's steps read and promote them in turn inside
 /// one function run each, and a failover's report and decision name every one.
 pub const MAX_DATABASES: usize = 20;
 
-/// `[database]` (the single-valued form plans were first written in) or `[[databases]]`, read
-/// with the same errors as any table: an untagged enum would hide a typo behind "did not match".
-fn one_or_many_databases<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Database>, D::Error> {
-    struct OneOrMany;
-    impl<'de> serde::de::Visitor<'de> for OneOrMany {
-        type Value = Vec<Database>;
+/// One value (a table, a string: the single-valued form plans were first written in) or a list of
+/// them, read with the same errors as any value: an untagged enum would hide a typo behind "did
+/// not match any variant".
+fn one_or_many<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct OneOrMany<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for OneOrMany<T> {
+        type Value = Vec<T>;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a [database] table or [[databases]] tables")
+            f.write_str("one value or a list of them")
         }
         fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            Database::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|db| vec![db])
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|one| vec![one])
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            T::deserialize(serde::de::value::StrDeserializer::new(text)).map(|one| vec![one])
         }
         fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            Vec::<Database>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+            Vec::<T>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
         }
     }
-    deserializer.deserialize_any(OneOrMany)
+    deserializer.deserialize_any(OneOrMany(std::marker::PhantomData))
+}
+
+/// Writes one value as itself (the form a plan with one was first written in, so that its text
+/// and version stay) and several as a list.
+fn one_or_many_out<S: serde::Serializer, T: Serialize>(values: &[T], serializer: S) -> Result<S::Ok, S::Error> {
+    match values {
+        [one] => one.serialize(serializer),
+        many => many.serialize(serializer),
+    }
 }
 
 impl Database {

@@ -319,7 +319,7 @@ impl Plan {
 
     fn check_fence(&self, found: &mut Problems) {
         let Some(fence) = &self.fence else { return };
-        if fence.auto_scaling_group.is_none() && fence.lambda.is_none() && !fence.database_read_only {
+        if fence.auto_scaling_group.is_empty() && fence.lambda.is_none() && !fence.database_read_only {
             found.add(
                 ProblemCode::FenceWithoutMethod,
                 "fence",
@@ -628,8 +628,26 @@ impl Plan {
     }
 
     fn check_auto_scaling(&self, found: &mut Problems) {
-        if let Some(asg) = &self.auto_scaling {
-            check_group(asg, found);
+        let groups = &self.auto_scaling;
+        let prefix = |index: usize| {
+            if groups.len() == 1 { "auto_scaling".to_string() } else { format!("auto_scaling[{index}]") }
+        };
+        if groups.len() > super::MAX_AUTO_SCALING_GROUPS {
+            found.add(
+                ProblemCode::InvalidAutoScalingGroup,
+                "auto_scaling",
+                format!("{} groups: at most {}", groups.len(), super::MAX_AUTO_SCALING_GROUPS),
+            );
+        }
+        for (index, asg) in groups.iter().enumerate() {
+            check_group(&prefix(index), asg, found);
+            if groups[..index].iter().any(|earlier| earlier.group == asg.group) {
+                found.add(
+                    ProblemCode::InvalidAutoScalingGroup,
+                    format!("{}.group", prefix(index)),
+                    format!("{}: named before; each group once", asg.group),
+                );
+            }
         }
         let standby = &self.standby_instances;
         // A selector that counts nothing is named by its own rules.
@@ -643,13 +661,12 @@ impl Plan {
         // Something must serve once traffic moves: the group, the standby instances, or an ECS
         // service (each has a minimum of at least 1). A failback's plan has none: Paris's compute
         // is its own deployment's.
-        let group_minimum = self.auto_scaling.as_ref().map_or(0, |asg| asg.minimum_healthy);
+        let group_minimum: u32 = groups.iter().map(|asg| u32::from(asg.minimum_healthy)).sum();
         if !self.reversed && group_minimum == 0 && standby.minimum_healthy == 0 && self.ecs_services.is_empty() {
-            let (field, what) = match &self.auto_scaling {
-                Some(_) => {
-                    ("auto_scaling.minimum_healthy", "the group's and the standby instances' minimums are both 0")
-                }
-                None => ("auto_scaling", "no Auto Scaling group, no standby instances to serve and no ECS service"),
+            let (field, what) = if groups.is_empty() {
+                ("auto_scaling".to_string(), "no Auto Scaling group, no standby instances to serve and no ECS service")
+            } else {
+                (format!("{}.minimum_healthy", prefix(0)), "the groups' and the standby instances' minimums are all 0")
             };
             found.add(
                 ProblemCode::InvalidMinimumHealthy,
@@ -657,15 +674,19 @@ impl Plan {
                 format!("{what}: a failover would move traffic to nothing"),
             );
         }
-        if self.auto_scaling.is_none()
-            && let Some(fence) = &self.fence
-            && fence.auto_scaling_group.is_some()
+        if let Some(fence) = &self.fence
+            && !fence.auto_scaling_group.is_empty()
+            && fence.auto_scaling_group.len() != groups.len()
         {
             found.add(
                 ProblemCode::FenceWithoutMethod,
                 "fence.auto_scaling_group",
-                "a failback gives the primary region's group back at the DR group's failover size: name the DR group (auto_scaling)"
-                    .to_string(),
+                format!(
+                    "{} primary group(s) for {} DR group(s): a failback gives each primary region's group back at its \
+                     DR group's failover size: name one per [[auto_scaling]] group, in order",
+                    fence.auto_scaling_group.len(),
+                    groups.len()
+                ),
             );
         }
     }
@@ -937,9 +958,11 @@ impl Problems {
 
 /// RDS: 1-63 letters, digits or hyphens, starting with a letter, no trailing or double hyphen.
 /// The group's own rules: its name, its sizes, and a minimum its failover size reaches.
-fn check_group(asg: &super::AutoScaling, found: &mut Problems) {
-    found.identifier("auto_scaling.group", &asg.group, |s| !s.trim().is_empty() && s.len() <= 255);
-    for (field, capacity) in [("auto_scaling.standby", asg.standby), ("auto_scaling.failover", asg.failover)] {
+/// One group's rules; `prefix` is where its fields are (`auto_scaling`, `auto_scaling[i]`).
+fn check_group(prefix: &str, asg: &super::AutoScaling, found: &mut Problems) {
+    found.identifier(&format!("{prefix}.group"), &asg.group, |s| !s.trim().is_empty() && s.len() <= 255);
+    let (standby, failover) = (format!("{prefix}.standby"), format!("{prefix}.failover"));
+    for (field, capacity) in [(standby, asg.standby), (failover, asg.failover)] {
         if capacity.min > capacity.max {
             found.add(
                 ProblemCode::CapacityMinAboveMax,
@@ -957,14 +980,14 @@ fn check_group(asg: &super::AutoScaling, found: &mut Problems) {
     if asg.failover.desired == 0 {
         found.add(
             ProblemCode::FailoverCapacityZero,
-            "auto_scaling.failover.desired",
+            format!("{prefix}.failover.desired"),
             "a failover must bring up at least one instance".to_string(),
         );
     }
     if asg.minimum_healthy > asg.failover.desired {
         found.add(
             ProblemCode::InvalidMinimumHealthy,
-            "auto_scaling.minimum_healthy",
+            format!("{prefix}.minimum_healthy"),
             format!("{} is above the failover's desired {}", asg.minimum_healthy, asg.failover.desired),
         );
     }

@@ -49,7 +49,7 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
         ("StandbyTagKey", tag.key.clone()),
         ("StandbyTagValue", tag.value.clone()),
         ("StandbyEbsKmsKeyArn", plan.standby_instances.ebs_kms_key.clone().unwrap_or_default()),
-        ("AutoScalingGroupName", plan.auto_scaling.as_ref().map(|asg| asg.group.clone()).unwrap_or_default()),
+        ("AutoScalingGroupArns", group_arns(&plan.dr_region, plan.auto_scaling.iter().map(|asg| &asg.group))),
         // ECS has no resource-based policy, so a role reaches only its own account's services: the
         // account is `*` here (the plan does not know it), which grants nothing beyond it.
         (
@@ -84,8 +84,8 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
         ("PrepareWhileConfirming", plan.trigger.as_ref().is_some_and(|t| t.prepare_while_confirming).to_string()),
         ("RestoreSubnetGroup", plan.restore_test.as_ref().map(|r| r.subnet_group.clone()).unwrap_or_default()),
         (
-            "FenceAutoScalingGroupName",
-            plan.fence.as_ref().and_then(|f| f.auto_scaling_group.clone()).unwrap_or_default(),
+            "FenceAutoScalingGroupArns",
+            group_arns(&plan.primary_region, plan.fence.iter().flat_map(|fence| &fence.auto_scaling_group)),
         ),
         ("FenceFunctionName", fence_hook(plan, |f| &f.lambda)),
         ("FenceBarrierFunctionName", fence_hook(plan, |f| &f.barrier_function)),
@@ -95,6 +95,15 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
             plan.network.as_ref().map(|n| n.database_security_groups.join(",")).unwrap_or_default(),
         ),
     ])
+}
+
+/// Auto Scaling groups in `region` as the ARN patterns a policy names them by (the group's id in
+/// its ARN is generated, and the account is `*` as for ECS and RDS: no resource-based policy).
+fn group_arns<'p>(region: &str, groups: impl Iterator<Item = &'p String>) -> String {
+    groups
+        .map(|group| format!("arn:aws:autoscaling:{region}:*:autoScalingGroup:*:autoScalingGroupName/{group}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Every database's instances as RDS ARNs, each primary in the primary region and each replica in

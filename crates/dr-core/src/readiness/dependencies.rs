@@ -13,7 +13,7 @@ use super::{Check, CheckRow, Finding, at};
 use crate::aws::RegionClients;
 use crate::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
 use crate::error::{DrError, sdk_error_code};
-use crate::plan::{CustomAction, Plan, ReadinessProbe, Serving, lambda_function_name};
+use crate::plan::{AutoScaling, CustomAction, Plan, ReadinessProbe, Serving, lambda_function_name};
 use crate::time;
 
 /// The quota of "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", in vCPUs.
@@ -21,13 +21,18 @@ const STANDARD_VCPU_QUOTA: (&str, &str) = ("ec2", "L-1216C47A");
 
 /// Every dependency row of the plan's DR region; `primary` runs probes placed in Paris.
 pub(super) async fn check_dependencies(primary: &RegionClients, dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
-    let group = match &plan.auto_scaling {
-        Some(asg) => describe_auto_scaling_group(&dr.autoscaling, &asg.group).await.ok().flatten(),
-        None => None,
-    };
+    // A missing group is the group's own row (AsgMissing).
+    let mut groups = Vec::with_capacity(plan.auto_scaling.len());
+    for asg in &plan.auto_scaling {
+        if let Some(found) = describe_auto_scaling_group(&dr.autoscaling, &asg.group).await.ok().flatten() {
+            groups.push((asg, found));
+        }
+    }
+    // The load balancer (`[serving]`) is in front of the first group.
+    let first = plan.auto_scaling.first().and_then(|asg| groups.iter().find(|(g, _)| g.group == asg.group));
     let (launch, serving, keys, secret, probes, actions) = tokio::join!(
-        check_launch_template_and_quota(dr, plan, group.as_ref()),
-        check_serving(dr, plan, group.as_ref()),
+        check_launch_templates_and_quota(dr, plan, &groups),
+        check_serving(dr, plan, first.map(|(_, found)| found)),
         check_kms_keys(dr, plan),
         check_database_secrets(dr, plan),
         check_probes(primary, dr, plan),
@@ -42,16 +47,31 @@ pub(super) async fn check_dependencies(primary: &RegionClients, dr: &RegionClien
     rows
 }
 
-/// The launch template the group launches from, its AMI in the DR region, and whether the
-/// account's vCPU quota there holds the failover capacity.
-async fn check_launch_template_and_quota(
+/// The launch template each group launches from and its AMI in the DR region, and whether the
+/// account's vCPU quota there holds the failover capacity of them all.
+async fn check_launch_templates_and_quota(
     dr: &RegionClients,
     plan: &Plan,
-    group: Option<&AutoScalingGroup>,
+    groups: &[(&AutoScaling, AutoScalingGroup)],
 ) -> Vec<CheckRow> {
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let mut rows = Vec::with_capacity(groups.len() + 1);
+    let mut sized = Vec::with_capacity(groups.len());
+    for (asg, found) in groups {
+        let (row, instance_type) = check_launch_template(dr, found).await;
+        rows.push(row);
+        sized.push((instance_type, asg.failover.desired));
+    }
+    rows.push(check_vcpu_quota(dr, plan, &sized).await);
+    rows
+}
+
+/// The launch template a group launches from and its AMI in the DR region: the row, and the
+/// template's instance type.
+async fn check_launch_template(dr: &RegionClients, group: &AutoScalingGroup) -> (CheckRow, Option<String>) {
     const CHECK: Check = Check::LaunchTemplate;
-    // A missing group is the group's own row (AsgMissing).
-    let Some(group) = group else { return Vec::new() };
     let spec = group.launch_template().cloned().or_else(|| {
         group
             .mixed_instances_policy()
@@ -61,11 +81,14 @@ async fn check_launch_template_and_quota(
     });
     let Some(spec) = spec else {
         let resource = at(group.auto_scaling_group_name().unwrap_or("?"), &dr.region);
-        return vec![CheckRow::ready(
-            CHECK,
-            resource,
-            "the group uses a launch configuration, not a launch template: its AMI is not checked",
-        )];
+        return (
+            CheckRow::ready(
+                CHECK,
+                resource,
+                "the group uses a launch configuration, not a launch template: its AMI is not checked",
+            ),
+            None,
+        );
     };
     let named = spec.launch_template_name().or(spec.launch_template_id()).unwrap_or("?").to_string();
     let resource = at(&named, &dr.region);
@@ -81,20 +104,22 @@ async fn check_launch_template_and_quota(
         Ok(out) => out.launch_template_versions().first().cloned(),
         Err(err) if sdk_error_code(&err).is_some_and(|code| code.starts_with("InvalidLaunchTemplate")) => None,
         Err(err) => {
-            return vec![CheckRow::failed(
-                CHECK,
-                resource,
-                &DrError::from_sdk("ec2", "DescribeLaunchTemplateVersions", err),
-            )];
+            return (
+                CheckRow::failed(CHECK, resource, &DrError::from_sdk("ec2", "DescribeLaunchTemplateVersions", err)),
+                None,
+            );
         }
     };
     let Some(data) = version.as_ref().and_then(|v| v.launch_template_data()) else {
-        return vec![CheckRow::not_ready(
-            CHECK,
-            resource,
-            Finding::LaunchTemplateMissing,
-            format!("the group launches from {named}, which does not exist in {}", dr.region),
-        )];
+        return (
+            CheckRow::not_ready(
+                CHECK,
+                resource,
+                Finding::LaunchTemplateMissing,
+                format!("the group launches from {named}, which does not exist in {}", dr.region),
+            ),
+            None,
+        );
     };
     let instance_type = data.instance_type().map(|t| t.as_str().to_string());
     let template_row = match data.image_id() {
@@ -123,13 +148,13 @@ async fn check_launch_template_and_quota(
             Err(err) => CheckRow::failed(CHECK, resource, &DrError::from_sdk("ec2", "DescribeImages", err)),
         },
     };
-    vec![template_row, check_vcpu_quota(dr, plan, instance_type.as_deref()).await]
+    (template_row, instance_type)
 }
 
-/// Whether the failover's vCPUs (the standby instances and the group at its failover size) fit in
-/// what the account's quota leaves free in the region. A regional rush makes this binding: every
-/// customer of the failed region launches in the same one.
-async fn check_vcpu_quota(dr: &RegionClients, plan: &Plan, group_type: Option<&str>) -> CheckRow {
+/// Whether the failover's vCPUs (the standby instances and each group at its failover size, by its
+/// launch template's type) fit in what the account's quota leaves free in the region. A regional
+/// rush makes this binding: every customer of the failed region launches in the same one.
+async fn check_vcpu_quota(dr: &RegionClients, plan: &Plan, groups: &[(Option<String>, u16)]) -> CheckRow {
     const CHECK: Check = Check::VcpuQuota;
     let (service, code) = STANDARD_VCPU_QUOTA;
     let resource = at(&format!("{service}/{code}"), &dr.region);
@@ -137,14 +162,15 @@ async fn check_vcpu_quota(dr: &RegionClients, plan: &Plan, group_type: Option<&s
         let standby = describe_standby_instances(&dr.ec2, plan).await?;
         let running = running_instance_types(dr).await?;
         let mut types: Vec<&str> = standby.iter().filter_map(|i| i.instance_type.as_deref()).collect();
-        types.extend(group_type);
+        types.extend(groups.iter().filter_map(|(group_type, _)| group_type.as_deref()));
         types.extend(running.iter().map(String::as_str));
         types.sort_unstable();
         types.dedup();
         let vcpus = vcpus_of(dr, &types).await?;
         let of = |t: Option<&str>| t.and_then(|t| vcpus.iter().find(|(name, _)| name == t)).map_or(0, |(_, n)| *n);
         let standby_vcpus: i64 = standby.iter().filter(|i| !i.is_gone()).map(|i| of(i.instance_type.as_deref())).sum();
-        let group_vcpus = of(group_type) * i64::from(plan.auto_scaling.as_ref().map_or(0, |asg| asg.failover.desired));
+        let group_vcpus: i64 =
+            groups.iter().map(|(group_type, desired)| of(group_type.as_deref()) * i64::from(*desired)).sum();
         let in_use: i64 = running.iter().map(|t| of(Some(t))).sum();
         let quota = dr
             .quotas

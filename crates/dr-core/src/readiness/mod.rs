@@ -433,9 +433,8 @@ async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRo
     rows
 }
 
-async fn check_auto_scaling(dr: &RegionClients, plan: &Plan) -> Option<CheckRow> {
-    let asg = plan.auto_scaling.as_ref()?;
-    Some(check_group(dr, asg).await)
+async fn check_auto_scaling(dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
+    futures_util::future::join_all(plan.auto_scaling.iter().map(|asg| check_group(dr, asg))).await
 }
 
 async fn check_group(dr: &RegionClients, asg: &crate::plan::AutoScaling) -> CheckRow {

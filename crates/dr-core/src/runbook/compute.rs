@@ -317,20 +317,23 @@ pub async fn standby_status(clients: &AwsClients, state: &ValidState) -> Result<
     Ok(record)
 }
 
-/// The plan's group in the DR region, as Auto Scaling describes it (`ResourceNotFound` when it is
-/// not there); `None` when the plan has no group.
-async fn group<'a>(
+/// The plan's groups in the DR region, as Auto Scaling describes them, each before any change
+/// (`ResourceNotFound` when one is not there); none when the plan has no group.
+async fn groups<'a>(
     clients: &AwsClients,
     state: &'a RunbookState,
-) -> Result<Option<(&'a AutoScaling, AutoScalingGroup)>, DrError> {
-    let Some(asg) = &state.plan.auto_scaling else { return Ok(None) };
-    let found = describe_auto_scaling_group(&clients.dr.autoscaling, &asg.group).await?;
-    let found = found.ok_or_else(|| DrError::ResourceNotFound {
-        kind: "Auto Scaling group",
-        id: asg.group.clone(),
-        region: state.plan.dr_region.clone(),
-    })?;
-    Ok(Some((asg, found)))
+) -> Result<Vec<(&'a AutoScaling, AutoScalingGroup)>, DrError> {
+    let mut described = Vec::with_capacity(state.plan.auto_scaling.len());
+    for asg in &state.plan.auto_scaling {
+        let found = describe_auto_scaling_group(&clients.dr.autoscaling, &asg.group).await?;
+        let found = found.ok_or_else(|| DrError::ResourceNotFound {
+            kind: "Auto Scaling group",
+            id: asg.group.clone(),
+            region: state.plan.dr_region.clone(),
+        })?;
+        described.push((asg, found));
+    }
+    Ok(described)
 }
 
 /// The DR group as a step sees it: its name, its size now, the size the step sets, whether a
@@ -377,25 +380,25 @@ pub fn raised_capacity(current: (i32, i32, i32), failover: Capacity) -> (i32, i3
 /// changes: a missing one is `ResourceNotFound` with no change made.
 pub async fn scale_asg(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("scale-asg", clients);
-    let group = group(clients, state).await?;
+    let groups = groups(clients, state).await?;
     let services = services::describe_required(&clients.dr, &state.plan.ecs_services).await?;
     let raises = services::raises(&services);
     let region = &clients.dr.region;
-    let mut sizing = None;
-    if let Some((asg, found)) = &group {
+    let mut sizing = Vec::with_capacity(groups.len());
+    for (asg, found) in &groups {
         let current = current_capacity(found);
         let fenced = fenced_capacity(found, region)?;
         let target = raised_capacity(fenced.unwrap_or(current), asg.failover);
         let instances = found.instances().len();
-        sizing = Some(GroupSizing { name: asg.group.clone(), current, target, fenced: fenced.is_some(), instances });
+        sizing.push(GroupSizing { name: asg.group.clone(), current, target, fenced: fenced.is_some(), instances });
     }
     let mut resources: Vec<ResourceState> =
         sizing.iter().map(|g| ResourceState::new(&g.name, capacity_text(g.current))).collect();
     resources.extend(services::resources(region, &services, &[]));
-    let group_changes = sizing.as_ref().is_some_and(GroupSizing::changes);
+    let group_changes = sizing.iter().any(GroupSizing::changes);
     let mut already: Vec<String> = sizing
         .iter()
-        .filter(|_| !group_changes)
+        .filter(|g| !g.changes())
         .map(|g| format!("{} already at {}", g.name, capacity_text(g.current)))
         .collect();
     if !group_changes && raises.is_empty() {
@@ -407,7 +410,7 @@ pub async fn scale_asg(clients: &AwsClients, state: &ValidState) -> Result<StepR
         return Ok(timer.finish(Outcome::AlreadyDone, true, detail, resources));
     }
     let mut changes = Vec::new();
-    if let Some(g) = sizing.as_ref().filter(|_| group_changes) {
+    for g in sizing.iter().filter(|g| g.changes()) {
         let given_back = if g.fenced { " (the capacity its fence took)" } else { "" };
         changes.push(format!("{}: {} -> {}{given_back}", g.name, capacity_text(g.current), capacity_text(g.target)));
     }
@@ -415,7 +418,7 @@ pub async fn scale_asg(clients: &AwsClients, state: &ValidState) -> Result<StepR
     if state.is_dry_run() {
         return Ok(timer.would(format!("raise {}", changes.join("; ")), resources));
     }
-    if let Some(g) = &sizing {
+    for g in &sizing {
         g.apply(&clients.dr.autoscaling).await?;
         let (min, desired, max) = g.target;
         tracing::info!(plan = %state.plan.name, step = "scale-asg", resource = %g.name, min, desired, max, "group raised");
@@ -438,9 +441,9 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
     }
     let timer = StepTimer::start("stand-down", clients);
     let plan = &state.plan;
-    let group = group(clients, state).await?;
-    let sizing = group
-        .as_ref()
+    let groups = groups(clients, state).await?;
+    let sizing = groups
+        .iter()
         .map(|(asg, found)| {
             let standby = asg.standby;
             Ok::<_, DrError>(GroupSizing {
@@ -451,7 +454,7 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
                 instances: found.instances().len(),
             })
         })
-        .transpose()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let services = services::describe_required(&clients.dr, &plan.ecs_services).await?;
     let service_changes = services::to_standby(&services);
     let instances = describe_standby_instances(&clients.dr.ec2, plan).await?;
@@ -463,7 +466,7 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
     resources.extend(sizing.iter().map(|g| ResourceState::new(&g.name, capacity_text(g.current))));
     resources.extend(services::resources(&clients.dr.region, &services, &service_changes));
     let mut changes = Vec::new();
-    if let Some(g) = sizing.as_ref().filter(|g| g.changes()) {
+    for g in sizing.iter().filter(|g| g.changes()) {
         changes.push(format!("set {} to its standby size {}", g.name, capacity_text(g.target)));
     }
     if !running.is_empty() {
@@ -474,7 +477,7 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
         let change = if changes.is_empty() { "nothing: already on standby".to_string() } else { changes.join("; ") };
         return Ok(timer.would(change, resources));
     }
-    if let Some(g) = &sizing {
+    for g in &sizing {
         g.apply(&clients.dr.autoscaling).await?;
     }
     if !running.is_empty() {
@@ -497,10 +500,11 @@ pub async fn stand_down(clients: &AwsClients, state: &ValidState) -> Result<Step
         .filter(|d| !services::on_standby(d) || service_changes.iter().any(|c| c.service.label() == d.service.label()))
         .map(|d| d.service.label())
         .collect();
-    let group_down = sizing.as_ref().is_none_or(|g| g.instances <= usize::try_from(g.target.1).unwrap_or(0));
+    let group_down = sizing.iter().all(|g| g.instances <= usize::try_from(g.target.1).unwrap_or(0));
     let done = running.is_empty() && stopped && group_down && services_down.is_empty();
     let detail = if done {
-        let mut parts: Vec<String> = sizing.iter().map(|g| format!("group at {}", capacity_text(g.target))).collect();
+        let mut parts: Vec<String> =
+            sizing.iter().map(|g| format!("group {} at {}", g.name, capacity_text(g.target))).collect();
         parts.push("standby instances stopped".to_string());
         if !services.is_empty() {
             parts.push(format!("{} ECS service(s) at their standby count", services.len()));
@@ -533,7 +537,8 @@ pub async fn asg_status(clients: &AwsClients, state: &ValidState) -> Result<Step
     let mut details = Vec::new();
     let mut ready = true;
     let mut shortfalls = Vec::new();
-    if let Some((asg, group)) = group(clients, state).await? {
+    // The load balancer (`[serving]`) is in front of the first group.
+    for (index, (asg, group)) in groups(clients, state).await?.into_iter().enumerate() {
         let in_service = group
             .instances()
             .iter()
@@ -547,7 +552,7 @@ pub async fn asg_status(clients: &AwsClients, state: &ValidState) -> Result<Step
         resources.push(ResourceState { resource: asg.group.clone(), state: detail.clone() });
         let mut group_ready = in_service >= wanted;
         let mut serving_now = in_service;
-        if let Some(serving) = &state.plan.serving {
+        if let Some(serving) = state.plan.serving.as_ref().filter(|_| index == 0) {
             let targets = target_health(clients, &serving.target_group).await?;
             let healthy = targets.iter().filter(|(_, health)| health == "healthy").count();
             let others: Vec<String> = targets

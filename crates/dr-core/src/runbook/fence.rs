@@ -38,7 +38,7 @@ pub const FENCED_FACT: &str = "fenced_at";
 /// What the fence would do, in words.
 fn methods(plan: &Plan, fence: &Fence) -> Vec<String> {
     let mut methods = Vec::new();
-    if let Some(group) = &fence.auto_scaling_group {
+    for group in &fence.auto_scaling_group {
         methods.push(format!("scale {group} ({}) to zero", plan.primary_region));
     }
     if let Some(function) = &fence.lambda {
@@ -62,12 +62,16 @@ pub async fn fence(clients: &AwsClients, state: &ValidState) -> Result<StepRecor
     let mut resources = Vec::new();
     let mut changed = false;
     let mut held = true;
-    if let Some(group) = &fence.auto_scaling_group {
+    let mut emptying = Vec::new();
+    for group in &fence.auto_scaling_group {
         let (resource, group_changed, instances) = fence_group(clients, group).await?;
         resources.push(resource);
         changed |= group_changed;
         // Just scaled: its instances are still terminating; the next attempt looks again.
-        held &= !group_changed && instances == 0;
+        if group_changed || instances > 0 {
+            held = false;
+            emptying.push(group.as_str());
+        }
     }
     if let Some(function) = &fence.lambda {
         invoke_fence_lambda(clients, state, function, "fence").await?;
@@ -99,7 +103,7 @@ pub async fn fence(clients: &AwsClients, state: &ValidState) -> Result<StepRecor
     let detail = if held {
         format!("writer fenced: {}", methods(plan, fence).join(", "))
     } else {
-        format!("fencing: the {} group still has instances", plan.primary_name())
+        format!("fencing: the {} group(s) {} still have instances", plan.primary_name(), emptying.join(", "))
     };
     if !held {
         // A group whose instances never go (scale-in protection, a stuck lifecycle hook) stops the
@@ -390,7 +394,7 @@ pub async fn unfence(clients: &AwsClients, state: &ValidState) -> Result<StepRec
         invoke_fence_lambda(clients, state, function, "unfence").await?;
         resources.push(ResourceState::new(function, "unfence: answered without error"));
     }
-    if let Some(group) = &fence.auto_scaling_group {
+    for group in &fence.auto_scaling_group {
         resources.push(unfence_group(clients, group).await?);
     }
     let detail = format!("fence undone: {} serves again ({})", plan.primary_name(), resources.len());

@@ -98,12 +98,18 @@ async fn mark_instances(clients: &AwsClients, plan: &Plan, run_id: &str) -> Resu
     Ok(())
 }
 
-/// Tags the DR group with the run id and its capacity now, when the raise will change it. This
+/// Tags each DR group with the run id and its capacity now, when the raise will change it. This
 /// run's own mark (a preparation asked again) keeps the capacity it recorded; a mark an earlier
 /// incident left behind is replaced: the group is not raised now, so its capacity now is the one
 /// to give back.
 async fn mark_group(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<(), DrError> {
-    let Some(asg) = &plan.auto_scaling else { return Ok(()) };
+    for asg in &plan.auto_scaling {
+        mark_one_group(clients, asg, run_id).await?;
+    }
+    Ok(())
+}
+
+async fn mark_one_group(clients: &AwsClients, asg: &crate::plan::AutoScaling, run_id: &str) -> Result<(), DrError> {
     let name = &asg.group;
     let Some(found) = describe_auto_scaling_group(&clients.dr.autoscaling, name).await? else {
         return Ok(());
@@ -226,18 +232,37 @@ async fn undo_once(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<Un
     }
     let instances_done = running.is_empty() && settling == 0;
 
-    let name = plan.auto_scaling.as_ref().map(|asg| asg.group.clone()).unwrap_or_default();
-    let name = &name;
-    let found = match &plan.auto_scaling {
-        Some(_) => describe_auto_scaling_group(&clients.dr.autoscaling, name).await?,
-        None => None,
-    };
+    let mut group_done = true;
+    for asg in &plan.auto_scaling {
+        group_done &= undo_group(clients, &asg.group, run_id, &mut changed, &mut detail).await?;
+    }
+    let done = instances_done && group_done;
+    if detail.is_empty() {
+        detail.push(if done {
+            "nothing this run prepared is left up".to_string()
+        } else {
+            "waiting for the instances this run prepared to stop".to_string()
+        });
+    }
+    Ok(UndoPass { changed, done, detail: detail.join("; ") })
+}
+
+/// Gives one DR group back the capacity this run's preparation mark recorded, and drops the mark
+/// once the group is down to it: whether it is.
+async fn undo_group(
+    clients: &AwsClients,
+    name: &str,
+    run_id: &str,
+    changed: &mut bool,
+    detail: &mut Vec<String>,
+) -> Result<bool, DrError> {
+    let found = describe_auto_scaling_group(&clients.dr.autoscaling, name).await?;
     let group_done = match found {
         Some(group) => match prepared_capacity(&group).filter(|(by, _)| by == run_id) {
             Some((_, before)) => {
                 if current_capacity(&group) != before {
                     set_capacity(&clients.dr.autoscaling, name, before).await?;
-                    changed = true;
+                    *changed = true;
                     detail.push(format!("{name} back to {}", capacity_text(before)));
                 }
                 let drained = group.instances().len() <= usize::try_from(before.1).unwrap_or_default();
@@ -262,13 +287,5 @@ async fn undo_once(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<Un
         },
         None => true,
     };
-    let done = instances_done && group_done;
-    if detail.is_empty() {
-        detail.push(if done {
-            "nothing this run prepared is left up".to_string()
-        } else {
-            "waiting for the instances this run prepared to stop".to_string()
-        });
-    }
-    Ok(UndoPass { changed, done, detail: detail.join("; ") })
+    Ok(group_done)
 }

@@ -310,9 +310,11 @@ async fn emulator_image(dr: &RegionClients) -> Result<String, DrError> {
 }
 
 async fn seed_auto_scaling_group(dr: &RegionClients, plan: &Plan) -> Result<(), DrError> {
-    let Some(asg) = &plan.auto_scaling else { return Ok(()) };
-    let standby = (i32::from(asg.standby.min), i32::from(asg.standby.desired), i32::from(asg.standby.max));
-    ensure_group(dr, &asg.group, standby).await
+    for asg in &plan.auto_scaling {
+        let standby = (i32::from(asg.standby.min), i32::from(asg.standby.desired), i32::from(asg.standby.max));
+        ensure_group(dr, &asg.group, standby).await?;
+    }
+    Ok(())
 }
 
 /// The plan's ECS services in the DR region, at their standby count: each cluster (CreateCluster
@@ -387,12 +389,15 @@ async fn seed_ecs_services(dr: &RegionClients, plan: &Plan) -> Result<(), DrErro
     Ok(())
 }
 
-/// The application's group in Paris, which a planned move's fence scales to zero: serving, at the
-/// size the plan gives the DR group on failover.
+/// The application's groups in Paris, which a planned move's fence scales to zero: serving, each
+/// at the size the plan gives its DR group on failover.
 async fn seed_primary_group(primary: &RegionClients, plan: &Plan) -> Result<(), DrError> {
-    let Some(group) = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.as_ref()) else { return Ok(()) };
-    let Some(size) = plan.auto_scaling.as_ref().map(|asg| asg.failover) else { return Ok(()) };
-    ensure_group(primary, group, (i32::from(size.min), i32::from(size.desired), i32::from(size.max))).await
+    let Some(fence) = &plan.fence else { return Ok(()) };
+    for (group, asg) in fence.auto_scaling_group.iter().zip(&plan.auto_scaling) {
+        let size = asg.failover;
+        ensure_group(primary, group, (i32::from(size.min), i32::from(size.desired), i32::from(size.max))).await?;
+    }
+    Ok(())
 }
 
 /// The DR load balancer a plan's `[serving]` names: an Application Load Balancer in the region's
@@ -448,8 +453,9 @@ async fn seed_serving(clients: &AwsClients, plan: &Plan) -> Result<(), DrError> 
         .send()
         .await
         .map_err(|e| DrError::from_sdk("elasticloadbalancing", "CreateListener", e))?;
-    // Without a group (ECS services behind it), the target group stays as it is.
-    let Some(asg) = &plan.auto_scaling else { return Ok(()) };
+    // Behind the first group; without a group (ECS services behind it), the target group stays
+    // as it is.
+    let Some(asg) = plan.auto_scaling.first() else { return Ok(()) };
     dr.autoscaling
         .attach_load_balancer_target_groups()
         .auto_scaling_group_name(&asg.group)

@@ -1,0 +1,190 @@
+//! Several Auto Scaling groups in one plan (issue 32): the example estate with a second DR group
+//! (`worker-ireland-<suffix>`) and its Paris application group beside it.
+//!
+//! - Readiness has a row per group; a dry run names each raise and makes no change; under 20 %
+//!   throttling and half the answers lost each group is raised with its update taking effect once,
+//!   and the status step waits for every group.
+//! - A round trip with an application writing throughout: the failover fences both Paris groups
+//!   and raises both Ireland groups, the failback gives each Paris group its capacity back and sets
+//!   each Ireland group back to standby; no acknowledged row lost.
+//! - A plan whose fence names fewer primary groups than it has DR groups is refused by name.
+
+// Test code: a failed step is a failed test, so helpers panic with a message.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use dr_core::aws::AwsClients;
+use dr_core::aws::lookup::describe_auto_scaling_group;
+use dr_core::game_day::handle_game_day;
+use dr_core::plan::{AutoScaling, Capacity, Plan};
+use dr_core::readiness::{Check, Scope, check_plan};
+use dr_core::run::{RunMode, RunbookState};
+use dr_core::runbook::report::RunReport;
+use dr_core::runbook::round_trip::{LegStatus, RoundTripReport};
+use dr_emulator::estate::publish_replica_lag;
+use dr_tests::{
+    backed_estate_with, estate_suffix, failover_input, failover_substitutions, failover_under_faults,
+    run_state_machine_waiting, seeded_estate_with, unique_suffix,
+};
+
+use crate::round_trip::{Writer, armed_round_trip_context, request, rows_in, run_started_round_trip};
+
+/// A second Ireland group, `worker-ireland-<suffix>` (standby 0, failover 1 to 3, serving at 1),
+/// and its Paris application group `worker-paris-<suffix>` in the fence.
+fn with_worker_group(plan: &mut Plan) {
+    let suffix = estate_suffix(plan).to_string();
+    plan.auto_scaling.push(AutoScaling {
+        group: format!("worker-ireland-{suffix}"),
+        standby: Capacity { min: 0, desired: 0, max: 0 },
+        failover: Capacity { min: 1, desired: 3, max: 3 },
+        minimum_healthy: 1,
+    });
+    if let Some(fence) = plan.fence.as_mut() {
+        fence.auto_scaling_group.push(format!("worker-paris-{suffix}"));
+    }
+}
+
+/// Each group's (min, desired, max) as Auto Scaling holds it, in `region` of `clients`.
+async fn sizes(autoscaling: &aws_sdk_autoscaling::Client, groups: &[String]) -> Vec<(i32, i32, i32)> {
+    let mut found = Vec::new();
+    for group in groups {
+        let described = describe_auto_scaling_group(autoscaling, group).await.expect("describe").expect("the group");
+        let size = (described.min_size(), described.desired_capacity(), described.max_size());
+        found.push((size.0.unwrap_or(-1), size.1.unwrap_or(-1), size.2.unwrap_or(-1)));
+    }
+    found
+}
+
+fn dr_groups(plan: &Plan) -> Vec<String> {
+    plan.auto_scaling.iter().map(|asg| asg.group.clone()).collect()
+}
+
+fn failover_sizes(plan: &Plan) -> Vec<(i32, i32, i32)> {
+    let size = |c: Capacity| (i32::from(c.min), i32::from(c.desired), i32::from(c.max));
+    plan.auto_scaling.iter().map(|asg| size(asg.failover)).collect()
+}
+
+fn run(input: &serde_json::Value) -> dr_tests::Execution {
+    run_state_machine_waiting("failover.asl.json", &failover_substitutions(), input, Duration::from_millis(200))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_group_is_raised_once_under_throttling_and_lost_answers_and_the_status_waits_for_every_group() {
+    let (plan, clients) = seeded_estate_with(with_worker_group).await;
+    let groups = dr_groups(&plan);
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
+    let rows: Vec<_> = readiness.rows.iter().filter(|row| row.check == Check::AutoScalingGroup).collect();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert!(rows.iter().all(|row| row.is_ready()), "{rows:#?}");
+    let standby = sizes(&clients.dr.autoscaling, &groups).await;
+
+    // A dry run names each raise, and raises nothing.
+    let mut dry: RunbookState =
+        serde_json::from_value(failover_input(&plan, &format!("groups-dry-{}", unique_suffix())).await).expect("state");
+    dry.run.mode = RunMode::DryRun;
+    let execution = run(&serde_json::to_value(&dry).expect("input"));
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let rehearsed: RunReport = serde_json::from_value(execution.output).expect("report");
+    assert_eq!(rehearsed.mutating_calls, 0, "{rehearsed:#?}");
+    let scale = rehearsed.steps.iter().find(|s| s.step == "scale-asg").expect("the scale step");
+    for group in &groups {
+        assert!(scale.detail.contains(&format!("{group}: min 0")), "the dry run names {group}: {scale:#?}");
+    }
+    assert_eq!(sizes(&clients.dr.autoscaling, &groups).await, standby, "a dry run raises nothing");
+
+    let run_id = format!("groups-{}", unique_suffix());
+    let (execution, stopped, injected) = failover_under_faults(&clients, &plan, 47, &run_id, run).await;
+    assert_eq!(execution.status, "SUCCEEDED", "re-runs after {stopped:?}: {execution:#?}");
+    eprintln!("two groups under {:?}: re-runs after {stopped:?}", injected.injected);
+    let mut updates: Vec<(String, u32)> = injected
+        .applied
+        .iter()
+        .filter(|call| call.operation == "UpdateAutoScalingGroup")
+        .map(|call| (call.target.clone(), call.times))
+        .collect();
+    updates.sort();
+    assert_eq!(updates.len(), 2, "each group updated: {injected:#?}");
+    assert!(updates.iter().all(|(_, times)| *times == 1), "each update took effect once: {updates:?}");
+    assert_eq!(sizes(&clients.dr.autoscaling, &groups).await, failover_sizes(&plan));
+    let report: RunReport = serde_json::from_value(execution.output).expect("report");
+    let status = report.steps.iter().find(|s| s.step == "scale-asg-status").expect("the status step");
+    for group in &groups {
+        assert!(status.resources.iter().any(|r| &r.resource == group && r.state.contains("InService")), "{status:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_round_trip_fences_and_gives_back_every_paris_group_and_stands_down_every_ireland_group() {
+    let (plan, clients, pair) = backed_estate_with("groups", with_worker_group).await;
+    publish_replica_lag(&clients.dr, &plan.databases[0].replica_instance, 1.0).await.expect("lag");
+    let paris_groups: Vec<String> = plan.fence.as_ref().map(|f| f.auto_scaling_group.clone()).unwrap_or_default();
+    assert_eq!(paris_groups.len(), 2);
+    let paris_before = sizes(&clients.primary.autoscaling, &paris_groups).await;
+    let ireland_before = sizes(&clients.dr.autoscaling, &dr_groups(&plan)).await;
+
+    let ctx = armed_round_trip_context(&plan, &clients).await;
+    let writer = Writer::start(&clients, &plan, &pair).await;
+    let outcome = handle_game_day(&ctx, request(&plan.name)).await.expect("round trip started");
+    let execution = run_started_round_trip(&clients, &outcome, Duration::from_millis(300)).await;
+    let acknowledged = writer.stop().await;
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let report: RoundTripReport =
+        serde_json::from_value(execution.output["report"].clone()).expect("the round-trip report");
+    assert!(report.legs.iter().all(|leg| leg.status == LegStatus::Succeeded), "{report:#?}");
+
+    // The failover's fence took both Paris groups to zero; its compute raised both Ireland groups.
+    let failover = read_leg(&clients, &plan, &format!("{}-failover", outcome.run_id)).await;
+    let fence = failover.steps.iter().find(|s| s.step == "fence").expect("the fence");
+    for group in &paris_groups {
+        assert!(fence.resources.iter().any(|r| &r.resource == group), "{group} fenced: {fence:#?}");
+    }
+    let raised = failover.steps.iter().find(|s| s.step == "scale-asg-status").expect("the compute branch");
+    for group in dr_groups(&plan) {
+        assert!(raised.resources.iter().any(|r| r.resource == group), "{group} waited for: {raised:#?}");
+    }
+    // The failback gave each Paris group its capacity back, and the stand-down set each Ireland
+    // group back to its standby size.
+    assert_eq!(sizes(&clients.primary.autoscaling, &paris_groups).await, paris_before);
+    assert_eq!(sizes(&clients.dr.autoscaling, &dr_groups(&plan)).await, ireland_before);
+    assert!(acknowledged.len() > 10, "the application wrote throughout: {}", acknowledged.len());
+    for (rds, instance) in [
+        (&clients.primary.rds, &plan.databases[0].primary_instance),
+        (&clients.dr.rds, &plan.databases[0].replica_instance),
+    ] {
+        let rows = rows_in(rds, instance).await;
+        let lost: Vec<&u64> = acknowledged.iter().filter(|n| !rows.contains(n)).collect();
+        assert!(lost.is_empty(), "acknowledged, missing in {instance}: {lost:?}");
+    }
+}
+
+async fn read_leg(clients: &AwsClients, plan: &Plan, run_id: &str) -> RunReport {
+    serde_json::from_slice(&dr_tests::read_report(clients, plan, run_id, "report.json").await).expect("report")
+}
+
+#[test]
+fn a_fence_naming_fewer_primary_groups_than_dr_groups_is_refused_by_name() {
+    let mut plan = dr_tests::isolated_plan();
+    with_worker_group(&mut plan);
+    plan.validate().expect("two groups, two primary groups");
+    let text = plan.published_text().expect("text");
+    assert!(text.matches("[[auto_scaling]]").count() == 2, "{text}");
+    assert_eq!(Plan::parse(&text, "again").expect("read back"), plan);
+
+    let mut short = plan.clone();
+    if let Some(fence) = short.fence.as_mut() {
+        fence.auto_scaling_group.truncate(1);
+    }
+    let refused = short.validate().expect_err("refused");
+    let problems = match refused {
+        dr_core::error::DrError::InvalidPlan { problems, .. } => problems,
+        other => panic!("InvalidPlan expected: {other:?}"),
+    };
+    let named: Vec<(&str, &str)> = problems.iter().map(|p| (p.code.name(), p.field.as_str())).collect();
+    assert_eq!(named, [("FenceWithoutMethod", "fence.auto_scaling_group")]);
+
+    let mut twice = plan.clone();
+    twice.auto_scaling[1].group = twice.auto_scaling[0].group.clone();
+    let refused = twice.validate().expect_err("refused").to_string();
+    assert!(refused.contains("InvalidAutoScalingGroup (auto_scaling[1].group)"), "{refused}");
+}
