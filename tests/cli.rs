@@ -180,17 +180,21 @@ fn deploy_params_of(text: &str) -> String {
 
 /// The standby tag's key reaches IAM: the start and stop policies are JSON documents substituted
 /// whole (a YAML condition key cannot take a parameter), and they stay valid JSON whose condition
-/// names `aws:ResourceTag/${StandbyTagKey}`.
+/// names `aws:ResourceTag/${StandbyTagKey}` with the list of each group's value
+/// (`${StandbyTagValues}`, the `StandbyTagValue` list joined as a JSON array).
 #[test]
 fn the_standby_policies_scope_to_the_tag_key_parameter_in_valid_json() {
     let text = std::fs::read_to_string(dr_tests::repo_root().join("template.yaml")).expect("template.yaml");
     let mut documents = Vec::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
-        if line.trim() == "PolicyDocument: !Sub |" {
-            let indent = line.len() - line.trim_start().len();
+        if line.trim() == "PolicyDocument: !Sub" && lines.next_if(|l| l.trim() == "- |").is_some() {
+            let indent = line.len() - line.trim_start().len() + 2;
             let mut body = String::new();
             while let Some(next) = lines.next_if(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent) {
+                if next.trim_start().starts_with("- StandbyTagValues:") {
+                    break;
+                }
                 body.push_str(next);
                 body.push('\n');
             }
@@ -199,14 +203,17 @@ fn the_standby_policies_scope_to_the_tag_key_parameter_in_valid_json() {
     }
     assert_eq!(documents.len(), 3, "the start, the stop and the preparation's marking policy");
     for body in documents {
-        let substituted = body.replace("${StandbyTagKey}", "dr-standby").replace("${StandbyTagValue}", "prod");
+        let substituted = body
+            .replace("${StandbyTagKey}", "dr-standby")
+            .replace("${StandbyTagValues}", r#"["prod", "prod-workers"]"#);
         let substituted = substituted
             .replace("${AWS::Partition}", "aws")
             .replace("${AWS::Region}", "eu-west-1")
             .replace("${AWS::AccountId}", "123456789012");
         let document: serde_json::Value = serde_json::from_str(&substituted).expect("valid JSON");
         assert_eq!(
-            document["Statement"][0]["Condition"]["StringEquals"]["aws:ResourceTag/dr-standby"], "prod",
+            document["Statement"][0]["Condition"]["StringEquals"]["aws:ResourceTag/dr-standby"],
+            serde_json::json!(["prod", "prod-workers"]),
             "{document}"
         );
     }

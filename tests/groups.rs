@@ -7,7 +7,11 @@
 //! - A round trip with an application writing throughout: the failover fences both Paris groups
 //!   and raises both Ireland groups, the failback gives each Paris group its capacity back and sets
 //!   each Ireland group back to standby; no acknowledged row lost.
-//! - A plan whose fence names fewer primary groups than it has DR groups is refused by name.
+//! - A second group of standby instances (its own tag value, its own minimum): both groups' rows
+//!   in readiness, every instance started once under faults, the status step naming each group,
+//!   and the stack's policies allowing each group's tag value and no other.
+//! - A plan whose fence names fewer primary groups than it has DR groups, or whose standby groups
+//!   use two tag keys, is refused by name.
 
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used, clippy::panic)]
@@ -54,6 +58,19 @@ async fn sizes(autoscaling: &aws_sdk_autoscaling::Client, groups: &[String]) -> 
         found.push((size.0.unwrap_or(-1), size.1.unwrap_or(-1), size.2.unwrap_or(-1)));
     }
     found
+}
+
+/// A second group of standby instances: two tagged `dr-standby=standby-workers-<suffix>`, one of
+/// which must serve.
+fn with_worker_standby_group(plan: &mut Plan) {
+    let suffix = estate_suffix(plan).to_string();
+    let mut workers = plan.standby_instances[0].clone();
+    if let Some(tag) = workers.tag.as_mut() {
+        tag.value = format!("standby-workers-{suffix}");
+    }
+    workers.count = Some(2);
+    workers.minimum_healthy = 1;
+    plan.standby_instances.push(workers);
 }
 
 fn dr_groups(plan: &Plan) -> Vec<String> {
@@ -158,6 +175,33 @@ async fn a_round_trip_fences_and_gives_back_every_paris_group_and_stands_down_ev
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn each_standby_group_is_started_under_faults_and_judged_on_its_own_with_its_own_tag() {
+    let (plan, clients) = seeded_estate_with(with_worker_standby_group).await;
+    let readiness = check_plan(&clients, &plan, Scope::Full).await;
+    let rows: Vec<_> = readiness.rows.iter().filter(|row| row.check == Check::StandbyInstance).collect();
+    assert_eq!(rows.len(), 4, "two instances in each group: {rows:#?}");
+    assert!(rows.iter().all(|row| row.is_ready()), "{rows:#?}");
+
+    let run_id = format!("standby-groups-{}", unique_suffix());
+    let (execution, stopped, injected) = failover_under_faults(&clients, &plan, 53, &run_id, run).await;
+    assert_eq!(execution.status, "SUCCEEDED", "re-runs after {stopped:?}: {execution:#?}");
+    let starts: Vec<u32> =
+        injected.applied.iter().filter(|call| call.operation == "StartInstances").map(|call| call.times).collect();
+    assert!(!starts.is_empty() && starts.iter().all(|times| *times == 1), "each start took effect once: {injected:#?}");
+    let instances = dr_core::aws::lookup::describe_standby_instances(&clients.dr.ec2, &plan).await.expect("instances");
+    assert_eq!(instances.len(), 4);
+    assert!(
+        instances.iter().all(|i| i.state == aws_sdk_ec2::types::InstanceStateName::Running),
+        "every instance of both groups runs: {instances:?}"
+    );
+    let report: RunReport = serde_json::from_value(execution.output).expect("report");
+    let status = report.steps.iter().find(|s| s.step == "start-standby-status").expect("the status step");
+    for group in &plan.standby_instances {
+        assert!(status.detail.contains(&format!("{}: 2 of 2 instances", group.label())), "{status:#?}");
+    }
+}
+
 async fn read_leg(clients: &AwsClients, plan: &Plan, run_id: &str) -> RunReport {
     serde_json::from_slice(&dr_tests::read_report(clients, plan, run_id, "report.json").await).expect("report")
 }
@@ -187,4 +231,19 @@ fn a_fence_naming_fewer_primary_groups_than_dr_groups_is_refused_by_name() {
     twice.auto_scaling[1].group = twice.auto_scaling[0].group.clone();
     let refused = twice.validate().expect_err("refused").to_string();
     assert!(refused.contains("InvalidAutoScalingGroup (auto_scaling[1].group)"), "{refused}");
+
+    // Standby groups: one tag key for all (the stack's condition names it), a value each.
+    let mut standby = dr_tests::isolated_plan();
+    with_worker_standby_group(&mut standby);
+    standby.validate().expect("two standby groups");
+    let text = standby.published_text().expect("text");
+    assert_eq!(Plan::parse(&text, "again").expect("read back"), standby);
+    let values = dr_core::plan::stack::stack_parameters(&standby).expect("parameters");
+    let value = values.iter().find(|(name, _)| *name == "StandbyTagValue").map(|(_, v)| v.clone());
+    assert_eq!(value.as_deref().map(|v| v.split(',').count()), Some(2), "{value:?}");
+    if let Some(tag) = standby.standby_instances[1].tag.as_mut() {
+        tag.key = "other-key".into();
+    }
+    let refused = standby.validate().expect_err("refused").to_string();
+    assert!(refused.contains("AmbiguousInstanceSelector (standby_instances)"), "{refused}");
 }

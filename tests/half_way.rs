@@ -82,7 +82,7 @@ pub(crate) fn missing(acknowledged: &[u64], found: &[u64]) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drill_that_loses_a_standby_instance_above_the_minimum_completes_on_what_serves() {
     let (plan, mut clients, pair) = backed_estate("degraded").await;
-    assert_eq!((plan.standby_instances.expected(), plan.standby_instances.minimum_healthy), (2, 1));
+    assert_eq!((plan.standby_instances[0].expected(), plan.standby_instances[0].minimum_healthy), (2, 1));
     let (sqs, queue) = subscribe(&mut clients).await;
     pair.sql(&pair.primary, "CREATE TABLE writes (n bigint PRIMARY KEY)").expect("table");
     let lost = lose_a_standby_instance_at_its_start(&clients, &plan).await;
@@ -175,7 +175,7 @@ async fn reprotect_machine_registered(clients: &AwsClients, plan: &Plan) -> Stri
 async fn a_drill_below_the_minimum_after_the_promotion_puts_paris_back_serving() {
     let (mut plan, mut clients, pair) = backed_estate("rollback").await;
     reprotect_machine_registered(&clients, &plan).await;
-    plan.standby_instances.minimum_healthy = 2;
+    plan.standby_instances[0].minimum_healthy = 2;
     let (sqs, queue) = subscribe(&mut clients).await;
     let group = plan.fence.as_ref().and_then(|f| f.auto_scaling_group.first().cloned()).expect("fenced group");
     let before =
@@ -253,7 +253,7 @@ async fn a_drill_below_the_minimum_after_the_promotion_puts_paris_back_serving()
 #[tokio::test(flavor = "multi_thread")]
 async fn the_roll_back_completes_under_throttling_5xx_and_lost_answers_and_each_change_reaches_aws_once_or_as_undone() {
     let (mut plan, clients, _pair) = backed_estate("rollback-storm").await;
-    plan.standby_instances.minimum_healthy = 2;
+    plan.standby_instances[0].minimum_healthy = 2;
     // An operator starts reprotect here: only the roll-back's own changes are counted.
     if let Some(fence) = plan.fence.as_mut() {
         fence.reprotect_after_roll_back = Some(false);
@@ -301,7 +301,7 @@ async fn the_roll_back_completes_under_throttling_5xx_and_lost_answers_and_each_
 #[tokio::test(flavor = "multi_thread")]
 async fn an_alarm_triggered_failover_below_the_minimum_asks_a_human_and_approved_moves_traffic_on_what_serves() {
     let (mut plan, mut clients) = seeded_estate().await;
-    plan.standby_instances.minimum_healthy = 2;
+    plan.standby_instances[0].minimum_healthy = 2;
     // An action after compute: the compute branch ends before it, and the approval runs it.
     plan.custom_actions = vec![dr_core::plan::CustomAction {
         name: "efs".into(),

@@ -136,12 +136,12 @@ async fn a_standby_instance_on_a_customer_managed_key_starts_only_with_the_grant
     for (granted, key_suffix) in [(true, "standby-key"), (false, "iam-denied-key")] {
         let mut plan = dr_tests::isolated_plan();
         let key = format!("arn:aws:kms:eu-west-1:123456789012:key/{key_suffix}-{}", unique_suffix());
-        plan.standby_instances.ebs_kms_key = Some(key.clone());
+        plan.standby_instances[0].ebs_kms_key = Some(key.clone());
         let clients = emulator_clients(&plan).await;
         seed(&clients, &plan, SeedOptions::default()).await.expect("the estate, its volumes on the key");
         if !granted {
             let mut other = plan.clone();
-            other.standby_instances.ebs_kms_key =
+            other.standby_instances[0].ebs_kms_key =
                 Some(format!("arn:aws:kms:eu-west-1:123456789012:key/other-{}", unique_suffix()));
             dr_tests::deploy(&clients, &other).await;
         }
@@ -155,7 +155,7 @@ async fn a_standby_instance_on_a_customer_managed_key_starts_only_with_the_grant
             .filters(
                 aws_sdk_ec2::types::Filter::builder()
                     .name(format!("tag:{}", "dr-standby"))
-                    .values(plan.standby_instances.tag.as_ref().map(|t| t.value.clone()).unwrap_or_default())
+                    .values(plan.standby_instances[0].tag.as_ref().map(|t| t.value.clone()).unwrap_or_default())
                     .build(),
             )
             .send()
@@ -186,7 +186,7 @@ async fn a_standby_instance_on_a_customer_managed_key_starts_only_with_the_grant
 async fn the_alarm_triggers_preparation_may_grant_ec2_the_standby_key() {
     let mut plan = dr_tests::isolated_plan();
     let key = format!("arn:aws:kms:eu-west-1:123456789012:key/standby-key-{}", unique_suffix());
-    plan.standby_instances.ebs_kms_key = Some(key.clone());
+    plan.standby_instances[0].ebs_kms_key = Some(key.clone());
     if let Some(trigger) = plan.trigger.as_mut() {
         trigger.prepare_while_confirming = true;
     }

@@ -237,7 +237,7 @@ async fn a_standby_instance_that_falls_back_to_stopped_is_started_again() {
 async fn a_standby_instance_that_keeps_falling_back_stops_the_run_by_name() {
     let (mut plan, clients) = seeded_estate().await;
     // Both instances needed: one that never starts leaves the run below the plan's minimum.
-    plan.standby_instances.minimum_healthy = 2;
+    plan.standby_instances[0].minimum_healthy = 2;
     faults_on(&clients, counting(&plan)).await;
     let instance = first_standby_instance(&clients, &plan).await;
     // What EC2 says when the instance's EBS key is one the caller may not use.

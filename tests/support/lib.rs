@@ -60,8 +60,8 @@ pub fn isolated_plan() -> Plan {
     plan.name = format!("t{s}");
     plan.databases[0].primary_instance = format!("db-paris-{s}");
     plan.databases[0].replica_instance = format!("db-ireland-{s}");
-    if let Some(tag) = plan.standby_instances.tag.as_mut() {
-        tag.value = format!("standby-{s}");
+    for (index, tag) in plan.standby_instances.iter_mut().filter_map(|group| group.tag.as_mut()).enumerate() {
+        tag.value = if index == 0 { format!("standby-{s}") } else { format!("standby{index}-{s}") };
     }
     dr_group_mut(&mut plan).group = format!("web-ireland-{s}");
     if let Some(fence) = plan.fence.as_mut() {

@@ -27,7 +27,7 @@ fn the_microservices_example_plan_describes_the_us_estate_on_ecs() {
     let plan = Plan::load(&path).expect("the microservices example plan is valid");
     assert_eq!((plan.primary_name(), plan.dr_name()), ("N. Virginia", "Oregon"));
     assert_eq!((plan.primary_region.as_str(), plan.dr_region.as_str()), ("us-east-1", "us-west-2"));
-    assert_eq!((plan.auto_scaling.is_empty(), plan.standby_instances.is_absent()), (true, true));
+    assert_eq!((plan.auto_scaling.is_empty(), plan.standby_instances.is_empty()), (true, true));
     assert_eq!((plan.ecs_services.len(), plan.s3_replication.len(), plan.custom_actions.len()), (15, 4, 2));
     let tasks: u32 = plan.ecs_services.iter().map(|s| u32::from(s.failover_count)).sum();
     assert!(plan.ecs_services.iter().all(|s| (10..=50).contains(&s.failover_count)), "10-50 tasks each");
@@ -119,14 +119,14 @@ fn each_broken_rule_has_its_named_problem() {
         ),
         (|p| dr_group_mut(p).minimum_healthy = 3, ProblemCode::InvalidMinimumHealthy, "auto_scaling.minimum_healthy"),
         (
-            |p| p.standby_instances.minimum_healthy = 3,
+            |p| p.standby_instances[0].minimum_healthy = 3,
             ProblemCode::InvalidMinimumHealthy,
             "standby_instances.minimum_healthy",
         ),
         (
             |p| {
                 dr_group_mut(p).minimum_healthy = 0;
-                p.standby_instances.minimum_healthy = 0;
+                p.standby_instances[0].minimum_healthy = 0;
             },
             ProblemCode::InvalidMinimumHealthy,
             "auto_scaling.minimum_healthy",
@@ -235,33 +235,33 @@ fn each_broken_rule_has_its_named_problem() {
         ),
         (
             // Required instances, none selected (an absent [standby_instances] is no instances).
-            |p| p.standby_instances = InstanceSelector { minimum_healthy: 1, ..InstanceSelector::default() },
+            |p| p.standby_instances = vec![InstanceSelector { minimum_healthy: 1, ..InstanceSelector::default() }],
             ProblemCode::EmptyInstanceSelector,
             "standby_instances",
         ),
         (
-            |p| p.standby_instances = InstanceSelector { ids: Some(vec![]), ..InstanceSelector::default() },
+            |p| p.standby_instances = vec![InstanceSelector { ids: Some(vec![]), ..InstanceSelector::default() }],
             ProblemCode::EmptyInstanceSelector,
             "standby_instances.ids",
         ),
         (
             |p| {
-                p.standby_instances.tag = None;
-                p.standby_instances.ids = Some(vec!["i-0abc".into()]);
+                p.standby_instances[0].tag = None;
+                p.standby_instances[0].ids = Some(vec!["i-0abc".into()]);
             },
             ProblemCode::AmbiguousInstanceSelector,
             "standby_instances.count",
         ),
-        (|p| p.standby_instances.count = None, ProblemCode::MissingStandbyCount, "standby_instances.count"),
-        (|p| p.standby_instances.count = Some(0), ProblemCode::MissingStandbyCount, "standby_instances.count"),
-        (|p| p.standby_instances.count = Some(51), ProblemCode::TooManyStandbyInstances, "standby_instances"),
+        (|p| p.standby_instances[0].count = None, ProblemCode::MissingStandbyCount, "standby_instances.count"),
+        (|p| p.standby_instances[0].count = Some(0), ProblemCode::MissingStandbyCount, "standby_instances.count"),
+        (|p| p.standby_instances[0].count = Some(51), ProblemCode::TooManyStandbyInstances, "standby_instances"),
         (
-            |p| p.standby_instances.ebs_kms_key = Some("alias/standby".into()),
+            |p| p.standby_instances[0].ebs_kms_key = Some("alias/standby".into()),
             ProblemCode::InvalidIdentifier,
             "standby_instances.ebs_kms_key",
         ),
         (
-            |p| p.standby_instances.ids = Some(vec!["i-0abc".into()]),
+            |p| p.standby_instances[0].ids = Some(vec!["i-0abc".into()]),
             ProblemCode::AmbiguousInstanceSelector,
             "standby_instances",
         ),
@@ -446,7 +446,7 @@ fn several_problems_are_reported_together() {
     plan.dr_region = plan.primary_region.clone();
     plan.dns.records[0].ttl_seconds = 120;
     dr_group_mut(&mut plan).failover.desired = 10;
-    plan.standby_instances = InstanceSelector { minimum_healthy: 1, ..InstanceSelector::default() };
+    plan.standby_instances = vec![InstanceSelector { minimum_healthy: 1, ..InstanceSelector::default() }];
     assert_eq!(
         codes(&plan),
         vec![
@@ -520,7 +520,7 @@ fn a_failback_sees_the_plan_reversed_and_keeps_what_lives_in_one_place() {
         Some(dr_group(&plan).group.clone())
     );
     // Paris keeps no standby instances; no trigger, restore test or bucket pair moves back.
-    assert!(!back.standby_instances.selects_any());
+    assert!(!back.has_standby_instances());
     assert!(back.trigger.is_none() && back.restore_test.is_none() && back.s3_replication.is_empty());
     // The record, the secret and the reports stay; traffic moves to Paris's value.
     assert_eq!(back.dns, plan.dns);
@@ -621,7 +621,7 @@ fn dr_group_mut(plan: &mut Plan) -> &mut dr_core::plan::AutoScaling {
 fn an_estate_on_ecs_alone_needs_no_group_and_no_standby_instances_but_something_must_serve() {
     let mut plan = example();
     plan.auto_scaling.clear();
-    plan.standby_instances = InstanceSelector::default();
+    plan.standby_instances.clear();
     if let Some(fence) = plan.fence.as_mut() {
         fence.auto_scaling_group.clear();
     }

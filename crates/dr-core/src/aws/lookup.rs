@@ -101,13 +101,26 @@ pub fn gone_ones_replaced(selector: &crate::plan::InstanceSelector, found: &[Sta
     selector.ids.is_none() && usable >= selector.expected()
 }
 
-/// Every instance the plan's selector names, terminated ones included (a plan check must name
+/// Every instance the plan's standby groups name, terminated ones included (a plan check must name
 /// them), sorted by id.
 pub async fn describe_standby_instances(
     ec2: &aws_sdk_ec2::Client,
     plan: &Plan,
 ) -> Result<Vec<StandbyInstance>, DrError> {
-    let selector = &plan.standby_instances;
+    let mut found = Vec::new();
+    for selector in &plan.standby_instances {
+        found.extend(describe_standby_group(ec2, selector).await?);
+    }
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    found.dedup_by(|a, b| a.id == b.id);
+    Ok(found)
+}
+
+/// Every instance one standby group's selector names, terminated ones included, sorted by id.
+pub async fn describe_standby_group(
+    ec2: &aws_sdk_ec2::Client,
+    selector: &crate::plan::InstanceSelector,
+) -> Result<Vec<StandbyInstance>, DrError> {
     if !selector.selects_any() {
         // A failback's plan: Paris keeps no standby instances. Without a filter EC2 would list
         // every instance of the region.

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::DeployedStack;
 use crate::aws::AwsClients;
-use crate::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
+use crate::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_group};
 use crate::notify::EVENT_SOURCE;
 use crate::plan::{Database, DnsStrategy, Plan, lambda_function_name};
 use crate::readiness::scheduled::{history_prefix as readiness_history_prefix, snapshot_key as readiness_snapshot_key};
@@ -36,7 +36,9 @@ pub struct ExpectedCall {
 /// ARNs (Auto Scaling ARNs carry a generated id).
 #[derive(Debug, Clone, Default)]
 pub struct Found {
-    pub standby_instances: Vec<String>,
+    /// Each standby group's instance ids, in the plan's order (a group none of whose instances is
+    /// found: empty).
+    pub standby_instances: Vec<Vec<String>>,
     /// Each DR group's ARN, by name, of those found.
     pub dr_group_arns: BTreeMap<String, String>,
     /// Each primary-region application group's ARN (the fence's), by name, of those found.
@@ -48,10 +50,11 @@ pub struct Found {
 impl Found {
     /// Read-only lookups; what cannot be found is written with a wildcard the policies match.
     pub async fn look_up(clients: &AwsClients, plan: &Plan) -> Found {
-        let standby_instances = describe_standby_instances(&clients.dr.ec2, plan)
-            .await
-            .map(|found| found.into_iter().map(|i| i.id).collect())
-            .unwrap_or_default();
+        let mut standby_instances = Vec::with_capacity(plan.standby_instances.len());
+        for group in &plan.standby_instances {
+            let ids = describe_standby_group(&clients.dr.ec2, group).await.unwrap_or_default();
+            standby_instances.push(ids.into_iter().map(|i| i.id).collect());
+        }
         let group_arns = |client: &aws_sdk_autoscaling::Client, names: Vec<String>| {
             let client = client.clone();
             async move {
@@ -231,25 +234,30 @@ impl Table<'_> {
         self.add(function, &d, &["s3:ListBucket"], reports, "the report bucket exists");
     }
 
-    /// The standby instances' ARNs (`instance/*` when none is found: the policies' own pattern).
-    /// None when the plan has no standby instances (the stack then grants no start or stop).
-    fn standby_instance_arns(&self, found: &Found) -> Vec<String> {
-        if !self.plan.standby_instances.selects_any() {
-            return Vec::new();
-        }
-        let ids =
-            if found.standby_instances.is_empty() { vec!["*".to_string()] } else { found.standby_instances.clone() };
+    /// Each standby instance's ARN (`instance/*` for a group none of whose instances is found: the
+    /// policies' own pattern), with its group's tag as the instance's `aws:ResourceTag` and EC2's
+    /// own spelling of it. None when the plan has no standby instances (the stack then grants no
+    /// start or stop).
+    fn standby_instance_arns(&self, found: &Found) -> Vec<(String, Vec<(String, String)>)> {
         let (region, account) = (&self.plan.dr_region, self.account());
-        ids.iter().map(|id| format!("arn:aws:ec2:{region}:{account}:instance/{id}")).collect()
-    }
-
-    /// The standby tag, as the instance's `aws:ResourceTag` and EC2's own spelling of it.
-    fn standby_tag_context(&self) -> Vec<(String, String)> {
-        let Some(tag) = &self.plan.standby_instances.tag else { return Vec::new() };
-        ["aws:ResourceTag", "ec2:ResourceTag"]
-            .iter()
-            .map(|prefix| (format!("{prefix}/{}", tag.key), tag.value.clone()))
-            .collect()
+        let none = Vec::new();
+        let found_ids = found.standby_instances.iter().chain(std::iter::repeat(&none));
+        let mut arns = Vec::new();
+        for (group, ids) in self.plan.standby_instances.iter().zip(found_ids).filter(|(group, _)| group.selects_any()) {
+            let context: Vec<(String, String)> = group
+                .tag
+                .iter()
+                .flat_map(|tag| {
+                    ["aws:ResourceTag", "ec2:ResourceTag"]
+                        .map(|prefix| (format!("{prefix}/{}", tag.key), tag.value.clone()))
+                })
+                .collect();
+            let ids = if ids.is_empty() { vec!["*".to_string()] } else { ids.clone() };
+            arns.extend(
+                ids.iter().map(|id| (format!("arn:aws:ec2:{region}:{account}:instance/{id}"), context.clone())),
+            );
+        }
+        arns
     }
 
     /// Route 53's API on the plan's zone (us-east-1): find it, read its records.
@@ -412,17 +420,10 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         "*".into(),
         "the standby instances and their checks",
     );
-    for arn in t.standby_instance_arns(found) {
-        t.add_with(
-            "StartStandbyFunction",
-            &d,
-            &["ec2:StartInstances"],
-            arn,
-            &t.standby_tag_context(),
-            "start a tagged standby instance",
-        );
+    for (arn, tag) in t.standby_instance_arns(found) {
+        t.add_with("StartStandbyFunction", &d, &["ec2:StartInstances"], arn, &tag, "start a tagged standby instance");
     }
-    if let Some(key) = &plan.standby_instances.ebs_kms_key {
+    for key in plan.standby_instances.iter().filter_map(|group| group.ebs_kms_key.as_ref()) {
         let via =
             [("kms:ViaService", format!("ec2.{d}.amazonaws.com")), ("kms:GrantIsForAWSResource", "true".to_string())];
         t.add_with(
@@ -460,13 +461,13 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         "raise the DR ECS services to their failover count, read their tasks (after a failback: back to standby)",
     );
     // A failback's stand-down: Ireland's standby instances stopped again, only the tagged ones.
-    for arn in t.standby_instance_arns(found) {
+    for (arn, tag) in t.standby_instance_arns(found) {
         t.add_with(
             "ScaleAsgFunction",
             &d,
             &["ec2:StopInstances"],
             arn,
-            &t.standby_tag_context(),
+            &tag,
             "a failback stops the standby instances again",
         );
     }
@@ -624,7 +625,7 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         );
     }
     let mut keys: Vec<String> = plan.readiness.iter().flat_map(|r| r.kms_keys.iter().cloned()).collect();
-    keys.extend(plan.standby_instances.ebs_kms_key.clone());
+    keys.extend(plan.standby_instances.iter().filter_map(|group| group.ebs_kms_key.clone()));
     keys.extend(found.replica_keys.iter().cloned());
     keys.sort();
     keys.dedup();
@@ -903,7 +904,9 @@ pub fn actions_by_function(plan: &Plan) -> BTreeMap<String, BTreeSet<String>> {
             region: plan.dr_region.clone(),
         }],
     });
-    every.standby_instances.ebs_kms_key = Some("arn:aws:kms:eu-west-1:123456789012:key/key".into());
+    for group in &mut every.standby_instances {
+        group.ebs_kms_key = Some("arn:aws:kms:eu-west-1:123456789012:key/key".into());
+    }
     every.custom_actions = vec![crate::plan::CustomAction {
         name: "action".into(),
         function: format!("{}action", crate::plan::CUSTOM_ACTION_PREFIX),

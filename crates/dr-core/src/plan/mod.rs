@@ -39,10 +39,16 @@ pub struct Plan {
     /// tier moves whole or not at all.
     #[serde(rename = "databases", alias = "database", default, deserialize_with = "one_or_many")]
     pub databases: Vec<Database>,
-    /// The stopped EC2 instances a failover starts. Absent: none (an estate whose compute is
-    /// its Auto Scaling group or its ECS services).
-    #[serde(default, skip_serializing_if = "InstanceSelector::is_absent")]
-    pub standby_instances: InstanceSelector,
+    /// The stopped EC2 instances a failover starts, in groups (`[standby_instances]`, or
+    /// `[[standby_instances]]` for several), each judged by its own minimum. None: an estate whose
+    /// compute is its Auto Scaling groups or its ECS services.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many",
+        serialize_with = "one_or_many_out"
+    )]
+    pub standby_instances: Vec<InstanceSelector>,
     /// The DR region's Auto Scaling groups (`[auto_scaling]`, or `[[auto_scaling]]` for several),
     /// each raised to its failover size and judged by its own minimum. None: an estate whose
     /// compute is its standby instances or its ECS services.
@@ -509,7 +515,11 @@ impl Plan {
                 .map(|(index, (dr_group, primary_group))| {
                     // Paris's groups serve alone (no standby instances there): the first gives what
                     // Ireland needed from it and the standby instances.
-                    let standby_share = if index == 0 { self.standby_instances.minimum_healthy } else { 0 };
+                    let standby_share: u16 = if index == 0 {
+                        self.standby_instances.iter().map(|group| group.minimum_healthy).sum()
+                    } else {
+                        0
+                    };
                     AutoScaling {
                         group: primary_group.clone(),
                         standby: none,
@@ -535,7 +545,7 @@ impl Plan {
                     ..db.clone()
                 })
                 .collect(),
-            standby_instances: InstanceSelector::default(),
+            standby_instances: Vec::new(),
             auto_scaling,
             fence: Some(fence),
             s3_replication: Vec::new(),
@@ -560,6 +570,22 @@ impl Plan {
         self.databases
             .first()
             .ok_or_else(|| DrError::InvalidInput { message: format!("plan {} names no database", self.name) })
+    }
+
+    /// Where a standby group's field is, in problems: `standby_instances.FIELD` in a plan with one
+    /// group (as it may be written), `standby_instances[i].FIELD` otherwise.
+    pub fn standby_field(&self, index: usize, field: &str) -> String {
+        if self.standby_instances.len() == 1 {
+            format!("standby_instances.{field}")
+        } else {
+            format!("standby_instances[{index}].{field}")
+        }
+    }
+
+    /// Whether the plan names any standby instance: a failback's plan ([`Plan::facing`]) has none
+    /// to start.
+    pub fn has_standby_instances(&self) -> bool {
+        self.standby_instances.iter().any(InstanceSelector::selects_any)
     }
 
     /// Where a database's field is, in messages and problems: `database.FIELD` in a plan with one
@@ -712,6 +738,10 @@ pub const MAX_DNS_RECORDS: usize = 20;
 /// raises each in turn.
 pub const MAX_AUTO_SCALING_GROUPS: usize = 20;
 
+/// The most groups of standby instances a plan may name (each at most
+/// [`MAX_STANDBY_INSTANCES`]).
+pub const MAX_STANDBY_GROUPS: usize = 10;
+
 /// The most databases a plan may name: the data tier's steps read and promote them in turn inside
 /// one function run each, and a failover's report and decision name every one.
 pub const MAX_DATABASES: usize = 20;
@@ -800,6 +830,15 @@ impl InstanceSelector {
     /// Whether it names any instance: a failback's plan ([`Plan::facing`]) has none to start.
     pub fn selects_any(&self) -> bool {
         self.ids.is_some() || self.tag.is_some()
+    }
+
+    /// How records, messages and errors name the group: by its tag, or its instance ids.
+    pub fn label(&self) -> String {
+        match (&self.tag, &self.ids) {
+            (Some(tag), _) => format!("tag {}={}", tag.key, tag.value),
+            (None, Some(ids)) => ids.join(", "),
+            (None, None) => "none".to_string(),
+        }
     }
 
     /// How many standby instances the plan expects.

@@ -557,45 +557,78 @@ impl Plan {
     }
 
     fn check_standby_instances(&self, found: &mut Problems) {
-        let selector = &self.standby_instances;
-        if selector.is_absent() {
-            return;
+        let groups = &self.standby_instances;
+        if groups.len() > super::MAX_STANDBY_GROUPS {
+            found.add(
+                ProblemCode::TooManyStandbyInstances,
+                "standby_instances",
+                format!("{} groups: at most {}", groups.len(), super::MAX_STANDBY_GROUPS),
+            );
         }
+        // The stack scopes StartInstances and StopInstances by one tag key (its condition names
+        // it): every group selected by tag uses the same key.
+        let keys: std::collections::BTreeSet<&str> =
+            groups.iter().filter_map(|group| group.tag.as_ref()).map(|tag| tag.key.as_str()).collect();
+        if keys.len() > 1 {
+            found.add(
+                ProblemCode::AmbiguousInstanceSelector,
+                "standby_instances",
+                format!(
+                    "the groups' tags use {} keys ({}): use one key, with a value per group",
+                    keys.len(),
+                    keys.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        for (index, selector) in groups.iter().enumerate() {
+            self.check_standby_group(index, selector, found);
+        }
+        let ids = groups.iter().flat_map(|group| group.ids.iter().flatten()).collect::<Vec<_>>();
+        if let Some(twice) = ids.iter().enumerate().find_map(|(i, id)| ids[..i].contains(id).then_some(*id)) {
+            found.add(
+                ProblemCode::AmbiguousInstanceSelector,
+                "standby_instances",
+                format!("{twice} is in two groups: each instance belongs to one"),
+            );
+        }
+    }
+
+    fn check_standby_group(&self, index: usize, selector: &super::InstanceSelector, found: &mut Problems) {
+        let field = |name: &str| {
+            let path = self.standby_field(index, name);
+            if name.is_empty() { path.trim_end_matches('.').to_string() } else { path }
+        };
         match (&selector.ids, &selector.tag) {
             (Some(_), Some(_)) => found.add(
                 ProblemCode::AmbiguousInstanceSelector,
-                "standby_instances",
+                field(""),
                 "give either ids or tag, not both".to_string(),
             ),
             (None, None) => found.add(
                 ProblemCode::EmptyInstanceSelector,
-                "standby_instances",
+                field(""),
                 "give the instance ids or a tag that selects them".to_string(),
             ),
             (Some(ids), None) => {
                 if ids.is_empty() {
-                    found.add(
-                        ProblemCode::EmptyInstanceSelector,
-                        "standby_instances.ids",
-                        "the list is empty".to_string(),
-                    );
+                    found.add(ProblemCode::EmptyInstanceSelector, field("ids"), "the list is empty".to_string());
                 }
                 for id in ids {
-                    found.identifier("standby_instances.ids", id, is_instance_id);
+                    found.identifier(&field("ids"), id, is_instance_id);
                 }
             }
             (None, Some(tag)) => {
                 if tag.key.trim().is_empty() || tag.value.trim().is_empty() {
                     found.add(
                         ProblemCode::EmptyInstanceSelector,
-                        "standby_instances.tag",
+                        field("tag"),
                         "tag key and value must not be empty".to_string(),
                     );
                 }
                 if selector.count.is_none_or(|count| count == 0) {
                     found.add(
                         ProblemCode::MissingStandbyCount,
-                        "standby_instances.count",
+                        field("count"),
                         "say how many instances the tag selects: a terminated one must be noticed, not skipped"
                             .to_string(),
                     );
@@ -605,14 +638,14 @@ impl Plan {
         if selector.ids.is_some() && selector.tag.is_none() && selector.count.is_some() {
             found.add(
                 ProblemCode::AmbiguousInstanceSelector,
-                "standby_instances.count",
+                field("count"),
                 "the ids say how many: no count with ids".to_string(),
             );
         }
         if selector.expected() > MAX_STANDBY_INSTANCES {
             found.add(
                 ProblemCode::TooManyStandbyInstances,
-                "standby_instances",
+                field(""),
                 format!("{}: at most {MAX_STANDBY_INSTANCES} standby instances", selector.expected()),
             );
         }
@@ -621,7 +654,7 @@ impl Plan {
         {
             found.add(
                 ProblemCode::InvalidIdentifier,
-                "standby_instances.ebs_kms_key",
+                field("ebs_kms_key"),
                 format!("{key:?}: the ARN of a KMS key (arn:aws:kms:REGION:ACCOUNT:key/ID)"),
             );
         }
@@ -649,20 +682,22 @@ impl Plan {
                 );
             }
         }
-        let standby = &self.standby_instances;
-        // A selector that counts nothing is named by its own rules.
-        if standby.expected() > 0 && usize::from(standby.minimum_healthy) > standby.expected() {
-            found.add(
-                ProblemCode::InvalidMinimumHealthy,
-                "standby_instances.minimum_healthy",
-                format!("{} is above the {} standby instances", standby.minimum_healthy, standby.expected()),
-            );
+        for (index, standby) in self.standby_instances.iter().enumerate() {
+            // A selector that counts nothing is named by its own rules.
+            if standby.expected() > 0 && usize::from(standby.minimum_healthy) > standby.expected() {
+                found.add(
+                    ProblemCode::InvalidMinimumHealthy,
+                    self.standby_field(index, "minimum_healthy"),
+                    format!("{} is above the {} standby instances", standby.minimum_healthy, standby.expected()),
+                );
+            }
         }
+        let standby_minimum: u32 = self.standby_instances.iter().map(|group| u32::from(group.minimum_healthy)).sum();
         // Something must serve once traffic moves: the group, the standby instances, or an ECS
         // service (each has a minimum of at least 1). A failback's plan has none: Paris's compute
         // is its own deployment's.
         let group_minimum: u32 = groups.iter().map(|asg| u32::from(asg.minimum_healthy)).sum();
-        if !self.reversed && group_minimum == 0 && standby.minimum_healthy == 0 && self.ecs_services.is_empty() {
+        if !self.reversed && group_minimum == 0 && standby_minimum == 0 && self.ecs_services.is_empty() {
             let (field, what) = if groups.is_empty() {
                 ("auto_scaling".to_string(), "no Auto Scaling group, no standby instances to serve and no ECS service")
             } else {

@@ -13,20 +13,26 @@ use crate::error::DrError;
 /// others are choices of the deployment (schedules, subnets, keys, the plan store's bucket) or
 /// need a lookup (the hosted zone's id, the secret's full ARN).
 pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrError> {
-    // The stack scopes StartInstances and StopInstances to the standby tag, whatever selector the
-    // plan uses to find the instances: a plan without one cannot be deployed.
-    // No standby instances: no tag, and the stack grants no start or stop.
-    let no_tag = super::TagFilter { key: String::new(), value: String::new() };
-    let tag = match plan.standby_instances.tag.as_ref() {
-        Some(tag) => tag,
-        None if !plan.standby_instances.selects_any() => &no_tag,
-        None => {
+    // The stack scopes StartInstances and StopInstances to the standby tag (one key, a value per
+    // group), whatever selector the plan uses to find the instances: a group without one cannot
+    // be deployed. No standby instances: no tag, and the stack grants no start or stop.
+    let groups: Vec<&super::InstanceSelector> = plan.standby_instances.iter().filter(|g| g.selects_any()).collect();
+    let mut tags = Vec::with_capacity(groups.len());
+    for group in &groups {
+        let Some(tag) = group.tag.as_ref() else {
             return Err(DrError::InvalidInput {
-                message: "the stack lets the runbook start and stop only tagged standby instances: give standby_instances a tag"
-                    .into(),
+                message: format!(
+                    "the stack lets the runbook start and stop only tagged standby instances: give the group {} a tag",
+                    group.label()
+                ),
             });
-        }
-    };
+        };
+        tags.push(tag);
+    }
+    let tag_key = tags.first().map(|tag| tag.key.clone()).unwrap_or_default();
+    let mut tag_values: Vec<&str> = tags.iter().map(|tag| tag.value.as_str()).collect();
+    tag_values.dedup();
+    let ebs_keys: Vec<&str> = groups.iter().filter_map(|group| group.ebs_kms_key.as_deref()).collect();
     let routing = plan.dns.routing.as_ref();
     let routing_field = |field: fn(&super::Routing) -> &String| routing.map(field).cloned().unwrap_or_default();
     let bucket_arns = |bucket: fn(&super::BucketPair) -> &String| {
@@ -46,9 +52,9 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
                 vec![format!("db:{id}"), format!("db:{id}-retired-*"), format!("snapshot:{id}-final-*")]
             }),
         ),
-        ("StandbyTagKey", tag.key.clone()),
-        ("StandbyTagValue", tag.value.clone()),
-        ("StandbyEbsKmsKeyArn", plan.standby_instances.ebs_kms_key.clone().unwrap_or_default()),
+        ("StandbyTagKey", tag_key),
+        ("StandbyTagValue", tag_values.join(",")),
+        ("StandbyEbsKmsKeyArn", ebs_keys.join(",")),
         ("AutoScalingGroupArns", group_arns(&plan.dr_region, plan.auto_scaling.iter().map(|asg| &asg.group))),
         // ECS has no resource-based policy, so a role reaches only its own account's services: the
         // account is `*` here (the plan does not know it), which grants nothing beyond it.

@@ -414,7 +414,7 @@ pub(crate) async fn find_target_group(
 async fn check_kms_keys(dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
     const CHECK: Check = Check::KmsKey;
     let mut keys: Vec<String> = plan.readiness.iter().flat_map(|r| r.kms_keys.iter().cloned()).collect();
-    keys.extend(plan.standby_instances.ebs_kms_key.clone());
+    keys.extend(plan.standby_instances.iter().filter_map(|group| group.ebs_kms_key.clone()));
     for db in &plan.databases {
         if let Ok(Some(replica)) = describe_db_instance(&dr.rds, &db.replica_instance).await
             && replica.storage_encrypted() == Some(true)

@@ -15,7 +15,7 @@ pub mod scheduled;
 
 use crate::aws::lookup::{
     EcsServiceFound, bucket_exists, describe_auto_scaling_group, describe_db_instance, describe_ecs_services,
-    describe_standby_instances, gone_ones_replaced, is_plan_primary, is_transient_rds_status,
+    describe_standby_group, gone_ones_replaced, is_plan_primary, is_transient_rds_status,
 };
 use crate::aws::{AwsClients, PRIMARY_REGION_BUDGET, RegionClients, within_primary_budget};
 use crate::error::{DrError, ErrorName, sdk_error_code};
@@ -358,14 +358,20 @@ async fn check_replica_lag(dr: &RegionClients, plan: &Plan, db: &Database, now: 
 }
 
 async fn check_standby_instances(dr: &RegionClients, plan: &Plan) -> Vec<CheckRow> {
+    let groups = plan.standby_instances.iter().filter(|group| group.selects_any());
+    futures_util::future::join_all(groups.map(|group| check_standby_group(dr, group)))
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// One row per instance a standby group selects, and one for what its selector misses or finds
+/// too many of.
+async fn check_standby_group(dr: &RegionClients, selector: &crate::plan::InstanceSelector) -> Vec<CheckRow> {
     const CHECK: Check = Check::StandbyInstance;
-    let selector = &plan.standby_instances;
-    let selector_text = match (&selector.ids, &selector.tag) {
-        (_, Some(tag)) => format!("tag {}={}", tag.key, tag.value),
-        (Some(ids), None) => ids.join(", "),
-        (None, None) => String::new(),
-    };
-    let found = match describe_standby_instances(&dr.ec2, plan).await {
+    let selector_text = selector.label();
+    let found = match describe_standby_group(&dr.ec2, selector).await {
         Ok(found) => found,
         Err(err) => return vec![CheckRow::failed(CHECK, at(&selector_text, &dr.region), &err)],
     };

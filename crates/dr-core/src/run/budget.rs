@@ -126,7 +126,9 @@ impl Budget {
 }
 
 /// Finishes a status check: ready, not ready yet, or out of its phase's time budget
-/// (`StepTimedOut`).
+/// (`StepTimedOut`). The budget is judged at the moment the step started, as every other decision
+/// of the step is ([`StepTimer::started`]): judged at two moments, a step could find the budget
+/// not spent for its own verdict and spent here a few calls later.
 pub fn status_record(
     timer: StepTimer<'_>,
     state: &RunbookState,
@@ -136,7 +138,8 @@ pub fn status_record(
     resources: Vec<ResourceState>,
 ) -> Result<StepRecord, DrError> {
     if !ready {
-        Budget::of(state, key, time::now()).check(key, time::now(), &detail)?;
+        let at = timer.started();
+        Budget::of(state, key, at).check(key, at, &detail)?;
     }
     let outcome = if ready { Outcome::Ready } else { Outcome::NotReady };
     let mut record = timer.finish(outcome, ready, detail, resources);

@@ -11,11 +11,12 @@ pub(crate) use super::capacity::{capacity_text, current_capacity};
 use super::capacity::{drop_fence_tag, fenced_capacity};
 use super::{services, status_record};
 use crate::aws::lookup::{
-    StandbyInstance, describe_auto_scaling_group, describe_standby_instances, gone_ones_replaced,
+    StandbyInstance, describe_auto_scaling_group, describe_standby_group, describe_standby_instances,
+    gone_ones_replaced,
 };
 use crate::aws::{AwsClients, once};
 use crate::error::DrError;
-use crate::plan::{AutoScaling, Capacity, Direction};
+use crate::plan::{AutoScaling, Capacity, Direction, InstanceSelector};
 use crate::run::budget::Budget;
 use crate::run::{Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer, ValidState};
 
@@ -35,27 +36,37 @@ fn instance_states(found: &[StandbyInstance]) -> Vec<ResourceState> {
         .collect()
 }
 
-/// The standby instances the plan selects, terminated ones included (they are counted as lost,
-/// by name), unless the plan selects by tag and enough others carry the tag (a terminated one was
-/// replaced: EC2 lists it for about an hour).
-async fn standby_instances(clients: &AwsClients, state: &RunbookState) -> Result<Vec<StandbyInstance>, DrError> {
-    let mut found = describe_standby_instances(&clients.dr.ec2, &state.plan).await?;
-    if gone_ones_replaced(&state.plan.standby_instances, &found) {
-        found.retain(|i| !i.is_gone());
+/// Each standby group with the instances it selects, terminated ones included (they are counted
+/// as lost, by name), unless the group selects by tag and enough others carry the tag (a
+/// terminated one was replaced: EC2 lists it for about an hour). A group that selects none is
+/// `ResourceNotFound`.
+async fn standby_groups<'a>(
+    clients: &AwsClients,
+    state: &'a RunbookState,
+) -> Result<Vec<(&'a InstanceSelector, Vec<StandbyInstance>)>, DrError> {
+    let mut groups = Vec::with_capacity(state.plan.standby_instances.len());
+    for selector in state.plan.standby_instances.iter().filter(|s| s.selects_any()) {
+        let mut found = describe_standby_group(&clients.dr.ec2, selector).await?;
+        if gone_ones_replaced(selector, &found) {
+            found.retain(|i| !i.is_gone());
+        }
+        if found.is_empty() {
+            return Err(DrError::ResourceNotFound {
+                kind: "standby EC2 instances",
+                id: selector.label(),
+                region: state.plan.dr_region.clone(),
+            });
+        }
+        groups.push((selector, found));
     }
-    if found.is_empty() {
-        return Err(DrError::ResourceNotFound {
-            kind: "standby EC2 instances",
-            id: format!("{:?}", state.plan.standby_instances),
-            region: state.plan.dr_region.clone(),
-        });
-    }
-    Ok(found)
+    Ok(groups)
 }
 
 /// The standby instances as this run can count on them: the plan's target, the lost ones (by
 /// name and why: terminated, or not starting after [`MAX_STARTS`] starts), and the others.
 struct StandbyCount {
+    /// The group, as its selector names it.
+    group: String,
     target: usize,
     minimum: u16,
     /// "i-0abc terminated (User initiated)", "i-0def did not start after 3 starts (...)".
@@ -65,8 +76,7 @@ struct StandbyCount {
 }
 
 impl StandbyCount {
-    fn of(state: &RunbookState, found: Vec<StandbyInstance>) -> StandbyCount {
-        let selector = &state.plan.standby_instances;
+    fn of(state: &RunbookState, selector: &InstanceSelector, found: Vec<StandbyInstance>) -> StandbyCount {
         let mut lost = Vec::new();
         let mut usable = Vec::new();
         for instance in found {
@@ -85,7 +95,7 @@ impl StandbyCount {
         if listed < target {
             lost.push(format!("{} of the {target} instances the plan counts are not listed", target - listed));
         }
-        StandbyCount { target, minimum: selector.minimum_healthy, lost, usable }
+        StandbyCount { group: selector.label(), target, minimum: selector.minimum_healthy, lost, usable }
     }
 
     /// `BelowMinimumCapacity` when the instances not lost cannot reach the plan's minimum.
@@ -98,7 +108,7 @@ impl StandbyCount {
 
     fn below_minimum(&self, state: &RunbookState, serving: usize, why: String) -> DrError {
         DrError::BelowMinimumCapacity {
-            group: format!("standby instances in {}", state.plan.dr_region),
+            group: format!("standby instances {} in {}", self.group, state.plan.dr_region),
             serving,
             minimum: self.minimum,
             why,
@@ -116,12 +126,12 @@ pub const SHORTFALL_FACT: &str = "shortfall";
 fn out_of_budget_verdict(
     state: &RunbookState,
     key: StepKey,
+    now: crate::time::Timestamp,
     serving: usize,
     minimum: u16,
     group: String,
     detail: &str,
 ) -> Result<bool, DrError> {
-    let now = crate::time::now();
     let budget = Budget::of(state, key, now);
     if budget.elapsed(now) <= budget.allowed {
         return Ok(false);
@@ -168,15 +178,22 @@ pub fn instances_to_start(found: &[StandbyInstance]) -> Result<Vec<String>, DrEr
 /// ones leaving fewer than the plan's `minimum_healthy`: `BelowMinimumCapacity`.
 pub async fn start_standby(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("start-standby", clients);
-    if !state.plan.standby_instances.selects_any() {
+    if !state.plan.has_standby_instances() {
         return Ok(nothing_on_standby(timer, state));
     }
-    let found = standby_instances(clients, state).await?;
-    let resources = instance_states(&found);
-    let count = StandbyCount::of(state, found);
-    count.require_minimum(state)?;
-    let stopped = instances_to_start(&count.usable)?;
-    let lost = if count.lost.is_empty() { String::new() } else { format!("; lost: {}", count.lost.join("; ")) };
+    let mut resources = Vec::new();
+    let mut usable = Vec::new();
+    let mut lost_ones = Vec::new();
+    // Every group is counted before any start: one below its minimum starts nothing.
+    for (selector, found) in standby_groups(clients, state).await? {
+        resources.extend(instance_states(&found));
+        let count = StandbyCount::of(state, selector, found);
+        count.require_minimum(state)?;
+        usable.extend(count.usable);
+        lost_ones.extend(count.lost);
+    }
+    let stopped = instances_to_start(&usable)?;
+    let lost = if lost_ones.is_empty() { String::new() } else { format!("; lost: {}", lost_ones.join("; ")) };
     if stopped.is_empty() {
         return Ok(timer.finish(
             Outcome::AlreadyDone,
@@ -189,7 +206,7 @@ pub async fn start_standby(clients: &AwsClients, state: &ValidState) -> Result<S
         .iter()
         .filter_map(|id| {
             let starts = starts_of(state, id);
-            let reason = count.usable.iter().find(|i| i.id == *id).and_then(|i| i.reason.clone());
+            let reason = usable.iter().find(|i| i.id == *id).and_then(|i| i.reason.clone());
             (starts > 0).then(|| {
                 format!(
                     "{id} fell back to stopped ({}): start {} of {MAX_STARTS}",
@@ -217,7 +234,7 @@ pub async fn start_standby(clients: &AwsClients, state: &ValidState) -> Result<S
     for id in &stopped {
         facts.insert(format!("starts.{id}"), (starts_of(state, id) + 1).to_string());
     }
-    tracing::info!(plan = %state.plan.name, step = "start-standby", resource = ?stopped, restarts = ?restarts, lost = ?count.lost, "instances started");
+    tracing::info!(plan = %state.plan.name, step = "start-standby", resource = ?stopped, restarts = ?restarts, lost = ?lost_ones, "instances started");
     let mut detail = format!("started {}", stopped.join(", "));
     if !restarts.is_empty() {
         detail = format!("{detail}; {}", restarts.join("; "));
@@ -236,11 +253,11 @@ pub async fn start_standby(clients: &AwsClients, state: &ValidState) -> Result<S
 /// it, `BelowMinimumCapacity`.
 pub async fn standby_status(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
     let timer = StepTimer::start("start-standby-status", clients);
-    if !state.plan.standby_instances.selects_any() {
+    if !state.plan.has_standby_instances() {
         return Ok(nothing_on_standby(timer, state));
     }
-    let found = standby_instances(clients, state).await?;
-    let ids: Vec<String> = found.iter().map(|i| i.id.clone()).collect();
+    let groups = standby_groups(clients, state).await?;
+    let ids: Vec<String> = groups.iter().flat_map(|(_, found)| found.iter().map(|i| i.id.clone())).collect();
     let statuses = clients
         .dr
         .ec2
@@ -250,67 +267,88 @@ pub async fn standby_status(clients: &AwsClients, state: &ValidState) -> Result<
         .send()
         .await
         .map_err(|e| DrError::from_sdk("ec2", "DescribeInstanceStatus", e))?;
-    let count = StandbyCount::of(state, found.clone());
-    count.require_minimum(state)?;
+    let several = groups.len() > 1;
     let mut resources = Vec::new();
-    let mut serving = Vec::new();
-    let mut fell_back = Vec::new();
-    for instance in &found {
-        let status = statuses.instance_statuses().iter().find(|s| s.instance_id() == Some(instance.id.as_str()));
-        let checks_ok = status.is_some_and(|s| {
-            s.instance_status().and_then(|c| c.status()) == Some(&SummaryStatus::Ok)
-                && s.system_status().and_then(|c| c.status()) == Some(&SummaryStatus::Ok)
-        });
-        let usable = count.usable.iter().any(|u| u.id == instance.id);
-        if usable && instance.state == InstanceStateName::Running && checks_ok {
-            serving.push(instance.id.clone());
-        }
-        if usable && instance.state == InstanceStateName::Stopped && starts_of(state, &instance.id) > 0 {
-            fell_back.push(format!(
-                "{} fell back to stopped ({})",
-                instance.id,
-                instance.reason.as_deref().unwrap_or("no reason given")
+    let mut details = Vec::new();
+    let mut shortfalls = Vec::new();
+    let mut ready = true;
+    let mut redo = false;
+    // Each group serves on its own, judged by its own minimum.
+    for (selector, found) in groups {
+        let count = StandbyCount::of(state, selector, found.clone());
+        count.require_minimum(state)?;
+        let mut serving = Vec::new();
+        let mut fell_back = Vec::new();
+        for instance in &found {
+            let status = statuses.instance_statuses().iter().find(|s| s.instance_id() == Some(instance.id.as_str()));
+            let checks_ok = status.is_some_and(|s| {
+                s.instance_status().and_then(|c| c.status()) == Some(&SummaryStatus::Ok)
+                    && s.system_status().and_then(|c| c.status()) == Some(&SummaryStatus::Ok)
+            });
+            let usable = count.usable.iter().any(|u| u.id == instance.id);
+            if usable && instance.state == InstanceStateName::Running && checks_ok {
+                serving.push(instance.id.clone());
+            }
+            if usable && instance.state == InstanceStateName::Stopped && starts_of(state, &instance.id) > 0 {
+                fell_back.push(format!(
+                    "{} fell back to stopped ({})",
+                    instance.id,
+                    instance.reason.as_deref().unwrap_or("no reason given")
+                ));
+            }
+            resources.push(ResourceState::new(
+                &instance.id,
+                format!("{}, status checks {}", instance.state, if checks_ok { "ok" } else { "not ok yet" }),
             ));
         }
-        resources.push(ResourceState::new(
-            &instance.id,
-            format!("{}, status checks {}", instance.state, if checks_ok { "ok" } else { "not ok yet" }),
-        ));
-    }
-    let mut detail = format!("{} of {} instances running with checks ok", serving.len(), count.target);
-    if !count.lost.is_empty() {
-        detail = format!("{detail}; lost: {}", count.lost.join("; "));
-    }
-    if !fell_back.is_empty() {
-        detail = format!("{detail}; {}: starting again", fell_back.join("; "));
-    }
-    let every_usable_serves = serving.len() == count.usable.len();
-    let group = format!("standby instances in {}", state.plan.dr_region);
-    let shortfall = if every_usable_serves && count.lost.is_empty() {
-        None
-    } else if every_usable_serves {
-        // The lost ones never come back: waiting out the budget would only delay the users.
-        Some(format!(
-            "{} of {} standby instances serve (minimum {}): {}",
+        let named = if several { format!("{}: ", count.group) } else { String::new() };
+        let mut detail = format!("{named}{} of {} instances running with checks ok", serving.len(), count.target);
+        if !count.lost.is_empty() {
+            detail = format!("{detail}; lost: {}", count.lost.join("; "));
+        }
+        if !fell_back.is_empty() {
+            detail = format!("{detail}; {}: starting again", fell_back.join("; "));
+        }
+        let every_usable_serves = serving.len() == count.usable.len();
+        let group = format!("standby instances {} in {}", count.group, state.plan.dr_region);
+        let shortfall = if every_usable_serves && count.lost.is_empty() {
+            None
+        } else if every_usable_serves {
+            // The lost ones never come back: waiting out the budget would only delay the users.
+            Some(format!(
+                "{named}{} of {} standby instances serve (minimum {}): {}",
+                serving.len(),
+                count.target,
+                count.minimum,
+                count.lost.join("; ")
+            ))
+        } else if out_of_budget_verdict(
+            state,
+            StepKey::StandbyStatus,
+            timer.started(),
             serving.len(),
-            count.target,
             count.minimum,
-            count.lost.join("; ")
-        ))
-    } else if out_of_budget_verdict(state, StepKey::StandbyStatus, serving.len(), count.minimum, group, &detail)? {
-        Some(format!(
-            "{} of {} standby instances serve (minimum {}) when the compute budget ran out: {detail}",
-            serving.len(),
-            count.target,
-            count.minimum
-        ))
-    } else {
-        None
-    };
-    let ready = every_usable_serves || shortfall.is_some();
-    let mut record = status_record(timer, state, StepKey::StandbyStatus, ready, detail, resources)?;
-    record.redo = !fell_back.is_empty() && shortfall.is_none();
-    if let Some(shortfall) = shortfall {
+            group,
+            &detail,
+        )? {
+            Some(format!(
+                "{named}{} of {} standby instances serve (minimum {}) when the compute budget ran out: {detail}",
+                serving.len(),
+                count.target,
+                count.minimum
+            ))
+        } else {
+            None
+        };
+        ready &= every_usable_serves || shortfall.is_some();
+        redo |= !fell_back.is_empty() && shortfall.is_none();
+        shortfalls.extend(shortfall);
+        details.push(detail);
+    }
+    let mut record = status_record(timer, state, StepKey::StandbyStatus, ready, details.join("; "), resources)?;
+    record.redo = redo;
+    if !shortfalls.is_empty() {
+        let shortfall = shortfalls.join("; ");
         tracing::warn!(plan = %state.plan.name, step = "start-standby-status", "degraded: {shortfall}");
         record.facts.insert(SHORTFALL_FACT.into(), shortfall);
     }
@@ -572,7 +610,15 @@ pub async fn asg_status(clients: &AwsClients, state: &ValidState) -> Result<Step
         }
         let (minimum, name) = (asg.minimum_healthy, asg.group.clone());
         if !group_ready {
-            if out_of_budget_verdict(state, StepKey::AsgStatus, serving_now, minimum, name.clone(), &detail)? {
+            if out_of_budget_verdict(
+                state,
+                StepKey::AsgStatus,
+                timer.started(),
+                serving_now,
+                minimum,
+                name.clone(),
+                &detail,
+            )? {
                 shortfalls.push(format!(
                     "{name}: {serving_now} of {wanted} instances serve (minimum {minimum}) when the compute budget ran out: {detail}"
                 ));
@@ -595,8 +641,15 @@ pub async fn asg_status(clients: &AwsClients, state: &ValidState) -> Result<Step
         let running = usize::try_from(service.status.running).unwrap_or(0);
         let minimum = service.service.minimum_healthy;
         let wanted = service.service.failover_count;
-        if out_of_budget_verdict(state, StepKey::AsgStatus, running, minimum, format!("ECS service {label}"), &status)?
-        {
+        if out_of_budget_verdict(
+            state,
+            StepKey::AsgStatus,
+            timer.started(),
+            running,
+            minimum,
+            format!("ECS service {label}"),
+            &status,
+        )? {
             shortfalls.push(format!(
                 "ECS service {label}: {running} of {wanted} tasks run (minimum {minimum}) when the compute budget ran out: {status}"
             ));

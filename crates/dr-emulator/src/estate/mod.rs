@@ -21,7 +21,7 @@ use aws_sdk_s3::types::{
     DeleteMarkerReplicationStatus, Destination, Metrics, MetricsStatus, ReplicationConfiguration, ReplicationRule,
     ReplicationRuleFilter, ReplicationRuleStatus, VersioningConfiguration,
 };
-use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_instances};
+use dr_core::aws::lookup::{describe_auto_scaling_group, describe_db_instance, describe_standby_group};
 use dr_core::aws::{AwsClients, RegionClients};
 use dr_core::error::{DrError, sdk_error_code};
 use dr_core::plan::Plan;
@@ -204,13 +204,25 @@ pub async fn publish_replica_lag(dr: &RegionClients, replica: &str, lag_seconds:
     Ok(())
 }
 
-/// As many instances as the plan expects (`count`), stopped; terminated ones are not counted.
+/// As many instances as each standby group expects (`count`), stopped; terminated ones are not
+/// counted.
 async fn seed_standby_instances(dr: &RegionClients, plan: &Plan) -> Result<(), DrError> {
-    let count = plan.standby_instances.expected();
-    let found = describe_standby_instances(&dr.ec2, plan).await?;
+    for group in &plan.standby_instances {
+        seed_standby_group(dr, plan, group).await?;
+    }
+    Ok(())
+}
+
+async fn seed_standby_group(
+    dr: &RegionClients,
+    plan: &Plan,
+    group: &dr_core::plan::InstanceSelector,
+) -> Result<(), DrError> {
+    let count = group.expected();
+    let found = describe_standby_group(&dr.ec2, group).await?;
     let ever = found.len();
     let existing: Vec<_> = found.into_iter().filter(|i| !i.is_gone()).collect();
-    match (&plan.standby_instances.tag, &plan.standby_instances.ids) {
+    match (&group.tag, &group.ids) {
         (Some(tag), _) if existing.len() < count => {
             let wanted = i32::try_from(count - existing.len()).unwrap_or(i32::MAX);
             let tags = TagSpecification::builder()
@@ -236,7 +248,7 @@ async fn seed_standby_instances(dr: &RegionClients, plan: &Plan) -> Result<(), D
                 .max_count(wanted)
                 .tag_specifications(tags)
                 // The plan's customer-managed EBS key: starting the instance then needs a grant.
-                .set_block_device_mappings(plan.standby_instances.ebs_kms_key.as_ref().map(|key| {
+                .set_block_device_mappings(group.ebs_kms_key.as_ref().map(|key| {
                     vec![
                         aws_sdk_ec2::types::BlockDeviceMapping::builder()
                             .device_name("/dev/xvda")
@@ -262,7 +274,7 @@ async fn seed_standby_instances(dr: &RegionClients, plan: &Plan) -> Result<(), D
         }
         _ => {}
     }
-    let running: Vec<String> = describe_standby_instances(&dr.ec2, plan)
+    let running: Vec<String> = describe_standby_group(&dr.ec2, group)
         .await?
         .into_iter()
         .filter(|i| matches!(i.state, InstanceStateName::Running | InstanceStateName::Pending))
