@@ -344,6 +344,82 @@ fn the_worst_case_history_fits_the_quota_at_the_longest_rto() {
     }
 }
 
+/// The largest estate the validation accepts (20 databases, 20 records, 20 Auto Scaling groups, 50
+/// standby instances in 10 groups, 50 ECS services, 20 custom actions) at the longest RTO. Every
+/// phase handles its resources inside its one Task (no Map state: a phase's history is the same
+/// for one resource or fifty), so the bound above holds for it as it is; what grows is the work
+/// of one function run, one call per resource in turn, within each API's request rate.
+#[test]
+fn the_largest_plan_the_validation_accepts_runs_in_the_same_bounded_history() {
+    use dr_core::plan::{
+        AutoScaling, CustomAction, Database, EcsService, InstanceSelector, MAX_AUTO_SCALING_GROUPS, MAX_CUSTOM_ACTIONS,
+        MAX_DATABASES, MAX_DNS_RECORDS, MAX_ECS_SERVICES, MAX_STANDBY_GROUPS, TagFilter,
+    };
+    let mut plan = dr_core::Plan::load(&dr_tests::example_plan_path()).expect("the example plan");
+    plan.targets.rto_minutes = LONGEST_RTO_MINUTES;
+    plan.targets.rpo_minutes = plan.targets.rpo_minutes.min(LONGEST_RTO_MINUTES);
+    plan.tier = 3;
+    if let Some(test) = plan.restore_test.as_mut() {
+        test.expiry_hours = LONGEST_RTO_MINUTES / 60 + 2;
+    }
+    let first = plan.databases[0].clone();
+    plan.databases = (0..MAX_DATABASES)
+        .map(|i| Database {
+            primary_instance: format!("db-paris-{i}"),
+            replica_instance: format!("db-ireland-{i}"),
+            ..first.clone()
+        })
+        .collect();
+    let record = plan.dns.records[0].clone();
+    plan.dns.records = (0..MAX_DNS_RECORDS)
+        .map(|i| {
+            let mut each = record.clone();
+            each.record = format!("app{i}.{}", plan.dns.hosted_zone);
+            each
+        })
+        .collect();
+    let group = plan.auto_scaling[0].clone();
+    plan.auto_scaling = (0..MAX_AUTO_SCALING_GROUPS)
+        .map(|i| AutoScaling { group: format!("web-ireland-{i}"), ..group.clone() })
+        .collect();
+    if let Some(fence) = plan.fence.as_mut() {
+        fence.auto_scaling_group = (0..MAX_AUTO_SCALING_GROUPS).map(|i| format!("web-paris-{i}")).collect();
+    }
+    let per_group = u16::try_from(MAX_STANDBY_INSTANCES / MAX_STANDBY_GROUPS).expect("a count");
+    plan.standby_instances = (0..MAX_STANDBY_GROUPS)
+        .map(|i| InstanceSelector {
+            tag: Some(TagFilter { key: "dr-standby".into(), value: format!("group-{i}") }),
+            count: Some(per_group),
+            minimum_healthy: 1,
+            ..InstanceSelector::default()
+        })
+        .collect();
+    plan.ecs_services = (0..MAX_ECS_SERVICES)
+        .map(|i| EcsService {
+            cluster: "platform".into(),
+            service: format!("service-{i}"),
+            failover_count: 10,
+            standby_count: 0,
+            minimum_healthy: 1,
+        })
+        .collect();
+    let action = |i: usize| CustomAction {
+        name: format!("action-{i}"),
+        function: format!("dr-custom-action-{i}"),
+        point: dr_core::plan::ActionPoint::AfterDataTier,
+        timeout_seconds: 600,
+    };
+    plan.custom_actions = (0..MAX_CUSTOM_ACTIONS).map(action).collect();
+    plan.validate().expect("the largest estate the validation accepts");
+    // No state of any runbook iterates a plan's resources: each is one Task per phase, asked again
+    // per poll, whatever the plan holds.
+    for (file, definition) in definitions() {
+        for (name, state) in states(&definition) {
+            assert_ne!(state["Type"], "Map", "{file}: {name} would grow the history with the estate");
+        }
+    }
+}
+
 #[test]
 fn the_round_trip_outlasts_its_legs_and_runs_each_leg_machine() {
     let all: BTreeMap<String, Value> = definitions().into_iter().collect();

@@ -583,6 +583,15 @@ impl Plan {
         for (index, selector) in groups.iter().enumerate() {
             self.check_standby_group(index, selector, found);
         }
+        // One DescribeInstanceStatus reads every instance of every group (at most 100 ids a call).
+        let total: usize = groups.iter().map(super::InstanceSelector::expected).sum();
+        if groups.len() > 1 && total > MAX_STANDBY_INSTANCES {
+            found.add(
+                ProblemCode::TooManyStandbyInstances,
+                "standby_instances",
+                format!("{total} in all: at most {MAX_STANDBY_INSTANCES} standby instances across the groups"),
+            );
+        }
         let ids = groups.iter().flat_map(|group| group.ids.iter().flatten()).collect::<Vec<_>>();
         if let Some(twice) = ids.iter().enumerate().find_map(|(i, id)| ids[..i].contains(id).then_some(*id)) {
             found.add(
