@@ -20,19 +20,17 @@ use std::time::Duration;
 
 use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::describe_auto_scaling_group;
-use dr_core::game_day::handle_game_day;
 use dr_core::plan::{AutoScaling, Capacity, Plan};
 use dr_core::readiness::{Check, Scope, check_plan};
 use dr_core::run::{RunMode, RunbookState};
 use dr_core::runbook::report::RunReport;
-use dr_core::runbook::round_trip::{LegStatus, RoundTripReport};
 use dr_emulator::estate::publish_replica_lag;
 use dr_tests::{
     backed_estate_with, estate_suffix, failover_input, failover_substitutions, failover_under_faults,
     run_state_machine_waiting, seeded_estate_with, unique_suffix,
 };
 
-use crate::round_trip::{Writer, armed_round_trip_context, request, rows_in, run_started_round_trip};
+use crate::round_trip::{assert_no_row_lost, round_trip_with_writer};
 
 /// A second Ireland group, `worker-ireland-<suffix>` (standby 0, failover 1 to 3, serving at 1),
 /// and its Paris application group `worker-paris-<suffix>` in the fence.
@@ -140,15 +138,7 @@ async fn a_round_trip_fences_and_gives_back_every_paris_group_and_stands_down_ev
     let paris_before = sizes(&clients.primary.autoscaling, &paris_groups).await;
     let ireland_before = sizes(&clients.dr.autoscaling, &dr_groups(&plan)).await;
 
-    let ctx = armed_round_trip_context(&plan, &clients).await;
-    let writer = Writer::start(&clients, &plan, &pair).await;
-    let outcome = handle_game_day(&ctx, request(&plan.name)).await.expect("round trip started");
-    let execution = run_started_round_trip(&clients, &outcome, Duration::from_millis(300)).await;
-    let acknowledged = writer.stop().await;
-    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
-    let report: RoundTripReport =
-        serde_json::from_value(execution.output["report"].clone()).expect("the round-trip report");
-    assert!(report.legs.iter().all(|leg| leg.status == LegStatus::Succeeded), "{report:#?}");
+    let (outcome, _, acknowledged) = round_trip_with_writer(&clients, &plan, &pair).await;
 
     // The failover's fence took both Paris groups to zero; its compute raised both Ireland groups.
     let failover = read_leg(&clients, &plan, &format!("{}-failover", outcome.run_id)).await;
@@ -164,15 +154,7 @@ async fn a_round_trip_fences_and_gives_back_every_paris_group_and_stands_down_ev
     // group back to its standby size.
     assert_eq!(sizes(&clients.primary.autoscaling, &paris_groups).await, paris_before);
     assert_eq!(sizes(&clients.dr.autoscaling, &dr_groups(&plan)).await, ireland_before);
-    assert!(acknowledged.len() > 10, "the application wrote throughout: {}", acknowledged.len());
-    for (rds, instance) in [
-        (&clients.primary.rds, &plan.databases[0].primary_instance),
-        (&clients.dr.rds, &plan.databases[0].replica_instance),
-    ] {
-        let rows = rows_in(rds, instance).await;
-        let lost: Vec<&u64> = acknowledged.iter().filter(|n| !rows.contains(n)).collect();
-        assert!(lost.is_empty(), "acknowledged, missing in {instance}: {lost:?}");
-    }
+    assert_no_row_lost(&clients, &plan, &acknowledged).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

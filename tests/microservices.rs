@@ -14,12 +14,11 @@
 
 use std::time::Duration;
 
-use dr_core::game_day::handle_game_day;
 use dr_core::readiness::{Scope, check_plan};
 use dr_core::run::RunStatus;
 use dr_core::run::{RunMode, RunbookState};
 use dr_core::runbook::report::RunReport;
-use dr_core::runbook::round_trip::{Leg, LegStatus, RoundTripReport};
+use dr_core::runbook::round_trip::Leg;
 use dr_emulator::estate::{SeedOptions, publish_replica_lag, seed};
 use dr_tests::{
     back_with_real_pair, emulator_clients, failover_input, failover_substitutions, isolated_microservices_plan,
@@ -27,7 +26,7 @@ use dr_tests::{
 };
 
 use crate::ecs::counts;
-use crate::round_trip::{Writer, armed_round_trip_context, request, rows_in, run_started_round_trip};
+use crate::round_trip::{assert_no_row_lost, round_trip_with_writer};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_microservices_estate_round_trips_to_oregon_on_ecs_with_every_row_and_its_region_names() {
@@ -68,29 +67,13 @@ async fn the_microservices_estate_round_trips_to_oregon_on_ecs_with_every_row_an
     assert_eq!(counts(&clients, &plan).await, standby, "a dry run raises nothing");
 
     // The round trip, an application writing to whichever database takes writes throughout.
-    let ctx = armed_round_trip_context(&plan, &clients).await;
-    let writer = Writer::start(&clients, &plan, &pair).await;
-    let outcome = handle_game_day(&ctx, request(&plan.name)).await.expect("round trip started");
-    let execution = run_started_round_trip(&clients, &outcome, Duration::from_millis(300)).await;
-    let acknowledged = writer.stop().await;
-    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
-    let report: RoundTripReport =
-        serde_json::from_value(execution.output["report"].clone()).expect("the round-trip report");
+    let (outcome, report, acknowledged) = round_trip_with_writer(&clients, &plan, &pair).await;
     assert_eq!(report.head.status, RunStatus::Succeeded, "{report:#?}");
-    assert!(report.legs.iter().all(|leg| leg.status == LegStatus::Succeeded), "{report:#?}");
     for leg in [Leg::Failover, Leg::Failback] {
         let achieved = report.leg(leg).and_then(|s| s.achieved.clone()).expect("the move's own report");
         assert_eq!(achieved.rpo_seconds, Some(0.0), "{leg:?} proven by its barrier");
     }
-    assert!(acknowledged.len() > 10, "the application wrote throughout: {}", acknowledged.len());
-    for (rds, instance) in [
-        (&clients.primary.rds, &plan.databases[0].primary_instance),
-        (&clients.dr.rds, &plan.databases[0].replica_instance),
-    ] {
-        let rows = rows_in(rds, instance).await;
-        let lost: Vec<&u64> = acknowledged.iter().filter(|n| !rows.contains(n)).collect();
-        assert!(lost.is_empty(), "acknowledged, missing in {instance}: {lost:?}");
-    }
+    assert_no_row_lost(&clients, &plan, &acknowledged).await;
 
     // The failover leg raised every service in Oregon, and the failback stood them down again.
     let failover_run = format!("{}-failover", outcome.run_id);

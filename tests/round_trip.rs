@@ -140,6 +140,39 @@ fn application(clients: AwsClients, plan: dr_core::Plan, stop: Arc<AtomicBool>) 
     })
 }
 
+/// A round-trip game day of `plan` (armed first) with its application writing throughout: the
+/// game day's outcome, the round trip's report (every leg succeeded) and the rows acknowledged.
+pub(crate) async fn round_trip_with_writer(
+    clients: &AwsClients,
+    plan: &dr_core::Plan,
+    pair: &dr_emulator::postgres::Pair,
+) -> (GameDayOutcome, RoundTripReport, Vec<u64>) {
+    let ctx = armed_round_trip_context(plan, clients).await;
+    let writer = Writer::start(clients, plan, pair).await;
+    let outcome = handle_game_day(&ctx, request(&plan.name)).await.expect("round trip started");
+    let execution = run_started_round_trip(clients, &outcome, Duration::from_millis(300)).await;
+    let acknowledged = writer.stop().await;
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    let report: RoundTripReport =
+        serde_json::from_value(execution.output["report"].clone()).expect("the round-trip report");
+    assert!(report.legs.iter().all(|leg| leg.status == LegStatus::Succeeded), "{report:#?}");
+    assert!(acknowledged.len() > 10, "the application wrote throughout: {}", acknowledged.len());
+    (outcome, report, acknowledged)
+}
+
+/// Every acknowledged row is in both instances of the plan's (first) database, after a round
+/// trip: none lost either way.
+pub(crate) async fn assert_no_row_lost(clients: &AwsClients, plan: &dr_core::Plan, acknowledged: &[u64]) {
+    for (rds, instance) in [
+        (&clients.primary.rds, &plan.databases[0].primary_instance),
+        (&clients.dr.rds, &plan.databases[0].replica_instance),
+    ] {
+        let rows = rows_in(rds, instance).await;
+        let lost: Vec<&u64> = acknowledged.iter().filter(|n| !rows.contains(n)).collect();
+        assert!(lost.is_empty(), "acknowledged, missing in {instance}: {lost:?}");
+    }
+}
+
 pub(crate) async fn rows_in(rds: &aws_sdk_rds::Client, instance: &str) -> Vec<u64> {
     let db = describe_db_instance(rds, instance).await.expect("describe").expect("instance");
     let port = db.endpoint().and_then(|e| e.port()).and_then(|p| u16::try_from(p).ok()).expect("a backed endpoint");

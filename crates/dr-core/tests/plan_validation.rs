@@ -255,6 +255,25 @@ fn each_broken_rule_has_its_named_problem() {
         (|p| p.standby_instances[0].count = None, ProblemCode::MissingStandbyCount, "standby_instances.count"),
         (|p| p.standby_instances[0].count = Some(0), ProblemCode::MissingStandbyCount, "standby_instances.count"),
         (|p| p.standby_instances[0].count = Some(51), ProblemCode::TooManyStandbyInstances, "standby_instances"),
+        // Several failover records: each name and type once, at least one.
+        (
+            |p| {
+                let again = p.dns.records[0].clone();
+                p.dns.records.push(again);
+            },
+            ProblemCode::InvalidDnsRecord,
+            "dns.records[1].record",
+        ),
+        (|p| p.dns.records.clear(), ProblemCode::InvalidDnsRecord, "dns.records"),
+        (
+            |p| {
+                let mut www = p.dns.records[0].clone();
+                www.record = "www.elsewhere.example.org.".into();
+                p.dns.records.push(www);
+            },
+            ProblemCode::RecordOutsideZone,
+            "dns.records[1].record",
+        ),
         (
             |p| p.standby_instances[0].ebs_kms_key = Some("alias/standby".into()),
             ProblemCode::InvalidIdentifier,
