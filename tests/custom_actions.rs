@@ -30,10 +30,7 @@ use dr_emulator::estate::ensure_bucket;
 use serde_json::{Value, json};
 
 use crate::database::start_writer;
-use dr_tests::{
-    Execution, backed_estate, failover_input, failover_substitutions, failover_under_faults, read_report,
-    run_state_machine_waiting, seeded_estate, unique_suffix,
-};
+use dr_tests::{backed_estate, failover_input, failover_under_faults, read_report, seeded_estate, unique_suffix};
 
 const APPLICATION: &str = "dr-local-application";
 const FUNCTION: &str = "dr-custom-action-application";
@@ -81,10 +78,6 @@ fn assert_invoked_in(record: &StepRecord, region: &str) {
     assert!(!invokes.is_empty() && invokes.iter().all(|r| *r == region), "{} invoked in {invokes:?}", record.step);
 }
 
-fn run(input: &Value) -> Execution {
-    run_state_machine_waiting("failover.asl.json", &failover_substitutions(), input, Duration::from_millis(200))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn custom_actions_are_told_the_run_at_their_points_and_start_once_under_throttling_and_lost_answers() {
     let (mut plan, clients) = seeded_estate().await;
@@ -95,7 +88,7 @@ async fn custom_actions_are_told_the_run_at_their_points_and_start_once_under_th
     let dry_id = format!("actions-dry-{}", unique_suffix());
     let mut dry: RunbookState = serde_json::from_value(failover_input(&plan, &dry_id).await).expect("state");
     dry.run.mode = RunMode::DryRun;
-    let execution = run(&serde_json::to_value(&dry).expect("input"));
+    let execution = dr_tests::run_failover_polling(&serde_json::to_value(&dry).expect("input"));
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let report: RunReport = serde_json::from_value(execution.output).expect("report");
     for action in &plan.custom_actions {
@@ -110,7 +103,8 @@ async fn custom_actions_are_told_the_run_at_their_points_and_start_once_under_th
 
     // The failover, under throttling and lost answers, run again from where it stopped.
     let run_id = format!("actions-{}", unique_suffix());
-    let (execution, stopped, injected) = failover_under_faults(&clients, &plan, 32, &run_id, run).await;
+    let (execution, stopped, injected) =
+        failover_under_faults(&clients, &plan, 32, &run_id, dr_tests::run_failover_polling).await;
     assert_eq!(execution.status, "SUCCEEDED", "re-runs after {stopped:?}: {execution:#?}");
     eprintln!("custom actions under {:?}: re-runs after {stopped:?}", injected.injected);
     let invokes: u32 = injected.applied.iter().filter(|c| c.operation == "Invoke").map(|c| c.times).sum();
@@ -166,7 +160,7 @@ async fn a_drill_whose_action_after_the_data_tier_fails_rolls_back_and_paris_ser
     let run_id = format!("action-fails-{}", unique_suffix());
     let mut state: RunbookState = serde_json::from_value(failover_input(&plan, &run_id).await).expect("state");
     state.run.kind = FailoverKind::Planned;
-    let execution = run(&serde_json::to_value(&state).expect("input"));
+    let execution = dr_tests::run_failover_polling(&serde_json::to_value(&state).expect("input"));
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
     let (acknowledged, _) = writer.join().expect("writer");

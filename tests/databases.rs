@@ -30,8 +30,8 @@ use dr_core::store::{PlanStore, Question};
 use dr_emulator::control::promotion_fails;
 use dr_emulator::estate::publish_replica_lag;
 use dr_tests::{
-    back_database_with_real_pair, failover_input, failover_substitutions, failover_under_faults, plan_file,
-    read_report, register_runbook, run_state_machine_waiting, seeded_estate_with, unique_suffix, with_second_database,
+    back_database_with_real_pair, failover_input, failover_under_faults, plan_file, read_report, register_runbook,
+    seeded_estate_with, unique_suffix, with_second_database,
 };
 
 /// Whether the instance (in Ireland) still replicates.
@@ -159,10 +159,6 @@ async fn a_second_promotion_failing_after_the_first_rolls_the_drill_back_with_no
     }
 }
 
-fn run(input: &serde_json::Value) -> dr_tests::Execution {
-    run_state_machine_waiting("failover.asl.json", &failover_substitutions(), input, Duration::from_millis(200))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn each_database_is_promoted_once_under_throttling_and_lost_answers_and_a_dry_run_promotes_none() {
     let (plan, clients) = seeded_estate_with(with_second_database).await;
@@ -172,7 +168,7 @@ async fn each_database_is_promoted_once_under_throttling_and_lost_answers_and_a_
     let mut dry: RunbookState =
         serde_json::from_value(failover_input(&plan, &format!("dbs-dry-{}", unique_suffix())).await).expect("state");
     dry.run.mode = RunMode::DryRun;
-    let execution = run(&serde_json::to_value(&dry).expect("input"));
+    let execution = dr_tests::run_failover_polling(&serde_json::to_value(&dry).expect("input"));
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let rehearsed: RunReport = serde_json::from_value(execution.output).expect("report");
     assert_eq!(rehearsed.mutating_calls, 0, "{rehearsed:#?}");
@@ -183,7 +179,8 @@ async fn each_database_is_promoted_once_under_throttling_and_lost_answers_and_a_
     }
 
     let run_id = format!("dbs-{}", unique_suffix());
-    let (execution, stopped, injected) = failover_under_faults(&clients, &plan, 43, &run_id, run).await;
+    let (execution, stopped, injected) =
+        failover_under_faults(&clients, &plan, 43, &run_id, dr_tests::run_failover_polling).await;
     assert_eq!(execution.status, "SUCCEEDED", "re-runs after {stopped:?}: {execution:#?}");
     eprintln!("two databases under {:?}: re-runs after {stopped:?}", injected.injected);
     let mut promotions: Vec<(&str, u32)> = injected

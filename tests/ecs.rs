@@ -31,14 +31,9 @@ use dr_emulator::control::{Faults, cap_ecs_tasks, clear_faults, inject_faults};
 use serde_json::Value;
 
 use dr_tests::{
-    Execution, deploy, estate_suffix, failover_input, failover_substitutions, failover_under_faults, publish,
-    published_failover_input, read_report, run_state_machine_waiting, seeded_estate_with, unique_suffix,
-    with_ecs_services,
+    deploy, estate_suffix, failover_input, failover_under_faults, publish, published_failover_input, read_report,
+    seeded_estate_with, unique_suffix, with_ecs_services,
 };
-
-fn run(input: &Value) -> Execution {
-    run_state_machine_waiting("failover.asl.json", &failover_substitutions(), input, Duration::from_millis(200))
-}
 
 /// Each service's (desired, running), in the plan's order.
 pub(crate) async fn counts(clients: &AwsClients, plan: &Plan) -> Vec<(i32, i32)> {
@@ -75,7 +70,7 @@ async fn ecs_services_are_raised_once_under_throttling_and_lost_answers_and_each
     let mut dry: RunbookState =
         serde_json::from_value(failover_input(&plan, &format!("ecs-dry-{}", unique_suffix())).await).expect("state");
     dry.run.mode = RunMode::DryRun;
-    let execution = run(&serde_json::to_value(&dry).expect("input"));
+    let execution = dr_tests::run_failover_polling(&serde_json::to_value(&dry).expect("input"));
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let rehearsed: RunReport = serde_json::from_value(execution.output).expect("report");
     assert_eq!(rehearsed.mutating_calls, 0, "{rehearsed:#?}");
@@ -88,7 +83,8 @@ async fn ecs_services_are_raised_once_under_throttling_and_lost_answers_and_each
 
     // The failover, under throttling and lost answers, run again from where it stopped.
     let run_id = format!("ecs-{}", unique_suffix());
-    let (execution, stopped, injected) = failover_under_faults(&clients, &plan, 41, &run_id, run).await;
+    let (execution, stopped, injected) =
+        failover_under_faults(&clients, &plan, 41, &run_id, dr_tests::run_failover_polling).await;
     assert_eq!(execution.status, "SUCCEEDED", "re-runs after {stopped:?}: {execution:#?}");
     eprintln!("ECS services under {:?}: re-runs after {stopped:?}", injected.injected);
     let updates: Vec<(&str, u32)> = injected
@@ -158,7 +154,8 @@ async fn a_missing_cluster_or_service_is_named_and_stops_the_failover_before_any
     deploy(&clients, &plan).await;
     publish(&plan).await;
     inject_faults(&clients, &Faults::for_the_lambdas(&suffix)).await.expect("counting");
-    let execution = run(&published_failover_input(&plan, &format!("ecs-missing-{}", unique_suffix())));
+    let execution =
+        dr_tests::run_failover_polling(&published_failover_input(&plan, &format!("ecs-missing-{}", unique_suffix())));
     let counted = clear_faults(&clients, &suffix).await.expect("counted");
     assert_eq!(execution.status, "FAILED", "{execution:#?}");
     assert_eq!(execution.error.as_deref(), Some("PreflightFailed"), "{execution:#?}");

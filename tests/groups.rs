@@ -16,8 +16,6 @@
 // Test code: a failed step is a failed test, so helpers panic with a message.
 #![allow(clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
 use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::describe_auto_scaling_group;
 use dr_core::plan::{AutoScaling, Capacity, Plan};
@@ -26,8 +24,7 @@ use dr_core::run::{RunMode, RunbookState};
 use dr_core::runbook::report::RunReport;
 use dr_emulator::estate::publish_replica_lag;
 use dr_tests::{
-    backed_estate_with, estate_suffix, failover_input, failover_substitutions, failover_under_faults,
-    run_state_machine_waiting, seeded_estate_with, unique_suffix,
+    backed_estate_with, estate_suffix, failover_input, failover_under_faults, seeded_estate_with, unique_suffix,
 };
 
 use crate::round_trip::{assert_no_row_lost, round_trip_with_writer};
@@ -80,10 +77,6 @@ fn failover_sizes(plan: &Plan) -> Vec<(i32, i32, i32)> {
     plan.auto_scaling.iter().map(|asg| size(asg.failover)).collect()
 }
 
-fn run(input: &serde_json::Value) -> dr_tests::Execution {
-    run_state_machine_waiting("failover.asl.json", &failover_substitutions(), input, Duration::from_millis(200))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn each_group_is_raised_once_under_throttling_and_lost_answers_and_the_status_waits_for_every_group() {
     let (plan, clients) = seeded_estate_with(with_worker_group).await;
@@ -98,7 +91,7 @@ async fn each_group_is_raised_once_under_throttling_and_lost_answers_and_the_sta
     let mut dry: RunbookState =
         serde_json::from_value(failover_input(&plan, &format!("groups-dry-{}", unique_suffix())).await).expect("state");
     dry.run.mode = RunMode::DryRun;
-    let execution = run(&serde_json::to_value(&dry).expect("input"));
+    let execution = dr_tests::run_failover_polling(&serde_json::to_value(&dry).expect("input"));
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
     let rehearsed: RunReport = serde_json::from_value(execution.output).expect("report");
     assert_eq!(rehearsed.mutating_calls, 0, "{rehearsed:#?}");
@@ -109,7 +102,8 @@ async fn each_group_is_raised_once_under_throttling_and_lost_answers_and_the_sta
     assert_eq!(sizes(&clients.dr.autoscaling, &groups).await, standby, "a dry run raises nothing");
 
     let run_id = format!("groups-{}", unique_suffix());
-    let (execution, stopped, injected) = failover_under_faults(&clients, &plan, 47, &run_id, run).await;
+    let (execution, stopped, injected) =
+        failover_under_faults(&clients, &plan, 47, &run_id, dr_tests::run_failover_polling).await;
     assert_eq!(execution.status, "SUCCEEDED", "re-runs after {stopped:?}: {execution:#?}");
     eprintln!("two groups under {:?}: re-runs after {stopped:?}", injected.injected);
     let mut updates: Vec<(String, u32)> = injected
@@ -166,7 +160,8 @@ async fn each_standby_group_is_started_under_faults_and_judged_on_its_own_with_i
     assert!(rows.iter().all(|row| row.is_ready()), "{rows:#?}");
 
     let run_id = format!("standby-groups-{}", unique_suffix());
-    let (execution, stopped, injected) = failover_under_faults(&clients, &plan, 53, &run_id, run).await;
+    let (execution, stopped, injected) =
+        failover_under_faults(&clients, &plan, 53, &run_id, dr_tests::run_failover_polling).await;
     assert_eq!(execution.status, "SUCCEEDED", "re-runs after {stopped:?}: {execution:#?}");
     let starts: Vec<u32> =
         injected.applied.iter().filter(|call| call.operation == "StartInstances").map(|call| call.times).collect();

@@ -442,6 +442,12 @@ pub fn run_failover(input: &serde_json::Value) -> Execution {
     run_state_machine("failover.asl.json", &failover_substitutions(), input)
 }
 
+/// [`run_failover`] with its Wait states lasting 200 ms: a run that polls (compute coming up,
+/// custom actions answering) takes seconds, not the plan's poll interval.
+pub fn run_failover_polling(input: &serde_json::Value) -> Execution {
+    run_state_machine_waiting("failover.asl.json", &failover_substitutions(), input, Duration::from_millis(200))
+}
+
 /// A report the runbook wrote to S3, read back.
 pub async fn read_report(clients: &AwsClients, plan: &Plan, run_id: &str, file: &str) -> Vec<u8> {
     let key = format!("{}{}/{run_id}/{file}", plan.reports.prefix, plan.name);

@@ -821,12 +821,6 @@ pub struct InstanceSelector {
 }
 
 impl InstanceSelector {
-    /// No `[standby_instances]` in the plan (the default selector: nothing selected, nothing
-    /// required).
-    pub fn is_absent(&self) -> bool {
-        *self == InstanceSelector::default()
-    }
-
     /// Whether it names any instance: a failback's plan ([`Plan::facing`]) has none to start.
     pub fn selects_any(&self) -> bool {
         self.ids.is_some() || self.tag.is_some()
