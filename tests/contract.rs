@@ -130,18 +130,31 @@ fn result_paths_and_choices_name_what_the_rust_side_produces() {
                     choice["And"].as_array().map_or_else(|| vec![choice], |and| and.iter().collect());
                 for rule in rules {
                     let variable = rule["Variable"].as_str().expect("a Variable");
+                    // The local engine (aws-local-stepfunctions 3.0, `IsPresent && value !==
+                    // undefined`) answers `IsPresent: false` as never true, where AWS tests for
+                    // absence: such a rule would be untested here. Order the rules instead.
+                    assert_ne!(rule["IsPresent"], Value::Bool(false), "{file} {name}: IsPresent false on {variable}");
                     let parts: Vec<&str> = variable.split('.').collect();
                     // Steps answer ready/redo; a run's kind (planned or unplanned), direction
                     // (failover or failback), mode (live or dry run) and the plan state it holds
                     // are chosen at start.
+                    // Or what a step did (`Outcome`), named as the Rust side writes it.
+                    let outcome = rule["StringEquals"].as_str().is_some_and(|value| {
+                        serde_json::from_value::<dr_core::run::Outcome>(Value::String(value.into())).is_ok()
+                    });
                     let ok = matches!(parts.as_slice(), ["$", "steps", key, "ready" | "redo"] if step_key(key).is_some())
+                        || (matches!(parts.as_slice(), ["$", "steps", key, "outcome"] if step_key(key).is_some())
+                            && outcome)
                         || matches!(parts.as_slice(), ["$", "run", "kind" | "direction" | "mode" | "plan_state"])
                         // A failover branch that failed ends with its records and its error.
                         || matches!(parts.as_slice(), ["$", "branches[0]" | "branches[1]", "error"])
                         // Which error stopped the compute branch (below the plan's minimum: a
                         // decision or a roll-back).
                         || matches!(parts.as_slice(), ["$", "branches[1]", "error", "Error"]);
-                    assert!(ok, "{file} {name}: a Choice reads {variable}; steps answer `$.steps.<key>.ready|redo`");
+                    assert!(
+                        ok,
+                        "{file} {name}: a Choice reads {variable}; steps answer `$.steps.<key>.ready|redo|outcome`"
+                    );
                 }
             }
         }
@@ -279,12 +292,32 @@ fn loop_events(machine: &Value, file: &str) -> (BTreeMap<StepKey, u64>, u64) {
 
 /// The paths a run takes, by the phases (their first steps) it never enters: an unplanned run is
 /// never fenced, never rolled back and is never a failback (which is planned: `RunbookState::
-/// validate`); a planned one never waits for a decision, and either moves traffic (then, after a
+/// validate`), and asks about its data tier only when its compute branch succeeded (about its
+/// capacity only when its data tier did); a planned one never waits for a decision, and either moves traffic (then, after a
 /// failback, stands down) or rolls back. Another machine's phases are in none of these lists.
 const RUN_PATHS: &[(&str, &[StepKey])] = &[
-    ("unplanned", &[StepKey::Fence, StepKey::Unfence, StepKey::Diverged, StepKey::StandDown]),
-    ("planned, moved", &[StepKey::Decision, StepKey::CapacityDecision, StepKey::Unfence, StepKey::Diverged]),
-    ("planned, rolled back", &[StepKey::Decision, StepKey::CapacityDecision, StepKey::FlipDns, StepKey::StandDown]),
+    (
+        "unplanned, short of capacity",
+        &[StepKey::Fence, StepKey::Unfence, StepKey::Diverged, StepKey::StandDown, StepKey::DataTierDecision],
+    ),
+    (
+        "unplanned, data tier split",
+        &[StepKey::Fence, StepKey::Unfence, StepKey::Diverged, StepKey::StandDown, StepKey::CapacityDecision],
+    ),
+    (
+        "planned, moved",
+        &[StepKey::Decision, StepKey::CapacityDecision, StepKey::DataTierDecision, StepKey::Unfence, StepKey::Diverged],
+    ),
+    (
+        "planned, rolled back",
+        &[
+            StepKey::Decision,
+            StepKey::CapacityDecision,
+            StepKey::DataTierDecision,
+            StepKey::FlipDns,
+            StepKey::StandDown,
+        ],
+    ),
 ];
 
 #[test]
@@ -473,6 +506,7 @@ fn the_reconcilers_read_only_tasks_are_the_failover_runbooks() {
             "ActionsAfterCompute",
             "ActionsAfterComputeApproved",
             "ActionsAfterDataTier",
+            "ActionsAfterDataTierApproved",
             "ActionsAfterTraffic",
             "ActionsBeforeDataTier",
             "AsgStatus",

@@ -7,6 +7,10 @@
 //!   `moto/rds.py`, a promotion that ends in `incompatible-parameters`): the run rolls back, with
 //!   both Paris databases writable again, no acknowledged row lost, DNS never moved, and each
 //!   instance the run promoted marked diverged.
+//! - An unplanned run whose second promotion fails after the first: the data tier is split, and
+//!   the run asks a human before traffic moves (approved with `drctl run approve`, traffic moves
+//!   on the database promoted and the report says the tier is split; rejected, the run stops with
+//!   DNS where it was). Both promotions failing leave the tier whole: nothing is asked.
 //! - A dry run names each promotion and makes none; under 20 % throttling and half the answers
 //!   lost, each replica is promoted exactly once.
 //! - A plan with two databases written badly is refused by name, before any call.
@@ -20,7 +24,7 @@ use std::time::Duration;
 
 use crate::database::start_writer;
 use crate::half_way::{missing, rows_on, run_drill};
-use crate::operator::{drctl, start_failover, wait_for_question, watch};
+use crate::operator::{drctl, start_failover, wait_for_decision, wait_for_question, watch};
 use dr_core::aws::lookup::describe_db_instance;
 use dr_core::plan::Plan;
 use dr_core::readiness::{Scope, check_plan};
@@ -157,6 +161,98 @@ async fn a_second_promotion_failing_after_the_first_rolls_the_drill_back_with_no
         assert!(!acknowledged.is_empty() && lost.is_empty(), "acknowledged in Paris, missing there: {lost:?}");
         pair.sql(&pair.primary, "INSERT INTO writes (n) VALUES (-1)").expect("Paris writable after the roll-back");
     }
+}
+
+/// An estate with two databases whose second promotion RDS accepts and cannot finish (and, with
+/// `both`, the first's too), published and armed, and an unplanned failover started with drctl:
+/// the plan, its clients, its store, the execution's ARN and the run id.
+async fn unplanned_run_whose_promotions_fail(
+    both: bool,
+) -> (Plan, dr_core::aws::AwsClients, PlanStore, String, String) {
+    let (plan, clients) = seeded_estate_with(with_second_database).await;
+    dr_tests::publish(&plan).await;
+    let failing = if both { &plan.databases[..] } else { &plan.databases[1..] };
+    for db in failing {
+        promotion_fails(&clients, &plan.dr_region, &db.replica_instance, "incompatible-parameters")
+            .await
+            .expect("the failure set");
+    }
+    let bucket = format!("plans-{}", plan.name);
+    let runbook = register_runbook(&clients, &plan, &bucket).await;
+    let store = PlanStore::new(clients.dr.s3.clone(), &bucket);
+    store.set_armed(&plan.name, true, "test", "armed", false).await.expect("armed");
+    let (arn, run_id) = start_failover(&plan_file(&plan), &store, &runbook);
+    (plan, clients, store, arn, run_id)
+}
+
+/// The run's report (or failure report).
+async fn report_of(clients: &dr_core::aws::AwsClients, plan: &Plan, run_id: &str) -> RunReport {
+    serde_json::from_slice(&read_report(clients, plan, run_id, "report.json").await).expect("report")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unplanned_run_whose_second_promotion_fails_asks_before_traffic_moves_on_a_split_data_tier() {
+    let (plan, clients, store, arn, run_id) = unplanned_run_whose_promotions_fail(false).await;
+    let (first, second) = (&plan.databases[0], &plan.databases[1]);
+    let watcher = watch(&arn);
+    let asked = wait_for_decision(&store, &plan, &run_id, Question::DataTier).await;
+    // The question says what is split: the first promoted, the second not.
+    assert!(asked.question.contains("ReplicaFailed") && asked.question.contains("data tier is split"), "{asked:#?}");
+    let split = asked.question.split("the data tier is split: ").nth(1).unwrap_or_default();
+    let promoted = split.split("not promoted").next().unwrap_or_default();
+    assert!(promoted.contains(&first.replica_instance) && !promoted.contains(&second.replica_instance), "{asked:#?}");
+    let approved = drctl(&["run", "approve", &arn, "--reason", "orders read-only for now; the rest must serve"]);
+    assert!(approved.status.success(), "{approved:?}");
+    let watched = watcher.wait_with_output().expect("the watch ends");
+    let shown = String::from_utf8_lossy(&watched.stdout);
+    assert_eq!(watched.status.code(), Some(0), "{shown}\n{}", String::from_utf8_lossy(&watched.stderr));
+    assert!(shown.contains("the data tier failed"), "the watch names the wait: {shown}");
+    let report = report_of(&clients, &plan, &run_id).await;
+    assert!(report.steps.iter().any(|s| s.step == "flip-dns-status" && s.ready), "traffic moved: {:#?}", report.steps);
+    let split = report.split_data_tier.as_deref().unwrap_or_default();
+    assert!(split.contains("approved by") && split.contains(&second.replica_instance), "{report:#?}");
+    assert!(!is_replica(&clients, &first.replica_instance).await, "the first database serves in Ireland");
+    // Traffic moved only after the human's answer.
+    let (decided, _) =
+        store.read_decision(&plan.name, &run_id, Question::DataTier).await.expect("read").expect("asked");
+    let flip = report.steps.iter().find(|s| s.step == "flip-dns").expect("the DNS step");
+    assert!(decided.decided_at.is_some_and(|at| flip.started_at >= at), "{decided:#?} {flip:#?}");
+    eprintln!("the report: {split}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_split_data_tier_rejected_stops_the_run_with_traffic_where_it_was_and_a_whole_one_asks_nothing() {
+    // Split, rejected: the run stops, DNS never moved, the first database stays promoted.
+    let (plan, clients, store, arn, run_id) = unplanned_run_whose_promotions_fail(false).await;
+    wait_for_decision(&store, &plan, &run_id, Question::DataTier).await;
+    let rejected = drctl(&["run", "reject", &arn, "--reason", "not without the orders database"]);
+    assert!(rejected.status.success(), "{rejected:?}");
+    let report = wait_for_report(&clients, &plan, &run_id).await;
+    let error = report.head.error.as_ref().map(|e| e.error.clone());
+    assert_eq!(error.as_deref(), Some("DecisionRejected"), "{report:#?}");
+    assert!(report.steps.iter().all(|s| !s.step.starts_with("flip-dns")), "DNS never moved: {:#?}", report.steps);
+    assert!(report.split_data_tier.is_none(), "{report:#?}");
+
+    // Both promotions failing: nothing promoted, the tier is whole, nothing is asked.
+    let (plan, clients, store, _, run_id) = unplanned_run_whose_promotions_fail(true).await;
+    let report = wait_for_report(&clients, &plan, &run_id).await;
+    let error = report.head.error.as_ref().map(|e| e.error.clone());
+    assert_eq!(error.as_deref(), Some("ReplicaFailed"), "{report:#?}");
+    let asked = store.read_decision(&plan.name, &run_id, Question::DataTier).await.expect("read");
+    assert!(asked.is_none(), "a whole data tier asks nothing: {asked:?}");
+    let decision = report.steps.iter().find(|s| s.step == "data-tier-decision").expect("the check is reported");
+    assert!(decision.detail.contains("the data tier is whole"), "{decision:#?}");
+}
+
+/// Waits for the run's report.
+async fn wait_for_report(clients: &dr_core::aws::AwsClients, plan: &Plan, run_id: &str) -> RunReport {
+    let key = format!("{}{}/{run_id}/report.json", plan.reports.prefix, plan.name);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while clients.dr.s3.head_object().bucket(&plan.reports.bucket).key(&key).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "no report for run {run_id}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    report_of(clients, plan, run_id).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -93,17 +93,25 @@ pub(crate) fn start_failover(plan_file: &Path, store: &PlanStore, runbook: &str)
     (arn, started["run_id"].as_str().expect("run id").to_string())
 }
 
-/// Waits until the run has asked for a decision.
+/// Waits until the run has asked for a decision at its RPO gate.
 pub(crate) async fn wait_for_question(store: &PlanStore, plan: &Plan, run_id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(90);
+    wait_for_decision(store, plan, run_id, Question::RpoGate).await;
+}
+
+/// Waits until the run has asked `question`; the question, pending.
+pub(crate) async fn wait_for_decision(
+    store: &PlanStore,
+    plan: &Plan,
+    run_id: &str,
+    question: Question,
+) -> dr_core::store::Decision {
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if let Some((decision, _)) =
-            store.read_decision(&plan.name, run_id, Question::RpoGate).await.expect("decision read")
-        {
+        if let Some((decision, _)) = store.read_decision(&plan.name, run_id, question).await.expect("decision read") {
             assert_eq!(decision.status, DecisionStatus::Pending);
-            return;
+            return decision;
         }
-        assert!(Instant::now() < deadline, "run {run_id} never asked for a decision");
+        assert!(Instant::now() < deadline, "run {run_id} never asked its {question:?} question");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }

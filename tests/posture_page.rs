@@ -89,6 +89,7 @@ fn live_run(id: &str, start: &str, trigger: &str, kind: FailoverKind, rto: f64, 
         }),
         gate_refused: None,
         shortfall: Vec::new(),
+        split_data_tier: None,
         rolled_back: Vec::new(),
     }
 }

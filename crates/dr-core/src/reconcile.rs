@@ -35,7 +35,7 @@ pub const START_GRACE: Duration = Duration::from_secs(20 * 60);
 /// the decision, the reports. A run that entered any other Task may have changed it, even if its
 /// record was lost with a crash (`tests/contract.rs` checks these names against the machine).
 pub const TASKS_THAT_CHANGE_NOTHING: &[&str] =
-    &["Preflight", "Decision", "CapacityDecision", "RefusalReport", "FailureReport", "Report"];
+    &["Preflight", "Decision", "CapacityDecision", "DataTierDecision", "RefusalReport", "FailureReport", "Report"];
 
 /// What the reconciler did about one held plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -494,6 +494,7 @@ impl PlanStore {
         match question {
             Question::RpoGate => format!("decisions/{plan}/{run_id}.json"),
             Question::Capacity => format!("decisions/{plan}/{run_id}/capacity.json"),
+            Question::DataTier => format!("decisions/{plan}/{run_id}/data-tier.json"),
         }
     }
 
@@ -533,6 +534,7 @@ impl PlanStore {
         match question {
             Question::RpoGate => format!("answers/{plan}/{run_id}/{user_id}.json"),
             Question::Capacity => format!("answers/{plan}/{run_id}/capacity/{user_id}.json"),
+            Question::DataTier => format!("answers/{plan}/{run_id}/data-tier/{user_id}.json"),
         }
     }
 
@@ -759,6 +761,9 @@ pub enum Question {
     /// After the promotion, fewer compute instances can serve than the plan's minimum: move
     /// traffic on what is healthy, or not (`runbook::compute`).
     Capacity,
+    /// Some databases were promoted and another's promotion failed: move traffic with the data
+    /// tier split, or stop (`runbook::database::split_data_tier`).
+    DataTier,
 }
 
 /// A decision a run waits for: asked by the run (`pending`, with the question), taken by a human

@@ -111,12 +111,15 @@ impl RunDecision {
         let plan = store.plan_of_run(&state.run).await?;
         let caller = dr_core::aws::identity::caller(&clients.dr.sts).await?;
         let by = Principal { arn: caller.arn, user_id: caller.user_id };
-        // A run asks at most one question at a time: the capacity one comes after the promotion,
-        // so once asked it is the one waiting.
-        let question = match store.read_decision(&plan.name, &state.run.id, Question::Capacity).await? {
-            Some(_) => Question::Capacity,
-            None => Question::RpoGate,
-        };
+        // A run asks at most one question at a time: the data tier's and the capacity one come
+        // after the promotion (one or the other, never both), so once asked it is the one waiting.
+        let mut question = Question::RpoGate;
+        for later in [Question::DataTier, Question::Capacity] {
+            if store.read_decision(&plan.name, &state.run.id, later).await?.is_some() {
+                question = later;
+                break;
+            }
+        }
         let decision = store.decide(&plan, &state.run, question, verdict, &by, &self.reason).await?;
         output::print_json(&decision)
     }
@@ -401,6 +404,11 @@ fn line_of(
             Some((StepKey::CapacityDecision, budget)) => format!(
                 "started  {state}: below the plan's minimum compute after the promotion; it waits up to {} for\n            \
                  drctl run approve {arn} --reason WHY   (traffic moves on what serves; or drctl run reject ...)",
+                output::duration(*budget)
+            ),
+            Some((StepKey::DataTierDecision, budget)) => format!(
+                "started  {state}: the data tier failed; if a database was promoted and another not, it waits up to {} for\n            \
+                 drctl run approve {arn} --reason WHY   (traffic moves on the databases promoted; or drctl run reject ...)",
                 output::duration(*budget)
             ),
             Some((_, budget)) => format!("started  {state} (budget {})", output::duration(*budget)),

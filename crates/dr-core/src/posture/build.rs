@@ -513,6 +513,7 @@ fn run_event(report: &RunReport, legs: &[(String, String)]) -> Event {
         notes.push(format!("RPO gate refused: {refused}"));
     }
     notes.extend(report.shortfall.iter().map(|line| format!("reduced capacity: {line}")));
+    notes.extend(report.split_data_tier.iter().map(|line| format!("data tier split: {line}")));
     notes.extend(report.rolled_back.iter().cloned());
     // A dry run lost nothing and left the region as it was: its report's data loss is a forecast.
     let loss = report.data_loss.as_ref().filter(|_| run.mode == RunMode::Live);
@@ -640,6 +641,7 @@ fn question_name(question: Question) -> &'static str {
     match question {
         Question::RpoGate => "RPO gate",
         Question::Capacity => "capacity",
+        Question::DataTier => "data tier",
     }
 }
 
@@ -884,6 +886,7 @@ pub(crate) mod fixtures {
             }),
             gate_refused: None,
             shortfall: Vec::new(),
+            split_data_tier: None,
             rolled_back: Vec::new(),
         }
     }

@@ -60,6 +60,7 @@ impl StepKey {
             // A human answers within a quarter of the RTO (an hour of four), or the run fails.
             StepKey::Decision => (StepKey::Decision, 0.25),
             StepKey::CapacityDecision => (StepKey::CapacityDecision, 0.25),
+            StepKey::DataTierDecision => (StepKey::DataTierDecision, 0.25),
             StepKey::Promote | StepKey::PromoteStatus => (StepKey::Promote, 0.5),
             StepKey::Standby | StepKey::StandbyStatus | StepKey::Asg | StepKey::AsgStatus => (StepKey::Standby, 0.5),
             StepKey::FlipDns | StepKey::DnsStatus => (StepKey::FlipDns, 0.125),

@@ -48,6 +48,10 @@ pub struct RunbookState {
     /// minimum after the promotion: what it asks a human to decide on (`runbook::decision`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_error: Option<CaughtError>,
+    /// Set by the failover machine when an unplanned run's data tier branch fails: the error it
+    /// asks a human to decide on when some databases were promoted and another was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_tier_error: Option<CaughtError>,
     /// The execution running this state (`$$.Execution.Id`), where the state machine records it
     /// (before asking for a decision: the commands that answer name it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +111,7 @@ pub const STATE_RESULT_PATHS: &[&str] = &[
     "error",
     "gate_error",
     "capacity_error",
+    "data_tier_error",
     "execution",
     "report",
     "failure_report",
@@ -324,6 +329,7 @@ impl RunbookState {
             error: None,
             gate_error: None,
             capacity_error: None,
+            data_tier_error: None,
             execution: None,
         }
     }

@@ -22,6 +22,9 @@ pub enum StepKey {
     Decision,
     /// An unplanned run below its minimum compute after the promotion, waiting for a human.
     CapacityDecision,
+    /// An unplanned run whose data tier is split (a database promoted, another not), waiting for
+    /// a human.
+    DataTierDecision,
     Promote,
     PromoteStatus,
     Standby,
@@ -93,6 +96,9 @@ pub enum StepAction {
     /// The decision step's second question: an unplanned run below its minimum compute after
     /// the promotion asks a human whether to move traffic on what serves.
     Decide,
+    /// The decision step's third question: an unplanned run whose data tier is split asks a human
+    /// whether to move traffic on the databases promoted.
+    DecideDataTier,
     /// The custom-actions handler's, one per point of the run: the plan's custom actions at that
     /// point (`plan::ActionPoint`).
     BeforeDataTier,

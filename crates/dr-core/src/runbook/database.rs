@@ -3,13 +3,16 @@
 use aws_sdk_rds::types::Tag;
 
 use super::preflight::{LAG_AT_PROMOTION_TAG, PROMOTED_BY_RUN_TAG, promotion_tags};
-use super::status_record;
+use super::{decision, status_record};
 use crate::aws::lookup::{db_instance_tags, is_transient_rds_status, require_db_instance};
 use crate::aws::postgres::{self, Endpoint};
 use crate::aws::{AwsClients, once};
 use crate::error::{DrError, describe_sdk_error, sdk_error_code};
 use crate::plan::Database;
-use crate::run::{FailoverKind, Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer, ValidState};
+use crate::run::{
+    CaughtError, FailoverKind, Outcome, ResourceState, RunbookState, StepKey, StepRecord, StepTimer, ValidState,
+};
+use crate::store::Question;
 
 async fn replica(
     clients: &AwsClients,
@@ -367,6 +370,50 @@ pub async fn replica_status(clients: &AwsClients, state: &ValidState) -> Result<
         resources.push(resource);
     }
     status_record(timer, state, StepKey::PromoteStatus, ready, details.join("; "), resources)
+}
+
+/// The data tier's decision (the state machine asks it when an unplanned run's data tier branch
+/// failed): split, a human decides whether traffic moves on the databases promoted
+/// ([`decision::decision_about`]); whole (nothing promoted, or every database), nothing is asked:
+/// `checked`, not ready, and the state machine goes to the failure report with the branch's error.
+pub async fn data_tier_decision(clients: &AwsClients, state: &ValidState) -> Result<StepRecord, DrError> {
+    let split = split_data_tier(clients, state).await?;
+    // Asked already (a later poll): the answer stands for the tier as it was asked about.
+    if split.is_none() && state.step(StepKey::DataTierDecision).is_none() {
+        let timer = StepTimer::start("data-tier-decision", clients);
+        let error = state.data_tier_error.as_ref().map(CaughtError::reason).unwrap_or_default();
+        let detail = format!("nothing to decide: the data tier is whole after {error}");
+        return Ok(timer.finish(Outcome::Checked, false, detail, Vec::new()));
+    }
+    decision::decision_about(clients, state, Question::DataTier, split).await
+}
+
+/// Whether an unplanned run left its data tier split, and how: some databases promoted (or
+/// promoting) by this run, and another not (still a replica, or in a state its promotion will not
+/// leave). `None` when the data tier is whole: nothing was promoted, or every database was.
+/// Read from RDS, not from the step records: a promotion step that failed half-way left none.
+pub async fn split_data_tier(clients: &AwsClients, state: &ValidState) -> Result<Option<String>, DrError> {
+    let mut promoted = Vec::new();
+    let mut not_promoted = Vec::new();
+    for (_, instance) in replicas(clients, state).await? {
+        let status = instance.db_instance_status().unwrap_or("unknown");
+        let failed = !is_transient_rds_status(status) && status != "available";
+        let seen = observed(&instance);
+        let line = format!("{} ({})", seen.resource, seen.state);
+        if !failed && (standalone(&instance) || promoted_by(clients, state, &instance).await?) {
+            promoted.push(line);
+        } else {
+            not_promoted.push(line);
+        }
+    }
+    if promoted.is_empty() || not_promoted.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "the data tier is split: promoted {}; not promoted {}",
+        promoted.join(", "),
+        not_promoted.join(", ")
+    )))
 }
 
 /// A planned move made Paris's databases read-only (`ALTER DATABASE ... SET

@@ -2,7 +2,10 @@
 //! the RPO, or does not replicate), the run asks a human instead of failing, and waits. The same
 //! loop asks the second question an unplanned run can have ([`Question::Capacity`]): after the
 //! promotion, fewer compute instances can serve than the plan's minimum; approved, traffic moves
-//! on what serves; rejected or unanswered, the run stops (the database stays promoted).
+//! on what serves; rejected or unanswered, the run stops (the database stays promoted). And the
+//! third ([`Question::DataTier`]): one database promoted and another's promotion failed (the data
+//! tier split); approved, traffic moves on the databases promoted; rejected or unanswered, the run
+//! stops there. A data tier found whole asks nothing: the run fails with the branch's error.
 //!
 //! The state machine's loop (`Decision` -> `DecisionMade` -> `WaitForDecision`) asks this step
 //! again every `poll_seconds`; there are no task tokens, so the same definition runs on AWS and in
@@ -25,11 +28,15 @@ use crate::run::{
 };
 use crate::store::{Decision, DecisionStatus, PlanStore, Question};
 
+/// The fact of an approved split data tier (the report reads it).
+pub const SPLIT_FACT: &str = "split_data_tier";
+
 /// What the run asks about, and where the step's record goes.
 fn question_of(state: &RunbookState, question: Question) -> Result<(&CaughtError, StepKey), DrError> {
     let (refused, key, path) = match question {
         Question::RpoGate => (&state.gate_error, StepKey::Decision, "$.gate_error"),
         Question::Capacity => (&state.capacity_error, StepKey::CapacityDecision, "$.capacity_error"),
+        Question::DataTier => (&state.data_tier_error, StepKey::DataTierDecision, "$.data_tier_error"),
     };
     match refused {
         Some(refused) => Ok((refused, key)),
@@ -40,6 +47,16 @@ use crate::time;
 
 /// Asks for the decision once, then reads it: `ready` with the approval, not ready while pending.
 pub async fn decision(clients: &AwsClients, state: &ValidState, question: Question) -> Result<StepRecord, DrError> {
+    decision_about(clients, state, question, None).await
+}
+
+/// [`decision`], the question followed by what the run found (`context`).
+pub async fn decision_about(
+    clients: &AwsClients,
+    state: &ValidState,
+    question: Question,
+    context: Option<String>,
+) -> Result<StepRecord, DrError> {
     let Some(store) = PlanStore::of_run(clients, &state.run) else {
         return Err(DrError::InvalidInput {
             message: "a run that holds no plan state has nowhere to wait for a decision".into(),
@@ -48,12 +65,17 @@ pub async fn decision(clients: &AwsClients, state: &ValidState, question: Questi
     let (refused, key) = question_of(state, question)?;
     let timer = StepTimer::start(key.as_str(), clients);
     let budget = Budget::of(state, key, timer.started());
+    // The data tier's question says how it is split (read from RDS by `database`).
+    let question_text = match context {
+        Some(context) => format!("{}; {context}", refused.reason()),
+        None => refused.reason(),
+    };
     let asked = Decision {
         plan: state.plan.name.clone(),
         run_id: state.run.id.clone(),
         asks: question,
         status: DecisionStatus::Pending,
-        question: refused.reason(),
+        question: question_text,
         asked_at: timer.started(),
         execution_arn: state.execution.as_ref().map(|e| e.arn.clone()),
         deadline: timer.started() + chrono::Duration::from_std(budget.allowed).unwrap_or_default(),
@@ -116,6 +138,16 @@ pub async fn decision(clients: &AwsClients, state: &ValidState, question: Questi
                     crate::runbook::compute::SHORTFALL_FACT.into(),
                     format!(
                         "traffic moved below the plan's minimum, approved by {} ({}): {}",
+                        approval.by, approval.reason, decision.question
+                    ),
+                );
+                return Ok(asked_and_answered(record, &decision));
+            }
+            if question == Question::DataTier {
+                record.facts.insert(
+                    SPLIT_FACT.into(),
+                    format!(
+                        "traffic moved with the data tier split, approved by {} ({}): {}",
                         approval.by, approval.reason, decision.question
                     ),
                 );
@@ -203,6 +235,12 @@ fn decision_needed(state: &RunbookState, decision: &Decision) -> Notice {
             "move traffic now on what serves",
             "stop here: the database stays promoted, traffic stays where it is",
             "below minimum capacity after the promotion",
+        ),
+        Question::DataTier => (
+            "has promoted part of its data tier and waits: another database was not promoted",
+            "move traffic now on the databases promoted; the others stay as they are",
+            "stop here: the databases promoted stay promoted, traffic stays where it is",
+            "data tier split: a promotion failed after another",
         ),
     };
     let text = [

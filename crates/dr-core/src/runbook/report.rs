@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::compute::SHORTFALL_FACT;
 use super::database::{DIVERGED_BY_RUN_TAG, DIVERGED_FACT};
+use super::decision::SPLIT_FACT;
 use super::fence;
 use crate::aws::AwsClients;
 use crate::error::DrError;
@@ -177,6 +178,10 @@ pub struct RunReport {
     /// plan's minimum healthy capacity (`runbook::compute`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shortfall: Vec<String>,
+    /// An unplanned run that moved traffic with its data tier split, on a human's approval: which
+    /// databases were promoted and which not (`runbook::decision`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_data_tier: Option<String>,
     /// A planned move that failed after its fence and was rolled back: where the estate is, and
     /// what a human must do (the failover machine's `RollBackIfPlanned`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -322,6 +327,7 @@ pub fn build_report(state: &RunbookState, final_state: Vec<CheckRow>) -> RunRepo
         data_loss: Some(data_loss(state, state.gate())),
         gate_refused: state.gate_error.as_ref().map(CaughtError::reason),
         shortfall: state.steps.values().filter_map(|step| step.facts.get(SHORTFALL_FACT).cloned()).collect(),
+        split_data_tier: state.steps.values().find_map(|step| step.facts.get(SPLIT_FACT).cloned()),
         rolled_back: rolled_back(state),
     }
 }
@@ -378,6 +384,9 @@ fn write_markdown(md: &mut String, report: &RunReport) -> fmt::Result {
     }
     for shortfall in &report.shortfall {
         extra.push(format!("**Serving on reduced capacity:** {shortfall}"));
+    }
+    if let Some(split) = &report.split_data_tier {
+        extra.push(format!("**Data tier split:** {split}"));
     }
     for line in &report.rolled_back {
         extra.push(format!("**Roll-back:** {line}"));
@@ -556,6 +565,9 @@ pub fn notice(report: &RunReport) -> Notice {
     for shortfall in &report.shortfall {
         lines.push(format!("Reduced capacity: {shortfall}"));
     }
+    if let Some(split) = &report.split_data_tier {
+        lines.push(format!("Data tier split: {split}"));
+    }
     for line in &report.rolled_back {
         lines.push(capitalised(line));
     }
@@ -572,6 +584,7 @@ pub fn notice(report: &RunReport) -> Notice {
         .fact("rpo_met", a.rpo_met)
         .fact("direction", report.direction)
         .fact("shortfall", &report.shortfall)
+        .fact("split_data_tier", &report.split_data_tier)
         .fact("rolled_back", &report.rolled_back)
 }
 
