@@ -32,8 +32,8 @@ use dr_emulator::control::{route53_answer, route53_misses_datapoints};
 use dr_emulator::estate::{SeedOptions, create_routing_health_check, put_routing_alarm, seed};
 use dr_emulator::outage::{Outage, simulate_outage, simulate_recovery};
 use dr_tests::{
-    emulator_clients, failover_input, is_route53_api, isolated_plan, recorded_executions, run_failover, seeded_estate,
-    trigger_context, unique_suffix,
+    emulator_clients, failover_input, failover_under_faults, is_route53_api, isolated_plan, recorded_executions,
+    run_failover, seeded_estate, trigger_context, unique_suffix,
 };
 
 /// What DNS answers for the plan's record now.
@@ -275,18 +275,7 @@ async fn the_detection_check_on_the_primary_record_is_refused_in_the_plan_and_na
 
 #[tokio::test(flavor = "multi_thread")]
 async fn record_upsert_moves_every_record_in_one_batch_and_dns_follows() {
-    let mut plan = isolated_plan();
-    plan.dns.strategy = DnsStrategy::RecordUpsert;
-    plan.dns.routing = None;
-    // A second failover pair in the zone: the storefront beside the application.
-    let mut storefront = plan.dns.records[0].clone();
-    storefront.record = storefront.record.replacen("app.", "www.", 1);
-    storefront.primary.value = "storefront-paris.example.net".into();
-    storefront.secondary.value = "storefront-ireland.example.net".into();
-    plan.dns.records.push(storefront);
-    plan.validate().expect("two records");
-    let clients = emulator_clients(&plan).await;
-    seed(&clients, &plan, SeedOptions::default()).await.expect("seeding");
+    let (plan, clients) = two_records_moved_by_upsert().await;
     let readiness = check_plan(&clients, &plan, Scope::Full).await;
     assert!(readiness.is_ready(), "{:#?}", readiness.rows);
     for record in &plan.dns.records {
@@ -306,6 +295,45 @@ async fn record_upsert_moves_every_record_in_one_batch_and_dns_follows() {
     for record in &plan.dns.records {
         assert_eq!(answer(&clients, record).await, record.secondary.value, "{}", record.record);
     }
+}
+
+/// Under 20 % throttling and half the answers lost, the batch that moves both records takes
+/// effect once (a lost answer is read back, not sent again), and DNS answers Ireland for each.
+#[tokio::test(flavor = "multi_thread")]
+async fn record_upsert_under_throttling_and_lost_answers_changes_both_records_once() {
+    let (plan, clients) = two_records_moved_by_upsert().await;
+    let run_id = format!("upsert-faults-{}", unique_suffix());
+    let (execution, stopped, injected) =
+        failover_under_faults(&clients, &plan, 47, &run_id, dr_tests::run_failover_polling).await;
+    assert_eq!(execution.status, "SUCCEEDED", "re-runs after {stopped:?}: {execution:#?}");
+    eprintln!("two records under {:?}: re-runs after {stopped:?}", injected.injected);
+    let batches: u32 = injected
+        .applied
+        .iter()
+        .filter(|call| call.operation == "ChangeResourceRecordSets")
+        .map(|call| call.times)
+        .sum();
+    assert_eq!(batches, 1, "one change batch, once: {injected:#?}");
+    for record in &plan.dns.records {
+        assert_eq!(answer(&clients, record).await, record.secondary.value, "{}", record.record);
+    }
+}
+
+/// The isolated plan with `record-upsert` and a second failover pair in the zone (the storefront
+/// beside the application), seeded.
+async fn two_records_moved_by_upsert() -> (Plan, AwsClients) {
+    let mut plan = isolated_plan();
+    plan.dns.strategy = DnsStrategy::RecordUpsert;
+    plan.dns.routing = None;
+    let mut storefront = plan.dns.records[0].clone();
+    storefront.record = storefront.record.replacen("app.", "www.", 1);
+    storefront.primary.value = "storefront-paris.example.net".into();
+    storefront.secondary.value = "storefront-ireland.example.net".into();
+    plan.dns.records.push(storefront);
+    plan.validate().expect("two records");
+    let clients = emulator_clients(&plan).await;
+    seed(&clients, &plan, SeedOptions::default()).await.expect("seeding");
+    (plan, clients)
 }
 
 async fn answer(clients: &AwsClients, record: &dr_core::plan::DnsRecord) -> String {
