@@ -155,6 +155,7 @@ fn sample_evidence() -> Evidence {
             RunInfo::new(restore_id, at("2026-10-15T02:00:00Z"), "schedule: monthly restore test"),
             RunStatus::Succeeded,
         ),
+        database: "db-paris".into(),
         instance: format!("{restore_id}-db"),
         snapshot: Some("rds:db-paris-2026-10-15-01-00".into()),
         snapshot_created_at: Some(at("2026-10-15T01:00:00Z")),

@@ -17,7 +17,7 @@ use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::describe_db_instance;
 use dr_core::plan::SnapshotSource;
 use dr_core::restore::{EXPIRES_AT_TAG, RESTORE_TEST_TAG, RestoreReport, instance_id, janitor, start_restore_tests};
-use dr_core::run::{RunStatus, RunbookState, StepAction};
+use dr_core::run::{RunStatus, RunbookState, StepAction, StepRecord};
 use dr_core::time;
 use dr_tests::{recorded_executions, restore_input, run_restore_test, seeded_estate, trigger_context, unique_suffix};
 
@@ -156,6 +156,44 @@ async fn the_monthly_start_runs_a_restore_test_of_each_published_plan() {
     assert_eq!(input.run.plan, Some(plan.reference().expect("a version")), "the published plan, by name and version");
     // The recorded input runs as is.
     assert_eq!(run_restore_test(&input).status, "SUCCEEDED");
+}
+
+/// An estate with two databases: the monthly start restores each in its own run (its own
+/// snapshot, instance and report); a run naming a database the plan does not have is refused by
+/// name before any restore.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_monthly_start_restores_each_database_of_an_estate_in_its_own_run() {
+    let (plan, clients) = dr_tests::seeded_estate_with(dr_tests::with_second_database).await;
+    let ctx = trigger_context(&plan, &clients).await;
+    let started = start_restore_tests(&ctx.store, &ctx.starter, &ctx.plan_names, time::now()).await.expect("started");
+    let tested: Vec<&str> = started.iter().map(|s| s.database.as_str()).collect();
+    let primaries: Vec<&str> = plan.databases.iter().map(|db| db.primary_instance.as_str()).collect();
+    assert_eq!(tested, primaries, "{started:#?}");
+    let executions = recorded_executions(&clients, &plan).await;
+    let mut instances = Vec::new();
+    for (run, db) in started.iter().zip(&plan.databases) {
+        let (_, input) = executions.iter().find(|(name, _)| *name == run.run_id).expect("recorded");
+        let input: RunbookState = serde_json::from_value(input.clone()).expect("a restore-test input");
+        assert_eq!(input.run.restore_database.as_deref(), Some(db.primary_instance.as_str()));
+        let execution = run_restore_test(&input);
+        assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+        let report = stored_report(&clients, &plan, &run.run_id).await;
+        assert_eq!(report.database, db.primary_instance);
+        let snapshot = report.snapshot.clone().unwrap_or_default();
+        assert!(snapshot.starts_with(&db.primary_instance), "its own database's snapshot: {report:#?}");
+        assert!(report.cleaned_up && report.rto_met == Some(true), "{report:#?}");
+        instances.push(report.instance);
+    }
+    assert_ne!(instances[0], instances[1], "each run its own temporary instance");
+
+    let mut unknown = restore_input(&plan).await;
+    unknown.run.restore_database = Some("db-not-in-the-plan".into());
+    let execution = run_restore_test(&unknown);
+    assert_eq!(execution.status, "FAILED", "{execution:#?}");
+    assert_eq!(execution.error.as_deref(), Some("InvalidInput"), "{execution:#?}");
+    let report = stored_report(&clients, &plan, &unknown.run.id).await;
+    let mutating: usize = report.steps.iter().map(StepRecord::mutating_calls).sum();
+    assert_eq!(mutating, 0, "nothing restored: {report:#?}");
 }
 
 #[tokio::test]

@@ -17,12 +17,16 @@ pub enum RestoreTestCommand {
     Input {
         #[command(flatten)]
         plan: PlanArg,
+        /// The database to restore, by its primary instance (default: the plan's first; the
+        /// monthly schedule restores each in its own run).
+        #[arg(long)]
+        database: Option<String>,
     },
 }
 
 impl RestoreTestCommand {
     pub fn run(self) -> Result<ExitCode, DrError> {
-        let RestoreTestCommand::Input { plan } = self;
-        output::print_json(&restore_test_input(&plan.load()?, time::now(), "manual: drctl")?)
+        let RestoreTestCommand::Input { plan, database } = self;
+        output::print_json(&restore_test_input(&plan.load()?, database.as_deref(), time::now(), "manual: drctl")?)
     }
 }

@@ -564,12 +564,20 @@ impl Plan {
         })
     }
 
-    /// The database the monthly restore test restores: the plan's first. (An estate's other
-    /// databases are not restore-tested yet.)
-    pub fn restore_tested_database(&self) -> Result<&Database, DrError> {
-        self.databases
-            .first()
-            .ok_or_else(|| DrError::InvalidInput { message: format!("plan {} names no database", self.name) })
+    /// A database by its primary instance (a restore test's `run.restore_database`), or the
+    /// plan's first when none is named.
+    pub fn database_named(&self, primary_instance: Option<&str>) -> Result<&Database, DrError> {
+        let found = match primary_instance {
+            Some(name) => self.databases.iter().find(|db| db.primary_instance == name),
+            None => self.databases.first(),
+        };
+        found.ok_or_else(|| DrError::InvalidInput {
+            message: format!(
+                "plan {} names no database {}",
+                self.name,
+                primary_instance.map_or("at all".to_string(), |name| format!("with primary instance {name}"))
+            ),
+        })
     }
 
     /// Where a standby group's field is, in problems: `standby_instances.FIELD` in a plan with one

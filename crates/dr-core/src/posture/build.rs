@@ -601,7 +601,8 @@ fn restore_event(report: &RestoreReport) -> Event {
     let run = &report.head.run;
     let snapshot = report.snapshot.as_deref().unwrap_or("none found");
     let mut notes = vec![format!(
-        "snapshot {snapshot}{}",
+        "database {}: snapshot {snapshot}{}",
+        report.database,
         report.snapshot_created_at.map(|at| format!(" (created {})", time::rfc3339(at))).unwrap_or_default()
     )];
     notes.push(format!("validation: {}", report.validation.as_deref().unwrap_or("not reached")));
@@ -938,6 +939,7 @@ pub(crate) mod fixtures {
                 generated_at: at(start),
                 locations: Vec::new(),
             },
+            database: "db-paris".into(),
             instance: format!("{id}-db"),
             snapshot: Some("rds:db-paris-2026".into()),
             snapshot_created_at: Some(at(start)),

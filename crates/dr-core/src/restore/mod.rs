@@ -1,5 +1,5 @@
-//! The monthly restore test: restore the newest snapshot of the protected database in Ireland
-//! into a temporary instance, validate it, measure it against the RTO and RPO, always delete
+//! The monthly restore test: restore the newest snapshot of a protected database in Ireland
+//! into a temporary instance (each database of an estate in its own run: [`restore_test_inputs`]), validate it, measure it against the RTO and RPO, always delete
 //! it, and report. The logic behind every Task of `statemachines/restore-test.asl.json`, and the
 //! janitor that deletes leaked restore-test instances.
 //!
@@ -69,14 +69,17 @@ pub(crate) fn settings(state: &RunbookState) -> Result<&RestoreTest, DrError> {
         .ok_or_else(|| DrError::InvalidInput { message: format!("plan {} has no [restore_test]", state.plan.name) })
 }
 
-/// The temporary instance of a run: `dr-restore-test-<run id>`, a valid RDS identifier.
+/// The temporary instance of a run: `dr-restore-test-<run id>`, a valid RDS identifier (63
+/// characters at most). A longer run id keeps its end, the time and the database's number that
+/// tell runs apart; its start (the plan's name) is in the instance's tags.
 pub fn instance_id(run_id: &str) -> String {
-    let mut id = format!("{INSTANCE_PREFIX}{}", run_id.to_ascii_lowercase().replace('_', "-"));
-    while id.contains("--") {
-        id = id.replace("--", "-");
+    let mut run = run_id.to_ascii_lowercase().replace('_', "-");
+    while run.contains("--") {
+        run = run.replace("--", "-");
     }
-    id.truncate(63);
-    id.trim_end_matches('-').to_string()
+    let room = 63 - INSTANCE_PREFIX.len();
+    let kept = &run[run.len().saturating_sub(room)..];
+    format!("{INSTANCE_PREFIX}{}", kept.trim_matches('-'))
 }
 
 pub(crate) fn is_restore_test_instance(db: &DbInstance) -> bool {
@@ -150,16 +153,45 @@ pub async fn report_task(
     Box::pin(report::write_restore_report(clients, &state.clone().validated()?)).await
 }
 
-/// The execution input of a restore test of `plan`, started now: run id `restore-<time>`.
-pub fn restore_test_input(plan: &Plan, now: Timestamp, trigger: &str) -> Result<RunbookState, DrError> {
+/// The execution inputs of a restore test of `plan` started now, one per database (each its own
+/// run, instance and report). One database: run id `<plan>-restore-<time to the second>`, as
+/// before estates; several: `<plan>-restore<n>-<time to the minute>` (n from 1, in the plan's
+/// order). Either is at most 64 characters (a plan's name has 40 at most, n 2 digits).
+pub fn restore_test_inputs(plan: &Plan, now: Timestamp, trigger: &str) -> Result<Vec<RunbookState>, DrError> {
     if plan.restore_test.is_none() {
         return Err(DrError::InvalidInput { message: format!("plan {} has no [restore_test]", plan.name) });
     }
-    // `<plan>-restore-<time to the second>`: at most 64 characters, unique per plan and second.
-    let run_id = format!("{}-restore-{}", plan.name, time::compact(now).trim_end_matches('Z'));
-    let state = RunbookState::new(plan.clone(), RunInfo::new(run_id, now, trigger));
-    state.validate()?;
-    Ok(state)
+    let second = time::compact(now);
+    let second = second.trim_end_matches('Z');
+    let several = plan.databases.len() > 1;
+    let mut inputs = Vec::with_capacity(plan.databases.len());
+    for (index, db) in plan.databases.iter().enumerate() {
+        let run_id = if several {
+            format!("{}-restore{}-{}", plan.name, index + 1, &second[..second.len().saturating_sub(2)])
+        } else {
+            format!("{}-restore-{second}", plan.name)
+        };
+        let mut run = RunInfo::new(run_id, now, trigger);
+        run.restore_database = several.then(|| db.primary_instance.clone());
+        let state = RunbookState::new(plan.clone(), run);
+        state.validate()?;
+        inputs.push(state);
+    }
+    Ok(inputs)
+}
+
+/// The input of a restore test of one database of `plan` (its primary instance; the first when
+/// `None`), started now.
+pub fn restore_test_input(
+    plan: &Plan,
+    database: Option<&str>,
+    now: Timestamp,
+    trigger: &str,
+) -> Result<RunbookState, DrError> {
+    let tested = plan.database_named(database)?;
+    let inputs = restore_test_inputs(plan, now, trigger)?;
+    let index = plan.databases.iter().position(|db| db.primary_instance == tested.primary_instance).unwrap_or(0);
+    inputs.into_iter().nth(index).ok_or_else(|| DrError::Internal { message: "no restore-test input".into() })
 }
 
 /// A restore test the scheduled start began.
@@ -167,10 +199,13 @@ pub fn restore_test_input(plan: &Plan, now: Timestamp, trigger: &str) -> Result<
 pub struct StartedRestoreTest {
     pub plan: String,
     pub run_id: String,
+    /// The database it restores (its primary instance).
+    pub database: String,
     pub execution_arn: String,
 }
 
-/// The monthly start: a restore test of every served plan that has a `[restore_test]`.
+/// The monthly start: a restore test of each database of every served plan that has a
+/// `[restore_test]`.
 pub async fn start_restore_tests(
     store: &PlanStore,
     starter: &Starter,
@@ -184,9 +219,11 @@ pub async fn start_restore_tests(
             tracing::info!(plan = %plan.name, "no [restore_test]: skipped");
             continue;
         }
-        let input = restore_test_input(&plan, now, "schedule: monthly restore test")?;
-        let execution_arn = starter.start(&input).await?;
-        started.push(StartedRestoreTest { plan: plan.name, run_id: input.run.id, execution_arn });
+        for input in restore_test_inputs(&plan, now, "schedule: monthly restore test")? {
+            let database = plan.database_named(input.run.restore_database.as_deref())?.primary_instance.clone();
+            let execution_arn = starter.start(&input).await?;
+            started.push(StartedRestoreTest { plan: plan.name.clone(), run_id: input.run.id, database, execution_arn });
+        }
     }
     Ok(started)
 }
@@ -200,5 +237,11 @@ mod tests {
         assert_eq!(instance_id("restore-20261123T150405Z"), "dr-restore-test-restore-20261123t150405z");
         let long = instance_id(&format!("{}__x-", "a".repeat(60)));
         assert!(long.len() <= 63 && long.starts_with(INSTANCE_PREFIX) && !long.ends_with('-') && !long.contains("--"));
+        // The longest plan name: each database's run keeps its own instance.
+        let plan = "p".repeat(40);
+        let (first, twentieth) = (format!("{plan}-restore1-20261207T2256"), format!("{plan}-restore20-20261207T2256"));
+        assert!(first.len() <= 64 && twentieth.len() <= 64);
+        assert_ne!(instance_id(&first), instance_id(&twentieth));
+        assert!(instance_id(&twentieth).ends_with("restore20-20261207t2256"), "{}", instance_id(&twentieth));
     }
 }

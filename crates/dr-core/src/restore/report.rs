@@ -18,6 +18,9 @@ use crate::time::{self, Timestamp};
 pub struct RestoreReport {
     #[serde(flatten)]
     pub head: Head,
+    /// The database restored (its primary instance): an estate's each in its own run.
+    #[serde(default)]
+    pub database: String,
     pub instance: String,
     pub snapshot: Option<String>,
     pub snapshot_created_at: Option<Timestamp>,
@@ -49,6 +52,11 @@ pub fn build_restore_report(state: &RunbookState) -> RestoreReport {
     let succeeded = state.error.is_none() && validation.is_some() && cleaned_up;
     RestoreReport {
         head: Head::of(state, RunStatus::of(false, succeeded)),
+        database: state
+            .plan
+            .database_named(state.run.restore_database.as_deref())
+            .map(|db| db.primary_instance.clone())
+            .unwrap_or_default(),
         instance: instance_id(&state.run.id),
         snapshot: fact(SNAPSHOT_FACT),
         snapshot_created_at: fact(SNAPSHOT_CREATED_FACT).and_then(|at| time::parse(&at).ok()),
@@ -72,6 +80,7 @@ fn write_markdown(md: &mut String, report: &RestoreReport) -> fmt::Result {
     let snapshot = report.snapshot.as_deref().unwrap_or("none");
     let created = report.snapshot_created_at.map_or("n/a".to_string(), time::rfc3339);
     let extra = [
+        format!("**Database:** {}", report.database),
         format!("**Snapshot:** {snapshot} (created {created})"),
         format!(
             "**Temporary instance:** {} ({})",
@@ -139,6 +148,7 @@ pub async fn write_restore_report(clients: &AwsClients, state: &ValidState) -> R
     report::publish_run_metrics(clients, &report.head, RunKind::RestoreTest, &rto_objective).await;
     let [rto, rpo] = objectives(&report).map(|objective| objective.line());
     let lines = vec![
+        format!("Database {}", report.database),
         rto,
         rpo,
         format!(

@@ -61,7 +61,7 @@ pub async fn find_snapshot(clients: &AwsClients, state: &ValidState) -> Result<S
     let test = settings(state)?;
     let timer = StepTimer::start("find-snapshot", clients);
     // Copies are manual snapshots, or AWS Backup's (which DescribeDBSnapshots lists only when asked).
-    let tested = state.plan.restore_tested_database()?;
+    let tested = state.plan.database_named(state.run.restore_database.as_deref())?;
     let (database, kinds) = match test.snapshot_source {
         SnapshotSource::Automated => (&tested.replica_instance, &["automated"][..]),
         SnapshotSource::CrossRegionCopy => (&tested.primary_instance, &["manual", "awsbackup"][..]),

@@ -161,6 +161,10 @@ pub struct RunInfo {
     /// the plan store: a two-person plan's approvals are checked against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_by: Option<Principal>,
+    /// The database a restore test restores (its primary instance, as the plan names it): each
+    /// database of an estate is restore-tested in its own run. Absent: the plan's first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_database: Option<String>,
     /// The published plan the run acts on, by name and version ([`RunbookState::new`] sets it);
     /// each step loads it from the deployment's plan store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,6 +192,7 @@ impl RunInfo {
             game_day: false,
             round_trip: None,
             started_by: None,
+            restore_database: None,
             plan: None,
             plan_state: None,
             poll_seconds: 0,

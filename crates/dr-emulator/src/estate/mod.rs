@@ -583,7 +583,15 @@ async fn seed_restore_test(clients: &AwsClients, plan: &Plan) -> Result<(), DrEr
     if test.snapshot_source != dr_core::plan::SnapshotSource::CrossRegionCopy {
         return Ok(());
     }
-    let primary = &plan.restore_tested_database()?.primary_instance;
+    // Each database is restore-tested in its own run.
+    for db in &plan.databases {
+        copy_a_snapshot_to_ireland(clients, &db.primary_instance).await?;
+    }
+    Ok(())
+}
+
+/// A snapshot of `primary` in Paris, copied to Ireland as `<primary>-copy` (unless there).
+async fn copy_a_snapshot_to_ireland(clients: &AwsClients, primary: &str) -> Result<(), DrError> {
     let copy_id = format!("{primary}-copy");
     let copies = clients.dr.rds.describe_db_snapshots().db_snapshot_identifier(&copy_id).send().await;
     if copies.is_ok_and(|c| !c.db_snapshots().is_empty()) {
