@@ -212,6 +212,44 @@ async fn the_alarm_triggers_preparation_may_grant_ec2_the_standby_key() {
     assert_eq!(decision, "ImplicitlyDenied", "a grant not made through EC2");
 }
 
+/// With prepare_while_confirming, the alarm trigger raises the plan's ECS services with the DR
+/// group and gives them back on a flap: its role may describe, update and read the tags of those
+/// services, and tag them with `dr-prepared-desired` only; no other service, no other tag key.
+#[tokio::test]
+async fn the_alarm_triggers_preparation_may_raise_and_mark_the_plans_ecs_services_only() {
+    let mut plan = dr_tests::isolated_plan();
+    dr_tests::with_ecs_services(&mut plan);
+    if let Some(trigger) = plan.trigger.as_mut() {
+        trigger.prepare_while_confirming = true;
+    }
+    let clients = emulator_clients(&plan).await;
+    seed(&clients, &plan, SeedOptions::default()).await.expect("the estate");
+    let deployment = dr_emulator::iam::deployment_id(&plan, None);
+    let service = &plan.ecs_services[0];
+    let arn = format!("arn:aws:ecs:eu-west-1:123456789012:service/{}/{}", service.cluster, service.service);
+    let other = format!("arn:aws:ecs:eu-west-1:123456789012:service/{}/someone-elses", service.cluster);
+    let decide = |action: &'static str, resource: String, context: serde_json::Value| {
+        let clients = clients.clone();
+        let deployment = deployment.clone();
+        async move {
+            dr_emulator::iam::simulate(&clients, &deployment, "AlarmTriggerFunction", action, &resource, context)
+                .await
+                .expect("a decision")
+        }
+    };
+    let region = serde_json::json!({ "aws:RequestedRegion": "eu-west-1" });
+    for action in ["ecs:DescribeServices", "ecs:UpdateService", "ecs:ListTagsForResource"] {
+        assert_eq!(decide(action, arn.clone(), region.clone()).await, "Allowed", "{action}");
+        assert_eq!(decide(action, other.clone(), region.clone()).await, "ImplicitlyDenied", "{action} elsewhere");
+    }
+    let mark = serde_json::json!({ "aws:RequestedRegion": "eu-west-1", "aws:TagKeys": ["dr-prepared-desired"] });
+    let foreign = serde_json::json!({ "aws:RequestedRegion": "eu-west-1", "aws:TagKeys": ["owner"] });
+    for action in ["ecs:TagResource", "ecs:UntagResource"] {
+        assert_eq!(decide(action, arn.clone(), mark.clone()).await, "Allowed", "{action}");
+        assert_eq!(decide(action, arn.clone(), foreign.clone()).await, "ImplicitlyDenied", "{action} owner");
+    }
+}
+
 /// Lambda's VPC policy (network interfaces) is attached to the functions that may run in the
 /// database's VPC only when the deployment gives them one: SAM attached it whenever a function's
 /// `VpcConfig` was present, even as an `!If` with no VPC.

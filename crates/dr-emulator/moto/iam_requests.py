@@ -582,6 +582,20 @@ def _ecs_services(action):
     return build
 
 
+def _ecs_tagging(action):
+    """ECS's TagResource, UntagResource and ListTagsForResource: on `resourceArn`, with
+    aws:TagKeys from the tags set (`tags`: [{key, value}]) or removed (`tagKeys`) (the Service
+    Authorization Reference, Amazon ECS: TagResource and UntagResource take aws:TagKeys)."""
+
+    def build(request):
+        keys = [tag.get("key", "") for tag in request.params.get("tags") or []]
+        keys += request.params.get("tagKeys") or []
+        context = {"aws:TagKeys": sorted(keys)} if keys else {}
+        return [(action, request.params.get("resourceArn", ""), context)]
+
+    return build
+
+
 def _states(action, field_name):
     def build(request):
         return [(action, request.params.get(field_name, ""), {})]
@@ -616,6 +630,9 @@ OPERATIONS = {
     ("ec2", "DescribeInstanceTypes"): _everything("ec2:DescribeInstanceTypes"),
     ("ecs", "DescribeServices"): _ecs_services("ecs:DescribeServices"),
     ("ecs", "UpdateService"): _ecs_services("ecs:UpdateService"),
+    ("ecs", "TagResource"): _ecs_tagging("ecs:TagResource"),
+    ("ecs", "UntagResource"): _ecs_tagging("ecs:UntagResource"),
+    ("ecs", "ListTagsForResource"): _ecs_tagging("ecs:ListTagsForResource"),
     ("autoscaling", "DescribeAutoScalingGroups"): _everything("autoscaling:DescribeAutoScalingGroups"),
     ("autoscaling", "UpdateAutoScalingGroup"): _asg_update,
     ("autoscaling", "CreateOrUpdateTags"): _asg_tags_change("autoscaling:CreateOrUpdateTags"),

@@ -293,6 +293,8 @@ pub enum EcsServiceFound {
 /// What the compute branch and readiness read of a service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EcsServiceStatus {
+    /// The service's ARN, when ECS gives it (a preparation marks the service by it).
+    pub arn: Option<String>,
     pub desired: i32,
     pub running: i32,
     pub pending: i32,
@@ -354,6 +356,7 @@ pub async fn describe_ecs_services(
                         EcsServiceFound::ServiceMissing(format!("status {}", service.status().unwrap_or("unknown")))
                     }
                     Some(service) => EcsServiceFound::Found(EcsServiceStatus {
+                        arn: service.service_arn().map(str::to_string),
                         desired: service.desired_count(),
                         running: service.running_count(),
                         pending: service.pending_count(),

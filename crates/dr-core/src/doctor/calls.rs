@@ -365,6 +365,54 @@ const TASK_FUNCTIONS: &[&str] = &[
     "RoundTripFunction",
 ];
 
+/// The alarm trigger's preparation while confirming: the runbook's own start and raise, marked
+/// first, and the undo of a flap (`trigger::prepare`). The tag-key conditions hold for the one key
+/// each mark sets; the simulation asks for the call on each resource.
+fn prepare_while_confirming(t: &mut Table<'_>, found: &Found) {
+    let d = t.plan.dr_region.clone();
+    let trigger = "AlarmTriggerFunction";
+    t.add(
+        trigger,
+        &d,
+        &["ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups"],
+        "*".into(),
+        "preparing while confirming: the DR compute as it is",
+    );
+    for (arn, tag) in t.standby_instance_arns(found) {
+        t.add_with(
+            trigger,
+            &d,
+            &["ec2:StartInstances", "ec2:StopInstances", "ec2:CreateTags", "ec2:DeleteTags"],
+            arn,
+            &tag,
+            "a standby instance marked and started while confirming, stopped on a flap",
+        );
+    }
+    for asg in &t.plan.auto_scaling {
+        let group = found.dr_group_arns.get(&asg.group).cloned().unwrap_or_else(|| {
+            format!("arn:aws:autoscaling:{d}:{}:autoScalingGroup:*:autoScalingGroupName/{}", t.account(), asg.group)
+        });
+        t.add(
+            trigger,
+            &d,
+            &["autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"],
+            group,
+            "the DR group marked and raised while confirming, given back on a flap",
+        );
+    }
+    t.ecs_services(
+        trigger,
+        &[
+            "ecs:DescribeServices",
+            "ecs:UpdateService",
+            "ecs:ListTagsForResource",
+            "ecs:TagResource",
+            "ecs:UntagResource",
+        ],
+        "an ECS service marked and raised while confirming, given back on a flap",
+    );
+}
+
 /// The calls of every function of the stack for `plan`, on its resources.
 pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<ExpectedCall> {
     let mut t = Table { plan, stack, calls: Vec::new() };
@@ -746,6 +794,9 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
             "a confirmed outage starts the runbook",
         );
         t.publish("AlarmTriggerFunction", "the run started");
+        if trigger.prepare_while_confirming {
+            prepare_while_confirming(&mut t, found);
+        }
         // As the stack names its fence function (a stand-in stack without one has nothing to ask).
         if let Some(function) = stack.resource("FenceFunction").filter(|_| plan.fences_on_return()) {
             let fence = t.function_arn(&d, function);

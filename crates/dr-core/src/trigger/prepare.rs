@@ -1,5 +1,6 @@
 //! Preparing while confirming (`trigger.prepare_while_confirming`): the compute half of a
-//! failover (start the standby instances, raise the DR group: cheap and reversible) starts when
+//! failover (start the standby instances, raise the DR groups and ECS services: cheap and
+//! reversible) starts when
 //! the alarm arrives, with the runbook's own steps, while the trigger confirms the outage over
 //! its window; the promotion and the routing change wait for the confirmation. The runbook then
 //! finds the instances started and the group raised (its steps are idempotent: `AlreadyDone`)
@@ -8,9 +9,11 @@
 //! A flap or an unconfirmed outage undoes the preparation, and only the preparation: what it
 //! starts is marked first with the incident's run id (the instances it is about to start carry
 //! [`PREPARED_BY_TAG`]; the DR group, before it is raised, [`PREPARED_CAPACITY_TAG`] with the run
-//! id and its capacity then). The undo stops only the instances marked for this run and gives the
-//! group back the capacity it had, never the plan's standby size: an instance an operator started
-//! by hand, or a group an operator raised, is theirs and stays as they left it. The marks outlive
+//! id and its capacity then; each ECS service, before it is raised, [`PREPARED_DESIRED_TAG`] with
+//! the run id and its desired count then). The undo stops only the instances marked for this run
+//! and gives each group and service back the capacity it had, never the plan's standby size: an
+//! instance an operator started by hand, or a group or service an operator raised, is theirs and
+//! stays as they left it. The marks outlive
 //! the invocation, so the schedule's later undo of the same incident finds them.
 //!
 //! Both are best effort: a preparation that fails delays nothing (the runbook starts the compute
@@ -22,8 +25,11 @@ use std::time::Duration;
 
 use aws_sdk_autoscaling::types::Tag as AsgTag;
 use aws_sdk_ec2::types::{InstanceStateName, Tag};
+use aws_sdk_ecs::types::Tag as EcsTag;
 
-use crate::aws::lookup::{StandbyInstance, describe_auto_scaling_group, describe_standby_instances};
+use crate::aws::lookup::{
+    EcsServiceFound, StandbyInstance, describe_auto_scaling_group, describe_ecs_services, describe_standby_instances,
+};
 use crate::aws::{AwsClients, once};
 use crate::error::DrError;
 use crate::plan::Plan;
@@ -39,6 +45,9 @@ use crate::time;
 pub const PREPARED_BY_TAG: &str = "dr-prepared-by";
 /// On the DR group a preparation raised: `<run id> <min>/<desired>/<max>`, its capacity before.
 pub const PREPARED_CAPACITY_TAG: &str = "dr-prepared-capacity";
+
+/// On each ECS service a preparation raised: `<run id> <desired count before>`.
+pub const PREPARED_DESIRED_TAG: &str = "dr-prepared-desired";
 
 /// How often the undo asks the stand-down again (an instance still `pending` cannot be stopped).
 pub const UNDO_POLL: Duration = Duration::from_secs(5);
@@ -67,12 +76,17 @@ pub async fn prepare(clients: &AwsClients, plan: &Plan, run_id: &str) -> String 
         },
         Err(err) => done.push(format!("standby instances not started: not marked ({}: {err})", err.name())),
     }
-    match mark_group(clients, plan, run_id).await {
+    // The runbook's raise moves the groups and the ECS services together: each marked first.
+    let marked = match mark_group(clients, plan, run_id).await {
+        Ok(()) => mark_services(clients, plan, run_id).await,
+        Err(err) => Err(err),
+    };
+    match marked {
         Ok(()) => match compute::scale_asg(clients, &state).await {
             Ok(record) => done.push(record.detail),
-            Err(err) => done.push(format!("group not raised ({}: {err})", err.name())),
+            Err(err) => done.push(format!("groups and services not raised ({}: {err})", err.name())),
         },
-        Err(err) => done.push(format!("group not raised: not marked ({}: {err})", err.name())),
+        Err(err) => done.push(format!("groups and services not raised: not marked ({}: {err})", err.name())),
     }
     tracing::info!(plan = %plan.name, step = "prepare-while-confirming", "{}", done.join("; "));
     format!("prepared while confirming: {}", done.join("; "))
@@ -137,6 +151,103 @@ async fn mark_one_group(clients: &AwsClients, asg: &crate::plan::AutoScaling, ru
     Ok(())
 }
 
+/// Tags each ECS service the raise will change with the run id and its desired count now. This
+/// run's own mark (a preparation asked again) keeps the count it recorded; another incident's is
+/// replaced. A service ECS does not find is left to the raise, which names it.
+async fn mark_services(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<(), DrError> {
+    if plan.ecs_services.is_empty() {
+        return Ok(());
+    }
+    let found = describe_ecs_services(&clients.dr.ecs, &plan.ecs_services).await?;
+    for (service, found) in plan.ecs_services.iter().zip(found) {
+        let EcsServiceFound::Found(status) = found else { continue };
+        let Some(arn) = &status.arn else { continue };
+        if status.desired >= i32::from(service.failover_count) {
+            continue;
+        }
+        if prepared_desired(clients, arn).await?.is_some_and(|(by, _)| by == run_id) {
+            continue;
+        }
+        // Setting the same tag twice is harmless: the SDK's retries stay on.
+        let tag = EcsTag::builder().key(PREPARED_DESIRED_TAG).value(format!("{run_id} {}", status.desired)).build();
+        clients
+            .dr
+            .ecs
+            .tag_resource()
+            .resource_arn(arn)
+            .tags(tag)
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("ecs", "TagResource", e))?;
+    }
+    Ok(())
+}
+
+/// A service's preparation mark: (run id, desired count before), when it has a well-formed one.
+async fn prepared_desired(clients: &AwsClients, arn: &str) -> Result<Option<(String, i32)>, DrError> {
+    let tags = clients
+        .dr
+        .ecs
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|e| DrError::from_sdk("ecs", "ListTagsForResource", e))?;
+    let mark = tags.tags().iter().find(|tag| tag.key() == Some(PREPARED_DESIRED_TAG)).and_then(|tag| tag.value());
+    Ok(mark.and_then(|value| {
+        let (run_id, desired) = value.split_once(' ')?;
+        Some((run_id.to_string(), desired.parse().ok()?))
+    }))
+}
+
+/// Gives each ECS service this run's preparation raised the desired count its mark recorded, and
+/// drops the mark. ECS stops the tasks over the surplus by itself: nothing to wait for.
+async fn undo_services(
+    clients: &AwsClients,
+    plan: &Plan,
+    run_id: &str,
+    changed: &mut bool,
+    detail: &mut Vec<String>,
+) -> Result<(), DrError> {
+    if plan.ecs_services.is_empty() {
+        return Ok(());
+    }
+    let found = describe_ecs_services(&clients.dr.ecs, &plan.ecs_services).await?;
+    for (service, found) in plan.ecs_services.iter().zip(found) {
+        let EcsServiceFound::Found(status) = found else { continue };
+        let Some(arn) = &status.arn else { continue };
+        let Some((_, before)) = prepared_desired(clients, arn).await?.filter(|(by, _)| by == run_id) else {
+            continue;
+        };
+        if status.desired != before {
+            clients
+                .dr
+                .ecs
+                .update_service()
+                .cluster(&service.cluster)
+                .service(&service.service)
+                .desired_count(before)
+                .customize()
+                .config_override(once::ecs())
+                .send()
+                .await
+                .map_err(|e| DrError::from_sdk("ecs", "UpdateService", e))?;
+            *changed = true;
+            detail.push(format!("{} back to desired {before}", service.label()));
+        }
+        clients
+            .dr
+            .ecs
+            .untag_resource()
+            .resource_arn(arn)
+            .tag_keys(PREPARED_DESIRED_TAG)
+            .send()
+            .await
+            .map_err(|e| DrError::from_sdk("ecs", "UntagResource", e))?;
+    }
+    Ok(())
+}
+
 /// The group's preparation mark: (run id, capacity before), when it has a well-formed one.
 fn prepared_capacity(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Option<(String, (i32, i32, i32))> {
     let value = group.tags().iter().find(|tag| tag.key() == Some(PREPARED_CAPACITY_TAG))?.value()?;
@@ -149,7 +260,7 @@ fn prepared_capacity(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Op
 /// at most.
 pub async fn undo(clients: &AwsClients, store: &PlanStore, plan: &Plan, run_id: &str) -> String {
     let deadline = tokio::time::Instant::now() + UNDO_WAIT;
-    let mut changed = false;
+    let mut undone = Vec::new();
     loop {
         // Asked on every pass: a run that takes the plan meanwhile (another delivery, an operator)
         // owns the compute from then on, marks included, and its steps must not see it stopped.
@@ -161,14 +272,18 @@ pub async fn undo(clients: &AwsClients, store: &PlanStore, plan: &Plan, run_id: 
             Err(err) => return format!("preparation NOT undone: the plan state could not be read ({err})"),
         }
         let answer = undo_once(clients, plan, run_id).await;
-        if let Ok(pass) = &answer {
-            changed |= pass.changed;
+        if let Ok(pass) = &answer
+            && pass.changed
+        {
+            // What each pass changed, for the decision's detail: the last pass may only find it done.
+            undone.push(pass.detail.clone());
         }
         match answer {
-            Ok(pass) if pass.done && !changed => return format!("compute on standby: {}", pass.detail),
+            Ok(pass) if pass.done && undone.is_empty() => return format!("compute on standby: {}", pass.detail),
             Ok(pass) if pass.done => {
-                tracing::info!(plan = %plan.name, step = "undo-preparation", "{}", pass.detail);
-                return format!("preparation undone: {}", pass.detail);
+                let detail = undone.join("; ");
+                tracing::info!(plan = %plan.name, step = "undo-preparation", "{detail} ({})", pass.detail);
+                return format!("preparation undone: {detail}");
             }
             Ok(pass) if tokio::time::Instant::now() + UNDO_POLL >= deadline => {
                 tracing::warn!(plan = %plan.name, step = "undo-preparation", "{}", pass.detail);
@@ -236,6 +351,7 @@ async fn undo_once(clients: &AwsClients, plan: &Plan, run_id: &str) -> Result<Un
     for asg in &plan.auto_scaling {
         group_done &= undo_group(clients, &asg.group, run_id, &mut changed, &mut detail).await?;
     }
+    undo_services(clients, plan, run_id, &mut changed, &mut detail).await?;
     let done = instances_done && group_done;
     if detail.is_empty() {
         detail.push(if done {
