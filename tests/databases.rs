@@ -97,6 +97,9 @@ async fn one_database_over_the_rpo_asks_one_decision_for_the_data_tier_and_nothi
     assert_eq!(watched.status.code(), Some(0), "{shown}\n{}", String::from_utf8_lossy(&watched.stderr));
     for db in [first, second] {
         assert!(!is_replica(&clients, &db.replica_instance).await, "{} not promoted", db.replica_instance);
+        // The watch gives each database its own line under the step that changed it.
+        let line = format!("            {}: ", db.replica_instance);
+        assert!(shown.contains(&line), "no line for {} in the watch:\n{shown}", db.replica_instance);
     }
     let report: RunReport =
         serde_json::from_slice(&read_report(&clients, &plan, &run_id, "report.json").await).expect("report");

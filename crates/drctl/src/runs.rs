@@ -420,7 +420,15 @@ fn line_of(
                 .get(state)
                 .map(|at| format!(" in {}", output::duration((event.at - *at).to_std().unwrap_or_default())))
                 .unwrap_or_default();
-            format!("answered {state}{took}")
+            let mut text = format!("answered {state}{took}");
+            // Each resource as the step left it, once the step is ready (a status step not ready
+            // yet is asked again and says it then): an estate's every database, group, service
+            // and record has its own line.
+            let record = budgets.get(state).and_then(|(key, _)| event.record(*key)).filter(|record| record.ready);
+            for resource in record.iter().flat_map(|record| &record.resources) {
+                text.push_str(&format!("\n            {}: {}", resource.resource, resource.state));
+            }
+            text
         }
         Progress::Failed { error, cause } => format!("failed   {state}: {error}: {}", output::shorten(cause, 160)),
         Progress::Retried => format!("retried  {state}"),

@@ -138,6 +138,18 @@ pub struct StepEvent {
     pub state: String,
     #[serde(flatten)]
     pub progress: Progress,
+    /// A Task's answer as the state left it (`Done`): the execution state, with the step's record
+    /// at its `ResultPath`. Not printed as such: the follower reads each resource from the record.
+    #[serde(skip)]
+    pub output: Option<String>,
+}
+
+impl StepEvent {
+    /// The record a Task's answer wrote at `$.steps.<key>`, if the event carries one.
+    pub fn record(&self, key: StepKey) -> Option<super::StepRecord> {
+        let output: serde_json::Value = serde_json::from_str(self.output.as_deref()?).ok()?;
+        serde_json::from_value(output.get("steps")?.get(key.as_str())?.clone()).ok()
+    }
 }
 
 /// The history as the operator follows it: Tasks starting, ending, failing and retried, Waits,
@@ -149,8 +161,13 @@ pub fn step_events(history: &[HistoryEvent]) -> Vec<StepEvent> {
     let mut failed_last = false;
     for (index, event) in history.iter().enumerate() {
         let at = time::from_smithy(event.timestamp()).unwrap_or_else(time::now);
-        let line =
-            |state: &str, progress: Progress| StepEvent { id: event.id(), at, state: state.to_string(), progress };
+        let line = |state: &str, progress: Progress| StepEvent {
+            id: event.id(),
+            at,
+            state: state.to_string(),
+            progress,
+            output: None,
+        };
         let entered_name = event.state_entered_event_details().map(|d| d.name().to_string());
         let exited_name = event.state_exited_event_details().map(|d| d.name().to_string());
         match event.r#type() {
@@ -158,7 +175,9 @@ pub fn step_events(history: &[HistoryEvent]) -> Vec<StepEvent> {
                 events.push(line(entered_name.as_deref().unwrap_or_default(), Progress::Started));
             }
             HistoryEventType::TaskStateExited => {
-                events.push(line(exited_name.as_deref().unwrap_or_default(), Progress::Done));
+                let mut done = line(exited_name.as_deref().unwrap_or_default(), Progress::Done);
+                done.output = event.state_exited_event_details().and_then(|d| d.output()).map(str::to_string);
+                events.push(done);
             }
             HistoryEventType::TaskFailed => {
                 let details = event.task_failed_event_details();
