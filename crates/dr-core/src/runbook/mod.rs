@@ -23,7 +23,7 @@ pub mod preflight;
 pub mod report;
 pub mod reprotect;
 pub mod round_trip;
-mod services;
+pub(crate) mod services;
 
 use crate::aws::AwsClients;
 use crate::error::DrError;

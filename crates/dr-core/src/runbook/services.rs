@@ -48,7 +48,7 @@ pub(super) async fn describe_required<'a>(
 }
 
 /// A desired count to set: the service, from, to.
-pub(super) struct CountChange<'a> {
+pub(crate) struct CountChange<'a> {
     pub service: &'a EcsService,
     pub from: i32,
     pub to: i32,
@@ -80,7 +80,7 @@ pub(super) fn to_standby<'a>(described: &[Described<'a>]) -> Vec<CountChange<'a>
 }
 
 /// Sets each desired count, in turn, once.
-pub(super) async fn set_counts(region: &RegionClients, changes: &[CountChange<'_>]) -> Result<(), DrError> {
+pub(crate) async fn set_counts(region: &RegionClients, changes: &[CountChange<'_>]) -> Result<(), DrError> {
     for change in changes {
         region
             .ecs

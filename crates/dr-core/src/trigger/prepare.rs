@@ -38,6 +38,7 @@ use crate::runbook::capacity::{capacity_tag_text, parse_capacity_tag};
 use crate::runbook::compute::{
     self, capacity_text, current_capacity, instances_to_start, raised_capacity, set_capacity,
 };
+use crate::runbook::services::{CountChange, set_counts};
 use crate::store::{PlanStatus, PlanStore};
 use crate::time;
 
@@ -220,18 +221,8 @@ async fn undo_services(
             continue;
         };
         if status.desired != before {
-            clients
-                .dr
-                .ecs
-                .update_service()
-                .cluster(&service.cluster)
-                .service(&service.service)
-                .desired_count(before)
-                .customize()
-                .config_override(once::ecs())
-                .send()
-                .await
-                .map_err(|e| DrError::from_sdk("ecs", "UpdateService", e))?;
+            let back = CountChange { service, from: status.desired, to: before };
+            set_counts(&clients.dr, std::slice::from_ref(&back)).await?;
             *changed = true;
             detail.push(format!("{} back to desired {before}", service.label()));
         }
