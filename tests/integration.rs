@@ -14,6 +14,7 @@ mod databases;
 mod doctor;
 mod ecs;
 mod estate;
+mod evacuation;
 mod failback;
 mod failover;
 mod groups;

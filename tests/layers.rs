@@ -26,6 +26,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("trigger", 10),
     ("game_day", 11),
     ("reconcile", 11),
+    // Moves started by hand: one plan, or a region evacuated plan by plan.
+    ("manual", 11),
     ("doctor", 12),
     ("posture", 12),
 ];

@@ -17,8 +17,8 @@
 //! 9. [`runbook`], [`restore`]: the failover and reprotect steps (and the round trip's legs and
 //!    report), the restore test;
 //! 10. [`trigger`]: the alarm trigger (it prepares the compute with the runbook's steps);
-//! 11. [`game_day`]: a drill, a dry run or a round trip started by hand; [`reconcile`]: a hold
-//!     whose run ended without ending it;
+//! 11. [`game_day`], [`reconcile`], [`manual`]: a drill, a dry run or a round trip started by
+//!     hand; a hold whose run ended without ending it; a move started by hand, a region evacuated;
 //! 12. [`doctor`]: a deployed stack examined against the real account (drctl doctor); [`posture`]:
 //!     the DR posture page from what the stack stores (drctl report posture).
 //!
@@ -51,6 +51,7 @@ pub mod runbook;
 pub mod trigger;
 
 pub mod game_day;
+pub mod manual;
 pub mod reconcile;
 
 pub mod doctor;

@@ -4,10 +4,10 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use dr_core::manual::{MoveRequest, published_as_in, start_move};
 use dr_core::plan::Direction;
-use dr_core::run::{Approval, FailoverKind, RunInfo, RunMode, RunbookState, Starter};
-use dr_core::store::PlanStore;
-use dr_core::{DrError, Plan, time};
+use dr_core::run::{FailoverKind, RunInfo, RunbookState};
+use dr_core::{DrError, time};
 
 use crate::common::{PlanArg, Runbook};
 use crate::output;
@@ -81,25 +81,6 @@ pub enum FailbackCommand {
     Start(StartMove),
 }
 
-/// The plan a run started by hand acts on: the one published in the store, which must be the
-/// operator's file (a run acts on the published plan only, so a file that differs would be a
-/// different plan from the one the operator reads): `UntrustedInput` otherwise, before anything.
-async fn published_as_in(store: &PlanStore, file: &Plan, path: &std::path::Path) -> Result<Plan, DrError> {
-    let published = store.load_plan(&file.name).await?;
-    if published.version()? != file.version()? {
-        return Err(DrError::UntrustedInput {
-            what: format!("plan file {}", path.display()),
-            field: "plan".into(),
-            message: format!(
-                "it differs from plan {} as published in s3://{}: publish it first (drctl plan publish), or run the published plan",
-                file.name,
-                store.reference().bucket
-            ),
-        });
-    }
-    Ok(published)
-}
-
 /// The run's kind and direction: a failback is always planned.
 fn move_of(planned: bool, failback: bool) -> (FailoverKind, Direction) {
     match (planned, failback) {
@@ -107,15 +88,6 @@ fn move_of(planned: bool, failback: bool) -> (FailoverKind, Direction) {
         (true, false) => (FailoverKind::Planned, Direction::ToDr),
         (false, false) => (FailoverKind::Unplanned, Direction::ToDr),
     }
-}
-
-/// What `drctl failover start` started.
-#[derive(serde::Serialize)]
-struct Started {
-    plan: String,
-    run_id: String,
-    mode: RunMode,
-    execution_arn: String,
 }
 
 impl FailoverCommand {
@@ -139,47 +111,13 @@ impl StartMove {
     /// Takes the plan (unless a dry run) and starts the failover state machine for the move.
     async fn start(self, planned: bool, failback: bool) -> Result<ExitCode, DrError> {
         let StartMove { runbook: Runbook { plan, store, state_machine }, by, reason, run_id, dry_run } = self;
-        if by.trim().is_empty() || reason.trim().is_empty() {
-            return Err(DrError::InvalidInput { message: "a failover needs who (--by) and why (--reason)".into() });
-        }
         let (file, clients) = plan.load_with_clients().await?;
-        let plan = published_as_in(&store.open(&clients), &file, &plan.plan).await?;
-        let now = time::now();
-        let label = if dry_run { "dryrun" } else { "manual" };
-        // To the millisecond: two operators starting in the same second get two run ids (and
-        // the second one is refused: the plan is taken).
-        let run_id = run_id.unwrap_or_else(|| {
-            format!("{}-{label}-{}{:03}", plan.name, time::compact(now), now.timestamp_subsec_millis())
-        });
-        let mut run = RunInfo::new(&run_id, now, format!("manual ({label}) by {by}: drctl"));
-        run.mode = if dry_run { RunMode::DryRun } else { RunMode::Live };
-        (run.kind, run.direction) = move_of(planned, failback);
-        run.requested_by = Some(Approval { by: by.clone(), reason: reason.clone() });
-        let mut state = RunbookState::new(plan, run);
-        state.validate()?;
-        if !dry_run {
-            let store = store.open(&clients);
-            // Re-run with the same --run-id after a start that failed: the plan is already
-            // this run's.
-            // Who starts it, as STS verifies them, on record under their own id before the plan is
-            // taken: a two-person plan's approvals are checked against it.
-            let caller = dr_core::aws::identity::caller(&clients.dr.sts).await?;
-            let starter = dr_core::run::Principal { arn: caller.arn, user_id: caller.user_id };
-            store.record_start(&state.plan.name, &run_id, &starter, &reason).await?;
-            state.run.started_by = Some(starter);
-            let held = store.read_state(&state.plan.name).await?.state;
-            if !held.is_held_by(&run_id) {
-                let by = format!("operator: {by}");
-                store.take_for_run(&state.plan, state.run.direction, &run_id, &by, &reason).await?;
-            }
-            state.run.plan_state = Some(store.reference());
-        }
-        let starter = Starter::new(clients.dr.sfn.clone(), state_machine);
-        let execution_arn = match state.run.plan_state {
-            Some(_) => store.open(&clients).start_holding(&starter, &state, &format!("operator: {by}")).await?,
-            None => starter.start(&state).await?,
-        };
-        output::print_json(&Started { plan: state.plan.name.clone(), run_id, mode: state.run.mode, execution_arn })
+        let store = store.open(&clients);
+        let published = published_as_in(&store, &file, &plan.plan).await?;
+        let (kind, direction) = move_of(planned, failback);
+        let request =
+            MoveRequest { kind, direction, by, reason, run_id, dry_run, label: "manual", via: "drctl".into() };
+        output::print_json(&start_move(&clients, &store, &state_machine, published, &request).await?)
     }
 }
 

@@ -7,6 +7,7 @@ mod common;
 mod deploy;
 mod doctor;
 mod drill;
+mod evacuate;
 mod failover;
 mod output;
 mod plan;
@@ -71,6 +72,10 @@ enum Command {
     /// dependencies. Read-only, safe in production. Exit 1 when a call is denied or a check is
     /// not ready.
     Doctor(doctor::DoctorArgs),
+    /// Evacuate a region: fail over every plan of an inventory whose primary it is, Tier 1
+    /// first, a bounded number at a time; a plan already failing over is joined, one that fails
+    /// does not stop the others. Prints the evacuation report; exit 1 when a plan did not move.
+    Evacuate(evacuate::EvacuateArgs),
 }
 
 impl Command {
@@ -88,6 +93,7 @@ impl Command {
             Command::RestoreTest(command) => command.run(),
             Command::Reprotect(command) => command.run().await,
             Command::Doctor(command) => command.run().await,
+            Command::Evacuate(command) => command.run().await,
         }
     }
 }
