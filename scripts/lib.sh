@@ -108,7 +108,7 @@ install_checkov() {
 # Metadata (checkov.skip[].comment).
 run_checkov() {
   BC_SKIP_MAPPING=TRUE "${CHECKOV_VENV}/bin/checkov" --framework cloudformation --skip-download --compact --quiet \
-    -f "${REPO_ROOT}/template.yaml" -f "${REPO_ROOT}/template-us-east-1.yaml"
+    -f "${REPO_ROOT}/template.yaml" -f "${REPO_ROOT}/template-us-east-1.yaml" -f "${REPO_ROOT}/member-role.yaml"
 }
 
 # The ASL engine (aws-local-stepfunctions) and asl-validator, pinned in tests/sfn/package-lock.json.

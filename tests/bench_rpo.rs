@@ -103,7 +103,7 @@ async fn estate(clients: &AwsClients, count: usize) -> Vec<ReplicatedPair> {
 #[tokio::main]
 async fn main() {
     let plan = isolated_plan();
-    let clients = AwsClients::for_plan(&plan).await;
+    let clients = AwsClients::for_plan(&plan, "bench-rpo").await;
     println!("RPO check on the emulator: one scheduled run (read lags, write heartbeats, publish metrics)");
     println!(
         "{:>6} {:>10} {:>14} {:>14} {:>12} {:>12} {:>10}",

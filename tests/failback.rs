@@ -296,13 +296,7 @@ async fn a_failback_while_the_paris_replica_lags_past_the_rpo_is_refused_before_
         .expect("group")
         .expect("group");
     assert!(group.desired_capacity() > Some(0), "Ireland's application not fenced");
-    let mutations: Vec<String> = execution
-        .events
-        .iter()
-        .filter(|e| e.kind == "TaskStateEntered")
-        .filter_map(|e| e.state.clone())
-        .filter(|state| !dr_core::reconcile::TASKS_THAT_CHANGE_NOTHING.contains(&state.as_str()))
-        .collect();
+    let mutations = dr_tests::changing_tasks_entered(&execution);
     assert!(mutations.is_empty(), "no step ran past preflight: {mutations:?}");
     psql(paris_port, "SELECT pg_wal_replay_resume()").expect("replay resumed");
 }

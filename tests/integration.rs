@@ -6,6 +6,7 @@
 //! even the faults it injects (`dr_tests::estate_suffix`), so they run side by side.
 //! docs/testing.md says how to run one module or one test.
 
+mod accounts;
 mod cli;
 mod contract;
 mod custom_actions;

@@ -106,6 +106,22 @@ impl ClientCache {
     /// The clients of a plan's two regions, built on first use.
     /// A reversed plan (`Plan::facing`) gets its clients faced the same way.
     pub fn for_plan(&self, plan: &Plan) -> AwsClients {
+        self.for_session(plan, &plan.name)
+    }
+
+    /// The clients of one run's step: a plan with sections in other accounts assumes their roles
+    /// with the run's id as the session name (CloudTrail then shows the run).
+    pub fn for_run(&self, state: &dr_core::run::RunbookState) -> AwsClients {
+        self.for_session(&state.plan, &state.run.id)
+    }
+
+    /// A plan with sections in other accounts gets new clients each time: they assume the member
+    /// roles for this invocation only and are dropped with it, so that no credentials outlive an
+    /// attempt (`dr_core::aws::accounts`). The others are kept for the execution environment.
+    fn for_session(&self, plan: &Plan, session: &str) -> AwsClients {
+        if !plan.accounts.is_empty() {
+            return AwsClients::for_plan_from(&self.shared, plan, session);
+        }
         let (primary, dr) = plan.written_regions();
         self.for_regions(primary, dr).facing(plan.move_direction())
     }
@@ -198,7 +214,7 @@ where
     let (cache, store, handler) = (&cache, &store, &handler);
     serve(function, TASK_INPUT, move |request: TaskPayload| async move {
         let state = store.load_run(request.state).await?;
-        let clients = cache.for_plan(&state.plan);
+        let clients = cache.for_run(&state);
         handler(request.action, clients, state).await
     })
     .await

@@ -173,7 +173,7 @@ pub async fn emulator_clients(plan: &Plan) -> AwsClients {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the suite with scripts/test, which starts the emulator"
     );
-    AwsClients::for_plan(plan).await
+    AwsClients::for_plan(plan, "dr-tests").await
 }
 
 /// Clients that sign as the local functions do ([`LAMBDA_ACCESS_KEY`]): the emulator's fault layer
@@ -326,6 +326,18 @@ pub struct ExecutionEvent {
     /// The error name of a `StateFailed` or `ExecutionFailed` event.
     #[serde(default)]
     pub error: Option<String>,
+}
+
+/// The Task states an execution entered that can change the estate (every one but
+/// `dr_core::reconcile::TASKS_THAT_CHANGE_NOTHING`): empty for a run stopped before any change.
+pub fn changing_tasks_entered(execution: &Execution) -> Vec<String> {
+    execution
+        .events
+        .iter()
+        .filter(|e| e.kind == "TaskStateEntered")
+        .filter_map(|e| e.state.clone())
+        .filter(|state| !dr_core::reconcile::TASKS_THAT_CHANGE_NOTHING.contains(&state.as_str()))
+        .collect()
 }
 
 /// The DefinitionSubstitutions of failover.asl.json for local runs (`tests/sfn/failover.local.json`):

@@ -243,6 +243,11 @@ impl DrError {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        // A plan section's member role refused (`aws::accounts`): the call never left; its trust or
+        // the orchestrator's own role is missing something, which no retry mends.
+        if let Some(refused) = crate::aws::accounts::refusal_in(&err) {
+            return DrError::AccessDenied { service, operation, message: refused.to_string() };
+        }
         let transient = match &err {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
             SdkError::ServiceError(service_err) => {
@@ -380,6 +385,7 @@ pub enum ProblemCode {
     InvalidDatabase,
     InvalidDnsRecord,
     InvalidAutoScalingGroup,
+    InvalidAccount,
 }
 
 impl ProblemCode {

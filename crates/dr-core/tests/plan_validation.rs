@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use dr_core::plan::{Direction, DnsStrategy, InstanceSelector, Plan, ProblemCode};
+use dr_core::plan::{Direction, DnsStrategy, InstanceSelector, MemberAccount, Plan, ProblemCode};
 use dr_core::{DrError, aws::AwsClients};
 
 fn example_path() -> PathBuf {
@@ -435,6 +435,21 @@ fn each_broken_rule_has_its_named_problem() {
             ProblemCode::InvalidBarrierTimeout,
             "fence.barrier_timeout_seconds",
         ),
+        (
+            |p| p.accounts.dns = Some(MemberAccount { account: "2222-3333-4444".into(), role: "dr-member".into() }),
+            ProblemCode::InvalidAccount,
+            "accounts.dns.account",
+        ),
+        (
+            |p| {
+                p.accounts.dns = Some(MemberAccount {
+                    account: "222233334444".into(),
+                    role: "arn:aws:iam::222233334444:role/dr-member".into(),
+                })
+            },
+            ProblemCode::InvalidAccount,
+            "accounts.dns.role",
+        ),
     ];
     for (break_it, expected, field) in cases {
         let mut plan = example();
@@ -664,4 +679,20 @@ fn an_estate_on_ecs_alone_needs_no_group_and_no_standby_instances_but_something_
         fence.auto_scaling_group = vec!["web-paris".into()];
     }
     assert_eq!(codes(&plan), [ProblemCode::FenceWithoutMethod]);
+}
+
+#[test]
+fn a_plan_with_its_dns_in_another_account_reads_back_and_an_unknown_section_is_named() {
+    let text = std::fs::read_to_string(example_path()).expect("the example plan");
+    let with_dns = format!("{text}\n[accounts]\ndns = {{ account = \"222233334444\", role = \"dr-member\" }}\n");
+    let plan = Plan::parse(&with_dns, "dns.toml").expect("[accounts.dns] reads");
+    let role_arn = plan.accounts.dns.as_ref().map(MemberAccount::role_arn);
+    assert_eq!(role_arn.as_deref(), Some("arn:aws:iam::222233334444:role/dr-member"));
+    assert_eq!(codes(&plan), []);
+    let again = Plan::parse(&plan.published_text().expect("published"), "again.toml").expect("reads back");
+    assert_eq!(again.accounts, plan.accounts);
+    let workload = format!("{text}\n[accounts]\nworkload = {{ account = \"555566667777\", role = \"dr-member\" }}\n");
+    let err = Plan::parse(&workload, "workload.toml").expect_err("not a section of [accounts] yet");
+    assert_eq!(err.name(), "PlanParseError");
+    assert!(err.to_string().contains("workload") && err.to_string().contains("dns"), "{err}");
 }

@@ -10,6 +10,10 @@
 //   {"op": "mutations"}           -> per function: each Allow statement, how many allowed calls need it
 //   {"op": "simulate", "deployment", "function", "scps", "account", "action", "resource",
 //    "context"}                                                            -> {"decision", "by_scp", ...}
+//   {"op": "trust", "principal", "account", "role_arn", "trust", "context"}
+//                                  -> {"decision"}: whether a member role's trust policy lets the
+//                                     principal (a role of another account) assume it; the
+//                                     principal's own policy is decided by "authorize"
 //   {"op": "simulate_role", "role", "scps", "account", "action", "resource", "context"}
 //                                  -> {"decision", "by_scp", ..., "role"} for the role of that
 //                                     (physical) name in the most recently registered deployment
@@ -133,7 +137,13 @@ async function authorize(message) {
     if (!denied) {
       const key = JSON.stringify([message.function, deployment.id, message.checks])
       if (!allowedCalls.has(key)) {
-        allowedCalls.set(key, { function: message.function, deployment: deployment.id, principal: message.principal, checks: message.checks })
+        allowedCalls.set(key, {
+          function: message.function,
+          deployment: deployment.id,
+          principal: message.principal,
+          account: message.account,
+          checks: message.checks,
+        })
       }
       // Most recently used first: the next call of the same test finds its deployment at once.
       deployments.splice(i, 1)
@@ -200,10 +210,10 @@ async function mutations() {
           for (const check of call.checks) {
             const result = await decide({
               policies: mutated,
-              resourcePolicy: resourcePolicyOf(check.resource, deployment, '123456789012'),
+              resourcePolicy: resourcePolicyOf(check.resource, deployment, call.account ?? '123456789012'),
               scps: [],
               principal: call.principal.replace('${role}', role.role),
-              account: '123456789012',
+              account: call.account ?? '123456789012',
               action: check.action,
               resource: check.resource,
               context: check.context,
@@ -243,6 +253,20 @@ for await (const line of lines) {
       answer = { ok: true }
     } else if (message.op === 'authorize') {
       answer = await authorize(message)
+    } else if (message.op === 'trust') {
+      // The identity side is decided apart ("authorize"); here only the role's trust policy, the
+      // resource-based policy of a cross-account AssumeRole, which must allow it as well.
+      const identityAllows = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: '*' }] }
+      answer = await decide({
+        policies: [{ name: 'identity-decided-apart', policy: identityAllows }],
+        resourcePolicy: message.trust,
+        scps: [],
+        principal: message.principal,
+        account: message.account,
+        action: 'sts:AssumeRole',
+        resource: message.role_arn,
+        context: message.context,
+      })
     } else if (message.op === 'mutations') {
       answer = await mutations()
     } else if (message.op === 'simulate') {

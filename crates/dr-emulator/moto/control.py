@@ -34,6 +34,7 @@
     GET    /dr-local/iam         every function's calls, denials and the statements that allowed them
     POST   /dr-local/iam/simulate one decision for a function's role (iam:SimulatePrincipalPolicy)
     POST   /dr-local/iam/scps    service control policies over the functions' calls
+    POST   /dr-local/iam/members a member role deployed in another account (member-role.yaml)
     GET    /dr-local/iam/roles   each function's role in the template (its logical id)
     POST   /dr-local/quotas      {"region", "service_code", "quota_code", "value"}: a quota's
                                  applied value (GetServiceQuota; quotas.py)
@@ -150,6 +151,8 @@ class Control:
             return "200 OK", faults.report(scope)
         if path == "/dr-local/iam/deployments" and method == "POST":
             return "200 OK", iam.deploy(self.json_body(environ))
+        if path == "/dr-local/iam/members" and method == "POST":
+            return "200 OK", iam.register_member(self.json_body(environ))
         if path == "/dr-local/iam/simulate" and method == "POST":
             return "200 OK", iam.simulate(self.json_body(environ))
         if path == "/dr-local/iam/scps" and method == "POST":

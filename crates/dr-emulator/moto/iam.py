@@ -28,6 +28,16 @@ whatever the template grants.
   (https://docs.aws.amazon.com/IAM/latest/APIReference/API_SimulatePrincipalPolicy.html,
   API_EvaluationResult.html): one result per action on the request's resource, the SCPs in force
   reported in OrganizationsDecisionDetail. The operator's own checks (`drctl doctor`) call it.
+- A plan section in another account (the plan's [accounts.dns]): a function's sts:AssumeRole is
+  authorized against its own role (the identity side) and then against the member role's trust
+  policy (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html:
+  both must allow), with aws:PrincipalOrgID the modelled organization's (ORGANIZATION_ID); the
+  member role is member-role.yaml as deployed in that account (POST /dr-local/iam/members). moto
+  answers the call with credentials that select the member account; every call signed with them
+  is authorized against the member role's policies, recorded under `member:<account>:<role>`, and
+  named in a denial as that role's session, as AWS names it. A role nobody registered is refused
+  as AWS refuses it (AccessDenied: no trust can name the caller). Not modelled: a session's
+  expiry (moto never expires credentials; the orchestrator never holds them past an attempt).
 - The functions' Lambda and Step Functions calls come here too (their AWS_ENDPOINT_URL_LAMBDA and
   _SFN point at the emulator) and, once authorized, go on to the local Lambda service and the
   local Step Functions.
@@ -49,6 +59,10 @@ whatever the template grants.
                                        "scps"}: one decision, as iam:SimulatePrincipalPolicy gives it
     POST   /dr-local/iam/scps         {"policies": [...]}: service control policies in force for the
                                       functions' calls ([] for none)
+    POST   /dr-local/iam/members      {"account", "parameters": {...}, "region", "without": [Sid]}:
+                                      member-role.yaml deployed in that account with these
+                                      parameters (its role, policies and trust), less the
+                                      statements `without` names
 """
 
 import http.client
@@ -67,6 +81,10 @@ import iam_requests
 
 ACCESS_KEY_PREFIX = "local-lambda-"
 ACCOUNT = iam_requests.ACCOUNT
+# The organization the local stack's accounts belong to (aws:PrincipalOrgID of their principals).
+ORGANIZATION_ID = "o-drlocal0001"
+# What the functions' sessions in member roles are recorded under: member:<account>:<role name>.
+MEMBER_PREFIX = "member:"
 HERE = os.path.dirname(os.path.abspath(__file__))
 EVALUATOR = os.path.join(HERE, "..", "iam", "evaluate.mjs")
 
@@ -190,6 +208,42 @@ def deploy(request):
     return {"id": deployment_id, "roles": len(policies["roles"]), **answer}
 
 
+# (account, role name) -> {"trust", "function"}: the member roles deployed (register_member)
+_members = {}
+# access key id -> {"function", "account", "role", "session", "member"}: the sessions functions
+# assumed in member roles
+_sessions = {}
+_members_lock = threading.Lock()
+
+
+def register_member(request):
+    """member-role.yaml deployed in `account`: its role enforced on the sessions assumed in it."""
+    account = request["account"]
+    region = request.get("region", "eu-west-1")
+    path = os.path.join(os.path.dirname(os.path.abspath(_state["template_path"])), "member-role.yaml")
+    role = iam_policies.member_role(path, request.get("parameters", {}), account, region)
+    # A member stack whose role lacks a statement (an edited policy): a test of a missing permission.
+    for sid in request.get("without", []):
+        for policy in role["policies"]:
+            policy["policy"]["Statement"] = [st for st in policy["policy"]["Statement"] if st.get("Sid") != sid]
+    member = f"{MEMBER_PREFIX}{account}:{role['role']}"
+    roles = {member: {"role": role["role"], "policies": role["policies"]}}
+    _ledger.roles(roles)
+    answer = _evaluator.ask({"op": "deploy", "id": member, "roles": roles, "scps": []})
+    with _members_lock:
+        _members[(account, role["role"])] = {"trust": role["trust"], "function": member}
+    return {"member": member, "role_arn": f"arn:aws:iam::{account}:role/{role['role']}", **answer}
+
+
+def _member_of(role_arn):
+    """(account, role name, registration or None) of a role ARN."""
+    match = re.fullmatch(r"arn:aws:iam::(\d{12}):role/(?:.*/)?([^/]+)", role_arn or "")
+    if not match:
+        return None, None, None
+    with _members_lock:
+        return match.group(1), match.group(2), _members.get((match.group(1), match.group(2)))
+
+
 def roles():
     """{function logical id: role logical id}, from the template."""
     return iam_policies.function_roles(_template())
@@ -225,11 +279,9 @@ def report(mutations=False):
 # ---------------------------------------------------------------- denied answers, as AWS gives them
 
 
-def _message(function, action, resource, why):
-    return (
-        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/{function}Role/{function} is not authorized to perform: "
-        f"{action} on resource: {resource} {why}"
-    )
+def _message(function, action, resource, why, principal=None):
+    principal = principal or f"arn:aws:sts::{ACCOUNT}:assumed-role/{function}Role/{function}"
+    return f"User: {principal} is not authorized to perform: {action} on resource: {resource} {why}"
 
 
 def access_denied(service, message):
@@ -390,6 +442,11 @@ class Iam:
 
     def __call__(self, environ, start_response):
         match = faults.CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if match:
+            with _members_lock:
+                session = _sessions.get(match.group(1))
+            if session:
+                return self.member_call(environ, start_response, session, match.group(2), match.group(3))
         if not match or not match.group(1).startswith(ACCESS_KEY_PREFIX):
             # Not a function's call: a test's own setup and checks, the application's hooks, the
             # operator's CLI.
@@ -424,6 +481,8 @@ class Iam:
                 why = f"because no identity-based policy allows the {denied['action']} action"
             return self.deny(start_response, function, service, authorization.operation, denied, why)
         _ledger.allowed(function, answer)
+        if (service, authorization.operation) == ("sts", "AssumeRole"):
+            return self.assume_member_role(environ, start_response, function, request, answer)
         if service in self.forward and self.forward[service]:
             # Authorized: on to the local service, through the fault layer (a Lambda Invoke or a
             # StartExecution is throttled and loses its answer as any other call).
@@ -448,8 +507,98 @@ class Iam:
                 return [payload]
         return self.app(environ, start_response)
 
-    def deny(self, start_response, function, service, operation, denied, why):
-        message = _message(function, denied.get("action", "?"), denied.get("resource", "?"), why)
+    def assume_member_role(self, environ, start_response, function, request, answer):
+        """The member role's side of a cross-account AssumeRole: its trust policy must allow the
+        function's role too. Allowed, moto's credentials are recorded as a session of the role."""
+        role_arn = request.params.get("RoleArn", "")
+        account, role_name, member = _member_of(role_arn)
+        caller = f"arn:aws:iam::{ACCOUNT}:role/{answer.get('role', function + 'Role')}"
+        denied = {"action": "sts:AssumeRole", "resource": role_arn}
+        if member is None:
+            why = "because no role of that name is deployed there (POST /dr-local/iam/members) to trust it"
+            return self.deny(start_response, function, "sts", "AssumeRole", denied, why)
+        context = {
+            "aws:PrincipalArn": caller,
+            "aws:PrincipalAccount": ACCOUNT,
+            "aws:PrincipalOrgID": ORGANIZATION_ID,
+            "aws:SecureTransport": "true",
+        }
+        trust = _evaluator.ask(
+            {
+                "op": "trust",
+                "principal": caller,
+                "account": account,
+                "role_arn": role_arn,
+                "trust": member["trust"],
+                "context": context,
+            }
+        )
+        if trust.get("decision") != "Allowed":
+            why = f"because the trust policy of {role_name} in {account} does not allow {caller} ({trust.get('decision') or trust.get('error')})"
+            return self.deny(start_response, function, "sts", "AssumeRole", denied, why)
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        chunks = list(self.app(environ, capture))
+        body = b"".join(chunks)
+        key = re.search(rb"<AccessKeyId>([^<]+)</AccessKeyId>", body)
+        if key and captured.get("status", "").startswith("200"):
+            with _members_lock:
+                _sessions[key.group(1).decode()] = {
+                    "function": function,
+                    "account": account,
+                    "role": role_name,
+                    "session": request.params.get("RoleSessionName", function),
+                    "member": member["function"],
+                }
+        start_response(captured.get("status", "500 Internal Server Error"), captured.get("headers", []))
+        return [body]
+
+    def member_call(self, environ, start_response, session, region, service):
+        """A call signed with a member role's session: authorized against the member role in its
+        account, recorded under the role, and named as the role's session when denied."""
+        body = faults.read_body(environ)
+        request = iam_requests.parse(environ, service, region, body)
+        member, account = session["member"], session["account"]
+        principal = f"arn:aws:sts::{account}:assumed-role/{session['role']}/{session['session']}"
+        try:
+            authorization = iam_requests.authorization(request)
+        except Exception as error:
+            authorization = iam_requests.Authorization(iam_requests.operation_name(request), [], unknown=f"unreadable: {error}")
+        if authorization.unknown:
+            denied = {"action": f"{service}:{authorization.operation}", "resource": "*"}
+            return self.deny(start_response, member, service, authorization.operation, denied, authorization.unknown, principal)
+        context = {
+            "aws:RequestedRegion": region,
+            "aws:SecureTransport": "true",
+            "aws:PrincipalArn": f"arn:aws:iam::{account}:role/{session['role']}",
+            "aws:PrincipalAccount": account,
+            "aws:PrincipalOrgID": ORGANIZATION_ID,
+        }
+        # The table names this account's resources; the session's are the member account's.
+        checks = [
+            {"action": action, "resource": resource.replace(f":{ACCOUNT}:", f":{account}:"), "context": {**context, **extra}}
+            for action, resource, extra in authorization.checks
+        ]
+        answer = _evaluator.ask(
+            {"op": "authorize", "function": member, "principal": principal, "account": account, "checks": checks, "scps": []}
+        )
+        if not answer.get("allowed"):
+            denied = answer.get("denied") or {"action": checks[0]["action"] if checks else "?", "resource": checks[0]["resource"] if checks else "?"}
+            why = (
+                f"because the local IAM evaluator failed: {answer['error'][:300]}"
+                if answer.get("error")
+                else f"because no identity-based policy allows the {denied['action']} action"
+            )
+            return self.deny(start_response, member, service, authorization.operation, denied, why, principal)
+        _ledger.allowed(member, answer)
+        return self.app(environ, start_response)
+
+    def deny(self, start_response, function, service, operation, denied, why, principal=None):
+        message = _message(function, denied.get("action", "?"), denied.get("resource", "?"), why, principal)
         _record_denial(function, operation, denied.get("action"), denied.get("resource"), why)
         status, headers, text = access_denied(service, message)
         payload = text.encode()

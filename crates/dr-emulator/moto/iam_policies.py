@@ -108,7 +108,7 @@ def translated(template_path):
 class Resolver:
     """CloudFormation's intrinsic functions over one deployment's parameters and names."""
 
-    def __init__(self, template, parameters, names, region):
+    def __init__(self, template, parameters, names, region, account=ACCOUNT):
         self.template = template
         self.region = region
         self.parameters = {}
@@ -121,7 +121,7 @@ class Resolver:
             self.parameters[name] = value
         self.names = names
         self.pseudo = {
-            "AWS::AccountId": ACCOUNT,
+            "AWS::AccountId": account,
             "AWS::Region": region,
             "AWS::Partition": PARTITION,
             "AWS::StackName": names.get("AWS::StackName", "dr-orchestrator"),
@@ -293,6 +293,23 @@ def deployment_policies(template, parameters, names, region):
             properties = resolver.value(resource["Properties"])
             resource_policies[f"arn:{PARTITION}:s3:::{properties['Bucket']}"] = _document(properties["PolicyDocument"])
     return {"roles": roles, "resource_policies": resource_policies}
+
+
+def member_role(template_path, parameters, account, region):
+    """The member role of member-role.yaml deployed in `account` with `parameters`:
+    {"role": name, "policies": [{name, policy, inline}], "trust": its trust policy}. A plain
+    CloudFormation template (a StackSet's): no SAM transform."""
+    template, errors = decode(template_path)
+    if errors:
+        raise Unresolvable(f"{template_path}: {errors}")
+    template = json.loads(json.dumps(template, default=str))
+    resolver = Resolver(template, parameters, {}, region, account)
+    role = resolver.value(template["Resources"]["MemberRole"]["Properties"])
+    policies = [
+        {"name": inline["PolicyName"], "policy": _document(inline["PolicyDocument"]), "inline": True}
+        for inline in role.get("Policies", [])
+    ]
+    return {"role": role["RoleName"], "policies": policies, "trust": _document(role["AssumeRolePolicyDocument"])}
 
 
 def local_names(template, functions, refs):

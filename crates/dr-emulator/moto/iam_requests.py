@@ -668,6 +668,8 @@ OPERATIONS = {
     ("route53", "GetHealthCheck"): _health_check("route53:GetHealthCheck"),
     ("route53", "ListTagsForResources"): _health_check("route53:ListTagsForResources"),
     ("route53", "ListTagsForResource"): _health_check("route53:ListTagsForResource"),
+    # STS: a plan section's member role in another account (iam.py then checks its trust)
+    ("sts", "AssumeRole"): lambda request: [("sts:AssumeRole", request.params.get("RoleArn", ""), {})],
     # SNS, Secrets Manager, KMS, Lambda, Step Functions
     ("sns", "Publish"): _sns_publish,
     ("events", "PutEvents"): _put_events,

@@ -18,6 +18,12 @@
   health check is healthy (a record without a health check is healthy), else the SECONDARY; a
   plain record answers its values.
 
+The local stack holds several accounts (moto keeps its state per account, and credentials assumed
+into another account's role select it): a landing zone's DNS account has its own zones, health
+checks and alarms. A health check is judged in its own account (its alarm and its
+HealthCheckStatus metric are that account's, as on AWS: AlarmIdentifier names a region and a name
+only), and the name servers answer from every account's public zones.
+
 `answer(name, type)` is what the local DNS server (dns.py) and the control API's `/dr-local/dns`
 return.
 """
@@ -35,18 +41,28 @@ import timing
 _lock = threading.Lock()
 
 
-def _backend():
-    return route53_backends[DEFAULT_ACCOUNT_ID]["aws"]
+def _backends():
+    """(account, Route 53 backend) of every account the local stack holds."""
+    return [(account, backends["aws"]) for account, backends in list(route53_backends.items()) if "aws" in backends]
 
 
-def _cloudwatch(region):
+def _find_check(check_id):
+    """(account, health check) of the check with this id in whichever account holds it."""
+    for account, backend in _backends():
+        check = backend.health_checks.get(check_id)
+        if check is not None:
+            return account, check
+    return DEFAULT_ACCOUNT_ID, None
+
+
+def _cloudwatch(region, account=DEFAULT_ACCOUNT_ID):
     from moto.cloudwatch.models import cloudwatch_backends
 
-    return cloudwatch_backends[DEFAULT_ACCOUNT_ID][region]
+    return cloudwatch_backends[account][region]
 
 
-def _endpoint_health(check):
-    data = alarms.metric_data(_cloudwatch("us-east-1"), {"AWS/Route53"})
+def _endpoint_health(check, account):
+    data = alarms.metric_data(_cloudwatch("us-east-1", account), {"AWS/Route53"})
     newest = None
     for datum in data:
         if datum.namespace != "AWS/Route53" or datum.name != "HealthCheckStatus":
@@ -85,9 +101,11 @@ def _of_metric(datum, namespace, metric, plan):
 
 def miss_datapoints(region, namespace, metric, plan, count):
     """Route 53's checkers miss the next `count` datapoints of the plan's metric published in
-    `region` (CloudWatch has them, the alarm evaluates them)."""
-    data = alarms.metric_data(_cloudwatch(region), {namespace})
-    published = sum(1 for d in data if _of_metric(d, namespace, metric, plan))
+    `region` (CloudWatch has them, the alarm evaluates them), in whichever account publishes it."""
+    published = 0
+    for account, _ in _backends():
+        data = alarms.metric_data(_cloudwatch(region, account), {namespace})
+        published += sum(1 for d in data if _of_metric(d, namespace, metric, plan))
     with _lock:
         _missed[(region, namespace, metric, plan)] = [published, int(count)]
 
@@ -125,10 +143,11 @@ def _stream_health(check, alarm, data, healthy, at):
     return healthy
 
 
-def _metric_health(check, at):
+def _metric_health(check, at, account):
     identifier = getattr(check, "alarm_identifier", None) or {}
     region, name = identifier.get("Region"), identifier.get("Name")
-    backend = _cloudwatch(region) if region else None
+    # The alarm of the check's own account: AlarmIdentifier has no account.
+    backend = _cloudwatch(region, account) if region else None
     alarm = backend.alarms.get(name) if backend else None
     now = time.time() if at is None else at.timestamp()
     # One look at a time: a look reads where the stream was last judged, judges the boundaries
@@ -165,15 +184,15 @@ def _judge_stream(check, alarm, region, name, backend, now, at):
 
 def health(check_id, at=None):
     """Whether the health check is healthy now (or at `at`, with the data there is now), and why."""
-    check = _backend().health_checks.get(check_id)
+    account, check = _find_check(check_id)
     if check is None:
         # Route 53 treats a record whose health check was deleted as healthy.
         return True, f"health check {check_id} does not exist: healthy"
     if check.type_ == "CLOUDWATCH_METRIC":
-        return _metric_health(check, at)
+        return _metric_health(check, at, account)
     if check.type_ == "CALCULATED":
         return True, "calculated health checks are not modelled: healthy"
-    return _endpoint_health(check)
+    return _endpoint_health(check, account)
 
 
 def _fqdn(name):
@@ -220,20 +239,22 @@ def forget_served():
         _served.clear()
 
 
+def _public_zones():
+    return [zone for _, backend in _backends() for zone in list(backend.zones.values()) if not zone.private_zone]
+
+
 def _follows_an_alarm(name, rtype):
-    for zone in _backend().zones.values():
+    for zone in _public_zones():
         for s in zone.rrsets:
             if _fqdn(s.name) == name and s.type == rtype and s.failover == "PRIMARY" and s.health_check_id:
-                check = _backend().health_checks.get(s.health_check_id)
+                _, check = _find_check(s.health_check_id)
                 return check is not None and check.type_ == "CLOUDWATCH_METRIC"
     return False
 
 
 def _answer(name, rtype, at):
     name = _fqdn(name)
-    for zone in _backend().zones.values():
-        if zone.private_zone:
-            continue
+    for zone in _public_zones():
         sets = [s for s in zone.rrsets if _fqdn(s.name) == name and s.type == rtype]
         if not sets:
             continue

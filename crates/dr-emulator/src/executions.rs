@@ -27,9 +27,9 @@ pub struct TriggerSeed {
 pub async fn seed_triggers(clients: &AwsClients, plan: &Plan, seed: &TriggerSeed) -> Result<String, DrError> {
     require_emulator(clients)?;
     ensure_bucket(&clients.dr, &seed.plan_state_bucket).await?;
-    PlanStore::new(clients.dr.s3.clone(), &seed.plan_state_bucket).publish_plan(plan).await?;
+    PlanStore::new(clients.home.s3.clone(), &seed.plan_state_bucket).publish_plan(plan).await?;
     crate::iam::register_deployment(clients, plan, Some(&seed.plan_state_bucket)).await?;
-    let sfn = &clients.dr.sfn;
+    let sfn = &clients.home.sfn;
     let mut pages = sfn.list_state_machines().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| DrError::from_sdk("sfn", "ListStateMachines", e))?;

@@ -38,10 +38,57 @@ pub async fn register_deployment_with(
         parameters.insert((*name).to_string(), (*value).to_string());
         id.push_str(&format!("+{name}={value}"));
     }
+    // A plan with a section in another account: the member role there trusts the orchestrator's
+    // roles by their names' prefix (the stack's name, as CloudFormation names a stack's roles).
+    let mut role_names = serde_json::Map::new();
+    if !plan.accounts.is_empty() {
+        for role in crate::models::iam_roles(clients).await?.into_values() {
+            role_names.insert(role.clone(), format!("{ORCHESTRATOR_ROLE_PREFIX}{role}").into());
+        }
+    }
     post(
         clients,
         "/dr-local/iam/deployments",
-        serde_json::json!({ "id": id, "parameters": parameters, "region": plan.dr_region }),
+        serde_json::json!({ "id": id, "parameters": parameters, "region": plan.dr_region, "role_names": role_names }),
+    )
+    .await
+}
+
+/// What the local orchestrator stack's role names start with (its stack name), when a member
+/// role must trust them.
+pub const ORCHESTRATOR_ROLE_PREFIX: &str = "dr-orchestrator-";
+
+/// The organization the local stack's accounts are in (moto/iam.py's `ORGANIZATION_ID`).
+pub const LOCAL_ORGANIZATION_ID: &str = "o-drlocal0001";
+
+/// `member-role.yaml` deployed in the plan's DNS account (`[accounts.dns]`), as a StackSet would:
+/// the parameters `drctl deploy params --dns-member` gives, the hosted zone's id a lookup gives,
+/// and the deployment's own (the orchestrator's account, its roles' prefix, the organization,
+/// which a test changes to show a trust that does not hold). `without`: Sids of the member role's
+/// statements left out (a test's missing permission).
+pub async fn register_dns_member(
+    clients: &AwsClients,
+    plan: &Plan,
+    organization_id: &str,
+    without: &[&str],
+) -> Result<(), DrError> {
+    let mut parameters: BTreeMap<String, String> = dr_core::plan::stack::dns_member_stack_parameters(plan)?
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+    if let Ok(zones) = clients.route53.list_hosted_zones_by_name().dns_name(&plan.dns.hosted_zone).send().await
+        && let Some(zone) = zones.hosted_zones().iter().find(|zone| zone.name() == plan.dns.hosted_zone)
+    {
+        parameters.insert("HostedZoneId".into(), zone.id().trim_start_matches("/hostedzone/").to_string());
+    }
+    parameters.insert("OrchestratorAccountId".into(), "123456789012".into());
+    parameters.insert("OrchestratorRoleNamePrefix".into(), ORCHESTRATOR_ROLE_PREFIX.into());
+    parameters.insert("OrganizationId".into(), organization_id.into());
+    let account = plan.accounts.dns.as_ref().map(|member| member.account.clone()).unwrap_or_default();
+    post(
+        clients,
+        "/dr-local/iam/members",
+        serde_json::json!({ "account": account, "parameters": parameters, "region": plan.dr_region, "without": without }),
     )
     .await
 }

@@ -24,7 +24,7 @@ impl PlanArg {
     /// The plan and the clients of its regions (standard credential chain; `AWS_ENDPOINT_URL`).
     pub async fn load_with_clients(&self) -> Result<(Plan, AwsClients), DrError> {
         let plan = self.load()?;
-        let clients = AwsClients::for_plan(&plan).await;
+        let clients = AwsClients::for_plan(&plan, "drctl").await;
         Ok((plan, clients))
     }
 }
@@ -38,7 +38,7 @@ pub struct StoreArg {
 
 impl StoreArg {
     pub fn open(&self, clients: &AwsClients) -> PlanStore {
-        PlanStore::new(clients.dr.s3.clone(), &self.bucket)
+        PlanStore::new(clients.home.s3.clone(), &self.bucket)
     }
 }
 

@@ -24,6 +24,10 @@ pub enum DeployCommand {
         /// check, alarm and forwarding rule.
         #[arg(long)]
         detection: bool,
+        /// The member stack's in the plan's DNS account (member-role.yaml, `[accounts.dns]`)
+        /// instead: the member role's name, the routing alarm and health check it creates there.
+        #[arg(long, conflicts_with = "detection")]
+        dns_member: bool,
         #[command(flatten)]
         format: JsonArg,
     },
@@ -44,8 +48,8 @@ pub enum DeployCommand {
 
 impl DeployCommand {
     pub fn run(self) -> Result<ExitCode, DrError> {
-        let (plan, detection, format) = match self {
-            DeployCommand::Params { plan, detection, format } => (plan, detection, format),
+        let (plan, detection, dns_member, format) = match self {
+            DeployCommand::Params { plan, detection, dns_member, format } => (plan, detection, dns_member, format),
             DeployCommand::StagingDrill { plan, stack, bucket } => {
                 let path = plan.plan.to_string_lossy().to_string();
                 let stages = dr_core::doctor::staging::staging_drill(&plan.load()?, &path, &stack, &bucket);
@@ -56,6 +60,8 @@ impl DeployCommand {
         let plan = plan.load()?;
         let parameters = if detection {
             dr_core::plan::stack::detection_stack_parameters(&plan)?
+        } else if dns_member {
+            dr_core::plan::stack::dns_member_stack_parameters(&plan)?
         } else {
             dr_core::plan::stack::stack_parameters(&plan)?
         };

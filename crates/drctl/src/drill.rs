@@ -66,8 +66,8 @@ impl DrillCommand {
         let for_plan = clients.clone();
         let ctx = TriggerContext {
             store: store.open(&clients),
-            starter: Starter::new(clients.dr.sfn.clone(), state_machine),
-            round_trip: round_trip_state_machine.map(|arn| Starter::new(clients.dr.sfn.clone(), arn)),
+            starter: Starter::new(clients.home.sfn.clone(), state_machine),
+            round_trip: round_trip_state_machine.map(|arn| Starter::new(clients.home.sfn.clone(), arn)),
             plan_names: vec![plan.name.clone()],
             account_id: dr_core::aws::identity::caller(&clients.home.sts).await?.account,
             clients_for: std::sync::Arc::new(move |_| for_plan.clone()),

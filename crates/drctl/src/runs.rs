@@ -255,7 +255,7 @@ async fn report_of(view: &ExecutionView) -> Option<Report> {
         }
     }
     let state = loaded_input(view).await?;
-    let clients = AwsClients::for_plan(&state.plan).await;
+    let clients = AwsClients::for_plan(&state.plan, "drctl").await;
     let key = format!("{}report.json", report_base(&state.plan, &state.run.id));
     let found = get_json::<RunReport>(&clients.home.s3, &state.plan.reports.bucket, &key, "run report").await;
     found.ok().flatten().map(|(report, _)| Report::Run(Box::new(report)))

@@ -27,6 +27,10 @@ pub struct ApiCall {
     /// Time on the wire and in AWS, request sent to response received (the last attempt).
     #[serde(default)]
     pub millis: f64,
+    /// The member role the call was made as, for a plan section in another account
+    /// (`[accounts]`); absent: the orchestrator's own role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
 }
 
 impl ApiCall {
@@ -42,9 +46,17 @@ impl ApiCall {
 #[derive(Debug, Clone, Default)]
 pub struct ApiCallLog {
     calls: Arc<Mutex<Vec<ApiCall>>>,
+    /// What this handle's calls are recorded as made by ([`ApiCall::principal`]).
+    principal: Option<Arc<str>>,
 }
 
 impl ApiCallLog {
+    /// The same log, for the clients that call as `role_arn` (a member role): their calls are
+    /// recorded with it.
+    pub fn as_role(&self, role_arn: &str) -> ApiCallLog {
+        ApiCallLog { calls: Arc::clone(&self.calls), principal: Some(Arc::from(role_arn)) }
+    }
+
     /// Everything recorded so far.
     pub fn all(&self) -> Vec<ApiCall> {
         self.calls.lock().map(|calls| calls.clone()).unwrap_or_default()
@@ -93,7 +105,8 @@ impl Intercept for ApiCallLog {
             cfg.interceptor_state().store_put(InFlight { index: calls.len(), sent: Instant::now() });
             let sent_at_ms =
                 SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or_default();
-            calls.push(ApiCall { service, operation, region, sent_at_ms, millis: 0.0 });
+            let principal = self.principal.as_deref().map(str::to_string);
+            calls.push(ApiCall { service, operation, region, sent_at_ms, millis: 0.0, principal });
         }
         Ok(())
     }

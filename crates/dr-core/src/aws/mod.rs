@@ -6,6 +6,7 @@
 //! each region's clients are derived from it. When an endpoint override is set (the emulator),
 //! S3 uses path-style addressing, since `bucket.127.0.0.1` does not resolve.
 
+pub mod accounts;
 pub mod calls;
 pub mod dns;
 pub mod hooks;
@@ -77,8 +78,17 @@ pub struct AwsClients {
     /// move goes: the plan store and reports, the database secret, the plan's hook Lambdas, the
     /// routing alarm and metric. `dr` in a failover; `primary` in a failback ([`Self::facing`]).
     pub home: RegionClients,
-    /// Route53 is global; its API is served from us-east-1.
+    /// Route53 is global; its API is served from us-east-1. The plan's DNS section's account
+    /// (`[accounts.dns]`, else the orchestrator's): the hosted zone, the failover records, the
+    /// routing health check.
     pub route53: aws_sdk_route53::Client,
+    /// CloudWatch in the home region, in the DNS section's account: the routing alarm, and the
+    /// routing metric the runbook publishes (a Route 53 health check follows an alarm of its own
+    /// account only).
+    pub routing: aws_sdk_cloudwatch::Client,
+    /// Route53 in the orchestrator's own account: the detection health checks, on which the
+    /// trigger's alarms are.
+    pub detection_route53: aws_sdk_route53::Client,
     /// CloudWatch in us-east-1, where Route53 publishes `AWS/Route53 HealthCheckStatus`.
     pub route53_metrics: aws_sdk_cloudwatch::Client,
     /// DNS answers (Route 53's data plane), as a resolver gives them.
@@ -95,9 +105,26 @@ pub struct AwsClients {
 impl AwsClients {
     /// Loads the shared configuration from the environment and builds the clients of a plan.
     /// A reversed plan ([`Plan::facing`]) gets its clients faced the same way.
-    pub async fn for_plan(plan: &Plan) -> AwsClients {
+    /// A plan with sections in other accounts (`[accounts]`) gets clients that assume each
+    /// section's member role on first use, with session name `session` (`accounts`).
+    pub async fn for_plan(plan: &Plan, session: &str) -> AwsClients {
+        let (_, dr) = plan.written_regions();
+        let shared = tls::sdk_config_loader().region(Region::new(dr.to_string())).load().await;
+        AwsClients::for_plan_from(&shared, plan, session)
+    }
+
+    /// [`Self::for_plan`] from an already loaded configuration: the plan's regions, each section
+    /// in its account, faced as the plan moves.
+    pub fn for_plan_from(shared: &SdkConfig, plan: &Plan, session: &str) -> AwsClients {
         let (primary, dr) = plan.written_regions();
-        AwsClients::for_regions(primary, dr).await.facing(plan.move_direction())
+        let mut clients = AwsClients::from_config(shared, primary, dr);
+        if let Some(dns) = &plan.accounts.dns {
+            let member = accounts::member_config(shared, dns, session);
+            let calls = clients.calls.as_role(&dns.role_arn());
+            clients.route53 = route53_client(&member, &calls);
+            clients.routing = cloudwatch_client(&in_region(&member, dr), &calls);
+        }
+        clients.facing(plan.move_direction())
     }
 
     pub async fn for_regions(primary_region: &str, dr_region: &str) -> AwsClients {
@@ -114,12 +141,10 @@ impl AwsClients {
             primary: RegionClients::new(shared, primary_region, &calls),
             dr: RegionClients::new(shared, dr_region, &calls),
             home: RegionClients::new(shared, dr_region, &calls),
-            route53: aws_sdk_route53::Client::from_conf(
-                aws_sdk_route53::config::Builder::from(&control).interceptor(calls.clone()).build(),
-            ),
-            route53_metrics: aws_sdk_cloudwatch::Client::from_conf(
-                aws_sdk_cloudwatch::config::Builder::from(&control).interceptor(calls.clone()).build(),
-            ),
+            route53: route53_client(shared, &calls),
+            routing: cloudwatch_client(&in_region(shared, dr_region), &calls),
+            detection_route53: route53_client(shared, &calls),
+            route53_metrics: cloudwatch_client(&control, &calls),
             dns: dns::Dns::from_env(),
             endpoint_url: shared.endpoint_url().map(str::to_string),
             calls,
@@ -224,6 +249,21 @@ pub async fn within_primary_budget<T>(
 /// and never answers (Paris, during the outage) must not hold a step until the Lambda times out.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// Route 53's control plane (us-east-1), recording its calls in `calls`.
+fn route53_client(config: &SdkConfig, calls: &ApiCallLog) -> aws_sdk_route53::Client {
+    let control = in_region(config, ROUTE53_CONTROL_REGION);
+    aws_sdk_route53::Client::from_conf(
+        aws_sdk_route53::config::Builder::from(&control).interceptor(calls.clone()).build(),
+    )
+}
+
+/// CloudWatch in `config`'s region, recording its calls in `calls`.
+fn cloudwatch_client(config: &SdkConfig, calls: &ApiCallLog) -> aws_sdk_cloudwatch::Client {
+    aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::config::Builder::from(config).interceptor(calls.clone()).build(),
+    )
+}
 
 fn in_region(shared: &SdkConfig, region: &str) -> SdkConfig {
     let timeouts = TimeoutConfig::builder()

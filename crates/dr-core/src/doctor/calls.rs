@@ -207,7 +207,8 @@ impl Table<'_> {
             &replica,
             "the replica's status, source and run tags",
         );
-        if self.plan.dns.strategy == DnsStrategy::RecordUpsert {
+        let dns_here = !self.dns_account_role(function, "the DNS rows, read in the DNS account");
+        if dns_here && self.plan.dns.strategy == DnsStrategy::RecordUpsert {
             // record-upsert: the records are the failover state, read through Route 53's API.
             self.route53_records(function, "the failover records");
         }
@@ -215,7 +216,7 @@ impl Table<'_> {
         self.add(function, &d, &["ec2:DescribeInstances"], "*".into(), "the standby instances");
         self.add(function, &d, &["autoscaling:DescribeAutoScalingGroups"], "*".into(), "the DR group's size");
         self.ecs_services(function, &["ecs:DescribeServices"], "the DR ECS services at their standby count");
-        if let Some(routing) = &self.plan.dns.routing {
+        if let (true, Some(routing)) = (dns_here, &self.plan.dns.routing) {
             let alarm = format!("arn:aws:cloudwatch:{d}:{}:alarm:{}", self.account(), routing.alarm);
             self.add(function, &d, &["cloudwatch:DescribeAlarms"], alarm, "the routing alarm");
         }
@@ -258,6 +259,16 @@ impl Table<'_> {
             );
         }
         arns
+    }
+
+    /// With the DNS in another account (`[accounts.dns]`), the function's own role only assumes
+    /// the member role there (whose own calls this table does not hold: the member role is not
+    /// simulated yet); whether it did.
+    fn dns_account_role(&mut self, function: &str, why: &'static str) -> bool {
+        let Some(member) = &self.plan.accounts.dns else { return false };
+        let (region, role) = (self.plan.dr_region.clone(), member.role_arn());
+        self.add(function, &region, &["sts:AssumeRole"], role, why);
+        true
     }
 
     /// Route 53's API on the plan's zone (us-east-1): find it, read its records.
@@ -529,7 +540,9 @@ pub fn expected_calls(plan: &Plan, stack: &DeployedStack, found: &Found) -> Vec<
         );
     }
 
+    let dns_here = !t.dns_account_role("FlipDnsFunction", "move traffic in the DNS account");
     match (&plan.dns.strategy, &plan.dns.routing) {
+        _ if !dns_here => {}
         (DnsStrategy::RoutingHealthCheck, Some(routing)) => {
             let namespace = [("cloudwatch:namespace", routing.namespace.clone())];
             t.add_with(
@@ -984,8 +997,11 @@ pub fn actions_by_function(plan: &Plan) -> BTreeMap<String, BTreeSet<String>> {
     stack.resources.insert("RestoreSqlProbeFunction".into(), "restore-sql-probe".into());
     let mut upsert = every.clone();
     upsert.dns.strategy = DnsStrategy::RecordUpsert;
+    let mut elsewhere = every.clone();
+    elsewhere.accounts.dns =
+        Some(crate::plan::MemberAccount { account: "222233334444".into(), role: "dr-orchestrator-member".into() });
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for variant in [every, upsert] {
+    for variant in [every, upsert, elsewhere] {
         for call in expected_calls(&variant, &stack, &Found::default()) {
             out.entry(call.function).or_default().insert(call.action);
         }

@@ -299,7 +299,7 @@ pub async fn evacuate(
         let mut still = Vec::with_capacity(running.len());
         for mut run in running {
             let Some(arn) = run.outcome.execution_arn.clone() else { continue };
-            match execution::describe(&run.clients.dr.sfn, &arn).await {
+            match execution::describe(&run.clients.home.sfn, &arn).await {
                 Ok(view) if view.is_running() => still.push(run),
                 Ok(view) => {
                     run.outcome.status = Some(view.status.clone());
@@ -359,8 +359,8 @@ async fn take_part(member: &Member, request: &EvacuationRequest) -> (PlanOutcome
         data_lost_seconds: None,
         rpo_met: None,
     };
-    let clients = AwsClients::for_plan(plan).await;
-    let store = PlanStore::new(clients.dr.s3.clone(), &member.bucket);
+    let clients = AwsClients::for_plan(plan, "drctl-evacuate").await;
+    let store = PlanStore::new(clients.home.s3.clone(), &member.bucket);
     match start_or_join(&clients, &store, member, request).await {
         Ok((part, run_id, execution_arn)) => {
             outcome.part = part;
@@ -411,7 +411,7 @@ async fn start_or_join(
 async fn read_figures(outcome: &mut PlanOutcome, plan: &Plan, clients: &AwsClients) {
     let Some(run_id) = &outcome.run_id else { return };
     let key = format!("{}report.json", report_base(plan, run_id));
-    match get_json::<RunReport>(&clients.dr.s3, &plan.reports.bucket, &key, "run report").await {
+    match get_json::<RunReport>(&clients.home.s3, &plan.reports.bucket, &key, "run report").await {
         Ok(Some((report, _))) => {
             let achieved = &report.achieved;
             outcome.rto_seconds = achieved.rto_seconds;

@@ -86,7 +86,7 @@ pub async fn start_move(
     if !dry_run {
         // Who starts it, as STS verifies them, on record under their own id before the plan is
         // taken: a two-person plan's approvals are checked against it.
-        let caller = crate::aws::identity::caller(&clients.dr.sts).await?;
+        let caller = crate::aws::identity::caller(&clients.home.sts).await?;
         let starter = Principal { arn: caller.arn, user_id: caller.user_id };
         store.record_start(&state.plan.name, &run_id, &starter, reason).await?;
         state.run.started_by = Some(starter);
@@ -96,7 +96,7 @@ pub async fn start_move(
         }
         state.run.plan_state = Some(store.reference());
     }
-    let starter = Starter::new(clients.dr.sfn.clone(), state_machine.to_string());
+    let starter = Starter::new(clients.home.sfn.clone(), state_machine.to_string());
     let execution_arn = match state.run.plan_state {
         Some(_) => store.start_holding(&starter, &state, &format!("operator: {by}")).await?,
         None => starter.start(&state).await?,

@@ -101,10 +101,56 @@ pub struct Plan {
     /// failback.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ecs_services: Vec<EcsService>,
+    /// The landing zone's accounts the plan's sections live in, and the role the orchestrator
+    /// assumes in each (`[accounts]`). A section not named here is in the orchestrator's own
+    /// account (docs/landing-zone.md).
+    #[serde(default, skip_serializing_if = "Accounts::is_empty")]
+    pub accounts: Accounts,
     /// `true` in the plan as a failback sees it ([`Plan::facing`]): the regions, the database's
     /// roles and the application groups swapped. Never in a plan file.
     #[serde(skip)]
     pub reversed: bool,
+}
+
+/// Where the plan's sections live when they are not in the orchestrator's own account. Today the
+/// DNS section: the hosted zone, the failover records, the routing health check, and so the
+/// routing alarm and its metric, since a health check follows an alarm of its own account (a
+/// landing zone keeps DNS in its shared-services account). The detection health checks, the
+/// trigger's alarms and the plan's own Lambdas stay in the orchestrator's account; the workload
+/// in its own account is designed (docs/landing-zone.md), not built.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accounts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<MemberAccount>,
+}
+
+impl Accounts {
+    pub fn is_empty(&self) -> bool {
+        self.dns.is_none()
+    }
+
+    /// Each section in another account: its name in the plan and where it is.
+    pub fn sections(&self) -> Vec<(&'static str, &MemberAccount)> {
+        self.dns.iter().map(|member| ("dns", member)).collect()
+    }
+}
+
+/// An account of the landing zone and the role the orchestrator assumes there (the member role
+/// of `member-role.yaml`, deployed by a StackSet).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberAccount {
+    /// The 12-digit account id.
+    pub account: String,
+    /// The member role's name (not its ARN: the account says where).
+    pub role: String,
+}
+
+impl MemberAccount {
+    pub fn role_arn(&self) -> String {
+        format!("arn:aws:iam::{}:role/{}", self.account, self.role)
+    }
 }
 
 /// The database's VPC, in the DR region: preflight, promote-replica, the fence and the RPO check

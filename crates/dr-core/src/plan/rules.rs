@@ -147,6 +147,7 @@ impl Plan {
         self.check_readiness_needs(&mut found);
         self.check_custom_actions(&mut found);
         self.check_ecs_services(&mut found);
+        self.check_accounts(&mut found);
         found.0
     }
 
@@ -412,6 +413,29 @@ impl Plan {
 
     /// Each action a function the stack may invoke, named once so that its records and its
     /// idempotency key are its own, and given a time its point of the run can hold.
+    fn check_accounts(&self, found: &mut Problems) {
+        for (section, member) in self.accounts.sections() {
+            if member.account.len() != 12 || !member.account.chars().all(|c| c.is_ascii_digit()) {
+                found.add(
+                    ProblemCode::InvalidAccount,
+                    format!("accounts.{section}.account"),
+                    format!("{:?}: an AWS account id is 12 digits", member.account),
+                );
+            }
+            // IAM's role names: 1 to 64 of letters, digits and `+=,.@_-` (IAM API Reference, CreateRole).
+            let role_ok = !member.role.is_empty()
+                && member.role.len() <= 64
+                && member.role.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+            if !role_ok {
+                found.add(
+                    ProblemCode::InvalidAccount,
+                    format!("accounts.{section}.role"),
+                    format!("{:?}: a role name is 1 to 64 letters, digits or +=,.@_- (not an ARN)", member.role),
+                );
+            }
+        }
+    }
+
     fn check_custom_actions(&self, found: &mut Problems) {
         if self.custom_actions.len() > super::MAX_CUSTOM_ACTIONS {
             found.add(

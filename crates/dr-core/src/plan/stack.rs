@@ -82,6 +82,7 @@ pub fn stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrEr
         ("RoutingAlarmName", routing_field(|r| &r.alarm)),
         ("RoutingMetricNamespace", routing_field(|r| &r.namespace)),
         ("RoutingMetricName", routing_field(|r| &r.metric)),
+        ("DnsAccountRoleArn", plan.accounts.dns.as_ref().map(super::MemberAccount::role_arn).unwrap_or_default()),
         ("SourceBucketArns", bucket_arns(|pair| &pair.source_bucket)),
         ("ReplicaBucketArns", bucket_arns(|pair| &pair.replica_bucket)),
         ("ReportBucketName", plan.reports.bucket.clone()),
@@ -199,6 +200,26 @@ pub fn detection_stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, Stri
     ])
 }
 
+/// The parameters of the member stack in the plan's DNS account (`member-role.yaml`) that come
+/// from the plan. `OrchestratorAccountId`, `OrchestratorRoleNamePrefix` and `OrganizationId` are
+/// the deployment's; the hosted zone's id too, as for the orchestrator's stack.
+pub fn dns_member_stack_parameters(plan: &Plan) -> Result<Vec<(&'static str, String)>, DrError> {
+    let member = plan.accounts.dns.as_ref().ok_or_else(|| DrError::InvalidInput {
+        message: format!("plan {} keeps its DNS in the orchestrator's account: it has no [accounts.dns]", plan.name),
+    })?;
+    let names = ["PlanName", "DnsStrategy", "FailoverRecordName"].into_iter().chain([
+        "RoutingHealthCheckName",
+        "RoutingAlarmName",
+        "RoutingMetricNamespace",
+        "RoutingMetricName",
+    ]);
+    let orchestrator = stack_parameters(plan)?;
+    let mut parameters: Vec<(&'static str, String)> =
+        names.filter_map(|name| orchestrator.iter().find(|(held, _)| *held == name).cloned()).collect();
+    parameters.push(("RoleName", member.role.clone()));
+    Ok(parameters)
+}
+
 /// Refuses a plan whose parameters a deployed stack holds otherwise (`deployed`: the stack's
 /// parameters as DescribeStacks gives them): `PlanStackMismatch`, naming each parameter with the
 /// plan's value and the stack's. List values compare item by item (`a, b` is `a,b`); a parameter
@@ -261,5 +282,26 @@ mod tests {
         assert_eq!(disagreements.len(), 2, "{disagreements:?}");
         assert!(disagreements[0].contains("StandbyTagKey is \"standby\" in the stack, \"dr-standby\" in the plan"));
         assert!(disagreements[1].contains("ReportPrefix is not a parameter of the stack"));
+    }
+
+    #[test]
+    fn the_dns_member_stack_takes_the_plans_names_and_its_role_and_each_is_a_parameter_of_its_template() {
+        let mut plan = example();
+        assert!(dns_member_stack_parameters(&plan).is_err(), "no [accounts.dns]: no member stack");
+        plan.accounts.dns =
+            Some(super::super::MemberAccount { account: "222233334444".into(), role: "dr-member".into() });
+        let parameters = dns_member_stack_parameters(&plan).unwrap_or_default();
+        let template = include_str!("../../../../member-role.yaml");
+        for (name, _) in &parameters {
+            assert!(template.contains(&format!("\n  {name}:\n")), "{name} is a parameter of member-role.yaml");
+        }
+        let value = |name: &str| parameters.iter().find(|(held, _)| *held == name).map(|(_, v)| v.as_str());
+        assert_eq!(value("RoleName"), Some("dr-member"));
+        assert_eq!(value("RoutingAlarmName"), Some("platform-route-to-ireland"));
+        let orchestrator = deployed(&plan);
+        assert_eq!(
+            orchestrator.get("DnsAccountRoleArn").map(String::as_str),
+            Some("arn:aws:iam::222233334444:role/dr-member")
+        );
     }
 }

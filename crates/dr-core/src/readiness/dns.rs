@@ -14,8 +14,8 @@ use aws_sdk_route53::types::{
 };
 
 use super::{Check, CheckRow, Finding, Scope, at};
+use crate::aws::AwsClients;
 use crate::aws::lookup::{describe_alarm, failover_records, find_health_check, find_hosted_zone};
-use crate::aws::{AwsClients, RegionClients};
 use crate::error::DrError;
 use crate::plan::{DnsRecord, DnsStrategy, Plan, Routing, fqdn};
 
@@ -23,7 +23,7 @@ pub(super) async fn check_dns(clients: &AwsClients, plan: &Plan, scope: Scope) -
     let mut rows = Vec::new();
     let routing = plan.dns.routing.as_ref().filter(|_| plan.dns.strategy == DnsStrategy::RoutingHealthCheck);
     if let Some(routing) = routing {
-        rows.push(check_routing_alarm(&clients.home, plan, routing).await);
+        rows.push(check_routing_alarm(&clients.routing, &clients.home.region, plan, routing).await);
     }
     if scope == Scope::Full || plan.dns.strategy == DnsStrategy::RecordUpsert {
         rows.extend(check_records(clients, plan, routing, scope).await);
@@ -36,10 +36,15 @@ pub(super) async fn check_dns(clients: &AwsClients, plan: &Plan, scope: Scope) -
 
 /// The routing alarm: exists, watches the routing metric of this plan, keeps its state when data
 /// stops (`TreatMissingData = ignore`), and is not in ALARM (which sends traffic to the DR region).
-async fn check_routing_alarm(dr: &RegionClients, plan: &Plan, routing: &Routing) -> CheckRow {
+async fn check_routing_alarm(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    home: &str,
+    plan: &Plan,
+    routing: &Routing,
+) -> CheckRow {
     const CHECK: Check = Check::RoutingAlarm;
-    let resource = at(&routing.alarm, &dr.region);
-    let alarm = match describe_alarm(&dr.cloudwatch, &routing.alarm).await {
+    let resource = at(&routing.alarm, home);
+    let alarm = match describe_alarm(cloudwatch, &routing.alarm).await {
         Err(err) => return CheckRow::failed(CHECK, resource, &err),
         Ok(None) => {
             return CheckRow::not_ready(CHECK, resource, Finding::RoutingAlarmMissing, "no such CloudWatch alarm");
@@ -127,8 +132,13 @@ async fn check_answer(clients: &AwsClients, plan: &Plan, dns: &DnsRecord) -> Che
 }
 
 /// A health check found by its `Name` tag: its id, or the row saying why there is none.
-async fn health_check_id(clients: &AwsClients, check: Check, name: &str, missing: Finding) -> Result<String, CheckRow> {
-    match find_health_check(&clients.route53, name).await {
+async fn health_check_id(
+    route53: &aws_sdk_route53::Client,
+    check: Check,
+    name: &str,
+    missing: Finding,
+) -> Result<String, CheckRow> {
+    match find_health_check(route53, name).await {
         Err(err) => Err(CheckRow::failed(check, name, &err)),
         Ok(None) => Err(CheckRow::not_ready(check, name, missing, "no Route 53 health check has this Name tag")),
         Ok(Some(id)) => Ok(id),
@@ -142,7 +152,7 @@ async fn check_records(clients: &AwsClients, plan: &Plan, routing: Option<&Routi
     let mut routing_id = None;
     if let Some(routing) = routing {
         match health_check_id(
-            clients,
+            &clients.route53,
             Check::RoutingHealthCheck,
             &routing.health_check,
             Finding::RoutingHealthCheckMissing,
@@ -159,7 +169,15 @@ async fn check_records(clients: &AwsClients, plan: &Plan, routing: Option<&Routi
     let mut detection_id = None;
     if let (Scope::Full, Some(trigger)) = (scope, &plan.trigger) {
         let name = &trigger.detection_health_check;
-        match health_check_id(clients, Check::DetectionHealthCheck, name, Finding::DetectionHealthCheckMissing).await {
+        // The detection health check is the orchestrator's (its alarm starts the trigger), whatever
+        // account the DNS section is in.
+        let found = health_check_id(
+            &clients.detection_route53,
+            Check::DetectionHealthCheck,
+            name,
+            Finding::DetectionHealthCheckMissing,
+        );
+        match found.await {
             Err(row) => rows.push(row),
             Ok(id) => detection_id = Some(id),
         }

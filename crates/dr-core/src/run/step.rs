@@ -332,6 +332,7 @@ mod tests {
                     region: "eu-west-1".into(),
                     sent_at_ms: 0.0,
                     millis: 0.0,
+                    principal: None,
                 })
                 .collect(),
             facts: BTreeMap::new(),

@@ -67,12 +67,11 @@ pub async fn flip_dns(clients: &AwsClients, state: &ValidState) -> Result<StepRe
 }
 
 async fn routing_alarm(clients: &AwsClients, routing: &Routing) -> Result<Option<StateValue>, DrError> {
-    let alarm =
-        describe_alarm(&clients.home.cloudwatch, &routing.alarm).await?.ok_or_else(|| DrError::ResourceNotFound {
-            kind: "CloudWatch alarm",
-            id: routing.alarm.clone(),
-            region: clients.home.region.clone(),
-        })?;
+    let alarm = describe_alarm(&clients.routing, &routing.alarm).await?.ok_or_else(|| DrError::ResourceNotFound {
+        kind: "CloudWatch alarm",
+        id: routing.alarm.clone(),
+        region: clients.home.region.clone(),
+    })?;
     Ok(alarm.state_value().cloned())
 }
 
@@ -90,8 +89,7 @@ pub async fn publish_routing(
         .value(to.metric_value())
         .build();
     clients
-        .home
-        .cloudwatch
+        .routing
         .put_metric_data()
         .namespace(&routing.namespace)
         .metric_data(datum)
@@ -118,8 +116,7 @@ pub async fn routing_published_since(
     let stat = if to == Direction::ToDr { "Maximum" } else { "Minimum" };
     let metric = per_minute(&routing.namespace, &routing.metric, &[("Plan", &plan.name)], stat);
     let start = since - chrono::Duration::seconds(60);
-    let points =
-        datapoints(&clients.home.cloudwatch, metric, start, time::now() + chrono::Duration::seconds(60)).await?;
+    let points = datapoints(&clients.routing, metric, start, time::now() + chrono::Duration::seconds(60)).await?;
     Ok(points.iter().any(|(at, value)| *at + chrono::Duration::seconds(60) > since && *value == to.metric_value()))
 }
 

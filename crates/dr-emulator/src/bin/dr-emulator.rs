@@ -32,7 +32,7 @@ struct PlanArg {
 impl PlanArg {
     async fn load(&self) -> Result<(Plan, AwsClients), DrError> {
         let plan = Plan::load(&self.plan)?;
-        let clients = AwsClients::for_plan(&plan).await;
+        let clients = AwsClients::for_plan(&plan, "dr-emulator").await;
         Ok((plan, clients))
     }
 }

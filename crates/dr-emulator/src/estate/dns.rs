@@ -110,8 +110,7 @@ pub async fn put_routing_alarm(
     treat_missing_data: &str,
 ) -> Result<(), DrError> {
     clients
-        .dr
-        .cloudwatch
+        .routing
         .put_metric_alarm()
         .alarm_name(&routing.alarm)
         .alarm_description(format!("{}: traffic goes to the DR region while in ALARM (set by the runbook)", plan.name))
@@ -151,13 +150,14 @@ pub async fn create_routing_health_check(
         .insufficient_data_health_status(insufficient)
         .build()
         .map_err(build_error("CreateHealthCheck"))?;
-    create_health_check(clients, name, config).await
+    create_health_check(&clients.route53, name, config).await
 }
 
 /// The detection health check: HTTPS on the Paris endpoint (the first record's PRIMARY value, as
 /// the detection stack's `PrimaryEndpoint`), attached to no record.
 async fn seed_detection(clients: &AwsClients, plan: &Plan, name: &str) -> Result<String, DrError> {
-    if let Some(id) = find_health_check(&clients.route53, name).await? {
+    // The orchestrator's own account, whatever account the DNS section is in (`[accounts.dns]`).
+    if let Some(id) = find_health_check(&clients.detection_route53, name).await? {
         return Ok(id);
     }
     let config = HealthCheckConfig::builder()
@@ -169,13 +169,16 @@ async fn seed_detection(clients: &AwsClients, plan: &Plan, name: &str) -> Result
         .failure_threshold(3)
         .build()
         .map_err(build_error("CreateHealthCheck"))?;
-    create_health_check(clients, name, config).await
+    create_health_check(&clients.detection_route53, name, config).await
 }
 
 /// Creates a health check and gives it its `Name` tag; returns its id.
-async fn create_health_check(clients: &AwsClients, name: &str, config: HealthCheckConfig) -> Result<String, DrError> {
-    let created = clients
-        .route53
+async fn create_health_check(
+    route53: &aws_sdk_route53::Client,
+    name: &str,
+    config: HealthCheckConfig,
+) -> Result<String, DrError> {
+    let created = route53
         .create_health_check()
         .caller_reference(format!("{name}-{}", unique_suffix()))
         .health_check_config(config)
@@ -184,8 +187,7 @@ async fn create_health_check(clients: &AwsClients, name: &str, config: HealthChe
         .map_err(|e| DrError::from_sdk("route53", "CreateHealthCheck", e))?;
     let id =
         created.health_check().map(|hc| hc.id().to_string()).ok_or_else(|| missing("health check", name, "global"))?;
-    clients
-        .route53
+    route53
         .change_tags_for_resource()
         .resource_type(TagResourceType::Healthcheck)
         .resource_id(&id)

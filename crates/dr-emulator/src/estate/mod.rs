@@ -79,6 +79,10 @@ pub async fn seed(clients: &AwsClients, plan: &Plan, options: SeedOptions) -> Re
     ensure_bucket(&clients.dr, &plan.reports.bucket).await?;
     // The stack deployed for this plan: its functions' calls are authorized against its roles.
     crate::iam::register_deployment(clients, plan, None).await?;
+    if plan.accounts.dns.is_some() {
+        // The member stack in the DNS account, as its StackSet deploys it.
+        crate::iam::register_dns_member(clients, plan, crate::iam::LOCAL_ORGANIZATION_ID, &[]).await?;
+    }
     publish_to_the_local_deployment(clients, plan).await?;
     Ok(())
 }
@@ -95,7 +99,7 @@ pub async fn publish_to_the_local_deployment(
     plan: &Plan,
 ) -> Result<dr_core::plan::PlanRef, DrError> {
     ensure_bucket(&clients.dr, LOCAL_PLAN_STORE).await?;
-    dr_core::store::PlanStore::new(clients.dr.s3.clone(), LOCAL_PLAN_STORE).publish_plan(plan).await
+    dr_core::store::PlanStore::new(clients.home.s3.clone(), LOCAL_PLAN_STORE).publish_plan(plan).await
 }
 
 async fn seed_database(clients: &AwsClients, plan: &Plan, db: &dr_core::plan::Database) -> Result<(), DrError> {
