@@ -97,7 +97,7 @@ pub async fn handle_game_day(ctx: &TriggerContext, request: GameDayRequest) -> R
         (GameDayMode::Drill, Direction::ToDr) => ("drill", RunMode::Live),
         (GameDayMode::Drill, Direction::ToPrimary) => ("failback", RunMode::Live),
     };
-    let run_id = format!("{}-{label}-{}", plan.name, time::compact(now));
+    let run_id = crate::run::run_id(&plan.name, &format!("{label}-{}", time::compact(now)));
     let mut run = RunInfo::new(&run_id, now, format!("game day ({label}) by {}", request.requested_by));
     run.mode = mode;
     // Paris answers during a game day: the drill fences the writer and proves the barrier (its
@@ -171,7 +171,7 @@ async fn start_round_trip(
         return invalid("this deployment has no round-trip state machine (ROUND_TRIP_STATE_MACHINE_ARN)");
     };
     let now = time::now();
-    let run_id = format!("{}-roundtrip-{}", plan.name, time::compact(now));
+    let run_id = crate::run::run_id(&plan.name, &format!("roundtrip-{}", time::compact(now)));
     let mut run = RunInfo::new(&run_id, now, format!("game day (round trip) by {}", request.requested_by));
     run.requested_by = Some(Approval { by: request.requested_by.clone(), reason: request.reason.clone() });
     run.game_day = true;

@@ -74,9 +74,9 @@ pub async fn start_move(
     let label = if *dry_run { "dryrun" } else { label };
     // To the millisecond: two operators starting in the same second get two run ids (and the
     // second one is refused: the plan is taken).
-    let run_id = run_id
-        .clone()
-        .unwrap_or_else(|| format!("{}-{label}-{}{:03}", plan.name, time::compact(now), now.timestamp_subsec_millis()));
+    let run_id = run_id.clone().unwrap_or_else(|| {
+        crate::run::run_id(&plan.name, &format!("{label}-{}{:03}", time::compact(now), now.timestamp_subsec_millis()))
+    });
     let mut run = RunInfo::new(&run_id, now, format!("manual ({label}) by {by}: {via}"));
     run.mode = if *dry_run { RunMode::DryRun } else { RunMode::Live };
     (run.kind, run.direction) = (*kind, *direction);

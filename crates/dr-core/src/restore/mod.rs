@@ -167,9 +167,12 @@ pub fn restore_test_inputs(plan: &Plan, now: Timestamp, trigger: &str) -> Result
     let mut inputs = Vec::with_capacity(plan.databases.len());
     for (index, db) in plan.databases.iter().enumerate() {
         let run_id = if several {
-            format!("{}-restore{}-{}", plan.name, index + 1, &second[..second.len().saturating_sub(2)])
+            crate::run::run_id(
+                &plan.name,
+                &format!("restore{}-{}", index + 1, &second[..second.len().saturating_sub(2)]),
+            )
         } else {
-            format!("{}-restore-{second}", plan.name)
+            crate::run::run_id(&plan.name, &format!("restore-{second}"))
         };
         let mut run = RunInfo::new(run_id, now, trigger);
         run.restore_database = several.then(|| db.primary_instance.clone());

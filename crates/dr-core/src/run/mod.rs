@@ -122,6 +122,18 @@ pub const STATE_RESULT_PATHS: &[&str] = &[
     "branches",
 ];
 
+/// The longest run id: it names the run's execution, and its tags, keys and sessions carry it.
+pub const MAX_RUN_ID_LEN: usize = 64;
+
+/// `<plan>-<tail>`, at most [`MAX_RUN_ID_LEN`] characters: a long plan name gives way to the
+/// tail (the kind of run and its time, which tell two runs of the plan apart). A plan's name is
+/// ASCII letters, digits and `-` (validated), so characters are bytes.
+pub fn run_id(plan_name: &str, tail: &str) -> String {
+    let room = MAX_RUN_ID_LEN.saturating_sub(tail.len() + 1);
+    let head: String = plan_name.chars().take(room).collect();
+    format!("{head}-{tail}")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct RunInfo {
     /// Unique per run; the execution name and part of the report's key. Letters, digits, '-', '_'.
@@ -352,11 +364,11 @@ impl RunbookState {
             });
         }
         let id_ok = !self.run.id.is_empty()
-            && self.run.id.len() <= 64
+            && self.run.id.len() <= MAX_RUN_ID_LEN
             && self.run.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !id_ok {
             return Err(DrError::InvalidInput {
-                message: format!("run id {:?}: 1 to 64 letters, digits, '-' or '_'", self.run.id),
+                message: format!("run id {:?}: 1 to {MAX_RUN_ID_LEN} letters, digits, '-' or '_'", self.run.id),
             });
         }
         if !(budget::MIN_POLL_SECONDS..=budget::MAX_POLL_SECONDS).contains(&self.run.poll_seconds) {
@@ -419,5 +431,24 @@ impl RunbookState {
 
     pub fn to_json(&self) -> Result<String, DrError> {
         serde_json::to_string(self).map_err(|e| DrError::serialisation("execution input", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_id_fits_whatever_the_plan_names_length_and_keeps_its_kind_and_time() {
+        assert_eq!(
+            run_id("paris-ireland-prod", "roundtrip-20261208T010500Z"),
+            "paris-ireland-prod-roundtrip-20261208T010500Z"
+        );
+        let longest_name = "a".repeat(40);
+        for tail in ["roundtrip-20261208T010500Z", "failback-20261208T010500Z", "manual-20261208T010500Z123"] {
+            let id = run_id(&longest_name, tail);
+            assert!(id.len() <= MAX_RUN_ID_LEN, "{id}: {} characters", id.len());
+            assert!(id.ends_with(&format!("-{tail}")), "{id}");
+        }
     }
 }

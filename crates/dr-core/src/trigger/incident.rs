@@ -10,7 +10,7 @@ use crate::time::{self, Timestamp};
 
 /// The run id (= execution name) of an incident: the plan and the second the alarm fired.
 pub fn incident_run_id(plan: &Plan, alarm_at: Timestamp) -> String {
-    format!("{}-{}", plan.name, time::compact(alarm_at))
+    crate::run::run_id(&plan.name, &time::compact(alarm_at))
 }
 
 /// The execution input of an automatic run, derived only from the stored state, so that every
