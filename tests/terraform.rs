@@ -51,7 +51,7 @@ fn the_module_parses_covers_every_template_parameter_and_refuses_an_rto_the_plan
     let report = stdout(&checked);
     eprintln!("{report}");
     assert!(report.contains("5 .tf files parse"), "{report}");
-    assert!(report.contains("template.yaml: 48 parameters: 27 the plan's, 21 the deployment's choices"), "{report}");
+    assert!(report.contains("template.yaml: 49 parameters: 28 the plan's, 21 the deployment's choices"), "{report}");
     assert!(report.contains("2 stacks, each with the capabilities its template needs"), "{report}");
     assert!(
         report.contains(

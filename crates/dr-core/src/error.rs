@@ -245,7 +245,7 @@ impl DrError {
     {
         // A plan section's member role refused (`aws::accounts`): the call never left; its trust or
         // the orchestrator's own role is missing something, which no retry mends.
-        if let Some(refused) = crate::aws::accounts::refusal_in(&err) {
+        if let Some(refused) = refusal_in(&err) {
             return DrError::AccessDenied { service, operation, message: refused.to_string() };
         }
         let transient = match &err {
@@ -271,6 +271,30 @@ impl DrError {
             DrError::AwsCallFailed { service, operation, message }
         }
     }
+}
+
+/// STS refused a plan section's member role (`aws::accounts`): the trust does not name the caller,
+/// or the caller's own role may not `sts:AssumeRole` it. Carried inside the SDK's credentials
+/// error, where [`DrError::from_sdk`] finds it.
+#[derive(Debug, thiserror::Error)]
+#[error("the orchestrator's role may not assume {role_arn} (account {account}): {message}")]
+pub struct AssumeRoleRefused {
+    pub account: String,
+    pub role_arn: String,
+    pub message: String,
+}
+
+/// The refusal inside an error's chain of sources, if the error is that a member role could not
+/// be assumed.
+fn refusal_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a AssumeRoleRefused> {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if let Some(refused) = err.downcast_ref::<AssumeRoleRefused>() {
+            return Some(refused);
+        }
+        current = err.source();
+    }
+    None
 }
 
 /// Parses a Lambda's JSON input into its typed request; anything else is `InvalidInput`, named

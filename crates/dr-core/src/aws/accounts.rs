@@ -24,24 +24,11 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 
-use crate::error::{DrError, sdk_error_code};
+use crate::error::{AssumeRoleRefused, DrError, sdk_error_code};
 use crate::plan::MemberAccount;
 
 /// How long an assumed session lasts: a step's Lambda timeout at most, the shortest STS allows.
 pub const SESSION_DURATION: Duration = Duration::from_secs(900);
-
-/// STS refused the member role: the trust does not name the caller, or the caller's own role may
-/// not `sts:AssumeRole` it. Carried inside the SDK's credentials error.
-#[derive(Debug, thiserror::Error)]
-#[error("{caller} may not assume {role_arn} (account {account}): {message}")]
-pub struct AssumeRoleRefused {
-    pub account: String,
-    pub role_arn: String,
-    /// Who asked: the orchestrator's own principal, as STS named it in its answer, or "the
-    /// orchestrator's role".
-    pub caller: String,
-    pub message: String,
-}
 
 /// A role session name STS accepts: at most 64 of `[\w+=,.@-]`; anything else becomes `-`.
 pub fn session_name(wanted: &str) -> String {
@@ -80,7 +67,6 @@ impl AssumedMemberRole {
                 return Err(CredentialsError::provider_error(AssumeRoleRefused {
                     account: self.member.account.clone(),
                     role_arn,
-                    caller: "the orchestrator's role".to_string(),
                     message,
                 }));
             }
@@ -124,18 +110,6 @@ pub fn member_config(own: &SdkConfig, member: &MemberAccount, session: &str) -> 
         .credentials_provider(SharedCredentialsProvider::new(provider))
         .identity_cache(IdentityCache::lazy().build())
         .build()
-}
-
-/// The refusal inside an SDK error, if the error is that the member role could not be assumed.
-pub fn refusal_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a AssumeRoleRefused> {
-    let mut current = Some(err);
-    while let Some(err) = current {
-        if let Some(refused) = err.downcast_ref::<AssumeRoleRefused>() {
-            return Some(refused);
-        }
-        current = err.source();
-    }
-    None
 }
 
 #[cfg(test)]
