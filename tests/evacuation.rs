@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use dr_core::Plan;
 use dr_core::aws::AwsClients;
 use dr_core::manual::evacuation::{EvacuationReport, Part};
+use dr_core::notify::{NoticeKind, Severity};
 use dr_core::run::RunMode;
 use dr_core::runbook::report::RunReport;
 use dr_core::store::{PlanStatus, PlanStore};
@@ -24,7 +25,10 @@ use dr_emulator::control::promotion_fails;
 use dr_emulator::estate::publish_replica_lag;
 
 use crate::operator::{drctl, start_failover, wait_for_question};
-use dr_tests::{plan_file, read_report, register_runbook, seeded_estate_with, unique_suffix, workspace_binary};
+use dr_tests::{
+    notices, of_kind, plan_file, read_report, register_runbook, seeded_estate_with, subscribe, unique_suffix,
+    workspace_binary,
+};
 
 /// One stack of the inventory: its plan, clients, store and failover state machine.
 struct Stack {
@@ -107,9 +111,13 @@ async fn an_evacuation_moves_every_plan_in_tier_order_joins_one_under_way_and_su
     promotion_fails(&failing.clients, &failing.plan.dr_region, replica, "incompatible-parameters").await.expect("set");
 
     let markdown = std::env::temp_dir().join(format!("evacuation-{}.md", unique_suffix()));
+    // The on-call's topic, heard through a queue.
+    let mut on_call = a.clients.clone();
+    let (sqs, queue) = subscribe(&mut on_call).await;
+    let topic = on_call.notify_topic.clone().expect("the topic");
     let mut child = Command::new(workspace_binary("drctl"))
         .args(["evacuate", "eu-west-3", "--inventory", path, "--concurrency", "2", "--poll-seconds", "0.3"])
-        .args(["--markdown", markdown.to_str().expect("utf-8")])
+        .args(["--markdown", markdown.to_str().expect("utf-8"), "--topic", &topic])
         .args(WHO)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -172,5 +180,12 @@ async fn an_evacuation_moves_every_plan_in_tier_order_joins_one_under_way_and_su
     assert!(started(&failing) >= started(&b).max(started(&c)), "{report:#?}");
     let written = std::fs::read_to_string(&markdown).expect("the Markdown report");
     assert!(stacks.iter().all(|s| written.contains(&s.plan.name)), "{written}");
+    // One notice for the evacuation: critical (a plan failed), the report as its text.
+    let seen = notices(&sqs, &queue, &report.evacuation_name(), &mut Vec::new()).await;
+    let finished = of_kind(&seen, NoticeKind::EvacuationFinished);
+    assert_eq!(finished.len(), 1, "{seen:#?}");
+    assert_eq!(finished[0].severity, Severity::Critical, "{:#?}", finished[0]);
+    assert!(finished[0].subject.contains("4 of 5 plans succeeded, 1 failed"), "{:#?}", finished[0]);
+    assert!(stacks.iter().all(|s| finished[0].text.contains(&s.plan.name)), "{:#?}", finished[0]);
     eprintln!("{written}");
 }

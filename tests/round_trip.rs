@@ -245,7 +245,12 @@ async fn a_round_trip_game_day_is_one_run_with_one_report_and_leaves_the_estate_
     let state = ctx.store.read_state(&plan.name).await.expect("state").state;
     assert_eq!((state.status, state.primary_region.as_deref()), (PlanStatus::Armed, Some("eu-west-3")));
     let after = check_plan(&clients, &plan, Scope::Full).await;
-    assert_eq!(table(&after), table(&before), "the readiness table after the round trip is the one from before");
+    let failed: Vec<_> = after.rows.iter().filter(|row| row.finding.is_some()).map(|row| &row.detail).collect();
+    assert_eq!(
+        table(&after),
+        table(&before),
+        "the readiness table after the round trip is the one from before; what it found: {failed:?}"
+    );
     let in_paris = rows_in(&clients.primary.rds, &plan.databases[0].primary_instance).await;
     let mut in_ireland = rows_in(&clients.dr.rds, &plan.databases[0].replica_instance).await;
     for _ in 0..50 {

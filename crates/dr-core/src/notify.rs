@@ -58,6 +58,9 @@ pub enum NoticeKind {
     HoldReconciled,
     /// The old primary region answered again after a failover and was fenced (`fence.on_return`).
     FencedOnReturn,
+    /// An evacuation of a region ended (`drctl evacuate`): each plan's outcome, critical when one
+    /// failed.
+    EvacuationFinished,
 }
 
 impl NoticeKind {
@@ -71,7 +74,8 @@ impl NoticeKind {
             NoticeKind::RunStarted
             | NoticeKind::TriggerDecision
             | NoticeKind::ReadinessDrift
-            | NoticeKind::FencedOnReturn => Severity::Warning,
+            | NoticeKind::FencedOnReturn
+            | NoticeKind::EvacuationFinished => Severity::Warning,
             NoticeKind::RunFinished | NoticeKind::RestoreTestResult => Severity::Info,
         }
     }
@@ -88,6 +92,7 @@ impl NoticeKind {
             NoticeKind::ReadinessDrift => "readiness-drift",
             NoticeKind::HoldReconciled => "hold-reconciled",
             NoticeKind::FencedOnReturn => "fenced-on-return",
+            NoticeKind::EvacuationFinished => "evacuation-finished",
         }
     }
 }

@@ -17,6 +17,13 @@
   (the SDK's, after an attempt timed out while the emulator was busy) no longer doubles an
   estate's instances.
 
+- DescribeInstances' NextToken is a cursor that stays valid while instances change state, as
+  EC2's is (a paginator reading a region's running instances is not broken by another instance
+  stopping between its pages). moto's token is the last reservation of the page, looked up in the
+  list filtered anew: once that reservation no longer matches the filter (its instance stopped),
+  the next page fails with a 500 (ValueError) on every retry. Here the token is placed among every
+  reservation of the region, whatever its state, and the page goes on after it.
+
 And one change of moto's speed, not of what it answers: moto finds a resource's tags by scanning
 every tag of the region (TagBackend.describe_tags with a resource-id filter), once per resource
 serialized and per resource a tag filter looks at, so a DescribeInstances costs instances x tags
@@ -161,9 +168,34 @@ def _run_instances_once_per_token(self, image_id, count, user_data, security_gro
         return _run_instances(self, image_id, count, user_data, security_group_names, **kwargs)
 
 
+def _describe_instances_with_a_stable_cursor(self):
+    """moto's DescribeInstances, but a NextToken names a place among every reservation of the
+    region (moto's order), not in the list filtered anew."""
+    token = self._get_param("NextToken")
+    order = {reservation_id: index for index, reservation_id in enumerate(list(self.ec2_backend.reservations))}
+    if self._get_param("InstanceIds", []) or not token or token not in order:
+        return _describe_instances(self)
+    from moto.core.responses import ActionResult
+
+    self.error_on_dryrun()
+    reservations = self.ec2_backend.describe_instances(filters=self._filters_from_querystring())
+    after = [reservation for reservation in reservations if order.get(reservation.id, -1) > order[token]]
+    max_results = int(self._get_param("MaxResults", 100))
+    page = after[:max_results]
+    next_token = page[-1].id if max_results and len(after) > max_results else None
+    return ActionResult({"Reservations": page, "NextToken": next_token})
+
+
+_describe_instances = None
+
+
 def install():
-    global _run_instances
+    global _run_instances, _describe_instances
     from moto.ec2.models.instances import InstanceBackend
+    from moto.ec2.responses.instances import InstanceResponse
+
+    _describe_instances = InstanceResponse.describe_instances
+    InstanceResponse.describe_instances = _describe_instances_with_a_stable_cursor
 
     _run_instances = InstanceBackend.run_instances
     InstanceBackend.run_instances = _run_instances_once_per_token

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 use dr_core::DrError;
+use dr_core::aws::AwsClients;
 use dr_core::manual::evacuation::{EvacuationRequest, Inventory, evacuate};
+use dr_core::notify;
 
 use crate::output;
 
@@ -37,6 +39,11 @@ pub struct EvacuateArgs {
     /// Also write the report as Markdown to this file.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Tell the on-call when it ends: the evacuation's notice (`evacuation-finished`, critical if
+    /// a plan failed) published to this SNS topic, and put on the event bus `NOTICE_EVENT_BUS`
+    /// names, if set (the deployment's `NotificationTopicArn` and bus, as its functions tell).
+    #[arg(long, env = "DR_NOTIFY_TOPIC_ARN")]
+    pub topic: Option<String>,
 }
 
 impl EvacuateArgs {
@@ -57,6 +64,16 @@ impl EvacuateArgs {
             std::fs::write(path, report.markdown()).map_err(|e| DrError::InvalidInput {
                 message: format!("the report not written to {}: {e}", path.display()),
             })?;
+        }
+        if let Some(topic) = &self.topic {
+            // The topic's own region (arn:aws:sns:REGION:ACCOUNT:NAME): where it is published.
+            let region = topic.split(':').nth(3).filter(|r| !r.is_empty()).ok_or_else(|| DrError::InvalidInput {
+                message: format!("--topic {topic:?}: not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"),
+            })?;
+            let mut clients = AwsClients::for_regions(region, region).await;
+            clients.notify_topic = Some(topic.clone());
+            notify::send(&clients, &report.notice()).await;
+            told(&format!("told {topic}: {}", report.notice().subject));
         }
         output::print_json(&report)?;
         Ok(output::ready_or_not(report.all_succeeded()))

@@ -19,6 +19,7 @@ use super::start::{MoveRequest, published_as_in, start_move};
 use crate::aws::AwsClients;
 use crate::aws::objects::get_json;
 use crate::error::DrError;
+use crate::notify::{Notice, NoticeKind, Severity};
 use crate::plan::{Direction, Plan};
 use crate::run::execution;
 use crate::run::{FailoverKind, RunMode};
@@ -155,6 +156,32 @@ pub struct EvacuationReport {
 impl EvacuationReport {
     pub fn all_succeeded(&self) -> bool {
         self.failed == 0
+    }
+
+    /// What the on-call hears when the evacuation ends: one notice about the region (its "plan"
+    /// is `evacuation-<region>`), the Markdown report as its text, critical when a plan failed.
+    pub fn notice(&self) -> Notice {
+        let mode = if self.mode == RunMode::DryRun { " (dry run)" } else { "" };
+        let subject = format!(
+            "Evacuation of {}{mode}: {} of {} plans succeeded, {} failed",
+            self.region,
+            self.succeeded,
+            self.plans.len(),
+            self.failed
+        );
+        let notice =
+            Notice::new(NoticeKind::EvacuationFinished, &self.evacuation_name(), None, subject, self.markdown())
+                .fact("region", &self.region)
+                .fact("by", &self.by)
+                .fact("succeeded", self.succeeded)
+                .fact("failed", self.failed)
+                .fact("total_seconds", self.total_seconds);
+        if self.all_succeeded() { notice } else { notice.with_severity(Severity::Critical) }
+    }
+
+    /// The name the evacuation's notice goes by, in place of a plan's.
+    pub fn evacuation_name(&self) -> String {
+        format!("evacuation-{}", self.region)
     }
 
     /// The report as Markdown: a line per plan.
