@@ -12,7 +12,7 @@ use dr_core::aws::AwsClients;
 use dr_core::aws::lookup::describe_alarm;
 use dr_core::plan::MemberAccount;
 use dr_core::readiness::{Check, Finding, Scope, check_plan};
-use dr_tests::{changing_tasks_entered, failover_input, run_failover, seeded_estate_with};
+use dr_tests::{changing_tasks_entered, clients_signing_as, failover_input, run_failover, seeded_estate_with};
 
 /// The shared-services account of the landing zone the tests' DNS lives in.
 const DNS_ACCOUNT: &str = "222233334444";
@@ -84,7 +84,7 @@ async fn a_failover_with_its_dns_in_another_account_moves_traffic_there_as_the_m
     // The full readiness check (the scheduled one's, signing as its function) reads the zone, the
     // routing health check and the records in the DNS account, and the detection health check in
     // the orchestrator's: every DNS row answers, none failed.
-    let as_readiness_check = clients_signing_as("ReadinessCheckFunction", &plan).await;
+    let as_readiness_check = clients_signing_as("ReadinessCheckFunction", &plan, "readiness-check").await;
     let readiness = check_plan(&as_readiness_check, &plan, Scope::Full).await;
     let failed: Vec<_> = readiness.rows.iter().filter(|row| row.finding == Some(Finding::CheckFailed)).collect();
     assert!(failed.is_empty(), "{failed:#?}");
@@ -98,19 +98,6 @@ async fn a_failover_with_its_dns_in_another_account_moves_traffic_there_as_the_m
     for action in ["route53:ListHostedZonesByName", "route53:ListHealthChecks", "route53:ListResourceRecordSets"] {
         assert!(member.actions.contains_key(action), "{action} as the member role: {:?}", member.actions);
     }
-}
-
-/// The plan's clients as a local function signs (`local-lambda-<function>`): its calls, and its
-/// `sts:AssumeRole` into the member role, are authorized against its own role.
-async fn clients_signing_as(function: &str, plan: &Plan) -> AwsClients {
-    let key = format!("{}-{function}", dr_emulator::lambdas::LAMBDA_ACCESS_KEY);
-    let credentials = aws_sdk_s3::config::Credentials::new(key, "testing", None, None, "dr-tests");
-    let shared = dr_core::aws::tls::sdk_config_loader()
-        .region(aws_config::Region::new(plan.dr_region.clone()))
-        .credentials_provider(credentials)
-        .load()
-        .await;
-    AwsClients::for_plan_from(&shared, plan, "readiness-check")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -179,13 +179,26 @@ pub async fn emulator_clients(plan: &Plan) -> AwsClients {
 /// Clients that sign as the local functions do ([`LAMBDA_ACCESS_KEY`]): the emulator's fault layer
 /// treats their calls as the functions' own, for code a test runs in-process.
 pub async fn clients_as_the_lambdas(plan: &Plan) -> AwsClients {
-    let credentials = aws_sdk_s3::config::Credentials::new(LAMBDA_ACCESS_KEY, "testing", None, None, "dr-tests");
-    let shared = dr_core::aws::tls::sdk_config_loader()
-        .region(aws_config::Region::new(plan.dr_region.clone()))
+    let shared = config_signing_with(LAMBDA_ACCESS_KEY, &plan.dr_region).await;
+    AwsClients::from_config(&shared, &plan.primary_region, &plan.dr_region)
+}
+
+/// The plan's clients as one local function signs (`local-lambda-<function>`): the local IAM
+/// authorizes its calls against that function's role, its `sts:AssumeRole` into a member role
+/// too.
+pub async fn clients_signing_as(function: &str, plan: &Plan, session: &str) -> AwsClients {
+    let shared = config_signing_with(&format!("{LAMBDA_ACCESS_KEY}-{function}"), &plan.dr_region).await;
+    AwsClients::for_plan_from(&shared, plan, session)
+}
+
+/// The SDK configuration of `region` signing with the access key `key`.
+async fn config_signing_with(key: &str, region: &str) -> aws_config::SdkConfig {
+    let credentials = aws_sdk_s3::config::Credentials::new(key, "testing", None, None, "dr-tests");
+    dr_core::aws::tls::sdk_config_loader()
+        .region(aws_config::Region::new(region.to_string()))
         .credentials_provider(credentials)
         .load()
-        .await;
-    AwsClients::from_config(&shared, &plan.primary_region, &plan.dr_region)
+        .await
 }
 
 /// The stack deployed again for `plan` changed after seeding (its hooks, its options), as an
