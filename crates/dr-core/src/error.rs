@@ -246,7 +246,12 @@ impl DrError {
         // A plan section's member role refused (`aws::accounts`): the call never left; its trust or
         // the orchestrator's own role is missing something, which no retry mends.
         if let Some(refused) = refusal_in(&err) {
-            return DrError::AccessDenied { service, operation, message: refused.to_string() };
+            let message = refused.to_string();
+            return if refused.denied {
+                DrError::AccessDenied { service, operation, message }
+            } else {
+                DrError::AwsCallFailed { service, operation, message }
+            };
         }
         let transient = match &err {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
@@ -277,11 +282,14 @@ impl DrError {
 /// or the caller's own role may not `sts:AssumeRole` it. Carried inside the SDK's credentials
 /// error, where [`DrError::from_sdk`] finds it.
 #[derive(Debug, thiserror::Error)]
-#[error("the orchestrator's role may not assume {role_arn} (account {account}): {message}")]
+#[error("the orchestrator's role could not assume {role_arn} (account {account}): {message}")]
 pub struct AssumeRoleRefused {
     pub account: String,
     pub role_arn: String,
     pub message: String,
+    /// STS said AccessDenied (a trust or a permission missing), rather than another error that no
+    /// retry mends either (STS disabled in the region, an invalid token).
+    pub denied: bool,
 }
 
 /// The refusal inside an error's chain of sources, if the error is that a member role could not

@@ -171,7 +171,9 @@ async fn start_round_trip(
         return invalid("this deployment has no round-trip state machine (ROUND_TRIP_STATE_MACHINE_ARN)");
     };
     let now = time::now();
-    let run_id = crate::run::run_id(&plan.name, &format!("roundtrip-{}", time::compact(now)));
+    // Its legs' run ids add their suffix to it (`round_trip::LONGEST_LEG_SUFFIX`).
+    let longest = crate::run::MAX_RUN_ID_LEN - crate::runbook::round_trip::LONGEST_LEG_SUFFIX;
+    let run_id = crate::run::run_id_within(&plan.name, &format!("roundtrip-{}", time::compact(now)), longest);
     let mut run = RunInfo::new(&run_id, now, format!("game day (round trip) by {}", request.requested_by));
     run.requested_by = Some(Approval { by: request.requested_by.clone(), reason: request.reason.clone() });
     run.game_day = true;

@@ -105,7 +105,8 @@ async fn publish_health_status(
 }
 
 async fn detection_check(clients: &AwsClients, name: &str) -> Result<String, DrError> {
-    find_health_check(&clients.route53, name).await?.ok_or_else(|| missing("health check", name, "global"))
+    // The detection health check is the orchestrator's, wherever the DNS section is.
+    find_health_check(&clients.detection_route53, name).await?.ok_or_else(|| missing("health check", name, "global"))
 }
 
 /// Paris answers again: the detection health check's `HealthCheckStatus` is healthy from now on

@@ -91,6 +91,9 @@ fn running_as_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
+/// What PostgreSQL logs when its port was taken between [`free_port`] and its start.
+const PORT_TAKEN: &str = "Address already in use";
+
 fn free_port() -> Result<u16, PostgresError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| failed("bind", e))?;
     listener.local_addr().map(|a| a.port()).map_err(|e| failed("bind", e))
@@ -103,8 +106,21 @@ impl Pair {
         Pair::start_signed_by(name, Signer::LocalCa)
     }
 
-    /// [`Pair::start`], the certificate signed by `signer`.
+    /// [`Pair::start`], the certificate signed by `signer`. A free port is free when asked, not
+    /// necessarily when the server binds it: the suite's own connections take ephemeral ports from
+    /// the same range. A pair whose server lost its port to one is started again on other ports.
     pub fn start_signed_by(name: &str, signer: Signer) -> Result<Pair, PostgresError> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            match Pair::start_once(name, signer) {
+                Err(err) if attempt < ATTEMPTS && err.output.contains(PORT_TAKEN) => attempt += 1,
+                started => return started,
+            }
+        }
+    }
+
+    fn start_once(name: &str, signer: Signer) -> Result<Pair, PostgresError> {
         let bin = server_bin_dir()?;
         let dir = std::env::temp_dir().join(format!("dr-pg-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -241,10 +257,17 @@ impl Pair {
         check("psql -f docs/database.sql", output).map(drop)
     }
 
+    /// Starts `server`; a failure carries the server's log, which says why (its port taken:
+    /// [`PORT_TAKEN`]).
     fn start_server(&self, server: &Server) -> Result<(), PostgresError> {
         let log = self.dir.join(format!("{}.log", server.port));
         let options = format!("-p {}", server.port);
-        self.run("pg_ctl", &["-D", path(&server.data), "-l", path(&log), "-o", &options, "-w", "start"]).map(|_| ())
+        self.run("pg_ctl", &["-D", path(&server.data), "-l", path(&log), "-o", &options, "-w", "start"])
+            .map(|_| ())
+            .map_err(|mut err| {
+                err.output.push_str(&std::fs::read_to_string(&log).unwrap_or_default());
+                err
+            })
     }
 
     /// Runs a server program (as `postgres` when root).

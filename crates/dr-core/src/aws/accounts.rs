@@ -14,7 +14,8 @@
 //! - **The session name is the run**, so CloudTrail in the member account shows which run made
 //!   each call; the call log records the role beside each call ([`super::ApiCall::principal`]).
 //! - **A refusal is `AccessDenied` naming the account and the role**, never retried: a missing
-//!   trust does not heal by itself ([`AssumeRoleRefused`], found by [`crate::DrError::from_sdk`]).
+//!   trust does not heal by itself (another error no retry mends, STS disabled in the region, is
+//!   `AwsCallFailed`; a throttle or no answer stays transient) ([`AssumeRoleRefused`], found by [`crate::DrError::from_sdk`]).
 
 use std::time::Duration;
 
@@ -62,15 +63,21 @@ impl AssumedMemberRole {
             .await;
         let answer = match answer {
             Ok(answer) => answer,
-            Err(err) if sdk_error_code(&err).is_some_and(|code| code == "AccessDenied") => {
-                let message = DrError::from_sdk("sts", "AssumeRole", err).to_string();
+            Err(err) => {
+                let denied = sdk_error_code(&err).is_some_and(|code| code == "AccessDenied");
+                let err = DrError::from_sdk("sts", "AssumeRole", err);
+                // Throttled or unanswered: the call's own retry, then the step's, try again. Anything
+                // else is named at once (`DrError::from_sdk` finds it inside the SDK's error).
+                if err.is_retryable() {
+                    return Err(CredentialsError::provider_error(err));
+                }
                 return Err(CredentialsError::provider_error(AssumeRoleRefused {
                     account: self.member.account.clone(),
                     role_arn,
-                    message,
+                    message: err.to_string(),
+                    denied,
                 }));
             }
-            Err(err) => return Err(CredentialsError::provider_error(DrError::from_sdk("sts", "AssumeRole", err))),
         };
         let Some(credentials) = answer.credentials() else {
             return Err(CredentialsError::unhandled(format!("AssumeRole {role_arn} answered without credentials")));

@@ -129,7 +129,12 @@ pub const MAX_RUN_ID_LEN: usize = 64;
 /// tail (the kind of run and its time, which tell two runs of the plan apart). A plan's name is
 /// ASCII letters, digits and `-` (validated), so characters are bytes.
 pub fn run_id(plan_name: &str, tail: &str) -> String {
-    let room = MAX_RUN_ID_LEN.saturating_sub(tail.len() + 1);
+    run_id_within(plan_name, tail, MAX_RUN_ID_LEN)
+}
+
+/// [`run_id`] at most `longest` characters: a round trip's, whose legs add their own suffix.
+pub fn run_id_within(plan_name: &str, tail: &str, longest: usize) -> String {
+    let room = longest.saturating_sub(tail.len() + 1);
     let head: String = plan_name.chars().take(room).collect();
     format!("{head}-{tail}")
 }
@@ -445,10 +450,14 @@ mod tests {
             "paris-ireland-prod-roundtrip-20261208T010500Z"
         );
         let longest_name = "a".repeat(40);
-        for tail in ["roundtrip-20261208T010500Z", "failback-20261208T010500Z", "manual-20261208T010500Z123"] {
+        for tail in ["failback-20261208T010500Z", "manual-20261208T010500Z123", "evac-20261208T010500Z123"] {
             let id = run_id(&longest_name, tail);
             assert!(id.len() <= MAX_RUN_ID_LEN, "{id}: {} characters", id.len());
             assert!(id.ends_with(&format!("-{tail}")), "{id}");
         }
+        // A round trip leaves room for its legs' suffix.
+        let longest = MAX_RUN_ID_LEN - "-reprotect-back".len();
+        let id = run_id_within(&longest_name, "roundtrip-20261208T010500Z", longest);
+        assert_eq!(id.len(), longest, "{id}");
     }
 }

@@ -127,7 +127,7 @@ pub struct RoundTripState {
 pub const ROUND_TRIP_RESULT_PATHS: &[&str] = &["next", "error", "report", "report_error"];
 
 /// Every leg's execution is named `<round trip id>-<leg>`; run ids are at most 64 characters.
-const LONGEST_LEG_SUFFIX: usize = "-reprotect-back".len();
+pub const LONGEST_LEG_SUFFIX: usize = "-reprotect-back".len();
 
 impl RoundTripState {
     /// A new round trip of `plan`, started now by `requested_by`.
@@ -143,14 +143,14 @@ impl RoundTripState {
         self.plan.validate()?;
         self.plan.fence_for_planned_move()?;
         let id_ok = !self.run.id.is_empty()
-            && self.run.id.len() + LONGEST_LEG_SUFFIX <= 64
+            && self.run.id.len() + LONGEST_LEG_SUFFIX <= crate::run::MAX_RUN_ID_LEN
             && self.run.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !id_ok {
             return Err(DrError::InvalidInput {
                 message: format!(
                     "round trip id {:?}: 1 to {} letters, digits, '-' or '_' (its legs' run ids add {LONGEST_LEG_SUFFIX})",
                     self.run.id,
-                    64 - LONGEST_LEG_SUFFIX
+                    crate::run::MAX_RUN_ID_LEN - LONGEST_LEG_SUFFIX
                 ),
             });
         }
