@@ -72,8 +72,9 @@ impl EvacuateArgs {
             })?;
             let mut clients = AwsClients::for_regions(region, region).await;
             clients.notify_topic = Some(topic.clone());
-            notify::send(&clients, &report.notice()).await;
-            told(&format!("told {topic}: {}", report.notice().subject));
+            let notice = report.notice();
+            notify::send(&clients, &notice).await;
+            told(&format!("told {topic}: {}", notice.subject));
         }
         output::print_json(&report)?;
         Ok(output::ready_or_not(report.all_succeeded()))

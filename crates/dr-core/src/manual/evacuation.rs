@@ -219,7 +219,7 @@ impl EvacuationReport {
                 plan.tier,
                 plan.part,
                 plan.run_id.as_deref().unwrap_or("-"),
-                outcome.replace('|', "\\|"),
+                crate::report::cell(&outcome),
                 seconds(plan.rto_seconds, plan.rto_target_seconds, plan.rto_met),
                 seconds(plan.data_lost_seconds, plan.rpo_target_seconds, plan.rpo_met),
             ));
@@ -314,9 +314,10 @@ pub async fn evacuate(
                 outcome.error.as_deref().map(|error| format!(": {error}")).unwrap_or_default(),
             ));
             let follows = outcome.execution_arn.is_some() && !(request.dry_run && outcome.part == Part::Joined);
-            match clients {
-                Some(clients) if follows => running.push(Running { outcome, plan: member.plan, clients }),
-                _ => done.push(outcome),
+            if follows {
+                running.push(Running { outcome, plan: member.plan, clients });
+            } else {
+                done.push(outcome);
             }
         }
         if running.is_empty() {
@@ -367,7 +368,7 @@ pub async fn evacuate(
 
 /// Starts the plan's failover, or joins the one under way; the outcome so far, and the plan's
 /// clients when there is an execution to follow.
-async fn take_part(member: &Member, request: &EvacuationRequest) -> (PlanOutcome, Option<AwsClients>) {
+async fn take_part(member: &Member, request: &EvacuationRequest) -> (PlanOutcome, AwsClients) {
     let plan = &member.plan;
     let mut outcome = PlanOutcome {
         plan: plan.name.clone(),
@@ -396,7 +397,7 @@ async fn take_part(member: &Member, request: &EvacuationRequest) -> (PlanOutcome
         }
         Err(err) => outcome.error = Some(format!("{}: {err}", err.name())),
     }
-    (outcome, Some(clients))
+    (outcome, clients)
 }
 
 /// The plan's part: joined (its state held by a failover under way), already failed over, or
